@@ -1,0 +1,167 @@
+"""Input checks shared by every entry point.
+
+Each check raises ``TypeError`` (wrong kind of object) or ``ValueError`` (right
+kind, wrong value or shape), naming the argument, what was expected and what
+arrived.  Checks never modify their argument; arrays are converted to the
+network's dtype into a new array only when their dtype differs.  Shapes are
+compared exactly, so NumPy broadcasting never turns a shape mistake into
+numbers.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from manual_bp.activations import ACTIVATIONS
+from manual_bp.losses import LOSSES
+
+SUPPORTED_DTYPES = ("float32", "float64")
+
+
+def check_dtype(dtype: object) -> np.dtype:
+    """Return ``np.dtype(dtype)`` if it is float32 or float64."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in SUPPORTED_DTYPES:
+        raise TypeError(f"dtype: expected one of {SUPPORTED_DTYPES}, got {dtype!r}")
+    return resolved
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """Return ``value`` as an int if it is an integer >= 1 (bool is refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int >= 1, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name}: expected an int >= 1, got {value}")
+    return int(value)
+
+
+def check_layer_sizes(layer_sizes: object) -> list[int]:
+    """``[n0, n1, ..., nL]``: at least two positive ints."""
+    if isinstance(layer_sizes, (str, bytes)) or not isinstance(layer_sizes, Sequence):
+        raise TypeError(
+            f"layer_sizes: expected a list of ints [n0, ..., nL], got {layer_sizes!r}"
+        )
+    if len(layer_sizes) < 2:
+        raise ValueError(
+            "layer_sizes: expected at least an input and an output size "
+            f"[n0, ..., nL] with L >= 1, got {list(layer_sizes)!r}"
+        )
+    return [check_positive_int(n, f"layer_sizes[{i}]") for i, n in enumerate(layer_sizes)]
+
+
+def check_activations(activations: object, depth: int) -> list[str]:
+    """A list of ``depth`` activation names."""
+    if isinstance(activations, (str, bytes)) or not isinstance(activations, Sequence):
+        raise TypeError(
+            f"activations: expected a list of {depth} names, got {activations!r}"
+        )
+    if len(activations) != depth:
+        raise ValueError(
+            f"activations: expected {depth} names (one per layer), "
+            f"got {len(activations)}: {list(activations)!r}"
+        )
+    for l, name in enumerate(activations, start=1):
+        if name not in ACTIVATIONS:
+            raise ValueError(
+                f"activations[{l - 1}] (layer {l}): expected one of "
+                f"{sorted(ACTIVATIONS)}, got {name!r}"
+            )
+    return list(activations)
+
+
+def check_loss_pair(loss: object, output_activation: str, n_outputs: int) -> str:
+    """The loss name, checked against the output activation and ``n_L``."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {loss!r}")
+    spec = LOSSES[loss]
+    if output_activation not in spec.output_activations:
+        raise ValueError(
+            f"loss: {loss} needs an output activation in "
+            f"{sorted(spec.output_activations)}, got {output_activation!r}"
+        )
+    if n_outputs < spec.min_outputs:
+        raise ValueError(
+            f"loss: {loss} needs at least {spec.min_outputs} outputs, got n_L = {n_outputs}"
+        )
+    return loss
+
+
+def as_float_matrix(value: object, name: str, dtype: np.dtype) -> np.ndarray:
+    """A real, finite, 2-D array of ``dtype`` (a new array only if converted)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name}: expected a 2-D array (features, samples), got shape {array.shape}"
+        )
+    array = array.astype(dtype, copy=False)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+    return array
+
+
+def check_shape(array: np.ndarray, name: str, expected: tuple[int, ...]) -> None:
+    if array.shape != expected:
+        raise ValueError(f"{name}: expected shape {expected}, got {array.shape}")
+
+
+def check_inputs(X: object, n_inputs: int, dtype: np.dtype) -> np.ndarray:
+    """``X`` of shape ``(n0, m)`` with ``m >= 1``."""
+    array = as_float_matrix(X, "X", dtype)
+    if array.shape[0] != n_inputs or array.shape[1] < 1:
+        raise ValueError(
+            f"X: expected shape ({n_inputs}, m) with one sample per column and m >= 1, "
+            f"got {array.shape}"
+        )
+    return array
+
+
+def check_targets(Y: object, expected_shape: tuple[int, int], loss: str, dtype: np.dtype):
+    """``Y`` of shape ``(n_L, m)`` inside the loss's domain."""
+    array = as_float_matrix(Y, "Y", dtype)
+    check_shape(array, "Y", expected_shape)
+    LOSSES[loss].check_targets(array)
+    return array
+
+
+def check_params(
+    params: object, layer_sizes: Sequence[int], dtype: np.dtype, name: str = "params"
+) -> dict[str, np.ndarray]:
+    """A dict with exactly ``W1..WL`` and ``B1..BL`` of the right shapes and dtype."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{name}: expected a dict of arrays, got {type(params).__name__}")
+    depth = len(layer_sizes) - 1
+    expected = {}
+    for l in range(1, depth + 1):
+        expected[f"W{l}"] = (layer_sizes[l], layer_sizes[l - 1])
+        expected[f"B{l}"] = (layer_sizes[l], 1)
+    if set(params) != set(expected):
+        raise ValueError(
+            f"{name}: expected keys {sorted(expected)}, got {sorted(map(str, params))}"
+        )
+    checked = {}
+    for key, shape in expected.items():
+        array = np.asarray(params[key])
+        if array.dtype != dtype:
+            raise TypeError(f"{name}[{key!r}]: expected dtype {dtype}, got {array.dtype}")
+        check_shape(array, f"{name}[{key!r}]", shape)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name}[{key!r}]: expected finite values, got NaN or inf")
+        checked[key] = array
+    return checked
+
+
+def check_learning_rate(learning_rate: object) -> float:
+    """A finite real number > 0."""
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+        raise TypeError(f"learning_rate: expected a positive float, got {learning_rate!r}")
+    if not (np.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate: expected a finite float > 0, got {learning_rate}")
+    return float(learning_rate)

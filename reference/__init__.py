@@ -1,0 +1,1 @@
+"""The oracle side: jax.grad of manual_bp's own forward, and the comparison."""
