@@ -53,35 +53,25 @@ class Activation:
     derivative : callable ``(Z, A) -> f'(Z)`` or None
         The elementwise derivative; ``None`` for ``softmax``, whose Jacobian is
         not diagonal.
-    curvature : float
-        An upper bound on ``|f''(z)|`` over all z, used by the oracle's
-        rounding-error bound (a derivative evaluated at a slightly wrong z is
-        off by at most ``curvature * |error in z|``).
-    kink_jump : float
-        ``|f'(0+) - f'(0-)|``; non-zero only for ``relu`` and ``leaky_relu``.
     """
 
     name: str
     forward: Callable[[Array, ModuleType], Array]
     backward: Callable[[Array, Array, Array], Array]
     derivative: Callable[[Array, Array], Array] | None
-    curvature: float
-    kink_jump: float = 0.0
 
 
 def _elementwise(
     name: str,
     forward: Callable[[Array, ModuleType], Array],
     derivative: Callable[[Array, Array], Array],
-    curvature: float,
-    kink_jump: float = 0.0,
 ) -> Activation:
     """Build an elementwise activation, whose backward is ``dA * f'(Z)``."""
 
     def backward(dA: Array, Z: Array, A: Array) -> Array:
         return dA * derivative(Z, A)
 
-    return Activation(name, forward, backward, derivative, curvature, kink_jump)
+    return Activation(name, forward, backward, derivative)
 
 
 # --- sigmoid: f(z) = 1 / (1 + e^-z),  f'(z) = f(z) (1 - f(z)) -------------------
@@ -280,38 +270,15 @@ def _softmax_backward(dA: Array, Z: Array, A: Array) -> Array:
     return A * (dA - np.sum(A * dA, axis=0, keepdims=True))
 
 
-# Curvature bounds max |f''|: sigmoid 0.0962 (at z = +-1.317), tanh 0.770
-# (at z = +-0.658), softplus 0.25 (= max sigmoid'), silu 0.5 (at 0),
-# gelu 0.80 (at 0), elu 1 (just below 0).  Rounded up.
 ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": _elementwise("sigmoid", sigmoid, _sigmoid_derivative, 0.1),
-    "tanh": _elementwise("tanh", tanh, _tanh_derivative, 0.8),
-    "relu": _elementwise("relu", relu, _relu_derivative, 0.0, kink_jump=1.0),
-    "leaky_relu": _elementwise(
-        "leaky_relu",
-        leaky_relu,
-        _leaky_relu_derivative,
-        0.0,
-        kink_jump=1.0 - LEAKY_RELU_SLOPE,
-    ),
-    "elu": _elementwise("elu", elu, _elu_derivative, 1.0),
-    "softplus": _elementwise("softplus", softplus, _softplus_derivative, 0.25),
-    "silu": _elementwise("silu", silu, _silu_derivative, 0.5),
-    "gelu": _elementwise("gelu", gelu, _gelu_derivative, 0.8),
-    "identity": Activation(
-        "identity", identity, _identity_backward, _identity_derivative, 0.0
-    ),
-    # softmax's "curvature" bounds the second derivative of any entry of A
-    # with respect to any entry of Z (|d2 A_i / dZ_j dZ_k| <= 1 is generous).
-    "softmax": Activation("softmax", softmax, _softmax_backward, None, 1.0),
+    "sigmoid": _elementwise("sigmoid", sigmoid, _sigmoid_derivative),
+    "tanh": _elementwise("tanh", tanh, _tanh_derivative),
+    "relu": _elementwise("relu", relu, _relu_derivative),
+    "leaky_relu": _elementwise("leaky_relu", leaky_relu, _leaky_relu_derivative),
+    "elu": _elementwise("elu", elu, _elu_derivative),
+    "softplus": _elementwise("softplus", softplus, _softplus_derivative),
+    "silu": _elementwise("silu", silu, _silu_derivative),
+    "gelu": _elementwise("gelu", gelu, _gelu_derivative),
+    "identity": Activation("identity", identity, _identity_backward, _identity_derivative),
+    "softmax": Activation("softmax", softmax, _softmax_backward, None),
 }
-
-
-def get_activation(name: str) -> Activation:
-    """Return the activation called ``name``, or raise ValueError listing all."""
-    try:
-        return ACTIVATIONS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"activation: expected one of {sorted(ACTIVATIONS)}, got {name!r}"
-        ) from None

@@ -1,0 +1,187 @@
+"""Compare manual gradients with the oracle, entry by entry, and report.
+
+Every entry passes when ``|manual - oracle| <= tolerance`` with the per-entry
+tolerance of ``reference.tolerance``.  The *ratio* of a variable is the
+largest ``|manual - oracle| / tolerance`` over its entries: below 1 it
+matches, and its size says how close it came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from manual_bp.network import backward, forward, loss_from_cache
+from reference.oracle import OracleResult, oracle_gradients
+from reference.tolerance import Tolerances, tolerances
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class VariableCheck:
+    """How one gradient ``grads[key]`` compares with the oracle."""
+
+    key: str
+    shape: tuple[int, ...]
+    dtype: str
+    max_abs_diff: float
+    ratio: float
+    failing: int
+    worst_index: tuple[int, ...]
+    manual: float
+    oracle: float
+    tolerance: float
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.ratio <= 1.0
+
+
+def _error_ratio(error: Array, tolerance: Array) -> Array:
+    """``error / tolerance``, with 0/0 = 0, x/0 = inf and NaN errors = inf."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(error == 0, 0.0, error / tolerance)
+    return np.where(np.isnan(ratio), np.inf, ratio)
+
+
+def compare_variable(key: str, manual: object, oracle: Array, tolerance: Array,
+                     expected_dtype: np.dtype) -> VariableCheck:
+    """Compare one gradient array with the oracle's."""
+    if manual is None:
+        return VariableCheck(key, oracle.shape, "-", np.inf, np.inf, oracle.size, (), np.nan,
+                             np.nan, np.nan, "missing from grads")
+    manual = np.asarray(manual)
+    if manual.shape != oracle.shape:
+        return VariableCheck(key, manual.shape, str(manual.dtype), np.inf, np.inf, oracle.size,
+                             (), np.nan, np.nan, np.nan,
+                             f"shape {manual.shape}, expected {oracle.shape}")
+    problem = "" if manual.dtype == expected_dtype else f"dtype {manual.dtype}, expected {expected_dtype}"
+    error = np.abs(manual.astype(np.float64) - oracle)
+    ratio = _error_ratio(error, tolerance)
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
+    worst = tuple(int(i) for i in worst)
+    worst_ratio = float(ratio[worst]) if ratio.size else 0.0
+    if problem:
+        worst_ratio = np.inf
+    return VariableCheck(
+        key, manual.shape, str(manual.dtype), float(np.nanmax(error, initial=0.0)), worst_ratio,
+        int(np.sum(ratio > 1.0)), worst,
+        float(manual[worst]) if ratio.size else 0.0,
+        float(oracle[worst]) if ratio.size else 0.0,
+        float(tolerance[worst]) if ratio.size else 0.0,
+        problem,
+    )
+
+
+def variable_order(depth: int, input_gradient: bool) -> list[str]:
+    """``A0`` (if present), then ``W1, B1, Z1, A1, W2, ...``, without ``AL``."""
+    keys = ["A0"] if input_gradient else []
+    for l in range(1, depth + 1):
+        keys += [f"W{l}", f"B{l}", f"Z{l}"] + ([f"A{l}"] if l < depth else [])
+    return keys
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    """The result of comparing a manual backward pass with the oracle."""
+
+    variables: dict[str, VariableCheck]
+    loss_manual: float
+    loss_oracle: float
+    loss_tolerance: float
+    unit: float
+
+    @property
+    def loss_ratio(self) -> float:
+        error = abs(self.loss_manual - self.loss_oracle)
+        return float(_error_ratio(np.array(error), np.array(self.loss_tolerance)))
+
+    @property
+    def worst_ratio(self) -> float:
+        return max([self.loss_ratio] + [v.ratio for v in self.variables.values()])
+
+    @property
+    def ok(self) -> bool:
+        return self.worst_ratio <= 1.0
+
+    def failures(self) -> list[VariableCheck]:
+        return [v for v in self.variables.values() if not v.ok]
+
+    def table(self) -> str:
+        """One line per variable: key, shape, max |diff|, error/tolerance, match."""
+        lines = [f"{'key':<5} {'shape':<10} {'max |diff|':>11} {'err/tol':>9}  match"]
+        for v in self.variables.values():
+            shape = "x".join(map(str, v.shape))
+            lines.append(
+                f"{v.key:<5} {shape:<10} {v.max_abs_diff:>11.3e} {v.ratio:>9.2e}  "
+                f"{'yes' if v.ok else 'NO'}"
+            )
+        lines.append(
+            f"{'loss':<5} {'':<10} {abs(self.loss_manual - self.loss_oracle):>11.3e} "
+            f"{self.loss_ratio:>9.2e}  {'yes' if self.loss_ratio <= 1 else 'NO'}"
+        )
+        return "\n".join(lines)
+
+    def report(self) -> str:
+        """The table, then the worst entry of each failing variable."""
+        status = "all gradients match" if self.ok else "MISMATCH"
+        lines = [f"{status} (worst error/tolerance {self.worst_ratio:.3g})", self.table()]
+        for v in self.failures():
+            detail = v.problem or (
+                f"worst at {v.worst_index}: manual {v.manual:.17g}, oracle {v.oracle:.17g}, "
+                f"tolerance {v.tolerance:.3g}"
+            )
+            lines.append(
+                f"{v.key} {v.shape} {v.dtype}: {v.failing} of {int(np.prod(v.shape))} "
+                f"entries fail; {detail}"
+            )
+        if self.loss_ratio > 1:
+            lines.append(f"loss: manual {self.loss_manual!r}, oracle {self.loss_oracle!r}")
+        return "\n".join(lines)
+
+    __str__ = report
+
+
+def compare(
+    manual_grads: Mapping[str, Array],
+    manual_loss: float,
+    oracle: OracleResult,
+    tol: Tolerances,
+    dtype: np.dtype | str,
+    depth: int,
+    input_gradient: bool = False,
+) -> GradientCheck:
+    """Compare every gradient the oracle has with ``manual_grads``."""
+    expected_dtype = np.dtype(dtype)
+    variables = {
+        key: compare_variable(key, manual_grads.get(key), oracle.grads[key], tol.grads[key],
+                              expected_dtype)
+        for key in variable_order(depth, input_gradient)
+    }
+    return GradientCheck(variables, float(manual_loss), oracle.loss, tol.loss, tol.unit)
+
+
+def verify_network(
+    params: Mapping[str, Array],
+    X: Array,
+    Y: Array,
+    activations: Sequence[str],
+    loss: str,
+    input_gradient: bool = True,
+) -> GradientCheck:
+    """Run manual_bp's forward and backward and check them against the oracle.
+
+    The manual side computes in the dtype of ``params``; ``X`` and ``Y`` must
+    already have that dtype.
+    """
+    dtype = np.asarray(params["W1"]).dtype
+    _, cache = forward(params, X, activations)
+    grads = backward(cache, Y, activations, loss, input_gradient=input_gradient)
+    manual_loss = loss_from_cache(cache, Y, loss, len(activations))
+    oracle = oracle_gradients(params, X, Y, activations, loss, input_gradient=input_gradient)
+    tol = tolerances(cache, Y, activations, loss, oracle.grads, dtype)
+    return compare(grads, manual_loss, oracle, tol, dtype, len(activations), input_gradient)

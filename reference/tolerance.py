@@ -1,0 +1,247 @@
+"""Per-entry tolerances from a first-order rounding-error bound.
+
+A fixed rtol/atol either cries wolf when a gradient cancels to about zero
+(the bias gradient of a symmetric batch) or lets a real bug through.  Here
+every entry of every gradient gets its own bound, derived from the unit
+roundoff ``u`` and from the magnitudes of the numbers that were summed to
+make it.  The bound is the backward recursion run again on magnitudes and
+error terms, beside a forward recursion that bounds the rounding error of the
+cached forward values.
+
+Units: every ``E*`` array below is in units of ``u = eps(dtype) + eps(float64)``
+(the manual side's and the oracle's unit roundoff; for float32 the second is
+negligible, for float64 both sides round).  The tolerance is
+``SAFETY * u * E``.
+
+Forward (l = 1..L), with ``|.|`` elementwise and ``n = n(l-1)``::
+
+    EZl = (n + 1) (|Wl| |A(l-1)| + |Bl|) + |Wl| EA(l-1)       EA0 = 0
+    EAl = |f'(Zl)| EZl + V_f(Zl, Al)                           (softmax: |J| EZl + V)
+
+Output::
+
+    fused pair:  EdZL = (EAL + (nL + 2)(|AL| + |Y|)) / m
+    mse + f:     EdAL = (EAL + 2 |AL - Y|) / m, then the activation step below
+
+Backward (l = L..1), magnitudes ``|dZl|`` etc. taken from the oracle::
+
+    EdZl = |f'| EdAl + |dAl| (c_f EZl + D_f(Zl, Al)) + |dZl|  (+ kink term)
+    EdWl = EdZl |A(l-1)|^T + |dZl| EA(l-1)^T + m |dZl| |A(l-1)|^T
+    EdBl = sum_columns EdZl + m sum_columns |dZl|
+    EdA(l-1) = |Wl|^T EdZl + nl |Wl|^T |dZl|
+
+``c_f`` bounds ``|f''|`` (a derivative taken at a slightly wrong ``z`` is off
+by at most ``c_f`` times the error in ``z``); ``V_f`` and ``D_f`` bound the
+rounding of evaluating ``f`` and ``f'``.  At a kink (relu, leaky_relu), where
+``|Z|`` is within the forward error of 0, the two sides may legitimately take
+different one-sided derivatives; the kink term allows ``|dA| * jump`` there.
+Where the forward error is exactly 0 (``Z`` exactly 0 from exact inputs) no
+allowance is made, so the kink convention itself is checked.
+
+The ``(n + 1)`` and ``m`` factors are the classical worst-case bound
+``|fl(sum) - sum| <= (k - 1) u sum |terms|`` for a k-term sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from manual_bp.activations import ACTIVATIONS, log_softmax, softplus
+from manual_bp.losses import LOSSES
+
+Array = np.ndarray
+EPS64 = float(np.finfo(np.float64).eps)
+# First-order bounds drop O(u^2) terms; a factor 2 covers them with room.
+SAFETY = 2.0
+# sigmoid(z) rounds to exactly 0 or 1 beyond |z| = 40 in float64 (17 in float32).
+_SATURATION = 40.0
+
+
+@dataclass(frozen=True)
+class ErrorModel:
+    """How rounding in one activation can move its value and derivative.
+
+    curvature : upper bound on ``|f''(z)|`` over all z
+    kink_jump : ``|f'(0+) - f'(0-)|``
+    value_error : ``(Z, A) -> bound on |fl(f(z)) - f(z)| / u``
+    derivative_error : ``(Z, A) -> bound on |fl(f'(z)) - f'(z)| / u``
+    """
+
+    curvature: float
+    kink_jump: float
+    value_error: Callable[[Array, Array], Array]
+    derivative_error: Callable[[Array, Array], Array]
+
+
+def _relative(c: float) -> Callable[[Array, Array], Array]:
+    return lambda Z, A: c * np.abs(A)
+
+
+def _absolute(c: float) -> Callable[[Array, Array], Array]:
+    return lambda Z, A: np.full(np.shape(Z), c)
+
+
+def _gelu_value_error(Z: Array, A: Array) -> Array:
+    # z * cdf with cdf off by <= 2u absolutely while 1 + tanh is inexact.
+    return np.abs(A) + 4 * np.where(np.abs(Z) <= 10, np.abs(Z), 0)
+
+
+def _gelu_derivative_error(Z: Array, A: Array) -> Array:
+    # 1 - t^2 is off by <= 2u absolutely; it is scaled by |z| u'(z) / 2.
+    Zc = np.minimum(np.abs(Z), 10)
+    return 8 + 2 * Zc * (1 + 0.134 * Zc**2)
+
+
+def _silu_derivative_error(Z: Array, A: Array) -> Array:
+    # 1 - sigmoid(z) is off by <= u absolutely until sigmoid saturates; times z.
+    return 8 + 2 * np.minimum(np.abs(Z), _SATURATION)
+
+
+# Curvatures max |f''|: sigmoid 0.0962 (z = +-1.317), tanh 0.770 (z = +-0.658),
+# softplus 0.25, silu 0.5 (z = 0), gelu 0.798 (z = 0), elu 1 (z -> 0-),
+# rounded up.  property_tests/test_tolerance.py checks them on a fine grid.
+ERROR_MODELS: dict[str, ErrorModel] = {
+    "sigmoid": ErrorModel(0.1, 0.0, _relative(4), _absolute(8)),
+    "tanh": ErrorModel(0.8, 0.0, _relative(4), _absolute(10)),
+    "relu": ErrorModel(0.0, 1.0, _relative(0), _absolute(0)),
+    "leaky_relu": ErrorModel(0.0, 0.99, _relative(1), _absolute(1)),
+    "elu": ErrorModel(1.0, 0.0, _relative(4), _absolute(8)),
+    "softplus": ErrorModel(0.25, 0.0, _relative(4), _absolute(4)),
+    "silu": ErrorModel(0.5, 0.0, _relative(8), _silu_derivative_error),
+    "gelu": ErrorModel(0.8, 0.0, _gelu_value_error, _gelu_derivative_error),
+    "identity": ErrorModel(0.0, 0.0, _relative(0), _absolute(0)),
+    # softmax: value_error per entry; the Jacobian terms are handled below.
+    "softmax": ErrorModel(1.0, 0.0, lambda Z, A: (Z.shape[0] + 4) * np.abs(A), _absolute(0)),
+}
+
+
+def _column_sum(X: Array) -> Array:
+    return np.sum(X, axis=0, keepdims=True)
+
+
+def _forward_error(name: str, Z: Array, A: Array, EZ: Array) -> Array:
+    """``EA``: the error of ``A = f(Z)`` given the error ``EZ`` of ``Z``."""
+    model = ERROR_MODELS[name]
+    if name == "softmax":
+        # |J| EZ with J = diag(A) - A A^T.
+        propagated = np.abs(A) * (EZ + _column_sum(np.abs(A) * EZ))
+    else:
+        propagated = np.abs(ACTIVATIONS[name].derivative(Z, A)) * EZ
+    return propagated + model.value_error(Z, A)
+
+
+def _backward_error(
+    name: str, Z: Array, A: Array, EZ: Array, EA: Array, dA: Array, EdA: Array, u: float
+) -> Array:
+    """``EdZ``: the error of ``dZ = f'(Z)^T dA`` given the errors of its inputs."""
+    model = ERROR_MODELS[name]
+    if name == "softmax":
+        t = _column_sum(A * dA)
+        Et = _column_sum(EA * np.abs(dA) + np.abs(A) * EdA) + A.shape[0] * _column_sum(
+            np.abs(A * dA)
+        )
+        return EA * np.abs(dA - t) + np.abs(A) * (EdA + Et + 3 * (np.abs(dA) + np.abs(t)))
+    derivative = ACTIVATIONS[name].derivative(Z, A)
+    EdZ = (
+        np.abs(derivative) * EdA
+        + np.abs(dA) * (model.curvature * EZ + model.derivative_error(Z, A))
+        + np.abs(dA * derivative)
+    )
+    if model.kink_jump:
+        # Within the forward error of 0 the two sides may pick different sides.
+        ambiguous = np.abs(Z) <= SAFETY * u * EZ
+        EdZ = EdZ + np.where(ambiguous, np.abs(dA) * model.kink_jump / u, 0.0)
+    return EdZ
+
+
+def _loss_error(loss: str, Z: Array, A: Array, Y: Array, EZ: Array, EA: Array) -> float:
+    """Error of the batch-mean loss, from the forward errors and the summands."""
+    m = Y.shape[1]
+    count = Y.size
+    if loss == "binary_cross_entropy":
+        terms = np.abs(Y) * softplus(-Z) + np.abs(1 - Y) * softplus(Z)
+        propagated = np.abs(A - Y) * EZ
+    elif loss == "cross_entropy":
+        logp = log_softmax(Z)
+        lse = Z - np.max(Z, axis=0, keepdims=True) - logp
+        terms = np.abs(Y) * (np.abs(logp) + (Z.shape[0] + 4) * np.abs(lse) + np.abs(Z))
+        propagated = np.abs(Y) * EZ + np.abs(_column_sum(Y)) * _column_sum(np.abs(A) * EZ)
+    else:
+        terms = 0.5 * (A - Y) ** 2
+        propagated = np.abs(A - Y) * EA
+    return float((np.sum(propagated) + (count + 8) * np.sum(terms)) / m)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Absolute tolerance for the loss and for every entry of every gradient."""
+
+    loss: float
+    grads: dict[str, Array]
+    unit: float
+
+
+def unit_roundoff(dtype: np.dtype | str) -> float:
+    """``u = eps(dtype) + eps(float64)``: the manual side's and the oracle's."""
+    return float(np.finfo(np.dtype(dtype)).eps) + EPS64
+
+
+def tolerances(
+    cache: Mapping[str, Array],
+    Y: Array,
+    activations: Sequence[str],
+    loss: str,
+    oracle_grads: Mapping[str, Array],
+    dtype: np.dtype | str,
+) -> Tolerances:
+    """Tolerances for comparing a manual computation in ``dtype`` to the oracle.
+
+    ``cache`` is the manual forward cache (its values are cast to float64);
+    ``oracle_grads`` supplies the magnitudes of the true gradients, so that a
+    wrong manual gradient cannot loosen its own tolerance.
+    """
+    u = unit_roundoff(dtype)
+    depth = len(activations)
+    f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
+    Y = np.asarray(Y, dtype=np.float64)
+    m = Y.shape[1]
+
+    EA = {0: np.zeros_like(f64["A0"])}
+    EZ = {}
+    for l in range(1, depth + 1):
+        absW, A_prev = np.abs(f64[f"W{l}"]), np.abs(f64[f"A{l - 1}"])
+        # B is not cached; |Z - W A| recovers |B| broadcast over the batch.
+        absB = np.abs(f64[f"Z{l}"] - f64[f"W{l}"] @ f64[f"A{l - 1}"])
+        magnitude = absW @ A_prev + absB
+        EZ[l] = (A_prev.shape[0] + 1) * magnitude + absW @ EA[l - 1]
+        EA[l] = _forward_error(activations[l - 1], f64[f"Z{l}"], f64[f"A{l}"], EZ[l])
+
+    Z_L, A_L = f64[f"Z{depth}"], f64[f"A{depth}"]
+    loss_error = _loss_error(loss, Z_L, A_L, Y, EZ[depth], EA[depth])
+
+    E = {}
+    for l in range(depth, 0, -1):
+        name = activations[l - 1]
+        Z, A = f64[f"Z{l}"], f64[f"A{l}"]
+        if l == depth and name == LOSSES[loss].canonical_activation:
+            EdZ = (EA[l] + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y))) / m
+        else:
+            if l == depth:
+                dA = (A - Y) / m
+                EdA = (EA[l] + 2 * np.abs(A - Y)) / m
+            else:
+                dA, EdA = oracle_grads[f"A{l}"], E[f"A{l}"]
+            EdZ = _backward_error(name, Z, A, EZ[l], EA[l], dA, EdA, u)
+        absdZ = np.abs(oracle_grads[f"Z{l}"])
+        absA_prev = np.abs(f64[f"A{l - 1}"])
+        absW = np.abs(f64[f"W{l}"])
+        E[f"Z{l}"] = EdZ
+        E[f"W{l}"] = EdZ @ absA_prev.T + absdZ @ EA[l - 1].T + m * (absdZ @ absA_prev.T)
+        E[f"B{l}"] = np.sum(EdZ, axis=1, keepdims=True) + m * np.sum(absdZ, axis=1, keepdims=True)
+        E[f"A{l - 1}"] = absW.T @ EdZ + absW.shape[0] * (absW.T @ absdZ)
+
+    scale = SAFETY * u
+    return Tolerances(scale * loss_error, {key: scale * value for key, value in E.items()}, u)
