@@ -11,8 +11,8 @@ from manual_bp.network import backward, batch_loss, forward, init_params
 
 __all__ = [
     "ACTIVATIONS",
-    "LOSSES",
     "DNN",
+    "LOSSES",
     "Activation",
     "Loss",
     "backward",

@@ -168,7 +168,9 @@ class DNN:
 
     def _check_cache(self, out: Array, cache: Mapping[str, Array]) -> None:
         if not isinstance(cache, Mapping):
-            raise TypeError(f"cache: expected the dict returned by forward, got {type(cache).__name__}")
+            raise TypeError(
+                f"cache: expected the dict returned by forward, got {type(cache).__name__}"
+            )
         expected = {"A0"} | {f"{v}{l}" for l in range(1, self.depth + 1) for v in "WZA"}
         missing = sorted(expected - set(cache))
         if missing:
@@ -214,8 +216,15 @@ class DNN:
         if batch_size is not None:
             batch_size = check_positive_int(batch_size, "batch_size")
         params, history = training.fit(
-            self._params, inputs, targets, self.activations, self.loss_name,
-            epochs, lr, batch_size, self._rng,
+            self._params,
+            inputs,
+            targets,
+            self.activations,
+            self.loss_name,
+            epochs,
+            lr,
+            batch_size,
+            self._rng,
         )
         self._params = _read_only(params, copy=False)
         return history

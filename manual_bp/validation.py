@@ -44,9 +44,7 @@ def check_positive_int(value: object, name: str) -> int:
 def check_layer_sizes(layer_sizes: object) -> list[int]:
     """``[n0, n1, ..., nL]``: at least two positive ints."""
     if isinstance(layer_sizes, (str, bytes)) or not isinstance(layer_sizes, Sequence):
-        raise TypeError(
-            f"layer_sizes: expected a list of ints [n0, ..., nL], got {layer_sizes!r}"
-        )
+        raise TypeError(f"layer_sizes: expected a list of ints [n0, ..., nL], got {layer_sizes!r}")
     if len(layer_sizes) < 2:
         raise ValueError(
             "layer_sizes: expected at least an input and an output size "
@@ -58,9 +56,7 @@ def check_layer_sizes(layer_sizes: object) -> list[int]:
 def check_activations(activations: object, depth: int) -> list[str]:
     """A list of ``depth`` activation names."""
     if isinstance(activations, (str, bytes)) or not isinstance(activations, Sequence):
-        raise TypeError(
-            f"activations: expected a list of {depth} names, got {activations!r}"
-        )
+        raise TypeError(f"activations: expected a list of {depth} names, got {activations!r}")
     if len(activations) != depth:
         raise ValueError(
             f"activations: expected {depth} names (one per layer), "

@@ -48,18 +48,42 @@ def _error_ratio(error: Array, tolerance: Array) -> Array:
     return np.where(np.isnan(ratio), np.inf, ratio)
 
 
-def compare_variable(key: str, manual: object, oracle: Array, tolerance: Array,
-                     expected_dtype: np.dtype) -> VariableCheck:
+def compare_variable(
+    key: str, manual: object, oracle: Array, tolerance: Array, expected_dtype: np.dtype
+) -> VariableCheck:
     """Compare one gradient array with the oracle's."""
     if manual is None:
-        return VariableCheck(key, oracle.shape, "-", np.inf, np.inf, oracle.size, (), np.nan,
-                             np.nan, np.nan, "missing from grads")
+        return VariableCheck(
+            key,
+            oracle.shape,
+            "-",
+            np.inf,
+            np.inf,
+            oracle.size,
+            (),
+            np.nan,
+            np.nan,
+            np.nan,
+            "missing from grads",
+        )
     manual = np.asarray(manual)
     if manual.shape != oracle.shape:
-        return VariableCheck(key, manual.shape, str(manual.dtype), np.inf, np.inf, oracle.size,
-                             (), np.nan, np.nan, np.nan,
-                             f"shape {manual.shape}, expected {oracle.shape}")
-    problem = "" if manual.dtype == expected_dtype else f"dtype {manual.dtype}, expected {expected_dtype}"
+        return VariableCheck(
+            key,
+            manual.shape,
+            str(manual.dtype),
+            np.inf,
+            np.inf,
+            oracle.size,
+            (),
+            np.nan,
+            np.nan,
+            np.nan,
+            f"shape {manual.shape}, expected {oracle.shape}",
+        )
+    problem = (
+        "" if manual.dtype == expected_dtype else f"dtype {manual.dtype}, expected {expected_dtype}"
+    )
     error = np.abs(manual.astype(np.float64) - oracle)
     ratio = _error_ratio(error, tolerance)
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
@@ -68,8 +92,13 @@ def compare_variable(key: str, manual: object, oracle: Array, tolerance: Array,
     if problem:
         worst_ratio = np.inf
     return VariableCheck(
-        key, manual.shape, str(manual.dtype), float(np.nanmax(error, initial=0.0)), worst_ratio,
-        int(np.sum(ratio > 1.0)), worst,
+        key,
+        manual.shape,
+        str(manual.dtype),
+        float(np.nanmax(error, initial=0.0)),
+        worst_ratio,
+        int(np.sum(ratio > 1.0)),
+        worst,
         float(manual[worst]) if ratio.size else 0.0,
         float(oracle[worst]) if ratio.size else 0.0,
         float(tolerance[worst]) if ratio.size else 0.0,
@@ -158,8 +187,9 @@ def compare(
     """Compare every gradient the oracle has with ``manual_grads``."""
     expected_dtype = np.dtype(dtype)
     variables = {
-        key: compare_variable(key, manual_grads.get(key), oracle.grads[key], tol.grads[key],
-                              expected_dtype)
+        key: compare_variable(
+            key, manual_grads.get(key), oracle.grads[key], tol.grads[key], expected_dtype
+        )
         for key in variable_order(depth, input_gradient)
     }
     return GradientCheck(variables, float(manual_loss), oracle.loss, tol.loss, tol.unit)

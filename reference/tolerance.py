@@ -40,6 +40,12 @@ allowance is made, so the kink convention itself is checked.
 
 The ``(n + 1)`` and ``m`` factors are the classical worst-case bound
 ``|fl(sum) - sum| <= (k - 1) u sum |terms|`` for a k-term sum.
+
+Underflow: relative bounds fail for results near the smallest normal number
+``tiny`` (and XLA flushes float64 subnormals to zero, so the oracle may return
+0 where NumPy returns ``1e-308``).  Every step therefore also adds
+``k * tiny`` absolutely, ``k`` the number of its summands; the recursion then
+carries that error forward like any other.
 """
 
 from __future__ import annotations
@@ -122,7 +128,7 @@ def _column_sum(X: Array) -> Array:
     return np.sum(X, axis=0, keepdims=True)
 
 
-def _forward_error(name: str, Z: Array, A: Array, EZ: Array) -> Array:
+def _forward_error(name: str, Z: Array, A: Array, EZ: Array, floor: float) -> Array:
     """``EA``: the error of ``A = f(Z)`` given the error ``EZ`` of ``Z``."""
     model = ERROR_MODELS[name]
     if name == "softmax":
@@ -130,11 +136,19 @@ def _forward_error(name: str, Z: Array, A: Array, EZ: Array) -> Array:
         propagated = np.abs(A) * (EZ + _column_sum(np.abs(A) * EZ))
     else:
         propagated = np.abs(ACTIVATIONS[name].derivative(Z, A)) * EZ
-    return propagated + model.value_error(Z, A)
+    return propagated + model.value_error(Z, A) + (Z.shape[0] + 4) * floor
 
 
 def _backward_error(
-    name: str, Z: Array, A: Array, EZ: Array, EA: Array, dA: Array, EdA: Array, u: float
+    name: str,
+    Z: Array,
+    A: Array,
+    EZ: Array,
+    EA: Array,
+    dA: Array,
+    EdA: Array,
+    u: float,
+    floor: float,
 ) -> Array:
     """``EdZ``: the error of ``dZ = f'(Z)^T dA`` given the errors of its inputs."""
     model = ERROR_MODELS[name]
@@ -143,12 +157,17 @@ def _backward_error(
         Et = _column_sum(EA * np.abs(dA) + np.abs(A) * EdA) + A.shape[0] * _column_sum(
             np.abs(A * dA)
         )
-        return EA * np.abs(dA - t) + np.abs(A) * (EdA + Et + 3 * (np.abs(dA) + np.abs(t)))
+        return (
+            EA * np.abs(dA - t)
+            + np.abs(A) * (EdA + Et + 3 * (np.abs(dA) + np.abs(t)))
+            + (A.shape[0] + 4) * floor
+        )
     derivative = ACTIVATIONS[name].derivative(Z, A)
     EdZ = (
         np.abs(derivative) * EdA
         + np.abs(dA) * (model.curvature * EZ + model.derivative_error(Z, A))
         + np.abs(dA * derivative)
+        + 4 * floor
     )
     if model.kink_jump:
         # Within the forward error of 0 the two sides may pick different sides.
@@ -157,7 +176,9 @@ def _backward_error(
     return EdZ
 
 
-def _loss_error(loss: str, Z: Array, A: Array, Y: Array, EZ: Array, EA: Array) -> float:
+def _loss_error(
+    loss: str, Z: Array, A: Array, Y: Array, EZ: Array, EA: Array, floor: float
+) -> float:
     """Error of the batch-mean loss, from the forward errors and the summands."""
     m = Y.shape[1]
     count = Y.size
@@ -172,7 +193,7 @@ def _loss_error(loss: str, Z: Array, A: Array, Y: Array, EZ: Array, EA: Array) -
     else:
         terms = 0.5 * (A - Y) ** 2
         propagated = np.abs(A - Y) * EA
-    return float((np.sum(propagated) + (count + 8) * np.sum(terms)) / m)
+    return float((np.sum(propagated) + (count + 8) * (np.sum(terms) + floor)) / m)
 
 
 @dataclass(frozen=True)
@@ -204,6 +225,7 @@ def tolerances(
     wrong manual gradient cannot loosen its own tolerance.
     """
     u = unit_roundoff(dtype)
+    floor = float(np.finfo(np.dtype(dtype)).tiny) / u
     depth = len(activations)
     f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
     Y = np.asarray(Y, dtype=np.float64)
@@ -216,32 +238,36 @@ def tolerances(
         # B is not cached; |Z - W A| recovers |B| broadcast over the batch.
         absB = np.abs(f64[f"Z{l}"] - f64[f"W{l}"] @ f64[f"A{l - 1}"])
         magnitude = absW @ A_prev + absB
-        EZ[l] = (A_prev.shape[0] + 1) * magnitude + absW @ EA[l - 1]
-        EA[l] = _forward_error(activations[l - 1], f64[f"Z{l}"], f64[f"A{l}"], EZ[l])
+        EZ[l] = (A_prev.shape[0] + 1) * (magnitude + floor) + absW @ EA[l - 1]
+        EA[l] = _forward_error(activations[l - 1], f64[f"Z{l}"], f64[f"A{l}"], EZ[l], floor)
 
     Z_L, A_L = f64[f"Z{depth}"], f64[f"A{depth}"]
-    loss_error = _loss_error(loss, Z_L, A_L, Y, EZ[depth], EA[depth])
+    loss_error = _loss_error(loss, Z_L, A_L, Y, EZ[depth], EA[depth], floor)
 
     E = {}
     for l in range(depth, 0, -1):
         name = activations[l - 1]
         Z, A = f64[f"Z{l}"], f64[f"A{l}"]
         if l == depth and name == LOSSES[loss].canonical_activation:
-            EdZ = (EA[l] + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y))) / m
+            EdZ = (EA[l] + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y) + floor)) / m
         else:
             if l == depth:
                 dA = (A - Y) / m
-                EdA = (EA[l] + 2 * np.abs(A - Y)) / m
+                EdA = (EA[l] + 2 * (np.abs(A - Y) + floor)) / m
             else:
                 dA, EdA = oracle_grads[f"A{l}"], E[f"A{l}"]
-            EdZ = _backward_error(name, Z, A, EZ[l], EA[l], dA, EdA, u)
+            EdZ = _backward_error(name, Z, A, EZ[l], EA[l], dA, EdA, u, floor)
         absdZ = np.abs(oracle_grads[f"Z{l}"])
         absA_prev = np.abs(f64[f"A{l - 1}"])
         absW = np.abs(f64[f"W{l}"])
         E[f"Z{l}"] = EdZ
-        E[f"W{l}"] = EdZ @ absA_prev.T + absdZ @ EA[l - 1].T + m * (absdZ @ absA_prev.T)
-        E[f"B{l}"] = np.sum(EdZ, axis=1, keepdims=True) + m * np.sum(absdZ, axis=1, keepdims=True)
-        E[f"A{l - 1}"] = absW.T @ EdZ + absW.shape[0] * (absW.T @ absdZ)
+        E[f"W{l}"] = (
+            EdZ @ absA_prev.T + absdZ @ EA[l - 1].T + (m + 1) * (absdZ @ absA_prev.T + floor)
+        )
+        E[f"B{l}"] = np.sum(EdZ, axis=1, keepdims=True) + (m + 1) * (
+            np.sum(absdZ, axis=1, keepdims=True) + floor
+        )
+        E[f"A{l - 1}"] = absW.T @ EdZ + (absW.shape[0] + 1) * (absW.T @ absdZ + floor)
 
     scale = SAFETY * u
     return Tolerances(scale * loss_error, {key: scale * value for key, value in E.items()}, u)

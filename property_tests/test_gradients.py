@@ -1,0 +1,29 @@
+"""The main law: every manual gradient and the loss match jax.grad of the same forward."""
+
+from hypothesis import given, note, target
+
+from property_tests.budget import examples
+from property_tests.strategies import Case, networks, seed_networks
+from reference.compare import verify_network
+
+
+def assert_matches_oracle(case: Case):
+    check = verify_network(
+        case.params, case.X, case.Y, case.activations, case.loss, input_gradient=True
+    )
+    note(check.report())
+    # Long runs (the thorough profile) steer toward the worst-conditioned cases.
+    target(min(check.worst_ratio, 1e6), label="error/tolerance")
+    assert check.ok, check.report()
+
+
+@examples(1.0)
+@given(networks())
+def test_every_gradient_and_the_loss_match_the_oracle(case):
+    assert_matches_oracle(case)
+
+
+@examples(0.3)
+@given(seed_networks())
+def test_the_seed_network_matches_the_oracle(case):
+    assert_matches_oracle(case)
