@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="manual-bp", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("demo", help="train the seed's network and check its gradients")
-    run.add_argument("--dataset", choices=sorted(DATASETS), default="moons")
+    run.add_argument("--dataset", choices=sorted(DATASETS), default="xor")
     run.add_argument("--samples", type=int, default=200)
     run.add_argument("--noise", type=float, default=0.1)
     run.add_argument("--epochs", type=int, default=300)

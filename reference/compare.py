@@ -213,5 +213,5 @@ def verify_network(
     grads = backward(cache, Y, activations, loss, input_gradient=input_gradient)
     manual_loss = loss_from_cache(cache, Y, loss, len(activations))
     oracle = oracle_gradients(params, X, Y, activations, loss, input_gradient=input_gradient)
-    tol = tolerances(cache, Y, activations, loss, oracle.grads, dtype)
+    tol = tolerances(params, cache, Y, activations, loss, oracle.grads, dtype)
     return compare(grads, manual_loss, oracle, tol, dtype, len(activations), input_gradient)

@@ -149,8 +149,13 @@ def _backward_error(
     EdA: Array,
     u: float,
     floor: float,
+    near_kink: Array,
 ) -> Array:
-    """``EdZ``: the error of ``dZ = f'(Z)^T dA`` given the errors of its inputs."""
+    """``EdZ``: the error of ``dZ = f'(Z)^T dA`` given the errors of its inputs.
+
+    ``near_kink`` marks the entries whose ``Z`` may lie on the other side of 0
+    on the oracle's side.
+    """
     model = ERROR_MODELS[name]
     if name == "softmax":
         t = _column_sum(A * dA)
@@ -170,9 +175,7 @@ def _backward_error(
         + 4 * floor
     )
     if model.kink_jump:
-        # Within the forward error of 0 the two sides may pick different sides.
-        ambiguous = np.abs(Z) <= SAFETY * u * EZ
-        EdZ = EdZ + np.where(ambiguous, np.abs(dA) * model.kink_jump / u, 0.0)
+        EdZ = EdZ + np.where(near_kink, np.abs(dA) * model.kink_jump / u, 0.0)
     return EdZ
 
 
@@ -210,7 +213,25 @@ def unit_roundoff(dtype: np.dtype | str) -> float:
     return float(np.finfo(np.dtype(dtype)).eps) + EPS64
 
 
+def _forward_errors(
+    params: Mapping[str, Array],
+    f64: Mapping[str, Array],
+    activations: Sequence[str],
+    floor: float,
+) -> tuple[dict[int, Array], dict[int, Array]]:
+    """``EZl`` and ``EAl`` for every layer (``EA0 = 0``: the input is exact)."""
+    EA = {0: np.zeros_like(f64["A0"])}
+    EZ = {}
+    for l in range(1, len(activations) + 1):
+        absW, absA_prev = np.abs(f64[f"W{l}"]), np.abs(f64[f"A{l - 1}"])
+        magnitude = absW @ absA_prev + np.abs(np.asarray(params[f"B{l}"], dtype=np.float64))
+        EZ[l] = (absA_prev.shape[0] + 1) * (magnitude + floor) + absW @ EA[l - 1]
+        EA[l] = _forward_error(activations[l - 1], f64[f"Z{l}"], f64[f"A{l}"], EZ[l], floor)
+    return EZ, EA
+
+
 def tolerances(
+    params: Mapping[str, Array],
     cache: Mapping[str, Array],
     Y: Array,
     activations: Sequence[str],
@@ -220,7 +241,7 @@ def tolerances(
 ) -> Tolerances:
     """Tolerances for comparing a manual computation in ``dtype`` to the oracle.
 
-    ``cache`` is the manual forward cache (its values are cast to float64);
+    ``params`` and ``cache`` are the manual forward's (cast to float64);
     ``oracle_grads`` supplies the magnitudes of the true gradients, so that a
     wrong manual gradient cannot loosen its own tolerance.
     """
@@ -231,15 +252,9 @@ def tolerances(
     Y = np.asarray(Y, dtype=np.float64)
     m = Y.shape[1]
 
-    EA = {0: np.zeros_like(f64["A0"])}
-    EZ = {}
-    for l in range(1, depth + 1):
-        absW, A_prev = np.abs(f64[f"W{l}"]), np.abs(f64[f"A{l - 1}"])
-        # B is not cached; |Z - W A| recovers |B| broadcast over the batch.
-        absB = np.abs(f64[f"Z{l}"] - f64[f"W{l}"] @ f64[f"A{l - 1}"])
-        magnitude = absW @ A_prev + absB
-        EZ[l] = (A_prev.shape[0] + 1) * (magnitude + floor) + absW @ EA[l - 1]
-        EA[l] = _forward_error(activations[l - 1], f64[f"Z{l}"], f64[f"A{l}"], EZ[l], floor)
+    EZ, EA = _forward_errors(params, f64, activations, floor)
+    # Without the underflow floor: zero only where Z is exactly 0 on both sides.
+    EZ_rounding, _ = _forward_errors(params, f64, activations, 0.0)
 
     Z_L, A_L = f64[f"Z{depth}"], f64[f"A{depth}"]
     loss_error = _loss_error(loss, Z_L, A_L, Y, EZ[depth], EA[depth], floor)
@@ -256,7 +271,10 @@ def tolerances(
                 EdA = (EA[l] + 2 * (np.abs(A - Y) + floor)) / m
             else:
                 dA, EdA = oracle_grads[f"A{l}"], E[f"A{l}"]
-            EdZ = _backward_error(name, Z, A, EZ[l], EA[l], dA, EdA, u, floor)
+            # Within the forward error of 0 the oracle may take the other side
+            # of a kink; a Z that is exactly 0 on both sides is checked as is.
+            near_kink = (np.abs(Z) <= SAFETY * u * EZ[l]) & ~((Z == 0) & (EZ_rounding[l] == 0))
+            EdZ = _backward_error(name, Z, A, EZ[l], EA[l], dA, EdA, u, floor, near_kink)
         absdZ = np.abs(oracle_grads[f"Z{l}"])
         absA_prev = np.abs(f64[f"A{l - 1}"])
         absW = np.abs(f64[f"W{l}"])

@@ -1,0 +1,114 @@
+"""Laws of the manual backward pass that need no oracle."""
+
+import copy
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from manual_bp import DNN, backward, batch_loss, forward, init_params
+from manual_bp.training import fit, sgd_step
+from property_tests.budget import examples
+from property_tests.strategies import Case, networks
+from reference.tolerance import tolerances
+
+
+def manual_gradients(case: Case, X: np.ndarray, Y: np.ndarray):
+    _, cache = forward(case.params, X, case.activations)
+    return cache, backward(cache, Y, case.activations, case.loss)
+
+
+@examples(0.5)
+@given(networks(max_batch=8))
+def test_the_batch_gradient_is_the_mean_of_the_per_sample_gradients(case):
+    m = case.X.shape[1]
+    cache, batch = manual_gradients(case, case.X, case.Y)
+    batch_tol = tolerances(
+        case.params, cache, case.Y, case.activations, case.loss, batch, case.dtype
+    )
+    for key in [k for k in batch if k[0] in "WB"]:
+        per_sample, per_sample_tol = [], []
+        for j in range(m):
+            X_j, Y_j = case.X[:, j : j + 1], case.Y[:, j : j + 1]
+            cache_j, grads_j = manual_gradients(case, X_j, Y_j)
+            tol_j = tolerances(
+                case.params, cache_j, Y_j, case.activations, case.loss, grads_j, case.dtype
+            )
+            per_sample.append(grads_j[key].astype(np.float64))
+            per_sample_tol.append(tol_j.grads[key])
+        mean = np.mean(per_sample, axis=0)
+        # Both sides round: the batch within its bound, each sample within its
+        # own, and the mean of m terms adds at most m u sum |terms| / m.
+        allowed = (
+            batch_tol.grads[key]
+            + np.mean(per_sample_tol, axis=0)
+            + m * batch_tol.unit * np.mean(np.abs(per_sample), axis=0)
+        )
+        error = np.abs(batch[key].astype(np.float64) - mean)
+        assert np.all(error <= allowed), (key, np.max(error - allowed))
+
+
+@examples(0.5)
+@given(networks(max_depth=3, max_width=8, max_batch=8))
+def test_grads_cache_and_params_keep_the_dtype_and_shapes(case):
+    out, cache = forward(case.params, case.X, case.activations)
+    grads = backward(cache, case.Y, case.activations, case.loss, input_gradient=True)
+    for key, value in {**cache, **grads}.items():
+        assert value.dtype == case.dtype, key
+    for key, value in grads.items():
+        assert value.shape == (case.params[key] if key[0] in "WB" else cache[key]).shape, key
+    assert (
+        np.asarray(batch_loss(case.params, case.X, case.Y, case.activations, case.loss)).dtype
+        == case.dtype
+    )
+    assert out.shape == (case.layer_sizes[-1], case.X.shape[1])
+
+
+@examples(0.3)
+@given(networks(max_depth=3, max_width=8, max_batch=8), st.integers(1, 8))
+def test_no_public_function_changes_its_inputs(case, batch_size):
+    originals = copy.deepcopy((case.params, case.X, case.Y))
+    params, X, Y = case.params, case.X, case.Y
+
+    net = DNN(case.layer_sizes, case.activations, case.loss, seed=0, dtype=case.dtype)
+    net.params = params
+    out, cache = net.forward(X)
+    cache_before = copy.deepcopy(cache)
+    net.predict(X)
+    net.loss(X, Y)
+    grads = net.compute_gradients(out, cache, Y, input_gradient=True)
+    grads_before = copy.deepcopy(grads)
+    net.step(grads, 0.1)
+    net.fit(X, Y, epochs=2, learning_rate=0.01, batch_size=batch_size)
+
+    _, functional_cache = forward(params, X, case.activations)
+    functional_grads = backward(functional_cache, Y, case.activations, case.loss)
+    batch_loss(params, X, Y, case.activations, case.loss)
+    sgd_step(params, functional_grads, 0.1)
+    fit(params, X, Y, case.activations, case.loss, 1, 0.01, batch_size, np.random.default_rng(0))
+    init_params(case.layer_sizes, case.activations, 0, case.dtype)
+
+    for before, after in zip(originals, (params, X, Y), strict=True):
+        np.testing.assert_equal(before, after)
+    np.testing.assert_equal(cache_before, cache)
+    np.testing.assert_equal(grads_before, grads)
+
+
+def test_assigned_params_are_copied_and_the_nets_own_are_read_only():
+    net = DNN([2, 3, 1], seed=0)
+    mine = {key: value.copy() for key, value in net.params.items()}
+    net.params = mine
+    mine["W1"][0, 0] = 123.0
+    assert net.params["W1"][0, 0] != 123.0
+    assert not net.params["W1"].flags.writeable
+
+
+def test_step_replaces_params_and_leaves_an_earlier_cache_valid():
+    net = DNN([2, 3, 1], seed=0)
+    X, Y = np.array([[0.5, -1.0], [2.0, 0.0]]), np.array([[1.0, 0.0]])
+    out, cache = net.forward(X)
+    W1_before = net.params["W1"]
+    grads = net.compute_gradients(out, cache, Y)
+    net.step(grads, 0.5)
+    np.testing.assert_allclose(net.params["W1"], W1_before - 0.5 * grads["W1"], rtol=0, atol=0)
+    np.testing.assert_equal(net.compute_gradients(out, cache, Y), grads)
