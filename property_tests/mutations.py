@@ -1,0 +1,257 @@
+"""A catalog of realistic single-line backprop bugs, injected by patching.
+
+No file is edited: ``inject`` takes the source of one function, replaces one
+line fragment, compiles the result in the function's own module and swaps
+every reference to the original (module attributes and the ``ACTIVATIONS``
+and ``LOSSES`` registries) through pytest's ``monkeypatch``, which restores
+them afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import sys
+import textwrap
+from dataclasses import dataclass
+from types import FunctionType
+
+import pytest
+
+from manual_bp import activations, losses, network
+from manual_bp.activations import ACTIVATIONS
+from manual_bp.losses import LOSSES
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """Replace ``old`` by ``new`` (once) in ``module.function``."""
+
+    name: str
+    bug_class: str
+    function: FunctionType
+    old: str
+    new: str
+
+
+def mutated(mutation: Mutation) -> FunctionType:
+    """Compile ``mutation.function`` with its one line changed."""
+    source = textwrap.dedent(inspect.getsource(mutation.function))
+    count = source.count(mutation.old)
+    if count != 1:
+        raise ValueError(f"{mutation.name}: {mutation.old!r} occurs {count} times")
+    namespace = dict(sys.modules[mutation.function.__module__].__dict__)
+    exec(compile(source.replace(mutation.old, mutation.new), "<mutant>", "exec"), namespace)
+    return namespace[mutation.function.__name__]
+
+
+def inject(mutation: Mutation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Swap every reference to the original function for the mutant."""
+    original, mutant = mutation.function, mutated(mutation)
+    importers = [
+        module
+        for name, module in list(sys.modules.items())
+        if name.split(".")[0] in ("manual_bp", "reference")
+    ]
+    for module in importers:
+        for attribute, value in list(vars(module).items()):
+            if value is original:
+                monkeypatch.setattr(module, attribute, mutant)
+    for key, activation in ACTIVATIONS.items():
+        if activation.derivative is original:
+            rebuilt = activations._elementwise(activation.name, activation.forward, mutant)
+            monkeypatch.setitem(ACTIVATIONS, key, rebuilt)
+        elif activation.backward is original:
+            monkeypatch.setitem(ACTIVATIONS, key, dataclasses.replace(activation, backward=mutant))
+    for key, loss in LOSSES.items():
+        changes = {
+            field.name: mutant
+            for field in dataclasses.fields(loss)
+            if getattr(loss, field.name) is original
+        }
+        if changes:
+            monkeypatch.setitem(LOSSES, key, dataclasses.replace(loss, **changes))
+
+
+A_PREV = 'cache[f"A{l - 1}"].T'
+BIAS = "np.sum(dZ, axis=1, keepdims=True)"
+WEIGHT_GRAD = f'grads[f"W{{l}}"] = dZ @ {A_PREV}'
+INPUT_GRAD = 'cache[f"W{l}"].T @ dZ'
+OUTPUT = "dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)"
+HIDDEN = 'dZ = activation.backward(grads[f"A{l}"], Z, A)'
+
+CATALOG: list[Mutation] = [
+    # --- the 1/m of the batch mean
+    Mutation(
+        "missing 1/m", "missing 1/m", losses.mean_residual, "(A - Y) / _batch_size(Y)", "(A - Y)"
+    ),
+    Mutation(
+        "extra 1/m in dW", "extra 1/m", network.backward, WEIGHT_GRAD, f"{WEIGHT_GRAD} / Y.shape[1]"
+    ),
+    Mutation(
+        "cross-entropy divides by n_L",
+        "missing 1/m",
+        losses._cross_entropy_dZ,
+        "/ _batch_size(Y)",
+        "/ Y.shape[0]",
+    ),
+    # --- signs
+    Mutation(
+        "output gradient sign flipped",
+        "sign flip",
+        network.backward,
+        OUTPUT,
+        OUTPUT.replace("= ", "= -", 1),
+    ),
+    Mutation(
+        "residual written Y - A",
+        "sign flip",
+        losses.mean_residual,
+        "return (A - Y)",
+        "return (Y - A)",
+    ),
+    # --- transposes and wrong layers
+    Mutation(
+        "dW transposed",
+        "transposed matrix",
+        network.backward,
+        f"dZ @ {A_PREV}",
+        f"({A_PREV[:-2]} @ dZ.T)",
+    ),
+    Mutation(
+        "dA uses W instead of W^T",
+        "transposed matrix",
+        network.backward,
+        INPUT_GRAD,
+        'cache[f"W{l}"] @ dZ',
+    ),
+    Mutation(
+        "dW uses A_l instead of A_(l-1)",
+        "cache entry from the wrong layer",
+        network.backward,
+        f"dZ @ {A_PREV}",
+        'dZ @ cache[f"A{l}"].T',
+    ),
+    Mutation(
+        "derivative gets A and Z swapped",
+        "cache entry from the wrong layer",
+        network.backward,
+        HIDDEN,
+        HIDDEN.replace("Z, A)", "A, Z)"),
+    ),
+    Mutation(
+        "loop stops before layer 1",
+        "off by one layer",
+        network.backward,
+        "range(depth, 0, -1)",
+        "range(depth, 1, -1)",
+    ),
+    # --- the bias
+    Mutation(
+        "bias summed over the wrong axis",
+        "bias sum axis",
+        network.backward,
+        BIAS,
+        "np.sum(dZ, axis=0, keepdims=True)",
+    ),
+    Mutation(
+        "bias averaged instead of summed",
+        "bias sum axis",
+        network.backward,
+        BIAS,
+        "np.mean(dZ, axis=1, keepdims=True)",
+    ),
+    Mutation(
+        "bias from the first sample only", "bias sum axis", network.backward, BIAS, "dZ[:, :1]"
+    ),
+    # --- activation derivatives
+    Mutation(
+        "hidden layers skip f'",
+        "wrong activation derivative",
+        network.backward,
+        HIDDEN,
+        'dZ = grads[f"A{l}"]',
+    ),
+    Mutation(
+        "sigmoid' written in Z",
+        "wrong activation derivative",
+        activations._sigmoid_derivative,
+        "A * (1 - A)",
+        "Z * (1 - Z)",
+    ),
+    Mutation(
+        "tanh' = 1 - A",
+        "wrong activation derivative",
+        activations._tanh_derivative,
+        "1 - A * A",
+        "1 - A",
+    ),
+    Mutation(
+        "relu'(0) = 1",
+        "wrong activation derivative",
+        activations._relu_derivative,
+        "(Z > 0)",
+        "(Z >= 0)",
+    ),
+    Mutation(
+        "leaky_relu'(0) = 0.01",
+        "wrong activation derivative",
+        activations._leaky_relu_derivative,
+        "Z >= 0",
+        "Z > 0",
+    ),
+    Mutation(
+        "elu' = A below 0", "wrong activation derivative", activations._elu_derivative, "A + 1", "A"
+    ),
+    Mutation(
+        "softplus' = sigmoid'",
+        "wrong activation derivative",
+        activations._softplus_derivative,
+        "sigmoid(Z)",
+        "sigmoid(Z) * (1 - sigmoid(Z))",
+    ),
+    Mutation(
+        "silu' sign inside",
+        "wrong activation derivative",
+        activations._silu_derivative,
+        "(1 + Z * (1 - s))",
+        "(1 + Z * s)",
+    ),
+    Mutation(
+        "gelu' without the product rule",
+        "wrong activation derivative",
+        activations._gelu_derivative,
+        " + Z * (0.5 * (1 - t * t) * du_dz)",
+        "",
+    ),
+    # --- softmax
+    Mutation(
+        "softmax handled as elementwise",
+        "softmax as elementwise",
+        activations._softmax_backward,
+        "A * (dA - np.sum(A * dA, axis=0, keepdims=True))",
+        "A * (1 - A) * dA",
+    ),
+    Mutation(
+        "softmax JVP summed over the batch",
+        "softmax as elementwise",
+        activations._softmax_backward,
+        "axis=0",
+        "axis=1",
+    ),
+    # --- the output layer
+    Mutation(
+        "fused gradient for every pair",
+        "wrong activation derivative",
+        losses.output_gradient,
+        "if activation.name == loss.canonical_activation:",
+        "if True:",
+    ),
+    Mutation(
+        "mse keeps the 2 of the square",
+        "factor of 2 in mse",
+        losses.output_gradient,
+        "loss.dA(A_L, Y)",
+        "2 * loss.dA(A_L, Y)",
+    ),
+]
