@@ -8,12 +8,14 @@ matches, and its size says how close it came.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from manual_bp.network import backward, forward, loss_from_cache
+from reference.diagnosis import Diagnosis, diagnose
 from reference.oracle import OracleResult, oracle_gradients
 from reference.tolerance import Tolerances, tolerances
 
@@ -123,6 +125,7 @@ class GradientCheck:
     loss_oracle: float
     loss_tolerance: float
     unit: float
+    diagnosis: Diagnosis | None = None
 
     @property
     def loss_ratio(self) -> float:
@@ -168,6 +171,8 @@ class GradientCheck:
                 f"{v.key} {v.shape} {v.dtype}: {v.failing} of {int(np.prod(v.shape))} "
                 f"entries fail; {detail}"
             )
+        if self.diagnosis is not None:
+            lines.append(str(self.diagnosis))
         if self.loss_ratio > 1:
             lines.append(f"loss: manual {self.loss_manual!r}, oracle {self.loss_oracle!r}")
         return "\n".join(lines)
@@ -214,4 +219,9 @@ def verify_network(
     manual_loss = loss_from_cache(cache, Y, loss, len(activations))
     oracle = oracle_gradients(params, X, Y, activations, loss, input_gradient=input_gradient)
     tol = tolerances(params, cache, Y, activations, loss, oracle.grads, dtype)
-    return compare(grads, manual_loss, oracle, tol, dtype, len(activations), input_gradient)
+    check = compare(grads, manual_loss, oracle, tol, dtype, len(activations), input_gradient)
+    if check.ok:
+        return check
+    failing = [v.key for v in check.failures()]
+    found = diagnose(failing, grads, oracle.grads, cache, Y, activations, loss, input_gradient)
+    return dataclasses.replace(check, diagnosis=found)

@@ -1,0 +1,153 @@
+"""Name the likely bug behind a mismatch, from its pattern.
+
+Walking back from the output in the order the backward pass computes
+(``ZL, WL, BL, A(L-1), Z(L-1), ...``), the first variable that fails is where
+the disagreement starts: everything after it inherits the error.  Its pattern
+names the bug class:
+
+* the manual value is the oracle's times ``m`` or ``1/m``: a missing or extra 1/m;
+* times ``-1``: a sign flip;  times ``2`` on an mse output: the 2 of the square;
+* the transposed shape, or ``W`` used where ``W^T`` belongs: a transposed matrix;
+* a bias of the wrong shape, averaged, or from one sample: the bias sum;
+* ``dWl`` equal to ``dZl A_k^T`` for another layer k: a cache entry from the
+  wrong layer;
+* ``dZl`` wrong while ``dAl`` agrees: a wrong activation derivative, and for
+  softmax, ``A (1 - A) dA``: softmax handled as elementwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+# Same-shape patterns are recognised up to float32 rounding.
+_CLOSE = 1e-4
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Where the disagreement starts and what it most likely is."""
+
+    layer: int
+    key: str
+    bug_class: str
+    evidence: str
+
+    def __str__(self) -> str:
+        return (
+            f"disagreement starts at {self.key} (layer {self.layer}); "
+            f"likely bug: {self.bug_class} ({self.evidence})"
+        )
+
+
+def backward_order(depth: int, input_gradient: bool) -> list[str]:
+    """Keys in the order the backward pass computes them."""
+    keys = []
+    for l in range(depth, 0, -1):
+        keys += [f"Z{l}", f"W{l}", f"B{l}"]
+        if l > 1 or input_gradient:
+            keys.append(f"A{l - 1}")
+    return keys
+
+
+def _close(candidate: Array, target: Array) -> bool:
+    if candidate.shape != target.shape:
+        return False
+    scale = np.linalg.norm(target) + np.linalg.norm(candidate)
+    return bool(np.linalg.norm(candidate - target) <= _CLOSE * scale) and scale > 0
+
+
+def _scale_factor(manual: Array, oracle: Array) -> float | None:
+    """``c`` with ``manual = c * oracle``, if such a c fits."""
+    denominator = float(np.sum(oracle * oracle))
+    if denominator == 0:
+        return None
+    c = float(np.sum(manual * oracle)) / denominator
+    return c if _close(manual, c * oracle) else None
+
+
+def _near(value: float, target: float) -> bool:
+    return abs(value - target) <= 1e-3 * abs(target)
+
+
+def _classify(
+    key: str,
+    manual: Array | None,
+    oracle: Mapping[str, Array],
+    cache: Mapping[str, Array],
+    Y: Array,
+    activations: Sequence[str],
+    loss: str,
+) -> tuple[str, str]:
+    kind, l = key[0], int(key[1:])
+    depth, m = len(activations), cache["A0"].shape[1]
+    expected = oracle[key]
+    if manual is None:
+        return "off by one layer", f"{key} is missing from grads"
+    manual = np.asarray(manual, dtype=np.float64)
+    if manual.shape != expected.shape:
+        if manual.shape == expected.shape[::-1]:
+            return "transposed matrix", f"shape {manual.shape} is the transpose of {expected.shape}"
+        if kind == "B":
+            return "bias sum axis", f"bias of shape {manual.shape}, expected {expected.shape}"
+        return (
+            "cache entry from the wrong layer",
+            f"shape {manual.shape}, expected {expected.shape}",
+        )
+
+    c = _scale_factor(manual, expected)
+    if kind == "B" and c is not None and _near(c, 1 / m) and m > 1:
+        return "bias sum axis", f"averaged over the batch instead of summed (x 1/{m})"
+    if kind == "B" and _close(manual, oracle[f"Z{l}"][:, :1]):
+        return "bias sum axis", "equals the first column of dZ: not summed over the batch"
+    if c is not None:
+        if m > 1 and _near(c, m):
+            return "missing 1/m", f"manual = {m} x oracle (m = {m})"
+        if m > 1 and _near(c, 1 / m):
+            return "extra 1/m", f"manual = oracle / {m} (m = {m})"
+        if _near(c, -1):
+            return "sign flip", "manual = -oracle"
+        if _near(c, 2) and loss == "mse" and key == f"Z{depth}":
+            return "factor of 2 in mse", "manual dZ = 2 x oracle at the mse output"
+    if kind == "W":
+        for k in range(depth + 1):
+            if k != l - 1 and _close(manual, oracle[f"Z{l}"] @ cache[f"A{k}"].T):
+                return "cache entry from the wrong layer", f"dW{l} = dZ{l} A{k}^T, not A{l - 1}^T"
+        if _close(manual, expected.T):
+            return "transposed matrix", f"dW{l} is the transpose of the oracle's"
+    if kind == "A" and _close(manual, cache[f"W{l + 1}"] @ oracle[f"Z{l + 1}"]):
+        return "transposed matrix", f"dA{l} = W{l + 1} dZ{l + 1}, not W{l + 1}^T dZ{l + 1}"
+    if kind == "Z":
+        A = cache[f"A{l}"]
+        if activations[l - 1] == "softmax":
+            dA = (A - Y) / m if l == depth else oracle[f"A{l}"]
+            if _close(manual, A * (1 - A) * dA):
+                return "softmax as elementwise", "dZ = A (1 - A) dA, the Jacobian's diagonal only"
+            return "softmax as elementwise", "the softmax Jacobian-vector product is wrong"
+        if l < depth:
+            return "wrong activation derivative", f"dA{l} agrees but dZ{l} does not"
+        return "wrong activation derivative", f"the output gradient dZ{l} is wrong"
+    return "unclassified", f"{key} differs with no recognised pattern"
+
+
+def diagnose(
+    failing: Sequence[str],
+    manual: Mapping[str, Array],
+    oracle: Mapping[str, Array],
+    cache: Mapping[str, Array],
+    Y: Array,
+    activations: Sequence[str],
+    loss: str,
+    input_gradient: bool,
+) -> Diagnosis | None:
+    """The first failing key walking back from the output, and its likely bug."""
+    for key in backward_order(len(activations), input_gradient):
+        if key in failing:
+            bug_class, evidence = _classify(
+                key, manual.get(key), oracle, cache, Y, activations, loss
+            )
+            return Diagnosis(int(key[1:]), key, bug_class, evidence)
+    return None
