@@ -1,0 +1,99 @@
+"""``check_gradients``: test anyone's hand-written backprop against the oracle.
+
+Give it your own backward pass as a callable ``backprop(params, X, Y) -> grads``
+(``params`` holds ``W1..WL``, ``B1..BL``; ``X`` is ``(n0, m)``; ``Y`` is
+``(nL, m)``; ``grads`` must hold ``W1..WL`` and ``B1..BL`` and may hold any of
+``Zl`` and ``Al``) for one architecture.  Hypothesis generates networks of
+that architecture, batches and targets, and every entry is compared with
+``jax.grad`` of manual_bp's forward under the rounding-error tolerance.  On a
+mismatch, Hypothesis shrinks to a minimal case and ``GradientMismatch`` is
+raised with the report and the likely bug.
+
+>>> import numpy as np
+>>> from manual_bp import backward, forward
+>>> def my_backprop(params, X, Y):
+...     _, cache = forward(params, X, ["tanh", "sigmoid"])
+...     return backward(cache, Y, ["tanh", "sigmoid"], "binary_cross_entropy")
+>>> check_gradients(my_backprop, [3, 4, 1], ["tanh", "sigmoid"], "binary_cross_entropy",
+...                 max_examples=5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from manual_bp.network import forward
+from manual_bp.validation import check_activations, check_layer_sizes, check_loss_pair
+from property_tests.strategies import Case, networks
+from reference.compare import GradientCheck, compare
+from reference.diagnosis import diagnose
+from reference.oracle import oracle_gradients
+from reference.tolerance import tolerances
+
+Backprop = Callable[[dict, np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
+
+
+class GradientMismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error)
+    """A user's gradients disagree with the oracle; ``.check`` has the details."""
+
+    def __init__(self, check: GradientCheck, case: Case) -> None:
+        super().__init__(f"{check.report()}\nminimal case:\n{case!r}")
+        self.check = check
+        self.case = case
+
+
+def check_case(backprop: Backprop, case: Case) -> GradientCheck:
+    """Compare ``backprop`` with the oracle on one case (the loss is not checked)."""
+    copies = ({k: v.copy() for k, v in case.params.items()}, case.X.copy(), case.Y.copy())
+    grads = dict(backprop(*copies))
+    oracle = oracle_gradients(case.params, case.X, case.Y, case.activations, case.loss)
+    compared = [key for key in oracle.grads if key[0] in "WB" or key in grads]
+    _, cache = forward(case.params, case.X, case.activations)
+    tol = tolerances(
+        case.params, cache, case.Y, case.activations, case.loss, oracle.grads, case.dtype
+    )
+    full = compare(grads, oracle.loss, oracle, tol, case.dtype, case.depth)
+    variables = {key: v for key, v in full.variables.items() if key in compared}
+    check = dataclasses.replace(full, variables=variables)
+    if check.ok:
+        return check
+    failing = [v.key for v in check.failures()]
+    found = diagnose(
+        failing, grads, oracle.grads, cache, case.Y, case.activations, case.loss, False
+    )
+    return dataclasses.replace(check, diagnosis=found)
+
+
+def check_gradients(
+    backprop: Backprop,
+    layer_sizes: Sequence[int],
+    activations: Sequence[str],
+    loss: str,
+    dtype: str = "float64",
+    max_examples: int = 100,
+    max_batch: int = 16,
+) -> None:
+    """Pass silently, or raise ``GradientMismatch`` on the minimal failing case."""
+    sizes = check_layer_sizes(layer_sizes)
+    names = check_activations(activations, len(sizes) - 1)
+    check_loss_pair(loss, names[-1], sizes[-1])
+    architecture = st.just((sizes, names, loss))
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(networks(architecture=architecture, dtypes=(dtype,), max_batch=max_batch))
+    def matches_the_oracle(case: Case) -> None:
+        check = check_case(backprop, case)
+        if not check.ok:
+            raise GradientMismatch(check, case)
+
+    matches_the_oracle()
