@@ -4,4 +4,5 @@ import sys
 
 from manual_bp.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -44,6 +44,10 @@ class Case:
     def depth(self) -> int:
         return len(self.activations)
 
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """Hypothesis prints a falsifying case with this: exact, pasteable values."""
+        printer.text(repr(self))
+
     def __repr__(self) -> str:
         with np.printoptions(precision=17, threshold=200, linewidth=100):
             arrays_text = "\n".join(
@@ -71,26 +75,21 @@ def matrices(shape: tuple[int, int], bound: float, dtype: str) -> st.SearchStrat
     return arrays(dtype, shape, elements=values(bound, dtype))
 
 
-def layer_sizes(max_depth: int = MAX_DEPTH, max_width: int = MAX_WIDTH) -> st.SearchStrategy:
-    """``[n0, n1, ..., nL]`` with 1 <= L <= max_depth."""
-    return st.lists(st.integers(1, max_width), min_size=2, max_size=max_depth + 1)
-
-
-@st.composite
-def architectures(draw, max_depth: int = MAX_DEPTH, max_width: int = MAX_WIDTH):
-    """``(layer_sizes, activations, loss)`` that ``DNN`` accepts."""
-    sizes = draw(layer_sizes(max_depth, max_width))
-    loss = draw(st.sampled_from(sorted(LOSSES)))
-    spec = LOSSES[loss]
-    if sizes[-1] < spec.min_outputs:
-        sizes[-1] = spec.min_outputs
-    hidden = draw(
-        st.lists(
-            st.sampled_from(sorted(ACTIVATIONS)), min_size=len(sizes) - 2, max_size=len(sizes) - 2
-        )
-    )
-    output = draw(st.sampled_from(sorted(spec.output_activations)))
-    return sizes, [*hidden, output], loss
+# Simplest first: Hypothesis shrinks a sampled_from toward its first element.
+ACTIVATION_ORDER = [
+    "identity",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "softplus",
+    "elu",
+    "silu",
+    "gelu",
+    "softmax",
+]
+LOSS_ORDER = ["mse", "binary_cross_entropy", "cross_entropy"]
+assert sorted(ACTIVATION_ORDER) == sorted(ACTIVATIONS) and sorted(LOSS_ORDER) == sorted(LOSSES)
 
 
 @st.composite
@@ -119,6 +118,11 @@ def params_for(draw, sizes: list[int], dtype: str) -> dict[str, np.ndarray]:
     return params
 
 
+def output_activations(loss: str) -> list[str]:
+    """The output activations ``loss`` accepts, simplest first."""
+    return [name for name in ACTIVATION_ORDER if name in LOSSES[loss].output_activations]
+
+
 @st.composite
 def networks(
     draw,
@@ -126,15 +130,36 @@ def networks(
     max_width: int = MAX_WIDTH,
     max_batch: int = MAX_BATCH,
     dtypes: tuple[str, ...] = DTYPES,
-    architecture=None,
+    architecture: st.SearchStrategy | None = None,
 ) -> Case:
-    """A whole case: architecture, dtype, parameters, inputs ``X`` and targets ``Y``."""
-    if architecture is None:
-        architecture = architectures(max_depth, max_width)
-    sizes, activations, loss = draw(architecture)
+    """A whole case: architecture, dtype, parameters, inputs ``X`` and targets ``Y``.
+
+    Without a fixed ``architecture`` (a strategy for ``(layer_sizes,
+    activations, loss)``), each layer's width, activation, ``Wl`` and ``Bl``
+    are drawn together, so that shrinking can delete a whole hidden layer.
+    """
     dtype = draw(st.sampled_from(dtypes))
     m = draw(st.integers(1, max_batch))
-    params = draw(params_for(sizes, dtype))
+    if architecture is not None:
+        sizes, activations, loss = draw(architecture)
+        params = draw(params_for(sizes, dtype))
+    else:
+        loss = draw(st.sampled_from(LOSS_ORDER))
+        sizes, activations, params = [draw(st.integers(1, max_width))], [], {}
+
+        def add_layer(width: int, activation: str) -> None:
+            l = len(sizes)
+            params[f"W{l}"] = draw(matrices((width, sizes[-1]), PARAM_BOUND, dtype))
+            params[f"B{l}"] = draw(matrices((width, 1), PARAM_BOUND, dtype))
+            sizes.append(width)
+            activations.append(activation)
+
+        # Another hidden layer with probability 3/4 (so about 3 on average);
+        # the flag shrinks to 0, which ends the network there.
+        while len(activations) < max_depth - 1 and draw(st.integers(0, 3)) > 0:
+            add_layer(draw(st.integers(1, max_width)), draw(st.sampled_from(ACTIVATION_ORDER)))
+        width = max(draw(st.integers(1, max_width)), LOSSES[loss].min_outputs)
+        add_layer(width, draw(st.sampled_from(output_activations(loss))))
     X = draw(matrices((sizes[0], m), INPUT_BOUND, dtype))
     Y = draw(targets(loss, (sizes[-1], m), dtype))
     return Case(list(sizes), list(activations), loss, dtype, params, X, Y)
