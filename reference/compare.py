@@ -50,60 +50,41 @@ def _error_ratio(error: Array, tolerance: Array) -> Array:
     return np.where(np.isnan(ratio), np.inf, ratio)
 
 
+def _unusable(key: str, shape: tuple, dtype: str, size: int, problem: str) -> VariableCheck:
+    """A gradient that cannot be compared entry by entry fails as a whole."""
+    return VariableCheck(
+        key, shape, dtype, np.inf, np.inf, size, (), np.nan, np.nan, np.nan, problem
+    )
+
+
 def compare_variable(
     key: str, manual: object, oracle: Array, tolerance: Array, expected_dtype: np.dtype
 ) -> VariableCheck:
     """Compare one gradient array with the oracle's."""
     if manual is None:
-        return VariableCheck(
-            key,
-            oracle.shape,
-            "-",
-            np.inf,
-            np.inf,
-            oracle.size,
-            (),
-            np.nan,
-            np.nan,
-            np.nan,
-            "missing from grads",
-        )
+        return _unusable(key, oracle.shape, "-", oracle.size, "missing from grads")
     manual = np.asarray(manual)
     if manual.shape != oracle.shape:
-        return VariableCheck(
-            key,
-            manual.shape,
-            str(manual.dtype),
-            np.inf,
-            np.inf,
-            oracle.size,
-            (),
-            np.nan,
-            np.nan,
-            np.nan,
-            f"shape {manual.shape}, expected {oracle.shape}",
-        )
-    problem = (
-        "" if manual.dtype == expected_dtype else f"dtype {manual.dtype}, expected {expected_dtype}"
-    )
+        problem = f"shape {manual.shape}, expected {oracle.shape}"
+        return _unusable(key, manual.shape, str(manual.dtype), oracle.size, problem)
     error = np.abs(manual.astype(np.float64) - oracle)
     ratio = _error_ratio(error, tolerance)
-    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
-    worst = tuple(int(i) for i in worst)
-    worst_ratio = float(ratio[worst]) if ratio.size else 0.0
-    if problem:
-        worst_ratio = np.inf
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
+    problem = ""
+    worst_ratio = float(ratio[worst])
+    if manual.dtype != expected_dtype:
+        problem, worst_ratio = f"dtype {manual.dtype}, expected {expected_dtype}", np.inf
     return VariableCheck(
         key,
         manual.shape,
         str(manual.dtype),
-        float(np.nanmax(error, initial=0.0)),
+        float(np.nanmax(error)),
         worst_ratio,
         int(np.sum(ratio > 1.0)),
         worst,
-        float(manual[worst]) if ratio.size else 0.0,
-        float(oracle[worst]) if ratio.size else 0.0,
-        float(tolerance[worst]) if ratio.size else 0.0,
+        float(manual[worst]),
+        float(oracle[worst]),
+        float(tolerance[worst]),
         problem,
     )
 
