@@ -207,7 +207,9 @@ class DNN:
         """Mini-batch SGD; returns the mean training loss after each epoch.
 
         ``batch_size=None`` uses the whole batch each step.  Mini-batches are
-        shuffled by the generator seeded with ``seed``.
+        shuffled by the generator seeded with ``seed``.  If an epoch ends with
+        a NaN or inf, ``training.TrainingDiverged`` (a ``FloatingPointError``)
+        names the epoch and the parameters stay those of the last finite epoch.
         """
         inputs = self._inputs(X)
         targets = self._targets(Y, inputs.shape[1])
@@ -215,16 +217,20 @@ class DNN:
         lr = check_learning_rate(learning_rate)
         if batch_size is not None:
             batch_size = check_positive_int(batch_size, "batch_size")
-        params, history = training.fit(
-            self._params,
-            inputs,
-            targets,
-            self.activations,
-            self.loss_name,
-            epochs,
-            lr,
-            batch_size,
-            self._rng,
-        )
+        try:
+            params, history = training.fit(
+                self._params,
+                inputs,
+                targets,
+                self.activations,
+                self.loss_name,
+                epochs,
+                lr,
+                batch_size,
+                self._rng,
+            )
+        except training.TrainingDiverged as diverged:
+            self._params = _read_only(diverged.params, copy=False)
+            raise
         self._params = _read_only(params, copy=False)
         return history

@@ -39,6 +39,22 @@ def minibatch_indices(
         yield order[start : start + batch_size]
 
 
+class TrainingDiverged(FloatingPointError):  # noqa: N818  (reads as an event)
+    """Training produced a NaN or inf; ``params`` and ``history`` are the last finite ones."""
+
+    def __init__(self, epoch: int, learning_rate: float, params: dict, history: list[float]):
+        super().__init__(
+            f"fit: the loss or a parameter became NaN or inf in epoch {epoch} "
+            f"(learning_rate={learning_rate}); the parameters are left as they were after "
+            f"epoch {epoch - 1}. A smaller learning_rate usually helps."
+        )
+        self.epoch, self.params, self.history = epoch, params, history
+
+
+def _all_finite(params: Mapping[str, Array], loss: float) -> bool:
+    return bool(np.isfinite(loss)) and all(np.all(np.isfinite(v)) for v in params.values())
+
+
 def fit(
     params: Mapping[str, Array],
     X: Array,
@@ -53,14 +69,20 @@ def fit(
     """Mini-batch SGD on the hand-written gradients.
 
     Returns the trained parameters and, for each epoch, the mean loss over the
-    whole of ``(X, Y)`` at the end of that epoch.
+    whole of ``(X, Y)`` at the end of that epoch.  Raises ``TrainingDiverged``
+    if an epoch ends with a non-finite loss or parameter.
     """
     params = dict(params)
     history = []
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
+        start = params
         for columns in minibatch_indices(X.shape[1], batch_size, rng):
             Y_batch = Y[:, columns]
             _, cache = forward(params, X[:, columns], activations)
             params = sgd_step(params, backward(cache, Y_batch, activations, loss), learning_rate)
-        history.append(float(batch_loss(params, X, Y, activations, loss)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            epoch_loss = float(batch_loss(params, X, Y, activations, loss))
+        if not _all_finite(params, epoch_loss):
+            raise TrainingDiverged(epoch, learning_rate, start, history)
+        history.append(epoch_loss)
     return params, history

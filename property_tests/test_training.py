@@ -49,3 +49,21 @@ def test_float32_training_stays_float32():
     net = DNN(SEED_LAYER_SIZES, seed=0, dtype="float32")
     net.fit(X, Y, epochs=3, learning_rate=0.5, batch_size=16)
     assert all(value.dtype == np.float32 for value in net.params.values())
+
+
+def test_divergence_names_the_epoch_and_keeps_the_last_finite_params():
+    X = np.array([[1e3, -1e3, 2e3]])
+    Y = np.array([[1.0, -1.0, 3.0]])
+    net = DNN([1, 4, 1], ["identity", "identity"], "mse", seed=0)
+    with (
+        np.errstate(over="ignore", invalid="ignore"),
+        pytest.raises(FloatingPointError, match=r"epoch \d+") as caught,
+    ):
+        net.fit(X, Y, epochs=200, learning_rate=10.0)
+    assert all(np.all(np.isfinite(value)) for value in net.params.values())
+    epoch = caught.value.epoch
+    assert len(caught.value.history) == epoch - 1
+    replay = DNN([1, 4, 1], ["identity", "identity"], "mse", seed=0)
+    if epoch > 1:
+        replay.fit(X, Y, epochs=epoch - 1, learning_rate=10.0)
+    np.testing.assert_equal(replay.params, net.params)
