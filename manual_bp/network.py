@@ -131,6 +131,15 @@ def batch_loss(
     return loss_from_cache(cache, Y, loss, len(activations), xp)
 
 
+def gradient_keys(depth: int, input_gradient: bool = False) -> list[str]:
+    """The keys ``backward`` returns, in forward order: ``A0`` (with
+    ``input_gradient``), then ``W1, B1, Z1, A1, W2, ...``; ``AL`` is not one."""
+    keys = ["A0"] if input_gradient else []
+    for l in range(1, depth + 1):
+        keys += [f"W{l}", f"B{l}", f"Z{l}"] + ([f"A{l}"] if l < depth else [])
+    return keys
+
+
 def backward(
     cache: Mapping[str, Array],
     Y: Array,

@@ -55,7 +55,7 @@ def check_case(backprop: Backprop, case: Case) -> GradientCheck:
     compared = [key for key in oracle.grads if key[0] in "WB" or key in grads]
     _, cache = forward(case.params, case.X, case.activations)
     tol = tolerances(
-        case.params, cache, case.Y, case.activations, case.loss, oracle.grads, case.dtype
+        case.params, cache, case.Y, case.activations, case.loss, oracle.grads, case.dtype, oracle.Z
     )
     full = compare(grads, oracle.loss, oracle, tol, case.dtype, case.depth)
     variables = {key: v for key, v in full.variables.items() if key in compared}

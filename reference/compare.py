@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from manual_bp.network import backward, forward, loss_from_cache
+from manual_bp.network import backward, forward, gradient_keys, loss_from_cache
 from reference.diagnosis import Diagnosis, diagnose
 from reference.oracle import OracleResult, oracle_gradients
 from reference.tolerance import Tolerances, tolerances
@@ -87,14 +87,6 @@ def compare_variable(
         float(tolerance[worst]),
         problem,
     )
-
-
-def variable_order(depth: int, input_gradient: bool) -> list[str]:
-    """``A0`` (if present), then ``W1, B1, Z1, A1, W2, ...``, without ``AL``."""
-    keys = ["A0"] if input_gradient else []
-    for l in range(1, depth + 1):
-        keys += [f"W{l}", f"B{l}", f"Z{l}"] + ([f"A{l}"] if l < depth else [])
-    return keys
 
 
 @dataclass(frozen=True)
@@ -176,7 +168,7 @@ def compare(
         key: compare_variable(
             key, manual_grads.get(key), oracle.grads[key], tol.grads[key], expected_dtype
         )
-        for key in variable_order(depth, input_gradient)
+        for key in gradient_keys(depth, input_gradient)
     }
     return GradientCheck(variables, float(manual_loss), oracle.loss, tol.loss, tol.unit)
 
@@ -199,7 +191,7 @@ def verify_network(
     grads = backward(cache, Y, activations, loss, input_gradient=input_gradient)
     manual_loss = loss_from_cache(cache, Y, loss, len(activations))
     oracle = oracle_gradients(params, X, Y, activations, loss, input_gradient=input_gradient)
-    tol = tolerances(params, cache, Y, activations, loss, oracle.grads, dtype)
+    tol = tolerances(params, cache, Y, activations, loss, oracle.grads, dtype, oracle.Z)
     check = compare(grads, manual_loss, oracle, tol, dtype, len(activations), input_gradient)
     if check.ok:
         return check

@@ -118,7 +118,12 @@ def _classify(
                 return "cache entry from the wrong layer", f"dW{l} = dZ{l} A{k}^T, not A{l - 1}^T"
         if _close(manual, expected.T):
             return "transposed matrix", f"dW{l} is the transpose of the oracle's"
-    if kind == "A" and _close(manual, cache[f"W{l + 1}"] @ oracle[f"Z{l + 1}"]):
+    W_next = cache[f"W{l + 1}"] if kind == "A" else None
+    if (
+        W_next is not None
+        and W_next.shape[0] == W_next.shape[1]
+        and _close(manual, W_next @ oracle[f"Z{l + 1}"])
+    ):
         return "transposed matrix", f"dA{l} = W{l + 1} dZ{l + 1}, not W{l + 1}^T dZ{l + 1}"
     if kind == "Z":
         A = cache[f"A{l}"]

@@ -1,7 +1,8 @@
 """The oracle: ``jax.grad`` of manual_bp's own forward function, in float64.
 
-There is no second copy of the model here.  ``manual_bp.network.batch_loss``
-is written over an array namespace; the oracle calls it with ``jax.numpy``.
+There is no second copy of the model here.  ``manual_bp.network.forward``
+and the loss are written over an array namespace; the oracle calls them with
+``jax.numpy``.
 To obtain dL/dZl and dL/dAl, the forward adds zero "taps" to every ``Zl``
 (l = 1..L) and ``Al`` (l = 1..L-1); the gradient with respect to a tap is
 the gradient with respect to the variable it is added to.  ``A0`` is the
@@ -24,33 +25,41 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from manual_bp.network import batch_loss  # noqa: E402
+from manual_bp.network import forward, loss_from_cache  # noqa: E402
 
 
 @dataclass(frozen=True)
 class OracleResult:
-    """The float64 loss and its gradients, keyed as ``manual_bp`` keys them."""
+    """The float64 loss and its gradients, keyed as ``manual_bp`` keys them.
+
+    ``Z`` holds the oracle's own forward ``Zl``: where one lies on the other
+    side of a kink than the manual ``Zl``, the two sides legitimately take
+    different one-sided derivatives.
+    """
 
     loss: float
     grads: dict[str, np.ndarray]
-
-
-def _tap_shapes(params: Mapping[str, np.ndarray], m: int, depth: int) -> dict[str, tuple]:
-    shapes = {}
-    for l in range(1, depth + 1):
-        n_l = params[f"W{l}"].shape[0]
-        shapes[f"Z{l}"] = (n_l, m)
-        if l < depth:
-            shapes[f"A{l}"] = (n_l, m)
-    return shapes
+    Z: dict[str, np.ndarray]
 
 
 @partial(jax.jit, static_argnames=("activations", "loss"))
-def _value_and_grads(params, taps, X, Y, activations, loss):
-    def objective(params, taps, X):
-        return batch_loss(params, X, Y, activations, loss, xp=jnp, taps=taps)
+def _value_and_grads(params, X, Y, activations, loss):
+    depth, m = len(activations), X.shape[1]
+    taps = {}
+    for l in range(1, depth + 1):
+        taps[f"Z{l}"] = jnp.zeros((params[f"W{l}"].shape[0], m))
+        if l < depth:
+            taps[f"A{l}"] = jnp.zeros((params[f"W{l}"].shape[0], m))
 
-    return jax.value_and_grad(objective, argnums=(0, 1, 2))(params, taps, X)
+    def objective(params, taps, X):
+        _, cache = forward(params, X, activations, xp=jnp, taps=taps)
+        Zs = {f"Z{l}": cache[f"Z{l}"] for l in range(1, depth + 1)}
+        return loss_from_cache(cache, Y, loss, depth, xp=jnp), Zs
+
+    (value, Zs), grads = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(
+        params, taps, X
+    )
+    return value, Zs, grads
 
 
 def oracle_gradients(
@@ -61,21 +70,17 @@ def oracle_gradients(
     loss: str,
     input_gradient: bool = False,
 ) -> OracleResult:
-    """``jax.value_and_grad`` of ``batch_loss`` in float64.
+    """``jax.value_and_grad`` of manual_bp's forward and loss, in float64.
 
-    Returns the loss and the gradient for every key ``manual_bp.backward``
-    returns: ``Wl``, ``Bl``, ``Zl`` (l = 1..L), ``Al`` (l = 1..L-1) and, with
-    ``input_gradient``, ``A0``.
+    Returns the loss, the gradient for every key ``manual_bp.backward``
+    returns (``Wl``, ``Bl``, ``Zl`` for l = 1..L, ``Al`` for l = 1..L-1 and,
+    with ``input_gradient``, ``A0``) and the oracle's forward ``Zl``.
     """
-    depth = len(activations)
-    as64 = {key: jnp.asarray(np.asarray(value, dtype=np.float64)) for key, value in params.items()}
-    X64 = jnp.asarray(np.asarray(X, dtype=np.float64))
-    Y64 = jnp.asarray(np.asarray(Y, dtype=np.float64))
-    taps = {key: jnp.zeros(shape) for key, shape in _tap_shapes(as64, X64.shape[1], depth).items()}
-    value, (d_params, d_taps, d_X) = _value_and_grads(
-        as64, taps, X64, Y64, tuple(activations), loss
-    )
-    grads = {key: np.asarray(g) for key, g in {**d_params, **d_taps}.items()}
+    as64 = {key: np.asarray(value, dtype=np.float64) for key, value in params.items()}
+    X64, Y64 = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    result = _value_and_grads(as64, X64, Y64, tuple(activations), loss)
+    value, Zs, (d_params, d_taps, d_X) = jax.device_get(result)
+    grads = {**d_params, **d_taps}
     if input_gradient:
-        grads["A0"] = np.asarray(d_X)
-    return OracleResult(float(value), grads)
+        grads["A0"] = d_X
+    return OracleResult(float(value), grads, Zs)

@@ -55,11 +55,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from manual_bp.activations import ACTIVATIONS, log_softmax, softplus
+from manual_bp.activations import ACTIVATIONS, log_softmax, sigmoid, softplus
 from manual_bp.losses import LOSSES
 
 Array = np.ndarray
 EPS64 = float(np.finfo(np.float64).eps)
+TINY64 = float(np.finfo(np.float64).tiny)
 # First-order bounds drop O(u^2) terms; a factor 2 covers them with room.
 SAFETY = 2.0
 # sigmoid(z) rounds to exactly 0 or 1 beyond |z| = 40 in float64 (17 in float32).
@@ -128,15 +129,26 @@ def _column_sum(X: Array) -> Array:
     return np.sum(X, axis=0, keepdims=True)
 
 
-def _forward_error(name: str, Z: Array, A: Array, EZ: Array, floor: float) -> Array:
-    """``EA``: the error of ``A = f(Z)`` given the error ``EZ`` of ``Z``."""
+def _forward_error(
+    name: str, Z: Array, A: Array, EZ: Array, floor: float, near_kink: Array
+) -> Array:
+    """``EA``: the error of ``A = f(Z)`` given the error ``EZ`` of ``Z``.
+
+    Near a kink the two sides' ``Z`` may lie on different linear pieces, so the
+    slope there is bounded by 1 (relu and leaky_relu are 1-Lipschitz).  An
+    intermediate that underflowed (``sigmoid(-710)`` inside ``silu``) moves the
+    value by up to ``tiny`` times ``|z|``.
+    """
     model = ERROR_MODELS[name]
     if name == "softmax":
         # |J| EZ with J = diag(A) - A A^T.
         propagated = np.abs(A) * (EZ + _column_sum(np.abs(A) * EZ))
     else:
-        propagated = np.abs(ACTIVATIONS[name].derivative(Z, A)) * EZ
-    return propagated + model.value_error(Z, A) + (Z.shape[0] + 4) * floor
+        slope = np.abs(ACTIVATIONS[name].derivative(Z, A))
+        if model.kink_jump:
+            slope = np.where(near_kink, 1.0, slope)
+        propagated = slope * EZ
+    return propagated + model.value_error(Z, A) + (Z.shape[0] + 4 + np.abs(Z)) * floor
 
 
 def _backward_error(
@@ -165,38 +177,51 @@ def _backward_error(
         return (
             EA * np.abs(dA - t)
             + np.abs(A) * (EdA + Et + 3 * (np.abs(dA) + np.abs(t)))
+            + u * EA * (EdA + Et)
             + (A.shape[0] + 4) * floor
         )
     derivative = ACTIVATIONS[name].derivative(Z, A)
+    derivative_error = model.curvature * EZ + model.derivative_error(Z, A)
     EdZ = (
         np.abs(derivative) * EdA
-        + np.abs(dA) * (model.curvature * EZ + model.derivative_error(Z, A))
+        + np.abs(dA) * derivative_error
+        # Second order: when f' and dA both round to 0 (tanh(-13) = -1 in
+        # float32 against a target of -1) the first-order terms vanish.
+        + u * EdA * derivative_error
         + np.abs(dA * derivative)
-        + 4 * floor
+        + (4 + (1 + np.abs(dA)) * model.derivative_error(Z, A)) * floor
     )
     if model.kink_jump:
         EdZ = EdZ + np.where(near_kink, np.abs(dA) * model.kink_jump / u, 0.0)
     return EdZ
 
 
-def _loss_error(
-    loss: str, Z: Array, A: Array, Y: Array, EZ: Array, EA: Array, floor: float
-) -> float:
-    """Error of the batch-mean loss, from the forward errors and the summands."""
-    m = Y.shape[1]
-    count = Y.size
+def loss_terms(loss: str, Z: Array, A: Array, Y: Array) -> Array:
+    """Magnitudes of the loss's summands, each with the rounding of its own
+    evaluation (``log_softmax`` rounds relative to ``|Z|`` and ``logsumexp``)."""
     if loss == "binary_cross_entropy":
-        terms = np.abs(Y) * softplus(-Z) + np.abs(1 - Y) * softplus(Z)
-        propagated = np.abs(A - Y) * EZ
-    elif loss == "cross_entropy":
+        return np.abs(Y) * softplus(-Z) + np.abs(1 - Y) * softplus(Z)
+    if loss == "cross_entropy":
         logp = log_softmax(Z)
         lse = Z - np.max(Z, axis=0, keepdims=True) - logp
-        terms = np.abs(Y) * (np.abs(logp) + (Z.shape[0] + 4) * np.abs(lse) + np.abs(Z))
+        # log(sum exp) of a sum near 1 errs by ~u absolutely, not u |lse|.
+        return np.abs(Y) * (np.abs(logp) + (Z.shape[0] + 4) * (1 + np.abs(lse)) + np.abs(Z))
+    return 0.5 * (A - Y) ** 2
+
+
+def _loss_error(
+    loss: str, Z: Array, A: Array, Y: Array, EZ: Array, EA: Array, floor: float, u: float
+) -> float:
+    """Error of the batch-mean loss, from the forward errors and the summands."""
+    if loss == "binary_cross_entropy":
+        # |dl/dZ| = |sigmoid(Z) - Y| bounded from the logits: A may round to Y.
+        propagated = (np.abs(Y) * sigmoid(-Z) + np.abs(1 - Y) * sigmoid(Z)) * EZ
+    elif loss == "cross_entropy":
         propagated = np.abs(Y) * EZ + np.abs(_column_sum(Y)) * _column_sum(np.abs(A) * EZ)
     else:
-        terms = 0.5 * (A - Y) ** 2
-        propagated = np.abs(A - Y) * EA
-    return float((np.sum(propagated) + (count + 8) * (np.sum(terms) + floor)) / m)
+        propagated = (np.abs(A - Y) + u * EA) * EA
+    terms = loss_terms(loss, Z, A, Y)
+    return float((np.sum(propagated) + (Y.size + 8) * (np.sum(terms) + floor)) / Y.shape[1])
 
 
 @dataclass(frozen=True)
@@ -213,21 +238,56 @@ def unit_roundoff(dtype: np.dtype | str) -> float:
     return float(np.finfo(np.dtype(dtype)).eps) + EPS64
 
 
+def _flushed(V: Array, u: float) -> Array:
+    """XLA treats float64 subnormal inputs as 0: their whole value is error."""
+    V = np.abs(V)
+    return np.where(V < TINY64, V, 0.0) / u
+
+
+def _near_kinks(name: str, Z: Array, EZ: Array, u: float, oracle_Z: Array | None) -> Array:
+    """Where the oracle may have taken the other one-sided derivative.
+
+    With the oracle's own ``Z`` this is exact: where the two lie on different
+    sides.  Without it, wherever ``|Z|`` is within its error bound of 0.
+    """
+    if not ERROR_MODELS[name].kink_jump:
+        return np.zeros(Z.shape, dtype=bool)
+    if oracle_Z is None:
+        return np.abs(Z) <= SAFETY * u * EZ
+    side = (lambda V: V > 0) if name == "relu" else (lambda V: V >= 0)
+    # XLA compares a subnormal z as 0.
+    oracle_Z = np.asarray(oracle_Z)
+    return side(Z) != side(np.where(np.abs(oracle_Z) < TINY64, 0.0, oracle_Z))
+
+
 def _forward_errors(
     params: Mapping[str, Array],
     f64: Mapping[str, Array],
     activations: Sequence[str],
     floor: float,
-) -> tuple[dict[int, Array], dict[int, Array]]:
-    """``EZl`` and ``EAl`` for every layer (``EA0 = 0``: the input is exact)."""
-    EA = {0: np.zeros_like(f64["A0"])}
-    EZ = {}
+    u: float,
+    oracle_Z: Mapping[str, Array] | None,
+) -> tuple[dict[int, Array], dict[int, Array], dict[int, Array]]:
+    """``EZl``, ``EAl`` and the near-kink masks for every layer.
+
+    ``EA0`` counts only a subnormal input, which the oracle flushes to 0.
+    """
+    EA = {0: _flushed(f64["A0"], u)}
+    EZ, kinks = {}, {}
     for l in range(1, len(activations) + 1):
-        absW, absA_prev = np.abs(f64[f"W{l}"]), np.abs(f64[f"A{l - 1}"])
-        magnitude = absW @ absA_prev + np.abs(np.asarray(params[f"B{l}"], dtype=np.float64))
-        EZ[l] = (absA_prev.shape[0] + 1) * (magnitude + floor) + absW @ EA[l - 1]
-        EA[l] = _forward_error(activations[l - 1], f64[f"Z{l}"], f64[f"A{l}"], EZ[l], floor)
-    return EZ, EA
+        W, B = f64[f"W{l}"], np.asarray(params[f"B{l}"], dtype=np.float64)
+        absW, absA_prev = np.abs(W), np.abs(f64[f"A{l - 1}"])
+        magnitude = absW @ absA_prev + np.abs(B)
+        EZ[l] = (
+            (absA_prev.shape[0] + 1) * (magnitude + floor)
+            + absW @ EA[l - 1]
+            + _flushed(W, u) @ (absA_prev + u * EA[l - 1])
+            + _flushed(B, u)
+        )
+        name, Z = activations[l - 1], f64[f"Z{l}"]
+        kinks[l] = _near_kinks(name, Z, EZ[l], u, None if oracle_Z is None else oracle_Z[f"Z{l}"])
+        EA[l] = _forward_error(name, Z, f64[f"A{l}"], EZ[l], floor, kinks[l])
+    return EZ, EA, kinks
 
 
 def tolerances(
@@ -238,12 +298,15 @@ def tolerances(
     loss: str,
     oracle_grads: Mapping[str, Array],
     dtype: np.dtype | str,
+    oracle_Z: Mapping[str, Array] | None = None,
 ) -> Tolerances:
     """Tolerances for comparing a manual computation in ``dtype`` to the oracle.
 
     ``params`` and ``cache`` are the manual forward's (cast to float64);
     ``oracle_grads`` supplies the magnitudes of the true gradients, so that a
-    wrong manual gradient cannot loosen its own tolerance.
+    wrong manual gradient cannot loosen its own tolerance.  ``oracle_Z``, the
+    oracle's forward ``Zl``, locates kinks exactly; without it every ``Zl``
+    within its error bound of a kink is excused.
     """
     u = unit_roundoff(dtype)
     floor = float(np.finfo(np.dtype(dtype)).tiny) / u
@@ -252,40 +315,42 @@ def tolerances(
     Y = np.asarray(Y, dtype=np.float64)
     m = Y.shape[1]
 
-    EZ, EA = _forward_errors(params, f64, activations, floor)
-    # Without the underflow floor: zero only where Z is exactly 0 on both sides.
-    EZ_rounding, _ = _forward_errors(params, f64, activations, 0.0)
+    EZ, EA, near_kink = _forward_errors(params, f64, activations, floor, u, oracle_Z)
 
     Z_L, A_L = f64[f"Z{depth}"], f64[f"A{depth}"]
-    loss_error = _loss_error(loss, Z_L, A_L, Y, EZ[depth], EA[depth], floor)
+    loss_error = _loss_error(loss, Z_L, A_L, Y, EZ[depth], EA[depth], floor, u)
 
     E = {}
     for l in range(depth, 0, -1):
         name = activations[l - 1]
         Z, A = f64[f"Z{l}"], f64[f"A{l}"]
         if l == depth and name == LOSSES[loss].canonical_activation:
-            EdZ = (EA[l] + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y) + floor)) / m
+            # The oracle may flush the result itself: the floor after the 1/m.
+            EdZ = (EA[l] + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y) + floor)) / m + 2 * floor
         else:
             if l == depth:
                 dA = (A - Y) / m
-                EdA = (EA[l] + 2 * (np.abs(A - Y) + floor)) / m
+                EdA = (EA[l] + 2 * (np.abs(A - Y) + floor)) / m + 2 * floor
             else:
                 dA, EdA = oracle_grads[f"A{l}"], E[f"A{l}"]
-            # Within the forward error of 0 the oracle may take the other side
-            # of a kink; a Z that is exactly 0 on both sides is checked as is.
-            near_kink = (np.abs(Z) <= SAFETY * u * EZ[l]) & ~((Z == 0) & (EZ_rounding[l] == 0))
-            EdZ = _backward_error(name, Z, A, EZ[l], EA[l], dA, EdA, u, floor, near_kink)
+            EdZ = _backward_error(name, Z, A, EZ[l], EA[l], dA, EdA, u, floor, near_kink[l])
         absdZ = np.abs(oracle_grads[f"Z{l}"])
         absA_prev = np.abs(f64[f"A{l - 1}"])
         absW = np.abs(f64[f"W{l}"])
         E[f"Z{l}"] = EdZ
         E[f"W{l}"] = (
-            EdZ @ absA_prev.T + absdZ @ EA[l - 1].T + (m + 1) * (absdZ @ absA_prev.T + floor)
+            EdZ @ absA_prev.T
+            + (absdZ + u * EdZ) @ EA[l - 1].T
+            + (m + 1) * (absdZ @ absA_prev.T + floor)
         )
         E[f"B{l}"] = np.sum(EdZ, axis=1, keepdims=True) + (m + 1) * (
             np.sum(absdZ, axis=1, keepdims=True) + floor
         )
-        E[f"A{l - 1}"] = absW.T @ EdZ + (absW.shape[0] + 1) * (absW.T @ absdZ + floor)
+        E[f"A{l - 1}"] = (
+            absW.T @ EdZ
+            + (absW.shape[0] + 1) * (absW.T @ absdZ + floor)
+            + _flushed(f64[f"W{l}"], u).T @ (absdZ + u * EdZ)
+        )
 
     scale = SAFETY * u
     return Tolerances(scale * loss_error, {key: scale * value for key, value in E.items()}, u)
