@@ -85,3 +85,6 @@ def test_the_report_says_where_and_how_much():
     assert check.diagnosis.key == "Z2" and check.diagnosis.layer == 2
     assert "Z2 (4, 5) float64:" in report and "entries fail; worst at (" in report
     assert "manual " in report and "oracle " in report and "tolerance " in report
+    # Smooth activations: finite differences side with the oracle.
+    assert check.variables["Z2"].finite_differences == "oracle"
+    assert "finite differences support: oracle" in report

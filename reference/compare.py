@@ -16,6 +16,7 @@ import numpy as np
 
 from manual_bp.network import backward, forward, gradient_keys, loss_from_cache
 from reference.diagnosis import Diagnosis, diagnose
+from reference.finite_diff import finite_difference_gradients, supported_side
 from reference.oracle import OracleResult, oracle_gradients
 from reference.tolerance import Tolerances, tolerances
 
@@ -37,6 +38,7 @@ class VariableCheck:
     oracle: float
     tolerance: float
     problem: str = ""
+    finite_differences: str = ""
 
     @property
     def ok(self) -> bool:
@@ -140,6 +142,8 @@ class GradientCheck:
                 f"worst at {v.worst_index}: manual {v.manual:.17g}, oracle {v.oracle:.17g}, "
                 f"tolerance {v.tolerance:.3g}"
             )
+            if v.finite_differences:
+                detail += f"; finite differences support: {v.finite_differences}"
             lines.append(
                 f"{v.key} {v.shape} {v.dtype}: {v.failing} of {int(np.prod(v.shape))} "
                 f"entries fail; {detail}"
@@ -186,15 +190,80 @@ def verify_network(
     The manual side computes in the dtype of ``params``; ``X`` and ``Y`` must
     already have that dtype.
     """
-    dtype = np.asarray(params["W1"]).dtype
     _, cache = forward(params, X, activations)
     grads = backward(cache, Y, activations, loss, input_gradient=input_gradient)
-    manual_loss = loss_from_cache(cache, Y, loss, len(activations))
+    manual_loss = float(loss_from_cache(cache, Y, loss, len(activations)))
+    return check_against_oracle(
+        grads, params, X, Y, activations, loss, input_gradient, cache=cache, manual_loss=manual_loss
+    )
+
+
+def check_against_oracle(
+    grads: Mapping[str, Array],
+    params: Mapping[str, Array],
+    X: Array,
+    Y: Array,
+    activations: Sequence[str],
+    loss: str,
+    input_gradient: bool = False,
+    cache: Mapping[str, Array] | None = None,
+    manual_loss: float | None = None,
+    keys: Sequence[str] | None = None,
+) -> GradientCheck:
+    """Compare any ``grads`` for this case with the oracle, entry by entry.
+
+    ``cache`` is manual_bp's forward cache (computed if not given); without
+    ``manual_loss`` the loss is not compared; ``keys`` restricts the variables
+    compared (default: every key ``backward`` returns).
+    """
+    dtype = np.asarray(params["W1"]).dtype
+    if cache is None:
+        _, cache = forward(params, X, activations)
     oracle = oracle_gradients(params, X, Y, activations, loss, input_gradient=input_gradient)
     tol = tolerances(params, cache, Y, activations, loss, oracle.grads, dtype, oracle.Z)
-    check = compare(grads, manual_loss, oracle, tol, dtype, len(activations), input_gradient)
+    loss_value = oracle.loss if manual_loss is None else manual_loss
+    check = compare(grads, loss_value, oracle, tol, dtype, len(activations), input_gradient)
+    if keys is not None:
+        variables = {key: v for key, v in check.variables.items() if key in keys}
+        check = dataclasses.replace(check, variables=variables)
+    return explain_mismatch(check, params, X, Y, activations, loss, cache, grads, oracle)
+
+
+# Finite differences cost four forward passes per entry: only small networks.
+FINITE_DIFFERENCE_MAX_ENTRIES = 5000
+
+
+def explain_mismatch(
+    check: GradientCheck,
+    params: Mapping[str, Array],
+    X: Array,
+    Y: Array,
+    activations: Sequence[str],
+    loss: str,
+    cache: Mapping[str, Array],
+    manual_grads: Mapping[str, Array],
+    oracle: OracleResult,
+) -> GradientCheck:
+    """Add the diagnosis and, for small networks, which side finite differences support."""
     if check.ok:
         return check
-    failing = [v.key for v in check.failures()]
-    found = diagnose(failing, grads, oracle.grads, cache, Y, activations, loss, input_gradient)
-    return dataclasses.replace(check, diagnosis=found)
+    failing = check.failures()
+    input_gradient = "A0" in check.variables
+    found = diagnose(
+        [v.key for v in failing],
+        manual_grads,
+        oracle.grads,
+        cache,
+        Y,
+        activations,
+        loss,
+        input_gradient,
+    )
+    variables = dict(check.variables)
+    if sum(g.size for g in oracle.grads.values()) <= FINITE_DIFFERENCE_MAX_ENTRIES:
+        fd = finite_difference_gradients(params, X, Y, activations, loss, input_gradient)
+        for v in failing:
+            if not v.problem:
+                side = supported_side(v.manual, v.oracle, fd, v.key, v.worst_index)
+                variables[v.key] = dataclasses.replace(v, finite_differences=side)
+    return dataclasses.replace(check, variables=variables, diagnosis=found)
