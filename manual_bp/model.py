@@ -213,7 +213,7 @@ class DNN:
         """
         inputs = self._inputs(X)
         targets = self._targets(Y, inputs.shape[1])
-        epochs = check_positive_int(epochs, "epochs")
+        epochs = check_positive_int(epochs, "epochs", minimum=0)
         lr = check_learning_rate(learning_rate)
         if batch_size is not None:
             batch_size = check_positive_int(batch_size, "batch_size")

@@ -32,12 +32,14 @@ def check_dtype(dtype: object) -> np.dtype:
     return resolved
 
 
-def check_positive_int(value: object, name: str) -> int:
-    """Return ``value`` as an int if it is an integer >= 1 (bool is refused)."""
+def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int if it is an integer >= ``minimum`` (bool is refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int >= 1, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value}")
+        raise TypeError(
+            f"{name}: expected an int >= {minimum}, got {type(value).__name__} {value!r}"
+        )
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
     return int(value)
 
 
@@ -94,8 +96,10 @@ def as_float_matrix(value: object, name: str, dtype: np.dtype) -> np.ndarray:
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {array.dtype}")
     if array.ndim != 2:
+        hint = f"; for one row use {name}.reshape(1, -1)" if array.ndim == 1 else ""
         raise ValueError(
-            f"{name}: expected a 2-D array (features, samples), got shape {array.shape}"
+            f"{name}: expected a 2-D array (features, samples) with one sample per column, "
+            f"got shape {array.shape}{hint}"
         )
     array = array.astype(dtype, copy=False)
     if not np.all(np.isfinite(array)):

@@ -59,7 +59,8 @@ def test_construction_errors_name_the_argument(overrides, error, fragment):
         (lambda n: n.step({}, 0.1), ValueError, "grads: expected keys"),
         (lambda n: n.step(n.params, -1.0), ValueError, "learning_rate"),
         (lambda n: n.step(n.params, "0.1"), TypeError, "learning_rate"),
-        (lambda n: n.fit(X, Y, epochs=0, learning_rate=0.1), ValueError, "epochs"),
+        (lambda n: n.fit(X, Y, epochs=-1, learning_rate=0.1), ValueError, "epochs"),
+        (lambda n: n.fit(X, Y, epochs=1.0, learning_rate=0.1), TypeError, "epochs"),
         (
             lambda n: n.fit(X, Y, epochs=1, learning_rate=0.1, batch_size=0),
             ValueError,

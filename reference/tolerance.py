@@ -182,8 +182,10 @@ def _backward_error(
         )
     derivative = ACTIVATIONS[name].derivative(Z, A)
     derivative_error = model.curvature * EZ + model.derivative_error(Z, A)
+    # Near a kink the oracle's f' may be the other one-sided slope (<= 1).
+    slope = np.where(near_kink, 1.0, np.abs(derivative)) if model.kink_jump else np.abs(derivative)
     EdZ = (
-        np.abs(derivative) * EdA
+        slope * EdA
         + np.abs(dA) * derivative_error
         # Second order: when f' and dA both round to 0 (tanh(-13) = -1 in
         # float32 against a target of -1) the first-order terms vanish.
@@ -192,7 +194,8 @@ def _backward_error(
         + (4 + (1 + np.abs(dA)) * model.derivative_error(Z, A)) * floor
     )
     if model.kink_jump:
-        EdZ = EdZ + np.where(near_kink, np.abs(dA) * model.kink_jump / u, 0.0)
+        # The jump multiplies the oracle's dA, which is within u EdA of ours.
+        EdZ = EdZ + np.where(near_kink, (np.abs(dA) / u + EdA) * model.kink_jump, 0.0)
     return EdZ
 
 
