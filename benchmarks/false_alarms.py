@@ -1,0 +1,696 @@
+"""False-alarm rate of the rounding-error tolerance on the correct code.
+
+What it measures
+----------------
+``reference.tolerance`` gives every gradient entry its own tolerance,
+``SAFETY * u * E``, from a first-order rounding-error bound.  A bound that is
+too tight shows up as a *false alarm*: ``verify_network`` reporting a mismatch
+(``worst_ratio > 1``) although the manual backward pass is correct.  This
+script runs many random examples through ``reference.compare.verify_network``
+on the unmodified ``manual_bp`` and reports the distribution of the
+per-example worst ``|manual - oracle| / tolerance``:
+
+* the largest ratio per dtype and overall, with the variable, the activation
+  and the loss that produced it, and the median, 90th, 99th, 99.9th and
+  99.99th percentiles of the per-example worst ratio;
+* the largest ratio per loss and per activation of the worst variable's layer
+  (``Wl``, ``Bl``, ``Zl`` and ``A(l-1)`` are all made from ``dZl``, so they are
+  charged to ``f_l``; the loss value to the output activation);
+* the time spent per example in the oracle (``jax.grad``), in the tolerance
+  and in the rest (the manual forward/backward and the comparison), as wall
+  and as CPU time, and the one-off jax compilations.
+
+Every ratio above 1 is a false alarm, and so is ``verify_network`` raising;
+when it raises (its diagnosis step runs only after a mismatch), the example
+is run again without the diagnosis so that its ratios are still measured.
+The smallest false alarm (fewest array entries) is printed in full with
+``precision=17`` together with its ``check.report()``, and saved with
+``numpy.savez`` (see ``--save``); for every group of alarms (dtype, loss,
+activation, variable kind) the failing lines of its smallest case are listed.
+
+How the examples are drawn
+--------------------------
+jax compiles the oracle once per (shapes, activations, loss), about 0.5 s,
+so a pool of architectures is drawn first (``--architectures``, depth 1-6,
+widths 1-32, batch 1-64, hidden activations uniform over
+``manual_bp.activations.ACTIVATIONS``, a loss from ``manual_bp.losses.LOSSES``
+with an output activation it accepts, by the rules of
+``property_tests.strategies.networks``) and many value sets are drawn for each.  The dtype
+alternates between float64 and float32 within an architecture (the oracle
+always runs in float64, so both share one compilation).
+
+Values mirror ``property_tests.strategies``: each array is either one repeated
+value, a repeated fill with some entries replaced, a mixture with random
+weights, or all from one category, where the categories are exact zeros
+(``+-0``), uniform ``[-1, 1]``, uniform ``[-bound, bound]``, ``+-bound``,
+``+-1``, tiny values (log-uniform down to the smallest subnormal, including
+the smallest subnormal and the smallest normal exactly) and small multiples of
+1/2 (exact cancellations).  ``bound`` is ``PARAM_BOUND`` for ``W``/``B`` and
+``INPUT_BOUND`` for ``X`` and mse targets.  Targets lie in the loss's domain:
+binary cross-entropy in ``[0, 1]`` including exact 0, 1/2 and 1; cross-entropy
+one-hot or normalised soft columns; mse reals.
+
+Architecture ``i`` draws its values from ``default_rng([seed, i])``, so the
+results do not depend on the number of worker processes.
+
+Usage
+-----
+From the repository root::
+
+    python benchmarks/false_alarms.py                 # 100,000 examples
+    python benchmarks/false_alarms.py --quick         # 2,000-example smoke run
+    python benchmarks/false_alarms.py --seed 1 --examples 20000 --workers 2
+
+The exit status is 1 when a false alarm (or an exception) occurred, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import reference.compare as compare_module  # noqa: E402
+from manual_bp.activations import ACTIVATIONS  # noqa: E402
+from manual_bp.losses import LOSSES  # noqa: E402
+from property_tests.strategies import (  # noqa: E402
+    INPUT_BOUND,
+    MAX_BATCH,
+    MAX_DEPTH,
+    MAX_WIDTH,
+    PARAM_BOUND,
+)
+from reference.compare import verify_network  # noqa: E402
+
+DTYPES = ("float64", "float32")
+PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
+QUICK_EXAMPLES = 2_000
+QUICK_ARCHITECTURES = 40
+
+
+# --- architectures ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Layer sizes, activations, loss and batch size: one jax compilation."""
+
+    index: int
+    sizes: tuple[int, ...]
+    activations: tuple[str, ...]
+    loss: str
+    m: int
+
+    def describe(self) -> str:
+        return (
+            f"layer_sizes={list(self.sizes)}, activations={list(self.activations)}, "
+            f"loss={self.loss!r}, m={self.m}"
+        )
+
+
+def _draw_size(rng: np.random.Generator, largest: int) -> int:
+    """Mostly uniform in ``1..largest``, with extra weight on the small end and the edges."""
+    kind = rng.random()
+    if kind < 0.6:
+        return int(rng.integers(1, largest + 1))
+    if kind < 0.8:
+        return int(rng.integers(1, min(4, largest) + 1))
+    return int(rng.choice([1, 2, largest]))
+
+
+def draw_architecture(rng: np.random.Generator, index: int) -> Architecture:
+    """An architecture by the rules of ``property_tests.strategies.networks``."""
+    depth = int(rng.integers(1, MAX_DEPTH + 1))
+    sizes = [_draw_size(rng, MAX_WIDTH) for _ in range(depth + 1)]
+    loss = str(rng.choice(sorted(LOSSES)))
+    spec = LOSSES[loss]
+    sizes[-1] = max(sizes[-1], spec.min_outputs)
+    hidden = [str(rng.choice(sorted(ACTIVATIONS))) for _ in range(depth - 1)]
+    output = str(rng.choice(sorted(spec.output_activations)))
+    return Architecture(index, tuple(sizes), (*hidden, output), loss, _draw_size(rng, MAX_BATCH))
+
+
+# --- values ------------------------------------------------------------------------------
+
+
+def _tiny(rng: np.random.Generator, size: int, dtype: str) -> np.ndarray:
+    """Positive tiny magnitudes: the smallest subnormal, the smallest normal, log-uniform."""
+    info = np.finfo(np.dtype(dtype))
+    smallest = float(info.smallest_subnormal)
+    exponent = rng.uniform(math.log2(smallest), 0.0, size)
+    out = np.exp2(exponent)
+    kind = rng.random(size)
+    out = np.where(kind < 0.25, smallest, out)
+    return np.where((kind >= 0.25) & (kind < 0.5), float(info.tiny), out)
+
+
+def _signed_candidates(rng: np.random.Generator, size: int, bound: float, dtype: str) -> np.ndarray:
+    """One row per category: zero, [-1,1], [-bound,bound], +-bound, +-1, tiny, k/2."""
+    sign = rng.choice([-1.0, 1.0], size)
+    simple = rng.integers(-4, 5, size) / 2.0
+    return np.stack(
+        [
+            sign * 0.0,
+            rng.uniform(-1.0, 1.0, size),
+            rng.uniform(-bound, bound, size),
+            sign * bound,
+            sign,
+            sign * _tiny(rng, size, dtype),
+            simple,
+        ]
+    )
+
+
+# Default category weights: the four branches of strategies.values, plus tiny and k/2.
+_SIGNED_WEIGHTS = np.array([0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1])
+
+
+def _binary_candidates(rng: np.random.Generator, size: int, dtype: str) -> np.ndarray:
+    """Rows: 0, 1, 1/2, uniform [0, 1], tiny (the BCE target domain)."""
+    return np.stack(
+        [
+            np.zeros(size),
+            np.ones(size),
+            np.full(size, 0.5),
+            rng.uniform(0.0, 1.0, size),
+            _tiny(rng, size, dtype),
+        ]
+    )
+
+
+_BINARY_WEIGHTS = np.array([0.2, 0.2, 0.2, 0.3, 0.1])
+
+
+def _compose(
+    rng: np.random.Generator, shape: tuple[int, ...], candidates: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """Pick one candidate per entry: one repeated value, a fill, a mixture or one category."""
+    k, size = candidates.shape
+    columns = np.arange(size)
+    mode = rng.random()
+    if mode < 0.15:  # one repeated value (Hypothesis fills arrays this way)
+        category = rng.choice(k, p=weights)
+        return np.full(shape, candidates[category, 0])
+    if mode < 0.30:  # a repeated fill with some entries replaced
+        out = np.full(size, candidates[rng.choice(k, p=weights), 0])
+        replace = rng.random(size) < rng.uniform(0.0, 0.5)
+        picked = candidates[rng.choice(k, size=size, p=weights), columns]
+        out[replace] = picked[replace]
+        return out.reshape(shape)
+    if mode < 0.80:  # a mixture with random category weights
+        mixture = rng.dirichlet(np.ones(k))
+        return candidates[rng.choice(k, size=size, p=mixture), columns].reshape(shape)
+    return candidates[rng.choice(k, p=weights)].reshape(shape)  # one category
+
+
+def signed_array(
+    rng: np.random.Generator, shape: tuple[int, ...], bound: float, dtype: str
+) -> np.ndarray:
+    """Finite values in ``[-bound, bound]`` as ``strategies.matrices``, exactly in ``dtype``."""
+    size = math.prod(shape)
+    candidates = _signed_candidates(rng, size, bound, dtype)
+    return _compose(rng, shape, candidates, _SIGNED_WEIGHTS).astype(dtype)
+
+
+def draw_targets(rng: np.random.Generator, loss: str, shape: tuple[int, int], dtype: str):
+    """Targets in the loss's domain, as ``strategies.targets``."""
+    size = math.prod(shape)
+    if loss == "binary_cross_entropy":
+        candidates = _binary_candidates(rng, size, dtype)
+        return _compose(rng, shape, candidates, _BINARY_WEIGHTS).astype(dtype)
+    if loss == "cross_entropy":
+        n, m = shape
+        if rng.random() < 0.5:
+            if rng.random() < 0.2:
+                labels = np.full(m, rng.integers(0, n))
+            else:
+                labels = rng.integers(0, n, m)
+            return np.eye(n, dtype=dtype)[:, labels]
+        weights = np.abs(signed_array(rng, shape, 1.0, "float64"))
+        weights[0, weights.sum(axis=0) == 0] = 1.0
+        return (weights / weights.sum(axis=0)).astype(dtype)
+    return signed_array(rng, shape, INPUT_BOUND, dtype)
+
+
+def draw_values(rng: np.random.Generator, arch: Architecture, dtype: str):
+    """``(params, X, Y)`` for ``arch`` in ``dtype``."""
+    params = {}
+    for l in range(1, len(arch.sizes)):
+        params[f"W{l}"] = signed_array(rng, (arch.sizes[l], arch.sizes[l - 1]), PARAM_BOUND, dtype)
+        params[f"B{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
+    X = signed_array(rng, (arch.sizes[0], arch.m), INPUT_BOUND, dtype)
+    Y = draw_targets(rng, arch.loss, (arch.sizes[-1], arch.m), dtype)
+    return params, X, Y
+
+
+# --- timing of the oracle and the tolerance inside verify_network ----------------------
+
+# Wall-clock and CPU (``time.process_time``, all threads of the process) seconds.
+_TIMERS = {"oracle": 0.0, "tolerance": 0.0, "oracle_cpu": 0.0, "tolerance_cpu": 0.0}
+
+
+def _timed(name: str, function):
+    def wrapper(*args, **kwargs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _TIMERS[name] += time.perf_counter() - start
+            _TIMERS[f"{name}_cpu"] += time.process_time() - start_cpu
+
+    return wrapper
+
+
+def _install_timers() -> None:
+    """Time the two calls ``verify_network`` makes, by the names it looks up at call time."""
+    if not getattr(compare_module, "_false_alarm_timers", False):
+        compare_module.oracle_gradients = _timed("oracle", compare_module.oracle_gradients)
+        compare_module.tolerances = _timed("tolerance", compare_module.tolerances)
+        compare_module._false_alarm_timers = True
+
+
+# --- one architecture ----------------------------------------------------------------------
+
+
+@dataclass
+class Alarm:
+    """A false alarm (or an exception): the whole case and what the check said."""
+
+    arch: Architecture
+    dtype: str
+    example: int
+    ratio: float
+    key: str
+    params: dict[str, np.ndarray]
+    X: np.ndarray
+    Y: np.ndarray
+    report: str
+
+    @property
+    def size(self) -> int:
+        return sum(v.size for v in self.params.values()) + self.X.size + self.Y.size
+
+
+@dataclass
+class ArchitectureResult:
+    arch: Architecture
+    ratios: np.ndarray
+    is_float32: np.ndarray
+    keys: list[str]
+    seconds: dict[str, float]
+    alarms: int = 0
+    smallest_alarm: Alarm | None = None
+    warnings: list[str] = field(default_factory=list)
+    max_rss_mb: float = 0.0
+    # Tracebacks of verify_network raising (the first few are kept in full).
+    exceptions: list[str] = field(default_factory=list)
+    # "dtype loss activation variable" -> [count, worst ratio, entries, smallest's summary]
+    alarm_groups: dict[str, list] = field(default_factory=dict)
+
+
+def _worst_key(check) -> str:
+    key, ratio = "loss", check.loss_ratio
+    for variable in check.variables.values():
+        if variable.ratio > ratio:
+            key, ratio = variable.key, variable.ratio
+    return key
+
+
+def _alarm_group(arch: Architecture, dtype: str, key: str) -> str:
+    kind = key.rstrip("0123456789")
+    return f"{dtype} {arch.loss} {_layer_activation(arch, key)} {kind}"
+
+
+def _failure_lines(report: str) -> str:
+    lines = [
+        line
+        for line in report.splitlines()
+        if "entries fail" in line or line.startswith(("loss:", "Traceback", "  File"))
+    ]
+    return "\n".join(lines[-6:])
+
+
+def _no_diagnosis(*args, **kwargs):
+    return None
+
+
+def _retry_without_diagnosis(params, X, Y, arch: Architecture, result) -> object | None:
+    """After ``verify_network`` raised: record why, and retry without its diagnosis step.
+
+    ``verify_network`` diagnoses a mismatch only after the comparison, so when
+    the diagnosis is what raised, the ratios are still measured.  Returns
+    ``None`` when the retry raises too.
+    """
+    result.exceptions.append(traceback.format_exc())
+    diagnose = getattr(compare_module, "diagnose", None)
+    if diagnose is None:
+        return None
+    compare_module.diagnose = _no_diagnosis
+    try:
+        return verify_network(params, X, Y, list(arch.activations), arch.loss)
+    except Exception:
+        result.exceptions.append(traceback.format_exc())
+        return None
+    finally:
+        compare_module.diagnose = diagnose
+
+
+def run_architecture(task: tuple[Architecture, int, int]) -> ArchitectureResult:
+    """Run ``count`` value sets of one architecture, alternating the dtype."""
+    arch, count, seed = task
+    _install_timers()
+    rng = np.random.default_rng([seed, arch.index])
+    ratios = np.empty(count)
+    is_float32 = np.zeros(count, dtype=bool)
+    keys: list[str] = []
+    names = ("compile", "verify", "verify_cpu", "generate")
+    seconds = dict.fromkeys(names + tuple(_TIMERS), 0.0)
+    result = ArchitectureResult(arch, ratios, is_float32, keys, seconds)
+    for j in range(count):
+        dtype = DTYPES[j % 2]
+        is_float32[j] = dtype == "float32"
+        start = time.perf_counter()
+        params, X, Y = draw_values(rng, arch, dtype)
+        seconds["generate"] += time.perf_counter() - start
+        before = dict(_TIMERS)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        report = ""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                check = verify_network(params, X, Y, list(arch.activations), arch.loss)
+            except Exception:  # an exception on correct code is a false alarm too
+                check = _retry_without_diagnosis(params, X, Y, arch, result)
+            if check is None:
+                ratio, key, report = math.inf, "exception", result.exceptions[-1]
+            else:
+                ratio, key = check.worst_ratio, _worst_key(check)
+                if not ratio <= 1.0:
+                    report = check.report()
+        elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        if j == 0:  # the first call of an architecture compiles
+            seconds["compile"] += _TIMERS["oracle"] - before["oracle"]
+        else:
+            seconds["verify"] += elapsed
+            seconds["verify_cpu"] += elapsed_cpu
+            for name in _TIMERS:
+                seconds[name] += _TIMERS[name] - before[name]
+        for w in caught:
+            if len(result.warnings) < 5:
+                result.warnings.append(f"{w.category.__name__}: {w.message} ({dtype})")
+        ratios[j] = ratio
+        keys.append(key)
+        if report:
+            result.alarms += 1
+            alarm = Alarm(arch, dtype, j, ratio, key, params, X, Y, report)
+            if result.smallest_alarm is None or alarm.size < result.smallest_alarm.size:
+                result.smallest_alarm = alarm
+            group = result.alarm_groups.setdefault(
+                _alarm_group(arch, dtype, key), [0, 0.0, math.inf, ""]
+            )
+            group[0] += 1
+            group[1] = max(group[1], ratio)
+            if alarm.size < group[2]:
+                group[2] = alarm.size
+                group[3] = (
+                    f"{arch.describe()}, example {j} of architecture {arch.index}:\n"
+                    f"{_failure_lines(report)}"
+                )
+    result.max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+
+def _layer_activation(arch: Architecture, key: str) -> str:
+    """The activation whose ``dZl`` made the gradient ``key``."""
+    depth = len(arch.activations)
+    if key in ("loss", "exception"):
+        return arch.activations[-1]
+    layer = int(key[1:]) + (1 if key[0] == "A" else 0)
+    return arch.activations[min(layer, depth) - 1]
+
+
+def _print_case(alarm: Alarm, path: str) -> None:
+    print(f"  architecture: {alarm.arch.describe()}")
+    print(f"  dtype: {alarm.dtype}, example {alarm.example} of architecture {alarm.arch.index}")
+    print(f"  worst ratio {alarm.ratio:.6g} in {alarm.key}; {alarm.size} array entries")
+    with np.printoptions(precision=17, threshold=100_000, linewidth=100):
+        for name, value in {**alarm.params, "X": alarm.X, "Y": alarm.Y}.items():
+            text = f"np.{value!r}".replace("dtype=float32", "dtype=np.float32")
+            print(f"  {name} = {text}".replace("\n", "\n  "))
+    print("  check.report():")
+    print("    " + alarm.report.replace("\n", "\n    "))
+    np.savez(
+        path,
+        layer_sizes=np.array(alarm.arch.sizes),
+        activations=np.array(alarm.arch.activations),
+        loss=np.array(alarm.arch.loss),
+        dtype=np.array(alarm.dtype),
+        X=alarm.X,
+        Y=alarm.Y,
+        **alarm.params,
+    )
+    print(f"  saved to {path}")
+
+
+def _summary(results: list[ArchitectureResult]) -> tuple[np.ndarray, np.ndarray, list, list]:
+    ratios = np.concatenate([r.ratios for r in results])
+    is_float32 = np.concatenate([r.is_float32 for r in results])
+    keys = [k for r in results for k in r.keys]
+    archs = [r.arch for r in results for _ in r.keys]
+    return ratios, is_float32, keys, archs
+
+
+def _max_line(label: str, ratios: np.ndarray, keys: list, archs: list, dtypes: list) -> str:
+    i = int(np.argmax(ratios))
+    return (
+        f"{label}: max ratio {ratios[i]:.4g} in {keys[i]} "
+        f"(activation {_layer_activation(archs[i], keys[i])}, {dtypes[i]}), "
+        f"{archs[i].describe()}"
+    )
+
+
+def report(results: list[ArchitectureResult], args, wall: float) -> int:
+    ratios, is_float32, keys, archs = _summary(results)
+    dtypes = ["float32" if f else "float64" for f in is_float32]
+    print()
+    print("=== error/tolerance on the correct code (per example: its worst ratio) ===")
+    names = ", ".join(f"p{p:g}" for p in PERCENTILES)
+    for dtype, mask in (("float64", ~is_float32), ("float32", is_float32)):
+        selected = np.flatnonzero(mask)
+        if not selected.size:
+            continue
+        sub = ratios[selected]
+        pct = np.percentile(sub, PERCENTILES)
+        print(
+            f"{dtype}: {selected.size} examples, {int(np.sum(sub > 1))} false alarms, "
+            f"{int(np.sum(sub > 0.5))} above 0.5, {int(np.sum(sub > 0.1))} above 0.1"
+        )
+        print(f"  {names}: " + ", ".join(f"{v:.3g}" for v in pct))
+        sub_keys = [keys[i] for i in selected]
+        sub_archs = [archs[i] for i in selected]
+        sub_dtypes = [dtypes[i] for i in selected]
+        print("  " + _max_line("largest", sub, sub_keys, sub_archs, sub_dtypes))
+    print(_max_line("overall", ratios, keys, archs, dtypes))
+
+    print()
+    print("largest ratio by loss / activation of the worst variable's layer / variable kind")
+    groups: dict[tuple[str, str], list[float]] = {}
+    for ratio, key, arch, dtype in zip(ratios, keys, archs, dtypes, strict=True):
+        for group in (
+            f"loss {arch.loss}",
+            f"activation {_layer_activation(arch, key)}",
+            f"variable {key.rstrip('0123456789')}",
+        ):
+            entry = groups.setdefault((group, dtype), [0.0, 0])
+            entry[0] = max(entry[0], ratio)
+            entry[1] += 1
+    for group in sorted({g for g, _ in groups}):
+        cells = []
+        for dtype in DTYPES:
+            worst, n = groups.get((group, dtype), [float("nan"), 0])
+            cells.append(f"{dtype} {worst:9.3g} (n={n:6d})")
+        print(f"  {group:<32} " + "   ".join(cells))
+
+    print()
+    compile_seconds = sum(r.seconds["compile"] for r in results)
+    timed = max(1, sum(len(r.keys) - 1 for r in results if r.keys))
+
+    def per_example(name: str) -> float:
+        return 1e3 * sum(r.seconds[name] for r in results) / timed
+
+    for clock, suffix in (("wall", ""), ("CPU", "_cpu")):
+        verify, oracle = per_example(f"verify{suffix}"), per_example(f"oracle{suffix}")
+        tolerance = per_example(f"tolerance{suffix}")
+        print(
+            f"{clock} time per example (excluding each architecture's first call): "
+            f"verify_network {verify:.2f} ms = oracle {oracle:.2f} ms + tolerance "
+            f"{tolerance:.2f} ms + manual forward/backward and compare "
+            f"{verify - oracle - tolerance:.2f} ms"
+        )
+    generate = 1e3 * sum(r.seconds["generate"] for r in results) / max(len(ratios), 1)
+    print(f"drawing the values: {generate:.2f} ms per example")
+    print(
+        f"jax compilation (first call per architecture): {compile_seconds:.1f} s in total, "
+        f"{compile_seconds / max(len(results), 1):.2f} s per architecture"
+    )
+    caught = [w for r in results for w in r.warnings]
+    if caught:
+        print(f"warnings raised during verify_network (first {min(len(caught), 10)}):")
+        for w in caught[:10]:
+            print(f"  {w}")
+    raised = [e for r in results for e in r.exceptions]
+    if raised:
+        last_lines = {}
+        for text in raised:
+            line = text.strip().splitlines()[-1]
+            last_lines[line] = last_lines.get(line, 0) + 1
+        print(
+            f"verify_network RAISED {len(raised)} times (on mismatches, each then re-run "
+            "without its diagnosis step to measure the ratios):"
+        )
+        for line, count in sorted(last_lines.items(), key=lambda item: -item[1]):
+            print(f"  {count} x {line}")
+        print("  first traceback:\n    " + raised[0].strip().replace("\n", "\n    "))
+    print(f"peak worker memory {max(r.max_rss_mb for r in results):.0f} MB")
+
+    alarms = sum(r.alarms for r in results)
+    print()
+    if alarms:
+        smallest = min(
+            (r.smallest_alarm for r in results if r.smallest_alarm is not None),
+            key=lambda a: (a.size, -a.ratio),
+        )
+        print(f"FALSE ALARMS: {alarms} of {len(ratios)} examples have worst ratio > 1.")
+        print("By dtype, loss, activation of the worst variable's layer and variable kind")
+        print("(count, largest ratio, and the failing lines of the smallest case):")
+        groups: dict[str, list] = {}
+        for r in results:
+            for name, (count, worst, size, text) in r.alarm_groups.items():
+                group = groups.setdefault(name, [0, 0.0, math.inf, ""])
+                group[0] += count
+                group[1] = max(group[1], worst)
+                if size < group[2]:
+                    group[2], group[3] = size, text
+        for name, (count, worst, _, text) in sorted(groups.items(), key=lambda g: -g[1][0]):
+            print(f"  {name}: {count} alarms, largest ratio {worst:.3g}")
+            print("      " + text.replace("\n", "\n      "))
+        print()
+        print("The smallest case:")
+        _print_case(smallest, args.save)
+    else:
+        print(f"no false alarm in {len(ratios)} examples")
+    print()
+    print(
+        f"examples: {len(ratios)} ({int(np.sum(~is_float32))} float64, "
+        f"{int(np.sum(is_float32))} float32) over {len(results)} architectures; "
+        f"seed {args.seed}"
+    )
+    print(f"cores (os.cpu_count()): {os.cpu_count()}, workers: {args.workers}")
+    print(f"wall time: {wall:.1f} s")
+    return 1 if alarms else 0
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Measure the tolerance's false-alarm rate on the correct code."
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--examples", type=int, default=100_000, help="number of examples (default 100000)"
+    )
+    parser.add_argument(
+        "--architectures",
+        type=int,
+        default=300,
+        help="size of the architecture pool, one jax compilation each (default 300)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: {QUICK_EXAMPLES} examples over {QUICK_ARCHITECTURES} architectures",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes (default os.cpu_count())",
+    )
+    parser.add_argument(
+        "--save",
+        default=os.path.join(tempfile.gettempdir(), "false_alarm_case.npz"),
+        help="where to save the smallest false alarm (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.examples, args.architectures = QUICK_EXAMPLES, QUICK_ARCHITECTURES
+    args.architectures = max(1, min(args.architectures, args.examples))
+    args.workers = max(1, args.workers)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    rng = np.random.default_rng(args.seed)
+    pool = [draw_architecture(rng, i) for i in range(args.architectures)]
+    base, extra = divmod(args.examples, args.architectures)
+    tasks = [(arch, base + (arch.index < extra), args.seed) for arch in pool]
+    # Big architectures first, so that the workers finish together.
+    tasks.sort(key=lambda t: -sum(t[0].sizes) * t[0].m * len(t[0].sizes))
+    print(
+        f"false alarms: {args.examples} examples over {args.architectures} architectures, "
+        f"seed {args.seed}, {args.workers} workers, {os.cpu_count()} cores",
+        flush=True,
+    )
+
+    results: list[ArchitectureResult] = []
+    step = max(1, len(tasks) // 10)
+
+    def progress(result: ArchitectureResult) -> None:
+        results.append(result)
+        if len(results) % step == 0 or len(results) == len(tasks):
+            done = sum(len(r.keys) for r in results)
+            worst = max(float(np.max(r.ratios, initial=0.0)) for r in results)
+            alarms = sum(r.alarms for r in results)
+            print(
+                f"  {len(results):4d}/{len(tasks)} architectures, {done:7d} examples, "
+                f"max ratio {worst:.3g}, false alarms {alarms}, "
+                f"{time.perf_counter() - start:6.0f} s",
+                flush=True,
+            )
+
+    if args.workers == 1:
+        for task in tasks:
+            progress(run_architecture(task))
+    else:
+        context = multiprocessing.get_context("spawn")  # jax is not fork-safe
+        with context.Pool(args.workers) as workers:
+            for result in workers.imap_unordered(run_architecture, tasks):
+                progress(result)
+    results.sort(key=lambda r: r.arch.index)
+    return report(results, args, time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
