@@ -63,6 +63,23 @@ def test_broken_homework_is_caught_with_a_diagnosis(bug, expected):
     assert mismatch.case.X.shape[1] <= 2, mismatch.case
 
 
-def test_bad_architecture_is_a_clear_error():
-    with pytest.raises(ValueError, match="binary_cross_entropy needs"):
-        check_gradients(student_backprop(), [3, 4, 2], ["relu", "identity"], LOSS)
+@pytest.mark.parametrize(
+    ("arguments", "error", "fragment"),
+    [
+        ({"activations": ["relu", "identity"]}, ValueError, "binary_cross_entropy needs"),
+        ({"layer_sizes": [3]}, ValueError, "layer_sizes"),
+        ({"dtype": "float16"}, TypeError, "dtype"),
+        ({"max_examples": 0}, ValueError, "max_examples"),
+        ({"backprop": "not a function"}, TypeError, "backprop"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(arguments, error, fragment):
+    call = {
+        "backprop": student_backprop(),
+        "layer_sizes": SIZES,
+        "activations": ACTS,
+        "loss": LOSS,
+        **arguments,
+    }
+    with pytest.raises(error, match=fragment):
+        check_gradients(**call)

@@ -27,7 +27,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from manual_bp.network import gradient_keys
-from manual_bp.validation import check_activations, check_layer_sizes, check_loss_pair
+from manual_bp.validation import (
+    check_activations,
+    check_dtype,
+    check_layer_sizes,
+    check_loss_pair,
+    check_positive_int,
+)
 from property_tests.strategies import Case, networks
 from reference.compare import GradientCheck, check_against_oracle
 
@@ -67,9 +73,14 @@ def check_gradients(
     max_batch: int = 16,
 ) -> None:
     """Pass silently, or raise ``GradientMismatch`` on the minimal failing case."""
+    if not callable(backprop):
+        raise TypeError(f"backprop: expected a callable (params, X, Y) -> grads, got {backprop!r}")
     sizes = check_layer_sizes(layer_sizes)
     names = check_activations(activations, len(sizes) - 1)
     check_loss_pair(loss, names[-1], sizes[-1])
+    dtype = check_dtype(dtype).name
+    max_examples = check_positive_int(max_examples, "max_examples")
+    max_batch = check_positive_int(max_batch, "max_batch")
     architecture = st.just((sizes, names, loss))
 
     @settings(
