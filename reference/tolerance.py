@@ -32,11 +32,18 @@ Backward (l = L..1), magnitudes ``|dZl|`` etc. taken from the oracle::
 
 ``c_f`` bounds ``|f''|`` (a derivative taken at a slightly wrong ``z`` is off
 by at most ``c_f`` times the error in ``z``); ``V_f`` and ``D_f`` bound the
-rounding of evaluating ``f`` and ``f'``.  At a kink (relu, leaky_relu), where
-``|Z|`` is within the forward error of 0, the two sides may legitimately take
-different one-sided derivatives; the kink term allows ``|dA| * jump`` there.
-Where the forward error is exactly 0 (``Z`` exactly 0 from exact inputs) no
-allowance is made, so the kink convention itself is checked.
+rounding of evaluating ``f`` and ``f'``.
+
+Second order: where ``f'`` and ``dA`` both round to 0 (``tanh(-13.3)`` is
+exactly -1 in float32, and so is the target) every first-order term vanishes,
+so ``u EdA (c_f EZ + D_f)`` and ``u EdZ EA(l-1)^T`` are added.
+
+Kinks (relu, leaky_relu): the oracle reports its own forward ``Zl``.  Where
+it lies on the other side of 0 than ours, the two sides legitimately take
+different one-sided derivatives: the kink term allows ``|dA| * jump`` there,
+and the slope is bounded by 1.  Everywhere else, ``Z`` exactly 0 included,
+the kink convention itself is checked.  (Without the oracle's ``Z``, every
+``|Z|`` within its error bound of 0 is excused.)
 
 The ``(n + 1)`` and ``m`` factors are the classical worst-case bound
 ``|fl(sum) - sum| <= (k - 1) u sum |terms|`` for a k-term sum.
@@ -44,8 +51,9 @@ The ``(n + 1)`` and ``m`` factors are the classical worst-case bound
 Underflow: relative bounds fail for results near the smallest normal number
 ``tiny`` (and XLA flushes float64 subnormals to zero, so the oracle may return
 0 where NumPy returns ``1e-308``).  Every step therefore also adds
-``k * tiny`` absolutely, ``k`` the number of its summands; the recursion then
-carries that error forward like any other.
+``k * tiny`` absolutely, ``k`` the number of its summands, a subnormal input
+counts entirely as error, and the recursion carries both forward like any
+other error.
 """
 
 from __future__ import annotations
