@@ -92,7 +92,10 @@ def check_loss_pair(loss: object, output_activation: str, n_outputs: int) -> str
 
 def as_float_matrix(value: object, name: str, dtype: np.dtype) -> np.ndarray:
     """A real, finite, 2-D array of ``dtype`` (a new array only if converted)."""
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(f"{name}: expected a rectangular 2-D array, got {error}") from None
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {array.dtype}")
     if array.ndim != 2:

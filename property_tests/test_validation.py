@@ -50,6 +50,8 @@ def test_construction_errors_name_the_argument(overrides, error, fragment):
     [
         (lambda n: n.forward(X.T), ValueError, r"X: expected shape \(2, m\)"),
         (lambda n: n.forward(X[0]), ValueError, "X: expected a 2-D array"),
+        (lambda n: n.forward(X[:, :0]), ValueError, r"m >= 1, got \(2, 0\)"),
+        (lambda n: n.forward([[1, 2], [3]]), ValueError, "X"),
         (lambda n: n.forward(X.astype(str)), TypeError, "X: expected a real numeric"),
         (lambda n: n.forward(np.where(X > 1, np.nan, X)), ValueError, "X: expected finite"),
         (lambda n: n.loss(X, Y[0]), ValueError, "Y: expected a 2-D array"),
