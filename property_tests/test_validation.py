@@ -59,6 +59,22 @@ def test_construction_errors_name_the_argument(overrides, error, fragment):
         (lambda n: n.loss(X, Y[:, :1]), ValueError, r"Y: expected shape \(1, 3\)"),
         (lambda n: n.loss(X, 2 * Y), ValueError, r"Y: binary_cross_entropy expects targets"),
         (lambda n: n.step({}, 0.1), ValueError, "grads: expected keys"),
+        (
+            lambda n: n.step({**n.params, "W1": n.params["W1"][:, :1]}, 0.1),
+            ValueError,
+            r"grads\['W1'\]: expected shape \(3, 2\)",
+        ),
+        (
+            lambda n: setattr(n, "params", {**n.params, "W3": n.params["W2"]}),
+            ValueError,
+            "params: expected keys",
+        ),
+        (
+            lambda n: setattr(n, "params", {k: v for k, v in n.params.items() if k != "B2"}),
+            ValueError,
+            "params: expected keys",
+        ),
+        (lambda n: setattr(n, "params", [1, 2]), TypeError, "params: expected a dict"),
         (lambda n: n.step(n.params, -1.0), ValueError, "learning_rate"),
         (lambda n: n.step(n.params, "0.1"), TypeError, "learning_rate"),
         (lambda n: n.fit(X, Y, epochs=-1, learning_rate=0.1), ValueError, "epochs"),
@@ -113,6 +129,20 @@ def test_cross_entropy_rejects_columns_that_are_not_distributions():
     labels = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.4], [0.0, 0.0, 0.0]])
     with pytest.raises(ValueError, match=r"column 2 summing to 0\.9"):
         model.loss(X, labels)
+
+
+def test_cross_entropy_rejects_negative_targets():
+    model = DNN([2, 3], activations=["softmax"], loss="cross_entropy")
+    labels = np.array([[1.5, 0.0, 0.5], [-0.5, 1.0, 0.5], [0.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="non-negative targets"):
+        model.loss(X, labels)
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match=r"expected one of \['elu', 'gelu'"):
+        net(activations=["relu", "swish"])
+    with pytest.raises(ValueError, match=r"expected one of \['binary_cross_entropy'"):
+        net(loss="hinge")
 
 
 def test_inputs_of_another_dtype_are_converted_to_the_networks():
