@@ -140,7 +140,7 @@ class GradientCheck:
         for v in self.failures():
             detail = v.problem or (
                 f"worst at {v.worst_index}: manual {v.manual:.17g}, oracle {v.oracle:.17g}, "
-                f"tolerance {v.tolerance:.3g}"
+                f"tolerance {v.tolerance:.3g}, error/tolerance {v.ratio:.3g}"
             )
             if v.finite_differences:
                 detail += f"; finite differences support: {v.finite_differences}"
