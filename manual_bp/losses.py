@@ -188,14 +188,6 @@ LOSSES: dict[str, Loss] = {
 }
 
 
-def get_loss(name: str) -> Loss:
-    """Return the loss called ``name``, or raise ValueError listing all."""
-    try:
-        return LOSSES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {name!r}") from None
-
-
 def output_gradient(loss: Loss, activation, Z_L: Array, A_L: Array, Y: Array) -> Array:
     """``dZ_L``: fused for the canonical pair, else ``f'(Z_L)^T dL/dA_L``."""
     if activation.name == loss.canonical_activation:

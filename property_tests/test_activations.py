@@ -11,7 +11,7 @@ from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
-from manual_bp.activations import ACTIVATIONS  # noqa: E402
+from manual_bp.activations import ACTIVATIONS, log_softmax  # noqa: E402
 from property_tests.budget import examples  # noqa: E402
 
 JAX_NN = {
@@ -89,4 +89,12 @@ def test_float32_stays_float32_and_extremes_stay_finite(name):
         "softplus",
         "silu",
         "gelu",
+    )
+
+
+@examples(0.3)
+@given(Z=pre_activations)
+def test_log_softmax_is_per_column_and_matches_jax(Z):
+    np.testing.assert_allclose(
+        log_softmax(Z, np), np.asarray(jax.nn.log_softmax(Z, axis=0)), rtol=RTOL, atol=ATOL
     )

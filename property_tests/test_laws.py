@@ -112,3 +112,16 @@ def test_step_replaces_params_and_leaves_an_earlier_cache_valid():
     net.step(grads, 0.5)
     np.testing.assert_allclose(net.params["W1"], W1_before - 0.5 * grads["W1"], rtol=0, atol=0)
     np.testing.assert_equal(net.compute_gradients(out, cache, Y), grads)
+
+
+def test_input_gradient_is_returned_only_when_asked_and_matches_the_oracle():
+    from reference.oracle import oracle_gradients
+
+    net = DNN([3, 4, 2], ["tanh", "softmax"], "cross_entropy", seed=0)
+    X = np.array([[0.5, -1.0], [2.0, 0.0], [0.0, 1.0]])
+    Y = np.array([[1.0, 0.25], [0.0, 0.75]])
+    out, cache = net.forward(X)
+    assert "A0" not in net.compute_gradients(out, cache, Y)
+    grads = net.compute_gradients(out, cache, Y, input_gradient=True)
+    oracle = oracle_gradients(net.params, X, Y, net.activations, net.loss_name, True)
+    np.testing.assert_allclose(grads["A0"], oracle.grads["A0"], rtol=1e-12, atol=1e-15)

@@ -67,3 +67,20 @@ def test_divergence_names_the_epoch_and_keeps_the_last_finite_params():
     if epoch > 1:
         replay.fit(X, Y, epochs=epoch - 1, learning_rate=10.0)
     np.testing.assert_equal(replay.params, net.params)
+
+
+@pytest.mark.parametrize(("m", "batch_size"), [(10, 3), (10, 5), (10, 10), (10, 11), (1, 1)])
+def test_minibatches_partition_the_columns(m, batch_size):
+    from manual_bp.training import minibatch_indices
+
+    batches = list(minibatch_indices(m, batch_size, np.random.default_rng(0)))
+    columns = np.concatenate([np.arange(m)[b] for b in batches])
+    assert sorted(columns.tolist()) == list(range(m))
+    sizes = [len(np.arange(m)[b]) for b in batches]
+    assert sizes == [min(batch_size, m - start) for start in range(0, m, batch_size)]
+
+
+def test_a_batch_as_large_as_the_data_is_the_full_batch():
+    X, Y = DATASETS["xor"](12, seed=0)
+    histories = [DNN(SEED_LAYER_SIZES, seed=1).fit(X, Y, 3, 0.5, batch_size=b) for b in (None, 12)]
+    assert histories[0] == histories[1]

@@ -37,6 +37,7 @@ def net(**overrides):
         ({"loss": "hinge"}, ValueError, "loss"),
         ({"dtype": "float16"}, TypeError, "dtype"),
         ({"dtype": "int64"}, TypeError, "dtype"),
+        ({"dtype": "banana"}, TypeError, "dtype"),
         ({"seed": 1.5}, TypeError, "seed"),
     ],
 )
@@ -76,6 +77,14 @@ def test_construction_errors_name_the_argument(overrides, error, fragment):
         ),
         (lambda n: setattr(n, "params", [1, 2]), TypeError, "params: expected a dict"),
         (lambda n: n.step(n.params, -1.0), ValueError, "learning_rate"),
+        (lambda n: n.step(n.params, 0.0), ValueError, "learning_rate"),
+        (
+            lambda n: n.compute_gradients(
+                n.forward(X)[0], {k: v for k, v in n.forward(X)[1].items() if k != "Z1"}, Y
+            ),
+            ValueError,
+            r"missing \['Z1'\]",
+        ),
         (lambda n: n.step(n.params, "0.1"), TypeError, "learning_rate"),
         (lambda n: n.fit(X, Y, epochs=-1, learning_rate=0.1), ValueError, "epochs"),
         (lambda n: n.fit(X, Y, epochs=1.0, learning_rate=0.1), TypeError, "epochs"),
