@@ -25,7 +25,7 @@ from types import ModuleType
 
 import numpy as np
 
-from manual_bp.activations import ACTIVATIONS, log_softmax, softplus
+from manual_bp.activations import ACTIVATIONS, Activation, log_softmax, softplus
 
 Array = np.ndarray
 
@@ -188,7 +188,7 @@ LOSSES: dict[str, Loss] = {
 }
 
 
-def output_gradient(loss: Loss, activation, Z_L: Array, A_L: Array, Y: Array) -> Array:
+def output_gradient(loss: Loss, activation: Activation, Z_L: Array, A_L: Array, Y: Array) -> Array:
     """``dZ_L``: fused for the canonical pair, else ``f'(Z_L)^T dL/dA_L``."""
     if activation.name == loss.canonical_activation:
         return loss.fused_dZ(A_L, Y)
