@@ -53,25 +53,38 @@ class Activation:
     derivative : callable ``(Z, A) -> f'(Z)`` or None
         The elementwise derivative; ``None`` for ``softmax``, whose Jacobian is
         not diagonal.
+    formula : str
+        ``f`` as text, in ``Z``: what ``forward`` computes.
+    backward_formula : str
+        ``dZ`` as text, in ``dA``, ``Z`` and ``A``: what ``backward``
+        computes.  ``manual-bp explain`` prints both.
     """
 
     name: str
     forward: Callable[[Array, ModuleType], Array]
     backward: Callable[[Array, Array, Array], Array]
     derivative: Callable[[Array, Array], Array] | None
+    formula: str
+    backward_formula: str
 
 
 def _elementwise(
     name: str,
     forward: Callable[[Array, ModuleType], Array],
     derivative: Callable[[Array, Array], Array],
+    formula: str,
+    derivative_formula: str,
 ) -> Activation:
-    """Build an elementwise activation, whose backward is ``dA * f'(Z)``."""
+    """Build an elementwise activation, whose backward is ``dA * f'(Z)``.
+
+    ``derivative_formula`` is ``f'(Z)`` as text; the backward formula is
+    ``dA ⊙ (f'(Z))``.
+    """
 
     def backward(dA: Array, Z: Array, A: Array) -> Array:
         return dA * derivative(Z, A)
 
-    return Activation(name, forward, backward, derivative)
+    return Activation(name, forward, backward, derivative, formula, f"dA ⊙ {derivative_formula}")
 
 
 # --- sigmoid: f(z) = 1 / (1 + e^-z),  f'(z) = f(z) (1 - f(z)) -------------------
@@ -271,14 +284,47 @@ def _softmax_backward(dA: Array, Z: Array, A: Array) -> Array:
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": _elementwise("sigmoid", sigmoid, _sigmoid_derivative),
-    "tanh": _elementwise("tanh", tanh, _tanh_derivative),
-    "relu": _elementwise("relu", relu, _relu_derivative),
-    "leaky_relu": _elementwise("leaky_relu", leaky_relu, _leaky_relu_derivative),
-    "elu": _elementwise("elu", elu, _elu_derivative),
-    "softplus": _elementwise("softplus", softplus, _softplus_derivative),
-    "silu": _elementwise("silu", silu, _silu_derivative),
-    "gelu": _elementwise("gelu", gelu, _gelu_derivative),
-    "identity": Activation("identity", identity, _identity_backward, _identity_derivative),
-    "softmax": Activation("softmax", softmax, _softmax_backward, None),
+    "sigmoid": _elementwise(
+        "sigmoid", sigmoid, _sigmoid_derivative, "1 / (1 + exp(−Z))", "A ⊙ (1 − A)"
+    ),
+    "tanh": _elementwise("tanh", tanh, _tanh_derivative, "tanh(Z)", "(1 − A ⊙ A)"),
+    "relu": _elementwise("relu", relu, _relu_derivative, "max(Z, 0)", "[Z > 0]"),
+    "leaky_relu": _elementwise(
+        "leaky_relu",
+        leaky_relu,
+        _leaky_relu_derivative,
+        f"Z if Z ≥ 0 else {LEAKY_RELU_SLOPE}·Z",
+        f"(1 if Z ≥ 0 else {LEAKY_RELU_SLOPE})",
+    ),
+    "elu": _elementwise(
+        "elu", elu, _elu_derivative, "Z if Z > 0 else exp(Z) − 1", "(1 if Z > 0 else A + 1)"
+    ),
+    "softplus": _elementwise(
+        "softplus", softplus, _softplus_derivative, "log(1 + exp(Z))", "sigmoid(Z)"
+    ),
+    "silu": _elementwise(
+        "silu",
+        silu,
+        _silu_derivative,
+        "Z ⊙ sigmoid(Z)",
+        "s ⊙ (1 + Z ⊙ (1 − s)), s = sigmoid(Z)",
+    ),
+    "gelu": _elementwise(
+        "gelu",
+        gelu,
+        _gelu_derivative,
+        "Z ⊙ (1 + tanh(u)) / 2, u = √(2/π)·(Z + 0.044715·Z³)",
+        "((1 + tanh(u)) / 2 + Z ⊙ (1 − tanh(u)²) ⊙ du/dZ / 2)",
+    ),
+    "identity": Activation(
+        "identity", identity, _identity_backward, _identity_derivative, "Z", "dA"
+    ),
+    "softmax": Activation(
+        "softmax",
+        softmax,
+        _softmax_backward,
+        None,
+        "exp(Z) / colsum(exp(Z))",
+        "A ⊙ (dA − colsum(A ⊙ dA))",
+    ),
 }

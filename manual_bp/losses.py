@@ -51,6 +51,12 @@ class Loss:
         pair is accepted.
     check_targets : callable ``(Y) -> None``
         Raises ``ValueError`` when ``Y`` lies outside the loss's domain.
+    formula : str
+        ``L`` as text, in ``Z``, ``A``, ``Y`` and ``m``.
+    fused_formula : str
+        ``dZ_L`` of the canonical pair as text.
+    dA_formula : str or None
+        ``dA_L`` as text, with ``dA``.  ``manual-bp explain`` prints these.
     """
 
     name: str
@@ -61,6 +67,9 @@ class Loss:
     fused_dZ: Callable[[Array, Array], Array]
     dA: Callable[[Array, Array], Array] | None
     check_targets: Callable[[Array], None]
+    formula: str
+    fused_formula: str
+    dA_formula: str | None
 
 
 def _batch_size(Y: Array) -> int:
@@ -164,6 +173,9 @@ LOSSES: dict[str, Loss] = {
         mean_residual,
         None,
         _check_binary_targets,
+        "(1/m) Σ [Y ⊙ softplus(−Z) + (1 − Y) ⊙ softplus(Z)]",
+        "(A − Y) / m",
+        None,
     ),
     "cross_entropy": Loss(
         "cross_entropy",
@@ -174,6 +186,9 @@ LOSSES: dict[str, Loss] = {
         _cross_entropy_dZ,
         None,
         _check_probability_columns,
+        "−(1/m) Σ Y ⊙ log_softmax(Z)",
+        "(A ⊙ colsum(Y) − Y) / m",
+        None,
     ),
     "mse": Loss(
         "mse",
@@ -184,6 +199,9 @@ LOSSES: dict[str, Loss] = {
         mean_residual,
         mean_residual,
         _check_any_targets,
+        "(1/(2m)) Σ (A − Y)²",
+        "(A − Y) / m",
+        "(A − Y) / m",
     ),
 }
 
