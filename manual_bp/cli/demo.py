@@ -1,4 +1,4 @@
-"""Command line: ``manual-bp demo`` (also ``python -m manual_bp demo``).
+"""``manual-bp demo`` (also ``python -m manual_bp demo``): the main job.
 
 The demo trains the seed's network (2 inputs, two sigmoid hidden layers of 3,
 one sigmoid output, binary cross-entropy) on a generated 2-D data set with
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -61,9 +60,7 @@ def demo(args: argparse.Namespace) -> int:
     return 0 if all_match else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="manual-bp", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+def register(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("demo", help="train the seed's network and check its gradients")
     run.add_argument("--dataset", choices=sorted(DATASETS), default="xor")
     run.add_argument("--samples", type=int, default=200)
@@ -76,13 +73,3 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, default=0)
     run.set_defaults(handler=demo)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except (TypeError, ValueError) as error:
-        print(f"manual-bp: error: {error}", file=sys.stderr)
-        return 2

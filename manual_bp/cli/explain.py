@@ -1,0 +1,14 @@
+"""``manual-bp explain``: being written (issue 5)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run(args: argparse.Namespace) -> int:
+    raise ValueError("'explain' is not written yet")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("explain", help="(not written yet)")
+    parser.set_defaults(handler=run)
