@@ -39,6 +39,9 @@ class VariableCheck:
     tolerance: float
     problem: str = ""
     finite_differences: str = ""
+    # Frobenius norms of the whole manual and oracle gradients, in float64.
+    manual_norm: float = np.nan
+    oracle_norm: float = np.nan
 
     @property
     def ok(self) -> bool:
@@ -52,11 +55,19 @@ def _error_ratio(error: Array, tolerance: Array) -> Array:
     return np.where(np.isnan(ratio), np.inf, ratio)
 
 
-def _unusable(key: str, shape: tuple, dtype: str, size: int, problem: str) -> VariableCheck:
+def _norm(gradient: Array) -> float:
+    """``||gradient||_F`` in float64."""
+    return float(np.linalg.norm(np.asarray(gradient, dtype=np.float64)))
+
+
+def _unusable(
+    key: str, shape: tuple, dtype: str, oracle: Array, problem: str, manual_norm: float = np.nan
+) -> VariableCheck:
     """A gradient that cannot be compared entry by entry fails as a whole."""
     return VariableCheck(
-        key, shape, dtype, np.inf, np.inf, size, (), np.nan, np.nan, np.nan, problem
-    )
+        key, shape, dtype, np.inf, np.inf, oracle.size, (), np.nan, np.nan, np.nan, problem,
+        manual_norm=manual_norm, oracle_norm=_norm(oracle),
+    )  # fmt: skip
 
 
 def compare_variable(
@@ -64,11 +75,11 @@ def compare_variable(
 ) -> VariableCheck:
     """Compare one gradient array with the oracle's."""
     if manual is None:
-        return _unusable(key, oracle.shape, "-", oracle.size, "missing from grads")
+        return _unusable(key, oracle.shape, "-", oracle, "missing from grads")
     manual = np.asarray(manual)
     if manual.shape != oracle.shape:
         problem = f"shape {manual.shape}, expected {oracle.shape}"
-        return _unusable(key, manual.shape, str(manual.dtype), oracle.size, problem)
+        return _unusable(key, manual.shape, str(manual.dtype), oracle, problem, _norm(manual))
     error = np.abs(manual.astype(np.float64) - oracle)
     ratio = _error_ratio(error, tolerance)
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
@@ -88,6 +99,8 @@ def compare_variable(
         float(oracle[worst]),
         float(tolerance[worst]),
         problem,
+        manual_norm=_norm(manual),
+        oracle_norm=_norm(oracle),
     )
 
 
@@ -101,6 +114,8 @@ class GradientCheck:
     loss_tolerance: float
     unit: float
     diagnosis: Diagnosis | None = None
+    # The per-entry tolerances the check used (None when built by hand).
+    tolerances: Tolerances | None = None
 
     @property
     def loss_ratio(self) -> float:
@@ -174,7 +189,9 @@ def compare(
         )
         for key in gradient_keys(depth, input_gradient)
     }
-    return GradientCheck(variables, float(manual_loss), oracle.loss, tol.loss, tol.unit)
+    return GradientCheck(
+        variables, float(manual_loss), oracle.loss, tol.loss, tol.unit, tolerances=tol
+    )
 
 
 def verify_network(

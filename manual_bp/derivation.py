@@ -1,0 +1,416 @@
+"""The backward derivation of a network, generated from the code's own definitions.
+
+Nothing here is written per activation or per loss.  Every line comes from:
+
+* ``ACTIVATIONS[name].formula`` and ``.backward_formula`` (text in ``Z``,
+  ``A``, ``dA``) and ``.derivative`` (``None`` when the Jacobian is not
+  diagonal, as for softmax);
+* ``LOSSES[name].formula``, ``.fused_formula``, ``.dA_formula`` and
+  ``.canonical_activation``;
+* ``manual_bp.network.gradient_keys``, the keys ``backward`` returns;
+* the three lines every layer shares, as ``network.backward`` computes them::
+
+      dWl = dZl · A(l-1)ᵀ        dBl = Σ_columns dZl        dA(l-1) = Wlᵀ · dZl
+
+The generic symbols of a definition are numbered with the layer
+(``"dA ⊙ A ⊙ (1 − A)"`` becomes ``"dA2 ⊙ A2 ⊙ (1 − A2)"`` in layer 2), so a
+new activation or loss explains itself.  What each step reads from the cache
+is the set of cache entries (``A0``, ``Wl``, ``Zl``, ``Al``) and ``Y`` named
+in its formula.
+
+Shapes follow the seed: the batch is stored as columns, ``Wl`` is
+``(nl, n(l-1))``, ``Bl`` is ``(nl, 1)``, ``Zl`` and ``Al`` are ``(nl, m)``.
+``m`` is the symbol ``"m"`` unless a batch size is given.
+
+>>> d = derive([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy")
+>>> gradient_formula(d, "W2")
+'dW2 = dZ2 · A1ᵀ'
+>>> gradient_formula(d, "Z3"), gradient_formula(d, "Z2")
+('dZ3 = (A3 − Y) / m', 'dZ2 = dA2 ⊙ A2 ⊙ (1 − A2)')
+>>> step = d.gradient_step("A1")
+>>> step.formula, step.shape_text, step.reads
+('dA1 = W2ᵀ · dZ2', '(3, m) = (3, 3) · (3, m)', ('W2',))
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from manual_bp.activations import ACTIVATIONS
+from manual_bp.losses import LOSSES
+from manual_bp.network import gradient_keys
+from manual_bp.validation import (
+    check_activations,
+    check_layer_sizes,
+    check_loss_pair,
+    check_positive_int,
+)
+
+Shape = tuple[int | str, ...]
+
+# The generic symbols of the formulas in activations.py and losses.py.  A
+# symbol is a whole token: the letters around it must not be ASCII letters or
+# digits ("tanh", "max" and "Y" stay), but "Z³" and "−Z" are numbered.
+_NOT_IN_NAME_BEFORE = r"(?<![A-Za-z0-9_])"
+_NOT_IN_NAME_AFTER = r"(?![A-Za-z0-9_])"
+_GENERIC = re.compile(_NOT_IN_NAME_BEFORE + r"(dA|dZ|A|Z)" + _NOT_IN_NAME_AFTER)
+# A numbered variable or gradient, or Y, in a formula; a trailing ᵀ transposes it.
+_VARIABLE = re.compile(_NOT_IN_NAME_BEFORE + r"(d?[WBAZ][0-9]+|Y)(ᵀ?)" + _NOT_IN_NAME_AFTER)
+# What a step can read from the forward cache, or the targets.
+_CACHED = re.compile(_NOT_IN_NAME_BEFORE + r"([WAZ][0-9]+|Y)" + _NOT_IN_NAME_AFTER)
+
+SECTIONS = ("forward", "loss", "output", "hidden")
+
+
+def at_layer(text: str, layer: int) -> str:
+    """Number the generic symbols ``A``, ``Z``, ``dA``, ``dZ`` of a formula.
+
+    >>> at_layer("dA ⊙ A ⊙ (1 − A)", 2)
+    'dA2 ⊙ A2 ⊙ (1 − A2)'
+    >>> at_layer("Z ⊙ (1 + tanh(u)) / 2, u = √(2/π)·(Z + 0.044715·Z³)", 1)
+    'Z1 ⊙ (1 + tanh(u)) / 2, u = √(2/π)·(Z1 + 0.044715·Z1³)'
+    """
+    return _GENERIC.sub(lambda match: f"{match.group(1)}{layer}", text)
+
+
+def cache_reads(formula: str) -> tuple[str, ...]:
+    """The cache entries (``A0``, ``Wl``, ``Zl``, ``Al``) and ``Y`` a formula's
+    right-hand side names, in order of first appearance.
+
+    >>> cache_reads("dZ2 = dA2 ⊙ A2 ⊙ (1 − A2)")
+    ('A2',)
+    """
+    right = formula.split(" = ", 1)[1]
+    return tuple(dict.fromkeys(match.group(1) for match in _CACHED.finditer(right)))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the derivation.
+
+    Attributes
+    ----------
+    section : "forward", "loss", "output" or "hidden"
+    layer : int
+        ``l`` of the layer the step belongs to (``L`` for the loss).
+    key : str
+        The variable the step computes (forward) or whose gradient it
+        computes (backward), keyed as ``grads`` keys it; ``"L"`` for the loss.
+    formula : str
+        ``lhs = rhs`` in the seed's notation, e.g. ``"dW2 = dZ2 · A1ᵀ"``.
+    shapes : dict of str to tuple
+        The shape of every variable the formula names, the left-hand side
+        first; ``"m"`` stands for the batch size unless it was given.
+    shape_text : str
+        The shapes as printed: the formula with every variable replaced by its
+        shape for products and sums, else the shared shape of the terms.
+    reads : tuple of str
+        The cache entries (and ``Y``) the step reads.
+    gradient : bool
+        A backward step.
+    returned : bool
+        ``backward`` returns this gradient (``key`` is in ``gradient_keys``);
+        ``dAL`` of the general chain rule is computed but not returned.
+    note : str
+        Why the step has this form, when that depends on the definitions.
+    """
+
+    section: str
+    layer: int
+    key: str
+    formula: str
+    shapes: dict[str, Shape]
+    shape_text: str
+    reads: tuple[str, ...]
+    gradient: bool = False
+    returned: bool = False
+    note: str = ""
+
+    @property
+    def shape(self) -> Shape:
+        """The shape of the left-hand side (``()`` for the loss)."""
+        return next(iter(self.shapes.values()))
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """The forward pass, the loss and the backward pass of one network."""
+
+    layer_sizes: tuple[int, ...]
+    activations: tuple[str, ...]
+    loss: str
+    m: int | str
+    input_gradient: bool
+    steps: tuple[Step, ...]
+
+    @property
+    def depth(self) -> int:
+        return len(self.activations)
+
+    @property
+    def fused(self) -> bool:
+        """The output layer uses the loss's fused gradient (the canonical pair)."""
+        return LOSSES[self.loss].canonical_activation == self.activations[-1]
+
+    def gradient_step(self, key: str) -> Step:
+        """The backward step that computes ``grads[key]``."""
+        for step in self.steps:
+            if step.gradient and step.returned and step.key == key:
+                return step
+        raise ValueError(
+            f"key: expected one of {gradient_keys(self.depth, self.input_gradient)}, got {key!r}"
+        )
+
+    def text(self) -> str:
+        """The derivation as printed by ``manual-bp explain``."""
+        return render(self)
+
+
+def _shape_of(symbol: str, sizes: Sequence[int], m: int | str) -> Shape:
+    """``Wl``: (nl, n(l-1)); ``Bl``: (nl, 1); ``Zl``, ``Al``: (nl, m); ``Y``: (nL, m).
+    A gradient ``dV`` has the shape of ``V``."""
+    name = symbol.removeprefix("d")
+    if name == "Y":
+        return (sizes[-1], m)
+    kind, layer = name[0], int(name[1:])
+    if kind == "W":
+        return (sizes[layer], sizes[layer - 1])
+    if kind == "B":
+        return (sizes[layer], 1)
+    return (sizes[layer], m)
+
+
+def _format_shape(shape: Shape) -> str:
+    return "scalar" if not shape else f"({', '.join(map(str, shape))})"
+
+
+def _step(
+    section: str,
+    layer: int,
+    key: str,
+    formula: str,
+    sizes: Sequence[int],
+    m: int | str,
+    product: bool = False,
+    **flags: object,
+) -> Step:
+    """A step with its shapes and cache reads worked out from the formula.
+
+    ``product`` marks the matrix products and sums (``Zl``, ``dWl``, ``dBl``,
+    ``dA(l-1)``), whose shapes are printed term by term.
+    """
+    left, right = formula.split(" = ", 1)
+    shapes: dict[str, Shape] = {left: () if left == "L" else _shape_of(left, sizes, m)}
+    for match in _VARIABLE.finditer(right):
+        shapes.setdefault(match.group(1), _shape_of(match.group(1), sizes, m))
+    if product:
+
+        def substitute(match: re.Match) -> str:
+            shape = shapes[match.group(1)]
+            return _format_shape(shape[::-1] if match.group(2) else shape)
+
+        shape_text = f"{_format_shape(shapes[left])} = {_VARIABLE.sub(substitute, right)}"
+    else:
+        by_shape: dict[Shape, list[str]] = {}
+        for symbol, shape in shapes.items():
+            by_shape.setdefault(shape, []).append(symbol)
+        shape_text = "; ".join(
+            f"{', '.join(symbols)}: {_format_shape(shape)}" for shape, symbols in by_shape.items()
+        )
+    return Step(section, layer, key, formula, shapes, shape_text, cache_reads(formula), **flags)
+
+
+def _shared_steps(
+    section: str, l: int, sizes: Sequence[int], m: int | str, input_gradient: bool
+) -> list[Step]:
+    """dWl, dBl and dA(l-1): the same form in every layer (``network.backward``)."""
+    formulas = {f"W{l}": f"dW{l} = dZ{l} · A{l - 1}ᵀ", f"B{l}": f"dB{l} = Σ_columns dZ{l}"}
+    if l > 1 or input_gradient:
+        formulas[f"A{l - 1}"] = f"dA{l - 1} = W{l}ᵀ · dZ{l}"
+    return [
+        _step(section, l, key, formula, sizes, m, product=True, gradient=True, returned=True)
+        for key, formula in formulas.items()
+    ]
+
+
+def _activation_note(name: str) -> str:
+    if ACTIVATIONS[name].derivative is None:
+        return (
+            f"{name}'s Jacobian is not diagonal: dZ is its Jacobian-vector product, "
+            "column by column"
+        )
+    return f"{name} acts entry by entry: dZ = dA ⊙ {name}'(Z)"
+
+
+def derive(
+    layer_sizes: Sequence[int],
+    activations: Sequence[str],
+    loss: str,
+    m: int | None = None,
+    input_gradient: bool = False,
+) -> Derivation:
+    """Every step of the forward pass, the loss and the backward pass.
+
+    Parameters
+    ----------
+    layer_sizes : [n0, n1, ..., nL]
+    activations : L activation names (keys of ``ACTIVATIONS``)
+    loss : a key of ``LOSSES`` that accepts the output activation
+    m : the batch size, or None for the symbol ``m``
+    input_gradient : include ``dA0 = W1ᵀ · dZ1``, as ``backward`` does with it
+
+    Returns
+    -------
+    Derivation
+        Its backward steps that ``backward`` returns are exactly one per key
+        of ``gradient_keys(L, input_gradient)``, in the order ``backward``
+        computes them (layer L down to 1: dZl, dWl, dBl, dA(l-1)).
+    """
+    sizes = check_layer_sizes(layer_sizes)
+    depth = len(sizes) - 1
+    names = check_activations(activations, depth)
+    check_loss_pair(loss, names[-1], sizes[-1])
+    batch: int | str = "m" if m is None else check_positive_int(m, "m")
+    spec = LOSSES[loss]
+
+    steps = [_step("forward", 0, "A0", "A0 = X", sizes, batch)]
+    for l, name in enumerate(names, start=1):
+        steps.append(
+            _step("forward", l, f"Z{l}", f"Z{l} = W{l} · A{l - 1} + B{l}", sizes, batch, True)
+        )
+        value = f"{name}(Z{l})"
+        definition = at_layer(ACTIVATIONS[name].formula, l)
+        if definition != value:
+            value += f" = {definition}"
+        steps.append(_step("forward", l, f"A{l}", f"A{l} = {value}", sizes, batch))
+    steps.append(_step("loss", depth, "L", f"L = {at_layer(spec.formula, depth)}", sizes, batch))
+
+    for l in range(depth, 0, -1):
+        name = names[l - 1]
+        section = "output" if l == depth else "hidden"
+        backward_flags = dict(gradient=True, returned=True)
+        if l == depth and name == spec.canonical_activation:
+            note = (
+                f"{name} with {loss} is the canonical pair: the loss's gradient is fused, "
+                f"dZ{l} comes straight from A{l} and Y and {name}'(Z{l}) is never evaluated"
+            )
+            formula = f"dZ{l} = {at_layer(spec.fused_formula, l)}"
+            steps.append(
+                _step(section, l, f"Z{l}", formula, sizes, batch, **backward_flags, note=note)
+            )
+        else:
+            if l == depth:
+                note = (
+                    f"{name} with {loss} is not the canonical pair "
+                    f"({spec.canonical_activation}): the general chain rule, dL/dA{l} first, "
+                    f"then {name}'s backward step as in a hidden layer"
+                )
+                formula = f"dA{l} = {at_layer(spec.dA_formula, l)}"
+                steps.append(
+                    _step(section, l, f"A{l}", formula, sizes, batch, gradient=True, note=note)
+                )
+            formula = f"dZ{l} = {at_layer(ACTIVATIONS[name].backward_formula, l)}"
+            note = _activation_note(name)
+            steps.append(
+                _step(section, l, f"Z{l}", formula, sizes, batch, **backward_flags, note=note)
+            )
+        steps += _shared_steps(section, l, sizes, batch, input_gradient)
+    return Derivation(tuple(sizes), tuple(names), loss, batch, bool(input_gradient), tuple(steps))
+
+
+def gradient_formula(derivation: Derivation, key: str) -> str:
+    """The formula of the backward step that computes ``grads[key]``."""
+    return derivation.gradient_step(key).formula
+
+
+def read_by(derivation: Derivation) -> dict[str, list[str]]:
+    """For every cache entry (``A0``, then ``Wl``, ``Zl``, ``Al`` per layer) and
+    ``Y``: the left-hand sides of the backward steps that read it."""
+    entries = ["A0"]
+    for l in range(1, derivation.depth + 1):
+        entries += [f"W{l}", f"Z{l}", f"A{l}"]
+    readers: dict[str, list[str]] = {entry: [] for entry in [*entries, "Y"]}
+    for step in derivation.steps:
+        if step.gradient:
+            for entry in step.reads:
+                readers[entry].append(step.formula.split(" = ", 1)[0])
+    return readers
+
+
+_HEADINGS = {
+    "forward": "Forward pass (the cache keeps A0 and Wl, Zl, Al of every layer)",
+    "loss": "Loss (the mean over the m columns of the batch)",
+}
+# Formulas longer than this (gelu's) push their shapes further right alone.
+_FORMULA_COLUMN = 40
+_TEXT_WIDTH = 100
+
+
+def _wrapped(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(text, _TEXT_WIDTH, initial_indent=indent, subsequent_indent=indent)
+
+
+def render(derivation: Derivation) -> str:
+    """The derivation as text: forward, loss, output layer, hidden layers, cache."""
+    d = derivation
+    sizes = ", ".join(map(str, d.layer_sizes))
+    batch = "m columns" if d.m == "m" else f"m = {d.m} columns"
+    lines = [
+        f"Network [{sizes}]: activations {', '.join(d.activations)}; loss {d.loss}; "
+        f"a batch of {batch}, one sample per column"
+    ]
+    width = min(max(len(step.formula) for step in d.steps), _FORMULA_COLUMN)
+    current = None
+    for step in d.steps:
+        heading = _HEADINGS.get(step.section)
+        if step.section in ("output", "hidden"):
+            kind = "Output layer" if step.section == "output" else "Hidden layer"
+            heading = f"{kind} {step.layer} ({d.activations[step.layer - 1]})"
+        if heading != current:
+            lines += ["", heading]
+            current = heading
+        if step.note:
+            lines += _wrapped(step.note, "  # ")
+        reads = f"   reads {', '.join(step.reads)}" if step.gradient and step.reads else ""
+        lines.append(f"  {step.formula:<{width}}  {step.shape_text}{reads}")
+    lines += ["", *_wrapped(_output_summary(d), "")]
+    lines += ["", "What the backward pass reads from the cache (the required matrices):"]
+    unread = []
+    for entry, readers in read_by(d).items():
+        if readers:
+            what = " (the targets, given to backward)" if entry == "Y" else ""
+            lines.append(f"  {entry:<4} read by {', '.join(readers)}{what}")
+        else:
+            unread.append(entry)
+    if unread:
+        lines.append(f"  cached but not read by this backward pass: {', '.join(unread)}")
+    lines.append("  Bl is not cached: no backward step reads it.")
+    if not d.input_gradient:
+        lines.append("  dA0 = W1ᵀ · dZ1 is computed only with backward(..., input_gradient=True).")
+    return "\n".join(lines)
+
+
+def _output_summary(d: Derivation) -> str:
+    """Where the output layer differs from the hidden ones."""
+    L, spec = d.depth, LOSSES[d.loss]
+    if d.fused:
+        start = (
+            f"The output layer differs from the hidden ones only in dZ{L}: the canonical pair "
+            f"{d.activations[-1]} + {d.loss} gives dZ{L} = {at_layer(spec.fused_formula, L)} "
+            "directly"
+        )
+    else:
+        start = (
+            f"The output layer differs from the hidden ones only in where it starts: "
+            f"dA{L} = {at_layer(spec.dA_formula, L)} comes from the loss, then dZ{L} follows "
+            f"from {d.activations[-1]}'s backward step as in a hidden layer"
+        )
+    if L == 1:
+        return f"{start}.  (This network has no hidden layer.)"
+    return (
+        f"{start}; a hidden layer l gets dAl from the layer above and steps back through "
+        "its activation.  dWl, dBl and dA(l-1) have the same form in every layer."
+    )
