@@ -1,0 +1,199 @@
+"""``manual-bp train`` on tiny networks: output lines, PNGs, history.csv, exit codes.
+
+The plots are drawn headless: ``manual_bp.cli.plots`` never touches pyplot,
+it saves ``matplotlib.figure.Figure`` objects with the Agg renderer.
+"""
+
+import contextlib
+import csv
+import io
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+from manual_bp import DNN, network, training
+from manual_bp.cli import main
+from manual_bp.data import DATASETS
+
+# Tiny run: 40 samples in mini-batches of 16, 16 and 8, 6 epochs, checks at 0, 3, 6.
+EPOCHS = 6
+MOONS = [
+    "train", "--dataset", "moons", "--samples", "40", "--layers", "2,4,1",
+    "--epochs", str(EPOCHS), "--batch-size", "16", "--learning-rate", "0.5",
+    "--check-every", "3", "--seed", "0",
+]  # fmt: skip
+# figsize (inches) x dpi 100, as manual_bp.cli.plots.FIGURE_SIZES says: (width, height) pixels.
+PNG_SIZES = {"loss.png": (800, 500), "boundary.png": (600, 540), "gradient_check.png": (800, 450)}
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    """``main(argv)`` with its exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def png_size(path) -> tuple[int, int]:
+    """(width, height) from the PNG's IHDR chunk, after checking the signature."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
+    return struct.unpack(">II", header[16:24])
+
+
+def read_history(path) -> tuple[list[str], np.ndarray]:
+    with path.open() as file:
+        rows = list(csv.reader(file))
+    return rows[0], np.array(rows[1:], dtype=float)
+
+
+def wrong_dW1(
+    monkeypatch: pytest.MonkeyPatch, factor: float = 1.001, in_training: bool = True
+) -> None:
+    """Make the hand-written backward return ``factor * dW1`` where the checks call it,
+    and in ``training.fit`` too unless ``in_training=False``."""
+    import reference.audit
+    import reference.compare
+
+    def backward(*args, **kwargs):
+        grads = network.backward(*args, **kwargs)
+        return {**grads, "W1": factor * grads["W1"]}
+
+    for module in (reference.compare, reference.audit) + ((training,) if in_training else ()):
+        monkeypatch.setattr(module, "backward", backward)
+
+
+@pytest.fixture(scope="module")
+def moons_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "new" / "folder"  # created by the command
+    code, stdout, stderr = run([*MOONS, "--out", str(out)])
+    return code, stdout, stderr, out
+
+
+def test_train_exits_0_and_prints_a_verdict_per_check(moons_run):
+    code, stdout, _, _ = moons_run
+    assert code == 0
+    verdicts = [line for line in stdout.splitlines() if "gradients vs jax.grad" in line]
+    assert [line.split(":")[0] for line in verdicts] == ["epoch 0", "epoch 3", "epoch 6"]
+    assert all("all match" in line and "worst error/tolerance" in line for line in verdicts)
+    assert "coincide" in stdout and stdout.rstrip().endswith("every check matched")
+    assert "DNN(layer_sizes=[2, 4, 1], activations=['tanh', 'sigmoid']" in stdout
+
+
+def test_train_shows_progress_on_stderr(moons_run):
+    _, _, stderr, _ = moons_run
+    progress = [line for line in stderr.splitlines() if line.startswith("epoch ")]
+    # Six epochs: a line every epoch (5% of 6 rounds down to 1), plus the start.
+    assert [line.split(" (")[0] for line in progress] == [f"epoch {e}/6" for e in range(7)]
+    assert all("loss " in line and "elapsed " in line for line in progress)
+
+
+def test_train_writes_pngs_of_the_documented_size(moons_run):
+    from matplotlib.image import imread
+
+    out = moons_run[3]
+    for name, (width, height) in PNG_SIZES.items():
+        assert png_size(out / name) == (width, height), name
+        assert imread(out / name).shape[:2] == (height, width), name  # it decodes
+
+
+def test_history_holds_the_manual_training_and_a_coinciding_autodiff_curve(moons_run):
+    _, stdout, _, out = moons_run
+    header, history = read_history(out / "history.csv")
+    assert header == ["epoch", "manual_loss", "autodiff_loss"]
+    np.testing.assert_array_equal(history[:, 0], np.arange(EPOCHS + 1))
+    # The manual column is DNN.fit's own history from the same start.
+    X, Y = DATASETS["moons"](40, seed=0)
+    net = DNN([2, 4, 1], ["tanh", "sigmoid"], "binary_cross_entropy", seed=0)
+    expected = [net.loss(X, Y), *net.fit(X, Y, EPOCHS, 0.5, batch_size=16)]
+    np.testing.assert_array_equal(history[:, 1], expected)
+    # Same start, same mini-batches: the curves differ by rounding only.  Measured:
+    # at most ~2e-16 relative here (1.7e-14 over 300 epochs of the default run);
+    # 1e-12 leaves room for a different BLAS, while a gradient wrong by even
+    # 1e-9 relative moves the losses far more (1e-3 in dW1 moves them by > 1e-6, below).
+    assert history[0, 1] == history[0, 2]
+    np.testing.assert_allclose(history[:, 2], history[:, 1], rtol=1e-12, atol=0)
+    assert history[-1, 1] < history[0, 1]
+    reported = float(stdout.split("max relative difference manual vs jax.grad training ")[1][:8])
+    measured = np.max(np.abs(history[:, 1] - history[:, 2]) / history[:, 2])
+    assert reported == pytest.approx(measured, rel=1e-2, abs=1e-30)
+
+
+def test_blobs_trains_a_softmax_net_on_one_hot_targets(tmp_path):
+    code, stdout, _ = run(
+        ["train", "--dataset", "blobs", "--classes", "3", "--samples", "40", "--layers", "2,4,3",
+         "--epochs", "2", "--batch-size", "16", "--check-every", "0", "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0, stdout
+    assert "activations=['tanh', 'softmax'], loss='cross_entropy'" in stdout
+    assert stdout.count("gradients vs jax.grad: all match") == 2  # epochs 0 and 2
+    assert png_size(tmp_path / "boundary.png") == PNG_SIZES["boundary.png"]
+    assert len(read_history(tmp_path / "history.csv")[1]) == 3
+
+
+def test_a_wrong_hand_written_gradient_fails_the_checks_and_the_curves(tmp_path, monkeypatch):
+    wrong_dW1(monkeypatch)
+    code, stdout, _ = run([*MOONS, "--out", str(tmp_path)])
+    assert code == 1
+    assert "gradients vs jax.grad: MISMATCH" in stdout
+    assert [line.split()[0] for line in stdout.splitlines() if " entries fail" in line] == [
+        "W1"
+    ] * 3  # the report names the variable at each of the 3 checks
+    assert "DIFFER" in stdout and stdout.rstrip().endswith("CHECK FAILED")
+    _, history = read_history(tmp_path / "history.csv")
+    assert np.max(np.abs(history[1:, 1] / history[1:, 2] - 1)) > 1e-6
+
+
+def test_a_failing_check_alone_exits_1(tmp_path, monkeypatch):
+    # Training stays right (the curves coincide); only the checked gradients are wrong.
+    wrong_dW1(monkeypatch, in_training=False)
+    code, stdout, _ = run([*MOONS, "--out", str(tmp_path)])
+    assert code == 1
+    assert "coincide" in stdout and stdout.rstrip().endswith("CHECK FAILED")
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--layers", "3,4,1"], "--layers: the data sets are 2-D, so the first size n0 must be 2"),
+        (["--layers", "2,4,2"], "--layers: moons has binary labels"),
+        (["--dataset", "blobs", "--layers", "2,4,1"], "the last size nL must be 3, got 1"),
+        (["--activations", "tanh,nope"], "--activations"),
+        (["--classes", "3"], "--classes: only the blobs data set"),
+        (["--noise", "-1"], "--noise: expected a finite float >= 0"),
+        (["--learning-rate", "0"], "--learning-rate: expected a number > 0"),
+        (["--check-every", "-1"], "--check-every: expected an int >= 0"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_argument(arguments, message, tmp_path):
+    code, _, stderr = run(["train", "--epochs", "1", "--out", str(tmp_path), *arguments])
+    assert code == 2
+    assert message in stderr
+    assert not (tmp_path / "history.csv").exists()
+
+
+@pytest.mark.parametrize("option", ["--epochs", "--samples", "--batch-size"])
+def test_non_positive_counts_are_refused_by_argparse(option, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", option, "0"])
+    assert exit_.value.code == 2
+    assert f"argument {option}: expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_help_lists_the_options_with_examples(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    printed = capsys.readouterr().out
+    assert "examples:" in printed and "manual-bp train --dataset blobs" in printed
+    for option in ("--dataset", "--layers", "--check-every", "--out"):
+        assert option in printed
+
+
+def test_without_matplotlib_it_says_which_extra_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    code, _, stderr = run(["train", "--out", str(tmp_path)])
+    assert code == 2
+    assert "pip install 'manual-bp[plots]'" in stderr
