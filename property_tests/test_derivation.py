@@ -1,0 +1,238 @@
+"""``manual_bp.derivation`` and ``manual-bp explain``: the printed derivation is
+what the code computes.
+
+The strongest law evaluates the printed formulas: with ``⊙`` as ``*``, ``·``
+as ``@``, ``ᵀ`` as ``.T`` and ``Σ_columns`` as a sum over the columns, the
+right-hand side of every backward step, fed the forward cache, ``Y`` and the
+gradients of the steps before it, reproduces ``backward``'s array for that key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from manual_bp.activations import ACTIVATIONS, sigmoid
+from manual_bp.cli import main
+from manual_bp.derivation import Derivation, Step, at_layer, derive
+from manual_bp.losses import LOSSES
+from manual_bp.network import backward, forward, gradient_keys
+from property_tests.budget import examples
+from property_tests.strategies import networks
+
+SEED_NET = ([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy")
+# Backward formulas that read as Python once the symbols are translated; the
+# others (conditionals, gelu's u, silu's s) are checked for shapes and reads.
+EVALUATED = {"identity", "relu", "sigmoid", "tanh", "softplus", "softmax"}
+_SYMBOL = re.compile(r"(?<![A-Za-z0-9_])(d?[WBAZ][0-9]+|Y)(?![A-Za-z0-9_])")
+
+
+def evaluate(formula: str, values: dict[str, np.ndarray], m: int) -> np.ndarray:
+    """The right-hand side of a formula, read as NumPy."""
+    expression = formula.split(" = ", 1)[1]
+    for text, python in [("⊙", "*"), ("−", "-"), ("·", "@"), ("ᵀ", ".T")]:
+        expression = expression.replace(text, python)
+    expression = re.sub(r"Σ_columns (\w+)", r"rowsum(\1)", expression)
+    expression = re.sub(r"\[([^\]]*)\]", r"(\1)", expression)  # Iverson bracket
+    names = {
+        "colsum": lambda V: np.sum(V, axis=0, keepdims=True),
+        "rowsum": lambda V: np.sum(V, axis=1, keepdims=True),
+        "sigmoid": sigmoid,
+        "m": m,
+    }
+    return eval(expression, names, dict(values))
+
+
+def backward_steps(derivation: Derivation) -> list[Step]:
+    return [step for step in derivation.steps if step.gradient]
+
+
+@examples(0.3)
+@given(networks(max_depth=4, max_width=4, max_batch=4, dtypes=("float64",)))
+def test_every_gradient_key_has_exactly_one_formula_in_backward_order(case):
+    for input_gradient in (False, True):
+        derivation = derive(case.layer_sizes, case.activations, case.loss, None, input_gradient)
+        returned = [step.key for step in derivation.steps if step.returned]
+        keys = gradient_keys(case.depth, input_gradient)
+        assert sorted(returned) == sorted(keys) and len(set(returned)) == len(returned)
+        for key in keys:
+            assert derivation.gradient_step(key).formula.startswith(f"d{key} = ")
+
+
+@examples(0.3)
+@given(networks(max_depth=4, max_width=4, max_batch=4, dtypes=("float64",)))
+def test_each_step_names_only_its_own_layer_and_the_one_below(case):
+    derivation = derive(case.layer_sizes, case.activations, case.loss, None, True)
+    for step in backward_steps(derivation):
+        numbers = {int(re.search("[0-9]+", s).group()) for s in step.shapes if s != "Y"}
+        key_number = int(step.key[1:])
+        layer_below = step.layer - 1
+        if step.key.startswith("A") and key_number == layer_below:  # dA(l-1) = Wlᵀ · dZl
+            assert numbers == {step.layer, layer_below}, step.formula
+        elif step.key.startswith("W"):  # dWl = dZl · A(l-1)ᵀ
+            assert numbers == {step.layer, layer_below}, step.formula
+        else:  # dZl, dBl, and dAL at the output
+            assert key_number == step.layer and numbers == {step.layer}, step.formula
+
+
+@examples(0.3)
+@given(networks(max_depth=4, max_width=4, max_batch=4, dtypes=("float64",)))
+def test_the_output_step_is_fused_exactly_for_the_canonical_pair(case):
+    derivation = derive(case.layer_sizes, case.activations, case.loss)
+    L, spec = case.depth, LOSSES[case.loss]
+    output = [step for step in derivation.steps if step.section == "output"]
+    dZ_L = derivation.gradient_step(f"Z{L}")
+    dA_L = [step for step in output if step.key == f"A{L}"]
+    if case.activations[-1] == spec.canonical_activation:
+        assert derivation.fused and not dA_L
+        assert dZ_L.formula == f"dZ{L} = {at_layer(spec.fused_formula, L)}"
+    else:
+        assert not derivation.fused
+        assert [step.formula for step in dA_L] == [f"dA{L} = {at_layer(spec.dA_formula, L)}"]
+        assert not dA_L[0].returned
+        backward_text = ACTIVATIONS[case.activations[-1]].backward_formula
+        assert dZ_L.formula == f"dZ{L} = {at_layer(backward_text, L)}"
+    assert all(step.layer == L for step in output)
+
+
+@examples(0.5)
+@given(networks(max_depth=4, max_width=4, max_batch=4, dtypes=("float64",)))
+def test_the_printed_formulas_and_shapes_reproduce_backward(case):
+    m = case.X.shape[1]
+    _, cache = forward(case.params, case.X, case.activations)
+    grads = backward(cache, case.Y, case.activations, case.loss, input_gradient=True)
+    derivation = derive(case.layer_sizes, case.activations, case.loss, m, input_gradient=True)
+    values = {**cache, "Y": case.Y}
+    text = derivation.text()
+    for step in backward_steps(derivation):
+        # Every symbol has the shape of the real array, the left-hand side included.
+        for symbol, shape in step.shapes.items():
+            real = grads.get(symbol[1:]) if symbol.startswith("d") else values[symbol]
+            if real is not None:
+                assert shape == real.shape, (step.formula, symbol)
+        if step.returned:
+            assert step.shape == grads[step.key].shape
+        assert step.formula in text and step.shape_text in text
+        # It reads exactly the cache entries (and Y) its right-hand side names.
+        named = _SYMBOL.findall(step.formula.split(" = ", 1)[1])
+        assert set(step.reads) == {symbol for symbol in named if not symbol.startswith("d")}
+        assert all(entry == "Y" or entry in cache for entry in step.reads)
+        fused = derivation.fused and step.section == "output"
+        by_name = case.activations[step.layer - 1] in EVALUATED
+        if step.returned and step.key.startswith("Z") and not (fused or by_name):
+            values[f"d{step.key}"] = grads[step.key]  # not Python: shapes and reads only
+            continue
+        result = evaluate(step.formula, values, m)
+        if step.returned:
+            np.testing.assert_allclose(result, grads[step.key], rtol=1e-12, atol=1e-290)
+            result = grads[step.key]  # the next steps start from backward's own values
+        values[f"d{step.key}"] = result
+
+
+def test_the_seed_network_reads_what_the_seed_says():
+    derivation = derive(*SEED_NET)
+    reads = {step.formula.split(" = ")[0]: step.reads for step in backward_steps(derivation)}
+    assert reads == {
+        "dZ3": ("A3", "Y"),
+        "dW3": ("A2",),
+        "dB3": (),
+        "dA2": ("W3",),
+        "dZ2": ("A2",),
+        "dW2": ("A1",),
+        "dB2": (),
+        "dA1": ("W2",),
+        "dZ1": ("A1",),
+        "dW1": ("A0",),
+        "dB1": (),
+    }
+    text = derivation.text()
+    assert "cached but not read by this backward pass: W1, Z1, Z2, Z3" in text
+    assert "dW2 = dZ2 · A1ᵀ" in text and "(3, 3) = (3, m) · (m, 3)" in text
+
+
+def test_a_new_activation_and_a_new_loss_explain_themselves(monkeypatch):
+    cube = dataclasses.replace(
+        ACTIVATIONS["tanh"], name="cube", formula="Z³", backward_formula="dA ⊙ 3 ⊙ Z ⊙ Z"
+    )
+    monkeypatch.setitem(ACTIVATIONS, "cube", cube)
+    quarter = dataclasses.replace(
+        LOSSES["mse"],
+        name="quarter_mse",
+        formula="(1/(4m)) Σ (A − Y)²",
+        dA_formula="(A − Y) / (2m)",
+        output_activations=frozenset({"identity", "cube"}),
+    )
+    monkeypatch.setitem(LOSSES, "quarter_mse", quarter)
+    derivation = derive([2, 3, 2], ["cube", "cube"], "quarter_mse", m=5)
+    formulas = [step.formula for step in derivation.steps]
+    assert "A1 = cube(Z1) = Z1³" in formulas
+    assert "L = (1/(4m)) Σ (A2 − Y)²" in formulas
+    assert "dA2 = (A2 − Y) / (2m)" in formulas
+    assert derivation.gradient_step("Z1").formula == "dZ1 = dA1 ⊙ 3 ⊙ Z1 ⊙ Z1"
+    assert derivation.gradient_step("Z1").reads == ("Z1",)
+    assert "dZ2 = dA2 ⊙ 3 ⊙ Z2 ⊙ Z2" in derivation.text()
+
+
+def exit_code(argv: list[str]) -> int:
+    """``main``'s return value, or the code argparse exits with."""
+    try:
+        return main(argv)
+    except SystemExit as exit:
+        return exit.code
+
+
+def test_explain_prints_and_writes_the_derivation(capsys, tmp_path):
+    argv = ["explain", "--layers", "2,3,3,1", "--activations", "sigmoid"]
+    argv += ["--loss", "binary_cross_entropy", "--batch", "8", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed == (tmp_path / "explain.txt").read_text(encoding="utf-8")
+    assert printed.rstrip("\n") == derive(*SEED_NET, m=8).text()
+    for heading in ["Forward pass", "Loss", "Output layer 3", "Hidden layer 2", "Hidden layer 1"]:
+        assert f"\n{heading}" in printed
+    assert "dZ3 = (A3 − Y) / m" in printed and "(3, 8) = (3, 3) · (3, 8)" in printed
+    assert "What the backward pass reads from the cache" in printed
+
+
+def test_explain_defaults_to_the_seed_network(capsys, tmp_path):
+    assert main(["explain", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.rstrip("\n") == derive(*SEED_NET).text()
+
+
+def test_explain_takes_a_new_activation(capsys, tmp_path, monkeypatch):
+    cube = dataclasses.replace(
+        ACTIVATIONS["tanh"], name="cube", formula="Z³", backward_formula="dA ⊙ 3 ⊙ Z ⊙ Z"
+    )
+    monkeypatch.setitem(ACTIVATIONS, "cube", cube)
+    argv = ["explain", "--layers", "2,3,1", "--activations", "cube,sigmoid", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "A1 = cube(Z1) = Z1³" in printed and "dZ1 = dA1 ⊙ 3 ⊙ Z1 ⊙ Z1" in printed
+
+
+def test_explain_help_has_examples(capsys):
+    assert exit_code(["explain", "--help"]) == 0
+    assert "examples:\n  manual-bp explain\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--layers", "2,0,1"], "--layers"),
+        (["--layers", "2,x"], "--layers"),
+        (["--layers", "2"], "--layers"),
+        (["--activations", "sigmoid,banana,sigmoid"], "--activations"),
+        (["--activations", "relu,relu,relu,relu"], "--activations"),
+        (["--loss", "hinge"], "--loss"),
+        (["--layers", "2,3,1", "--loss", "cross_entropy"], "--loss"),
+        (["--batch", "0"], "--batch"),
+    ],
+)
+def test_explain_names_the_bad_argument(capsys, tmp_path, argv, named):
+    assert exit_code(["explain", *argv, "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert named in error and "Traceback" not in error
