@@ -363,6 +363,7 @@ def render(derivation: Derivation) -> str:
         f"a batch of {batch}, one sample per column"
     ]
     width = min(max(len(step.formula) for step in d.steps), _FORMULA_COLUMN)
+    shape_width = min(max(len(step.shape_text) for step in d.steps), _FORMULA_COLUMN)
     current = None
     for step in d.steps:
         heading = _HEADINGS.get(step.section)
@@ -374,8 +375,9 @@ def render(derivation: Derivation) -> str:
             current = heading
         if step.note:
             lines += _wrapped(step.note, "  # ")
-        reads = f"   reads {', '.join(step.reads)}" if step.gradient and step.reads else ""
-        lines.append(f"  {step.formula:<{width}}  {step.shape_text}{reads}")
+        reads = f"  reads {', '.join(step.reads)}" if step.gradient and step.reads else ""
+        line = f"  {step.formula:<{width}}  {step.shape_text:<{shape_width}}{reads}"
+        lines.append(line.rstrip())
     lines += ["", *_wrapped(_output_summary(d), "")]
     lines += ["", "What the backward pass reads from the cache (the required matrices):"]
     unread = []

@@ -202,10 +202,11 @@ def test_compare_help_has_examples(capsys):
         (["--loss", "hinge"], "--loss"),
         (["--dtype", "float16"], "--dtype"),
         (["--batch", "-1"], "--batch"),
+        (["--out", "/dev/null/folder"], "--out"),
     ],
 )
 def test_compare_names_the_bad_argument(capsys, tmp_path, argv, named):
-    assert exit_code(["compare", *argv, "--out", str(tmp_path)]) == 2
+    assert exit_code(["compare", "--out", str(tmp_path), *argv]) == 2
     error = capsys.readouterr().err
     assert named in error and "Traceback" not in error
 

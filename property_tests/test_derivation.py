@@ -230,9 +230,10 @@ def test_explain_help_has_examples(capsys):
         (["--loss", "hinge"], "--loss"),
         (["--layers", "2,3,1", "--loss", "cross_entropy"], "--loss"),
         (["--batch", "0"], "--batch"),
+        (["--out", "/dev/null/folder"], "--out"),
     ],
 )
 def test_explain_names_the_bad_argument(capsys, tmp_path, argv, named):
-    assert exit_code(["explain", *argv, "--out", str(tmp_path)]) == 2
+    assert exit_code(["explain", "--out", str(tmp_path), *argv]) == 2
     error = capsys.readouterr().err
     assert named in error and "Traceback" not in error

@@ -140,3 +140,12 @@ def network_from_arguments(args: argparse.Namespace) -> DNN:
         return DNN(args.layers, activations, net.loss_name, seed=seed, dtype=dtype)
     except (TypeError, ValueError) as error:
         raise _naming_the_option(error) from None
+
+
+def output_folder(path: Path) -> Path:
+    """``--out``, created if missing; a folder that cannot be made is a ValueError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--out: cannot create the folder {str(path)!r} ({error})") from None
+    return path

@@ -34,6 +34,7 @@ from manual_bp.cli.arguments import (
     add_out_argument,
     help_formatter,
     network_from_arguments,
+    output_folder,
     positive_int,
 )
 from manual_bp.derivation import derive
@@ -253,10 +254,9 @@ def table(rows: list[dict], finite_diff: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    path = output_folder(args.out) / "compare.json"
     rows, summary = comparison_rows(args)
     document = {"summary": summary, "rows": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "compare.json"
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps(document, indent=2, ensure_ascii=False))

@@ -14,6 +14,7 @@ from manual_bp.cli.arguments import (
     add_out_argument,
     help_formatter,
     network_from_arguments,
+    output_folder,
     positive_int,
 )
 from manual_bp.derivation import derive
@@ -35,13 +36,13 @@ writes the text to <out>/explain.txt too.
 
 def run(args: argparse.Namespace) -> int:
     net = network_from_arguments(args)
+    folder = output_folder(args.out)
     derivation = derive(
         net.layer_sizes, net.activations, net.loss_name, args.batch, args.input_gradient
     )
     text = derivation.text()
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "explain.txt").write_text(text + "\n", encoding="utf-8")
+    (folder / "explain.txt").write_text(text + "\n", encoding="utf-8")
     return 0
 
 
