@@ -10,6 +10,12 @@ gradient with respect to ``X`` itself.
 
 Whatever the dtype of the manual computation, the oracle casts the same
 values (exactly) to float64 and differentiates there.
+
+By default the case is zero-padded to a bucket shape first
+(``reference.padding``), so that one compiled function serves every network
+of the bucket instead of one compilation per shape; ``padded=False`` compiles
+the case's own shapes, as ``property_tests/test_padded_oracle.py`` and
+``benchmarks/throughput.py`` do to compare the two.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from manual_bp.network import forward, loss_from_cache  # noqa: E402
+from reference.padding import padded_oracle  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -69,13 +76,21 @@ def oracle_gradients(
     activations: Sequence[str],
     loss: str,
     input_gradient: bool = False,
+    padded: bool = True,
 ) -> OracleResult:
     """``jax.value_and_grad`` of manual_bp's forward and loss, in float64.
 
     Returns the loss, the gradient for every key ``manual_bp.backward``
     returns (``Wl``, ``Bl``, ``Zl`` for l = 1..L, ``Al`` for l = 1..L-1 and,
     with ``input_gradient``, ``A0``) and the oracle's forward ``Zl``.
+    ``padded`` runs the case in its bucket (``reference.padding``); without
+    it, the case's own shapes are compiled.
     """
+    if padded:
+        value, grads, Zs = padded_oracle(params, X, Y, activations, loss)
+        if not input_gradient:
+            del grads["A0"]
+        return OracleResult(value, grads, Zs)
     as64 = {key: np.asarray(value, dtype=np.float64) for key, value in params.items()}
     X64, Y64 = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
     result = _value_and_grads(as64, X64, Y64, tuple(activations), loss)

@@ -1,0 +1,294 @@
+"""Zero padding to bucket sizes: one compiled oracle serves many shapes.
+
+``jax.jit`` compiles once for every new combination of array shapes and
+static arguments, at about 0.3-1.5 s each, while the compiled gradient of a
+small network runs in tens of microseconds.  A property that draws a random
+architecture per example therefore spends nearly all its time compiling.
+Here every case is embedded in a fixed *bucket* shape, so that one compiled
+function serves every network of that bucket:
+
+* every width ``n0..nL`` is padded with zeros to ``N``, the batch ``m`` to
+  ``M`` (powers of two, at least ``MIN_WIDTH`` and ``MIN_BATCH``);
+* the depth is padded to ``D`` by identity layers in front (``W = I``,
+  ``B = 0``, ``f = identity``), which pass ``A0`` through unchanged;
+* the layers are one ``lax.scan`` step each, and the activation of each
+  layer and the loss are chosen at run time with ``lax.switch`` among
+  manual_bp's own ``ACTIVATIONS[name].forward`` and ``LOSSES[name].value``.
+
+Why the padded computation gives the unpadded numbers
+-----------------------------------------------------
+Every padded quantity either is never read by a real one, or enters a real
+sum as an exact zero, and ``x + 0 = x`` exactly:
+
+* padded hidden units have zero rows in ``Wl`` and ``Bl``, so ``Zl = 0`` and
+  ``Al = f(0)`` there (finite; 0.5 for sigmoid), and zero columns in
+  ``W(l+1)``, so they add ``0 * f(0) = 0`` to every real ``Z(l+1)``;
+* a softmax normalises over its column, so its padded rows are set to
+  ``-MASKED_LOGIT`` first: ``exp`` of them is exactly 0;
+* padded batch columns (``X = 0``, ``Y = 0``) are masked out of the loss:
+  the loss sees ``Z = -MASKED_LOGIT`` and ``A = 0`` there, where every loss
+  term is exactly 0 (``0 * softplus(huge)``, ``softplus(-huge)``,
+  ``(0 - 0)^2``, ``0 * log_softmax``), so their gradient is exactly 0 and they
+  add exact zeros to ``dWl = dZl A(l-1)^T`` and ``dBl``;
+* the identity layers compute ``I A = A`` exactly (one product by 1, the rest
+  by 0) and pass ``dA`` back as ``I^T dZ = dZ`` exactly;
+* every loss divides its sum by ``Y.shape[1] = M``; the padded loss is
+  multiplied back by ``M / m`` as ``(value * M) / m``.  With ``M`` a power of
+  two, ``value * M`` recovers the sum exactly, so the result is the sum
+  divided by the true ``m``, rounded once, as unpadded, and its gradient
+  ``fl(1/m)`` reaches the sum unchanged (``* M`` and ``/ M`` are exact).
+
+The masked logit is finite, not ``-inf``: ``0 * log_softmax(-inf)`` would be
+``0 * -inf = nan`` in the loss, and ``jax.grad`` through ``where`` would carry
+that ``nan`` into real entries.  Finite, it needs every real ``|Z|`` far below
+``MASKED_LOGIT``; the strategies' ``|ZL|`` stays below about ``1e17``.
+
+What may still differ is the order in which XLA sums a padded dot product or
+reduction; ``property_tests/test_padded_oracle.py`` measures the agreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+# The oracle reads every result back at once, so dispatching to a worker
+# thread only adds a hand-off per call (about 30% of a small call's CPU time,
+# and more on a loaded machine).  Read when jax creates its CPU client: it
+# has no effect if jax has already computed something.
+jax.config.update("jax_cpu_enable_async_dispatch", False)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from manual_bp.activations import ACTIVATIONS  # noqa: E402
+from manual_bp.losses import LOSSES  # noqa: E402
+
+# Widths and batch sizes are padded to powers of two from these minimums up
+# (a power of two for the batch makes the loss's rescaling exact), the depth
+# to a multiple of DEPTH_STEP.
+MIN_WIDTH = 32
+MIN_BATCH = 64
+DEPTH_STEP = 4
+UNROLL = True
+# exp(-1e300 - z) is exactly 0 for every real logit z, and 0 * 1e300 is 0.
+MASKED_LOGIT = 1e300
+
+ACTIVATION_NAMES = tuple(sorted(ACTIVATIONS))
+LOSS_NAMES = tuple(sorted(LOSSES))
+_IDENTITY = ACTIVATION_NAMES.index("identity")
+
+
+def depth_bucket(depth: int) -> int:
+    """``depth`` rounded up to a multiple of ``DEPTH_STEP``.
+
+    >>> depth_bucket(1), depth_bucket(4), depth_bucket(5)
+    (4, 4, 8)
+    """
+    return -(-depth // DEPTH_STEP) * DEPTH_STEP
+
+
+def bucket(size: int, minimum: int) -> int:
+    """The smallest power of two that is ``>= size`` and ``>= minimum``.
+
+    >>> bucket(3, 32), bucket(33, 32), bucket(64, 32)
+    (32, 64, 64)
+    """
+    return max(minimum, 1 << (size - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Padded sizes: width ``N`` of every layer, batch ``M``, depth ``D``."""
+
+    width: int
+    batch: int
+    depth: int
+
+    @classmethod
+    def for_case(cls, layer_sizes: Sequence[int], m: int) -> Bucket:
+        return cls(
+            bucket(max(layer_sizes), MIN_WIDTH),
+            bucket(m, MIN_BATCH),
+            depth_bucket(len(layer_sizes) - 1),
+        )
+
+
+def layer_sizes(params: Mapping[str, np.ndarray], X: np.ndarray, depth: int) -> list[int]:
+    """``[n0, n1, ..., nL]`` from ``X`` (n0, m) and ``Wl`` (nl, n(l-1))."""
+    return [np.shape(X)[0]] + [np.shape(params[f"W{l}"])[0] for l in range(1, depth + 1)]
+
+
+def _padded(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``array`` in the top-left corner of float64 zeros of ``shape``."""
+    out = np.zeros(shape)
+    out[tuple(slice(0, n) for n in np.shape(array))] = array
+    return out
+
+
+@dataclass(frozen=True)
+class PaddedCase:
+    """A case embedded in its bucket, as arrays for the compiled oracle.
+
+    ``W`` (D, N, N), ``B`` (D, N, 1), ``X`` (N, M), ``Y`` (N, M); layer ``l``
+    of the case is entry ``offset + l - 1`` of the stacks, ``offset = D - L``,
+    and the entries before it are identity layers.  ``widths`` (D,) holds the
+    true ``nl`` of every entry and ``codes`` (D,) its activation's index in
+    ``ACTIVATION_NAMES``.
+    """
+
+    W: np.ndarray
+    B: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+    codes: np.ndarray
+    widths: np.ndarray
+    loss_code: int
+    m: int
+    offset: int
+
+
+def pad_case(
+    params: Mapping[str, np.ndarray],
+    X: np.ndarray,
+    Y: np.ndarray,
+    activations: Sequence[str],
+    loss: str,
+) -> PaddedCase:
+    """Embed a network and batch in its bucket, in float64 (an exact cast).
+
+    Raises ``ValueError`` when the shapes do not chain: assigning into the
+    padded arrays would otherwise broadcast silently.
+    """
+    depth, m = len(activations), np.shape(X)[1]
+    sizes = layer_sizes(params, X, depth)
+    expected = {f"W{l}": (sizes[l], sizes[l - 1]) for l in range(1, depth + 1)}
+    expected.update({f"B{l}": (sizes[l], 1) for l in range(1, depth + 1)})
+    for key, shape in expected.items():
+        if np.shape(params[key]) != shape:
+            raise ValueError(f"params[{key!r}]: expected shape {shape}, got {np.shape(params[key])}")
+    if np.shape(Y) != (sizes[-1], m):
+        raise ValueError(f"Y: expected shape {(sizes[-1], m)}, got {np.shape(Y)}")
+    size = Bucket.for_case(sizes, m)
+    N, offset = size.width, size.depth - depth
+    W = np.zeros((size.depth, N, N))
+    W[:offset] = np.eye(N)
+    B = np.zeros((size.depth, N, 1))
+    for l in range(1, depth + 1):
+        n, n_prev = sizes[l], sizes[l - 1]
+        W[offset + l - 1, :n, :n_prev] = params[f"W{l}"]
+        B[offset + l - 1, :n] = params[f"B{l}"]
+    codes = np.full(size.depth, _IDENTITY, dtype=np.int32)
+    codes[offset:] = [ACTIVATION_NAMES.index(name) for name in activations]
+    widths = np.full(size.depth, N, dtype=np.int32)
+    widths[offset:] = sizes[1:]
+    return PaddedCase(
+        W,
+        B,
+        _padded(X, (N, size.batch)),
+        _padded(Y, (N, size.batch)),
+        codes,
+        widths,
+        LOSS_NAMES.index(loss),
+        m,
+        offset,
+    )
+
+
+def _activation(name: str):
+    """``f(Z)`` for one switch branch; softmax first masks its padded rows."""
+    forward = ACTIVATIONS[name].forward
+
+    def apply(Z, rows):
+        if name == "softmax":
+            Z = jnp.where(rows, Z, -MASKED_LOGIT)
+        return forward(Z, jnp)
+
+    return apply
+
+
+def _loss(name: str):
+    """The batch mean over the true ``m``, from ``LOSSES[name].value`` over ``M``."""
+    value = LOSSES[name].value
+
+    def apply(Z, A, Y, mask, m):
+        total = value(jnp.where(mask, Z, -MASKED_LOGIT), jnp.where(mask, A, 0.0), Y, jnp)
+        return total * Y.shape[1] / m
+
+    return apply
+
+
+def padded_forward(W, B, X, codes, widths, taps_Z, taps_A):
+    """The forward pass over the stacks: one ``lax.scan`` step per layer.
+
+    ``Zl = Wl A(l-1) + Bl + tap``, ``Al = f_l(Zl) + tap``, as in
+    ``manual_bp.network.forward``.  Returns ``(A_L, Z)`` with ``Z`` (D, N, M)
+    the stacked ``Zl``.
+    """
+    branches = [_activation(name) for name in ACTIVATION_NAMES]
+    units = jnp.arange(X.shape[0])[:, None]
+
+    def layer(A_prev, inputs):
+        W_l, B_l, code, width, tap_Z, tap_A = inputs
+        Z = W_l @ A_prev + B_l + tap_Z
+        A = jax.lax.switch(code, branches, Z, units < width) + tap_A
+        return A, Z
+
+    return jax.lax.scan(layer, X, (W, B, codes, widths, taps_Z, taps_A), unroll=UNROLL)
+
+
+def padded_loss(Z_L, A_L, Y, loss_code, width, m):
+    """The loss of the true ``nL x m`` corner, chosen by ``loss_code``."""
+    mask = (jnp.arange(Y.shape[0])[:, None] < width) & (jnp.arange(Y.shape[1])[None, :] < m)
+    branches = [_loss(name) for name in LOSS_NAMES]
+    return jax.lax.switch(loss_code, branches, Z_L, A_L, Y, mask, m)
+
+
+@jax.jit
+def padded_value_and_grads(W, B, X, Y, codes, widths, loss_code, m):
+    """Loss, stacked ``Z`` and the gradients w.r.t. ``(W, B, taps_Z, taps_A, X)``."""
+    taps = jnp.zeros((2, *W.shape[:1], *X.shape))
+
+    def objective(W, B, taps, X):
+        A_L, Z = padded_forward(W, B, X, codes, widths, taps[0], taps[1])
+        return padded_loss(Z[-1], A_L, Y, loss_code, widths[-1], m), Z
+
+    (value, Z), grads = jax.value_and_grad(objective, argnums=(0, 1, 2, 3), has_aux=True)(
+        W, B, taps, X
+    )
+    return value, Z, grads
+
+
+def padded_oracle(
+    params: Mapping[str, np.ndarray],
+    X: np.ndarray,
+    Y: np.ndarray,
+    activations: Sequence[str],
+    loss: str,
+) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``(loss, grads, Z)`` of the case, through its bucket's compiled function.
+
+    ``grads`` has ``Wl``, ``Bl``, ``Zl`` (l = 1..L), ``Al`` (l = 1..L-1) and
+    ``A0``, sliced back to the true shapes; ``Z`` has the forward ``Zl``.
+    """
+    case = pad_case(params, X, Y, activations, loss)
+    result = padded_value_and_grads(
+        case.W, case.B, case.X, case.Y, case.codes, case.widths, case.loss_code, float(case.m)
+    )
+    value, Z, (dW, dB, d_taps, dX) = jax.device_get(result)
+    m, depth = case.m, len(activations)
+    sizes = layer_sizes(params, X, depth)
+    grads = {"A0": dX[: sizes[0], :m]}
+    Zs = {}
+    for l in range(1, depth + 1):
+        i, n, n_prev = case.offset + l - 1, sizes[l], sizes[l - 1]
+        grads[f"W{l}"] = dW[i, :n, :n_prev]
+        grads[f"B{l}"] = dB[i, :n]
+        grads[f"Z{l}"] = d_taps[0, i, :n, :m]
+        if l < depth:
+            grads[f"A{l}"] = d_taps[1, i, :n, :m]
+        Zs[f"Z{l}"] = Z[i, :n, :m]
+    return float(value), grads, Zs
