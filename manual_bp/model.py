@@ -91,6 +91,9 @@ class DNN:
         self.dtype: np.dtype = resolved_dtype
         self.seed = seed
         self._rng = np.random.default_rng(seed)
+        self._cache_keys = frozenset(
+            ["A0"] + [f"{v}{l}" for l in range(1, depth + 1) for v in "WZA"]
+        )
         self._params = _read_only(
             network.init_params(sizes, names, seed, resolved_dtype), copy=False
         )
@@ -171,9 +174,8 @@ class DNN:
             raise TypeError(
                 f"cache: expected the dict returned by forward, got {type(cache).__name__}"
             )
-        expected = {"A0"} | {f"{v}{l}" for l in range(1, self.depth + 1) for v in "WZA"}
-        missing = sorted(expected - set(cache))
-        if missing:
+        if not self._cache_keys <= cache.keys():
+            missing = sorted(self._cache_keys - set(cache))
             raise ValueError(
                 f"cache: expected the dict returned by this network's forward, missing {missing}"
             )

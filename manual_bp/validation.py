@@ -105,7 +105,7 @@ def as_float_matrix(value: object, name: str, dtype: np.dtype) -> np.ndarray:
             f"got shape {array.shape}{hint}"
         )
     array = array.astype(dtype, copy=False)
-    if not np.all(np.isfinite(array)):
+    if not np.isfinite(array).all():
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
     return array
 

@@ -59,7 +59,9 @@ def inject(mutation: Mutation, monkeypatch: pytest.MonkeyPatch) -> None:
                 monkeypatch.setattr(module, attribute, mutant)
     for key, activation in ACTIVATIONS.items():
         if activation.derivative is original:
-            rebuilt = activations._elementwise(activation.name, activation.forward, mutant)
+            rebuilt = dataclasses.replace(
+                activation, derivative=mutant, backward=activations.elementwise_backward(mutant)
+            )
             monkeypatch.setitem(ACTIVATIONS, key, rebuilt)
         elif activation.backward is original:
             monkeypatch.setitem(ACTIVATIONS, key, dataclasses.replace(activation, backward=mutant))
@@ -73,12 +75,14 @@ def inject(mutation: Mutation, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.setitem(LOSSES, key, dataclasses.replace(loss, **changes))
 
 
-A_PREV = 'cache[f"A{l - 1}"].T'
-BIAS = "np.sum(dZ, axis=1, keepdims=True)"
-WEIGHT_GRAD = f'grads[f"W{{l}}"] = dZ @ {A_PREV}'
-INPUT_GRAD = 'cache[f"W{l}"].T @ dZ'
+# network.backward writes each gradient into its own slot ``out[key]``; a
+# mutant may instead bind a new array, as the bug would be written by hand.
+A_PREV = 'cache[f"A{l - 1}"]'
+WEIGHT_GRAD = f'np.matmul(dZ, {A_PREV}.T, out=out[f"W{{l}}"])'
+BIAS = 'dZ.sum(axis=1, keepdims=True, out=out[f"B{l}"])'
+INPUT_GRAD = 'np.matmul(cache[f"W{l}"].T, dZ, out=out[f"A{l - 1}"])'
 OUTPUT = "dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)"
-HIDDEN = 'dZ = activation.backward(grads[f"A{l}"], Z, A)'
+HIDDEN = 'dZ = activation.backward(grads[f"A{l}"], Z, A, out=out[f"Z{l}"])'
 
 CATALOG: list[Mutation] = [
     # --- the 1/m of the batch mean
@@ -115,8 +119,8 @@ CATALOG: list[Mutation] = [
         "dW transposed",
         "transposed matrix",
         network.backward,
-        f"dZ @ {A_PREV}",
-        f"({A_PREV[:-2]} @ dZ.T)",
+        WEIGHT_GRAD,
+        f"{A_PREV} @ dZ.T",
     ),
     Mutation(
         "dA uses W instead of W^T",
@@ -129,7 +133,7 @@ CATALOG: list[Mutation] = [
         "dW uses A_l instead of A_(l-1)",
         "cache entry from the wrong layer",
         network.backward,
-        f"dZ @ {A_PREV}",
+        WEIGHT_GRAD,
         'dZ @ cache[f"A{l}"].T',
     ),
     Mutation(
@@ -137,7 +141,7 @@ CATALOG: list[Mutation] = [
         "cache entry from the wrong layer",
         network.backward,
         HIDDEN,
-        HIDDEN.replace("Z, A)", "A, Z)"),
+        HIDDEN.replace("Z, A, out", "A, Z, out"),
     ),
     Mutation(
         "loop stops before layer 1",
@@ -176,22 +180,22 @@ CATALOG: list[Mutation] = [
         "sigmoid' written in Z",
         "wrong activation derivative",
         activations._sigmoid_derivative,
-        "A * (1 - A)",
-        "Z * (1 - Z)",
+        "np.multiply(A, np.subtract(1, A,",
+        "np.multiply(Z, np.subtract(1, Z,",
     ),
     Mutation(
         "tanh' = 1 - A",
         "wrong activation derivative",
         activations._tanh_derivative,
-        "1 - A * A",
-        "1 - A",
+        "np.multiply(A, A, out=out)",
+        "A",
     ),
     Mutation(
         "relu'(0) = 1",
         "wrong activation derivative",
         activations._relu_derivative,
-        "(Z > 0)",
-        "(Z >= 0)",
+        "np.greater(Z, 0",
+        "np.greater_equal(Z, 0",
     ),
     Mutation(
         "leaky_relu'(0) = 0.01",
@@ -207,8 +211,8 @@ CATALOG: list[Mutation] = [
         "softplus' = sigmoid'",
         "wrong activation derivative",
         activations._softplus_derivative,
-        "sigmoid(Z)",
-        "sigmoid(Z) * (1 - sigmoid(Z))",
+        "_sigmoid_kernel(Z, _new_or(out, Z))",
+        "_as_result(sigmoid(Z) * (1 - sigmoid(Z)), Z, out)",
     ),
     Mutation(
         "silu' sign inside",
@@ -229,8 +233,8 @@ CATALOG: list[Mutation] = [
         "softmax handled as elementwise",
         "softmax as elementwise",
         activations._softmax_backward,
-        "A * (dA - np.sum(A * dA, axis=0, keepdims=True))",
-        "A * (1 - A) * dA",
+        "dA - np.sum(A * dA, axis=0, keepdims=True)",
+        "(1 - A) * dA",
     ),
     Mutation(
         "softmax JVP summed over the batch",
