@@ -39,7 +39,7 @@ from manual_bp.cli.arguments import (
 )
 from manual_bp.derivation import derive
 from manual_bp.model import DNN
-from manual_bp.network import gradient_keys
+from manual_bp.network import gradient_keys, loss_from_cache
 from manual_bp.validation import SUPPORTED_DTYPES, check_inputs, check_targets
 
 if TYPE_CHECKING:  # reference imports jax, an optional extra
@@ -168,7 +168,7 @@ def comparison_rows(args: argparse.Namespace) -> tuple[list[dict], dict]:
         X, Y = make_batch(net, args.batch or DEFAULT_BATCH, args.seed)
     out, cache = net.forward(X)
     grads = net.compute_gradients(out, cache, Y, input_gradient=True)
-    manual_loss = net.loss(X, Y)
+    manual_loss = float(loss_from_cache(cache, Y, net.loss_name, net.depth))
     check = check_against_oracle(
         grads, net.params, X, Y, net.activations, net.loss_name,
         input_gradient=True, cache=cache, manual_loss=manual_loss,
