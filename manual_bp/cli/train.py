@@ -40,10 +40,13 @@ from manual_bp.training import TrainingDiverged
 
 DATA_INPUTS = 2  # every built-in data set is 2-D
 DEFAULT_HIDDEN = [16, 16]
-# The two curves differ only by rounding in the gradients (a few ulps per
-# step; measured at most ~1e-13 relative over 300 epochs of the default
-# moons run).  A real gradient error shows up far above this bound.
-CURVE_TOLERANCE = 1e-8
+# The two curves differ only by rounding in the gradients, a few ulps per step,
+# but training can amplify a difference exponentially: measured max relative
+# differences 1.7e-14 (default moons run, 300 epochs), 3.4e-10 (spirals,
+# 1000 epochs; 1.6e-15 after 300, 3.3e-13 after 500).  So the curve
+# comparison is reported, and the exit status rests on the gradient checks,
+# which compare each gradient with its own rounding-error tolerance.
+CURVES_COINCIDE = 1e-6
 PROGRESS_STEPS = 20  # a progress line every 5% of the epochs
 
 EXAMPLES = """\
@@ -57,8 +60,7 @@ Writes into --out: history.csv (epoch, manual_loss, autodiff_loss), loss.png
 (the manual curve over the jax.grad one, and their relative difference),
 boundary.png (decision regions with the data) and gradient_check.png (worst
 error/tolerance per gradient over all checks; 1 is the tolerance).
-Exit status: 0 if every check matched and the curves coincide, 1 if not,
-2 on bad arguments.
+Exit status: 0 if every gradient check matched, 1 if not, 2 on bad arguments.
 """
 
 
@@ -209,11 +211,15 @@ def train(args: argparse.Namespace) -> int:
                 print(check.report())
 
     difference = max_relative_difference(manual_history, autodiff_history)
-    curves_ok = difference <= CURVE_TOLERANCE
     print(
         f"loss curves: max relative difference manual vs jax.grad training {difference:.2e} "
-        f"over {args.epochs} epochs ({'coincide' if curves_ok else 'DIFFER'}, "
-        f"bound {CURVE_TOLERANCE:.0e})"
+        f"over {args.epochs} epochs ("
+        + (
+            f"they coincide: below {CURVES_COINCIDE:.0e})"
+            if difference <= CURVES_COINCIDE
+            else "they DIFFER: long or unstable training amplifies rounding differences; "
+            "a wrong gradient shows in the checks)"
+        )
     )
     fraction = accuracy(net.predict(X), Y)
     print(f"final loss {manual_history[-1]:.6f}; training accuracy {100 * fraction:.1f}%")
@@ -243,9 +249,12 @@ def train(args: argparse.Namespace) -> int:
     ]
     for path in written:
         print(f"wrote {path}")
-    all_ok = checks_ok and curves_ok
-    print("every check matched" if all_ok else "CHECK FAILED")
-    return 0 if all_ok else 1
+    print(
+        f"every gradient matched jax.grad in {checks} checks"
+        if checks_ok
+        else "GRADIENT MISMATCH (see the reports above)"
+    )
+    return 0 if checks_ok else 1
 
 
 def register(commands: argparse._SubParsersAction) -> None:
