@@ -1,6 +1,7 @@
 """``manual-bp audit`` and ``reference.audit`` on a tiny sweep: table, CSV, PNG, exit codes."""
 
 import csv
+import sys
 
 import numpy as np
 import pytest
@@ -138,3 +139,19 @@ def test_help_lists_the_options_with_examples(capsys):
     assert exit_.value.code == 0
     printed = capsys.readouterr().out
     assert "examples:" in printed and "--repeats 5" in printed and "audit.csv" in printed
+
+
+def test_the_default_out_folder_is_manual_bp_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = run(
+        ["audit", "--depths", "1", "--widths", "2", "--dtypes", "float64", "--batch", "5"]
+    )
+    assert code == 0
+    assert len(read_audit(tmp_path / "manual-bp-out" / "audit.csv")) == 1
+
+
+def test_without_matplotlib_it_says_which_extra_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    code, _, stderr = run(["audit", "--out", str(tmp_path)])
+    assert code == 2
+    assert "pip install 'manual-bp[plots]'" in stderr

@@ -109,7 +109,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "audit",
         help="sweep depth, width and dtype: manual vs jax.grad agreement (CSV, PNG)",
-        description=__doc__.split("\n\n", 1)[1],
+        description=__doc__.split("\n\n", 1)[1].replace("``", ""),
         epilog=EXAMPLES,
         formatter_class=help_formatter,
     )

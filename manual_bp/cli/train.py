@@ -49,10 +49,16 @@ DEFAULT_HIDDEN = [16, 16]
 CURVES_COINCIDE = 1e-6
 PROGRESS_STEPS = 20  # a progress line every 5% of the epochs
 
+DESCRIPTION = """\
+Train a network on a built-in 2-D data set with the hand-written gradients,
+and a second copy from the same start, on the same mini-batches, with jax.grad
+gradients: the two loss curves must coincide.  Every --check-every epochs each
+gradient of the manual net is checked against jax.grad entry by entry."""
+
 EXAMPLES = """\
 examples:
   manual-bp train                              # moons, 2-16-16-1 tanh net, 300 epochs
-  manual-bp train --dataset spirals --layers 2,32,32,1 --epochs 2000 --learning-rate 0.3
+  manual-bp train --dataset spirals --layers 2,32,32,1 --epochs 1000 --learning-rate 0.3
   manual-bp train --dataset blobs --classes 4  # softmax output, cross-entropy
   manual-bp train --dataset xor --layers 2,8,1 --activations relu --check-every 20 --out xor-run
 
@@ -261,7 +267,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train",
         help="train on a 2-D data set with manual and jax.grad gradients; plot",
-        description=__doc__.split("\n\n", 1)[1].split("\n\n")[0],
+        description=DESCRIPTION,
         epilog=EXAMPLES,
         formatter_class=help_formatter,
     )
