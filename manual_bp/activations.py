@@ -83,8 +83,10 @@ class Activation:
     backward_formula: str
     kernel: Callable[[Array, Array], Array] | None = None
 
-    def forward_into(self, Z: Array, out: Array) -> Array:
-        """``f(Z)`` in NumPy, written into ``out``: the kernel, else the formula."""
+    def forward_into(self, Z: Array, out: Array | None) -> Array:
+        """``f(Z)`` in NumPy, written into ``out`` (or a new array when it is
+        None): the kernel, else the formula."""
+        out = np.empty_like(Z) if out is None else out
         if self.kernel is not None:
             return self.kernel(Z, out)
         np.copyto(out, self.forward(Z, np))
@@ -373,9 +375,9 @@ def log_softmax(Z: Array, xp: ModuleType = np) -> Array:
 
 def _softmax_kernel(Z: Array, out: Array) -> Array:
     """The formula's steps, in place in ``out``."""
-    np.subtract(Z, np.max(Z, axis=0, keepdims=True), out=out)
+    np.subtract(Z, Z.max(axis=0, keepdims=True), out=out)
     np.exp(out, out=out)
-    out /= np.sum(out, axis=0, keepdims=True)
+    out /= out.sum(axis=0, keepdims=True)
     return out
 
 

@@ -19,6 +19,7 @@ whose output lies inside their domain for every finite ``Z_L``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -125,7 +126,14 @@ def cross_entropy(Z: Array, A: Array, Y: Array, xp: ModuleType = np) -> Array:
 
 
 def _cross_entropy_dZ(A: Array, Y: Array) -> Array:
-    return (A * np.sum(Y, axis=0, keepdims=True) - Y) / _batch_size(Y)
+    return (A * Y.sum(axis=0, keepdims=True) - Y) / _batch_size(Y)
+
+
+@functools.cache
+def _column_sum_tolerance(dtype: np.dtype) -> float:
+    """Columns normalised in floating point sum to 1 within a few ulps; a
+    column that is off by more than sqrt(eps) was not normalised at all."""
+    return float(np.sqrt(np.finfo(dtype).eps))
 
 
 def _check_probability_columns(Y: Array) -> None:
@@ -133,12 +141,11 @@ def _check_probability_columns(Y: Array) -> None:
         raise ValueError(
             f"Y: cross_entropy expects non-negative targets, got a minimum of {Y.min()}"
         )
-    # Columns normalised in floating point sum to 1 within a few ulps; a
-    # column that is off by more than sqrt(eps) was not normalised at all.
-    tolerance = float(np.sqrt(np.finfo(Y.dtype).eps))
-    sums = np.sum(Y, axis=0)
-    worst = int(np.argmax(np.abs(sums - 1)))
-    if abs(sums[worst] - 1) > tolerance:
+    tolerance = _column_sum_tolerance(Y.dtype)
+    sums = Y.sum(axis=0)
+    deviations = np.abs(sums - 1)
+    if deviations.max() > tolerance:
+        worst = int(np.argmax(deviations))
         raise ValueError(
             "Y: cross_entropy expects every column to be a probability vector "
             f"(sum 1 within {tolerance:.1e}), got column {worst} summing to "

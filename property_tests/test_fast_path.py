@@ -123,6 +123,31 @@ def test_the_numpy_forward_equals_the_shared_definition(case):
         assert np.array_equal(value, inputs[key]), f"forward wrote into {key}"
 
 
+@examples(0.5)
+@given(networks(), st.booleans())
+def test_outputs_in_one_block_equal_outputs_allocated_one_by_one(case, input_gradient):
+    """The main property's networks are below ``BLOCK_MIN_BYTES``; with the
+    threshold at 0 the same networks run through the block path, which must
+    give the same numbers."""
+
+    def run() -> tuple[dict, dict]:
+        with np.errstate(all="ignore"):
+            _, cache = network.forward(case.params, case.X, case.activations)
+            grads = network.backward(cache, case.Y, case.activations, case.loss, input_gradient)
+        return cache, grads
+
+    cache, grads = run()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(network, "BLOCK_MIN_BYTES", 0)
+        block_cache, block_grads = run()
+    assert block_cache["Z1"].base is not None and block_grads["W1"].base is not None
+    assert sorted(block_cache) == sorted(cache) and sorted(block_grads) == sorted(grads)
+    for key in cache:
+        assert_same_numbers(block_cache[key], cache[key], f"cache {key}")
+    for key in grads:
+        assert_same_numbers(block_grads[key], grads[key], f"grads {key}")
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_backward_into_out_equals_backward_into_a_new_array(name, dtype):
@@ -142,10 +167,16 @@ def test_backward_into_out_equals_backward_into_a_new_array(name, dtype):
 
 
 def test_new_arrays_are_disjoint_c_contiguous_views_of_one_block():
-    arrays_ = network.new_arrays({"a": (2, 3), "b": (3, 1), "c": (4, 2)}, np.dtype("float32"))
-    assert {key: a.shape for key, a in arrays_.items()} == {"a": (2, 3), "b": (3, 1), "c": (4, 2)}
+    shapes = {"a": (256, 64), "b": (64, 1), "c": (100, 200)}  # 146 KiB in float32
+    arrays_ = network.new_arrays(shapes, np.dtype("float32"))
+    assert {key: a.shape for key, a in arrays_.items()} == shapes
     assert all(a.flags.c_contiguous and a.dtype == np.float32 for a in arrays_.values())
     for key, value in arrays_.items():
         value[...] = ord(key)
     assert [set(a.ravel()) for a in arrays_.values()] == [{97.0}, {98.0}, {99.0}]
     assert arrays_["a"].base is arrays_["c"].base
+
+
+def test_small_outputs_are_left_to_each_operation():
+    slots = network.new_arrays({"a": (2, 3), "b": (3, 1)}, np.dtype("float64"))
+    assert slots["a"] is None and slots["b"] is None and slots["anything"] is None
