@@ -123,9 +123,7 @@ def report(
     label: str, count: int, wall: float, cpu: float, seconds: dict[str, float], compiles: int
 ) -> str:
     phases = {name: seconds.get(name, 0.0) for name in _PHASES}
-    phases["verify_network, rest"] = (
-        seconds.get("property", 0.0) - sum(phases.values())
-    )
+    phases["verify_network, rest"] = seconds.get("property", 0.0) - sum(phases.values())
     phases["hypothesis"] = wall - seconds.get("property", 0.0)
     detail = ", ".join(f"{name} {1e3 * value / count:.2f}" for name, value in phases.items())
     return (

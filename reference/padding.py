@@ -169,7 +169,9 @@ def pad_case(
     expected.update({f"B{l}": (sizes[l], 1) for l in range(1, depth + 1)})
     for key, shape in expected.items():
         if np.shape(params[key]) != shape:
-            raise ValueError(f"params[{key!r}]: expected shape {shape}, got {np.shape(params[key])}")
+            raise ValueError(
+                f"params[{key!r}]: expected shape {shape}, got {np.shape(params[key])}"
+            )
     if np.shape(Y) != (sizes[-1], m):
         raise ValueError(f"Y: expected shape {(sizes[-1], m)}, got {np.shape(Y)}")
     size = Bucket.for_case(sizes, m)
