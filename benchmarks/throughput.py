@@ -44,12 +44,12 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, seed, settings
 
-import reference.compare as compare_module  # noqa: E402
-from property_tests.strategies import networks  # noqa: E402
-from property_tests.test_gradients import assert_matches_oracle  # noqa: E402
-from reference import oracle, padding  # noqa: E402
+import reference.compare as compare_module
+from property_tests.strategies import networks
+from property_tests.test_gradients import assert_matches_oracle
+from reference import oracle, padding
 
 _SECONDS: dict[str, float] = defaultdict(float)
 # The functions verify_network calls, looked up in reference.compare at call time.
