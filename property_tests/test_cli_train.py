@@ -201,3 +201,13 @@ def test_without_matplotlib_it_says_which_extra_to_install(monkeypatch, tmp_path
     code, _, stderr = run(["train", "--out", str(tmp_path)])
     assert code == 2
     assert "pip install 'manual-bp[plots]'" in stderr
+
+
+def test_without_jax_it_says_which_extra_to_install(monkeypatch, tmp_path):
+    # Forget the oracle modules (monkeypatch puts them back) and make jax unimportable.
+    for name in ("reference.autodiff_training", "reference.compare", "reference.oracle"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setitem(sys.modules, "jax", None)
+    code, _, stderr = run(["train", "--out", str(tmp_path)])
+    assert code == 2
+    assert "train needs jax" in stderr and "pip install 'manual-bp[oracle]'" in stderr

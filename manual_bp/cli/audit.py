@@ -72,9 +72,17 @@ def audit(args: argparse.Namespace) -> int:
         from manual_bp.cli import plots
 
         plots.require_matplotlib()
-        from reference.audit import sweep
     except ImportError as error:
         print(f"manual-bp audit: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        from reference.audit import sweep
+    except ImportError as error:  # jax is an optional extra
+        print(
+            f"manual-bp audit: error: audit needs jax ({error}); "
+            "install it with: pip install 'manual-bp[oracle]'",
+            file=sys.stderr,
+        )
         return 2
     try:
         rows = sweep(

@@ -149,9 +149,13 @@ def _imports():
     from manual_bp.cli import plots
 
     plots.require_matplotlib()
-    from reference.autodiff_training import autodiff_fit
-    from reference.compare import verify_network
-
+    try:
+        from reference.autodiff_training import autodiff_fit
+        from reference.compare import verify_network
+    except ImportError as error:  # jax is an optional extra
+        raise ImportError(
+            f"train needs jax ({error}); install it with: pip install 'manual-bp[oracle]'"
+        ) from None
     return plots, autodiff_fit, verify_network
 
 
