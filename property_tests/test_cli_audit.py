@@ -155,3 +155,13 @@ def test_without_matplotlib_it_says_which_extra_to_install(monkeypatch, tmp_path
     code, _, stderr = run(["audit", "--out", str(tmp_path)])
     assert code == 2
     assert "pip install 'manual-bp[plots]'" in stderr
+
+
+def test_each_activation_swept_gets_its_own_row_of_panels(tmp_path):
+    code, _, _ = run(
+        ["audit", "--depths", "1", "--widths", "2", "--dtypes", "float64", "--batch", "5",
+         "--activations", "tanh,relu", "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0
+    assert [row["activation"] for row in read_audit(tmp_path / "audit.csv")] == ["tanh", "relu"]
+    assert png_size(tmp_path / "audit.png") == (1100, 900)  # figsize (11, 2 x 4.5) x dpi 100

@@ -8,7 +8,7 @@ state, so the plots work headless (the Agg renderer writes the PNG).
 Every figure has a fixed size in inches and ``DPI`` dots per inch, and is saved
 without tight cropping, so a PNG is exactly ``FIGURE_SIZES[name] * DPI`` pixels:
 ``loss.png`` 800 x 500, ``boundary.png`` 600 x 540, ``gradient_check.png``
-800 x 450 and ``audit.png`` 1100 x 450 (width x height).
+800 x 450 and ``audit.png`` 1100 x 450 per activation swept (width x height).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from manual_bp.network import forward
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from reference.audit import AuditRow
@@ -52,11 +53,11 @@ def require_matplotlib() -> None:
         ) from None
 
 
-def _figure(name: str) -> Figure:
+def _figure(name: str, size: tuple[float, float] | None = None) -> Figure:
     require_matplotlib()
     from matplotlib.figure import Figure
 
-    return Figure(figsize=FIGURE_SIZES[name], dpi=DPI)
+    return Figure(figsize=size or FIGURE_SIZES[name], dpi=DPI)
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -187,14 +188,25 @@ def plot_gradient_check(path: Path, ratios: Mapping[str, float], title: str) -> 
 def plot_audit(path: Path, rows: Sequence[AuditRow]) -> Path:
     """The relative agreement error against depth (left) and width (right).
 
-    One line per (width, dtype) on the left and per (depth, dtype) on the
-    right, for the first activation of the sweep; float32 solid with circles,
-    float64 dashed with squares.  Log scale; errors of exactly 0 are left out.
+    One row of two panels per activation of the sweep, so the PNG is
+    ``FIGURE_SIZES["audit"]`` tall per activation.  One line per (width,
+    dtype) on the left and per (depth, dtype) on the right; float32 solid with
+    circles, float64 dashed with squares.  Log scales; errors of exactly 0
+    are left out.
     """
-    activation = rows[0].activation
-    rows = [row for row in rows if row.activation == activation]
-    figure = _figure("audit")
-    by_depth, by_width = figure.subplots(1, 2)
+    activations = list(dict.fromkeys(row.activation for row in rows))
+    width, height = FIGURE_SIZES["audit"]
+    figure = _figure("audit", (width, height * len(activations)))
+    panels = figure.subplots(len(activations), 2, squeeze=False)
+    for (by_depth, by_width), activation in zip(panels, activations, strict=True):
+        _plot_audit_row(by_depth, by_width, [r for r in rows if r.activation == activation])
+        by_depth.set_title(f"{activation} hidden layers", loc="left")
+    figure.suptitle("hand-written gradients vs jax.grad (float64)")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _plot_audit_row(by_depth: Axes, by_width: Axes, rows: Sequence[AuditRow]) -> None:
     styles = {"float32": ("-", "o"), "float64": ("--", "s")}
     for axes, x_name, line_name in ((by_depth, "depth", "width"), (by_width, "width", "depth")):
         line_values = sorted({getattr(row, line_name) for row in rows})
@@ -228,6 +240,3 @@ def plot_audit(path: Path, rows: Sequence[AuditRow]) -> Path:
         axes.set_ylabel("max |manual - jax.grad| / max |jax.grad|")
         axes.grid(alpha=0.3)
         axes.legend(fontsize="x-small", ncol=2)
-    figure.suptitle(f"hand-written gradients vs jax.grad (float64), {activation} hidden layers")
-    figure.tight_layout()
-    return _save(figure, path)
