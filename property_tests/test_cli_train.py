@@ -158,6 +158,24 @@ def test_a_failing_check_alone_exits_1(tmp_path, monkeypatch):
     )
 
 
+def test_divergence_exits_1_naming_the_epoch(tmp_path):
+    code, _, stderr = run(
+        [
+            *MOONS,
+            "--loss",
+            "mse",
+            "--activations",
+            "relu",
+            "--learning-rate",
+            "1e6",
+            "--out",
+            str(tmp_path),
+        ]
+    )  # relu hidden layer, identity output: the first epoch overflows (measured)
+    assert code == 1
+    assert "became NaN or inf in epoch 1 (learning_rate=1000000.0)" in stderr
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [

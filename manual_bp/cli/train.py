@@ -130,8 +130,10 @@ def accuracy(out: np.ndarray, Y: np.ndarray) -> float:
 
 def max_relative_difference(manual: list[float], autodiff: list[float]) -> float:
     """``max_e |manual[e] - autodiff[e]| / |autodiff[e]|`` over the epochs."""
-    manual_array, autodiff_array = np.array(manual), np.array(autodiff)
-    return float(np.max(np.abs(manual_array - autodiff_array) / np.abs(autodiff_array)))
+    difference = np.abs(np.array(manual) - np.array(autodiff))
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 counts as 0
+        relative = np.where(difference == 0, 0.0, difference / np.abs(np.array(autodiff)))
+    return float(np.max(relative))
 
 
 def write_history(path: Path, manual: list[float], autodiff: list[float]) -> Path:
@@ -190,7 +192,9 @@ def train(args: argparse.Namespace) -> int:
     for epoch in range(args.epochs + 1):
         if epoch > 0:
             try:
-                manual_history += net.fit(X, Y, 1, args.learning_rate, args.batch_size)
+                # An overflow ends in TrainingDiverged, which names the epoch: no warnings.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    manual_history += net.fit(X, Y, 1, args.learning_rate, args.batch_size)
             except TrainingDiverged as diverged:
                 print(f"manual-bp train: {diverged}", file=sys.stderr)
                 return 1
@@ -202,7 +206,7 @@ def train(args: argparse.Namespace) -> int:
         if epoch % progress_every == 0 or epoch == args.epochs:
             print(
                 f"epoch {epoch}/{args.epochs} ({100 * epoch / args.epochs:.0f}%): "
-                f"loss {manual_history[-1]:.6f}, elapsed {time.perf_counter() - started:.1f} s",
+                f"loss {manual_history[-1]:.6g}, elapsed {time.perf_counter() - started:.1f} s",
                 file=sys.stderr,
             )
         is_check_epoch = args.check_every and epoch % args.check_every == 0
@@ -232,7 +236,7 @@ def train(args: argparse.Namespace) -> int:
         )
     )
     fraction = accuracy(net.predict(X), Y)
-    print(f"final loss {manual_history[-1]:.6f}; training accuracy {100 * fraction:.1f}%")
+    print(f"final loss {manual_history[-1]:.6g}; training accuracy {100 * fraction:.1f}%")
 
     title = f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {activations[0]} net"
     written = [
