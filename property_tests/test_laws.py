@@ -1,5 +1,6 @@
 """Laws of the manual backward pass that need no oracle."""
 
+import contextlib
 import copy
 
 import numpy as np
@@ -7,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp import DNN, backward, batch_loss, forward, init_params
-from manual_bp.training import fit, sgd_step
+from manual_bp.training import TrainingDiverged, fit, sgd_step
 from property_tests.budget import examples
 from property_tests.strategies import Case, networks
 from reference.tolerance import tolerances
@@ -79,13 +80,18 @@ def test_no_public_function_changes_its_inputs(case, batch_size):
     grads = net.compute_gradients(out, cache, Y, input_gradient=True)
     grads_before = copy.deepcopy(grads)
     net.step(grads, 0.1)
-    net.fit(X, Y, epochs=2, learning_rate=0.01, batch_size=batch_size)
+    # A fit that diverges (an identity net on |X| ~ 100 can) must not change its inputs either.
+    with contextlib.suppress(TrainingDiverged):
+        net.fit(X, Y, epochs=2, learning_rate=0.01, batch_size=batch_size)
 
     _, functional_cache = forward(params, X, case.activations)
     functional_grads = backward(functional_cache, Y, case.activations, case.loss)
     batch_loss(params, X, Y, case.activations, case.loss)
     sgd_step(params, functional_grads, 0.1)
-    fit(params, X, Y, case.activations, case.loss, 1, 0.01, batch_size, np.random.default_rng(0))
+    with contextlib.suppress(TrainingDiverged):
+        fit(
+            params, X, Y, case.activations, case.loss, 1, 0.01, batch_size, np.random.default_rng(0)
+        )
     init_params(case.layer_sizes, case.activations, 0, case.dtype)
 
     for before, after in zip(originals, (params, X, Y), strict=True):

@@ -56,8 +56,13 @@ def _error_ratio(error: Array, tolerance: Array) -> Array:
 
 
 def _norm(gradient: Array) -> float:
-    """``||gradient||_F`` in float64."""
-    return float(np.linalg.norm(np.asarray(gradient, dtype=np.float64)))
+    """``||gradient||_F`` in float64, scaled by the largest entry so that huge but
+    finite gradients do not overflow in the sum of squares."""
+    values = np.asarray(gradient, dtype=np.float64)
+    scale = float(np.max(np.abs(values), initial=0.0))
+    if scale == 0.0 or not np.isfinite(scale):
+        return scale
+    return scale * float(np.linalg.norm(values / scale))
 
 
 def _unusable(
