@@ -14,10 +14,9 @@ import sys
 
 import numpy as np
 
+from manual_bp.cli.arguments import SEED_LAYER_SIZES
 from manual_bp.data import DATASETS
 from manual_bp.model import DNN
-
-SEED_LAYER_SIZES = [2, 3, 3, 1]
 
 
 def _load_verifier():
