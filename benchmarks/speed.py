@@ -53,11 +53,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-import reference.oracle  # noqa: F401  (enables jax float64)
 from manual_bp import DNN, network
 
 SIZES: dict[str, tuple[list[int], int]] = {
@@ -135,6 +132,11 @@ def roofline(params: dict[str, np.ndarray], X: np.ndarray, depth: int) -> Callab
 
 def methods(point: Point, include_grad: bool) -> dict[str, Callable[[], object]]:
     """The timed callables of one grid point, each already run once (warm)."""
+    import jax  # here, so that --threads can configure XLA before jax starts
+    import jax.numpy as jnp
+
+    import reference.oracle  # noqa: F401  (enables jax float64)
+
     net = DNN(point.layer_sizes, list(point.activations), point.loss, seed=0, dtype=point.dtype)
     X, Y = make_batch(point, np.random.default_rng(0))
     params, activations, loss = net.params, point.activations, point.loss
@@ -209,11 +211,13 @@ def format_time(seconds: float) -> str:
 
 def machine_lines() -> list[str]:
     """Cores and the BLAS numpy uses (threadpoolctl)."""
+    import jax
     from threadpoolctl import threadpool_info
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [
-        f"cores: os.cpu_count() = {os.cpu_count()}, usable (sched_getaffinity) = {cores}",
+        f"cores: os.cpu_count() = {os.cpu_count()}, usable (sched_getaffinity) = {cores}, "
+        f"load average now {os.getloadavg()[0]:.2f}",
         f"numpy {np.__version__}, jax {jax.__version__}, python {sys.version.split()[0]}",
     ]
     for pool in threadpool_info():
@@ -287,7 +291,20 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="5 rounds of >= 5 ms, un-jitted jax.grad skipped"
     )
     parser.add_argument("--no-grad", action="store_true", help="skip un-jitted jax.grad")
+    parser.add_argument(
+        "--single-thread",
+        action="store_true",
+        help="numpy's BLAS (threadpoolctl) and XLA on one thread each: stable figures on a "
+        "machine other processes share (default: each library's own, every core)",
+    )
     args = parser.parse_args(argv)
+    if args.single_thread:
+        # Before jax starts: XLA reads its flags once.
+        flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+        os.environ["XLA_FLAGS"] = flags.strip()
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
     sizes = parse_list(args.sizes, SIZES, "sizes")
     dtypes = parse_list(args.dtypes, DTYPES, "dtypes")
     hidden = parse_list(args.activations, HIDDEN, "activations")
@@ -319,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{repeats} interleaved rounds per point (un-jitted jax.grad: "
         f"{'skipped' if not include_grad else '3 at the large sizes'}), samples of >= "
-        f"{min_sample * 1e3:.0f} ms; wall time {time.perf_counter() - start:.0f} s"
+        f"{min_sample * 1e3:.0f} ms; wall time {time.perf_counter() - start:.0f} s; "
+        f"load average at the end {os.getloadavg()[0]:.2f} (above the core count, other "
+        "processes compete: OpenBLAS threads then wait for each other far longer than XLA's)"
     )
     return 0
 
