@@ -10,7 +10,8 @@ about ``1e17``, whose square summed over a batch stays below float32's max.
 
 Each array is one Hypothesis draw of bytes (``matrices``): a fill value and,
 for every entry, whether it keeps the fill and which kind of value it takes
-if not.
+if not; in some layers whole units are silenced (zero weights and bias), so
+their ``Z`` is exactly 0 on both sides and the kink conventions are checked.
 Drawing each entry separately (as ``hypothesis.extra.numpy.arrays`` does)
 costs about 25 microseconds per choice and made generation the slowest step
 of the main property.  Hypothesis still shrinks the bytes: each shrinks
@@ -80,23 +81,32 @@ def byte_strings(size: int) -> st.SearchStrategy[bytes]:
     return st.binary(min_size=size, max_size=size)
 
 
-# How many entries leave the fill value, by the first byte % 8: none (3 of 8),
-# about 1 in 32, 1 in 16, 1 in 8, 1 in 2, all.  Mostly-fill arrays have zero
-# rows and columns, which put Z exactly on the relu kinks.  An entry whose
-# code byte is below the threshold keeps the fill.
-FRESH_THRESHOLDS = np.array([256, 256, 256, 248, 240, 224, 128, 0])
+# How many entries leave the fill value, by the first byte % 8 (the share of
+# code bytes at or above the threshold): as many as hypothesis.extra.numpy
+# draws, about max(10, sqrt(size)) (4 of 8), none, half or all; or (mode 7)
+# every entry is +-fill.  Mostly-fill and +-fill arrays have rows and columns
+# of one magnitude, whose exact cancellations put Z exactly on the relu kinks
+# with a nonzero gradient flowing through them.
+SIGNED_FILL = 7
+
+
+def fresh_threshold(mode: int, size: int) -> float:
+    """Code bytes at or above this leave the fill."""
+    if mode < 4:
+        return 256 * (1 - min(0.9, max(10, np.sqrt(size)) / size))
+    return (256, 128, 0, 256)[mode - 4]
+
+
 # Header bytes: the threshold, the fill's code and word, the entries' seed.
 _HEADER = 1 + 1 + 4 + 8
 # The kind of each value, by its code byte % 16 (indices into the kinds of
 # decode_values): 0 in 3 of 16, +-1 in 2, +-bound in 1, +-fill in 2, uniform
 # in [-1, 1] in 5, uniform in [-bound, bound], multiples of 1/2 and tiny in 1
-# each.  Chosen so that about as many examples as with per-entry Hypothesis
-# floats put a relu's Z exactly on 0 and a tanh off saturation (each about
-# 7% of examples, measured over 800 examples and two seeds).
+# each.  The fill: 0 in 3 of 16, never +-fill.
 _KINDS = np.array([0, 0, 0, 1, 1, 2, 3, 3, 4, 4, 4, 4, 4, 5, 6, 7])
-# The fill: 0 in 4 of 16, never +-fill.
+_FILL_KINDS = np.array([0, 0, 0, 1, 1, 2, 2, 4, 4, 4, 4, 4, 5, 5, 6, 7])
+# Bits kept in a uniform fraction, by the code's high bits.
 _FRACTION_BITS = np.array([1, 2, 3, 4, 8, 31, 31, 31])
-_FILL_KINDS = np.array([0, 0, 0, 0, 1, 1, 2, 4, 4, 4, 4, 4, 5, 5, 6, 7])
 
 
 def decode_values(
@@ -150,7 +160,7 @@ def matrices(shape: tuple[int, ...], bound: float, dtype: str) -> st.SearchStrat
 
     def decode(raw: bytes) -> np.ndarray:
         header, codes = raw[:_HEADER], np.frombuffer(raw[_HEADER:], dtype=np.uint8)
-        threshold = FRESH_THRESHOLDS[header[0] % 8]
+        threshold = fresh_threshold(header[0] % 8, size)
         fill_code = np.frombuffer(header[1:2], dtype=np.uint8)
         fill_word = np.frombuffer(header[2:6], dtype="<u4")
         fill = decode_values(fill_code, fill_word, bound, kinds_by_code=_FILL_KINDS)[0]
@@ -158,6 +168,8 @@ def matrices(shape: tuple[int, ...], bound: float, dtype: str) -> st.SearchStrat
         words = rng.integers(0, 2**32, size, dtype=np.uint32)
         fresh = decode_values(codes, words, bound, fill)
         out = np.where(codes >= threshold, fresh, fill)
+        if header[0] % 8 == SIGNED_FILL:
+            out = np.where(codes & 1, -fill, fill)
         return out.astype(dtype).reshape(shape)
 
     return byte_strings(_HEADER + size).map(decode)
@@ -202,6 +214,20 @@ def targets(draw, loss: str, shape: tuple[int, int], dtype: str) -> np.ndarray:
     return draw(matrices(shape, INPUT_BOUND, dtype))
 
 
+def silence_units(raw: bytes, W: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """In 1 layer of 4 (first byte % 4 == 2), zero the units whose byte is odd.
+
+    A unit with zero weights and bias has ``Z = 0`` exactly, for every sample
+    and on both sides of the comparison: the kink conventions (``relu'(0) =
+    0``, ``leaky_relu'(0) = 1``) are checked wherever the next layer passes a
+    gradient back to it.  All zero bytes change nothing.
+    """
+    if raw[0] % 4 != 2:
+        return W, B
+    silent = (np.frombuffer(raw[1:], dtype=np.uint8) % 2 == 1)[:, None]
+    return np.where(silent, 0, W).astype(W.dtype), np.where(silent, 0, B).astype(B.dtype)
+
+
 @functools.cache
 @st.composite
 def params_for(draw, sizes: tuple[int, ...], dtype: str) -> dict[str, np.ndarray]:
@@ -244,8 +270,9 @@ def networks(
 
         def add_layer(width: int, activation: str) -> None:
             l = len(sizes)
-            params[f"W{l}"] = draw(matrices((width, sizes[-1]), PARAM_BOUND, dtype))
-            params[f"B{l}"] = draw(matrices((width, 1), PARAM_BOUND, dtype))
+            W = draw(matrices((width, sizes[-1]), PARAM_BOUND, dtype))
+            B = draw(matrices((width, 1), PARAM_BOUND, dtype))
+            params[f"W{l}"], params[f"B{l}"] = silence_units(draw(byte_strings(1 + width)), W, B)
             sizes.append(width)
             activations.append(activation)
 
