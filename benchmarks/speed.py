@@ -232,8 +232,8 @@ def machine_lines() -> list[str]:
 def table(rows: list[tuple[Point, dict[str, float]]]) -> str:
     header = (
         "| size | layers, m | dtype | hidden | dnn (vg) | core | fwd | jax jit | jax grad "
-        "| roofline | manual/jax_jit | manual/roofline | vg/fwd | validation |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| roofline | manual/jax_jit | manual/roofline | roofline/jax_jit | vg/fwd | validation |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [header]
     for point, t in rows:
@@ -243,6 +243,7 @@ def table(rows: list[tuple[Point, dict[str, float]]]) -> str:
             f"| {format_time(t['dnn'])} | {format_time(t['core'])} | {format_time(t['fwd'])} "
             f"| {format_time(t['jit'])} | {grad} | {format_time(t['roof'])} "
             f"| {t['dnn'] / t['jit']:.2f} | {t['dnn'] / t['roof']:.2f} "
+            f"| {t['roof'] / t['jit']:.2f} "
             f"| {t['dnn'] / t['fwd']:.2f} | {100 * (t['dnn'] - t['core']) / t['dnn']:.0f} % |"
         )
     return "\n".join(lines)
@@ -294,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--single-thread",
         action="store_true",
-        help="numpy's BLAS (threadpoolctl) and XLA on one thread each: stable figures on a "
-        "machine other processes share (default: each library's own, every core)",
+        help="pin the process to one core, numpy's BLAS (threadpoolctl) and XLA's Eigen to one "
+        "thread: stable figures on a machine other processes share (default: every core)",
     )
     args = parser.parse_args(argv)
     if args.single_thread:
@@ -305,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     sizes = parse_list(args.sizes, SIZES, "sizes")
     dtypes = parse_list(args.dtypes, DTYPES, "dtypes")
     hidden = parse_list(args.activations, HIDDEN, "activations")
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{repeats} interleaved rounds per point (un-jitted jax.grad: "
         f"{'skipped' if not include_grad else '3 at the large sizes'}), samples of >= "
         f"{min_sample * 1e3:.0f} ms; wall time {time.perf_counter() - start:.0f} s; "
-        f"load average at the end {os.getloadavg()[0]:.2f} (above the core count, other "
+        f"load average at the end {os.getloadavg()[0]:.2f} (when above the core count, other "
         "processes compete: OpenBLAS threads then wait for each other far longer than XLA's)"
     )
     return 0
