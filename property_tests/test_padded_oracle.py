@@ -13,10 +13,11 @@ float64 rounding-error bound of ``reference.tolerance`` (``u = 2 eps64``,
 ``SAFETY = 2``) of the exact value.  Measured over 1,200 examples of these
 architectures (two versions of the strategies), the largest difference was
 0.068 of that bound (and about half the examples agreed bitwise), so the
-property allows a quarter of it: ``AGREEMENT = 0.25``.  That is below the main property's tolerance for
-float64 manual gradients and 2^-29 of it for float32 ones, while a padding
-bug (a padded logit in a softmax, the loss divided by the padded batch)
-moves results by about their own size, some 10^13 times the bound.
+property allows a quarter of it: ``AGREEMENT = 0.25``.  That is below the
+main property's tolerance for float64 manual gradients and 2^-29 of it for
+float32 ones, while a padding bug (a padded logit in a softmax, the loss
+divided by the padded batch) moves results by about their own size, some
+10^13 times the bound.
 """
 
 import numpy as np
