@@ -164,3 +164,13 @@ def padding_bug_cases() -> list[Case]:
         Y = np.eye(sizes[-1])[:, rng.integers(0, sizes[-1], m)]
         cases.append(Case(sizes, activations, loss, "float64", params, X, Y))
     return cases
+
+
+def test_shapes_that_do_not_chain_are_refused_not_broadcast():
+    # [6, 5, 4], m = 3: a (4, 1) W2 would broadcast into the padded (4, 5) slot.
+    case = padding_bug_cases()[1]
+    params = {**case.params, "W2": np.ones((4, 1))}
+    with pytest.raises(ValueError, match=r"params\['W2'\].*\(4, 5\).*\(4, 1\)"):
+        padding.pad_case(params, case.X, case.Y, case.activations, case.loss)
+    with pytest.raises(ValueError, match=r"Y: expected shape \(4, 3\)"):
+        padding.pad_case(case.params, case.X, case.Y[:, :1], case.activations, case.loss)
