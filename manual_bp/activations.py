@@ -109,11 +109,14 @@ def _as_result(value: Array, Z: Array, out: Array | None) -> Array:
 def elementwise_backward(derivative: Callable[..., Array]) -> Callable[..., Array]:
     """The backward step of an elementwise activation: ``dZ = dA * f'(Z)``.
 
-    ``f'(Z)`` is written into ``out`` (or a new array) and multiplied by
-    ``dA`` in place there: one array, no temporary.
+    ``f'(Z)`` is written into ``out`` (or a new array of the dtype
+    ``dA * f'(Z)`` has) and multiplied by ``dA`` in place there: one array,
+    no temporary.
     """
 
     def backward(dA: Array, Z: Array, A: Array, out: Array | None = None) -> Array:
+        if out is None:
+            out = np.empty(dA.shape, np.result_type(dA, A))
         dZ = derivative(Z, A, out=out)
         dZ *= dA
         return dZ

@@ -252,12 +252,14 @@ def backward(
     -------
     grads : dict of dL/dv for ``v`` in ``Wl``, ``Bl``, ``Zl`` (l = 1..L) and
         ``Al`` (l = 1..L-1, and l = 0 with ``input_gradient``), each with the
-        shape and dtype of ``v``.  All but ``ZL`` are views of one new block
-        (see the module notes); each is written before it enters ``grads``.
+        shape and dtype of ``v``.  Above ``BLOCK_MIN_BYTES`` all but ``ZL``
+        are views of one new block (see the module notes); each is written
+        before it enters ``grads``.
     """
     depth = len(activations)
-    # ZL's dtype is that of every product of the forward pass, hence of every gradient.
-    dtype = cache[f"Z{depth}"].dtype
+    # The dtype every product of the chain rule gives: ZL's (that of the
+    # forward pass) and Y's meet in dZL = (AL - Y) / m.
+    dtype = np.result_type(cache[f"Z{depth}"], Y)
     out = new_arrays(_gradient_shapes(cache, depth, input_gradient), dtype)
     grads: dict[str, Array] = {}
     for l in range(depth, 0, -1):
