@@ -11,10 +11,11 @@ gradient with respect to ``X`` itself.
 Whatever the dtype of the manual computation, the oracle casts the same
 values (exactly) to float64 and differentiates there.
 
-By default the case is zero-padded to a bucket shape first
-(``reference.padding``), so that one compiled function serves every network
-of the bucket instead of one compilation per shape; ``padded=False`` compiles
-the case's own shapes, as ``property_tests/test_padded_oracle.py`` and
+By default a small case (widths up to 64, batch up to 256) is zero-padded to
+a bucket shape first (``reference.padding``), so that one compiled function
+serves every network of the bucket instead of one compilation per shape;
+larger cases compile their own shapes.  ``padded=True`` or ``False`` forces
+the choice, as ``property_tests/test_padded_oracle.py`` and
 ``benchmarks/throughput.py`` do to compare the two.
 """
 
@@ -32,7 +33,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from manual_bp.network import forward, loss_from_cache  # noqa: E402
-from reference.padding import padded_oracle  # noqa: E402
+from reference.padding import layer_sizes, padded_oracle, worth_padding  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -76,16 +77,19 @@ def oracle_gradients(
     activations: Sequence[str],
     loss: str,
     input_gradient: bool = False,
-    padded: bool = True,
+    padded: bool | None = None,
 ) -> OracleResult:
     """``jax.value_and_grad`` of manual_bp's forward and loss, in float64.
 
     Returns the loss, the gradient for every key ``manual_bp.backward``
     returns (``Wl``, ``Bl``, ``Zl`` for l = 1..L, ``Al`` for l = 1..L-1 and,
     with ``input_gradient``, ``A0``) and the oracle's forward ``Zl``.
-    ``padded`` runs the case in its bucket (``reference.padding``); without
-    it, the case's own shapes are compiled.
+    ``padded=True`` runs the case in its bucket (``reference.padding``),
+    ``False`` compiles the case's own shapes, ``None`` pads small cases only
+    (``reference.padding.worth_padding``).
     """
+    if padded is None:
+        padded = worth_padding(layer_sizes(params, X, len(activations)), np.shape(X)[1])
     if padded:
         value, grads, Zs = padded_oracle(params, X, Y, activations, loss)
         if not input_gradient:

@@ -75,6 +75,11 @@ MIN_BATCH = 64
 DEPTH_STEP = 4
 # The scan over layers unrolled: about 10% less time per call, the same compile time.
 UNROLL = True
+# Above these the oracle compiles the case's own shapes: a bucket would
+# multiply the arithmetic and memory (784 pads to 1024), while one compile
+# (~0.3-1.5 s) is small next to checking a network that size.
+MAX_PADDED_WIDTH = 64
+MAX_PADDED_BATCH = 256
 # exp(-1e300 - z) is exactly 0 for every real logit z, and 0 * 1e300 is 0.
 MASKED_LOGIT = 1e300
 
@@ -116,6 +121,16 @@ class Bucket:
             bucket(m, MIN_BATCH),
             depth_bucket(len(layer_sizes) - 1),
         )
+
+
+def worth_padding(layer_sizes: Sequence[int], m: int) -> bool:
+    """Pad the small cases that property tests draw by the thousand; compile
+    the large ones as they are.
+
+    >>> worth_padding([2, 3, 3, 1], 8), worth_padding([784, 512, 10], 8)
+    (True, False)
+    """
+    return max(layer_sizes) <= MAX_PADDED_WIDTH and m <= MAX_PADDED_BATCH
 
 
 def layer_sizes(params: Mapping[str, np.ndarray], X: np.ndarray, depth: int) -> list[int]:
