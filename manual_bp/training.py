@@ -6,13 +6,23 @@ out; no array is written in place.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from manual_bp.network import backward, batch_loss, forward
 
 Array = np.ndarray
+# (params, X, Y, activations, loss) -> grads with at least every key of params.
+GradientFunction = Callable[[Mapping[str, Array], Array, Array, Sequence[str], str], Mapping]
+
+
+def backprop_gradients(
+    params: Mapping[str, Array], X: Array, Y: Array, activations: Sequence[str], loss: str
+) -> dict[str, Array]:
+    """The hand-written gradients of one batch: ``forward``, then ``backward``."""
+    _, cache = forward(params, X, activations)
+    return backward(cache, Y, activations, loss)
 
 
 def sgd_step(
@@ -65,21 +75,23 @@ def fit(
     learning_rate: float,
     batch_size: int | None,
     rng: np.random.Generator,
+    gradients: GradientFunction | None = None,
 ) -> tuple[dict[str, Array], list[float]]:
-    """Mini-batch SGD on the hand-written gradients.
+    """Mini-batch SGD on the hand-written gradients (or on ``gradients``:
+    ``reference.autodiff_training`` passes jax.grad's, so both nets train alike).
 
     Returns the trained parameters and, for each epoch, the mean loss over the
     whole of ``(X, Y)`` at the end of that epoch.  Raises ``TrainingDiverged``
     if an epoch ends with a non-finite loss or parameter.
     """
+    gradients = gradients or backprop_gradients
     params = dict(params)
     history = []
     for epoch in range(1, epochs + 1):
         start = params
         for columns in minibatch_indices(X.shape[1], batch_size, rng):
-            Y_batch = Y[:, columns]
-            _, cache = forward(params, X[:, columns], activations)
-            params = sgd_step(params, backward(cache, Y_batch, activations, loss), learning_rate)
+            grads = gradients(params, X[:, columns], Y[:, columns], activations, loss)
+            params = sgd_step(params, grads, learning_rate)
         with np.errstate(over="ignore", invalid="ignore"):
             epoch_loss = float(batch_loss(params, X, Y, activations, loss))
         if not _all_finite(params, epoch_loss):

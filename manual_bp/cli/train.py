@@ -195,13 +195,13 @@ def train(args: argparse.Namespace) -> int:
                 # An overflow ends in TrainingDiverged, which names the epoch: no warnings.
                 with np.errstate(over="ignore", invalid="ignore"):
                     manual_history += net.fit(X, Y, 1, args.learning_rate, args.batch_size)
+                    autodiff_params, losses = autodiff_fit(
+                        autodiff_params, X, Y, activations, loss, 1, args.learning_rate,
+                        args.batch_size, autodiff_rng,
+                    )  # fmt: skip
             except TrainingDiverged as diverged:
                 print(f"manual-bp train: {diverged}", file=sys.stderr)
                 return 1
-            autodiff_params, losses = autodiff_fit(
-                autodiff_params, X, Y, activations, loss, 1, args.learning_rate,
-                args.batch_size, autodiff_rng,
-            )  # fmt: skip
             autodiff_history += losses
         if epoch % progress_every == 0 or epoch == args.epochs:
             print(
