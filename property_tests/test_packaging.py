@@ -25,3 +25,21 @@ def test_demo_trains_checks_every_gradient_and_reports_accuracy(capsys):
 def test_demo_reports_bad_arguments_as_errors(capsys):
     assert main(["demo", "--samples", "0"]) == 2
     assert "m: expected an int >= 1" in capsys.readouterr().err
+
+
+def test_a_wheel_holds_every_package_and_subpackage():
+    """Only editable installs see packages that pyproject.toml does not list."""
+    import tomllib
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {
+        ".".join(init.parent.relative_to(root).parts)
+        for top in ("manual_bp", "reference", "property_tests")
+        for init in (root / top).rglob("__init__.py")
+    }
+    assert "manual_bp.cli" in packages
+    assert [p for p in packages if not any(fnmatch(p, pattern) for pattern in include)] == []
