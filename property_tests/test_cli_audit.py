@@ -125,6 +125,17 @@ def test_bad_arguments_exit_2_naming_the_argument(arguments, message, tmp_path):
     assert not (tmp_path / "audit.csv").exists()
 
 
+def test_an_out_folder_that_cannot_be_made_is_refused_before_the_sweep(capsys, monkeypatch):
+    import reference.audit
+
+    def sweep_that_must_not_run(*args, **kwargs):
+        raise AssertionError("the sweep ran before --out was checked")
+
+    monkeypatch.setattr(reference.audit, "sweep", sweep_that_must_not_run)
+    assert main(["audit", "--depths", "1", "--widths", "2", "--out", "/dev/null/x"]) == 2
+    assert "--out: cannot create the folder '/dev/null/x'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("option", ["--batch", "--repeats"])
 def test_non_positive_counts_are_refused_by_argparse(option, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -185,10 +185,18 @@ def test_divergence_exits_1_naming_the_epoch(tmp_path):
         (["--activations", "tanh,nope"], "--activations"),
         (["--classes", "3"], "--classes: only the blobs data set"),
         (["--noise", "-1"], "--noise: expected a finite float >= 0"),
-        (["--learning-rate", "0"], "--learning-rate: expected a number > 0"),
+        (["--learning-rate", "0"], "--learning-rate: expected a finite number > 0"),
+        (["--learning-rate", "inf"], "--learning-rate: expected a finite number > 0, got inf"),
         (["--check-every", "-1"], "--check-every: expected an int >= 0"),
     ],
 )
+def test_an_out_folder_that_cannot_be_made_is_refused_before_training(capsys):
+    assert main(["train", "--epochs", "1", "--out", "/dev/null/x"]) == 2
+    captured = capsys.readouterr()
+    assert "--out: cannot create the folder '/dev/null/x'" in captured.err
+    assert "training on" not in captured.out
+
+
 def test_bad_arguments_exit_2_naming_the_argument(arguments, message, tmp_path):
     code, _, stderr = run(["train", "--epochs", "1", "--out", str(tmp_path), *arguments])
     assert code == 2

@@ -22,6 +22,7 @@ from manual_bp.cli.arguments import (
     help_formatter,
     int_list,
     name_list,
+    output_folder,
     positive_int,
 )
 
@@ -84,6 +85,7 @@ def audit(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    output_folder(args.out)  # before the sweep: a folder that cannot be made is an error
     try:
         rows = sweep(
             args.depths,
@@ -97,7 +99,6 @@ def audit(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as error:
         # sweep's messages start with its parameter's name, the flag without "--".
         raise type(error)(f"--{error}") from None
-    args.out.mkdir(parents=True, exist_ok=True)
     print(summary_table(rows))
     for path in (
         write_csv(args.out / "audit.csv", rows),

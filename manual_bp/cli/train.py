@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from manual_bp.cli.arguments import (
     int_list,
     name_list,
     network_from_arguments,
+    output_folder,
     positive_int,
 )
 from manual_bp.data import DATASETS
@@ -164,8 +166,9 @@ def _imports():
 def train(args: argparse.Namespace) -> int:
     if args.check_every < 0:
         raise ValueError(f"--check-every: expected an int >= 0, got {args.check_every}")
-    if not args.learning_rate > 0:
-        raise ValueError(f"--learning-rate: expected a number > 0, got {args.learning_rate}")
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
+        raise ValueError(f"--learning-rate: expected a finite number > 0, got {args.learning_rate}")
+    output_folder(args.out)  # before any work: a folder that cannot be made is an error
     try:
         plots, autodiff_fit, verify_network = _imports()
     except ImportError as error:
@@ -174,7 +177,6 @@ def train(args: argparse.Namespace) -> int:
 
     X, Y = _load_dataset(args)
     net = build_network(args, Y.shape[0])
-    args.out.mkdir(parents=True, exist_ok=True)
     print(
         f"{net}\ntraining on {args.dataset} ({args.samples} samples, X {X.shape}, Y {Y.shape}), "
         f"{args.epochs} epochs, batch size {args.batch_size}, learning rate {args.learning_rate}; "
