@@ -176,6 +176,13 @@ def test_divergence_exits_1_naming_the_epoch(tmp_path):
     assert "became NaN or inf in epoch 1 (learning_rate=1000000.0)" in stderr
 
 
+def test_an_out_folder_that_cannot_be_made_is_refused_before_training(capsys):
+    assert main(["train", "--epochs", "1", "--out", "/dev/null/x"]) == 2
+    captured = capsys.readouterr()
+    assert "--out: cannot create the folder '/dev/null/x'" in captured.err
+    assert "training on" not in captured.out
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -190,13 +197,6 @@ def test_divergence_exits_1_naming_the_epoch(tmp_path):
         (["--check-every", "-1"], "--check-every: expected an int >= 0"),
     ],
 )
-def test_an_out_folder_that_cannot_be_made_is_refused_before_training(capsys):
-    assert main(["train", "--epochs", "1", "--out", "/dev/null/x"]) == 2
-    captured = capsys.readouterr()
-    assert "--out: cannot create the folder '/dev/null/x'" in captured.err
-    assert "training on" not in captured.out
-
-
 def test_bad_arguments_exit_2_naming_the_argument(arguments, message, tmp_path):
     code, _, stderr = run(["train", "--epochs", "1", "--out", str(tmp_path), *arguments])
     assert code == 2
