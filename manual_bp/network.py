@@ -133,7 +133,9 @@ def forward(
     """
     if xp is np and taps is None:
         dtype = np.result_type(X, *params.values())
-        if dtype.kind == "f":
+        # Mixed dtypes take the definition: its per-layer promotion (a float32
+        # layer after a float64 one) is not what one block of one dtype holds.
+        if dtype.kind == "f" and all(np.asarray(v).dtype == dtype for v in (X, *params.values())):
             return _forward_numpy(params, X, activations, dtype)
     return forward_xp(params, X, activations, xp, taps)
 

@@ -123,6 +123,24 @@ def test_the_numpy_forward_equals_the_shared_definition(case):
         assert np.array_equal(value, inputs[key]), f"forward wrote into {key}"
 
 
+@pytest.mark.parametrize("large", [False, True])
+def test_mixed_dtypes_take_the_definitions_promotions(large):
+    """A float64 bias on float32 weights, a float32 layer after a float64 one."""
+    n = 300 if large else 3  # 300 x 40 float64 arrays take the block path
+    rng = np.random.default_rng(0)
+    params = {
+        "W1": rng.standard_normal((n, 2)).astype("float32"),
+        "B1": rng.standard_normal((n, 1)),
+        "W2": rng.standard_normal((1, n)).astype("float32"),
+        "B2": rng.standard_normal((1, 1)).astype("float32"),
+    }
+    X = rng.standard_normal((2, 40)).astype("float32")
+    _, cache = network.forward(params, X, ["tanh", "sigmoid"])
+    _, reference = network.forward_xp(params, X, ["tanh", "sigmoid"], np)
+    for key in reference:
+        assert_same_numbers(cache[key], np.asarray(reference[key]), key)
+
+
 @examples(0.5)
 @given(networks(), st.booleans(), st.booleans())
 def test_outputs_in_one_block_equal_outputs_allocated_one_by_one(
