@@ -124,15 +124,20 @@ def test_the_numpy_forward_equals_the_shared_definition(case):
 
 
 @pytest.mark.parametrize("large", [False, True])
-def test_mixed_dtypes_take_the_definitions_promotions(large):
-    """A float64 bias on float32 weights, a float32 layer after a float64 one."""
+@pytest.mark.parametrize(
+    "dtypes",  # of W1, B1, W2, B2
+    [
+        ("float32", "float64", "float32", "float32"),  # a float64 bias on float32 weights
+        ("float32", "float32", "float64", "float64"),  # a float32 layer, then a float64 one
+    ],
+)
+def test_mixed_dtypes_take_the_definitions_promotions(dtypes, large):
     n = 300 if large else 3  # 300 x 40 float64 arrays take the block path
     rng = np.random.default_rng(0)
+    shapes = {"W1": (n, 2), "B1": (n, 1), "W2": (1, n), "B2": (1, 1)}
     params = {
-        "W1": rng.standard_normal((n, 2)).astype("float32"),
-        "B1": rng.standard_normal((n, 1)),
-        "W2": rng.standard_normal((1, n)).astype("float32"),
-        "B2": rng.standard_normal((1, 1)).astype("float32"),
+        key: rng.standard_normal(shape).astype(dtype)
+        for (key, shape), dtype in zip(shapes.items(), dtypes, strict=True)
     }
     X = rng.standard_normal((2, 40)).astype("float32")
     _, cache = network.forward(params, X, ["tanh", "sigmoid"])
