@@ -349,7 +349,7 @@ def identity(Z: Array, xp: ModuleType = np) -> Array:
 
 def _identity_backward(dA: Array, Z: Array, A: Array, out: Array | None = None) -> Array:
     if out is None:
-        return dA
+        return dA.copy()  # dZ is a gradient of its own, not an alias of dA
     np.copyto(out, dA)
     return out
 

@@ -100,6 +100,18 @@ def test_no_public_function_changes_its_inputs(case, batch_size):
     np.testing.assert_equal(grads_before, grads)
 
 
+@examples(0.3)
+@given(networks())
+def test_no_two_gradients_share_memory(case):
+    """Each gradient is an array of its own, so writing into one changes no other."""
+    _, cache = forward(case.params, case.X, case.activations)
+    grads = backward(cache, case.Y, case.activations, case.loss, input_gradient=True)
+    arrays = list(grads.items()) + list(cache.items())
+    for i, (key, gradient) in enumerate(grads.items()):
+        for other, array in arrays[i + 1 :]:
+            assert not np.shares_memory(gradient, array), f"grads[{key!r}] and {other!r}"
+
+
 def test_assigned_params_are_copied_and_the_nets_own_are_read_only():
     net = DNN([2, 3, 1], seed=0)
     mine = {key: value.copy() for key, value in net.params.items()}
