@@ -202,3 +202,22 @@ def test_by_default_only_small_cases_are_padded(sizes, m, padded, monkeypatch):
     for key, gradient in result.grads.items():
         scale = np.max(np.abs(forced.grads[key]))
         np.testing.assert_allclose(gradient, forced.grads[key], rtol=0, atol=1e-13 * scale)
+
+
+def test_padded_columns_never_overflow_where_the_real_ones_do_not():
+    """Real columns cancel to 0 in layer 1 (B1 = -W1 X) but would be +-1e300
+    for an X of 0; padded columns repeat a real sample, so dW3 stays 0, not nan."""
+    params = {
+        "W1": np.array([[-1e300], [1e300]]),
+        "B1": np.array([[1e300], [-1e300]]),
+        "W2": np.array([[1e10, 1e10]]),
+        "B2": np.zeros((1, 1)),
+        "W3": np.array([[1.0]]),
+        "B3": np.zeros((1, 1)),
+    }
+    X, Y = np.ones((1, 3)), np.array([[0.0, 1.0, 1.0]])
+    activations = ["identity"] * 3
+    padded = oracle_gradients(params, X, Y, activations, "mse", padded=True)
+    unpadded = oracle_gradients(params, X, Y, activations, "mse", padded=False)
+    for key, gradient in unpadded.grads.items():
+        np.testing.assert_array_equal(padded.grads[key], gradient, err_msg=key)

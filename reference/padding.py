@@ -25,7 +25,9 @@ sum as an exact zero, and ``x + 0 = x`` exactly:
   ``W(l+1)``, so they add ``0 * f(0) = 0`` to every real ``Z(l+1)``;
 * a softmax normalises over its column, so its padded rows are set to
   ``-MASKED_LOGIT`` first: ``exp`` of them is exactly 0;
-* padded batch columns (``X = 0``, ``Y = 0``) are masked out of the loss:
+* padded batch columns (``X`` a copy of the first sample, so every value
+  computed there is finite wherever the real ones are; ``Y = 0``) are masked
+  out of the loss:
   the loss sees ``Z = -MASKED_LOGIT`` and ``A = 0`` there, where every loss
   term is exactly 0 (``0 * softplus(huge)``, ``softplus(-huge)``,
   ``(0 - 0)^2``, ``0 * log_softmax``), so their gradient is exactly 0 and they
@@ -203,10 +205,15 @@ def pad_case(
     codes[offset:] = [ACTIVATION_NAMES.index(name) for name in activations]
     widths = np.full(size.depth, N, dtype=np.int32)
     widths[offset:] = sizes[1:]
+    X_padded = _padded(X, (N, size.batch))
+    # Padded columns repeat the first sample: their forward values are finite
+    # wherever the real ones are, so the exact zeros they send back through
+    # dWl = dZl A(l-1)^T never meet an inf (0 * inf would be nan).
+    X_padded[: sizes[0], m:] = np.asarray(X, dtype=np.float64)[:, :1]
     return PaddedCase(
         W,
         B,
-        _padded(X, (N, size.batch)),
+        X_padded,
         _padded(Y, (N, size.batch)),
         codes,
         widths,
