@@ -176,6 +176,13 @@ def test_divergence_exits_1_naming_the_epoch(tmp_path):
     assert "became NaN or inf in epoch 1 (learning_rate=1000000.0)" in stderr
 
 
+def test_a_net_without_hidden_layers_gets_the_losss_output_activation(tmp_path):
+    code, stdout, _ = run(["train", "--layers", "2,1", "--epochs", "1", "--samples", "40",
+                           "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    assert "activations=['sigmoid']" in stdout
+
+
 def test_an_out_folder_that_cannot_be_made_is_refused_before_training(capsys):
     assert main(["train", "--epochs", "1", "--out", "/dev/null/x"]) == 2
     captured = capsys.readouterr()

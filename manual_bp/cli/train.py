@@ -41,6 +41,7 @@ from manual_bp.model import DNN
 from manual_bp.training import TrainingDiverged
 
 DATA_INPUTS = 2  # every built-in data set is 2-D
+DEFAULT_HIDDEN_ACTIVATION = "tanh"
 DEFAULT_HIDDEN = [16, 16]
 # The two curves differ only by rounding in the gradients, a few ulps per step,
 # but training can amplify a difference exponentially: measured max relative
@@ -120,7 +121,12 @@ def build_network(args: argparse.Namespace, n_outputs: int) -> DNN:
     """The manual net: sizes from ``--layers`` (checked against the data) or
     ``2,16,16,nL``; activations and loss as ``network_from_arguments`` reads them."""
     sizes = _layer_sizes(args, n_outputs)
-    return network_from_arguments(argparse.Namespace(**{**vars(args), "layers": sizes}))
+    activations = args.activations
+    if activations is None:  # tanh hidden layers (none when L = 1), the loss's own output
+        activations = [DEFAULT_HIDDEN_ACTIVATION] * (len(sizes) - 2) or None
+    return network_from_arguments(
+        argparse.Namespace(**{**vars(args), "layers": sizes, "activations": activations})
+    )
 
 
 def accuracy(out: np.ndarray, Y: np.ndarray) -> float:
@@ -301,9 +307,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--activations",
         type=name_list,
-        default=["tanh"],
+        default=None,
         help="hidden-layer activation(s); the output gets the loss's own unless all L "
-        "are given (default: tanh)",
+        f"are given (default: {DEFAULT_HIDDEN_ACTIVATION})",
     )
     parser.add_argument(
         "--loss",
