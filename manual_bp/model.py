@@ -83,7 +83,9 @@ class DNN:
         names = check_activations(activations, depth)
         check_loss_pair(loss, names[-1], sizes[-1])
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed: expected an int or None, got {seed!r}")
+            raise TypeError(f"seed: expected an int >= 0 or None, got {seed!r}")
+        if seed is not None and seed < 0:  # numpy's generators refuse it, less clearly
+            raise ValueError(f"seed: expected an int >= 0 or None, got {seed}")
 
         self.layer_sizes: tuple[int, ...] = tuple(sizes)
         self.activations: tuple[str, ...] = tuple(names)

@@ -39,6 +39,7 @@ def net(**overrides):
         ({"dtype": "int64"}, TypeError, "dtype"),
         ({"dtype": "banana"}, TypeError, "dtype"),
         ({"seed": 1.5}, TypeError, "seed"),
+        ({"seed": -1}, ValueError, "^seed: expected an int >= 0 or None, got -1$"),
     ],
 )
 def test_construction_errors_name_the_argument(overrides, error, fragment):
