@@ -164,6 +164,7 @@ def test_data_from_an_npz_file(capsys, tmp_path):
         ({"X": np.zeros((3, 8)), "Y": np.zeros((1, 8))}, "X: expected shape (2, m)"),
         ({"X": np.zeros((2, 8)), "Y": np.zeros((1, 7))}, "Y: expected shape (1, 8)"),
         ({"X": np.zeros((2, 8)), "Y": np.full((1, 8), 2.0)}, "targets in [0, 1]"),
+        ({"X": np.array([1, "a"], dtype=object), "Y": np.zeros((1, 8))}, "cannot read X and Y"),
     ],
 )
 def test_bad_data_files_name_the_problem(capsys, tmp_path, arrays, message):

@@ -92,7 +92,10 @@ def load_batch(path: Path, net: DNN, batch: int | None) -> tuple[Array, Array]:
                 f"--data {path}: expected arrays 'X' (n0, m) and 'Y' (nL, m), missing "
                 f"{missing}; the file holds {sorted(archive.files)}"
             )
-        X, Y = archive["X"], archive["Y"]
+        try:  # reading an array happens here, lazily (an object array fails now)
+            X, Y = archive["X"], archive["Y"]
+        except ValueError as error:
+            raise ValueError(f"--data {path}: cannot read X and Y ({error})") from None
     try:
         X = check_inputs(X, net.layer_sizes[0], net.dtype)
         Y = check_targets(Y, (net.layer_sizes[-1], X.shape[1]), net.loss_name, net.dtype)
