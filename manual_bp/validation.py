@@ -104,7 +104,15 @@ def as_float_matrix(value: object, name: str, dtype: np.dtype) -> np.ndarray:
             f"{name}: expected a 2-D array (features, samples) with one sample per column, "
             f"got shape {array.shape}{hint}"
         )
-    array = array.astype(dtype, copy=False)
+    if array.dtype != dtype:
+        with np.errstate(over="ignore"):  # reported below, by name
+            converted = array.astype(dtype)
+        if not np.isfinite(converted).all() and np.isfinite(array).all():
+            raise ValueError(
+                f"{name}: values up to {np.max(np.abs(array)):.3g} overflow {np.dtype(dtype)} "
+                f"(largest {np.finfo(dtype).max:.3g})"
+            )
+        array = converted
     if not np.isfinite(array).all():
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
     return array

@@ -1,5 +1,7 @@
 """Bad input gets a clear TypeError or ValueError naming the argument."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -160,3 +162,13 @@ def test_inputs_of_another_dtype_are_converted_to_the_networks():
     out, cache = model.forward(X.astype(np.float64))
     grads = model.compute_gradients(out, cache, Y.astype(np.int64))
     assert out.dtype == cache["A0"].dtype == grads["W1"].dtype == np.float32
+
+
+def test_inputs_that_overflow_a_float32_net_say_so_without_a_numpy_warning():
+    float32_net = net(dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in cast" would raise
+        with pytest.raises(ValueError, match=r"^X: values up to 1e\+39 overflow float32"):
+            float32_net.forward(np.array([[1e39, 1.0, 0.0], [0.0, 1.0, 0.0]]))
+        with pytest.raises(ValueError, match=r"^X: expected finite values, got NaN or inf$"):
+            float32_net.forward(np.array([[np.inf, 1.0, 0.0], [0.0, 1.0, 0.0]]))
