@@ -438,7 +438,8 @@ ACTIVATIONS: dict[str, Activation] = {
         gelu,
         _gelu_derivative,
         "Z ⊙ (1 + tanh(u)) / 2, u = √(2/π)·(Z + 0.044715·Z³)",
-        "((1 + tanh(u)) / 2 + Z ⊙ (1 − tanh(u)²) ⊙ du/dZ / 2)",
+        "((1 + tanh(u)) / 2 + Z ⊙ (1 − tanh(u)²) ⊙ u′ / 2), "
+        "u = √(2/π)·(Z + 0.044715·Z³), u′ = √(2/π)·(1 + 3·0.044715·Z²)",
     ),
     "identity": Activation(
         "identity", identity, _identity_backward, _identity_derivative, "Z", "dA"
