@@ -54,14 +54,13 @@ def wrong_dW1(
 ) -> None:
     """Make the hand-written backward return ``factor * dW1`` where the checks call it,
     and in ``training.fit`` too unless ``in_training=False``."""
-    import reference.audit
     import reference.compare
 
     def backward(*args, **kwargs):
         grads = network.backward(*args, **kwargs)
         return {**grads, "W1": factor * grads["W1"]}
 
-    for module in (reference.compare, reference.audit) + ((training,) if in_training else ()):
+    for module in (reference.compare,) + ((training,) if in_training else ()):
         monkeypatch.setattr(module, "backward", backward)
 
 

@@ -39,9 +39,11 @@ class VariableCheck:
     tolerance: float
     problem: str = ""
     finite_differences: str = ""
-    # Frobenius norms of the whole manual and oracle gradients, in float64.
+    # Frobenius norms of the whole manual and oracle gradients, in float64,
+    # and the oracle's largest magnitude (the scale of a relative error).
     manual_norm: float = np.nan
     oracle_norm: float = np.nan
+    oracle_max: float = np.nan
 
     @property
     def ok(self) -> bool:
@@ -53,6 +55,11 @@ def _error_ratio(error: Array, tolerance: Array) -> Array:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(error == 0, 0.0, error / tolerance)
     return np.where(np.isnan(ratio), np.inf, ratio)
+
+
+def _max_abs(gradient: Array) -> float:
+    """``max |gradient|`` in float64 (0 for an empty array)."""
+    return float(np.max(np.abs(gradient), initial=0.0))
 
 
 def _norm(gradient: Array) -> float:
@@ -71,7 +78,7 @@ def _unusable(
     """A gradient that cannot be compared entry by entry fails as a whole."""
     return VariableCheck(
         key, shape, dtype, np.inf, np.inf, oracle.size, (), np.nan, np.nan, np.nan, problem,
-        manual_norm=manual_norm, oracle_norm=_norm(oracle),
+        manual_norm=manual_norm, oracle_norm=_norm(oracle), oracle_max=_max_abs(oracle),
     )  # fmt: skip
 
 
@@ -106,6 +113,7 @@ def compare_variable(
         problem,
         manual_norm=_norm(manual),
         oracle_norm=_norm(oracle),
+        oracle_max=_max_abs(oracle),
     )
 
 
