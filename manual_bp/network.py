@@ -91,24 +91,17 @@ def init_params(
 BLOCK_MIN_BYTES = 128 * 1024
 
 
-class _EachAllocatesItsOwn(dict):
-    """``new_arrays`` below ``BLOCK_MIN_BYTES``: every slot is ``None``, so
-    each ``out=`` operation allocates its own result."""
-
-    def __missing__(self, key: str) -> None:
-        return None
-
-
 def new_arrays(shapes: Mapping[str, tuple[int, int]], dtype: np.dtype) -> dict[str, Array]:
     """One new C-contiguous matrix per key, all views of a single allocation.
 
     The values are uninitialised: every caller writes an array before it
-    hands it out.  For less than ``BLOCK_MIN_BYTES`` in all, every slot is
-    ``None`` instead (``out=None``: the operation allocates its result).
+    hands it out.  For less than ``BLOCK_MIN_BYTES`` in all, the dict is empty:
+    callers pass ``out=slots.get(key)``, ``None``, and each operation
+    allocates its own result.
     """
     size = sum(rows * cols for rows, cols in shapes.values())
     if size * dtype.itemsize < BLOCK_MIN_BYTES:
-        return _EachAllocatesItsOwn()
+        return {}
     block = np.empty(size, dtype)
     arrays, start = {}, 0
     for key, (rows, cols) in shapes.items():
@@ -197,9 +190,9 @@ def _forward_numpy(
     cache = {"A0": X}
     for l in range(1, depth + 1):
         W = params[f"W{l}"]
-        Z = np.matmul(W, A, out=arrays[f"Z{l}"])
+        Z = np.matmul(W, A, out=arrays.get(f"Z{l}"))
         Z += params[f"B{l}"]
-        A = ACTIVATIONS[activations[l - 1]].forward_into(Z, arrays[f"A{l}"])
+        A = ACTIVATIONS[activations[l - 1]].forward_into(Z, arrays.get(f"A{l}"))
         cache[f"W{l}"], cache[f"Z{l}"], cache[f"A{l}"] = W, Z, A
     return A, cache
 
@@ -270,12 +263,12 @@ def backward(
         if l == depth:
             dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)
         else:
-            dZ = activation.backward(grads[f"A{l}"], Z, A, out=out[f"Z{l}"])
+            dZ = activation.backward(grads[f"A{l}"], Z, A, out=out.get(f"Z{l}"))
         grads[f"Z{l}"] = dZ
-        grads[f"W{l}"] = np.matmul(dZ, cache[f"A{l - 1}"].T, out=out[f"W{l}"])
-        grads[f"B{l}"] = dZ.sum(axis=1, keepdims=True, out=out[f"B{l}"])
+        grads[f"W{l}"] = np.matmul(dZ, cache[f"A{l - 1}"].T, out=out.get(f"W{l}"))
+        grads[f"B{l}"] = dZ.sum(axis=1, keepdims=True, out=out.get(f"B{l}"))
         if l > 1 or input_gradient:
-            grads[f"A{l - 1}"] = np.matmul(cache[f"W{l}"].T, dZ, out=out[f"A{l - 1}"])
+            grads[f"A{l - 1}"] = np.matmul(cache[f"W{l}"].T, dZ, out=out.get(f"A{l - 1}"))
     return grads
 
 

@@ -75,14 +75,14 @@ def inject(mutation: Mutation, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.setitem(LOSSES, key, dataclasses.replace(loss, **changes))
 
 
-# network.backward writes each gradient into its own slot ``out[key]``; a
+# network.backward writes each gradient into its own slot ``out.get(key)``; a
 # mutant may instead bind a new array, as the bug would be written by hand.
 A_PREV = 'cache[f"A{l - 1}"]'
-WEIGHT_GRAD = f'np.matmul(dZ, {A_PREV}.T, out=out[f"W{{l}}"])'
-BIAS = 'dZ.sum(axis=1, keepdims=True, out=out[f"B{l}"])'
-INPUT_GRAD = 'np.matmul(cache[f"W{l}"].T, dZ, out=out[f"A{l - 1}"])'
+WEIGHT_GRAD = f'np.matmul(dZ, {A_PREV}.T, out=out.get(f"W{{l}}"))'
+BIAS = 'dZ.sum(axis=1, keepdims=True, out=out.get(f"B{l}"))'
+INPUT_GRAD = 'np.matmul(cache[f"W{l}"].T, dZ, out=out.get(f"A{l - 1}"))'
 OUTPUT = "dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)"
-HIDDEN = 'dZ = activation.backward(grads[f"A{l}"], Z, A, out=out[f"Z{l}"])'
+HIDDEN = 'dZ = activation.backward(grads[f"A{l}"], Z, A, out=out.get(f"Z{l}"))'
 
 CATALOG: list[Mutation] = [
     # --- the 1/m of the batch mean

@@ -206,4 +206,4 @@ def test_new_arrays_are_disjoint_c_contiguous_views_of_one_block():
 
 def test_small_outputs_are_left_to_each_operation():
     slots = network.new_arrays({"a": (2, 3), "b": (3, 1)}, np.dtype("float64"))
-    assert slots["a"] is None and slots["b"] is None and slots["anything"] is None
+    assert slots == {}  # out=slots.get(key) is None: each operation allocates
