@@ -86,7 +86,7 @@ class Activation:
     def forward_into(self, Z: Array, out: Array | None) -> Array:
         """``f(Z)`` in NumPy, written into ``out`` (or a new array when it is
         None): the kernel, else the formula."""
-        out = np.empty_like(Z) if out is None else out
+        out = _new_or(out, Z)
         if self.kernel is not None:
             return self.kernel(Z, out)
         np.copyto(out, self.forward(Z, np))
