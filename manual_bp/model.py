@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from manual_bp import network, training
+from manual_bp import normalization as normalization_step
 from manual_bp.architecture import cache_keys
 from manual_bp.losses import LOSSES
 from manual_bp.validation import (
@@ -48,6 +49,12 @@ class DNN:
     seed : seeds the initial weights and the mini-batch shuffling.
     dtype : "float64" (default) or "float32"; params, cache and grads keep it.
         Inputs of another dtype are converted to it.
+    normalization : None (default), "batch" or "layer" for every hidden
+        layer, or a list with one of these per hidden layer: the step
+        ``Nl = gammal * Zhatl + betal`` between ``Zl`` and the activation
+        (``manual_bp.normalization``).  It adds ``gammal`` (1) and ``betal``
+        (0) to ``params`` and, for batch normalization, the running
+        statistics ``running_meanl``, ``running_varl`` to ``running``.
 
     Examples
     --------
@@ -62,6 +69,17 @@ class DNN:
     >>> grads = net.compute_gradients(out, cache, Y)
     >>> grads["W3"].shape, grads["B1"].shape, grads["Z2"].shape
     ((1, 3), (3, 1), (3, 3))
+
+    With batch normalization:
+
+    >>> bn = DNN([2, 3, 1], ["relu", "sigmoid"], normalization="batch")
+    >>> out, cache = bn.forward(X)          # training mode: batch statistics
+    >>> cache["Zhat1"].mean(axis=1).round(12) + 0.0
+    array([0., 0., 0.])
+    >>> sorted(bn.compute_gradients(out, cache, Y))
+    ['A1', 'B1', 'B2', 'N1', 'W1', 'W2', 'Z1', 'Z2', 'Zhat1', 'beta1', 'gamma1']
+    >>> bn.running["running_mean1"].shape   # updated by that forward
+    (3, 1)
     """
 
     def __init__(
@@ -71,6 +89,8 @@ class DNN:
         loss: str | None = None,
         seed: int | None = 0,
         dtype: str | np.dtype = "float64",
+        *,
+        normalization: str | Sequence[str | None] | None = None,
     ) -> None:
         sizes = check_layer_sizes(layer_sizes)
         depth = len(sizes) - 1
@@ -83,6 +103,7 @@ class DNN:
             activations = ["sigmoid"] * (depth - 1) + [LOSSES[loss].canonical_activation]
         names = check_activations(activations, depth)
         check_loss_pair(loss, names[-1], sizes[-1])
+        normalization_kinds = normalization_step.resolve(normalization, depth)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed: expected an int >= 0 or None, got {seed!r}")
         if seed is not None and seed < 0:  # numpy's generators refuse it, less clearly
@@ -92,11 +113,21 @@ class DNN:
         self.activations: tuple[str, ...] = tuple(names)
         self.loss_name: str = loss
         self.dtype: np.dtype = resolved_dtype
+        # One entry per layer, the output layer's None (``normalization.resolve``).
+        self.normalization: tuple[str | None, ...] = normalization_kinds
         self.seed = seed
         self._rng = np.random.default_rng(seed)
-        self._cache_keys = frozenset(cache_keys(depth))
+        self._cache_keys = frozenset(cache_keys(depth, normalization=normalization_kinds))
+        params = network.init_params(sizes, names, seed, resolved_dtype)
+        params.update(
+            normalization_step.init_normalization_params(sizes, normalization_kinds, resolved_dtype)
+        )
         self._params = _read_only(
-            network.init_params(sizes, names, seed, resolved_dtype), copy=False
+            check_params(params, sizes, resolved_dtype, normalization=normalization_kinds),
+            copy=False,
+        )
+        self._running = _read_only(
+            normalization_step.init_running(sizes, normalization_kinds, resolved_dtype), copy=False
         )
 
     @property
@@ -115,15 +146,32 @@ class DNN:
 
     @params.setter
     def params(self, new_params: Mapping[str, Array]) -> None:
-        checked = check_params(new_params, self.layer_sizes, self.dtype)
+        checked = check_params(
+            new_params, self.layer_sizes, self.dtype, normalization=self.normalization
+        )
         self._params = _read_only(checked, copy=True)
 
+    @property
+    def running(self) -> dict[str, Array]:
+        """The running statistics of batch normalization (read-only arrays):
+        ``running_meanl`` and ``running_varl`` (nl, 1) per batch-normalized
+        layer, used by ``forward(X, training=False)`` and ``predict``; empty
+        without batch normalization."""
+        return dict(self._running)
+
     def __repr__(self) -> str:
+        hidden = list(self.normalization[:-1])
         return (
             f"DNN(layer_sizes={list(self.layer_sizes)}, "
             f"activations={list(self.activations)}, loss={self.loss_name!r}, "
-            f"seed={self.seed!r}, dtype={self.dtype.name!r})"
+            f"seed={self.seed!r}, dtype={self.dtype.name!r}"
+            + (f", normalization={hidden!r})" if any(hidden) else ")")
         )
+
+    @property
+    def _normalization(self) -> dict[str, tuple[str | None, ...]]:
+        """The keyword the functional core takes, empty for a net without normalization."""
+        return {"normalization": self.normalization} if any(self.normalization) else {}
 
     def _inputs(self, X: object) -> Array:
         return check_inputs(X, self.layer_sizes[0], self.dtype)
@@ -131,25 +179,53 @@ class DNN:
     def _targets(self, Y: object, m: int) -> Array:
         return check_targets(Y, (self.layer_sizes[-1], m), self.loss_name, self.dtype)
 
-    def forward(self, X: object) -> tuple[Array, dict[str, Array]]:
+    def forward(self, X: object, *, training: bool = True) -> tuple[Array, dict[str, Array]]:
         """``out = AL`` of shape (nL, m) and the cache for ``compute_gradients``.
 
         ``X`` has shape (n0, m), one sample per column.  The cache holds ``A0``
-        and ``Wl``, ``Zl``, ``Al`` for every layer (see ``manual_bp.network``).
+        and ``Wl``, ``Zl``, ``Al`` for every layer (see ``manual_bp.network``),
+        and a normalized layer's ``gammal``, ``mul``, ``varl``, ``inv_stdl``,
+        ``Zhatl``, ``Nl``.  With batch normalization, ``training=True``
+        normalizes by the batch's statistics and updates ``running`` from them
+        (``manual_bp.normalization.update_running``); ``training=False`` uses
+        ``running`` and changes nothing (its cache holds ``running_meanl``,
+        ``running_varl`` instead of ``mul``, ``varl``, and gives no gradients).
         """
-        return network.forward(self._params, self._inputs(X), self.activations)
+        inputs = self._inputs(X)
+        if not isinstance(training, bool):
+            raise TypeError(f"training: expected True or False, got {training!r}")
+        if not training and self._running:
+            return network.forward(
+                self._params, inputs, self.activations, running=self._running,
+                **self._normalization,
+            )  # fmt: skip
+        out, cache = network.forward(self._params, inputs, self.activations, **self._normalization)
+        self._update_running(cache)
+        return out, cache
+
+    def _update_running(self, cache: Mapping[str, Array]) -> None:
+        if self._running:
+            running = normalization_step.update_running(self._running, cache, self.normalization)
+            self._running = _read_only(running, copy=False)
 
     def predict(self, X: object) -> Array:
-        """``AL`` of shape (nL, m)."""
-        return self.forward(X)[0]
+        """``AL`` of shape (nL, m), in inference mode (``forward(X, training=False)``)."""
+        return self.forward(X, training=False)[0]
 
     def loss(self, X: object, Y: object) -> float:
-        """The batch-mean loss, computed stably from the logits."""
+        """The batch-mean loss, computed stably from the logits.
+
+        A batch-normalized net takes the batch's statistics (the loss whose
+        gradients ``compute_gradients`` gives) and leaves ``running`` as it is.
+        """
         inputs = self._inputs(X)
         targets = self._targets(Y, inputs.shape[1])
         return float(
-            network.batch_loss(self._params, inputs, targets, self.activations, self.loss_name)
-        )
+            network.batch_loss(
+                self._params, inputs, targets, self.activations, self.loss_name,
+                **self._normalization,
+            )
+        )  # fmt: skip
 
     def compute_gradients(
         self,
@@ -157,23 +233,34 @@ class DNN:
         cache: Mapping[str, Array],
         Y: object,
         input_gradient: bool = False,
+        *,
+        staged: bool = False,
     ) -> dict[str, Array]:
         """dL/dv for every ``Wl``, ``Bl``, ``Zl`` and ``Al`` (l < L) of the cache.
 
         ``L`` is the mean loss over the batch, so each ``dWl`` and ``dBl`` is
         the average of the per-sample gradients.  With ``input_gradient=True``
-        the result also holds ``A0`` = dL/dX.
+        the result also holds ``A0`` = dL/dX.  A normalized layer adds
+        ``gammal``, ``betal``, ``Nl`` and ``Zhatl``; ``staged=True`` takes its
+        backward stage by stage and adds ``mul``, ``varl``
+        (``manual_bp.normalization``; the closed form is the default).
         """
         self._check_cache(out, cache)
         targets = self._targets(Y, cache["A0"].shape[1])
         return network.backward(
-            cache, targets, self.activations, self.loss_name, input_gradient=bool(input_gradient)
-        )
+            cache, targets, self.activations, self.loss_name, input_gradient=bool(input_gradient),
+            staged=bool(staged), **self._normalization,
+        )  # fmt: skip
 
     def _check_cache(self, out: Array, cache: Mapping[str, Array]) -> None:
         if not isinstance(cache, Mapping):
             raise TypeError(
                 f"cache: expected the dict returned by forward, got {type(cache).__name__}"
+            )
+        if any(key.startswith("running_") for key in cache):
+            raise ValueError(
+                "cache: from forward(X, training=False), which normalizes by the running "
+                "statistics; gradients need a training-mode cache (forward(X))"
             )
         if not self._cache_keys <= cache.keys():
             missing = sorted(self._cache_keys - set(cache))
@@ -187,7 +274,8 @@ class DNN:
             raise ValueError("out: expected the output AL stored in cache, got different values")
 
     def step(self, grads: Mapping[str, Array], learning_rate: float) -> None:
-        """One SGD update of every ``Wl`` and ``Bl``: ``Wl <- Wl - lr dWl``.
+        """One SGD update of every ``Wl`` and ``Bl`` (and ``gammal``, ``betal``):
+        ``Wl <- Wl - lr dWl``.
 
         The network's parameters are replaced by new arrays; no array is
         written in place, so caches and caller-held arrays stay valid.
@@ -196,7 +284,9 @@ class DNN:
         if not isinstance(grads, Mapping):
             raise TypeError(f"grads: expected a dict of arrays, got {type(grads).__name__}")
         update = {key: grads[key] for key in self._params if key in grads}
-        check_params(update, self.layer_sizes, self.dtype, name="grads")
+        check_params(
+            update, self.layer_sizes, self.dtype, name="grads", normalization=self.normalization
+        )
         self._params = _read_only(training.sgd_step(self._params, update, lr), copy=False)
 
     def fit(
@@ -231,6 +321,8 @@ class DNN:
                 lr,
                 batch_size,
                 self._rng,
+                on_batch=self._update_running if self._running else None,
+                **self._normalization,
             )
         except training.TrainingDiverged as diverged:
             self._params = _read_only(diverged.params, copy=False)

@@ -57,9 +57,16 @@ from types import ModuleType
 
 import numpy as np
 
-from manual_bp.activations import ACTIVATIONS
+from manual_bp.activations import ACTIVATIONS, Activation
 from manual_bp.architecture import gradient_shapes, layer_sizes_of
 from manual_bp.losses import LOSSES, output_gradient
+from manual_bp.normalization import (
+    closed_backward,
+    kind_of,
+    normalize,
+    parameter_gradients,
+    staged_backward,
+)
 
 Array = np.ndarray
 Params = Mapping[str, Array]
@@ -128,13 +135,20 @@ def forward(
     activations: Sequence[str],
     xp: ModuleType = np,
     taps: Mapping[str, Array] | None = None,
+    *,
+    normalization: Sequence[str | None] | None = None,
+    running: Mapping[str, Array] | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """Forward pass over the array namespace ``xp``.
 
-    With NumPy (and no taps) the NumPy path runs, which computes the same
-    values as ``forward_xp`` in place (see the module notes); otherwise
-    ``forward_xp``.  Parameters and returns are those of ``forward_xp``.
+    With NumPy (and no taps, no normalization) the NumPy path runs, which
+    computes the same values as ``forward_xp`` in place (see the module
+    notes); otherwise ``forward_xp``.  Parameters and returns are those of
+    ``forward_xp``.
     """
+    if normalization and any(normalization):
+        return forward_xp(params, X, activations, xp, taps, normalization=normalization,
+                          running=running)  # fmt: skip
     if xp is np and taps is None:
         dtype = np.result_type(X, *params.values())
         # Mixed dtypes take the definition: its per-layer promotion (a float32
@@ -150,6 +164,9 @@ def forward_xp(
     activations: Sequence[str],
     xp: ModuleType = np,
     taps: Mapping[str, Array] | None = None,
+    *,
+    normalization: Sequence[str | None] | None = None,
+    running: Mapping[str, Array] | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """Forward pass over the array namespace ``xp``: the definition.
 
@@ -163,11 +180,20 @@ def forward_xp(
         (l = 1..L-1) added to the matching variables.  They change no value;
         the oracle takes ``jax.grad`` with respect to them, which gives
         dL/dZl and dL/dAl.
+    normalization : optional, one entry per layer: ``None``, ``"batch"`` or
+        ``"layer"`` (``manual_bp.normalization.resolve``): the step
+        ``Nl = gammal * Zhatl + betal`` between ``Zl`` and ``f_l``, with
+        ``gammal``, ``betal`` from ``params`` (and taps ``mul``, ``varl``,
+        ``Zhatl``, ``Nl``)
+    running : optional ``running_meanl``, ``running_varl``: inference mode,
+        batch normalization uses them instead of the batch's statistics
 
     Returns
     -------
     out : (nL, m) array ``AL``
-    cache : dict with ``A0`` and ``Wl``, ``Zl``, ``Al`` for l = 1..L
+    cache : dict with ``A0`` and ``Wl``, ``Zl``, ``Al`` for l = 1..L (and a
+        normalized layer's ``gammal``, ``mul``, ``varl``, ``inv_stdl``,
+        ``Zhatl``, ``Nl``)
     """
     depth = len(activations)
     A = X
@@ -177,11 +203,42 @@ def forward_xp(
         Z = W @ A + params[f"B{l}"]
         if taps is not None:
             Z = Z + taps[f"Z{l}"]
+        cache[f"W{l}"], cache[f"Z{l}"] = W, Z
+        kind = kind_of(normalization, l)
+        if kind:
+            Z = _normalization_step(params, Z, kind, l, xp, taps, running, cache)
         A = ACTIVATIONS[activations[l - 1]].forward(Z, xp)
         if taps is not None and l < depth:
             A = A + taps[f"A{l}"]
-        cache[f"W{l}"], cache[f"Z{l}"], cache[f"A{l}"] = W, Z, A
+        cache[f"A{l}"] = A
     return A, cache
+
+
+def _normalization_step(
+    params: Params,
+    Z: Array,
+    kind: str,
+    l: int,
+    xp: ModuleType,
+    taps: Mapping[str, Array] | None,
+    running: Mapping[str, Array] | None,
+    cache: dict[str, Array],
+) -> Array:
+    """Layer ``l``'s ``Nl = gammal * Zhatl + betal``, its intermediates cached."""
+    statistics = None
+    if running is not None and kind == "batch":
+        statistics = (running[f"running_mean{l}"], running[f"running_var{l}"])
+    layer_taps = None
+    if taps is not None:
+        layer_taps = {name: taps[f"{name}{l}"] for name in ("mu", "var", "Zhat", "N")}
+    gamma = params[f"gamma{l}"]
+    values = normalize(
+        Z, gamma, params[f"beta{l}"], kind, xp, statistics=statistics, taps=layer_taps
+    )
+    cache[f"gamma{l}"] = gamma
+    for name, value in values.items():
+        cache[f"{name}{l}"] = value
+    return values["N"]
 
 
 def _forward_numpy(
@@ -223,9 +280,14 @@ def batch_loss(
     loss: str,
     xp: ModuleType = np,
     taps: Mapping[str, Array] | None = None,
+    *,
+    normalization: Sequence[str | None] | None = None,
+    running: Mapping[str, Array] | None = None,
 ) -> Array:
     """``loss(forward(params, X))``: the function the oracle differentiates."""
-    _, cache = forward(params, X, activations, xp, taps)
+    _, cache = forward(
+        params, X, activations, xp, taps, normalization=normalization, running=running
+    )
     return loss_from_cache(cache, Y, loss, len(activations), xp)
 
 
@@ -235,6 +297,9 @@ def backward(
     activations: Sequence[str],
     loss: str,
     input_gradient: bool = False,
+    *,
+    normalization: Sequence[str | None] | None = None,
+    staged: bool = False,
 ) -> dict[str, Array]:
     """Hand-written backward pass: one loop over layers.
 
@@ -244,6 +309,10 @@ def backward(
     Y : (nL, m) targets
     activations, loss : names, as given to ``forward`` and ``batch_loss``
     input_gradient : also return ``A0`` = dL/dX
+    normalization : as given to ``forward`` (training mode: the batch's
+        statistics); ``f_l'`` then reads ``Nl`` and the normalization's
+        backward (``manual_bp.normalization``) takes ``dNl`` to ``dZl``
+    staged : the normalization's staged backward instead of the closed form
 
     Returns
     -------
@@ -251,7 +320,8 @@ def backward(
         ``Al`` (l = 1..L-1, and l = 0 with ``input_gradient``), each with the
         shape and dtype of ``v``.  Above ``BLOCK_MIN_BYTES`` all but ``ZL``
         are views of one new block (see the module notes); each is written
-        before it enters ``grads``.
+        before it enters ``grads``.  A normalized layer adds ``Nl``,
+        ``gammal``, ``betal``, ``Zhatl`` (and ``varl``, ``mul`` when ``staged``).
     """
     depth = len(activations)
     # The dtype every product of the chain rule gives: ZL's (that of the
@@ -266,8 +336,11 @@ def backward(
     for l in range(depth, 0, -1):
         activation = ACTIVATIONS[activations[l - 1]]
         Z, A = cache[f"Z{l}"], cache[f"A{l}"]
+        kind = kind_of(normalization, l)
         if l == depth:
             dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)
+        elif kind:
+            dZ = _normalization_backward(activation, grads, cache, l, kind, staged)
         else:
             dZ = activation.backward(grads[f"A{l}"], Z, A, out=out.get(f"Z{l}"))
         grads[f"Z{l}"] = dZ
@@ -276,3 +349,21 @@ def backward(
         if l > 1 or input_gradient:
             grads[f"A{l - 1}"] = np.matmul(cache[f"W{l}"].T, dZ, out=out.get(f"A{l - 1}"))
     return grads
+
+
+def _normalization_backward(
+    activation: Activation,
+    grads: dict[str, Array],
+    cache: Mapping[str, Array],
+    l: int,
+    kind: str,
+    staged: bool,
+) -> Array:
+    """``dNl = f_l'(Nl)^T dAl``, then ``dgammal``, ``dbetal`` and ``dZl`` (either form)."""
+    dN = activation.backward(grads[f"A{l}"], cache[f"N{l}"], cache[f"A{l}"])
+    grads[f"N{l}"] = dN
+    grads[f"gamma{l}"], grads[f"beta{l}"] = parameter_gradients(dN, cache[f"Zhat{l}"])
+    dZ, intermediates = (staged_backward if staged else closed_backward)(dN, cache, l, kind)
+    for name, value in intermediates.items():
+        grads[f"{name}{l}"] = value
+    return dZ
