@@ -18,7 +18,7 @@ from types import FunctionType
 
 import pytest
 
-from manual_bp import activations, losses, network
+from manual_bp import activations, losses, network, normalization
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
 
@@ -257,5 +257,69 @@ CATALOG: list[Mutation] = [
         losses.output_gradient,
         "loss.dA(A_L, Y)",
         "2 * loss.dA(A_L, Y)",
+    ),
+]
+
+
+# Normalization bugs: caught by ``property_tests.test_normalization``'s
+# property (both backward forms against jax.grad, and the running statistics
+# against the batch's moments), not by the main property, whose networks have
+# no normalization step.
+NORMALIZATION_CATALOG: list[Mutation] = [
+    Mutation(
+        "missing 1/m in the mean path",
+        "normalization",
+        normalization.staged_backward,
+        "dvar * (2 / k) * D + dmu / k",
+        "dvar * (2 / k) * D + dmu",
+    ),
+    Mutation(
+        "missing 1/m in the closed form",
+        "normalization",
+        normalization.closed_backward,
+        "(inv_std / k) * bracket",
+        "inv_std * bracket",
+    ),
+    Mutation(
+        "unbiased variance in the backward of a biased one",
+        "normalization",
+        normalization.staged_backward,
+        "dvar * (2 / k) * D",
+        "dvar * (2 / (k - 1)) * D",
+    ),
+    Mutation(
+        "forgotten dgamma path through Zhat",
+        "normalization",
+        normalization.parameter_gradients,
+        "(dN * Zhat).sum(axis=1, keepdims=True)",
+        "dN.sum(axis=1, keepdims=True)",
+    ),
+    Mutation(
+        "gamma forgotten in dZhat",
+        "normalization",
+        normalization.closed_backward,
+        'dZhat = cache[f"gamma{l}"] * dN',
+        "dZhat = dN",
+    ),
+    Mutation(
+        "eps outside the sqrt",
+        "normalization",
+        normalization.staged_backward,
+        "(-0.5 * inv_std**3)",
+        '(-0.5 / (np.sqrt(cache[f"var{l}"]) + EPS) ** 3)',
+    ),
+    Mutation(
+        "running variance from the wrong moment",
+        "normalization",
+        normalization.update_running,
+        '(("running_mean", "mu"), ("running_var", "var"))',
+        '(("running_mean", "mu"), ("running_var", "inv_std"))',
+    ),
+    Mutation(
+        "layer-norm axis swapped",
+        "normalization",
+        normalization.closed_backward,
+        "axis = AXIS[kind]",
+        'axis = AXIS["batch"]',
     ),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from manual_bp import DNN
@@ -13,6 +13,7 @@ from manual_bp import normalization as norm
 from manual_bp.architecture import gradient_keys
 from manual_bp.network import backward, forward, init_params
 from property_tests.budget import examples
+from property_tests.mutations import NORMALIZATION_CATALOG, inject
 from reference.cases import Case
 from reference.oracle import oracle_gradients
 
@@ -58,14 +59,14 @@ def manual_gradients(case: Case, staged: bool) -> dict[str, np.ndarray]:
     )
 
 
-@examples(0.15)
-@given(normalized_nets())
-def test_both_forms_agree_with_jax_grad(case):
+def assert_normalization_matches(case: Case) -> None:
     """Every gradient of the closed and the staged form against ``jax.grad`` of
-    ``forward_xp`` (the one definition), float64.  The bound, ``1e-9`` of the
-    largest oracle gradient of the case, is far above float64 rounding here
-    (values of order 1, ``1 / sqrt(var + eps) <= 316``) and far below any
-    wrong term (the injected bugs below are off by order 1)."""
+    ``forward_xp`` (the one definition), float64; and the running statistics
+    one training step moves, against the batch's moments from NumPy.
+
+    The bound, ``1e-9`` of the largest oracle gradient of the case, is far
+    above float64 rounding here (values of order 1, ``1 / sqrt(var + eps) <=
+    316``) and far below any wrong term (``NORMALIZATION_CATALOG``)."""
     oracle = oracle_gradients(case).grads
     scale = max(float(np.max(np.abs(g))) for g in oracle.values())
     for staged in (False, True):
@@ -75,6 +76,46 @@ def test_both_forms_agree_with_jax_grad(case):
         for key in keys:
             error = float(np.max(np.abs(grads[key] - oracle[key])))
             assert error <= 1e-9 * scale, (key, staged, error, scale)
+    _, cache = forward(
+        dict(case.params), case.X, case.activations, normalization=case.normalization
+    )
+    sizes = case.layer_sizes
+    running = norm.init_running(sizes, case.normalization, case.dtype)
+    new = norm.update_running(running, cache, case.normalization)
+    for l, kind in enumerate(case.normalization, start=1):
+        if kind == "batch":
+            Z = cache[f"Z{l}"]
+            expected_mean = 0.1 * Z.mean(axis=1, keepdims=True)
+            expected_var = 0.9 + 0.1 * Z.var(axis=1, keepdims=True)
+            np.testing.assert_allclose(new[f"running_mean{l}"], expected_mean, atol=1e-12)
+            np.testing.assert_allclose(new[f"running_var{l}"], expected_var, rtol=1e-9)
+
+
+@examples(0.15)
+@given(normalized_nets())
+def test_both_forms_agree_with_jax_grad(case):
+    assert_normalization_matches(case)
+
+
+@pytest.mark.parametrize(
+    "mutation", NORMALIZATION_CATALOG, ids=[mutation.name for mutation in NORMALIZATION_CATALOG]
+)
+def test_the_normalization_property_catches_the_bug(mutation, monkeypatch):
+    """Each catalogued normalization bug fails the property within the ci budget."""
+    inject(mutation, monkeypatch)
+    examples_run = 0
+
+    @settings(settings.get_profile("ci"), phases=[Phase.generate], database=None)
+    @given(normalized_nets())
+    def normalization_property(case):
+        nonlocal examples_run
+        examples_run += 1
+        assert_normalization_matches(case)
+
+    # A crash counts as caught too: 2 / (k - 1) divides by zero at m = 1.
+    with pytest.raises((AssertionError, ZeroDivisionError)):
+        normalization_property()
+    print(f"{mutation.name}: caught after {examples_run} examples")
 
 
 @examples(0.5)

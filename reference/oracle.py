@@ -82,12 +82,7 @@ def oracle_gradients(
     (``reference.padding.worth_padding``).
     """
     if padded is None:
-        padded = worth_padding(case.layer_sizes, case.m) and not case.normalization
-    if padded and case.normalization:
-        raise ValueError(
-            "padded: the padded oracle has no normalization step yet; a normalized case "
-            "takes the unpadded oracle (padded=None or False)"
-        )
+        padded = worth_padding(case.layer_sizes, case.m)
     if padded:
         value, grads, Zs = padded_oracle(case)
         if not input_gradient:
