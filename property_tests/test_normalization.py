@@ -263,3 +263,16 @@ def test_nets_without_normalization_keep_the_seed_api():
     assert sorted(net.params) == ["B1", "B2", "W1", "W2"] and net.running == {}
     assert net.normalization == (None, None)
     assert "normalization" not in repr(net)
+
+
+def test_steps_without_a_normalization_model_refuse_normalized_cases():
+    """compare (its tolerance) and the finite differences would otherwise
+    silently compute the network without its normalization step."""
+    from reference.compare import compare
+    from reference.finite_diff import finite_difference_gradients
+
+    net = DNN([2, 3, 1], ["tanh", "sigmoid"], normalization="layer")
+    case = Case.of_network(net, np.ones((2, 3)), np.ones((1, 3)))
+    for call in (compare, finite_difference_gradients):
+        with pytest.raises(ValueError, match="normalization"):
+            call(case)

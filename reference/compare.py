@@ -253,6 +253,7 @@ def compare(
     explain : on a mismatch, add the diagnosis and the finite-difference verdict.
     timer : ``timer(stage)`` wraps each stage in a context manager (timing hooks).
     """
+    case.refuse_normalization("compare (its tolerance)")
     if grads is None:
         input_gradient = True if input_gradient is None else input_gradient
         with timer("manual forward"):
