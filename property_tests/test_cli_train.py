@@ -243,3 +243,22 @@ def test_without_jax_it_says_which_extra_to_install(monkeypatch, tmp_path):
     code, _, stderr = run(["train", "--out", str(tmp_path)])
     assert code == 2
     assert "train needs jax" in stderr and "pip install 'manual-bp[oracle]'" in stderr
+
+
+def test_normalization_trains_a_plain_copy_and_plots_both(tmp_path):
+    """--normalization batch: the jax.grad copy normalizes too (its curve
+    coincides over a few epochs), a copy without normalization trains from the
+    same weights, normalization.png shows both, and the skipped checks are said."""
+    code, stdout, _ = run(
+        [*MOONS[:-12], "--layers", "2,4,4,1", "--epochs", "3", "--batch-size", "16",
+         "--normalization", "batch", "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0, stdout
+    assert "normalization=['batch', 'batch']" in stdout
+    assert "gradient checks: skipped for a normalized net" in stdout
+    assert "they coincide" in stdout
+    assert "final loss without normalization" in stdout
+    assert png_size(tmp_path / "normalization.png") == (800, 500)
+    assert not (tmp_path / "gradient_check.png").exists()
+    _, history = read_history(tmp_path / "history.csv")
+    assert len(history) == 4

@@ -231,26 +231,33 @@ NORMALIZED_ARCHITECTURES = [
 ]
 # The tolerance's rounding model has no normalization step yet, so the scale
 # here is the case's largest unpadded gradient.  The masked sums run in
-# another order than mean's; where a feature is near-constant (the strategies'
-# repeated fill values), Z - mu cancels, and 1 / sqrt(var + eps) <= 316 scales
-# that rounding up: a first-order estimate is 316 * n * u * |Z| / |Zhat|,
-# up to about 1e-8 relative for |Z| ~ 1e4.  Measured over 300 examples
-# (benchmarks/RESULTS.md): at most 1.2e-10 of the scale.  1e-6 leaves room
-# above that estimate, and a padding bug moves results by their own size
-# (the injected ones below by more than 1e-3).
-NORMALIZED_AGREEMENT = 1e-6
+# another order than mean's.  Measured over 1,000 examples of these cases
+# (benchmarks/RESULTS.md): at most 3.7e-15 of the scale.  1e-10 leaves a
+# factor 2.7e4 for 1 / sqrt(var + eps) (up to 316) to amplify a rounding
+# difference on a feature of small variance, while a padding bug moves
+# results by their own size (the injected ones below by more than 1e-3).
+NORMALIZED_AGREEMENT = 1e-10
 
 
 @st.composite
 def normalized_fixed_shape_cases(draw) -> Case:
+    """Values from a drawn seed, not the strategies' repeated fill values: a
+    feature that is constant up to rounding has a variance of pure rounding
+    noise, which ``1 / sqrt(var + eps)`` scales up to the size of the signal,
+    so the two oracles' summation orders may differ there by the whole value.
+    Telling that apart from a bug needs the rounding model the tolerance does
+    not have for normalization yet; here every feature varies."""
     sizes, activations, loss, m, kinds = draw(st.sampled_from(NORMALIZED_ARCHITECTURES))
     dtype = draw(st.sampled_from(DTYPES))
-    params = dict(draw(params_for(tuple(sizes), dtype)))
-    for l, kind in enumerate(kinds, start=1):
-        if kind:
-            params[f"gamma{l}"] = draw(matrices((sizes[l], 1), 3.0, dtype))
-            params[f"beta{l}"] = draw(matrices((sizes[l], 1), 3.0, dtype))
-    X = draw(matrices((sizes[0], m), INPUT_BOUND, dtype))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    params = {}
+    for l in range(1, len(sizes)):
+        params[f"W{l}"] = rng.standard_normal((sizes[l], sizes[l - 1])).astype(dtype)
+        params[f"B{l}"] = rng.standard_normal((sizes[l], 1)).astype(dtype)
+        if kinds[l - 1]:
+            params[f"gamma{l}"] = (1 + rng.standard_normal((sizes[l], 1))).astype(dtype)
+            params[f"beta{l}"] = rng.standard_normal((sizes[l], 1)).astype(dtype)
+    X = (3 * rng.standard_normal((sizes[0], m))).astype(dtype)
     Y = draw(targets(loss, (sizes[-1], m), dtype))
     return Case(params, X, Y, activations, loss, normalization=kinds)
 

@@ -22,14 +22,22 @@ Array = np.ndarray
 
 
 def autodiff_parameter_gradients(
-    params: Mapping[str, Array], X: Array, Y: Array, activations: Sequence[str], loss: str
+    params: Mapping[str, Array],
+    X: Array,
+    Y: Array,
+    activations: Sequence[str],
+    loss: str,
+    *,
+    normalization: Sequence[str | None] = (),
 ) -> dict[str, Array]:
-    """dL/dWl and dL/dBl for l = 1..L from ``jax.grad`` (float64).
+    """dL/dWl and dL/dBl (and ``gammal``, ``betal``) for l = 1..L from
+    ``jax.grad`` (float64).
 
     ``X`` is ``(n0, m)`` and ``Y`` is ``(nL, m)``; the result has the keys and
     shapes of ``params``.
     """
-    grads = oracle_gradients(Case(params, X, Y, activations, loss)).grads
+    case = Case(params, X, Y, activations, loss, normalization=tuple(normalization))
+    grads = oracle_gradients(case).grads
     return {key: grads[key] for key in params}
 
 
@@ -44,8 +52,10 @@ def autodiff_fit(
     learning_rate: float,
     batch_size: int | None,
     rng: np.random.Generator,
+    normalization: Sequence[str | None] | None = None,
 ) -> tuple[dict[str, Array], list[float]]:
-    """``manual_bp.training.fit`` with ``jax.grad`` gradients.
+    """``manual_bp.training.fit`` with ``jax.grad`` gradients (``normalization``
+    as ``fit`` takes it).
 
     Returns the trained parameters and the mean loss over ``(X, Y)`` after
     each epoch, as ``fit`` does, so the two histories differ only through the
@@ -66,5 +76,5 @@ def autodiff_fit(
     """
     return fit(
         params, X, Y, activations, loss, epochs, learning_rate, batch_size, rng,
-        gradients=autodiff_parameter_gradients,
+        gradients=autodiff_parameter_gradients, normalization=normalization,
     )  # fmt: skip

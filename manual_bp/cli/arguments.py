@@ -135,14 +135,17 @@ def network_from_arguments(args: argparse.Namespace) -> DNN:
     ``--layers: layer_sizes[1]: expected an int >= 1, got 0``.
     """
     dtype, seed = getattr(args, "dtype", "float64"), getattr(args, "seed", 0)
+    options = {"seed": seed, "dtype": dtype}
+    if getattr(args, "normalization", None) is not None:
+        options["normalization"] = args.normalization
     try:
         # DNN's own defaults pick the loss (and the activations when none are given).
-        net = DNN(args.layers, loss=args.loss, seed=seed, dtype=dtype)
+        net = DNN(args.layers, loss=args.loss, **options)
         if args.activations is None:
             return net
         canonical = LOSSES[net.loss_name].canonical_activation
         activations = layer_activations(args.activations, net.depth, canonical)
-        return DNN(args.layers, activations, net.loss_name, seed=seed, dtype=dtype)
+        return DNN(args.layers, activations, net.loss_name, **options)
     except (TypeError, ValueError) as error:
         raise _naming_the_option(error) from None
 

@@ -8,7 +8,8 @@ state, so the plots work headless (the Agg renderer writes the PNG).
 Every figure has a fixed size in inches and ``DPI`` dots per inch, and is saved
 without tight cropping, so a PNG is exactly ``FIGURE_SIZES[name] * DPI`` pixels:
 ``loss.png`` 800 x 500, ``boundary.png`` 600 x 540, ``gradient_check.png``
-800 x 450 and ``audit.png`` 1100 x 450 per activation swept (width x height).
+800 x 450, ``normalization.png`` 800 x 500 and ``audit.png`` 1100 x 450 per
+activation swept (width x height).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 DPI = 100
 FIGURE_SIZES = {
     "loss": (8.0, 5.0),
+    "normalization": (8.0, 5.0),
     "boundary": (6.0, 5.4),
     "gradient_check": (8.0, 4.5),
     "audit": (11.0, 4.5),
@@ -82,6 +84,26 @@ def plot_loss(path: Path, manual: Sequence[float], autodiff: Sequence[float], ti
     return _save(figure, path)
 
 
+def plot_normalization_effect(
+    path: Path, normalized: Sequence[float], plain: Sequence[float], kind: str, title: str
+) -> Path:
+    """Two manual loss curves from the same start: with ``kind`` normalization and without."""
+    figure = _figure("normalization")
+    axes = figure.subplots()
+    axes.plot(np.arange(len(normalized)), normalized, color="tab:green", linewidth=2,
+              label=f"with {kind} normalization")  # fmt: skip
+    axes.plot(np.arange(len(plain)), plain, color="tab:gray", linewidth=2, linestyle="--",
+              label="without normalization")  # fmt: skip
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("mean training loss")
+    axes.set_yscale("log")
+    axes.set_title(title)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def plot_boundary(
     path: Path,
     params: Mapping[str, np.ndarray],
@@ -90,13 +112,16 @@ def plot_boundary(
     Y: np.ndarray,
     title: str,
     resolution: int = 200,
+    *,
+    forward_options: Mapping[str, object] | None = None,
 ) -> Path:
     """The decision regions of the network over the plane, with the data.
 
     ``X`` is (2, m) and ``Y`` (nL, m).  With one output (``nL = 1``) the
     background is ``P(class 1) = AL`` from blue (0) to red (1) and the
     boundary is the line ``AL = 0.5``; with several it is coloured by the
-    predicted class ``argmax AL``.
+    predicted class ``argmax AL``.  ``forward_options`` go to ``forward``
+    (a normalized net's ``normalization`` and ``running`` statistics).
     """
     figure = _figure("boundary")
     axes = figure.subplots()
@@ -106,7 +131,7 @@ def plot_boundary(
         np.linspace(X[1].min() - margin, X[1].max() + margin, resolution),
     )
     grid = np.stack([x_grid.ravel(), y_grid.ravel()]).astype(params["W1"].dtype)
-    out, _ = forward(params, grid, activations)
+    out, _ = forward(params, grid, activations, **(forward_options or {}))
     if Y.shape[0] == 1:
         probability = out[0].reshape(x_grid.shape)
         axes.contourf(

@@ -13,6 +13,13 @@ oracle (``reference.compare.compare``).  The command writes
 ``history.csv``, ``loss.png``, ``boundary.png`` and ``gradient_check.png``
 into ``--out``.  It needs the ``oracle`` (jax) and ``plots`` (matplotlib)
 extras.
+
+``--normalization batch`` (or ``layer``) normalizes every hidden layer of
+both nets, and a third copy trains without normalization from the same
+weights, for ``normalization.png`` (the two manual curves).  The entry-by-entry
+gradient checks are skipped for a normalized net, and say so: the tolerance
+has no rounding model of the normalization step yet; the loss curves against
+the jax.grad-trained copy remain.
 """
 
 from __future__ import annotations
@@ -66,11 +73,13 @@ examples:
   manual-bp train --dataset spirals --layers 2,32,32,1 --epochs 1000 --learning-rate 0.3
   manual-bp train --dataset blobs --classes 4  # softmax output, cross-entropy
   manual-bp train --dataset xor --layers 2,8,1 --activations relu --check-every 20 --out xor-run
+  manual-bp train --layers 2,16,16,16,16,1 --normalization batch   # with and without, overlaid
 
 Writes into --out: history.csv (epoch, manual_loss, autodiff_loss), loss.png
 (the manual curve over the jax.grad one, and their relative difference),
 boundary.png (decision regions with the data) and gradient_check.png (worst
-error/tolerance per gradient over all checks; 1 is the tolerance).
+error/tolerance per gradient over all checks; 1 is the tolerance); with
+--normalization also normalization.png (the manual loss with and without).
 Exit status: 0 if every gradient check matched, 1 if not, 2 on bad arguments.
 """
 
@@ -162,6 +171,7 @@ class TrainingRun:
 
     manual_history: list[float]
     autodiff_history: list[float]
+    plain_history: list[float] = field(default_factory=list)
     worst_ratios: dict[str, float] = field(default_factory=dict)
     checks: int = 0
     checks_ok: bool = True
@@ -200,7 +210,17 @@ def _train_both(args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray
     activations, loss = list(net.activations), net.loss_name
     autodiff_params = net.params
     autodiff_rng = np.random.default_rng(args.seed)  # DNN shuffles with default_rng(seed) too
+    normalized = any(net.normalization)
+    normalization = {"normalization": net.normalization} if normalized else {}
     run = TrainingRun([net.loss(X, Y)], [net.loss(X, Y)])
+    plain = _plain_copy(net) if normalized else None
+    if plain is not None:
+        run.plain_history.append(plain.loss(X, Y))
+        print(
+            "gradient checks: skipped for a normalized net (the tolerance has no rounding "
+            "model of the normalization step yet); the loss curves against the jax.grad "
+            "copy remain"
+        )
     progress_every = max(1, args.epochs // PROGRESS_STEPS)
     started = time.perf_counter()
     for epoch in range(args.epochs + 1):
@@ -211,8 +231,10 @@ def _train_both(args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray
                 autodiff_params, losses = autodiff_fit(
                     autodiff_params, X, Y, activations, loss, epochs=1,
                     learning_rate=args.learning_rate, batch_size=args.batch_size,
-                    rng=autodiff_rng,
+                    rng=autodiff_rng, **normalization,
                 )  # fmt: skip
+                if plain is not None:
+                    run.plain_history += plain.fit(X, Y, 1, args.learning_rate, args.batch_size)
             run.autodiff_history += losses
         if epoch % progress_every == 0 or epoch == args.epochs:
             print(
@@ -220,9 +242,17 @@ def _train_both(args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray
                 f"loss {run.manual_history[-1]:.6g}, elapsed {time.perf_counter() - started:.1f} s",
                 file=sys.stderr,
             )
-        if (args.check_every and epoch % args.check_every == 0) or epoch in (0, args.epochs):
+        due = (args.check_every and epoch % args.check_every == 0) or epoch in (0, args.epochs)
+        if due and not normalized:
             _check_gradients(run, compare(Case.of_network(net, X, Y)), epoch)
     return run
+
+
+def _plain_copy(net: DNN) -> DNN:
+    """The same net without normalization, from the same ``Wl``, ``Bl`` and seed."""
+    plain = DNN(list(net.layer_sizes), list(net.activations), net.loss_name, net.seed, net.dtype)
+    plain.params = {key: value for key, value in net.params.items() if key[0] in "WB"}
+    return plain
 
 
 def _report_curves(run: TrainingRun, epochs: int) -> float:
@@ -244,33 +274,58 @@ def _report_curves(run: TrainingRun, epochs: int) -> float:
 def _write_outputs(
     args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray, run: TrainingRun
 ) -> list[Path]:
-    """``history.csv``, ``loss.png``, ``boundary.png`` and ``gradient_check.png``."""
+    """``history.csv``, ``loss.png``, ``boundary.png``, ``gradient_check.png`` (when
+    there were checks) and ``normalization.png`` (with ``--normalization``)."""
     plots = require("plots", "manual_bp.cli.plots", "train")
     difference = max_relative_difference(run.manual_history, run.autodiff_history)
     fraction = accuracy(net.predict(X), Y)
     title = f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {net.activations[0]} net"
-    return [
-        write_history(args.out / "history.csv", run.manual_history, run.autodiff_history),
-        plots.plot_loss(
-            args.out / "loss.png",
-            run.manual_history,
-            run.autodiff_history,
-            f"{title}, max relative difference {difference:.1e}",
-        ),
-        plots.plot_boundary(
-            args.out / "boundary.png",
-            net.params,
-            list(net.activations),
-            X,
-            Y,
-            f"{title}, accuracy {100 * fraction:.1f}%",
-        ),
-        plots.plot_gradient_check(
-            args.out / "gradient_check.png",
-            run.worst_ratios,
-            f"manual vs jax.grad: worst error/tolerance over {run.checks} checks",
-        ),
-    ]
+    return (
+        [
+            write_history(args.out / "history.csv", run.manual_history, run.autodiff_history),
+            plots.plot_loss(
+                args.out / "loss.png",
+                run.manual_history,
+                run.autodiff_history,
+                f"{title}, max relative difference {difference:.1e}",
+            ),
+            plots.plot_boundary(
+                args.out / "boundary.png",
+                net.params,
+                list(net.activations),
+                X,
+                Y,
+                f"{title}, accuracy {100 * fraction:.1f}%",
+                forward_options={"normalization": net.normalization, "running": net.running}
+                if any(net.normalization)
+                else None,
+            ),
+        ]
+        + (
+            [
+                plots.plot_gradient_check(
+                    args.out / "gradient_check.png",
+                    run.worst_ratios,
+                    f"manual vs jax.grad: worst error/tolerance over {run.checks} checks",
+                )
+            ]
+            if run.checks
+            else []
+        )
+        + (
+            [
+                plots.plot_normalization_effect(
+                    args.out / "normalization.png",
+                    run.manual_history,
+                    run.plain_history,
+                    args.normalization,
+                    f"{title}: with and without {args.normalization} norm",
+                )
+            ]
+            if run.plain_history
+            else []
+        )
+    )
 
 
 def train(args: argparse.Namespace) -> int:
@@ -296,10 +351,17 @@ def train(args: argparse.Namespace) -> int:
     for path in _write_outputs(args, net, X, Y, run):
         print(f"wrote {path}")
     print(
-        f"every gradient matched jax.grad in {run.checks} checks"
+        "no entry-by-entry gradient checks (normalized net)"
+        if not run.checks
+        else f"every gradient matched jax.grad in {run.checks} checks"
         if run.checks_ok
         else "GRADIENT MISMATCH (see the reports above)"
     )
+    if run.plain_history:
+        print(
+            f"final loss without normalization {run.plain_history[-1]:.6g} "
+            f"(with {args.normalization}: {run.manual_history[-1]:.6g})"
+        )
     return 0 if run.checks_ok else 1
 
 
@@ -352,5 +414,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "checked (default: 50; 0: only those)",
     )
     parser.add_argument("--seed", type=int, default=0, help="data, weights, shuffling (default: 0)")
+    parser.add_argument(
+        "--normalization",
+        choices=["batch", "layer"],
+        default=None,
+        help="normalize every hidden layer; a copy without it trains too (default: none)",
+    )
     add_out_argument(parser)
     parser.set_defaults(handler=train)
