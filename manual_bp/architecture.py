@@ -29,8 +29,8 @@ for layer normalization.  Without it every function here is as in the seed.
 {'W1': (3, 2), 'B1': (3, 1), 'gamma1': (3, 1), 'beta1': (3, 1), 'W2': (1, 3), 'B2': (1, 1)}
 >>> gradient_keys(2, normalization=("batch", None))
 ['W1', 'B1', 'Z1', 'Zhat1', 'gamma1', 'beta1', 'N1', 'A1', 'W2', 'B2', 'Z2']
->>> gradient_keys(2, normalization=("layer", None), staged=True)[:7]
-['W1', 'B1', 'Z1', 'mu1', 'var1', 'Zhat1', 'gamma1']
+>>> gradient_keys(2, normalization=("layer", None), staged=True)
+['W1', 'B1', 'Z1', 'mu1', 'var1', 'Zhat1', 'gamma1', 'beta1', 'N1', 'A1', 'W2', 'B2', 'Z2']
 >>> backward_order(2, normalization=("batch", None))
 ['Z2', 'W2', 'B2', 'A1', 'N1', 'gamma1', 'beta1', 'Zhat1', 'Z1', 'W1', 'B1']
 """
