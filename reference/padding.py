@@ -68,6 +68,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -287,7 +288,9 @@ def _padded_forward(W, B, X, codes, widths, taps, norm):
     stacked ``gamma``, ``beta``, ``norm_codes`` and the true ``m``),
     ``Al = f_l(Nl) + tap``, as in ``manual_bp.network.forward``.  ``taps``
     (6, D, N, M) stacks the taps of ``Z``, ``A``, ``mu``, ``var``, ``Zhat``,
-    ``N``.  Returns ``(A_L, Z)`` with ``Z`` (D, N, M) the stacked ``Zl``.
+    ``N`` ((2, D, N, M), ``Z`` and ``A`` only, without normalization: ``Nl =
+    Zl`` and no switch is compiled).  Returns ``(A_L, Z)`` with ``Z``
+    (D, N, M) the stacked ``Zl``.
     """
     gamma, beta, norm_codes, m = norm
     branches = [_activation(name) for name in ACTIVATION_NAMES]
@@ -297,7 +300,9 @@ def _padded_forward(W, B, X, codes, widths, taps, norm):
     def layer(A_prev, inputs):
         W_l, B_l, code, width, tap, gamma_l, beta_l, norm_code = inputs
         Z = W_l @ A_prev + B_l + tap[0]
-        N = jax.lax.switch(norm_code, norm_branches, Z, gamma_l, beta_l, width, m, tap[2:])
+        N = Z
+        if tap.shape[0] > 2:
+            N = jax.lax.switch(norm_code, norm_branches, Z, gamma_l, beta_l, width, m, tap[2:])
         A = jax.lax.switch(code, branches, N, units < width) + tap[1]
         return A, Z
 
@@ -312,10 +317,15 @@ def _padded_loss(Z_L, A_L, Y, loss_code, width, m):
     return jax.lax.switch(loss_code, branches, Z_L, A_L, Y, mask, m)
 
 
-@jax.jit
-def _padded_value_and_grads(W, B, X, Y, codes, widths, loss_code, m, gamma, beta, norm_codes):
-    """Loss, stacked ``Z`` and the gradients w.r.t. ``(W, B, taps, X, gamma, beta)``."""
-    taps = jnp.zeros((6, *W.shape[:1], *X.shape))
+@partial(jax.jit, static_argnames=("normalized",))
+def _padded_value_and_grads(
+    W, B, X, Y, codes, widths, loss_code, m, gamma, beta, norm_codes, normalized
+):
+    """Loss, stacked ``Z`` and the gradients w.r.t. ``(W, B, taps, X, gamma, beta)``.
+
+    ``normalized=False`` compiles no normalization step: an unnormalized
+    bucket compiles as fast as before normalization existed."""
+    taps = jnp.zeros((6 if normalized else 2, *W.shape[:1], *X.shape))
 
     def objective(W, B, taps, X, gamma, beta):
         A_L, Z = _padded_forward(W, B, X, codes, widths, taps, (gamma, beta, norm_codes, m))
@@ -348,6 +358,7 @@ def padded_oracle(case: Case) -> tuple[float, dict[str, np.ndarray], dict[str, n
         padded.gamma,
         padded.beta,
         padded.norm_codes,
+        normalized=bool(case.normalization),
     )
     value, Z, (dW, dB, d_taps, dX, d_gamma, d_beta) = jax.device_get(result)
     m, sizes = case.m, case.layer_sizes
