@@ -8,8 +8,8 @@ functions, the form optax uses::
 
 ``params`` and ``grads`` are dicts of arrays with the same keys and shapes
 (``W1`` (n1, n0), ``B1`` (n1, 1), ... for a ``DNN``; any flat dict works).
-``state`` is a dict: ``"t"`` the number of steps taken (where the rule needs
-it), and one dict of arrays per accumulator (``"m"`` the first moment or
+``state`` is a dict: ``"t"`` the number of steps taken (RMSProp, Adam and
+AdamW; SGD and momentum keep none), and one dict of arrays per accumulator (``"m"`` the first moment or
 velocity, ``"v"`` the second moment), keyed like ``params``.  No array is
 written in place: every update returns new arrays, and the dtype of each
 parameter (float32 or float64) is kept by its state and its new value.
@@ -326,10 +326,6 @@ class RMSProp(Optimizer):
         )
         object.__setattr__(self, "bias_correction", _flag(self.bias_correction, "bias_correction"))
 
-    @property
-    def counts_steps(self) -> bool:
-        return self.bias_correction
-
     def initial_value(self, slot: str) -> float:
         return self.initial_scale
 
@@ -449,14 +445,13 @@ class AdamW(Adam):
         return self.decay_biases or not key.startswith("B")
 
     def rule(self, g, theta, slots, t, key, ops):
-        direction, m, v = self.adam_direction(g, slots, t, ops)
         lam = self.weight_decay if self.decays(key) else 0.0
-        if not lam:
-            return theta - self.learning_rate * direction, {"m": m, "v": v}
+        direction, m, v = self.adam_direction(g, slots, t, ops)
+        decay = lam * theta
         if self.decay_scaled_by_lr:
-            new_theta = theta - self.learning_rate * (direction + lam * theta)
+            new_theta = theta - self.learning_rate * (direction + decay)
         else:
-            new_theta = theta - self.learning_rate * direction - lam * theta
+            new_theta = theta - self.learning_rate * direction - decay
         return new_theta, {"m": m, "v": v}
 
 

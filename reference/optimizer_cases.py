@@ -41,6 +41,10 @@ class OptimizerCase:
     def dtype(self) -> np.dtype:
         return next(iter(self.params.values())).dtype
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Hypothesis prints a falsifying case with this: exact, pasteable values."""
+        printer.text(repr(self))
+
     def __repr__(self) -> str:
         with np.printoptions(precision=17, threshold=50):
             return (
@@ -95,9 +99,12 @@ def all_optimizers(kinds: Sequence[str] | None = None) -> st.SearchStrategy[Opti
     return st.one_of([choices[kind] for kind in (kinds or choices)])
 
 
-def parameter_trees(draw: st.DrawFn, dtype: np.dtype, rng: np.random.Generator) -> dict[str, Array]:
-    """``W1, B1, ..., WL, BL`` of a random network, 1 <= L <= 3, widths 1 to 4."""
-    sizes = draw(st.lists(st.integers(1, 4), min_size=2, max_size=4))
+def parameter_trees(
+    draw: st.DrawFn, dtype: np.dtype, rng: np.random.Generator, max_depth: int, max_width: int
+) -> dict[str, Array]:
+    """``W1, B1, ..., WL, BL`` of a random network, 1 <= L <= max_depth, widths
+    1 to ``max_width``."""
+    sizes = draw(st.lists(st.integers(1, max_width), min_size=2, max_size=max_depth + 1))
     params = {}
     for l in range(1, len(sizes)):
         params[f"W{l}"] = _values(rng, (sizes[l], sizes[l - 1]), -3, 1).astype(dtype)
@@ -127,6 +134,8 @@ def optimizer_cases(
     dtypes: Sequence[str] = ("float64", "float32"),
     max_steps: int = 4,
     warm: bool = True,
+    max_depth: int = 3,
+    max_width: int = 4,
 ) -> OptimizerCase:
     """An optimizer (from ``optimizers``, default every one), a parameter tree,
     a starting state (``init``'s, or with ``warm`` sometimes a warm one) and 1
@@ -134,7 +143,7 @@ def optimizer_cases(
     optimizer = draw(optimizers if optimizers is not None else all_optimizers())
     dtype = np.dtype(draw(st.sampled_from(tuple(dtypes))))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    params = parameter_trees(draw, dtype, rng)
+    params = parameter_trees(draw, dtype, rng, max_depth, max_width)
     if warm and draw(st.booleans()):
         state = _warm_state(optimizer, params, rng)
     else:

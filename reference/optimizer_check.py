@@ -305,22 +305,42 @@ def _same_step(candidate, grads, state, params, ours, new_params, new_state) -> 
 class OptimizerMismatch(AssertionError):  # noqa: N818  (an assertion, as GradientMismatch)
     """A user's step disagrees with optax; ``.comparison`` and ``.diagnosis`` say how.
 
-    ``step`` 0 is the initial state (``init``)."""
+    ``step`` 0 is the initial state (``init``); ``inputs`` are the step's
+    ``(grads, state, params, new_params, new_state)``.  ``diagnosis`` is None
+    until ``diagnosed()`` runs the candidate conventions (``check_optimizer``
+    does it once, on the minimal case, not on every case Hypothesis shrinks).
+    """
 
     def __init__(
-        self, comparison: StepComparison, diagnosis: list[str], step: int, case: OptimizerCase
+        self,
+        comparison: StepComparison,
+        step: int,
+        case: OptimizerCase,
+        inputs: tuple,
+        diagnosis: list[str] | None = None,
     ) -> None:
-        explained = (
-            "\n".join(f"  likely: {sentence}" for sentence in diagnosis)
-            if diagnosis
-            else "  no known convention explains it (a bug, or a convention manual_bp lacks)"
-        )
+        if diagnosis is None:
+            explained = "  (conventions not diagnosed yet)"
+        elif diagnosis:
+            explained = "\n".join(f"  likely: {sentence}" for sentence in diagnosis)
+        else:
+            explained = "  no known convention explains it (a bug, or a convention manual_bp lacks)"
         super().__init__(
             f"{'init' if step == 0 else f'step {step}'} of {case.optimizer.name} "
             f"disagrees with optax:\n{comparison.report()}\n"
             f"{explained}\nminimal case:\n{case!r}"
         )
-        self.comparison, self.diagnosis, self.step, self.case = comparison, diagnosis, step, case
+        self.comparison, self.step, self.case = comparison, step, case
+        self.inputs, self.diagnosis = inputs, diagnosis
+
+    def diagnosed(self) -> OptimizerMismatch:
+        """The same mismatch with the conventions that explain it."""
+        optimizer = self.case.optimizer
+        if self.step == 0:
+            diagnosis = diagnose_init(optimizer, self.inputs[1])
+        else:
+            diagnosis = diagnose_step(optimizer, *self.inputs)
+        return OptimizerMismatch(self.comparison, self.step, self.case, self.inputs, diagnosis)
 
 
 def _call_update(update: Update, grads, state, params) -> tuple[dict, dict]:
@@ -370,20 +390,21 @@ def diagnose_init(optimizer: Optimizer, state: Mapping[str, Any]) -> list[str]:
 def run_case(update: Update, case: OptimizerCase, init: Callable | None = None) -> None:
     """Step ``update`` through ``case``'s gradients, comparing every step with optax
     from the user's own params and state; raise ``OptimizerMismatch`` at the first
-    step that differs.  With ``init``, the user's ``init(params)`` is compared
-    with the optimizer's first, and the steps start from it."""
+    step that differs (not yet diagnosed: see ``OptimizerMismatch``).  With
+    ``init``, the user's ``init(params)`` is compared with the optimizer's
+    first, and the steps start from it."""
     params, state = case.params, case.state
     if init is not None:
         state = dict(init(copy.deepcopy(dict(params))))
         comparison = compare_init(case.optimizer, state, params)
         if not comparison.ok:
-            raise OptimizerMismatch(comparison, diagnose_init(case.optimizer, state), 0, case)
+            raise OptimizerMismatch(comparison, 0, case, ({}, state, params, {}, state))
     for step, grads in enumerate(case.gradients, start=1):
         new_params, new_state = _call_update(update, grads, state, params)
         comparison = compare_step(case.optimizer, grads, state, params, new_params, new_state)
         if not comparison.ok:
-            diagnosis = diagnose_step(case.optimizer, grads, state, params, new_params, new_state)
-            raise OptimizerMismatch(comparison, diagnosis, step, case)
+            inputs = (grads, state, params, new_params, new_state)
+            raise OptimizerMismatch(comparison, step, case, inputs)
         params, state = new_params, new_state
 
 
@@ -441,4 +462,7 @@ def check_optimizer(
     def matches_optax(case: OptimizerCase) -> None:
         run_case(update, case, init)
 
-    matches_optax()
+    try:
+        matches_optax()
+    except OptimizerMismatch as mismatch:
+        raise mismatch.diagnosed() from None
