@@ -9,8 +9,9 @@ functions, the form optax uses::
 ``params`` and ``grads`` are dicts of arrays with the same keys and shapes
 (``W1`` (n1, n0), ``B1`` (n1, 1), ... for a ``DNN``; any flat dict works).
 ``state`` is a dict: ``"t"`` the number of steps taken (RMSProp, Adam and
-AdamW; SGD and momentum keep none), and one dict of arrays per accumulator (``"m"`` the first moment or
-velocity, ``"v"`` the second moment), keyed like ``params``.  No array is
+AdamW; SGD and momentum keep none), and one dict of arrays per accumulator
+(``"m"`` the first moment or velocity, ``"v"`` the second moment), keyed like
+``params``.  No array is
 written in place: every update returns new arrays, and the dtype of each
 parameter (float32 or float64) is kept by its state and its new value.
 

@@ -265,3 +265,47 @@ def test_make_optimizer_rebuilds_every_optimizer(optimizer):
     options = optimizer.hyperparameters()
     lr = options.pop("learning_rate")
     assert make_optimizer(optimizer.name, lr, **options) == optimizer
+
+
+# --- training with an optimizer -------------------------------------------------------------
+
+
+def test_fit_with_an_optimizer_continues_its_state_across_calls():
+    """Ten one-epoch fits equal one ten-epoch fit: the state (t, m, v) is kept."""
+    from manual_bp import DNN
+    from manual_bp.data import DATASETS
+
+    X, Y = DATASETS["moons"](64, seed=0)
+    once, in_steps = DNN([2, 8, 1], seed=0), DNN([2, 8, 1], seed=0)
+    history = once.fit(X, Y, 10, batch_size=16, optimizer=Adam(0.01))
+    stepped = [loss for _ in range(10) for loss in in_steps.fit(X, Y, 1, None, 16, Adam(0.01))]
+    assert stepped == history
+    assert in_steps.optimizer_state["t"] == 40 and in_steps.optimizer == Adam(0.01)
+    np.testing.assert_array_equal(once.params["W1"], in_steps.params["W1"])
+    # another optimizer starts afresh
+    in_steps.fit(X, Y, 1, None, 16, Adam(0.02))
+    assert in_steps.optimizer_state["t"] == 4
+
+
+def test_fit_takes_a_learning_rate_or_an_optimizer_not_both():
+    from manual_bp import DNN
+
+    net, X, Y = DNN([2, 1]), np.zeros((2, 4)), np.zeros((1, 4))
+    with pytest.raises(TypeError, match=r"^learning_rate: .* not both"):
+        net.fit(X, Y, 1, 0.1, optimizer=Adam(0.1))
+    with pytest.raises(TypeError, match=r"^learning_rate: .* got neither"):
+        net.fit(X, Y, 1)
+    with pytest.raises(TypeError, match=r"^optimizer: "):
+        net.fit(X, Y, 1, optimizer="adam")
+
+
+@pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
+def test_every_optimizer_trains_the_moons(kind):
+    from manual_bp import DNN
+    from manual_bp.data import DATASETS
+
+    X, Y = DATASETS["moons"](200, seed=0)
+    net = DNN([2, 16, 1], ["tanh", "sigmoid"], seed=0)
+    rates = {"sgd": 0.5, "momentum": 0.1, "rmsprop": 0.01, "adam": 0.02, "adamw": 0.02}
+    history = net.fit(X, Y, 60, batch_size=32, optimizer=make_optimizer(kind, rates[kind]))
+    assert history[-1] < 0.5 * history[0], history[::10]

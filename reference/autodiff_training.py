@@ -1,7 +1,7 @@
 """Training with ``jax.grad`` gradients instead of the hand-written ones.
 
 The second net of ``manual-bp train``: ``manual_bp.training.fit`` itself (the
-same mini-batches for the same generator state, the same ``sgd_step``, the
+same mini-batches for the same generator state, the same optimizer, the
 same divergence check), except that each step's ``dWl`` and ``dBl`` come
 from the oracle, ``jax.grad`` of
 ``manual_bp``'s own forward and loss, in float64.  Started from the same
@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from manual_bp.optimizers import Optimizer, State
 from manual_bp.training import fit
 from reference.oracle import oracle_gradients
 
@@ -29,7 +30,9 @@ def autodiff_parameter_gradients(
     shapes of ``params``.
     """
     grads = oracle_gradients(params, X, Y, activations, loss).grads
-    return {key: grads[key] for key in params}
+    # In the params' dtype, as the hand-written gradients are (the optimizers
+    # refuse mixed dtypes rather than upcast silently).
+    return {key: grads[key].astype(np.asarray(params[key]).dtype) for key in params}
 
 
 def autodiff_fit(
@@ -39,29 +42,32 @@ def autodiff_fit(
     activations: Sequence[str],
     loss: str,
     epochs: int,
-    learning_rate: float,
+    optimizer: Optimizer | float,
     batch_size: int | None,
     rng: np.random.Generator,
-) -> tuple[dict[str, Array], list[float]]:
+    state: State | None = None,
+) -> tuple[dict[str, Array], list[float], State]:
     """``manual_bp.training.fit`` with ``jax.grad`` gradients.
 
-    Returns the trained parameters and the mean loss over ``(X, Y)`` after
-    each epoch, as ``fit`` does, so the two histories differ only through the
-    gradients.  Raises ``TrainingDiverged`` as ``fit`` does.
+    Returns the trained parameters, the mean loss over ``(X, Y)`` after each
+    epoch and the optimizer's state, as ``fit`` does, so the two histories
+    differ only through the gradients.  Raises ``TrainingDiverged`` as
+    ``fit`` does.
 
     Examples
     --------
     >>> from manual_bp.data import xor
     >>> from manual_bp.network import init_params
+    >>> from manual_bp.optimizers import Adam
     >>> X, Y = xor(24, seed=0)
     >>> start = init_params([2, 3, 1], ["tanh", "sigmoid"], seed=0)
-    >>> args = (X, Y, ["tanh", "sigmoid"], "binary_cross_entropy", 3, 0.5, 8)
-    >>> _, manual = fit(start, *args, np.random.default_rng(0))
-    >>> _, autodiff = autodiff_fit(start, *args, np.random.default_rng(0))
+    >>> args = (X, Y, ["tanh", "sigmoid"], "binary_cross_entropy", 3, Adam(0.05), 8)
+    >>> _, manual, _ = fit(start, *args, np.random.default_rng(0))
+    >>> _, autodiff, _ = autodiff_fit(start, *args, np.random.default_rng(0))
     >>> bool(np.allclose(manual, autodiff, rtol=1e-12, atol=0))
     True
     """
     return fit(
-        params, X, Y, activations, loss, epochs, learning_rate, batch_size, rng,
-        gradients=autodiff_parameter_gradients,
+        params, X, Y, activations, loss, epochs, optimizer, batch_size, rng,
+        gradients=autodiff_parameter_gradients, state=state,
     )  # fmt: skip
