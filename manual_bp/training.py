@@ -6,6 +6,7 @@ come in and new ones go out; no array is written in place.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -91,14 +92,15 @@ def fit(
     """Mini-batch training on the hand-written gradients (or on ``gradients``:
     ``reference.autodiff_training`` passes jax.grad's, so both nets train alike).
 
-    ``optimizer`` is a ``manual_bp.optimizers`` optimizer, or a learning rate
-    for plain SGD.  ``state`` is the optimizer's state to continue from
+    ``optimizer`` is a ``manual_bp.optimizers`` optimizer (or anything with
+    its ``init``, ``update`` and ``learning_rate``), or a learning rate for
+    plain SGD.  ``state`` is the optimizer's state to continue from
     (default: ``optimizer.init(params)``).  Returns the trained parameters,
     for each epoch the mean loss over the whole of ``(X, Y)`` at its end, and
     the optimizer's final state.  Raises ``TrainingDiverged`` if an epoch ends
     with a non-finite loss or parameter.
     """
-    if not isinstance(optimizer, Optimizer):
+    if isinstance(optimizer, numbers.Real):
         optimizer = SGD(optimizer)
     gradients = gradients or backprop_gradients
     params = dict(params)

@@ -46,6 +46,7 @@ Two conventions optax has no switch for are rebuilt from its parts:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -290,3 +291,28 @@ def oracle_step(
     )  # fmt: skip
     unflat_slots = {slot: _unflatten(new_slots[slot], groups, shapes) for slot in optimizer.SLOTS}
     return _ours(optimizer, t, _unflatten(new_params, groups, shapes), unflat_slots)
+
+
+@dataclass(frozen=True)
+class OptaxOptimizer:
+    """``optimizer``'s rule computed by optax (``oracle_step``), with the
+    ``init``/``update`` form of ``manual_bp.optimizers``: what the second net
+    of ``manual-bp train --optimizer`` trains with.  The new params and state
+    are cast back to the params' dtype."""
+
+    optimizer: Optimizer
+
+    @property
+    def learning_rate(self) -> float:
+        return self.optimizer.learning_rate
+
+    def init(self, params: Mapping[str, Array]) -> dict[str, Any]:
+        return self.optimizer.init(params)
+
+    def update(self, grads, state, params):
+        new_params, new_state = oracle_step(self.optimizer, grads, state, params)
+        dtypes = {key: np.asarray(value).dtype for key, value in params.items()}
+        new_params = {key: value.astype(dtypes[key]) for key, value in new_params.items()}
+        for slot in self.optimizer.SLOTS:
+            new_state[slot] = {k: v.astype(dtypes[k]) for k, v in new_state[slot].items()}
+        return new_params, new_state

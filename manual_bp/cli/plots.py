@@ -65,8 +65,15 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def plot_loss(path: Path, manual: Sequence[float], autodiff: Sequence[float], title: str) -> Path:
-    """The two loss curves, overlaid, and their relative difference below.
+def plot_loss(
+    path: Path,
+    manual: Sequence[float],
+    autodiff: Sequence[float],
+    title: str,
+    labels: tuple[str, str] = ("hand-written gradients", "jax.grad"),
+) -> Path:
+    """The two loss curves, overlaid (named by ``labels``), and their relative
+    difference below.
 
     ``manual[e]`` and ``autodiff[e]`` are the mean training losses after epoch
     ``e`` (``e = 0`` is the common start).  The lower panel shows
@@ -77,9 +84,9 @@ def plot_loss(path: Path, manual: Sequence[float], autodiff: Sequence[float], ti
     epochs = np.arange(len(manual))
     figure = _figure("loss")
     curves, difference = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    curves.plot(epochs, manual, color="tab:blue", linewidth=3, label="hand-written gradients")
+    curves.plot(epochs, manual, color="tab:blue", linewidth=3, label=labels[0])
     curves.plot(
-        epochs, autodiff, color="tab:orange", linestyle="--", linewidth=1.5, label="jax.grad"
+        epochs, autodiff, color="tab:orange", linestyle="--", linewidth=1.5, label=labels[1]
     )
     curves.set_ylabel("mean training loss")
     curves.set_yscale("log")

@@ -5,7 +5,13 @@ mini-batches in the same order:
 
 * the *manual* net is trained by ``DNN.fit`` on the hand-written gradients;
 * the *autodiff* net is trained by ``reference.autodiff_training`` on
-  ``jax.grad`` gradients of the same forward function (float64).
+  ``jax.grad`` gradients of the same forward function (float64), each step
+  taken by optax (``reference.optimizer_oracle.OptaxOptimizer``).
+
+``--optimizer`` picks the rule (``sgd``, ``momentum``, ``rmsprop``, ``adam``,
+``adamw``, with conventions as ``rmsprop:eps_in_sqrt=false``): the manual net
+steps with the hand-written ``manual_bp.optimizers`` one, the other with
+optax's.
 
 Their loss curves must coincide up to rounding.  Every ``--check-every``
 epochs the manual net's gradients are also compared entry by entry with the
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import math
 import sys
 import time
@@ -38,6 +45,7 @@ from manual_bp.cli.arguments import (
 from manual_bp.data import DATASETS
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN
+from manual_bp.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from manual_bp.training import TrainingDiverged
 
 DATA_INPUTS = 2  # every built-in data set is 2-D
@@ -51,12 +59,16 @@ DEFAULT_HIDDEN = [16, 16]
 # which compare each gradient with its own rounding-error tolerance.
 CURVES_COINCIDE = 1e-6
 PROGRESS_STEPS = 20  # a progress line every 5% of the epochs
+# --learning-rate's default for each --optimizer: rates that train the default
+# moons net well (adaptive rules take far smaller steps than SGD's 0.5).
+DEFAULT_LEARNING_RATES = {"sgd": 0.5, "momentum": 0.1, "rmsprop": 0.01, "adam": 0.01, "adamw": 0.01}
 
 DESCRIPTION = """\
 Train a network on a built-in 2-D data set with the hand-written gradients,
 and a second copy from the same start, on the same mini-batches, with jax.grad
-gradients: the two loss curves must coincide.  Every --check-every epochs each
-gradient of the manual net is checked against jax.grad entry by entry."""
+gradients and optax's step for --optimizer: the two loss curves must coincide.
+Every --check-every epochs each gradient of the manual net is checked against
+jax.grad entry by entry."""
 
 EXAMPLES = """\
 examples:
@@ -64,9 +76,11 @@ examples:
   manual-bp train --dataset spirals --layers 2,32,32,1 --epochs 1000 --learning-rate 0.3
   manual-bp train --dataset blobs --classes 4  # softmax output, cross-entropy
   manual-bp train --dataset xor --layers 2,8,1 --activations relu --check-every 20 --out xor-run
+  manual-bp train --optimizer adam             # hand-written Adam against optax.adam
+  manual-bp train --optimizer rmsprop:eps_in_sqrt=false,decay=0.99 --learning-rate 0.005
 
 Writes into --out: history.csv (epoch, manual_loss, autodiff_loss), loss.png
-(the manual curve over the jax.grad one, and their relative difference),
+(the manual curve over the jax.grad + optax one, and their relative difference),
 boundary.png (decision regions with the data) and gradient_check.png (worst
 error/tolerance per gradient over all checks; 1 is the tolerance).
 Exit status: 0 if every gradient check matched, 1 if not, 2 on bad arguments.
@@ -154,29 +168,76 @@ def write_history(path: Path, manual: list[float], autodiff: list[float]) -> Pat
     return path
 
 
+def optimizer_spec(text: str) -> tuple[str, dict[str, object]]:
+    """``"rmsprop:eps_in_sqrt=false,decay=0.99"`` -> ``("rmsprop", {"eps_in_sqrt":
+    False, "decay": 0.99})`` (an argparse ``type``); values are true/false or numbers."""
+    name, _, rest = text.partition(":")
+    if name not in OPTIMIZERS:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(OPTIMIZERS)}, optionally with :key=value,..., got {text!r}"
+        )
+    options: dict[str, object] = {}
+    for item in filter(None, rest.split(",")):
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise argparse.ArgumentTypeError(f"expected key=value after {name}:, got {item!r}")
+        if value.lower() in ("true", "false"):
+            options[key] = value.lower() == "true"
+        else:
+            try:
+                options[key] = float(value)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{key}: expected true, false or a number, got {value!r}"
+                ) from None
+    return name, options
+
+
+def build_optimizer(args: argparse.Namespace) -> Optimizer:
+    """``--optimizer`` with ``--learning-rate`` (or its default for that rule)."""
+    name, options = args.optimizer
+    lr = DEFAULT_LEARNING_RATES[name] if args.learning_rate is None else args.learning_rate
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"--learning-rate: expected a finite number > 0, got {lr}")
+    try:
+        return make_optimizer(name, lr, **options)
+    except TypeError as error:
+        if "unexpected keyword" in str(error):
+            fields = dataclasses.fields(OPTIMIZERS[name])
+            keywords = [f.name for f in fields if f.name != "learning_rate"]
+            raise ValueError(
+                f"--optimizer: {name} has the options {', '.join(keywords) or 'none'}, "
+                f"got {', '.join(options)}"
+            ) from None
+        raise TypeError(f"--optimizer: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"--optimizer: {error}") from None
+
+
 def _imports():
-    """The optional extras, imported only now: jax (the oracle) and matplotlib."""
+    """The optional extras, imported only now: jax and optax (the oracle) and matplotlib."""
     from manual_bp.cli import plots
 
     plots.require_matplotlib()
     try:
         from reference.autodiff_training import autodiff_fit
         from reference.compare import verify_network
-    except ImportError as error:  # jax is an optional extra
+        from reference.optimizer_oracle import OptaxOptimizer
+    except ImportError as error:  # jax and optax are an optional extra
         raise ImportError(
-            f"train needs jax ({error}); install it with: pip install 'manual-bp[oracle]'"
+            f"train needs jax and optax ({error}); install them with: "
+            "pip install 'manual-bp[oracle]'"
         ) from None
-    return plots, autodiff_fit, verify_network
+    return plots, autodiff_fit, verify_network, OptaxOptimizer
 
 
 def train(args: argparse.Namespace) -> int:
     if args.check_every < 0:
         raise ValueError(f"--check-every: expected an int >= 0, got {args.check_every}")
-    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
-        raise ValueError(f"--learning-rate: expected a finite number > 0, got {args.learning_rate}")
+    optimizer = build_optimizer(args)
     output_folder(args.out)  # before any work: a folder that cannot be made is an error
     try:
-        plots, autodiff_fit, verify_network = _imports()
+        plots, autodiff_fit, verify_network, OptaxOptimizer = _imports()
     except ImportError as error:
         print(f"manual-bp train: error: {error}", file=sys.stderr)
         return 2
@@ -185,11 +246,12 @@ def train(args: argparse.Namespace) -> int:
     net = build_network(args, Y.shape[0])
     print(
         f"{net}\ntraining on {args.dataset} ({args.samples} samples, X {X.shape}, Y {Y.shape}), "
-        f"{args.epochs} epochs, batch size {args.batch_size}, learning rate {args.learning_rate}; "
-        f"a second copy trains on jax.grad gradients from the same start"
+        f"{args.epochs} epochs, batch size {args.batch_size}, {optimizer}; "
+        f"a second copy trains on jax.grad gradients with optax's step from the same start"
     )
     activations, loss = list(net.activations), net.loss_name
-    autodiff_params = net.params
+    autodiff_params, autodiff_state = net.params, None
+    optax_optimizer = OptaxOptimizer(optimizer)
     autodiff_rng = np.random.default_rng(args.seed)  # DNN shuffles with default_rng(seed) too
     manual_history = [net.loss(X, Y)]
     autodiff_history = [manual_history[0]]
@@ -202,10 +264,10 @@ def train(args: argparse.Namespace) -> int:
             try:
                 # An overflow ends in TrainingDiverged, which names the epoch: no warnings.
                 with np.errstate(over="ignore", invalid="ignore"):
-                    manual_history += net.fit(X, Y, 1, args.learning_rate, args.batch_size)
-                    autodiff_params, losses = autodiff_fit(
-                        autodiff_params, X, Y, activations, loss, 1, args.learning_rate,
-                        args.batch_size, autodiff_rng,
+                    manual_history += net.fit(X, Y, 1, None, args.batch_size, optimizer)
+                    autodiff_params, losses, autodiff_state = autodiff_fit(
+                        autodiff_params, X, Y, activations, loss, 1, optax_optimizer,
+                        args.batch_size, autodiff_rng, state=autodiff_state,
                     )  # fmt: skip
             except TrainingDiverged as diverged:
                 print(f"manual-bp train: {diverged}", file=sys.stderr)
@@ -234,7 +296,8 @@ def train(args: argparse.Namespace) -> int:
 
     difference = max_relative_difference(manual_history, autodiff_history)
     print(
-        f"loss curves: max relative difference manual vs jax.grad training {difference:.2e} "
+        f"loss curves: max relative difference manual vs jax.grad + optax training "
+        f"{difference:.2e} "
         f"over {args.epochs} epochs ("
         + (
             f"they coincide: below {CURVES_COINCIDE:.0e})"
@@ -246,7 +309,10 @@ def train(args: argparse.Namespace) -> int:
     fraction = accuracy(net.predict(X), Y)
     print(f"final loss {manual_history[-1]:.6g}; training accuracy {100 * fraction:.1f}%")
 
-    title = f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {activations[0]} net"
+    title = (
+        f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {activations[0]} net, "
+        f"{optimizer.name}"
+    )
     written = [
         write_history(args.out / "history.csv", manual_history, autodiff_history),
         plots.plot_loss(
@@ -254,6 +320,10 @@ def train(args: argparse.Namespace) -> int:
             manual_history,
             autodiff_history,
             f"{title}, max relative difference {difference:.1e}",
+            (
+                f"hand-written gradients and {optimizer.name}",
+                f"jax.grad and optax.{optimizer.name}",
+            ),
         ),
         plots.plot_boundary(
             args.out / "boundary.png",
@@ -319,7 +389,22 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--epochs", type=positive_int, default=300, help="(default: 300)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
-    parser.add_argument("--learning-rate", type=float, default=0.5, help="(default: 0.5)")
+    parser.add_argument(
+        "--optimizer",
+        type=optimizer_spec,
+        default=("sgd", {}),
+        metavar="NAME[:KEY=VALUE,...]",
+        help=f"{', '.join(OPTIMIZERS)}, with conventions and hyperparameters of "
+        "manual_bp.optimizers, e.g. rmsprop:eps_in_sqrt=false (default: sgd)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="(default: "
+        + ", ".join(f"{rate} for {name}" for name, rate in DEFAULT_LEARNING_RATES.items())
+        + ")",
+    )
     parser.add_argument(
         "--check-every",
         type=int,
