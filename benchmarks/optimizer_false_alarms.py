@@ -19,6 +19,7 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import defaultdict
 
@@ -30,6 +31,7 @@ from reference.optimizer_check import compare_step
 
 MAX_STEPS = 8  # gradient steps per drawn case
 ROUND = 1000  # examples per Hypothesis run
+PROGRESS = 5000  # steps between progress lines on stderr
 
 
 def run(target_steps: int) -> dict:
@@ -56,6 +58,12 @@ def run(target_steps: int) -> dict:
             new_params, new_state = case.optimizer.update(grads, state, params)
             comparison = compare_step(case.optimizer, grads, state, params, new_params, new_state)
             counts["steps"] += 1
+            if counts["steps"] % PROGRESS == 0:
+                print(
+                    f"{counts['steps']} steps: {len(alarms)} false alarms so far",
+                    file=sys.stderr,
+                    flush=True,
+                )
             counts["undecided"] += comparison.undecided
             ratios[(case.optimizer.name, case.dtype.name)].append(comparison.worst_ratio)
             if not comparison.ok:
