@@ -12,7 +12,7 @@ steps came before.
 >>> def my_rmsprop(grads, state, params):  # eps outside the sqrt, as in the course
 ...     v = {k: 0.9 * state["v"][k] + 0.1 * grads[k] ** 2 for k in params}
 ...     new = {k: params[k] - 0.01 * grads[k] / (np.sqrt(v[k]) + 1e-8) for k in params}
-...     return new, {"v": v}
+...     return new, {"t": state["t"] + 1, "v": v}
 >>> check_optimizer(my_rmsprop, RMSProp(learning_rate=0.01), max_examples=10)
 Traceback (most recent call last):
 ...
