@@ -123,6 +123,18 @@ class Optimizer:
     def initial_value(self, slot: str) -> float:
         return 0.0
 
+    def decays(self, key: str) -> bool:
+        """Whether ``key`` gets a weight decay in the rule (only AdamW's do)."""
+        return False
+
+    def decay_groups(self, keys: list[str]) -> dict[str, list[str]]:
+        """The keys split into those the rule decays and the rest: within a
+        group the rule treats every entry alike (every rule is elementwise)."""
+        return {
+            "decayed": [key for key in keys if self.decays(key)],
+            "kept": [key for key in keys if not self.decays(key)],
+        }
+
     def init(self, params: Mapping[str, Array]) -> State:
         """The state before the first step: ``t = 0`` and every accumulator filled."""
         checked = _check_arrays(params, "params")
@@ -441,9 +453,9 @@ class AdamW(Adam):
         )
 
     def decays(self, key: str) -> bool:
-        """Whether ``key`` is decayed: every key, or with ``decay_biases=False``
-        the keys not starting with ``B``."""
-        return self.decay_biases or not key.startswith("B")
+        """Whether ``key`` is decayed: none when λ = 0, else every key, or with
+        ``decay_biases=False`` the keys not starting with ``B``."""
+        return self.weight_decay > 0 and (self.decay_biases or not key.startswith("B"))
 
     def rule(self, g, theta, slots, t, key, ops):
         lam = self.weight_decay if self.decays(key) else 0.0

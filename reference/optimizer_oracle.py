@@ -223,14 +223,6 @@ def _flat_step(kind, flags, h, t, grads, slots, params):
     return _run(chain, grads, slots, params, t)
 
 
-def _groups(optimizer: Optimizer, keys: list[str]) -> dict[str, list[str]]:
-    decays = optimizer.decays if isinstance(optimizer, AdamW) else (lambda key: True)
-    return {
-        "decayed": [key for key in keys if decays(key)],
-        "kept": [key for key in keys if not decays(key)],
-    }
-
-
 def _flatten(arrays: Mapping[str, Array], groups: dict[str, list[str]], length: int):
     flat = {}
     for group, keys in groups.items():
@@ -275,7 +267,7 @@ def oracle_step(
     """
     keys = list(params)
     shapes = {key: np.shape(params[key]) for key in keys}
-    groups = _groups(optimizer, keys)
+    groups = optimizer.decay_groups(keys)
     size = max(sum(int(np.prod(shapes[k])) for k in group) for group in groups.values())
     length = max(_MIN_LENGTH, 1 << max(size - 1, 0).bit_length())
     t = int(state.get("t", 0)) + 1

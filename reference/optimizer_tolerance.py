@@ -141,21 +141,35 @@ def _bounds(
     params: Mapping[str, Array],
     rounding: Rounding,
 ) -> tuple[dict[str, Array], dict[str, dict[str, Array]]]:
-    """The error bounds of every new parameter and accumulator, for one side."""
+    """The error bounds of every new parameter and accumulator, for one side.
+
+    The rule is elementwise, so it runs once per group of keys it treats
+    alike (``decay_groups``), on their entries joined into one vector."""
     ops = _ops(rounding)
     t = int(state.get("t", 0)) + 1
 
-    def exact(array: Array) -> Bounded:
-        return Bounded(array, 0.0, rounding)
+    def joined(arrays: Mapping[str, Array], keys: list[str]) -> Bounded:
+        values = np.concatenate([np.ravel(arrays[key]) for key in keys])
+        return Bounded(values, 0.0, rounding)
 
     params_error: dict[str, Array] = {}
     slots_error: dict[str, dict[str, Array]] = {slot: {} for slot in optimizer.SLOTS}
-    for key, theta in params.items():
-        slots = {slot: exact(state[slot][key]) for slot in optimizer.SLOTS}
-        new_theta, new_slots = optimizer.rule(exact(grads[key]), exact(theta), slots, t, key, ops)
-        params_error[key] = np.broadcast_to(new_theta.error, np.shape(theta))
-        for slot in optimizer.SLOTS:
-            slots_error[slot][key] = np.broadcast_to(new_slots[slot].error, np.shape(theta))
+    for keys in optimizer.decay_groups(list(params)).values():
+        if not keys:
+            continue
+        slots = {slot: joined(state[slot], keys) for slot in optimizer.SLOTS}
+        new_theta, new_slots = optimizer.rule(
+            joined(grads, keys), joined(params, keys), slots, t, keys[0], ops
+        )
+        errors = [(params_error, new_theta.error)]
+        errors += [(slots_error[slot], new_slots[slot].error) for slot in optimizer.SLOTS]
+        for into, error in errors:
+            flat = np.broadcast_to(error, (sum(np.size(params[key]) for key in keys),))
+            start = 0
+            for key in keys:
+                size = np.size(params[key])
+                into[key] = flat[start : start + size].reshape(np.shape(params[key]))
+                start += size
     return params_error, slots_error
 
 
