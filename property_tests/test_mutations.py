@@ -1,4 +1,5 @@
-"""Mutation self-test: the main property catches every bug in the catalog.
+"""Mutation self-test: the main property catches every bug in the catalog, and
+the optax step property every bug in the optimizer catalog.
 
 Each bug is injected by patching (see ``property_tests.mutations``) and the
 main property is run with the ``ci`` profile's settings: derandomized, the
