@@ -16,6 +16,7 @@ import numpy as np
 
 from manual_bp.optimizers import Optimizer, State
 from manual_bp.training import fit
+from reference.cases import Case
 from reference.oracle import oracle_gradients
 
 Array = np.ndarray
@@ -27,11 +28,10 @@ def autodiff_parameter_gradients(
     """dL/dWl and dL/dBl for l = 1..L from ``jax.grad`` (float64).
 
     ``X`` is ``(n0, m)`` and ``Y`` is ``(nL, m)``; the result has the keys and
-    shapes of ``params``.
+    shapes of ``params``, and their dtype, as the hand-written gradients have
+    (the optimizers refuse mixed dtypes rather than upcast silently).
     """
-    grads = oracle_gradients(params, X, Y, activations, loss).grads
-    # In the params' dtype, as the hand-written gradients are (the optimizers
-    # refuse mixed dtypes rather than upcast silently).
+    grads = oracle_gradients(Case(params, X, Y, activations, loss)).grads
     return {key: grads[key].astype(np.asarray(params[key]).dtype) for key in params}
 
 
@@ -41,6 +41,7 @@ def autodiff_fit(
     Y: Array,
     activations: Sequence[str],
     loss: str,
+    *,
     epochs: int,
     optimizer: Optimizer | float,
     batch_size: int | None,
@@ -49,9 +50,12 @@ def autodiff_fit(
 ) -> tuple[dict[str, Array], list[float], State]:
     """``manual_bp.training.fit`` with ``jax.grad`` gradients.
 
-    Returns the trained parameters, the mean loss over ``(X, Y)`` after each
-    epoch and the optimizer's state, as ``fit`` does, so the two histories
-    differ only through the gradients.  Raises ``TrainingDiverged`` as
+    ``optimizer`` is a ``manual_bp.optimizers`` optimizer (or
+    ``reference.optimizer_oracle.OptaxOptimizer``, optax's step), or a
+    learning rate for plain SGD.  Returns the trained parameters, the mean
+    loss over ``(X, Y)`` after each epoch and the optimizer's state, as
+    ``fit`` does, so the two histories differ only through the gradients
+    (and the optimizer's implementation).  Raises ``TrainingDiverged`` as
     ``fit`` does.
 
     Examples
@@ -61,9 +65,10 @@ def autodiff_fit(
     >>> from manual_bp.optimizers import Adam
     >>> X, Y = xor(24, seed=0)
     >>> start = init_params([2, 3, 1], ["tanh", "sigmoid"], seed=0)
-    >>> args = (X, Y, ["tanh", "sigmoid"], "binary_cross_entropy", 3, Adam(0.05), 8)
-    >>> _, manual, _ = fit(start, *args, np.random.default_rng(0))
-    >>> _, autodiff, _ = autodiff_fit(start, *args, np.random.default_rng(0))
+    >>> args = (X, Y, ["tanh", "sigmoid"], "binary_cross_entropy")
+    >>> _, manual, _ = fit(start, *args, 3, Adam(0.05), 8, np.random.default_rng(0))
+    >>> options = dict(epochs=3, optimizer=Adam(0.05), batch_size=8)
+    >>> _, autodiff, _ = autodiff_fit(start, *args, **options, rng=np.random.default_rng(0))
     >>> bool(np.allclose(manual, autodiff, rtol=1e-12, atol=0))
     True
     """
