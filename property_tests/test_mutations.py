@@ -69,7 +69,7 @@ def test_the_optax_step_property_catches_the_optimizer_bug(mutation, monkeypatch
         database=None,
         print_blob=False,
     )
-    @given(optimizer_cases(all_optimizers([mutation.kind])))
+    @given(optimizer_cases(optimizers=all_optimizers(kinds=[mutation.kind])))
     def step_property(case):
         nonlocal examples_run
         examples_run += 1

@@ -60,7 +60,7 @@ def _values(rng: np.random.Generator, shape: tuple[int, ...], low: int, high: in
     return np.where(rng.random(shape) < 1 / 6, 0.0, values)
 
 
-def all_optimizers(kinds: Sequence[str] | None = None) -> st.SearchStrategy[Optimizer]:
+def all_optimizers(*, kinds: Sequence[str] | None = None) -> st.SearchStrategy[Optimizer]:
     """Every optimizer with every convention, hyperparameters from the grids above."""
     lr = st.sampled_from(LEARNING_RATES)
     decay, eps = st.sampled_from(DECAYS), st.sampled_from(EPSILONS)
@@ -130,6 +130,7 @@ def _warm_state(
 @st.composite
 def optimizer_cases(
     draw: st.DrawFn,
+    *,
     optimizers: st.SearchStrategy[Optimizer] | None = None,
     dtypes: Sequence[str] = ("float64", "float32"),
     max_steps: int = 4,

@@ -387,7 +387,7 @@ def diagnose_init(optimizer: Optimizer, state: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def run_case(update: Update, case: OptimizerCase, init: Callable | None = None) -> None:
+def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = None) -> None:
     """Step ``update`` through ``case``'s gradients, comparing every step with optax
     from the user's own params and state; raise ``OptimizerMismatch`` at the first
     step that differs (not yet diagnosed: see ``OptimizerMismatch``).  With
@@ -460,7 +460,7 @@ def check_optimizer(
     )
     @given(cases)
     def matches_optax(case: OptimizerCase) -> None:
-        run_case(update, case, init)
+        run_case(update, case, init=init)
 
     try:
         matches_optax()
