@@ -226,6 +226,8 @@ def _check_like(arrays: object, params: Mapping[str, Array], name: str) -> dict[
 class SGD(Optimizer):
     """Plain gradient descent: ``θ ← θ − α g``.  No state (optax ``sgd``).
 
+    Examples
+    --------
     >>> import numpy as np
     >>> sgd = SGD(learning_rate=0.1)
     >>> params = {"W1": np.array([[1.0, 2.0]])}
@@ -476,6 +478,8 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 def make_optimizer(name: str, learning_rate: float, **options: object) -> Optimizer:
     """``OPTIMIZERS[name](learning_rate, **options)``, naming ``optimizer`` when unknown.
 
+    Examples
+    --------
     >>> make_optimizer("rmsprop", 0.01, eps_in_sqrt=False)
     RMSProp(learning_rate=0.01, decay=0.9, eps=1e-08, eps_in_sqrt=False, initial_scale=0.0, bias_correction=False)
     """  # noqa: E501

@@ -7,6 +7,8 @@ gradients as the hand-written step, so each entry's tolerance
 (``reference.optimizer_tolerance``) is one step's rounding, however many
 steps came before.
 
+Examples
+--------
 >>> import numpy as np
 >>> from manual_bp.optimizers import RMSProp
 >>> def my_rmsprop(grads, state, params):  # eps outside the sqrt, as in the course

@@ -127,6 +127,8 @@ def optax_chain(optimizer: Optimizer, t: int, keys: list[str]) -> optax.Gradient
     """The optax transformation that computes ``optimizer``'s step ``t`` (1, 2, ...)
     on a dict of parameters with ``keys`` (AdamW's mask names them).
 
+    Examples
+    --------
     >>> from manual_bp.optimizers import RMSProp
     >>> chain = optax_chain(RMSProp(0.01, eps_in_sqrt=False), 1, ["W1", "B1"])
     >>> type(chain).__name__
@@ -258,6 +260,8 @@ def oracle_step(
     so is the state returned.  Every array is cast exactly to float64.  Runs
     compiled, on the flattened tree (see the notes above).
 
+    Examples
+    --------
     >>> from manual_bp.optimizers import RMSProp
     >>> params, grads = {"W1": np.array([[1.0, -2.0]])}, {"W1": np.array([[0.5, 0.0]])}
     >>> rmsprop = RMSProp(learning_rate=0.1)
