@@ -73,9 +73,10 @@ def _real(value: object, name: str, low: float, high: float, *, closed_high: boo
 def _positive(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a positive float, got {type(value).__name__} {value!r}")
-    if not (math.isfinite(value) and value > 0):
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
         raise ValueError(f"{name}: expected a finite float > 0, got {value}")
-    return float(value)
+    return number
 
 
 def _flag(value: object, name: str) -> bool:
@@ -112,11 +113,11 @@ class Optimizer:
         """The convention keywords and their values, e.g. ``{"eps_in_sqrt": True}``."""
         return {name: getattr(self, name) for name in self.CONVENTIONS}
 
-    def hyperparameters(self) -> dict[str, object]:
+    def hyperparameters(self) -> dict[str, Any]:
         """Every field: learning rate, hyperparameters and conventions."""
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
-    def replace(self, **changes: object) -> Optimizer:
+    def replace(self, **changes: Any) -> Optimizer:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
@@ -475,7 +476,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 }
 
 
-def make_optimizer(name: str, learning_rate: float, **options: object) -> Optimizer:
+def make_optimizer(name: str, learning_rate: float, **options: Any) -> Optimizer:
     """``OPTIMIZERS[name](learning_rate, **options)``, naming ``optimizer`` when unknown.
 
     Examples

@@ -6,15 +6,31 @@ come in and new ones go out; no array is written in place.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from manual_bp.network import backward, batch_loss, forward
-from manual_bp.optimizers import SGD, Optimizer, State
+from manual_bp.optimizers import SGD, State
 
 Array = np.ndarray
+
+
+class UpdateRule(Protocol):
+    """What ``fit`` steps with: a ``manual_bp.optimizers`` optimizer, or
+    anything with its ``learning_rate``, ``init`` and ``update``."""
+
+    @property
+    def learning_rate(self) -> float: ...
+
+    def init(self, params: Mapping[str, Array]) -> State: ...
+
+    def update(
+        self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array]
+    ) -> tuple[dict[str, Array], State]: ...
+
+
 # (params, X, Y, activations, loss) -> grads with at least every key of params.
 GradientFunction = Callable[[Mapping[str, Array], Array, Array, Sequence[str], str], Mapping]
 
@@ -83,7 +99,7 @@ def fit(
     activations: Sequence[str],
     loss: str,
     epochs: int,
-    optimizer: Optimizer | float,
+    optimizer: UpdateRule | float,
     batch_size: int | None,
     rng: np.random.Generator,
     gradients: GradientFunction | None = None,
@@ -100,20 +116,19 @@ def fit(
     the optimizer's final state.  Raises ``TrainingDiverged`` if an epoch ends
     with a non-finite loss or parameter.
     """
-    if isinstance(optimizer, numbers.Real):
-        optimizer = SGD(optimizer)
+    rule: UpdateRule = SGD(optimizer) if isinstance(optimizer, (int, float)) else optimizer
     gradients = gradients or backprop_gradients
     params = dict(params)
-    state = optimizer.init(params) if state is None else state
-    history = []
+    state = rule.init(params) if state is None else state
+    history: list[float] = []
     for epoch in range(1, epochs + 1):
         start, start_state = params, state
         for columns in minibatch_indices(X.shape[1], batch_size, rng):
             grads = gradients(params, X[:, columns], Y[:, columns], activations, loss)
-            params, state = optimizer.update({key: grads[key] for key in params}, state, params)
+            params, state = rule.update({key: grads[key] for key in params}, state, params)
         with np.errstate(over="ignore", invalid="ignore"):
             epoch_loss = float(batch_loss(params, X, Y, activations, loss))
         if not _all_finite(params, epoch_loss):
-            raise TrainingDiverged(epoch, optimizer.learning_rate, start, history, start_state)
+            raise TrainingDiverged(epoch, rule.learning_rate, start, history, start_state)
         history.append(epoch_loss)
     return params, history, state

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from manual_bp.optimizers import Optimizer, State
-from manual_bp.training import fit
+from manual_bp.optimizers import State
+from manual_bp.training import UpdateRule, fit
 from reference.cases import Case
 from reference.oracle import oracle_gradients
 
@@ -43,7 +43,7 @@ def autodiff_fit(
     loss: str,
     *,
     epochs: int,
-    optimizer: Optimizer | float,
+    optimizer: UpdateRule | float,
     batch_size: int | None,
     rng: np.random.Generator,
     state: State | None = None,

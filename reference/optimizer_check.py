@@ -151,7 +151,7 @@ def compare_step(
 # --- convention diagnosis ------------------------------------------------------------
 
 
-def _describe(optimizer: Optimizer, keyword: str, value: object) -> str:
+def _describe(optimizer: Optimizer, keyword: str, value: Any) -> str:
     """What ``keyword=value`` does, in words, with its optax (or other) name."""
     if keyword == "eps_in_sqrt":
         return (
@@ -364,7 +364,8 @@ def compare_init(optimizer: Optimizer, state: Mapping[str, Any], params) -> Step
     expected = optimizer.init(params)
     arrays = []
     for slot in optimizer.SLOTS:
-        mine = state.get(slot) if isinstance(state.get(slot), Mapping) else {}
+        found = state.get(slot)
+        mine = found if isinstance(found, Mapping) else {}
         for key in params:
             tolerance = np.zeros(np.shape(params[key]))
             arrays.append(
