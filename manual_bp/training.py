@@ -76,13 +76,16 @@ def fit(
     batch_size: int | None,
     rng: np.random.Generator,
     gradients: GradientFunction | None = None,
+    callback: Callable[[int, float], object] | None = None,
 ) -> tuple[dict[str, Array], list[float]]:
     """Mini-batch SGD on the hand-written gradients (or on ``gradients``:
     ``reference.autodiff_training`` passes jax.grad's, so both nets train alike).
 
     Returns the trained parameters and, for each epoch, the mean loss over the
     whole of ``(X, Y)`` at the end of that epoch.  Raises ``TrainingDiverged``
-    if an epoch ends with a non-finite loss or parameter.
+    if an epoch ends with a non-finite loss or parameter.  ``callback(epoch,
+    loss)`` is called after each finite epoch (a progress bar, a log line);
+    this module itself prints nothing.
     """
     gradients = gradients or backprop_gradients
     params = dict(params)
@@ -97,4 +100,6 @@ def fit(
         if not _all_finite(params, epoch_loss):
             raise TrainingDiverged(epoch, learning_rate, start, history)
         history.append(epoch_loss)
+        if callback is not None:
+            callback(epoch, epoch_loss)
     return params, history
