@@ -99,14 +99,17 @@ def _read_entries(path: Path, where: str) -> dict[str, np.ndarray]:
     if path.is_dir():
         raise ModelFileError(f"{where}: is a folder, expected a model file (.npz)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a plain .npy: one array
+            raise ModelFileError(
+                f"{where}: expected an .npz archive written by DNN.save, got a single array"
+            )
+        with archive:
             # Arrays are read lazily: a truncated entry fails here, inside the try.
             return {name: archive[name] for name in archive.files}
-    except AttributeError:  # a plain .npy holds one array: np.load returned it, no "with"
-        raise ModelFileError(
-            f"{where}: expected an .npz archive written by DNN.save, got a single array"
-        ) from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if isinstance(error, ModelFileError):
+            raise
         raise ModelFileError(
             f"{where}: cannot read it as an .npz archive, truncated or not a model file "
             f"({type(error).__name__}: {error})"
