@@ -49,6 +49,14 @@ def minibatch_indices(
         yield order[start : start + batch_size]
 
 
+def accuracy(out: Array, Y: Array) -> float:
+    """The fraction of columns classified right: ``AL > 0.5`` against ``Y > 0.5`` for
+    one output, else ``argmax AL`` against ``argmax Y`` (one class per column)."""
+    if Y.shape[0] == 1:
+        return float(np.mean((out > 0.5) == (Y > 0.5)))
+    return float(np.mean(np.argmax(out, axis=0) == np.argmax(Y, axis=0)))
+
+
 class TrainingDiverged(FloatingPointError):  # noqa: N818  (reads as an event)
     """Training produced a NaN or inf; ``params`` and ``history`` are the last finite ones."""
 

@@ -1,14 +1,63 @@
-"""Arguments that several commands share, parsed the same way everywhere."""
+"""Arguments that several commands share, parsed the same way everywhere.
+
+Every command's parser is a ``Parser``: a bad argument is one line on stderr,
+``manual-bp <command>: error: argument --flag: ...``, and exit status 2,
+before any work.  Options follow one rule for short forms: any unambiguous
+prefix works (``--learn`` for ``--learning-rate``, argparse's abbreviations),
+and the aliases in ``ALIASES`` (``--lr`` for ``--learning-rate``) exist in
+every command that has the option.  An unknown option gets a suggestion.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from manual_bp.losses import LOSSES
-from manual_bp.model import DNN
+from manual_bp.model import DNN, architecture
+from manual_bp.validation import check_activations, check_dtype
 
 DEFAULT_OUT = Path("manual-bp-out")
+# The one alias table: added wherever the option is, by Parser.add_argument.
+ALIASES = {"--learning-rate": ("--lr",)}
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with one-line errors and the ``ALIASES``."""
+
+    def add_argument(self, *names: str, **kwargs: object) -> argparse.Action:  # type: ignore[override]
+        aliases = [alias for name in names for alias in ALIASES.get(name, ())]
+        if aliases and isinstance(kwargs.get("help"), str):
+            kwargs["help"] = f"{kwargs['help']}; also {', '.join(aliases)}"
+        action = super().add_argument(*names, **kwargs)
+        # The alias parses like the option, while errors name the option itself.
+        for alias in aliases:
+            self._option_string_actions[alias] = action
+        return action
+
+    def error(self, message: str) -> NoReturn:
+        """One line, the usage left to ``--help``."""
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def unrecognized(self, extras: Sequence[str]) -> NoReturn:
+        """The error for unknown arguments, with the closest option when one is close."""
+        options = [option for option in self._option_string_actions if option.startswith("--")]
+        hints = []
+        for extra in extras:
+            if not extra.startswith("-"):
+                continue
+            name = extra.split("=", 1)[0]
+            close = difflib.get_close_matches(name.replace("_", "-"), options, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{name}: did you mean {close[0]}?")
+        self.error(
+            f"unrecognized arguments: {' '.join(extras)}"
+            + (f" ({'; '.join(hints)})" if hints else "")
+        )
 
 
 def int_list(text: str) -> list[int]:
@@ -75,6 +124,85 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """``"0"`` -> ``0``; negatives and non-integers are refused (an argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0, such as a learning rate (an argparse ``type``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0, such as a noise level (an argparse ``type``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite float >= 0, got {text}")
+    return value
+
+
+def positive_int_list(text: str) -> list[int]:
+    """``"1,2,4"`` -> ``[1, 2, 4]``, each >= 1 (an argparse ``type``)."""
+    values = int_list(text)
+    for value in values:
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value} (in {text})")
+    return values
+
+
+def dtype_list(text: str) -> list[str]:
+    """``"float32,float64"``, each a supported dtype (an argparse ``type``)."""
+    names = name_list(text)
+    try:
+        return [check_dtype(name).name for name in names]
+    except TypeError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def activation_list(text: str) -> list[str]:
+    """``"tanh,relu"``, each a known activation (an argparse ``type``)."""
+    names = name_list(text)
+    try:
+        return check_activations(names, len(names))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (it is shown only when stderr is a terminal anyway)",
+    )
+
+
+def add_model_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="FILE.npz",
+        help=f"{what} the network saved in FILE.npz (by manual-bp train --save or "
+        "DNN.save) instead of --layers, --activations, --loss (default: none)",
+    )
+
+
 SEED_LAYER_SIZES = (2, 3, 3, 1)
 
 
@@ -83,7 +211,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--layers",
         type=int_list,
-        default=SEED_LAYER_SIZES,
+        default=None,
         metavar="N0,...,NL",
         help="layer sizes, input first (default: the seed's 2,3,3,1)",
     )
@@ -122,24 +250,85 @@ def _naming_the_option(error: Exception) -> Exception:
     return error
 
 
-def network_from_arguments(args: argparse.Namespace) -> DNN:
-    """The ``DNN`` that ``--layers``, ``--activations``, ``--loss`` (and ``--dtype``,
-    ``--seed`` where the command has them) describe, checked by ``DNN`` itself.
+def architecture_from_arguments(
+    args: argparse.Namespace,
+) -> tuple[list[int], list[str], str, object]:
+    """``(layer_sizes, activations, loss, dtype)`` from ``--layers``, ``--activations``,
+    ``--loss`` (and ``--dtype`` where the command has it), checked as ``DNN``
+    checks them but without building a network (nothing is allocated).
 
     Raises ValueError or TypeError naming the option, e.g.
     ``--layers: layer_sizes[1]: expected an int >= 1, got 0``.
     """
-    dtype, seed = getattr(args, "dtype", "float64"), getattr(args, "seed", 0)
+    dtype = getattr(args, "dtype", None) or "float64"
+    layers = SEED_LAYER_SIZES if args.layers is None else args.layers
     try:
         # DNN's own defaults pick the loss (and the activations when none are given).
-        net = DNN(args.layers, loss=args.loss, seed=seed, dtype=dtype)
-        if args.activations is None:
-            return net
-        canonical = LOSSES[net.loss_name].canonical_activation
-        activations = layer_activations(args.activations, net.depth, canonical)
-        return DNN(args.layers, activations, net.loss_name, seed=seed, dtype=dtype)
+        sizes, names, loss, dtype = architecture(layers, None, args.loss, dtype)
+        if args.activations is not None:
+            canonical = LOSSES[loss].canonical_activation
+            names = layer_activations(args.activations, len(sizes) - 1, canonical)
+            sizes, names, loss, dtype = architecture(sizes, names, loss, dtype)
     except (TypeError, ValueError) as error:
         raise _naming_the_option(error) from None
+    return sizes, names, loss, dtype
+
+
+def network_from_arguments(args: argparse.Namespace) -> DNN:
+    """The ``DNN`` that ``--layers``, ``--activations``, ``--loss`` (and ``--dtype``,
+    ``--seed`` where the command has them) describe, or the one ``--model`` names.
+
+    Raises ValueError or TypeError naming the option, e.g.
+    ``--layers: layer_sizes[1]: expected an int >= 1, got 0``.
+    """
+    if getattr(args, "model", None) is not None:
+        return model_from_arguments(args)
+    sizes, names, loss, dtype = architecture_from_arguments(args)
+    try:
+        return DNN(sizes, names, loss, seed=getattr(args, "seed", 0), dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise _naming_the_option(error) from None
+
+
+def model_from_arguments(args: argparse.Namespace) -> DNN:
+    """``DNN.load(--model)``, refusing options that would describe another network."""
+    given = [
+        option
+        for option, value in (
+            ("--layers", args.layers),
+            ("--activations", args.activations),
+            ("--loss", args.loss),
+        )
+        if value is not None
+    ]
+    if given:
+        raise ValueError(
+            f"--model: the network comes from {str(args.model)!r}; drop {', '.join(given)}"
+        )
+    try:
+        net = DNN.load(args.model)
+    except ValueError as error:
+        raise ValueError(f"--model: {error}") from None
+    dtype = getattr(args, "dtype", None)
+    if dtype is not None and dtype != net.dtype.name:
+        raise ValueError(
+            f"--dtype: {dtype} differs from the model's {net.dtype.name} ({str(args.model)!r}); "
+            "drop --dtype"
+        )
+    return net
+
+
+def check_save_path(path: Path | None) -> None:
+    """``--save FILE``: refused before any work if it cannot be written there."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ValueError(
+            f"--save: {str(path)!r} is a folder, expected a file name such as model.npz"
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise ValueError(f"--save: the folder {str(folder)!r} of {str(path)!r} does not exist")
 
 
 def output_folder(path: Path) -> Path:

@@ -19,26 +19,30 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from manual_bp.cli.arguments import (
     add_out_argument,
+    add_quiet_argument,
+    check_save_path,
     help_formatter,
     int_list,
     name_list,
     network_from_arguments,
+    non_negative_float,
+    non_negative_int,
     output_folder,
+    positive_float,
     positive_int,
 )
+from manual_bp.cli.progress import progress
 from manual_bp.data import DATASETS
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN
-from manual_bp.training import TrainingDiverged
+from manual_bp.training import TrainingDiverged, accuracy
 
 DATA_INPUTS = 2  # every built-in data set is 2-D
 DEFAULT_HIDDEN_ACTIVATION = "tanh"
@@ -50,7 +54,6 @@ DEFAULT_HIDDEN = [16, 16]
 # comparison is reported, and the exit status rests on the gradient checks,
 # which compare each gradient with its own rounding-error tolerance.
 CURVES_COINCIDE = 1e-6
-PROGRESS_STEPS = 20  # a progress line every 5% of the epochs
 
 DESCRIPTION = """\
 Train a network on a built-in 2-D data set with the hand-written gradients,
@@ -64,11 +67,15 @@ examples:
   manual-bp train --dataset spirals --layers 2,32,32,1 --epochs 1000 --learning-rate 0.3
   manual-bp train --dataset blobs --classes 4  # softmax output, cross-entropy
   manual-bp train --dataset xor --layers 2,8,1 --activations relu --check-every 20 --out xor-run
+  manual-bp train --save model.npz             # keep the trained net: DNN.load("model.npz"),
+                                               # manual-bp compare --model model.npz
 
 Writes into --out: history.csv (epoch, manual_loss, autodiff_loss), loss.png
 (the manual curve over the jax.grad one, and their relative difference),
 boundary.png (decision regions with the data) and gradient_check.png (worst
-error/tolerance per gradient over all checks; 1 is the tolerance).
+error/tolerance per gradient over all checks; 1 is the tolerance).  With
+--save FILE also the trained manual net (DNN.save: a plain .npz).  A progress
+bar goes to stderr when it is a terminal (not with --quiet).
 Exit status: 0 if every gradient check matched, 1 if not, 2 on bad arguments.
 """
 
@@ -129,13 +136,6 @@ def build_network(args: argparse.Namespace, n_outputs: int) -> DNN:
     )
 
 
-def accuracy(out: np.ndarray, Y: np.ndarray) -> float:
-    """The fraction of columns classified right: ``AL > 0.5`` for one output, else argmax."""
-    if Y.shape[0] == 1:
-        return float(np.mean((out > 0.5) == (Y > 0.5)))
-    return float(np.mean(np.argmax(out, axis=0) == np.argmax(Y, axis=0)))
-
-
 def max_relative_difference(manual: list[float], autodiff: list[float]) -> float:
     """``max_e |manual[e] - autodiff[e]| / |autodiff[e]|`` over the epochs."""
     difference = np.abs(np.array(manual) - np.array(autodiff))
@@ -170,19 +170,17 @@ def _imports():
 
 
 def train(args: argparse.Namespace) -> int:
-    if args.check_every < 0:
-        raise ValueError(f"--check-every: expected an int >= 0, got {args.check_every}")
-    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
-        raise ValueError(f"--learning-rate: expected a finite number > 0, got {args.learning_rate}")
-    output_folder(args.out)  # before any work: a folder that cannot be made is an error
+    # Every argument is checked before any work (and before jax is imported).
+    check_save_path(args.save)
+    X, Y = _load_dataset(args)
+    net = build_network(args, Y.shape[0])
+    output_folder(args.out)  # a folder that cannot be made is an error
     try:
         plots, autodiff_fit, verify_network = _imports()
     except ImportError as error:
         print(f"manual-bp train: error: {error}", file=sys.stderr)
         return 2
 
-    X, Y = _load_dataset(args)
-    net = build_network(args, Y.shape[0])
     print(
         f"{net}\ntraining on {args.dataset} ({args.samples} samples, X {X.shape}, Y {Y.shape}), "
         f"{args.epochs} epochs, batch size {args.batch_size}, learning rate {args.learning_rate}; "
@@ -195,42 +193,36 @@ def train(args: argparse.Namespace) -> int:
     autodiff_history = [manual_history[0]]
     worst_ratios: dict[str, float] = {}
     checks_ok, checks = True, 0
-    progress_every = max(1, args.epochs // PROGRESS_STEPS)
-    started = time.perf_counter()
-    for epoch in range(args.epochs + 1):
-        if epoch > 0:
-            try:
-                # An overflow ends in TrainingDiverged, which names the epoch: no warnings.
-                with np.errstate(over="ignore", invalid="ignore"):
-                    manual_history += net.fit(X, Y, 1, args.learning_rate, args.batch_size)
-                    autodiff_params, losses = autodiff_fit(
-                        autodiff_params, X, Y, activations, loss, 1, args.learning_rate,
-                        args.batch_size, autodiff_rng,
-                    )  # fmt: skip
-            except TrainingDiverged as diverged:
-                print(f"manual-bp train: {diverged}", file=sys.stderr)
-                return 1
-            autodiff_history += losses
-        if epoch % progress_every == 0 or epoch == args.epochs:
-            print(
-                f"epoch {epoch}/{args.epochs} ({100 * epoch / args.epochs:.0f}%): "
-                f"loss {manual_history[-1]:.6g}, elapsed {time.perf_counter() - started:.1f} s",
-                file=sys.stderr,
-            )
-        is_check_epoch = args.check_every and epoch % args.check_every == 0
-        if is_check_epoch or epoch in (0, args.epochs):
-            check = verify_network(net.params, X, Y, activations, loss)
-            checks += 1
-            checks_ok &= check.ok
-            for key, variable in check.variables.items():
-                worst_ratios[key] = max(worst_ratios.get(key, 0.0), variable.ratio)
-            verdict = "all match" if check.ok else "MISMATCH"
-            print(
-                f"epoch {epoch}: gradients vs jax.grad: {verdict} "
-                f"({len(check.variables)} variables, worst error/tolerance {check.worst_ratio:.2e})"
-            )
-            if not check.ok:
-                print(check.report())
+    with progress(args.epochs, "training", "epoch", args.quiet) as bar:
+        for epoch in range(args.epochs + 1):
+            if epoch > 0:
+                try:
+                    # An overflow ends in TrainingDiverged, which names the epoch: no warnings.
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        manual_history += net.fit(X, Y, 1, args.learning_rate, args.batch_size)
+                        autodiff_params, losses = autodiff_fit(
+                            autodiff_params, X, Y, activations, loss, 1, args.learning_rate,
+                            args.batch_size, autodiff_rng,
+                        )  # fmt: skip
+                except TrainingDiverged as diverged:
+                    print(f"manual-bp train: {diverged}", file=sys.stderr)
+                    return 1
+                autodiff_history += losses
+                bar.advance(1, loss=f"{manual_history[-1]:.4g}")
+            is_check_epoch = args.check_every and epoch % args.check_every == 0
+            if is_check_epoch or epoch in (0, args.epochs):
+                check = verify_network(net.params, X, Y, activations, loss)
+                checks += 1
+                checks_ok &= check.ok
+                for key, variable in check.variables.items():
+                    worst_ratios[key] = max(worst_ratios.get(key, 0.0), variable.ratio)
+                verdict = "all match" if check.ok else "MISMATCH"
+                bar.print(
+                    f"epoch {epoch}: gradients vs jax.grad: {verdict} ({len(check.variables)} "
+                    f"variables, worst error/tolerance {check.worst_ratio:.2e})"
+                )
+                if not check.ok:
+                    bar.print(check.report())
 
     difference = max_relative_difference(manual_history, autodiff_history)
     print(
@@ -269,6 +261,9 @@ def train(args: argparse.Namespace) -> int:
             f"manual vs jax.grad: worst error/tolerance over {checks} checks",
         ),
     ]
+    if args.save is not None:
+        net.save(args.save)
+        written.append(args.save)
     for path in written:
         print(f"wrote {path}")
     print(
@@ -287,12 +282,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=help_formatter,
     )
-    parser.add_argument("--dataset", choices=list(DATASETS), default="moons")
+    parser.add_argument(
+        "--dataset", choices=list(DATASETS), default="moons", help="data set (default: moons)"
+    )
     parser.add_argument(
         "--samples", type=positive_int, default=200, help="m, samples (default: 200)"
     )
     parser.add_argument(
-        "--noise", type=float, default=None, help="noise std (default: the data set's own)"
+        "--noise",
+        type=non_negative_float,
+        default=None,
+        help="noise std (default: the data set's own)",
     )
     parser.add_argument(
         "--classes", type=positive_int, default=None, help="number of classes of blobs (default: 3)"
@@ -319,14 +319,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--epochs", type=positive_int, default=300, help="(default: 300)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
-    parser.add_argument("--learning-rate", type=float, default=0.5, help="(default: 0.5)")
+    parser.add_argument("--learning-rate", type=positive_float, default=0.5, help="(default: 0.5)")
     parser.add_argument(
         "--check-every",
-        type=int,
+        type=non_negative_int,
         default=50,
         help="epochs between gradient checks; the first and last epochs are always "
         "checked (default: 50; 0: only those)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="data, weights, shuffling (default: 0)")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="data, weights, shuffling (default: 0)"
+    )
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        metavar="FILE.npz",
+        help="also write the trained manual net to FILE.npz (DNN.save; default: not saved)",
+    )
+    add_quiet_argument(parser)
     add_out_argument(parser)
     parser.set_defaults(handler=train)
