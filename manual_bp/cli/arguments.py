@@ -188,7 +188,7 @@ def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quiet",
         action="store_true",
-        help="no progress bar (it is shown only when stderr is a terminal anyway)",
+        help="no progress bar (default: a bar on stderr when it is a terminal)",
     )
 
 
