@@ -70,8 +70,34 @@ def wrong_dW1(
 @pytest.fixture(scope="module")
 def moons_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "new" / "folder"  # created by the command
-    code, stdout, stderr = run([*MOONS, "--out", str(out)])
+    code, stdout, stderr = run(
+        [*MOONS, "--out", str(out), "--save", str(out.parent.parent / "moons.npz")]
+    )
     return code, stdout, stderr, out
+
+
+def test_train_saves_the_trained_net_with_save(moons_run):
+    from manual_bp import DNN
+
+    code, stdout, _, out = moons_run
+    path = out.parent.parent / "moons.npz"
+    assert code == 0 and f"wrote {path}" in stdout
+    net = DNN.load(path)
+    assert net.layer_sizes == (2, 4, 1) and net.activations == ("tanh", "sigmoid")
+    X, Y = DATASETS["moons"](40, seed=0)
+    _, history = read_history(out / "history.csv")
+    assert net.loss(X, Y) == history[-1, 1]  # the manual net after the last epoch, exactly
+
+
+@pytest.mark.parametrize(
+    ("save", "message"),
+    [("{tmp}/no/such/folder/m.npz", "does not exist"), ("{tmp}", "is a folder")],
+)
+def test_a_save_path_that_cannot_be_written_is_refused_before_any_work(save, message, tmp_path):
+    save = save.format(tmp=tmp_path)
+    code, stdout, stderr = run([*MOONS, "--out", str(tmp_path / "out"), "--save", save])
+    assert code == 2 and stdout == "" and "--save: " in stderr and message in stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_train_exits_0_and_prints_a_verdict_per_check(moons_run):
