@@ -28,7 +28,7 @@ def test_demo_reports_bad_arguments_as_errors(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["demo", "--samples", "0"])
     assert exit_.value.code == 2
-    assert "argument --samples: expected an integer >= 1, got '0'" in capsys.readouterr().err
+    assert "argument --samples: expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_a_wheel_holds_every_package_and_subpackage():

@@ -22,6 +22,7 @@ from manual_bp.model import DNN, architecture
 from manual_bp.validation import check_activations, check_dtype
 
 DEFAULT_OUT = Path("manual-bp-out")
+DATASET_OWN = "the data set's own"
 # The one alias table: added wherever the option is, by Parser.add_argument.
 ALIASES = {"--learning-rate": ("--lr",)}
 
@@ -113,48 +114,35 @@ def layer_activations(names: list[str], depth: int, output_activation: str) -> l
     )
 
 
+def _number(text: str, kind: type, accept, expected: str) -> float:
+    """``kind(text)`` if ``accept`` takes it, else the argparse error ``expected ..., got TEXT``."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not accept(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """``"8"`` -> ``8``; zero, negatives and non-integers are refused (an argparse ``type``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+    return _number(text, int, lambda value: value >= 1, "an integer >= 1")
 
 
 def non_negative_int(text: str) -> int:
     """``"0"`` -> ``0``; negatives and non-integers are refused (an argparse ``type``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {value}")
-    return value
+    return _number(text, int, lambda value: value >= 0, "an int >= 0")
 
 
 def positive_float(text: str) -> float:
     """A finite number > 0, such as a learning rate (an argparse ``type``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
 def non_negative_float(text: str) -> float:
     """A finite number >= 0, such as a noise level (an argparse ``type``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite float >= 0, got {text}")
-    return value
+    return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite float >= 0")
 
 
 def positive_int_list(text: str) -> list[int]:
@@ -182,6 +170,50 @@ def activation_list(text: str) -> list[str]:
         return check_activations(names, len(names))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_training_arguments(
+    parser: argparse.ArgumentParser,
+    dataset: str,
+    noise: float | None,
+    learning_rate: float,
+    check_every: int,
+    zero_checks: str,
+) -> None:
+    """The options ``demo`` and ``train`` share, with each command's defaults:
+    ``--dataset``, ``--samples``, ``--noise``, ``--epochs``, ``--batch-size``,
+    ``--learning-rate``, ``--check-every``, ``--seed``, ``--quiet``."""
+    from manual_bp.data import DATASETS
+
+    parser.add_argument(
+        "--dataset", choices=list(DATASETS), default=dataset, help=f"data set (default: {dataset})"
+    )
+    parser.add_argument("--samples", type=positive_int, default=200, help="m (default: 200)")
+    parser.add_argument(
+        "--noise",
+        type=non_negative_float,
+        default=noise,
+        help=f"noise std (default: {DATASET_OWN if noise is None else noise})",
+    )
+    parser.add_argument("--epochs", type=positive_int, default=300, help="(default: 300)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
+    parser.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        default=learning_rate,
+        help=f"(default: {learning_rate})",
+    )
+    parser.add_argument(
+        "--check-every",
+        type=non_negative_int,
+        default=check_every,
+        help="epochs between gradient checks; the first and last epochs are always checked "
+        f"(default: {check_every}; 0: {zero_checks})",
+    )
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="data, weights, shuffling (default: 0)"
+    )
+    add_quiet_argument(parser)
 
 
 def add_quiet_argument(parser: argparse.ArgumentParser) -> None:

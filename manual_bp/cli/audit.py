@@ -112,7 +112,7 @@ def audit(args: argparse.Namespace) -> int:
     print(summary_table(rows))
     for path in (
         write_csv(args.out / "audit.csv", rows),
-        plots.plot_audit(args.out / "audit.png", rows),
+        plots.save(plots.audit_figure(rows), args.out / "audit.png"),
     ):
         print(f"wrote {path}")
     failed = [row for row in rows if not row.ok]

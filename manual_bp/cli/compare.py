@@ -318,7 +318,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="dtype of the manual gradients (default: float64, or the --model's)",
     )
     parser.add_argument(
-        "--seed", type=non_negative_int, default=0, help="weights and data (default: 0)"
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="the random weights (not with --model) and the random batch (default: 0)",
     )
     parser.add_argument(
         "--data",

@@ -14,15 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from manual_bp.cli.arguments import (
-    SEED_LAYER_SIZES,
-    add_quiet_argument,
-    help_formatter,
-    non_negative_float,
-    non_negative_int,
-    positive_float,
-    positive_int,
-)
+from manual_bp.cli.arguments import SEED_LAYER_SIZES, add_training_arguments, help_formatter
 from manual_bp.cli.progress import progress
 from manual_bp.data import DATASETS
 from manual_bp.model import DNN
@@ -32,8 +24,8 @@ DESCRIPTION = """\
 Train the seed's network (2 inputs, two sigmoid hidden layers of 3, a sigmoid
 output, binary cross-entropy) on a generated 2-D data set with the hand-written
 gradients, and check every gradient against jax.grad every --check-every
-epochs, one table per check.  On blobs (3 classes) the output layer is a softmax
-of 3 units with cross-entropy."""
+epochs (0: never, and jax is not needed), one table per check.  On blobs
+(3 classes) the output layer is a softmax of 3 units with cross-entropy."""
 
 EXAMPLES = """\
 examples:
@@ -101,25 +93,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=help_formatter,
     )
-    run.add_argument(
-        "--dataset", choices=sorted(DATASETS), default="xor", help="data set (default: xor)"
+    add_training_arguments(
+        run,
+        dataset="xor",
+        noise=0.1,
+        learning_rate=1.0,
+        check_every=100,
+        zero_checks="none at all, and jax is not needed",
     )
-    run.add_argument("--samples", type=positive_int, default=200, help="m (default: 200)")
-    run.add_argument(
-        "--noise", type=non_negative_float, default=0.1, help="noise std (default: 0.1)"
-    )
-    run.add_argument("--epochs", type=positive_int, default=300, help="(default: 300)")
-    run.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
-    run.add_argument("--learning-rate", type=positive_float, default=1.0, help="(default: 1.0)")
-    run.add_argument(
-        "--check-every",
-        type=non_negative_int,
-        default=100,
-        help="epochs between gradient checks, the first and last always checked "
-        "(default: 100; 0: never, and jax is not needed)",
-    )
-    run.add_argument(
-        "--seed", type=non_negative_int, default=0, help="data, weights, shuffling (default: 0)"
-    )
-    add_quiet_argument(run)
     run.set_defaults(handler=demo)

@@ -10,8 +10,8 @@ without tight cropping, so a PNG is exactly ``FIGURE_SIZES[name] * DPI`` pixels:
 ``loss.png`` 800 x 500, ``boundary.png`` 600 x 540, ``gradient_check.png``
 800 x 450 and ``audit.png`` 1100 x 450 per activation swept (width x height).
 
-Each ``plot_x(path, ...)`` saves the ``Figure`` that ``x_figure(...)`` draws,
-so tests can read the legends and titles.  On the log axes a value of exactly
+Each ``x_figure(...)`` draws a ``Figure`` (tests read its legends and
+titles) and ``save(figure, path)`` writes it.  On the log axes a value of exactly
 0 cannot be drawn; it is never dropped: it is marked at the bottom of the
 axis with a hollow downward triangle, whose legend entry says so.
 """
@@ -67,7 +67,8 @@ def _figure(name: str, size: tuple[float, float] | None = None) -> Figure:
     return Figure(figsize=size or FIGURE_SIZES[name], dpi=DPI)
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save(figure: Figure, path: Path) -> Path:
+    """Write ``figure`` to ``path`` as a PNG of its exact size (no tight cropping)."""
     figure.savefig(path, dpi=DPI, format="png")
     return path
 
@@ -77,11 +78,6 @@ def zero_floor(values: np.ndarray) -> float:
     positive value (1e-17 if there is none, below any float64 rounding error)."""
     positive = values[np.isfinite(values) & (values > 0)]
     return float(positive.min() / 10) if positive.size else 1e-17
-
-
-def plot_loss(path: Path, manual: Sequence[float], autodiff: Sequence[float], title: str) -> Path:
-    """``loss_figure`` saved to ``path``."""
-    return _save(loss_figure(manual, autodiff, title), path)
 
 
 def loss_figure(manual: Sequence[float], autodiff: Sequence[float], title: str) -> Figure:
@@ -129,19 +125,6 @@ def loss_figure(manual: Sequence[float], autodiff: Sequence[float], title: str) 
     difference.grid(alpha=0.3)
     figure.tight_layout()
     return figure
-
-
-def plot_boundary(
-    path: Path,
-    params: Mapping[str, np.ndarray],
-    activations: Sequence[str],
-    X: np.ndarray,
-    Y: np.ndarray,
-    title: str,
-    resolution: int = 200,
-) -> Path:
-    """``boundary_figure`` saved to ``path``."""
-    return _save(boundary_figure(params, activations, X, Y, title, resolution), path)
 
 
 def boundary_figure(
@@ -219,11 +202,6 @@ def boundary_figure(
     return figure
 
 
-def plot_gradient_check(path: Path, ratios: Mapping[str, float], title: str) -> Path:
-    """``gradient_check_figure`` saved to ``path``."""
-    return _save(gradient_check_figure(ratios, title), path)
-
-
 def gradient_check_figure(ratios: Mapping[str, float], title: str) -> Figure:
     """One bar per variable: the worst ``|manual - oracle| / tolerance``.
 
@@ -274,11 +252,6 @@ def gradient_check_figure(ratios: Mapping[str, float], title: str) -> Figure:
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return figure
-
-
-def plot_audit(path: Path, rows: Sequence[AuditRow]) -> Path:
-    """``audit_figure`` saved to ``path``."""
-    return _save(audit_figure(rows), path)
 
 
 def audit_figure(rows: Sequence[AuditRow]) -> Figure:

@@ -26,16 +26,13 @@ import numpy as np
 
 from manual_bp.cli.arguments import (
     add_out_argument,
-    add_quiet_argument,
+    add_training_arguments,
     check_save_path,
     help_formatter,
     int_list,
     name_list,
     network_from_arguments,
-    non_negative_float,
-    non_negative_int,
     output_folder,
-    positive_float,
     positive_int,
 )
 from manual_bp.cli.progress import progress
@@ -241,24 +238,25 @@ def train(args: argparse.Namespace) -> int:
     title = f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {activations[0]} net"
     written = [
         write_history(args.out / "history.csv", manual_history, autodiff_history),
-        plots.plot_loss(
+        plots.save(
+            plots.loss_figure(
+                manual_history,
+                autodiff_history,
+                f"{title}, max relative difference {difference:.1e}",
+            ),
             args.out / "loss.png",
-            manual_history,
-            autodiff_history,
-            f"{title}, max relative difference {difference:.1e}",
         ),
-        plots.plot_boundary(
+        plots.save(
+            plots.boundary_figure(
+                net.params, activations, X, Y, f"{title}, accuracy {100 * fraction:.1f}%"
+            ),
             args.out / "boundary.png",
-            net.params,
-            activations,
-            X,
-            Y,
-            f"{title}, accuracy {100 * fraction:.1f}%",
         ),
-        plots.plot_gradient_check(
+        plots.save(
+            plots.gradient_check_figure(
+                worst_ratios, f"manual vs jax.grad: worst error/tolerance over {checks} checks"
+            ),
             args.out / "gradient_check.png",
-            worst_ratios,
-            f"manual vs jax.grad: worst error/tolerance over {checks} checks",
         ),
     ]
     if args.save is not None:
@@ -282,17 +280,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=help_formatter,
     )
-    parser.add_argument(
-        "--dataset", choices=list(DATASETS), default="moons", help="data set (default: moons)"
-    )
-    parser.add_argument(
-        "--samples", type=positive_int, default=200, help="m, samples (default: 200)"
-    )
-    parser.add_argument(
-        "--noise",
-        type=non_negative_float,
-        default=None,
-        help="noise std (default: the data set's own)",
+    add_training_arguments(
+        parser,
+        dataset="moons",
+        noise=None,
+        learning_rate=0.5,
+        check_every=50,
+        zero_checks="only those",
     )
     parser.add_argument(
         "--classes", type=positive_int, default=None, help="number of classes of blobs (default: 3)"
@@ -317,19 +311,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="default: binary_cross_entropy for nL = 1, else cross_entropy",
     )
-    parser.add_argument("--epochs", type=positive_int, default=300, help="(default: 300)")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
-    parser.add_argument("--learning-rate", type=positive_float, default=0.5, help="(default: 0.5)")
-    parser.add_argument(
-        "--check-every",
-        type=non_negative_int,
-        default=50,
-        help="epochs between gradient checks; the first and last epochs are always "
-        "checked (default: 50; 0: only those)",
-    )
-    parser.add_argument(
-        "--seed", type=non_negative_int, default=0, help="data, weights, shuffling (default: 0)"
-    )
     parser.add_argument(
         "--save",
         type=Path,
@@ -337,6 +318,5 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="FILE.npz",
         help="also write the trained manual net to FILE.npz (DNN.save; default: not saved)",
     )
-    add_quiet_argument(parser)
     add_out_argument(parser)
     parser.set_defaults(handler=train)
