@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from manual_bp import model_file, network, training
+from manual_bp.architecture import cache_keys, param_shapes
 from manual_bp.losses import LOSSES
 from manual_bp.validation import (
     check_activations,
@@ -161,12 +162,11 @@ class DNN:
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._network_id = uuid.uuid4().hex
-        depth = len(names)
-        self._cache_shapes = {"W": {}, "A": {"A0": sizes[0]}}
-        for l in range(1, depth + 1):
-            self._cache_shapes["W"][f"W{l}"] = (sizes[l], sizes[l - 1])
-            self._cache_shapes["A"][f"Z{l}"] = self._cache_shapes["A"][f"A{l}"] = sizes[l]
-        self._cache_keys = frozenset(self._cache_shapes["W"]) | frozenset(self._cache_shapes["A"])
+        self._cache_keys = frozenset(cache_keys(len(names)))
+        # Cached Wl have the parameters' shapes; A0, Zl and Al have nl rows and m columns.
+        weights = {key: shape for key, shape in param_shapes(sizes).items() if key[0] == "W"}
+        rows = {key: sizes[int(key[1:])] for key in self._cache_keys if key[0] in "AZ"}
+        self._cache_shapes = {"W": weights, "A": rows}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the network to ``path`` as a plain ``.npz`` archive (no pickle).

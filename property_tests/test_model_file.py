@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from manual_bp import DNN
 from manual_bp.model_file import FORMAT_VERSION, ModelFileError
 from property_tests.budget import examples
-from property_tests.strategies import networks
+from reference.cases import networks
 
 
 def bits(array: np.ndarray) -> np.ndarray:

@@ -98,7 +98,7 @@ def test_every_command_the_readme_shows_runs_from_a_clone_as_written():
             assert first.startswith(".venv/bin/") or first == "python3.11", command
     skipped = [command for block in blocks if block.skip for command in block.commands]
     assert any("mutmut run" in command for command in skipped)
-    assert any("benchmarks/speed.py" in command for command in skipped)
+    assert any("benchmarks.speed" in command for command in skipped)
     walked = [command for block in blocks if not block.skip for command in block.commands]
     for name in ("demo", "explain", "compare", "train", "audit"):
         assert any(f".venv/bin/manual-bp {name}" in command for command in walked), name
