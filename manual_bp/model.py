@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ class Params(dict):
     __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
     update = pop = popitem = setdefault = clear = _refuse  # type: ignore[assignment]
 
-    def copy(self) -> dict[str, Array]:  # type: ignore[override]
+    def copy(self) -> dict[str, Array]:
         return dict(self)
 
     def __reduce__(self) -> tuple:
@@ -166,7 +167,7 @@ class DNN:
         # Cached Wl have the parameters' shapes; A0, Zl and Al have nl rows and m columns.
         weights = {key: shape for key, shape in param_shapes(sizes).items() if key[0] == "W"}
         rows = {key: sizes[int(key[1:])] for key in self._cache_keys if key[0] in "AZ"}
-        self._cache_shapes = {"W": weights, "A": rows}
+        self._cache_shapes: dict[str, dict[str, Any]] = {"W": weights, "A": rows}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the network to ``path`` as a plain ``.npz`` archive (no pickle).

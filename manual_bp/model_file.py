@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def write(
 ) -> Path:
     """Write the archive to ``path`` exactly (``numpy.savez`` would append ``.npz``)."""
     path = Path(path)
-    entries = {
+    entries: dict[str, Any] = {
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
         "layer_sizes": np.array(layer_sizes, dtype=np.int64),
         "activations": np.array(activations, dtype=str),
@@ -83,7 +84,7 @@ def write(
     return path
 
 
-def _scalar(entries: Mapping[str, np.ndarray], key: str, kind: str, where: str) -> object:
+def _scalar(entries: Mapping[str, np.ndarray], key: str, kind: str, where: str) -> Any:
     value = entries[key]
     if value.shape != () or value.dtype.kind not in kind:
         raise ModelFileError(

@@ -97,7 +97,7 @@ def fit(
     """
     gradients = gradients or backprop_gradients
     params = dict(params)
-    history = []
+    history: list[float] = []
     for epoch in range(1, epochs + 1):
         start = params
         for columns in minibatch_indices(X.shape[1], batch_size, rng):

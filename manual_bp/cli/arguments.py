@@ -13,15 +13,18 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
+
+import numpy as np
 
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN, architecture
 from manual_bp.validation import check_activations, check_dtype
 
 DEFAULT_OUT = Path("manual-bp-out")
+Number = TypeVar("Number", int, float)
 DATASET_OWN = "the data set's own"
 # The one alias table: added wherever the option is, by Parser.add_argument.
 ALIASES = {"--learning-rate": ("--lr",)}
@@ -30,7 +33,7 @@ ALIASES = {"--learning-rate": ("--lr",)}
 class Parser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` with one-line errors and the ``ALIASES``."""
 
-    def add_argument(self, *names: str, **kwargs: object) -> argparse.Action:  # type: ignore[override]
+    def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
         aliases = [alias for name in names for alias in ALIASES.get(name, ())]
         if aliases and isinstance(kwargs.get("help"), str):
             kwargs["help"] = f"{kwargs['help']}; also {', '.join(aliases)}"
@@ -119,7 +122,9 @@ def layer_activations(names: list[str], depth: int, output_activation: str) -> l
     )
 
 
-def _number(text: str, kind: type, accept, expected: str) -> float:
+def _number(
+    text: str, kind: Callable[[str], Number], accept: Callable[[Number], bool], expected: str
+) -> Number:
     """``kind(text)`` if ``accept`` takes it, else the argparse error ``expected ..., got TEXT``."""
     try:
         value = kind(text)
@@ -289,7 +294,7 @@ def _naming_the_option(error: Exception) -> Exception:
 
 def architecture_from_arguments(
     args: argparse.Namespace,
-) -> tuple[list[int], list[str], str, object]:
+) -> tuple[list[int], list[str], str, np.dtype]:
     """``(layer_sizes, activations, loss, dtype)`` from ``--layers``, ``--activations``,
     ``--loss`` (and ``--dtype`` where the command has it), checked as ``DNN``
     checks them but without building a network (nothing is allocated).

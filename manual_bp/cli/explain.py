@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     # Only the architecture: no weights are drawn for a network that is only described.
     if args.model is not None:
         net = model_from_arguments(args)
-        sizes, activations, loss = net.layer_sizes, net.activations, net.loss_name
+        sizes, activations, loss = list(net.layer_sizes), list(net.activations), net.loss_name
     else:
         sizes, activations, loss, _ = architecture_from_arguments(args)
     folder = output_folder(args.out)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,7 +43,12 @@ FIGURE_SIZES = {
 # Ratios of exactly 0 (bit-identical gradients) cannot sit on a log axis.
 SMALLEST_PLOTTED_RATIO = 1e-8
 ZERO_LABEL = "exactly 0 (marked at the bottom)"
-ZERO_MARKER = {"marker": "v", "markerfacecolor": "none", "linestyle": "none", "markersize": 7}
+ZERO_MARKER: dict[str, Any] = {
+    "marker": "v",
+    "markerfacecolor": "none",
+    "linestyle": "none",
+    "markersize": 7,
+}
 
 
 def _figure(name: str, size: tuple[float, float] | None = None) -> Figure:
@@ -76,13 +81,13 @@ def loss_figure(manual: Sequence[float], autodiff: Sequence[float], title: str) 
     """
     from matplotlib.ticker import MaxNLocator
 
-    manual, autodiff = np.asarray(manual, float), np.asarray(autodiff, float)
-    epochs = np.arange(len(manual))
+    manual_curve, autodiff_curve = np.asarray(manual, float), np.asarray(autodiff, float)
+    epochs = np.arange(len(manual_curve))
     figure = _figure("loss")
     curves, difference = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    curves.plot(epochs, manual, color="tab:blue", linewidth=3, label="hand-written gradients")
+    curves.plot(epochs, manual_curve, color="tab:blue", linewidth=3, label="hand-written gradients")
     curves.plot(
-        epochs, autodiff, color="tab:orange", linestyle="--", linewidth=1.5, label="jax.grad"
+        epochs, autodiff_curve, color="tab:orange", linestyle="--", linewidth=1.5, label="jax.grad"
     )
     curves.set_ylabel("mean training loss")
     curves.set_yscale("log")
@@ -90,7 +95,7 @@ def loss_figure(manual: Sequence[float], autodiff: Sequence[float], title: str) 
     curves.legend()
     curves.grid(alpha=0.3)
     with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.abs(manual - autodiff) / np.abs(autodiff)
+        relative = np.abs(manual_curve - autodiff_curve) / np.abs(autodiff_curve)
     shown, zero = relative > 0, relative == 0
     difference.set_yscale("log")
     if shown.any():
@@ -211,7 +216,7 @@ def gradient_check_figure(ratios: Mapping[str, float], title: str) -> Figure:
             bar.set_hatch("//")
             bar.set_edgecolor("black")
     tolerance = axes.axhline(1.0, color="tab:red", linestyle="--", label="tolerance")
-    handles = [
+    handles: list[Any] = [
         Patch(color=f"C{l % 10}", label=f"layer {l}" if l else "input (A0)")
         for l in sorted(set(layers))
     ]
@@ -298,8 +303,8 @@ def _plot_audit_row(by_depth: Axes, by_width: Axes, rows: Sequence[AuditRow], fl
         if any_zero:
             axes.plot([], [], color="black", label=ZERO_LABEL, **ZERO_MARKER)
         axes.set_xscale("log", base=2)
-        x_values = sorted({getattr(row, x_name) for row in rows})
-        axes.set_xticks(x_values, [str(x) for x in x_values])
+        ticks = sorted({getattr(row, x_name) for row in rows})
+        axes.set_xticks(ticks, [str(x) for x in ticks])
         axes.set_xticks([], minor=True)
         axes.set_yscale("log")
         axes.set_xlabel(
