@@ -67,6 +67,14 @@ def minibatch_indices(
         yield order[start : start + batch_size]
 
 
+def accuracy(out: Array, Y: Array) -> float:
+    """The fraction of columns classified right: ``AL > 0.5`` against ``Y > 0.5`` for
+    one output, else ``argmax AL`` against ``argmax Y`` (one class per column)."""
+    if Y.shape[0] == 1:
+        return float(np.mean((out > 0.5) == (Y > 0.5)))
+    return float(np.mean(np.argmax(out, axis=0) == np.argmax(Y, axis=0)))
+
+
 class TrainingDiverged(FloatingPointError):  # noqa: N818  (reads as an event)
     """Training produced a NaN or inf; ``params``, ``state`` (the optimizer's) and
     ``history`` are the last finite ones."""
@@ -103,6 +111,7 @@ def fit(
     batch_size: int | None,
     rng: np.random.Generator,
     gradients: GradientFunction | None = None,
+    callback: Callable[[int, float], object] | None = None,
     state: State | None = None,
 ) -> tuple[dict[str, Array], list[float], State]:
     """Mini-batch training on the hand-written gradients (or on ``gradients``:
@@ -114,7 +123,9 @@ def fit(
     (default: ``optimizer.init(params)``).  Returns the trained parameters,
     for each epoch the mean loss over the whole of ``(X, Y)`` at its end, and
     the optimizer's final state.  Raises ``TrainingDiverged`` if an epoch ends
-    with a non-finite loss or parameter.
+    with a non-finite loss or parameter.  ``callback(epoch, loss)`` is called
+    after each finite epoch (a progress bar, a log line); this module itself
+    prints nothing.
     """
     rule: UpdateRule = SGD(optimizer) if isinstance(optimizer, (int, float)) else optimizer
     gradients = gradients or backprop_gradients
@@ -131,4 +142,6 @@ def fit(
         if not _all_finite(params, epoch_loss):
             raise TrainingDiverged(epoch, rule.learning_rate, start, history, start_state)
         history.append(epoch_loss)
+        if callback is not None:
+            callback(epoch, epoch_loss)
     return params, history, state

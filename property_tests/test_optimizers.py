@@ -278,12 +278,12 @@ def test_fit_with_an_optimizer_continues_its_state_across_calls():
     X, Y = DATASETS["moons"](64, seed=0)
     once, in_steps = DNN([2, 8, 1], seed=0), DNN([2, 8, 1], seed=0)
     history = once.fit(X, Y, 10, batch_size=16, optimizer=Adam(0.01))
-    stepped = [loss for _ in range(10) for loss in in_steps.fit(X, Y, 1, None, 16, Adam(0.01))]
+    stepped = [loss for _ in range(10) for loss in in_steps.fit(X, Y, 1, batch_size=16, optimizer=Adam(0.01))]
     assert stepped == history
     assert in_steps.optimizer_state["t"] == 40 and in_steps.optimizer == Adam(0.01)
     np.testing.assert_array_equal(once.params["W1"], in_steps.params["W1"])
     # another optimizer starts afresh
-    in_steps.fit(X, Y, 1, None, 16, Adam(0.02))
+    in_steps.fit(X, Y, 1, batch_size=16, optimizer=Adam(0.02))
     assert in_steps.optimizer_state["t"] == 4
 
 
@@ -309,3 +309,20 @@ def test_every_optimizer_trains_the_moons(kind):
     rates = {"sgd": 0.5, "momentum": 0.1, "rmsprop": 0.01, "adam": 0.02, "adamw": 0.02}
     history = net.fit(X, Y, 60, batch_size=32, optimizer=make_optimizer(kind, rates[kind]))
     assert history[-1] < 0.5 * history[0], history[::10]
+
+
+def test_a_loaded_network_trains_with_an_optimizer(tmp_path):
+    """``DNN.load`` builds the net without ``__init__``: it starts without an
+    optimizer, as a new net does (the file does not carry one)."""
+    from manual_bp import DNN
+    from manual_bp.data import DATASETS
+
+    X, Y = DATASETS["moons"](32, seed=0)
+    net = DNN([2, 4, 1], seed=0)
+    net.save(tmp_path / "net.npz")
+    loaded = DNN.load(tmp_path / "net.npz")
+    assert loaded.optimizer is None and loaded.optimizer_state == {}
+    assert loaded.fit(X, Y, 2, batch_size=16, optimizer=Adam(0.01)) == net.fit(
+        X, Y, 2, batch_size=16, optimizer=Adam(0.01)
+    )
+    assert loaded.optimizer_state["t"] == 4
