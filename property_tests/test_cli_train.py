@@ -271,7 +271,8 @@ def test_train_with_adam_overlays_the_hand_written_and_optax_curves(tmp_path):
 
     X, Y = DATASETS["moons"](40, seed=0)
     net = DNN([2, 4, 1], ["tanh", "sigmoid"], seed=0)
-    expected = [net.loss(X, Y), *net.fit(X, Y, EPOCHS, batch_size=16, optimizer=Adam(0.05, eps_root=1e-12))]
+    adam = Adam(0.05, eps_root=1e-12)
+    expected = [net.loss(X, Y), *net.fit(X, Y, EPOCHS, batch_size=16, optimizer=adam)]
     np.testing.assert_array_equal(history[:, 1], expected)
 
 

@@ -278,7 +278,9 @@ def test_fit_with_an_optimizer_continues_its_state_across_calls():
     X, Y = DATASETS["moons"](64, seed=0)
     once, in_steps = DNN([2, 8, 1], seed=0), DNN([2, 8, 1], seed=0)
     history = once.fit(X, Y, 10, batch_size=16, optimizer=Adam(0.01))
-    stepped = [loss for _ in range(10) for loss in in_steps.fit(X, Y, 1, batch_size=16, optimizer=Adam(0.01))]
+    stepped = []
+    for _ in range(10):
+        stepped += in_steps.fit(X, Y, 1, batch_size=16, optimizer=Adam(0.01))
     assert stepped == history
     assert in_steps.optimizer_state["t"] == 40 and in_steps.optimizer == Adam(0.01)
     np.testing.assert_array_equal(once.params["W1"], in_steps.params["W1"])
