@@ -276,3 +276,11 @@ def test_steps_without_a_normalization_model_refuse_normalized_cases():
     for call in (compare, finite_difference_gradients):
         with pytest.raises(ValueError, match="normalization"):
             call(case)
+
+
+def test_save_refuses_a_normalized_net_by_name(tmp_path):
+    """The model file does not carry gamma, beta and running yet: no silent loss."""
+    net = DNN([2, 3, 1], ["tanh", "sigmoid"], normalization="batch")
+    with pytest.raises(ValueError, match=r"save: .*gamma, beta and the running statistics"):
+        net.save(tmp_path / "net.npz")
+    assert not (tmp_path / "net.npz").exists()
