@@ -535,7 +535,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
                     n_workers=workers or os.cpu_count() or 1,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",  # any free port: never a clash
                     silence_logs=40,
                 )
             )
