@@ -63,6 +63,13 @@ From the repository root::
     python benchmarks/false_alarms.py                 # 100,000 examples
     python benchmarks/false_alarms.py --quick         # 2,000-example smoke run
     python benchmarks/false_alarms.py --seed 1 --examples 20000 --workers 2
+    python benchmarks/false_alarms.py --scheduler tcp://HOST:8786   # a Dask cluster
+
+The architectures run on the campaign's engine (``reference.campaign.dask_client``):
+a local Dask cluster of ``--workers`` single-threaded processes, or the workers of
+``--scheduler``.  For runs past what one report should print (10^6 and up, resumable,
+failures in a Hypothesis database), use ``manual-bp campaign``, which draws the same
+kind of examples (``reference.draws``), one architecture per example.
 
 The exit status is 1 when a false alarm (or an exception) occurred, else 0.
 """
@@ -70,8 +77,8 @@ The exit status is 1 when a false alarm (or an exception) occurred, else 0.
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
-import multiprocessing
 import os
 import resource
 import sys
@@ -473,12 +480,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
-        help="worker processes (default os.cpu_count())",
+        help="local Dask worker processes (default os.cpu_count())",
     )
     parser.add_argument(
         "--save",
         default=os.path.join(tempfile.gettempdir(), "false_alarm_case.npz"),
         help="where to save the smallest false alarm (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        help="tcp://HOST:PORT of a Dask scheduler whose workers run the architectures",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -519,14 +530,24 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
-    if args.workers == 1:
+    if args.workers == 1 and args.scheduler is None:
         for task in tasks:
             progress(run_architecture(task))
-    else:
-        context = multiprocessing.get_context("spawn")  # jax is not fork-safe
-        with context.Pool(args.workers) as workers:
-            for result in workers.imap_unordered(run_architecture, tasks):
-                progress(result)
+    else:  # on the campaign's engine: a local Dask cluster, or --scheduler's
+        from distributed import as_completed
+
+        from reference.campaign import dask_client
+
+        # The workers import this repository's packages (this script is not installed).
+        path = os.environ.get("PYTHONPATH", "")
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), path) if p)
+        workers = None if args.scheduler else args.workers
+        # By name, not by value from __main__: each worker then keeps one copy of
+        # this module, its timers included, across the architectures it runs.
+        run = importlib.import_module("benchmarks.false_alarms").run_architecture
+        with dask_client(args.scheduler, workers) as client:
+            for future in as_completed(client.map(run, tasks, pure=False)):
+                progress(future.result())
     results.sort(key=lambda r: r.arch.index)
     return report(results, args, time.perf_counter() - start)
 
