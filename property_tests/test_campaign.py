@@ -212,6 +212,7 @@ def test_failures_go_to_redis_and_pytest_replays_them_first(
     argv += ["--scheduler", address, "--database", redis_server, "--out", "wrong"]
     assert main(argv) == 1
     summary = json.loads((tmp_path / "wrong.json").read_text())
+    assert (tmp_path / "wrong.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     failing = summary["totals"]["failing_indices"]
     assert failing and summary["totals"]["failures"] == len(failing)
     key = campaign.database_key(WRONG, SMALL)

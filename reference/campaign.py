@@ -657,13 +657,24 @@ def plot_histogram(path: Path, summary: Mapping) -> Path:
             label = f"{kind} ({counts[0]} exact)" if counts[0] else kind
             axis.step(xs, ys, where="mid", label=label)
         axis.axvline(0.0, color="black", linestyle="--", linewidth=1)
-        axis.text(0.05, 0.97, "tolerance", transform=axis.get_xaxis_transform(), va="top")
+        axis.text(-0.1, 0.97, "tolerance", transform=axis.get_xaxis_transform(), va="top",
+                  ha="right")  # fmt: skip
+        axis.set_xlim(LOG_EDGES[0] - 2 * step, LOG_EDGES[-1] + step)
+        axis.set_xticks([*range(-12, 3, 2)])
         axis.set_yscale("log")
-        axis.set_xlabel("log10(|manual - oracle| / tolerance), per gradient")
+        axis.set_xlabel(
+            "log10(|manual - oracle| / tolerance) per gradient\n"
+            "(the left- and rightmost steps: below 1e-12, at least 1e2)"
+        )
         n = totals["examples_by_dtype"][dtype]
         axis.set_title(f"{dtype}: {n} examples")
-        axis.legend(title="key kind", fontsize=8)
+        axis.legend(title="key kind", fontsize=8, loc="upper left")
     axes[0].set_ylabel("gradients")
+    # Headroom above the highest step for the legends.
+    highest = max(
+        max(np.max(c[1:]) for c in kinds.values()) for kinds in totals["histogram"].values()
+    )
+    axes[0].set_ylim(0.5, max(highest, 1) * 30)
     config = summary["config"]
     figure.suptitle(
         f"campaign seed {config['seed']}, target {config['target']}: "
