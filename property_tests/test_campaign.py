@@ -119,6 +119,22 @@ def redis_server(tmp_path):
 test_every_example_passes = settings(max_examples=10)(campaign_property(limits=SMALL))
 
 
+@pytest.mark.parametrize(
+    ("arguments", "flag"),
+    [
+        (["--target", "no_such_module:f"], "--target"),
+        (["--target", "manual_bp.network"], "--target"),
+        (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers"),
+        (["--seed", "-1"], "--seed"),
+        (["--database", "redis://127.0.0.1:notaport"], "--database"),
+    ],
+)
+def test_bad_campaign_arguments_exit_2_naming_the_flag(arguments, flag, tmp_path, capsys):
+    assert main(["campaign", "--out", str(tmp_path / "x"), *arguments]) == 2
+    assert f"error: {flag}" in capsys.readouterr().err
+    assert not (tmp_path / "x.manifest.jsonl").exists()
+
+
 def test_totals_do_not_depend_on_chunking_or_order():
     a = Config(14, seed=3, chunk_size=3, limits=SMALL)
     b = Config(14, seed=3, chunk_size=7, limits=SMALL)

@@ -94,23 +94,25 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         raise ValueError(f"--seed: expected a non-negative int, got {args.seed}")
-    try:
-        campaign.load_target(args.target)
-    except ValueError as error:
-        raise ValueError(f"--{error}") from None
-    config = campaign.Config(args.examples, args.seed, args.chunk_size, args.target, _limits(args))
     manifest = campaign.paths(args.out)["manifest"]
     if manifest.exists() and not args.resume:
         raise ValueError(f"--out: {manifest} exists; pass --resume to continue that campaign")
-    database = campaign.example_database(args.database)
-    summary = campaign.run_campaign(
-        config,
-        args.out,
-        scheduler=args.scheduler,
-        workers=args.workers,
-        database=database,
-        resume=args.resume,
-    )
+    try:  # reference.campaign names its arguments; here they are flags
+        campaign.load_target(args.target)
+        config = campaign.Config(
+            args.examples, args.seed, args.chunk_size, args.target, _limits(args)
+        )
+        database = campaign.example_database(args.database)
+        summary = campaign.run_campaign(
+            config,
+            args.out,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            database=database,
+            resume=args.resume,
+        )
+    except ValueError as error:
+        raise ValueError(f"--{str(error).replace('_', '-')}") from None
     totals, speed = summary["totals"], summary["throughput"]
     by_dtype = ", ".join(f"{n} {dtype}" for dtype, n in totals["examples_by_dtype"].items())
     print(f"examples: {totals['examples']} ({by_dtype}), failures: {totals['failures']}")
