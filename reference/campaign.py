@@ -357,7 +357,7 @@ def run_chunk(config: Config, chunk: int) -> dict:
     target = _WORKER_STATE["targets"].get(config.target)
     if config.target not in _WORKER_STATE["targets"]:
         target = _WORKER_STATE["targets"][config.target] = load_target(config.target)
-    counts = {dtype: {kind: np.zeros(BINS, np.int64) for kind in KINDS} for dtype in DTYPES}
+    ratios: dict[str, dict[str, list[float]]] = {d: {k: [] for k in KINDS} for d in DTYPES}
     examples = dict.fromkeys(DTYPES, 0)
     failures: list[int] = []
     errors: list[str] = []
@@ -368,11 +368,8 @@ def run_chunk(config: Config, chunk: int) -> dict:
         buckets += _new_bucket(example)
         outcome = verify(example, target)
         examples[example.dtype] += 1
-        by_kind: dict[str, list[float]] = {}
         for key, ratio in outcome.ratios.items():
-            by_kind.setdefault(kind_of(key), []).append(ratio)
-        for kind, ratios in by_kind.items():
-            counts[example.dtype][kind] += histogram(ratios)
+            ratios[example.dtype][kind_of(key)].append(ratio)
         ratio, key = outcome.worst
         if not outcome.ok:
             failures.append(index)
@@ -385,7 +382,9 @@ def run_chunk(config: Config, chunk: int) -> dict:
         "examples": examples,
         "failures": failures,
         "errors": errors[:WORST_KEPT],
-        "histogram": {d: {k: c.tolist() for k, c in kinds.items()} for d, kinds in counts.items()},
+        "histogram": {
+            d: {k: histogram(r).tolist() for k, r in kinds.items()} for d, kinds in ratios.items()
+        },
         "worst": worst,
         "worker": _worker_name(),
         "host": socket.gethostname(),
