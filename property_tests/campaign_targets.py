@@ -7,6 +7,7 @@ Conventions of ``reference.campaign.load_target``:
 
 from __future__ import annotations
 
+import os
 import time
 
 from manual_bp.network import backward, forward
@@ -15,9 +16,15 @@ from manual_bp.network import backward, forward
 SLOW_SECONDS = 0.1
 
 
+# While the file this names exists, ``slow`` waits: the test holds every chunk mid-way.
+HOLD = "MANUAL_BP_TEST_HOLD"
+
+
 def slow(params, X, Y, activations, loss):
-    """manual_bp's correct backward pass, slowly."""
+    """manual_bp's correct backward pass, slowly, and held while the hold file exists."""
     time.sleep(SLOW_SECONDS)
+    while os.path.exists(os.environ.get(HOLD, "")):
+        time.sleep(0.01)
     _, cache = forward(params, X, activations)
     return backward(cache, Y, activations, loss)
 

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import settings
 
 from manual_bp.cli import main
+from property_tests import campaign_targets
 from reference import campaign
 from reference.campaign import Config, campaign_property, merge, run_campaign, run_chunk
 from reference.draws import Limits
@@ -62,7 +63,13 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def hold_file(tmp_path_factory) -> Path:
+    """While it exists, the ``slow`` target waits (``campaign_targets.HOLD``)."""
+    return tmp_path_factory.mktemp("hold") / "hold"
+
+
+@pytest.fixture(scope="module")
+def cluster(hold_file):
     """A real ``dask scheduler`` and two ``dask worker`` processes over loopback.
 
     The workers run without a nanny, so a killed one stays dead (as a machine
@@ -71,7 +78,8 @@ def cluster():
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask = [sys.executable, "-m", "dask"]
-    quiet = dict(env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**_env(), campaign_targets.HOLD: str(hold_file)}
+    quiet = dict(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     scheduler = subprocess.Popen(
         [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
         **quiet,
@@ -179,8 +187,17 @@ def test_resume_runs_only_the_missing_chunks(tmp_path):
     assert resumed["totals"] == full["totals"]
 
 
-def test_a_worker_killed_mid_chunk_loses_nothing(cluster, tmp_path):
-    """SIGKILL a worker process while it runs a chunk: the chunk runs again elsewhere."""
+def _executing(dask_worker) -> list[str]:
+    """Run on a worker: the keys of the tasks it is executing."""
+    return [str(task.key) for task in dask_worker.state.executing]
+
+
+def test_a_worker_killed_mid_chunk_loses_nothing(cluster, hold_file, tmp_path):
+    """SIGKILL a worker process while it runs a chunk: the chunk runs again elsewhere.
+
+    The hold file stops every running chunk mid-way (the ``slow`` target waits
+    while it exists), so the killed worker is certainly inside its chunk.
+    """
     address, pids, _ = cluster
     config = Config(20, seed=4, chunk_size=4, target=SLOW, limits=SMALL)
     result: dict = {}
@@ -191,27 +208,35 @@ def test_a_worker_killed_mid_chunk_loses_nothing(cluster, tmp_path):
     thread = threading.Thread(target=run)
     thread.start()
     manifest = tmp_path / "kill.manifest.jsonl"
-    with distributed.Client(address) as client:
-        victim, chunks = None, []
-        deadline = time.monotonic() + 60
-        while victim is None and time.monotonic() < deadline:
-            lines = manifest.read_text().splitlines()[1:] if manifest.exists() else []
-            finished = {json.loads(line)["worker"] for line in lines}
-            for worker, keys in client.processing().items():
-                # A warm worker (it finished a chunk) that is now running another.
-                if worker in finished and keys:
-                    victim, chunks = worker, [int(key.rsplit("-", 1)[1]) for key in keys]
-                    os.kill(pids[victim], signal.SIGKILL)
-                    break
-            time.sleep(0.02)
-    thread.join(120)
-    assert victim is not None, "no worker was seen mid-chunk"
+    victim, chunks = None, []
+    try:
+        with distributed.Client(address) as client:
+            deadline = time.monotonic() + 90
+            while victim is None and time.monotonic() < deadline and thread.is_alive():
+                lines = manifest.read_text().splitlines()[1:] if manifest.exists() else []
+                finished = {json.loads(line)["worker"] for line in lines}
+                if not finished:  # wait for a warm worker, one that finished a chunk
+                    time.sleep(0.05)
+                    continue
+                hold_file.touch()
+                time.sleep(3 * campaign_targets.SLOW_SECONDS)  # running chunks reach the hold
+                for worker, keys in client.run(_executing).items():
+                    if worker in finished and keys:
+                        victim, chunks = worker, [int(key.rsplit("-", 1)[1]) for key in keys]
+                        os.kill(pids[victim], signal.SIGKILL)
+                        break
+                hold_file.unlink()
+                time.sleep(0.05)
+    finally:
+        hold_file.unlink(missing_ok=True)
+        thread.join(120)
+    assert victim is not None, "no warm worker was seen mid-chunk"
     summary = result["summary"]
     assert summary["totals"] == serial_totals(config)
     rows = [json.loads(line) for line in manifest.read_text().splitlines()[1:]]
     assert sorted(row["chunk"] for row in rows) == list(range(config.chunks))
     rerun = [row for row in rows if row["chunk"] in chunks]
-    assert rerun and all(row["worker"] != victim for row in rerun)
+    assert len(rerun) == len(chunks) == 1 and rerun[0]["worker"] != victim
 
 
 def test_failures_go_to_redis_and_pytest_replays_them_first(
