@@ -166,6 +166,17 @@ def test_one_local_and_two_remote_workers_give_identical_totals(cluster, tmp_pat
     assert len(two["throughput"]["workers"]) == 2
     # Each worker process compiled its one padded-oracle bucket once, and reused it.
     assert all(w["buckets"] == 1 for w in two["throughput"]["workers"].values())
+    with distributed.Client(cluster[0]) as client:  # the campaign pinned every worker
+        pinned = client.run(_thread_policy)
+    assert pinned and all(policy == (True, {1}) for policy in pinned.values()), pinned
+
+
+def _thread_policy() -> tuple[bool, set[int]]:
+    """Run on a worker: XLA single-threaded, and the BLAS thread counts."""
+    from threadpoolctl import threadpool_info
+
+    xla = "--xla_cpu_multi_thread_eigen=false" in os.environ.get("XLA_FLAGS", "")
+    return xla, {pool["num_threads"] for pool in threadpool_info()}
 
 
 def test_resume_runs_only_the_missing_chunks(tmp_path):
