@@ -10,8 +10,8 @@ the cost of 10^8 examples in core-hours at the one-worker rate.
 
 Usage (from the repository root)::
 
-    python benchmarks/campaign_scaling.py                 # 4000 examples per run
-    python benchmarks/campaign_scaling.py --examples 20000 --workers 1,2
+    python -m benchmarks.campaign_scaling                 # 4000 examples per run
+    python -m benchmarks.campaign_scaling --examples 20000 --workers 1,2
 """
 
 from __future__ import annotations
@@ -23,11 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from reference.campaign import Config, dask_client, run_campaign, run_chunk  # noqa: E402
+from reference.campaign import Config, dask_client, run_campaign, run_chunk
 
 TARGET_EXAMPLES = 1e8
 

@@ -38,9 +38,9 @@ Usage
 -----
 From the repository root::
 
-    python benchmarks/speed.py                        # the whole grid, a few minutes
-    python benchmarks/speed.py --sizes tiny,small --quick
-    python benchmarks/speed.py --sizes large --dtypes float64 --activations relu
+    python -m benchmarks.speed                        # the whole grid, a few minutes
+    python -m benchmarks.speed --sizes tiny,small --quick
+    python -m benchmarks.speed --sizes large --dtypes float64 --activations relu
 """
 
 from __future__ import annotations
@@ -132,10 +132,8 @@ def roofline(params: dict[str, np.ndarray], X: np.ndarray, depth: int) -> Callab
 
 def methods(point: Point, include_grad: bool) -> dict[str, Callable[[], object]]:
     """The timed callables of one grid point, each already run once (warm)."""
-    import jax  # here, so that --threads can configure XLA before jax starts
-    import jax.numpy as jnp
-
-    import reference.oracle  # noqa: F401  (enables jax float64)
+    # Here, so that --threads can configure XLA before jax starts.
+    from reference.jax_setup import jax, jnp
 
     net = DNN(point.layer_sizes, list(point.activations), point.loss, seed=0, dtype=point.dtype)
     X, Y = make_batch(point, np.random.default_rng(0))

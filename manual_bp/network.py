@@ -25,19 +25,29 @@ layer l reads ``Zl`` and ``Al`` (for ``f_l'``), ``A(l-1)`` (for ``dWl``) and
 to ``X`` and ``Wl``, not copies; no function here ever writes into an array
 it did not allocate itself.
 
-Speed and memory
-----------------
-``forward_xp`` is the definition over an array namespace, the function
-``jax.grad`` differentiates.  With NumPy, ``forward`` runs the same steps
-through each activation's NumPy kernel (``Activation.forward_into``), in
-place, and ``property_tests/test_fast_path.py`` proves the two equal.  Both
-``forward`` (the new ``Zl``, ``Al``) and ``backward`` (the new gradients) take
-their arrays from one allocation each (``new_arrays``): separate large arrays
-each come as fresh pages from the operating system, a page fault per 4 KiB
-(about 0.5 ms per MiB on the benchmark machine, as long as the matrix products
-themselves), while one block is reused by the allocator from call to call.
-The arrays of one cache (or one grads dict) are views of one block: keeping
-any of them keeps the block alive; copy an array to keep it alone.
+How many copies of the forward pass exist, and what proves them equal
+-------------------------------------------------------------------
+1. ``forward_xp``, written over an array namespace, is *the definition*: the
+   function ``jax.grad`` differentiates (``reference.oracle``) and the one
+   every other copy is measured against.
+2. ``_forward_numpy``, the NumPy fast path that ``forward`` takes: the same
+   steps, in place, through each activation's NumPy kernel
+   (``Activation.forward_into``).  ``property_tests/test_fast_path.py``
+   proves it bitwise equal to the definition (but for the sign of a zero).
+3. ``reference.padding``, the padded oracle: the same wiring
+   ``Zl = Wl A(l-1) + Bl``, ``Al = f_l(Zl)`` inside one ``lax.scan`` over
+   stacked, zero-padded layers, calling the same activations and losses.
+   ``property_tests/test_padded_oracle.py`` proves it agrees with the
+   unpadded oracle to well within the rounding bound.
+
+Memory: ``forward`` (the new ``Zl``, ``Al``) and ``backward`` (the new
+gradients) take their arrays from one allocation each (``new_arrays``):
+separate large arrays each come as fresh pages from the operating system, a
+page fault per 4 KiB, which costs as much as the matrix products themselves
+(``benchmarks/RESULTS.md``), while one block is reused by the allocator from
+call to call.  The arrays of one cache (or one grads dict) are views of one
+block: keeping any of them keeps the block alive; copy an array to keep it
+alone.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ from types import ModuleType
 import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
+from manual_bp.architecture import gradient_shapes, layer_sizes_of
 from manual_bp.losses import LOSSES, output_gradient
 
 Array = np.ndarray
@@ -87,7 +98,7 @@ def init_params(
 
 # Below this size a block saves nothing: the allocator recycles small arrays
 # anyway (glibc serves them from its heap, not from fresh pages), and carving
-# the views costs about 0.3 microseconds each.
+# the views has a cost of its own (benchmarks/RESULTS.md).
 BLOCK_MIN_BYTES = 128 * 1024
 
 
@@ -218,15 +229,6 @@ def batch_loss(
     return loss_from_cache(cache, Y, loss, len(activations), xp)
 
 
-def gradient_keys(depth: int, input_gradient: bool = False) -> list[str]:
-    """The keys ``backward`` returns, in forward order: ``A0`` (with
-    ``input_gradient``), then ``W1, B1, Z1, A1, W2, ...``; ``AL`` is not one."""
-    keys = ["A0"] if input_gradient else []
-    for l in range(1, depth + 1):
-        keys += [f"W{l}", f"B{l}", f"Z{l}"] + ([f"A{l}"] if l < depth else [])
-    return keys
-
-
 def backward(
     cache: Mapping[str, Array],
     Y: Array,
@@ -255,7 +257,11 @@ def backward(
     # The dtype every product of the chain rule gives: ZL's (that of the
     # forward pass) and Y's meet in dZL = (AL - Y) / m.
     dtype = np.result_type(cache[f"Z{depth}"], Y)
-    out = new_arrays(_gradient_shapes(cache, depth, input_gradient), dtype)
+    A0 = cache["A0"]
+    # Every gradient but ZL, which the output gradient allocates, in one block.
+    shapes = gradient_shapes(layer_sizes_of(cache, A0, depth), A0.shape[1], input_gradient)
+    del shapes[f"Z{depth}"]
+    out = new_arrays(shapes, dtype)
     grads: dict[str, Array] = {}
     for l in range(depth, 0, -1):
         activation = ACTIVATIONS[activations[l - 1]]
@@ -270,20 +276,3 @@ def backward(
         if l > 1 or input_gradient:
             grads[f"A{l - 1}"] = np.matmul(cache[f"W{l}"].T, dZ, out=out.get(f"A{l - 1}"))
     return grads
-
-
-def _gradient_shapes(
-    cache: Mapping[str, Array], depth: int, input_gradient: bool
-) -> dict[str, tuple[int, int]]:
-    """The shapes of the gradients ``backward`` writes into its block: every key
-    of ``gradient_keys`` but ``ZL``, which the output gradient allocates."""
-    m = cache["A0"].shape[1]
-    shapes = {}
-    for l in range(depth, 0, -1):
-        rows, cols = cache[f"W{l}"].shape
-        if l < depth:
-            shapes[f"Z{l}"] = (rows, m)
-        shapes[f"W{l}"], shapes[f"B{l}"] = (rows, cols), (rows, 1)
-        if l > 1 or input_gradient:
-            shapes[f"A{l - 1}"] = (cols, m)
-    return shapes

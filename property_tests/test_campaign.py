@@ -267,7 +267,7 @@ def test_failures_go_to_redis_and_pytest_replays_them_first(
     assert (tmp_path / "wrong.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     failing = summary["totals"]["failing_indices"]
     assert failing and summary["totals"]["failures"] == len(failing)
-    key = campaign.database_key(WRONG, SMALL)
+    key = campaign.database_key(target=WRONG, limits=SMALL)
     assert summary["database_key"] == key.hex()
     local = campaign.example_database(None)
     assert len(list(local.fetch(key))) == len(failing)
@@ -289,7 +289,7 @@ def test_failures_go_to_redis_and_pytest_replays_them_first(
             # Only the replay phase: a failure can come from the database alone.
             test_property = settings(
                 database=database, derandomize=False, phases=[Phase.reuse], max_examples=5
-            )(campaign_property({WRONG!r}, Limits(2, 4, 8)))
+            )(campaign_property(target={WRONG!r}, limits=Limits(2, 4, 8)))
             """
         )
     )

@@ -30,7 +30,7 @@ Resuming: every finished chunk is appended (and flushed) to a manifest,
 reads it and runs only the missing chunks.
 
 Failures are shared through a Hypothesis example database, under the key
-Hypothesis itself uses for the property ``campaign_property(target, limits)``
+Hypothesis itself uses for the property ``campaign_property(target=..., limits=...)``
 ("every example of every seed passes"), as the choice sequence
 ``(seed, index)``.  Running that property with the same database (a plain
 ``pytest`` of a test defined as ``test_x = campaign_property(...)``) replays
@@ -157,57 +157,44 @@ class Outcome:
 
 
 def _check(example: Example, backprop: Callable | None):
-    """The ``GradientCheck`` of one example (no diagnosis: a campaign only counts)."""
-    from manual_bp.network import backward, forward, gradient_keys, loss_from_cache
+    """The ``Comparison`` of one example, without the explanation (a campaign only counts)."""
+    from manual_bp.architecture import gradient_keys
     from reference.compare import compare
-    from reference.oracle import oracle_gradients
-    from reference.tolerance import tolerances
 
-    params, X, Y = example.params, example.X, example.Y
-    activations, loss = list(example.arch.activations), example.arch.loss
-    depth = len(activations)
-    _, cache = forward(params, X, activations)
+    case = example.case
     if backprop is None:
-        grads = backward(cache, Y, activations, loss, input_gradient=True)
-        manual_loss = float(loss_from_cache(cache, Y, loss, depth))
-        keys = gradient_keys(depth, input_gradient=True)
-    else:
-        copies = {k: v.copy() for k, v in params.items()}
-        grads = dict(backprop(copies, X.copy(), Y.copy(), list(activations), loss))
-        manual_loss = None
-        keys = [k for k in gradient_keys(depth, True) if k[0] in "WB" or k in grads]
-    oracle = oracle_gradients(params, X, Y, activations, loss, input_gradient=True)
-    tol = tolerances(params, cache, Y, activations, loss, oracle.grads, example.dtype, oracle.Z)
-    loss_value = oracle.loss if manual_loss is None else manual_loss
-    check = compare(grads, loss_value, oracle, tol, example.dtype, depth, input_gradient=True)
-    variables = {key: v for key, v in check.variables.items() if key in keys}
-    return dataclasses.replace(check, variables=variables), manual_loss is not None
+        return compare(case, explain=False), True
+    params = {k: np.array(v) for k, v in case.params.items()}  # writable copies
+    grads = dict(backprop(params, np.array(case.X), np.array(case.Y), list(case.activations),
+                          case.loss))  # fmt: skip
+    keys = [k for k in gradient_keys(len(case.activations), True) if k[0] in "WB" or k in grads]
+    return compare(case, grads, keys=keys, explain=False), False
 
 
-def verify(example: Example, backprop: Callable | None = None) -> Outcome:
+def verify(example: Example, *, backprop: Callable | None = None) -> Outcome:
     """Compare ``backprop`` (default manual_bp's own) with the oracle on ``example``."""
     try:
-        check, with_loss = _check(example, backprop)
+        comparison, with_loss = _check(example, backprop)
     except Exception:
         return Outcome({}, traceback.format_exc(limit=-3))
-    ratios = {key: float(v.ratio) for key, v in check.variables.items()}
+    ratios = {key: float(v.ratio) for key, v in comparison.variables.items()}
     if with_loss:
-        ratios["loss"] = float(check.loss_ratio)
+        ratios["loss"] = float(comparison.loss_ratio)
     return Outcome(ratios)
 
 
 def run_example(
-    seed: int, index: int, target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_LIMITS
+    seed: int, index: int, *, target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[Example, Outcome]:
     """Rebuild example ``index`` of seed ``seed`` and check it: how a worst case is replayed."""
-    example = draw_example(seed, index, limits)
-    return example, verify(example, load_target(target))
+    example = draw_example(seed, index, limits=limits)
+    return example, verify(example, backprop=load_target(target))
 
 
 # --- the Hypothesis property and its database key -----------------------------------------
 
 
-def campaign_property(target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_LIMITS):
+def campaign_property(*, target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_LIMITS):
     """The property a campaign samples: every example of every seed passes.
 
     A Hypothesis test of ``(seed, index)``; ``test_x = campaign_property()``
@@ -220,8 +207,8 @@ def campaign_property(target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_LIM
 
     @given(st.integers(0, SEED_BOUND - 1), st.integers(0, SEED_BOUND - 1))
     def every_example_passes(seed: int, index: int) -> None:
-        example = draw_example(seed, index, limits)
-        outcome = verify(example, backprop)
+        example = draw_example(seed, index, limits=limits)
+        outcome = verify(example, backprop=backprop)
         ratio, key = outcome.worst
         assert outcome.ok, (
             f"{example.describe()}: worst err/tol {ratio:.3g} in {key}\n{outcome.error}"
@@ -232,18 +219,18 @@ def campaign_property(target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_LIM
     return every_example_passes
 
 
-def database_key(target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """The key under which Hypothesis stores ``campaign_property(target, limits)``'s failures.
+def database_key(*, target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """The key under which Hypothesis stores the failures of ``campaign_property``.
 
     ``hypothesis.core`` uses the wrapped test's ``_hypothesis_internal_database_key``
     when it has one (``find`` sets it), else ``function_digest`` of the inner test.
     """
-    test = campaign_property(target, limits)
+    test = campaign_property(target=target, limits=limits)
     key = getattr(test, "_hypothesis_internal_database_key", None)
     return key if key is not None else function_digest(test.hypothesis.inner_test)
 
 
-def example_database(spec: str | None = None) -> ExampleDatabase:
+def example_database(spec: str | None) -> ExampleDatabase:
     """The database failures go into.
 
     ``None``: Hypothesis's default local directory ``.hypothesis/examples``;
@@ -364,9 +351,9 @@ def run_chunk(config: Config, chunk: int) -> dict:
     worst: list[dict] = []
     buckets = 0
     for index in config.chunk_range(chunk):
-        example = draw_example(config.seed, index, config.limits)
+        example = draw_example(config.seed, index, limits=config.limits)
         buckets += _new_bucket(example)
-        outcome = verify(example, target)
+        outcome = verify(example, backprop=target)
         examples[example.dtype] += 1
         for key, ratio in outcome.ratios.items():
             ratios[example.dtype][kind_of(key)].append(ratio)
@@ -515,7 +502,7 @@ class PinThreads(WorkerPlugin):
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator:
+def dask_client(*, scheduler: str | None = None, workers: int | None = None) -> Iterator:
     """A ``distributed.Client``: of ``scheduler``, or of a new ``LocalCluster``.
 
     The local cluster has ``workers`` (default ``os.cpu_count()``) worker
@@ -576,7 +563,7 @@ def run_campaign(
             "or remove the file"
         )
     done = read_manifest(manifest, config) if resume and manifest.exists() else {}
-    key = database_key(config.target, config.limits)
+    key = database_key(target=config.target, limits=config.limits)
     manifest.parent.mkdir(parents=True, exist_ok=True)
     if not manifest.exists() or not manifest.read_text().strip():
         manifest.write_text(json.dumps({"config": config.as_dict()}) + "\n")
@@ -585,7 +572,7 @@ def run_campaign(
     session: list[dict] = []
     with contextlib.ExitStack() as stack:
         if todo and client is None:
-            client = stack.enter_context(dask_client(scheduler, workers))
+            client = stack.enter_context(dask_client(scheduler=scheduler, workers=workers))
         from tqdm import tqdm
 
         bar = stack.enter_context(

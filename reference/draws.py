@@ -6,7 +6,7 @@ example ``index`` from ``numpy.random.default_rng([seed, index])`` alone, so
 any example of any run is rebuilt from its two numbers, whichever process or
 machine drew it first.
 
-The rules mirror ``property_tests.strategies``: architectures of depth
+The rules mirror ``reference.cases``: architectures of depth
 ``1..limits.depth``, widths ``1..limits.width`` and batch ``1..limits.batch``
 with extra weight on the small end and the edges; a loss with an output
 activation it accepts.  Values: each array is either one repeated value, a
@@ -35,13 +35,7 @@ import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
-from property_tests.strategies import (
-    INPUT_BOUND,
-    MAX_BATCH,
-    MAX_DEPTH,
-    MAX_WIDTH,
-    PARAM_BOUND,
-)
+from reference.cases import INPUT_BOUND, MAX_BATCH, MAX_DEPTH, MAX_WIDTH, PARAM_BOUND, Case
 
 DTYPES = ("float64", "float32")
 
@@ -92,9 +86,9 @@ def _draw_size(rng: np.random.Generator, largest: int) -> int:
 
 
 def draw_architecture(
-    rng: np.random.Generator, index: int, limits: Limits = DEFAULT_LIMITS
+    rng: np.random.Generator, index: int, *, limits: Limits = DEFAULT_LIMITS
 ) -> Architecture:
-    """An architecture by the rules of ``property_tests.strategies.networks``."""
+    """An architecture by the rules of ``reference.cases.networks``."""
     depth = int(rng.integers(1, limits.depth + 1))
     sizes = [_draw_size(rng, limits.width) for _ in range(depth + 1)]
     loss = str(rng.choice(sorted(LOSSES)))
@@ -136,7 +130,7 @@ def _signed_candidates(rng: np.random.Generator, size: int, bound: float, dtype:
     )
 
 
-# Default category weights: the four branches of strategies.values, plus tiny and k/2.
+# Default category weights: the four branches of reference.cases.decode_values, plus tiny and k/2.
 _SIGNED_WEIGHTS = np.array([0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1])
 
 
@@ -181,14 +175,14 @@ def _compose(
 def signed_array(
     rng: np.random.Generator, shape: tuple[int, ...], bound: float, dtype: str
 ) -> np.ndarray:
-    """Finite values in ``[-bound, bound]`` as ``strategies.matrices``, exactly in ``dtype``."""
+    """Finite values in ``[-bound, bound]`` as ``reference.cases.matrices``, exact in ``dtype``."""
     size = math.prod(shape)
     candidates = _signed_candidates(rng, size, bound, dtype)
     return _compose(rng, shape, candidates, _SIGNED_WEIGHTS).astype(dtype)
 
 
 def draw_targets(rng: np.random.Generator, loss: str, shape: tuple[int, int], dtype: str):
-    """Targets in the loss's domain, as ``strategies.targets``."""
+    """Targets in the loss's domain, as ``reference.cases.targets``."""
     size = math.prod(shape)
     if loss == "binary_cross_entropy":
         candidates = _binary_candidates(rng, size, dtype)
@@ -233,8 +227,13 @@ class Example:
     def describe(self) -> str:
         return f"seed {self.seed}, example {self.index}: {self.dtype}, {self.arch.describe()}"
 
+    @property
+    def case(self) -> Case:
+        """The network and batch, as the oracle side takes them."""
+        return Case(self.params, self.X, self.Y, self.arch.activations, self.arch.loss)
 
-def draw_example(seed: int, index: int, limits: Limits = DEFAULT_LIMITS) -> Example:
+
+def draw_example(seed: int, index: int, *, limits: Limits = DEFAULT_LIMITS) -> Example:
     """Example ``index`` of the run seeded ``seed``, from ``default_rng([seed, index])``.
 
     Even indices are float64, odd ones float32.
@@ -243,7 +242,7 @@ def draw_example(seed: int, index: int, limits: Limits = DEFAULT_LIMITS) -> Exam
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
             raise ValueError(f"{name}: expected a non-negative int, got {value!r}")
     rng = np.random.default_rng([int(seed), int(index)])
-    arch = draw_architecture(rng, int(index), limits)
+    arch = draw_architecture(rng, int(index), limits=limits)
     dtype = DTYPES[int(index) % 2]
     params, X, Y = draw_values(rng, arch, dtype)
     return Example(int(seed), int(index), arch, dtype, params, X, Y)
