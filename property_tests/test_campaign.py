@@ -193,7 +193,11 @@ def test_resume_runs_only_the_missing_chunks(tmp_path):
         other = Config(12, seed=9, chunk_size=3, limits=SMALL)
         with pytest.raises(ValueError, match=r"resume: .* is a campaign of"):
             run_campaign(other, tmp_path / "run", client=client, resume=True, plot=False)
+        partial = run_campaign(config, tmp_path / "run", report_only=True, plot=False)
+        assert not partial["complete"] and partial["throughput"]["examples"] == 0
+        assert partial["totals"] == merge(json.loads(line) for line in lines[1:3])
         resumed = run_campaign(config, tmp_path / "run", client=client, resume=True, plot=False)
+        assert resumed["complete"]
     assert resumed["throughput"]["examples"] == 6  # chunks 2 and 3 only
     assert resumed["totals"] == full["totals"]
 

@@ -547,16 +547,22 @@ def run_campaign(
     resume: bool = False,
     progress: bool | None = None,
     plot: bool = True,
+    report_only: bool = False,
 ) -> dict:
     """Run (or resume) a campaign; write its summary, plot and manifest; return the summary.
 
     ``client`` is a ``distributed.Client`` to use; else ``scheduler`` or a
     local cluster of ``workers`` (see ``dask_client``).  Failures are saved
     to ``database`` (``None``: do not save).  ``progress``: a tqdm bar,
-    ``None`` shows it on a terminal only.
+    ``None`` shows it on a terminal only.  ``report_only``: run nothing, write
+    the summary and plot of the chunks the manifest holds (``complete`` says
+    whether that is all of them).
     """
     files = paths(out)
     manifest = files["manifest"]
+    if report_only and not manifest.exists():
+        raise ValueError(f"report_only: no manifest {manifest} to report on")
+    resume = resume or report_only
     if manifest.exists() and not resume:
         raise ValueError(
             f"out: {manifest} exists (a campaign was run there); pass resume to continue it "
@@ -567,7 +573,7 @@ def run_campaign(
     manifest.parent.mkdir(parents=True, exist_ok=True)
     if not manifest.exists() or not manifest.read_text().strip():
         manifest.write_text(json.dumps({"config": config.as_dict()}) + "\n")
-    todo = [chunk for chunk in range(config.chunks) if chunk not in done]
+    todo = [] if report_only else [c for c in range(config.chunks) if c not in done]
     start = time.perf_counter()
     session: list[dict] = []
     with contextlib.ExitStack() as stack:
@@ -608,6 +614,7 @@ def run_campaign(
     summary = {
         "config": config.as_dict(),
         "database_key": key.hex(),
+        "complete": len(done) == config.chunks,
         "totals": merge(done.values()),
         "throughput": throughput(session, wall),
         "files": {name: str(path) for name, path in files.items()},

@@ -63,6 +63,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue the run at --out")
     parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: summarise the chunks that --out's manifest holds (a partial run)",
+    )
+    parser.add_argument(
         "--target",
         default="manual_bp",
         help="manual_bp (default) or module:function, a user's backprop",
@@ -95,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ValueError(f"--seed: expected a non-negative int, got {args.seed}")
     manifest = campaign.paths(args.out)["manifest"]
-    if manifest.exists() and not args.resume:
+    if manifest.exists() and not (args.resume or args.report_only):
         raise ValueError(f"--out: {manifest} exists; pass --resume to continue that campaign")
     try:  # reference.campaign names its arguments; here they are flags
         campaign.load_target(args.target)
@@ -110,12 +115,14 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             database=database,
             resume=args.resume,
+            report_only=args.report_only,
         )
     except ValueError as error:
         raise ValueError(f"--{str(error).replace('_', '-')}") from None
     totals, speed = summary["totals"], summary["throughput"]
     by_dtype = ", ".join(f"{n} {dtype}" for dtype, n in totals["examples_by_dtype"].items())
-    print(f"examples: {totals['examples']} ({by_dtype}), failures: {totals['failures']}")
+    of = "" if summary["complete"] else f" (partial: {totals['chunks']} of {config.chunks} chunks)"
+    print(f"examples: {totals['examples']} ({by_dtype}), failures: {totals['failures']}{of}")
     for entry in totals["worst"][:5]:
         print(
             f"  err/tol {entry['ratio']:.3g} in {entry['key']}: example {entry['index']} "
