@@ -214,7 +214,7 @@ def campaign_property(*, target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_
             f"{example.describe()}: worst err/tol {ratio:.3g} in {key}\n{outcome.error}"
         )
 
-    inner = every_example_passes.hypothesis.inner_test
+    inner = every_example_passes.hypothesis.inner_test  # type: ignore[attr-defined]
     inner._hypothesis_internal_add_digest = f"{target} {limits}".encode()
     return every_example_passes
 

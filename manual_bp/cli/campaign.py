@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
             f"  err/tol {entry['ratio']:.3g} in {entry['key']}: example {entry['index']} "
             f"({entry['dtype']}, {entry['network']})"
         )
-    for error in totals["errors"][:3]:
-        print(f"  raised: {error}")
+    for message in totals["errors"][:3]:
+        print(f"  raised: {message}")
     print(
         f"this session: {speed['examples']} examples in {speed['wall_seconds']:.1f} s wall, "
         f"{_rate(speed['examples_per_second'])} examples/s"
