@@ -130,17 +130,18 @@ def run(args: argparse.Namespace) -> int:
         )
     for message in totals["errors"][:3]:
         print(f"  raised: {message}")
-    print(
-        f"this session: {speed['examples']} examples in {speed['wall_seconds']:.1f} s wall, "
-        f"{_rate(speed['examples_per_second'])} examples/s"
-    )
+    if not args.report_only:
+        print(
+            f"this session: {speed['examples']} examples in {speed['wall_seconds']:.1f} s wall, "
+            f"{_rate(speed['examples_per_second'])} examples/s"
+        )
     for name, worker in speed["workers"].items():
         print(
             f"  {name}: {worker['examples']} examples, "
             f"{_rate(worker['examples_per_second'])} examples/s busy, "
             f"{worker['buckets']} oracle buckets compiled"
         )
-    if totals["failures"]:
+    if totals["failures"] and not args.report_only:
         print(f"failures saved to the database under key {summary['database_key'][:16]}...")
     files = summary["files"]
     print(f"wrote {files['summary']}, {files['plot']}, {files['manifest']}", file=sys.stderr)
