@@ -89,21 +89,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-<<<<<<< HEAD
-from reference.cases import Case
-=======
-from manual_bp.activations import ACTIVATIONS
 from manual_bp.cli.progress import progress
-from manual_bp.losses import LOSSES
-from reference.cases import (
-    INPUT_BOUND,
-    MAX_BATCH,
-    MAX_DEPTH,
-    MAX_WIDTH,
-    PARAM_BOUND,
-    Case,
-)
->>>>>>> main
+from reference.cases import Case
 from reference.compare import compare
 from reference.draws import DTYPES, Architecture, draw_architecture, draw_values
 
@@ -520,32 +507,21 @@ def main(argv: list[str] | None = None) -> int:
                 false_alarms=sum(r.alarms for r in results),
             )
 
-<<<<<<< HEAD
-    if args.workers == 1 and args.scheduler is None:
-        for task in tasks:
-            progress(run_architecture(task))
-    else:  # on the campaign's engine: a local Dask cluster, or --scheduler's
-        from distributed import as_completed
-
-        from reference.campaign import dask_client
-
-        # By name, not by value from __main__: each worker then keeps one copy of
-        # this module, its timers included, across the architectures it runs.
-        run = importlib.import_module("benchmarks.false_alarms").run_architecture
-        workers = None if args.scheduler else args.workers
-        with dask_client(scheduler=args.scheduler, workers=workers) as client:
-            for future in as_completed(client.map(run, tasks, pure=False)):
-                progress(future.result())
-=======
-        if args.workers == 1:
+        if args.workers == 1 and args.scheduler is None:
             for task in tasks:
                 collect(run_architecture(task))
-        else:
-            context = multiprocessing.get_context("spawn")  # jax is not fork-safe
-            with context.Pool(args.workers) as workers:
-                for result in workers.imap_unordered(run_architecture, tasks):
-                    collect(result)
->>>>>>> main
+        else:  # on the campaign's engine: a local Dask cluster, or --scheduler's
+            from distributed import as_completed
+
+            from reference.campaign import dask_client
+
+            # By name, not by value from __main__: each worker then keeps one copy of
+            # this module, its timers included, across the architectures it runs.
+            run = importlib.import_module("benchmarks.false_alarms").run_architecture
+            workers = None if args.scheduler else args.workers
+            with dask_client(scheduler=args.scheduler, workers=workers) as client:
+                for future in as_completed(client.map(run, tasks, pure=False)):
+                    collect(future.result())
     results.sort(key=lambda r: r.arch.index)
     return report(results, args, time.perf_counter() - start)
 

@@ -19,12 +19,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-<<<<<<< HEAD
 from manual_bp.cli import audit, campaign, compare, demo, explain, train
-=======
-from manual_bp.cli import audit, compare, demo, explain, train
 from manual_bp.cli.arguments import Parser
->>>>>>> main
 from manual_bp.cli.extras import ExtraMissingError
 
 COMMANDS = (demo, compare, explain, train, audit, campaign)

@@ -42,17 +42,30 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=help_formatter,
     )
-    parser.add_argument("--examples", type=positive_int, default=10_000, help="how many")
-    parser.add_argument("--seed", type=int, default=0, help="the campaign's seed")
     parser.add_argument(
-        "--chunk-size", type=positive_int, default=500, help="examples per Dask task"
+        "--examples",
+        type=positive_int,
+        default=10_000,
+        help="how many examples (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the campaign's seed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=positive_int,
+        default=500,
+        help="examples per Dask task (default: %(default)s)",
     )
     parser.add_argument(
         "--workers",
         type=positive_int,
         help="worker processes of the local cluster (default: one per core)",
     )
-    parser.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler")
+    parser.add_argument(
+        "--scheduler",
+        help="tcp://HOST:PORT of an existing Dask scheduler (default: a local cluster)",
+    )
     parser.add_argument(
         "--database",
         help="where failures go: redis://HOST:PORT (with the local directory) or a "
@@ -61,20 +74,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("campaign"), help="output stem (default: campaign)"
     )
-    parser.add_argument("--resume", action="store_true", help="continue the run at --out")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run at --out (default: start a new one)"
+    )
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="run nothing: summarise the chunks that --out's manifest holds (a partial run)",
+        help="run nothing: summarise the chunks that --out's manifest holds (default: run)",
     )
     parser.add_argument(
         "--target",
         default="manual_bp",
-        help="manual_bp (default) or module:function, a user's backprop",
+        help="manual_bp or module:function, a user's backprop (default: %(default)s)",
     )
-    parser.add_argument("--max-depth", type=positive_int, help="largest depth drawn")
-    parser.add_argument("--max-width", type=positive_int, help="largest layer width drawn")
-    parser.add_argument("--max-batch", type=positive_int, help="largest batch drawn")
+    parser.add_argument("--max-depth", type=positive_int, help="largest depth drawn (default: 6)")
+    parser.add_argument(
+        "--max-width", type=positive_int, help="largest layer width drawn (default: 32)"
+    )
+    parser.add_argument("--max-batch", type=positive_int, help="largest batch drawn (default: 64)")
     parser.set_defaults(handler=run)
 
 
