@@ -47,6 +47,7 @@ from types import ModuleType
 
 import numpy as np
 
+from manual_bp import threads
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES, output_gradient
 
@@ -188,12 +189,16 @@ def _forward_numpy(
     arrays = new_arrays(shapes, dtype)
     A = X
     cache = {"A0": X}
-    for l in range(1, depth + 1):
-        W = params[f"W{l}"]
-        Z = np.matmul(W, A, out=arrays.get(f"Z{l}"))
-        Z += params[f"B{l}"]
-        A = ACTIVATIONS[activations[l - 1]].forward_into(Z, arrays.get(f"A{l}"))
-        cache[f"W{l}"], cache[f"Z{l}"], cache[f"A{l}"] = W, Z, A
+    gemms = threads.gemms()
+    try:
+        for l in range(1, depth + 1):
+            W = params[f"W{l}"]
+            Z = gemms.matmul(W, A, out=arrays.get(f"Z{l}"))
+            Z += params[f"B{l}"]
+            A = ACTIVATIONS[activations[l - 1]].forward_into(Z, arrays.get(f"A{l}"))
+            cache[f"W{l}"], cache[f"Z{l}"], cache[f"A{l}"] = W, Z, A
+    finally:
+        gemms.restore()
     return A, cache
 
 
@@ -257,18 +262,22 @@ def backward(
     dtype = np.result_type(cache[f"Z{depth}"], Y)
     out = new_arrays(_gradient_shapes(cache, depth, input_gradient), dtype)
     grads: dict[str, Array] = {}
-    for l in range(depth, 0, -1):
-        activation = ACTIVATIONS[activations[l - 1]]
-        Z, A = cache[f"Z{l}"], cache[f"A{l}"]
-        if l == depth:
-            dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)
-        else:
-            dZ = activation.backward(grads[f"A{l}"], Z, A, out=out.get(f"Z{l}"))
-        grads[f"Z{l}"] = dZ
-        grads[f"W{l}"] = np.matmul(dZ, cache[f"A{l - 1}"].T, out=out.get(f"W{l}"))
-        grads[f"B{l}"] = dZ.sum(axis=1, keepdims=True, out=out.get(f"B{l}"))
-        if l > 1 or input_gradient:
-            grads[f"A{l - 1}"] = np.matmul(cache[f"W{l}"].T, dZ, out=out.get(f"A{l - 1}"))
+    gemms = threads.gemms()
+    try:
+        for l in range(depth, 0, -1):
+            activation = ACTIVATIONS[activations[l - 1]]
+            Z, A = cache[f"Z{l}"], cache[f"A{l}"]
+            if l == depth:
+                dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)
+            else:
+                dZ = activation.backward(grads[f"A{l}"], Z, A, out=out.get(f"Z{l}"))
+            grads[f"Z{l}"] = dZ
+            grads[f"W{l}"] = gemms.matmul(dZ, cache[f"A{l - 1}"].T, out=out.get(f"W{l}"))
+            grads[f"B{l}"] = dZ.sum(axis=1, keepdims=True, out=out.get(f"B{l}"))
+            if l > 1 or input_gradient:
+                grads[f"A{l - 1}"] = gemms.matmul(cache[f"W{l}"].T, dZ, out=out.get(f"A{l - 1}"))
+    finally:
+        gemms.restore()
     return grads
 
 
