@@ -86,6 +86,7 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 import reference.compare as compare_module  # noqa: E402
+from manual_bp import threads  # noqa: E402
 from manual_bp.activations import ACTIVATIONS  # noqa: E402
 from manual_bp.losses import LOSSES  # noqa: E402
 from property_tests.strategies import (  # noqa: E402
@@ -685,7 +686,8 @@ def main(argv: list[str] | None = None) -> int:
             progress(run_architecture(task))
     else:
         context = multiprocessing.get_context("spawn")  # jax is not fork-safe
-        with context.Pool(args.workers) as workers:
+        # One BLAS thread per worker: N workers on N cores, not N x N threads.
+        with context.Pool(args.workers, initializer=threads.pin_blas_threads) as workers:
             for result in workers.imap_unordered(run_architecture, tasks):
                 progress(result)
     results.sort(key=lambda r: r.arch.index)
