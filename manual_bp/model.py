@@ -138,7 +138,8 @@ class DNN:
         ``X`` has shape (n0, m), one sample per column.  The cache holds ``A0``
         and ``Wl``, ``Zl``, ``Al`` for every layer (see ``manual_bp.network``).
         """
-        return network.forward(self._params, self._inputs(X), self.activations)
+        # The net's params and the checked X share self.dtype: no dispatch.
+        return network.forward_numpy(self._params, self._inputs(X), self.activations)
 
     def predict(self, X: object) -> Array:
         """``AL`` of shape (nL, m)."""

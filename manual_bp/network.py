@@ -151,7 +151,7 @@ def forward(
         # Mixed dtypes take the definition: its per-layer promotion (a float32
         # layer after a float64 one) is not what one block of one dtype holds.
         if dtype.kind == "f" and all(np.asarray(v).dtype == dtype for v in (X, *params.values())):
-            return _forward_numpy(params, X, activations, dtype)
+            return forward_numpy(params, X, activations)
     return forward_xp(params, X, activations, xp, taps)
 
 
@@ -195,14 +195,18 @@ def forward_xp(
     return A, cache
 
 
-def _forward_numpy(
-    params: Params, X: Array, activations: Sequence[str], dtype: np.dtype
+def forward_numpy(
+    params: Params, X: Array, activations: Sequence[str]
 ) -> tuple[Array, dict[str, Array]]:
     """``forward_xp`` with NumPy, in place: ``Zl`` and ``Al`` from one block.
 
-    ``Zl = Wl A(l-1)`` is written by the matrix product into its own array,
-    ``Bl`` is added there, and ``f_l`` writes ``Al`` into the next one.
+    For callers that know ``X`` and every parameter share one float dtype
+    (``DNN`` validates it once, when the parameters are set, and converts
+    ``X``); ``forward`` checks it on every call.  ``Zl = Wl A(l-1)`` is
+    written by the matrix product into its own array, ``Bl`` is added there,
+    and ``f_l`` writes ``Al`` into the next one.
     """
+    dtype = X.dtype
     keys, m = layer_keys(len(activations)), X.shape[1]
     weights = [params[key.W] for key in keys]
     arrays: dict[str, Array] = {}
