@@ -31,8 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from environment import print_environment
-
+from benchmarks.environment import print_environment
 from manual_bp import threads
 
 SQUARE = (48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)

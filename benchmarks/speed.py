@@ -21,7 +21,8 @@ What it times (one process, side by side, every method in every round)
     ``block_until_ready``; XLA's own threads.
 ``roof``
     The roofline: only the 3L - 1 matrix products the algorithm needs, ``out=``
-    into preallocated arrays, the library's threads.
+    into preallocated arrays, each with the thread count ``manual_bp.threads``
+    gives it (the policy's choice, as in ``dnn``).
 
 Every call is timed on its own, so the tables give the median, the 90th and
 the 99th percentile of single calls.  Methods take turns in ``--rounds``
@@ -63,8 +64,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from environment import competitor, print_environment
-
+from benchmarks.environment import competitor, print_environment
 from manual_bp import DNN, network, threads
 
 SIZES: dict[str, tuple[list[int], int]] = {
@@ -82,6 +82,7 @@ ISSUE_GRID = [
     ("large", "float64"),
     ("very_large", "float32"),
 ]
+LARGE_SIZES = ("large", "very_large")
 DTYPES = ("float32", "float64")
 HIDDEN = ("relu", "sigmoid", "tanh")
 SCENARIOS = ("quiet", "competing")
@@ -139,12 +140,16 @@ def roofline(params: dict[str, np.ndarray], X: np.ndarray, depth: int) -> Callab
         dA[l - 1] = np.empty((W.shape[1], m), X.dtype)
 
     def run() -> None:
-        for l in range(1, depth + 1):
-            np.matmul(params[f"W{l}"], A[l - 1], out=Z[l])
-        for l in range(depth, 0, -1):
-            np.matmul(dZ[l], A[l - 1].T, out=dW[l])
-            if l > 1:
-                np.matmul(params[f"W{l}"].T, dZ[l], out=dA[l - 1])
+        gemms = threads.gemms()  # the thread counts manual_bp's own products get
+        try:
+            for l in range(1, depth + 1):
+                gemms.matmul(params[f"W{l}"], A[l - 1], out=Z[l])
+            for l in range(depth, 0, -1):
+                gemms.matmul(dZ[l], A[l - 1].T, out=dW[l])
+                if l > 1:
+                    gemms.matmul(params[f"W{l}"].T, dZ[l], out=dA[l - 1])
+        finally:
+            gemms.restore()
 
     return run
 
