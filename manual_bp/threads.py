@@ -227,8 +227,8 @@ class Gemms:
             self._decide()
         if self._library is None or self._restore is None:
             return None
-        if self._worker:
-            return 1
+        if self._worker or gemm_threads(work, itemsize, self._restore) == 1:
+            return 1  # without reading the load (2 µs) for a product that stays on one
         available = min(self._restore, _STATE.cores - _STATE.others_running())
         return gemm_threads(work, itemsize, available)
 
