@@ -116,7 +116,8 @@ def elementwise_backward(derivative: Callable[..., Array]) -> Callable[..., Arra
 
     def backward(dA: Array, Z: Array, A: Array, out: Array | None = None) -> Array:
         if out is None:
-            out = np.empty(dA.shape, np.result_type(dA, A))
+            dtype = dA.dtype if dA.dtype == A.dtype else np.result_type(dA, A)
+            out = np.empty(dA.shape, dtype)
         dZ = derivative(Z, A, out=out)
         dZ *= dA
         return dZ

@@ -218,9 +218,14 @@ def forward_numpy(
     A = X
     cache = {"A0": X}
     gemms = threads.gemms()
+    # Every product of layer l does W.size * m multiply-adds; when none is big
+    # enough for the thread policy to act, NumPy's own matmul is called.
+    matmul = (
+        gemms.matmul if max(W.size for W in weights) * m > threads.SINGLE_THREAD_WORK else np.matmul
+    )
     try:
         for key, W, name in zip(keys, weights, activations, strict=True):
-            Z = gemms.matmul(W, A, out=arrays.get(key.Z))
+            Z = matmul(W, A, out=arrays.get(key.Z))
             Z += params[key.B]
             A = ACTIVATIONS[name].forward_into(Z, arrays.get(key.A))
             cache[key.W], cache[key.Z], cache[key.A] = W, Z, A
@@ -293,6 +298,8 @@ def backward(
         out = new_arrays(_gradient_shapes(cache, depth, input_gradient), dtype)
     grads: dict[str, Array] = {}
     gemms = threads.gemms()
+    largest = max(cache[key.W].size for key in keys) * cache["A0"].shape[1]
+    matmul = gemms.matmul if largest > threads.SINGLE_THREAD_WORK else np.matmul
     try:
         for l in range(depth, 0, -1):
             key = keys[l - 1]
@@ -303,10 +310,10 @@ def backward(
             else:
                 dZ = activation.backward(grads[key.A], Z, A, out=out.get(key.Z))
             grads[key.Z] = dZ
-            grads[key.W] = gemms.matmul(dZ, cache[key.A_prev].T, out=out.get(key.W))
+            grads[key.W] = matmul(dZ, cache[key.A_prev].T, out=out.get(key.W))
             grads[key.B] = dZ.sum(axis=1, keepdims=True, out=out.get(key.B))
             if l > 1 or input_gradient:
-                grads[key.A_prev] = gemms.matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))
+                grads[key.A_prev] = matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))
     finally:
         gemms.restore()
     return grads
