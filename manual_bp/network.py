@@ -293,12 +293,16 @@ def backward(
     # forward pass) and Y's meet in dZL = (AL - Y) / m.
     keys = layer_keys(depth)
     dtype = np.result_type(cache[keys[-1].Z], Y)
+    m = cache["A0"].shape[1]
+    # Shapes only (W1 first): the block and the thread policy read no values.
+    shapes = [cache[key.W].shape for key in keys]
     out: dict[str, Array] = {}
-    if _gradient_size_bound(cache, keys) * dtype.itemsize >= BLOCK_MIN_BYTES:
-        out = new_arrays(_gradient_shapes(cache, depth, input_gradient), dtype)
+    if _gradient_size_bound(shapes, m) * dtype.itemsize >= BLOCK_MIN_BYTES:
+        out = new_arrays(_gradient_shapes(shapes, m, input_gradient), dtype)
     grads: dict[str, Array] = {}
     gemms = threads.gemms()
-    largest = max(cache[key.W].size for key in keys) * cache["A0"].shape[1]
+    # Every product of layer l does rows * cols * m multiply-adds (see forward).
+    largest = max(rows * cols for rows, cols in shapes) * m
     matmul = gemms.matmul if largest > threads.SINGLE_THREAD_WORK else np.matmul
     try:
         for l in range(depth, 0, -1):
@@ -319,29 +323,26 @@ def backward(
     return grads
 
 
-def _gradient_size_bound(cache: Mapping[str, Array], keys: tuple[LayerKeys, ...]) -> int:
+def _gradient_size_bound(shapes: Sequence[tuple[int, int]], m: int) -> int:
     """At least the entries of ``_gradient_shapes``: below the block size no
     dict of shapes is built at all."""
-    m = cache["A0"].shape[1]
-    size = 0
-    for key in keys:
-        rows, cols = cache[key.W].shape
-        size += (rows + cols) * (m + 1) + rows * cols
-    return size
+    return sum((rows + cols) * (m + 1) + rows * cols for rows, cols in shapes)
 
 
 def _gradient_shapes(
-    cache: Mapping[str, Array], depth: int, input_gradient: bool
+    shapes: Sequence[tuple[int, int]], m: int, input_gradient: bool
 ) -> dict[str, tuple[int, int]]:
     """The shapes of the gradients ``backward`` writes into its block: every key
-    of ``gradient_keys`` but ``ZL``, which the output gradient allocates."""
-    m = cache["A0"].shape[1]
-    shapes = {}
+    of ``gradient_keys`` but ``ZL``, which the output gradient allocates.
+    ``shapes`` holds the shape of every ``Wl``, l = 1..L."""
+    depth = len(shapes)
+    keys = layer_keys(depth)
+    block = {}
     for l in range(depth, 0, -1):
-        rows, cols = cache[f"W{l}"].shape
+        key, (rows, cols) = keys[l - 1], shapes[l - 1]
         if l < depth:
-            shapes[f"Z{l}"] = (rows, m)
-        shapes[f"W{l}"], shapes[f"B{l}"] = (rows, cols), (rows, 1)
+            block[key.Z] = (rows, m)
+        block[key.W], block[key.B] = (rows, cols), (rows, 1)
         if l > 1 or input_gradient:
-            shapes[f"A{l - 1}"] = (cols, m)
-    return shapes
+            block[key.A_prev] = (cols, m)
+    return block
