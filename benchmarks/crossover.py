@@ -14,8 +14,8 @@ controller, and one ``Gemms`` object per pass.
 
 Usage::
 
-    python benchmarks/crossover.py
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/crossover.py
+    python -m benchmarks.crossover
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.crossover
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import time
 import timeit
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.environment import print_environment
 from manual_bp import threads

@@ -20,15 +20,15 @@ The fitted exponent is the slope of log cost against log size over the
 upper half of each sweep (the lower half is per-call overhead).
 
 Verified networks per second: the main property (manual gradients against
-the oracle, ``property_tests.test_gradients.assert_matches_oracle``) run by
+the oracle, ``reference.compare.compare``, as ``benchmarks/throughput.py`` runs it) run by
 Hypothesis on networks of one architecture (``[w] * L + [2]``, tanh hidden,
 softmax + cross-entropy, batch <= 32, float32 and float64 drawn), after a
 warm-up that compiles the oracle's bucket.
 
 Usage::
 
-    python benchmarks/curves.py                     # about 4 minutes, writes the PNGs
-    python benchmarks/curves.py --quick --out /tmp  # a quick look
+    python -m benchmarks.curves                     # about 4 minutes, writes the PNGs
+    python -m benchmarks.curves --quick --out /tmp  # a quick look
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.environment import environment_lines, print_environment
 from benchmarks.speed import roofline
@@ -79,10 +77,7 @@ def median_call(run: Callable[[], object], seconds: float, min_calls: int) -> li
 
 
 def measure(sizes: list[int], m: int, seconds: float, rounds: int) -> dict[str, float]:
-    import jax
-    import jax.numpy as jnp
-
-    import reference.oracle  # noqa: F401  (float64 in jax)
+    from reference.jax_setup import jax, jnp
 
     depth = len(sizes) - 1
     activations = ["relu"] * (depth - 1) + ["softmax"]
@@ -147,8 +142,8 @@ def verified_per_second(sizes: list[int], examples: int) -> float:
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
-    from property_tests.strategies import networks
-    from property_tests.test_gradients import assert_matches_oracle
+    from reference.cases import networks
+    from reference.compare import compare
 
     depth = len(sizes) - 1
     arch = st.just((sizes, ["tanh"] * (depth - 1) + ["softmax"], "cross_entropy"))
@@ -168,7 +163,8 @@ def verified_per_second(sizes: list[int], examples: int) -> float:
         def main_property(case):
             nonlocal count
             count += 1
-            assert_matches_oracle(case)
+            check = compare(case, input_gradient=True)
+            assert check.ok, check.report()
 
         count = 0
         start = time.perf_counter()

@@ -18,7 +18,7 @@ Every variant's result is checked equal to the current code's, bitwise.
 
 Usage::
 
-    python benchmarks/elementwise.py
+    python -m benchmarks.elementwise
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ import timeit
 from collections.abc import Callable
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.environment import print_environment
 from manual_bp.activations import ACTIVATIONS

@@ -4,9 +4,9 @@ What it measures
 ----------------
 ``reference.tolerance`` gives every gradient entry its own tolerance,
 ``SAFETY * u * E``, from a first-order rounding-error bound.  A bound that is
-too tight shows up as a *false alarm*: ``verify_network`` reporting a mismatch
+too tight shows up as a *false alarm*: ``compare`` reporting a mismatch
 (``worst_ratio > 1``) although the manual backward pass is correct.  This
-script runs many random examples through ``reference.compare.verify_network``
+script runs many random examples through ``reference.compare.compare``
 on the unmodified ``manual_bp`` and reports the distribution of the
 per-example worst ``|manual - oracle| / tolerance``:
 
@@ -20,7 +20,7 @@ per-example worst ``|manual - oracle| / tolerance``:
   and in the rest (the manual forward/backward and the comparison), as wall
   and as CPU time, and the one-off jax compilations.
 
-Every ratio above 1 is a false alarm, and so is ``verify_network`` raising;
+Every ratio above 1 is a false alarm, and so is ``compare`` raising;
 when it raises (its diagnosis step runs only after a mismatch), the example
 is run again without the diagnosis so that its ratios are still measured.
 The smallest false alarm (fewest array entries) is printed in full with
@@ -35,11 +35,11 @@ so a pool of architectures is drawn first (``--architectures``, depth 1-6,
 widths 1-32, batch 1-64, hidden activations uniform over
 ``manual_bp.activations.ACTIVATIONS``, a loss from ``manual_bp.losses.LOSSES``
 with an output activation it accepts, by the rules of
-``property_tests.strategies.networks``) and many value sets are drawn for each.  The dtype
+``reference.cases.networks``) and many value sets are drawn for each.  The dtype
 alternates between float64 and float32 within an architecture (the oracle
 always runs in float64, so both share one compilation).
 
-Values mirror ``property_tests.strategies``: each array is either one repeated
+Values mirror ``reference.cases``: each array is either one repeated
 value, a repeated fill with some entries replaced, a mixture with random
 weights, or all from one category, where the categories are exact zeros
 (``+-0``), uniform ``[-1, 1]``, uniform ``[-bound, bound]``, ``+-bound``,
@@ -57,9 +57,9 @@ Usage
 -----
 From the repository root::
 
-    python benchmarks/false_alarms.py                 # 100,000 examples
-    python benchmarks/false_alarms.py --quick         # 2,000-example smoke run
-    python benchmarks/false_alarms.py --seed 1 --examples 20000 --workers 2
+    python -m benchmarks.false_alarms                 # 100,000 examples
+    python -m benchmarks.false_alarms --quick         # 2,000-example smoke run
+    python -m benchmarks.false_alarms --seed 1 --examples 20000 --workers 2
 
 The exit status is 1 when a false alarm (or an exception) occurred, else 0.
 """
@@ -67,6 +67,7 @@ The exit status is 1 when a false alarm (or an exception) occurred, else 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import multiprocessing
 import os
@@ -77,26 +78,21 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-import reference.compare as compare_module  # noqa: E402
-from manual_bp import threads  # noqa: E402
-from manual_bp.activations import ACTIVATIONS  # noqa: E402
-from manual_bp.losses import LOSSES  # noqa: E402
-from property_tests.strategies import (  # noqa: E402
+from manual_bp import threads
+from manual_bp.activations import ACTIVATIONS
+from manual_bp.losses import LOSSES
+from reference.cases import (
     INPUT_BOUND,
     MAX_BATCH,
     MAX_DEPTH,
     MAX_WIDTH,
     PARAM_BOUND,
+    Case,
 )
-from reference.compare import verify_network  # noqa: E402
+from reference.compare import compare
 
 DTYPES = ("float64", "float32")
 PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
@@ -135,7 +131,7 @@ def _draw_size(rng: np.random.Generator, largest: int) -> int:
 
 
 def draw_architecture(rng: np.random.Generator, index: int) -> Architecture:
-    """An architecture by the rules of ``property_tests.strategies.networks``."""
+    """An architecture by the rules of ``reference.cases.networks``."""
     depth = int(rng.integers(1, MAX_DEPTH + 1))
     sizes = [_draw_size(rng, MAX_WIDTH) for _ in range(depth + 1)]
     loss = str(rng.choice(sorted(LOSSES)))
@@ -177,7 +173,7 @@ def _signed_candidates(rng: np.random.Generator, size: int, bound: float, dtype:
     )
 
 
-# Default category weights: the four branches of strategies.values, plus tiny and k/2.
+# Default category weights: the four branches of reference.cases.decode_values, plus tiny and k/2.
 _SIGNED_WEIGHTS = np.array([0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1])
 
 
@@ -222,14 +218,14 @@ def _compose(
 def signed_array(
     rng: np.random.Generator, shape: tuple[int, ...], bound: float, dtype: str
 ) -> np.ndarray:
-    """Finite values in ``[-bound, bound]`` as ``strategies.matrices``, exactly in ``dtype``."""
+    """Finite values in ``[-bound, bound]`` as ``reference.cases.matrices``, exact in ``dtype``."""
     size = math.prod(shape)
     candidates = _signed_candidates(rng, size, bound, dtype)
     return _compose(rng, shape, candidates, _SIGNED_WEIGHTS).astype(dtype)
 
 
 def draw_targets(rng: np.random.Generator, loss: str, shape: tuple[int, int], dtype: str):
-    """Targets in the loss's domain, as ``strategies.targets``."""
+    """Targets in the loss's domain, as ``reference.cases.targets``."""
     size = math.prod(shape)
     if loss == "binary_cross_entropy":
         candidates = _binary_candidates(rng, size, dtype)
@@ -259,30 +255,22 @@ def draw_values(rng: np.random.Generator, arch: Architecture, dtype: str):
     return params, X, Y
 
 
-# --- timing of the oracle and the tolerance inside verify_network ----------------------
+# --- timing of the oracle and the tolerance inside compare ---------------------------
 
 # Wall-clock and CPU (``time.process_time``, all threads of the process) seconds.
 _TIMERS = {"oracle": 0.0, "tolerance": 0.0, "oracle_cpu": 0.0, "tolerance_cpu": 0.0}
 
 
-def _timed(name: str, function):
-    def wrapper(*args, **kwargs):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            _TIMERS[name] += time.perf_counter() - start
-            _TIMERS[f"{name}_cpu"] += time.process_time() - start_cpu
-
-    return wrapper
-
-
-def _install_timers() -> None:
-    """Time the two calls ``verify_network`` makes, by the names it looks up at call time."""
-    if not getattr(compare_module, "_false_alarm_timers", False):
-        compare_module.oracle_gradients = _timed("oracle", compare_module.oracle_gradients)
-        compare_module.tolerances = _timed("tolerance", compare_module.tolerances)
-        compare_module._false_alarm_timers = True
+@contextlib.contextmanager
+def _timer(stage: str):
+    """``compare``'s timing hook: adds the oracle's and the tolerance's seconds."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    try:
+        yield
+    finally:
+        if stage in ("oracle", "tolerance"):
+            _TIMERS[stage] += time.perf_counter() - start
+            _TIMERS[f"{stage}_cpu"] += time.process_time() - start_cpu
 
 
 # --- one architecture ----------------------------------------------------------------------
@@ -318,7 +306,7 @@ class ArchitectureResult:
     smallest_alarm: Alarm | None = None
     warnings: list[str] = field(default_factory=list)
     max_rss_mb: float = 0.0
-    # Tracebacks of verify_network raising (the first few are kept in full).
+    # Tracebacks of compare raising (the first few are kept in full).
     exceptions: list[str] = field(default_factory=list)
     # "dtype loss activation variable" -> [count, worst ratio, entries, smallest's summary]
     alarm_groups: dict[str, list] = field(default_factory=dict)
@@ -346,35 +334,24 @@ def _failure_lines(report: str) -> str:
     return "\n".join(lines[-6:])
 
 
-def _no_diagnosis(*args, **kwargs):
-    return None
+def _retry_without_explanation(case: Case, result) -> object | None:
+    """After ``compare`` raised: record why, and retry without its explanation step.
 
-
-def _retry_without_diagnosis(params, X, Y, arch: Architecture, result) -> object | None:
-    """After ``verify_network`` raised: record why, and retry without its diagnosis step.
-
-    ``verify_network`` diagnoses a mismatch only after the comparison, so when
-    the diagnosis is what raised, the ratios are still measured.  Returns
+    ``compare`` diagnoses a mismatch only after the comparison, so when the
+    diagnosis is what raised, the ratios are still measured.  Returns
     ``None`` when the retry raises too.
     """
     result.exceptions.append(traceback.format_exc())
-    diagnose = getattr(compare_module, "diagnose", None)
-    if diagnose is None:
-        return None
-    compare_module.diagnose = _no_diagnosis
     try:
-        return verify_network(params, X, Y, list(arch.activations), arch.loss)
+        return compare(case, explain=False, timer=_timer)
     except Exception:
         result.exceptions.append(traceback.format_exc())
         return None
-    finally:
-        compare_module.diagnose = diagnose
 
 
 def run_architecture(task: tuple[Architecture, int, int]) -> ArchitectureResult:
     """Run ``count`` value sets of one architecture, alternating the dtype."""
     arch, count, seed = task
-    _install_timers()
     rng = np.random.default_rng([seed, arch.index])
     ratios = np.empty(count)
     is_float32 = np.zeros(count, dtype=bool)
@@ -393,10 +370,11 @@ def run_architecture(task: tuple[Architecture, int, int]) -> ArchitectureResult:
         report = ""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            case = Case(params, X, Y, arch.activations, arch.loss)
             try:
-                check = verify_network(params, X, Y, list(arch.activations), arch.loss)
+                check = compare(case, timer=_timer)
             except Exception:  # an exception on correct code is a false alarm too
-                check = _retry_without_diagnosis(params, X, Y, arch, result)
+                check = _retry_without_explanation(case, result)
             if check is None:
                 ratio, key, report = math.inf, "exception", result.exceptions[-1]
             else:
@@ -542,7 +520,7 @@ def report(results: list[ArchitectureResult], args, wall: float) -> int:
         tolerance = per_example(f"tolerance{suffix}")
         print(
             f"{clock} time per example (excluding each architecture's first call): "
-            f"verify_network {verify:.2f} ms = oracle {oracle:.2f} ms + tolerance "
+            f"compare {verify:.2f} ms = oracle {oracle:.2f} ms + tolerance "
             f"{tolerance:.2f} ms + manual forward/backward and compare "
             f"{verify - oracle - tolerance:.2f} ms"
         )
@@ -554,7 +532,7 @@ def report(results: list[ArchitectureResult], args, wall: float) -> int:
     )
     caught = [w for r in results for w in r.warnings]
     if caught:
-        print(f"warnings raised during verify_network (first {min(len(caught), 10)}):")
+        print(f"warnings raised during compare (first {min(len(caught), 10)}):")
         for w in caught[:10]:
             print(f"  {w}")
     raised = [e for r in results for e in r.exceptions]
@@ -564,7 +542,7 @@ def report(results: list[ArchitectureResult], args, wall: float) -> int:
             line = text.strip().splitlines()[-1]
             last_lines[line] = last_lines.get(line, 0) + 1
         print(
-            f"verify_network RAISED {len(raised)} times (on mismatches, each then re-run "
+            f"compare RAISED {len(raised)} times (on mismatches, each then re-run "
             "without its diagnosis step to measure the ratios):"
         )
         for line, count in sorted(last_lines.items(), key=lambda item: -item[1]):

@@ -30,8 +30,8 @@ Usage
 -----
 From the repository root::
 
-    python benchmarks/memory.py
-    python benchmarks/memory.py --sizes large,very_large --dtypes float64
+    python -m benchmarks.memory
+    python -m benchmarks.memory --sizes large,very_large --dtypes float64
 """
 
 from __future__ import annotations

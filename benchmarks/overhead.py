@@ -11,7 +11,7 @@ costs when it is not interrupted.
 
 Usage::
 
-    python benchmarks/overhead.py
+    python -m benchmarks.overhead
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import sys
 import timeit
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.environment import print_environment
 from manual_bp import DNN, network, threads

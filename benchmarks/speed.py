@@ -44,9 +44,9 @@ Usage
 -----
 From the repository root::
 
-    python benchmarks/speed.py                       # both scenarios, about 3 min
-    python benchmarks/speed.py --scenarios quiet --quick
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/speed.py
+    python -m benchmarks.speed                       # both scenarios, about 3 min
+    python -m benchmarks.speed --scenarios quiet --quick
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.speed
 """
 
 from __future__ import annotations
@@ -61,8 +61,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.environment import competitor, print_environment
 from manual_bp import DNN, network, threads
@@ -180,10 +178,7 @@ class Method:
 
 def methods(point: Point, blas: Blas) -> dict[str, Method]:
     """The timed methods of one grid point, each already run once (warm)."""
-    import jax
-    import jax.numpy as jnp
-
-    import reference.oracle  # noqa: F401  (enables jax float64)
+    from reference.jax_setup import jax, jnp
 
     net = DNN(point.layer_sizes, list(point.activations), point.loss, seed=0, dtype=point.dtype)
     X, Y = make_batch(point, np.random.default_rng(0))

@@ -7,7 +7,7 @@ script runs that property for ``--examples`` examples (the ``thorough``
 profile runs 4,000) and prints the highest ratio found and its case.  A
 ratio above 1 would be a false alarm.
 
-    python benchmarks/target_search.py --examples 1500
+    python -m benchmarks.target_search --examples 1500
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import time
 
 from hypothesis import HealthCheck, Phase, given, settings, target
 
-from property_tests.strategies import networks
-from reference.compare import verify_network
+from reference.cases import networks
+from reference.compare import compare
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     )
     @given(networks())
     def search(case):
-        check = verify_network(case.params, case.X, case.Y, case.activations, case.loss)
+        check = compare(case)
         target(min(check.worst_ratio, 1e6), label="error/tolerance")
         if check.worst_ratio > worst["ratio"]:
             worst.update(ratio=check.worst_ratio, case=case, report=check.report())

@@ -13,8 +13,8 @@ The backward function is written by hand in NumPy::
 NumPy kernels
 -------------
 ``forward(Z, xp)`` is the formula, the one ``jax.grad`` differentiates.  Some
-formulas are slow in NumPy: ``np.where`` branches on every entry (about 1 ms
-per 262,144 entries of random sign here, ten times an arithmetic pass).  Those
+formulas are slow in NumPy: ``np.where`` branches on every entry, about ten
+times the cost of an arithmetic pass (``benchmarks/RESULTS.md``).  Those
 activations also carry a ``kernel(Z, out)`` that writes the same values into
 an array the caller allocated, with arithmetic in place of ``where``;
 ``property_tests/test_fast_path.py`` proves kernel and formula equal on every
@@ -27,6 +27,11 @@ derivative at a kink, which is defined once here:
 * ``relu'(0) = 0`` (as ``jax.nn.relu``),
 * ``leaky_relu'(0) = 1`` (as ``jax.nn.leaky_relu``, which selects ``x >= 0``),
 * ``elu'(0) = 1`` (``elu`` is C1 there, so no choice is made).
+
+Where a kink's convention is a choice, the activation's ``kink_side`` says
+which pre-activations count as the right-hand side (``relu``: ``Z > 0``,
+``leaky_relu``: ``Z >= 0``).  The formula, the derivative, the tolerance and
+the finite differences all read it from there.
 """
 
 from __future__ import annotations
@@ -73,6 +78,10 @@ class Activation:
     kernel : callable ``(Z, out) -> out`` or None
         ``forward(Z, numpy)`` written into ``out`` (same shape and dtype as
         ``Z``) without ``np.where``; ``None`` where the formula is fast as it is.
+    kink_side : callable ``(Z) -> bool array`` or None
+        For an activation with a kink at 0 (``relu``, ``leaky_relu``): where
+        ``Z`` takes the right-hand piece and its slope, which decides
+        ``f'(0)``.  ``None`` for smooth activations.
     """
 
     name: str
@@ -82,6 +91,7 @@ class Activation:
     formula: str
     backward_formula: str
     kernel: Callable[[Array, Array], Array] | None = None
+    kink_side: Callable[[Array], Array] | None = None
 
     def forward_into(self, Z: Array, out: Array | None) -> Array:
         """``f(Z)`` in NumPy, written into ``out`` (or a new array when it is
@@ -132,6 +142,7 @@ def _elementwise(
     formula: str,
     derivative_formula: str,
     kernel: Callable[[Array, Array], Array] | None = None,
+    kink_side: Callable[[Array], Array] | None = None,
 ) -> Activation:
     """Build an elementwise activation, whose backward is ``dA * f'(Z)``.
 
@@ -140,7 +151,14 @@ def _elementwise(
     """
     backward = elementwise_backward(derivative)
     return Activation(
-        name, forward, backward, derivative, formula, f"dA ⊙ {derivative_formula}", kernel
+        name,
+        forward,
+        backward,
+        derivative,
+        formula,
+        f"dA ⊙ {derivative_formula}",
+        kernel,
+        kink_side,
     )
 
 
@@ -212,7 +230,12 @@ def relu(Z: Array, xp: ModuleType = np) -> Array:
     kink is 0, as in ``jax.nn.relu``.  It is written with ``where(z > 0, ...)``
     because ``jax.grad`` of ``maximum(z, 0)`` at a tie is 0.5.
     """
-    return xp.where(Z > 0, Z, 0)
+    return xp.where(_relu_side(Z), Z, 0)
+
+
+def _relu_side(Z: Array) -> Array:
+    """relu's right-hand piece: ``z > 0``, so ``relu'(0) = 0``."""
+    return Z > 0
 
 
 def _relu_kernel(Z: Array, out: Array) -> Array:
@@ -222,7 +245,7 @@ def _relu_kernel(Z: Array, out: Array) -> Array:
 
 
 def _relu_derivative(Z: Array, A: Array, out: Array | None = None) -> Array:
-    return np.greater(Z, 0, out=_new_or(out, Z))  # [z > 0], as 1.0 or 0.0
+    return np.greater(Z, 0, out=_new_or(out, Z))  # _relu_side(Z), as 1.0 or 0.0
 
 
 # --- leaky_relu: f(z) = z for z >= 0, 0.01 z otherwise ----------------------------
@@ -236,7 +259,12 @@ def leaky_relu(Z: Array, xp: ModuleType = np) -> Array:
     ``f'(z) = 1`` for ``z >= 0`` and ``0.01`` for ``z < 0``: the derivative at
     the kink is 1, as ``jax.nn.leaky_relu`` selects ``z >= 0``.
     """
-    return xp.where(Z >= 0, Z, LEAKY_RELU_SLOPE * Z)
+    return xp.where(_leaky_relu_side(Z), Z, LEAKY_RELU_SLOPE * Z)
+
+
+def _leaky_relu_side(Z: Array) -> Array:
+    """leaky_relu's right-hand piece: ``z >= 0``, so ``leaky_relu'(0) = 1``."""
+    return Z >= 0
 
 
 def _leaky_relu_kernel(Z: Array, out: Array) -> Array:
@@ -246,7 +274,7 @@ def _leaky_relu_kernel(Z: Array, out: Array) -> Array:
 
 
 def _leaky_relu_derivative(Z: Array, A: Array, out: Array | None = None) -> Array:
-    return _as_result(np.where(Z >= 0, 1.0, LEAKY_RELU_SLOPE), Z, out)
+    return _as_result(np.where(_leaky_relu_side(Z), 1.0, LEAKY_RELU_SLOPE), Z, out)
 
 
 # --- elu: f(z) = z for z > 0, e^z - 1 otherwise -----------------------------------
@@ -408,7 +436,9 @@ ACTIVATIONS: dict[str, Activation] = {
         _sigmoid_kernel,
     ),
     "tanh": _elementwise("tanh", tanh, _tanh_derivative, "tanh(Z)", "(1 − A ⊙ A)", _tanh_kernel),
-    "relu": _elementwise("relu", relu, _relu_derivative, "max(Z, 0)", "[Z > 0]", _relu_kernel),
+    "relu": _elementwise(
+        "relu", relu, _relu_derivative, "max(Z, 0)", "[Z > 0]", _relu_kernel, _relu_side
+    ),
     "leaky_relu": _elementwise(
         "leaky_relu",
         leaky_relu,
@@ -416,6 +446,7 @@ ACTIVATIONS: dict[str, Activation] = {
         f"Z if Z ≥ 0 else {LEAKY_RELU_SLOPE}·Z",
         f"(1 if Z ≥ 0 else {LEAKY_RELU_SLOPE})",
         _leaky_relu_kernel,
+        _leaky_relu_side,
     ),
     "elu": _elementwise(
         "elu",

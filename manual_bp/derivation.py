@@ -7,7 +7,7 @@ Nothing here is written per activation or per loss.  Every line comes from:
   diagonal, as for softmax);
 * ``LOSSES[name].formula``, ``.fused_formula``, ``.dA_formula`` and
   ``.canonical_activation``;
-* ``manual_bp.network.gradient_keys``, the keys ``backward`` returns;
+* ``manual_bp.architecture.gradient_keys``, the keys ``backward`` returns;
 * the three lines every layer shares, as ``network.backward`` computes them::
 
       dWl = dZl · A(l-1)ᵀ        dBl = Σ_columns dZl        dA(l-1) = Wlᵀ · dZl
@@ -40,8 +40,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from manual_bp.activations import ACTIVATIONS
+from manual_bp.architecture import cache_keys, gradient_keys, param_shapes
 from manual_bp.losses import LOSSES
-from manual_bp.network import gradient_keys
 from manual_bp.validation import (
     check_activations,
     check_layer_sizes,
@@ -175,12 +175,9 @@ def _shape_of(symbol: str, sizes: Sequence[int], m: int | str) -> Shape:
     name = symbol.removeprefix("d")
     if name == "Y":
         return (sizes[-1], m)
-    kind, layer = name[0], int(name[1:])
-    if kind == "W":
-        return (sizes[layer], sizes[layer - 1])
-    if kind == "B":
-        return (sizes[layer], 1)
-    return (sizes[layer], m)
+    if name[0] in "WB":
+        return param_shapes(sizes)[name]
+    return (sizes[int(name[1:])], m)
 
 
 def _format_shape(shape: Shape) -> str:
@@ -329,10 +326,8 @@ def gradient_formula(derivation: Derivation, key: str) -> str:
 def read_by(derivation: Derivation) -> dict[str, list[str]]:
     """For every cache entry (``A0``, then ``Wl``, ``Zl``, ``Al`` per layer) and
     ``Y``: the left-hand sides of the backward steps that read it."""
-    entries = ["A0"]
-    for l in range(1, derivation.depth + 1):
-        entries += [f"W{l}", f"Z{l}", f"A{l}"]
-    readers: dict[str, list[str]] = {entry: [] for entry in [*entries, "Y"]}
+    entries = [*cache_keys(derivation.depth), "Y"]
+    readers: dict[str, list[str]] = {entry: [] for entry in entries}
     for step in derivation.steps:
         if step.gradient:
             for entry in step.reads:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from manual_bp import network, training
+from manual_bp.architecture import cache_keys
 from manual_bp.losses import LOSSES
 from manual_bp.validation import (
     check_activations,
@@ -93,9 +94,7 @@ class DNN:
         self.dtype: np.dtype = resolved_dtype
         self.seed = seed
         self._rng = np.random.default_rng(seed)
-        self._cache_keys = frozenset(
-            ["A0"] + [f"{v}{l}" for l in range(1, depth + 1) for v in "WZA"]
-        )
+        self._cache_keys = frozenset(cache_keys(depth))
         self._params = _read_only(
             network.init_params(sizes, names, seed, resolved_dtype), copy=False
         )

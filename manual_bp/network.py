@@ -25,32 +25,41 @@ layer l reads ``Zl`` and ``Al`` (for ``f_l'``), ``A(l-1)`` (for ``dWl``) and
 to ``X`` and ``Wl``, not copies; no function here ever writes into an array
 it did not allocate itself.
 
-Speed and memory
-----------------
-``forward_xp`` is the definition over an array namespace, the function
-``jax.grad`` differentiates.  With NumPy, ``forward`` runs the same steps
-through each activation's NumPy kernel (``Activation.forward_into``), in
-place, and ``property_tests/test_fast_path.py`` proves the two equal.  Both
-``forward`` (the new ``Zl``, ``Al``) and ``backward`` (the new gradients) take
-their arrays from one allocation each (``new_arrays``): separate large arrays
-each come as fresh pages from the operating system, a page fault per 4 KiB
-(about 0.5 ms per MiB on the benchmark machine, as long as the matrix products
-themselves), while one block is reused by the allocator from call to call.
-The arrays of one cache (or one grads dict) are views of one block: keeping
-any of them keeps the block alive; copy an array to keep it alone.
+How many copies of the forward pass exist, and what proves them equal
+-------------------------------------------------------------------
+1. ``forward_xp``, written over an array namespace, is *the definition*: the
+   function ``jax.grad`` differentiates (``reference.oracle``) and the one
+   every other copy is measured against.
+2. ``_forward_numpy``, the NumPy fast path that ``forward`` takes: the same
+   steps, in place, through each activation's NumPy kernel
+   (``Activation.forward_into``).  ``property_tests/test_fast_path.py``
+   proves it bitwise equal to the definition (but for the sign of a zero).
+3. ``reference.padding``, the padded oracle: the same wiring
+   ``Zl = Wl A(l-1) + Bl``, ``Al = f_l(Zl)`` inside one ``lax.scan`` over
+   stacked, zero-padded layers, calling the same activations and losses.
+   ``property_tests/test_padded_oracle.py`` proves it agrees with the
+   unpadded oracle to well within the rounding bound.
+
+Memory: ``forward`` (the new ``Zl``, ``Al``) and ``backward`` (the new
+gradients) take their arrays from one allocation each (``new_arrays``):
+separate large arrays each come as fresh pages from the operating system, a
+page fault per 4 KiB, which costs as much as the matrix products themselves
+(``benchmarks/RESULTS.md``), while one block is reused by the allocator from
+call to call.  The arrays of one cache (or one grads dict) are views of one
+block: keeping any of them keeps the block alive; copy an array to keep it
+alone.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from types import ModuleType
-from typing import NamedTuple
 
 import numpy as np
 
 from manual_bp import threads
 from manual_bp.activations import ACTIVATIONS
+from manual_bp.architecture import gradient_shapes, layer_keys, layer_sizes_of
 from manual_bp.losses import LOSSES, output_gradient
 
 Array = np.ndarray
@@ -90,27 +99,8 @@ def init_params(
 
 # Below this size a block saves nothing: the allocator recycles small arrays
 # anyway (glibc serves them from its heap, not from fresh pages), and carving
-# the views costs about 0.3 microseconds each.
+# the views has a cost of its own (benchmarks/RESULTS.md).
 BLOCK_MIN_BYTES = 128 * 1024
-
-
-class LayerKeys(NamedTuple):
-    """The dict keys of layer l: ``Wl``, ``Bl``, ``Zl``, ``Al`` and ``A(l-1)``."""
-
-    W: str
-    B: str
-    Z: str
-    A: str
-    A_prev: str
-
-
-@functools.cache
-def layer_keys(depth: int) -> tuple[LayerKeys, ...]:
-    """The keys of layers 1..L, built once per depth (formatting them on every
-    call cost about 4 µs of a 45 µs step of the seed's network)."""
-    return tuple(
-        LayerKeys(f"W{l}", f"B{l}", f"Z{l}", f"A{l}", f"A{l - 1}") for l in range(1, depth + 1)
-    )
 
 
 def new_arrays(shapes: Mapping[str, tuple[int, int]], dtype: np.dtype) -> dict[str, Array]:
@@ -255,15 +245,6 @@ def batch_loss(
     return loss_from_cache(cache, Y, loss, len(activations), xp)
 
 
-def gradient_keys(depth: int, input_gradient: bool = False) -> list[str]:
-    """The keys ``backward`` returns, in forward order: ``A0`` (with
-    ``input_gradient``), then ``W1, B1, Z1, A1, W2, ...``; ``AL`` is not one."""
-    keys = ["A0"] if input_gradient else []
-    for l in range(1, depth + 1):
-        keys += [f"W{l}", f"B{l}", f"Z{l}"] + ([f"A{l}"] if l < depth else [])
-    return keys
-
-
 def backward(
     cache: Mapping[str, Array],
     Y: Array,
@@ -293,16 +274,20 @@ def backward(
     # forward pass) and Y's meet in dZL = (AL - Y) / m.
     keys = layer_keys(depth)
     dtype = np.result_type(cache[keys[-1].Z], Y)
-    m = cache["A0"].shape[1]
+    A0 = cache["A0"]
+    m = A0.shape[1]
     # Shapes only (W1 first): the block and the thread policy read no values.
-    shapes = [cache[key.W].shape for key in keys]
+    sizes = layer_sizes_of(cache, A0, depth)
     out: dict[str, Array] = {}
-    if _gradient_size_bound(shapes, m) * dtype.itemsize >= BLOCK_MIN_BYTES:
-        out = new_arrays(_gradient_shapes(shapes, m, input_gradient), dtype)
+    if _gradient_size_bound(sizes, m) * dtype.itemsize >= BLOCK_MIN_BYTES:
+        # Every gradient but ZL, which the output gradient allocates, in one block.
+        shapes = gradient_shapes(sizes, m, input_gradient)
+        del shapes[keys[-1].Z]
+        out = new_arrays(shapes, dtype)
     grads: dict[str, Array] = {}
     gemms = threads.gemms()
-    # Every product of layer l does rows * cols * m multiply-adds (see forward).
-    largest = max(rows * cols for rows, cols in shapes) * m
+    # Every product of layer l does nl * n(l-1) * m multiply-adds (see forward).
+    largest = max(n * n_prev for n, n_prev in zip(sizes[1:], sizes, strict=False)) * m
     matmul = gemms.matmul if largest > threads.SINGLE_THREAD_WORK else np.matmul
     try:
         for l in range(depth, 0, -1):
@@ -323,26 +308,9 @@ def backward(
     return grads
 
 
-def _gradient_size_bound(shapes: Sequence[tuple[int, int]], m: int) -> int:
-    """At least the entries of ``_gradient_shapes``: below the block size no
-    dict of shapes is built at all."""
-    return sum((rows + cols) * (m + 1) + rows * cols for rows, cols in shapes)
-
-
-def _gradient_shapes(
-    shapes: Sequence[tuple[int, int]], m: int, input_gradient: bool
-) -> dict[str, tuple[int, int]]:
-    """The shapes of the gradients ``backward`` writes into its block: every key
-    of ``gradient_keys`` but ``ZL``, which the output gradient allocates.
-    ``shapes`` holds the shape of every ``Wl``, l = 1..L."""
-    depth = len(shapes)
-    keys = layer_keys(depth)
-    block = {}
-    for l in range(depth, 0, -1):
-        key, (rows, cols) = keys[l - 1], shapes[l - 1]
-        if l < depth:
-            block[key.Z] = (rows, m)
-        block[key.W], block[key.B] = (rows, cols), (rows, 1)
-        if l > 1 or input_gradient:
-            block[key.A_prev] = (cols, m)
-    return block
+def _gradient_size_bound(sizes: Sequence[int], m: int) -> int:
+    """At least the entries of the gradients ``backward`` writes into its
+    block: below the block size no dict of shapes is built at all."""
+    return sum(
+        (n + n_prev) * (m + 1) + n * n_prev for n, n_prev in zip(sizes[1:], sizes, strict=False)
+    )

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
+from manual_bp.architecture import param_shapes
 from manual_bp.losses import LOSSES
 
 SUPPORTED_DTYPES = ("float32", "float64")
@@ -148,11 +149,7 @@ def check_params(
     """A dict with exactly ``W1..WL`` and ``B1..BL`` of the right shapes and dtype."""
     if not isinstance(params, Mapping):
         raise TypeError(f"{name}: expected a dict of arrays, got {type(params).__name__}")
-    depth = len(layer_sizes) - 1
-    expected = {}
-    for l in range(1, depth + 1):
-        expected[f"W{l}"] = (layer_sizes[l], layer_sizes[l - 1])
-        expected[f"B{l}"] = (layer_sizes[l], 1)
+    expected = param_shapes(layer_sizes)
     if set(params) != set(expected):
         raise ValueError(
             f"{name}: expected keys {sorted(expected)}, got {sorted(map(str, params))}"

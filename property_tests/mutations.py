@@ -202,7 +202,7 @@ CATALOG: list[Mutation] = [
         "leaky_relu'(0) = 0.01",
         "wrong activation derivative",
         activations._leaky_relu_derivative,
-        "Z >= 0",
+        "_leaky_relu_side(Z)",
         "Z > 0",
     ),
     Mutation(

@@ -1,18 +1,14 @@
 """Each activation equals jax.nn's (default arguments), value and derivative."""
 
-import jax
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.extra.numpy import arrays  # noqa: E402
-
-from manual_bp.activations import ACTIVATIONS, log_softmax  # noqa: E402
-from property_tests.budget import examples  # noqa: E402
+from manual_bp.activations import ACTIVATIONS, log_softmax
+from property_tests.budget import examples
+from reference.jax_setup import jax, jnp
 
 JAX_NN = {
     "sigmoid": jax.nn.sigmoid,

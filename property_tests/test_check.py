@@ -57,7 +57,7 @@ def test_broken_homework_is_caught_with_a_diagnosis(bug, expected):
     with pytest.raises(GradientMismatch) as caught:
         check_gradients(student_backprop(bug), SIZES, ACTS, LOSS, max_examples=50)
     mismatch = caught.value
-    assert mismatch.check.diagnosis.bug_class == expected, str(mismatch)
+    assert mismatch.comparison.diagnosis.bug_class == expected, str(mismatch)
     assert "minimal case:" in str(mismatch)
     # Shrinking leaves a small batch.
     assert mismatch.case.X.shape[1] <= 2, mismatch.case

@@ -1,4 +1,4 @@
-"""``manual-bp audit`` and ``reference.audit`` on a tiny sweep: table, CSV, PNG, exit codes."""
+"""``manual-bp audit`` and ``reference.sweep`` on a tiny sweep: table, CSV, PNG, exit codes."""
 
 import csv
 import sys
@@ -9,7 +9,8 @@ import pytest
 from manual_bp.cli import main
 from manual_bp.network import backward, forward
 from property_tests.test_cli_train import png_size, run, wrong_dW1
-from reference.audit import (
+from reference.oracle import oracle_gradients
+from reference.sweep import (
     AUDIT_LOSS,
     CSV_COLUMNS,
     audit_case,
@@ -18,7 +19,6 @@ from reference.audit import (
     sweep,
     worst_of,
 )
-from reference.oracle import oracle_gradients
 
 # 2 depths x 2 widths x 2 dtypes = 8 configurations, 2 seeds each; 4 network
 # shapes for the oracle to compile (the dtype does not change its shape).
@@ -104,10 +104,11 @@ def test_relative_error_is_per_variable_max_error_over_max_oracle():
 
 
 def test_the_audits_errors_are_those_of_the_gradients_against_the_oracle():
-    params, X, Y, activations = audit_case(2, 3, "float32", "tanh", 5, 0)
-    _, cache = forward(params, X, activations)
-    grads = backward(cache, Y, activations, AUDIT_LOSS)
-    oracle = oracle_gradients(params, X, Y, activations, AUDIT_LOSS).grads
+    case = audit_case(2, 3, "float32", "tanh", 5, 0)
+    assert case.loss == AUDIT_LOSS
+    _, cache = forward(case.params, case.X, case.activations)
+    grads = backward(cache, case.Y, case.activations, case.loss)
+    oracle = oracle_gradients(case).grads
     # float32 manual values are compared in float64, not rounded back.
     errors = {key: np.max(np.abs(grads[key].astype(np.float64) - oracle[key])) for key in grads}
     relative = [errors[key] / np.max(np.abs(oracle[key])) for key in grads]
@@ -147,12 +148,12 @@ def test_bad_arguments_exit_2_naming_the_argument(arguments, message, tmp_path):
 
 
 def test_an_out_folder_that_cannot_be_made_is_refused_before_the_sweep(capsys, monkeypatch):
-    import reference.audit
+    import reference.sweep
 
     def sweep_that_must_not_run(*args, **kwargs):
         raise AssertionError("the sweep ran before --out was checked")
 
-    monkeypatch.setattr(reference.audit, "sweep", sweep_that_must_not_run)
+    monkeypatch.setattr(reference.sweep, "sweep", sweep_that_must_not_run)
     assert main(["audit", "--depths", "1", "--widths", "2", "--out", "/dev/null/x"]) == 2
     assert "--out: cannot create the folder '/dev/null/x'" in capsys.readouterr().err
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from manual_bp.activations import ACTIVATIONS
+from manual_bp.architecture import gradient_keys
 from manual_bp.cli import main
 from manual_bp.cli.compare import draw_targets, make_batch
 from manual_bp.derivation import derive
 from manual_bp.model import DNN
-from manual_bp.network import gradient_keys
 from manual_bp.validation import check_targets
 
 SEED_NET = ([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy")

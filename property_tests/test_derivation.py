@@ -17,12 +17,13 @@ import pytest
 from hypothesis import given
 
 from manual_bp.activations import ACTIVATIONS, sigmoid
+from manual_bp.architecture import gradient_keys
 from manual_bp.cli import main
 from manual_bp.derivation import Derivation, Step, at_layer, derive
 from manual_bp.losses import LOSSES
-from manual_bp.network import backward, forward, gradient_keys
+from manual_bp.network import backward, forward
 from property_tests.budget import examples
-from property_tests.strategies import networks
+from reference.cases import networks
 
 SEED_NET = ([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy")
 # Backward formulas that read as Python once the symbols are translated; the

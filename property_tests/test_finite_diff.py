@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from manual_bp.network import backward, forward, init_params
 from property_tests.budget import examples
-from property_tests.strategies import Case, networks
+from reference.cases import Case, networks
 from reference.finite_diff import (
     FiniteDifferenceResult,
     finite_difference_gradients,
@@ -36,7 +36,9 @@ Array = np.ndarray
 
 # Small cases: finite differences cost four forward passes per entry.
 MAX_DEPTH, MAX_WIDTH, MAX_BATCH = 3, 4, 4
-small_networks = networks(MAX_DEPTH, MAX_WIDTH, MAX_BATCH, dtypes=("float64",))
+small_networks = networks(
+    max_depth=MAX_DEPTH, max_width=MAX_WIDTH, max_batch=MAX_BATCH, dtypes=("float64",)
+)
 
 # Moderate values for the agreement properties.  With the default bounds
 # (|W|, |B| <= 10, |X|, |Y| <= 100) losses reach ~1e14 and sigmoids saturate,
@@ -102,12 +104,8 @@ def fd_mismatches(
 
 def fd_check(case: Case, use_oracle: bool) -> tuple[list[str], float, int]:
     """``fd_mismatches`` of the oracle's or manual_bp's gradients for ``case``."""
-    fd = finite_difference_gradients(
-        case.params, case.X, case.Y, case.activations, case.loss, input_gradient=True
-    )
-    oracle = oracle_gradients(
-        case.params, case.X, case.Y, case.activations, case.loss, input_gradient=True
-    )
+    fd = finite_difference_gradients(case, input_gradient=True)
+    oracle = oracle_gradients(case, input_gradient=True)
     _, cache = forward(case.params, case.X, case.activations)
     if use_oracle:
         grads = oracle.grads
@@ -122,9 +120,8 @@ def fd_check(case: Case, use_oracle: bool) -> tuple[list[str], float, int]:
     # |oracle - fd| / (error + margin) was 0.50 (median 5e-3), at elu's Z = 0
     # where the O(h) truncation error equals |D(h) - D(2h)| and the estimate's
     # factor 2 is all the room; over 300 default-bound draws it was 0.55.
-    margin = tolerances(
-        case.params, cache, case.Y, case.activations, case.loss, oracle.grads, "float64"
-    ).grads
+    assert case.dtype == "float64"
+    margin = tolerances(case, cache, oracle.grads).grads
     return fd_mismatches(grads, fd, margin)
 
 
@@ -191,7 +188,7 @@ def path_case(name: str, seed: int = 0) -> Case:
         Y = rng.uniform(0.0, 1.0, (sizes[-1], m))
         if loss == "cross_entropy":
             Y = Y / Y.sum(axis=0)
-    return Case(sizes, activations, loss, "float64", params, X, Y)
+    return Case(params, X, Y, activations, loss)
 
 
 @pytest.mark.parametrize("name", list(PATH_CASES))
@@ -201,18 +198,18 @@ def test_every_path_agrees_with_finite_differences(name, use_oracle):
     assert not failures, "\n".join(failures[:20])
 
 
-def _plain_case() -> tuple[dict[str, Array], Array, Array, list[str], str]:
+def _plain_case() -> Case:
     activations = ["tanh", "sigmoid"]
     params = init_params([2, 3, 1], activations, seed=3)
     X = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
     Y = np.array([[1.0, 0.0, 1.0]])
-    return params, X, Y, activations, "binary_cross_entropy"
+    return Case(params, X, Y, activations, "binary_cross_entropy")
 
 
 def test_supported_side_names_the_right_value():
-    params, X, Y, activations, loss = _plain_case()
-    fd = finite_difference_gradients(params, X, Y, activations, loss)
-    oracle = oracle_gradients(params, X, Y, activations, loss).grads
+    case = _plain_case()
+    fd = finite_difference_gradients(case)
+    oracle = oracle_gradients(case).grads
     key, index = "W1", (1, 0)
     right = float(oracle[key][index])
     wrong = right + 0.1 + abs(right)
@@ -239,7 +236,8 @@ def test_supported_side_at_a_relu_kink_accepts_either_one_sided_derivative():
     }
     X = np.array([[1.0], [2.0]])
     Y = np.array([[3.0]])
-    fd = finite_difference_gradients(params, X, Y, activations, "mse")
+    case = Case(params, X, Y, activations, "mse")
+    fd = finite_difference_gradients(case)
     key, index = "Z1", (0, 0)
     assert fd.at_kink[key][index] and fd.crossings[key][index] == 1
     # f = (2 relu(Z1[0]) - relu(Z1[1]) - 3)^2 / 2 with Z1[1] = -1.25: the
@@ -250,7 +248,7 @@ def test_supported_side_at_a_relu_kink_accepts_either_one_sided_derivative():
     forward_error, backward_error = (e[index] for e in fd.one_sided_error[key])
     assert abs(forward_diff + 6.0) <= forward_error < 1e-4
     assert abs(backward_diff) <= backward_error < 1e-7
-    oracle = oracle_gradients(params, X, Y, activations, "mse").grads
+    oracle = oracle_gradients(case).grads
     assert oracle[key][index] == 0.0  # relu'(0) = 0
     assert supported_side(0.0, -6.0, fd, key, index) == "both"
     # Between the one-sided differences counts as support (-3 is the central

@@ -3,14 +3,12 @@
 from hypothesis import given, target
 
 from property_tests.budget import examples
-from property_tests.strategies import Case, networks, seed_networks
-from reference.compare import verify_network
+from reference.cases import Case, networks, seed_networks
+from reference.compare import compare
 
 
 def assert_matches_oracle(case: Case):
-    check = verify_network(
-        case.params, case.X, case.Y, case.activations, case.loss, input_gradient=True
-    )
+    check = compare(case, input_gradient=True)
     # Long runs (the thorough profile) steer toward the worst-conditioned cases.
     target(min(check.worst_ratio, 1e6), label="error/tolerance")
     # The report is built only on failure (it costs more than the comparison).

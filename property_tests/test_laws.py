@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from manual_bp import DNN, backward, batch_loss, forward, init_params
 from manual_bp.training import TrainingDiverged, fit, sgd_step
 from property_tests.budget import examples
-from property_tests.strategies import Case, networks
+from reference.cases import Case, networks
 from reference.tolerance import tolerances
 
 
@@ -24,17 +24,14 @@ def manual_gradients(case: Case, X: np.ndarray, Y: np.ndarray):
 def test_the_batch_gradient_is_the_mean_of_the_per_sample_gradients(case):
     m = case.X.shape[1]
     cache, batch = manual_gradients(case, case.X, case.Y)
-    batch_tol = tolerances(
-        case.params, cache, case.Y, case.activations, case.loss, batch, case.dtype
-    )
+    batch_tol = tolerances(case, cache, batch)
     for key in [k for k in batch if k[0] in "WB"]:
         per_sample, per_sample_tol = [], []
         for j in range(m):
             X_j, Y_j = case.X[:, j : j + 1], case.Y[:, j : j + 1]
             cache_j, grads_j = manual_gradients(case, X_j, Y_j)
-            tol_j = tolerances(
-                case.params, cache_j, Y_j, case.activations, case.loss, grads_j, case.dtype
-            )
+            case_j = Case(case.params, X_j, Y_j, case.activations, case.loss)
+            tol_j = tolerances(case_j, cache_j, grads_j)
             per_sample.append(grads_j[key].astype(np.float64))
             per_sample_tol.append(tol_j.grads[key])
         mean = np.mean(per_sample, axis=0)
@@ -68,8 +65,10 @@ def test_grads_cache_and_params_keep_the_dtype_and_shapes(case):
 @examples(0.3)
 @given(networks(max_depth=3, max_width=8, max_batch=8), st.integers(1, 8))
 def test_no_public_function_changes_its_inputs(case, batch_size):
-    originals = copy.deepcopy((case.params, case.X, case.Y))
-    params, X, Y = case.params, case.X, case.Y
+    # Writable copies (a case's own arrays are read-only, which would hide a write).
+    params = {key: value.copy() for key, value in case.params.items()}
+    X, Y = case.X.copy(), case.Y.copy()
+    originals = copy.deepcopy((params, X, Y))
 
     net = DNN(case.layer_sizes, case.activations, case.loss, seed=0, dtype=case.dtype)
     net.params = params
@@ -141,5 +140,5 @@ def test_input_gradient_is_returned_only_when_asked_and_matches_the_oracle():
     out, cache = net.forward(X)
     assert "A0" not in net.compute_gradients(out, cache, Y)
     grads = net.compute_gradients(out, cache, Y, input_gradient=True)
-    oracle = oracle_gradients(net.params, X, Y, net.activations, net.loss_name, True)
+    oracle = oracle_gradients(Case.of_network(net, X, Y), input_gradient=True)
     np.testing.assert_allclose(grads["A0"], oracle.grads["A0"], rtol=1e-12, atol=1e-15)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import Phase, given, settings
 
 from property_tests.mutations import CATALOG, inject
-from property_tests.strategies import networks
 from property_tests.test_gradients import assert_matches_oracle
+from reference.cases import networks
 
 CI_BUDGET = settings.get_profile("ci").max_examples
 

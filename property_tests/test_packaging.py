@@ -36,10 +36,32 @@ def test_a_wheel_holds_every_package_and_subpackage():
     root = Path(__file__).resolve().parent.parent
     config = tomllib.loads((root / "pyproject.toml").read_text())
     include = config["tool"]["setuptools"]["packages"]["find"]["include"]
-    packages = {
-        ".".join(init.parent.relative_to(root).parts)
-        for top in ("manual_bp", "reference", "property_tests")
-        for init in (root / top).rglob("__init__.py")
-    }
-    assert "manual_bp.cli" in packages
-    assert [p for p in packages if not any(fnmatch(p, pattern) for pattern in include)] == []
+
+    def packages(*tops: str) -> set[str]:
+        return {
+            ".".join(init.parent.relative_to(root).parts)
+            for top in tops
+            for init in (root / top).rglob("__init__.py")
+        }
+
+    def shipped(package: str) -> bool:
+        return any(fnmatch(package, pattern) for pattern in include)
+
+    product = packages("manual_bp", "reference")
+    assert "manual_bp.cli" in product
+    assert [p for p in product if not shipped(p)] == []
+    # Tests and benchmarks stay out of the wheel: nothing in the product imports them.
+    assert [p for p in packages("property_tests", "benchmarks") if shipped(p)] == []
+
+
+def test_the_version_is_written_once_in_pyproject():
+    import tomllib
+    from pathlib import Path
+
+    import manual_bp
+
+    root = Path(__file__).resolve().parent.parent
+    version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    assert manual_bp.__version__ == version
+    assert version not in (root / "manual_bp" / "__init__.py").read_text()
+    assert f"## [{version}]" in (root / "CHANGELOG.md").read_text()

@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from manual_bp.network import forward
 from property_tests.budget import examples
 from property_tests.mutations import Mutation, mutated
-from property_tests.strategies import DTYPES, INPUT_BOUND, Case, matrices, params_for, targets
 from reference import padding
+from reference.cases import DTYPES, INPUT_BOUND, Case, matrices, params_for, targets
 from reference.oracle import oracle_gradients
 from reference.tolerance import SAFETY, TINY64, _forward_errors, tolerances
 
@@ -56,29 +56,18 @@ def fixed_shape_cases(draw) -> Case:
     params = draw(params_for(tuple(sizes), dtype))
     X = draw(matrices((sizes[0], m), INPUT_BOUND, dtype))
     Y = draw(targets(loss, (sizes[-1], m), dtype))
-    return Case(sizes, activations, loss, dtype, params, X, Y)
+    return Case(params, X, Y, activations, loss)
 
 
 def disagreement(case: Case) -> tuple[float, str]:
     """Worst ``|padded - unpadded| / float64 bound`` over the loss, grads and Z."""
     padded, unpadded = (
-        oracle_gradients(
-            case.params, case.X, case.Y, case.activations, case.loss, True, padded=flag
-        )
-        for flag in (True, False)
+        oracle_gradients(case, input_gradient=True, padded=flag) for flag in (True, False)
     )
     params64 = {key: value.astype(np.float64) for key, value in case.params.items()}
+    case64 = Case(params64, case.X, case.Y.astype(np.float64), case.activations, case.loss)
     _, cache = forward(params64, case.X.astype(np.float64), case.activations)
-    bound = tolerances(
-        params64,
-        cache,
-        case.Y.astype(np.float64),
-        case.activations,
-        case.loss,
-        unpadded.grads,
-        "float64",
-        unpadded.Z,
-    )
+    bound = tolerances(case64, cache, unpadded.grads, oracle_Z=unpadded.Z)
     pairs = {"loss": (padded.loss, unpadded.loss, bound.loss)}
     pairs.update(
         {key: (padded.grads[key], unpadded.grads[key], bound.grads[key]) for key in bound.grads}
@@ -129,7 +118,7 @@ PADDING_BUGS = [
     Mutation(
         "padded batch columns in the loss",
         "padding",
-        padding.padded_loss,
+        padding._padded_loss,
         " & (jnp.arange(Y.shape[1])[None, :] < m)",
         "",
     ),
@@ -139,9 +128,9 @@ PADDING_BUGS = [
 @pytest.fixture
 def fresh_compilation():
     """Retrace the padded oracle for the test and again after it (no mutant survives)."""
-    padding.padded_value_and_grads.clear_cache()
+    padding._padded_value_and_grads.clear_cache()
     yield
-    padding.padded_value_and_grads.clear_cache()
+    padding._padded_value_and_grads.clear_cache()
 
 
 @pytest.mark.parametrize("bug", PADDING_BUGS, ids=[bug.name for bug in PADDING_BUGS])
@@ -162,18 +151,19 @@ def padding_bug_cases() -> list[Case]:
             params[f"B{l}"] = rng.standard_normal((sizes[l], 1))
         X = rng.standard_normal((sizes[0], m))
         Y = np.eye(sizes[-1])[:, rng.integers(0, sizes[-1], m)]
-        cases.append(Case(sizes, activations, loss, "float64", params, X, Y))
+        cases.append(Case(params, X, Y, activations, loss))
     return cases
 
 
 def test_shapes_that_do_not_chain_are_refused_not_broadcast():
     # [6, 5, 4], m = 3: a (4, 1) W2 would broadcast into the padded (4, 5) slot.
+    # The case record refuses it, so no oracle (padded or not) ever sees it.
     case = padding_bug_cases()[1]
     params = {**case.params, "W2": np.ones((4, 1))}
     with pytest.raises(ValueError, match=r"params\['W2'\].*\(4, 5\).*\(4, 1\)"):
-        padding.pad_case(params, case.X, case.Y, case.activations, case.loss)
+        Case(params, case.X, case.Y, case.activations, case.loss)
     with pytest.raises(ValueError, match=r"Y: expected shape \(4, 3\)"):
-        padding.pad_case(case.params, case.X, case.Y[:, :1], case.activations, case.loss)
+        Case(case.params, case.X, case.Y[:, :1], case.activations, case.loss)
 
 
 @pytest.mark.parametrize(
@@ -194,9 +184,10 @@ def test_by_default_only_small_cases_are_padded(sizes, m, padded, monkeypatch):
     monkeypatch.setattr(
         "reference.oracle.padded_oracle", lambda *args: calls.append(args) or real(*args)
     )
-    result = oracle_gradients(params, X, Y, activations, "mse")
+    case = Case(params, X, Y, activations, "mse")
+    result = oracle_gradients(case)
     assert bool(calls) == padded
-    forced = oracle_gradients(params, X, Y, activations, "mse", padded=not padded)
+    forced = oracle_gradients(case, padded=not padded)
     # The same maths either way: measured at most 9.1e-16 of each gradient's
     # largest entry on these cases (the agreement law above is the real proof).
     for key, gradient in result.grads.items():
@@ -217,7 +208,8 @@ def test_padded_columns_never_overflow_where_the_real_ones_do_not():
     }
     X, Y = np.ones((1, 3)), np.array([[0.0, 1.0, 1.0]])
     activations = ["identity"] * 3
-    padded = oracle_gradients(params, X, Y, activations, "mse", padded=True)
-    unpadded = oracle_gradients(params, X, Y, activations, "mse", padded=False)
+    case = Case(params, X, Y, activations, "mse")
+    padded = oracle_gradients(case, padded=True)
+    unpadded = oracle_gradients(case, padded=False)
     for key, gradient in unpadded.grads.items():
         np.testing.assert_array_equal(padded.grads[key], gradient, err_msg=key)

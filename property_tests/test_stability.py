@@ -5,7 +5,8 @@ import pytest
 
 from manual_bp import DNN, backward, forward
 from manual_bp.activations import ACTIVATIONS
-from reference.compare import verify_network
+from reference.cases import Case
+from reference.compare import compare
 from reference.oracle import oracle_gradients
 
 # Pre-activations up to +-1000 in float64 and +-100 in float32.
@@ -50,11 +51,11 @@ def test_extreme_pre_activations_give_finite_matching_gradients(hidden, output, 
     params, X, Y, activations = saturating_case(hidden, output, loss, dtype)
     _, cache = forward(params, X, activations)
     grads = backward(cache, Y, activations, loss, input_gradient=True)
-    oracle = oracle_gradients(params, X, Y, activations, loss, input_gradient=True)
+    oracle = oracle_gradients(Case(params, X, Y, activations, loss), input_gradient=True)
     for key, value in grads.items():
         assert value.dtype == dtype and np.all(np.isfinite(value)), key
         assert np.all(np.isfinite(oracle.grads[key])), f"jax.grad is not finite in {key}"
-    check = verify_network(params, X, Y, activations, loss)
+    check = compare(Case(params, X, Y, activations, loss))
     assert np.isfinite(check.loss_manual) and np.isfinite(check.loss_oracle)
     assert check.ok, check.report()
 

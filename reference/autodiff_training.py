@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from manual_bp.training import fit
+from reference.cases import Case
 from reference.oracle import oracle_gradients
 
 Array = np.ndarray
@@ -28,7 +29,7 @@ def autodiff_parameter_gradients(
     ``X`` is ``(n0, m)`` and ``Y`` is ``(nL, m)``; the result has the keys and
     shapes of ``params``.
     """
-    grads = oracle_gradients(params, X, Y, activations, loss).grads
+    grads = oracle_gradients(Case(params, X, Y, activations, loss)).grads
     return {key: grads[key] for key in params}
 
 
@@ -38,6 +39,7 @@ def autodiff_fit(
     Y: Array,
     activations: Sequence[str],
     loss: str,
+    *,
     epochs: int,
     learning_rate: float,
     batch_size: int | None,
@@ -55,9 +57,10 @@ def autodiff_fit(
     >>> from manual_bp.network import init_params
     >>> X, Y = xor(24, seed=0)
     >>> start = init_params([2, 3, 1], ["tanh", "sigmoid"], seed=0)
-    >>> args = (X, Y, ["tanh", "sigmoid"], "binary_cross_entropy", 3, 0.5, 8)
-    >>> _, manual = fit(start, *args, np.random.default_rng(0))
-    >>> _, autodiff = autodiff_fit(start, *args, np.random.default_rng(0))
+    >>> args = (X, Y, ["tanh", "sigmoid"], "binary_cross_entropy")
+    >>> _, manual = fit(start, *args, 3, 0.5, 8, np.random.default_rng(0))
+    >>> options = dict(epochs=3, learning_rate=0.5, batch_size=8)
+    >>> _, autodiff = autodiff_fit(start, *args, **options, rng=np.random.default_rng(0))
     >>> bool(np.allclose(manual, autodiff, rtol=1e-12, atol=0))
     True
     """

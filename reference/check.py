@@ -16,6 +16,10 @@ raised with the report and the likely bug.
 ...     return backward(cache, Y, ["tanh", "sigmoid"], "binary_cross_entropy")
 >>> check_gradients(my_backprop, [3, 4, 1], ["tanh", "sigmoid"], "binary_cross_entropy",
 ...                 max_examples=5)
+
+One case at a time, ``reference.compare.compare(case, grads)`` compares any
+gradients with the oracle; ``check_gradients`` is the property check that
+draws the cases.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from manual_bp.network import gradient_keys
+from manual_bp.architecture import gradient_keys
 from manual_bp.validation import (
     check_activations,
     check_dtype,
@@ -34,33 +38,31 @@ from manual_bp.validation import (
     check_loss_pair,
     check_positive_int,
 )
-from property_tests.strategies import Case, networks
-from reference.compare import GradientCheck, check_against_oracle
+from reference.cases import Case, networks
+from reference.compare import Comparison, compare
 
 Backprop = Callable[[dict, np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
 
 
 class GradientMismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error)
-    """A user's gradients disagree with the oracle; ``.check`` has the details."""
+    """A user's gradients disagree with the oracle; ``.comparison`` has the details."""
 
-    def __init__(self, check: GradientCheck, case: Case) -> None:
-        super().__init__(f"{check.report()}\nminimal case:\n{case!r}")
-        self.check = check
+    def __init__(self, comparison: Comparison, case: Case) -> None:
+        super().__init__(f"{comparison.report()}\nminimal case:\n{case!r}")
+        self.comparison = comparison
         self.case = case
 
 
-def check_case(backprop: Backprop, case: Case) -> GradientCheck:
-    """Compare ``backprop`` with the oracle on one case (the loss is not checked).
+def _compare_backprop(backprop: Backprop, case: Case) -> Comparison:
+    """Compare ``backprop`` with the oracle on one case (the loss is not compared).
 
-    ``Wl`` and ``Bl`` must be in the result; ``Zl`` and ``Al`` are compared
-    when present.
+    ``backprop`` gets writable copies of the case's arrays.  ``Wl`` and ``Bl``
+    must be in the result; ``Zl`` and ``Al`` are compared when present.
     """
     copies = ({k: v.copy() for k, v in case.params.items()}, case.X.copy(), case.Y.copy())
     grads = dict(backprop(*copies))
     keys = [key for key in gradient_keys(case.depth) if key[0] in "WB" or key in grads]
-    return check_against_oracle(
-        grads, case.params, case.X, case.Y, case.activations, case.loss, keys=keys
-    )
+    return compare(case, grads, input_gradient=False, keys=keys)
 
 
 def check_gradients(
@@ -68,6 +70,7 @@ def check_gradients(
     layer_sizes: Sequence[int],
     activations: Sequence[str],
     loss: str,
+    *,
     dtype: str = "float64",
     max_examples: int = 100,
     max_batch: int = 16,
@@ -91,8 +94,8 @@ def check_gradients(
     )
     @given(networks(architecture=architecture, dtypes=(dtype,), max_batch=max_batch))
     def matches_the_oracle(case: Case) -> None:
-        check = check_case(backprop, case)
-        if not check.ok:
-            raise GradientMismatch(check, case)
+        comparison = _compare_backprop(backprop, case)
+        if not comparison.ok:
+            raise GradientMismatch(comparison, case)
 
     matches_the_oracle()

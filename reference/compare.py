@@ -1,30 +1,46 @@
-"""Compare manual gradients with the oracle, entry by entry, and report.
+"""Compare gradients with the oracle, entry by entry, and report.
 
-Every entry passes when ``|manual - oracle| <= tolerance`` with the per-entry
+``compare(case, grads)`` is the one call that does it: ``grads`` are
+anyone's gradients of ``case`` (by default manual_bp's own backward pass),
+the oracle is ``jax.grad`` of manual_bp's forward (``reference.oracle``), and
+every entry passes when ``|manual - oracle| <= tolerance`` with the per-entry
 tolerance of ``reference.tolerance``.  The *ratio* of a variable is the
 largest ``|manual - oracle| / tolerance`` over its entries: below 1 it
-matches, and its size says how close it came.
+matches, and its size says how close it came.  On a mismatch the result also
+carries the diagnosis (``reference.diagnosis``) and, for small networks,
+which side finite differences support (``reference.finite_diff``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
-from manual_bp.network import backward, forward, gradient_keys, loss_from_cache
+from manual_bp.architecture import gradient_keys
+from manual_bp.network import backward, forward, loss_from_cache
+from reference.cases import Case
 from reference.diagnosis import Diagnosis, diagnose
 from reference.finite_diff import finite_difference_gradients, supported_side
 from reference.oracle import OracleResult, oracle_gradients
 from reference.tolerance import Tolerances, tolerances
 
 Array = np.ndarray
+# ``timer(stage)`` returns a context manager around each stage of ``compare``:
+# "manual forward", "manual backward", "oracle", "tolerance", "comparison",
+# "explanation".  Benchmarks pass one to time the stages.
+Timer = Callable[[str], AbstractContextManager[object]]
+
+
+def _untimed(stage: str) -> AbstractContextManager[object]:
+    return nullcontext()
 
 
 @dataclass(frozen=True)
-class VariableCheck:
+class VariableComparison:
     """How one gradient ``grads[key]`` compares with the oracle."""
 
     key: str
@@ -74,9 +90,9 @@ def _norm(gradient: Array) -> float:
 
 def _unusable(
     key: str, shape: tuple, dtype: str, oracle: Array, problem: str, manual_norm: float = np.nan
-) -> VariableCheck:
+) -> VariableComparison:
     """A gradient that cannot be compared entry by entry fails as a whole."""
-    return VariableCheck(
+    return VariableComparison(
         key, shape, dtype, np.inf, np.inf, oracle.size, (), np.nan, np.nan, np.nan, problem,
         manual_norm=manual_norm, oracle_norm=_norm(oracle), oracle_max=_max_abs(oracle),
     )  # fmt: skip
@@ -84,7 +100,7 @@ def _unusable(
 
 def compare_variable(
     key: str, manual: object, oracle: Array, tolerance: Array, expected_dtype: np.dtype
-) -> VariableCheck:
+) -> VariableComparison:
     """Compare one gradient array with the oracle's."""
     if manual is None:
         return _unusable(key, oracle.shape, "-", oracle, "missing from grads")
@@ -99,7 +115,7 @@ def compare_variable(
     worst_ratio = float(ratio[worst])
     if manual.dtype != expected_dtype:
         problem, worst_ratio = f"dtype {manual.dtype}, expected {expected_dtype}", np.inf
-    return VariableCheck(
+    return VariableComparison(
         key,
         manual.shape,
         str(manual.dtype),
@@ -118,10 +134,10 @@ def compare_variable(
 
 
 @dataclass(frozen=True)
-class GradientCheck:
+class Comparison:
     """The result of comparing a manual backward pass with the oracle."""
 
-    variables: dict[str, VariableCheck]
+    variables: dict[str, VariableComparison]
     loss_manual: float
     loss_oracle: float
     loss_tolerance: float
@@ -143,7 +159,7 @@ class GradientCheck:
     def ok(self) -> bool:
         return self.worst_ratio <= 1.0
 
-    def failures(self) -> list[VariableCheck]:
+    def failures(self) -> list[VariableComparison]:
         return [v for v in self.variables.values() if not v.ok]
 
     def table(self) -> str:
@@ -185,78 +201,83 @@ class GradientCheck:
     __str__ = report
 
 
-def compare(
+def _assemble(
     manual_grads: Mapping[str, Array],
     manual_loss: float,
     oracle: OracleResult,
     tol: Tolerances,
-    dtype: np.dtype | str,
-    depth: int,
-    input_gradient: bool = False,
-) -> GradientCheck:
-    """Compare every gradient the oracle has with ``manual_grads``."""
-    expected_dtype = np.dtype(dtype)
+    case: Case,
+    keys: Sequence[str],
+) -> Comparison:
+    """Compare ``manual_grads[key]`` with the oracle for every key."""
+    expected_dtype = np.dtype(case.dtype)
     variables = {
         key: compare_variable(
             key, manual_grads.get(key), oracle.grads[key], tol.grads[key], expected_dtype
         )
-        for key in gradient_keys(depth, input_gradient)
+        for key in keys
     }
-    return GradientCheck(
+    return Comparison(
         variables, float(manual_loss), oracle.loss, tol.loss, tol.unit, tolerances=tol
     )
 
 
-def verify_network(
-    params: Mapping[str, Array],
-    X: Array,
-    Y: Array,
-    activations: Sequence[str],
-    loss: str,
-    input_gradient: bool = True,
-) -> GradientCheck:
-    """Run manual_bp's forward and backward and check them against the oracle.
-
-    The manual side computes in the dtype of ``params``; ``X`` and ``Y`` must
-    already have that dtype.
-    """
-    _, cache = forward(params, X, activations)
-    grads = backward(cache, Y, activations, loss, input_gradient=input_gradient)
-    manual_loss = float(loss_from_cache(cache, Y, loss, len(activations)))
-    return check_against_oracle(
-        grads, params, X, Y, activations, loss, input_gradient, cache=cache, manual_loss=manual_loss
-    )
-
-
-def check_against_oracle(
-    grads: Mapping[str, Array],
-    params: Mapping[str, Array],
-    X: Array,
-    Y: Array,
-    activations: Sequence[str],
-    loss: str,
-    input_gradient: bool = False,
-    cache: Mapping[str, Array] | None = None,
-    manual_loss: float | None = None,
+def compare(
+    case: Case,
+    grads: Mapping[str, Array] | None = None,
+    *,
+    input_gradient: bool | None = None,
     keys: Sequence[str] | None = None,
-) -> GradientCheck:
-    """Compare any ``grads`` for this case with the oracle, entry by entry.
+    manual_loss: float | None = None,
+    cache: Mapping[str, Array] | None = None,
+    padded: bool | None = None,
+    explain: bool = True,
+    timer: Timer = _untimed,
+) -> Comparison:
+    """Compare the gradients of ``case`` with the oracle, entry by entry.
 
-    ``cache`` is manual_bp's forward cache (computed if not given); without
-    ``manual_loss`` the loss is not compared; ``keys`` restricts the variables
-    compared (default: every key ``backward`` returns).
+    Parameters
+    ----------
+    case : the network and batch
+    grads : anyone's gradients of ``case``, keyed as ``manual_bp.network.backward``
+        keys them.  ``None`` runs manual_bp's own forward and backward in
+        ``case.dtype`` and compares their loss too.
+    input_gradient : compare ``A0 = dL/dX``.  ``None``: when there is one,
+        always for manual_bp's own backward, and when ``grads`` holds it.
+    keys : the variables to compare (default: every key ``backward``
+        returns); a key missing from ``grads`` fails as missing.
+    manual_loss : the manual loss to compare (``grads=None`` computes it;
+        otherwise the loss is not compared).
+    cache : manual_bp's forward cache of ``case``, if already at hand.
+    padded : passed to ``oracle_gradients`` (``None`` pads small cases).
+    explain : on a mismatch, add the diagnosis and the finite-difference verdict.
+    timer : ``timer(stage)`` wraps each stage in a context manager (timing hooks).
     """
-    dtype = np.asarray(params["W1"]).dtype
-    if cache is None:
-        _, cache = forward(params, X, activations)
-    oracle = oracle_gradients(params, X, Y, activations, loss, input_gradient=input_gradient)
-    tol = tolerances(params, cache, Y, activations, loss, oracle.grads, dtype, oracle.Z)
-    loss_value = oracle.loss if manual_loss is None else manual_loss
-    check = compare(grads, loss_value, oracle, tol, dtype, len(activations), input_gradient)
-    if keys is not None:
-        variables = {key: v for key, v in check.variables.items() if key in keys}
-        check = dataclasses.replace(check, variables=variables)
-    return explain_mismatch(check, params, X, Y, activations, loss, cache, grads, oracle)
+    if grads is None:
+        input_gradient = True if input_gradient is None else input_gradient
+        with timer("manual forward"):
+            _, cache = forward(case.params, case.X, case.activations)
+        with timer("manual backward"):
+            grads = backward(cache, case.Y, case.activations, case.loss, input_gradient)
+            manual_loss = float(loss_from_cache(cache, case.Y, case.loss, case.depth))
+    elif cache is None:
+        with timer("manual forward"):
+            _, cache = forward(case.params, case.X, case.activations)
+    if input_gradient is None:
+        input_gradient = "A0" in grads
+    with timer("oracle"):
+        oracle = oracle_gradients(case, input_gradient=input_gradient, padded=padded)
+    with timer("tolerance"):
+        tol = tolerances(case, cache, oracle.grads, oracle_Z=oracle.Z)
+    with timer("comparison"):
+        all_keys = gradient_keys(case.depth, input_gradient)
+        chosen = all_keys if keys is None else [key for key in all_keys if key in keys]
+        loss_value = oracle.loss if manual_loss is None else manual_loss
+        comparison = _assemble(grads, loss_value, oracle, tol, case, chosen)
+    if not explain or comparison.ok:
+        return comparison
+    with timer("explanation"):
+        return explain_mismatch(comparison, case, cache, grads, oracle)
 
 
 # Finite differences cost four forward passes per entry: only small networks.
@@ -264,36 +285,30 @@ FINITE_DIFFERENCE_MAX_ENTRIES = 5000
 
 
 def explain_mismatch(
-    check: GradientCheck,
-    params: Mapping[str, Array],
-    X: Array,
-    Y: Array,
-    activations: Sequence[str],
-    loss: str,
+    comparison: Comparison,
+    case: Case,
     cache: Mapping[str, Array],
     manual_grads: Mapping[str, Array],
     oracle: OracleResult,
-) -> GradientCheck:
+) -> Comparison:
     """Add the diagnosis and, for small networks, which side finite differences support."""
-    if check.ok:
-        return check
-    failing = check.failures()
-    input_gradient = "A0" in check.variables
+    if comparison.ok:
+        return comparison
+    failing = comparison.failures()
+    input_gradient = "A0" in comparison.variables
     found = diagnose(
+        case,
         [v.key for v in failing],
         manual_grads,
         oracle.grads,
         cache,
-        Y,
-        activations,
-        loss,
-        input_gradient,
+        input_gradient=input_gradient,
     )
-    variables = dict(check.variables)
+    variables = dict(comparison.variables)
     if sum(g.size for g in oracle.grads.values()) <= FINITE_DIFFERENCE_MAX_ENTRIES:
-        fd = finite_difference_gradients(params, X, Y, activations, loss, input_gradient)
+        fd = finite_difference_gradients(case, input_gradient=input_gradient)
         for v in failing:
             if not v.problem:
                 side = supported_side(v.manual, v.oracle, fd, v.key, v.worst_index)
                 variables[v.key] = dataclasses.replace(v, finite_differences=side)
-    return dataclasses.replace(check, variables=variables, diagnosis=found)
+    return dataclasses.replace(comparison, variables=variables, diagnosis=found)

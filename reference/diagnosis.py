@@ -17,10 +17,13 @@ names the bug class:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from manual_bp.architecture import backward_order
+from reference.cases import Case
 
 Array = np.ndarray
 # Same-shape patterns are recognised up to float32 rounding.
@@ -41,16 +44,6 @@ class Diagnosis:
             f"disagreement starts at {self.key} (layer {self.layer}); "
             f"likely bug: {self.bug_class} ({self.evidence})"
         )
-
-
-def backward_order(depth: int, input_gradient: bool) -> list[str]:
-    """Keys in the order the backward pass computes them."""
-    keys = []
-    for l in range(depth, 0, -1):
-        keys += [f"Z{l}", f"W{l}", f"B{l}"]
-        if l > 1 or input_gradient:
-            keys.append(f"A{l - 1}")
-    return keys
 
 
 def _close(candidate: Array, target: Array) -> bool:
@@ -74,16 +67,14 @@ def _near(value: float, target: float) -> bool:
 
 
 def _classify(
+    case: Case,
     key: str,
     manual: Array | None,
     oracle: Mapping[str, Array],
     cache: Mapping[str, Array],
-    Y: Array,
-    activations: Sequence[str],
-    loss: str,
 ) -> tuple[str, str]:
     kind, l = key[0], int(key[1:])
-    depth, m = len(activations), cache["A0"].shape[1]
+    depth, m, activations, loss, Y = case.depth, case.m, case.activations, case.loss, case.Y
     expected = oracle[key]
     if manual is None:
         return "off by one layer", f"{key} is missing from grads"
@@ -139,20 +130,21 @@ def _classify(
 
 
 def diagnose(
-    failing: Sequence[str],
+    case: Case,
+    failing: Collection[str],
     manual: Mapping[str, Array],
     oracle: Mapping[str, Array],
     cache: Mapping[str, Array],
-    Y: Array,
-    activations: Sequence[str],
-    loss: str,
-    input_gradient: bool,
+    *,
+    input_gradient: bool = False,
 ) -> Diagnosis | None:
-    """The first failing key walking back from the output, and its likely bug."""
-    for key in backward_order(len(activations), input_gradient):
+    """The first failing key walking back from the output, and its likely bug.
+
+    ``manual`` and ``oracle`` are the two gradient dicts of ``case``, and
+    ``cache`` is manual_bp's forward cache of it.
+    """
+    for key in backward_order(case.depth, input_gradient):
         if key in failing:
-            bug_class, evidence = _classify(
-                key, manual.get(key), oracle, cache, Y, activations, loss
-            )
+            bug_class, evidence = _classify(case, key, manual.get(key), oracle, cache)
             return Diagnosis(int(key[1:]), key, bug_class, evidence)
     return None

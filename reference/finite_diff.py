@@ -67,14 +67,15 @@ Every entry gets an error estimate::
 It is an estimate, not a proof: when several second-derivative jumps (``elu``
 at 0) or higher-order terms lie inside ``2h`` with opposite signs, they can
 cancel in ``D(h) - D(2h)`` but not in ``D(h)``.  ``delta`` is a bound, and
-loose: the measured ``|D(h) - jax.grad|`` is typically ~100x below it.
+loose: the measured ``|D(h) - jax.grad|`` is typically far below it
+(``benchmarks/RESULTS.md``).
 
 Cost: four forward passes per entry (``v +- h`` for the difference, ``v +- 2h``
 for its error), plus one for the unperturbed point; the two passes of the
 difference itself are the ones at ``v +- h``.  A network with ``N``
 parameters, ``H`` hidden units, ``nL`` outputs and batch ``m`` has
 ``N + (2H + nL) m`` entries (``+ n0 m`` with ``A0``): keep it to small
-networks (depth 3, width 4, batch 4 takes ~50 ms).
+networks (``benchmarks/RESULTS.md`` has a timing).
 
 Kinks
 -----
@@ -99,12 +100,15 @@ and ``crossings`` lets a caller skip such entries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from manual_bp.network import forward, gradient_keys, loss_from_cache
+from manual_bp.activations import ACTIVATIONS
+from manual_bp.architecture import gradient_keys, tap_shapes
+from manual_bp.network import forward, loss_from_cache
+from reference.cases import Case
 from reference.tolerance import ERROR_MODELS, loss_terms
 
 Array = np.ndarray
@@ -118,13 +122,6 @@ ROUNDING_SAFETY = 2.0
 # |D(h) - D(2h)| is 3x the truncation error of D(h) for smooth f and 1x where
 # f'' jumps inside the stencil; twice it covers both.
 TRUNCATION_SAFETY = 2.0
-
-# Which side of its kink a pre-activation lies on, as each activation decides
-# f'(0): relu'(0) = 0 goes with Z > 0, leaky_relu'(0) = 1 with Z >= 0.
-KINK_SIDES: dict[str, Callable[[Array], Array]] = {
-    "relu": lambda Z: Z > 0,
-    "leaky_relu": lambda Z: Z >= 0,
-}
 
 
 @dataclass(frozen=True)
@@ -207,10 +204,11 @@ class _Loss:
     ) -> None:
         self.params, self.X, self.Y, self.taps = params, X, Y, taps
         self.activations, self.loss, self.depth = tuple(activations), loss, len(activations)
+        # Which side of its kink each relu-like pre-activation lies on.
         self.kinked = [
-            (l, KINK_SIDES[name])
+            (l, side)
             for l, name in enumerate(self.activations, start=1)
-            if name in KINK_SIDES
+            if (side := ACTIVATIONS[name].kink_side) is not None
         ]
 
     def evaluate(
@@ -305,23 +303,19 @@ def _rounding_bound(
     return ROUNDING_SAFETY * (EPS64 * total + TINY64 * operations * weight)
 
 
+_MEASUREMENTS = ("D1", "D2", "F1", "F2", "B1", "B2", "C1", "C2", "half", "h", "shift", "fmax")
+
+
 def finite_difference_gradients(
-    params: Mapping[str, Array],
-    X: Array,
-    Y: Array,
-    activations: Sequence[str],
-    loss: str,
-    input_gradient: bool = False,
+    case: Case, *, input_gradient: bool = False
 ) -> FiniteDifferenceResult:
     """Central finite differences of the float64 batch-mean loss, entry by entry.
 
     Parameters
     ----------
-    params : dict with ``Wl`` (nl, n(l-1)) and ``Bl`` (nl, 1), l = 1..L
-    X : (n0, m) inputs, one sample per column
-    Y : (nL, m) targets
-    activations : L activation names
-    loss : loss name
+    case : the network and batch (``Wl`` (nl, n(l-1)), ``Bl`` (nl, 1),
+        ``X`` (n0, m), ``Y`` (nL, m)); everything is cast to float64 first,
+        whatever the case's dtype
     input_gradient : also differentiate with respect to ``A0 = X``
 
     Returns
@@ -329,84 +323,95 @@ def finite_difference_gradients(
     FiniteDifferenceResult
         For every key ``manual_bp.network.backward`` returns: the central
         differences, their error estimates, the kink mask with the one-sided
-        differences, and the step sizes.  Everything is cast to float64
-        first, whatever the dtype of the inputs.
+        differences, and the step sizes.
 
     Notes
     -----
     Costs ``4 * (number of entries) + 1`` forward passes (see the module
     docstring); meant for networks of a few dozen parameters.
     """
-    depth = len(activations)
-    params64 = {key: np.asarray(value, dtype=np.float64) for key, value in params.items()}
-    X64 = np.asarray(X, dtype=np.float64)
-    Y64 = np.asarray(Y, dtype=np.float64)
-    m = X64.shape[1]
-    taps = {}
-    for l in range(1, depth + 1):
-        shape = (params64[f"W{l}"].shape[0], m)
-        taps[f"Z{l}"] = np.zeros(shape)
-        if l < depth:
-            taps[f"A{l}"] = np.zeros(shape)
-
-    objective = _Loss(params64, X64, Y64, activations, loss, taps)
+    params64 = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
+    X64 = np.asarray(case.X, dtype=np.float64)
+    Y64 = np.asarray(case.Y, dtype=np.float64)
+    taps = {key: np.zeros(shape) for key, shape in tap_shapes(case.layer_sizes, case.m).items()}
+    objective = _Loss(params64, X64, Y64, case.activations, case.loss, taps)
     f0, pattern0, cache = objective.evaluate(params64, X64, taps)
 
-    grads, at_kink, crossings, step = {}, {}, {}, {}
-    # Per key: the raw measurements of every entry, named as in the docs.
-    raw: dict[str, dict[str, Array]] = {}
-    for key in gradient_keys(depth, input_gradient):
+    raw, crossings = {}, {}
+    for key in gradient_keys(case.depth, input_gradient):
         if key == "A0":
             base_values = X64
         elif key[0] in "WB":
             base_values = params64[key]
         else:
             base_values = cache[key]
-        shape = base_values.shape
-        names = ("D1", "D2", "F1", "F2", "B1", "B2", "C1", "C2", "half", "h", "shift", "fmax")
-        r = {name: np.empty(shape) for name in names}
-        count = np.zeros(shape, dtype=np.int64)
-        for index in np.ndindex(*shape):
-            base = float(base_values[index])
-            h = CBRT_EPS64 * max(1.0, abs(base))
-            # The realised values v[k] = fl(v + k h), their rounding errors
-            # e[k] = (v + k h) - v[k] (exact, by TwoSum), and the loss at each.
-            v, e, f = {0: base}, {}, {0: f0}
-            moved = np.zeros(pattern0.shape, dtype=bool)
-            for k in (1, -1, 2, -2):
-                v[k], e[k] = _two_sum(base, k * h)
-                f[k], pattern = objective.at(key, index, base, k * h)
-                if abs(k) == 1:
-                    moved |= pattern != pattern0
-            r["D1"][index] = (f[1] - f[-1]) / (v[1] - v[-1])
-            r["D2"][index] = (f[2] - f[-2]) / (v[2] - v[-2])
-            r["F1"][index] = (f[1] - f0) / (v[1] - base)
-            r["F2"][index] = (f[2] - f0) / (v[2] - base)
-            r["B1"][index] = (f0 - f[-1]) / (base - v[-1])
-            r["B2"][index] = (f0 - f[-2]) / (base - v[-2])
-            # Second differences, ~ f''(v), at steps h and 2h.
-            r["C1"][index] = (r["F1"][index] - r["B1"][index]) / ((v[1] - v[-1]) / 2)
-            r["C2"][index] = (r["F2"][index] - r["B2"][index]) / ((v[2] - v[-2]) / 2)
-            r["half"][index] = (v[1] - v[-1]) / 2
-            r["h"][index] = h
-            # The chord from v[-1] to v[1] has the slope of f' at its midpoint,
-            # which rounding moved from v by -(e[1] + e[-1]) / 2.
-            r["shift"][index] = abs(e[1] + e[-1]) / 2
-            r["fmax"][index] = max(abs(value) for value in f.values())
-            count[index] = int(np.count_nonzero(moved))
-        raw[key] = r
-        crossings[key] = count
-        at_kink[key] = count > 0
-        grads[key] = r["D1"]
-        step[key] = r["h"]
+        raw[key], crossings[key] = _measure(objective, key, base_values, f0, pattern0)
 
-    delta = _rounding_bound(params64, cache, Y64, activations, loss, grads)
+    grads = {key: r["D1"] for key, r in raw.items()}
+    delta = _rounding_bound(params64, cache, Y64, case.activations, case.loss, grads)
+    error, one_sided, one_sided_error = _error_estimates(raw, delta, Y64.size)
+    return FiniteDifferenceResult(
+        grads,
+        error,
+        {key: count > 0 for key, count in crossings.items()},
+        one_sided,
+        one_sided_error,
+        crossings,
+        {key: r["h"] for key, r in raw.items()},
+        f0,
+        delta,
+    )
+
+
+def _measure(
+    objective: _Loss, key: str, base_values: Array, f0: float, pattern0: Array
+) -> tuple[dict[str, Array], Array]:
+    """The raw differences of every entry of one variable, named as in the
+    module notes, and how many kinked pre-activations a step of ``+-h`` moves."""
+    shape = base_values.shape
+    r = {name: np.empty(shape) for name in _MEASUREMENTS}
+    count = np.zeros(shape, dtype=np.int64)
+    for index in np.ndindex(*shape):
+        base = float(base_values[index])
+        h = CBRT_EPS64 * max(1.0, abs(base))
+        # The realised values v[k] = fl(v + k h), their rounding errors
+        # e[k] = (v + k h) - v[k] (exact, by TwoSum), and the loss at each.
+        v, e, f = {0: base}, {}, {0: f0}
+        moved = np.zeros(pattern0.shape, dtype=bool)
+        for k in (1, -1, 2, -2):
+            v[k], e[k] = _two_sum(base, k * h)
+            f[k], pattern = objective.at(key, index, base, k * h)
+            if abs(k) == 1:
+                moved |= pattern != pattern0
+        r["D1"][index] = (f[1] - f[-1]) / (v[1] - v[-1])
+        r["D2"][index] = (f[2] - f[-2]) / (v[2] - v[-2])
+        r["F1"][index] = (f[1] - f0) / (v[1] - base)
+        r["F2"][index] = (f[2] - f0) / (v[2] - base)
+        r["B1"][index] = (f0 - f[-1]) / (base - v[-1])
+        r["B2"][index] = (f0 - f[-2]) / (base - v[-2])
+        # Second differences, ~ f''(v), at steps h and 2h.
+        r["C1"][index] = (r["F1"][index] - r["B1"][index]) / ((v[1] - v[-1]) / 2)
+        r["C2"][index] = (r["F2"][index] - r["B2"][index]) / ((v[2] - v[-2]) / 2)
+        r["half"][index] = (v[1] - v[-1]) / 2
+        r["h"][index] = h
+        # The chord from v[-1] to v[1] has the slope of f' at its midpoint,
+        # which rounding moved from v by -(e[1] + e[-1]) / 2.
+        r["shift"][index] = abs(e[1] + e[-1]) / 2
+        r["fmax"][index] = max(abs(value) for value in f.values())
+        count[index] = int(np.count_nonzero(moved))
+    return r, count
+
+
+def _error_estimates(
+    raw: Mapping[str, Mapping[str, Array]], delta: float, loss_terms_count: int
+) -> tuple[dict[str, Array], dict[str, tuple[Array, Array]], dict[str, tuple[Array, Array]]]:
+    """The error estimates of the central and of the one-sided differences."""
     error, one_sided, one_sided_error = {}, {}, {}
     for key, r in raw.items():
         # delta bounds the rounding at v; near a minimum f(v +- h) can be far
         # larger than f(v), so the loss-sum part is also taken at the largest
         # value evaluated for this entry.
-        delta_entry = delta + ROUNDING_SAFETY * EPS64 * (Y64.size + 8) * r["fmax"]
+        delta_entry = delta + ROUNDING_SAFETY * EPS64 * (loss_terms_count + 8) * r["fmax"]
         rounding = delta_entry / r["half"]
         curvature = np.maximum(np.abs(r["C1"]), np.abs(r["C2"])) + 4 * delta_entry / r["h"] ** 2
         error[key] = (
@@ -416,15 +421,16 @@ def finite_difference_gradients(
             + 4 * EPS64 * np.abs(r["D1"])
         )
         one_sided[key] = (r["F1"], r["B1"])
-        one_sided_error[key] = tuple(
-            TRUNCATION_SAFETY * np.abs(r[f"{side}1"] - r[f"{side}2"])
-            + 2 * rounding
-            + 4 * EPS64 * np.abs(r[f"{side}1"])
-            for side in "FB"
+        one_sided_error[key] = (
+            _one_sided_error(r["F1"], r["F2"], rounding),
+            _one_sided_error(r["B1"], r["B2"], rounding),
         )
-    return FiniteDifferenceResult(
-        grads, error, at_kink, one_sided, one_sided_error, crossings, step, f0, delta
-    )
+    return error, one_sided, one_sided_error
+
+
+def _one_sided_error(D1: Array, D2: Array, rounding: Array) -> Array:
+    """``2 |F(h) - F(2h)| + 2 delta_v / h + 4 eps |F(h)|``: an O(h) leading term."""
+    return TRUNCATION_SAFETY * np.abs(D1 - D2) + 2 * rounding + 4 * EPS64 * np.abs(D1)
 
 
 def supported_side(

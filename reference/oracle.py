@@ -1,39 +1,37 @@
 """The oracle: ``jax.grad`` of manual_bp's own forward function, in float64.
 
-There is no second copy of the model here.  ``manual_bp.network.forward``
-and the loss are written over an array namespace; the oracle calls them with
-``jax.numpy``.
-To obtain dL/dZl and dL/dAl, the forward adds zero "taps" to every ``Zl``
-(l = 1..L) and ``Al`` (l = 1..L-1); the gradient with respect to a tap is
-the gradient with respect to the variable it is added to.  ``A0`` is the
-gradient with respect to ``X`` itself.
+``manual_bp.network.forward_xp`` and the losses are written over an array
+namespace; the oracle calls them with ``jax.numpy``.  To obtain dL/dZl and
+dL/dAl, the forward adds zero "taps" to every ``Zl`` (l = 1..L) and ``Al``
+(l = 1..L-1) (``manual_bp.architecture.tap_shapes``); the gradient with
+respect to a tap is the gradient with respect to the variable it is added to.
+``A0`` is the gradient with respect to ``X`` itself.
 
 Whatever the dtype of the manual computation, the oracle casts the same
 values (exactly) to float64 and differentiates there.
 
-By default a small case (widths up to 64, batch up to 256) is zero-padded to
-a bucket shape first (``reference.padding``), so that one compiled function
-serves every network of the bucket instead of one compilation per shape;
-larger cases compile their own shapes.  ``padded=True`` or ``False`` forces
-the choice, as ``property_tests/test_padded_oracle.py`` and
-``benchmarks/throughput.py`` do to compare the two.
+There are two copies of the forward wiring on this side (see
+``manual_bp.network`` for the full list): this module differentiates the
+definition itself, and by default a small case (widths up to 64, batch up to
+256) goes through the padded oracle (``reference.padding``), the same
+activations and losses in a ``lax.scan`` over a bucket shape, so that one
+compiled function serves every network of the bucket instead of one
+compilation per shape.  ``property_tests/test_padded_oracle.py`` proves the
+two agree.  ``padded=True`` or ``False`` forces the choice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-import jax
+import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from manual_bp.network import forward, loss_from_cache  # noqa: E402
-from reference.padding import layer_sizes, padded_oracle, worth_padding  # noqa: E402
+from manual_bp.architecture import layer_sizes_of, tap_shapes
+from manual_bp.network import forward_xp, loss_from_cache
+from reference.cases import Case
+from reference.jax_setup import jax, jnp
+from reference.padding import padded_oracle, worth_padding
 
 
 @dataclass(frozen=True)
@@ -52,15 +50,12 @@ class OracleResult:
 
 @partial(jax.jit, static_argnames=("activations", "loss"))
 def _value_and_grads(params, X, Y, activations, loss):
-    depth, m = len(activations), X.shape[1]
-    taps = {}
-    for l in range(1, depth + 1):
-        taps[f"Z{l}"] = jnp.zeros((params[f"W{l}"].shape[0], m))
-        if l < depth:
-            taps[f"A{l}"] = jnp.zeros((params[f"W{l}"].shape[0], m))
+    depth = len(activations)
+    sizes = layer_sizes_of(params, X, depth)
+    taps = {key: jnp.zeros(shape) for key, shape in tap_shapes(sizes, X.shape[1]).items()}
 
     def objective(params, taps, X):
-        _, cache = forward(params, X, activations, xp=jnp, taps=taps)
+        _, cache = forward_xp(params, X, activations, xp=jnp, taps=taps)
         Zs = {f"Z{l}": cache[f"Z{l}"] for l in range(1, depth + 1)}
         return loss_from_cache(cache, Y, loss, depth, xp=jnp), Zs
 
@@ -71,17 +66,11 @@ def _value_and_grads(params, X, Y, activations, loss):
 
 
 def oracle_gradients(
-    params: Mapping[str, np.ndarray],
-    X: np.ndarray,
-    Y: np.ndarray,
-    activations: Sequence[str],
-    loss: str,
-    input_gradient: bool = False,
-    padded: bool | None = None,
+    case: Case, *, input_gradient: bool = False, padded: bool | None = None
 ) -> OracleResult:
     """``jax.value_and_grad`` of manual_bp's forward and loss, in float64.
 
-    Returns the loss, the gradient for every key ``manual_bp.backward``
+    Returns the loss, the gradient for every key ``manual_bp.network.backward``
     returns (``Wl``, ``Bl``, ``Zl`` for l = 1..L, ``Al`` for l = 1..L-1 and,
     with ``input_gradient``, ``A0``) and the oracle's forward ``Zl``.
     ``padded=True`` runs the case in its bucket (``reference.padding``),
@@ -89,15 +78,15 @@ def oracle_gradients(
     (``reference.padding.worth_padding``).
     """
     if padded is None:
-        padded = worth_padding(layer_sizes(params, X, len(activations)), np.shape(X)[1])
+        padded = worth_padding(case.layer_sizes, case.m)
     if padded:
-        value, grads, Zs = padded_oracle(params, X, Y, activations, loss)
+        value, grads, Zs = padded_oracle(case)
         if not input_gradient:
             del grads["A0"]
         return OracleResult(value, grads, Zs)
-    as64 = {key: np.asarray(value, dtype=np.float64) for key, value in params.items()}
-    X64, Y64 = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-    result = _value_and_grads(as64, X64, Y64, tuple(activations), loss)
+    as64 = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
+    X64, Y64 = np.asarray(case.X, dtype=np.float64), np.asarray(case.Y, dtype=np.float64)
+    result = _value_and_grads(as64, X64, Y64, case.activations, case.loss)
     value, Zs, (d_params, d_taps, d_X) = jax.device_get(result)
     grads = {**d_params, **d_taps}
     if input_gradient:

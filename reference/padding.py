@@ -1,8 +1,8 @@
 """Zero padding to bucket sizes: one compiled oracle serves many shapes.
 
 ``jax.jit`` compiles once for every new combination of array shapes and
-static arguments, at about 0.3-1.5 s each, while the compiled gradient of a
-small network runs in tens of microseconds.  A property that draws a random
+static arguments, which costs thousands of times what the compiled gradient
+of a small network then takes to run (``benchmarks/RESULTS.md``).  A property that draws a random
 architecture per example therefore spends nearly all its time compiling.
 Here every case is embedded in a fixed *bucket* shape, so that one compiled
 function serves every network of that bucket:
@@ -51,23 +51,15 @@ reduction; ``property_tests/test_padded_oracle.py`` measures the agreement.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import jax
+import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-# The oracle reads every result back at once, so dispatching to a worker
-# thread only adds a hand-off per call (about 30% of a small call's CPU time,
-# and more on a loaded machine).  Read when jax creates its CPU client: it
-# has no effect if jax has already computed something.
-jax.config.update("jax_cpu_enable_async_dispatch", False)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from manual_bp.activations import ACTIVATIONS  # noqa: E402
-from manual_bp.losses import LOSSES  # noqa: E402
+from manual_bp.activations import ACTIVATIONS
+from manual_bp.losses import LOSSES
+from reference.cases import Case
+from reference.jax_setup import jax, jnp
 
 # Widths and batch sizes are padded to powers of two from these minimums up
 # (a power of two for the batch makes the loss's rescaling exact), the depth
@@ -75,11 +67,12 @@ from manual_bp.losses import LOSSES  # noqa: E402
 MIN_WIDTH = 32
 MIN_BATCH = 64
 DEPTH_STEP = 4
-# The scan over layers unrolled: about 10% less time per call, the same compile time.
+# The scan over layers unrolled: less time per call for the same compile time
+# (benchmarks/RESULTS.md).
 UNROLL = True
 # Above these the oracle compiles the case's own shapes: a bucket would
 # multiply the arithmetic and memory (784 pads to 1024), while one compile
-# (~0.3-1.5 s) is small next to checking a network that size.
+# is small next to checking a network that size.
 MAX_PADDED_WIDTH = 64
 MAX_PADDED_BATCH = 256
 # exp(-1e300 - z) is exactly 0 for every real logit z, and 0 * 1e300 is 0.
@@ -135,11 +128,6 @@ def worth_padding(layer_sizes: Sequence[int], m: int) -> bool:
     return max(layer_sizes) <= MAX_PADDED_WIDTH and m <= MAX_PADDED_BATCH
 
 
-def layer_sizes(params: Mapping[str, np.ndarray], X: np.ndarray, depth: int) -> list[int]:
-    """``[n0, n1, ..., nL]`` from ``X`` (n0, m) and ``Wl`` (nl, n(l-1))."""
-    return [np.shape(X)[0]] + [np.shape(params[f"W{l}"])[0] for l in range(1, depth + 1)]
-
-
 def _padded(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``array`` in the top-left corner of float64 zeros of ``shape``."""
     out = np.zeros(shape)
@@ -169,29 +157,10 @@ class PaddedCase:
     offset: int
 
 
-def pad_case(
-    params: Mapping[str, np.ndarray],
-    X: np.ndarray,
-    Y: np.ndarray,
-    activations: Sequence[str],
-    loss: str,
-) -> PaddedCase:
-    """Embed a network and batch in its bucket, in float64 (an exact cast).
-
-    Raises ``ValueError`` when the shapes do not chain: assigning into the
-    padded arrays would otherwise broadcast silently.
-    """
-    depth, m = len(activations), np.shape(X)[1]
-    sizes = layer_sizes(params, X, depth)
-    expected = {f"W{l}": (sizes[l], sizes[l - 1]) for l in range(1, depth + 1)}
-    expected.update({f"B{l}": (sizes[l], 1) for l in range(1, depth + 1)})
-    for key, shape in expected.items():
-        if np.shape(params[key]) != shape:
-            raise ValueError(
-                f"params[{key!r}]: expected shape {shape}, got {np.shape(params[key])}"
-            )
-    if np.shape(Y) != (sizes[-1], m):
-        raise ValueError(f"Y: expected shape {(sizes[-1], m)}, got {np.shape(Y)}")
+def pad_case(case: Case) -> PaddedCase:
+    """Embed a network and batch in its bucket, in float64 (an exact cast)."""
+    params, X, Y, activations = case.params, case.X, case.Y, case.activations
+    depth, m, sizes = case.depth, case.m, case.layer_sizes
     size = Bucket.for_case(sizes, m)
     N, offset = size.width, size.depth - depth
     W = np.zeros((size.depth, N, N))
@@ -217,7 +186,7 @@ def pad_case(
         _padded(Y, (N, size.batch)),
         codes,
         widths,
-        LOSS_NAMES.index(loss),
+        LOSS_NAMES.index(case.loss),
         m,
         offset,
     )
@@ -246,7 +215,7 @@ def _loss(name: str):
     return apply
 
 
-def padded_forward(W, B, X, codes, widths, taps_Z, taps_A):
+def _padded_forward(W, B, X, codes, widths, taps_Z, taps_A):
     """The forward pass over the stacks: one ``lax.scan`` step per layer.
 
     ``Zl = Wl A(l-1) + Bl + tap``, ``Al = f_l(Zl) + tap``, as in
@@ -265,7 +234,7 @@ def padded_forward(W, B, X, codes, widths, taps_Z, taps_A):
     return jax.lax.scan(layer, X, (W, B, codes, widths, taps_Z, taps_A), unroll=UNROLL)
 
 
-def padded_loss(Z_L, A_L, Y, loss_code, width, m):
+def _padded_loss(Z_L, A_L, Y, loss_code, width, m):
     """The loss of the true ``nL x m`` corner, chosen by ``loss_code``."""
     mask = (jnp.arange(Y.shape[0])[:, None] < width) & (jnp.arange(Y.shape[1])[None, :] < m)
     branches = [_loss(name) for name in LOSS_NAMES]
@@ -273,13 +242,13 @@ def padded_loss(Z_L, A_L, Y, loss_code, width, m):
 
 
 @jax.jit
-def padded_value_and_grads(W, B, X, Y, codes, widths, loss_code, m):
+def _padded_value_and_grads(W, B, X, Y, codes, widths, loss_code, m):
     """Loss, stacked ``Z`` and the gradients w.r.t. ``(W, B, taps_Z, taps_A, X)``."""
     taps = jnp.zeros((2, *W.shape[:1], *X.shape))
 
     def objective(W, B, taps, X):
-        A_L, Z = padded_forward(W, B, X, codes, widths, taps[0], taps[1])
-        return padded_loss(Z[-1], A_L, Y, loss_code, widths[-1], m), Z
+        A_L, Z = _padded_forward(W, B, X, codes, widths, taps[0], taps[1])
+        return _padded_loss(Z[-1], A_L, Y, loss_code, widths[-1], m), Z
 
     (value, Z), grads = jax.value_and_grad(objective, argnums=(0, 1, 2, 3), has_aux=True)(
         W, B, taps, X
@@ -287,33 +256,33 @@ def padded_value_and_grads(W, B, X, Y, codes, widths, loss_code, m):
     return value, Z, grads
 
 
-def padded_oracle(
-    params: Mapping[str, np.ndarray],
-    X: np.ndarray,
-    Y: np.ndarray,
-    activations: Sequence[str],
-    loss: str,
-) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
+def padded_oracle(case: Case) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(loss, grads, Z)`` of the case, through its bucket's compiled function.
 
     ``grads`` has ``Wl``, ``Bl``, ``Zl`` (l = 1..L), ``Al`` (l = 1..L-1) and
     ``A0``, sliced back to the true shapes; ``Z`` has the forward ``Zl``.
     """
-    case = pad_case(params, X, Y, activations, loss)
-    result = padded_value_and_grads(
-        case.W, case.B, case.X, case.Y, case.codes, case.widths, case.loss_code, float(case.m)
+    padded = pad_case(case)
+    result = _padded_value_and_grads(
+        padded.W,
+        padded.B,
+        padded.X,
+        padded.Y,
+        padded.codes,
+        padded.widths,
+        padded.loss_code,
+        float(padded.m),
     )
     value, Z, (dW, dB, d_taps, dX) = jax.device_get(result)
-    m, depth = case.m, len(activations)
-    sizes = layer_sizes(params, X, depth)
+    m, sizes = case.m, case.layer_sizes
     grads = {"A0": dX[: sizes[0], :m]}
     Zs = {}
-    for l in range(1, depth + 1):
-        i, n, n_prev = case.offset + l - 1, sizes[l], sizes[l - 1]
+    for l in range(1, case.depth + 1):
+        i, n, n_prev = padded.offset + l - 1, sizes[l], sizes[l - 1]
         grads[f"W{l}"] = dW[i, :n, :n_prev]
         grads[f"B{l}"] = dB[i, :n]
         grads[f"Z{l}"] = d_taps[0, i, :n, :m]
-        if l < depth:
+        if l < case.depth:
             grads[f"A{l}"] = d_taps[1, i, :n, :m]
         Zs[f"Z{l}"] = Z[i, :n, :m]
     return float(value), grads, Zs

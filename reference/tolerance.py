@@ -65,6 +65,7 @@ import numpy as np
 
 from manual_bp.activations import ACTIVATIONS, log_softmax, sigmoid, softplus
 from manual_bp.losses import LOSSES
+from reference.cases import Case
 
 Array = np.ndarray
 EPS64 = float(np.finfo(np.float64).eps)
@@ -259,13 +260,14 @@ def _near_kinks(name: str, Z: Array, EZ: Array, u: float, oracle_Z: Array | None
     """Where the oracle may have taken the other one-sided derivative.
 
     With the oracle's own ``Z`` this is exact: where the two lie on different
-    sides.  Without it, wherever ``|Z|`` is within its error bound of 0.
+    sides (``Activation.kink_side``).  Without it, wherever ``|Z|`` is within
+    its error bound of 0.
     """
-    if not ERROR_MODELS[name].kink_jump:
+    side = ACTIVATIONS[name].kink_side
+    if side is None:
         return np.zeros(Z.shape, dtype=bool)
     if oracle_Z is None:
         return np.abs(Z) <= SAFETY * u * EZ
-    side = (lambda V: V > 0) if name == "relu" else (lambda V: V >= 0)
     # XLA compares a subnormal z as 0.
     oracle_Z = np.asarray(oracle_Z)
     return side(Z) != side(np.where(np.abs(oracle_Z) < TINY64, 0.0, oracle_Z))
@@ -302,28 +304,27 @@ def _forward_errors(
 
 
 def tolerances(
-    params: Mapping[str, Array],
+    case: Case,
     cache: Mapping[str, Array],
-    Y: Array,
-    activations: Sequence[str],
-    loss: str,
     oracle_grads: Mapping[str, Array],
-    dtype: np.dtype | str,
+    *,
     oracle_Z: Mapping[str, Array] | None = None,
 ) -> Tolerances:
-    """Tolerances for comparing a manual computation in ``dtype`` to the oracle.
+    """Tolerances for comparing the manual computation of ``case`` (in
+    ``case.dtype``) with the oracle.
 
-    ``params`` and ``cache`` are the manual forward's (cast to float64);
+    ``cache`` is the manual forward's (cast to float64 here);
     ``oracle_grads`` supplies the magnitudes of the true gradients, so that a
     wrong manual gradient cannot loosen its own tolerance.  ``oracle_Z``, the
     oracle's forward ``Zl``, locates kinks exactly; without it every ``Zl``
     within its error bound of a kink is excused.
     """
-    u = unit_roundoff(dtype)
-    floor = float(np.finfo(np.dtype(dtype)).tiny) / u
+    params, activations, loss = case.params, case.activations, case.loss
+    u = unit_roundoff(case.dtype)
+    floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
     depth = len(activations)
     f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
-    Y = np.asarray(Y, dtype=np.float64)
+    Y = np.asarray(case.Y, dtype=np.float64)
     m = Y.shape[1]
 
     EZ, EA, near_kink = _forward_errors(params, f64, activations, floor, u, oracle_Z)

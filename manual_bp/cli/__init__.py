@@ -9,7 +9,7 @@ Each command lives in its own module and registers its own sub-parser:
 * ``audit``   sweep depth, width and dtype; CSV and plot (``audit.py``)
 
 The commands that use the oracle import jax lazily (the ``oracle`` extra);
-the plots need matplotlib (the ``plots`` extra).
+the plots need matplotlib (the ``plots`` extra); ``extras.require`` imports them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from manual_bp.cli import audit, compare, demo, explain, train
+from manual_bp.cli.extras import ExtraMissingError
 
 COMMANDS = (demo, compare, explain, train, audit)
 
@@ -39,6 +40,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, ExtraMissingError) as error:
         print(f"manual-bp {args.command}: error: {error}", file=sys.stderr)
         return 2

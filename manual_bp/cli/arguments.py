@@ -44,6 +44,11 @@ def add_out_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_batch_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--batch M``: the batch size m, an int >= 1 (default: the command's own)."""
+    parser.add_argument("--batch", type=positive_int, default=None, metavar="M", help=help_text)
+
+
 def layer_activations(names: list[str], depth: int, output_activation: str) -> list[str]:
     """The ``L = depth`` activation names from ``--activations``.
 

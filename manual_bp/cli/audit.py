@@ -3,7 +3,7 @@
 For every (activation, depth, width, dtype) a seeded network with ``depth``
 hidden layers of ``width`` units (4 inputs, a 2-class softmax output,
 cross-entropy) computes its gradients by hand on a seeded batch, and every
-gradient is compared with ``jax.grad`` in float64 (``reference.audit``, which
+gradient is compared with ``jax.grad`` in float64 (``reference.sweep``, which
 uses the tolerances of ``reference.compare``).  The command writes
 ``audit.csv`` and ``audit.png`` into ``--out`` and prints a summary table.
 It needs the ``oracle`` (jax) and ``plots`` (matplotlib) extras.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from manual_bp.cli.arguments import (
     output_folder,
     positive_int,
 )
+from manual_bp.cli.extras import require
 
 EXAMPLES = """\
 examples:
@@ -44,7 +44,7 @@ Exit status: 0 if every configuration matched, 1 if not, 2 on bad arguments.
 
 def write_csv(path: Path, rows: Sequence) -> Path:
     """``audit.csv``: the header ``CSV_COLUMNS``, then one line per row."""
-    from reference.audit import CSV_COLUMNS
+    from reference.sweep import CSV_COLUMNS
 
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
@@ -69,22 +69,8 @@ def summary_table(rows: Sequence) -> str:
 
 
 def audit(args: argparse.Namespace) -> int:
-    try:
-        from manual_bp.cli import plots
-
-        plots.require_matplotlib()
-    except ImportError as error:
-        print(f"manual-bp audit: error: {error}", file=sys.stderr)
-        return 2
-    try:
-        from reference.audit import sweep
-    except ImportError as error:  # jax is an optional extra
-        print(
-            f"manual-bp audit: error: audit needs jax ({error}); "
-            "install it with: pip install 'manual-bp[oracle]'",
-            file=sys.stderr,
-        )
-        return 2
+    plots = require("plots", "manual_bp.cli.plots", "audit")
+    sweep = require("oracle", "reference.sweep", "audit").sweep
     output_folder(args.out)  # before the sweep: a folder that cannot be made is an error
     try:
         rows = sweep(

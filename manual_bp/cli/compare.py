@@ -29,21 +29,24 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from manual_bp.architecture import gradient_keys
 from manual_bp.cli.arguments import (
+    add_batch_argument,
     add_network_arguments,
     add_out_argument,
     help_formatter,
     network_from_arguments,
     output_folder,
-    positive_int,
 )
+from manual_bp.cli.extras import require
 from manual_bp.derivation import derive
 from manual_bp.model import DNN
-from manual_bp.network import gradient_keys, loss_from_cache
+from manual_bp.network import loss_from_cache
 from manual_bp.validation import SUPPORTED_DTYPES, check_inputs, check_targets
 
 if TYPE_CHECKING:  # reference imports jax, an optional extra
-    from reference.compare import GradientCheck
+    from reference.cases import Case
+    from reference.compare import Comparison
 
 Array = np.ndarray
 DEFAULT_BATCH = 8
@@ -123,7 +126,7 @@ def _finite(value: float) -> float | None:
 
 
 def finite_difference_columns(
-    net: DNN, X: Array, Y: Array, grads: dict[str, Array], check: GradientCheck
+    case: Case, grads: dict[str, Array], comparison: Comparison
 ) -> dict[str, dict[str, object]]:
     """Per key: entries whose manual value finite differences support, and the
     largest ``|finite difference - manual|`` away from kinks."""
@@ -136,13 +139,11 @@ def finite_difference_columns(
             f"--finite-diff: {entries} gradient entries, finite differences are limited to "
             f"{FINITE_DIFFERENCE_MAX_ENTRIES} (smaller --layers or --batch)"
         )
-    fd = finite_difference_gradients(
-        net.params, X, Y, net.activations, net.loss_name, input_gradient=True
-    )
+    fd = finite_difference_gradients(case, input_gradient=True)
     columns = {}
     for key, gradient in grads.items():
         manual = gradient.astype(np.float64)
-        tolerance = check.tolerances.grads[key]
+        tolerance = comparison.tolerances.grads[key]
         supported = 0
         for index in np.ndindex(*manual.shape):
             low, high = fd.interval(key, index)
@@ -159,10 +160,8 @@ def finite_difference_columns(
 
 def comparison_rows(args: argparse.Namespace) -> tuple[list[dict], dict]:
     """The rows (one per gradient key, then the loss) and the summary."""
-    try:
-        from reference.compare import check_against_oracle
-    except ImportError as error:  # jax is an optional extra
-        raise ValueError(f"compare needs jax, install manual-bp[oracle] ({error})") from None
+    compare = require("oracle", "reference.compare", "compare").compare
+    Case = require("oracle", "reference.cases", "compare").Case
 
     net = network_from_arguments(args)
     if args.data is not None:
@@ -172,12 +171,10 @@ def comparison_rows(args: argparse.Namespace) -> tuple[list[dict], dict]:
     out, cache = net.forward(X)
     grads = net.compute_gradients(out, cache, Y, input_gradient=True)
     manual_loss = float(loss_from_cache(cache, Y, net.loss_name, net.depth))
-    check = check_against_oracle(
-        grads, net.params, X, Y, net.activations, net.loss_name,
-        input_gradient=True, cache=cache, manual_loss=manual_loss,
-    )  # fmt: skip
+    case = Case.of_network(net, X, Y)
+    check = compare(case, grads, input_gradient=True, cache=cache, manual_loss=manual_loss)
     derivation = derive(net.layer_sizes, net.activations, net.loss_name, input_gradient=True)
-    fd = finite_difference_columns(net, X, Y, grads, check) if args.finite_diff else {}
+    fd = finite_difference_columns(case, grads, check) if args.finite_diff else {}
 
     rows = []
     for key in gradient_keys(net.depth, input_gradient=True):
@@ -296,13 +293,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         formatter_class=help_formatter,
     )
     add_network_arguments(parser)
-    parser.add_argument(
-        "--batch",
-        type=positive_int,
-        default=None,
-        metavar="M",
-        help=f"batch size m of the random batch (default: {DEFAULT_BATCH}; with --data, "
-        "the file's)",
+    add_batch_argument(
+        parser,
+        f"batch size m of the random batch (default: {DEFAULT_BATCH}; with --data, the file's)",
     )
     parser.add_argument("--dtype", choices=SUPPORTED_DTYPES, default="float64")
     parser.add_argument("--seed", type=int, default=0, help="weights and data (default: 0)")

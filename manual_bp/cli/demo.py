@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from manual_bp.cli.arguments import SEED_LAYER_SIZES
+from manual_bp.cli.extras import ExtraMissingError, require
 from manual_bp.data import DATASETS
 from manual_bp.model import DNN
 
 
-def _load_verifier():
+def _load_comparison() -> Callable[[DNN, np.ndarray, np.ndarray], Any] | None:
+    """``(net, X, Y) -> Comparison`` with the oracle, or None (and a note) without
+    the oracle extra: the demo trains without it."""
     try:
-        from reference.compare import verify_network
-    except ImportError as error:  # jax is an optional extra
-        print(f"gradient check skipped: {error} (install manual-bp[oracle])", file=sys.stderr)
+        Case = require("oracle", "reference.cases", "the gradient check").Case
+        compare = require("oracle", "reference.compare", "the gradient check").compare
+    except ExtraMissingError as error:
+        print(f"gradient check skipped: {error}", file=sys.stderr)
         return None
-    return verify_network
+    return lambda net, X, Y: compare(Case.of_network(net, X, Y))
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -35,12 +41,12 @@ def demo(args: argparse.Namespace) -> int:
         f"{net}\ntraining on {args.dataset} ({args.samples} samples), {args.epochs} epochs, "
         f"batch size {args.batch_size}, learning rate {args.learning_rate}"
     )
-    verify = _load_verifier() if args.check_every else None
+    compare = _load_comparison() if args.check_every else None
     all_match = True
     epoch = 0
     while True:
-        if verify is not None and (epoch % args.check_every == 0 or epoch == args.epochs):
-            check = verify(net.params, X, Y, net.activations, net.loss_name)
+        if compare is not None and (epoch % args.check_every == 0 or epoch == args.epochs):
+            check = compare(net, X, Y)
             all_match &= check.ok
             print(
                 f"\nepoch {epoch}: loss {net.loss(X, Y):.6f}; manual vs jax.grad (float64), "
@@ -54,7 +60,7 @@ def demo(args: argparse.Namespace) -> int:
         epoch += steps
     accuracy = float(np.mean((net.predict(X) > 0.5) == (Y > 0.5)))
     print(f"\nfinal loss {net.loss(X, Y):.6f}; training accuracy {100 * accuracy:.1f}%")
-    if verify is not None:
+    if compare is not None:
         print("every gradient matched jax.grad" if all_match else "GRADIENT MISMATCH")
     return 0 if all_match else 1
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 
 from manual_bp.cli.arguments import (
+    add_batch_argument,
     add_network_arguments,
     add_out_argument,
     help_formatter,
     network_from_arguments,
     output_folder,
-    positive_int,
 )
 from manual_bp.derivation import derive
 
@@ -57,13 +57,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         formatter_class=help_formatter,
     )
     add_network_arguments(parser)
-    parser.add_argument(
-        "--batch",
-        type=positive_int,
-        default=None,
-        metavar="M",
-        help="the batch size m in the shapes (default: the symbol m)",
-    )
+    add_batch_argument(parser, "the batch size m in the shapes (default: the symbol m)")
     parser.add_argument(
         "--input-gradient",
         action="store_true",

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from manual_bp.cli.extras import require
 from manual_bp.network import forward
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from reference.audit import AuditRow
+    from reference.sweep import AuditRow
 
 DPI = 100
 FIGURE_SIZES = {
@@ -38,24 +39,8 @@ FIGURE_SIZES = {
 SMALLEST_PLOTTED_RATIO = 1e-8
 
 
-class PlotsExtraMissingError(ImportError):
-    """matplotlib is missing: the ``plots`` extra is not installed."""
-
-
-def require_matplotlib() -> None:
-    """Raise ``PlotsExtraMissingError`` with the install command if matplotlib is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as error:
-        raise PlotsExtraMissingError(
-            f"the plots need matplotlib, which is not installed ({error}); "
-            "install it with: pip install 'manual-bp[plots]'"
-        ) from None
-
-
 def _figure(name: str, size: tuple[float, float] | None = None) -> Figure:
-    require_matplotlib()
-    from matplotlib.figure import Figure
+    Figure = require("plots", "matplotlib.figure", "the plots").Figure
 
     return Figure(figsize=size or FIGURE_SIZES[name], dpi=DPI)
 

@@ -9,7 +9,7 @@ mini-batches in the same order:
 
 Their loss curves must coincide up to rounding.  Every ``--check-every``
 epochs the manual net's gradients are also compared entry by entry with the
-oracle (``reference.compare.verify_network``).  The command writes
+oracle (``reference.compare.compare``).  The command writes
 ``history.csv``, ``loss.png``, ``boundary.png`` and ``gradient_check.png``
 into ``--out``.  It needs the ``oracle`` (jax) and ``plots`` (matplotlib)
 extras.
@@ -22,7 +22,9 @@ import csv
 import math
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +37,7 @@ from manual_bp.cli.arguments import (
     output_folder,
     positive_int,
 )
+from manual_bp.cli.extras import require
 from manual_bp.data import DATASETS
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN
@@ -44,11 +47,10 @@ DATA_INPUTS = 2  # every built-in data set is 2-D
 DEFAULT_HIDDEN_ACTIVATION = "tanh"
 DEFAULT_HIDDEN = [16, 16]
 # The two curves differ only by rounding in the gradients, a few ulps per step,
-# but training can amplify a difference exponentially: measured max relative
-# differences 1.7e-14 (default moons run, 300 epochs), 3.4e-10 (spirals,
-# 1000 epochs; 1.6e-15 after 300, 3.3e-13 after 500).  So the curve
-# comparison is reported, and the exit status rests on the gradient checks,
-# which compare each gradient with its own rounding-error tolerance.
+# but training can amplify a difference exponentially (measured in
+# benchmarks/RESULTS.md).  So the curve comparison is reported, and the exit
+# status rests on the gradient checks, which compare each gradient with its
+# own rounding-error tolerance.
 CURVES_COINCIDE = 1e-6
 PROGRESS_STEPS = 20  # a progress line every 5% of the epochs
 
@@ -154,88 +156,81 @@ def write_history(path: Path, manual: list[float], autodiff: list[float]) -> Pat
     return path
 
 
-def _imports():
-    """The optional extras, imported only now: jax (the oracle) and matplotlib."""
-    from manual_bp.cli import plots
+@dataclass
+class TrainingRun:
+    """The two loss histories (from epoch 0) and the gradient checks of one run."""
 
-    plots.require_matplotlib()
-    try:
-        from reference.autodiff_training import autodiff_fit
-        from reference.compare import verify_network
-    except ImportError as error:  # jax is an optional extra
-        raise ImportError(
-            f"train needs jax ({error}); install it with: pip install 'manual-bp[oracle]'"
-        ) from None
-    return plots, autodiff_fit, verify_network
+    manual_history: list[float]
+    autodiff_history: list[float]
+    worst_ratios: dict[str, float] = field(default_factory=dict)
+    checks: int = 0
+    checks_ok: bool = True
 
 
-def train(args: argparse.Namespace) -> int:
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Every check that needs no data, before any work."""
     if args.check_every < 0:
         raise ValueError(f"--check-every: expected an int >= 0, got {args.check_every}")
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
         raise ValueError(f"--learning-rate: expected a finite number > 0, got {args.learning_rate}")
-    output_folder(args.out)  # before any work: a folder that cannot be made is an error
-    try:
-        plots, autodiff_fit, verify_network = _imports()
-    except ImportError as error:
-        print(f"manual-bp train: error: {error}", file=sys.stderr)
-        return 2
+    output_folder(args.out)  # a folder that cannot be made is an error
 
-    X, Y = _load_dataset(args)
-    net = build_network(args, Y.shape[0])
+
+def _check_gradients(run: TrainingRun, comparison: Any, epoch: int) -> None:
+    """Record one comparison of the manual gradients with the oracle, and print it."""
+    run.checks += 1
+    run.checks_ok &= comparison.ok
+    for key, variable in comparison.variables.items():
+        run.worst_ratios[key] = max(run.worst_ratios.get(key, 0.0), variable.ratio)
+    verdict = "all match" if comparison.ok else "MISMATCH"
     print(
-        f"{net}\ntraining on {args.dataset} ({args.samples} samples, X {X.shape}, Y {Y.shape}), "
-        f"{args.epochs} epochs, batch size {args.batch_size}, learning rate {args.learning_rate}; "
-        f"a second copy trains on jax.grad gradients from the same start"
+        f"epoch {epoch}: gradients vs jax.grad: {verdict} ({len(comparison.variables)} "
+        f"variables, worst error/tolerance {comparison.worst_ratio:.2e})"
     )
+    if not comparison.ok:
+        print(comparison.report())
+
+
+def _train_both(args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray) -> TrainingRun:
+    """Train the manual net and its jax.grad copy epoch by epoch, checking the
+    manual gradients every ``--check-every`` epochs (and at the first and last)."""
+    autodiff_fit = require("oracle", "reference.autodiff_training", "train").autodiff_fit
+    compare = require("oracle", "reference.compare", "train").compare
+    Case = require("oracle", "reference.cases", "train").Case
     activations, loss = list(net.activations), net.loss_name
     autodiff_params = net.params
     autodiff_rng = np.random.default_rng(args.seed)  # DNN shuffles with default_rng(seed) too
-    manual_history = [net.loss(X, Y)]
-    autodiff_history = [manual_history[0]]
-    worst_ratios: dict[str, float] = {}
-    checks_ok, checks = True, 0
+    run = TrainingRun([net.loss(X, Y)], [net.loss(X, Y)])
     progress_every = max(1, args.epochs // PROGRESS_STEPS)
     started = time.perf_counter()
     for epoch in range(args.epochs + 1):
         if epoch > 0:
-            try:
-                # An overflow ends in TrainingDiverged, which names the epoch: no warnings.
-                with np.errstate(over="ignore", invalid="ignore"):
-                    manual_history += net.fit(X, Y, 1, args.learning_rate, args.batch_size)
-                    autodiff_params, losses = autodiff_fit(
-                        autodiff_params, X, Y, activations, loss, 1, args.learning_rate,
-                        args.batch_size, autodiff_rng,
-                    )  # fmt: skip
-            except TrainingDiverged as diverged:
-                print(f"manual-bp train: {diverged}", file=sys.stderr)
-                return 1
-            autodiff_history += losses
+            # An overflow ends in TrainingDiverged, which names the epoch: no warnings.
+            with np.errstate(over="ignore", invalid="ignore"):
+                run.manual_history += net.fit(X, Y, 1, args.learning_rate, args.batch_size)
+                autodiff_params, losses = autodiff_fit(
+                    autodiff_params, X, Y, activations, loss, epochs=1,
+                    learning_rate=args.learning_rate, batch_size=args.batch_size,
+                    rng=autodiff_rng,
+                )  # fmt: skip
+            run.autodiff_history += losses
         if epoch % progress_every == 0 or epoch == args.epochs:
             print(
                 f"epoch {epoch}/{args.epochs} ({100 * epoch / args.epochs:.0f}%): "
-                f"loss {manual_history[-1]:.6g}, elapsed {time.perf_counter() - started:.1f} s",
+                f"loss {run.manual_history[-1]:.6g}, elapsed {time.perf_counter() - started:.1f} s",
                 file=sys.stderr,
             )
-        is_check_epoch = args.check_every and epoch % args.check_every == 0
-        if is_check_epoch or epoch in (0, args.epochs):
-            check = verify_network(net.params, X, Y, activations, loss)
-            checks += 1
-            checks_ok &= check.ok
-            for key, variable in check.variables.items():
-                worst_ratios[key] = max(worst_ratios.get(key, 0.0), variable.ratio)
-            verdict = "all match" if check.ok else "MISMATCH"
-            print(
-                f"epoch {epoch}: gradients vs jax.grad: {verdict} "
-                f"({len(check.variables)} variables, worst error/tolerance {check.worst_ratio:.2e})"
-            )
-            if not check.ok:
-                print(check.report())
+        if (args.check_every and epoch % args.check_every == 0) or epoch in (0, args.epochs):
+            _check_gradients(run, compare(Case.of_network(net, X, Y)), epoch)
+    return run
 
-    difference = max_relative_difference(manual_history, autodiff_history)
+
+def _report_curves(run: TrainingRun, epochs: int) -> float:
+    """Print how far the two loss curves lie apart; return that difference."""
+    difference = max_relative_difference(run.manual_history, run.autodiff_history)
     print(
         f"loss curves: max relative difference manual vs jax.grad training {difference:.2e} "
-        f"over {args.epochs} epochs ("
+        f"over {epochs} epochs ("
         + (
             f"they coincide: below {CURVES_COINCIDE:.0e})"
             if difference <= CURVES_COINCIDE
@@ -243,40 +238,69 @@ def train(args: argparse.Namespace) -> int:
             "a wrong gradient shows in the checks)"
         )
     )
-    fraction = accuracy(net.predict(X), Y)
-    print(f"final loss {manual_history[-1]:.6g}; training accuracy {100 * fraction:.1f}%")
+    return difference
 
-    title = f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {activations[0]} net"
-    written = [
-        write_history(args.out / "history.csv", manual_history, autodiff_history),
+
+def _write_outputs(
+    args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray, run: TrainingRun
+) -> list[Path]:
+    """``history.csv``, ``loss.png``, ``boundary.png`` and ``gradient_check.png``."""
+    plots = require("plots", "manual_bp.cli.plots", "train")
+    difference = max_relative_difference(run.manual_history, run.autodiff_history)
+    fraction = accuracy(net.predict(X), Y)
+    title = f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {net.activations[0]} net"
+    return [
+        write_history(args.out / "history.csv", run.manual_history, run.autodiff_history),
         plots.plot_loss(
             args.out / "loss.png",
-            manual_history,
-            autodiff_history,
+            run.manual_history,
+            run.autodiff_history,
             f"{title}, max relative difference {difference:.1e}",
         ),
         plots.plot_boundary(
             args.out / "boundary.png",
             net.params,
-            activations,
+            list(net.activations),
             X,
             Y,
             f"{title}, accuracy {100 * fraction:.1f}%",
         ),
         plots.plot_gradient_check(
             args.out / "gradient_check.png",
-            worst_ratios,
-            f"manual vs jax.grad: worst error/tolerance over {checks} checks",
+            run.worst_ratios,
+            f"manual vs jax.grad: worst error/tolerance over {run.checks} checks",
         ),
     ]
-    for path in written:
+
+
+def train(args: argparse.Namespace) -> int:
+    _check_arguments(args)
+    # The optional extras, before any work: a missing one is one line, exit 2.
+    require("plots", "manual_bp.cli.plots", "train")
+    require("oracle", "reference.compare", "train")
+    X, Y = _load_dataset(args)
+    net = build_network(args, Y.shape[0])
+    print(
+        f"{net}\ntraining on {args.dataset} ({args.samples} samples, X {X.shape}, Y {Y.shape}), "
+        f"{args.epochs} epochs, batch size {args.batch_size}, learning rate {args.learning_rate}; "
+        f"a second copy trains on jax.grad gradients from the same start"
+    )
+    try:
+        run = _train_both(args, net, X, Y)
+    except TrainingDiverged as diverged:
+        print(f"manual-bp train: {diverged}", file=sys.stderr)
+        return 1
+    _report_curves(run, args.epochs)
+    fraction = accuracy(net.predict(X), Y)
+    print(f"final loss {run.manual_history[-1]:.6g}; training accuracy {100 * fraction:.1f}%")
+    for path in _write_outputs(args, net, X, Y, run):
         print(f"wrote {path}")
     print(
-        f"every gradient matched jax.grad in {checks} checks"
-        if checks_ok
+        f"every gradient matched jax.grad in {run.checks} checks"
+        if run.checks_ok
         else "GRADIENT MISMATCH (see the reports above)"
     )
-    return 0 if checks_ok else 1
+    return 0 if run.checks_ok else 1
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -1,9 +1,9 @@
-"""How close hand-written gradients stay to ``jax.grad`` as networks grow.
+"""How close hand-written gradients stay to ``jax.grad`` as networks grow: a sweep.
 
-``manual-bp audit`` sweeps depth, width and dtype.  For each configuration it
+``manual-bp audit`` runs this sweep over depth, width and dtype.  For each configuration it
 builds a seeded network, draws a seeded batch, runs ``manual_bp``'s forward
 and backward in that dtype, and compares every gradient with the float64
-oracle through ``reference.compare`` (the same per-entry tolerances as every
+oracle through ``reference.compare.compare`` (the same per-entry tolerances as every
 other check).  On top of the tolerance verdict it records plain error sizes,
 so that float32 and float64 can be compared as numbers:
 
@@ -28,7 +28,8 @@ import numpy as np
 
 from manual_bp.network import init_params
 from manual_bp.validation import check_activations, check_dtype, check_positive_int
-from reference.compare import verify_network
+from reference.cases import Case
+from reference.compare import compare
 
 AUDIT_INPUTS = 4
 AUDIT_CLASSES = 2
@@ -67,14 +68,12 @@ class AuditRow:
         return [str(getattr(self, column)) for column in CSV_COLUMNS]
 
 
-def audit_case(
-    depth: int, width: int, dtype: str, activation: str, batch: int, seed: int
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[str]]:
+def audit_case(depth: int, width: int, dtype: str, activation: str, batch: int, seed: int) -> Case:
     """The seeded network and batch of one configuration.
 
-    Returns ``params`` (``W1`` of shape (width, 4), ..., ``WL`` of shape
-    (2, width), in ``dtype``), ``X`` (4, batch), one-hot ``Y`` (2, batch) and
-    the ``L = depth + 1`` activation names.
+    ``W1`` has shape (width, 4), ..., ``WL`` shape (2, width), all in
+    ``dtype``; ``X`` is (4, batch) standard normal, ``Y`` one-hot (2, batch),
+    and there are ``L = depth + 1`` activations.
     """
     sizes = [AUDIT_INPUTS] + [width] * depth + [AUDIT_CLASSES]
     activations = [activation] * depth + [AUDIT_OUTPUT_ACTIVATION]
@@ -83,7 +82,7 @@ def audit_case(
     X = rng.standard_normal((AUDIT_INPUTS, batch)).astype(dtype)
     classes = rng.integers(0, AUDIT_CLASSES, size=batch)
     Y = (np.arange(AUDIT_CLASSES)[:, None] == classes[None, :]).astype(dtype)
-    return params, X, Y, activations
+    return Case(params, X, Y, activations, AUDIT_LOSS)
 
 
 def relative_error(max_abs_error: float, oracle_max: float) -> float:
@@ -102,9 +101,9 @@ def audit_config(
     Every gradient ``backward`` returns is compared: ``Wl``, ``Bl``, ``Zl``
     and ``Al`` (l < L).
     """
-    params, X, Y, activations = audit_case(depth, width, dtype, activation, batch, seed)
-    check = verify_network(params, X, Y, activations, AUDIT_LOSS, input_gradient=False)
-    variables = check.variables.values()
+    case = audit_case(depth, width, dtype, activation, batch, seed)
+    comparison = compare(case, input_gradient=False)
+    variables = comparison.variables.values()
     return AuditRow(
         depth=depth,
         width=width,
@@ -113,8 +112,8 @@ def audit_config(
         batch=batch,
         max_abs_error=max(v.max_abs_diff for v in variables),
         max_rel_error=max(relative_error(v.max_abs_diff, v.oracle_max) for v in variables),
-        worst_ratio=check.worst_ratio,
-        ok=check.ok,
+        worst_ratio=comparison.worst_ratio,
+        ok=comparison.ok,
     )
 
 
@@ -140,6 +139,7 @@ def sweep(
     dtypes: Sequence[str],
     activations: Sequence[str],
     batch: int,
+    *,
     seed: int = 0,
     repeats: int = 1,
 ) -> list[AuditRow]:

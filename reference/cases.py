@@ -1,4 +1,12 @@
-"""Hypothesis strategies, named after what they generate.
+"""The case record the oracle side passes around, and the Hypothesis strategies
+that draw cases.
+
+``Case`` is one network and batch: ``params``, ``X``, ``Y``, the activation
+names and the loss, with the dtype of the manual computation (that of
+``W1``).  It is frozen, and so are its arrays: ``Case`` copies what it is
+given into read-only arrays, so no step of the oracle side can change a case
+or a caller's arrays.  Every function of ``reference/`` that needs a case
+takes one.
 
 ``networks()`` draws a whole case: depth 1-6, widths 1-32, batch size 1-64,
 an activation per layer, a loss that accepts the output activation, a dtype,
@@ -13,21 +21,35 @@ for every entry, whether it keeps the fill and which kind of value it takes
 if not; in some layers whole units are silenced (zero weights and bias), so
 their ``Z`` is exactly 0 on both sides and the kink conventions are checked.
 Drawing each entry separately (as ``hypothesis.extra.numpy.arrays`` does)
-costs about 25 microseconds per choice and made generation the slowest step
-of the main property.  Hypothesis still shrinks the bytes: each shrinks
-toward 0, which turns an entry back into the fill value and the fill into 0.
+costs far more per choice and made generation the slowest step of the main
+property (``benchmarks/RESULTS.md``).  Hypothesis still shrinks the bytes:
+each shrinks toward 0, which turns an entry back into the fill value and the
+fill into 0.
+
+>>> import numpy as np
+>>> case = Case({"W1": np.ones((1, 2)), "B1": np.zeros((1, 1))}, np.ones((2, 3)),
+...             np.ones((1, 3)), ["sigmoid"], "binary_cross_entropy")
+>>> case.layer_sizes, case.dtype, case.m
+([2, 1], 'float64', 3)
+>>> case.X.flags.writeable
+False
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 from hypothesis import strategies as st
 
 from manual_bp.activations import ACTIVATIONS
+from manual_bp.architecture import layer_sizes_of, param_shapes
 from manual_bp.losses import LOSSES
+from manual_bp.model import DNN
+from manual_bp.validation import check_activations, check_shape
 
 MAX_DEPTH = 6
 MAX_WIDTH = 32
@@ -36,36 +58,111 @@ PARAM_BOUND = 10.0
 INPUT_BOUND = 100.0
 DTYPES = ("float64", "float32")
 
+Array = np.ndarray
 
-@dataclass(frozen=True)
+
+def _frozen(value: object, name: str) -> Array:
+    """A read-only copy: the case owns it, and the caller's array stays theirs."""
+    array = np.array(value, copy=True)
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array, got shape {array.shape}")
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, eq=False)
 class Case:
-    """One network and batch; its repr is what a failing property prints."""
+    """One network and batch, as the oracle side passes it around.
 
-    layer_sizes: list[int]
-    activations: list[str]
+    Parameters
+    ----------
+    params : ``Wl`` (nl, n(l-1)) and ``Bl`` (nl, 1) for l = 1..L
+    X : (n0, m) inputs, one sample per column
+    Y : (nL, m) targets
+    activations : L activation names
+    loss : the loss name
+
+    Every array is copied and made read-only; the shapes must chain
+    (``ValueError`` naming the array otherwise).  ``dtype`` is the dtype of the
+    manual computation, that of ``W1``.  The repr is exact and pasteable: it
+    is what a failing property prints.
+    """
+
+    params: Mapping[str, Array]
+    X: Array
+    Y: Array
+    activations: tuple[str, ...]
     loss: str
-    dtype: str
-    params: dict[str, np.ndarray]
-    X: np.ndarray
-    Y: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, Mapping):
+            raise TypeError(f"params: expected a dict of arrays, got {type(self.params).__name__}")
+        activations = tuple(check_activations(list(self.activations), len(self.activations)))
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {self.loss!r}")
+        X, Y = _frozen(self.X, "X"), _frozen(self.Y, "Y")
+        depth = len(activations)
+        if not all(f"W{l}" in self.params for l in range(1, depth + 1)):
+            raise ValueError(
+                f"params: expected keys W1..W{depth} and B1..B{depth}, got "
+                f"{sorted(map(str, self.params))}"
+            )
+        sizes = layer_sizes_of(self.params, X, depth)
+        expected = param_shapes(sizes)
+        if set(self.params) != set(expected):
+            raise ValueError(
+                f"params: expected keys {sorted(expected)}, got {sorted(map(str, self.params))}"
+            )
+        params = {key: _frozen(self.params[key], f"params[{key!r}]") for key in expected}
+        for key, shape in expected.items():
+            check_shape(params[key], f"params[{key!r}]", shape)
+        check_shape(Y, "Y", (sizes[-1], X.shape[1]))
+        object.__setattr__(self, "params", MappingProxyType(params))
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "Y", Y)
+        object.__setattr__(self, "activations", activations)
+
+    @classmethod
+    def of_network(cls, net: DNN, X: object, Y: object) -> Case:
+        """The case of a ``DNN`` on one batch: its params, activations and loss;
+        ``X`` and ``Y`` in the net's dtype."""
+        X, Y = np.asarray(X, dtype=net.dtype), np.asarray(Y, dtype=net.dtype)
+        return cls(net.params, X, Y, net.activations, net.loss_name)
 
     @property
     def depth(self) -> int:
+        """L, the number of layers with weights."""
         return len(self.activations)
+
+    @property
+    def m(self) -> int:
+        """The batch size."""
+        return self.X.shape[1]
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        """``[n0, n1, ..., nL]``."""
+        return layer_sizes_of(self.params, self.X, self.depth)
+
+    @property
+    def dtype(self) -> str:
+        """The dtype of the manual computation: that of ``W1``."""
+        return self.params["W1"].dtype.name
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         """Hypothesis prints a falsifying case with this: exact, pasteable values."""
         printer.text(repr(self))
 
     def __repr__(self) -> str:
-        with np.printoptions(precision=17, threshold=200, linewidth=100):
-            arrays_text = "\n".join(
-                f"  {key} = np.array({value.tolist()!r}, dtype={self.dtype!r})"
-                for key, value in {**self.params, "X": self.X, "Y": self.Y}.items()
-            )
+        def literal(value: Array) -> str:
+            return f"np.array({value.tolist()!r}, dtype={value.dtype.name!r})"
+
+        params = ",\n".join(f"        {key!r}: {literal(v)}" for key, v in self.params.items())
         return (
-            f"Case(layer_sizes={self.layer_sizes}, activations={self.activations}, "
-            f"loss={self.loss!r}, dtype={self.dtype!r}, m={self.X.shape[1]})\n{arrays_text}"
+            f"Case(  # layer_sizes={self.layer_sizes}, dtype={self.dtype!r}, m={self.m}\n"
+            f"    params={{\n{params},\n    }},\n"
+            f"    X={literal(self.X)},\n    Y={literal(self.Y)},\n"
+            f"    activations={self.activations!r},\n    loss={self.loss!r},\n)"
         )
 
 
@@ -113,6 +210,7 @@ def decode_values(
     codes: np.ndarray,
     words: np.ndarray,
     bound: float,
+    *,
     fill: float = 0.0,
     kinds_by_code: np.ndarray = _KINDS,
 ) -> np.ndarray:
@@ -166,7 +264,7 @@ def matrices(shape: tuple[int, ...], bound: float, dtype: str) -> st.SearchStrat
         fill = decode_values(fill_code, fill_word, bound, kinds_by_code=_FILL_KINDS)[0]
         rng = np.random.default_rng(int.from_bytes(header[6:], "little"))
         words = rng.integers(0, 2**32, size, dtype=np.uint32)
-        fresh = decode_values(codes, words, bound, fill)
+        fresh = decode_values(codes, words, bound, fill=fill)
         out = np.where(codes >= threshold, fresh, fill)
         if header[0] % 8 == SIGNED_FILL:
             out = np.where(codes & 1, -fill, fill)
@@ -232,11 +330,9 @@ def silence_units(raw: bytes, W: np.ndarray, B: np.ndarray) -> tuple[np.ndarray,
 @st.composite
 def params_for(draw, sizes: tuple[int, ...], dtype: str) -> dict[str, np.ndarray]:
     """``W1..WL`` and ``B1..BL`` for ``sizes``."""
-    params = {}
-    for l in range(1, len(sizes)):
-        params[f"W{l}"] = draw(matrices((sizes[l], sizes[l - 1]), PARAM_BOUND, dtype))
-        params[f"B{l}"] = draw(matrices((sizes[l], 1), PARAM_BOUND, dtype))
-    return params
+    return {
+        key: draw(matrices(shape, PARAM_BOUND, dtype)) for key, shape in param_shapes(sizes).items()
+    }
 
 
 def output_activations(loss: str) -> list[str]:
@@ -247,6 +343,7 @@ def output_activations(loss: str) -> list[str]:
 @st.composite
 def networks(
     draw,
+    *,
     max_depth: int = MAX_DEPTH,
     max_width: int = MAX_WIDTH,
     max_batch: int = MAX_BATCH,
@@ -284,10 +381,10 @@ def networks(
         add_layer(width, draw(sampled_from(tuple(output_activations(loss)))))
     X = draw(matrices((sizes[0], m), INPUT_BOUND, dtype))
     Y = draw(targets(loss, (sizes[-1], m), dtype))
-    return Case(list(sizes), list(activations), loss, dtype, params, X, Y)
+    return Case(params, X, Y, tuple(activations), loss)
 
 
-def seed_networks(max_batch: int = MAX_BATCH) -> st.SearchStrategy[Case]:
+def seed_networks(*, max_batch: int = MAX_BATCH) -> st.SearchStrategy[Case]:
     """The seed's network: 2 inputs, two sigmoid hidden layers of 3, a sigmoid output."""
     seed = st.just(([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy"))
     return networks(max_batch=max_batch, architecture=seed)

@@ -1,0 +1,111 @@
+"""The layout's rules, as ARCHITECTURE.md states them, checked on the code itself.
+
+* Imports run one way: ``manual_bp`` core <- ``reference`` <- ``manual_bp.cli``,
+  and nothing imports the tests or the benchmarks (the import-linter
+  contracts in ``pyproject.toml``).
+* jax is configured in exactly one module, and no module of ``reference/``
+  needs an E402 suppression for it.
+* No public function of ``reference/`` takes more than 6 positional
+  parameters, and its options (parameters with a default) are keyword-only.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_FOLDERS = ("manual_bp", "reference", "property_tests", "benchmarks", "docs")
+MAX_POSITIONAL = 6
+# Optional *data*, not options: ``compare(case)`` compares manual_bp's own
+# gradients, ``compare(case, grads)`` anyone's.
+OPTIONAL_DATA = {"reference.compare.compare": ["grads"]}
+
+
+def python_files(*folders: str) -> list[Path]:
+    return sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py"))
+
+
+def test_the_import_contracts_are_kept():
+    """``lint-imports`` reads the contracts from pyproject.toml and checks every
+    import of the four top-level packages, direct or through a chain."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
+         "lint_imports_command()"],
+        cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def _calls_jax_config_update(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "jax.config.update":
+            return True
+    return False
+
+
+def test_jax_is_configured_in_exactly_one_module():
+    configuring = [
+        str(path.relative_to(ROOT))
+        for path in python_files(*SOURCE_FOLDERS)
+        if _calls_jax_config_update(path)
+    ]
+    assert configuring == ["reference/jax_setup.py"]
+
+
+def test_no_module_of_the_oracle_side_suppresses_e402():
+    offending = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in python_files("reference")
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if "noqa: E402" in line
+    ]
+    assert offending == []
+
+
+def _public_functions():
+    """Every public function and public method defined (with ``def``) in ``reference``."""
+    import reference
+
+    for info in pkgutil.walk_packages(reference.__path__, "reference."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(value):
+                yield f"{module.__name__}.{name}", value
+            elif inspect.isclass(value):
+                for method_name, method in vars(value).items():
+                    function = getattr(method, "__func__", method)
+                    if not method_name.startswith("_") and inspect.isfunction(function):
+                        yield f"{module.__name__}.{name}.{method_name}", function
+
+
+def _unwrapped(function):
+    """The Python function behind a ``jax.jit`` or ``functools`` wrapper."""
+    return inspect.unwrap(function)
+
+
+PUBLIC_FUNCTIONS = dict(_public_functions())
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_FUNCTIONS))
+def test_public_functions_of_reference_take_few_positional_parameters(name):
+    function = PUBLIC_FUNCTIONS[name]
+    parameters = inspect.signature(_unwrapped(function)).parameters.values()
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("self", "cls")
+    ]
+    assert len(positional) <= MAX_POSITIONAL, f"{name}: {len(positional)} positional parameters"
+    options = [p.name for p in positional if p.default is not p.empty]
+    assert options == OPTIONAL_DATA.get(name, []), f"{name}: options {options} not keyword-only"
