@@ -49,6 +49,14 @@ def minibatch_indices(
         yield order[start : start + batch_size]
 
 
+def accuracy(out: Array, Y: Array) -> float:
+    """The fraction of columns classified right: ``AL > 0.5`` against ``Y > 0.5`` for
+    one output, else ``argmax AL`` against ``argmax Y`` (one class per column)."""
+    if Y.shape[0] == 1:
+        return float(np.mean((out > 0.5) == (Y > 0.5)))
+    return float(np.mean(np.argmax(out, axis=0) == np.argmax(Y, axis=0)))
+
+
 class TrainingDiverged(FloatingPointError):  # noqa: N818  (reads as an event)
     """Training produced a NaN or inf; ``params`` and ``history`` are the last finite ones."""
 
@@ -76,17 +84,20 @@ def fit(
     batch_size: int | None,
     rng: np.random.Generator,
     gradients: GradientFunction | None = None,
+    callback: Callable[[int, float], object] | None = None,
 ) -> tuple[dict[str, Array], list[float]]:
     """Mini-batch SGD on the hand-written gradients (or on ``gradients``:
     ``reference.autodiff_training`` passes jax.grad's, so both nets train alike).
 
     Returns the trained parameters and, for each epoch, the mean loss over the
     whole of ``(X, Y)`` at the end of that epoch.  Raises ``TrainingDiverged``
-    if an epoch ends with a non-finite loss or parameter.
+    if an epoch ends with a non-finite loss or parameter.  ``callback(epoch,
+    loss)`` is called after each finite epoch (a progress bar, a log line);
+    this module itself prints nothing.
     """
     gradients = gradients or backprop_gradients
     params = dict(params)
-    history = []
+    history: list[float] = []
     for epoch in range(1, epochs + 1):
         start = params
         for columns in minibatch_indices(X.shape[1], batch_size, rng):
@@ -97,4 +108,6 @@ def fit(
         if not _all_finite(params, epoch_loss):
             raise TrainingDiverged(epoch, learning_rate, start, history)
         history.append(epoch_loss)
+        if callback is not None:
+            callback(epoch, epoch_loss)
     return params, history

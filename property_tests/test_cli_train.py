@@ -29,10 +29,13 @@ PNG_SIZES = {"loss.png": (800, 500), "boundary.png": (600, 540), "gradient_check
 
 
 def run(argv: list[str]) -> tuple[int, str, str]:
-    """``main(argv)`` with its exit code, stdout and stderr."""
+    """``main(argv)`` with its exit code (argparse's too), stdout and stderr."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argument types: argparse exits, 2 for a bad one
+            code = exit_.code
     return code, out.getvalue(), err.getvalue()
 
 
@@ -67,8 +70,34 @@ def wrong_dW1(
 @pytest.fixture(scope="module")
 def moons_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "new" / "folder"  # created by the command
-    code, stdout, stderr = run([*MOONS, "--out", str(out)])
+    code, stdout, stderr = run(
+        [*MOONS, "--out", str(out), "--save", str(out.parent.parent / "moons.npz")]
+    )
     return code, stdout, stderr, out
+
+
+def test_train_saves_the_trained_net_with_save(moons_run):
+    from manual_bp import DNN
+
+    code, stdout, _, out = moons_run
+    path = out.parent.parent / "moons.npz"
+    assert code == 0 and f"wrote {path}" in stdout
+    net = DNN.load(path)
+    assert net.layer_sizes == (2, 4, 1) and net.activations == ("tanh", "sigmoid")
+    X, Y = DATASETS["moons"](40, seed=0)
+    _, history = read_history(out / "history.csv")
+    assert net.loss(X, Y) == history[-1, 1]  # the manual net after the last epoch, exactly
+
+
+@pytest.mark.parametrize(
+    ("save", "message"),
+    [("{tmp}/no/such/folder/m.npz", "does not exist"), ("{tmp}", "is a folder")],
+)
+def test_a_save_path_that_cannot_be_written_is_refused_before_any_work(save, message, tmp_path):
+    save = save.format(tmp=tmp_path)
+    code, stdout, stderr = run([*MOONS, "--out", str(tmp_path / "out"), "--save", save])
+    assert code == 2 and stdout == "" and "--save: " in stderr and message in stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_train_exits_0_and_prints_a_verdict_per_check(moons_run):
@@ -82,12 +111,9 @@ def test_train_exits_0_and_prints_a_verdict_per_check(moons_run):
     assert "DNN(layer_sizes=[2, 4, 1], activations=['tanh', 'sigmoid']" in stdout
 
 
-def test_train_shows_progress_on_stderr(moons_run):
+def test_train_draws_no_progress_bar_when_stderr_is_not_a_terminal(moons_run):
     _, _, stderr, _ = moons_run
-    progress = [line for line in stderr.splitlines() if line.startswith("epoch ")]
-    # Six epochs: a line every epoch (5% of 6 rounds down to 1), plus the start.
-    assert [line.split(" (")[0] for line in progress] == [f"epoch {e}/6" for e in range(7)]
-    assert all("loss " in line and "elapsed " in line for line in progress)
+    assert "\r" not in stderr and "training" not in stderr  # the bar: test_cli_progress.py
 
 
 def test_train_writes_pngs_of_the_documented_size(moons_run):

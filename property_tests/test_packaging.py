@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from manual_bp.cli import main
 
 
@@ -23,8 +25,10 @@ def test_demo_trains_checks_every_gradient_and_reports_accuracy(capsys):
 
 
 def test_demo_reports_bad_arguments_as_errors(capsys):
-    assert main(["demo", "--samples", "0"]) == 2
-    assert "m: expected an int >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--samples", "0"])
+    assert exit_.value.code == 2
+    assert "argument --samples: expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_a_wheel_holds_every_package_and_subpackage():
