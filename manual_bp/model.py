@@ -12,6 +12,7 @@ import numpy as np
 from manual_bp import model_file, network, training
 from manual_bp.architecture import cache_keys, param_shapes
 from manual_bp.losses import LOSSES
+from manual_bp.optimizers import SGD, Optimizer, State
 from manual_bp.validation import (
     check_activations,
     check_dtype,
@@ -155,7 +156,10 @@ class DNN:
         dtype: np.dtype,
         seed: int | None,
     ) -> None:
-        """Everything but the parameters, from checked arguments."""
+        """Everything but the parameters, from checked arguments.  No optimizer
+        yet: the first ``fit`` sets it (``save`` does not carry it)."""
+        self._optimizer: Optimizer | None = None
+        self._optimizer_state: State = {}
         self.layer_sizes: tuple[int, ...] = tuple(sizes)
         self.activations: tuple[str, ...] = tuple(names)
         self.loss_name: str = loss
@@ -358,50 +362,94 @@ class DNN:
         check_params(update, self.layer_sizes, self.dtype, name="grads")
         self._params = _read_only(training.sgd_step(self._params, update, lr), copy=False)
 
+    @property
+    def optimizer(self) -> Optimizer | None:
+        """The optimizer of the last ``fit`` (None before the first)."""
+        return self._optimizer
+
+    @property
+    def optimizer_state(self) -> State:
+        """Its state after the last ``fit`` (step count, moments), which the next
+        ``fit`` with an equal optimizer continues from."""
+        return self._optimizer_state
+
     def fit(
         self,
         X: object,
         Y: object,
         epochs: int,
-        learning_rate: float,
+        learning_rate: float | None = None,
         batch_size: int | None = None,
         callback: Callable[[int, float], object] | None = None,
+        optimizer: Optimizer | None = None,
     ) -> list[float]:
-        """Mini-batch SGD; returns the mean training loss after each epoch.
+        """Mini-batch training; returns the mean training loss after each epoch.
+
+        Give either ``learning_rate`` (plain SGD) or ``optimizer``, one of
+        ``manual_bp.optimizers`` (``Momentum``, ``RMSProp``, ``Adam``, ...).
+        The optimizer's state is kept on the net: a later ``fit`` with an equal
+        optimizer continues it (ten one-epoch fits equal one ten-epoch fit);
+        another optimizer starts from its ``init``.
 
         ``batch_size=None`` uses the whole batch each step.  Mini-batches are
         shuffled by the generator seeded with ``seed``.  If an epoch ends with
         a NaN or inf, ``training.TrainingDiverged`` (a ``FloatingPointError``)
-        names the epoch and the parameters stay those of the last finite epoch.
-        ``callback(epoch, loss)``, if given, is called after each epoch (1, 2,
-        ...) with its mean loss, for progress displays; its return value is not
-        used.
+        names the epoch and the parameters and optimizer state stay those of
+        the last finite epoch.  ``callback(epoch, loss)``, if given, is called
+        after each epoch (1, 2, ...) with its mean loss, for progress displays;
+        its return value is not used.
         """
         inputs = self._inputs(X)
         targets = self._targets(Y, inputs.shape[1])
         epochs = check_positive_int(epochs, "epochs", minimum=0)
-        lr = check_learning_rate(learning_rate)
+        optimizer = self._fit_optimizer(learning_rate, optimizer)
         if batch_size is not None:
             batch_size = check_positive_int(batch_size, "batch_size")
         if callback is not None and not callable(callback):
             raise TypeError(
                 f"callback: expected a function callback(epoch, loss), got {callback!r}"
             )
+        state = self._optimizer_state if optimizer == self._optimizer else None
         try:
-            params, history = training.fit(
+            params, history, state = training.fit(
                 self._params,
                 inputs,
                 targets,
                 self.activations,
                 self.loss_name,
                 epochs,
-                lr,
+                optimizer,
                 batch_size,
                 self._rng,
                 callback=callback,
+                state=state,
             )
         except training.TrainingDiverged as diverged:
             self._params = _read_only(diverged.params, copy=False)
+            self._optimizer, self._optimizer_state = optimizer, diverged.state
             raise
         self._params = _read_only(params, copy=False)
+        self._optimizer, self._optimizer_state = optimizer, state
         return history
+
+    @staticmethod
+    def _fit_optimizer(learning_rate: object, optimizer: object) -> Optimizer:
+        """``SGD(learning_rate)`` or ``optimizer``: exactly one of them."""
+        if optimizer is None:
+            if learning_rate is None:
+                raise TypeError(
+                    "learning_rate: expected a learning rate (plain SGD) or an optimizer=, "
+                    "got neither"
+                )
+            return SGD(check_learning_rate(learning_rate))
+        if learning_rate is not None:
+            raise TypeError(
+                f"learning_rate: the optimizer {optimizer!r} has its own learning rate; "
+                f"give learning_rate or optimizer, not both"
+            )
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                "optimizer: expected one of manual_bp.optimizers (SGD, Momentum, RMSProp, "
+                f"Adam, AdamW), got {type(optimizer).__name__} {optimizer!r}"
+            )
+        return optimizer

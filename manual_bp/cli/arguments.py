@@ -186,9 +186,10 @@ def add_training_arguments(
     parser: argparse.ArgumentParser,
     dataset: str,
     noise: float | None,
-    learning_rate: float,
+    learning_rate: float | None,
     check_every: int,
     zero_checks: str,
+    learning_rate_help: str | None = None,
 ) -> None:
     """The options ``demo`` and ``train`` share, with each command's defaults:
     ``--dataset``, ``--samples``, ``--noise``, ``--epochs``, ``--batch-size``,
@@ -211,7 +212,7 @@ def add_training_arguments(
         "--learning-rate",
         type=positive_float,
         default=learning_rate,
-        help=f"(default: {learning_rate})",
+        help=learning_rate_help or f"(default: {learning_rate})",
     )
     parser.add_argument(
         "--check-every",

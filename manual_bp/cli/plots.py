@@ -70,8 +70,14 @@ def zero_floor(values: np.ndarray) -> float:
     return float(positive.min() / 10) if positive.size else 1e-17
 
 
-def loss_figure(manual: Sequence[float], autodiff: Sequence[float], title: str) -> Figure:
-    """The two loss curves, overlaid, and their relative difference below.
+def loss_figure(
+    manual: Sequence[float],
+    autodiff: Sequence[float],
+    title: str,
+    labels: tuple[str, str] = ("hand-written gradients", "jax.grad"),
+) -> Figure:
+    """The two loss curves, overlaid (named by ``labels``), and their relative
+    difference below.
 
     ``manual[e]`` and ``autodiff[e]`` are the mean training losses after epoch
     ``e`` (``e = 0`` is the common start).  The lower panel shows
@@ -85,9 +91,9 @@ def loss_figure(manual: Sequence[float], autodiff: Sequence[float], title: str) 
     epochs = np.arange(len(manual_curve))
     figure = _figure("loss")
     curves, difference = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    curves.plot(epochs, manual_curve, color="tab:blue", linewidth=3, label="hand-written gradients")
+    curves.plot(epochs, manual_curve, color="tab:blue", linewidth=3, label=labels[0])
     curves.plot(
-        epochs, autodiff_curve, color="tab:orange", linestyle="--", linewidth=1.5, label="jax.grad"
+        epochs, autodiff_curve, color="tab:orange", linestyle="--", linewidth=1.5, label=labels[1]
     )
     curves.set_ylabel("mean training loss")
     curves.set_yscale("log")

@@ -5,7 +5,13 @@ mini-batches in the same order:
 
 * the *manual* net is trained by ``DNN.fit`` on the hand-written gradients;
 * the *autodiff* net is trained by ``reference.autodiff_training`` on
-  ``jax.grad`` gradients of the same forward function (float64).
+  ``jax.grad`` gradients of the same forward function (float64), each step
+  taken by optax (``reference.optimizer_oracle.OptaxOptimizer``).
+
+``--optimizer`` picks the rule (``sgd``, ``momentum``, ``rmsprop``, ``adam``,
+``adamw``, with conventions as ``rmsprop:eps_in_sqrt=false``): the manual net
+steps with the hand-written ``manual_bp.optimizers`` one, the other with
+optax's.
 
 Their loss curves must coincide up to rounding.  Every ``--check-every``
 epochs the manual net's gradients are also compared entry by entry with the
@@ -19,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +50,7 @@ from manual_bp.cli.progress import Progress, progress
 from manual_bp.data import DATASETS
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN
+from manual_bp.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from manual_bp.training import TrainingDiverged, accuracy
 
 DATA_INPUTS = 2  # every built-in data set is 2-D
@@ -66,6 +75,8 @@ examples:
   manual-bp train --dataset spirals --layers 2,32,32,1 --epochs 1000 --learning-rate 0.3
   manual-bp train --dataset blobs --classes 4  # softmax output, cross-entropy
   manual-bp train --dataset xor --layers 2,8,1 --activations relu --check-every 20 --out xor-run
+  manual-bp train --optimizer adam             # hand-written Adam against optax.adam
+  manual-bp train --optimizer rmsprop:eps_in_sqrt=false,decay=0.99 --learning-rate 0.005
   manual-bp train --save model.npz             # keep the trained net: DNN.load("model.npz"),
                                                # manual-bp compare --model model.npz
 
@@ -153,6 +164,57 @@ def write_history(path: Path, manual: list[float], autodiff: list[float]) -> Pat
     return path
 
 
+# --learning-rate's default for each --optimizer: rates that train the default
+# moons net well (adaptive rules take far smaller steps than SGD's 0.5).
+DEFAULT_LEARNING_RATES = {"sgd": 0.5, "momentum": 0.1, "rmsprop": 0.01, "adam": 0.01, "adamw": 0.01}
+
+
+def optimizer_spec(text: str) -> tuple[str, dict[str, object]]:
+    """``"rmsprop:eps_in_sqrt=false,decay=0.99"`` -> ``("rmsprop", {"eps_in_sqrt":
+    False, "decay": 0.99})`` (an argparse ``type``); values are true/false or numbers."""
+    name, _, rest = text.partition(":")
+    if name not in OPTIMIZERS:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(OPTIMIZERS)}, optionally with :key=value,..., got {text!r}"
+        )
+    options: dict[str, object] = {}
+    for item in filter(None, rest.split(",")):
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise argparse.ArgumentTypeError(f"expected key=value after {name}:, got {item!r}")
+        if value.lower() in ("true", "false"):
+            options[key] = value.lower() == "true"
+        else:
+            try:
+                options[key] = float(value)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{key}: expected true, false or a number, got {value!r}"
+                ) from None
+    return name, options
+
+
+def build_optimizer(args: argparse.Namespace) -> Optimizer:
+    """``--optimizer`` with ``--learning-rate`` (or its default for that rule)."""
+    name, options = args.optimizer
+    lr = DEFAULT_LEARNING_RATES[name] if args.learning_rate is None else args.learning_rate
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"--learning-rate: expected a finite number > 0, got {lr}")
+    try:
+        return make_optimizer(name, lr, **options)
+    except TypeError as error:
+        if "unexpected keyword" in str(error):
+            fields = dataclasses.fields(OPTIMIZERS[name])
+            keywords = [f.name for f in fields if f.name != "learning_rate"]
+            raise ValueError(
+                f"--optimizer: {name} has the options {', '.join(keywords) or 'none'}, "
+                f"got {', '.join(options)}"
+            ) from None
+        raise TypeError(f"--optimizer: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"--optimizer: {error}") from None
+
+
 @dataclass
 class TrainingRun:
     """The two loss histories (from epoch 0) and the gradient checks of one run."""
@@ -179,14 +241,19 @@ def _check_gradients(run: TrainingRun, comparison: Any, epoch: int, bar: Progres
         bar.print(comparison.report())
 
 
-def _train_both(args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray) -> TrainingRun:
-    """Train the manual net and its jax.grad copy epoch by epoch, checking the
-    manual gradients every ``--check-every`` epochs (and at the first and last)."""
+def _train_both(
+    args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray, optimizer: Optimizer
+) -> TrainingRun:
+    """Train the manual net (hand-written gradients and ``optimizer``) and its
+    jax.grad copy (stepped by optax) epoch by epoch, checking the manual
+    gradients every ``--check-every`` epochs (and at the first and last)."""
     autodiff_fit = require("oracle", "reference.autodiff_training", "train").autodiff_fit
+    oracle = require("oracle", "reference.optimizer_oracle", "train")
     compare = require("oracle", "reference.compare", "train").compare
     Case = require("oracle", "reference.cases", "train").Case
     activations, loss = list(net.activations), net.loss_name
-    autodiff_params = net.params
+    autodiff_params, autodiff_state = net.params, None
+    optax_optimizer = oracle.OptaxOptimizer(optimizer)
     autodiff_rng = np.random.default_rng(args.seed)  # DNN shuffles with default_rng(seed) too
     run = TrainingRun([net.loss(X, Y)], [net.loss(X, Y)])
     with progress(args.epochs, "training", "epoch", args.quiet) as bar:
@@ -194,11 +261,13 @@ def _train_both(args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray
             if epoch > 0:
                 # An overflow ends in TrainingDiverged, which names the epoch: no warnings.
                 with np.errstate(over="ignore", invalid="ignore"):
-                    run.manual_history += net.fit(X, Y, 1, args.learning_rate, args.batch_size)
-                    autodiff_params, losses = autodiff_fit(
+                    run.manual_history += net.fit(
+                        X, Y, 1, batch_size=args.batch_size, optimizer=optimizer
+                    )
+                    autodiff_params, losses, autodiff_state = autodiff_fit(
                         autodiff_params, X, Y, activations, loss, epochs=1,
-                        learning_rate=args.learning_rate, batch_size=args.batch_size,
-                        rng=autodiff_rng,
+                        optimizer=optax_optimizer, batch_size=args.batch_size,
+                        rng=autodiff_rng, state=autodiff_state,
                     )  # fmt: skip
                 run.autodiff_history += losses
                 bar.advance(1, loss=f"{run.manual_history[-1]:.4g}")
@@ -211,7 +280,8 @@ def _report_curves(run: TrainingRun, epochs: int) -> float:
     """Print how far the two loss curves lie apart; return that difference."""
     difference = max_relative_difference(run.manual_history, run.autodiff_history)
     print(
-        f"loss curves: max relative difference manual vs jax.grad training {difference:.2e} "
+        f"loss curves: max relative difference manual vs jax.grad + optax training "
+        f"{difference:.2e} "
         f"over {epochs} epochs ("
         + (
             f"they coincide: below {CURVES_COINCIDE:.0e})"
@@ -224,14 +294,22 @@ def _report_curves(run: TrainingRun, epochs: int) -> float:
 
 
 def _write_outputs(
-    args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray, run: TrainingRun
+    args: argparse.Namespace,
+    net: DNN,
+    X: np.ndarray,
+    Y: np.ndarray,
+    run: TrainingRun,
+    optimizer: Optimizer,
 ) -> list[Path]:
     """``history.csv``, ``loss.png``, ``boundary.png``, ``gradient_check.png`` (and
     ``--save``'s model file)."""
     plots = require("plots", "manual_bp.cli.plots", "train")
     difference = max_relative_difference(run.manual_history, run.autodiff_history)
     fraction = accuracy(net.predict(X), Y)
-    title = f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {net.activations[0]} net"
+    title = (
+        f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {net.activations[0]} net, "
+        f"{optimizer.name}"
+    )
     written = [
         write_history(args.out / "history.csv", run.manual_history, run.autodiff_history),
         plots.save(
@@ -239,6 +317,10 @@ def _write_outputs(
                 run.manual_history,
                 run.autodiff_history,
                 f"{title}, max relative difference {difference:.1e}",
+                (
+                    f"hand-written gradients and {optimizer.name}",
+                    f"jax.grad and optax.{optimizer.name}",
+                ),
             ),
             args.out / "loss.png",
         ),
@@ -265,26 +347,28 @@ def _write_outputs(
 def train(args: argparse.Namespace) -> int:
     # Every argument is checked before any work: the types by argparse, then these.
     check_save_path(args.save)
+    optimizer = build_optimizer(args)
     X, Y = _load_dataset(args)
     net = build_network(args, Y.shape[0])
     output_folder(args.out)  # a folder that cannot be made is an error
     # The optional extras, before any work: a missing one is one line, exit 2.
     require("plots", "manual_bp.cli.plots", "train")
     require("oracle", "reference.compare", "train")
+    require("oracle", "reference.optimizer_oracle", "train")
     print(
         f"{net}\ntraining on {args.dataset} ({args.samples} samples, X {X.shape}, Y {Y.shape}), "
-        f"{args.epochs} epochs, batch size {args.batch_size}, learning rate {args.learning_rate}; "
-        f"a second copy trains on jax.grad gradients from the same start"
+        f"{args.epochs} epochs, batch size {args.batch_size}, {optimizer}; "
+        f"a second copy trains on jax.grad gradients with optax's step from the same start"
     )
     try:
-        run = _train_both(args, net, X, Y)
+        run = _train_both(args, net, X, Y, optimizer)
     except TrainingDiverged as diverged:
         print(f"manual-bp train: {diverged}", file=sys.stderr)
         return 1
     _report_curves(run, args.epochs)
     fraction = accuracy(net.predict(X), Y)
     print(f"final loss {run.manual_history[-1]:.6g}; training accuracy {100 * fraction:.1f}%")
-    for path in _write_outputs(args, net, X, Y, run):
+    for path in _write_outputs(args, net, X, Y, run, optimizer):
         print(f"wrote {path}")
     print(
         f"every gradient matched jax.grad in {run.checks} checks"
@@ -306,9 +390,20 @@ def register(commands: argparse._SubParsersAction) -> None:
         parser,
         dataset="moons",
         noise=None,
-        learning_rate=0.5,
+        learning_rate=None,
         check_every=50,
         zero_checks="only those",
+        learning_rate_help="(default: "
+        + ", ".join(f"{rate} for {name}" for name, rate in DEFAULT_LEARNING_RATES.items())
+        + ")",
+    )
+    parser.add_argument(
+        "--optimizer",
+        type=optimizer_spec,
+        default=("sgd", {}),
+        metavar="NAME[:KEY=VALUE,...]",
+        help=f"{', '.join(OPTIMIZERS)}, with conventions and hyperparameters of "
+        "manual_bp.optimizers, e.g. rmsprop:eps_in_sqrt=false (default: sgd)",
     )
     parser.add_argument(
         "--classes", type=positive_int, default=None, help="number of classes of blobs (default: 3)"
