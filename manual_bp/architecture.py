@@ -37,7 +37,9 @@ for layer normalization.  Without it every function here is as in the seed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -184,3 +186,22 @@ def tap_shapes(
         if l < depth:
             shapes[f"A{l}"] = (layer_sizes[l], m)
     return shapes
+
+
+class LayerKeys(NamedTuple):
+    """The dict keys of layer l: ``Wl``, ``Bl``, ``Zl``, ``Al`` and ``A(l-1)``."""
+
+    W: str
+    B: str
+    Z: str
+    A: str
+    A_prev: str
+
+
+@functools.cache
+def layer_keys(depth: int) -> tuple[LayerKeys, ...]:
+    """The keys of layers 1..L, built once per depth (formatting them on every
+    call cost about 4 µs of a 45 µs step of the seed's network)."""
+    return tuple(
+        LayerKeys(f"W{l}", f"B{l}", f"Z{l}", f"A{l}", f"A{l - 1}") for l in range(1, depth + 1)
+    )

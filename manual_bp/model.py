@@ -323,6 +323,9 @@ class DNN:
                 self._params, inputs, self.activations, running=self._running,
                 **self._normalization,
             )  # fmt: skip
+        elif not self._normalization.get("normalization"):
+            # The net's params and the checked X share self.dtype: no dtype dispatch.
+            out, cache = network.forward_numpy(self._params, inputs, self.activations)
         else:
             out, cache = network.forward(
                 self._params, inputs, self.activations, **self._normalization

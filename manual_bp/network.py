@@ -57,8 +57,9 @@ from types import ModuleType
 
 import numpy as np
 
+from manual_bp import threads
 from manual_bp.activations import ACTIVATIONS, Activation
-from manual_bp.architecture import gradient_shapes, layer_sizes_of
+from manual_bp.architecture import gradient_shapes, layer_keys, layer_sizes_of
 from manual_bp.losses import LOSSES, output_gradient
 from manual_bp.normalization import (
     closed_backward,
@@ -154,7 +155,7 @@ def forward(
         # Mixed dtypes take the definition: its per-layer promotion (a float32
         # layer after a float64 one) is not what one block of one dtype holds.
         if dtype.kind == "f" and all(np.asarray(v).dtype == dtype for v in (X, *params.values())):
-            return _forward_numpy(params, X, activations, dtype)
+            return forward_numpy(params, X, activations)
     return forward_xp(params, X, activations, xp, taps)
 
 
@@ -241,27 +242,42 @@ def _normalization_step(
     return values["N"]
 
 
-def _forward_numpy(
-    params: Params, X: Array, activations: Sequence[str], dtype: np.dtype
+def forward_numpy(
+    params: Params, X: Array, activations: Sequence[str]
 ) -> tuple[Array, dict[str, Array]]:
     """``forward_xp`` with NumPy, in place: ``Zl`` and ``Al`` from one block.
 
-    ``Zl = Wl A(l-1)`` is written by the matrix product into its own array,
-    ``Bl`` is added there, and ``f_l`` writes ``Al`` into the next one.
+    For callers that know ``X`` and every parameter share one float dtype
+    (``DNN`` validates it once, when the parameters are set, and converts
+    ``X``); ``forward`` checks it on every call.  ``Zl = Wl A(l-1)`` is
+    written by the matrix product into its own array, ``Bl`` is added there,
+    and ``f_l`` writes ``Al`` into the next one.
     """
-    depth, m = len(activations), X.shape[1]
-    shapes = {}
-    for l in range(1, depth + 1):
-        shapes[f"Z{l}"] = shapes[f"A{l}"] = (params[f"W{l}"].shape[0], m)
-    arrays = new_arrays(shapes, dtype)
+    dtype = X.dtype
+    keys, m = layer_keys(len(activations)), X.shape[1]
+    weights = [params[key.W] for key in keys]
+    arrays: dict[str, Array] = {}
+    if 2 * m * sum(W.shape[0] for W in weights) * dtype.itemsize >= BLOCK_MIN_BYTES:
+        shapes = {}
+        for key, W in zip(keys, weights, strict=True):
+            shapes[key.Z] = shapes[key.A] = (W.shape[0], m)
+        arrays = new_arrays(shapes, dtype)
     A = X
     cache = {"A0": X}
-    for l in range(1, depth + 1):
-        W = params[f"W{l}"]
-        Z = np.matmul(W, A, out=arrays.get(f"Z{l}"))
-        Z += params[f"B{l}"]
-        A = ACTIVATIONS[activations[l - 1]].forward_into(Z, arrays.get(f"A{l}"))
-        cache[f"W{l}"], cache[f"Z{l}"], cache[f"A{l}"] = W, Z, A
+    gemms = threads.gemms()
+    # Every product of layer l does W.size * m multiply-adds; when none is big
+    # enough for the thread policy to act, NumPy's own matmul is called.
+    matmul = (
+        gemms.matmul if max(W.size for W in weights) * m > threads.SINGLE_THREAD_WORK else np.matmul
+    )
+    try:
+        for key, W, name in zip(keys, weights, activations, strict=True):
+            Z = matmul(W, A, out=arrays.get(key.Z))
+            Z += params[key.B]
+            A = ACTIVATIONS[name].forward_into(Z, arrays.get(key.A))
+            cache[key.W], cache[key.Z], cache[key.A] = W, Z, A
+    finally:
+        gemms.restore()
     return A, cache
 
 
@@ -326,28 +342,42 @@ def backward(
     depth = len(activations)
     # The dtype every product of the chain rule gives: ZL's (that of the
     # forward pass) and Y's meet in dZL = (AL - Y) / m.
-    dtype = np.result_type(cache[f"Z{depth}"], Y)
+    keys = layer_keys(depth)
+    dtype = np.result_type(cache[keys[-1].Z], Y)
     A0 = cache["A0"]
-    # Every gradient but ZL, which the output gradient allocates, in one block.
-    shapes = gradient_shapes(layer_sizes_of(cache, A0, depth), A0.shape[1], input_gradient)
-    del shapes[f"Z{depth}"]
-    out = new_arrays(shapes, dtype)
+    m = A0.shape[1]
+    # Shapes only (W1 first): the block and the thread policy read no values.
+    sizes = layer_sizes_of(cache, A0, depth)
+    out: dict[str, Array] = {}
+    if _gradient_size_bound(sizes, m) * dtype.itemsize >= BLOCK_MIN_BYTES:
+        # Every gradient but ZL, which the output gradient allocates, in one block.
+        shapes = gradient_shapes(sizes, m, input_gradient)
+        del shapes[keys[-1].Z]
+        out = new_arrays(shapes, dtype)
     grads: dict[str, Array] = {}
-    for l in range(depth, 0, -1):
-        activation = ACTIVATIONS[activations[l - 1]]
-        Z, A = cache[f"Z{l}"], cache[f"A{l}"]
-        kind = kind_of(normalization, l)
-        if l == depth:
-            dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)
-        elif kind:
-            dZ = _normalization_backward(activation, grads, cache, l, kind, staged)
-        else:
-            dZ = activation.backward(grads[f"A{l}"], Z, A, out=out.get(f"Z{l}"))
-        grads[f"Z{l}"] = dZ
-        grads[f"W{l}"] = np.matmul(dZ, cache[f"A{l - 1}"].T, out=out.get(f"W{l}"))
-        grads[f"B{l}"] = dZ.sum(axis=1, keepdims=True, out=out.get(f"B{l}"))
-        if l > 1 or input_gradient:
-            grads[f"A{l - 1}"] = np.matmul(cache[f"W{l}"].T, dZ, out=out.get(f"A{l - 1}"))
+    gemms = threads.gemms()
+    # Every product of layer l does nl * n(l-1) * m multiply-adds (see forward).
+    largest = max(n * n_prev for n, n_prev in zip(sizes[1:], sizes, strict=False)) * m
+    matmul = gemms.matmul if largest > threads.SINGLE_THREAD_WORK else np.matmul
+    try:
+        for l in range(depth, 0, -1):
+            key = keys[l - 1]
+            activation = ACTIVATIONS[activations[l - 1]]
+            Z, A = cache[key.Z], cache[key.A]
+            kind = kind_of(normalization, l)
+            if l == depth:
+                dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)
+            elif kind:
+                dZ = _normalization_backward(activation, grads, cache, l, kind, staged)
+            else:
+                dZ = activation.backward(grads[key.A], Z, A, out=out.get(key.Z))
+            grads[key.Z] = dZ
+            grads[key.W] = matmul(dZ, cache[key.A_prev].T, out=out.get(key.W))
+            grads[key.B] = dZ.sum(axis=1, keepdims=True, out=out.get(key.B))
+            if l > 1 or input_gradient:
+                grads[key.A_prev] = matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))
+    finally:
+        gemms.restore()
     return grads
 
 
@@ -367,3 +397,11 @@ def _normalization_backward(
     for name, value in intermediates.items():
         grads[f"{name}{l}"] = value
     return dZ
+
+
+def _gradient_size_bound(sizes: Sequence[int], m: int) -> int:
+    """At least the entries of the gradients ``backward`` writes into its
+    block: below the block size no dict of shapes is built at all."""
+    return sum(
+        (n + n_prev) * (m + 1) + n * n_prev for n, n_prev in zip(sizes[1:], sizes, strict=False)
+    )

@@ -82,12 +82,13 @@ def inject(mutation: Mutation, monkeypatch: pytest.MonkeyPatch) -> None:
 
 # network.backward writes each gradient into its own slot ``out.get(key)``; a
 # mutant may instead bind a new array, as the bug would be written by hand.
-A_PREV = 'cache[f"A{l - 1}"]'
-WEIGHT_GRAD = f'np.matmul(dZ, {A_PREV}.T, out=out.get(f"W{{l}}"))'
-BIAS = 'dZ.sum(axis=1, keepdims=True, out=out.get(f"B{l}"))'
-INPUT_GRAD = 'np.matmul(cache[f"W{l}"].T, dZ, out=out.get(f"A{l - 1}"))'
+# ``key`` holds layer l's names (network.layer_keys): key.W is "Wl", key.A_prev "A(l-1)".
+A_PREV = "cache[key.A_prev]"
+WEIGHT_GRAD = f"matmul(dZ, {A_PREV}.T, out=out.get(key.W))"
+BIAS = "dZ.sum(axis=1, keepdims=True, out=out.get(key.B))"
+INPUT_GRAD = "matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))"
 OUTPUT = "dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)"
-HIDDEN = 'dZ = activation.backward(grads[f"A{l}"], Z, A, out=out.get(f"Z{l}"))'
+HIDDEN = "dZ = activation.backward(grads[key.A], Z, A, out=out.get(key.Z))"
 
 CATALOG: list[Mutation] = [
     # --- the 1/m of the batch mean
@@ -132,14 +133,14 @@ CATALOG: list[Mutation] = [
         "transposed matrix",
         network.backward,
         INPUT_GRAD,
-        'cache[f"W{l}"] @ dZ',
+        "cache[key.W] @ dZ",
     ),
     Mutation(
         "dW uses A_l instead of A_(l-1)",
         "cache entry from the wrong layer",
         network.backward,
         WEIGHT_GRAD,
-        'dZ @ cache[f"A{l}"].T',
+        "dZ @ cache[key.A].T",
     ),
     Mutation(
         "derivative gets A and Z swapped",
@@ -179,7 +180,7 @@ CATALOG: list[Mutation] = [
         "wrong activation derivative",
         network.backward,
         HIDDEN,
-        'dZ = grads[f"A{l}"]',
+        "dZ = grads[key.A]",
     ),
     Mutation(
         "sigmoid' written in Z",
