@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -71,7 +71,7 @@ def param_shapes(
     return shapes
 
 
-def layer_sizes_of(params: Mapping[str, object], X: object, depth: int) -> list[int]:
+def layer_sizes_of(params: Mapping[str, Any], X: Any, depth: int) -> list[int]:
     """``[n0, n1, ..., nL]`` read off ``X`` (n0, m) and ``Wl`` (nl, n(l-1))."""
     return [np.shape(X)[0]] + [np.shape(params[f"W{l}"])[0] for l in range(1, depth + 1)]
 

@@ -38,10 +38,11 @@ import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import cache_keys, gradient_keys, param_shapes
-from manual_bp.losses import LOSSES
+from manual_bp.losses import LOSSES, Loss
 from manual_bp.validation import (
     check_activations,
     check_layer_sizes,
@@ -192,7 +193,7 @@ def _step(
     sizes: Sequence[int],
     m: int | str,
     product: bool = False,
-    **flags: object,
+    **flags: Any,
 ) -> Step:
     """A step with its shapes and cache reads worked out from the formula.
 
@@ -231,6 +232,13 @@ def _shared_steps(
         _step(section, l, key, formula, sizes, m, product=True, gradient=True, returned=True)
         for key, formula in formulas.items()
     ]
+
+
+def _dA_formula(loss: Loss) -> str:
+    """``dL/dAL`` as text: every loss has one for the general chain rule."""
+    if loss.dA_formula is None:
+        raise ValueError(f"loss {loss.name!r} has no dA_formula for the general chain rule")
+    return loss.dA_formula
 
 
 def _activation_note(name: str) -> str:
@@ -305,7 +313,7 @@ def derive(
                     f"({spec.canonical_activation}): the general chain rule, dL/dA{l} first, "
                     f"then {name}'s backward step as in a hidden layer"
                 )
-                formula = f"dA{l} = {at_layer(spec.dA_formula, l)}"
+                formula = f"dA{l} = {at_layer(_dA_formula(spec), l)}"
                 steps.append(
                     _step(section, l, f"A{l}", formula, sizes, batch, gradient=True, note=note)
                 )
@@ -365,7 +373,7 @@ def render(derivation: Derivation) -> str:
         if step.section in ("output", "hidden"):
             kind = "Output layer" if step.section == "output" else "Hidden layer"
             heading = f"{kind} {step.layer} ({d.activations[step.layer - 1]})"
-        if heading != current:
+        if heading is not None and heading != current:
             lines += ["", heading]
             current = heading
         if step.note:
@@ -402,7 +410,7 @@ def _output_summary(d: Derivation) -> str:
     else:
         start = (
             f"The output layer differs from the hidden ones only in where it starts: "
-            f"dA{L} = {at_layer(spec.dA_formula, L)} comes from the loss, then dZ{L} follows "
+            f"dA{L} = {at_layer(_dA_formula(spec), L)} comes from the loss, then dZ{L} follows "
             f"from {d.activations[-1]}'s backward step as in a hidden layer"
         )
     if L == 1:

@@ -217,4 +217,6 @@ def output_gradient(loss: Loss, activation: Activation, Z_L: Array, A_L: Array, 
     """``dZ_L``: fused for the canonical pair, else ``f'(Z_L)^T dL/dA_L``."""
     if activation.name == loss.canonical_activation:
         return loss.fused_dZ(A_L, Y)
+    if loss.dA is None:  # validation pairs such a loss with its canonical activation only
+        raise ValueError(f"{loss.name} takes only {loss.canonical_activation} outputs")
     return activation.backward(loss.dA(A_L, Y), Z_L, A_L)

@@ -193,7 +193,7 @@ class DNN:
         self.seed = seed
         # One entry per layer, the output layer's None (``normalization.resolve``).
         self.normalization: tuple[str | None, ...] = normalization or (None,) * len(names)
-        self._running: dict[str, Array] = {}
+        self._running = {}
         self._rng = np.random.default_rng(seed)
         self._network_id = uuid.uuid4().hex
         self._cache_keys = frozenset(cache_keys(len(names), normalization=self.normalization))
@@ -274,7 +274,7 @@ class DNN:
         return dict(self._running)
 
     @property
-    def _normalization(self) -> dict[str, tuple[str | None, ...]]:
+    def _normalization(self) -> dict[str, Any]:
         """The keyword the functional core takes, empty for a net without normalization."""
         return {"normalization": self.normalization} if any(self.normalization) else {}
 

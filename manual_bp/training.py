@@ -7,7 +7,7 @@ come in and new ones go out; no array is written in place.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -145,7 +145,9 @@ def fit(
     """
     rule: UpdateRule = SGD(optimizer) if isinstance(optimizer, (int, float)) else optimizer
     gradients = gradients or backprop_gradients
-    normalized = {"normalization": normalization} if normalization and any(normalization) else {}
+    normalized: dict[str, Any] = (
+        {"normalization": normalization} if normalization and any(normalization) else {}
+    )
     params = dict(params)
     state = rule.init(params) if state is None else state
     history: list[float] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -25,7 +26,7 @@ SUPPORTED_DTYPES = ("float32", "float64")
 def check_dtype(dtype: object) -> np.dtype:
     """Return ``np.dtype(dtype)`` if it is float32 or float64."""
     try:
-        resolved = np.dtype(dtype)
+        resolved = np.dtype(cast(Any, dtype))  # any object: numpy decides, TypeError caught
     except TypeError:
         resolved = None
     if resolved is None or resolved.name not in SUPPORTED_DTYPES:
@@ -187,6 +188,7 @@ def check_learning_rate(learning_rate: object) -> float:
     """A finite real number > 0."""
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
         raise TypeError(f"learning_rate: expected a positive float, got {learning_rate!r}")
-    if not (np.isfinite(learning_rate) and learning_rate > 0):
+    value = float(learning_rate)
+    if not (np.isfinite(value) and value > 0):
         raise ValueError(f"learning_rate: expected a finite float > 0, got {learning_rate}")
-    return float(learning_rate)
+    return value

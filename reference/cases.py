@@ -38,7 +38,7 @@ False
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -103,7 +103,7 @@ class Case:
     params: Mapping[str, Array]
     X: Array
     Y: Array
-    activations: tuple[str, ...]
+    activations: Sequence[str]
     loss: str
     normalization: tuple[str | None, ...] = field(default=(), kw_only=True)
 

@@ -50,7 +50,7 @@ def _close(candidate: Array, target: Array) -> bool:
     if candidate.shape != target.shape:
         return False
     scale = np.linalg.norm(target) + np.linalg.norm(candidate)
-    return bool(np.linalg.norm(candidate - target) <= _CLOSE * scale) and scale > 0
+    return bool(np.linalg.norm(candidate - target) <= _CLOSE * scale and scale > 0)
 
 
 def _scale_factor(manual: Array, oracle: Array) -> float | None:

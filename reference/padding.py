@@ -242,7 +242,9 @@ def _loss(name: str):
     value = LOSSES[name].value
 
     def apply(Z, A, Y, mask, m):
-        total = value(jnp.where(mask, Z, -MASKED_LOGIT), jnp.where(mask, A, 0.0), Y, jnp)
+        # The losses are typed for NumPy arrays and run on jax ones through xp.
+        Z_real, A_real = jnp.where(mask, Z, -MASKED_LOGIT), jnp.where(mask, A, 0.0)
+        total = value(Z_real, A_real, Y, jnp)  # type: ignore[arg-type]
         return total * Y.shape[1] / m
 
     return apply

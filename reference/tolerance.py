@@ -134,6 +134,14 @@ ERROR_MODELS: dict[str, ErrorModel] = {
 }
 
 
+def _derivative(name: str) -> Callable[..., Array]:
+    """``f'`` of an elementwise activation (softmax, which has none, is handled apart)."""
+    derivative = ACTIVATIONS[name].derivative
+    if derivative is None:
+        raise ValueError(f"{name} has no elementwise derivative")
+    return derivative
+
+
 def _column_sum(X: Array) -> Array:
     return np.sum(X, axis=0, keepdims=True)
 
@@ -153,7 +161,7 @@ def _forward_error(
         # |J| EZ with J = diag(A) - A A^T.
         propagated = np.abs(A) * (EZ + _column_sum(np.abs(A) * EZ))
     else:
-        slope = np.abs(ACTIVATIONS[name].derivative(Z, A))
+        slope = np.abs(_derivative(name)(Z, A))
         if model.kink_jump:
             slope = np.where(near_kink, 1.0, slope)
         propagated = slope * EZ
@@ -189,7 +197,7 @@ def _backward_error(
             + u * EA * (EdA + Et)
             + (A.shape[0] + 4) * floor
         )
-    derivative = ACTIVATIONS[name].derivative(Z, A)
+    derivative = _derivative(name)(Z, A)
     derivative_error = model.curvature * EZ + model.derivative_error(Z, A)
     # Near a kink the oracle's f' may be the other one-sided slope (<= 1).
     slope = np.where(near_kink, 1.0, np.abs(derivative)) if model.kink_jump else np.abs(derivative)
@@ -333,7 +341,7 @@ def tolerances(
     Z_L, A_L = f64[f"Z{depth}"], f64[f"A{depth}"]
     loss_error = _loss_error(loss, Z_L, A_L, Y, EZ[depth], EA[depth], floor, u)
 
-    E = {}
+    E: dict[str, Array] = {}
     for l in range(depth, 0, -1):
         name = activations[l - 1]
         Z, A = f64[f"Z{l}"], f64[f"A{l}"]

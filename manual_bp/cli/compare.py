@@ -25,7 +25,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -144,7 +144,9 @@ def finite_difference_columns(
             f"{FINITE_DIFFERENCE_MAX_ENTRIES} (smaller --layers or --batch)"
         )
     fd = finite_difference_gradients(case, input_gradient=True)
-    columns = {}
+    columns: dict[str, dict[str, object]] = {}
+    if comparison.tolerances is None:
+        raise ValueError("--finite-diff: the comparison carries no tolerances")
     for key, gradient in grads.items():
         manual = gradient.astype(np.float64)
         tolerance = comparison.tolerances.grads[key]
@@ -195,7 +197,7 @@ def comparison_rows(args: argparse.Namespace) -> tuple[list[dict], dict]:
             "match": v.ok,
         }
         if key in fd:
-            row.update(fd[key], fd_max_abs_diff=_finite(fd[key]["fd_max_abs_diff"]))
+            row.update(fd[key], fd_max_abs_diff=_finite(cast(float, fd[key]["fd_max_abs_diff"])))
         rows.append(row)
     loss_step = next(step for step in derivation.steps if step.section == "loss")
     rows.append(
