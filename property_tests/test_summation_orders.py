@@ -1,0 +1,57 @@
+"""No false alarm for correct code that adds up in another order, and a wrong
+kink convention is still caught (reference.kinks, reference.rounding_variants).
+
+The budget here is small (CI); ``python -m benchmarks.summation_orders`` runs
+10^4 examples per order and dtype (benchmarks/RESULTS.md).
+"""
+
+import pytest
+
+from reference.check import GradientMismatch, check_gradients
+from reference.rounding_variants import ORDERS, make_backprop
+
+# relu and leaky_relu hidden layers mixed with smooth ones, each canonical head.
+ARCHITECTURES = [
+    ([3, 6, 5, 4, 3], ["tanh", "relu", "leaky_relu", "softmax"], "cross_entropy"),
+    ([2, 5, 4, 1], ["relu", "sigmoid", "sigmoid"], "binary_cross_entropy"),
+    ([4, 4, 3, 2], ["leaky_relu", "relu", "identity"], "mse"),
+]
+BUDGET = 12
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("architecture", ARCHITECTURES, ids=["softmax", "sigmoid", "mse"])
+def test_correct_code_in_any_summation_order_passes(architecture, order, dtype):
+    sizes, activations, loss = architecture
+    layout = "rows" if order == "rows as samples" else "columns"
+    report = check_gradients(
+        make_backprop(order, activations), sizes, activations, loss,
+        dtype=dtype, max_examples=BUDGET, layout=layout,
+    )  # fmt: skip
+    assert report.examples == BUDGET
+
+
+@pytest.mark.parametrize("returns_Z", [True, False], ids=["with Z", "W and B only"])
+def test_a_wrong_kink_convention_is_caught(returns_Z):
+    sizes, activations, loss = ARCHITECTURES[0]
+    wrong = make_backprop("1/m last", activations, kink_convention="right")
+
+    def backprop(params, X, Y):
+        grads = wrong(params, X, Y)
+        return grads if returns_Z else {k: v for k, v in grads.items() if k[0] in "WB"}
+
+    with pytest.raises(GradientMismatch) as caught:
+        check_gradients(backprop, sizes, activations, loss, max_examples=100)
+    assert caught.value.verdict == "wrong"
+
+
+def test_without_keeping_off_the_kinks_a_per_sample_loop_is_a_false_alarm():
+    """The witness that ``kinks="avoid"`` does the work: drawn as they are,
+    exact cancellations put some Z on a kink in our order and off it in the loop's."""
+    sizes, activations, loss = ARCHITECTURES[0]
+    with pytest.raises(GradientMismatch):
+        check_gradients(
+            make_backprop("per-sample loop", activations), sizes, activations, loss,
+            max_examples=300, kinks="as drawn",
+        )  # fmt: skip
