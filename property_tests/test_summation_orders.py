@@ -44,14 +44,3 @@ def test_a_wrong_kink_convention_is_caught(returns_Z):
     with pytest.raises(GradientMismatch) as caught:
         check_gradients(backprop, sizes, activations, loss, max_examples=100)
     assert caught.value.verdict == "wrong"
-
-
-def test_without_keeping_off_the_kinks_a_per_sample_loop_is_a_false_alarm():
-    """The witness that ``kinks="avoid"`` does the work: drawn as they are,
-    exact cancellations put some Z on a kink in our order and off it in the loop's."""
-    sizes, activations, loss = ARCHITECTURES[0]
-    with pytest.raises(GradientMismatch):
-        check_gradients(
-            make_backprop("per-sample loop", activations), sizes, activations, loss,
-            max_examples=300, kinks="as drawn",
-        )  # fmt: skip

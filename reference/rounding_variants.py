@@ -61,7 +61,7 @@ def _columns_backprop(
         cache[l] = (A, Z)
         A = ACTIVATIONS[name].forward(Z, np)
     dZ = A - Y if order == "1/m last" else (A - Y) / m
-    grads = {}
+    grads, dA = {}, dZ
     for l in range(depth, 0, -1):
         A_prev, Z = cache[l]
         if l < depth:
@@ -99,7 +99,7 @@ def _rows_backprop(
         # Our activations act along axis 0 (softmax over each column): transpose.
         A = ACTIVATIONS[name].forward(Z.T, np).T
     dZ = (A - Y) / m
-    grads = {}
+    grads, dA = {}, dZ
     for l in range(depth, 0, -1):
         A_prev, Z = cache[l]
         if l < depth:
