@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from manual_bp.architecture import gradient_keys
@@ -190,6 +190,11 @@ def compare_backprop(
                 f"(values judged in {case.dtype})"
             )
             grads[key] = value.astype(case.dtype)
+    for key, problem in problems.items():
+        if problem.startswith("shape"):  # the diagnosis reads a wrong shape's pattern
+            raw_array = conventions.raw_array(raw, key, case.depth)
+            if raw_array is not None:
+                grads[key] = raw_array
     keys = [k for k in gradient_keys(case.depth) if k[0] in "WB" or k in grads or k in problems]
     comparison = compare(
         case, grads, input_gradient=False, keys=keys,
@@ -213,7 +218,67 @@ def compare_backprop(
         comparison = dataclasses.replace(comparison, variables=variables, diagnosis=diagnosis)
     if extra:
         details.append(f"extra keys in grads, none of them a gradient this check knows: {extra}")
+    only_params = not any(key[0] in "ZA" for key in grads)
+    if explain and not comparison.ok and only_params and not problems:
+        comparison, advice = _probe_diagnosis(backprop, case, conventions, comparison)
+        details += advice
     return comparison, details, notes
+
+
+# Bug classes a whole batch names reliably from W and B alone; the others are
+# located with batch-size-1 probes.
+_SEEN_FROM_PARAMS = {"missing 1/m", "extra 1/m", "sign flip", "bias sum axis", "transposed matrix"}
+_RETURN_Z_ADVICE = (
+    "to get a diagnosis, return the gradients of the pre-activations too "
+    "(grads['Z1'] ... grads['ZL'], dL/dZl in your layout): they show where the chain "
+    "rule first breaks"
+)
+
+
+def _probe_diagnosis(
+    backprop: Backprop, case: Case, conventions: Conventions, comparison: Comparison
+) -> tuple[Comparison, list[str]]:
+    """Locate a bug from ``W`` and ``B`` alone with batch-size-1 probes.
+
+    At ``m = 1``, ``dBl = dZl``: the user's bias gradients are their ``dZl``,
+    and the diagnosis reads them as such.  A missing ``1/m`` is invisible at
+    ``m = 1``, so the whole batch's diagnosis is kept for the classes it names
+    reliably (``_SEEN_FROM_PARAMS``).
+    """
+    found = comparison.diagnosis
+    if found is not None and found.bug_class in _SEEN_FROM_PARAMS:
+        return comparison, []
+    for k in range(case.m):
+        probe = Case(case.params, case.X[:, k : k + 1], case.Y[:, k : k + 1],
+                     case.activations, case.loss)  # fmt: skip
+        params, X, Y = conventions.to_user(probe)
+        try:
+            grads, problems, _ = conventions.from_user(backprop(params, X, Y), probe)
+        except Exception:  # the whole case's report already stands
+            break
+        if problems:
+            break
+        grads = {key: value.astype(probe.dtype) for key, value in grads.items()}
+        for l in range(1, probe.depth + 1):
+            grads[f"Z{l}"] = grads[f"B{l}"]
+        keys = [key for key in gradient_keys(probe.depth) if key[0] in "WBZ"]
+        probed = compare(
+            probe, grads, input_gradient=False, keys=keys,
+            reduction=conventions.reduction, l2=conventions.l2,
+        )  # fmt: skip
+        if probed.ok:
+            continue
+        if probed.diagnosis is not None and probed.diagnosis.bug_class != "unclassified":
+            diagnosis = dataclasses.replace(
+                probed.diagnosis,
+                evidence=f"{probed.diagnosis.evidence}; from a batch-size-1 probe "
+                f"(sample {k}), where dB = dZ",
+            )
+            return dataclasses.replace(comparison, diagnosis=diagnosis), []
+        break
+    if found is None or found.bug_class == "unclassified":
+        return comparison, [_RETURN_Z_ADVICE]
+    return comparison, []
 
 
 def check_gradients(
@@ -236,6 +301,7 @@ def check_gradients(
     param_bound: float = PARAM_BOUND,
     input_bound: float = INPUT_BOUND,
     stability_check: bool = True,
+    shrink: bool = True,
 ) -> CheckReport:
     """Return a ``CheckReport`` on a pass; raise ``GradientMismatch`` otherwise.
 
@@ -245,7 +311,8 @@ def check_gradients(
     ``param_bound``/``input_bound`` bound ``|W|, |B|`` and ``|X|``.  When the
     user's gradients hold NaN/inf, ``stability_check`` reruns the check with
     pre-activations bounded by 1 to tell "correct maths, unstable numerics"
-    from "wrong".
+    from "wrong".  ``shrink=False`` reports the first failing case unshrunk
+    (faster; the "minimal case" is then just the first one found).
     """
     if not callable(backprop):
         raise TypeError(f"backprop: expected a callable (params, X, Y) -> grads, got {backprop!r}")
@@ -270,7 +337,7 @@ def check_gradients(
         return _run(
             backprop, (sizes, names_, loss), _Settings(conventions, kinks),
             dtype=dtype, max_examples=max_examples, max_batch=max_batch, hard=hard,
-            bounds=(param_bound, input_bound),
+            bounds=(param_bound, input_bound), shrink=shrink,
         )  # fmt: skip
     except GradientMismatch as mismatch:
         if not (stability_check and mismatch.verdict == "unstable"):
@@ -281,7 +348,7 @@ def check_gradients(
             _run(
                 backprop, (sizes, names_, loss), _Settings(conventions, kinks),
                 dtype=dtype, max_examples=max_examples, max_batch=max_batch, hard=hard,
-                bounds=(bounded, 1.0),
+                bounds=(bounded, 1.0), shrink=shrink,
             )  # fmt: skip
             verdict, extra = (
                 "correct maths, unstable numerics",
@@ -310,6 +377,7 @@ def _run(
     max_batch: int,
     hard: bool,
     bounds: tuple[float, float],
+    shrink: bool = True,
 ) -> CheckReport:
     report = CheckReport()
     first_failure: list[tuple[Comparison | None, Case]] = []
@@ -323,6 +391,7 @@ def _run(
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        phases=tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate),
     )
     @given(strategy)
     def matches_the_oracle(case: Case) -> None:
@@ -368,13 +437,9 @@ def _run(
     except GradientMismatch as mismatch:
         if mismatch.comparison is None:
             raise
+        comparison, details, _ = compare_backprop(backprop, mismatch.case, options.conventions)
         raise GradientMismatch(
-            _explained(backprop, mismatch.case, options.conventions), mismatch.case,
-            verdict=mismatch.verdict, details=mismatch.details, typical=mismatch.typical,
+            comparison, mismatch.case, verdict=mismatch.verdict,
+            details=list(dict.fromkeys(mismatch.details + details)), typical=mismatch.typical,
         ) from None  # fmt: skip
     return report
-
-
-def _explained(backprop: Backprop, case: Case, conventions: Conventions) -> Comparison:
-    """The comparison of ``case`` with its diagnosis."""
-    return compare_backprop(backprop, case, conventions)[0]

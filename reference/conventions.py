@@ -51,6 +51,11 @@ TARGETS = ("soft", "one_hot", "labels")
 REDUCTIONS = ("mean", "sum")
 
 
+def param_shapes_keys(depth: int) -> list[str]:
+    """``W1, B1, ..., WL, BL``: the order of a ``container="list"``."""
+    return [key for l in range(1, depth + 1) for key in (f"W{l}", f"B{l}")]
+
+
 def _one_of(value: object, allowed: Sequence[str], name: str) -> None:
     if value not in allowed:
         raise ValueError(f"{name}: expected one of {list(allowed)}, got {value!r}")
@@ -161,6 +166,19 @@ class Conventions:
         # A sum's gradients stay as they are: compare(reduction="sum") scales
         # the oracle instead, so the user's values are judged unrounded.
         return array
+
+    def raw_array(self, grads: object, key: str, depth: int) -> Array | None:
+        """The user's array for our ``key`` as returned (transposed to our layout
+        when 2-D and ``layout="rows"``), for the diagnosis of a wrong shape."""
+        try:
+            if self.container == "list":
+                value = list(grads)[list(param_shapes_keys(depth)).index(key)]
+            else:
+                value = grads[self.user_key(key)]
+            array = np.asarray(value, dtype=np.float64)
+        except (KeyError, IndexError, ValueError, TypeError):
+            return None
+        return array.T if (self.layout == "rows" and array.ndim == 2) else array
 
     def from_user(
         self, grads: object, case: Case
