@@ -131,7 +131,7 @@ class GradientMismatch(AssertionError):  # noqa: N818  (it is an assertion, not 
                 "shows which gradients the bug really breaks:",
                 typical.table(),
             ]
-        lines += ["minimal case:", repr(self.case)]
+        lines += ["the minimal case, pasteable:", repr(self.case)]
         return "\n".join(lines)
 
 
