@@ -4,6 +4,8 @@ The gradients are checked against ``jax.grad`` of the same forward function
 (see ``reference/``); this package itself never imports jax.
 """
 
+from importlib import metadata as _metadata
+
 from manual_bp.activations import ACTIVATIONS, Activation
 from manual_bp.losses import LOSSES, Loss
 from manual_bp.model import DNN
@@ -20,4 +22,7 @@ __all__ = [
     "forward",
     "init_params",
 ]
-__version__ = "0.1.0"
+try:  # the version is written once, in pyproject.toml
+    __version__ = _metadata.version("manual-bp")
+except _metadata.PackageNotFoundError:  # run from a source tree that is not installed
+    __version__ = "0+unknown"

@@ -52,3 +52,16 @@ def test_a_wheel_holds_every_package_and_subpackage():
     assert [p for p in product if not shipped(p)] == []
     # Tests and benchmarks stay out of the wheel: nothing in the product imports them.
     assert [p for p in packages("property_tests", "benchmarks") if shipped(p)] == []
+
+
+def test_the_version_is_written_once_in_pyproject():
+    import tomllib
+    from pathlib import Path
+
+    import manual_bp
+
+    root = Path(__file__).resolve().parent.parent
+    version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    assert manual_bp.__version__ == version
+    assert version not in (root / "manual_bp" / "__init__.py").read_text()
+    assert f"## [{version}]" in (root / "CHANGELOG.md").read_text()

@@ -74,18 +74,23 @@ def _frozen(value: object, name: str) -> Array:
 class Case:
     """One network and batch, as the oracle side passes it around.
 
-    Parameters
-    ----------
-    params : ``Wl`` (nl, n(l-1)) and ``Bl`` (nl, 1) for l = 1..L
-    X : (n0, m) inputs, one sample per column
-    Y : (nL, m) targets
-    activations : L activation names
-    loss : the loss name
-
     Every array is copied and made read-only; the shapes must chain
     (``ValueError`` naming the array otherwise).  ``dtype`` is the dtype of the
     manual computation, that of ``W1``.  The repr is exact and pasteable: it
     is what a failing property prints.
+
+    Parameters
+    ----------
+    params : Mapping[str, ndarray]
+        ``Wl`` (nl, n(l-1)) and ``Bl`` (nl, 1) for l = 1..L.
+    X : ndarray
+        (n0, m) inputs, one sample per column.
+    Y : ndarray
+        (nL, m) targets.
+    activations : tuple[str, ...]
+        L activation names.
+    loss : str
+        The loss name.
     """
 
     params: Mapping[str, Array]
