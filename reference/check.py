@@ -168,8 +168,8 @@ class _Settings:
 def compare_backprop(
     backprop: Backprop,
     case: Case,
-    conventions: Conventions | None = None,
     *,
+    conventions: Conventions | None = None,
     explain: bool = True,
 ) -> tuple[Comparison, list[str], set[str]]:
     """Run ``backprop`` on ``case`` in the user's ``conventions`` and compare.
@@ -401,7 +401,7 @@ def _run(
             # Explained once, on the minimal and the typical case (below):
             # diagnosing every shrinking step would cost far more than comparing.
             comparison, details, notes = compare_backprop(
-                backprop, case, options.conventions, explain=False
+                backprop, case, conventions=options.conventions, explain=False
             )
         except Exception:
             if not first_failure:
@@ -437,7 +437,9 @@ def _run(
     except GradientMismatch as mismatch:
         if mismatch.comparison is None:
             raise
-        comparison, details, _ = compare_backprop(backprop, mismatch.case, options.conventions)
+        comparison, details, _ = compare_backprop(
+            backprop, mismatch.case, conventions=options.conventions
+        )
         raise GradientMismatch(
             comparison, mismatch.case, verdict=mismatch.verdict,
             details=list(dict.fromkeys(mismatch.details + details)), typical=mismatch.typical,
