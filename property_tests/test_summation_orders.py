@@ -44,3 +44,24 @@ def test_a_wrong_kink_convention_is_caught(returns_Z):
     with pytest.raises(GradientMismatch) as caught:
         check_gradients(backprop, sizes, activations, loss, max_examples=100)
     assert caught.value.verdict == "wrong"
+
+
+def test_a_product_that_underflows_in_float64_is_not_a_provable_zero():
+    """Found by benchmarks/summation_orders.py: W 2e-162 times X 5e-296 is 0 in
+    float64 but not in long double, where the relu's Z is then nonzero."""
+    import numpy as np
+
+    from reference.cases import Case
+    from reference.check import compare_backprop
+    from reference.kinks import away_from_kinks
+
+    activations = ("relu", "sigmoid", "sigmoid")
+    W1, W2 = np.zeros((5, 2)), np.zeros((4, 5))
+    W1[1, 0], W2[3, 1] = -2.2227587494850775e-162, -0.6322707976214588
+    X = np.zeros((2, 12))
+    X[0, 11] = -4.892989160178156e-296
+    params = {"W1": W1, "B1": np.zeros((5, 1)), "W2": W2, "B2": np.zeros((4, 1)),
+              "W3": np.array([[0.0, 0.0, 0.0, 0.25]]), "B3": np.zeros((1, 1))}  # fmt: skip
+    case = away_from_kinks(Case(params, X, np.zeros((1, 12)), activations, "binary_cross_entropy"))
+    comparison, _, _ = compare_backprop(make_backprop("wide accumulation", activations), case)
+    assert comparison.ok, comparison.report()

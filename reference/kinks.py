@@ -48,10 +48,13 @@ def _provably_zero(case: Case, cache: dict, EZ: dict, margin: float) -> dict[int
     unsure_A = np.zeros(case.X.shape)  # the inputs are given exactly
     provable = {}
     for l, name in enumerate(case.activations, start=1):
-        W = np.abs(np.asarray(case.params[f"W{l}"], dtype=np.float64))
-        B = np.abs(np.asarray(case.params[f"B{l}"], dtype=np.float64))
-        A_prev = np.abs(np.asarray(cache[f"A{l - 1}"], dtype=np.float64))
-        provable[l] = (W @ (A_prev + unsure_A) + B) == 0
+        # Count the nonzero products W_ij A_jk rather than add their sizes: a
+        # product that underflows to 0 in float64 is nonzero in a wider
+        # accumulator (long double), and its Z is not 0 there.
+        W = (np.asarray(case.params[f"W{l}"]) != 0).astype(np.float64)
+        B = np.asarray(case.params[f"B{l}"]) != 0
+        A_prev = (np.asarray(cache[f"A{l - 1}"]) != 0).astype(np.float64)
+        provable[l] = ((W @ (A_prev + unsure_A)) == 0) & ~B
         Z, A = np.asarray(cache[f"Z{l}"], dtype=np.float64), cache[f"A{l}"]
         safely_negative = (name == "relu") & (Z < -margin * EZ[l])
         zero_A = (A == 0) & ((provable[l] & _zero_at_zero(name)) | safely_negative)
