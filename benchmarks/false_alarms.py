@@ -82,6 +82,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
+from manual_bp.cli.progress import progress
 from manual_bp.losses import LOSSES
 from reference.cases import (
     INPUT_BOUND,
@@ -604,6 +605,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="size of the architecture pool, one jax compilation each (default 300)",
     )
     parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar (shown only on a terminal)"
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help=f"smoke run: {QUICK_EXAMPLES} examples over {QUICK_ARCHITECTURES} architectures",
@@ -643,29 +647,26 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     results: list[ArchitectureResult] = []
-    step = max(1, len(tasks) // 10)
+    # A tqdm bar on a terminal (manual_bp.cli.progress); nothing in a log or under --quiet.
+    with progress(len(tasks), "architectures", "arch", args.quiet) as bar:
 
-    def progress(result: ArchitectureResult) -> None:
-        results.append(result)
-        if len(results) % step == 0 or len(results) == len(tasks):
-            done = sum(len(r.keys) for r in results)
-            worst = max(float(np.max(r.ratios, initial=0.0)) for r in results)
-            alarms = sum(r.alarms for r in results)
-            print(
-                f"  {len(results):4d}/{len(tasks)} architectures, {done:7d} examples, "
-                f"max ratio {worst:.3g}, false alarms {alarms}, "
-                f"{time.perf_counter() - start:6.0f} s",
-                flush=True,
+        def collect(result: ArchitectureResult) -> None:
+            results.append(result)
+            bar.advance(
+                1,
+                examples=sum(len(r.keys) for r in results),
+                max_ratio=f"{max(float(np.max(r.ratios, initial=0.0)) for r in results):.3g}",
+                false_alarms=sum(r.alarms for r in results),
             )
 
-    if args.workers == 1:
-        for task in tasks:
-            progress(run_architecture(task))
-    else:
-        context = multiprocessing.get_context("spawn")  # jax is not fork-safe
-        with context.Pool(args.workers) as workers:
-            for result in workers.imap_unordered(run_architecture, tasks):
-                progress(result)
+        if args.workers == 1:
+            for task in tasks:
+                collect(run_architecture(task))
+        else:
+            context = multiprocessing.get_context("spawn")  # jax is not fork-safe
+            with context.Pool(args.workers) as workers:
+                for result in workers.imap_unordered(run_architecture, tasks):
+                    collect(result)
     results.sort(key=lambda r: r.arch.index)
     return report(results, args, time.perf_counter() - start)
 

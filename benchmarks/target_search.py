@@ -18,6 +18,7 @@ import time
 
 from hypothesis import HealthCheck, Phase, given, settings, target
 
+from manual_bp.cli.progress import progress
 from reference.cases import networks
 from reference.compare import compare
 
@@ -26,6 +27,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar (shown only on a terminal)"
+    )
     args = parser.parse_args()
     worst = {"ratio": -1.0, "case": None, "report": ""}
     start = time.perf_counter()
@@ -43,8 +47,11 @@ def main() -> None:
         target(min(check.worst_ratio, 1e6), label="error/tolerance")
         if check.worst_ratio > worst["ratio"]:
             worst.update(ratio=check.worst_ratio, case=case, report=check.report())
+        bar.advance(1, worst=f"{worst['ratio']:.3g}")
 
-    __import__("hypothesis").seed(args.seed)(search)()
+    # A tqdm bar on a terminal (manual_bp.cli.progress); nothing in a log or under --quiet.
+    with progress(args.examples, "examples", "example", args.quiet) as bar:
+        __import__("hypothesis").seed(args.seed)(search)()
     print(f"{args.examples} examples, {os.cpu_count()} cores, {time.perf_counter() - start:.0f} s")
     print(f"highest error/tolerance: {worst['ratio']:.4g}")
     print(worst["report"])

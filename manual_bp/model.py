@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from manual_bp import network, training
-from manual_bp.architecture import cache_keys
+from manual_bp import model_file, network, training
+from manual_bp.architecture import cache_keys, param_shapes
 from manual_bp.losses import LOSSES
+from manual_bp.optimizers import SGD, Optimizer, State
 from manual_bp.validation import (
     check_activations,
     check_dtype,
@@ -23,6 +27,68 @@ from manual_bp.validation import (
 )
 
 Array = np.ndarray
+
+
+def architecture(
+    layer_sizes: Sequence[int],
+    activations: Sequence[str] | None = None,
+    loss: str | None = None,
+    dtype: str | np.dtype = "float64",
+) -> tuple[list[int], list[str], str, np.dtype]:
+    """``DNN``'s arguments checked and completed, without building anything.
+
+    Returns ``(layer_sizes, activations, loss, dtype)`` with ``DNN``'s
+    defaults filled in, or raises its errors; ``manual-bp explain`` describes
+    a network from it without allocating the weights.
+    """
+    sizes = check_layer_sizes(layer_sizes)
+    depth = len(sizes) - 1
+    resolved_dtype = check_dtype(dtype)
+    if loss is None:
+        loss = "binary_cross_entropy" if sizes[-1] == 1 else "cross_entropy"
+    if activations is None:
+        if loss not in LOSSES:
+            raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {loss!r}")
+        activations = ["sigmoid"] * (depth - 1) + [LOSSES[loss].canonical_activation]
+    names = check_activations(activations, depth)
+    check_loss_pair(loss, names[-1], sizes[-1])
+    return sizes, names, loss, resolved_dtype
+
+
+class Params(dict):
+    """``net.params``: a snapshot of the network's ``W1, B1, ..., WL, BL``.
+
+    Writing into it would change nothing in the network, so it refuses every
+    write and names the supported way, assigning a whole dict to
+    ``net.params`` (checked and copied).  Copies (``dict(...)``, ``{**...}``,
+    ``copy.copy``) are plain dicts that can be changed and assigned back.
+    """
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise TypeError(
+            "net.params is a read-only snapshot: writing into it would not change the "
+            "network. Assign a whole dict instead, e.g. "
+            "net.params = {**net.params, 'W1': new_W1} (checked and copied)"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
+    update = pop = popitem = setdefault = clear = _refuse  # type: ignore[assignment]
+
+    def copy(self) -> dict[str, Array]:
+        return dict(self)
+
+    def __reduce__(self) -> tuple:
+        return (dict, (dict(self),))
+
+
+class Cache(dict):
+    """The cache ``DNN.forward`` returns: a dict of ``A0`` and ``Wl``, ``Zl``, ``Al``
+    (and ``Y`` when ``forward`` was given it) that also records which network
+    made it (``network_id``, a random id given to each ``DNN`` when it is built
+    or loaded), so ``compute_gradients`` refuses the cache of another network.
+    """
+
+    network_id: str
 
 
 def _read_only(params: Mapping[str, Array], copy: bool) -> dict[str, Array]:
@@ -72,32 +138,69 @@ class DNN:
         seed: int | None = 0,
         dtype: str | np.dtype = "float64",
     ) -> None:
-        sizes = check_layer_sizes(layer_sizes)
-        depth = len(sizes) - 1
-        resolved_dtype = check_dtype(dtype)
-        if loss is None:
-            loss = "binary_cross_entropy" if sizes[-1] == 1 else "cross_entropy"
-        if activations is None:
-            if loss not in LOSSES:
-                raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {loss!r}")
-            activations = ["sigmoid"] * (depth - 1) + [LOSSES[loss].canonical_activation]
-        names = check_activations(activations, depth)
-        check_loss_pair(loss, names[-1], sizes[-1])
+        sizes, names, loss, resolved_dtype = architecture(layer_sizes, activations, loss, dtype)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed: expected an int >= 0 or None, got {seed!r}")
         if seed is not None and seed < 0:  # numpy's generators refuse it, less clearly
             raise ValueError(f"seed: expected an int >= 0 or None, got {seed}")
-
-        self.layer_sizes: tuple[int, ...] = tuple(sizes)
-        self.activations: tuple[str, ...] = tuple(names)
-        self.loss_name: str = loss
-        self.dtype: np.dtype = resolved_dtype
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
-        self._cache_keys = frozenset(cache_keys(depth))
+        self._configure(sizes, names, loss, resolved_dtype, seed)
         self._params = _read_only(
             network.init_params(sizes, names, seed, resolved_dtype), copy=False
         )
+
+    def _configure(
+        self,
+        sizes: Sequence[int],
+        names: Sequence[str],
+        loss: str,
+        dtype: np.dtype,
+        seed: int | None,
+    ) -> None:
+        """Everything but the parameters, from checked arguments.  No optimizer
+        yet: the first ``fit`` sets it (``save`` does not carry it)."""
+        self._optimizer: Optimizer | None = None
+        self._optimizer_state: State = {}
+        self.layer_sizes: tuple[int, ...] = tuple(sizes)
+        self.activations: tuple[str, ...] = tuple(names)
+        self.loss_name: str = loss
+        self.dtype: np.dtype = dtype
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._network_id = uuid.uuid4().hex
+        self._cache_keys = frozenset(cache_keys(len(names)))
+        # Cached Wl have the parameters' shapes; A0, Zl and Al have nl rows and m columns.
+        weights = {key: shape for key, shape in param_shapes(sizes).items() if key[0] == "W"}
+        rows = {key: sizes[int(key[1:])] for key in self._cache_keys if key[0] in "AZ"}
+        self._cache_shapes: dict[str, dict[str, Any]] = {"W": weights, "A": rows}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the network to ``path`` as a plain ``.npz`` archive (no pickle).
+
+        It holds the architecture (``layer_sizes``, ``activations``, ``loss``,
+        ``dtype``, ``seed``), a format version and every ``Wl``, ``Bl``, bit for
+        bit; ``DNN.load(path)`` gives back an equal network.  The name is used
+        as given (no ``.npz`` is appended).  The shuffling generator's state is
+        not saved: a loaded network shuffles from ``seed`` again.
+        """
+        model_file.write(
+            path, self.layer_sizes, self.activations, self.loss_name, self.dtype, self.seed,
+            self._params,
+        )  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> DNN:
+        """The network saved by ``save``, validated before it is built.
+
+        Raises ``manual_bp.model_file.ModelFileError`` (a ``ValueError``) naming
+        the file and the problem: missing, unreadable or truncated, a newer
+        format version, missing or extra entries, wrong shapes or dtypes,
+        non-finite values.
+        """
+        saved = model_file.read(path)
+        net = cls.__new__(cls)
+        net._configure(saved.layer_sizes, saved.activations, saved.loss, saved.dtype, saved.seed)
+        net._params = _read_only(saved.params, copy=False)
+        return net
 
     @property
     def depth(self) -> int:
@@ -105,13 +208,15 @@ class DNN:
         return len(self.activations)
 
     @property
-    def params(self) -> dict[str, Array]:
+    def params(self) -> Params:
         """``W1`` (n1, n0), ``B1`` (n1, 1), ..., ``WL``, ``BL`` (read-only arrays).
 
-        Assigning a dict replaces them all; it is checked for keys, shapes,
-        dtype and finiteness, and copied, so the caller's arrays stay theirs.
+        A read-only snapshot: ``net.params["W1"] = ...`` raises a ``TypeError``
+        naming the supported way, assigning a whole dict, which replaces them
+        all; it is checked for keys, shapes, dtype and finiteness, and copied,
+        so the caller's arrays stay theirs.
         """
-        return dict(self._params)
+        return Params(self._params)
 
     @params.setter
     def params(self, new_params: Mapping[str, Array]) -> None:
@@ -131,13 +236,22 @@ class DNN:
     def _targets(self, Y: object, m: int) -> Array:
         return check_targets(Y, (self.layer_sizes[-1], m), self.loss_name, self.dtype)
 
-    def forward(self, X: object) -> tuple[Array, dict[str, Array]]:
+    def forward(self, X: object, Y: object = None) -> tuple[Array, Cache]:
         """``out = AL`` of shape (nL, m) and the cache for ``compute_gradients``.
 
         ``X`` has shape (n0, m), one sample per column.  The cache holds ``A0``
-        and ``Wl``, ``Zl``, ``Al`` for every layer (see ``manual_bp.network``).
+        and ``Wl``, ``Zl``, ``Al`` for every layer (see ``manual_bp.network``),
+        and the targets ``Y`` (nL, m) when given, as in the seed:
+        ``out, cache = net.forward(X, Y)``, then ``net.compute_gradients(out, cache)``.
         """
-        return network.forward(self._params, self._inputs(X), self.activations)
+        inputs = self._inputs(X)
+        targets = None if Y is None else self._targets(Y, inputs.shape[1])
+        out, cache = network.forward(self._params, inputs, self.activations)
+        cache = Cache(cache)
+        if targets is not None:
+            cache["Y"] = targets
+        cache.network_id = self._network_id
+        return out, cache
 
     def predict(self, X: object) -> Array:
         """``AL`` of shape (nL, m)."""
@@ -155,36 +269,84 @@ class DNN:
         self,
         out: Array,
         cache: Mapping[str, Array],
-        Y: object,
+        Y: object = None,
         input_gradient: bool = False,
     ) -> dict[str, Array]:
         """dL/dv for every ``Wl``, ``Bl``, ``Zl`` and ``Al`` (l < L) of the cache.
 
         ``L`` is the mean loss over the batch, so each ``dWl`` and ``dBl`` is
         the average of the per-sample gradients.  With ``input_gradient=True``
-        the result also holds ``A0`` = dL/dX.
+        the result also holds ``A0`` = dL/dX.  ``Y`` is the one given to
+        ``forward(X, Y)`` (kept in the cache) or given here; given both ways,
+        the two must be equal.
+
+        The cache must come from this network's ``forward``: a cache that
+        another ``DNN`` returned is refused.  A plain dict (for example from
+        the functional ``manual_bp.forward``, or a copy) is accepted when it
+        holds every entry with the shapes and dtype of this network.
         """
         self._check_cache(out, cache)
-        targets = self._targets(Y, cache["A0"].shape[1])
+        targets = self._cached_or_given_targets(cache, Y)
         return network.backward(
             cache, targets, self.activations, self.loss_name, input_gradient=bool(input_gradient)
         )
+
+    def _cached_or_given_targets(self, cache: Mapping[str, Array], Y: object) -> Array:
+        m = cache["A0"].shape[1]
+        cached = cache.get("Y")
+        if Y is None and cached is None:
+            raise TypeError(
+                f"Y: expected the targets ({self.layer_sizes[-1]}, {m}), either here, "
+                "compute_gradients(out, cache, Y), or to forward, net.forward(X, Y)"
+            )
+        if cached is None:
+            return self._targets(Y, m)
+        try:
+            stored = self._targets(cached, m)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"cache['Y']: {error}") from None
+        if Y is not None and not np.array_equal(self._targets(Y, m), stored):
+            raise ValueError(
+                "Y: differs from the Y given to forward (kept in cache['Y']); "
+                "give Y once, to forward or to compute_gradients, or the same Y both times"
+            )
+        return stored
 
     def _check_cache(self, out: Array, cache: Mapping[str, Array]) -> None:
         if not isinstance(cache, Mapping):
             raise TypeError(
                 f"cache: expected the dict returned by forward, got {type(cache).__name__}"
             )
+        owner = getattr(cache, "network_id", None)
+        if owner is not None and owner != self._network_id:
+            raise ValueError(
+                f"cache: expected the cache of this network's forward, got one that another "
+                f"network returned (this one is {self!r}); call this network's forward"
+            )
         if not self._cache_keys <= cache.keys():
             missing = sorted(self._cache_keys - set(cache))
             raise ValueError(
                 f"cache: expected the dict returned by this network's forward, missing {missing}"
             )
+        m = np.shape(cache["A0"])[1] if np.ndim(cache["A0"]) == 2 else None
+        for key, shape in self._cache_shapes["W"].items():
+            self._check_cache_entry(cache[key], key, shape)
+        for key, rows in self._cache_shapes["A"].items():
+            self._check_cache_entry(cache[key], key, (rows, m))
         last = cache[f"A{self.depth}"]
         out = np.asarray(out)
         check_shape(out, "out", last.shape)
         if out is not last and not np.array_equal(out, last):
             raise ValueError("out: expected the output AL stored in cache, got different values")
+
+    def _check_cache_entry(self, value: object, key: str, shape: tuple) -> None:
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"cache[{key!r}]: expected an array, got {type(value).__name__}")
+        if value.shape != shape or value.dtype != self.dtype:
+            raise ValueError(
+                f"cache[{key!r}]: expected a {self.dtype} array of shape {shape} "
+                f"from this network's forward, got {value.dtype} {value.shape}"
+            )
 
     def step(self, grads: Mapping[str, Array], learning_rate: float) -> None:
         """One SGD update of every ``Wl`` and ``Bl``: ``Wl <- Wl - lr dWl``.
@@ -199,41 +361,94 @@ class DNN:
         check_params(update, self.layer_sizes, self.dtype, name="grads")
         self._params = _read_only(training.sgd_step(self._params, update, lr), copy=False)
 
+    @property
+    def optimizer(self) -> Optimizer | None:
+        """The optimizer of the last ``fit`` (None before the first)."""
+        return self._optimizer
+
+    @property
+    def optimizer_state(self) -> State:
+        """Its state after the last ``fit`` (step count, moments), which the next
+        ``fit`` with an equal optimizer continues from."""
+        return self._optimizer_state
+
     def fit(
         self,
         X: object,
         Y: object,
         epochs: int,
-        learning_rate: float,
+        learning_rate: float | None = None,
         batch_size: int | None = None,
+        callback: Callable[[int, float], object] | None = None,
+        optimizer: Optimizer | None = None,
     ) -> list[float]:
-        """Mini-batch SGD; returns the mean training loss after each epoch.
+        """Mini-batch training; returns the mean training loss after each epoch.
+
+        Give either ``learning_rate`` (plain SGD) or ``optimizer``, one of
+        ``manual_bp.optimizers`` (``Momentum``, ``RMSProp``, ``Adam``, ...).
+        The optimizer's state is kept on the net: a later ``fit`` with an equal
+        optimizer continues it (ten one-epoch fits equal one ten-epoch fit);
+        another optimizer starts from its ``init``.
 
         ``batch_size=None`` uses the whole batch each step.  Mini-batches are
         shuffled by the generator seeded with ``seed``.  If an epoch ends with
         a NaN or inf, ``training.TrainingDiverged`` (a ``FloatingPointError``)
-        names the epoch and the parameters stay those of the last finite epoch.
+        names the epoch and the parameters and optimizer state stay those of
+        the last finite epoch.  ``callback(epoch, loss)``, if given, is called
+        after each epoch (1, 2, ...) with its mean loss, for progress displays;
+        its return value is not used.
         """
         inputs = self._inputs(X)
         targets = self._targets(Y, inputs.shape[1])
         epochs = check_positive_int(epochs, "epochs", minimum=0)
-        lr = check_learning_rate(learning_rate)
+        optimizer = self._fit_optimizer(learning_rate, optimizer)
         if batch_size is not None:
             batch_size = check_positive_int(batch_size, "batch_size")
+        if callback is not None and not callable(callback):
+            raise TypeError(
+                f"callback: expected a function callback(epoch, loss), got {callback!r}"
+            )
+        state = self._optimizer_state if optimizer == self._optimizer else None
         try:
-            params, history = training.fit(
+            params, history, state = training.fit(
                 self._params,
                 inputs,
                 targets,
                 self.activations,
                 self.loss_name,
                 epochs,
-                lr,
+                optimizer,
                 batch_size,
                 self._rng,
+                callback=callback,
+                state=state,
             )
         except training.TrainingDiverged as diverged:
             self._params = _read_only(diverged.params, copy=False)
+            self._optimizer, self._optimizer_state = optimizer, diverged.state
             raise
         self._params = _read_only(params, copy=False)
+        self._optimizer, self._optimizer_state = optimizer, state
         return history
+
+    @staticmethod
+    def _fit_optimizer(learning_rate: object, optimizer: object) -> Optimizer:
+        """``SGD(learning_rate)`` or ``optimizer``: exactly one of them."""
+        if optimizer is None:
+            if learning_rate is None:
+                raise TypeError(
+                    "learning_rate: expected a learning rate (plain SGD) or an optimizer=, "
+                    "got neither"
+                )
+            return SGD(check_learning_rate(learning_rate))
+        if learning_rate is not None:
+            raise TypeError(
+                f"learning_rate: the optimizer {optimizer!r} has its own learning rate; "
+                f"give learning_rate or optimizer, not both"
+            )
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                "optimizer: expected one of manual_bp.optimizers (SGD, Momentum, RMSProp, "
+                f"Adam, AdamW), got {type(optimizer).__name__} {optimizer!r}"
+            )
+        return optimizer

@@ -71,7 +71,7 @@ _HE_INIT = frozenset({"relu", "leaky_relu", "elu", "gelu", "silu"})
 def init_params(
     layer_sizes: Sequence[int],
     activations: Sequence[str],
-    seed: int = 0,
+    seed: int | None = 0,
     dtype: np.dtype | str = "float64",
 ) -> dict[str, Array]:
     """Random weights and zero biases.

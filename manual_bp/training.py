@@ -1,18 +1,36 @@
-"""Stochastic gradient descent: one step, mini-batches, and a training loop.
+"""Training: one SGD step, mini-batches, and a training loop with any optimizer.
 
-Everything here is a pure function: parameters come in and new parameters go
-out; no array is written in place.
+Everything here is a pure function: parameters (and the optimizer's state)
+come in and new ones go out; no array is written in place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from manual_bp.network import backward, batch_loss, forward
+from manual_bp.optimizers import SGD, State
 
 Array = np.ndarray
+
+
+class UpdateRule(Protocol):
+    """What ``fit`` steps with: a ``manual_bp.optimizers`` optimizer, or
+    anything with its ``learning_rate``, ``init`` and ``update``."""
+
+    @property
+    def learning_rate(self) -> float: ...
+
+    def init(self, params: Mapping[str, Array]) -> State: ...
+
+    def update(
+        self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array]
+    ) -> tuple[dict[str, Array], State]: ...
+
+
 # (params, X, Y, activations, loss) -> grads with at least every key of params.
 GradientFunction = Callable[[Mapping[str, Array], Array, Array, Sequence[str], str], Mapping]
 
@@ -49,16 +67,33 @@ def minibatch_indices(
         yield order[start : start + batch_size]
 
 
-class TrainingDiverged(FloatingPointError):  # noqa: N818  (reads as an event)
-    """Training produced a NaN or inf; ``params`` and ``history`` are the last finite ones."""
+def accuracy(out: Array, Y: Array) -> float:
+    """The fraction of columns classified right: ``AL > 0.5`` against ``Y > 0.5`` for
+    one output, else ``argmax AL`` against ``argmax Y`` (one class per column)."""
+    if Y.shape[0] == 1:
+        return float(np.mean((out > 0.5) == (Y > 0.5)))
+    return float(np.mean(np.argmax(out, axis=0) == np.argmax(Y, axis=0)))
 
-    def __init__(self, epoch: int, learning_rate: float, params: dict, history: list[float]):
+
+class TrainingDiverged(FloatingPointError):  # noqa: N818  (reads as an event)
+    """Training produced a NaN or inf; ``params``, ``state`` (the optimizer's) and
+    ``history`` are the last finite ones."""
+
+    def __init__(
+        self,
+        epoch: int,
+        learning_rate: float,
+        params: dict,
+        history: list[float],
+        state: State | None = None,
+    ):
         super().__init__(
             f"fit: the loss or a parameter became NaN or inf in epoch {epoch} "
             f"(learning_rate={learning_rate}); the parameters are left as they were after "
             f"epoch {epoch - 1}. A smaller learning_rate usually helps."
         )
         self.epoch, self.params, self.history = epoch, params, history
+        self.state = state if state is not None else {}
 
 
 def _all_finite(params: Mapping[str, Array], loss: float) -> bool:
@@ -72,29 +107,41 @@ def fit(
     activations: Sequence[str],
     loss: str,
     epochs: int,
-    learning_rate: float,
+    optimizer: UpdateRule | float,
     batch_size: int | None,
     rng: np.random.Generator,
     gradients: GradientFunction | None = None,
-) -> tuple[dict[str, Array], list[float]]:
-    """Mini-batch SGD on the hand-written gradients (or on ``gradients``:
+    callback: Callable[[int, float], object] | None = None,
+    state: State | None = None,
+) -> tuple[dict[str, Array], list[float], State]:
+    """Mini-batch training on the hand-written gradients (or on ``gradients``:
     ``reference.autodiff_training`` passes jax.grad's, so both nets train alike).
 
-    Returns the trained parameters and, for each epoch, the mean loss over the
-    whole of ``(X, Y)`` at the end of that epoch.  Raises ``TrainingDiverged``
-    if an epoch ends with a non-finite loss or parameter.
+    ``optimizer`` is a ``manual_bp.optimizers`` optimizer (or anything with
+    its ``init``, ``update`` and ``learning_rate``), or a learning rate for
+    plain SGD.  ``state`` is the optimizer's state to continue from
+    (default: ``optimizer.init(params)``).  Returns the trained parameters,
+    for each epoch the mean loss over the whole of ``(X, Y)`` at its end, and
+    the optimizer's final state.  Raises ``TrainingDiverged`` if an epoch ends
+    with a non-finite loss or parameter.  ``callback(epoch, loss)`` is called
+    after each finite epoch (a progress bar, a log line); this module itself
+    prints nothing.
     """
+    rule: UpdateRule = SGD(optimizer) if isinstance(optimizer, (int, float)) else optimizer
     gradients = gradients or backprop_gradients
     params = dict(params)
-    history = []
+    state = rule.init(params) if state is None else state
+    history: list[float] = []
     for epoch in range(1, epochs + 1):
-        start = params
+        start, start_state = params, state
         for columns in minibatch_indices(X.shape[1], batch_size, rng):
             grads = gradients(params, X[:, columns], Y[:, columns], activations, loss)
-            params = sgd_step(params, grads, learning_rate)
+            params, state = rule.update({key: grads[key] for key in params}, state, params)
         with np.errstate(over="ignore", invalid="ignore"):
             epoch_loss = float(batch_loss(params, X, Y, activations, loss))
         if not _all_finite(params, epoch_loss):
-            raise TrainingDiverged(epoch, learning_rate, start, history)
+            raise TrainingDiverged(epoch, rule.learning_rate, start, history, start_state)
         history.append(epoch_loss)
-    return params, history
+        if callback is not None:
+            callback(epoch, epoch_loss)
+    return params, history, state

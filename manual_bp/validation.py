@@ -119,18 +119,29 @@ def as_float_matrix(value: object, name: str, dtype: np.dtype) -> np.ndarray:
     return array
 
 
+def transpose_hint(name: str, shape: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    """``"; did you mean X.T?"`` when the transpose of ``shape`` would fit, else ``""``."""
+    fits = len(shape) == 2 and shape[::-1] == expected and shape != expected
+    return f"; did you mean {name}.T?" if fits else ""
+
+
 def check_shape(array: np.ndarray, name: str, expected: tuple[int, ...]) -> None:
     if array.shape != expected:
-        raise ValueError(f"{name}: expected shape {expected}, got {array.shape}")
+        raise ValueError(
+            f"{name}: expected shape {expected}, got {array.shape}"
+            + transpose_hint(name, array.shape, expected)
+        )
 
 
 def check_inputs(X: object, n_inputs: int, dtype: np.dtype) -> np.ndarray:
     """``X`` of shape ``(n0, m)`` with ``m >= 1``."""
     array = as_float_matrix(X, "X", dtype)
     if array.shape[0] != n_inputs or array.shape[1] < 1:
+        fits_transposed = array.shape[1] == n_inputs and array.shape[0] >= 1
         raise ValueError(
             f"X: expected shape ({n_inputs}, m) with one sample per column and m >= 1, "
             f"got {array.shape}"
+            + (" (one sample per row?); did you mean X.T?" if fits_transposed else "")
         )
     return array
 

@@ -18,7 +18,7 @@ from types import FunctionType
 
 import pytest
 
-from manual_bp import activations, losses, network
+from manual_bp import activations, losses, network, optimizers
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
 
@@ -46,8 +46,13 @@ def mutated(mutation: Mutation) -> FunctionType:
 
 
 def inject(mutation: Mutation, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Swap every reference to the original function for the mutant."""
+    """Swap every reference to the original function (or method) for the mutant."""
     original, mutant = mutation.function, mutated(mutation)
+    owner = original.__qualname__.rpartition(".")[0]
+    if owner:  # a method: replace it on its class
+        cls = getattr(sys.modules[original.__module__], owner)
+        monkeypatch.setattr(cls, original.__name__, mutant)
+        return
     importers = [
         module
         for name, module in list(sys.modules.items())
@@ -257,5 +262,67 @@ CATALOG: list[Mutation] = [
         losses.output_gradient,
         "loss.dA(A_L, Y)",
         "2 * loss.dA(A_L, Y)",
+    ),
+]
+
+
+# --- optimizer bugs, caught by the optax step property (test_optimizers.py) -----------
+
+
+@dataclass(frozen=True)
+class OptimizerMutation(Mutation):
+    """A bug in one optimizer's rule; ``kind`` names the optimizer it breaks."""
+
+    kind: str = ""
+
+
+OPTIMIZER_CATALOG: list[OptimizerMutation] = [
+    OptimizerMutation(
+        "Adam without bias correction",
+        "optimizer",
+        optimizers.Adam.adam_direction,
+        "if self.bias_correction:",
+        "if False:",
+        kind="adam",
+    ),
+    OptimizerMutation(
+        "momentum with the wrong sign",
+        "optimizer",
+        optimizers.Momentum.rule,
+        'self.momentum * slots["m"] + (1.0 - self.dampening) * g',
+        'self.momentum * slots["m"] - (1.0 - self.dampening) * g',
+        kind="momentum",
+    ),
+    OptimizerMutation(
+        "RMSProp squared-gradient average with the wrong decay",
+        "optimizer",
+        optimizers.RMSProp.rule,
+        "(1.0 - self.decay) * (g * g)",
+        "self.decay * (g * g)",
+        kind="rmsprop",
+    ),
+    OptimizerMutation(
+        "AdamW couples the decay into the gradient",
+        "optimizer",
+        optimizers.AdamW.rule,
+        "self.adam_direction(g, slots, t, ops)\n    decay = lam * theta",
+        "self.adam_direction(g + lam * theta, slots, t, ops)\n    decay = 0 * theta",
+        kind="adamw",
+    ),
+    OptimizerMutation(
+        "Nesterov steps along the old momentum",
+        "optimizer",
+        optimizers.Momentum.rule,
+        "direction = g + self.momentum * m if",
+        'direction = g + self.momentum * slots["m"] if',
+        kind="momentum",
+    ),
+    OptimizerMutation(
+        "RMSProp forgets eps",
+        "optimizer",
+        optimizers.RMSProp.rule,
+        "denominator = ops.sqrt(v_hat + self.eps)",
+        "denominator = ops.sqrt(v_hat)",
+        kind="rmsprop",
     ),
 ]

@@ -224,3 +224,47 @@ def test_drawn_targets_lie_in_the_loss_domain(loss):
         assert set(np.argmax(Y, axis=0)) == {0, 1, 2}  # every class drawn
     if loss == "mse":
         assert len(np.unique(Y)) == Y.size and abs(Y.mean()) < 0.5
+
+
+@pytest.fixture
+def saved_model(tmp_path):
+    from manual_bp import DNN
+
+    path = tmp_path / "model.npz"
+    DNN([2, 5, 1], ["relu", "sigmoid"], seed=7).save(path)
+    return path
+
+
+def test_compare_and_explain_take_a_saved_model(capsys, tmp_path, saved_model):
+    code, document = compare_json(capsys, tmp_path, "--model", str(saved_model))
+    summary = document["summary"]
+    assert code == 0 and summary["layer_sizes"] == [2, 5, 1]
+    assert summary["activations"] == ["relu", "sigmoid"] and summary["model"] == str(saved_model)
+    assert main(["explain", "--model", str(saved_model), "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("Network [2, 5, 1]: activations relu, sigmoid;")
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "message"),
+    [
+        ("compare", ["--layers", "2,5,1"], "--model: the network comes from"),
+        ("explain", ["--loss", "mse"], "drop --loss"),
+        ("compare", ["--dtype", "float32"], "--dtype: float32 differs from the model's float64"),
+    ],
+)
+def test_model_refuses_options_describing_another_network(
+    capsys, tmp_path, saved_model, command, extra, message
+):
+    argv = [command, "--model", str(saved_model), *extra, "--out", str(tmp_path)]
+    assert exit_code(argv) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["compare", "explain"])
+def test_a_bad_model_file_is_named_with_model(capsys, tmp_path, command):
+    (tmp_path / "cut.npz").write_bytes(b"PK\x03\x04 not a whole archive")
+    for path in (tmp_path / "cut.npz", tmp_path / "missing.npz"):
+        assert exit_code([command, "--model", str(path), "--out", str(tmp_path)]) == 2
+        error = capsys.readouterr().err
+        assert f"--model: model file '{path}': " in error and error.count("\n") == 1

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp import DNN, backward, batch_loss, forward, init_params
+from manual_bp.optimizers import Adam
 from manual_bp.training import TrainingDiverged, fit, sgd_step
 from property_tests.budget import examples
 from reference.cases import Case, networks
@@ -82,11 +83,15 @@ def test_no_public_function_changes_its_inputs(case, batch_size):
     # A fit that diverges (an identity net on |X| ~ 100 can) must not change its inputs either.
     with contextlib.suppress(TrainingDiverged):
         net.fit(X, Y, epochs=2, learning_rate=0.01, batch_size=batch_size)
+    with contextlib.suppress(TrainingDiverged):
+        net.fit(X, Y, epochs=1, batch_size=batch_size, optimizer=Adam(0.01))
 
     _, functional_cache = forward(params, X, case.activations)
     functional_grads = backward(functional_cache, Y, case.activations, case.loss)
     batch_loss(params, X, Y, case.activations, case.loss)
     sgd_step(params, functional_grads, 0.1)
+    adam = Adam(0.01)
+    adam.update({key: functional_grads[key] for key in params}, adam.init(params), params)
     with contextlib.suppress(TrainingDiverged):
         fit(
             params, X, Y, case.activations, case.loss, 1, 0.01, batch_size, np.random.default_rng(0)

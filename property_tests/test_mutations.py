@@ -1,4 +1,5 @@
-"""Mutation self-test: the main property catches every bug in the catalog.
+"""Mutation self-test: the main property catches every bug in the catalog, and
+the optax step property every bug in the optimizer catalog.
 
 Each bug is injected by patching (see ``property_tests.mutations``) and the
 main property is run with the ``ci`` profile's settings: derandomized, the
@@ -8,9 +9,11 @@ same example budget, no shrinking (detection is what is measured here).
 import pytest
 from hypothesis import Phase, given, settings
 
-from property_tests.mutations import CATALOG, inject
+from property_tests.mutations import CATALOG, OPTIMIZER_CATALOG, inject
 from property_tests.test_gradients import assert_matches_oracle
+from property_tests.test_optimizers import assert_steps_match_optax
 from reference.cases import networks
+from reference.optimizer_cases import all_optimizers, optimizer_cases
 
 CI_BUDGET = settings.get_profile("ci").max_examples
 
@@ -40,4 +43,38 @@ def test_the_main_property_catches_the_bug(mutation, monkeypatch):
 
     with pytest.raises(Exception):  # noqa: B017  (a crash counts as caught)
         main_property()
+    print(f"{mutation.name}: caught after {examples_run} examples")
+
+
+def test_the_optimizer_catalog_has_the_four_named_bugs():
+    names = {mutation.name for mutation in OPTIMIZER_CATALOG}
+    assert len(names) == len(OPTIMIZER_CATALOG) >= 4
+    for bug in ("Adam without bias correction", "momentum with the wrong sign"):
+        assert bug in names
+
+
+@pytest.mark.parametrize(
+    "mutation", OPTIMIZER_CATALOG, ids=[mutation.name for mutation in OPTIMIZER_CATALOG]
+)
+def test_the_optax_step_property_catches_the_optimizer_bug(mutation, monkeypatch):
+    """The step property of test_optimizers.py, on the broken optimizer's cases,
+    under the ci budget it runs with in the suite (half the profile's examples)."""
+    inject(mutation, monkeypatch)
+    examples_run = 0
+
+    @settings(
+        settings.get_profile("ci"),
+        max_examples=max(5, CI_BUDGET // 2),
+        phases=[Phase.generate],
+        database=None,
+        print_blob=False,
+    )
+    @given(optimizer_cases(optimizers=all_optimizers(kinds=[mutation.kind])))
+    def step_property(case):
+        nonlocal examples_run
+        examples_run += 1
+        assert_steps_match_optax(case)
+
+    with pytest.raises(AssertionError):
+        step_property()
     print(f"{mutation.name}: caught after {examples_run} examples")

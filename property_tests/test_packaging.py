@@ -3,12 +3,15 @@
 import subprocess
 import sys
 
+import pytest
+
 from manual_bp.cli import main
 
 
 def test_manual_bp_never_imports_jax():
     code = (
         "import sys, manual_bp, manual_bp.cli, manual_bp.data, manual_bp.training;"
+        "import manual_bp.optimizers;"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib')], 'jax'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -23,8 +26,10 @@ def test_demo_trains_checks_every_gradient_and_reports_accuracy(capsys):
 
 
 def test_demo_reports_bad_arguments_as_errors(capsys):
-    assert main(["demo", "--samples", "0"]) == 2
-    assert "m: expected an int >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--samples", "0"])
+    assert exit_.value.code == 2
+    assert "argument --samples: expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_a_wheel_holds_every_package_and_subpackage():

@@ -1,7 +1,7 @@
 """Training with ``jax.grad`` gradients instead of the hand-written ones.
 
 The second net of ``manual-bp train``: ``manual_bp.training.fit`` itself (the
-same mini-batches for the same generator state, the same ``sgd_step``, the
+same mini-batches for the same generator state, the same optimizer, the
 same divergence check), except that each step's ``dWl`` and ``dBl`` come
 from the oracle, ``jax.grad`` of
 ``manual_bp``'s own forward and loss, in float64.  Started from the same
@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from manual_bp.training import fit
+from manual_bp.optimizers import State
+from manual_bp.training import UpdateRule, fit
 from reference.cases import Case
 from reference.oracle import oracle_gradients
 
@@ -27,10 +28,11 @@ def autodiff_parameter_gradients(
     """dL/dWl and dL/dBl for l = 1..L from ``jax.grad`` (float64).
 
     ``X`` is ``(n0, m)`` and ``Y`` is ``(nL, m)``; the result has the keys and
-    shapes of ``params``.
+    shapes of ``params``, and their dtype, as the hand-written gradients have
+    (the optimizers refuse mixed dtypes rather than upcast silently).
     """
     grads = oracle_gradients(Case(params, X, Y, activations, loss)).grads
-    return {key: grads[key] for key in params}
+    return {key: grads[key].astype(np.asarray(params[key]).dtype) for key in params}
 
 
 def autodiff_fit(
@@ -41,30 +43,36 @@ def autodiff_fit(
     loss: str,
     *,
     epochs: int,
-    learning_rate: float,
+    optimizer: UpdateRule | float,
     batch_size: int | None,
     rng: np.random.Generator,
-) -> tuple[dict[str, Array], list[float]]:
+    state: State | None = None,
+) -> tuple[dict[str, Array], list[float], State]:
     """``manual_bp.training.fit`` with ``jax.grad`` gradients.
 
-    Returns the trained parameters and the mean loss over ``(X, Y)`` after
-    each epoch, as ``fit`` does, so the two histories differ only through the
-    gradients.  Raises ``TrainingDiverged`` as ``fit`` does.
+    ``optimizer`` is a ``manual_bp.optimizers`` optimizer (or
+    ``reference.optimizer_oracle.OptaxOptimizer``, optax's step), or a
+    learning rate for plain SGD.  Returns the trained parameters, the mean
+    loss over ``(X, Y)`` after each epoch and the optimizer's state, as
+    ``fit`` does, so the two histories differ only through the gradients
+    (and the optimizer's implementation).  Raises ``TrainingDiverged`` as
+    ``fit`` does.
 
     Examples
     --------
     >>> from manual_bp.data import xor
     >>> from manual_bp.network import init_params
+    >>> from manual_bp.optimizers import Adam
     >>> X, Y = xor(24, seed=0)
     >>> start = init_params([2, 3, 1], ["tanh", "sigmoid"], seed=0)
     >>> args = (X, Y, ["tanh", "sigmoid"], "binary_cross_entropy")
-    >>> _, manual = fit(start, *args, 3, 0.5, 8, np.random.default_rng(0))
-    >>> options = dict(epochs=3, learning_rate=0.5, batch_size=8)
-    >>> _, autodiff = autodiff_fit(start, *args, **options, rng=np.random.default_rng(0))
+    >>> _, manual, _ = fit(start, *args, 3, Adam(0.05), 8, np.random.default_rng(0))
+    >>> options = dict(epochs=3, optimizer=Adam(0.05), batch_size=8)
+    >>> _, autodiff, _ = autodiff_fit(start, *args, **options, rng=np.random.default_rng(0))
     >>> bool(np.allclose(manual, autodiff, rtol=1e-12, atol=0))
     True
     """
     return fit(
-        params, X, Y, activations, loss, epochs, learning_rate, batch_size, rng,
-        gradients=autodiff_parameter_gradients,
+        params, X, Y, activations, loss, epochs, optimizer, batch_size, rng,
+        gradients=autodiff_parameter_gradients, state=state,
     )  # fmt: skip

@@ -21,7 +21,7 @@ with random classes.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,12 +142,14 @@ def sweep(
     *,
     seed: int = 0,
     repeats: int = 1,
+    callback: Callable[[AuditRow], object] | None = None,
 ) -> list[AuditRow]:
     """``audit_config`` for every (activation, depth, width, dtype), in that nesting order.
 
     Each configuration runs with seeds ``seed, seed + 1, ..., seed + repeats - 1``
     and keeps the worst of them (``worst_of``).  The arguments are checked
-    first, so a bad value fails before any work is done.
+    first, so a bad value fails before any work is done.  ``callback(row)``,
+    if given, is called after each configuration (a progress bar).
     """
     # Each message starts with the parameter's name, which is also the flag of
     # ``manual-bp audit`` (``--depths`` for ``depths``).
@@ -169,14 +171,18 @@ def sweep(
     batch = check_positive_int(batch, "batch")
     repeats = check_positive_int(repeats, "repeats")
     seed = check_positive_int(seed, "seed", minimum=0)
-    return [
-        worst_of(
-            [
-                audit_config(depth, width, dtype, activation, batch, seed + repeat)
-                for repeat in range(repeats)
-            ]
+    rows = []
+    for activation, depth, width, dtype in itertools.product(
+        activations, depths, widths, dtype_names
+    ):
+        rows.append(
+            worst_of(
+                [
+                    audit_config(depth, width, dtype, activation, batch, seed + repeat)
+                    for repeat in range(repeats)
+                ]
+            )
         )
-        for activation, depth, width, dtype in itertools.product(
-            activations, depths, widths, dtype_names
-        )
-    ]
+        if callback is not None:
+            callback(rows[-1])
+    return rows

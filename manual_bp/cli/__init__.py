@@ -20,13 +20,15 @@ import sys
 from collections.abc import Sequence
 
 from manual_bp.cli import audit, check, compare, demo, explain, train
+from manual_bp.cli.arguments import Parser
 from manual_bp.cli.extras import ExtraMissingError
 
 COMMANDS = (demo, compare, check, explain, train, audit)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    """The ``manual-bp`` parser; its sub-parsers (one per command) are ``Parser``s too."""
+    parser = Parser(
         prog="manual-bp",
         description="Hand-written backpropagation, checked against jax.grad.",
         epilog="Run 'manual-bp <command> --help' for a command's options and examples.",
@@ -37,10 +39,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parsers(parser: argparse.ArgumentParser) -> dict[str, Parser]:
+    """The sub-parser of each command, by name."""
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command.  Exit status 2, with one line on stderr naming the option,
+    for a bad argument and for a resource error (memory, files); else the command's."""
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command_parsers(parser)[args.command].unrecognized(extras)
     try:
         return args.handler(args)
     except (TypeError, ValueError, ExtraMissingError) as error:
+        print(f"manual-bp {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError as error:
+        print(
+            f"manual-bp {args.command}: error: out of memory ({error or type(error).__name__}); "
+            "try smaller --layers, --batch or --samples",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as error:  # a disk that is full, a file that cannot be written
         print(f"manual-bp {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -1,14 +1,67 @@
-"""Arguments that several commands share, parsed the same way everywhere."""
+"""Arguments that several commands share, parsed the same way everywhere.
+
+Every command's parser is a ``Parser``: a bad argument is one line on stderr,
+``manual-bp <command>: error: argument --flag: ...``, and exit status 2,
+before any work.  Options follow one rule for short forms: any unambiguous
+prefix works (``--learn`` for ``--learning-rate``, argparse's abbreviations),
+and the aliases in ``ALIASES`` (``--lr`` for ``--learning-rate``) exist in
+every command that has the option.  An unknown option gets a suggestion.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import numpy as np
 
 from manual_bp.losses import LOSSES
-from manual_bp.model import DNN
+from manual_bp.model import DNN, architecture
+from manual_bp.validation import check_activations, check_dtype
 
 DEFAULT_OUT = Path("manual-bp-out")
+Number = TypeVar("Number", int, float)
+DATASET_OWN = "the data set's own"
+# The one alias table: added wherever the option is, by Parser.add_argument.
+ALIASES = {"--learning-rate": ("--lr",)}
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with one-line errors and the ``ALIASES``."""
+
+    def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
+        aliases = [alias for name in names for alias in ALIASES.get(name, ())]
+        if aliases and isinstance(kwargs.get("help"), str):
+            kwargs["help"] = f"{kwargs['help']}; also {', '.join(aliases)}"
+        action = super().add_argument(*names, **kwargs)
+        # The alias parses like the option, while errors name the option itself.
+        for alias in aliases:
+            self._option_string_actions[alias] = action
+        return action
+
+    def error(self, message: str) -> NoReturn:
+        """One line, the usage left to ``--help``."""
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def unrecognized(self, extras: Sequence[str]) -> NoReturn:
+        """The error for unknown arguments, with the closest option when one is close."""
+        options = [option for option in self._option_string_actions if option.startswith("--")]
+        hints = []
+        for extra in extras:
+            if not extra.startswith("-"):
+                continue
+            name = extra.split("=", 1)[0]
+            close = difflib.get_close_matches(name.replace("_", "-"), options, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{name}: did you mean {close[0]}?")
+        self.error(
+            f"unrecognized arguments: {' '.join(extras)}"
+            + (f" ({'; '.join(hints)})" if hints else "")
+        )
 
 
 def int_list(text: str) -> list[int]:
@@ -69,15 +122,128 @@ def layer_activations(names: list[str], depth: int, output_activation: str) -> l
     )
 
 
+def _number(
+    text: str, kind: Callable[[str], Number], accept: Callable[[Number], bool], expected: str
+) -> Number:
+    """``kind(text)`` if ``accept`` takes it, else the argparse error ``expected ..., got TEXT``."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not accept(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """``"8"`` -> ``8``; zero, negatives and non-integers are refused (an argparse ``type``)."""
+    return _number(text, int, lambda value: value >= 1, "an integer >= 1")
+
+
+def non_negative_int(text: str) -> int:
+    """``"0"`` -> ``0``; negatives and non-integers are refused (an argparse ``type``)."""
+    return _number(text, int, lambda value: value >= 0, "an int >= 0")
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0, such as a learning rate (an argparse ``type``)."""
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0, such as a noise level (an argparse ``type``)."""
+    return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite float >= 0")
+
+
+def positive_int_list(text: str) -> list[int]:
+    """``"1,2,4"`` -> ``[1, 2, 4]``, each >= 1 (an argparse ``type``)."""
+    values = int_list(text)
+    for value in values:
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value} (in {text})")
+    return values
+
+
+def dtype_list(text: str) -> list[str]:
+    """``"float32,float64"``, each a supported dtype (an argparse ``type``)."""
+    names = name_list(text)
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+        return [check_dtype(name).name for name in names]
+    except TypeError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def activation_list(text: str) -> list[str]:
+    """``"tanh,relu"``, each a known activation (an argparse ``type``)."""
+    names = name_list(text)
+    try:
+        return check_activations(names, len(names))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_training_arguments(
+    parser: argparse.ArgumentParser,
+    dataset: str,
+    noise: float | None,
+    learning_rate: float | None,
+    check_every: int,
+    zero_checks: str,
+    learning_rate_help: str | None = None,
+) -> None:
+    """The options ``demo`` and ``train`` share, with each command's defaults:
+    ``--dataset``, ``--samples``, ``--noise``, ``--epochs``, ``--batch-size``,
+    ``--learning-rate``, ``--check-every``, ``--seed``, ``--quiet``."""
+    from manual_bp.data import DATASETS
+
+    parser.add_argument(
+        "--dataset", choices=list(DATASETS), default=dataset, help=f"data set (default: {dataset})"
+    )
+    parser.add_argument("--samples", type=positive_int, default=200, help="m (default: 200)")
+    parser.add_argument(
+        "--noise",
+        type=non_negative_float,
+        default=noise,
+        help=f"noise std (default: {DATASET_OWN if noise is None else noise})",
+    )
+    parser.add_argument("--epochs", type=positive_int, default=300, help="(default: 300)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
+    parser.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        default=learning_rate,
+        help=learning_rate_help or f"(default: {learning_rate})",
+    )
+    parser.add_argument(
+        "--check-every",
+        type=non_negative_int,
+        default=check_every,
+        help="epochs between gradient checks; the first and last epochs are always checked "
+        f"(default: {check_every}; 0: {zero_checks})",
+    )
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="data, weights, shuffling (default: 0)"
+    )
+    add_quiet_argument(parser)
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (default: a bar on stderr when it is a terminal)",
+    )
+
+
+def add_model_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="FILE.npz",
+        help=f"{what} the network saved in FILE.npz (by manual-bp train --save or "
+        "DNN.save) instead of --layers, --activations, --loss (default: none)",
+    )
 
 
 SEED_LAYER_SIZES = (2, 3, 3, 1)
@@ -88,7 +254,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--layers",
         type=int_list,
-        default=SEED_LAYER_SIZES,
+        default=None,
         metavar="N0,...,NL",
         help="layer sizes, input first (default: the seed's 2,3,3,1)",
     )
@@ -131,24 +297,85 @@ def _naming_the_option(error: Exception) -> Exception:
     return error
 
 
-def network_from_arguments(args: argparse.Namespace) -> DNN:
-    """The ``DNN`` that ``--layers``, ``--activations``, ``--loss`` (and ``--dtype``,
-    ``--seed`` where the command has them) describe, checked by ``DNN`` itself.
+def architecture_from_arguments(
+    args: argparse.Namespace,
+) -> tuple[list[int], list[str], str, np.dtype]:
+    """``(layer_sizes, activations, loss, dtype)`` from ``--layers``, ``--activations``,
+    ``--loss`` (and ``--dtype`` where the command has it), checked as ``DNN``
+    checks them but without building a network (nothing is allocated).
 
     Raises ValueError or TypeError naming the option, e.g.
     ``--layers: layer_sizes[1]: expected an int >= 1, got 0``.
     """
-    dtype, seed = getattr(args, "dtype", "float64"), getattr(args, "seed", 0)
+    dtype = getattr(args, "dtype", None) or "float64"
+    layers = SEED_LAYER_SIZES if args.layers is None else args.layers
     try:
         # DNN's own defaults pick the loss (and the activations when none are given).
-        net = DNN(args.layers, loss=args.loss, seed=seed, dtype=dtype)
-        if args.activations is None:
-            return net
-        canonical = LOSSES[net.loss_name].canonical_activation
-        activations = layer_activations(args.activations, net.depth, canonical)
-        return DNN(args.layers, activations, net.loss_name, seed=seed, dtype=dtype)
+        sizes, names, loss, dtype = architecture(layers, None, args.loss, dtype)
+        if args.activations is not None:
+            canonical = LOSSES[loss].canonical_activation
+            names = layer_activations(args.activations, len(sizes) - 1, canonical)
+            sizes, names, loss, dtype = architecture(sizes, names, loss, dtype)
     except (TypeError, ValueError) as error:
         raise _naming_the_option(error) from None
+    return sizes, names, loss, dtype
+
+
+def network_from_arguments(args: argparse.Namespace) -> DNN:
+    """The ``DNN`` that ``--layers``, ``--activations``, ``--loss`` (and ``--dtype``,
+    ``--seed`` where the command has them) describe, or the one ``--model`` names.
+
+    Raises ValueError or TypeError naming the option, e.g.
+    ``--layers: layer_sizes[1]: expected an int >= 1, got 0``.
+    """
+    if getattr(args, "model", None) is not None:
+        return model_from_arguments(args)
+    sizes, names, loss, dtype = architecture_from_arguments(args)
+    try:
+        return DNN(sizes, names, loss, seed=getattr(args, "seed", 0), dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise _naming_the_option(error) from None
+
+
+def model_from_arguments(args: argparse.Namespace) -> DNN:
+    """``DNN.load(--model)``, refusing options that would describe another network."""
+    given = [
+        option
+        for option, value in (
+            ("--layers", args.layers),
+            ("--activations", args.activations),
+            ("--loss", args.loss),
+        )
+        if value is not None
+    ]
+    if given:
+        raise ValueError(
+            f"--model: the network comes from {str(args.model)!r}; drop {', '.join(given)}"
+        )
+    try:
+        net = DNN.load(args.model)
+    except ValueError as error:
+        raise ValueError(f"--model: {error}") from None
+    dtype = getattr(args, "dtype", None)
+    if dtype is not None and dtype != net.dtype.name:
+        raise ValueError(
+            f"--dtype: {dtype} differs from the model's {net.dtype.name} ({str(args.model)!r}); "
+            "drop --dtype"
+        )
+    return net
+
+
+def check_save_path(path: Path | None) -> None:
+    """``--save FILE``: refused before any work if it cannot be written there."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ValueError(
+            f"--save: {str(path)!r} is a folder, expected a file name such as model.npz"
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise ValueError(f"--save: the folder {str(folder)!r} of {str(path)!r} does not exist")
 
 
 def output_folder(path: Path) -> Path:

@@ -17,14 +17,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from manual_bp.cli.arguments import (
+    activation_list,
     add_out_argument,
+    add_quiet_argument,
+    dtype_list,
     help_formatter,
-    int_list,
-    name_list,
+    non_negative_int,
     output_folder,
     positive_int,
+    positive_int_list,
 )
 from manual_bp.cli.extras import require
+from manual_bp.cli.progress import progress
 
 EXAMPLES = """\
 examples:
@@ -37,7 +41,9 @@ Columns of audit.csv (one row per configuration, the worst over --repeats seeds)
   max_abs_error  max |manual - oracle| over every entry of every gradient,
   max_rel_error  max over the gradients of max |manual - oracle| / max |oracle|,
   worst_ratio    max |manual - oracle| / tolerance (<= 1: ok), ok.
-audit.png: max_rel_error against depth (left) and width (right), log scale.
+audit.png: max_rel_error against depth (left) and width (right), log scale;
+an error of exactly 0 is marked at the bottom of its panel.  A progress bar
+goes to stderr when it is a terminal (not with --quiet).
 Exit status: 0 if every configuration matched, 1 if not, 2 on bad arguments.
 """
 
@@ -69,26 +75,30 @@ def summary_table(rows: Sequence) -> str:
 
 
 def audit(args: argparse.Namespace) -> int:
+    # The arguments are checked by their argparse types, before anything is imported.
     plots = require("plots", "manual_bp.cli.plots", "audit")
     sweep = require("oracle", "reference.sweep", "audit").sweep
     output_folder(args.out)  # before the sweep: a folder that cannot be made is an error
+    total = len(args.depths) * len(args.widths) * len(args.dtypes) * len(args.activations)
     try:
-        rows = sweep(
-            args.depths,
-            args.widths,
-            args.dtypes,
-            args.activations,
-            args.batch,
-            seed=args.seed,
-            repeats=args.repeats,
-        )
+        with progress(total, "configurations", "config", args.quiet) as bar:
+            rows = sweep(
+                args.depths,
+                args.widths,
+                args.dtypes,
+                args.activations,
+                args.batch,
+                seed=args.seed,
+                repeats=args.repeats,
+                callback=lambda row: bar.advance(1),
+            )
     except (TypeError, ValueError) as error:
         # sweep's messages start with its parameter's name, the flag without "--".
         raise type(error)(f"--{error}") from None
     print(summary_table(rows))
     for path in (
         write_csv(args.out / "audit.csv", rows),
-        plots.plot_audit(args.out / "audit.png", rows),
+        plots.save(plots.audit_figure(rows), args.out / "audit.png"),
     ):
         print(f"wrote {path}")
     failed = [row for row in rows if not row.ok]
@@ -109,23 +119,26 @@ def register(commands: argparse._SubParsersAction) -> None:
         formatter_class=help_formatter,
     )
     parser.add_argument(
-        "--depths", type=int_list, default=[1, 2, 4, 8], help="hidden layers (default: 1,2,4,8)"
+        "--depths",
+        type=positive_int_list,
+        default=[1, 2, 4, 8],
+        help="hidden layers (default: 1,2,4,8)",
     )
     parser.add_argument(
         "--widths",
-        type=int_list,
+        type=positive_int_list,
         default=[2, 8, 32],
         help="units per hidden layer (default: 2,8,32)",
     )
     parser.add_argument(
         "--dtypes",
-        type=name_list,
+        type=dtype_list,
         default=["float32", "float64"],
         help="dtypes of the manual computation (default: float32,float64)",
     )
     parser.add_argument(
         "--activations",
-        type=name_list,
+        type=activation_list,
         default=["tanh"],
         help="hidden-layer activations, each swept (default: tanh)",
     )
@@ -138,6 +151,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=1,
         help="seeds per configuration, worst kept (default: 1)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="first seed (default: 0)")
+    add_quiet_argument(parser)
     add_out_argument(parser)
     parser.set_defaults(handler=audit)

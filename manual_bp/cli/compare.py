@@ -32,10 +32,12 @@ import numpy as np
 from manual_bp.architecture import gradient_keys
 from manual_bp.cli.arguments import (
     add_batch_argument,
+    add_model_argument,
     add_network_arguments,
     add_out_argument,
     help_formatter,
     network_from_arguments,
+    non_negative_int,
     output_folder,
 )
 from manual_bp.cli.extras import require
@@ -63,6 +65,8 @@ examples:
       with the finite-difference columns
   manual-bp compare --data batch.npz --json > compare.json
       your own X (n0, m) and Y (nL, m) from an .npz file, as JSON
+  manual-bp compare --model model.npz
+      the trained network that manual-bp train --save model.npz wrote
 
 exit status: 0 when every gradient and the loss match, 1 on a mismatch, 2 on bad
 arguments.  Writes <out>/compare.json too.
@@ -160,14 +164,14 @@ def finite_difference_columns(
 
 def comparison_rows(args: argparse.Namespace) -> tuple[list[dict], dict]:
     """The rows (one per gradient key, then the loss) and the summary."""
-    compare = require("oracle", "reference.compare", "compare").compare
-    Case = require("oracle", "reference.cases", "compare").Case
-
-    net = network_from_arguments(args)
+    net = network_from_arguments(args)  # every argument is checked before jax is imported
     if args.data is not None:
         X, Y = load_batch(args.data, net, args.batch)
     else:
         X, Y = make_batch(net, args.batch or DEFAULT_BATCH, args.seed)
+    compare = require("oracle", "reference.compare", "compare").compare
+    Case = require("oracle", "reference.cases", "compare").Case
+
     out, cache = net.forward(X)
     grads = net.compute_gradients(out, cache, Y, input_gradient=True)
     manual_loss = float(loss_from_cache(cache, Y, net.loss_name, net.depth))
@@ -217,6 +221,7 @@ def comparison_rows(args: argparse.Namespace) -> tuple[list[dict], dict]:
         "batch": int(X.shape[1]),
         "seed": args.seed,
         "data": None if args.data is None else str(args.data),
+        "model": None if args.model is None else str(args.model),
         "finite_diff": bool(args.finite_diff),
     }
     if not check.ok:
@@ -263,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         s = summary
         source = f"--data {s['data']}" if s["data"] else f"X ~ N(0, 1), seed {s['seed']}"
+        if s["model"]:
+            source += f"; --model {s['model']}"
         print(
             f"manual vs jax.grad: layers {s['layer_sizes']}, {', '.join(s['activations'])}, "
             f"{s['loss']}, {s['dtype']}, batch m = {s['batch']} ({source})"
@@ -297,20 +304,33 @@ def register(commands: argparse._SubParsersAction) -> None:
         parser,
         f"batch size m of the random batch (default: {DEFAULT_BATCH}; with --data, the file's)",
     )
-    parser.add_argument("--dtype", choices=SUPPORTED_DTYPES, default="float64")
-    parser.add_argument("--seed", type=int, default=0, help="weights and data (default: 0)")
+    parser.add_argument(
+        "--dtype",
+        choices=SUPPORTED_DTYPES,
+        default=None,
+        help="dtype of the manual gradients (default: float64, or the --model's)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="the random weights (not with --model) and the random batch (default: 0)",
+    )
     parser.add_argument(
         "--data",
         type=Path,
         default=None,
         metavar="FILE.npz",
-        help="an .npz file with X (n0, m) and Y (nL, m) instead of a random batch",
+        help="an .npz file with X (n0, m) and Y (nL, m) instead of a random batch (default: none)",
     )
     parser.add_argument(
         "--finite-diff",
         action="store_true",
-        help="add finite-difference columns (small networks only)",
+        help="add finite-difference columns (small networks only; default: off)",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON instead of the table (default: off)"
+    )
+    add_model_argument(parser, "compare")
     add_out_argument(parser)
     parser.set_defaults(handler=run)

@@ -2,9 +2,11 @@
 
 The demo trains the seed's network (2 inputs, two sigmoid hidden layers of 3,
 one sigmoid output, binary cross-entropy) on a generated 2-D data set with
-the hand-written gradients.  Every ``--check-every`` epochs it checks every
-gradient against ``jax.grad`` of the same forward function and prints a table.
-The check needs the ``oracle`` extra (jax); the training itself does not.
+the hand-written gradients.  On ``blobs`` (several classes) the output layer
+has one softmax unit per class, with cross-entropy.  Every ``--check-every``
+epochs it checks every gradient against ``jax.grad`` of the same forward
+function and prints a table.  The check needs the ``oracle`` extra (jax); the
+training itself does not.
 """
 
 from __future__ import annotations
@@ -16,10 +18,30 @@ from typing import Any
 
 import numpy as np
 
-from manual_bp.cli.arguments import SEED_LAYER_SIZES
+from manual_bp.cli.arguments import SEED_LAYER_SIZES, add_training_arguments, help_formatter
 from manual_bp.cli.extras import ExtraMissingError, require
+from manual_bp.cli.progress import progress
 from manual_bp.data import DATASETS
 from manual_bp.model import DNN
+from manual_bp.training import accuracy
+
+DESCRIPTION = """\
+Train the seed's network (2 inputs, two sigmoid hidden layers of 3, a sigmoid
+output, binary cross-entropy) on a generated 2-D data set with the hand-written
+gradients, and check every gradient against jax.grad every --check-every
+epochs (0: never, and jax is not needed), one table per check.  On blobs
+(3 classes) the output layer is a softmax of 3 units with cross-entropy."""
+
+EXAMPLES = """\
+examples:
+  manual-bp demo                                  # xor, 200 samples, 300 epochs
+  manual-bp demo --dataset moons --epochs 1000 --check-every 250
+  manual-bp demo --dataset blobs --lr 0.5         # softmax output, 3 classes
+  manual-bp demo --check-every 0 --quiet          # train only: no jax, no progress bar
+
+A progress bar goes to stderr when it is a terminal (not with --quiet).
+Exit status: 0 if every gradient check matched, 1 if not, 2 on bad arguments.
+"""
 
 
 def _load_comparison() -> Callable[[DNN, np.ndarray, np.ndarray], Any] | None:
@@ -36,7 +58,8 @@ def _load_comparison() -> Callable[[DNN, np.ndarray, np.ndarray], Any] | None:
 
 def demo(args: argparse.Namespace) -> int:
     X, Y = DATASETS[args.dataset](args.samples, noise=args.noise, seed=args.seed)
-    net = DNN(SEED_LAYER_SIZES, seed=args.seed)
+    # The seed's hidden layers; the output sized to the data (1 unit, or 1 per class).
+    net = DNN([*SEED_LAYER_SIZES[:-1], Y.shape[0]], seed=args.seed)
     print(
         f"{net}\ntraining on {args.dataset} ({args.samples} samples), {args.epochs} epochs, "
         f"batch size {args.batch_size}, learning rate {args.learning_rate}"
@@ -44,37 +67,46 @@ def demo(args: argparse.Namespace) -> int:
     compare = _load_comparison() if args.check_every else None
     all_match = True
     epoch = 0
-    while True:
-        if compare is not None and (epoch % args.check_every == 0 or epoch == args.epochs):
-            check = compare(net, X, Y)
-            all_match &= check.ok
-            print(
-                f"\nepoch {epoch}: loss {net.loss(X, Y):.6f}; manual vs jax.grad (float64), "
-                f"tolerance per entry from the rounding-error bound"
-            )
-            print(check.table())
-        if epoch == args.epochs:
-            break
-        steps = min(args.check_every or args.epochs, args.epochs - epoch)
-        net.fit(X, Y, epochs=steps, learning_rate=args.learning_rate, batch_size=args.batch_size)
-        epoch += steps
-    accuracy = float(np.mean((net.predict(X) > 0.5) == (Y > 0.5)))
-    print(f"\nfinal loss {net.loss(X, Y):.6f}; training accuracy {100 * accuracy:.1f}%")
+    with progress(args.epochs, "training", "epoch", args.quiet) as bar:
+
+        def advance(_epoch: int, loss: float) -> None:
+            bar.advance(1, loss=f"{loss:.4g}")
+
+        while True:
+            if compare is not None and (epoch % args.check_every == 0 or epoch == args.epochs):
+                check = compare(net, X, Y)
+                all_match &= check.ok
+                bar.print(
+                    f"\nepoch {epoch}: loss {net.loss(X, Y):.6f}; manual vs jax.grad (float64), "
+                    f"tolerance per entry from the rounding-error bound",
+                    check.table(),
+                )
+            if epoch == args.epochs:
+                break
+            steps = min(args.check_every or args.epochs, args.epochs - epoch)
+            net.fit(X, Y, steps, args.learning_rate, args.batch_size, callback=advance)
+            epoch += steps
+    fraction = accuracy(net.predict(X), Y)
+    print(f"\nfinal loss {net.loss(X, Y):.6f}; training accuracy {100 * fraction:.1f}%")
     if compare is not None:
         print("every gradient matched jax.grad" if all_match else "GRADIENT MISMATCH")
     return 0 if all_match else 1
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    run = commands.add_parser("demo", help="train the seed's network and check its gradients")
-    run.add_argument("--dataset", choices=sorted(DATASETS), default="xor")
-    run.add_argument("--samples", type=int, default=200)
-    run.add_argument("--noise", type=float, default=0.1)
-    run.add_argument("--epochs", type=int, default=300)
-    run.add_argument("--batch-size", type=int, default=32)
-    run.add_argument("--learning-rate", type=float, default=1.0)
-    run.add_argument(
-        "--check-every", type=int, default=100, help="epochs between gradient checks (0: never)"
+    run = commands.add_parser(
+        "demo",
+        help="train the seed's network and check its gradients",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=help_formatter,
     )
-    run.add_argument("--seed", type=int, default=0)
+    add_training_arguments(
+        run,
+        dataset="xor",
+        noise=0.1,
+        learning_rate=1.0,
+        check_every=100,
+        zero_checks="none at all, and jax is not needed",
+    )
     run.set_defaults(handler=demo)

@@ -11,10 +11,12 @@ import argparse
 
 from manual_bp.cli.arguments import (
     add_batch_argument,
+    add_model_argument,
     add_network_arguments,
     add_out_argument,
+    architecture_from_arguments,
     help_formatter,
-    network_from_arguments,
+    model_from_arguments,
     output_folder,
 )
 from manual_bp.derivation import derive
@@ -29,17 +31,22 @@ examples:
       tanh hidden layer, softmax output: the fused output gradient
   manual-bp explain --layers 2,4,1 --activations relu,sigmoid --loss mse --input-gradient
       a non-canonical output (sigmoid with mse): the general chain rule, and dA0
+  manual-bp explain --model model.npz
+      the network that manual-bp train --save model.npz wrote
 
 writes the text to <out>/explain.txt too.
 """
 
 
 def run(args: argparse.Namespace) -> int:
-    net = network_from_arguments(args)
+    # Only the architecture: no weights are drawn for a network that is only described.
+    if args.model is not None:
+        net = model_from_arguments(args)
+        sizes, activations, loss = list(net.layer_sizes), list(net.activations), net.loss_name
+    else:
+        sizes, activations, loss, _ = architecture_from_arguments(args)
     folder = output_folder(args.out)
-    derivation = derive(
-        net.layer_sizes, net.activations, net.loss_name, args.batch, args.input_gradient
-    )
+    derivation = derive(sizes, activations, loss, args.batch, args.input_gradient)
     text = derivation.text()
     print(text)
     (folder / "explain.txt").write_text(text + "\n", encoding="utf-8")
@@ -61,7 +68,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--input-gradient",
         action="store_true",
-        help="also derive dA0 = W1ᵀ · dZ1 (backward(..., input_gradient=True))",
+        help="also derive dA0 = W1ᵀ · dZ1 (backward(..., input_gradient=True); default: off)",
     )
+    add_model_argument(parser, "explain")
     add_out_argument(parser)
     parser.set_defaults(handler=run)

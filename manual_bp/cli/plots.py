@@ -9,13 +9,18 @@ Every figure has a fixed size in inches and ``DPI`` dots per inch, and is saved
 without tight cropping, so a PNG is exactly ``FIGURE_SIZES[name] * DPI`` pixels:
 ``loss.png`` 800 x 500, ``boundary.png`` 600 x 540, ``gradient_check.png``
 800 x 450 and ``audit.png`` 1100 x 450 per activation swept (width x height).
+
+Each ``x_figure(...)`` draws a ``Figure`` (tests read its legends and
+titles) and ``save(figure, path)`` writes it.  On the log axes a value of exactly
+0 cannot be drawn; it is never dropped: it is marked at the bottom of the
+axis with a hollow downward triangle, whose legend entry says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +42,13 @@ FIGURE_SIZES = {
 }
 # Ratios of exactly 0 (bit-identical gradients) cannot sit on a log axis.
 SMALLEST_PLOTTED_RATIO = 1e-8
+ZERO_LABEL = "exactly 0 (marked at the bottom)"
+ZERO_MARKER: dict[str, Any] = {
+    "marker": "v",
+    "markerfacecolor": "none",
+    "linestyle": "none",
+    "markersize": 7,
+}
 
 
 def _figure(name: str, size: tuple[float, float] | None = None) -> Figure:
@@ -45,26 +57,43 @@ def _figure(name: str, size: tuple[float, float] | None = None) -> Figure:
     return Figure(figsize=size or FIGURE_SIZES[name], dpi=DPI)
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save(figure: Figure, path: Path) -> Path:
+    """Write ``figure`` to ``path`` as a PNG of its exact size (no tight cropping)."""
     figure.savefig(path, dpi=DPI, format="png")
     return path
 
 
-def plot_loss(path: Path, manual: Sequence[float], autodiff: Sequence[float], title: str) -> Path:
-    """The two loss curves, overlaid, and their relative difference below.
+def zero_floor(values: np.ndarray) -> float:
+    """Where exact zeros are marked on a log axis: a decade below the smallest
+    positive value (1e-17 if there is none, below any float64 rounding error)."""
+    positive = values[np.isfinite(values) & (values > 0)]
+    return float(positive.min() / 10) if positive.size else 1e-17
+
+
+def loss_figure(
+    manual: Sequence[float],
+    autodiff: Sequence[float],
+    title: str,
+    labels: tuple[str, str] = ("hand-written gradients", "jax.grad"),
+) -> Figure:
+    """The two loss curves, overlaid (named by ``labels``), and their relative
+    difference below.
 
     ``manual[e]`` and ``autodiff[e]`` are the mean training losses after epoch
     ``e`` (``e = 0`` is the common start).  The lower panel shows
-    ``|manual - autodiff| / |autodiff|`` per epoch on a log scale (epochs
-    where the two are bit-identical are left out).
+    ``|manual - autodiff| / |autodiff|`` per epoch on a log scale; epochs where
+    the two are bit-identical (a difference of exactly 0) are marked at the
+    bottom.
     """
-    manual, autodiff = np.asarray(manual, float), np.asarray(autodiff, float)
-    epochs = np.arange(len(manual))
+    from matplotlib.ticker import MaxNLocator
+
+    manual_curve, autodiff_curve = np.asarray(manual, float), np.asarray(autodiff, float)
+    epochs = np.arange(len(manual_curve))
     figure = _figure("loss")
     curves, difference = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    curves.plot(epochs, manual, color="tab:blue", linewidth=3, label="hand-written gradients")
+    curves.plot(epochs, manual_curve, color="tab:blue", linewidth=3, label=labels[0])
     curves.plot(
-        epochs, autodiff, color="tab:orange", linestyle="--", linewidth=1.5, label="jax.grad"
+        epochs, autodiff_curve, color="tab:orange", linestyle="--", linewidth=1.5, label=labels[1]
     )
     curves.set_ylabel("mean training loss")
     curves.set_yscale("log")
@@ -72,32 +101,46 @@ def plot_loss(path: Path, manual: Sequence[float], autodiff: Sequence[float], ti
     curves.legend()
     curves.grid(alpha=0.3)
     with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.abs(manual - autodiff) / np.abs(autodiff)
-    shown = relative > 0
-    difference.semilogy(epochs[shown], relative[shown], ".", color="tab:gray", markersize=3)
+        relative = np.abs(manual_curve - autodiff_curve) / np.abs(autodiff_curve)
+    shown, zero = relative > 0, relative == 0
+    difference.set_yscale("log")
+    if shown.any():
+        difference.plot(
+            epochs[shown], relative[shown], ".", color="tab:gray", markersize=3, label="above 0"
+        )
+    if zero.any():
+        floor = zero_floor(relative)
+        difference.plot(
+            epochs[zero], np.full(zero.sum(), floor), color="tab:gray", label=ZERO_LABEL,
+            **ZERO_MARKER,
+        )  # fmt: skip
+        difference.legend(fontsize="x-small", loc="best")
     difference.set_ylabel("relative\ndifference")
     difference.set_xlabel("epoch")
+    difference.xaxis.set_major_locator(MaxNLocator(integer=True))
     difference.grid(alpha=0.3)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
-def plot_boundary(
-    path: Path,
+def boundary_figure(
     params: Mapping[str, np.ndarray],
     activations: Sequence[str],
     X: np.ndarray,
     Y: np.ndarray,
     title: str,
     resolution: int = 200,
-) -> Path:
+) -> Figure:
     """The decision regions of the network over the plane, with the data.
 
     ``X`` is (2, m) and ``Y`` (nL, m).  With one output (``nL = 1``) the
-    background is ``P(class 1) = AL`` from blue (0) to red (1) and the
-    boundary is the line ``AL = 0.5``; with several it is coloured by the
-    predicted class ``argmax AL``.
+    background is ``P(class 1) = AL`` from blue (0) to red (1), with a colour
+    bar, and the boundary is the black line ``AL = 0.5``; with several it is
+    coloured by the predicted class ``argmax AL``.  The legend names each
+    class's points (and region) and the boundary line.
     """
+    from matplotlib.lines import Line2D
+
     figure = _figure("boundary")
     axes = figure.subplots()
     margin = 0.5
@@ -109,12 +152,16 @@ def plot_boundary(
     out, _ = forward(params, grid, activations)
     if Y.shape[0] == 1:
         probability = out[0].reshape(x_grid.shape)
-        axes.contourf(
+        regions = axes.contourf(
             x_grid, y_grid, probability, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6
         )
+        figure.colorbar(regions, ax=axes, label="P(class 1) = AL", fraction=0.05, pad=0.02)
         axes.contour(x_grid, y_grid, probability, levels=[0.5], colors="black", linewidths=1.5)
         labels = Y[0].astype(int)
         colors = np.array(["tab:blue", "tab:red"])
+        names = ["class 0 (Y = 0)", "class 1 (Y = 1)"]
+        extra = [Line2D([], [], color="black", linewidth=1.5, label="boundary AL = 0.5")]
+        legend_title = None
     else:
         from matplotlib.colors import ListedColormap
 
@@ -131,70 +178,109 @@ def plot_boundary(
         )
         labels = np.argmax(Y, axis=0)
         colors = np.array(palette)
+        names = [f"class {k}" for k in range(classes)]
+        extra = []
+        legend_title = "points: Y, regions: argmax AL"
     axes.scatter(X[0], X[1], c=colors[labels], s=14, edgecolors="white", linewidths=0.5)
+    handles = [
+        Line2D([], [], linestyle="none", marker="o", markersize=6, color=color,
+               markeredgecolor="white", label=name)
+        for color, name in zip(colors, names, strict=True)
+    ] + extra  # fmt: skip
+    axes.legend(
+        handles=handles, title=legend_title, loc="best", fontsize="small",
+        title_fontsize="small", framealpha=0.85,
+    )  # fmt: skip
     axes.set_xlabel("x1 (X[0])")
     axes.set_ylabel("x2 (X[1])")
     axes.set_title(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
-def plot_gradient_check(path: Path, ratios: Mapping[str, float], title: str) -> Path:
+def gradient_check_figure(ratios: Mapping[str, float], title: str) -> Figure:
     """One bar per variable: the worst ``|manual - oracle| / tolerance``.
 
-    Log scale; the line at 1 is the tolerance, so a bar above it is a
-    mismatch.  The bars of one layer (``Wl``, ``Bl``, ``Zl``, ``Al``) share a
-    colour; ratios of 0 are drawn at ``SMALLEST_PLOTTED_RATIO``.
+    Log scale; the line at 1 is the tolerance, so a bar above it (hatched) is
+    a mismatch.  The bars of one layer (``Wl``, ``Bl``, ``Zl``, ``Al``) share a
+    colour, named in the legend; a ratio of exactly 0 has no bar on a log
+    axis and is marked at the bottom instead.
     """
+    from matplotlib.patches import Patch
+
     keys = list(ratios)
     values = np.array([ratios[key] for key in keys], dtype=float)
-    heights = np.clip(values, SMALLEST_PLOTTED_RATIO, None)
-    heights = np.where(np.isfinite(heights), heights, 1e3)
+    heights = np.where(np.isfinite(values), values, 1e3)
+    zero = heights == 0
+    floor = min(SMALLEST_PLOTTED_RATIO, zero_floor(heights))
     layers = [int(key[1:]) for key in keys]
     figure = _figure("gradient_check")
     axes = figure.subplots()
-    bars = axes.bar(keys, heights, color=[f"C{layer % 10}" for layer in layers])
+    bars = axes.bar(keys, np.where(zero, np.nan, heights), color=[f"C{l % 10}" for l in layers])
     for bar, value in zip(bars, values, strict=True):
         if value > 1:
             bar.set_hatch("//")
             bar.set_edgecolor("black")
-    axes.axhline(1.0, color="tab:red", linestyle="--", label="tolerance (error / tolerance = 1)")
+    tolerance = axes.axhline(1.0, color="tab:red", linestyle="--", label="tolerance")
+    handles: list[Any] = [
+        Patch(color=f"C{l % 10}", label=f"layer {l}" if l else "input (A0)")
+        for l in sorted(set(layers))
+    ]
+    handles.append(tolerance)
+    if zero.any():
+        (marks,) = axes.plot(
+            np.flatnonzero(zero), np.full(zero.sum(), floor * 1.5), color="black",
+            label=ZERO_LABEL, **ZERO_MARKER,
+        )  # fmt: skip
+        handles.append(marks)
+    if (values > 1).any():
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="mismatch"))
     axes.set_yscale("log")
-    axes.set_ylim(min(0.5, heights.min() / 3), max(10.0, heights.max() * 3))
+    shown = heights[~zero]
+    axes.set_ylim(
+        min(0.5, floor, shown.min() / 3 if shown.size else 1.0),
+        max(1e3, shown.max() * 30 if shown.size else 1e3),  # room for the legend above 1
+    )
     axes.set_ylabel("max |manual - jax.grad| / tolerance")
-    axes.set_xlabel("gradient (colour: layer)")
+    axes.set_xlabel("gradient")
     axes.set_title(title)
-    axes.legend(loc="upper right")
+    axes.legend(handles=handles, loc="upper right", fontsize="small", ncol=4)
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
-def plot_audit(path: Path, rows: Sequence[AuditRow]) -> Path:
+def audit_figure(rows: Sequence[AuditRow]) -> Figure:
     """The relative agreement error against depth (left) and width (right).
 
     One row of two panels per activation of the sweep, so the PNG is
     ``FIGURE_SIZES["audit"]`` tall per activation.  One line per (width,
     dtype) on the left and per (depth, dtype) on the right; float32 solid with
-    circles, float64 dashed with squares.  Log scales; errors of exactly 0
-    are left out.
+    circles, float64 dashed with squares.  Log scales; an error of exactly 0
+    is marked at the bottom with a hollow triangle of its line's colour.  The
+    title names the dtypes drawn; the oracle is always float64.
     """
     activations = list(dict.fromkeys(row.activation for row in rows))
+    dtypes = sorted({row.dtype for row in rows})
+    floor = zero_floor(np.array([row.max_rel_error for row in rows], dtype=float))
     width, height = FIGURE_SIZES["audit"]
     figure = _figure("audit", (width, height * len(activations)))
     panels = figure.subplots(len(activations), 2, squeeze=False)
     for (by_depth, by_width), activation in zip(panels, activations, strict=True):
-        _plot_audit_row(by_depth, by_width, [r for r in rows if r.activation == activation])
+        _plot_audit_row(by_depth, by_width, [r for r in rows if r.activation == activation], floor)
         by_depth.set_title(f"{activation} hidden layers", loc="left")
-    figure.suptitle("hand-written gradients vs jax.grad (float64)")
+    figure.suptitle(
+        f"hand-written gradients in {' and '.join(dtypes)} vs jax.grad in float64: relative error"
+    )
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
-def _plot_audit_row(by_depth: Axes, by_width: Axes, rows: Sequence[AuditRow]) -> None:
+def _plot_audit_row(by_depth: Axes, by_width: Axes, rows: Sequence[AuditRow], floor: float) -> None:
     styles = {"float32": ("-", "o"), "float64": ("--", "s")}
     for axes, x_name, line_name in ((by_depth, "depth", "width"), (by_width, "width", "depth")):
         line_values = sorted({getattr(row, line_name) for row in rows})
+        any_zero = False
         for index, line_value in enumerate(line_values):
             for dtype, (linestyle, marker) in styles.items():
                 points = sorted(
@@ -202,21 +288,29 @@ def _plot_audit_row(by_depth: Axes, by_width: Axes, rows: Sequence[AuditRow]) ->
                     for row in rows
                     if getattr(row, line_name) == line_value and row.dtype == dtype
                 )
-                points = [(x, error) for x, error in points if error > 0]
                 if not points:
                     continue
-                x_values, errors = zip(*points, strict=True)
-                axes.plot(
-                    x_values,
-                    errors,
-                    linestyle=linestyle,
-                    marker=marker,
-                    color=f"C{index % 10}",
-                    label=f"{line_name} {line_value}, {dtype}",
-                )
+                color = f"C{index % 10}"
+                label = f"{line_name} {line_value}, {dtype}"
+                drawn = [(x, error) for x, error in points if error > 0]
+                if drawn:
+                    x_values, errors = zip(*drawn, strict=True)
+                    axes.plot(
+                        x_values, errors, linestyle=linestyle, marker=marker, color=color,
+                        label=label,
+                    )  # fmt: skip
+                zeros = [x for x, error in points if error == 0]
+                if zeros:
+                    any_zero = True
+                    axes.plot(
+                        zeros, [floor] * len(zeros), color=color,
+                        label=None if drawn else label, **ZERO_MARKER,
+                    )  # fmt: skip
+        if any_zero:
+            axes.plot([], [], color="black", label=ZERO_LABEL, **ZERO_MARKER)
         axes.set_xscale("log", base=2)
-        x_values = sorted({getattr(row, x_name) for row in rows})
-        axes.set_xticks(x_values, [str(x) for x in x_values])
+        ticks = sorted({getattr(row, x_name) for row in rows})
+        axes.set_xticks(ticks, [str(x) for x in ticks])
         axes.set_xticks([], minor=True)
         axes.set_yscale("log")
         axes.set_xlabel(

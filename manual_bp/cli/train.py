@@ -5,7 +5,13 @@ mini-batches in the same order:
 
 * the *manual* net is trained by ``DNN.fit`` on the hand-written gradients;
 * the *autodiff* net is trained by ``reference.autodiff_training`` on
-  ``jax.grad`` gradients of the same forward function (float64).
+  ``jax.grad`` gradients of the same forward function (float64), each step
+  taken by optax (``reference.optimizer_oracle.OptaxOptimizer``).
+
+``--optimizer`` picks the rule (``sgd``, ``momentum``, ``rmsprop``, ``adam``,
+``adamw``, with conventions as ``rmsprop:eps_in_sqrt=false``): the manual net
+steps with the hand-written ``manual_bp.optimizers`` one, the other with
+optax's.
 
 Their loss curves must coincide up to rounding.  Every ``--check-every``
 epochs the manual net's gradients are also compared entry by entry with the
@@ -19,9 +25,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,8 @@ import numpy as np
 
 from manual_bp.cli.arguments import (
     add_out_argument,
+    add_training_arguments,
+    check_save_path,
     help_formatter,
     int_list,
     name_list,
@@ -38,10 +46,12 @@ from manual_bp.cli.arguments import (
     positive_int,
 )
 from manual_bp.cli.extras import require
+from manual_bp.cli.progress import Progress, progress
 from manual_bp.data import DATASETS
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN
-from manual_bp.training import TrainingDiverged
+from manual_bp.optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from manual_bp.training import TrainingDiverged, accuracy
 
 DATA_INPUTS = 2  # every built-in data set is 2-D
 DEFAULT_HIDDEN_ACTIVATION = "tanh"
@@ -52,7 +62,6 @@ DEFAULT_HIDDEN = [16, 16]
 # status rests on the gradient checks, which compare each gradient with its
 # own rounding-error tolerance.
 CURVES_COINCIDE = 1e-6
-PROGRESS_STEPS = 20  # a progress line every 5% of the epochs
 
 DESCRIPTION = """\
 Train a network on a built-in 2-D data set with the hand-written gradients,
@@ -66,11 +75,17 @@ examples:
   manual-bp train --dataset spirals --layers 2,32,32,1 --epochs 1000 --learning-rate 0.3
   manual-bp train --dataset blobs --classes 4  # softmax output, cross-entropy
   manual-bp train --dataset xor --layers 2,8,1 --activations relu --check-every 20 --out xor-run
+  manual-bp train --optimizer adam             # hand-written Adam against optax.adam
+  manual-bp train --optimizer rmsprop:eps_in_sqrt=false,decay=0.99 --learning-rate 0.005
+  manual-bp train --save model.npz             # keep the trained net: DNN.load("model.npz"),
+                                               # manual-bp compare --model model.npz
 
 Writes into --out: history.csv (epoch, manual_loss, autodiff_loss), loss.png
 (the manual curve over the jax.grad one, and their relative difference),
 boundary.png (decision regions with the data) and gradient_check.png (worst
-error/tolerance per gradient over all checks; 1 is the tolerance).
+error/tolerance per gradient over all checks; 1 is the tolerance).  With
+--save FILE also the trained manual net (DNN.save: a plain .npz).  A progress
+bar goes to stderr when it is a terminal (not with --quiet).
 Exit status: 0 if every gradient check matched, 1 if not, 2 on bad arguments.
 """
 
@@ -131,13 +146,6 @@ def build_network(args: argparse.Namespace, n_outputs: int) -> DNN:
     )
 
 
-def accuracy(out: np.ndarray, Y: np.ndarray) -> float:
-    """The fraction of columns classified right: ``AL > 0.5`` for one output, else argmax."""
-    if Y.shape[0] == 1:
-        return float(np.mean((out > 0.5) == (Y > 0.5)))
-    return float(np.mean(np.argmax(out, axis=0) == np.argmax(Y, axis=0)))
-
-
 def max_relative_difference(manual: list[float], autodiff: list[float]) -> float:
     """``max_e |manual[e] - autodiff[e]| / |autodiff[e]|`` over the epochs."""
     difference = np.abs(np.array(manual) - np.array(autodiff))
@@ -156,6 +164,57 @@ def write_history(path: Path, manual: list[float], autodiff: list[float]) -> Pat
     return path
 
 
+# --learning-rate's default for each --optimizer: rates that train the default
+# moons net well (adaptive rules take far smaller steps than SGD's 0.5).
+DEFAULT_LEARNING_RATES = {"sgd": 0.5, "momentum": 0.1, "rmsprop": 0.01, "adam": 0.01, "adamw": 0.01}
+
+
+def optimizer_spec(text: str) -> tuple[str, dict[str, object]]:
+    """``"rmsprop:eps_in_sqrt=false,decay=0.99"`` -> ``("rmsprop", {"eps_in_sqrt":
+    False, "decay": 0.99})`` (an argparse ``type``); values are true/false or numbers."""
+    name, _, rest = text.partition(":")
+    if name not in OPTIMIZERS:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(OPTIMIZERS)}, optionally with :key=value,..., got {text!r}"
+        )
+    options: dict[str, object] = {}
+    for item in filter(None, rest.split(",")):
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise argparse.ArgumentTypeError(f"expected key=value after {name}:, got {item!r}")
+        if value.lower() in ("true", "false"):
+            options[key] = value.lower() == "true"
+        else:
+            try:
+                options[key] = float(value)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{key}: expected true, false or a number, got {value!r}"
+                ) from None
+    return name, options
+
+
+def build_optimizer(args: argparse.Namespace) -> Optimizer:
+    """``--optimizer`` with ``--learning-rate`` (or its default for that rule)."""
+    name, options = args.optimizer
+    lr = DEFAULT_LEARNING_RATES[name] if args.learning_rate is None else args.learning_rate
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"--learning-rate: expected a finite number > 0, got {lr}")
+    try:
+        return make_optimizer(name, lr, **options)
+    except TypeError as error:
+        if "unexpected keyword" in str(error):
+            fields = dataclasses.fields(OPTIMIZERS[name])
+            keywords = [f.name for f in fields if f.name != "learning_rate"]
+            raise ValueError(
+                f"--optimizer: {name} has the options {', '.join(keywords) or 'none'}, "
+                f"got {', '.join(options)}"
+            ) from None
+        raise TypeError(f"--optimizer: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"--optimizer: {error}") from None
+
+
 @dataclass
 class TrainingRun:
     """The two loss histories (from epoch 0) and the gradient checks of one run."""
@@ -167,61 +226,53 @@ class TrainingRun:
     checks_ok: bool = True
 
 
-def _check_arguments(args: argparse.Namespace) -> None:
-    """Every check that needs no data, before any work."""
-    if args.check_every < 0:
-        raise ValueError(f"--check-every: expected an int >= 0, got {args.check_every}")
-    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
-        raise ValueError(f"--learning-rate: expected a finite number > 0, got {args.learning_rate}")
-    output_folder(args.out)  # a folder that cannot be made is an error
-
-
-def _check_gradients(run: TrainingRun, comparison: Any, epoch: int) -> None:
+def _check_gradients(run: TrainingRun, comparison: Any, epoch: int, bar: Progress) -> None:
     """Record one comparison of the manual gradients with the oracle, and print it."""
     run.checks += 1
     run.checks_ok &= comparison.ok
     for key, variable in comparison.variables.items():
         run.worst_ratios[key] = max(run.worst_ratios.get(key, 0.0), variable.ratio)
     verdict = "all match" if comparison.ok else "MISMATCH"
-    print(
+    bar.print(
         f"epoch {epoch}: gradients vs jax.grad: {verdict} ({len(comparison.variables)} "
         f"variables, worst error/tolerance {comparison.worst_ratio:.2e})"
     )
     if not comparison.ok:
-        print(comparison.report())
+        bar.print(comparison.report())
 
 
-def _train_both(args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray) -> TrainingRun:
-    """Train the manual net and its jax.grad copy epoch by epoch, checking the
-    manual gradients every ``--check-every`` epochs (and at the first and last)."""
+def _train_both(
+    args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray, optimizer: Optimizer
+) -> TrainingRun:
+    """Train the manual net (hand-written gradients and ``optimizer``) and its
+    jax.grad copy (stepped by optax) epoch by epoch, checking the manual
+    gradients every ``--check-every`` epochs (and at the first and last)."""
     autodiff_fit = require("oracle", "reference.autodiff_training", "train").autodiff_fit
+    oracle = require("oracle", "reference.optimizer_oracle", "train")
     compare = require("oracle", "reference.compare", "train").compare
     Case = require("oracle", "reference.cases", "train").Case
     activations, loss = list(net.activations), net.loss_name
-    autodiff_params = net.params
+    autodiff_params, autodiff_state = net.params, None
+    optax_optimizer = oracle.OptaxOptimizer(optimizer)
     autodiff_rng = np.random.default_rng(args.seed)  # DNN shuffles with default_rng(seed) too
     run = TrainingRun([net.loss(X, Y)], [net.loss(X, Y)])
-    progress_every = max(1, args.epochs // PROGRESS_STEPS)
-    started = time.perf_counter()
-    for epoch in range(args.epochs + 1):
-        if epoch > 0:
-            # An overflow ends in TrainingDiverged, which names the epoch: no warnings.
-            with np.errstate(over="ignore", invalid="ignore"):
-                run.manual_history += net.fit(X, Y, 1, args.learning_rate, args.batch_size)
-                autodiff_params, losses = autodiff_fit(
-                    autodiff_params, X, Y, activations, loss, epochs=1,
-                    learning_rate=args.learning_rate, batch_size=args.batch_size,
-                    rng=autodiff_rng,
-                )  # fmt: skip
-            run.autodiff_history += losses
-        if epoch % progress_every == 0 or epoch == args.epochs:
-            print(
-                f"epoch {epoch}/{args.epochs} ({100 * epoch / args.epochs:.0f}%): "
-                f"loss {run.manual_history[-1]:.6g}, elapsed {time.perf_counter() - started:.1f} s",
-                file=sys.stderr,
-            )
-        if (args.check_every and epoch % args.check_every == 0) or epoch in (0, args.epochs):
-            _check_gradients(run, compare(Case.of_network(net, X, Y)), epoch)
+    with progress(args.epochs, "training", "epoch", args.quiet) as bar:
+        for epoch in range(args.epochs + 1):
+            if epoch > 0:
+                # An overflow ends in TrainingDiverged, which names the epoch: no warnings.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    run.manual_history += net.fit(
+                        X, Y, 1, batch_size=args.batch_size, optimizer=optimizer
+                    )
+                    autodiff_params, losses, autodiff_state = autodiff_fit(
+                        autodiff_params, X, Y, activations, loss, epochs=1,
+                        optimizer=optax_optimizer, batch_size=args.batch_size,
+                        rng=autodiff_rng, state=autodiff_state,
+                    )  # fmt: skip
+                run.autodiff_history += losses
+                bar.advance(1, loss=f"{run.manual_history[-1]:.4g}")
+            if (args.check_every and epoch % args.check_every == 0) or epoch in (0, args.epochs):
+                _check_gradients(run, compare(Case.of_network(net, X, Y)), epoch, bar)
     return run
 
 
@@ -229,7 +280,8 @@ def _report_curves(run: TrainingRun, epochs: int) -> float:
     """Print how far the two loss curves lie apart; return that difference."""
     difference = max_relative_difference(run.manual_history, run.autodiff_history)
     print(
-        f"loss curves: max relative difference manual vs jax.grad training {difference:.2e} "
+        f"loss curves: max relative difference manual vs jax.grad + optax training "
+        f"{difference:.2e} "
         f"over {epochs} epochs ("
         + (
             f"they coincide: below {CURVES_COINCIDE:.0e})"
@@ -242,58 +294,81 @@ def _report_curves(run: TrainingRun, epochs: int) -> float:
 
 
 def _write_outputs(
-    args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray, run: TrainingRun
+    args: argparse.Namespace,
+    net: DNN,
+    X: np.ndarray,
+    Y: np.ndarray,
+    run: TrainingRun,
+    optimizer: Optimizer,
 ) -> list[Path]:
-    """``history.csv``, ``loss.png``, ``boundary.png`` and ``gradient_check.png``."""
+    """``history.csv``, ``loss.png``, ``boundary.png``, ``gradient_check.png`` (and
+    ``--save``'s model file)."""
     plots = require("plots", "manual_bp.cli.plots", "train")
     difference = max_relative_difference(run.manual_history, run.autodiff_history)
     fraction = accuracy(net.predict(X), Y)
-    title = f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {net.activations[0]} net"
-    return [
+    title = (
+        f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {net.activations[0]} net, "
+        f"{optimizer.name}"
+    )
+    written = [
         write_history(args.out / "history.csv", run.manual_history, run.autodiff_history),
-        plots.plot_loss(
+        plots.save(
+            plots.loss_figure(
+                run.manual_history,
+                run.autodiff_history,
+                f"{title}, max relative difference {difference:.1e}",
+                (
+                    f"hand-written gradients and {optimizer.name}",
+                    f"jax.grad and optax.{optimizer.name}",
+                ),
+            ),
             args.out / "loss.png",
-            run.manual_history,
-            run.autodiff_history,
-            f"{title}, max relative difference {difference:.1e}",
         ),
-        plots.plot_boundary(
+        plots.save(
+            plots.boundary_figure(
+                net.params, net.activations, X, Y, f"{title}, accuracy {100 * fraction:.1f}%"
+            ),
             args.out / "boundary.png",
-            net.params,
-            list(net.activations),
-            X,
-            Y,
-            f"{title}, accuracy {100 * fraction:.1f}%",
         ),
-        plots.plot_gradient_check(
+        plots.save(
+            plots.gradient_check_figure(
+                run.worst_ratios,
+                f"manual vs jax.grad: worst error/tolerance over {run.checks} checks",
+            ),
             args.out / "gradient_check.png",
-            run.worst_ratios,
-            f"manual vs jax.grad: worst error/tolerance over {run.checks} checks",
         ),
     ]
+    if args.save is not None:
+        net.save(args.save)
+        written.append(args.save)
+    return written
 
 
 def train(args: argparse.Namespace) -> int:
-    _check_arguments(args)
+    # Every argument is checked before any work: the types by argparse, then these.
+    check_save_path(args.save)
+    optimizer = build_optimizer(args)
+    X, Y = _load_dataset(args)
+    net = build_network(args, Y.shape[0])
+    output_folder(args.out)  # a folder that cannot be made is an error
     # The optional extras, before any work: a missing one is one line, exit 2.
     require("plots", "manual_bp.cli.plots", "train")
     require("oracle", "reference.compare", "train")
-    X, Y = _load_dataset(args)
-    net = build_network(args, Y.shape[0])
+    require("oracle", "reference.optimizer_oracle", "train")
     print(
         f"{net}\ntraining on {args.dataset} ({args.samples} samples, X {X.shape}, Y {Y.shape}), "
-        f"{args.epochs} epochs, batch size {args.batch_size}, learning rate {args.learning_rate}; "
-        f"a second copy trains on jax.grad gradients from the same start"
+        f"{args.epochs} epochs, batch size {args.batch_size}, {optimizer}; "
+        f"a second copy trains on jax.grad gradients with optax's step from the same start"
     )
     try:
-        run = _train_both(args, net, X, Y)
+        run = _train_both(args, net, X, Y, optimizer)
     except TrainingDiverged as diverged:
         print(f"manual-bp train: {diverged}", file=sys.stderr)
         return 1
     _report_curves(run, args.epochs)
     fraction = accuracy(net.predict(X), Y)
     print(f"final loss {run.manual_history[-1]:.6g}; training accuracy {100 * fraction:.1f}%")
-    for path in _write_outputs(args, net, X, Y, run):
+    for path in _write_outputs(args, net, X, Y, run, optimizer):
         print(f"wrote {path}")
     print(
         f"every gradient matched jax.grad in {run.checks} checks"
@@ -311,12 +386,24 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=help_formatter,
     )
-    parser.add_argument("--dataset", choices=list(DATASETS), default="moons")
-    parser.add_argument(
-        "--samples", type=positive_int, default=200, help="m, samples (default: 200)"
+    add_training_arguments(
+        parser,
+        dataset="moons",
+        noise=None,
+        learning_rate=None,
+        check_every=50,
+        zero_checks="only those",
+        learning_rate_help="(default: "
+        + ", ".join(f"{rate} for {name}" for name, rate in DEFAULT_LEARNING_RATES.items())
+        + ")",
     )
     parser.add_argument(
-        "--noise", type=float, default=None, help="noise std (default: the data set's own)"
+        "--optimizer",
+        type=optimizer_spec,
+        default=("sgd", {}),
+        metavar="NAME[:KEY=VALUE,...]",
+        help=f"{', '.join(OPTIMIZERS)}, with conventions and hyperparameters of "
+        "manual_bp.optimizers, e.g. rmsprop:eps_in_sqrt=false (default: sgd)",
     )
     parser.add_argument(
         "--classes", type=positive_int, default=None, help="number of classes of blobs (default: 3)"
@@ -341,16 +428,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="default: binary_cross_entropy for nL = 1, else cross_entropy",
     )
-    parser.add_argument("--epochs", type=positive_int, default=300, help="(default: 300)")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
-    parser.add_argument("--learning-rate", type=float, default=0.5, help="(default: 0.5)")
     parser.add_argument(
-        "--check-every",
-        type=int,
-        default=50,
-        help="epochs between gradient checks; the first and last epochs are always "
-        "checked (default: 50; 0: only those)",
+        "--save",
+        type=Path,
+        default=None,
+        metavar="FILE.npz",
+        help="also write the trained manual net to FILE.npz (DNN.save; default: not saved)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="data, weights, shuffling (default: 0)")
     add_out_argument(parser)
     parser.set_defaults(handler=train)

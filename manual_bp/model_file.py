@@ -1,0 +1,184 @@
+"""Saving and loading a ``DNN`` as a plain ``.npz`` archive (no pickle).
+
+The archive holds one array per entry:
+
+* ``format_version``: an int, ``FORMAT_VERSION`` of the manual-bp that wrote it;
+* the architecture: ``layer_sizes`` (int64, ``[n0, ..., nL]``), ``activations``
+  (L strings), ``loss`` and ``dtype`` (strings), ``seed`` (int64, -1 for None);
+* the parameters ``W1`` (n1, n0), ``B1`` (n1, 1), ..., ``WL``, ``BL`` in the
+  network's dtype, bit for bit.
+
+``read`` validates everything before a network is built and raises
+``ModelFileError`` (a ``ValueError``) naming the file and what is wrong: a
+missing or unreadable (truncated) file, a newer format version, missing or
+extra entries, wrong shapes or dtypes, non-finite values.  ``numpy.load`` is
+called with ``allow_pickle=False``, so loading a file runs no code from it.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from manual_bp.validation import (
+    check_activations,
+    check_dtype,
+    check_layer_sizes,
+    check_loss_pair,
+    check_params,
+)
+
+FORMAT_VERSION = 1
+ARCHITECTURE_KEYS = ("format_version", "layer_sizes", "activations", "loss", "dtype", "seed")
+NO_SEED = -1
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """What a model file holds, validated."""
+
+    layer_sizes: tuple[int, ...]
+    activations: tuple[str, ...]
+    loss: str
+    dtype: np.dtype
+    seed: int | None
+    params: dict[str, np.ndarray]
+
+
+def parameter_keys(depth: int) -> list[str]:
+    return [f"{v}{l}" for l in range(1, depth + 1) for v in "WB"]
+
+
+def write(
+    path: str | os.PathLike,
+    layer_sizes: tuple[int, ...],
+    activations: tuple[str, ...],
+    loss: str,
+    dtype: np.dtype,
+    seed: int | None,
+    params: Mapping[str, np.ndarray],
+) -> Path:
+    """Write the archive to ``path`` exactly (``numpy.savez`` would append ``.npz``)."""
+    path = Path(path)
+    entries: dict[str, Any] = {
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "layer_sizes": np.array(layer_sizes, dtype=np.int64),
+        "activations": np.array(activations, dtype=str),
+        "loss": np.array(loss, dtype=str),
+        "dtype": np.array(np.dtype(dtype).name, dtype=str),
+        "seed": np.array(NO_SEED if seed is None else seed, dtype=np.int64),
+    }
+    entries.update({key: np.asarray(params[key]) for key in parameter_keys(len(activations))})
+    with path.open("wb") as file:
+        np.savez(file, **entries)
+    return path
+
+
+def _scalar(entries: Mapping[str, np.ndarray], key: str, kind: str, where: str) -> Any:
+    value = entries[key]
+    if value.shape != () or value.dtype.kind not in kind:
+        raise ModelFileError(
+            f"{where}: entry {key!r} should be a single "
+            f"{'integer' if kind == 'i' else 'string'}, got {value.dtype} of shape {value.shape}"
+        )
+    return value.item()
+
+
+def _read_entries(path: Path, where: str) -> dict[str, np.ndarray]:
+    if not path.exists():
+        raise ModelFileError(f"{where}: no such file")
+    if path.is_dir():
+        raise ModelFileError(f"{where}: is a folder, expected a model file (.npz)")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a plain .npy: one array
+            raise ModelFileError(
+                f"{where}: expected an .npz archive written by DNN.save, got a single array"
+            )
+        with archive:
+            # Arrays are read lazily: a truncated entry fails here, inside the try.
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if isinstance(error, ModelFileError):
+            raise
+        raise ModelFileError(
+            f"{where}: cannot read it as an .npz archive, truncated or not a model file "
+            f"({type(error).__name__}: {error})"
+        ) from None
+
+
+def read(path: str | os.PathLike) -> SavedModel:
+    """The validated contents of a model file written by ``write``."""
+    path = Path(path)
+    where = f"model file {str(path)!r}"
+    entries = _read_entries(path, where)
+    if "format_version" not in entries:
+        raise ModelFileError(
+            f"{where}: no 'format_version' entry, not a model written by DNN.save "
+            f"(it holds {sorted(entries)})"
+        )
+    version = _scalar(entries, "format_version", "i", where)
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{where}: format version {version} is newer than this manual-bp reads "
+            f"({FORMAT_VERSION}); upgrade manual-bp to load it"
+        )
+    if version < 1:
+        raise ModelFileError(f"{where}: format version {version} is not a valid version")
+    missing = [key for key in ARCHITECTURE_KEYS if key not in entries]
+    if missing:
+        raise ModelFileError(f"{where}: missing entries {missing}")
+    sizes_entry, names_entry = entries["layer_sizes"], entries["activations"]
+    if sizes_entry.ndim != 1 or sizes_entry.dtype.kind != "i":
+        raise ModelFileError(
+            f"{where}: entry 'layer_sizes' should be a 1-D integer array, "
+            f"got {sizes_entry.dtype} of shape {sizes_entry.shape}"
+        )
+    if names_entry.ndim != 1 or names_entry.dtype.kind != "U":
+        raise ModelFileError(
+            f"{where}: entry 'activations' should be a 1-D array of strings, "
+            f"got {names_entry.dtype} of shape {names_entry.shape}"
+        )
+    loss = _scalar(entries, "loss", "U", where)
+    dtype_name = _scalar(entries, "dtype", "U", where)
+    seed = _scalar(entries, "seed", "i", where)
+    try:
+        sizes = check_layer_sizes([int(n) for n in sizes_entry])
+        activations = check_activations([str(name) for name in names_entry], len(sizes) - 1)
+        check_loss_pair(loss, activations[-1], sizes[-1])
+        dtype = check_dtype(dtype_name)
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{where}: {error}") from None
+    if seed < NO_SEED:
+        raise ModelFileError(f"{where}: entry 'seed' should be >= 0 (or -1 for None), got {seed}")
+    expected = set(ARCHITECTURE_KEYS) | set(parameter_keys(len(activations)))
+    if set(entries) != expected:
+        missing = sorted(expected - set(entries))
+        extra = sorted(set(entries) - expected)
+        raise ModelFileError(
+            f"{where}: for layer sizes {sizes} expected the parameters "
+            f"{parameter_keys(len(activations))}; missing {missing}, extra {extra}"
+        )
+    params = {key: entries[key] for key in parameter_keys(len(activations))}
+    try:
+        params = check_params(params, sizes, dtype)
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{where}: {error}") from None
+    return SavedModel(
+        layer_sizes=tuple(sizes),
+        activations=tuple(activations),
+        loss=loss,
+        dtype=dtype,
+        seed=None if seed == NO_SEED else int(seed),
+        params=params,
+    )

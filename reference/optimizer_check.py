@@ -1,0 +1,471 @@
+"""Compare an optimizer step with optax, say which convention explains a
+difference, and property-check anyone's update rule (``check_optimizer``).
+
+A step is compared from its own inputs: the oracle (``optax``, through
+``reference.optimizer_oracle``) starts from the same params, state and
+gradients as the hand-written step, so each entry's tolerance
+(``reference.optimizer_tolerance``) is one step's rounding, however many
+steps came before.
+
+Examples
+--------
+>>> import numpy as np
+>>> from manual_bp.optimizers import RMSProp
+>>> def my_rmsprop(grads, state, params):  # eps outside the sqrt, as in the course
+...     v = {k: 0.9 * state["v"][k] + 0.1 * grads[k] ** 2 for k in params}
+...     new = {k: params[k] - 0.01 * grads[k] / (np.sqrt(v[k]) + 1e-8) for k in params}
+...     return new, {"t": state["t"] + 1, "v": v}
+>>> check_optimizer(my_rmsprop, RMSProp(learning_rate=0.01), max_examples=10)
+Traceback (most recent call last):
+...
+reference.optimizer_check.OptimizerMismatch: ... your rmsprop puts eps outside the sqrt: √v̂ + ε ...
+...
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+
+from manual_bp.optimizers import Adam, AdamW, Momentum, Optimizer, RMSProp
+from manual_bp.validation import check_positive_int
+from reference.optimizer_cases import OptimizerCase, optimizer_cases
+from reference.optimizer_oracle import oracle_step
+from reference.optimizer_tolerance import step_tolerances
+
+Array = np.ndarray
+Update = Callable[[dict, dict, dict], tuple[Mapping[str, Array], Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ArrayComparison:
+    """One array of a step (``params['W1']``, ``state['v']['W1']``) against optax."""
+
+    name: str
+    ratio: float  # max |mine - optax| / tolerance over the entries; <= 1 matches
+    failing: int
+    undecided: int  # entries whose tolerance is infinite: cannot be decided
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.ratio <= 1.0
+
+
+@dataclass(frozen=True)
+class StepComparison:
+    """Every new parameter and accumulator of one step, compared with optax."""
+
+    arrays: tuple[ArrayComparison, ...]
+
+    @property
+    def worst_ratio(self) -> float:
+        return max((a.ratio for a in self.arrays), default=0.0)
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ok for a in self.arrays)
+
+    @property
+    def undecided(self) -> int:
+        return sum(a.undecided for a in self.arrays)
+
+    def report(self) -> str:
+        lines = []
+        for a in self.arrays:
+            verdict = "ok" if a.ok else "MISMATCH"
+            extra = f" ({a.problem})" if a.problem else ""
+            lines.append(
+                f"  {a.name:<18} error/tolerance {a.ratio:.3g}, {a.failing} entries off"
+                f"{extra}: {verdict}"
+            )
+        return "\n".join(lines)
+
+
+def _compare_array(name: str, mine: object, oracle: Array, tolerance: Array) -> ArrayComparison:
+    if mine is None:
+        return ArrayComparison(name, np.inf, oracle.size, 0, "missing")
+    mine = np.asarray(mine)
+    if mine.shape != oracle.shape:
+        return ArrayComparison(
+            name, np.inf, oracle.size, 0, f"shape {mine.shape}, expected {oracle.shape}"
+        )
+    error = np.abs(mine.astype(np.float64) - oracle)
+    undecided = ~np.isfinite(tolerance)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(error == 0, 0.0, error / tolerance)
+    ratio = np.where(np.isnan(ratio) | (np.isnan(error) & ~undecided), np.inf, ratio)
+    ratio = np.where(undecided, 0.0, ratio)
+    return ArrayComparison(
+        name, float(np.max(ratio, initial=0.0)), int(np.sum(ratio > 1)), int(np.sum(undecided))
+    )
+
+
+def compare_step(
+    optimizer: Optimizer,
+    grads: Mapping[str, Array],
+    state: Mapping[str, Any],
+    params: Mapping[str, Array],
+    new_params: Mapping[str, Array],
+    new_state: Mapping[str, Any],
+) -> StepComparison:
+    """Compare one step ``(new_params, new_state)`` taken from ``(grads, state,
+    params)`` with optax's step from the same inputs.
+
+    The new params and accumulators must keep the dtype of ``params`` and
+    ``t`` must be counted exactly.
+    """
+    oracle_params, oracle_state = oracle_step(optimizer, grads, state, params)
+    dtype = next(iter(params.values())).dtype
+    params_tol, slots_tol = step_tolerances(optimizer, grads, state, params, dtype)
+    arrays = []
+
+    def add(name: str, mine: object, oracle: Array, tolerance: Array) -> None:
+        comparison = _compare_array(name, mine, oracle, tolerance)
+        if mine is not None and np.asarray(mine).dtype != dtype and comparison.ok:
+            problem = f"dtype {np.asarray(mine).dtype}, expected {dtype}"
+            comparison = ArrayComparison(name, np.inf, 0, 0, problem)
+        arrays.append(comparison)
+
+    for key in params:
+        add(f"params[{key!r}]", new_params.get(key), oracle_params[key], params_tol[key])
+    for slot in optimizer.SLOTS:
+        mine = new_state.get(slot, {})
+        for key in params:
+            name = f"state[{slot!r}][{key!r}]"
+            add(name, mine.get(key), oracle_state[slot][key], slots_tol[slot][key])
+    if optimizer.counts_steps:
+        t = new_state.get("t")
+        ratio = 0.0 if t == oracle_state["t"] else np.inf
+        problem = "" if ratio == 0 else f"t = {t!r}, expected {oracle_state['t']}"
+        arrays.append(ArrayComparison("state['t']", ratio, int(ratio > 0), 0, problem))
+    return StepComparison(tuple(arrays))
+
+
+# --- convention diagnosis ------------------------------------------------------------
+
+
+def _describe(optimizer: Optimizer, keyword: str, value: Any) -> str:
+    """What ``keyword=value`` does, in words, with its optax (or other) name."""
+    if keyword == "eps_in_sqrt":
+        return (
+            "puts eps inside the sqrt: √(v̂ + ε) (optax eps_in_sqrt=True)"
+            if value
+            else "puts eps outside the sqrt: √v̂ + ε (optax eps_in_sqrt=False; PyTorch, the course)"
+        )
+    if keyword == "initial_scale":
+        where = {0.0: "; PyTorch", 1.0: "; TF1"}.get(float(value), "")
+        return f"starts the accumulator v at {value:g} (optax initial_scale={value:g}{where})"
+    if keyword == "bias_correction":
+        if isinstance(optimizer, RMSProp):
+            return (
+                "divides v by 1 − ρ^t (optax bias_correction=True)"
+                if value
+                else "does not divide v by 1 − ρ^t (optax bias_correction=False)"
+            )
+        return (
+            "divides m and v by 1 − β1^t and 1 − β2^t (bias correction, as optax)"
+            if value
+            else "skips the bias correction of m and v (optax always applies it)"
+        )
+    if keyword == "nesterov":
+        return (
+            "steps along g + μ m (optax nesterov=True)"
+            if value
+            else "steps along m, the heavy ball (optax nesterov=False)"
+        )
+    if keyword == "dampening":
+        return (
+            f"damps the gradient: m ← μ m + (1 − τ) g with τ = {value:g} "
+            "(PyTorch dampening; optax has none)"
+            if value
+            else "adds the whole gradient: m ← μ m + g (no dampening, as optax)"
+        )
+    if keyword == "eps_placement":
+        return (
+            "puts eps inside the sqrt: √(v̂ + ε) (optax eps_root=ε, eps=0)"
+            if value == "inside"
+            else "puts eps outside the sqrt: √v̂ + ε (optax eps=ε)"
+        )
+    if keyword == "decay_biases":
+        return (
+            "decays the biases too (optax mask=None)"
+            if value
+            else "decays the weights only, not the biases (an optax mask)"
+        )
+    if keyword == "decay_scaled_by_lr":
+        return (
+            "multiplies the weight decay by the learning rate (optax, PyTorch)"
+            if value
+            else "does not multiply the weight decay by the learning rate (Loshchilov and Hutter)"
+        )
+    return f"uses {keyword}={value!r}"
+
+
+def _alternatives(optimizer: Optimizer) -> dict[str, list[tuple[object, dict]]]:
+    """For each convention, its values (the optimizer's own first) and the field
+    changes that give each."""
+    options: dict[str, list[tuple[object, dict]]] = {}
+    if isinstance(optimizer, Momentum) and not optimizer.nesterov:
+        taus = dict.fromkeys([optimizer.dampening, 0.0, optimizer.momentum])
+        options["dampening"] = [(tau, {"dampening": tau}) for tau in taus]
+    if isinstance(optimizer, Momentum) and not optimizer.dampening:
+        options["nesterov"] = [
+            (v, {"nesterov": v}) for v in (optimizer.nesterov, not optimizer.nesterov)
+        ]
+    if isinstance(optimizer, RMSProp):
+        options["eps_in_sqrt"] = [
+            (v, {"eps_in_sqrt": v}) for v in (optimizer.eps_in_sqrt, not optimizer.eps_in_sqrt)
+        ]
+    if isinstance(optimizer, (RMSProp, Adam)):
+        own = optimizer.bias_correction
+        options["bias_correction"] = [(v, {"bias_correction": v}) for v in (own, not own)]
+    if isinstance(optimizer, Adam) and optimizer.eps and not optimizer.eps_root:
+        options["eps_placement"] = [
+            ("outside", {}),
+            ("inside", {"eps": 0.0, "eps_root": optimizer.eps}),
+        ]
+    if isinstance(optimizer, AdamW) and optimizer.weight_decay:
+        for keyword in ("decay_biases", "decay_scaled_by_lr"):
+            own = getattr(optimizer, keyword)
+            options[keyword] = [(v, {keyword: v}) for v in (own, not own)]
+    return options
+
+
+def candidates(optimizer: Optimizer) -> list[tuple[Optimizer, list[tuple[str, object]]]]:
+    """Every combination of conventions, with the ``(keyword, value)`` pairs that
+    differ from ``optimizer``'s, fewest changes first (``optimizer`` itself first)."""
+    options = _alternatives(optimizer)
+    found = []
+    for choice in itertools.product(*options.values()):
+        changes: dict[str, object] = {}
+        differing = []
+        for keyword, (value, fields) in zip(options, choice, strict=True):
+            changes.update(fields)
+            if (value, fields) != options[keyword][0]:
+                differing.append((keyword, value))
+        try:
+            found.append((optimizer.replace(**changes), differing))
+        except ValueError:  # e.g. Nesterov with dampening
+            continue
+    return sorted(found, key=lambda pair: len(pair[1]))
+
+
+def diagnose_step(
+    optimizer: Optimizer,
+    grads: Mapping[str, Array],
+    state: Mapping[str, Any],
+    params: Mapping[str, Array],
+    new_params: Mapping[str, Array],
+    new_state: Mapping[str, Any],
+) -> list[str]:
+    """Sentences naming the conventions that explain a step, fewest changes first.
+
+    Each candidate convention is run by the hand-written optimizers from the
+    same inputs; the user's step is compared with it under its own tolerance.
+    Empty when no combination of conventions explains the step.
+    """
+    explained = []
+    for candidate, differing in candidates(optimizer)[1:]:
+        try:
+            ours = candidate.update(grads, state, params)
+        except (TypeError, ValueError):
+            continue
+        if _same_step(candidate, grads, state, params, ours, new_params, new_state):
+            words = " and ".join(_describe(optimizer, k, v) for k, v in differing)
+            explained.append(f"your {optimizer.name} {words}")
+            if len(explained) == 3:
+                break
+    return explained
+
+
+def _same_step(candidate, grads, state, params, ours, new_params, new_state) -> bool:
+    """The user's step matches ``candidate``'s within the candidate step's tolerance."""
+    dtype = next(iter(params.values())).dtype
+    params_tol, slots_tol = step_tolerances(candidate, grads, state, params, dtype)
+    pairs = [(new_params.get(k), ours[0][k], params_tol[k]) for k in params]
+    for slot in candidate.SLOTS:
+        mine = new_state.get(slot)
+        if not isinstance(mine, Mapping):
+            continue  # a layout the candidate does not share: judged on params
+        pairs += [(mine.get(k), ours[1][slot][k], slots_tol[slot][k]) for k in params]
+    return all(
+        _compare_array("", mine, np.asarray(theirs, dtype=np.float64), tol).ok
+        for mine, theirs, tol in pairs
+    )
+
+
+# --- check_optimizer ---------------------------------------------------------------------
+
+
+class OptimizerMismatch(AssertionError):  # noqa: N818  (an assertion, as GradientMismatch)
+    """A user's step disagrees with optax; ``.comparison`` and ``.diagnosis`` say how.
+
+    ``step`` 0 is the initial state (``init``); ``inputs`` are the step's
+    ``(grads, state, params, new_params, new_state)``.  ``diagnosis`` is None
+    until ``diagnosed()`` runs the candidate conventions (``check_optimizer``
+    does it once, on the minimal case, not on every case Hypothesis shrinks).
+    """
+
+    def __init__(
+        self,
+        comparison: StepComparison,
+        step: int,
+        case: OptimizerCase,
+        inputs: tuple,
+        diagnosis: list[str] | None = None,
+    ) -> None:
+        if diagnosis is None:
+            explained = "  (conventions not diagnosed yet)"
+        elif diagnosis:
+            explained = "\n".join(f"  likely: {sentence}" for sentence in diagnosis)
+        else:
+            explained = "  no known convention explains it (a bug, or a convention manual_bp lacks)"
+        super().__init__(
+            f"{'init' if step == 0 else f'step {step}'} of {case.optimizer.name} "
+            f"disagrees with optax:\n{comparison.report()}\n"
+            f"{explained}\nminimal case:\n{case!r}"
+        )
+        self.comparison, self.step, self.case = comparison, step, case
+        self.inputs, self.diagnosis = inputs, diagnosis
+
+    def diagnosed(self) -> OptimizerMismatch:
+        """The same mismatch with the conventions that explain it."""
+        optimizer = self.case.optimizer
+        if self.step == 0:
+            diagnosis = diagnose_init(optimizer, self.inputs[1])
+        else:
+            diagnosis = diagnose_step(optimizer, *self.inputs)
+        return OptimizerMismatch(self.comparison, self.step, self.case, self.inputs, diagnosis)
+
+
+def _call_update(update: Update, grads, state, params) -> tuple[dict, dict]:
+    """The user's step, given copies (so it cannot change ours), checked for shape."""
+    result = update(copy.deepcopy(dict(grads)), copy.deepcopy(dict(state)), dict(params))
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise TypeError(
+            f"update: expected (new_params, new_state) from update(grads, state, params), "
+            f"got {type(result).__name__}"
+        )
+    new_params, new_state = result
+    if not isinstance(new_params, Mapping) or not isinstance(new_state, Mapping):
+        raise TypeError("update: expected new_params and new_state to be dicts")
+    return dict(new_params), dict(new_state)
+
+
+def compare_init(optimizer: Optimizer, state: Mapping[str, Any], params) -> StepComparison:
+    """The user's initial state against ``optimizer.init``: exactly equal."""
+    expected = optimizer.init(params)
+    arrays = []
+    for slot in optimizer.SLOTS:
+        found = state.get(slot)
+        mine = found if isinstance(found, Mapping) else {}
+        for key in params:
+            tolerance = np.zeros(np.shape(params[key]))
+            arrays.append(
+                _compare_array(
+                    f"state[{slot!r}][{key!r}]", mine.get(key), expected[slot][key], tolerance
+                )
+            )
+    if optimizer.counts_steps and state.get("t") != 0:
+        arrays.append(
+            ArrayComparison("state['t']", np.inf, 1, 0, f"t = {state.get('t')!r}, expected 0")
+        )
+    return StepComparison(tuple(arrays))
+
+
+def diagnose_init(optimizer: Optimizer, state: Mapping[str, Any]) -> list[str]:
+    """Name the initial accumulator when the user's init fills it with one value."""
+    values = [np.asarray(v) for v in (state.get("v") or {}).values()]
+    if isinstance(optimizer, RMSProp) and values:
+        fills = np.unique(np.concatenate([v.ravel() for v in values]))
+        if fills.size == 1:
+            return [f"your {optimizer.name} init {_describe(optimizer, 'initial_scale', fills[0])}"]
+    return []
+
+
+def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = None) -> None:
+    """Step ``update`` through ``case``'s gradients, comparing every step with optax
+    from the user's own params and state; raise ``OptimizerMismatch`` at the first
+    step that differs (not yet diagnosed: see ``OptimizerMismatch``).  With
+    ``init``, the user's ``init(params)`` is compared with the optimizer's
+    first, and the steps start from it."""
+    params, state = case.params, case.state
+    if init is not None:
+        state = dict(init(copy.deepcopy(dict(params))))
+        comparison = compare_init(case.optimizer, state, params)
+        if not comparison.ok:
+            raise OptimizerMismatch(comparison, 0, case, ({}, state, params, {}, state))
+    for step, grads in enumerate(case.gradients, start=1):
+        new_params, new_state = _call_update(update, grads, state, params)
+        comparison = compare_step(case.optimizer, grads, state, params, new_params, new_state)
+        if not comparison.ok:
+            inputs = (grads, state, params, new_params, new_state)
+            raise OptimizerMismatch(comparison, step, case, inputs)
+        params, state = new_params, new_state
+
+
+def check_optimizer(
+    update: Update,
+    optimizer: Optimizer,
+    *,
+    init: Callable[[dict], Mapping[str, Any]] | None = None,
+    dtype: str = "float64",
+    max_examples: int = 50,
+    max_steps: int = 4,
+    warm_start: bool = False,
+) -> None:
+    """Property-check ``update(grads, state, params) -> (new_params, new_state)``
+    against optax, the rule and hyperparameters given by ``optimizer``.
+
+    ``state`` has ``optimizer.init``'s layout: ``{"t": int, "m": {...}, "v": {...}}``
+    (the slots the rule has; see ``manual_bp.optimizers``).  Hypothesis draws
+    parameter trees and several steps of gradients; every step's params and
+    state are compared with optax's step from the same inputs.  Passes
+    silently, or raises ``OptimizerMismatch`` on the minimal failing case,
+    naming the conventions that would explain the difference.
+    ``init(params) -> state``, if given, is checked against ``optimizer.init``
+    (the initial accumulator) and the steps start from it.
+    ``warm_start=True`` also starts from states as if after many steps.
+    """
+    if init is not None and not callable(init):
+        raise TypeError(f"init: expected a callable params -> state or None, got {init!r}")
+    if not callable(update):
+        raise TypeError(
+            f"update: expected a callable (grads, state, params) -> ..., got {update!r}"
+        )
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"optimizer: expected a manual_bp.optimizers optimizer such as Adam(1e-3), "
+            f"got {optimizer!r}"
+        )
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+    max_examples = check_positive_int(max_examples, "max_examples")
+    max_steps = check_positive_int(max_steps, "max_steps")
+    from hypothesis import strategies as st
+
+    cases = optimizer_cases(
+        optimizers=st.just(optimizer), dtypes=(dtype,), max_steps=max_steps, warm=warm_start
+    )
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(cases)
+    def matches_optax(case: OptimizerCase) -> None:
+        run_case(update, case, init=init)
+
+    try:
+        matches_optax()
+    except OptimizerMismatch as mismatch:
+        raise mismatch.diagnosed() from None
