@@ -112,18 +112,39 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=help_formatter,
     )
-    parser.add_argument("function", metavar="FUNCTION", help="FILE.py:NAME or MODULE:NAME")
+    parser.add_argument(
+        "function", metavar="FUNCTION", help="FILE.py:NAME or MODULE:NAME (required, no default)"
+    )
     add_network_arguments(parser)
-    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--examples", type=int, default=100, help="examples (default 100)")
-    parser.add_argument("--layout", default="columns", choices=["columns", "rows"])
-    parser.add_argument("--names", default="W1/B1", choices=["W1/B1", "W1/b1"])
-    parser.add_argument("--bias-shape", default=None, choices=["column", "flat", "row"])
-    parser.add_argument("--container", default="dict", choices=["dict", "list"])
-    parser.add_argument("--targets", default="soft", choices=["soft", "one_hot", "labels"])
-    parser.add_argument("--reduction", default="mean", choices=["mean", "sum"])
-    parser.add_argument("--l2", type=float, default=0.0, help="L2 strength (default 0)")
-    parser.add_argument("--param-bound", type=float, default=10.0, help="|W|, |B| bound")
-    parser.add_argument("--input-bound", type=float, default=100.0, help="|X| bound")
-    parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    parser.add_argument(
+        "--dtype", default="float64", choices=["float64", "float32"], help="default: float64"
+    )
+    parser.add_argument("--examples", type=int, default=100, help="examples (default: 100)")
+    parser.add_argument(
+        "--layout", default="columns", choices=["columns", "rows"], help="default: columns"
+    )
+    parser.add_argument(
+        "--names", default="W1/B1", choices=["W1/B1", "W1/b1"], help="default: W1/B1"
+    )
+    parser.add_argument(
+        "--bias-shape", default=None, choices=["column", "flat", "row"],
+        help="default: column for columns, flat for rows",
+    )  # fmt: skip
+    parser.add_argument(
+        "--container", default="dict", choices=["dict", "list"], help="default: dict"
+    )
+    parser.add_argument(
+        "--targets", default="soft", choices=["soft", "one_hot", "labels"], help="default: soft"
+    )
+    parser.add_argument(
+        "--reduction", default="mean", choices=["mean", "sum"], help="default: mean"
+    )
+    parser.add_argument("--l2", type=float, default=0.0, help="L2 strength (default: 0)")
+    parser.add_argument(
+        "--param-bound", type=float, default=10.0, help="|W|, |B| bound (default: 10)"
+    )
+    parser.add_argument("--input-bound", type=float, default=100.0, help="|X| bound (default: 100)")
+    parser.add_argument(
+        "--json", action="store_true", help="print the verdict as JSON (default: text)"
+    )
     parser.set_defaults(handler=run)
