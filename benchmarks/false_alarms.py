@@ -60,6 +60,14 @@ From the repository root::
     python -m benchmarks.false_alarms                 # 100,000 examples
     python -m benchmarks.false_alarms --quick         # 2,000-example smoke run
     python -m benchmarks.false_alarms --seed 1 --examples 20000 --workers 2
+    python -m benchmarks.false_alarms --scheduler tcp://HOST:8786   # a Dask cluster
+
+The architectures run on the campaign's engine (``reference.campaign.dask_client``):
+a local Dask cluster of ``--workers`` single-threaded processes, or the workers of
+``--scheduler``.  For runs past what one report should print (10^6 and up, resumable,
+failures in a Hypothesis database), use ``manual-bp campaign``, which draws the same
+kind of examples (``reference.draws``, shared with this script), one architecture
+per example.
 
 The exit status is 1 when a false alarm (or an exception) occurred, else 0.
 """
@@ -68,8 +76,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import math
-import multiprocessing
 import os
 import resource
 import sys
@@ -81,178 +89,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from manual_bp.activations import ACTIVATIONS
 from manual_bp.cli.progress import progress
-from manual_bp.losses import LOSSES
-from reference.cases import (
-    INPUT_BOUND,
-    MAX_BATCH,
-    MAX_DEPTH,
-    MAX_WIDTH,
-    PARAM_BOUND,
-    Case,
-)
+from reference.cases import Case
 from reference.compare import compare
+from reference.draws import DTYPES, Architecture, draw_architecture, draw_values
 
-DTYPES = ("float64", "float32")
 PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
 QUICK_EXAMPLES = 2_000
 QUICK_ARCHITECTURES = 40
-
-
-# --- architectures ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """Layer sizes, activations, loss and batch size: one jax compilation."""
-
-    index: int
-    sizes: tuple[int, ...]
-    activations: tuple[str, ...]
-    loss: str
-    m: int
-
-    def describe(self) -> str:
-        return (
-            f"layer_sizes={list(self.sizes)}, activations={list(self.activations)}, "
-            f"loss={self.loss!r}, m={self.m}"
-        )
-
-
-def _draw_size(rng: np.random.Generator, largest: int) -> int:
-    """Mostly uniform in ``1..largest``, with extra weight on the small end and the edges."""
-    kind = rng.random()
-    if kind < 0.6:
-        return int(rng.integers(1, largest + 1))
-    if kind < 0.8:
-        return int(rng.integers(1, min(4, largest) + 1))
-    return int(rng.choice([1, 2, largest]))
-
-
-def draw_architecture(rng: np.random.Generator, index: int) -> Architecture:
-    """An architecture by the rules of ``reference.cases.networks``."""
-    depth = int(rng.integers(1, MAX_DEPTH + 1))
-    sizes = [_draw_size(rng, MAX_WIDTH) for _ in range(depth + 1)]
-    loss = str(rng.choice(sorted(LOSSES)))
-    spec = LOSSES[loss]
-    sizes[-1] = max(sizes[-1], spec.min_outputs)
-    hidden = [str(rng.choice(sorted(ACTIVATIONS))) for _ in range(depth - 1)]
-    output = str(rng.choice(sorted(spec.output_activations)))
-    return Architecture(index, tuple(sizes), (*hidden, output), loss, _draw_size(rng, MAX_BATCH))
-
-
-# --- values ------------------------------------------------------------------------------
-
-
-def _tiny(rng: np.random.Generator, size: int, dtype: str) -> np.ndarray:
-    """Positive tiny magnitudes: the smallest subnormal, the smallest normal, log-uniform."""
-    info = np.finfo(np.dtype(dtype))
-    smallest = float(info.smallest_subnormal)
-    exponent = rng.uniform(math.log2(smallest), 0.0, size)
-    out = np.exp2(exponent)
-    kind = rng.random(size)
-    out = np.where(kind < 0.25, smallest, out)
-    return np.where((kind >= 0.25) & (kind < 0.5), float(info.tiny), out)
-
-
-def _signed_candidates(rng: np.random.Generator, size: int, bound: float, dtype: str) -> np.ndarray:
-    """One row per category: zero, [-1,1], [-bound,bound], +-bound, +-1, tiny, k/2."""
-    sign = rng.choice([-1.0, 1.0], size)
-    simple = rng.integers(-4, 5, size) / 2.0
-    return np.stack(
-        [
-            sign * 0.0,
-            rng.uniform(-1.0, 1.0, size),
-            rng.uniform(-bound, bound, size),
-            sign * bound,
-            sign,
-            sign * _tiny(rng, size, dtype),
-            simple,
-        ]
-    )
-
-
-# Default category weights: the four branches of reference.cases.decode_values, plus tiny and k/2.
-_SIGNED_WEIGHTS = np.array([0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1])
-
-
-def _binary_candidates(rng: np.random.Generator, size: int, dtype: str) -> np.ndarray:
-    """Rows: 0, 1, 1/2, uniform [0, 1], tiny (the BCE target domain)."""
-    return np.stack(
-        [
-            np.zeros(size),
-            np.ones(size),
-            np.full(size, 0.5),
-            rng.uniform(0.0, 1.0, size),
-            _tiny(rng, size, dtype),
-        ]
-    )
-
-
-_BINARY_WEIGHTS = np.array([0.2, 0.2, 0.2, 0.3, 0.1])
-
-
-def _compose(
-    rng: np.random.Generator, shape: tuple[int, ...], candidates: np.ndarray, weights: np.ndarray
-) -> np.ndarray:
-    """Pick one candidate per entry: one repeated value, a fill, a mixture or one category."""
-    k, size = candidates.shape
-    columns = np.arange(size)
-    mode = rng.random()
-    if mode < 0.15:  # one repeated value (Hypothesis fills arrays this way)
-        category = rng.choice(k, p=weights)
-        return np.full(shape, candidates[category, 0])
-    if mode < 0.30:  # a repeated fill with some entries replaced
-        out = np.full(size, candidates[rng.choice(k, p=weights), 0])
-        replace = rng.random(size) < rng.uniform(0.0, 0.5)
-        picked = candidates[rng.choice(k, size=size, p=weights), columns]
-        out[replace] = picked[replace]
-        return out.reshape(shape)
-    if mode < 0.80:  # a mixture with random category weights
-        mixture = rng.dirichlet(np.ones(k))
-        return candidates[rng.choice(k, size=size, p=mixture), columns].reshape(shape)
-    return candidates[rng.choice(k, p=weights)].reshape(shape)  # one category
-
-
-def signed_array(
-    rng: np.random.Generator, shape: tuple[int, ...], bound: float, dtype: str
-) -> np.ndarray:
-    """Finite values in ``[-bound, bound]`` as ``reference.cases.matrices``, exact in ``dtype``."""
-    size = math.prod(shape)
-    candidates = _signed_candidates(rng, size, bound, dtype)
-    return _compose(rng, shape, candidates, _SIGNED_WEIGHTS).astype(dtype)
-
-
-def draw_targets(rng: np.random.Generator, loss: str, shape: tuple[int, int], dtype: str):
-    """Targets in the loss's domain, as ``reference.cases.targets``."""
-    size = math.prod(shape)
-    if loss == "binary_cross_entropy":
-        candidates = _binary_candidates(rng, size, dtype)
-        return _compose(rng, shape, candidates, _BINARY_WEIGHTS).astype(dtype)
-    if loss == "cross_entropy":
-        n, m = shape
-        if rng.random() < 0.5:
-            if rng.random() < 0.2:
-                labels = np.full(m, rng.integers(0, n))
-            else:
-                labels = rng.integers(0, n, m)
-            return np.eye(n, dtype=dtype)[:, labels]
-        weights = np.abs(signed_array(rng, shape, 1.0, "float64"))
-        weights[0, weights.sum(axis=0) == 0] = 1.0
-        return (weights / weights.sum(axis=0)).astype(dtype)
-    return signed_array(rng, shape, INPUT_BOUND, dtype)
-
-
-def draw_values(rng: np.random.Generator, arch: Architecture, dtype: str):
-    """``(params, X, Y)`` for ``arch`` in ``dtype``."""
-    params = {}
-    for l in range(1, len(arch.sizes)):
-        params[f"W{l}"] = signed_array(rng, (arch.sizes[l], arch.sizes[l - 1]), PARAM_BOUND, dtype)
-        params[f"B{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
-    X = signed_array(rng, (arch.sizes[0], arch.m), INPUT_BOUND, dtype)
-    Y = draw_targets(rng, arch.loss, (arch.sizes[-1], arch.m), dtype)
-    return params, X, Y
 
 
 # --- timing of the oracle and the tolerance inside compare ---------------------------
@@ -616,12 +460,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
-        help="worker processes (default os.cpu_count())",
+        help="local Dask worker processes (default os.cpu_count())",
     )
     parser.add_argument(
         "--save",
         default=os.path.join(tempfile.gettempdir(), "false_alarm_case.npz"),
         help="where to save the smallest false alarm (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        help="tcp://HOST:PORT of a Dask scheduler whose workers run the architectures",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -659,14 +507,21 @@ def main(argv: list[str] | None = None) -> int:
                 false_alarms=sum(r.alarms for r in results),
             )
 
-        if args.workers == 1:
+        if args.workers == 1 and args.scheduler is None:
             for task in tasks:
                 collect(run_architecture(task))
-        else:
-            context = multiprocessing.get_context("spawn")  # jax is not fork-safe
-            with context.Pool(args.workers) as workers:
-                for result in workers.imap_unordered(run_architecture, tasks):
-                    collect(result)
+        else:  # on the campaign's engine: a local Dask cluster, or --scheduler's
+            from distributed import as_completed
+
+            from reference.campaign import dask_client
+
+            # By name, not by value from __main__: each worker then keeps one copy of
+            # this module, its timers included, across the architectures it runs.
+            run = importlib.import_module("benchmarks.false_alarms").run_architecture
+            workers = None if args.scheduler else args.workers
+            with dask_client(scheduler=args.scheduler, workers=workers) as client:
+                for future in as_completed(client.map(run, tasks, pure=False)):
+                    collect(future.result())
     results.sort(key=lambda r: r.arch.index)
     return report(results, args, time.perf_counter() - start)
 

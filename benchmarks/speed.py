@@ -1,51 +1,58 @@
-"""Speed of the hand-written backward pass against jax and the matrix-product roofline.
+"""Speed of the hand-written backward pass against jax.jit and the matrix-product roofline,
+quiet and beside a competing CPU-bound process, with tail latencies.
 
-What it times (one process, side by side, every method once per round)
-----------------------------------------------------------------------
+What it times (one process, side by side, every method in every round)
+---------------------------------------------------------------------
 ``dnn``
-    The user-facing path: ``DNN.forward(X)`` then ``DNN.compute_gradients(out,
-    cache, Y)``, input checks included.  Every ``manual`` ratio uses this.
+    The user-facing path with default settings: ``DNN.forward(X)`` then
+    ``DNN.compute_gradients(out, cache, Y)``, input checks included, BLAS
+    threads as ``manual_bp.threads`` chooses them.  Every ``manual`` ratio uses it.
+``dnn_1``
+    The same with the BLAS on one thread (set around each sample).
+``dnn_lib``
+    The same with the thread policy off (``threads.set_policy(False)``): the
+    library's own choice, what the project did before the policy.
 ``core``
-    The functional core alone: ``network.forward`` then ``network.backward``
-    (no input checks).  ``dnn - core`` is what validation costs.
-``fwd``
-    ``DNN.forward(X)`` alone; ``vg/fwd = dnn / fwd``.
+    ``network.forward`` then ``network.backward``, no input checks: ``dnn -
+    core`` is what validation costs.
 ``jit``
-    ``jax.jit(jax.value_and_grad(batch_loss))`` of the very same forward
-    (``manual_bp.network.batch_loss`` with ``xp=jax.numpy``), gradients of
-    every ``Wl`` and ``Bl``, warm (compiled before timing), inputs already on
-    the device, ``block_until_ready`` on the result.
-``grad``
-    The same without ``jax.jit``: un-jitted ``jax.value_and_grad``, warm (its
-    per-primitive compilations done before timing).  Slow: fewer repeats.
+    ``jax.jit(jax.value_and_grad(batch_loss))`` of the very same forward,
+    gradients of every ``Wl`` and ``Bl``, warm, inputs on the device,
+    ``block_until_ready``; XLA's own threads.
 ``roof``
-    The roofline: only the 3L - 1 matrix products the algorithm needs
-    (``Zl = Wl A(l-1)``, ``dWl = dZl A(l-1)^T``, ``dA(l-1) = Wl^T dZl`` for
-    l >= 2), with ``out=`` into preallocated arrays, in the same layouts
-    (transposed operands are views, as in ``network.backward``).
+    The roofline: only the 3L - 1 matrix products the algorithm needs, ``out=``
+    into preallocated arrays, each with the thread count ``manual_bp.threads``
+    gives it (the policy's choice, as in ``dnn``).
 
-Each method is timed ``--repeats`` times in interleaved rounds (so that the
-machine's noise hits every method alike); each sample runs the method enough
-times in a row to last at least ``--min-sample`` seconds and is divided by
-that count.  The table gives medians.
+Every call is timed on its own, so the tables give the median, the 90th and
+the 99th percentile of single calls.  Methods take turns in ``--rounds``
+rounds; in each round a method runs for ``--min-sample`` seconds (at least
+one call), and at least ``--min-calls`` calls are gathered in all.
 
-Grid: hidden layers of one activation (relu, sigmoid, tanh); the output layer
-is the canonical pair, softmax + cross_entropy (sigmoid +
-binary_cross_entropy when n_L = 1, the seed's tiny network), whose output
-gradient is the fused ``(A_L - Y) / m``.
+Scenarios: ``quiet`` (nothing started by the benchmark) and ``competing``
+(one CPU-bound Python process the benchmark starts beside itself, bounded by
+its own deadline and stopped at the end; ``environment.competitor``).  Each
+table is printed with the environment it was measured in (BLAS, kernel,
+threads, ``OPENBLAS_*`` variables, load average).
+
+Grid: by default the issue's five points, relu hidden layers, the output the
+canonical pair (softmax + cross_entropy; sigmoid + binary_cross_entropy for
+one output).  ``--grid full`` runs every size, both dtypes and relu, sigmoid,
+tanh.
 
 Usage
 -----
 From the repository root::
 
-    python -m benchmarks.speed                        # the whole grid, a few minutes
-    python -m benchmarks.speed --sizes tiny,small --quick
-    python -m benchmarks.speed --sizes large --dtypes float64 --activations relu
+    python -m benchmarks.speed                       # both scenarios, about 3 min
+    python -m benchmarks.speed --scenarios quiet --quick
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.speed
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -55,7 +62,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from manual_bp import DNN, network
+from benchmarks.environment import competitor, print_environment
+from manual_bp import DNN, network, threads
 
 SIZES: dict[str, tuple[list[int], int]] = {
     "tiny": ([2, 3, 3, 1], 8),
@@ -64,10 +72,20 @@ SIZES: dict[str, tuple[list[int], int]] = {
     "large": ([784, 512, 512, 10], 512),
     "very_large": ([784, 1024, 1024, 10], 1024),
 }
+# The issue's points: (size, dtype), relu hidden layers.
+ISSUE_GRID = [
+    ("tiny", "float64"),
+    ("small", "float64"),
+    ("medium", "float64"),
+    ("large", "float64"),
+    ("very_large", "float32"),
+]
 LARGE_SIZES = ("large", "very_large")
 DTYPES = ("float32", "float64")
 HIDDEN = ("relu", "sigmoid", "tanh")
-METHODS = ("dnn", "core", "fwd", "jit", "grad", "roof")
+SCENARIOS = ("quiet", "competing")
+# Goals: manual/jax_jit medians, quiet, default settings.
+JIT_GOALS = {"tiny": 1.3, "small": 1.3, "medium": 1.0, "large": 1.0, "very_large": 1.0}
 
 
 @dataclass(frozen=True)
@@ -120,19 +138,46 @@ def roofline(params: dict[str, np.ndarray], X: np.ndarray, depth: int) -> Callab
         dA[l - 1] = np.empty((W.shape[1], m), X.dtype)
 
     def run() -> None:
-        for l in range(1, depth + 1):
-            np.matmul(params[f"W{l}"], A[l - 1], out=Z[l])
-        for l in range(depth, 0, -1):
-            np.matmul(dZ[l], A[l - 1].T, out=dW[l])
-            if l > 1:
-                np.matmul(params[f"W{l}"].T, dZ[l], out=dA[l - 1])
+        gemms = threads.gemms()  # the thread counts manual_bp's own products get
+        try:
+            for l in range(1, depth + 1):
+                gemms.matmul(params[f"W{l}"], A[l - 1], out=Z[l])
+            for l in range(depth, 0, -1):
+                gemms.matmul(dZ[l], A[l - 1].T, out=dW[l])
+                if l > 1:
+                    gemms.matmul(params[f"W{l}"].T, dZ[l], out=dA[l - 1])
+        finally:
+            gemms.restore()
 
     return run
 
 
-def methods(point: Point, include_grad: bool) -> dict[str, Callable[[], object]]:
-    """The timed callables of one grid point, each already run once (warm)."""
-    # Here, so that --threads can configure XLA before jax starts.
+class Blas:
+    """The BLAS controller, found once, for setting one thread around a sample."""
+
+    def __init__(self) -> None:
+        from threadpoolctl import ThreadpoolController
+
+        pools = ThreadpoolController().select(user_api="blas").lib_controllers
+        self.library = pools[0] if pools else None
+
+    def one_thread(self) -> tuple[Callable[[], object], Callable[[], object]]:
+        library = self.library
+        if library is None:
+            return (lambda: None), (lambda: None)
+        before = library.get_num_threads()
+        return (lambda: library.set_num_threads(1)), (lambda: library.set_num_threads(before))
+
+
+@dataclass
+class Method:
+    run: Callable[[], object]
+    enter: Callable[[], object] = lambda: None
+    leave: Callable[[], object] = lambda: None
+
+
+def methods(point: Point, blas: Blas) -> dict[str, Method]:
+    """The timed methods of one grid point, each already run once (warm)."""
     from reference.jax_setup import jax, jnp
 
     net = DNN(point.layer_sizes, list(point.activations), point.loss, seed=0, dtype=point.dtype)
@@ -147,56 +192,70 @@ def methods(point: Point, include_grad: bool) -> dict[str, Callable[[], object]]
         _, cache = network.forward(params, X, activations)
         return network.backward(cache, Y, activations, loss)
 
-    def forward_only() -> object:
-        return net.forward(X)
-
     def objective(params, X, Y):
         return network.batch_loss(params, X, Y, activations, loss, xp=jnp)
 
     jitted = jax.jit(jax.value_and_grad(objective))
-    unjitted = jax.value_and_grad(objective)
     jparams = {key: jax.device_put(value) for key, value in params.items()}
     jX, jY = jax.device_put(X), jax.device_put(Y)
+    one_on, one_off = blas.one_thread()
+    policy = {"before": True}
+
+    def policy_off() -> None:
+        policy["before"] = threads.set_policy(False)
 
     timed = {
-        "dnn": dnn,
-        "core": core,
-        "fwd": forward_only,
-        "jit": lambda: jax.block_until_ready(jitted(jparams, jX, jY)),
-        "grad": lambda: jax.block_until_ready(unjitted(jparams, jX, jY)),
-        "roof": roofline(params, X, len(activations)),
+        "dnn": Method(dnn),
+        "dnn_1": Method(dnn, one_on, one_off),
+        "dnn_lib": Method(dnn, policy_off, lambda: threads.set_policy(policy["before"])),
+        "core": Method(core),
+        "jit": Method(lambda: jax.block_until_ready(jitted(jparams, jX, jY))),
+        "roof": Method(roofline(params, X, len(activations))),
     }
-    if not include_grad:
-        del timed["grad"]
-    for run in timed.values():
-        run()
+    for method in timed.values():
+        method.enter()
+        method.run()
+        method.leave()
     return timed
 
 
-def calls_per_sample(run: Callable[[], object], min_sample: float) -> int:
-    """How many calls in a row last at least ``min_sample`` seconds."""
-    start = time.perf_counter()
-    run()
-    once = max(time.perf_counter() - start, 1e-7)
-    return max(1, int(np.ceil(min_sample / once)))
+@dataclass(frozen=True)
+class Times:
+    """Single-call seconds of one method."""
+
+    calls: tuple[float, ...]
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.calls)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.calls)
 
 
 def time_point(
-    timed: dict[str, Callable[[], object]], repeats: int, grad_repeats: int, min_sample: float
-) -> dict[str, float]:
-    """Median seconds per call of every method, over interleaved rounds."""
-    counts = {name: calls_per_sample(run, min_sample) for name, run in timed.items()}
+    timed: dict[str, Method], rounds: int, min_sample: float, min_calls: int
+) -> dict[str, Times]:
+    """Every call of every method, timed alone, in interleaved rounds."""
     samples: dict[str, list[float]] = {name: [] for name in timed}
-    for round_ in range(repeats):
-        for name, run in timed.items():
-            if name == "grad" and round_ >= grad_repeats:
-                continue
-            count = counts[name]
-            start = time.perf_counter()
-            for _ in range(count):
-                run()
-            samples[name].append((time.perf_counter() - start) / count)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    per_round = max(1, -(-min_calls // rounds))
+    clock = time.perf_counter
+    for _ in range(rounds):
+        for name, method in timed.items():
+            calls = samples[name]
+            method.enter()
+            try:
+                end = clock() + min_sample
+                count = 0
+                while count < per_round or clock() < end:
+                    start = clock()
+                    method.run()
+                    calls.append(clock() - start)
+                    count += 1
+            finally:
+                method.leave()
+    return {name: Times(tuple(values)) for name, values in samples.items()}
 
 
 def format_time(seconds: float) -> str:
@@ -207,62 +266,53 @@ def format_time(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
-def machine_lines() -> list[str]:
-    """Cores and the BLAS numpy uses (threadpoolctl)."""
-    import jax
-    from threadpoolctl import threadpool_info
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    lines = [
-        f"cores: os.cpu_count() = {os.cpu_count()}, usable (sched_getaffinity) = {cores}, "
-        f"load average now {os.getloadavg()[0]:.2f}",
-        f"numpy {np.__version__}, jax {jax.__version__}, python {sys.version.split()[0]}",
-    ]
-    for pool in threadpool_info():
-        lines.append(
-            f"{pool['user_api']}: {pool['internal_api']} {pool.get('version')} "
-            f"({pool.get('architecture')}, {pool.get('threading_layer')}, "
-            f"{pool['num_threads']} threads)"
-        )
-    return lines
-
-
-def table(rows: list[tuple[Point, dict[str, float]]]) -> str:
+def table(rows: list[tuple[Point, dict[str, Times]]]) -> str:
     header = (
-        "| size | layers, m | dtype | hidden | dnn (vg) | core | fwd | jax jit | jax grad "
-        "| roofline | manual/jax_jit | manual/roofline | roofline/jax_jit | vg/fwd | validation |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| size | layers, m | dtype | hidden | dnn p50 | dnn p90 | dnn p99 | dnn, 1 thread "
+        "| dnn, policy off p50 / p99 | core | jax jit p50 | jit p90 | jit p99 | roofline "
+        "| manual/jax_jit | manual/roofline | validation | calls |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [header]
     for point, t in rows:
-        grad = format_time(t["grad"]) if "grad" in t else "–"
+        dnn, jit = t["dnn"], t["jit"]
         lines.append(
             f"| {point.size} | {point.layer_sizes}, {point.m} | {point.dtype} | {point.hidden} "
-            f"| {format_time(t['dnn'])} | {format_time(t['core'])} | {format_time(t['fwd'])} "
-            f"| {format_time(t['jit'])} | {grad} | {format_time(t['roof'])} "
-            f"| {t['dnn'] / t['jit']:.2f} | {t['dnn'] / t['roof']:.2f} "
-            f"| {t['roof'] / t['jit']:.2f} "
-            f"| {t['dnn'] / t['fwd']:.2f} | {100 * (t['dnn'] - t['core']) / t['dnn']:.0f} % |"
+            f"| {format_time(dnn.median)} | {format_time(dnn.quantile(0.9))} "
+            f"| {format_time(dnn.quantile(0.99))} | {format_time(t['dnn_1'].median)} "
+            f"| {format_time(t['dnn_lib'].median)} / {format_time(t['dnn_lib'].quantile(0.99))} "
+            f"| {format_time(t['core'].median)} "
+            f"| {format_time(jit.median)} | {format_time(jit.quantile(0.9))} "
+            f"| {format_time(jit.quantile(0.99))} | {format_time(t['roof'].median)} "
+            f"| {dnn.median / jit.median:.2f} | {dnn.median / t['roof'].median:.2f} "
+            f"| {100 * (dnn.median - t['core'].median) / dnn.median:.0f} % "
+            f"| {len(dnn.calls)} |"
         )
     return "\n".join(lines)
 
 
-def goals(rows: list[tuple[Point, dict[str, float]]]) -> list[str]:
-    """The issue's two goals, checked on this run's medians."""
-    vs_jit = [(t["dnn"] / t["jit"], p) for p, t in rows]
-    worst_jit, where_jit = max(vs_jit, key=lambda r: r[0])
-    lines = [
-        f"manual/jax_jit <= 1.0 at every point: worst {worst_jit:.2f} "
-        f"({where_jit.size}, {where_jit.dtype}, {where_jit.hidden}) -> "
-        f"{'met' if worst_jit <= 1.0 else 'NOT met'}"
-    ]
-    large = [(t["dnn"] / t["roof"], p) for p, t in rows if p.size in LARGE_SIZES]
-    if large:
-        worst_roof, where_roof = max(large, key=lambda r: r[0])
+def goals(results: dict[str, list[tuple[Point, dict[str, Times]]]]) -> list[str]:
+    """The issue's goals, on this run's figures."""
+    lines = []
+    quiet = results.get("quiet", [])
+    for point, t in quiet:
+        ratio = t["dnn"].median / t["jit"].median
+        goal = JIT_GOALS[point.size]
         lines.append(
-            f"manual/roofline <= 1.15 at the large sizes: worst {worst_roof:.2f} "
-            f"({where_roof.size}, {where_roof.dtype}, {where_roof.hidden}) -> "
-            f"{'met' if worst_roof <= 1.15 else 'NOT met'}"
+            f"quiet, {point.size} {point.dtype} {point.hidden}: manual/jax_jit {ratio:.2f} "
+            f"(goal <= {goal}) -> {'met' if ratio <= goal else 'NOT met'}"
+        )
+    single = {(p.size, p.dtype, p.hidden): t["dnn_1"].median for p, t in quiet}
+    for point, t in results.get("competing", []):
+        base = single.get((point.size, point.dtype, point.hidden))
+        if base is None:
+            continue
+        median, p99 = t["dnn"].median / base, t["dnn"].quantile(0.99) / base
+        verdict = "met" if median <= 1.5 and p99 <= 3 else "NOT met"
+        lines.append(
+            f"competing, {point.size} {point.dtype} {point.hidden}: median {median:.2f}x, "
+            f"p99 {p99:.2f}x the quiet one-thread median {format_time(base)} "
+            f"(goals 1.5x, 3x) -> {verdict}"
         )
     return lines
 
@@ -277,68 +327,56 @@ def parse_list(text: str, allowed: tuple[str, ...] | dict, name: str) -> list[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(SIZES), help="default: all of %(default)s")
-    parser.add_argument("--dtypes", default=",".join(DTYPES), help="default: %(default)s")
-    parser.add_argument(
-        "--activations", default=",".join(HIDDEN), help="hidden activations (default %(default)s)"
-    )
-    parser.add_argument("--repeats", type=int, default=15, help="rounds per point (default 15)")
-    parser.add_argument(
-        "--min-sample", type=float, default=0.02, help="seconds per sample (default 0.02)"
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="5 rounds of >= 5 ms, un-jitted jax.grad skipped"
-    )
-    parser.add_argument("--no-grad", action="store_true", help="skip un-jitted jax.grad")
-    parser.add_argument(
-        "--single-thread",
-        action="store_true",
-        help="pin the process to one core, numpy's BLAS (threadpoolctl) and XLA's Eigen to one "
-        "thread: stable figures on a machine other processes share (default: every core)",
-    )
+    parser.add_argument("--grid", choices=["issue", "full"], default="issue")
+    parser.add_argument("--sizes", help="subset of the grid's sizes: " + ",".join(SIZES))
+    parser.add_argument("--dtypes", help="full grid only: " + ",".join(DTYPES))
+    parser.add_argument("--activations", default="relu", help="hidden activations")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="%(default)s")
+    parser.add_argument("--rounds", type=int, default=10, help="default %(default)s")
+    parser.add_argument("--min-sample", type=float, default=0.05, help="seconds per round")
+    parser.add_argument("--min-calls", type=int, default=100, help="calls per method at least")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 10 ms, 20 calls")
     args = parser.parse_args(argv)
-    if args.single_thread:
-        # Before jax starts: XLA reads its flags once.
-        flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
-        os.environ["XLA_FLAGS"] = flags.strip()
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    sizes = parse_list(args.sizes, SIZES, "sizes")
-    dtypes = parse_list(args.dtypes, DTYPES, "dtypes")
     hidden = parse_list(args.activations, HIDDEN, "activations")
-    repeats, min_sample, include_grad = args.repeats, args.min_sample, not args.no_grad
+    scenarios = parse_list(args.scenarios, SCENARIOS, "scenarios")
+    if args.grid == "issue":
+        grid = [(size, dtype) for size, dtype in ISSUE_GRID]
+    else:
+        dtypes = parse_list(args.dtypes or ",".join(DTYPES), DTYPES, "dtypes")
+        grid = [(size, dtype) for size in SIZES for dtype in dtypes]
+    if args.sizes:
+        sizes = parse_list(args.sizes, SIZES, "sizes")
+        grid = [(size, dtype) for size, dtype in grid if size in sizes]
+    rounds, min_sample, min_calls = args.rounds, args.min_sample, args.min_calls
     if args.quick:
-        repeats, min_sample, include_grad = 5, 0.005, False
+        rounds, min_sample, min_calls = 3, 0.01, 20
 
-    print("\n".join(machine_lines()), flush=True)
-    rows = []
+    blas = Blas()
+    points = [Point(size, dtype, name) for size, dtype in grid for name in hidden]
+    timed = {point: methods(point, blas) for point in points}
+    results: dict[str, list[tuple[Point, dict[str, Times]]]] = {}
     start = time.perf_counter()
-    for size in sizes:
-        for dtype in dtypes:
-            for name in hidden:
-                point = Point(size, dtype, name)
-                grad_repeats = 3 if size in LARGE_SIZES else repeats
-                timed = methods(point, include_grad)
-                result = time_point(timed, repeats, grad_repeats, min_sample)
+    for scenario in scenarios:
+        rows = []
+        with competitor() if scenario == "competing" else contextlib.nullcontext():
+            print_environment(f"\n{scenario}: environment at the start")
+            for point in points:
+                result = time_point(timed[point], rounds, min_sample, min_calls)
                 rows.append((point, result))
                 print(
-                    f"  {size} {dtype} {name}: manual/jax_jit "
-                    f"{result['dnn'] / result['jit']:.2f}, manual/roofline "
-                    f"{result['dnn'] / result['roof']:.2f}",
+                    f"  {point.size} {point.dtype} {point.hidden}: manual/jax_jit "
+                    f"{result['dnn'].median / result['jit'].median:.2f}",
                     flush=True,
                 )
+            load = os.getloadavg()
+        results[scenario] = rows
+        print(f"\n**{scenario}** (load average at the end {load[0]:.2f} {load[1]:.2f}):\n")
+        print(table(rows))
     print()
-    print(table(rows))
-    print()
-    print("\n".join(goals(rows)))
+    print("\n".join(goals(results)))
     print(
-        f"\n{repeats} interleaved rounds per point (un-jitted jax.grad: "
-        f"{'skipped' if not include_grad else '3 at the large sizes'}), samples of >= "
-        f"{min_sample * 1e3:.0f} ms; wall time {time.perf_counter() - start:.0f} s; "
-        f"load average at the end {os.getloadavg()[0]:.2f} (when above the core count, other "
-        "processes compete: OpenBLAS threads then wait for each other far longer than XLA's)"
+        f"\n{rounds} interleaved rounds of >= {min_sample * 1e3:.0f} ms, >= {min_calls} calls "
+        f"per method; wall time {time.perf_counter() - start:.0f} s"
     )
     return 0
 

@@ -126,7 +126,8 @@ def elementwise_backward(derivative: Callable[..., Array]) -> Callable[..., Arra
 
     def backward(dA: Array, Z: Array, A: Array, out: Array | None = None) -> Array:
         if out is None:
-            out = np.empty(dA.shape, np.result_type(dA, A))
+            dtype = dA.dtype if dA.dtype == A.dtype else np.result_type(dA, A)
+            out = np.empty(dA.shape, dtype)
         dZ = derivative(Z, A, out=out)
         dZ *= dA
         return dZ
@@ -181,16 +182,18 @@ def sigmoid(Z: Array, xp: ModuleType = np) -> Array:
 
 
 def _sigmoid_kernel(Z: Array, out: Array) -> Array:
-    """``sigmoid(Z)`` into ``out`` as ``exp(min(z, 0)) / (1 + exp(-|z|))``.
+    """``sigmoid(Z)`` into ``out`` as ``max(e, [z >= 0]) / (1 + e)``, ``e = exp(-|z|)``.
 
-    The same divisions as the formula: for ``z >= 0`` the numerator is
-    ``exp(0) = 1`` exactly, for ``z < 0`` it is ``exp(z) = e``.
+    The same divisions as the formula: for ``z >= 0`` the numerator is 1
+    exactly (there ``e <= 1``), for ``z < 0`` it is ``e`` (``max(e, 0)``,
+    and NaN stays NaN).  One ``exp`` per entry: an earlier kernel took
+    ``exp(min(z, 0))`` for the numerator, a second ``exp`` that cost more
+    than every other pass together (benchmarks/RESULTS.md).
     """
-    numerator = np.minimum(Z, 0)
-    np.exp(numerator, out=numerator)
     np.abs(Z, out=out)
     np.negative(out, out=out)
     np.exp(out, out=out)
+    numerator = np.maximum(out, Z >= 0)
     out += 1
     return np.divide(numerator, out, out=out)
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from manual_bp import model_file, network, training
+from manual_bp import normalization as normalization_step
 from manual_bp.architecture import cache_keys, param_shapes
 from manual_bp.losses import LOSSES
 from manual_bp.optimizers import SGD, Optimizer, State
@@ -114,6 +115,11 @@ class DNN:
     seed : seeds the initial weights and the mini-batch shuffling.
     dtype : "float64" (default) or "float32"; params, cache and grads keep it.
         Inputs of another dtype are converted to it.
+    normalization : keyword only: None (default), "batch" or "layer" for every
+        hidden layer, or a list with one per hidden layer: the step
+        ``Nl = gammal * Zhatl + betal`` between ``Zl`` and the activation
+        (``manual_bp.normalization``), adding ``gammal``, ``betal`` to
+        ``params`` and, for batch normalization, ``running``.
 
     Examples
     --------
@@ -128,6 +134,17 @@ class DNN:
     >>> grads = net.compute_gradients(out, cache, Y)
     >>> grads["W3"].shape, grads["B1"].shape, grads["Z2"].shape
     ((1, 3), (3, 1), (3, 3))
+
+    With batch normalization:
+
+    >>> bn = DNN([2, 3, 1], ["relu", "sigmoid"], normalization="batch")
+    >>> out, cache = bn.forward(X)          # training mode: batch statistics
+    >>> cache["Zhat1"].mean(axis=1).round(12) + 0.0
+    array([0., 0., 0.])
+    >>> sorted(bn.compute_gradients(out, cache, Y))
+    ['A1', 'B1', 'B2', 'N1', 'W1', 'W2', 'Z1', 'Z2', 'Zhat1', 'beta1', 'gamma1']
+    >>> bn.running["running_mean1"].shape   # updated by that forward
+    (3, 1)
     """
 
     def __init__(
@@ -137,15 +154,23 @@ class DNN:
         loss: str | None = None,
         seed: int | None = 0,
         dtype: str | np.dtype = "float64",
+        *,
+        normalization: str | Sequence[str | None] | None = None,
     ) -> None:
         sizes, names, loss, resolved_dtype = architecture(layer_sizes, activations, loss, dtype)
+        kinds = normalization_step.resolve(normalization, len(names))
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed: expected an int >= 0 or None, got {seed!r}")
         if seed is not None and seed < 0:  # numpy's generators refuse it, less clearly
             raise ValueError(f"seed: expected an int >= 0 or None, got {seed}")
-        self._configure(sizes, names, loss, resolved_dtype, seed)
+        self._configure(sizes, names, loss, resolved_dtype, seed, kinds)
+        params = network.init_params(sizes, names, seed, resolved_dtype)
+        params.update(normalization_step.init_normalization_params(sizes, kinds, resolved_dtype))
         self._params = _read_only(
-            network.init_params(sizes, names, seed, resolved_dtype), copy=False
+            check_params(params, sizes, resolved_dtype, normalization=kinds), copy=False
+        )
+        self._running = _read_only(
+            normalization_step.init_running(sizes, kinds, resolved_dtype), copy=False
         )
 
     def _configure(
@@ -155,6 +180,7 @@ class DNN:
         loss: str,
         dtype: np.dtype,
         seed: int | None,
+        normalization: tuple[str | None, ...] | None = None,
     ) -> None:
         """Everything but the parameters, from checked arguments.  No optimizer
         yet: the first ``fit`` sets it (``save`` does not carry it)."""
@@ -165,12 +191,19 @@ class DNN:
         self.loss_name: str = loss
         self.dtype: np.dtype = dtype
         self.seed = seed
+        # One entry per layer, the output layer's None (``normalization.resolve``).
+        self.normalization: tuple[str | None, ...] = normalization or (None,) * len(names)
+        self._running: dict[str, Array] = {}
         self._rng = np.random.default_rng(seed)
         self._network_id = uuid.uuid4().hex
-        self._cache_keys = frozenset(cache_keys(len(names)))
+        self._cache_keys = frozenset(cache_keys(len(names), normalization=self.normalization))
         # Cached Wl have the parameters' shapes; A0, Zl and Al have nl rows and m columns.
         weights = {key: shape for key, shape in param_shapes(sizes).items() if key[0] == "W"}
-        rows = {key: sizes[int(key[1:])] for key in self._cache_keys if key[0] in "AZ"}
+        rows = {
+            key: sizes[int(key[1:])]
+            for key in self._cache_keys
+            if key[0] in "AZ" and key[1:].isdigit()
+        }
         self._cache_shapes: dict[str, dict[str, Any]] = {"W": weights, "A": rows}
 
     def save(self, path: str | os.PathLike) -> None:
@@ -180,8 +213,15 @@ class DNN:
         ``dtype``, ``seed``), a format version and every ``Wl``, ``Bl``, bit for
         bit; ``DNN.load(path)`` gives back an equal network.  The name is used
         as given (no ``.npz`` is appended).  The shuffling generator's state is
-        not saved: a loaded network shuffles from ``seed`` again.
+        not saved: a loaded network shuffles from ``seed`` again.  A normalized
+        network is refused (``ValueError``): the file format does not carry
+        ``gamma``, ``beta`` and the running statistics yet.
         """
+        if any(self.normalization):
+            raise ValueError(
+                "save: the model file does not carry gamma, beta and the running statistics "
+                f"of a normalized network yet (normalization={list(self.normalization[:-1])})"
+            )
         model_file.write(
             path, self.layer_sizes, self.activations, self.loss_name, self.dtype, self.seed,
             self._params,
@@ -220,14 +260,36 @@ class DNN:
 
     @params.setter
     def params(self, new_params: Mapping[str, Array]) -> None:
-        checked = check_params(new_params, self.layer_sizes, self.dtype)
+        checked = check_params(
+            new_params, self.layer_sizes, self.dtype, normalization=self.normalization
+        )
         self._params = _read_only(checked, copy=True)
 
+    @property
+    def running(self) -> dict[str, Array]:
+        """The running statistics of batch normalization (read-only arrays):
+        ``running_meanl`` and ``running_varl`` (nl, 1) per batch-normalized
+        layer, used by ``forward(X, training=False)`` and ``predict``; empty
+        without batch normalization."""
+        return dict(self._running)
+
+    @property
+    def _normalization(self) -> dict[str, tuple[str | None, ...]]:
+        """The keyword the functional core takes, empty for a net without normalization."""
+        return {"normalization": self.normalization} if any(self.normalization) else {}
+
+    def _update_running(self, cache: Mapping[str, Array]) -> None:
+        if self._running:
+            running = normalization_step.update_running(self._running, cache, self.normalization)
+            self._running = _read_only(running, copy=False)
+
     def __repr__(self) -> str:
+        hidden = list(self.normalization[:-1])
         return (
             f"DNN(layer_sizes={list(self.layer_sizes)}, "
             f"activations={list(self.activations)}, loss={self.loss_name!r}, "
-            f"seed={self.seed!r}, dtype={self.dtype.name!r})"
+            f"seed={self.seed!r}, dtype={self.dtype.name!r}"
+            + (f", normalization={hidden!r})" if any(hidden) else ")")
         )
 
     def _inputs(self, X: object) -> Array:
@@ -236,17 +298,39 @@ class DNN:
     def _targets(self, Y: object, m: int) -> Array:
         return check_targets(Y, (self.layer_sizes[-1], m), self.loss_name, self.dtype)
 
-    def forward(self, X: object, Y: object = None) -> tuple[Array, Cache]:
+    def forward(self, X: object, Y: object = None, *, training: bool = True) -> tuple[Array, Cache]:
         """``out = AL`` of shape (nL, m) and the cache for ``compute_gradients``.
 
         ``X`` has shape (n0, m), one sample per column.  The cache holds ``A0``
         and ``Wl``, ``Zl``, ``Al`` for every layer (see ``manual_bp.network``),
         and the targets ``Y`` (nL, m) when given, as in the seed:
         ``out, cache = net.forward(X, Y)``, then ``net.compute_gradients(out, cache)``.
+
+        A normalized layer also caches ``gammal``, ``mul``, ``varl``,
+        ``inv_stdl``, ``Zhatl``, ``Nl``.  With batch normalization,
+        ``training=True`` normalizes by the batch's statistics and updates
+        ``running`` from them (``manual_bp.normalization.update_running``);
+        ``training=False`` uses ``running`` and changes nothing (its cache holds
+        ``running_meanl``, ``running_varl`` instead of ``mul``, ``varl``, and
+        gives no gradients).
         """
         inputs = self._inputs(X)
         targets = None if Y is None else self._targets(Y, inputs.shape[1])
-        out, cache = network.forward(self._params, inputs, self.activations)
+        if not isinstance(training, bool):
+            raise TypeError(f"training: expected True or False, got {training!r}")
+        if not training and self._running:
+            out, cache = network.forward(
+                self._params, inputs, self.activations, running=self._running,
+                **self._normalization,
+            )  # fmt: skip
+        elif not self._normalization.get("normalization"):
+            # The net's params and the checked X share self.dtype: no dtype dispatch.
+            out, cache = network.forward_numpy(self._params, inputs, self.activations)
+        else:
+            out, cache = network.forward(
+                self._params, inputs, self.activations, **self._normalization
+            )
+            self._update_running(cache)
         cache = Cache(cache)
         if targets is not None:
             cache["Y"] = targets
@@ -254,16 +338,23 @@ class DNN:
         return out, cache
 
     def predict(self, X: object) -> Array:
-        """``AL`` of shape (nL, m)."""
-        return self.forward(X)[0]
+        """``AL`` of shape (nL, m), in inference mode (``forward(X, training=False)``)."""
+        return self.forward(X, training=False)[0]
 
     def loss(self, X: object, Y: object) -> float:
-        """The batch-mean loss, computed stably from the logits."""
+        """The batch-mean loss, computed stably from the logits.
+
+        A batch-normalized net takes the batch's statistics (the loss whose
+        gradients ``compute_gradients`` gives) and leaves ``running`` as it is.
+        """
         inputs = self._inputs(X)
         targets = self._targets(Y, inputs.shape[1])
         return float(
-            network.batch_loss(self._params, inputs, targets, self.activations, self.loss_name)
-        )
+            network.batch_loss(
+                self._params, inputs, targets, self.activations, self.loss_name,
+                **self._normalization,
+            )
+        )  # fmt: skip
 
     def compute_gradients(
         self,
@@ -271,6 +362,8 @@ class DNN:
         cache: Mapping[str, Array],
         Y: object = None,
         input_gradient: bool = False,
+        *,
+        staged: bool = False,
     ) -> dict[str, Array]:
         """dL/dv for every ``Wl``, ``Bl``, ``Zl`` and ``Al`` (l < L) of the cache.
 
@@ -284,12 +377,17 @@ class DNN:
         another ``DNN`` returned is refused.  A plain dict (for example from
         the functional ``manual_bp.forward``, or a copy) is accepted when it
         holds every entry with the shapes and dtype of this network.
+
+        A normalized layer adds ``gammal``, ``betal``, ``Nl`` and ``Zhatl``;
+        ``staged=True`` takes its backward stage by stage and adds ``mul``,
+        ``varl`` (``manual_bp.normalization``; the closed form is the default).
         """
         self._check_cache(out, cache)
         targets = self._cached_or_given_targets(cache, Y)
         return network.backward(
-            cache, targets, self.activations, self.loss_name, input_gradient=bool(input_gradient)
-        )
+            cache, targets, self.activations, self.loss_name, input_gradient=bool(input_gradient),
+            staged=bool(staged), **self._normalization,
+        )  # fmt: skip
 
     def _cached_or_given_targets(self, cache: Mapping[str, Array], Y: object) -> Array:
         m = cache["A0"].shape[1]
@@ -316,6 +414,11 @@ class DNN:
         if not isinstance(cache, Mapping):
             raise TypeError(
                 f"cache: expected the dict returned by forward, got {type(cache).__name__}"
+            )
+        if any(key.startswith("running_") for key in cache):
+            raise ValueError(
+                "cache: from forward(X, training=False), which normalizes by the running "
+                "statistics; gradients need a training-mode cache (forward(X))"
             )
         owner = getattr(cache, "network_id", None)
         if owner is not None and owner != self._network_id:
@@ -358,7 +461,9 @@ class DNN:
         if not isinstance(grads, Mapping):
             raise TypeError(f"grads: expected a dict of arrays, got {type(grads).__name__}")
         update = {key: grads[key] for key in self._params if key in grads}
-        check_params(update, self.layer_sizes, self.dtype, name="grads")
+        check_params(
+            update, self.layer_sizes, self.dtype, name="grads", normalization=self.normalization
+        )
         self._params = _read_only(training.sgd_step(self._params, update, lr), copy=False)
 
     @property
@@ -422,6 +527,8 @@ class DNN:
                 self._rng,
                 callback=callback,
                 state=state,
+                on_batch=self._update_running if self._running else None,
+                **self._normalization,
             )
         except training.TrainingDiverged as diverged:
             self._params = _read_only(diverged.params, copy=False)

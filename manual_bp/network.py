@@ -57,9 +57,17 @@ from types import ModuleType
 
 import numpy as np
 
-from manual_bp.activations import ACTIVATIONS
-from manual_bp.architecture import gradient_shapes, layer_sizes_of
+from manual_bp import threads
+from manual_bp.activations import ACTIVATIONS, Activation
+from manual_bp.architecture import gradient_shapes, layer_keys, layer_sizes_of
 from manual_bp.losses import LOSSES, output_gradient
+from manual_bp.normalization import (
+    closed_backward,
+    kind_of,
+    normalize,
+    parameter_gradients,
+    staged_backward,
+)
 
 Array = np.ndarray
 Params = Mapping[str, Array]
@@ -128,19 +136,26 @@ def forward(
     activations: Sequence[str],
     xp: ModuleType = np,
     taps: Mapping[str, Array] | None = None,
+    *,
+    normalization: Sequence[str | None] | None = None,
+    running: Mapping[str, Array] | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """Forward pass over the array namespace ``xp``.
 
-    With NumPy (and no taps) the NumPy path runs, which computes the same
-    values as ``forward_xp`` in place (see the module notes); otherwise
-    ``forward_xp``.  Parameters and returns are those of ``forward_xp``.
+    With NumPy (and no taps, no normalization) the NumPy path runs, which
+    computes the same values as ``forward_xp`` in place (see the module
+    notes); otherwise ``forward_xp``.  Parameters and returns are those of
+    ``forward_xp``.
     """
+    if normalization and any(normalization):
+        return forward_xp(params, X, activations, xp, taps, normalization=normalization,
+                          running=running)  # fmt: skip
     if xp is np and taps is None:
         dtype = np.result_type(X, *params.values())
         # Mixed dtypes take the definition: its per-layer promotion (a float32
         # layer after a float64 one) is not what one block of one dtype holds.
         if dtype.kind == "f" and all(np.asarray(v).dtype == dtype for v in (X, *params.values())):
-            return _forward_numpy(params, X, activations, dtype)
+            return forward_numpy(params, X, activations)
     return forward_xp(params, X, activations, xp, taps)
 
 
@@ -150,6 +165,9 @@ def forward_xp(
     activations: Sequence[str],
     xp: ModuleType = np,
     taps: Mapping[str, Array] | None = None,
+    *,
+    normalization: Sequence[str | None] | None = None,
+    running: Mapping[str, Array] | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """Forward pass over the array namespace ``xp``: the definition.
 
@@ -163,11 +181,20 @@ def forward_xp(
         (l = 1..L-1) added to the matching variables.  They change no value;
         the oracle takes ``jax.grad`` with respect to them, which gives
         dL/dZl and dL/dAl.
+    normalization : optional, one entry per layer: ``None``, ``"batch"`` or
+        ``"layer"`` (``manual_bp.normalization.resolve``): the step
+        ``Nl = gammal * Zhatl + betal`` between ``Zl`` and ``f_l``, with
+        ``gammal``, ``betal`` from ``params`` (and taps ``mul``, ``varl``,
+        ``Zhatl``, ``Nl``)
+    running : optional ``running_meanl``, ``running_varl``: inference mode,
+        batch normalization uses them instead of the batch's statistics
 
     Returns
     -------
     out : (nL, m) array ``AL``
-    cache : dict with ``A0`` and ``Wl``, ``Zl``, ``Al`` for l = 1..L
+    cache : dict with ``A0`` and ``Wl``, ``Zl``, ``Al`` for l = 1..L (and a
+        normalized layer's ``gammal``, ``mul``, ``varl``, ``inv_stdl``,
+        ``Zhatl``, ``Nl``)
     """
     depth = len(activations)
     A = X
@@ -177,34 +204,80 @@ def forward_xp(
         Z = W @ A + params[f"B{l}"]
         if taps is not None:
             Z = Z + taps[f"Z{l}"]
+        cache[f"W{l}"], cache[f"Z{l}"] = W, Z
+        kind = kind_of(normalization, l)
+        if kind:
+            Z = _normalization_step(params, Z, kind, l, xp, taps, running, cache)
         A = ACTIVATIONS[activations[l - 1]].forward(Z, xp)
         if taps is not None and l < depth:
             A = A + taps[f"A{l}"]
-        cache[f"W{l}"], cache[f"Z{l}"], cache[f"A{l}"] = W, Z, A
+        cache[f"A{l}"] = A
     return A, cache
 
 
-def _forward_numpy(
-    params: Params, X: Array, activations: Sequence[str], dtype: np.dtype
+def _normalization_step(
+    params: Params,
+    Z: Array,
+    kind: str,
+    l: int,
+    xp: ModuleType,
+    taps: Mapping[str, Array] | None,
+    running: Mapping[str, Array] | None,
+    cache: dict[str, Array],
+) -> Array:
+    """Layer ``l``'s ``Nl = gammal * Zhatl + betal``, its intermediates cached."""
+    statistics = None
+    if running is not None and kind == "batch":
+        statistics = (running[f"running_mean{l}"], running[f"running_var{l}"])
+    layer_taps = None
+    if taps is not None:
+        layer_taps = {name: taps[f"{name}{l}"] for name in ("mu", "var", "Zhat", "N")}
+    gamma = params[f"gamma{l}"]
+    values = normalize(
+        Z, gamma, params[f"beta{l}"], kind, xp, statistics=statistics, taps=layer_taps
+    )
+    cache[f"gamma{l}"] = gamma
+    for name, value in values.items():
+        cache[f"{name}{l}"] = value
+    return values["N"]
+
+
+def forward_numpy(
+    params: Params, X: Array, activations: Sequence[str]
 ) -> tuple[Array, dict[str, Array]]:
     """``forward_xp`` with NumPy, in place: ``Zl`` and ``Al`` from one block.
 
-    ``Zl = Wl A(l-1)`` is written by the matrix product into its own array,
-    ``Bl`` is added there, and ``f_l`` writes ``Al`` into the next one.
+    For callers that know ``X`` and every parameter share one float dtype
+    (``DNN`` validates it once, when the parameters are set, and converts
+    ``X``); ``forward`` checks it on every call.  ``Zl = Wl A(l-1)`` is
+    written by the matrix product into its own array, ``Bl`` is added there,
+    and ``f_l`` writes ``Al`` into the next one.
     """
-    depth, m = len(activations), X.shape[1]
-    shapes = {}
-    for l in range(1, depth + 1):
-        shapes[f"Z{l}"] = shapes[f"A{l}"] = (params[f"W{l}"].shape[0], m)
-    arrays = new_arrays(shapes, dtype)
+    dtype = X.dtype
+    keys, m = layer_keys(len(activations)), X.shape[1]
+    weights = [params[key.W] for key in keys]
+    arrays: dict[str, Array] = {}
+    if 2 * m * sum(W.shape[0] for W in weights) * dtype.itemsize >= BLOCK_MIN_BYTES:
+        shapes = {}
+        for key, W in zip(keys, weights, strict=True):
+            shapes[key.Z] = shapes[key.A] = (W.shape[0], m)
+        arrays = new_arrays(shapes, dtype)
     A = X
     cache = {"A0": X}
-    for l in range(1, depth + 1):
-        W = params[f"W{l}"]
-        Z = np.matmul(W, A, out=arrays.get(f"Z{l}"))
-        Z += params[f"B{l}"]
-        A = ACTIVATIONS[activations[l - 1]].forward_into(Z, arrays.get(f"A{l}"))
-        cache[f"W{l}"], cache[f"Z{l}"], cache[f"A{l}"] = W, Z, A
+    gemms = threads.gemms()
+    # Every product of layer l does W.size * m multiply-adds; when none is big
+    # enough for the thread policy to act, NumPy's own matmul is called.
+    matmul = (
+        gemms.matmul if max(W.size for W in weights) * m > threads.SINGLE_THREAD_WORK else np.matmul
+    )
+    try:
+        for key, W, name in zip(keys, weights, activations, strict=True):
+            Z = matmul(W, A, out=arrays.get(key.Z))
+            Z += params[key.B]
+            A = ACTIVATIONS[name].forward_into(Z, arrays.get(key.A))
+            cache[key.W], cache[key.Z], cache[key.A] = W, Z, A
+    finally:
+        gemms.restore()
     return A, cache
 
 
@@ -223,9 +296,14 @@ def batch_loss(
     loss: str,
     xp: ModuleType = np,
     taps: Mapping[str, Array] | None = None,
+    *,
+    normalization: Sequence[str | None] | None = None,
+    running: Mapping[str, Array] | None = None,
 ) -> Array:
     """``loss(forward(params, X))``: the function the oracle differentiates."""
-    _, cache = forward(params, X, activations, xp, taps)
+    _, cache = forward(
+        params, X, activations, xp, taps, normalization=normalization, running=running
+    )
     return loss_from_cache(cache, Y, loss, len(activations), xp)
 
 
@@ -235,6 +313,9 @@ def backward(
     activations: Sequence[str],
     loss: str,
     input_gradient: bool = False,
+    *,
+    normalization: Sequence[str | None] | None = None,
+    staged: bool = False,
 ) -> dict[str, Array]:
     """Hand-written backward pass: one loop over layers.
 
@@ -244,6 +325,10 @@ def backward(
     Y : (nL, m) targets
     activations, loss : names, as given to ``forward`` and ``batch_loss``
     input_gradient : also return ``A0`` = dL/dX
+    normalization : as given to ``forward`` (training mode: the batch's
+        statistics); ``f_l'`` then reads ``Nl`` and the normalization's
+        backward (``manual_bp.normalization``) takes ``dNl`` to ``dZl``
+    staged : the normalization's staged backward instead of the closed form
 
     Returns
     -------
@@ -251,28 +336,72 @@ def backward(
         ``Al`` (l = 1..L-1, and l = 0 with ``input_gradient``), each with the
         shape and dtype of ``v``.  Above ``BLOCK_MIN_BYTES`` all but ``ZL``
         are views of one new block (see the module notes); each is written
-        before it enters ``grads``.
+        before it enters ``grads``.  A normalized layer adds ``Nl``,
+        ``gammal``, ``betal``, ``Zhatl`` (and ``varl``, ``mul`` when ``staged``).
     """
     depth = len(activations)
     # The dtype every product of the chain rule gives: ZL's (that of the
     # forward pass) and Y's meet in dZL = (AL - Y) / m.
-    dtype = np.result_type(cache[f"Z{depth}"], Y)
+    keys = layer_keys(depth)
+    dtype = np.result_type(cache[keys[-1].Z], Y)
     A0 = cache["A0"]
-    # Every gradient but ZL, which the output gradient allocates, in one block.
-    shapes = gradient_shapes(layer_sizes_of(cache, A0, depth), A0.shape[1], input_gradient)
-    del shapes[f"Z{depth}"]
-    out = new_arrays(shapes, dtype)
+    m = A0.shape[1]
+    # Shapes only (W1 first): the block and the thread policy read no values.
+    sizes = layer_sizes_of(cache, A0, depth)
+    out: dict[str, Array] = {}
+    if _gradient_size_bound(sizes, m) * dtype.itemsize >= BLOCK_MIN_BYTES:
+        # Every gradient but ZL, which the output gradient allocates, in one block.
+        shapes = gradient_shapes(sizes, m, input_gradient)
+        del shapes[keys[-1].Z]
+        out = new_arrays(shapes, dtype)
     grads: dict[str, Array] = {}
-    for l in range(depth, 0, -1):
-        activation = ACTIVATIONS[activations[l - 1]]
-        Z, A = cache[f"Z{l}"], cache[f"A{l}"]
-        if l == depth:
-            dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)
-        else:
-            dZ = activation.backward(grads[f"A{l}"], Z, A, out=out.get(f"Z{l}"))
-        grads[f"Z{l}"] = dZ
-        grads[f"W{l}"] = np.matmul(dZ, cache[f"A{l - 1}"].T, out=out.get(f"W{l}"))
-        grads[f"B{l}"] = dZ.sum(axis=1, keepdims=True, out=out.get(f"B{l}"))
-        if l > 1 or input_gradient:
-            grads[f"A{l - 1}"] = np.matmul(cache[f"W{l}"].T, dZ, out=out.get(f"A{l - 1}"))
+    gemms = threads.gemms()
+    # Every product of layer l does nl * n(l-1) * m multiply-adds (see forward).
+    largest = max(n * n_prev for n, n_prev in zip(sizes[1:], sizes, strict=False)) * m
+    matmul = gemms.matmul if largest > threads.SINGLE_THREAD_WORK else np.matmul
+    try:
+        for l in range(depth, 0, -1):
+            key = keys[l - 1]
+            activation = ACTIVATIONS[activations[l - 1]]
+            Z, A = cache[key.Z], cache[key.A]
+            kind = kind_of(normalization, l)
+            if l == depth:
+                dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)
+            elif kind:
+                dZ = _normalization_backward(activation, grads, cache, l, kind, staged)
+            else:
+                dZ = activation.backward(grads[key.A], Z, A, out=out.get(key.Z))
+            grads[key.Z] = dZ
+            grads[key.W] = matmul(dZ, cache[key.A_prev].T, out=out.get(key.W))
+            grads[key.B] = dZ.sum(axis=1, keepdims=True, out=out.get(key.B))
+            if l > 1 or input_gradient:
+                grads[key.A_prev] = matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))
+    finally:
+        gemms.restore()
     return grads
+
+
+def _normalization_backward(
+    activation: Activation,
+    grads: dict[str, Array],
+    cache: Mapping[str, Array],
+    l: int,
+    kind: str,
+    staged: bool,
+) -> Array:
+    """``dNl = f_l'(Nl)^T dAl``, then ``dgammal``, ``dbetal`` and ``dZl`` (either form)."""
+    dN = activation.backward(grads[f"A{l}"], cache[f"N{l}"], cache[f"A{l}"])
+    grads[f"N{l}"] = dN
+    grads[f"gamma{l}"], grads[f"beta{l}"] = parameter_gradients(dN, cache[f"Zhat{l}"])
+    dZ, intermediates = (staged_backward if staged else closed_backward)(dN, cache, l, kind)
+    for name, value in intermediates.items():
+        grads[f"{name}{l}"] = value
+    return dZ
+
+
+def _gradient_size_bound(sizes: Sequence[int], m: int) -> int:
+    """At least the entries of the gradients ``backward`` writes into its
+    block: below the block size no dict of shapes is built at all."""
+    return sum(
+        (n + n_prev) * (m + 1) + n * n_prev for n, n_prev in zip(sizes[1:], sizes, strict=False)
+    )

@@ -36,17 +36,24 @@ GradientFunction = Callable[[Mapping[str, Array], Array, Array, Sequence[str], s
 
 
 def backprop_gradients(
-    params: Mapping[str, Array], X: Array, Y: Array, activations: Sequence[str], loss: str
+    params: Mapping[str, Array],
+    X: Array,
+    Y: Array,
+    activations: Sequence[str],
+    loss: str,
+    *,
+    normalization: Sequence[str | None] | None = None,
 ) -> dict[str, Array]:
     """The hand-written gradients of one batch: ``forward``, then ``backward``."""
-    _, cache = forward(params, X, activations)
-    return backward(cache, Y, activations, loss)
+    _, cache = forward(params, X, activations, normalization=normalization)
+    return backward(cache, Y, activations, loss, normalization=normalization)
 
 
 def sgd_step(
     params: Mapping[str, Array], grads: Mapping[str, Array], learning_rate: float
 ) -> dict[str, Array]:
-    """``Wl <- Wl - lr dWl`` and ``Bl <- Bl - lr dBl``, as new arrays."""
+    """``Wl <- Wl - lr dWl`` and ``Bl <- Bl - lr dBl`` (and ``gammal``, ``betal``
+    of a normalized net), as new arrays."""
     return {key: value - learning_rate * grads[key] for key, value in params.items()}
 
 
@@ -113,6 +120,9 @@ def fit(
     gradients: GradientFunction | None = None,
     callback: Callable[[int, float], object] | None = None,
     state: State | None = None,
+    *,
+    normalization: Sequence[str | None] | None = None,
+    on_batch: Callable[[Mapping[str, Array]], None] | None = None,
 ) -> tuple[dict[str, Array], list[float], State]:
     """Mini-batch training on the hand-written gradients (or on ``gradients``:
     ``reference.autodiff_training`` passes jax.grad's, so both nets train alike).
@@ -126,19 +136,29 @@ def fit(
     with a non-finite loss or parameter.  ``callback(epoch, loss)`` is called
     after each finite epoch (a progress bar, a log line); this module itself
     prints nothing.
+
+    A normalized net (``normalization``, as ``forward`` takes it) trains on
+    each mini-batch's own statistics, and its epoch loss uses those of the
+    whole ``(X, Y)``.  ``on_batch``, if given, is called with each
+    mini-batch's training-mode cache before the step (``DNN.fit`` updates its
+    running statistics there); ``gradients`` then gets ``normalization=``.
     """
     rule: UpdateRule = SGD(optimizer) if isinstance(optimizer, (int, float)) else optimizer
     gradients = gradients or backprop_gradients
+    normalized = {"normalization": normalization} if normalization and any(normalization) else {}
     params = dict(params)
     state = rule.init(params) if state is None else state
     history: list[float] = []
     for epoch in range(1, epochs + 1):
         start, start_state = params, state
         for columns in minibatch_indices(X.shape[1], batch_size, rng):
-            grads = gradients(params, X[:, columns], Y[:, columns], activations, loss)
+            X_batch, Y_batch = X[:, columns], Y[:, columns]
+            if on_batch is not None:
+                on_batch(forward(params, X_batch, activations, **normalized)[1])
+            grads = gradients(params, X_batch, Y_batch, activations, loss, **normalized)
             params, state = rule.update({key: grads[key] for key in params}, state, params)
         with np.errstate(over="ignore", invalid="ignore"):
-            epoch_loss = float(batch_loss(params, X, Y, activations, loss))
+            epoch_loss = float(batch_loss(params, X, Y, activations, loss, **normalized))
         if not _all_finite(params, epoch_loss):
             raise TrainingDiverged(epoch, rule.learning_rate, start, history, start_state)
         history.append(epoch_loss)

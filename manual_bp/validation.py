@@ -155,12 +155,18 @@ def check_targets(Y: object, expected_shape: tuple[int, int], loss: str, dtype: 
 
 
 def check_params(
-    params: object, layer_sizes: Sequence[int], dtype: np.dtype, name: str = "params"
+    params: object,
+    layer_sizes: Sequence[int],
+    dtype: np.dtype,
+    name: str = "params",
+    *,
+    normalization: Sequence[str | None] = (),
 ) -> dict[str, np.ndarray]:
-    """A dict with exactly ``W1..WL`` and ``B1..BL`` of the right shapes and dtype."""
+    """A dict with exactly ``W1..WL`` and ``B1..BL`` (and a normalized layer's
+    ``gammal``, ``betal``) of the right shapes and dtype."""
     if not isinstance(params, Mapping):
         raise TypeError(f"{name}: expected a dict of arrays, got {type(params).__name__}")
-    expected = param_shapes(layer_sizes)
+    expected = param_shapes(layer_sizes, normalization=normalization)
     if set(params) != set(expected):
         raise ValueError(
             f"{name}: expected keys {sorted(expected)}, got {sorted(map(str, params))}"

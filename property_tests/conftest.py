@@ -22,3 +22,11 @@ settings.register_profile("thorough", max_examples=40 * BASE_EXAMPLES, **_common
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )
+
+# Each pytest-xdist worker gets one BLAS thread for the whole process (the
+# oracle's and the tests' own NumPy products too): two workers on two cores,
+# not two workers each spinning two threads (manual_bp/threads.py).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    from manual_bp import threads
+
+    threads.pin_blas_threads(1)

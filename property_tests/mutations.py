@@ -18,7 +18,7 @@ from types import FunctionType
 
 import pytest
 
-from manual_bp import activations, losses, network, optimizers
+from manual_bp import activations, losses, network, normalization, optimizers
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
 
@@ -82,12 +82,13 @@ def inject(mutation: Mutation, monkeypatch: pytest.MonkeyPatch) -> None:
 
 # network.backward writes each gradient into its own slot ``out.get(key)``; a
 # mutant may instead bind a new array, as the bug would be written by hand.
-A_PREV = 'cache[f"A{l - 1}"]'
-WEIGHT_GRAD = f'np.matmul(dZ, {A_PREV}.T, out=out.get(f"W{{l}}"))'
-BIAS = 'dZ.sum(axis=1, keepdims=True, out=out.get(f"B{l}"))'
-INPUT_GRAD = 'np.matmul(cache[f"W{l}"].T, dZ, out=out.get(f"A{l - 1}"))'
+# ``key`` holds layer l's names (network.layer_keys): key.W is "Wl", key.A_prev "A(l-1)".
+A_PREV = "cache[key.A_prev]"
+WEIGHT_GRAD = f"matmul(dZ, {A_PREV}.T, out=out.get(key.W))"
+BIAS = "dZ.sum(axis=1, keepdims=True, out=out.get(key.B))"
+INPUT_GRAD = "matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))"
 OUTPUT = "dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)"
-HIDDEN = 'dZ = activation.backward(grads[f"A{l}"], Z, A, out=out.get(f"Z{l}"))'
+HIDDEN = "dZ = activation.backward(grads[key.A], Z, A, out=out.get(key.Z))"
 
 CATALOG: list[Mutation] = [
     # --- the 1/m of the batch mean
@@ -132,14 +133,14 @@ CATALOG: list[Mutation] = [
         "transposed matrix",
         network.backward,
         INPUT_GRAD,
-        'cache[f"W{l}"] @ dZ',
+        "cache[key.W] @ dZ",
     ),
     Mutation(
         "dW uses A_l instead of A_(l-1)",
         "cache entry from the wrong layer",
         network.backward,
         WEIGHT_GRAD,
-        'dZ @ cache[f"A{l}"].T',
+        "dZ @ cache[key.A].T",
     ),
     Mutation(
         "derivative gets A and Z swapped",
@@ -179,7 +180,7 @@ CATALOG: list[Mutation] = [
         "wrong activation derivative",
         network.backward,
         HIDDEN,
-        'dZ = grads[f"A{l}"]',
+        "dZ = grads[key.A]",
     ),
     Mutation(
         "sigmoid' written in Z",
@@ -262,6 +263,70 @@ CATALOG: list[Mutation] = [
         losses.output_gradient,
         "loss.dA(A_L, Y)",
         "2 * loss.dA(A_L, Y)",
+    ),
+]
+
+
+# Normalization bugs: caught by ``property_tests.test_normalization``'s
+# property (both backward forms against jax.grad, and the running statistics
+# against the batch's moments), not by the main property, whose networks have
+# no normalization step.
+NORMALIZATION_CATALOG: list[Mutation] = [
+    Mutation(
+        "missing 1/m in the mean path",
+        "normalization",
+        normalization.staged_backward,
+        "dvar * (2 / k) * D + dmu / k",
+        "dvar * (2 / k) * D + dmu",
+    ),
+    Mutation(
+        "missing 1/m in the closed form",
+        "normalization",
+        normalization.closed_backward,
+        "(inv_std / k) * bracket",
+        "inv_std * bracket",
+    ),
+    Mutation(
+        "unbiased variance in the backward of a biased one",
+        "normalization",
+        normalization.staged_backward,
+        "dvar * (2 / k) * D",
+        "dvar * (2 / (k - 1)) * D",
+    ),
+    Mutation(
+        "forgotten dgamma path through Zhat",
+        "normalization",
+        normalization.parameter_gradients,
+        "(dN * Zhat).sum(axis=1, keepdims=True)",
+        "dN.sum(axis=1, keepdims=True)",
+    ),
+    Mutation(
+        "gamma forgotten in dZhat",
+        "normalization",
+        normalization.closed_backward,
+        'dZhat = cache[f"gamma{l}"] * dN',
+        "dZhat = dN",
+    ),
+    Mutation(
+        "eps outside the sqrt",
+        "normalization",
+        normalization.staged_backward,
+        "(-0.5 * inv_std**3)",
+        '(-0.5 / (np.sqrt(cache[f"var{l}"]) + EPS) ** 3)',
+    ),
+    Mutation(
+        "running variance from the wrong moment",
+        "normalization",
+        normalization.update_running,
+        '(("running_mean", "mu"), ("running_var", "var"))',
+        '(("running_mean", "mu"), ("running_var", "inv_std"))',
+    ),
+    Mutation(
+        "layer-norm axis swapped",
+        "normalization",
+        normalization.closed_backward,
+        "axis = AXIS[kind]",
+        'axis = AXIS["batch"]',
     ),
 ]
 

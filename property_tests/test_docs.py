@@ -18,5 +18,5 @@ def test_the_site_builds_strict(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     cli_page = (tmp_path / "cli" / "index.html").read_text()
     # The CLI reference is generated from the parser: every command is there.
-    for command in ("demo", "explain", "compare", "train", "audit"):
+    for command in ("demo", "explain", "compare", "train", "audit", "campaign"):
         assert f"manual-bp {command}" in cli_page

@@ -23,15 +23,23 @@ Array = np.ndarray
 
 
 def autodiff_parameter_gradients(
-    params: Mapping[str, Array], X: Array, Y: Array, activations: Sequence[str], loss: str
+    params: Mapping[str, Array],
+    X: Array,
+    Y: Array,
+    activations: Sequence[str],
+    loss: str,
+    *,
+    normalization: Sequence[str | None] = (),
 ) -> dict[str, Array]:
-    """dL/dWl and dL/dBl for l = 1..L from ``jax.grad`` (float64).
+    """dL/dWl and dL/dBl (and ``gammal``, ``betal``) for l = 1..L from
+    ``jax.grad`` (float64).
 
     ``X`` is ``(n0, m)`` and ``Y`` is ``(nL, m)``; the result has the keys and
     shapes of ``params``, and their dtype, as the hand-written gradients have
     (the optimizers refuse mixed dtypes rather than upcast silently).
     """
-    grads = oracle_gradients(Case(params, X, Y, activations, loss)).grads
+    case = Case(params, X, Y, activations, loss, normalization=tuple(normalization))
+    grads = oracle_gradients(case).grads
     return {key: grads[key].astype(np.asarray(params[key]).dtype) for key in params}
 
 
@@ -47,8 +55,10 @@ def autodiff_fit(
     batch_size: int | None,
     rng: np.random.Generator,
     state: State | None = None,
+    normalization: Sequence[str | None] | None = None,
 ) -> tuple[dict[str, Array], list[float], State]:
-    """``manual_bp.training.fit`` with ``jax.grad`` gradients.
+    """``manual_bp.training.fit`` with ``jax.grad`` gradients (``normalization``
+    as ``fit`` takes it).
 
     ``optimizer`` is a ``manual_bp.optimizers`` optimizer (or
     ``reference.optimizer_oracle.OptaxOptimizer``, optax's step), or a
@@ -74,5 +84,5 @@ def autodiff_fit(
     """
     return fit(
         params, X, Y, activations, loss, epochs, optimizer, batch_size, rng,
-        gradients=autodiff_parameter_gradients, state=state,
+        gradients=autodiff_parameter_gradients, state=state, normalization=normalization,
     )  # fmt: skip

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
@@ -49,6 +49,7 @@ from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import layer_sizes_of, param_shapes
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN
+from manual_bp.normalization import resolve
 from manual_bp.validation import check_activations, check_shape
 
 MAX_DEPTH = 6
@@ -91,6 +92,12 @@ class Case:
         L activation names.
     loss : str
         The loss name.
+    normalization : tuple[str | None, ...], keyword only
+        ``()`` (none) or one entry per layer, ``None``, ``"batch"`` or
+        ``"layer"``, the output layer's ``None`` (``manual_bp.normalization``);
+        then ``params`` also holds ``gammal``, ``betal`` of each normalized
+        layer.  The oracle side differentiates the training mode (the
+        batch's statistics).
     """
 
     params: Mapping[str, Array]
@@ -98,6 +105,7 @@ class Case:
     Y: Array
     activations: tuple[str, ...]
     loss: str
+    normalization: tuple[str | None, ...] = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.params, Mapping):
@@ -113,7 +121,17 @@ class Case:
                 f"{sorted(map(str, self.params))}"
             )
         sizes = layer_sizes_of(self.params, X, depth)
-        expected = param_shapes(sizes)
+        normalization = self.normalization
+        if normalization:
+            normalization = resolve(list(normalization)[:-1], depth) if depth > 1 else (None,)
+            if tuple(self.normalization) != normalization:
+                raise ValueError(
+                    "normalization: expected one entry per layer, the output layer's None, "
+                    f"got {self.normalization!r}"
+                )
+            normalization = normalization if any(normalization) else ()
+        object.__setattr__(self, "normalization", normalization)
+        expected = param_shapes(sizes, normalization=normalization)
         if set(self.params) != set(expected):
             raise ValueError(
                 f"params: expected keys {sorted(expected)}, got {sorted(map(str, self.params))}"
@@ -132,7 +150,18 @@ class Case:
         """The case of a ``DNN`` on one batch: its params, activations and loss;
         ``X`` and ``Y`` in the net's dtype."""
         X, Y = np.asarray(X, dtype=net.dtype), np.asarray(Y, dtype=net.dtype)
-        return cls(net.params, X, Y, net.activations, net.loss_name)
+        normalization = net.normalization if any(net.normalization) else ()
+        return cls(net.params, X, Y, net.activations, net.loss_name, normalization=normalization)
+
+    def refuse_normalization(self, what: str) -> None:
+        """``ValueError`` for a normalized case, from a step that has no
+        normalization yet (it would silently compute another network)."""
+        if self.normalization:
+            raise ValueError(
+                f"case: {what} has no normalization step yet; a normalized case "
+                f"(normalization={self.normalization!r}) is compared with the oracle by "
+                "oracle_gradients and property_tests/test_normalization.py"
+            )
 
     @property
     def depth(self) -> int:
@@ -167,7 +196,9 @@ class Case:
             f"Case(  # layer_sizes={self.layer_sizes}, dtype={self.dtype!r}, m={self.m}\n"
             f"    params={{\n{params},\n    }},\n"
             f"    X={literal(self.X)},\n    Y={literal(self.Y)},\n"
-            f"    activations={self.activations!r},\n    loss={self.loss!r},\n)"
+            f"    activations={self.activations!r},\n    loss={self.loss!r},\n"
+            + (f"    normalization={self.normalization!r},\n" if self.normalization else "")
+            + ")"
         )
 
 

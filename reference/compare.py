@@ -260,6 +260,7 @@ def compare(
     l2 : the strength of an L2 penalty ``l2 / 2 * sum ||Wl||^2``
         (``manual_bp.losses.l2_penalty``) that ``grads`` include.
     """
+    case.refuse_normalization("compare (its tolerance)")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
     if not (isinstance(l2, int | float) and np.isfinite(l2) and l2 >= 0):

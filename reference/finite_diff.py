@@ -330,6 +330,7 @@ def finite_difference_gradients(
     Costs ``4 * (number of entries) + 1`` forward passes (see the module
     docstring); meant for networks of a few dozen parameters.
     """
+    case.refuse_normalization("finite_difference_gradients")
     params64 = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
     X64 = np.asarray(case.X, dtype=np.float64)
     Y64 = np.asarray(case.Y, dtype=np.float64)

@@ -48,14 +48,16 @@ class OracleResult:
     Z: dict[str, np.ndarray]
 
 
-@partial(jax.jit, static_argnames=("activations", "loss"))
-def _value_and_grads(params, X, Y, activations, loss):
+@partial(jax.jit, static_argnames=("activations", "loss", "normalization"))
+def _value_and_grads(params, X, Y, activations, loss, normalization=()):
     depth = len(activations)
     sizes = layer_sizes_of(params, X, depth)
-    taps = {key: jnp.zeros(shape) for key, shape in tap_shapes(sizes, X.shape[1]).items()}
+    shapes = tap_shapes(sizes, X.shape[1], normalization=normalization)
+    taps = {key: jnp.zeros(shape) for key, shape in shapes.items()}
+    normalized = {"normalization": normalization} if normalization else {}
 
     def objective(params, taps, X):
-        _, cache = forward_xp(params, X, activations, xp=jnp, taps=taps)
+        _, cache = forward_xp(params, X, activations, xp=jnp, taps=taps, **normalized)
         Zs = {f"Z{l}": cache[f"Z{l}"] for l in range(1, depth + 1)}
         return loss_from_cache(cache, Y, loss, depth, xp=jnp), Zs
 
@@ -72,7 +74,9 @@ def oracle_gradients(
 
     Returns the loss, the gradient for every key ``manual_bp.network.backward``
     returns (``Wl``, ``Bl``, ``Zl`` for l = 1..L, ``Al`` for l = 1..L-1 and,
-    with ``input_gradient``, ``A0``) and the oracle's forward ``Zl``.
+    with ``input_gradient``, ``A0``) and the oracle's forward ``Zl``; a
+    normalized case adds ``gammal``, ``betal`` and the taps ``mul``,
+    ``varl``, ``Zhatl``, ``Nl`` (what the staged backward returns).
     ``padded=True`` runs the case in its bucket (``reference.padding``),
     ``False`` compiles the case's own shapes, ``None`` pads small cases only
     (``reference.padding.worth_padding``).
@@ -86,7 +90,9 @@ def oracle_gradients(
         return OracleResult(value, grads, Zs)
     as64 = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
     X64, Y64 = np.asarray(case.X, dtype=np.float64), np.asarray(case.Y, dtype=np.float64)
-    result = _value_and_grads(as64, X64, Y64, case.activations, case.loss)
+    result = _value_and_grads(
+        as64, X64, Y64, case.activations, case.loss, normalization=case.normalization
+    )
     value, Zs, (d_params, d_taps, d_X) = jax.device_get(result)
     grads = {**d_params, **d_taps}
     if input_gradient:

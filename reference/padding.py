@@ -40,6 +40,21 @@ sum as an exact zero, and ``x + 0 = x`` exactly:
   divided by the true ``m``, rounded once, as unpadded, and its gradient
   ``fl(1/m)`` reaches the sum unchanged (``* M`` and ``/ M`` are exact).
 
+Normalization (``manual_bp.normalization``) is one more ``lax.switch`` per
+layer (none, batch, layer), with ``gammal``, ``betal`` stacked (zero for
+padded units) and its statistics masked:
+
+* batch normalization sums each unit over the *real* columns only and divides
+  by the true ``m``, so padded columns (finite copies of the first sample)
+  never enter ``mul`` or ``varl``; their loss is masked, so their ``dNl`` is
+  exactly 0 and they add exact zeros to ``dgammal``, ``dbetal``;
+* layer normalization sums each sample over the *real* units only and divides
+  by the true ``nl``; padded units get ``Nl = 0 * Zhatl + 0 = 0`` and meet
+  zero columns of ``W(l+1)``.
+
+The masked sums run in another order than ``mean`` does, so these agree to
+rounding, not bitwise (``property_tests/test_padded_oracle.py``).
+
 The masked logit is finite, not ``-inf``: ``0 * log_softmax(-inf)`` would be
 ``0 * -inf = nan`` in the loss, and ``jax.grad`` through ``where`` would carry
 that ``nan`` into real entries.  Finite, it needs every real ``|Z|`` far below
@@ -53,11 +68,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
+from manual_bp.normalization import EPS
 from reference.cases import Case
 from reference.jax_setup import jax, jnp
 
@@ -81,6 +98,8 @@ MASKED_LOGIT = 1e300
 ACTIVATION_NAMES = tuple(sorted(ACTIVATIONS))
 LOSS_NAMES = tuple(sorted(LOSSES))
 _IDENTITY = ACTIVATION_NAMES.index("identity")
+# The normalization switch's branches: code 0 none, 1 batch, 2 layer.
+NORMALIZATION_CODES = (None, "batch", "layer")
 
 
 def depth_bucket(depth: int) -> int:
@@ -143,7 +162,8 @@ class PaddedCase:
     of the case is entry ``offset + l - 1`` of the stacks, ``offset = D - L``,
     and the entries before it are identity layers.  ``widths`` (D,) holds the
     true ``nl`` of every entry and ``codes`` (D,) its activation's index in
-    ``ACTIVATION_NAMES``.
+    ``ACTIVATION_NAMES``; ``gamma``, ``beta`` (D, N, 1) and ``norm_codes``
+    (D,) the normalization of every entry (``NORMALIZATION_CODES``).
     """
 
     W: np.ndarray
@@ -155,6 +175,9 @@ class PaddedCase:
     loss_code: int
     m: int
     offset: int
+    gamma: np.ndarray
+    beta: np.ndarray
+    norm_codes: np.ndarray
 
 
 def pad_case(case: Case) -> PaddedCase:
@@ -179,6 +202,13 @@ def pad_case(case: Case) -> PaddedCase:
     # wherever the real ones are, so the exact zeros they send back through
     # dWl = dZl A(l-1)^T never meet an inf (0 * inf would be nan).
     X_padded[: sizes[0], m:] = np.asarray(X, dtype=np.float64)[:, :1]
+    gamma, beta = np.zeros((size.depth, N, 1)), np.zeros((size.depth, N, 1))
+    norm_codes = np.zeros(size.depth, dtype=np.int32)
+    for l, kind in enumerate(case.normalization, start=1):
+        if kind:
+            gamma[offset + l - 1, : sizes[l]] = params[f"gamma{l}"]
+            beta[offset + l - 1, : sizes[l]] = params[f"beta{l}"]
+            norm_codes[offset + l - 1] = NORMALIZATION_CODES.index(kind)
     return PaddedCase(
         W,
         B,
@@ -189,6 +219,9 @@ def pad_case(case: Case) -> PaddedCase:
         LOSS_NAMES.index(case.loss),
         m,
         offset,
+        gamma,
+        beta,
+        norm_codes,
     )
 
 
@@ -215,23 +248,66 @@ def _loss(name: str):
     return apply
 
 
-def _padded_forward(W, B, X, codes, widths, taps_Z, taps_A):
+def _masked_statistics(Z, mask, count, axis, tap_mu, tap_var):
+    """``mu``, ``var`` (two passes) of ``Z`` over ``axis``, summing only where ``mask``."""
+    mu = jnp.sum(jnp.where(mask, Z, 0.0), axis=axis, keepdims=True) / count + tap_mu
+    D = Z - mu
+    var = jnp.sum(jnp.where(mask, D * D, 0.0), axis=axis, keepdims=True) / count + tap_var
+    return D, var
+
+
+def _normalization(kind):
+    """One branch of the normalization switch: ``N = gamma Zhat + beta`` (+ taps).
+
+    The taps of ``mu`` and ``var`` are (N, M) arrays; batch normalization uses
+    their first column (``(N, 1)``, one per unit), layer normalization their
+    first row (``(1, M)``, one per sample).
+    """
+
+    def apply(Z, gamma, beta, width, m, taps):
+        tap_mu, tap_var, tap_Zhat, tap_N = taps
+        if kind is None:
+            return Z
+        if kind == "batch":
+            columns = jnp.arange(Z.shape[1])[None, :] < m
+            D, var = _masked_statistics(Z, columns, m, 1, tap_mu[:, :1], tap_var[:, :1])
+        else:
+            rows = jnp.arange(Z.shape[0])[:, None] < width
+            count = width.astype(Z.dtype)
+            D, var = _masked_statistics(Z, rows, count, 0, tap_mu[:1, :], tap_var[:1, :])
+        Zhat = D * (1 / jnp.sqrt(var + EPS)) + tap_Zhat
+        return gamma * Zhat + beta + tap_N
+
+    return apply
+
+
+def _padded_forward(W, B, X, codes, widths, taps, norm):
     """The forward pass over the stacks: one ``lax.scan`` step per layer.
 
-    ``Zl = Wl A(l-1) + Bl + tap``, ``Al = f_l(Zl) + tap``, as in
-    ``manual_bp.network.forward``.  Returns ``(A_L, Z)`` with ``Z`` (D, N, M)
-    the stacked ``Zl``.
+    ``Zl = Wl A(l-1) + Bl + tap``, ``Nl`` the normalization (``norm``: the
+    stacked ``gamma``, ``beta``, ``norm_codes`` and the true ``m``),
+    ``Al = f_l(Nl) + tap``, as in ``manual_bp.network.forward``.  ``taps``
+    (6, D, N, M) stacks the taps of ``Z``, ``A``, ``mu``, ``var``, ``Zhat``,
+    ``N`` ((2, D, N, M), ``Z`` and ``A`` only, without normalization: ``Nl =
+    Zl`` and no switch is compiled).  Returns ``(A_L, Z)`` with ``Z``
+    (D, N, M) the stacked ``Zl``.
     """
+    gamma, beta, norm_codes, m = norm
     branches = [_activation(name) for name in ACTIVATION_NAMES]
+    norm_branches = [_normalization(kind) for kind in NORMALIZATION_CODES]
     units = jnp.arange(X.shape[0])[:, None]
 
     def layer(A_prev, inputs):
-        W_l, B_l, code, width, tap_Z, tap_A = inputs
-        Z = W_l @ A_prev + B_l + tap_Z
-        A = jax.lax.switch(code, branches, Z, units < width) + tap_A
+        W_l, B_l, code, width, tap, gamma_l, beta_l, norm_code = inputs
+        Z = W_l @ A_prev + B_l + tap[0]
+        N = Z
+        if tap.shape[0] > 2:
+            N = jax.lax.switch(norm_code, norm_branches, Z, gamma_l, beta_l, width, m, tap[2:])
+        A = jax.lax.switch(code, branches, N, units < width) + tap[1]
         return A, Z
 
-    return jax.lax.scan(layer, X, (W, B, codes, widths, taps_Z, taps_A), unroll=UNROLL)
+    stacks = (W, B, codes, widths, jnp.moveaxis(taps, 0, 1), gamma, beta, norm_codes)
+    return jax.lax.scan(layer, X, stacks, unroll=UNROLL)
 
 
 def _padded_loss(Z_L, A_L, Y, loss_code, width, m):
@@ -241,17 +317,22 @@ def _padded_loss(Z_L, A_L, Y, loss_code, width, m):
     return jax.lax.switch(loss_code, branches, Z_L, A_L, Y, mask, m)
 
 
-@jax.jit
-def _padded_value_and_grads(W, B, X, Y, codes, widths, loss_code, m):
-    """Loss, stacked ``Z`` and the gradients w.r.t. ``(W, B, taps_Z, taps_A, X)``."""
-    taps = jnp.zeros((2, *W.shape[:1], *X.shape))
+@partial(jax.jit, static_argnames=("normalized",))
+def _padded_value_and_grads(
+    W, B, X, Y, codes, widths, loss_code, m, gamma, beta, norm_codes, normalized
+):
+    """Loss, stacked ``Z`` and the gradients w.r.t. ``(W, B, taps, X, gamma, beta)``.
 
-    def objective(W, B, taps, X):
-        A_L, Z = _padded_forward(W, B, X, codes, widths, taps[0], taps[1])
+    ``normalized=False`` compiles no normalization step: an unnormalized
+    bucket compiles as fast as before normalization existed."""
+    taps = jnp.zeros((6 if normalized else 2, *W.shape[:1], *X.shape))
+
+    def objective(W, B, taps, X, gamma, beta):
+        A_L, Z = _padded_forward(W, B, X, codes, widths, taps, (gamma, beta, norm_codes, m))
         return _padded_loss(Z[-1], A_L, Y, loss_code, widths[-1], m), Z
 
-    (value, Z), grads = jax.value_and_grad(objective, argnums=(0, 1, 2, 3), has_aux=True)(
-        W, B, taps, X
+    (value, Z), grads = jax.value_and_grad(objective, argnums=(0, 1, 2, 3, 4, 5), has_aux=True)(
+        W, B, taps, X, gamma, beta
     )
     return value, Z, grads
 
@@ -260,7 +341,9 @@ def padded_oracle(case: Case) -> tuple[float, dict[str, np.ndarray], dict[str, n
     """``(loss, grads, Z)`` of the case, through its bucket's compiled function.
 
     ``grads`` has ``Wl``, ``Bl``, ``Zl`` (l = 1..L), ``Al`` (l = 1..L-1) and
-    ``A0``, sliced back to the true shapes; ``Z`` has the forward ``Zl``.
+    ``A0`` (and a normalized layer's ``gammal``, ``betal``, ``mul``, ``varl``,
+    ``Zhatl``, ``Nl``), sliced back to the true shapes; ``Z`` has the forward
+    ``Zl``.
     """
     padded = pad_case(case)
     result = _padded_value_and_grads(
@@ -272,8 +355,12 @@ def padded_oracle(case: Case) -> tuple[float, dict[str, np.ndarray], dict[str, n
         padded.widths,
         padded.loss_code,
         float(padded.m),
+        padded.gamma,
+        padded.beta,
+        padded.norm_codes,
+        normalized=bool(case.normalization),
     )
-    value, Z, (dW, dB, d_taps, dX) = jax.device_get(result)
+    value, Z, (dW, dB, d_taps, dX, d_gamma, d_beta) = jax.device_get(result)
     m, sizes = case.m, case.layer_sizes
     grads = {"A0": dX[: sizes[0], :m]}
     Zs = {}
@@ -285,4 +372,10 @@ def padded_oracle(case: Case) -> tuple[float, dict[str, np.ndarray], dict[str, n
         if l < case.depth:
             grads[f"A{l}"] = d_taps[1, i, :n, :m]
         Zs[f"Z{l}"] = Z[i, :n, :m]
+        kind = case.normalization[l - 1] if case.normalization else None
+        if kind:
+            grads[f"gamma{l}"], grads[f"beta{l}"] = d_gamma[i, :n], d_beta[i, :n]
+            rows, columns = (n, 1) if kind == "batch" else (1, m)
+            grads[f"mu{l}"], grads[f"var{l}"] = (d_taps[k, i, :rows, :columns] for k in (2, 3))
+            grads[f"Zhat{l}"], grads[f"N{l}"] = (d_taps[k, i, :n, :m] for k in (4, 5))
     return float(value), grads, Zs

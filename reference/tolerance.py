@@ -341,6 +341,7 @@ def tolerances(
     oracle's forward ``Zl``, locates kinks exactly; without it every ``Zl``
     within its error bound of a kink is excused.
     """
+    case.refuse_normalization("the tolerance's rounding model")
     params, activations, loss = case.params, case.activations, case.loss
     u = unit_roundoff(case.dtype)
     floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u

@@ -8,6 +8,7 @@ Each command lives in its own module and registers its own sub-parser:
 * ``explain`` the backward derivation of a network, layer by layer (``explain.py``)
 * ``train``   train on a 2-D data set and plot it (``train.py``)
 * ``audit``   sweep depth, width and dtype; CSV and plot (``audit.py``)
+* ``campaign`` many seeded examples on Dask, resumable (``campaign.py``)
 
 The commands that use the oracle import jax lazily (the ``oracle`` extra);
 the plots need matplotlib (the ``plots`` extra); ``extras.require`` imports them.
@@ -19,11 +20,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from manual_bp.cli import audit, check, compare, demo, explain, train
+from manual_bp.cli import audit, campaign, check, compare, demo, explain, train
 from manual_bp.cli.arguments import Parser
 from manual_bp.cli.extras import ExtraMissingError
 
-COMMANDS = (demo, compare, check, explain, train, audit)
+COMMANDS = (demo, compare, check, explain, train, audit, campaign)
 
 
 def build_parser() -> Parser:
