@@ -20,7 +20,7 @@ whose output lies inside their domain for every finite ``Z_L``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -220,3 +220,22 @@ def output_gradient(loss: Loss, activation: Activation, Z_L: Array, A_L: Array, 
     if loss.dA is None:  # validation pairs such a loss with its canonical activation only
         raise ValueError(f"{loss.name} takes only {loss.canonical_activation} outputs")
     return activation.backward(loss.dA(A_L, Y), Z_L, A_L)
+
+
+def l2_penalty(params: Mapping[str, Array], strength: float, xp: ModuleType = np) -> Array:
+    """The L2 penalty ``strength / 2 * sum_l ||Wl||_F^2``, on the weights only.
+
+    Biases are not penalised (as cs231n and most course code do).  The total
+    loss is ``L + l2_penalty``; its gradient adds ``l2_penalty_gradient(Wl)``
+    to every ``dWl`` and nothing to ``dBl``.
+
+    >>> float(l2_penalty({"W1": np.array([[1.0, 2.0]]), "B1": np.array([[5.0]])}, 0.5))
+    1.25
+    """
+    weights = [value for key, value in params.items() if key.startswith("W")]
+    return strength / 2 * sum(xp.sum(W * W) for W in weights)
+
+
+def l2_penalty_gradient(W: Array, strength: float) -> Array:
+    """``d/dW (strength / 2 ||W||^2) = strength * W``."""
+    return strength * W

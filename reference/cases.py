@@ -333,19 +333,34 @@ def _unit_interval(draw, shape: tuple[int, int]) -> np.ndarray:
 
 @functools.cache
 @st.composite
-def targets(draw, loss: str, shape: tuple[int, int], dtype: str) -> np.ndarray:
-    """Targets in the loss's domain: labels in [0, 1], probability columns, or reals."""
+def targets(
+    draw,
+    loss: str,
+    shape: tuple[int, int],
+    dtype: str,
+    hard: bool = False,
+    bound: float = INPUT_BOUND,
+) -> np.ndarray:
+    """Targets in the loss's domain: labels in [0, 1], probability columns, or reals.
+
+    ``hard``: only hard labels, 0 or 1 for binary cross-entropy and one-hot
+    columns for cross-entropy (what code written for integer labels takes).
+    """
     if loss == "binary_cross_entropy":
+        if hard:
+            raw = draw(byte_strings(shape[0] * shape[1]))
+            bits = np.frombuffer(raw, dtype=np.uint8) % 2
+            return bits.reshape(shape).astype(dtype)
         return _unit_interval(draw, shape).astype(dtype)
     if loss == "cross_entropy":
-        if draw(st.booleans()):
+        if hard or draw(st.booleans()):
             raw = draw(byte_strings(shape[1]))
             labels = np.frombuffer(raw, dtype=np.uint8) % shape[0]
             return np.eye(shape[0], dtype=dtype)[:, labels]
         weights = _unit_interval(draw, shape)
         weights[0, weights.sum(axis=0) == 0] = 1.0
         return (weights / weights.sum(axis=0)).astype(dtype)
-    return draw(matrices(shape, INPUT_BOUND, dtype))
+    return draw(matrices(shape, bound, dtype))
 
 
 def silence_units(raw: bytes, W: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -364,11 +379,11 @@ def silence_units(raw: bytes, W: np.ndarray, B: np.ndarray) -> tuple[np.ndarray,
 
 @functools.cache
 @st.composite
-def params_for(draw, sizes: tuple[int, ...], dtype: str) -> dict[str, np.ndarray]:
-    """``W1..WL`` and ``B1..BL`` for ``sizes``."""
-    return {
-        key: draw(matrices(shape, PARAM_BOUND, dtype)) for key, shape in param_shapes(sizes).items()
-    }
+def params_for(
+    draw, sizes: tuple[int, ...], dtype: str, bound: float = PARAM_BOUND
+) -> dict[str, np.ndarray]:
+    """``W1..WL`` and ``B1..BL`` for ``sizes``, in ``[-bound, bound]``."""
+    return {key: draw(matrices(shape, bound, dtype)) for key, shape in param_shapes(sizes).items()}
 
 
 def output_activations(loss: str) -> list[str]:
@@ -385,26 +400,31 @@ def networks(
     max_batch: int = MAX_BATCH,
     dtypes: tuple[str, ...] = DTYPES,
     architecture: st.SearchStrategy | None = None,
+    hard_targets: bool = False,
+    param_bound: float = PARAM_BOUND,
+    input_bound: float = INPUT_BOUND,
 ) -> Case:
     """A whole case: architecture, dtype, parameters, inputs ``X`` and targets ``Y``.
 
     Without a fixed ``architecture`` (a strategy for ``(layer_sizes,
     activations, loss)``), each layer's width, activation, ``Wl`` and ``Bl``
     are drawn together, so that shrinking can delete a whole hidden layer.
+    ``hard_targets``: labels only (``targets(..., hard=True)``).  ``param_bound``
+    and ``input_bound`` bound ``|Wl|, |Bl|`` and ``|X|`` (and mse targets).
     """
     dtype = draw(sampled_from(tuple(dtypes)))
     m = draw(integers(1, max_batch))
     if architecture is not None:
         sizes, activations, loss = draw(architecture)
-        params = draw(params_for(tuple(sizes), dtype))
+        params = draw(params_for(tuple(sizes), dtype, param_bound))
     else:
         loss = draw(sampled_from(tuple(LOSS_ORDER)))
         sizes, activations, params = [draw(integers(1, max_width))], [], {}
 
         def add_layer(width: int, activation: str) -> None:
             l = len(sizes)
-            W = draw(matrices((width, sizes[-1]), PARAM_BOUND, dtype))
-            B = draw(matrices((width, 1), PARAM_BOUND, dtype))
+            W = draw(matrices((width, sizes[-1]), param_bound, dtype))
+            B = draw(matrices((width, 1), param_bound, dtype))
             params[f"W{l}"], params[f"B{l}"] = silence_units(draw(byte_strings(1 + width)), W, B)
             sizes.append(width)
             activations.append(activation)
@@ -415,8 +435,8 @@ def networks(
             add_layer(draw(integers(1, max_width)), draw(sampled_from(tuple(ACTIVATION_ORDER))))
         width = max(draw(integers(1, max_width)), LOSSES[loss].min_outputs)
         add_layer(width, draw(sampled_from(tuple(output_activations(loss)))))
-    X = draw(matrices((sizes[0], m), INPUT_BOUND, dtype))
-    Y = draw(targets(loss, (sizes[-1], m), dtype))
+    X = draw(matrices((sizes[0], m), input_bound, dtype))
+    Y = draw(targets(loss, (sizes[-1], m), dtype, hard_targets, input_bound))
     return Case(params, X, Y, tuple(activations), loss)
 
 

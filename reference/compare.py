@@ -21,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from manual_bp.architecture import gradient_keys
+from manual_bp.losses import l2_penalty, l2_penalty_gradient
 from manual_bp.network import backward, forward, loss_from_cache
 from reference.cases import Case
 from reference.diagnosis import Diagnosis, diagnose
 from reference.finite_diff import finite_difference_gradients, supported_side
 from reference.oracle import OracleResult, oracle_gradients
-from reference.tolerance import Tolerances, tolerances
+from reference.tolerance import SAFETY, Tolerances, tolerances
 
 Array = np.ndarray
 # ``timer(stage)`` returns a context manager around each stage of ``compare``:
@@ -119,7 +120,7 @@ def compare_variable(
         key,
         manual.shape,
         str(manual.dtype),
-        float(np.nanmax(error)),
+        float(np.max(error, initial=0.0)),  # NaN where the manual value is NaN
         worst_ratio,
         int(np.sum(ratio > 1.0)),
         worst,
@@ -233,6 +234,8 @@ def compare(
     padded: bool | None = None,
     explain: bool = True,
     timer: Timer = _untimed,
+    reduction: str = "mean",
+    l2: float = 0.0,
 ) -> Comparison:
     """Compare the gradients of ``case`` with the oracle, entry by entry.
 
@@ -252,8 +255,16 @@ def compare(
     padded : passed to ``oracle_gradients`` (``None`` pads small cases).
     explain : on a mismatch, add the diagnosis and the finite-difference verdict.
     timer : ``timer(stage)`` wraps each stage in a context manager (timing hooks).
+    reduction : ``"mean"`` (manual_bp's loss) or ``"sum"``: ``grads`` are those
+        of the loss summed over the batch, ``m`` times the mean's.
+    l2 : the strength of an L2 penalty ``l2 / 2 * sum ||Wl||^2``
+        (``manual_bp.losses.l2_penalty``) that ``grads`` include.
     """
     case.refuse_normalization("compare (its tolerance)")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+    if not (isinstance(l2, int | float) and np.isfinite(l2) and l2 >= 0):
+        raise ValueError(f"l2: expected a finite number >= 0, got {l2!r}")
     if grads is None:
         input_gradient = True if input_gradient is None else input_gradient
         with timer("manual forward"):
@@ -270,6 +281,8 @@ def compare(
         oracle = oracle_gradients(case, input_gradient=input_gradient, padded=padded)
     with timer("tolerance"):
         tol = tolerances(case, cache, oracle.grads, oracle_Z=oracle.Z)
+        if reduction != "mean" or l2:
+            oracle, tol = with_objective(case, oracle, tol, reduction=reduction, l2=l2)
     with timer("comparison"):
         all_keys = gradient_keys(case.depth, input_gradient)
         chosen = all_keys if keys is None else [key for key in all_keys if key in keys]
@@ -278,7 +291,42 @@ def compare(
     if not explain or comparison.ok:
         return comparison
     with timer("explanation"):
-        return explain_mismatch(comparison, case, cache, grads, oracle)
+        # Finite differences differentiate the mean loss alone.
+        plain = reduction == "mean" and not l2
+        return explain_mismatch(comparison, case, cache, grads, oracle, finite_differences=plain)
+
+
+REDUCTIONS = ("mean", "sum")
+
+
+def with_objective(
+    case: Case, oracle: OracleResult, tol: Tolerances, *, reduction: str, l2: float
+) -> tuple[OracleResult, Tolerances]:
+    """The oracle and tolerances of ``reduction`` over the batch plus ``l2_penalty``.
+
+    A sum is ``m`` times the mean: every gradient, its tolerance and the loss
+    scale by ``m`` (the bound of a mean, times ``m``, bounds the sum, which
+    skips the rounding of the ``1/m``).  The penalty adds ``l2 Wl`` to ``dWl``
+    (in float64 here); the manual side rounds that product and the sum
+    ``dWl + l2 Wl``: ``SAFETY u (|dWl| + 2 |l2 Wl|)`` more per entry.
+    """
+    scale = case.m if reduction == "sum" else 1
+    grads = {key: value * scale for key, value in oracle.grads.items()}
+    bounds = {key: value * scale for key, value in tol.grads.items()}
+    for key in grads:
+        if key[0] == "W" and l2:
+            penalty = l2_penalty_gradient(np.asarray(case.params[key], dtype=np.float64), l2)
+            bounds[key] = bounds[key] + SAFETY * tol.unit * (
+                np.abs(grads[key]) + 2 * np.abs(penalty)
+            )
+            grads[key] = grads[key] + penalty
+    params64 = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
+    loss = oracle.loss * scale + float(l2_penalty(params64, l2))
+    loss_bound = tol.loss * scale + SAFETY * tol.unit * abs(loss) * 2
+    return (
+        dataclasses.replace(oracle, loss=loss, grads=grads),
+        dataclasses.replace(tol, loss=loss_bound, grads=bounds),
+    )
 
 
 # Finite differences cost four forward passes per entry: only small networks.
@@ -291,8 +339,11 @@ def explain_mismatch(
     cache: Mapping[str, Array],
     manual_grads: Mapping[str, Array],
     oracle: OracleResult,
+    *,
+    finite_differences: bool = True,
 ) -> Comparison:
-    """Add the diagnosis and, for small networks, which side finite differences support."""
+    """Add the diagnosis and, for small networks (and ``finite_differences``),
+    which side finite differences support."""
     if comparison.ok:
         return comparison
     failing = comparison.failures()
@@ -306,7 +357,8 @@ def explain_mismatch(
         input_gradient=input_gradient,
     )
     variables = dict(comparison.variables)
-    if sum(g.size for g in oracle.grads.values()) <= FINITE_DIFFERENCE_MAX_ENTRIES:
+    small = sum(g.size for g in oracle.grads.values()) <= FINITE_DIFFERENCE_MAX_ENTRIES
+    if finite_differences and small:
         fd = finite_difference_gradients(case, input_gradient=input_gradient)
         for v in failing:
             if not v.problem:

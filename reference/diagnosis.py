@@ -12,7 +12,9 @@ names the bug class:
 * ``dWl`` equal to ``dZl A_k^T`` for another layer k: a cache entry from the
   wrong layer;
 * ``dZl`` wrong while ``dAl`` agrees: a wrong activation derivative, and for
-  softmax, ``A (1 - A) dA``: softmax handled as elementwise.
+  softmax, ``A (1 - A) dA``: softmax handled as elementwise;
+* ``dZL`` proportional to ``AL`` at a cross-entropy output: the label term
+  ``- Y`` forgotten.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from manual_bp.architecture import backward_order
+from manual_bp.losses import LOSSES
 from reference.cases import Case
 
 Array = np.ndarray
@@ -118,6 +121,9 @@ def _classify(
         return "transposed matrix", f"dA{l} = W{l + 1} dZ{l + 1}, not W{l + 1}^T dZ{l + 1}"
     if kind == "Z":
         A = cache[f"A{l}"]
+        canonical = l == depth and activations[l - 1] == LOSSES[loss].canonical_activation
+        if canonical and loss != "mse" and _scale_factor(manual, np.asarray(A, np.float64)):
+            return "label term forgotten", f"dZ{l} is proportional to A{l}: the - Y is missing"
         if activations[l - 1] == "softmax":
             dA = (A - Y) / m if l == depth else oracle[f"A{l}"]
             if _close(manual, A * (1 - A) * dA):

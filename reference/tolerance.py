@@ -311,6 +311,28 @@ def _forward_errors(
     return EZ, EA, kinks
 
 
+def forward_bounds(
+    case: Case, cache: Mapping[str, Array]
+) -> tuple[dict[int, Array], dict[int, Array]]:
+    """Absolute bounds on the rounding error of every forward ``Zl`` and ``Al``
+    (``Al`` for l = 0..L) that *any* summation order in ``case.dtype`` makes.
+
+    ``cache`` is manual_bp's forward cache of ``case``.  The classical bound
+    ``(k - 1) u sum |terms|`` holds for every order of a k-term sum, so a
+    ``Zl`` farther than its bound from a kink lies on the same side of it in
+    everyone's forward.
+    """
+    u = unit_roundoff(case.dtype)
+    floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
+    f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
+    EZ, EA, _ = _forward_errors(case.params, f64, case.activations, floor, u, None)
+    scale = SAFETY * u
+    return (
+        {l: scale * value for l, value in EZ.items()},
+        {l: scale * value for l, value in EA.items()},
+    )
+
+
 def tolerances(
     case: Case,
     cache: Mapping[str, Array],

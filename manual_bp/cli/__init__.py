@@ -4,6 +4,7 @@ Each command lives in its own module and registers its own sub-parser:
 
 * ``demo``    train the seed's network and check its gradients (``demo.py``)
 * ``compare`` manual vs autodiff, one row per variable (``compare.py``)
+* ``check``   property-check your own backprop function (``check.py``)
 * ``explain`` the backward derivation of a network, layer by layer (``explain.py``)
 * ``train``   train on a 2-D data set and plot it (``train.py``)
 * ``audit``   sweep depth, width and dtype; CSV and plot (``audit.py``)
@@ -19,11 +20,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from manual_bp.cli import audit, campaign, compare, demo, explain, train
+from manual_bp.cli import audit, campaign, check, compare, demo, explain, train
 from manual_bp.cli.arguments import Parser
 from manual_bp.cli.extras import ExtraMissingError
 
-COMMANDS = (demo, compare, explain, train, audit, campaign)
+COMMANDS = (demo, compare, check, explain, train, audit, campaign)
 
 
 def build_parser() -> Parser:

@@ -281,6 +281,10 @@ _OPTIONS = {
     "loss": "--loss",
     "dtype": "--dtype",
     "seed": "--seed",
+    "max_examples": "--examples",
+    "param_bound": "--param-bound",
+    "input_bound": "--input-bound",
+    "l2": "--l2",
 }
 
 

@@ -1,0 +1,180 @@
+"""check_gradients takes code as people write it: declared conventions, no glue."""
+
+import numpy as np
+import pytest
+
+from reference.check import GradientMismatch, check_gradients
+from reference.conventions import Conventions
+
+FEW = 8
+
+
+def cs231n_two_layer(reg_in_code=0.0, *, reduce="mean", flat_bias=True, skip_reg_grad=False):
+    """A cs231n-style two-layer net: rows as samples, W (n_in, n_out), b (n,),
+    integer labels, softmax cross-entropy, L2 on the weights."""
+
+    def backprop(params, X, y):
+        W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+        m = X.shape[0]
+        h_pre = X @ W1 + b1
+        h = np.maximum(h_pre, 0)
+        scores = h @ W2 + b2
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        dscores = probs.copy()
+        dscores[np.arange(m), y] -= 1
+        if reduce == "mean":
+            dscores /= m
+        dW2 = h.T @ dscores + (0 if skip_reg_grad else reg_in_code * W2)
+        db2 = dscores.sum(axis=0)
+        dh = dscores @ W2.T
+        dh[h_pre <= 0] = 0
+        dW1 = X.T @ dh + reg_in_code * W1
+        db1 = dh.sum(axis=0)
+        if not flat_bias:
+            db1, db2 = db1[None, :], db2[None, :]
+        return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+    return backprop
+
+
+CS231N = {"layout": "rows", "names": "W1/b1", "targets": "labels"}
+ARCH = ([4, 5, 3], ["relu", "softmax"], "cross_entropy")
+
+
+@pytest.mark.parametrize(
+    ("code", "declared"),
+    [
+        (cs231n_two_layer(), CS231N),
+        (cs231n_two_layer(reduce="sum"), {**CS231N, "reduction": "sum"}),
+        (cs231n_two_layer(0.3), {**CS231N, "l2": 0.3}),
+        (cs231n_two_layer(flat_bias=False), {**CS231N, "bias_shape": "row"}),
+        (
+            cs231n_two_layer(),
+            {**CS231N, "names": {"W1": "W1", "B1": "b1", "W2": "W2", "B2": "b2"}},
+        ),
+    ],
+)
+def test_declared_conventions_pass_correct_code(code, declared):
+    report = check_gradients(code, *ARCH, max_examples=FEW, **declared)
+    assert report.examples == FEW
+    assert "PASS" in str(report)
+
+
+@pytest.mark.parametrize(
+    ("code", "declared", "expected"),
+    [
+        # Code that sums, declared as a mean: the factor m is found.
+        (cs231n_two_layer(reduce="sum"), CS231N, "missing 1/m"),
+        # reg in the loss but its gradient forgotten in dW2.
+        (cs231n_two_layer(0.3, skip_reg_grad=True), {**CS231N, "l2": 0.3}, "W2"),
+        # Biases returned (1, n) while declared flat: both shapes named.
+        (cs231n_two_layer(flat_bias=False), CS231N, "shape (1, 3), expected (3,)"),
+    ],
+)
+def test_a_wrong_declaration_or_a_bug_is_caught(code, declared, expected):
+    with pytest.raises(GradientMismatch) as caught:
+        check_gradients(code, *ARCH, max_examples=30, **declared)
+    assert expected in str(caught.value)
+
+
+def nielsen_style(params, X, Y):
+    """Per-sample column vectors, lists of weights and biases, summed over the batch."""
+    W1, b1, W2, b2 = params
+    grads = [np.zeros_like(p) for p in params]
+    for k in range(X.shape[1]):
+        x, y = X[:, k : k + 1], Y[:, k : k + 1]
+        z1 = W1 @ x + b1
+        a1 = 1 / (1 + np.exp(-z1))
+        z2 = W2 @ a1 + b2
+        a2 = 1 / (1 + np.exp(-z2))
+        delta2 = a2 - y
+        delta1 = (W2.T @ delta2) * a1 * (1 - a1)
+        for i, g in enumerate([delta1 @ x.T, delta1, delta2 @ a1.T, delta2]):
+            grads[i] += g
+    return grads
+
+
+def test_nielsen_style_lists_and_sums_pass():
+    report = check_gradients(
+        nielsen_style, [2, 3, 1], ["sigmoid", "sigmoid"], "binary_cross_entropy",
+        container="list", reduction="sum", param_bound=2.0, input_bound=2.0, max_examples=FEW,
+    )  # fmt: skip
+    assert report.examples == FEW
+
+
+def test_float64_gradients_of_a_float32_net_are_a_note_not_a_failure():
+    def upcasting(params, X, Y):
+        grads = cs231n_two_layer()({k: v.astype(np.float64) for k, v in params.items()}, X, Y)
+        return grads
+
+    report = check_gradients(upcasting, *ARCH, dtype="float32", max_examples=FEW, **CS231N)
+    assert "dtype float64 returned for a float32 net" in str(report)
+
+
+def test_missing_and_extra_keys_are_named():
+    def renamed(params, X, y):
+        grads = cs231n_two_layer()(params, X, y)
+        grads["dW1"] = grads.pop("W1")
+        return grads
+
+    with pytest.raises(GradientMismatch) as caught:
+        check_gradients(renamed, *ARCH, max_examples=FEW, **CS231N)
+    text = str(caught.value)
+    assert "missing key" in text and "'W1'" in text and "extra keys" in text and "dW1" in text
+
+
+def test_an_exception_in_user_code_comes_with_the_minimal_case_and_traceback():
+    def crashes(params, X, y):
+        if X.shape[0] > 1:
+            raise RuntimeError("boom in user code")
+        return cs231n_two_layer()(params, X, y)
+
+    with pytest.raises(GradientMismatch) as caught:
+        check_gradients(crashes, *ARCH, max_examples=30, **CS231N)
+    mismatch = caught.value
+    assert mismatch.verdict == "raised"
+    assert "RuntimeError: boom in user code" in str(mismatch)
+    assert mismatch.case.m == 2  # shrunk to the smallest batch that raises
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "error"),
+    [
+        ("layout", "cols", ValueError),
+        ("names", "w1/B1", ValueError),
+        ("bias_shape", "vector", ValueError),
+        ("container", "tuple", ValueError),
+        ("targets", "hard", ValueError),
+        ("reduction", "avg", ValueError),
+        ("l2", -1.0, ValueError),
+        ("l2", "0.1", TypeError),
+    ],
+)
+def test_bad_conventions_name_the_argument(argument, value, error):
+    with pytest.raises(error, match=argument):
+        Conventions(**{argument: value})
+
+
+def test_labels_need_a_classification_loss():
+    with pytest.raises(ValueError, match="targets"):
+        check_gradients(
+            cs231n_two_layer(), [2, 2], ["identity"], "mse", targets="labels", max_examples=1
+        )
+
+
+def test_conversion_round_trips_every_layout():
+    from reference.cases import Case
+
+    rng = np.random.default_rng(0)
+    params = {"W1": rng.normal(size=(3, 2)), "B1": rng.normal(size=(3, 1))}
+    case = Case(params, rng.normal(size=(2, 4)), rng.random((3, 4)), ["sigmoid"], "mse")
+    for layout in ("columns", "rows"):
+        for bias_shape in ("column", "flat", "row"):
+            for container in ("dict", "list"):
+                conventions = Conventions(layout=layout, bias_shape=bias_shape, container=container)
+                user_params, _, _ = conventions.to_user(case)
+                back, problems, extra = conventions.from_user(user_params, case)
+                assert not problems and not extra
+                for key in params:
+                    np.testing.assert_array_equal(back[key], params[key])

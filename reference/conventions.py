@@ -1,0 +1,237 @@
+"""The conventions real backprop code uses, and the one conversion to and from ours.
+
+manual_bp's convention (the seed's): samples as columns, ``X`` ``(n0, m)``,
+``Wl`` ``(nl, n(l-1))``, ``Bl`` ``(nl, 1)``, a dict keyed ``W1, B1, ...``,
+soft targets ``Y`` ``(nL, m)``, the loss the mean over the batch.  Other code
+differs in ways that change no maths:
+
+* ``layout="rows"``: the cs231n convention throughout, ``X`` ``(m, n0)``,
+  ``Wl`` ``(n(l-1), nl)`` (so ``Z = X W + b``), ``Y`` and every ``dZl``,
+  ``dAl`` ``(m, nl)``;
+* ``names``: ``"W1/B1"``, ``"W1/b1"`` or a mapping from our keys to theirs;
+* ``bias_shape``: ``"column"`` ``(n, 1)``, ``"flat"`` ``(n,)`` or ``"row"``
+  ``(1, n)`` (default: column for columns, flat for rows);
+* ``container``: ``"dict"``, or ``"list"``: params ``[W1, B1, W2, B2, ...]``
+  and gradients returned in that order;
+* ``targets``: ``"soft"`` (probabilities), ``"one_hot"`` (the same array, only
+  hard labels drawn) or ``"labels"``: integer class indices ``(m,)``;
+* ``reduction``: ``"mean"`` or ``"sum"`` over the batch;
+* ``l2``: the strength of ``l2 / 2 * sum ||Wl||^2`` (``manual_bp.losses.l2_penalty``).
+
+``Conventions.to_user(case)`` gives a case's ``(params, X, Y)`` in the user's
+convention; ``Conventions.from_user(grads, case)`` brings the user's
+gradients back into ours, with a problem string for each key it cannot.
+
+>>> import numpy as np
+>>> from reference.cases import Case
+>>> case = Case({"W1": np.ones((2, 3)), "B1": np.zeros((2, 1))}, np.ones((3, 4)),
+...             np.eye(2)[:, [0, 1, 1, 0]], ["softmax"], "cross_entropy")
+>>> rows = Conventions(layout="rows", names="W1/b1", targets="labels")
+>>> params, X, Y = rows.to_user(case)
+>>> params["W1"].shape, params["b1"].shape, X.shape, Y
+((3, 2), (2,), (4, 3), array([0, 1, 1, 0]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from manual_bp.architecture import gradient_keys, param_shapes
+from reference.cases import Case
+
+Array = np.ndarray
+LAYOUTS = ("columns", "rows")
+NAMINGS = ("W1/B1", "W1/b1")
+BIAS_SHAPES = ("column", "flat", "row")
+CONTAINERS = ("dict", "list")
+TARGETS = ("soft", "one_hot", "labels")
+REDUCTIONS = ("mean", "sum")
+
+
+def param_shapes_keys(depth: int) -> list[str]:
+    """``W1, B1, ..., WL, BL``: the order of a ``container="list"``."""
+    return [key for l in range(1, depth + 1) for key in (f"W{l}", f"B{l}")]
+
+
+def _one_of(value: object, allowed: Sequence[str], name: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}: expected one of {list(allowed)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """How a user's backprop lays out its arrays (see the module docstring)."""
+
+    layout: str = "columns"
+    names: str | Mapping[str, str] = "W1/B1"
+    bias_shape: str | None = None
+    container: str = "dict"
+    targets: str = "soft"
+    reduction: str = "mean"
+    l2: float = 0.0
+    _mapping: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _one_of(self.layout, LAYOUTS, "layout")
+        if isinstance(self.names, Mapping):
+            if not all(isinstance(v, str) for v in self.names.values()):
+                raise TypeError(f"names: expected a mapping of str to str, got {self.names!r}")
+            if len(set(self.names.values())) != len(self.names):
+                raise ValueError(f"names: two keys map to one name in {dict(self.names)!r}")
+            object.__setattr__(self, "_mapping", dict(self.names))
+        else:
+            _one_of(self.names, NAMINGS, "names")
+        if self.bias_shape is None:
+            object.__setattr__(self, "bias_shape", "column" if self.layout == "columns" else "flat")
+        _one_of(self.bias_shape, BIAS_SHAPES, "bias_shape")
+        _one_of(self.container, CONTAINERS, "container")
+        _one_of(self.targets, TARGETS, "targets")
+        _one_of(self.reduction, REDUCTIONS, "reduction")
+        if isinstance(self.l2, bool) or not isinstance(self.l2, int | float):
+            raise TypeError(f"l2: expected a number, got {self.l2!r}")
+        if not (np.isfinite(self.l2) and self.l2 >= 0):
+            raise ValueError(f"l2: expected a finite number >= 0, got {self.l2!r}")
+
+    # ------------------------------------------------------------------ names
+    def user_key(self, key: str) -> str:
+        """The user's name for our key ``W1``, ``B1``, ``Z1``, ``A1``."""
+        if self._mapping is not None:
+            if key[0] in "WB" and key not in self._mapping:
+                raise ValueError(f"names: no name given for {key!r} in {dict(self._mapping)!r}")
+            return self._mapping.get(key, key)
+        return key.lower() if (key[0] == "B" and self.names == "W1/b1") else key
+
+    def check_targets(self, loss: str, n_outputs: int) -> None:
+        """Labels and one-hot targets exist for the classification losses only."""
+        if self.targets == "soft":
+            return
+        if loss == "mse":
+            raise ValueError(f"targets: {self.targets!r} needs a cross-entropy loss, got 'mse'")
+        if self.targets == "labels" and loss == "binary_cross_entropy" and n_outputs != 1:
+            raise ValueError(
+                f"targets: 'labels' with binary_cross_entropy needs 1 output unit, got {n_outputs}"
+            )
+
+    # ----------------------------------------------------------------- to user
+    def _param_to_user(self, key: str, value: Array) -> Array:
+        value = np.array(value)  # a writable copy the user may change
+        if key[0] == "W":
+            return value.T.copy() if self.layout == "rows" else value
+        if self.bias_shape == "flat":
+            return value.reshape(-1).copy()
+        return value.reshape(1, -1).copy() if self.bias_shape == "row" else value
+
+    def _targets_to_user(self, case: Case) -> Array:
+        Y = np.array(case.Y)
+        if self.targets == "labels":
+            if case.loss == "cross_entropy":
+                return np.argmax(Y, axis=0).astype(np.int64)
+            return Y[0].astype(np.int64)
+        return Y.T.copy() if self.layout == "rows" else Y
+
+    def to_user(self, case: Case) -> tuple[dict[str, Array] | list[Array], Array, Array]:
+        """``(params, X, Y)`` of ``case`` in the user's convention (fresh, writable)."""
+        params = {
+            self.user_key(key): self._param_to_user(key, case.params[key])
+            for key in param_shapes(case.layer_sizes)
+        }
+        X = np.array(case.X.T if self.layout == "rows" else case.X)
+        user_params = list(params.values()) if self.container == "list" else params
+        return user_params, X, self._targets_to_user(case)
+
+    # --------------------------------------------------------------- from user
+    def expected_user_shape(self, key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The user's shape of our array of shape ``shape``."""
+        if key[0] == "B":
+            return {"column": shape, "flat": (shape[0],), "row": (1, shape[0])}[self.bias_shape]
+        return shape[::-1] if self.layout == "rows" else shape
+
+    def _from_user_array(self, key: str, value: object, shape: tuple) -> Array | str:
+        try:
+            array = np.asarray(value)
+        except Exception as error:  # a ragged list, an object: say what it was
+            return f"not an array: {type(value).__name__} ({error})"
+        if not np.issubdtype(array.dtype, np.floating):
+            return f"dtype {array.dtype}, expected a floating-point array"
+        expected = self.expected_user_shape(key, shape)
+        if array.shape != expected:
+            return f"shape {array.shape}, expected {expected}"
+        if key[0] == "B":
+            array = array.reshape(shape)
+        elif self.layout == "rows":
+            array = array.T
+        # A sum's gradients stay as they are: compare(reduction="sum") scales
+        # the oracle instead, so the user's values are judged unrounded.
+        return array
+
+    def raw_array(self, grads: object, key: str, depth: int) -> Array | None:
+        """The user's array for our ``key`` as returned (transposed to our layout
+        when 2-D and ``layout="rows"``), for the diagnosis of a wrong shape."""
+        try:
+            if self.container == "list":
+                value = list(grads)[list(param_shapes_keys(depth)).index(key)]
+            else:
+                value = grads[self.user_key(key)]
+            array = np.asarray(value, dtype=np.float64)
+        except (KeyError, IndexError, ValueError, TypeError):
+            return None
+        return array.T if (self.layout == "rows" and array.ndim == 2) else array
+
+    def from_user(
+        self, grads: object, case: Case
+    ) -> tuple[dict[str, Array], dict[str, str], list[str]]:
+        """The user's ``grads`` in our convention: ``(grads, problems, extra)``.
+
+        ``problems`` maps our key to why its array cannot be compared (shape,
+        dtype, missing); ``extra`` names the user's keys that are none of
+        ours.  ``Zl``/``Al`` (l < L) are taken when the user returns them.
+        """
+        sizes, m = case.layer_sizes, case.m
+        shapes = dict(param_shapes(sizes))
+        for l in range(1, case.depth + 1):
+            shapes[f"Z{l}"] = (sizes[l], m)
+            if l < case.depth:
+                shapes[f"A{l}"] = (sizes[l], m)
+        ours = [key for key in gradient_keys(case.depth) if key in shapes]
+        param_keys = list(param_shapes(sizes))
+        problems: dict[str, str] = {}
+        out: dict[str, Array] = {}
+        if self.container == "list":
+            if isinstance(grads, Mapping) or not isinstance(grads, Sequence | tuple):
+                raise TypeError(
+                    f"grads: container='list' expects a list [dW1, dB1, ...], "
+                    f"got {type(grads).__name__}"
+                )
+            if len(grads) != len(param_keys):
+                extra = [f"item {i}" for i in range(len(param_keys), len(grads))]
+                for key in param_keys[len(grads) :]:
+                    problems[key] = "missing from grads (the list is too short)"
+                grads = dict(zip(param_keys, grads, strict=False))
+            else:
+                extra = []
+                grads = dict(zip(param_keys, grads, strict=True))
+            user = {key: key for key in param_keys}
+        else:
+            if not isinstance(grads, Mapping):
+                raise TypeError(
+                    f"grads: expected a dict of gradients keyed like the params, "
+                    f"got {type(grads).__name__}"
+                )
+            user = {key: self.user_key(key) for key in ours}
+            known = set(user.values())
+            extra = [str(key) for key in grads if key not in known]
+        for key in ours:
+            name = user.get(key)
+            if name not in grads:
+                if key[0] in "WB":
+                    problems.setdefault(key, f"missing from grads (expected key {name!r})")
+                continue
+            converted = self._from_user_array(key, grads[name], shapes[key])
+            if isinstance(converted, str):
+                problems[key] = converted
+            else:
+                out[key] = converted
+        return out, problems, extra
