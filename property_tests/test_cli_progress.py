@@ -41,6 +41,9 @@ COMMANDS = {
 @pytest.mark.parametrize("name", COMMANDS)
 def test_a_progress_bar_on_a_terminal_only(name, tmp_path, monkeypatch):
     monkeypatch.setenv("TQDM_MININTERVAL", "0")  # draw every step, however fast
+    # ... and however slow: without a fixed miniters tqdm adapts it to the
+    # time between steps, and under load it skipped the last one.
+    monkeypatch.setenv("TQDM_MINITERS", "1")
     argv, description, done = COMMANDS[name]
     if name != "demo":
         argv = [*argv, "--out", str(tmp_path)]

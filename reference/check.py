@@ -124,8 +124,8 @@ class GradientMismatch(AssertionError):  # noqa: N818  (it is an assertion, not 
         if self.comparison is not None:
             lines += ["minimal case:", self.comparison.report()]
         lines += self.details
-        if self.typical is not None and self.typical[0] is not None:
-            typical, case = self.typical
+        typical, case = self.typical if self.typical is not None else (None, self.case)
+        if typical is not None:
             lines += [
                 f"a larger failing case (layer sizes {case.layer_sizes}, m = {case.m}) "
                 "shows which gradients the bug really breaks:",

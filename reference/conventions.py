@@ -146,7 +146,8 @@ class Conventions:
     def expected_user_shape(self, key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The user's shape of our array of shape ``shape``."""
         if key[0] == "B":
-            return {"column": shape, "flat": (shape[0],), "row": (1, shape[0])}[self.bias_shape]
+            shapes = {"column": shape, "flat": (shape[0],), "row": (1, shape[0])}
+            return shapes[str(self.bias_shape)]  # resolved in __post_init__, never None
         return shape[::-1] if self.layout == "rows" else shape
 
     def _from_user_array(self, key: str, value: object, shape: tuple) -> Array | str:
@@ -172,9 +173,9 @@ class Conventions:
         when 2-D and ``layout="rows"``), for the diagnosis of a wrong shape."""
         try:
             if self.container == "list":
-                value = list(grads)[list(param_shapes_keys(depth)).index(key)]
+                value = list(grads)[list(param_shapes_keys(depth)).index(key)]  # type: ignore[call-overload]  # any sequence the user returned
             else:
-                value = grads[self.user_key(key)]
+                value = grads[self.user_key(key)]  # type: ignore[index]  # any mapping the user returned
             array = np.asarray(value, dtype=np.float64)
         except (KeyError, IndexError, ValueError, TypeError):
             return None
@@ -224,7 +225,7 @@ class Conventions:
             known = set(user.values())
             extra = [str(key) for key in grads if key not in known]
         for key in ours:
-            name = user.get(key)
+            name = user[key]
             if name not in grads:
                 if key[0] in "WB":
                     problems.setdefault(key, f"missing from grads (expected key {name!r})")

@@ -46,7 +46,10 @@ def _matmul(order: str) -> Callable[[Array, Array], Array]:
 def _derivative(name: str, Z: Array, A: Array, kink_convention: str) -> Array:
     if name == "relu" and kink_convention == "right":
         return (Z >= 0).astype(Z.dtype)  # the bug: relu'(0) = 1
-    return ACTIVATIONS[name].derivative(Z, A)
+    derivative = ACTIVATIONS[name].derivative
+    if derivative is None:  # the variants use elementwise hidden activations only
+        raise ValueError(f"{name} has no elementwise derivative")
+    return derivative(Z, A)
 
 
 def _columns_backprop(

@@ -47,6 +47,8 @@ def load_function(spec: str) -> Callable[..., object]:
         if not path.is_file():
             raise ValueError(f"FUNCTION: no file {where!r}")
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ValueError(f"FUNCTION: {where!r} cannot be loaded as a Python module")
         module = importlib.util.module_from_spec(module_spec)
         sys.path.insert(0, str(path.resolve().parent))
         try:
