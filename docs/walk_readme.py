@@ -1,4 +1,5 @@
-"""Walk README.md's shell blocks in order, as a newcomer would.
+"""Walk the shell blocks of README.md and of the documentation pages in order, as a
+newcomer would.
 
     .venv/bin/python docs/walk_readme.py            # the whole walk (about 10 minutes)
     .venv/bin/python docs/walk_readme.py --list     # the commands it would run
@@ -165,17 +166,34 @@ def print_result(result: Result) -> None:
         print("\n".join("    " + line for line in result.output.splitlines()[-30:]), flush=True)
 
 
+def documents(root: Path) -> list[Path]:
+    """The README, then every page of the documentation site: all that a reader may run."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def blocks_of(paths: list[Path]) -> list[Block]:
+    """The shell blocks of every document, in order."""
+    return [block for path in paths for block in shell_blocks(path.read_text(encoding="utf-8"))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
     root = Path(__file__).resolve().parent.parent
-    parser.add_argument("--readme", type=Path, default=root / "README.md", help="(default: ours)")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        action="append",
+        default=None,
+        help="a document to walk, repeatable (default: README.md, then docs/*.md)",
+    )
     parser.add_argument("--list", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
     parser.add_argument(
         "--timeout", type=float, default=1800.0, help="seconds per command (default: 1800)"
     )
     args = parser.parse_args(argv)
-    blocks = shell_blocks(args.readme.read_text(encoding="utf-8"))
+    paths = args.readme or documents(root)
+    blocks = blocks_of(paths)
     if args.list:
         for block in blocks:
             for command in block.commands:
@@ -183,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     folder = Path(tempfile.mkdtemp(prefix="readme-walk-"))
     try:
-        copy_repository(args.readme.resolve().parent, folder)
-        print(f"walking {args.readme} in {folder}", flush=True)
+        copy_repository(paths[0].resolve().parent, folder)
+        print(f"walking {', '.join(map(str, paths))} in {folder}", flush=True)
         started = time.perf_counter()
         results = walk(blocks, folder, args.timeout, print_result)
         failed = [result for result in results if result.status == "FAILED"]

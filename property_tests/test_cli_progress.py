@@ -40,10 +40,19 @@ COMMANDS = {
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_a_progress_bar_on_a_terminal_only(name, tmp_path, monkeypatch):
-    monkeypatch.setenv("TQDM_MININTERVAL", "0")  # draw every step, however fast
-    # ... and however slow: without a fixed miniters tqdm adapts it to the
-    # time between steps, and under load it skipped the last one.
-    monkeypatch.setenv("TQDM_MINITERS", "1")
+    # Draw every step, however fast or slow.  (tqdm reads TQDM_* variables once,
+    # when it is imported, so in a worker that imported it before this test an
+    # environment variable would be ignored: the defaults are patched instead.)
+    import tqdm
+
+    original_init = tqdm.tqdm.__init__
+
+    def every_step(self, *args, **kwargs):
+        kwargs.setdefault("mininterval", 0)
+        kwargs.setdefault("miniters", 1)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(tqdm.tqdm, "__init__", every_step)
     argv, description, done = COMMANDS[name]
     if name != "demo":
         argv = [*argv, "--out", str(tmp_path)]

@@ -88,7 +88,8 @@ def program(command: str) -> str:
 
 
 def test_every_command_the_readme_shows_runs_from_a_clone_as_written():
-    blocks = walk_readme.shell_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
+    """The README first, then every page of the site: what a reader may type."""
+    blocks = walk_readme.blocks_of(walk_readme.documents(ROOT))
     commands = [command for block in blocks for command in block.commands]
     assert commands[0].startswith("python3.11 -m venv .venv && .venv/bin/pip install")
     assert commands[0].endswith(".venv/bin/manual-bp demo")

@@ -225,8 +225,8 @@ class Conventions:
             known = set(user.values())
             extra = [str(key) for key in grads if key not in known]
         for key in ours:
-            name = user[key]
-            if name not in grads:
+            name = user.get(key)
+            if name is None or name not in grads:
                 if key[0] in "WB":
                     problems.setdefault(key, f"missing from grads (expected key {name!r})")
                 continue
