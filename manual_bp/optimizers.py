@@ -52,6 +52,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from manual_bp.validation import check_positive_float
+
 Array = np.ndarray
 State = dict[str, Any]
 
@@ -68,15 +70,6 @@ def _real(value: object, name: str, low: float, high: float, *, closed_high: boo
         interval = f"[{low}, {high}]" if closed_high else f"[{low}, {high})"
         raise ValueError(f"{name}: expected a finite float in {interval}, got {value}")
     return value
-
-
-def _positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a positive float, got {type(value).__name__} {value!r}")
-    number = float(value)
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name}: expected a finite float > 0, got {value}")
-    return number
 
 
 def _flag(value: object, name: str) -> bool:
@@ -102,7 +95,9 @@ class Optimizer:
     CONVENTIONS: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "learning_rate", _positive(self.learning_rate, "learning_rate"))
+        object.__setattr__(
+            self, "learning_rate", check_positive_float(self.learning_rate, "learning_rate")
+        )
 
     @property
     def counts_steps(self) -> bool:

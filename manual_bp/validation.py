@@ -184,11 +184,16 @@ def check_params(
     return checked
 
 
+def check_positive_float(value: object, name: str) -> float:
+    """A finite real number > 0 (not a bool), as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a positive float, got {value!r}")
+    number = float(value)
+    if not (np.isfinite(number) and number > 0):
+        raise ValueError(f"{name}: expected a finite float > 0, got {value}")
+    return number
+
+
 def check_learning_rate(learning_rate: object) -> float:
     """A finite real number > 0."""
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
-        raise TypeError(f"learning_rate: expected a positive float, got {learning_rate!r}")
-    value = float(learning_rate)
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"learning_rate: expected a finite float > 0, got {learning_rate}")
-    return value
+    return check_positive_float(learning_rate, "learning_rate")
