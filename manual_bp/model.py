@@ -72,6 +72,8 @@ class Params(dict):
             "net.params = {**net.params, 'W1': new_W1} (checked and copied)"
         )
 
+    # dict's mutators, replaced by one that refuses whatever it is given: their
+    # signatures differ from dict's, which mypy reports and which is the point.
     __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
     update = pop = popitem = setdefault = clear = _refuse  # type: ignore[assignment]
 

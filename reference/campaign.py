@@ -68,7 +68,7 @@ from hypothesis.internal.reflection import function_digest
 try:  # the campaign extra; without it only the engine is missing
     from distributed import WorkerPlugin
 except ImportError:  # pragma: no cover
-    WorkerPlugin = object  # type: ignore[assignment,misc]
+    WorkerPlugin = object  # type: ignore[assignment,misc]  # without dask: a plain base
 
 from reference.draws import DEFAULT_LIMITS, DTYPES, Example, Limits, draw_example
 
@@ -214,6 +214,7 @@ def campaign_property(*, target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_
             f"{example.describe()}: worst err/tol {ratio:.3g} in {key}\n{outcome.error}"
         )
 
+    # Hypothesis adds .hypothesis to a @given function at run time.
     inner = every_example_passes.hypothesis.inner_test  # type: ignore[attr-defined]
     inner._hypothesis_internal_add_digest = f"{target} {limits}".encode()
     return every_example_passes
