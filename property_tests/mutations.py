@@ -88,7 +88,7 @@ WEIGHT_GRAD = f"matmul(dZ, {A_PREV}.T, out=out.get(key.W))"
 BIAS = "dZ.sum(axis=1, keepdims=True, out=out.get(key.B))"
 INPUT_GRAD = "matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))"
 OUTPUT = "dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)"
-HIDDEN = "dZ = activation.backward(grads[key.A], Z, A, out=out.get(key.Z))"
+HIDDEN = "dZ = activation.backward(dA, Z, A, out=out.get(key.Z))"
 
 CATALOG: list[Mutation] = [
     # --- the 1/m of the batch mean
@@ -180,7 +180,7 @@ CATALOG: list[Mutation] = [
         "wrong activation derivative",
         network.backward,
         HIDDEN,
-        "dZ = grads[key.A]",
+        "dZ = dA",
     ),
     Mutation(
         "sigmoid' written in Z",
