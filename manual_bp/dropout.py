@@ -81,9 +81,7 @@ def rate_of(dropout: Sequence[float] | None, l: int) -> float:
 def mask_shapes(layer_sizes: Sequence[int], m: int, dropout: Sequence[float]) -> dict[str, tuple]:
     """``Ml: (nl, m)`` for every layer with a drop probability above 0."""
     return {
-        f"M{l}": (layer_sizes[l], m)
-        for l in range(1, len(layer_sizes))
-        if rate_of(dropout, l) > 0
+        f"M{l}": (layer_sizes[l], m) for l in range(1, len(layer_sizes)) if rate_of(dropout, l) > 0
     }
 
 

@@ -340,9 +340,7 @@ def forward_bounds(
     u = unit_roundoff(case.dtype)
     floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
     f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
-    EZ, EA, _ = _forward_errors(
-        case.params, f64, case.activations, floor, u, None, case.dropout
-    )
+    EZ, EA, _ = _forward_errors(case.params, f64, case.activations, floor, u, None, case.dropout)
     scale = SAFETY * u
     return (
         {l: scale * value for l, value in EZ.items()},
