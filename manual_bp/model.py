@@ -11,17 +11,17 @@ import numpy as np
 
 from manual_bp import model_file, network, training
 from manual_bp import normalization as normalization_step
+from manual_bp.architecture import cache_keys, param_shapes
 from manual_bp.dropout import draw_masks
 from manual_bp.dropout import resolve as resolve_dropout
-from manual_bp.architecture import cache_keys, param_shapes
 from manual_bp.losses import LOSSES
 from manual_bp.optimizers import SGD, Optimizer, State
 from manual_bp.validation import (
     check_activations,
     check_dtype,
     check_inputs,
-    check_layer_sizes,
     check_l2,
+    check_layer_sizes,
     check_learning_rate,
     check_loss_pair,
     check_params,

@@ -138,8 +138,7 @@ def _read_training(
             expected = {f"optimizer.{slot}.{key}" for slot in optimizer.SLOTS for key in params}
             if set(slots) != expected:
                 raise ValueError(
-                    f"optimizer state: expected the entries {sorted(expected)}, "
-                    f"got {sorted(slots)}"
+                    f"optimizer state: expected the entries {sorted(expected)}, got {sorted(slots)}"
                 )
             for name, array in slots.items():
                 _, slot, key = name.split(".", 2)
@@ -151,9 +150,7 @@ def _read_training(
             raise ValueError(f"optimizer state without an optimizer: {sorted(slots)}")
     except (TypeError, ValueError, KeyError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{where}: {type(error).__name__}: {error}") from None
-    return TrainingState(
-        float(l2), dropout if any(dropout) else (), rng_state, optimizer, state
-    )
+    return TrainingState(float(l2), dropout if any(dropout) else (), rng_state, optimizer, state)
 
 
 def parameter_keys(depth: int) -> list[str]:

@@ -188,9 +188,7 @@ def fit(
             )
             params, state = rule.update({key: grads[key] for key in params}, state, params)
         with np.errstate(over="ignore", invalid="ignore"):
-            epoch_loss = float(
-                batch_loss(params, X, Y, activations, loss, **normalized, **decayed)
-            )
+            epoch_loss = float(batch_loss(params, X, Y, activations, loss, **normalized, **decayed))
         if not _all_finite(params, epoch_loss):
             raise TrainingDiverged(epoch, rule.learning_rate, start, history, start_state)
         history.append(epoch_loss)

@@ -114,7 +114,10 @@ def _delete(key):
         (_delete("rng_state"), r"missing entries \['rng_state'\]"),
         (_set("l2", np.array(-1.0)), r"entry 'l2' should be a float >= 0"),
         (_set("dropout", np.array([0.5])), r"entry 'dropout' should be 2 float64 drop"),
-        (_set("dropout", np.array([1.5, 0.0])), r"dropout: expected drop probabilities in \[0, 1\)"),
+        (
+            _set("dropout", np.array([1.5, 0.0])),
+            r"dropout: expected drop probabilities in \[0, 1\)",
+        ),
         (_set("dropout", np.array([0.5, 0.5])), r"the output layer has none"),
         (_set("optimizer", np.array('{"name": "adagrad", "fields": {}}')), r"KeyError: 'adagrad'"),
         (_set("rng_state", np.array("{")), r"JSONDecodeError"),

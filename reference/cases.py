@@ -181,12 +181,20 @@ class Case:
         object.__setattr__(self, "activations", activations)
 
     @classmethod
-    def of_network(cls, net: DNN, X: object, Y: object) -> Case:
-        """The case of a ``DNN`` on one batch: its params, activations and loss;
-        ``X`` and ``Y`` in the net's dtype."""
+    def of_network(
+        cls, net: DNN, X: object, Y: object, masks: Mapping[str, Array] | None = None
+    ) -> Case:
+        """The case of a ``DNN`` on one batch: its params, activations, loss and
+        weight decay; ``X`` and ``Y`` in the net's dtype.  With ``masks`` (one
+        ``Ml`` per dropped layer, ``manual_bp.dropout.draw_masks``) its dropout
+        too; without, the net as inference runs it."""
         X, Y = np.asarray(X, dtype=net.dtype), np.asarray(Y, dtype=net.dtype)
         normalization = net.normalization if any(net.normalization) else ()
-        return cls(net.params, X, Y, net.activations, net.loss_name, normalization=normalization)
+        dropped = {"dropout": net.dropout, "masks": masks} if masks else {}
+        return cls(
+            net.params, X, Y, net.activations, net.loss_name, normalization=normalization,
+            l2=net.l2, **dropped,  # type: ignore[arg-type]  # the two keywords' own types
+        )  # fmt: skip
 
     def refuse_normalization(self, what: str) -> None:
         """``ValueError`` for a normalized case, from a step that has no

@@ -42,12 +42,15 @@ from manual_bp.cli.arguments import (
     int_list,
     name_list,
     network_from_arguments,
+    non_negative_float,
     output_folder,
     positive_int,
+    probability_list,
 )
 from manual_bp.cli.extras import require
 from manual_bp.cli.progress import Progress, progress
 from manual_bp.data import DATASETS
+from manual_bp.dropout import draw_masks
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN
 from manual_bp.optimizers import OPTIMIZERS, Optimizer, make_optimizer
@@ -142,7 +145,9 @@ def build_network(args: argparse.Namespace, n_outputs: int) -> DNN:
     if activations is None:  # tanh hidden layers (none when L = 1), the loss's own output
         activations = [DEFAULT_HIDDEN_ACTIVATION] * (len(sizes) - 2) or None
     return network_from_arguments(
-        argparse.Namespace(**{**vars(args), "layers": sizes, "activations": activations})
+        argparse.Namespace(**{**vars(args), "layers": sizes, "activations": activations}),
+        l2=args.l2,
+        dropout=args.dropout,
     )
 
 
@@ -267,12 +272,17 @@ def _train_both(
                     autodiff_params, losses, autodiff_state = autodiff_fit(
                         autodiff_params, X, Y, activations, loss, epochs=1,
                         optimizer=optax_optimizer, batch_size=args.batch_size,
-                        rng=autodiff_rng, state=autodiff_state,
+                        rng=autodiff_rng, state=autodiff_state, l2=net.l2,
+                        dropout=net.dropout if any(net.dropout) else None,
                     )  # fmt: skip
                 run.autodiff_history += losses
                 bar.advance(1, loss=f"{run.manual_history[-1]:.4g}")
             if (args.check_every and epoch % args.check_every == 0) or epoch in (0, args.epochs):
-                _check_gradients(run, compare(Case.of_network(net, X, Y)), epoch, bar)
+                # Masks of their own generator: the training draws stay the same.
+                check_rng = np.random.default_rng([args.seed, epoch])
+                masks = draw_masks(net.layer_sizes, X.shape[1], net.dropout, check_rng, net.dtype)
+                case = Case.of_network(net, X, Y, masks=masks)
+                _check_gradients(run, compare(case), epoch, bar)
     return run
 
 
@@ -404,6 +414,20 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="NAME[:KEY=VALUE,...]",
         help=f"{', '.join(OPTIMIZERS)}, with conventions and hyperparameters of "
         "manual_bp.optimizers, e.g. rmsprop:eps_in_sqrt=false (default: sgd)",
+    )
+    parser.add_argument(
+        "--l2",
+        type=non_negative_float,
+        default=0.0,
+        help="weight decay in the loss, l2/2 sum ||Wl||^2, weights only (default: 0)",
+    )
+    parser.add_argument(
+        "--dropout",
+        type=probability_list,
+        default=None,
+        metavar="P[,P,...]",
+        help="inverted dropout: one drop probability in [0, 1) for every hidden layer, "
+        "or one per hidden layer (default: none)",
     )
     parser.add_argument(
         "--classes", type=positive_int, default=None, help="number of classes of blobs (default: 3)"
