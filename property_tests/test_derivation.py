@@ -225,6 +225,28 @@ def test_explain_prints_and_writes_the_derivation(capsys, tmp_path):
     assert "What the backward pass reads from the cache" in printed
 
 
+def test_explain_derives_decay_and_dropout_given_or_saved(capsys, tmp_path):
+    argv = ["explain", "--layers", "2,4,4,1", "--activations", "relu,tanh,sigmoid"]
+    argv += ["--l2", "0.01", "--dropout", "0.5,0.25", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    expected = derive(
+        [2, 4, 4, 1], ["relu", "tanh", "sigmoid"], "binary_cross_entropy", l2=0.01,
+        dropout=(0.5, 0.25, 0.0),
+    )  # fmt: skip
+    assert printed.rstrip("\n") == expected.text()
+    assert "dW1 = dZ1 · A0ᵀ + 0.01 · W1" in printed and "dF2 = dA2 ⊙ M2 / (1 − 0.25)" in printed
+    from manual_bp import DNN
+
+    DNN([2, 4, 4, 1], ["relu", "tanh", "sigmoid"], l2=0.01, dropout=[0.5, 0.25]).save(
+        tmp_path / "net.npz"
+    )
+    assert main(["explain", "--model", str(tmp_path / "net.npz"), "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.rstrip("\n") == expected.text()
+    assert exit_code(["explain", "--model", str(tmp_path / "net.npz"), "--l2", "0.1"]) == 2
+    assert "drop --l2" in capsys.readouterr().err
+
+
 def test_explain_defaults_to_the_seed_network(capsys, tmp_path):
     assert main(["explain", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.rstrip("\n") == derive(*SEED_NET).text()
@@ -258,6 +280,9 @@ def test_explain_help_has_examples(capsys):
         (["--layers", "2,3,1", "--loss", "cross_entropy"], "--loss"),
         (["--batch", "0"], "--batch"),
         (["--out", "/dev/null/folder"], "--out"),
+        (["--dropout", "1.5"], "--dropout"),
+        (["--dropout", "0.5,0.5,0.5"], "--dropout"),
+        (["--l2", "-1"], "--l2"),
     ],
 )
 def test_explain_names_the_bad_argument(capsys, tmp_path, argv, named):

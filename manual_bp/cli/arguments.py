@@ -258,6 +258,24 @@ def add_model_argument(parser: argparse.ArgumentParser, what: str) -> None:
 SEED_LAYER_SIZES = (2, 3, 3, 1)
 
 
+def add_regularization_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--l2`` and ``--dropout``, as ``DNN(l2=, dropout=)`` takes them."""
+    parser.add_argument(
+        "--l2",
+        type=non_negative_float,
+        default=0.0,
+        help="weight decay in the loss, l2/2 sum ||Wl||^2, weights only (default: 0)",
+    )
+    parser.add_argument(
+        "--dropout",
+        type=probability_list,
+        default=None,
+        metavar="P[,P,...]",
+        help="inverted dropout: one drop probability in [0, 1) for every hidden layer, "
+        "or one per hidden layer (default: none)",
+    )
+
+
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     """``--layers``, ``--activations`` and ``--loss``, defaulting to the seed's network."""
     parser.add_argument(
@@ -361,6 +379,8 @@ def model_from_arguments(args: argparse.Namespace) -> DNN:
             ("--layers", args.layers),
             ("--activations", args.activations),
             ("--loss", args.loss),
+            ("--l2", getattr(args, "l2", None) or None),
+            ("--dropout", getattr(args, "dropout", None)),
         )
         if value is not None
     ]

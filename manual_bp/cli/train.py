@@ -36,16 +36,15 @@ import numpy as np
 
 from manual_bp.cli.arguments import (
     add_out_argument,
+    add_regularization_arguments,
     add_training_arguments,
     check_save_path,
     help_formatter,
     int_list,
     name_list,
     network_from_arguments,
-    non_negative_float,
     output_folder,
     positive_int,
-    probability_list,
 )
 from manual_bp.cli.extras import require
 from manual_bp.cli.progress import Progress, progress
@@ -415,20 +414,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"{', '.join(OPTIMIZERS)}, with conventions and hyperparameters of "
         "manual_bp.optimizers, e.g. rmsprop:eps_in_sqrt=false (default: sgd)",
     )
-    parser.add_argument(
-        "--l2",
-        type=non_negative_float,
-        default=0.0,
-        help="weight decay in the loss, l2/2 sum ||Wl||^2, weights only (default: 0)",
-    )
-    parser.add_argument(
-        "--dropout",
-        type=probability_list,
-        default=None,
-        metavar="P[,P,...]",
-        help="inverted dropout: one drop probability in [0, 1) for every hidden layer, "
-        "or one per hidden layer (default: none)",
-    )
+    add_regularization_arguments(parser)
     parser.add_argument(
         "--classes", type=positive_int, default=None, help="number of classes of blobs (default: 3)"
     )
