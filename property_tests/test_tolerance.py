@@ -114,3 +114,14 @@ def test_the_softplus_derivative_model_covers_the_oracles_logaddexp(z):
     u = float(np.finfo(np.float64).eps)
     bound = ERROR_MODELS["softplus"].derivative_error(np.array(z), np.array(exact))
     assert abs(oracle - exact) <= (bound + 2 * abs(exact)) * u
+
+
+def test_a_check_report_counts_the_examples_with_undecided_entries():
+    from reference.campaign import run_example
+    from reference.check import CheckReport
+
+    example, _ = run_example(0, 11113)
+    report = CheckReport()
+    report.add(example.case, compare(example.case, explain=False))
+    assert report.undecided == 1
+    assert "undecided: 1 of 1 examples" in str(report)
