@@ -67,7 +67,7 @@ class TrainingState:
 
     l2: float = 0.0
     dropout: tuple[float, ...] = ()
-    rng_state: dict[str, Any] | None = None
+    rng_state: Mapping[str, Any] | None = None
     optimizer: Optimizer | None = None
     optimizer_state: State | None = None
 

@@ -41,6 +41,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
@@ -182,7 +183,7 @@ class Case:
 
     @classmethod
     def of_network(
-        cls, net: DNN, X: object, Y: object, masks: Mapping[str, Array] | None = None
+        cls, net: DNN, X: object, Y: object, *, masks: Mapping[str, Array] | None = None
     ) -> Case:
         """The case of a ``DNN`` on one batch: its params, activations, loss and
         weight decay; ``X`` and ``Y`` in the net's dtype.  With ``masks`` (one
@@ -190,10 +191,10 @@ class Case:
         too; without, the net as inference runs it."""
         X, Y = np.asarray(X, dtype=net.dtype), np.asarray(Y, dtype=net.dtype)
         normalization = net.normalization if any(net.normalization) else ()
-        dropped = {"dropout": net.dropout, "masks": masks} if masks else {}
+        dropped: dict[str, Any] = {"dropout": net.dropout, "masks": masks} if masks else {}
         return cls(
             net.params, X, Y, net.activations, net.loss_name, normalization=normalization,
-            l2=net.l2, **dropped,  # type: ignore[arg-type]  # the two keywords' own types
+            l2=net.l2, **dropped,
         )  # fmt: skip
 
     def refuse_normalization(self, what: str) -> None:
@@ -207,16 +208,16 @@ class Case:
             )
 
     @property
-    def forward_options(self) -> dict[str, object]:
+    def forward_options(self) -> dict[str, Any]:
         """The keywords of ``manual_bp.network.forward`` this case needs
         (its dropout and masks; empty without dropout)."""
         return {"dropout": self.dropout, "masks": dict(self.masks)} if self.dropout else {}
 
     @property
-    def backward_options(self) -> dict[str, object]:
+    def backward_options(self) -> dict[str, Any]:
         """The keywords of ``manual_bp.network.backward`` this case needs
         (its dropout and weight decay, the decayed ``Wl`` from ``params``)."""
-        options: dict[str, object] = {"dropout": self.dropout} if self.dropout else {}
+        options: dict[str, Any] = {"dropout": self.dropout} if self.dropout else {}
         if self.l2:
             options.update(l2=self.l2, params=self.params)
         return options

@@ -358,11 +358,13 @@ def with_objective(
             )
             grads[key] = grads[key] + penalty
     params64 = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
-    penalty = float(l2_penalty(params64, l2))
-    loss = oracle.loss * scale + penalty
+    total_penalty = float(l2_penalty(params64, l2))
+    loss = oracle.loss * scale + total_penalty
     # The penalty is a sum of k = (weight entries) squares: (k + 2) u of it.
     weights = sum(value.size for key, value in params64.items() if key[0] == "W")
-    loss_bound = tol.loss * scale + SAFETY * tol.unit * (abs(loss) * 2 + (weights + 2) * penalty)
+    loss_bound = tol.loss * scale + SAFETY * tol.unit * (
+        abs(loss) * 2 + (weights + 2) * total_penalty
+    )
     return (
         dataclasses.replace(oracle, loss=loss, grads=grads),
         dataclasses.replace(tol, loss=loss_bound, grads=bounds),

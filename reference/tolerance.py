@@ -41,6 +41,12 @@ is at most ``c_f d^2 / 2``, so both hold for any size of error); ``V_f`` and
 logit error of at most ``d`` moves each probability by a factor within
 ``exp(+-2d)``: float32 logits near 1e7 round by O(1), where ``|J| EZ`` fails.
 
+Dropout (``manual_bp.dropout``): a dropped layer's ``EAl`` is that of
+``Fl = f_l(Zl)`` times ``Ml / (1 − p)`` plus ``2 |Al|`` (``1 − p`` rounded to
+the dtype and the division); backward, ``dFl = dAl ⊙ Ml / (1 − p)`` the same
+way, then ``f_l'`` at ``Fl``.  The weight decay is added by
+``reference.compare.with_objective``.
+
 Second order: where ``f'`` and ``dA`` both round to 0 (``tanh(-13.3)`` is
 exactly -1 in float32, and so is the target) every first-order term vanishes,
 so ``u EdA (c_f EZ + D_f)`` and ``u EdZ EA(l-1)^T`` are added.
