@@ -525,12 +525,24 @@ DROP_PROBABILITIES = (0.0, 0.5, 1 / 3, 0.1, 0.9)
 
 @functools.cache
 @st.composite
-def regularizations(draw, sizes: tuple[int, ...], m: int) -> dict[str, object]:
-    """``Case`` keywords: ``l2`` and, per hidden layer, a drop probability and
+def regularizations(
+    draw,
+    sizes: tuple[int, ...],
+    m: int,
+    probabilities: tuple[float, ...] = DROP_PROBABILITIES,
+    shared: bool = False,
+) -> dict[str, object]:
+    """``Case`` keywords: ``l2`` and, per hidden layer, a drop probability (from
+    ``probabilities``; one for every hidden layer if ``shared``, which keeps
+    the number of dropout patterns, and so of oracle compilations, small) and
     its mask (one byte per entry: kept below ``256 (1 - p)``, so zero bytes
     keep every unit and shrinking drops nothing)."""
     options: dict[str, object] = {"l2": draw(sampled_from(L2_STRENGTHS))}
-    rates = [draw(sampled_from(DROP_PROBABILITIES)) for _ in sizes[1:-1]]
+    hidden = len(sizes) - 2
+    if shared:
+        rates = [draw(sampled_from(probabilities))] * hidden
+    else:
+        rates = [draw(sampled_from(probabilities)) for _ in range(hidden)]
     if any(rates):
         masks = {}
         for l, rate in enumerate(rates, start=1):
