@@ -318,6 +318,8 @@ def _write_outputs(
     title = (
         f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {net.activations[0]} net, "
         f"{optimizer.name}"
+        + (f", l2 {net.l2:g}" if net.l2 else "")
+        + (f", dropout {','.join(f'{p:g}' for p in net.dropout[:-1])}" if any(net.dropout) else "")
     )
     written = [
         write_history(args.out / "history.csv", run.manual_history, run.autodiff_history),
