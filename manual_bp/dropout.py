@@ -73,6 +73,18 @@ def resolve(dropout: object, depth: int) -> Rates:
     return (*checked, 0.0)
 
 
+def check_rates(dropout: Sequence[float], depth: int) -> Rates:
+    """``dropout`` as the functional core takes it: one drop probability per
+    layer, each in [0, 1), the output layer's 0 (``ValueError`` otherwise)."""
+    rates = tuple(dropout)
+    if len(rates) != depth or rates[-1] != 0 or resolve(list(rates[:-1]), depth) != rates:
+        raise ValueError(
+            f"dropout: expected one drop probability in [0, 1) per layer ({depth}), the "
+            f"output layer's 0 (manual_bp.dropout.resolve), got {list(rates)!r}"
+        )
+    return rates
+
+
 def rate_of(dropout: Sequence[float] | None, l: int) -> float:
     """Layer ``l``'s drop probability (0.0 without dropout)."""
     return float(dropout[l - 1]) if dropout else 0.0
@@ -119,6 +131,8 @@ def check_masks(
     """The masks a forward pass with ``dropout`` needs: every ``Ml``, of shape
     ``(nl, m)``, zeros and ones only, and no other key (``ValueError`` naming
     the mask otherwise)."""
+    if dropout:
+        check_rates(dropout, len(layer_sizes) - 1)
     expected = mask_shapes(layer_sizes, m, dropout)
     given = {} if masks is None else dict(masks)
     if set(given) != set(expected):

@@ -62,7 +62,7 @@ from manual_bp.activations import ACTIVATIONS, Activation
 from manual_bp.architecture import gradient_shapes, layer_keys, layer_sizes_of
 from manual_bp.dropout import apply as apply_dropout
 from manual_bp.dropout import backward as dropout_backward
-from manual_bp.dropout import check_masks, rate_of
+from manual_bp.dropout import check_masks, check_rates, rate_of
 from manual_bp.losses import LOSSES, l2_penalty, l2_penalty_gradient, output_gradient
 from manual_bp.normalization import (
     closed_backward,
@@ -153,6 +153,9 @@ def forward(
     those of ``forward_xp``; with NumPy the dropout ``masks`` are checked
     first (``manual_bp.dropout.check_masks``).
     """
+    if masks and xp is np and not (dropout and any(dropout)):  # refused, not ignored
+        sizes = layer_sizes_of(params, X, len(activations))
+        check_masks(masks, sizes, np.shape(X)[1], dropout or ())
     if dropout and any(dropout):
         if xp is np:
             sizes = layer_sizes_of(params, X, len(activations))
@@ -395,6 +398,8 @@ def backward(
         shapes = gradient_shapes(sizes, m, input_gradient)
         del shapes[keys[-1].Z]
         out = new_arrays(shapes, dtype)
+    if dropout:
+        check_rates(dropout, depth)
     grads: dict[str, Array] = {}
     weights = cache if params is None else params
     gemms = threads.gemms()
@@ -422,7 +427,7 @@ def backward(
             grads[key.B] = dZ.sum(axis=1, keepdims=True, out=out.get(key.B))
             if l2:
                 for name in (key.W,):  # the weights only: the biases are not decayed
-                    grads[name] = grads[name] + l2_penalty_gradient(weights[name], l2)
+                    grads[name] += l2_penalty_gradient(weights[name], l2)
             if l > 1 or input_gradient:
                 grads[key.A_prev] = matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))
     finally:

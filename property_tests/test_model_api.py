@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 
+import manual_bp.network
 from manual_bp import DNN, forward
 
 X = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, -1.0]])
@@ -185,3 +186,20 @@ def test_decay_and_dropout_gradients_match_the_oracle_on_the_cached_mask():
 def test_bad_decay_or_dropout_is_refused_by_name(options, error, message):
     with pytest.raises(error, match=message):
         DNN([2, 3, 3, 1], **options)
+
+
+@pytest.mark.parametrize(
+    ("dropout", "masks", "message"),
+    [
+        ((0.5, 0.5), {"M1": np.ones((3, 4)), "M2": np.ones((1, 4))}, r"the output layer's 0"),
+        ((0.5,), {"M1": np.ones((3, 4))}, r"per layer \(2\)"),
+        ((0.5, 0.0), {}, r"masks: expected \['M1'\].*got \[\]"),
+        ((0.5, 0.0), {"M1": np.ones((4, 3))}, r"masks\['M1'\]: expected shape \(3, 4\)"),
+        ((0.5, 0.0), {"M1": np.full((3, 4), 0.5)}, r"masks\['M1'\]: expected zeros and ones"),
+        ((0.0, 0.0), {"M1": np.ones((3, 4))}, r"masks: expected \[\]"),
+    ],
+)
+def test_the_functional_forward_refuses_bad_dropout_by_name(dropout, masks, message):
+    params = manual_bp.network.init_params([2, 3, 1], ["tanh", "sigmoid"])
+    with pytest.raises(ValueError, match=message):
+        forward(params, np.ones((2, 4)), ["tanh", "sigmoid"], dropout=dropout, masks=masks)
