@@ -260,7 +260,6 @@ def compare(
     l2 : the strength of an L2 penalty ``l2 / 2 * sum ||Wl||^2``
         (``manual_bp.losses.l2_penalty``) that ``grads`` include.
     """
-    case.refuse_normalization("compare (its tolerance)")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
     if not (isinstance(l2, int | float) and np.isfinite(l2) and l2 >= 0):
@@ -268,13 +267,24 @@ def compare(
     if grads is None:
         input_gradient = True if input_gradient is None else input_gradient
         with timer("manual forward"):
-            _, cache = forward(case.params, case.X, case.activations)
+            _, cache = forward(
+                case.params, case.X, case.activations, normalization=case.normalization
+            )
         with timer("manual backward"):
-            grads = backward(cache, case.Y, case.activations, case.loss, input_gradient)
+            grads = backward(
+                cache,
+                case.Y,
+                case.activations,
+                case.loss,
+                input_gradient,
+                normalization=case.normalization,
+            )
             manual_loss = float(loss_from_cache(cache, case.Y, case.loss, case.depth))
     elif cache is None:
         with timer("manual forward"):
-            _, cache = forward(case.params, case.X, case.activations)
+            _, cache = forward(
+                case.params, case.X, case.activations, normalization=case.normalization
+            )
     if input_gradient is None:
         input_gradient = "A0" in grads
     with timer("oracle"):
@@ -284,8 +294,14 @@ def compare(
         if reduction != "mean" or l2:
             oracle, tol = with_objective(case, oracle, tol, reduction=reduction, l2=l2)
     with timer("comparison"):
-        all_keys = gradient_keys(case.depth, input_gradient)
-        chosen = all_keys if keys is None else [key for key in all_keys if key in keys]
+        all_keys = gradient_keys(case.depth, input_gradient, normalization=case.normalization)
+        if keys is None:
+            chosen = all_keys
+        else:  # the staged normalization backward's keys too
+            every = gradient_keys(
+                case.depth, input_gradient, normalization=case.normalization, staged=True
+            )
+            chosen = [key for key in every if key in keys]
         loss_value = oracle.loss if manual_loss is None else manual_loss
         comparison = _assemble(grads, loss_value, oracle, tol, case, chosen)
     if not explain or comparison.ok:

@@ -65,6 +65,8 @@ import numpy as np
 
 from manual_bp.activations import ACTIVATIONS, log_softmax, sigmoid, softplus
 from manual_bp.losses import LOSSES
+from manual_bp.normalization import AXIS
+from manual_bp.normalization import EPS as EPS_NORMALIZATION
 from reference.cases import Case
 
 Array = np.ndarray
@@ -244,6 +246,37 @@ def _loss_error(
     return float((np.sum(propagated) + (Y.size + 8) * (np.sum(terms) + floor)) / Y.shape[1])
 
 
+def _affine_errors(
+    l: int,
+    EdZ: Array,
+    oracle_grads: Mapping[str, Array],
+    f64: Mapping[str, Array],
+    EA_prev: Array,
+    u: float,
+    floor: float,
+) -> dict[str, Array]:
+    """``EdZl`` and what it makes: ``EdWl``, ``EdBl`` and ``EdA(l-1)``."""
+    m = EdZ.shape[1]
+    absdZ = np.abs(oracle_grads[f"Z{l}"])
+    absA_prev = np.abs(f64[f"A{l - 1}"])
+    absW = np.abs(f64[f"W{l}"])
+    return {
+        f"Z{l}": EdZ,
+        f"W{l}": (
+            EdZ @ absA_prev.T
+            + (absdZ + u * EdZ) @ EA_prev.T
+            + (m + 1) * (absdZ @ absA_prev.T + floor)
+        ),
+        f"B{l}": np.sum(EdZ, axis=1, keepdims=True)
+        + (m + 1) * (np.sum(absdZ, axis=1, keepdims=True) + floor),
+        f"A{l - 1}": (
+            absW.T @ EdZ
+            + (absW.shape[0] + 1) * (absW.T @ absdZ + floor)
+            + _flushed(f64[f"W{l}"], u).T @ (absdZ + u * EdZ)
+        ),
+    }
+
+
 @dataclass(frozen=True)
 class Tolerances:
     """Absolute tolerance for the loss and for every entry of every gradient."""
@@ -281,6 +314,26 @@ def _near_kinks(name: str, Z: Array, EZ: Array, u: float, oracle_Z: Array | None
     return side(Z) != side(np.where(np.abs(oracle_Z) < TINY64, 0.0, oracle_Z))
 
 
+def _pre_activation_error(
+    params: Mapping[str, Array],
+    f64: Mapping[str, Array],
+    EA_prev: Array,
+    l: int,
+    floor: float,
+    u: float,
+) -> Array:
+    """``EZl = (n + 1) (|Wl| |A(l-1)| + |Bl|) + |Wl| EA(l-1)`` (and the flushed subnormals)."""
+    W, B = f64[f"W{l}"], np.asarray(params[f"B{l}"], dtype=np.float64)
+    absW, absA_prev = np.abs(W), np.abs(f64[f"A{l - 1}"])
+    magnitude = absW @ absA_prev + np.abs(B)
+    return (
+        (absA_prev.shape[0] + 1) * (magnitude + floor)
+        + absW @ EA_prev
+        + _flushed(W, u) @ (absA_prev + u * EA_prev)
+        + _flushed(B, u)
+    )
+
+
 def _forward_errors(
     params: Mapping[str, Array],
     f64: Mapping[str, Array],
@@ -296,15 +349,7 @@ def _forward_errors(
     EA = {0: _flushed(f64["A0"], u)}
     EZ, kinks = {}, {}
     for l in range(1, len(activations) + 1):
-        W, B = f64[f"W{l}"], np.asarray(params[f"B{l}"], dtype=np.float64)
-        absW, absA_prev = np.abs(W), np.abs(f64[f"A{l - 1}"])
-        magnitude = absW @ absA_prev + np.abs(B)
-        EZ[l] = (
-            (absA_prev.shape[0] + 1) * (magnitude + floor)
-            + absW @ EA[l - 1]
-            + _flushed(W, u) @ (absA_prev + u * EA[l - 1])
-            + _flushed(B, u)
-        )
+        EZ[l] = _pre_activation_error(params, f64, EA[l - 1], l, floor, u)
         name, Z = activations[l - 1], f64[f"Z{l}"]
         kinks[l] = _near_kinks(name, Z, EZ[l], u, None if oracle_Z is None else oracle_Z[f"Z{l}"])
         EA[l] = _forward_error(name, Z, f64[f"A{l}"], EZ[l], floor, kinks[l])
@@ -325,7 +370,10 @@ def forward_bounds(
     u = unit_roundoff(case.dtype)
     floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
     f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
-    EZ, EA, _ = _forward_errors(case.params, f64, case.activations, floor, u, None)
+    if case.normalization:
+        EZ, EA, _, _ = _normalized_forward_errors(case, f64, floor, u)
+    else:
+        EZ, EA, _ = _forward_errors(case.params, f64, case.activations, floor, u, None)
     scale = SAFETY * u
     return (
         {l: scale * value for l, value in EZ.items()},
@@ -349,7 +397,8 @@ def tolerances(
     oracle's forward ``Zl``, locates kinks exactly; without it every ``Zl``
     within its error bound of a kink is excused.
     """
-    case.refuse_normalization("the tolerance's rounding model")
+    if case.normalization:
+        return normalized_tolerances(case, cache, oracle_grads)
     params, activations, loss = case.params, case.activations, case.loss
     u = unit_roundoff(case.dtype)
     floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
@@ -377,23 +426,276 @@ def tolerances(
             else:
                 dA, EdA = oracle_grads[f"A{l}"], E[f"A{l}"]
             EdZ = _backward_error(name, Z, A, EZ[l], EA[l], dA, EdA, u, floor, near_kink[l])
-        absdZ = np.abs(oracle_grads[f"Z{l}"])
-        absA_prev = np.abs(f64[f"A{l - 1}"])
-        absW = np.abs(f64[f"W{l}"])
-        E[f"Z{l}"] = EdZ
-        E[f"W{l}"] = (
-            EdZ @ absA_prev.T
-            + (absdZ + u * EdZ) @ EA[l - 1].T
-            + (m + 1) * (absdZ @ absA_prev.T + floor)
-        )
-        E[f"B{l}"] = np.sum(EdZ, axis=1, keepdims=True) + (m + 1) * (
-            np.sum(absdZ, axis=1, keepdims=True) + floor
-        )
-        E[f"A{l - 1}"] = (
-            absW.T @ EdZ
-            + (absW.shape[0] + 1) * (absW.T @ absdZ + floor)
-            + _flushed(f64[f"W{l}"], u).T @ (absdZ + u * EdZ)
-        )
+        E.update(_affine_errors(l, EdZ, oracle_grads, f64, EA[l - 1], u, floor))
 
+    scale = SAFETY * u
+    return Tolerances(scale * loss_error, {key: scale * value for key, value in E.items()}, u)
+
+
+# --- the normalization step (manual_bp.normalization) ---------------------------------------
+#
+# Separate functions: the forward and backward recursions above, with the
+# batch- or layer-normalization step between a hidden layer's Zl and f_l.
+# docs/tolerance.md derives each term.
+
+# Both sides' inv_std lie in (0, 1 / sqrt(eps)]: a bound on their difference
+# that holds however wrong the variance is (1e-3 covers float32's eps).
+_INV_STD_CAP = 1.001 / np.sqrt(EPS_NORMALIZATION)
+# |Zhat| <= sqrt(k) in exact arithmetic over k entries; 1.05 covers rounding.
+_ZHAT_CAP = 1.05
+
+
+@dataclass(frozen=True)
+class NormalizationErrors:
+    """The forward values and error bounds (units of ``u``) of one normalized layer.
+
+    ``D = Z - mu``; ``s = inv_std``; ``s_low`` a lower bound on either
+    side's ``s``; ``r`` the relative error bound of ``var + eps``.
+    """
+
+    kind: str
+    k: int
+    D: Array
+    ED: Array
+    s: Array
+    Es: Array
+    s_low: Array
+    r: Array
+    EZhat: Array
+    EN: Array
+
+
+def _axis_sum(X: Array, axis: int) -> Array:
+    return np.sum(X, axis=axis, keepdims=True)
+
+
+def normalization_forward_errors(
+    kind: str, l: int, f64: Mapping[str, Array], EZ: Array, u: float, floor: float
+) -> NormalizationErrors:
+    """Error bounds of ``mu``, ``var``, ``inv_std``, ``Zhat`` and ``N`` of layer ``l``.
+
+    Over ``k`` entries along the kind's axis (``S`` the sum along it)::
+
+        Emu  = S(EZ) / k + (k - 1) S(|Z|) / k + |mu|          (0 error in D when k = 1)
+        ED   = EZ + Emu + |D|                                 D = Z - mu
+        Evar = S(2 |D| ED + D^2 + SAFETY u ED^2) / k + (k - 1) S(D^2) / k + |var|
+        r    = SAFETY u (Evar + 2 (var + eps)) / (var + eps)  relative error of var + eps
+        |s - s'| <= s ((1 - r)^(-1/2) - 1) + 3 u s   (r < 1), else <= 1 / sqrt(eps)
+        EZhat = s ED + (|D| + SAFETY u ED) Es + |Zhat|,  at most 2 * 1.05 sqrt(k) / (SAFETY u)
+        EN   = |gamma| EZhat + |gamma Zhat| + |N|
+
+    The bound on ``s`` is exact, not first order: a variance dominated by
+    rounding (near-constant features, ``1e6 + noise``) gives a huge but
+    sound bound, which makes everything downstream undecidable rather
+    than wrong.  With ``k = 1`` both sides' ``D``, ``var`` and ``Zhat`` are
+    exactly 0.
+    """
+    axis = AXIS[kind]
+    Z, mu, var = f64[f"Z{l}"], f64[f"mu{l}"], f64[f"var{l}"]
+    s, Zhat, N, gamma = f64[f"inv_std{l}"], f64[f"Zhat{l}"], f64[f"N{l}"], f64[f"gamma{l}"]
+    k = Z.shape[axis]
+    scale = SAFETY * u
+    if k == 1:
+        D = ED = np.zeros_like(Z)
+        Evar = np.zeros_like(var)
+    else:
+        D = Z - mu
+        Emu = (
+            (_axis_sum(EZ, axis) + (k - 1) * _axis_sum(np.abs(Z) + floor, axis)) / k
+            + np.abs(mu)
+            + floor
+        )
+        ED = EZ + Emu + np.abs(D) + floor
+        EP = 2 * np.abs(D) * ED + D * D + scale * ED * ED + floor
+        Evar = (
+            (_axis_sum(EP, axis) + (k - 1) * _axis_sum(D * D + floor, axis)) / k
+            + np.abs(var)
+            + floor
+        )
+    v = var + EPS_NORMALIZATION
+    # The addition rounds, and float32 holds eps itself only to within u.
+    r = scale * (Evar + 2 * v) / v
+    with np.errstate(invalid="ignore"):
+        # s (1 - r)^(-1/2) - s, without cancellation for small r.
+        deviation = s * np.expm1(-0.5 * np.log1p(-np.minimum(r, 0.5)))
+    deviation = np.where(r < 0.5, deviation, _INV_STD_CAP)
+    Es = np.minimum(deviation, _INV_STD_CAP) / scale + 3 * s
+    s_low = s / np.sqrt(1 + r) * (1 - 4 * u)
+    EZhat = s * ED + (np.abs(D) + scale * ED) * Es + np.abs(Zhat) + (s + 1) * k * floor
+    EZhat = np.minimum(EZhat, 2 * _ZHAT_CAP * np.sqrt(k) / scale)
+    EN = np.abs(gamma) * EZhat + np.abs(gamma * Zhat) + np.abs(N) + 2 * floor
+    return NormalizationErrors(kind, k, D, ED, s, Es, s_low, r, EZhat, EN)
+
+
+def _normalized_forward_errors(
+    case: Case, f64: Mapping[str, Array], floor: float, u: float
+) -> tuple[dict[int, Array], dict[int, Array], dict[int, Array], dict[int, NormalizationErrors]]:
+    """``_forward_errors`` with the normalization step: ``EZl``, ``EAl``, the
+    near-kink masks (of ``Nl`` where normalized) and each normalized layer's bounds.
+
+    ``Al = f(Nl)`` is bounded with the slope ``|f'(N)|`` plus ``c_f`` times
+    the error of ``N``: ``EA += c_f SAFETY u EN^2``, the second-order term
+    that keeps the bound sound when ``N``'s error is not small.  The oracle
+    does not report its ``Nl``: every ``|Nl|`` within its bound of a kink is
+    excused.
+    """
+    EA = {0: _flushed(f64["A0"], u)}
+    EZ: dict[int, Array] = {}
+    kinks: dict[int, Array] = {}
+    normalized: dict[int, NormalizationErrors] = {}
+    for l in range(1, case.depth + 1):
+        EZ[l] = _pre_activation_error(case.params, f64, EA[l - 1], l, floor, u)
+        name, kind = case.activations[l - 1], case.normalization[l - 1]
+        if kind is None:
+            V, EV = f64[f"Z{l}"], EZ[l]
+        else:
+            normalized[l] = errors = normalization_forward_errors(kind, l, f64, EZ[l], u, floor)
+            V, EV = f64[f"N{l}"], errors.EN
+        kinks[l] = _near_kinks(name, V, EV, u, None)
+        EA[l] = _forward_error(name, V, f64[f"A{l}"], EV, floor, kinks[l])
+        EA[l] = EA[l] + ERROR_MODELS[name].curvature * SAFETY * u * EV * EV
+    return EZ, EA, kinks, normalized
+
+
+def _second_order_loss_error(loss: str, Y: Array, EZ: Array, u: float) -> float:
+    """The loss's second-order term, for a logit error that need not be small.
+
+    ``_loss_error`` takes the loss's slope at our ``ZL``; a normalized layer
+    with a variance lost to rounding can move ``ZL`` far (a saturated
+    sigmoid at ``ZL = 330`` whose true ``ZL`` is negative).  The slope moves
+    by at most the loss's curvature times the error: ``1/4`` per unit for
+    binary cross-entropy, ``1/4`` per entry of a column for cross-entropy
+    (``diag(A) - A A^T``); mse's term is already in ``_loss_error``.
+    """
+    m = Y.shape[1]
+    if loss == "binary_cross_entropy":
+        return float(np.sum((np.abs(Y) + np.abs(1 - Y)) * EZ * EZ) * 0.25 * SAFETY * u / m)
+    if loss == "cross_entropy":
+        return float(np.sum(np.abs(_column_sum(Y)) * _column_sum(EZ) ** 2) * 0.125 * SAFETY * u / m)
+    return 0.0
+
+
+def normalization_backward_errors(
+    errors: NormalizationErrors,
+    l: int,
+    f64: Mapping[str, Array],
+    oracle_grads: Mapping[str, Array],
+    EdN: Array,
+    u: float,
+    floor: float,
+) -> dict[str, Array]:
+    """``EdgammaL``, ``Edbetal``, ``EdZhatl``, ``Edvarl``, ``Edmul`` and ``EdZl`` from ``EdNl``.
+
+    Magnitudes of gradients are the oracle's (``a = |dZhat|``), of forward
+    values ours, so every product error ``x y - x' y' = (x - x') y + x' (y - y')``
+    is bounded exactly, without second-order terms.  ``EdZl`` is the larger
+    of the closed form's and the staged form's bound, so either form passes::
+
+        closed: dZ = (s / k) Br,  Br = k dZhat - S(dZhat) - Zhat S(dZhat Zhat)
+                EdZ = (Es |Br'| + s EBr) / k + 3 |dZ|,  |Br'| <= k |dZ| / s_low
+        staged: dZ = dZhat s + dvar (2 / k) D + dmu / k
+    """
+    axis, k, scale = AXIS[errors.kind], errors.k, SAFETY * u
+    m = EdN.shape[1]
+    gamma, Zhat = np.abs(f64[f"gamma{l}"]), np.abs(f64[f"Zhat{l}"])
+    s, Es, D, ED, EZhat = errors.s, errors.Es, np.abs(errors.D), errors.ED, errors.EZhat
+    dN = np.abs(oracle_grads[f"N{l}"]) + scale * EdN  # bounds ours too
+    absdZ = np.abs(oracle_grads[f"Z{l}"])
+
+    def S(X: Array) -> Array:
+        return _axis_sum(X, axis)
+
+    E = {
+        f"N{l}": EdN,
+        f"gamma{l}": _column_sum_rows(EdN * Zhat + dN * EZhat)
+        + (m + 1) * (_column_sum_rows(dN * Zhat) + floor),
+        f"beta{l}": _column_sum_rows(EdN) + (m + 1) * (_column_sum_rows(dN) + floor),
+    }
+    EdZhat = gamma * EdN + gamma * dN + floor
+    a = gamma * dN  # bounds both sides' |dZhat|
+    E[f"Zhat{l}"] = EdZhat
+
+    # closed form
+    ET1 = S(EdZhat) + k * (S(a) + floor)
+    ET2 = S(EdZhat * Zhat + a * EZhat) + (k + 1) * (S(a * Zhat) + floor)
+    T2 = S(a * (Zhat + scale * EZhat))
+    magnitude = k * a + S(a) + (Zhat + scale * EZhat) * (T2 + scale * ET2)
+    EBr = k * EdZhat + ET1 + Zhat * ET2 + EZhat * T2 + 3 * magnitude
+    bracket = np.minimum(k * absdZ / errors.s_low, magnitude)
+    closed = (Es * bracket + s * EBr) / k + 3 * absdZ + 4 * floor
+
+    # staged form
+    T3 = S(a * (D + scale * ED))
+    ET3 = S(EdZhat * D + a * ED) + (k + 1) * (S(a * D) + floor)
+    s_high = s + scale * Es
+    cube = 0.5 * s**3
+    Ecube = 0.5 * (3 * s * s + 3 * s * scale * Es + (scale * Es) ** 2) * Es + 4 * cube
+    dvar = np.abs(oracle_grads[f"var{l}"])
+    Edvar = ET3 * cube + T3 * Ecube + 2 * T3 * 0.5 * s_high**3 + floor
+    sumD = np.abs(S(errors.D))
+    EsumD = S(ED) + k * (S(D) + floor)
+    Eterm1 = ET1 * s + S(a) * Es + S(a) * s
+    Eterm2 = (2 / k) * (Edvar * sumD + dvar * EsumD + 3 * dvar * (sumD + scale * EsumD))
+    dmu = np.abs(oracle_grads[f"mu{l}"])
+    Edmu = Eterm1 + Eterm2 + S(a) * s_high + dvar * (2 / k) * (sumD + scale * EsumD) + floor
+    staged = (
+        EdZhat * s
+        + a * Es
+        + (2 / k) * (Edvar * D + dvar * ED)
+        + Edmu / k
+        + 3 * (a * s_high + (2 / k) * (dvar + scale * Edvar) * (D + scale * ED) + dmu / k)
+        + 6 * floor
+    )
+    E[f"var{l}"], E[f"mu{l}"] = Edvar, Edmu
+    E[f"dZ{l}"] = np.maximum(closed, staged)
+    return E
+
+
+def _column_sum_rows(X: Array) -> Array:
+    """Sum over the batch (the columns): ``(nl, m) -> (nl, 1)``."""
+    return np.sum(X, axis=1, keepdims=True)
+
+
+def normalized_tolerances(
+    case: Case, cache: Mapping[str, Array], oracle_grads: Mapping[str, Array]
+) -> Tolerances:
+    """``tolerances`` for a case with normalization steps (``case.normalization``).
+
+    The recursion of ``tolerances`` with each normalized layer's step
+    (``normalization_forward_errors``, ``normalization_backward_errors``):
+    ``f_l`` reads ``Nl``, and ``dNl`` becomes ``dZl``.  Adds tolerances for
+    ``Nl``, ``gammal``, ``betal``, ``Zhatl`` and the staged form's ``varl``, ``mul``.
+    """
+    u = unit_roundoff(case.dtype)
+    floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
+    depth = case.depth
+    f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
+    Y = np.asarray(case.Y, dtype=np.float64)
+    m = Y.shape[1]
+    EZ, EA, near_kink, normalized = _normalized_forward_errors(case, f64, floor, u)
+    Z_L, A_L = f64[f"Z{depth}"], f64[f"A{depth}"]
+    loss_error = _loss_error(case.loss, Z_L, A_L, Y, EZ[depth], EA[depth], floor, u)
+    loss_error += _second_order_loss_error(case.loss, Y, EZ[depth], u)
+
+    E: dict[str, Array] = {}
+    for l in range(depth, 0, -1):
+        name = case.activations[l - 1]
+        A = f64[f"A{l}"]
+        if l == depth and name == LOSSES[case.loss].canonical_activation:
+            EdZ = (EA[l] + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y) + floor)) / m + 2 * floor
+        else:
+            if l == depth:
+                dA = (A - Y) / m
+                EdA = (EA[l] + 2 * (np.abs(A - Y) + floor)) / m + 2 * floor
+            else:
+                dA, EdA = oracle_grads[f"A{l}"], E[f"A{l}"]
+            errors = normalized.get(l)
+            V, EV = (f64[f"Z{l}"], EZ[l]) if errors is None else (f64[f"N{l}"], errors.EN)
+            EdZ = _backward_error(name, V, A, EV, EA[l], dA, EdA, u, floor, near_kink[l])
+            if errors is not None:
+                step = normalization_backward_errors(errors, l, f64, oracle_grads, EdZ, u, floor)
+                EdZ = step.pop(f"dZ{l}")
+                E.update(step)
+        E.update(_affine_errors(l, EdZ, oracle_grads, f64, EA[l - 1], u, floor))
     scale = SAFETY * u
     return Tolerances(scale * loss_error, {key: scale * value for key, value in E.items()}, u)
