@@ -153,16 +153,6 @@ class Case:
         normalization = net.normalization if any(net.normalization) else ()
         return cls(net.params, X, Y, net.activations, net.loss_name, normalization=normalization)
 
-    def refuse_normalization(self, what: str) -> None:
-        """``ValueError`` for a normalized case, from a step that has no
-        normalization yet (it would silently compute another network)."""
-        if self.normalization:
-            raise ValueError(
-                f"case: {what} has no normalization step yet; a normalized case "
-                f"(normalization={self.normalization!r}) is compared with the oracle by "
-                "oracle_gradients and property_tests/test_normalization.py"
-            )
-
     @property
     def depth(self) -> int:
         """L, the number of layers with weights."""
