@@ -16,11 +16,13 @@ negligible, for float64 both sides round).  The tolerance is
 Forward (l = 1..L), with ``|.|`` elementwise and ``n = n(l-1)``::
 
     EZl = (n + 1) (|Wl| |A(l-1)| + |Bl|) + |Wl| EA(l-1)       EA0 = 0
-    EAl = |f'(Zl)| EZl + V_f(Zl, Al)                           (softmax: |J| EZl + V)
+    EAl = |f'(Zl)| EZl + c_f u EZl^2 / 2 + V_f(Zl, Al)
+    softmax:  EAl = max(|J| EZl, |Al| expm1(2d) / u) + V,   d = u max EZl per column
 
 Output::
 
-    fused pair:  EdZL = (EAL + (nL + 2)(|AL| + |Y|)) / m
+    fused pair:  EdZL = (EAL + (nL + 2)(|AL| + |Y|) + O) / m
+                 O = (|ZL| + 8)(|Y| sigmoid(-ZL) + |1 - Y| sigmoid(ZL)) for BCE, else 0
     mse + f:     EdAL = (EAL + 2 |AL - Y|) / m, then the activation step below
 
 Backward (l = L..1), magnitudes ``|dZl|`` etc. taken from the oracle::
@@ -31,8 +33,13 @@ Backward (l = L..1), magnitudes ``|dZl|`` etc. taken from the oracle::
     EdA(l-1) = |Wl|^T EdZl + nl |Wl|^T |dZl|
 
 ``c_f`` bounds ``|f''|`` (a derivative taken at a slightly wrong ``z`` is off
-by at most ``c_f`` times the error in ``z``); ``V_f`` and ``D_f`` bound the
-rounding of evaluating ``f`` and ``f'``.
+by at most ``c_f`` times the error in ``z``, and Taylor's remainder of ``f``
+is at most ``c_f d^2 / 2``, so both hold for any size of error); ``V_f`` and
+``D_f`` bound the rounding of evaluating ``f`` and ``f'``, on either side
+(the oracle's softplus' errs by ``u (|z| + 5)`` relatively: jax differentiates
+``logaddexp`` as ``exp(z - lse)``).  softmax has no bounded curvature, but a
+logit error of at most ``d`` moves each probability by a factor within
+``exp(+-2d)``: float32 logits near 1e7 round by O(1), where ``|J| EZ`` fails.
 
 Second order: where ``f'`` and ``dA`` both round to 0 (``tanh(-13.3)`` is
 exactly -1 in float32, and so is the target) every first-order term vanishes,
@@ -113,6 +120,13 @@ def _gelu_derivative_error(Z: Array, A: Array) -> Array:
     return 8 + 2 * Zc * (1 + 0.134 * Zc**2)
 
 
+def _softplus_derivative_error(Z: Array, A: Array) -> Array:
+    # The oracle differentiates softplus = logaddexp(z, 0) as exp(z - lse):
+    # lse rounds to within u |lse| absolutely, so sigmoid(z) errs by
+    # u (|z| + 5) relatively (z = 33: lse = z + 3e-15 rounds to z, f' to 1).
+    return 4 + (np.abs(Z) + 5) * sigmoid(Z)
+
+
 def _silu_derivative_error(Z: Array, A: Array) -> Array:
     # 1 - sigmoid(z) is off by <= u absolutely until sigmoid saturates; times z.
     return 8 + 2 * np.minimum(np.abs(Z), _SATURATION)
@@ -127,7 +141,7 @@ ERROR_MODELS: dict[str, ErrorModel] = {
     "relu": ErrorModel(0.0, 1.0, _relative(0), _absolute(0)),
     "leaky_relu": ErrorModel(0.0, 0.99, _relative(1), _absolute(1)),
     "elu": ErrorModel(1.0, 0.0, _relative(4), _absolute(8)),
-    "softplus": ErrorModel(0.25, 0.0, _relative(4), _absolute(4)),
+    "softplus": ErrorModel(0.25, 0.0, _relative(4), _softplus_derivative_error),
     "silu": ErrorModel(0.5, 0.0, _relative(8), _silu_derivative_error),
     "gelu": ErrorModel(0.8, 0.0, _gelu_value_error, _gelu_derivative_error),
     "identity": ErrorModel(0.0, 0.0, _relative(0), _absolute(0)),
@@ -149,7 +163,7 @@ def _column_sum(X: Array) -> Array:
 
 
 def _forward_error(
-    name: str, Z: Array, A: Array, EZ: Array, floor: float, near_kink: Array
+    name: str, Z: Array, A: Array, EZ: Array, floor: float, near_kink: Array, u: float
 ) -> Array:
     """``EA``: the error of ``A = f(Z)`` given the error ``EZ`` of ``Z``.
 
@@ -162,12 +176,36 @@ def _forward_error(
     if name == "softmax":
         # |J| EZ with J = diag(A) - A A^T.
         propagated = np.abs(A) * (EZ + _column_sum(np.abs(A) * EZ))
+        propagated = np.maximum(propagated, _softmax_growth(A, EZ, u, floor * u))
     else:
         slope = np.abs(_derivative(name)(Z, A))
         if model.kink_jump:
             slope = np.where(near_kink, 1.0, slope)
-        propagated = slope * EZ
+        # Taylor's remainder: |f(z + d) - f(z) - f'(z) d| <= c d^2 / 2, d = u EZ.
+        propagated = slope * EZ + 0.5 * model.curvature * u * EZ**2
     return propagated + model.value_error(Z, A) + (Z.shape[0] + 4 + np.abs(Z)) * floor
+
+
+# Below this logit error a linearized softmax is within 0.1 % of the truth,
+# which SAFETY covers; above it the exponential's growth is bounded exactly.
+_LINEAR_SOFTMAX = 1e-3
+
+
+def _softmax_growth(A: Array, EZ: Array, u: float, tiny: float) -> Array:
+    """A bound on the change of ``softmax`` that holds for any logit error.
+
+    When every logit of a column moves by at most ``d``, each probability moves
+    by a factor within ``exp(+-2d)``: ``|dA| <= min(|A| expm1(2d), 1)``, and
+    one that underflowed to 0 (``tiny`` the dtype's smallest normal) by at most
+    ``tiny exp(2d)``.  The first-order
+    ``|J| EZ`` is exact only for small ``d``; float32 logits near ``1e7`` round
+    by O(1) (``d = u EZ`` of order 1), and there the linear bound fails.
+    """
+    d = np.minimum(SAFETY * u * np.max(EZ, axis=0, keepdims=True, initial=0.0), 350.0)
+    # A probability that underflowed to 0 was below ``tiny`` before it did;
+    # none moves by more than 1.
+    change = np.abs(A) * np.expm1(2 * d) + tiny * np.exp(2 * d)
+    return np.where(d > _LINEAR_SOFTMAX, np.minimum(change, 1.0) / (SAFETY * u), 0.0)
 
 
 def _backward_error(
@@ -277,6 +315,22 @@ def _affine_errors(
     }
 
 
+def _oracle_logit_error(loss: str, Z: Array, Y: Array) -> Array:
+    """The oracle's own rounding of a fused ``dZL`` that grows with ``|Z|``.
+
+    binary_cross_entropy is ``Y softplus(-Z) + (1 - Y) softplus(Z)`` and the
+    oracle differentiates each softplus as ``exp(z - logaddexp(z, 0))``
+    (``_softplus_derivative_error``): relative error ``u (|Z| + 5)`` on each
+    term, ``|Y| sigmoid(-Z)`` and ``|1 - Y| sigmoid(Z)``.  Seen in a campaign:
+    ``Z = -33.3``, ``Y = 1`` gave the oracle ``-1/m`` exactly and us
+    ``-(1 - 3.4e-15)/m``, 15 u apart.  cross_entropy's ``log_softmax`` has no
+    such term: its largest logit is shifted to exactly 0.
+    """
+    if loss != "binary_cross_entropy":
+        return np.zeros_like(Z)
+    return (np.abs(Z) + 8) * (np.abs(Y) * sigmoid(-Z) + np.abs(1 - Y) * sigmoid(Z))
+
+
 @dataclass(frozen=True)
 class Tolerances:
     """Absolute tolerance for the loss and for every entry of every gradient."""
@@ -341,18 +395,32 @@ def _forward_errors(
     floor: float,
     u: float,
     oracle_Z: Mapping[str, Array] | None,
+    *,
+    normalization: Sequence[str | None] = (),
+    normalized: dict[int, NormalizationErrors] | None = None,
 ) -> tuple[dict[int, Array], dict[int, Array], dict[int, Array]]:
     """``EZl``, ``EAl`` and the near-kink masks for every layer.
 
     ``EA0`` counts only a subnormal input, which the oracle flushes to 0.
+    A layer with a ``normalization`` step feeds ``Nl`` and its bound to
+    ``f_l`` (``normalization_forward_errors``, stored in ``normalized``); the
+    oracle does not report its ``Nl``, so every ``|Nl|`` within its bound of
+    a kink is excused.
     """
     EA = {0: _flushed(f64["A0"], u)}
     EZ, kinks = {}, {}
     for l in range(1, len(activations) + 1):
         EZ[l] = _pre_activation_error(params, f64, EA[l - 1], l, floor, u)
-        name, Z = activations[l - 1], f64[f"Z{l}"]
-        kinks[l] = _near_kinks(name, Z, EZ[l], u, None if oracle_Z is None else oracle_Z[f"Z{l}"])
-        EA[l] = _forward_error(name, Z, f64[f"A{l}"], EZ[l], floor, kinks[l])
+        name, V, EV = activations[l - 1], f64[f"Z{l}"], EZ[l]
+        oracle_V = None if oracle_Z is None else oracle_Z[f"Z{l}"]
+        kind = normalization[l - 1] if normalization else None
+        if kind is not None:
+            errors = normalization_forward_errors(kind, l, f64, EZ[l], u, floor)
+            if normalized is not None:
+                normalized[l] = errors
+            V, EV, oracle_V = f64[f"N{l}"], errors.EN, None
+        kinks[l] = _near_kinks(name, V, EV, u, oracle_V)
+        EA[l] = _forward_error(name, V, f64[f"A{l}"], EV, floor, kinks[l], u)
     return EZ, EA, kinks
 
 
@@ -370,10 +438,9 @@ def forward_bounds(
     u = unit_roundoff(case.dtype)
     floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
     f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
-    if case.normalization:
-        EZ, EA, _, _ = _normalized_forward_errors(case, f64, floor, u)
-    else:
-        EZ, EA, _ = _forward_errors(case.params, f64, case.activations, floor, u, None)
+    EZ, EA, _ = _forward_errors(
+        case.params, f64, case.activations, floor, u, None, normalization=case.normalization
+    )
     scale = SAFETY * u
     return (
         {l: scale * value for l, value in EZ.items()},
@@ -397,8 +464,6 @@ def tolerances(
     oracle's forward ``Zl``, locates kinks exactly; without it every ``Zl``
     within its error bound of a kink is excused.
     """
-    if case.normalization:
-        return normalized_tolerances(case, cache, oracle_grads)
     params, activations, loss = case.params, case.activations, case.loss
     u = unit_roundoff(case.dtype)
     floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
@@ -407,10 +472,15 @@ def tolerances(
     Y = np.asarray(case.Y, dtype=np.float64)
     m = Y.shape[1]
 
-    EZ, EA, near_kink = _forward_errors(params, f64, activations, floor, u, oracle_Z)
+    normalized: dict[int, NormalizationErrors] = {}
+    EZ, EA, near_kink = _forward_errors(
+        params, f64, activations, floor, u, oracle_Z,
+        normalization=case.normalization, normalized=normalized,
+    )  # fmt: skip
 
     Z_L, A_L = f64[f"Z{depth}"], f64[f"A{depth}"]
     loss_error = _loss_error(loss, Z_L, A_L, Y, EZ[depth], EA[depth], floor, u)
+    loss_error += _second_order_loss_error(loss, Y, EZ[depth], u)
 
     E: dict[str, Array] = {}
     for l in range(depth, 0, -1):
@@ -418,14 +488,24 @@ def tolerances(
         Z, A = f64[f"Z{l}"], f64[f"A{l}"]
         if l == depth and name == LOSSES[loss].canonical_activation:
             # The oracle may flush the result itself: the floor after the 1/m.
-            EdZ = (EA[l] + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y) + floor)) / m + 2 * floor
+            EdZ = (
+                EA[l]
+                + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y) + floor)
+                + _oracle_logit_error(loss, Z, Y)
+            ) / m + 2 * floor
         else:
             if l == depth:
                 dA = (A - Y) / m
                 EdA = (EA[l] + 2 * (np.abs(A - Y) + floor)) / m + 2 * floor
             else:
                 dA, EdA = oracle_grads[f"A{l}"], E[f"A{l}"]
-            EdZ = _backward_error(name, Z, A, EZ[l], EA[l], dA, EdA, u, floor, near_kink[l])
+            errors = normalized.get(l)
+            V, EV = (Z, EZ[l]) if errors is None else (f64[f"N{l}"], errors.EN)
+            EdZ = _backward_error(name, V, A, EV, EA[l], dA, EdA, u, floor, near_kink[l])
+            if errors is not None:  # dNl, then the normalization's backward to dZl
+                step = normalization_backward_errors(errors, l, f64, oracle_grads, EdZ, u, floor)
+                EdZ = step.pop(f"dZ{l}")
+                E.update(step)
         E.update(_affine_errors(l, EdZ, oracle_grads, f64, EA[l - 1], u, floor))
 
     scale = SAFETY * u
@@ -527,36 +607,6 @@ def normalization_forward_errors(
     return NormalizationErrors(kind, k, D, ED, s, Es, s_low, r, EZhat, EN)
 
 
-def _normalized_forward_errors(
-    case: Case, f64: Mapping[str, Array], floor: float, u: float
-) -> tuple[dict[int, Array], dict[int, Array], dict[int, Array], dict[int, NormalizationErrors]]:
-    """``_forward_errors`` with the normalization step: ``EZl``, ``EAl``, the
-    near-kink masks (of ``Nl`` where normalized) and each normalized layer's bounds.
-
-    ``Al = f(Nl)`` is bounded with the slope ``|f'(N)|`` plus ``c_f`` times
-    the error of ``N``: ``EA += c_f SAFETY u EN^2``, the second-order term
-    that keeps the bound sound when ``N``'s error is not small.  The oracle
-    does not report its ``Nl``: every ``|Nl|`` within its bound of a kink is
-    excused.
-    """
-    EA = {0: _flushed(f64["A0"], u)}
-    EZ: dict[int, Array] = {}
-    kinks: dict[int, Array] = {}
-    normalized: dict[int, NormalizationErrors] = {}
-    for l in range(1, case.depth + 1):
-        EZ[l] = _pre_activation_error(case.params, f64, EA[l - 1], l, floor, u)
-        name, kind = case.activations[l - 1], case.normalization[l - 1]
-        if kind is None:
-            V, EV = f64[f"Z{l}"], EZ[l]
-        else:
-            normalized[l] = errors = normalization_forward_errors(kind, l, f64, EZ[l], u, floor)
-            V, EV = f64[f"N{l}"], errors.EN
-        kinks[l] = _near_kinks(name, V, EV, u, None)
-        EA[l] = _forward_error(name, V, f64[f"A{l}"], EV, floor, kinks[l])
-        EA[l] = EA[l] + ERROR_MODELS[name].curvature * SAFETY * u * EV * EV
-    return EZ, EA, kinks, normalized
-
-
 def _second_order_loss_error(loss: str, Y: Array, EZ: Array, u: float) -> float:
     """The loss's second-order term, for a logit error that need not be small.
 
@@ -654,48 +704,3 @@ def normalization_backward_errors(
 def _column_sum_rows(X: Array) -> Array:
     """Sum over the batch (the columns): ``(nl, m) -> (nl, 1)``."""
     return np.sum(X, axis=1, keepdims=True)
-
-
-def normalized_tolerances(
-    case: Case, cache: Mapping[str, Array], oracle_grads: Mapping[str, Array]
-) -> Tolerances:
-    """``tolerances`` for a case with normalization steps (``case.normalization``).
-
-    The recursion of ``tolerances`` with each normalized layer's step
-    (``normalization_forward_errors``, ``normalization_backward_errors``):
-    ``f_l`` reads ``Nl``, and ``dNl`` becomes ``dZl``.  Adds tolerances for
-    ``Nl``, ``gammal``, ``betal``, ``Zhatl`` and the staged form's ``varl``, ``mul``.
-    """
-    u = unit_roundoff(case.dtype)
-    floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
-    depth = case.depth
-    f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
-    Y = np.asarray(case.Y, dtype=np.float64)
-    m = Y.shape[1]
-    EZ, EA, near_kink, normalized = _normalized_forward_errors(case, f64, floor, u)
-    Z_L, A_L = f64[f"Z{depth}"], f64[f"A{depth}"]
-    loss_error = _loss_error(case.loss, Z_L, A_L, Y, EZ[depth], EA[depth], floor, u)
-    loss_error += _second_order_loss_error(case.loss, Y, EZ[depth], u)
-
-    E: dict[str, Array] = {}
-    for l in range(depth, 0, -1):
-        name = case.activations[l - 1]
-        A = f64[f"A{l}"]
-        if l == depth and name == LOSSES[case.loss].canonical_activation:
-            EdZ = (EA[l] + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y) + floor)) / m + 2 * floor
-        else:
-            if l == depth:
-                dA = (A - Y) / m
-                EdA = (EA[l] + 2 * (np.abs(A - Y) + floor)) / m + 2 * floor
-            else:
-                dA, EdA = oracle_grads[f"A{l}"], E[f"A{l}"]
-            errors = normalized.get(l)
-            V, EV = (f64[f"Z{l}"], EZ[l]) if errors is None else (f64[f"N{l}"], errors.EN)
-            EdZ = _backward_error(name, V, A, EV, EA[l], dA, EdA, u, floor, near_kink[l])
-            if errors is not None:
-                step = normalization_backward_errors(errors, l, f64, oracle_grads, EdZ, u, floor)
-                EdZ = step.pop(f"dZ{l}")
-                E.update(step)
-        E.update(_affine_errors(l, EdZ, oracle_grads, f64, EA[l - 1], u, floor))
-    scale = SAFETY * u
-    return Tolerances(scale * loss_error, {key: scale * value for key, value in E.items()}, u)
