@@ -31,6 +31,8 @@ examples:
       tanh hidden layer, softmax output: the fused output gradient
   manual-bp explain --layers 2,4,1 --activations relu,sigmoid --loss mse --input-gradient
       a non-canonical output (sigmoid with mse): the general chain rule, and dA0
+  manual-bp explain --layers 2,8,8,1 --activations relu,relu,sigmoid --normalization batch
+      batch normalization in the hidden layers: the staged and the closed backward
   manual-bp explain --model model.npz
       the network that manual-bp train --save model.npz wrote
 
@@ -46,7 +48,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         sizes, activations, loss, _ = architecture_from_arguments(args)
     folder = output_folder(args.out)
-    derivation = derive(sizes, activations, loss, args.batch, args.input_gradient)
+    normalization = args.normalization
+    if args.model is not None and any(net.normalization):
+        normalization = list(net.normalization[:-1])
+    derivation = derive(
+        sizes, activations, loss, args.batch, args.input_gradient, normalization=normalization
+    )
     text = derivation.text()
     print(text)
     (folder / "explain.txt").write_text(text + "\n", encoding="utf-8")
@@ -69,6 +76,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--input-gradient",
         action="store_true",
         help="also derive dA0 = W1ᵀ · dZ1 (backward(..., input_gradient=True); default: off)",
+    )
+    parser.add_argument(
+        "--normalization",
+        choices=("batch", "layer"),
+        default=None,
+        help="a normalization step in every hidden layer, between Zl and the activation "
+        "(default: none)",
     )
     add_model_argument(parser, "explain")
     add_out_argument(parser)
