@@ -216,17 +216,14 @@ class DNN:
         bit; ``DNN.load(path)`` gives back an equal network.  The name is used
         as given (no ``.npz`` is appended).  The shuffling generator's state is
         not saved: a loaded network shuffles from ``seed`` again.  A normalized
-        network is refused (``ValueError``): the file format does not carry
-        ``gamma``, ``beta`` and the running statistics yet.
+        network also keeps its ``normalization``, ``gammal``, ``betal`` and the
+        running statistics (``running``), bit for bit.
         """
-        if any(self.normalization):
-            raise ValueError(
-                "save: the model file does not carry gamma, beta and the running statistics "
-                f"of a normalized network yet (normalization={list(self.normalization[:-1])})"
-            )
+        normalized = any(self.normalization)
         model_file.write(
             path, self.layer_sizes, self.activations, self.loss_name, self.dtype, self.seed,
-            self._params,
+            self._params, normalization=self.normalization if normalized else (),
+            running=self._running,
         )  # fmt: skip
 
     @classmethod
@@ -240,8 +237,12 @@ class DNN:
         """
         saved = model_file.read(path)
         net = cls.__new__(cls)
-        net._configure(saved.layer_sizes, saved.activations, saved.loss, saved.dtype, saved.seed)
+        net._configure(
+            saved.layer_sizes, saved.activations, saved.loss, saved.dtype, saved.seed,
+            saved.normalization or None,
+        )  # fmt: skip
         net._params = _read_only(saved.params, copy=False)
+        net._running = _read_only(saved.running, copy=False)
         return net
 
     @property

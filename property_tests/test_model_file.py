@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from manual_bp import DNN
 from manual_bp.model_file import FORMAT_VERSION, ModelFileError
 from property_tests.budget import examples
+from property_tests.test_normalization import normalized_nets
 from reference.cases import networks
 
 
@@ -48,7 +49,7 @@ def test_the_file_is_a_plain_npz_without_pickles(tmp_path):
         entries = {name: archive[name] for name in archive.files}
     architecture = ["format_version", "layer_sizes", "activations", "loss", "dtype", "seed"]
     assert sorted(entries) == sorted([*architecture, "W1", "B1", "W2", "B2"])
-    assert int(entries["format_version"]) == FORMAT_VERSION
+    assert int(entries["format_version"]) == 1  # as before normalization: old readers load it
     assert entries["layer_sizes"].tolist() == [2, 3, 1]
     assert entries["activations"].tolist() == ["tanh", "sigmoid"]
     assert str(entries["loss"]) == "binary_cross_entropy" and str(entries["dtype"]) == "float32"
@@ -86,7 +87,7 @@ def _delete(key):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (_set("format_version", np.array(FORMAT_VERSION + 1)), r"format version 2 is newer than"),
+        (_set("format_version", np.array(FORMAT_VERSION + 1)), r"format version 3 is newer than"),
         (_delete("format_version"), r"no 'format_version' entry, not a model written by DNN"),
         (_delete("B2"), r"missing \['B2'\], extra \[\]"),
         (_set("W3", np.zeros((1, 1))), r"missing \[\], extra \['W3'\]"),
@@ -125,3 +126,77 @@ def test_a_missing_truncated_or_foreign_file_is_refused_by_name(tmp_path):
     with pytest.raises(ModelFileError, match="no 'format_version' entry"):
         DNN.load(tmp_path / "other.npz")
     assert issubclass(ModelFileError, ValueError)
+
+
+def normalized_net(case) -> DNN:
+    """The ``DNN`` of a normalized case, its running statistics moved by one batch."""
+    net = DNN(case.layer_sizes, case.activations, case.loss, dtype=case.dtype,
+              normalization=list(case.normalization[:-1]))  # fmt: skip
+    net.params = case.params
+    net.forward(case.X)
+    return net
+
+
+@examples(0.2)
+@given(normalized_nets(dtypes=("float64", "float32"), stability=True))
+def test_a_normalized_network_loads_back_bit_for_bit(case):
+    """gamma, beta, the running statistics and the normalization itself survive
+    a round trip exactly, and the loaded net predicts (by the running
+    statistics) and trains as the saved one."""
+    net = normalized_net(case)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.npz"
+        net.save(path)
+        loaded = DNN.load(path)
+    assert repr(loaded) == repr(net) and loaded.normalization == net.normalization
+    assert list(loaded.params) == list(net.params)
+    for saved, back in ((net.params, loaded.params), (net.running, loaded.running)):
+        assert sorted(back) == sorted(saved)
+        for key, value in saved.items():
+            assert back[key].dtype == value.dtype, key
+            assert np.array_equal(bits(back[key]), bits(value)), key
+            assert not back[key].flags.writeable, key
+    assert np.array_equal(bits(loaded.predict(case.X)), bits(net.predict(case.X)))
+    assert loaded.loss(case.X, case.Y) == net.loss(case.X, case.Y)
+
+
+def _normalized_file(tmp_path: Path) -> Path:
+    net = DNN([2, 3, 3, 1], ["tanh", "relu", "sigmoid"], normalization=["batch", "layer"])
+    net.forward(np.ones((2, 4)) + np.arange(4))
+    net.save(tmp_path / "good.npz")
+    return tmp_path / "good.npz"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_delete("running_var1"), r"missing \['running_var1'\]"),
+        (_delete("gamma2"), r"missing \['gamma2'\]"),
+        (_set("running_mean2", np.zeros((3, 1))), r"extra \['running_mean2'\]"),
+        (_set("format_version", np.array(1)), r"'normalization' needs format version 2, .* 1"),
+        (_set("normalization", np.array(["batch", "norm", ""])), r"normalization: expected"),
+        (_set("normalization", np.array(["", "", "batch"])), r"not the output layer"),
+        (_set("normalization", np.array(["batch", "layer"])), r"should be 3 strings"),
+        (_set("running_var1", np.full((3, 1), -1.0)), r"'running_var1' should be finite"),
+        (_set("running_mean1", np.zeros((3, 1), np.float32)), r"'running_mean1' should be float64"),
+        (_set("beta1", np.zeros((1, 3))), r"params\['beta1'\]: expected shape \(3, 1\)"),
+    ],
+)
+def test_a_bad_normalized_model_file_is_refused_by_name(tmp_path, change, message):
+    bad = rewrite(_normalized_file(tmp_path), tmp_path / "bad.npz", change)
+    with pytest.raises(ModelFileError, match=rf"^model file '{bad}': .*{message}"):
+        DNN.load(bad)
+
+
+def test_a_version_1_file_still_loads(tmp_path):
+    """A file written before normalization (version 1, no normalization entry)."""
+    path = tmp_path / "old.npz"
+    W1, W2 = np.arange(6.0).reshape(3, 2), np.ones((1, 3))
+    with path.open("wb") as file:
+        np.savez(file, format_version=np.array(1), layer_sizes=np.array([2, 3, 1]),
+                 activations=np.array(["tanh", "sigmoid"]), loss=np.array("binary_cross_entropy"),
+                 dtype=np.array("float64"), seed=np.array(-1), W1=W1, B1=np.zeros((3, 1)),
+                 W2=W2, B2=np.zeros((1, 1)))  # fmt: skip
+    net = DNN.load(path)
+    assert net.normalization == (None, None) and net.running == {} and net.seed is None
+    np.testing.assert_array_equal(net.params["W1"], W1)
