@@ -232,6 +232,8 @@ def test_an_out_folder_that_cannot_be_made_is_refused_before_training(capsys):
         (["--optimizer", "adam:b1=1.5"], "--optimizer: b1: expected a finite float in [0.0, 1.0)"),
         (["--optimizer", "rmsprop:eps_in_sqr=false"], "--optimizer: rmsprop has the options"),
         (["--optimizer", "sgd", "--learning-rate", "-1"], "--learning-rate: expected a finite"),
+        (["--normalization", "batchnorm"], "--normalization: invalid choice: 'batchnorm'"),
+        (["--layers", "2,1", "--normalization", "batch"], "--normalization: the step sits in"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(arguments, message, tmp_path):
@@ -314,3 +316,27 @@ def test_without_jax_it_says_which_extra_to_install(monkeypatch, tmp_path):
     code, _, stderr = run(["train", "--out", str(tmp_path)])
     assert code == 2
     assert "train needs jax" in stderr and "pip install 'manual-bp[oracle]'" in stderr
+
+
+def test_train_with_normalization_plots_the_curves_with_and_without(tmp_path):
+    """--normalization batch: the normalized net's gradients are checked, the same
+    net without normalization (same start, same mini-batches) trains beside it,
+    normalization.png shows both, and --save keeps gamma, beta and running."""
+    layers = ["--layers", "2,4,4,1", "--samples", "40", "--batch-size", "16", "--seed", "0"]
+    saved = tmp_path / "bn.npz"
+    code, stdout, _ = run(
+        ["train", *layers, "--epochs", "2", "--learning-rate", "0.5", "--check-every", "0",
+         "--normalization", "batch", "--save", str(saved), "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0, stdout
+    assert "normalization=['batch', 'batch']" in stdout
+    assert stdout.count("gradients vs jax.grad: all match") == 2
+    assert png_size(tmp_path / "normalization.png") == PNG_SIZES["loss.png"]
+    X, Y = DATASETS["moons"](40, seed=0)
+    plain = DNN([2, 4, 4, 1], ["tanh", "tanh", "sigmoid"], seed=0)
+    without = plain.fit(X, Y, 2, learning_rate=0.5, batch_size=16)[-1]
+    assert f"{without:.6g} without (same start, same mini-batches)" in stdout
+    loaded = DNN.load(saved)
+    assert loaded.normalization == ("batch", "batch", None) and sorted(loaded.running) == [
+        "running_mean1", "running_mean2", "running_var1", "running_var2",
+    ]  # fmt: skip
