@@ -152,8 +152,8 @@ class ArchitectureResult:
     is_float32: np.ndarray
     keys: list[str]
     seconds: dict[str, float]
-    # Examples with an entry whose tolerance exceeds its gradient's scale (the
-    # largest |oracle| of the variable): there the check cannot decide.
+    # Examples with an undecided entry (Comparison.undecided: its tolerance
+    # reaches the largest |oracle| of its gradient, where no check can decide).
     undecided: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     alarms: int = 0
     smallest_alarm: Alarm | None = None
@@ -185,18 +185,6 @@ def _failure_lines(report: str) -> str:
         if "entries fail" in line or line.startswith(("loss:", "Traceback", "  File"))
     ]
     return "\n".join(lines[-6:])
-
-
-def _undecided(check) -> bool:
-    """Whether some entry's tolerance exceeds its gradient's scale (``oracle_max``)."""
-    tolerances = check.tolerances
-    if tolerances is None:
-        return False
-    return any(
-        bool(np.any(tolerances.grads[key] > v.oracle_max))
-        for key, v in check.variables.items()
-        if key in tolerances.grads and v.oracle_max > 0
-    )
 
 
 def _retry_without_explanation(case: Case, result) -> object | None:
@@ -245,7 +233,7 @@ def run_architecture(task: tuple[Architecture, int, int]) -> ArchitectureResult:
                 ratio, key, report = math.inf, "exception", result.exceptions[-1]
             else:
                 ratio, key = check.worst_ratio, _worst_key(check)
-                result.undecided[j] = _undecided(check)
+                result.undecided[j] = check.undecided > 0
                 if not ratio <= 1.0:
                     report = check.report()
         elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
@@ -354,7 +342,7 @@ def report(results: list[ArchitectureResult], args, wall: float) -> int:
         print(f"  {names}: " + ", ".join(f"{v:.3g}" for v in pct))
         undecided = np.concatenate([r.undecided for r in results])[selected]
         print(
-            f"  undecided (some tolerance above its gradient's scale): "
+            f"  undecided (some tolerance reaches its gradient's scale): "
             f"{int(np.sum(undecided))} examples"
         )
         sub_keys = [keys[i] for i in selected]
