@@ -412,8 +412,9 @@ def derive(
         steps.append(
             _step("forward", l, f"Z{l}", f"Z{l} = W{l} · A{l - 1} + B{l}", sizes, batch, True)
         )
-        if kinds[l - 1]:
-            for key, formula in _normalization_forward(l, kinds[l - 1], name):
+        kind = kinds[l - 1]
+        if kind:
+            for key, formula in _normalization_forward(l, kind, name):
                 steps.append(_step("forward", l, key, formula, sizes, batch, normalization=norm))
             continue
         value = f"{name}(Z{l})"
@@ -426,7 +427,7 @@ def derive(
     for l in range(depth, 0, -1):
         name = names[l - 1]
         section = "output" if l == depth else "hidden"
-        backward_flags = dict(gradient=True, returned=True)
+        backward_flags: dict[str, Any] = dict(gradient=True, returned=True)
         if l == depth and name == spec.canonical_activation:
             note = (
                 f"{name} with {loss} is the canonical pair: the loss's gradient is fused, "
@@ -447,8 +448,9 @@ def derive(
                 steps.append(
                     _step(section, l, f"A{l}", formula, sizes, batch, gradient=True, note=note)
                 )
-            if kinds[l - 1]:
-                for key, formula, returned, note in _normalization_backward(l, kinds[l - 1], name):
+            kind = kinds[l - 1]
+            if kind:
+                for key, formula, returned, note in _normalization_backward(l, kind, name):
                     steps.append(
                         _step(section, l, key, formula, sizes, batch, normalization=norm,
                               gradient=True, returned=bool(returned), note=note,

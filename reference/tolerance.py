@@ -55,6 +55,13 @@ the kink convention itself is checked.  (Without the oracle's ``Z``, every
 The ``(n + 1)`` and ``m`` factors are the classical worst-case bound
 ``|fl(sum) - sum| <= (k - 1) u sum |terms|`` for a k-term sum.
 
+Normalization (``manual_bp.normalization``): a normalized layer feeds ``Nl``
+and its bound to ``f_l``, and its backward takes ``EdNl`` to ``EdZl``
+(``normalization_forward_errors``, ``normalization_backward_errors``, which
+derive their terms).  The bound on ``inv_std`` is exact rather than first
+order, so a variance lost to rounding gives a huge, sound tolerance: the
+entry is undecided, not a false alarm.
+
 Underflow: relative bounds fail for results near the smallest normal number
 ``tiny`` (and XLA flushes float64 subnormals to zero, so the oracle may return
 0 where NumPy returns ``1e-308``).  Every step therefore also adds
@@ -503,7 +510,9 @@ def tolerances(
             V, EV = (Z, EZ[l]) if errors is None else (f64[f"N{l}"], errors.EN)
             EdZ = _backward_error(name, V, A, EV, EA[l], dA, EdA, u, floor, near_kink[l])
             if errors is not None:  # dNl, then the normalization's backward to dZl
-                step = normalization_backward_errors(errors, l, f64, oracle_grads, EdZ, u, floor)
+                step = normalization_backward_errors(
+                    errors, l, f64, oracle_grads, EdZ, u=u, floor=floor
+                )
                 EdZ = step.pop(f"dZ{l}")
                 E.update(step)
         E.update(_affine_errors(l, EdZ, oracle_grads, f64, EA[l - 1], u, floor))
@@ -631,10 +640,11 @@ def normalization_backward_errors(
     f64: Mapping[str, Array],
     oracle_grads: Mapping[str, Array],
     EdN: Array,
+    *,
     u: float,
     floor: float,
 ) -> dict[str, Array]:
-    """``EdgammaL``, ``Edbetal``, ``EdZhatl``, ``Edvarl``, ``Edmul`` and ``EdZl`` from ``EdNl``.
+    """``Edgammal``, ``Edbetal``, ``EdZhatl``, ``Edvarl``, ``Edmul`` and ``EdZl`` from ``EdNl``.
 
     Magnitudes of gradients are the oracle's (``a = |dZhat|``), of forward
     values ours, so every product error ``x y - x' y' = (x - x') y + x' (y - y')``
