@@ -212,7 +212,11 @@ def _softmax_growth(A: Array, EZ: Array, u: float, tiny: float) -> Array:
     # A probability that underflowed to 0 was below ``tiny`` before it did;
     # none moves by more than 1.
     change = np.abs(A) * np.expm1(2 * d) + tiny * np.exp(2 * d)
-    return np.where(d > _LINEAR_SOFTMAX, np.minimum(change, 1.0) / (SAFETY * u), 0.0)
+    # The cap 1 is exact, but dividing it by SAFETY u here and multiplying back
+    # (and the oracle's own (A - Y) / m) round: a normalized float32 net's
+    # logits off by O(1) hit it and came out 1 ulp over (benchmarks/RESULTS.md).
+    cap = 1.0 + 8 * u
+    return np.where(d > _LINEAR_SOFTMAX, np.minimum(change, cap) / (SAFETY * u), 0.0)
 
 
 def _backward_error(
@@ -612,7 +616,10 @@ def normalization_forward_errors(
     s_low = s / np.sqrt(1 + r) * (1 - 4 * u)
     EZhat = s * ED + (np.abs(D) + scale * ED) * Es + np.abs(Zhat) + (s + 1) * k * floor
     EZhat = np.minimum(EZhat, 2 * _ZHAT_CAP * np.sqrt(k) / scale)
-    EN = np.abs(gamma) * EZhat + np.abs(gamma * Zhat) + np.abs(N) + 2 * floor
+    # XLA flushes a subnormal gamma to 0: its whole product is error (a flushed
+    # beta errs by less than tiny, which the floor covers).
+    flushed = _flushed(gamma, u) * (np.abs(Zhat) + scale * EZhat)
+    EN = np.abs(gamma) * EZhat + np.abs(gamma * Zhat) + np.abs(N) + flushed + 2 * floor
     return NormalizationErrors(kind, k, D, ED, s, Es, s_low, r, EZhat, EN)
 
 
@@ -671,7 +678,8 @@ def normalization_backward_errors(
         + (m + 1) * (_column_sum_rows(dN * Zhat) + floor),
         f"beta{l}": _column_sum_rows(EdN) + (m + 1) * (_column_sum_rows(dN) + floor),
     }
-    EdZhat = gamma * EdN + gamma * dN + floor
+    # A subnormal gamma is 0 to the oracle (XLA flushes it): gamma dN is all error.
+    EdZhat = gamma * EdN + gamma * dN + _flushed(f64[f"gamma{l}"], u) * dN + floor
     a = gamma * dN  # bounds both sides' |dZhat|
     E[f"Zhat{l}"] = EdZhat
 
@@ -683,6 +691,11 @@ def normalization_backward_errors(
     EBr = k * EdZhat + ET1 + Zhat * ET2 + EZhat * T2 + 3 * magnitude
     bracket = np.minimum(k * absdZ / errors.s_low, magnitude)
     closed = (Es * bracket + s * EBr) / k + 3 * absdZ + 4 * floor
+    # The oracle's own backward (jax's graph of the forward) flushes subnormal
+    # intermediates to 0: dvar / k, then times 2 D, and dmu / k, each up to
+    # tiny; seen with |D| ~ 100, where the oracle lost the whole variance path.
+    D_mean = _axis_sum(D, axis) / k
+    flushes = (8 + 4 * D + 4 * D_mean + 2 * s) * floor
 
     # staged form
     T3 = S(a * (D + scale * ED))
@@ -707,7 +720,7 @@ def normalization_backward_errors(
         + 6 * floor
     )
     E[f"var{l}"], E[f"mu{l}"] = Edvar, Edmu
-    E[f"dZ{l}"] = np.maximum(closed, staged)
+    E[f"dZ{l}"] = np.maximum(closed, staged) + flushes
     return E
 
 
