@@ -92,7 +92,13 @@ import numpy as np
 from manual_bp.cli.progress import progress
 from reference.cases import Case
 from reference.compare import compare
-from reference.draws import DTYPES, Architecture, draw_architecture, draw_values
+from reference.draws import (
+    DTYPES,
+    Architecture,
+    draw_architecture,
+    draw_normalized_architecture,
+    draw_values,
+)
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
 QUICK_EXAMPLES = 2_000
@@ -146,6 +152,9 @@ class ArchitectureResult:
     is_float32: np.ndarray
     keys: list[str]
     seconds: dict[str, float]
+    # Examples with an undecided entry (Comparison.undecided: its tolerance
+    # reaches the largest |oracle| of its gradient, where no check can decide).
+    undecided: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     alarms: int = 0
     smallest_alarm: Alarm | None = None
     warnings: list[str] = field(default_factory=list)
@@ -203,6 +212,7 @@ def run_architecture(task: tuple[Architecture, int, int]) -> ArchitectureResult:
     names = ("compile", "verify", "verify_cpu", "generate")
     seconds = dict.fromkeys(names + tuple(_TIMERS), 0.0)
     result = ArchitectureResult(arch, ratios, is_float32, keys, seconds)
+    result.undecided = np.zeros(count, dtype=bool)
     for j in range(count):
         dtype = DTYPES[j % 2]
         is_float32[j] = dtype == "float32"
@@ -214,7 +224,7 @@ def run_architecture(task: tuple[Architecture, int, int]) -> ArchitectureResult:
         report = ""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            case = Case(params, X, Y, arch.activations, arch.loss)
+            case = Case(params, X, Y, arch.activations, arch.loss, normalization=arch.normalization)
             try:
                 check = compare(case, timer=_timer)
             except Exception:  # an exception on correct code is a false alarm too
@@ -223,6 +233,7 @@ def run_architecture(task: tuple[Architecture, int, int]) -> ArchitectureResult:
                 ratio, key, report = math.inf, "exception", result.exceptions[-1]
             else:
                 ratio, key = check.worst_ratio, _worst_key(check)
+                result.undecided[j] = check.undecided > 0
                 if not ratio <= 1.0:
                     report = check.report()
         elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
@@ -266,7 +277,8 @@ def _layer_activation(arch: Architecture, key: str) -> str:
     depth = len(arch.activations)
     if key in ("loss", "exception"):
         return arch.activations[-1]
-    layer = int(key[1:]) + (1 if key[0] == "A" else 0)
+    layer = int(key.lstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"))
+    layer += 1 if key[0] == "A" else 0
     return arch.activations[min(layer, depth) - 1]
 
 
@@ -285,6 +297,7 @@ def _print_case(alarm: Alarm, path: str) -> None:
         layer_sizes=np.array(alarm.arch.sizes),
         activations=np.array(alarm.arch.activations),
         loss=np.array(alarm.arch.loss),
+        normalization=np.array([kind or "" for kind in alarm.arch.normalization]),
         dtype=np.array(alarm.dtype),
         X=alarm.X,
         Y=alarm.Y,
@@ -327,6 +340,11 @@ def report(results: list[ArchitectureResult], args, wall: float) -> int:
             f"{int(np.sum(sub > 0.5))} above 0.5, {int(np.sum(sub > 0.1))} above 0.1"
         )
         print(f"  {names}: " + ", ".join(f"{v:.3g}" for v in pct))
+        undecided = np.concatenate([r.undecided for r in results])[selected]
+        print(
+            f"  undecided (some tolerance reaches its gradient's scale): "
+            f"{int(np.sum(undecided))} examples"
+        )
         sub_keys = [keys[i] for i in selected]
         sub_archs = [archs[i] for i in selected]
         sub_dtypes = [dtypes[i] for i in selected]
@@ -471,6 +489,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scheduler",
         help="tcp://HOST:PORT of a Dask scheduler whose workers run the architectures",
     )
+    parser.add_argument(
+        "--normalization",
+        action="store_true",
+        help="normalized nets: batch and layer normalization in drawn hidden layers, "
+        "with near-constant inputs, 1e6 offsets and batches of one",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.examples, args.architectures = QUICK_EXAMPLES, QUICK_ARCHITECTURES
@@ -483,14 +507,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     rng = np.random.default_rng(args.seed)
-    pool = [draw_architecture(rng, i) for i in range(args.architectures)]
+    draw = draw_normalized_architecture if args.normalization else draw_architecture
+    pool = [draw(rng, i) for i in range(args.architectures)]
     base, extra = divmod(args.examples, args.architectures)
     tasks = [(arch, base + (arch.index < extra), args.seed) for arch in pool]
     # Big architectures first, so that the workers finish together.
     tasks.sort(key=lambda t: -sum(t[0].sizes) * t[0].m * len(t[0].sizes))
     print(
         f"false alarms: {args.examples} examples over {args.architectures} architectures, "
-        f"seed {args.seed}, {args.workers} workers, {os.cpu_count()} cores",
+        f"seed {args.seed}, {args.workers} workers, {os.cpu_count()} cores"
+        + (", normalized nets" if args.normalization else ""),
         flush=True,
     )
 

@@ -58,6 +58,7 @@ from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import cache_keys, gradient_keys, param_shapes
 from manual_bp.dropout import resolve as resolve_dropout
 from manual_bp.losses import LOSSES, Loss
+from manual_bp.normalization import EPS, resolve
 from manual_bp.validation import (
     check_activations,
     check_l2,
@@ -74,10 +75,18 @@ Shape = tuple[int | str, ...]
 _NOT_IN_NAME_BEFORE = r"(?<![A-Za-z0-9_])"
 _NOT_IN_NAME_AFTER = r"(?![A-Za-z0-9_])"
 _GENERIC = re.compile(_NOT_IN_NAME_BEFORE + r"(dA|dZ|A|Z)" + _NOT_IN_NAME_AFTER)
+# The normalization step's variables (manual_bp.normalization), longest names first.
+_NORMALIZATION_NAMES = r"Zhat|inv_std|gamma|beta|mu|var|N"
 # A numbered variable or gradient, or Y, in a formula; a trailing ᵀ transposes it.
-_VARIABLE = re.compile(_NOT_IN_NAME_BEFORE + r"(d?[WBAZFM][0-9]+|Y)(ᵀ?)" + _NOT_IN_NAME_AFTER)
-# What a step can read from the forward cache, or the targets.
-_CACHED = re.compile(_NOT_IN_NAME_BEFORE + r"([WAZFM][0-9]+|Y)" + _NOT_IN_NAME_AFTER)
+_VARIABLE = re.compile(
+    _NOT_IN_NAME_BEFORE
+    + rf"(d?(?:{_NORMALIZATION_NAMES}|[WBAZFM])[0-9]+|Y)(ᵀ?)"
+    + _NOT_IN_NAME_AFTER
+)
+# What a step can read from the forward cache, or the targets (beta, like B, is not cached).
+_CACHED = re.compile(
+    _NOT_IN_NAME_BEFORE + r"((?:Zhat|inv_std|gamma|mu|var|N|[WAZFM])[0-9]+|Y)" + _NOT_IN_NAME_AFTER
+)
 
 SECTIONS = ("forward", "loss", "output", "hidden")
 
@@ -133,6 +142,9 @@ class Step:
         ``dAL`` of the general chain rule is computed but not returned.
     note : str
         Why the step has this form, when that depends on the definitions.
+    form : str
+        ``"staged"`` for the steps of a normalization's staged backward
+        (``backward(..., staged=True)``), ``""`` otherwise.
     """
 
     section: str
@@ -145,6 +157,8 @@ class Step:
     gradient: bool = False
     returned: bool = False
     note: str = ""
+    # "staged" for the normalization's staged form, which the closed form replaces.
+    form: str = ""
 
     @property
     def shape(self) -> Shape:
@@ -164,6 +178,8 @@ class Derivation:
     steps: tuple[Step, ...]
     l2: float = 0.0
     dropout: tuple[float, ...] = ()
+    # One entry per layer (None, "batch", "layer"), or () without normalization.
+    normalization: tuple[str | None, ...] = ()
 
     @property
     def depth(self) -> int:
@@ -179,24 +195,33 @@ class Derivation:
         for step in self.steps:
             if step.gradient and step.returned and step.key == key:
                 return step
-        raise ValueError(
-            f"key: expected one of {gradient_keys(self.depth, self.input_gradient)}, got {key!r}"
-        )
+        keys = gradient_keys(self.depth, self.input_gradient, normalization=self.normalization)
+        raise ValueError(f"key: expected one of {keys}, got {key!r}")
 
     def text(self) -> str:
         """The derivation as printed by ``manual-bp explain``."""
         return render(self)
 
 
-def _shape_of(symbol: str, sizes: Sequence[int], m: int | str) -> Shape:
+def _shape_of(
+    symbol: str, sizes: Sequence[int], m: int | str, normalization: Sequence[str | None] = ()
+) -> Shape:
     """``Wl``: (nl, n(l-1)); ``Bl``: (nl, 1); ``Zl``, ``Al``: (nl, m); ``Y``: (nL, m).
-    A gradient ``dV`` has the shape of ``V``."""
+    A gradient ``dV`` has the shape of ``V``.  A normalized layer's ``gammal``,
+    ``betal``: (nl, 1); ``Zhatl``, ``Nl``: (nl, m); ``mul``, ``varl``,
+    ``inv_stdl``: (nl, 1) for batch, (1, m) for layer normalization."""
     name = symbol.removeprefix("d")
     if name == "Y":
         return (sizes[-1], m)
-    if name[0] in "WB":
+    base = name.rstrip("0123456789")
+    l = int(name[len(base) :])
+    if base in ("W", "B"):
         return param_shapes(sizes)[name]
-    return (sizes[int(name[1:])], m)
+    if base in ("gamma", "beta"):
+        return (sizes[l], 1)
+    if base in ("mu", "var", "inv_std"):
+        return (sizes[l], 1) if normalization[l - 1] == "batch" else (1, m)
+    return (sizes[l], m)
 
 
 def _format_shape(shape: Shape) -> str:
@@ -211,6 +236,8 @@ def _step(
     sizes: Sequence[int],
     m: int | str,
     product: bool = False,
+    *,
+    normalization: Sequence[str | None] = (),
     **flags: Any,
 ) -> Step:
     """A step with its shapes and cache reads worked out from the formula.
@@ -219,9 +246,11 @@ def _step(
     ``dA(l-1)``), whose shapes are printed term by term.
     """
     left, right = formula.split(" = ", 1)
-    shapes: dict[str, Shape] = {left: () if left == "L" else _shape_of(left, sizes, m)}
+    shapes: dict[str, Shape] = {
+        left: () if left == "L" else _shape_of(left, sizes, m, normalization)
+    }
     for match in _VARIABLE.finditer(right):
-        shapes.setdefault(match.group(1), _shape_of(match.group(1), sizes, m))
+        shapes.setdefault(match.group(1), _shape_of(match.group(1), sizes, m, normalization))
     if product:
 
         def substitute(match: re.Match) -> str:
@@ -273,6 +302,95 @@ def _activation_note(name: str) -> str:
     return f"{name} acts entry by entry: dZ = dA ⊙ {name}'(Z)"
 
 
+def _on_input(text: str, l: int) -> str:
+    """``f_l`` of a normalized layer reads ``Nl``, not ``Zl``: rename the input."""
+    return re.sub(_NOT_IN_NAME_BEFORE + f"Z{l}" + _NOT_IN_NAME_AFTER, f"N{l}", text)
+
+
+def _sum_and_count(kind: str, l: int) -> tuple[str, str]:
+    """The sum over the kind's axis and ``k``, the number of entries summed."""
+    return ("Σ_columns", "m") if kind == "batch" else ("Σ_rows", f"n{l}")
+
+
+def _normalization_forward(l: int, kind: str, name: str) -> list[tuple[str, str]]:
+    """``(key, formula)`` of the normalization step and the activation after it."""
+    total, k = _sum_and_count(kind, l)
+    value = f"{name}(N{l})"
+    definition = _on_input(at_layer(ACTIVATIONS[name].formula, l), l)
+    if definition != value:
+        value += f" = {definition}"
+    return [
+        (f"mu{l}", f"mu{l} = (1/{k}) {total} Z{l}"),
+        (f"var{l}", f"var{l} = (1/{k}) {total} (Z{l} − mu{l})²"),
+        (f"inv_std{l}", f"inv_std{l} = 1 / √(var{l} + eps)"),
+        (f"Zhat{l}", f"Zhat{l} = (Z{l} − mu{l}) ⊙ inv_std{l}"),
+        (f"N{l}", f"N{l} = gamma{l} ⊙ Zhat{l} + beta{l}"),
+        (f"A{l}", f"A{l} = {value}"),
+    ]
+
+
+def _normalization_backward(
+    l: int, kind: str, name: str
+) -> list[tuple[str, str, bool | None, str]]:
+    """``(key, formula, returned, note)`` of a normalized hidden layer's backward
+    steps before ``dWl``: ``dNl``, ``dgammal``, ``dbetal``, ``dZhatl``, the
+    staged form (``returned`` None: returned only with ``staged=True``) and
+    the closed form (``manual_bp.normalization``)."""
+    total, k = _sum_and_count(kind, l)
+    axis = "the batch (the columns)" if kind == "batch" else "the units (the rows)"
+    into = f"{_on_input(at_layer(ACTIVATIONS[name].backward_formula, l), l)}"
+    staged_note = (
+        f"staged form (backward(..., staged=True)): back through the graph one node at a "
+        f"time, Zhat{l} <- (Z{l} − mu{l}, inv_std{l}) <- var{l} <- mu{l}; {kind} "
+        f"normalization sums over {axis}, k = {k}"
+    )
+    closed_note = (
+        f"closed form (the default): the staged lines collapsed, with Σ (Z{l} − mu{l}) = 0 and "
+        f"Zhat{l} = (Z{l} − mu{l}) ⊙ inv_std{l}; it reads only inv_std{l} and Zhat{l}"
+    )
+    if kind == "batch":
+        closed_note += (
+            f".  B{l} shifts a whole row of Z{l} and the mean removes it: dB{l} is 0 up to rounding"
+        )
+    return [
+        (
+            f"N{l}",
+            f"dN{l} = {into}",
+            True,
+            f"{kind} normalization between Z{l} and {name}: the activation's backward step "
+            f"gives dN{l}, the normalization's takes it to dZ{l}",
+        ),
+        (f"gamma{l}", f"dgamma{l} = Σ_columns (dN{l} ⊙ Zhat{l})", True, ""),
+        (f"beta{l}", f"dbeta{l} = Σ_columns dN{l}", True, ""),
+        (f"Zhat{l}", f"dZhat{l} = gamma{l} ⊙ dN{l}", True, ""),
+        (
+            f"var{l}",
+            f"dvar{l} = −½ inv_std{l}³ ⊙ {total} (dZhat{l} ⊙ (Z{l} − mu{l}))",
+            None,
+            staged_note,
+        ),
+        (
+            f"mu{l}",
+            f"dmu{l} = −inv_std{l} ⊙ {total} dZhat{l} − (2/{k}) dvar{l} ⊙ {total} (Z{l} − mu{l})",
+            None,
+            "",
+        ),
+        (
+            f"Z{l}",
+            f"dZ{l} = dZhat{l} ⊙ inv_std{l} + (2/{k}) dvar{l} ⊙ (Z{l} − mu{l}) + dmu{l} / {k}",
+            None,
+            "",
+        ),
+        (
+            f"Z{l}",
+            f"dZ{l} = (inv_std{l} / {k}) ⊙ ({k} dZhat{l} − {total} dZhat{l} − Zhat{l} ⊙ "
+            f"{total} (dZhat{l} ⊙ Zhat{l}))",
+            True,
+            closed_note,
+        ),
+    ]
+
+
 def derive(
     layer_sizes: Sequence[int],
     activations: Sequence[str],
@@ -282,6 +400,7 @@ def derive(
     *,
     l2: float = 0.0,
     dropout: Sequence[float] | None = None,
+    normalization: object = None,
 ) -> Derivation:
     """Every step of the forward pass, the loss and the backward pass.
 
@@ -295,13 +414,19 @@ def derive(
     l2 : the weight decay ``λ`` in the loss (``manual_bp.losses.l2_penalty``)
     dropout : one drop probability per layer, the output layer's 0
         (``manual_bp.dropout.resolve``), or None
+    normalization : ``None``, ``"batch"``, ``"layer"`` or one per hidden layer
+        (``manual_bp.normalization.resolve``): the normalization step, its
+        staged and its closed backward
 
     Returns
     -------
     Derivation
         Its backward steps that ``backward`` returns are exactly one per key
-        of ``gradient_keys(L, input_gradient)``, in the order ``backward``
-        computes them (layer L down to 1: dZl, dWl, dBl, dA(l-1)).
+        of ``gradient_keys(L, input_gradient, normalization=...)``, in the
+        order ``backward`` computes them (layer L down to 1: dZl, dWl, dBl,
+        dA(l-1); a normalized layer's dNl, dgammal, dbetal, dZhatl first, and
+        its staged form's steps, which the closed form's dZl replaces, marked
+        as not returned).
     """
     sizes = check_layer_sizes(layer_sizes)
     depth = len(sizes) - 1
@@ -311,12 +436,25 @@ def derive(
     spec = LOSSES[loss]
     l2 = check_l2(l2)
     rates = resolve_dropout(list(dropout)[:-1] if dropout else None, depth)
+    kinds = resolve(normalization, depth)
+    norm = kinds if any(kinds) else ()
+    both = [l for l in range(1, depth) if rates[l - 1] and kinds[l - 1]]
+    if both:
+        raise ValueError(
+            f"dropout, normalization: the derivation does not yet cover both in one layer "
+            f"(layers {both}); the network computes them, explain derives one per layer"
+        )
 
     steps = [_step("forward", 0, "A0", "A0 = X", sizes, batch)]
     for l, name in enumerate(names, start=1):
         steps.append(
             _step("forward", l, f"Z{l}", f"Z{l} = W{l} · A{l - 1} + B{l}", sizes, batch, True)
         )
+        kind = kinds[l - 1]
+        if kind:
+            for key, formula in _normalization_forward(l, kind, name):
+                steps.append(_step("forward", l, key, formula, sizes, batch, normalization=norm))
+            continue
         value = f"{name}(Z{l})"
         definition = at_layer(ACTIVATIONS[name].formula, l)
         if definition != value:
@@ -332,7 +470,7 @@ def derive(
     for l in range(depth, 0, -1):
         name = names[l - 1]
         section = "output" if l == depth else "hidden"
-        backward_flags = dict(gradient=True, returned=True)
+        backward_flags: dict[str, Any] = dict(gradient=True, returned=True)
         if l == depth and name == spec.canonical_activation:
             note = (
                 f"{name} with {loss} is the canonical pair: the loss's gradient is fused, "
@@ -353,6 +491,16 @@ def derive(
                 steps.append(
                     _step(section, l, f"A{l}", formula, sizes, batch, gradient=True, note=note)
                 )
+            kind = kinds[l - 1]
+            if kind:
+                for key, formula, returned, note in _normalization_backward(l, kind, name):
+                    steps.append(
+                        _step(section, l, key, formula, sizes, batch, normalization=norm,
+                              gradient=True, returned=bool(returned), note=note,
+                              form="staged" if returned is None else "")
+                    )  # fmt: skip
+                steps += _shared_steps(section, l, sizes, batch, input_gradient, l2)
+                continue
             formula = f"dZ{l} = {at_layer(ACTIVATIONS[name].backward_formula, l)}"
             note = _activation_note(name)
             if rates[l - 1]:
@@ -363,8 +511,8 @@ def derive(
             )
         steps += _shared_steps(section, l, sizes, batch, input_gradient, l2)
     return Derivation(
-        tuple(sizes), tuple(names), loss, batch, bool(input_gradient), tuple(steps), l2,
-        rates if any(rates) else (),
+        tuple(sizes), tuple(names), loss, batch, bool(input_gradient), tuple(steps),
+        l2=l2, dropout=rates if any(rates) else (), normalization=norm,
     )  # fmt: skip
 
 
@@ -402,12 +550,18 @@ def gradient_formula(derivation: Derivation, key: str) -> str:
 def read_by(derivation: Derivation) -> dict[str, list[str]]:
     """For every cache entry (``A0``, then ``Wl``, ``Zl``, ``Al`` per layer) and
     ``Y``: the left-hand sides of the backward steps that read it."""
-    entries = [*cache_keys(derivation.depth, dropout=derivation.dropout), "Y"]
+    entries = [
+        *cache_keys(
+            derivation.depth, dropout=derivation.dropout, normalization=derivation.normalization
+        ),
+        "Y",
+    ]
     readers: dict[str, list[str]] = {entry: [] for entry in entries}
     for step in derivation.steps:
         if step.gradient:
             for entry in step.reads:
-                readers[entry].append(step.formula.split(" = ", 1)[0])
+                name = step.formula.split(" = ", 1)[0]
+                readers[entry].append(f"{name} ({step.form})" if step.form else name)
     return readers
 
 
@@ -436,16 +590,27 @@ def render(derivation: Derivation) -> str:
         f"Network [{sizes}]: activations {', '.join(d.activations)}; loss {d.loss}"
         f"{regularized}; a batch of {batch}, one sample per column"
     ]
+    if d.normalization:
+        kinds = ", ".join(str(kind) for kind in d.normalization[:-1])
+        lines[0] += f"; normalization per hidden layer: {kinds} (eps = {EPS:g})"
     width = min(max(len(step.formula) for step in d.steps), _FORMULA_COLUMN)
     shape_width = min(max(len(step.shape_text) for step in d.steps), _FORMULA_COLUMN)
     current = None
     for step in d.steps:
         heading = _HEADINGS.get(step.section)
-        if step.section == "forward" and d.dropout:
-            heading = f"{_HEADINGS['forward'][:-1]}, and Fl, Ml of a dropped one)"
+        if step.section == "forward" and heading is not None:
+            if d.dropout:
+                heading = f"{heading[:-1]}, and Fl, Ml of a dropped one)"
+            if d.normalization:
+                heading = (
+                    f"{heading[:-1]}; a normalized layer's gammal, mul, varl, inv_stdl, "
+                    "Zhatl, Nl too)"
+                )
         if step.section in ("output", "hidden"):
             kind = "Output layer" if step.section == "output" else "Hidden layer"
             heading = f"{kind} {step.layer} ({d.activations[step.layer - 1]})"
+            if d.normalization and d.normalization[step.layer - 1]:
+                heading = heading[:-1] + f", {d.normalization[step.layer - 1]} normalization)"
         if heading is not None and heading != current:
             lines += ["", heading]
             current = heading
@@ -457,10 +622,12 @@ def render(derivation: Derivation) -> str:
     lines += ["", *_wrapped(_output_summary(d), "")]
     lines += ["", "What the backward pass reads from the cache (the required matrices):"]
     unread = []
-    for entry, readers in read_by(d).items():
+    readers_of = read_by(d)
+    pad = max(4, *map(len, readers_of))
+    for entry, readers in readers_of.items():
         if readers:
             what = " (the targets, given to backward)" if entry == "Y" else ""
-            lines.append(f"  {entry:<4} read by {', '.join(readers)}{what}")
+            lines.append(f"  {entry:<{pad}} read by {', '.join(readers)}{what}")
         else:
             unread.append(entry)
     if unread:

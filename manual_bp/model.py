@@ -213,7 +213,7 @@ class DNN:
         l2: float = 0.0,
     ) -> None:
         """Everything but the parameters, from checked arguments.  No optimizer
-        yet: the first ``fit`` sets it (``save`` does not carry it)."""
+        yet: the first ``fit`` sets it (``load`` restores a saved one)."""
         self._optimizer: Optimizer | None = None
         self._optimizer_state: State = {}
         self.layer_sizes: tuple[int, ...] = tuple(sizes)
@@ -252,14 +252,11 @@ class DNN:
         would have without the save: ``l2``, ``dropout``, the optimizer of the
         last ``fit`` with its state (step count, moments) and the state of the
         net's generator (which shuffles the mini-batches and draws the dropout
-        masks).  A normalized network is refused (``ValueError``): the file
-        format does not carry ``gamma``, ``beta`` and the running statistics yet.
+        masks).  A normalized network also keeps its ``normalization``,
+        ``gammal``, ``betal`` and the running statistics (``running``), bit for
+        bit.
         """
-        if any(self.normalization):
-            raise ValueError(
-                "save: the model file does not carry gamma, beta and the running statistics "
-                f"of a normalized network yet (normalization={list(self.normalization[:-1])})"
-            )
+        normalized = any(self.normalization)
         trained = model_file.TrainingState(
             self.l2, self.dropout, self._rng.bit_generator.state, self._optimizer,
             self._optimizer_state if self._optimizer is not None else None,
@@ -267,6 +264,7 @@ class DNN:
         model_file.write(
             path, self.layer_sizes, self.activations, self.loss_name, self.dtype, self.seed,
             self._params, training=trained,
+            normalization=self.normalization if normalized else (), running=self._running,
         )  # fmt: skip
 
     @classmethod
@@ -283,9 +281,10 @@ class DNN:
         trained = saved.training
         net._configure(
             saved.layer_sizes, saved.activations, saved.loss, saved.dtype, saved.seed,
-            dropout=trained.dropout, l2=trained.l2,
+            saved.normalization or None, dropout=trained.dropout, l2=trained.l2,
         )  # fmt: skip
         net._params = _read_only(saved.params, copy=False)
+        net._running = _read_only(saved.running, copy=False)
         if trained.rng_state is not None:
             net._rng.bit_generator.state = trained.rng_state
         if trained.optimizer is not None and trained.optimizer_state is not None:

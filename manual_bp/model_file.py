@@ -16,6 +16,11 @@ The archive holds one array per entry:
   count, -1 for an optimizer that keeps none) and one array
   ``optimizer.<slot>.<key>`` per accumulator and parameter, in the
   network's dtype, bit for bit.
+* since version 2, a normalized network also: ``normalization`` (L strings,
+  ``"batch"``, ``"layer"`` or ``""`` for none, the output layer's ``""``),
+  every normalized layer's ``gammal``, ``betal`` (nl, 1), and every
+  batch-normalized layer's running statistics ``running_meanl``,
+  ``running_varl`` (nl, 1), bit for bit.
 
 A version-1 file (written before these entries existed) still loads: no
 decay, no dropout, no optimizer, and the generator seeded from ``seed``.
@@ -39,7 +44,9 @@ from typing import Any
 
 import numpy as np
 
+from manual_bp.architecture import param_shapes
 from manual_bp.dropout import resolve as resolve_dropout
+from manual_bp.normalization import resolve
 from manual_bp.optimizers import OPTIMIZERS, Optimizer, State
 from manual_bp.validation import (
     check_activations,
@@ -50,6 +57,8 @@ from manual_bp.validation import (
 )
 
 FORMAT_VERSION = 2
+# The version that added the normalization entries (and the training state).
+NORMALIZATION_VERSION = 2
 ARCHITECTURE_KEYS = ("format_version", "layer_sizes", "activations", "loss", "dtype", "seed")
 TRAINING_KEYS = ("l2", "dropout", "rng_state", "optimizer", "optimizer_t")
 NO_SEED = -1
@@ -83,6 +92,10 @@ class SavedModel:
     seed: int | None
     params: dict[str, np.ndarray]
     training: TrainingState = field(default_factory=TrainingState)
+    # One entry per layer (None, "batch", "layer"), or () for a network without
+    # normalization; the running statistics of its batch-normalized layers.
+    normalization: tuple[str | None, ...] = ()
+    running: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _training_entries(training: TrainingState, depth: int) -> dict[str, np.ndarray]:
@@ -157,6 +170,16 @@ def parameter_keys(depth: int) -> list[str]:
     return [f"{v}{l}" for l in range(1, depth + 1) for v in "WB"]
 
 
+def running_keys(normalization: tuple[str | None, ...]) -> list[str]:
+    """``running_meanl``, ``running_varl`` of every batch-normalized layer ``l``."""
+    return [
+        f"{name}{l}"
+        for l, kind in enumerate(normalization, start=1)
+        if kind == "batch"
+        for name in ("running_mean", "running_var")
+    ]
+
+
 def write(
     path: str | os.PathLike,
     layer_sizes: tuple[int, ...],
@@ -167,11 +190,20 @@ def write(
     params: Mapping[str, np.ndarray],
     *,
     training: TrainingState | None = None,
+    normalization: tuple[str | None, ...] = (),
+    running: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write the archive to ``path`` exactly (``numpy.savez`` would append ``.npz``)."""
+    """Write the archive to ``path`` exactly (``numpy.savez`` would append ``.npz``).
+
+    ``normalization`` (one entry per layer) and ``running`` (the running
+    statistics of the batch-normalized layers) for a normalized network;
+    ``params`` then holds its ``gammal``, ``betal`` too.
+    """
     path = Path(path)
+    normalized = any(normalization)
+    version = FORMAT_VERSION
     entries: dict[str, Any] = {
-        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "format_version": np.array(version, dtype=np.int64),
         "layer_sizes": np.array(layer_sizes, dtype=np.int64),
         "activations": np.array(activations, dtype=str),
         "loss": np.array(loss, dtype=str),
@@ -180,6 +212,12 @@ def write(
     }
     entries.update({key: np.asarray(params[key]) for key in parameter_keys(len(activations))})
     entries.update(_training_entries(training or TrainingState(), len(activations)))
+    if normalized:
+        entries["normalization"] = np.array([kind or "" for kind in normalization], dtype=str)
+        for key in param_shapes(layer_sizes, normalization=normalization):
+            entries[key] = np.asarray(params[key])
+        for key in running_keys(normalization):
+            entries[key] = np.asarray((running or {})[key])
     with path.open("wb") as file:
         np.savez(file, **entries)
     return path
@@ -262,7 +300,6 @@ def read(path: str | os.PathLike) -> SavedModel:
         raise ModelFileError(f"{where}: {error}") from None
     if seed < NO_SEED:
         raise ModelFileError(f"{where}: entry 'seed' should be >= 0 (or -1 for None), got {seed}")
-    expected = set(ARCHITECTURE_KEYS) | set(parameter_keys(len(activations)))
     training_entries = {}
     if version >= 2:
         training_entries = {
@@ -270,16 +307,20 @@ def read(path: str | os.PathLike) -> SavedModel:
             for key in list(entries)
             if key in TRAINING_KEYS or key.startswith("optimizer.")
         }
+    normalization = _read_normalization(entries, version, len(activations), where)
+    names = param_shapes(sizes, normalization=normalization)
+    architecture = set(ARCHITECTURE_KEYS) | ({"normalization"} if normalization else set())
+    expected = architecture | set(names) | set(running_keys(normalization))
     if set(entries) != expected:
         missing = sorted(expected - set(entries))
         extra = sorted(set(entries) - expected)
         raise ModelFileError(
             f"{where}: for layer sizes {sizes} expected the parameters "
-            f"{parameter_keys(len(activations))}; missing {missing}, extra {extra}"
+            f"{list(names) + running_keys(normalization)}; missing {missing}, extra {extra}"
         )
-    params = {key: entries[key] for key in parameter_keys(len(activations))}
+    params = {key: entries[key] for key in names}
     try:
-        params = check_params(params, sizes, dtype)
+        params = check_params(params, sizes, dtype, normalization=normalization)
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"{where}: {error}") from None
     training = TrainingState()
@@ -293,4 +334,59 @@ def read(path: str | os.PathLike) -> SavedModel:
         seed=None if seed == NO_SEED else int(seed),
         params=params,
         training=training,
+        normalization=normalization,
+        running=_read_running(entries, sizes, dtype, normalization, where),
     )
+
+
+def _read_normalization(
+    entries: Mapping[str, np.ndarray], version: int, depth: int, where: str
+) -> tuple[str | None, ...]:
+    """The ``normalization`` entry as one kind per layer, or ``()`` without one."""
+    if "normalization" not in entries:
+        return ()
+    entry = entries["normalization"]
+    if version < NORMALIZATION_VERSION:
+        raise ModelFileError(
+            f"{where}: entry 'normalization' needs format version {NORMALIZATION_VERSION}, "
+            f"the file says {version}"
+        )
+    if entry.ndim != 1 or entry.dtype.kind != "U" or entry.shape[0] != depth:
+        raise ModelFileError(
+            f"{where}: entry 'normalization' should be {depth} strings (one per layer), "
+            f"got {entry.dtype} of shape {entry.shape}"
+        )
+    kinds = [str(kind) or None for kind in entry]
+    try:
+        resolved = resolve(kinds[:-1], depth)
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{where}: {error}") from None
+    if kinds[-1] is not None or not any(resolved):
+        raise ModelFileError(
+            f"{where}: entry 'normalization' should normalize some hidden layers and not the "
+            f"output layer, got {list(entry)}"
+        )
+    return resolved
+
+
+def _read_running(
+    entries: Mapping[str, np.ndarray],
+    sizes: list[int],
+    dtype: np.dtype,
+    normalization: tuple[str | None, ...],
+    where: str,
+) -> dict[str, np.ndarray]:
+    """The running statistics, each ``(nl, 1)`` in ``dtype``, finite; variances >= 0."""
+    running = {}
+    for key in running_keys(normalization):
+        array = entries[key]
+        shape = (sizes[int(key[len(key.rstrip("0123456789")) :])], 1)
+        if array.dtype != dtype or array.shape != shape:
+            raise ModelFileError(
+                f"{where}: entry {key!r} should be {dtype} of shape {shape}, "
+                f"got {array.dtype} of shape {array.shape}"
+            )
+        if not np.all(np.isfinite(array)) or (key.startswith("running_var") and np.any(array < 0)):
+            raise ModelFileError(f"{where}: entry {key!r} should be finite (variances >= 0)")
+        running[key] = array
+    return running

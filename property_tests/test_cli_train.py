@@ -239,6 +239,8 @@ def test_an_out_folder_that_cannot_be_made_is_refused_before_training(capsys):
             ["--dropout", "0.5,0.5,0.5"],
             "--dropout: dropout: expected one probability per hidden layer (2), got 3",
         ),
+        (["--normalization", "batchnorm"], "--normalization: invalid choice: 'batchnorm'"),
+        (["--layers", "2,1", "--normalization", "batch"], "--normalization: the step sits in"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(arguments, message, tmp_path):
@@ -338,3 +340,27 @@ def test_train_with_decay_and_dropout_matches_fit_and_the_autodiff_curve(tmp_pat
     net = DNN([2, 6, 5, 1], ["tanh", "tanh", "sigmoid"], seed=0, l2=0.01, dropout=0.25)
     expected = [net.loss(X, Y), *net.fit(X, Y, EPOCHS, learning_rate=0.5, batch_size=16)]
     np.testing.assert_array_equal(history[:, 1], expected)
+
+
+def test_train_with_normalization_plots_the_curves_with_and_without(tmp_path):
+    """--normalization batch: the normalized net's gradients are checked, the same
+    net without normalization (same start, same mini-batches) trains beside it,
+    normalization.png shows both, and --save keeps gamma, beta and running."""
+    layers = ["--layers", "2,4,4,1", "--samples", "40", "--batch-size", "16", "--seed", "0"]
+    saved = tmp_path / "bn.npz"
+    code, stdout, _ = run(
+        ["train", *layers, "--epochs", "2", "--learning-rate", "0.5", "--check-every", "0",
+         "--normalization", "batch", "--save", str(saved), "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0, stdout
+    assert "normalization=['batch', 'batch']" in stdout
+    assert stdout.count("gradients vs jax.grad: all match") == 2
+    assert png_size(tmp_path / "normalization.png") == PNG_SIZES["loss.png"]
+    X, Y = DATASETS["moons"](40, seed=0)
+    plain = DNN([2, 4, 4, 1], ["tanh", "tanh", "sigmoid"], seed=0)
+    without = plain.fit(X, Y, 2, learning_rate=0.5, batch_size=16)[-1]
+    assert f"{without:.6g} without (same start, same mini-batches)" in stdout
+    loaded = DNN.load(saved)
+    assert loaded.normalization == ("batch", "batch", None) and sorted(loaded.running) == [
+        "running_mean1", "running_mean2", "running_var1", "running_var2",
+    ]  # fmt: skip

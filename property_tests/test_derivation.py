@@ -22,7 +22,9 @@ from manual_bp.cli import main
 from manual_bp.derivation import Derivation, Step, at_layer, derive
 from manual_bp.losses import LOSSES
 from manual_bp.network import backward, forward
+from manual_bp.normalization import EPS
 from property_tests.budget import examples
+from property_tests.test_normalization import normalized_nets
 from reference.cases import networks
 
 SEED_NET = ([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy")
@@ -39,12 +41,21 @@ def evaluate(formula: str, values: dict[str, np.ndarray], m: int) -> np.ndarray:
     expression = re.sub(r"(?<![A-Za-z0-9_.])([0-9][0-9.e+-]*) · ", r"\1 * ", expression)
     for text, python in [("⊙", "*"), ("−", "-"), ("·", "@"), ("ᵀ", ".T")]:
         expression = expression.replace(text, python)
+    for text, python in [("½", "0.5"), ("³", "**3"), ("²", "**2"), ("√(", "sqrt(")]:
+        expression = expression.replace(text, python)
+    # A sum over a parenthesised term, or over one symbol.
+    expression = re.sub(r"Σ_columns \(", "rowsum(", expression)
+    expression = re.sub(r"Σ_rows \(", "colsum(", expression)
+    expression = re.sub(r"Σ_rows (\w+)", r"colsum(\1)", expression)
     expression = re.sub(r"Σ_columns (\w+)", r"rowsum(\1)", expression)
+    # The course's implicit products: "(2/m) dvar1", "m dZhat1", "0.5 inv_std1".
+    expression = re.sub(r"(\)|\bm|\bn[0-9]+|\b[0-9.]+) (?=[A-Za-z_(])", r"\1*", expression)
     expression = re.sub(r"\[([^\]]*)\]", r"(\1)", expression)  # Iverson bracket
     names = {
         "colsum": lambda V: np.sum(V, axis=0, keepdims=True),
         "rowsum": lambda V: np.sum(V, axis=1, keepdims=True),
         "sigmoid": sigmoid,
+        "sqrt": np.sqrt,
         "m": m,
     }
     return eval(expression, names, dict(values))
@@ -247,6 +258,28 @@ def test_explain_derives_decay_and_dropout_given_or_saved(capsys, tmp_path):
     assert "drop --l2" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("kind", ["batch", "layer"])
+def test_explain_prints_both_normalization_derivations(capsys, tmp_path, kind):
+    argv = ["explain", "--layers", "2,4,4,1", "--activations", "relu,tanh,sigmoid"]
+    assert main([*argv, "--normalization", kind, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    expected = derive([2, 4, 4, 1], ["relu", "tanh", "sigmoid"], "binary_cross_entropy",
+                      normalization=kind)  # fmt: skip
+    assert printed.rstrip("\n") == expected.text()
+    total = "Σ_columns" if kind == "batch" else "Σ_rows"
+    expected_texts = [
+        "staged form",
+        "closed form",
+        "mu1 = (1/",
+        f"{total} (dZhat1 ⊙ Zhat1)",
+        "dgamma2 = Σ_columns (dN2 ⊙ Zhat2)",
+        f"Hidden layer 1 (relu, {kind} normalization)",
+        "inv_std1 read by",
+    ]
+    for text in expected_texts:
+        assert text in printed, text
+
+
 def test_explain_defaults_to_the_seed_network(capsys, tmp_path):
     assert main(["explain", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.rstrip("\n") == derive(*SEED_NET).text()
@@ -283,9 +316,56 @@ def test_explain_help_has_examples(capsys):
         (["--dropout", "1.5"], "--dropout"),
         (["--dropout", "0.5,0.5,0.5"], "--dropout"),
         (["--l2", "-1"], "--l2"),
+        (["--normalization", "batchnorm"], "--normalization"),
     ],
 )
 def test_explain_names_the_bad_argument(capsys, tmp_path, argv, named):
     assert exit_code(["explain", "--out", str(tmp_path), *argv]) == 2
     error = capsys.readouterr().err
     assert named in error and "Traceback" not in error
+
+
+@examples(0.2)
+@given(normalized_nets(max_batch=5))
+def test_the_normalization_formulas_reproduce_both_backward_forms(case):
+    """explain's normalized layers: every printed backward formula, the staged
+    and the closed form, evaluated on the cache, gives backward's array (the
+    staged ones ``backward(..., staged=True)``'s), with the printed shapes."""
+    m, kinds = case.m, case.normalization
+    _, cache = forward(dict(case.params), case.X, case.activations, normalization=kinds)
+    closed = backward(cache, case.Y, case.activations, case.loss, normalization=kinds)
+    staged = backward(cache, case.Y, case.activations, case.loss, normalization=kinds, staged=True)
+    derivation = derive(case.layer_sizes, case.activations, case.loss, m, normalization=kinds[:-1])
+    returned = [step.key for step in derivation.steps if step.returned]
+    assert sorted(returned) == sorted(gradient_keys(case.depth, normalization=kinds))
+    assert {step.key for step in derivation.steps if step.form == "staged"} == {
+        f"{name}{l}" for l, kind in enumerate(kinds, start=1) if kind for name in ("mu", "var", "Z")
+    }
+    sizes = {f"n{l}": n for l, n in enumerate(case.layer_sizes)}
+    values = {**cache, "Y": case.Y, "eps": EPS, **sizes}
+    text = derivation.text()
+    for step in backward_steps(derivation):
+        grads = staged if step.form == "staged" else closed
+        for symbol, shape in step.shapes.items():
+            real = grads.get(symbol[1:]) if symbol.startswith("d") else values.get(symbol)
+            if real is not None:
+                assert shape == real.shape, (step.formula, symbol)
+        assert step.formula in text
+        expected = grads.get(step.key) if step.returned or step.form else None
+        kind = kinds[step.layer - 1]
+        opaque = case.activations[step.layer - 1] not in EVALUATED
+        if opaque and step.key in (f"N{step.layer}", f"Z{step.layer}") and not kind:
+            values[f"d{step.key}"] = expected  # not Python: shapes and reads only
+            continue
+        if opaque and step.key == f"N{step.layer}":
+            values[f"d{step.key}"] = expected
+            continue
+        if derivation.fused and step.section == "output" and step.key.startswith("Z"):
+            values[f"d{step.key}"] = expected
+            continue
+        result = evaluate(step.formula, {**values}, m)
+        if expected is not None:
+            scale = 1 + float(np.max(np.abs(expected)))
+            np.testing.assert_allclose(result, expected, rtol=1e-9, atol=1e-12 * scale)
+            result = expected
+        values[f"d{step.key}"] = result

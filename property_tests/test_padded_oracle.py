@@ -90,7 +90,7 @@ def disagreement(case: Case) -> tuple[float, str]:
     # Zl: the forward part of the same bound, SAFETY u EZl.
     u = bound.unit
     EZ, _, _ = _forward_errors(
-        params64, cache, case.activations, TINY64 / u, u, unpadded.Z, case.dropout
+        params64, cache, case.activations, TINY64 / u, u, unpadded.Z, dropout=case.dropout
     )
     pairs.update(
         {f"forward Z{l}": (padded.Z[f"Z{l}"], unpadded.Z[f"Z{l}"], SAFETY * u * EZ[l]) for l in EZ}

@@ -197,16 +197,6 @@ class Case:
             l2=net.l2, **dropped,
         )  # fmt: skip
 
-    def refuse_normalization(self, what: str) -> None:
-        """``ValueError`` for a normalized case, from a step that has no
-        normalization yet (it would silently compute another network)."""
-        if self.normalization:
-            raise ValueError(
-                f"case: {what} has no normalization step yet; a normalized case "
-                f"(normalization={self.normalization!r}) is compared with the oracle by "
-                "oracle_gradients and property_tests/test_normalization.py"
-            )
-
     @property
     def forward_options(self) -> dict[str, Any]:
         """The keywords of ``manual_bp.network.forward`` this case needs

@@ -286,7 +286,6 @@ def compare(
         with its own weight decay (``case.l2``) compares with that one (and
         refuses another).  A case with dropout runs with its masks.
     """
-    case.refuse_normalization("compare (its tolerance)")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
     if not (isinstance(l2, int | float) and np.isfinite(l2) and l2 >= 0):
@@ -300,18 +299,24 @@ def compare(
     if grads is None:
         input_gradient = True if input_gradient is None else input_gradient
         with timer("manual forward"):
-            _, cache = forward(case.params, case.X, case.activations, **case.forward_options)
+            _, cache = forward(
+                case.params, case.X, case.activations,
+                normalization=case.normalization, **case.forward_options,
+            )  # fmt: skip
         with timer("manual backward"):
             grads = backward(
                 cache, case.Y, case.activations, case.loss, input_gradient,
-                **case.backward_options,
+                normalization=case.normalization, **case.backward_options,
             )  # fmt: skip
             manual_loss = float(loss_from_cache(cache, case.Y, case.loss, case.depth))
             if l2:
                 manual_loss += float(l2_penalty(case.params, l2))
     elif cache is None:
         with timer("manual forward"):
-            _, cache = forward(case.params, case.X, case.activations, **case.forward_options)
+            _, cache = forward(
+                case.params, case.X, case.activations,
+                normalization=case.normalization, **case.forward_options,
+            )  # fmt: skip
     if input_gradient is None:
         input_gradient = "A0" in grads
     with timer("oracle"):
@@ -321,8 +326,14 @@ def compare(
         if reduction != "mean" or l2:
             oracle, tol = with_objective(case, oracle, tol, reduction=reduction, l2=l2)
     with timer("comparison"):
-        all_keys = gradient_keys(case.depth, input_gradient)
-        chosen = all_keys if keys is None else [key for key in all_keys if key in keys]
+        all_keys = gradient_keys(case.depth, input_gradient, normalization=case.normalization)
+        if keys is None:
+            chosen = all_keys
+        else:  # the staged normalization backward's keys too
+            every = gradient_keys(
+                case.depth, input_gradient, normalization=case.normalization, staged=True
+            )
+            chosen = [key for key in every if key in keys]
         loss_value = oracle.loss if manual_loss is None else manual_loss
         comparison = _assemble(grads, loss_value, oracle, tol, case, chosen)
     if not explain or comparison.ok:

@@ -14,7 +14,12 @@ names the bug class:
 * ``dZl`` wrong while ``dAl`` agrees: a wrong activation derivative, and for
   softmax, ``A (1 - A) dA``: softmax handled as elementwise;
 * ``dZL`` proportional to ``AL`` at a cross-entropy output: the label term
-  ``- Y`` forgotten.
+  ``- Y`` forgotten;
+* in a normalized layer (``manual_bp.normalization``): ``dNl`` wrong while
+  ``dAl`` agrees is the activation derivative; ``dgammal``, ``dbetal`` or
+  ``dZhatl`` wrong while ``dNl`` agrees is that step; ``dZl`` wrong while
+  ``dZhatl`` agrees is the normalization backward itself (a ``1/m`` term,
+  the variance, ``eps``: ``property_tests/mutations.py`` lists them).
 """
 
 from __future__ import annotations
@@ -67,6 +72,30 @@ def _scale_factor(manual: Array, oracle: Array) -> float | None:
 
 def _near(value: float, target: float) -> bool:
     return abs(value - target) <= 1e-3 * abs(target)
+
+
+def _classify_normalized(
+    name: str, l: int, manual: Array | None, expected: Array
+) -> tuple[str, str] | None:
+    """The bug class of a normalized layer's first failing variable, or
+    ``None`` for the patterns every layer shares (``_classify``)."""
+    if manual is None or np.shape(manual) != expected.shape:
+        return None
+    c = _scale_factor(np.asarray(manual, dtype=np.float64), expected)
+    if c is not None and _near(c, -1):
+        return None
+    if name == "N":
+        return "wrong activation derivative", f"dA{l} agrees but dN{l} does not"
+    if name in ("gamma", "beta"):
+        return f"wrong d{name}", f"dN{l} agrees but d{name}{l} does not"
+    if name == "Zhat":
+        return "wrong dZhat", f"dN{l} agrees but dZhat{l} = gamma{l} * dN{l} does not"
+    if name in ("Z", "mu", "var"):
+        return (
+            "wrong normalization backward",
+            f"dZhat{l} agrees but d{name}{l} does not (a 1/m term, the variance, eps?)",
+        )
+    return None
 
 
 def _classify(
@@ -149,8 +178,15 @@ def diagnose(
     ``manual`` and ``oracle`` are the two gradient dicts of ``case``, and
     ``cache`` is manual_bp's forward cache of it.
     """
-    for key in backward_order(case.depth, input_gradient):
+    order = backward_order(case.depth, input_gradient, normalization=case.normalization)
+    for key in order:
         if key in failing:
+            name = key.rstrip("0123456789")
+            layer = int(key[len(name) :])
+            if name != "A" and case.normalization and case.normalization[layer - 1]:
+                found = _classify_normalized(name, layer, manual.get(key), oracle[key])
+                if found is not None:
+                    return Diagnosis(layer, key, *found)
             bug_class, evidence = _classify(case, key, manual.get(key), oracle, cache)
-            return Diagnosis(int(key[1:]), key, bug_class, evidence)
+            return Diagnosis(layer, key, bug_class, evidence)
     return None

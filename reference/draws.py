@@ -67,11 +67,14 @@ class Architecture:
     activations: tuple[str, ...]
     loss: str
     m: int
+    # () or one entry per layer (manual_bp.normalization.resolve): None, "batch", "layer".
+    normalization: tuple[str | None, ...] = ()
 
     def describe(self) -> str:
+        normalized = f", normalization={list(self.normalization)}" if self.normalization else ""
         return (
             f"layer_sizes={list(self.sizes)}, activations={list(self.activations)}, "
-            f"loss={self.loss!r}, m={self.m}"
+            f"loss={self.loss!r}, m={self.m}{normalized}"
         )
 
 
@@ -97,6 +100,53 @@ def draw_architecture(
     hidden = [str(rng.choice(sorted(ACTIVATIONS))) for _ in range(depth - 1)]
     output = str(rng.choice(sorted(spec.output_activations)))
     return Architecture(index, tuple(sizes), (*hidden, output), loss, _draw_size(rng, limits.batch))
+
+
+def draw_normalized_architecture(
+    rng: np.random.Generator, index: int, *, limits: Limits = DEFAULT_LIMITS
+) -> Architecture:
+    """An architecture of depth >= 2 with a normalization step in some hidden layers.
+
+    Each hidden layer is batch-normalized, layer-normalized or not (at least
+    one is), by the rules of ``draw_architecture`` otherwise; the batch size
+    is 1 in one architecture of eight (batch normalization of one sample,
+    whose behaviour ``manual_bp.normalization`` defines).
+    """
+    if limits.depth < 2:
+        raise ValueError(f"limits.depth: a normalized net needs depth >= 2, got {limits.depth}")
+    while True:
+        arch = draw_architecture(rng, index, limits=limits)
+        if len(arch.activations) >= 2:
+            break
+    hidden = [
+        str(k) if k else None for k in rng.choice(["batch", "layer", ""], len(arch.sizes) - 2)
+    ]
+    if not any(hidden):
+        hidden[int(rng.integers(len(hidden)))] = str(rng.choice(["batch", "layer"]))
+    m = 1 if rng.random() < 0.125 else arch.m
+    return Architecture(index, arch.sizes, arch.activations, arch.loss, m, (*hidden, None))
+
+
+# Stability cases of a normalized net, each in one example of eight: near-constant
+# inputs (every column one column plus noise 1e-6 times smaller), and a huge
+# offset (1e6) on a normalized layer's bias, which makes its features
+# 1e6 + (small noise).
+HUGE_OFFSET = 1e6
+
+
+def _stability_case(
+    rng: np.random.Generator, arch: Architecture, params: dict, X: np.ndarray, dtype: str
+) -> np.ndarray:
+    """Applies the stability cases (in place on ``params``) and returns ``X``."""
+    kind = rng.random()
+    if kind < 0.125:
+        noise = rng.standard_normal(X.shape) * 1e-6
+        X = (X[:, :1].astype(np.float64) * (1 + noise)).astype(dtype)
+    elif kind < 0.25:
+        for l, normalized in enumerate(arch.normalization, start=1):
+            if normalized:
+                params[f"B{l}"] = (params[f"B{l}"] + HUGE_OFFSET).astype(dtype)
+    return X
 
 
 # --- values ------------------------------------------------------------------------------
@@ -202,13 +252,19 @@ def draw_targets(rng: np.random.Generator, loss: str, shape: tuple[int, int], dt
 
 
 def draw_values(rng: np.random.Generator, arch: Architecture, dtype: str):
-    """``(params, X, Y)`` for ``arch`` in ``dtype``."""
+    """``(params, X, Y)`` for ``arch`` in ``dtype`` (with ``gammal``, ``betal`` and
+    the stability cases of a normalized ``arch``)."""
     params = {}
     for l in range(1, len(arch.sizes)):
         params[f"W{l}"] = signed_array(rng, (arch.sizes[l], arch.sizes[l - 1]), PARAM_BOUND, dtype)
         params[f"B{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
+        if arch.normalization and arch.normalization[l - 1]:
+            params[f"gamma{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
+            params[f"beta{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
     X = signed_array(rng, (arch.sizes[0], arch.m), INPUT_BOUND, dtype)
     Y = draw_targets(rng, arch.loss, (arch.sizes[-1], arch.m), dtype)
+    if arch.normalization:
+        X = _stability_case(rng, arch, params, X, dtype)
     return params, X, Y
 
 
@@ -230,7 +286,14 @@ class Example:
     @property
     def case(self) -> Case:
         """The network and batch, as the oracle side takes them."""
-        return Case(self.params, self.X, self.Y, self.arch.activations, self.arch.loss)
+        return Case(
+            self.params,
+            self.X,
+            self.Y,
+            self.arch.activations,
+            self.arch.loss,
+            normalization=self.arch.normalization,
+        )
 
 
 def draw_example(seed: int, index: int, *, limits: Limits = DEFAULT_LIMITS) -> Example:

@@ -109,7 +109,7 @@ from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import gradient_keys, tap_shapes
 from manual_bp.network import forward, loss_from_cache
 from reference.cases import Case
-from reference.tolerance import ERROR_MODELS, loss_terms
+from reference.tolerance import ERROR_MODELS, loss_terms, normalization_forward_errors
 
 Array = np.ndarray
 Index = tuple[int, ...]
@@ -201,12 +201,15 @@ class _Loss:
         activations: Sequence[str],
         loss: str,
         taps: dict[str, Array],
+        normalization: tuple[str | None, ...] = (),
     ) -> None:
         self.params, self.X, self.Y, self.taps = params, X, Y, taps
         self.activations, self.loss, self.depth = tuple(activations), loss, len(activations)
-        # Which side of its kink each relu-like pre-activation lies on.
+        self.normalization = normalization
+        # Which side of its kink each relu-like input (Zl, or Nl where
+        # normalized) lies on.
         self.kinked = [
-            (l, side)
+            (f"{'N' if normalization and normalization[l - 1] else 'Z'}{l}", side)
             for l, name in enumerate(self.activations, start=1)
             if (side := ACTIVATIONS[name].kink_side) is not None
         ]
@@ -215,9 +218,9 @@ class _Loss:
         self, params: Mapping[str, Array], X: Array, taps: Mapping[str, Array]
     ) -> tuple[float, Array, dict[str, Array]]:
         """The loss, the side of every relu-like pre-activation, and the cache."""
-        _, cache = forward(params, X, self.activations, np, taps)
+        _, cache = forward(params, X, self.activations, np, taps, normalization=self.normalization)
         value = float(loss_from_cache(cache, self.Y, self.loss, self.depth, np))
-        sides = [side(cache[f"Z{l}"]).ravel() for l, side in self.kinked]
+        sides = [side(cache[key]).ravel() for key, side in self.kinked]
         pattern = np.concatenate(sides) if sides else np.zeros(0, dtype=bool)
         return value, pattern, cache
 
@@ -232,7 +235,7 @@ class _Loss:
         if key == "A0":
             X = X.copy()
             X[index] = base + offset
-        elif key[0] in "WB":
+        elif key in params:
             params = dict(params)
             params[key] = params[key].copy()
             params[key][index] = base + offset
@@ -306,6 +309,24 @@ def _rounding_bound(
 _MEASUREMENTS = ("D1", "D2", "F1", "F2", "B1", "B2", "C1", "C2", "half", "h", "shift", "fmax")
 
 
+def _normalization_rounding_bound(
+    cache: Mapping[str, Array], normalization: Sequence[str | None], grads: Mapping[str, Array]
+) -> float:
+    """The normalization steps' share of ``delta``: the local rounding of
+    ``Zhatl`` (``reference.tolerance.normalization_forward_errors`` with an
+    exact ``Zl``) times ``|dL/dZhatl|``, and of ``Nl`` times ``|dL/dNl|``."""
+    total = 0.0
+    for l, kind in enumerate(normalization, start=1):
+        if kind:
+            Z = cache[f"Z{l}"]
+            errors = normalization_forward_errors(kind, l, cache, np.zeros_like(Z), EPS64, 0.0)
+            Zhat_rounding = ROUNDING_SAFETY * EPS64 * errors.EZhat
+            N_rounding = np.abs(cache[f"gamma{l}"] * cache[f"Zhat{l}"]) + np.abs(cache[f"N{l}"])
+            total += float(np.sum(np.abs(grads[f"Zhat{l}"]) * Zhat_rounding))
+            total += ROUNDING_SAFETY * EPS64 * float(np.sum(np.abs(grads[f"N{l}"]) * N_rounding))
+    return total
+
+
 def finite_difference_gradients(
     case: Case, *, input_gradient: bool = False
 ) -> FiniteDifferenceResult:
@@ -330,19 +351,20 @@ def finite_difference_gradients(
     Costs ``4 * (number of entries) + 1`` forward passes (see the module
     docstring); meant for networks of a few dozen parameters.
     """
-    case.refuse_normalization("finite_difference_gradients")
     params64 = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
     X64 = np.asarray(case.X, dtype=np.float64)
     Y64 = np.asarray(case.Y, dtype=np.float64)
-    taps = {key: np.zeros(shape) for key, shape in tap_shapes(case.layer_sizes, case.m).items()}
-    objective = _Loss(params64, X64, Y64, case.activations, case.loss, taps)
+    normalization = case.normalization
+    shapes = tap_shapes(case.layer_sizes, case.m, normalization=normalization)
+    taps = {key: np.zeros(shape) for key, shape in shapes.items()}
+    objective = _Loss(params64, X64, Y64, case.activations, case.loss, taps, normalization)
     f0, pattern0, cache = objective.evaluate(params64, X64, taps)
 
     raw, crossings = {}, {}
-    for key in gradient_keys(case.depth, input_gradient):
+    for key in gradient_keys(case.depth, input_gradient, normalization=normalization):
         if key == "A0":
             base_values = X64
-        elif key[0] in "WB":
+        elif key in params64:
             base_values = params64[key]
         else:
             base_values = cache[key]
@@ -350,6 +372,7 @@ def finite_difference_gradients(
 
     grads = {key: r["D1"] for key, r in raw.items()}
     delta = _rounding_bound(params64, cache, Y64, case.activations, case.loss, grads)
+    delta += _normalization_rounding_bound(cache, normalization, grads)
     error, one_sided, one_sided_error = _error_estimates(raw, delta, Y64.size)
     return FiniteDifferenceResult(
         grads,

@@ -61,6 +61,13 @@ the kink convention itself is checked.  (Without the oracle's ``Z``, every
 The ``(n + 1)`` and ``m`` factors are the classical worst-case bound
 ``|fl(sum) - sum| <= (k - 1) u sum |terms|`` for a k-term sum.
 
+Normalization (``manual_bp.normalization``): a normalized layer feeds ``Nl``
+and its bound to ``f_l``, and its backward takes ``EdNl`` to ``EdZl``
+(``normalization_forward_errors``, ``normalization_backward_errors``, which
+derive their terms).  The bound on ``inv_std`` is exact rather than first
+order, so a variance lost to rounding gives a huge, sound tolerance: the
+entry is undecided, not a false alarm.
+
 Underflow: relative bounds fail for results near the smallest normal number
 ``tiny`` (and XLA flushes float64 subnormals to zero, so the oracle may return
 0 where NumPy returns ``1e-308``).  Every step therefore also adds
@@ -79,6 +86,8 @@ import numpy as np
 from manual_bp.activations import ACTIVATIONS, log_softmax, sigmoid, softplus
 from manual_bp.dropout import rate_of
 from manual_bp.losses import LOSSES
+from manual_bp.normalization import AXIS
+from manual_bp.normalization import EPS as EPS_NORMALIZATION
 from reference.cases import Case
 
 Array = np.ndarray
@@ -210,7 +219,11 @@ def _softmax_growth(A: Array, EZ: Array, u: float, tiny: float) -> Array:
     # A probability that underflowed to 0 was below ``tiny`` before it did;
     # none moves by more than 1.
     change = np.abs(A) * np.expm1(2 * d) + tiny * np.exp(2 * d)
-    return np.where(d > _LINEAR_SOFTMAX, np.minimum(change, 1.0) / (SAFETY * u), 0.0)
+    # The cap 1 is exact, but dividing it by SAFETY u here and multiplying back
+    # (and the oracle's own (A - Y) / m) round: a normalized float32 net's
+    # logits off by O(1) hit it and came out 1 ulp over (benchmarks/RESULTS.md).
+    cap = 1.0 + 8 * u
+    return np.where(d > _LINEAR_SOFTMAX, np.minimum(change, cap) / (SAFETY * u), 0.0)
 
 
 def _backward_error(
@@ -289,6 +302,37 @@ def _loss_error(
     return float((np.sum(propagated) + (Y.size + 8) * (np.sum(terms) + floor)) / Y.shape[1])
 
 
+def _affine_errors(
+    l: int,
+    EdZ: Array,
+    oracle_grads: Mapping[str, Array],
+    f64: Mapping[str, Array],
+    EA_prev: Array,
+    u: float,
+    floor: float,
+) -> dict[str, Array]:
+    """``EdZl`` and what it makes: ``EdWl``, ``EdBl`` and ``EdA(l-1)``."""
+    m = EdZ.shape[1]
+    absdZ = np.abs(oracle_grads[f"Z{l}"])
+    absA_prev = np.abs(f64[f"A{l - 1}"])
+    absW = np.abs(f64[f"W{l}"])
+    return {
+        f"Z{l}": EdZ,
+        f"W{l}": (
+            EdZ @ absA_prev.T
+            + (absdZ + u * EdZ) @ EA_prev.T
+            + (m + 1) * (absdZ @ absA_prev.T + floor)
+        ),
+        f"B{l}": np.sum(EdZ, axis=1, keepdims=True)
+        + (m + 1) * (np.sum(absdZ, axis=1, keepdims=True) + floor),
+        f"A{l - 1}": (
+            absW.T @ EdZ
+            + (absW.shape[0] + 1) * (absW.T @ absdZ + floor)
+            + _flushed(f64[f"W{l}"], u).T @ (absdZ + u * EdZ)
+        ),
+    }
+
+
 def _oracle_logit_error(loss: str, Z: Array, Y: Array) -> Array:
     """The oracle's own rounding of a fused ``dZL`` that grows with ``|Z|``.
 
@@ -349,6 +393,26 @@ def _dropout_error(E: Array, V: Array, M: Array, rate: float, floor: float) -> A
     return M / (1 - rate) * E + 2 * np.abs(V) + 2 * floor
 
 
+def _pre_activation_error(
+    params: Mapping[str, Array],
+    f64: Mapping[str, Array],
+    EA_prev: Array,
+    l: int,
+    floor: float,
+    u: float,
+) -> Array:
+    """``EZl = (n + 1) (|Wl| |A(l-1)| + |Bl|) + |Wl| EA(l-1)`` (and the flushed subnormals)."""
+    W, B = f64[f"W{l}"], np.asarray(params[f"B{l}"], dtype=np.float64)
+    absW, absA_prev = np.abs(W), np.abs(f64[f"A{l - 1}"])
+    magnitude = absW @ absA_prev + np.abs(B)
+    return (
+        (absA_prev.shape[0] + 1) * (magnitude + floor)
+        + absW @ EA_prev
+        + _flushed(W, u) @ (absA_prev + u * EA_prev)
+        + _flushed(B, u)
+    )
+
+
 def _forward_errors(
     params: Mapping[str, Array],
     f64: Mapping[str, Array],
@@ -356,31 +420,36 @@ def _forward_errors(
     floor: float,
     u: float,
     oracle_Z: Mapping[str, Array] | None,
+    *,
     dropout: Sequence[float] = (),
+    normalization: Sequence[str | None] = (),
+    normalized: dict[int, NormalizationErrors] | None = None,
 ) -> tuple[dict[int, Array], dict[int, Array], dict[int, Array]]:
     """``EZl``, ``EAl`` and the near-kink masks for every layer.
 
-    ``EA0`` counts only a subnormal input, which the oracle flushes to 0.  A
-    layer with dropout bounds ``Fl = f_l(Zl)`` first, then the mask's step
-    (``_dropout_error``).
+    ``EA0`` counts only a subnormal input, which the oracle flushes to 0.
+    A layer with a ``normalization`` step feeds ``Nl`` and its bound to
+    ``f_l`` (``normalization_forward_errors``, stored in ``normalized``); the
+    oracle does not report its ``Nl``, so every ``|Nl|`` within its bound of
+    a kink is excused.  A layer with dropout bounds ``Fl = f_l(.)`` first,
+    then the mask's step (``_dropout_error``).
     """
     EA = {0: _flushed(f64["A0"], u)}
     EZ, kinks = {}, {}
     for l in range(1, len(activations) + 1):
-        W, B = f64[f"W{l}"], np.asarray(params[f"B{l}"], dtype=np.float64)
-        absW, absA_prev = np.abs(W), np.abs(f64[f"A{l - 1}"])
-        magnitude = absW @ absA_prev + np.abs(B)
-        EZ[l] = (
-            (absA_prev.shape[0] + 1) * (magnitude + floor)
-            + absW @ EA[l - 1]
-            + _flushed(W, u) @ (absA_prev + u * EA[l - 1])
-            + _flushed(B, u)
-        )
-        name, Z = activations[l - 1], f64[f"Z{l}"]
-        kinks[l] = _near_kinks(name, Z, EZ[l], u, None if oracle_Z is None else oracle_Z[f"Z{l}"])
+        EZ[l] = _pre_activation_error(params, f64, EA[l - 1], l, floor, u)
+        name, V, EV = activations[l - 1], f64[f"Z{l}"], EZ[l]
+        oracle_V = None if oracle_Z is None else oracle_Z[f"Z{l}"]
+        kind = normalization[l - 1] if normalization else None
+        if kind is not None:
+            errors = normalization_forward_errors(kind, l, f64, EZ[l], u, floor)
+            if normalized is not None:
+                normalized[l] = errors
+            V, EV, oracle_V = f64[f"N{l}"], errors.EN, None
+        kinks[l] = _near_kinks(name, V, EV, u, oracle_V)
         rate = rate_of(dropout, l)
         A = f64[f"F{l}"] if rate else f64[f"A{l}"]
-        EA[l] = _forward_error(name, Z, A, EZ[l], floor, kinks[l], u)
+        EA[l] = _forward_error(name, V, A, EV, floor, kinks[l], u)
         if rate:
             EA[l] = _dropout_error(EA[l], f64[f"A{l}"], f64[f"M{l}"], rate, floor)
     return EZ, EA, kinks
@@ -400,7 +469,10 @@ def forward_bounds(
     u = unit_roundoff(case.dtype)
     floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
     f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
-    EZ, EA, _ = _forward_errors(case.params, f64, case.activations, floor, u, None, case.dropout)
+    EZ, EA, _ = _forward_errors(
+        case.params, f64, case.activations, floor, u, None,
+        dropout=case.dropout, normalization=case.normalization,
+    )  # fmt: skip
     scale = SAFETY * u
     return (
         {l: scale * value for l, value in EZ.items()},
@@ -424,7 +496,6 @@ def tolerances(
     oracle's forward ``Zl``, locates kinks exactly; without it every ``Zl``
     within its error bound of a kink is excused.
     """
-    case.refuse_normalization("the tolerance's rounding model")
     # The weight decay (case.l2) is added by reference.compare.with_objective.
     params, activations, loss = case.params, case.activations, case.loss
     u = unit_roundoff(case.dtype)
@@ -434,10 +505,15 @@ def tolerances(
     Y = np.asarray(case.Y, dtype=np.float64)
     m = Y.shape[1]
 
-    EZ, EA, near_kink = _forward_errors(params, f64, activations, floor, u, oracle_Z, case.dropout)
+    normalized: dict[int, NormalizationErrors] = {}
+    EZ, EA, near_kink = _forward_errors(
+        params, f64, activations, floor, u, oracle_Z,
+        dropout=case.dropout, normalization=case.normalization, normalized=normalized,
+    )  # fmt: skip
 
     Z_L, A_L = f64[f"Z{depth}"], f64[f"A{depth}"]
     loss_error = _loss_error(loss, Z_L, A_L, Y, EZ[depth], EA[depth], floor, u)
+    loss_error += _second_order_loss_error(loss, Y, EZ[depth], u)
 
     E: dict[str, Array] = {}
     for l in range(depth, 0, -1):
@@ -456,30 +532,226 @@ def tolerances(
                 EdA = (EA[l] + 2 * (np.abs(A - Y) + floor)) / m + 2 * floor
             else:
                 dA, EdA = oracle_grads[f"A{l}"], E[f"A{l}"]
+            errors = normalized.get(l)
+            V, EV = (Z, EZ[l]) if errors is None else (f64[f"N{l}"], errors.EN)
             EA_l, rate = EA[l], rate_of(case.dropout, l)
             if rate:  # dFl = dAl ⊙ Ml / (1 − pl); f_l' reads Fl
                 M, A = f64[f"M{l}"], f64[f"F{l}"]
                 dA = M / (1 - rate) * dA
                 EdA = _dropout_error(EdA, dA, M, rate, floor)
-                EA_l = _forward_error(name, Z, A, EZ[l], floor, near_kink[l], u)
-            EdZ = _backward_error(name, Z, A, EZ[l], EA_l, dA, EdA, u, floor, near_kink[l])
-        absdZ = np.abs(oracle_grads[f"Z{l}"])
-        absA_prev = np.abs(f64[f"A{l - 1}"])
-        absW = np.abs(f64[f"W{l}"])
-        E[f"Z{l}"] = EdZ
-        E[f"W{l}"] = (
-            EdZ @ absA_prev.T
-            + (absdZ + u * EdZ) @ EA[l - 1].T
-            + (m + 1) * (absdZ @ absA_prev.T + floor)
-        )
-        E[f"B{l}"] = np.sum(EdZ, axis=1, keepdims=True) + (m + 1) * (
-            np.sum(absdZ, axis=1, keepdims=True) + floor
-        )
-        E[f"A{l - 1}"] = (
-            absW.T @ EdZ
-            + (absW.shape[0] + 1) * (absW.T @ absdZ + floor)
-            + _flushed(f64[f"W{l}"], u).T @ (absdZ + u * EdZ)
-        )
+                EA_l = _forward_error(name, V, A, EV, floor, near_kink[l], u)
+            EdZ = _backward_error(name, V, A, EV, EA_l, dA, EdA, u, floor, near_kink[l])
+            if errors is not None:  # dNl, then the normalization's backward to dZl
+                step = normalization_backward_errors(
+                    errors, l, f64, oracle_grads, EdZ, u=u, floor=floor
+                )
+                EdZ = step.pop(f"dZ{l}")
+                E.update(step)
+        E.update(_affine_errors(l, EdZ, oracle_grads, f64, EA[l - 1], u, floor))
 
     scale = SAFETY * u
     return Tolerances(scale * loss_error, {key: scale * value for key, value in E.items()}, u)
+
+
+# --- the normalization step (manual_bp.normalization) ---------------------------------------
+#
+# Separate functions: the forward and backward recursions above, with the
+# batch- or layer-normalization step between a hidden layer's Zl and f_l.
+# docs/tolerance.md derives each term.
+
+# Both sides' inv_std lie in (0, 1 / sqrt(eps)]: a bound on their difference
+# that holds however wrong the variance is (1e-3 covers float32's eps).
+_INV_STD_CAP = 1.001 / np.sqrt(EPS_NORMALIZATION)
+# |Zhat| <= sqrt(k) in exact arithmetic over k entries; 1.05 covers rounding.
+_ZHAT_CAP = 1.05
+
+
+@dataclass(frozen=True)
+class NormalizationErrors:
+    """The forward values and error bounds (units of ``u``) of one normalized layer.
+
+    ``D = Z - mu``; ``s = inv_std``; ``s_low`` a lower bound on either
+    side's ``s``; ``r`` the relative error bound of ``var + eps``.
+    """
+
+    kind: str
+    k: int
+    D: Array
+    ED: Array
+    s: Array
+    Es: Array
+    s_low: Array
+    r: Array
+    EZhat: Array
+    EN: Array
+
+
+def _axis_sum(X: Array, axis: int) -> Array:
+    return np.sum(X, axis=axis, keepdims=True)
+
+
+def normalization_forward_errors(
+    kind: str, l: int, f64: Mapping[str, Array], EZ: Array, u: float, floor: float
+) -> NormalizationErrors:
+    """Error bounds of ``mu``, ``var``, ``inv_std``, ``Zhat`` and ``N`` of layer ``l``.
+
+    Over ``k`` entries along the kind's axis (``S`` the sum along it)::
+
+        Emu  = S(EZ) / k + (k - 1) S(|Z|) / k + |mu|          (0 error in D when k = 1)
+        ED   = EZ + Emu + |D|                                 D = Z - mu
+        Evar = S(2 |D| ED + D^2 + SAFETY u ED^2) / k + (k - 1) S(D^2) / k + |var|
+        r    = SAFETY u (Evar + 2 (var + eps)) / (var + eps)  relative error of var + eps
+        |s - s'| <= s ((1 - r)^(-1/2) - 1) + 3 u s   (r < 1), else <= 1 / sqrt(eps)
+        EZhat = s ED + (|D| + SAFETY u ED) Es + |Zhat|,  at most 2 * 1.05 sqrt(k) / (SAFETY u)
+        EN   = |gamma| EZhat + |gamma Zhat| + |N|
+
+    The bound on ``s`` is exact, not first order: a variance dominated by
+    rounding (near-constant features, ``1e6 + noise``) gives a huge but
+    sound bound, which makes everything downstream undecidable rather
+    than wrong.  With ``k = 1`` both sides' ``D``, ``var`` and ``Zhat`` are
+    exactly 0.
+    """
+    axis = AXIS[kind]
+    Z, mu, var = f64[f"Z{l}"], f64[f"mu{l}"], f64[f"var{l}"]
+    s, Zhat, N, gamma = f64[f"inv_std{l}"], f64[f"Zhat{l}"], f64[f"N{l}"], f64[f"gamma{l}"]
+    k = Z.shape[axis]
+    scale = SAFETY * u
+    if k == 1:
+        D = ED = np.zeros_like(Z)
+        Evar = np.zeros_like(var)
+    else:
+        D = Z - mu
+        Emu = (
+            (_axis_sum(EZ, axis) + (k - 1) * _axis_sum(np.abs(Z) + floor, axis)) / k
+            + np.abs(mu)
+            + floor
+        )
+        ED = EZ + Emu + np.abs(D) + floor
+        EP = 2 * np.abs(D) * ED + D * D + scale * ED * ED + floor
+        Evar = (
+            (_axis_sum(EP, axis) + (k - 1) * _axis_sum(D * D + floor, axis)) / k
+            + np.abs(var)
+            + floor
+        )
+    v = var + EPS_NORMALIZATION
+    # The addition rounds, and float32 holds eps itself only to within u.
+    r = scale * (Evar + 2 * v) / v
+    with np.errstate(invalid="ignore"):
+        # s (1 - r)^(-1/2) - s, without cancellation for small r.
+        deviation = s * np.expm1(-0.5 * np.log1p(-np.minimum(r, 0.5)))
+    deviation = np.where(r < 0.5, deviation, _INV_STD_CAP)
+    Es = np.minimum(deviation, _INV_STD_CAP) / scale + 3 * s
+    s_low = s / np.sqrt(1 + r) * (1 - 4 * u)
+    EZhat = s * ED + (np.abs(D) + scale * ED) * Es + np.abs(Zhat) + (s + 1) * k * floor
+    EZhat = np.minimum(EZhat, 2 * _ZHAT_CAP * np.sqrt(k) / scale)
+    # XLA flushes a subnormal gamma to 0: its whole product is error (a flushed
+    # beta errs by less than tiny, which the floor covers).
+    flushed = _flushed(gamma, u) * (np.abs(Zhat) + scale * EZhat)
+    EN = np.abs(gamma) * EZhat + np.abs(gamma * Zhat) + np.abs(N) + flushed + 2 * floor
+    return NormalizationErrors(kind, k, D, ED, s, Es, s_low, r, EZhat, EN)
+
+
+def _second_order_loss_error(loss: str, Y: Array, EZ: Array, u: float) -> float:
+    """The loss's second-order term, for a logit error that need not be small.
+
+    ``_loss_error`` takes the loss's slope at our ``ZL``; a normalized layer
+    with a variance lost to rounding can move ``ZL`` far (a saturated
+    sigmoid at ``ZL = 330`` whose true ``ZL`` is negative).  The slope moves
+    by at most the loss's curvature times the error: ``1/4`` per unit for
+    binary cross-entropy, ``1/4`` per entry of a column for cross-entropy
+    (``diag(A) - A A^T``); mse's term is already in ``_loss_error``.
+    """
+    m = Y.shape[1]
+    if loss == "binary_cross_entropy":
+        return float(np.sum((np.abs(Y) + np.abs(1 - Y)) * EZ * EZ) * 0.25 * SAFETY * u / m)
+    if loss == "cross_entropy":
+        return float(np.sum(np.abs(_column_sum(Y)) * _column_sum(EZ) ** 2) * 0.125 * SAFETY * u / m)
+    return 0.0
+
+
+def normalization_backward_errors(
+    errors: NormalizationErrors,
+    l: int,
+    f64: Mapping[str, Array],
+    oracle_grads: Mapping[str, Array],
+    EdN: Array,
+    *,
+    u: float,
+    floor: float,
+) -> dict[str, Array]:
+    """``Edgammal``, ``Edbetal``, ``EdZhatl``, ``Edvarl``, ``Edmul`` and ``EdZl`` from ``EdNl``.
+
+    Magnitudes of gradients are the oracle's (``a = |dZhat|``), of forward
+    values ours, so every product error ``x y - x' y' = (x - x') y + x' (y - y')``
+    is bounded exactly, without second-order terms.  ``EdZl`` is the larger
+    of the closed form's and the staged form's bound, so either form passes::
+
+        closed: dZ = (s / k) Br,  Br = k dZhat - S(dZhat) - Zhat S(dZhat Zhat)
+                EdZ = (Es |Br'| + s EBr) / k + 3 |dZ|,  |Br'| <= k |dZ| / s_low
+        staged: dZ = dZhat s + dvar (2 / k) D + dmu / k
+    """
+    axis, k, scale = AXIS[errors.kind], errors.k, SAFETY * u
+    m = EdN.shape[1]
+    gamma, Zhat = np.abs(f64[f"gamma{l}"]), np.abs(f64[f"Zhat{l}"])
+    s, Es, D, ED, EZhat = errors.s, errors.Es, np.abs(errors.D), errors.ED, errors.EZhat
+    dN = np.abs(oracle_grads[f"N{l}"]) + scale * EdN  # bounds ours too
+    absdZ = np.abs(oracle_grads[f"Z{l}"])
+
+    def S(X: Array) -> Array:
+        return _axis_sum(X, axis)
+
+    E = {
+        f"N{l}": EdN,
+        f"gamma{l}": _column_sum_rows(EdN * Zhat + dN * EZhat)
+        + (m + 1) * (_column_sum_rows(dN * Zhat) + floor),
+        f"beta{l}": _column_sum_rows(EdN) + (m + 1) * (_column_sum_rows(dN) + floor),
+    }
+    # A subnormal gamma is 0 to the oracle (XLA flushes it): gamma dN is all error.
+    EdZhat = gamma * EdN + gamma * dN + _flushed(f64[f"gamma{l}"], u) * dN + floor
+    a = gamma * dN  # bounds both sides' |dZhat|
+    E[f"Zhat{l}"] = EdZhat
+
+    # closed form
+    ET1 = S(EdZhat) + k * (S(a) + floor)
+    ET2 = S(EdZhat * Zhat + a * EZhat) + (k + 1) * (S(a * Zhat) + floor)
+    T2 = S(a * (Zhat + scale * EZhat))
+    magnitude = k * a + S(a) + (Zhat + scale * EZhat) * (T2 + scale * ET2)
+    EBr = k * EdZhat + ET1 + Zhat * ET2 + EZhat * T2 + 3 * magnitude
+    bracket = np.minimum(k * absdZ / errors.s_low, magnitude)
+    closed = (Es * bracket + s * EBr) / k + 3 * absdZ + 4 * floor
+    # The oracle's own backward (jax's graph of the forward) flushes subnormal
+    # intermediates to 0: dvar / k, then times 2 D, and dmu / k, each up to
+    # tiny; seen with |D| ~ 100, where the oracle lost the whole variance path.
+    D_mean = _axis_sum(D, axis) / k
+    flushes = (8 + 4 * D + 4 * D_mean + 2 * s) * floor
+
+    # staged form
+    T3 = S(a * (D + scale * ED))
+    ET3 = S(EdZhat * D + a * ED) + (k + 1) * (S(a * D) + floor)
+    s_high = s + scale * Es
+    cube = 0.5 * s**3
+    Ecube = 0.5 * (3 * s * s + 3 * s * scale * Es + (scale * Es) ** 2) * Es + 4 * cube
+    dvar = np.abs(oracle_grads[f"var{l}"])
+    Edvar = ET3 * cube + T3 * Ecube + 2 * T3 * 0.5 * s_high**3 + floor
+    sumD = np.abs(S(errors.D))
+    EsumD = S(ED) + k * (S(D) + floor)
+    Eterm1 = ET1 * s + S(a) * Es + S(a) * s
+    Eterm2 = (2 / k) * (Edvar * sumD + dvar * EsumD + 3 * dvar * (sumD + scale * EsumD))
+    dmu = np.abs(oracle_grads[f"mu{l}"])
+    Edmu = Eterm1 + Eterm2 + S(a) * s_high + dvar * (2 / k) * (sumD + scale * EsumD) + floor
+    staged = (
+        EdZhat * s
+        + a * Es
+        + (2 / k) * (Edvar * D + dvar * ED)
+        + Edmu / k
+        + 3 * (a * s_high + (2 / k) * (dvar + scale * Edvar) * (D + scale * ED) + dmu / k)
+        + 6 * floor
+    )
+    E[f"var{l}"], E[f"mu{l}"] = Edvar, Edmu
+    E[f"dZ{l}"] = np.maximum(closed, staged) + flushes
+    return E
+
+
+def _column_sum_rows(X: Array) -> Array:
+    """Sum over the batch (the columns): ``(nl, m) -> (nl, 1)``."""
+    return np.sum(X, axis=1, keepdims=True)

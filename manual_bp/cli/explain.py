@@ -35,6 +35,8 @@ examples:
       a non-canonical output (sigmoid with mse): the general chain rule, and dA0
   manual-bp explain --layers 2,4,4,1 --activations relu,tanh,sigmoid --l2 0.01 --dropout 0.5
       weight decay (λ · Wl in every dWl) and inverted dropout (the mask Ml in the backward)
+  manual-bp explain --layers 2,8,8,1 --activations relu,relu,sigmoid --normalization batch
+      batch normalization in the hidden layers: the staged and the closed backward
   manual-bp explain --model model.npz
       the network that manual-bp train --save model.npz wrote
 
@@ -56,8 +58,18 @@ def run(args: argparse.Namespace) -> int:
         except (TypeError, ValueError) as error:
             raise type(error)(f"--dropout: {error}") from None
     folder = output_folder(args.out)
+    normalization = args.normalization
+    if args.model is not None and any(net.normalization):
+        normalization = list(net.normalization[:-1])
     derivation = derive(
-        sizes, activations, loss, args.batch, args.input_gradient, l2=l2, dropout=dropout
+        sizes,
+        activations,
+        loss,
+        args.batch,
+        args.input_gradient,
+        l2=l2,
+        dropout=dropout,
+        normalization=normalization,
     )
     text = derivation.text()
     print(text)
@@ -83,6 +95,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="also derive dA0 = W1ᵀ · dZ1 (backward(..., input_gradient=True); default: off)",
     )
     add_regularization_arguments(parser)
+    parser.add_argument(
+        "--normalization",
+        choices=("batch", "layer"),
+        default=None,
+        help="a normalization step in every hidden layer, between Zl and the activation "
+        "(default: none)",
+    )
     add_model_argument(parser, "explain")
     add_out_argument(parser)
     parser.set_defaults(handler=run)

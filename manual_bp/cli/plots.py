@@ -123,6 +123,37 @@ def loss_figure(
     return figure
 
 
+def normalization_figure(
+    normalized: Sequence[float], plain: Sequence[float], kind: str, title: str
+) -> Figure:
+    """The loss curves of one net trained with and without ``kind`` normalization.
+
+    Both start from the same weights and see the same mini-batches; each
+    value is the mean training loss after an epoch (epoch 0: the start).  A
+    curve that stops early diverged.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure("loss")
+    axes = figure.subplots()
+    for values, label, color in (
+        (normalized, f"with {kind} normalization", "tab:green"),
+        (plain, "without normalization", "tab:gray"),
+    ):
+        curve = np.asarray(values, float)
+        label += f" (final loss {curve[-1]:.3g})"
+        axes.plot(np.arange(len(curve)), curve, color=color, linewidth=2, label=label)
+    axes.set_yscale("log")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("mean training loss")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_title(title)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
 def boundary_figure(
     params: Mapping[str, np.ndarray],
     activations: Sequence[str],
@@ -130,8 +161,14 @@ def boundary_figure(
     Y: np.ndarray,
     title: str,
     resolution: int = 200,
+    *,
+    normalization: Sequence[str | None] = (),
+    running: Mapping[str, np.ndarray] | None = None,
 ) -> Figure:
     """The decision regions of the network over the plane, with the data.
+
+    A normalized net (``normalization``) is evaluated as ``predict`` does, in
+    inference mode: batch normalization by its ``running`` statistics.
 
     ``X`` is (2, m) and ``Y`` (nL, m).  With one output (``nL = 1``) the
     background is ``P(class 1) = AL`` from blue (0) to red (1), with a colour
@@ -149,7 +186,10 @@ def boundary_figure(
         np.linspace(X[1].min() - margin, X[1].max() + margin, resolution),
     )
     grid = np.stack([x_grid.ravel(), y_grid.ravel()]).astype(params["W1"].dtype)
-    out, _ = forward(params, grid, activations)
+    if normalization and any(normalization):
+        out, _ = forward(params, grid, activations, normalization=normalization, running=running)
+    else:
+        out, _ = forward(params, grid, activations)
     if Y.shape[0] == 1:
         probability = out[0].reshape(x_grid.shape)
         regions = axes.contourf(
@@ -201,10 +241,11 @@ def boundary_figure(
 def gradient_check_figure(ratios: Mapping[str, float], title: str) -> Figure:
     """One bar per variable: the worst ``|manual - oracle| / tolerance``.
 
-    Log scale; the line at 1 is the tolerance, so a bar above it (hatched) is
-    a mismatch.  The bars of one layer (``Wl``, ``Bl``, ``Zl``, ``Al``) share a
-    colour, named in the legend; a ratio of exactly 0 has no bar on a log
-    axis and is marked at the bottom instead.
+        Log scale; the line at 1 is the tolerance, so a bar above it (hatched) is
+        a mismatch.  The bars of one layer (``Wl``, ``Bl``, ``Zl``, ``Al``, and a
+    normalized layer's ``gammal``, ``betal``, ``Zhatl``, ``Nl``) share a
+        colour, named in the legend; a ratio of exactly 0 has no bar on a log
+        axis and is marked at the bottom instead.
     """
     from matplotlib.patches import Patch
 
@@ -213,7 +254,8 @@ def gradient_check_figure(ratios: Mapping[str, float], title: str) -> Figure:
     heights = np.where(np.isfinite(values), values, 1e3)
     zero = heights == 0
     floor = min(SMALLEST_PLOTTED_RATIO, zero_floor(heights))
-    layers = [int(key[1:]) for key in keys]
+    # The layer is the key's number: W2, Zhat2 and gamma2 are all layer 2's.
+    layers = [int(key[len(key.rstrip("0123456789")) :]) for key in keys]
     figure = _figure("gradient_check")
     axes = figure.subplots()
     bars = axes.bar(keys, np.where(zero, np.nan, heights), color=[f"C{l % 10}" for l in layers])
@@ -243,6 +285,8 @@ def gradient_check_figure(ratios: Mapping[str, float], title: str) -> Figure:
     )
     axes.set_ylabel("max |manual - jax.grad| / tolerance")
     axes.set_xlabel("gradient")
+    if len(keys) > 16:  # deep or normalized nets: upright names that do not overlap
+        axes.tick_params(axis="x", labelrotation=90, labelsize="x-small")
     axes.set_title(title)
     axes.legend(handles=handles, loc="upper right", fontsize="small", ncol=4)
     axes.grid(axis="y", alpha=0.3)

@@ -8,6 +8,10 @@ mini-batches in the same order:
   ``jax.grad`` gradients of the same forward function (float64), each step
   taken by optax (``reference.optimizer_oracle.OptaxOptimizer``).
 
+``--normalization batch|layer`` puts a normalization step in every hidden
+layer, and a third net, the same without it (same start, same mini-batches),
+is trained by hand beside it: ``normalization.png`` shows both loss curves.
+
 ``--optimizer`` picks the rule (``sgd``, ``momentum``, ``rmsprop``, ``adam``,
 ``adamw``, with conventions as ``rmsprop:eps_in_sqrt=false``): the manual net
 steps with the hand-written ``manual_bp.optimizers`` one, the other with
@@ -79,13 +83,16 @@ examples:
   manual-bp train --dataset xor --layers 2,8,1 --activations relu --check-every 20 --out xor-run
   manual-bp train --optimizer adam             # hand-written Adam against optax.adam
   manual-bp train --optimizer rmsprop:eps_in_sqrt=false,decay=0.99 --learning-rate 0.005
+  manual-bp train --layers 2,16,16,16,16,16,1 --normalization batch --learning-rate 0.1
+                                               # a deeper net with and without batch norm
   manual-bp train --save model.npz             # keep the trained net: DNN.load("model.npz"),
                                                # manual-bp compare --model model.npz
 
 Writes into --out: history.csv (epoch, manual_loss, autodiff_loss), loss.png
 (the manual curve over the jax.grad one, and their relative difference),
 boundary.png (decision regions with the data) and gradient_check.png (worst
-error/tolerance per gradient over all checks; 1 is the tolerance).  With
+error/tolerance per gradient over all checks; 1 is the tolerance); with
+--normalization also normalization.png (the loss curves with and without it).  With
 --save FILE also the trained manual net (DNN.save: a plain .npz).  A progress
 bar goes to stderr when it is a terminal (not with --quiet).
 Exit status: 0 if every gradient check matched, 1 if not, 2 on bad arguments.
@@ -138,16 +145,51 @@ def _layer_sizes(args: argparse.Namespace, n_outputs: int) -> list[int]:
 
 def build_network(args: argparse.Namespace, n_outputs: int) -> DNN:
     """The manual net: sizes from ``--layers`` (checked against the data) or
-    ``2,16,16,nL``; activations and loss as ``network_from_arguments`` reads them."""
+    ``2,16,16,nL``; activations and loss as ``network_from_arguments`` reads them;
+    ``--normalization`` in every hidden layer."""
     sizes = _layer_sizes(args, n_outputs)
     activations = args.activations
     if activations is None:  # tanh hidden layers (none when L = 1), the loss's own output
         activations = [DEFAULT_HIDDEN_ACTIVATION] * (len(sizes) - 2) or None
-    return network_from_arguments(
+    net = network_from_arguments(
         argparse.Namespace(**{**vars(args), "layers": sizes, "activations": activations}),
         l2=args.l2,
         dropout=args.dropout,
     )
+    if args.normalization is None:
+        return net
+    if len(sizes) < 3:
+        raise ValueError(
+            f"--normalization: the step sits in the hidden layers, and --layers "
+            f"{','.join(map(str, sizes))} has none"
+        )
+    return with_normalization(net, args.normalization)
+
+
+def with_normalization(net: DNN, normalization: str | None) -> DNN:
+    """A net of ``net``'s layers, activations, loss, dtype and seed with the
+    ``normalization`` given: the same ``Wl``, ``Bl`` at the start (``gammal =
+    1``, ``betal = 0``), since the weights are drawn before the normalization."""
+    dropout = list(net.dropout[:-1]) if any(net.dropout) else None
+    return DNN(list(net.layer_sizes), list(net.activations), net.loss_name, seed=net.seed,
+               dtype=net.dtype, normalization=normalization, l2=net.l2,
+               dropout=dropout)  # fmt: skip
+
+
+def sizes_text(sizes: tuple[int, ...] | list[int]) -> str:
+    """``2-16-16-16-16-1`` as ``2-16x4-1``: runs of three or more equal sizes shortened.
+
+    >>> sizes_text([2, 16, 16, 16, 16, 1]), sizes_text([2, 16, 16, 1])
+    ('2-16x4-1', '2-16-16-1')
+    """
+    parts, i = [], 0
+    while i < len(sizes):
+        j = i
+        while j < len(sizes) and sizes[j] == sizes[i]:
+            j += 1
+        parts += [f"{sizes[i]}x{j - i}"] if j - i >= 3 else [str(sizes[i])] * (j - i)
+        i = j
+    return "-".join(parts)
 
 
 def max_relative_difference(manual: list[float], autodiff: list[float]) -> float:
@@ -226,6 +268,8 @@ class TrainingRun:
     manual_history: list[float]
     autodiff_history: list[float]
     worst_ratios: dict[str, float] = field(default_factory=dict)
+    # The same net without normalization (--normalization only), trained by hand.
+    plain_history: list[float] = field(default_factory=list)
     checks: int = 0
     checks_ok: bool = True
 
@@ -273,6 +317,7 @@ def _train_both(
                         optimizer=optax_optimizer, batch_size=args.batch_size,
                         rng=autodiff_rng, state=autodiff_state, l2=net.l2,
                         dropout=net.dropout if any(net.dropout) else None,
+                        normalization=net.normalization,
                     )  # fmt: skip
                 run.autodiff_history += losses
                 bar.advance(1, loss=f"{run.manual_history[-1]:.4g}")
@@ -283,6 +328,21 @@ def _train_both(
                 case = Case.of_network(net, X, Y, masks=masks)
                 _check_gradients(run, compare(case), epoch, bar)
     return run
+
+
+def _train_plain(args: argparse.Namespace, net: DNN, X: np.ndarray, Y: np.ndarray,
+                 optimizer: Optimizer) -> list[float]:  # fmt: skip
+    """The loss history of ``net`` without its normalization, from the same start
+    and on the same mini-batches (its generator has the same seed); a
+    diverging run stops where it diverged."""
+    plain = with_normalization(net, None)
+    history = [plain.loss(X, Y)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            history += plain.fit(X, Y, args.epochs, batch_size=args.batch_size, optimizer=optimizer)
+        except TrainingDiverged as diverged:
+            print(f"without normalization: {diverged}")
+    return history
 
 
 def _report_curves(run: TrainingRun, epochs: int) -> float:
@@ -314,10 +374,12 @@ def _write_outputs(
     ``--save``'s model file)."""
     plots = require("plots", "manual_bp.cli.plots", "train")
     difference = max_relative_difference(run.manual_history, run.autodiff_history)
+    kind = net.normalization[0]
     fraction = accuracy(net.predict(X), Y)
     title = (
-        f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {net.activations[0]} net, "
+        f"{args.dataset}: {sizes_text(net.layer_sizes)} {net.activations[0]} net, "
         f"{optimizer.name}"
+        + (f", {kind} norm" if kind else "")
         + (f", l2 {net.l2:g}" if net.l2 else "")
         + (f", dropout {','.join(f'{p:g}' for p in net.dropout[:-1])}" if any(net.dropout) else "")
     )
@@ -337,7 +399,13 @@ def _write_outputs(
         ),
         plots.save(
             plots.boundary_figure(
-                net.params, net.activations, X, Y, f"{title}, accuracy {100 * fraction:.1f}%"
+                net.params,
+                net.activations,
+                X,
+                Y,
+                f"{title}, accuracy {100 * fraction:.1f}%",
+                normalization=net.normalization,
+                running=net.running,
             ),
             args.out / "boundary.png",
         ),
@@ -349,6 +417,18 @@ def _write_outputs(
             args.out / "gradient_check.png",
         ),
     ]
+    if kind:
+        written.append(
+            plots.save(
+                plots.normalization_figure(
+                    run.manual_history,
+                    run.plain_history,
+                    kind,
+                    f"{title}: the same start and mini-batches",
+                ),
+                args.out / "normalization.png",
+            )
+        )
     if args.save is not None:
         net.save(args.save)
         written.append(args.save)
@@ -376,6 +456,12 @@ def train(args: argparse.Namespace) -> int:
     except TrainingDiverged as diverged:
         print(f"manual-bp train: {diverged}", file=sys.stderr)
         return 1
+    if any(net.normalization):
+        run.plain_history = _train_plain(args, net, X, Y, optimizer)
+        print(
+            f"{net.normalization[0]} normalization: final loss {run.manual_history[-1]:.6g} with, "
+            f"{run.plain_history[-1]:.6g} without (same start, same mini-batches)"
+        )
     _report_curves(run, args.epochs)
     fraction = accuracy(net.predict(X), Y)
     print(f"final loss {run.manual_history[-1]:.6g}; training accuracy {100 * fraction:.1f}%")
@@ -439,6 +525,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         choices=sorted(LOSSES),
         default=None,
         help="default: binary_cross_entropy for nL = 1, else cross_entropy",
+    )
+    parser.add_argument(
+        "--normalization",
+        choices=("batch", "layer"),
+        default=None,
+        help="a normalization step in every hidden layer, and the same net without it "
+        "trained beside it for normalization.png (default: none)",
     )
     parser.add_argument(
         "--save",
