@@ -299,7 +299,8 @@ def layer_oracle(layer: str, inputs: Mapping[str, Array], dout: Array | None) ->
     x = inputs["x"]
     (n, m) = x.shape
     mixes_features = layer in ("softmax", "layernorm") or spec.kind == "loss"
-    mixes_samples = layer == "batchnorm"
+    # A padded sample of binary cross-entropy would add softplus(0) = log 2.
+    mixes_samples = layer in ("batchnorm", "binary_cross_entropy")
     N = n if mixes_features else _bucket(n)
     M = m if mixes_samples else _bucket(m)
     if spec.kind == "loss":
