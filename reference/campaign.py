@@ -143,6 +143,7 @@ class Outcome:
 
     ratios: dict[str, float]
     error: str = ""
+    undecided: int = 0  # entries the check could not decide (``Comparison.undecided``)
 
     @property
     def worst(self) -> tuple[float, str]:
@@ -180,7 +181,7 @@ def verify(example: Example, *, backprop: Callable | None = None) -> Outcome:
     ratios = {key: float(v.ratio) for key, v in comparison.variables.items()}
     if with_loss:
         ratios["loss"] = float(comparison.loss_ratio)
-    return Outcome(ratios)
+    return Outcome(ratios, undecided=comparison.undecided)
 
 
 def run_example(
@@ -347,6 +348,7 @@ def run_chunk(config: Config, chunk: int) -> dict:
         target = _WORKER_STATE["targets"][config.target] = load_target(config.target)
     ratios: dict[str, dict[str, list[float]]] = {d: {k: [] for k in KINDS} for d in DTYPES}
     examples = dict.fromkeys(DTYPES, 0)
+    undecided = dict.fromkeys(DTYPES, 0)
     failures: list[int] = []
     errors: list[str] = []
     worst: list[dict] = []
@@ -356,6 +358,7 @@ def run_chunk(config: Config, chunk: int) -> dict:
         buckets += _new_bucket(example)
         outcome = verify(example, backprop=target)
         examples[example.dtype] += 1
+        undecided[example.dtype] += outcome.undecided > 0
         for key, ratio in outcome.ratios.items():
             ratios[example.dtype][kind_of(key)].append(ratio)
         ratio, key = outcome.worst
@@ -368,6 +371,7 @@ def run_chunk(config: Config, chunk: int) -> dict:
     return {
         "chunk": chunk,
         "examples": examples,
+        "undecided": undecided,
         "failures": failures,
         "errors": errors[:WORST_KEPT],
         "histogram": {
@@ -393,6 +397,7 @@ def merge(chunks: Iterable[Mapping]) -> dict:
     """
     chunks = sorted(chunks, key=lambda c: c["chunk"])
     examples = dict.fromkeys(DTYPES, 0)
+    undecided = dict.fromkeys(DTYPES, 0)
     counts = {d: {k: np.zeros(BINS, np.int64) for k in KINDS} for d in DTYPES}
     failures: list[int] = []
     errors: list[str] = []
@@ -400,6 +405,7 @@ def merge(chunks: Iterable[Mapping]) -> dict:
     for chunk in chunks:
         for dtype in DTYPES:
             examples[dtype] += chunk["examples"][dtype]
+            undecided[dtype] += chunk.get("undecided", {}).get(dtype, 0)
             for kind in KINDS:
                 counts[dtype][kind] += np.asarray(chunk["histogram"][dtype][kind], np.int64)
         failures += chunk["failures"]
@@ -408,6 +414,8 @@ def merge(chunks: Iterable[Mapping]) -> dict:
     return {
         "examples": sum(examples.values()),
         "examples_by_dtype": examples,
+        # Examples with an entry the tolerance could not decide (they pass).
+        "undecided_by_dtype": undecided,
         "failures": len(failures),
         "failing_indices": sorted(failures)[:100],
         "errors": errors[:WORST_KEPT],

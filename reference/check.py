@@ -73,11 +73,14 @@ class CheckReport:
     batch_sizes: set[int] = field(default_factory=set)
     worst: dict[str, float] = field(default_factory=dict)
     notes: set[str] = field(default_factory=set)
+    # Examples with entries no check can decide (``Comparison.undecided``).
+    undecided: int = 0
 
     def add(self, case: Case, comparison: Comparison) -> None:
         self.examples += 1
         self.layer_sizes = case.layer_sizes
         self.batch_sizes.add(case.m)
+        self.undecided += comparison.undecided > 0
         for key, v in comparison.variables.items():
             self.worst[key] = max(self.worst.get(key, 0.0), v.ratio)
 
@@ -90,6 +93,12 @@ class CheckReport:
             f"batch sizes {span} ({len(batches)} distinct)",
             f"worst error/tolerance per key: {worst}",
         ]
+        if self.undecided:
+            lines.append(
+                f"undecided: {self.undecided} of {self.examples} examples had entries whose "
+                "tolerance reaches the gradient's scale (a kink or a forward that rounds too "
+                "much): those entries were not judged"
+            )
         lines += [f"note: {note}" for note in sorted(self.notes)]
         return "\n".join(lines)
 

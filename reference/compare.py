@@ -61,6 +61,9 @@ class VariableComparison:
     manual_norm: float = np.nan
     oracle_norm: float = np.nan
     oracle_max: float = np.nan
+    # Entries whose tolerance reaches the oracle's largest magnitude: any value
+    # of the gradient's size would pass there, so the check cannot decide them.
+    undecided: int = 0
 
     @property
     def ok(self) -> bool:
@@ -111,6 +114,7 @@ def compare_variable(
         return _unusable(key, manual.shape, str(manual.dtype), oracle, problem, _norm(manual))
     error = np.abs(manual.astype(np.float64) - oracle)
     ratio = _error_ratio(error, tolerance)
+    oracle_max = _max_abs(oracle)
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
     problem = ""
     worst_ratio = float(ratio[worst])
@@ -130,7 +134,8 @@ def compare_variable(
         problem,
         manual_norm=_norm(manual),
         oracle_norm=_norm(oracle),
-        oracle_max=_max_abs(oracle),
+        oracle_max=oracle_max,
+        undecided=int(np.sum(tolerance >= oracle_max)) if oracle_max > 0 else 0,
     )
 
 
@@ -160,6 +165,11 @@ class Comparison:
     def ok(self) -> bool:
         return self.worst_ratio <= 1.0
 
+    @property
+    def undecided(self) -> int:
+        """Entries the check cannot decide (``VariableComparison.undecided``)."""
+        return sum(v.undecided for v in self.variables.values())
+
     def failures(self) -> list[VariableComparison]:
         return [v for v in self.variables.values() if not v.ok]
 
@@ -181,6 +191,8 @@ class Comparison:
     def report(self) -> str:
         """The table, then the worst entry of each failing variable."""
         status = "all gradients match" if self.ok else "MISMATCH"
+        if self.ok and self.undecided:
+            status = "no gradient fails, but some entries are undecided"
         lines = [f"{status} (worst error/tolerance {self.worst_ratio:.3g})", self.table()]
         for v in self.failures():
             detail = v.problem or (
@@ -192,6 +204,18 @@ class Comparison:
             lines.append(
                 f"{v.key} {v.shape} {v.dtype}: {v.failing} of {int(np.prod(v.shape))} "
                 f"entries fail; {detail}"
+            )
+        if self.undecided:
+            counts = ", ".join(
+                f"{v.key} {v.undecided} of {int(np.prod(v.shape))}"
+                for v in self.variables.values()
+                if v.undecided
+            )
+            lines.append(
+                f"undecided entries ({counts}): their tolerance reaches the gradient's largest "
+                "entry, so no check can tell a right value from a wrong one there: the two "
+                "sides' rounding may put a pre-activation on either side of a kink, or the "
+                "forward rounds too much (huge pre-activations, values near underflow)"
             )
         if self.diagnosis is not None:
             lines.append(str(self.diagnosis))

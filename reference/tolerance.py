@@ -16,11 +16,13 @@ negligible, for float64 both sides round).  The tolerance is
 Forward (l = 1..L), with ``|.|`` elementwise and ``n = n(l-1)``::
 
     EZl = (n + 1) (|Wl| |A(l-1)| + |Bl|) + |Wl| EA(l-1)       EA0 = 0
-    EAl = |f'(Zl)| EZl + V_f(Zl, Al)                           (softmax: |J| EZl + V)
+    EAl = |f'(Zl)| EZl + c_f u EZl^2 / 2 + V_f(Zl, Al)
+    softmax:  EAl = max(|J| EZl, |Al| expm1(2d) / u) + V,   d = u max EZl per column
 
 Output::
 
-    fused pair:  EdZL = (EAL + (nL + 2)(|AL| + |Y|)) / m
+    fused pair:  EdZL = (EAL + (nL + 2)(|AL| + |Y|) + O) / m
+                 O = (|ZL| + 8)(|Y| sigmoid(-ZL) + |1 - Y| sigmoid(ZL)) for BCE, else 0
     mse + f:     EdAL = (EAL + 2 |AL - Y|) / m, then the activation step below
 
 Backward (l = L..1), magnitudes ``|dZl|`` etc. taken from the oracle::
@@ -31,8 +33,13 @@ Backward (l = L..1), magnitudes ``|dZl|`` etc. taken from the oracle::
     EdA(l-1) = |Wl|^T EdZl + nl |Wl|^T |dZl|
 
 ``c_f`` bounds ``|f''|`` (a derivative taken at a slightly wrong ``z`` is off
-by at most ``c_f`` times the error in ``z``); ``V_f`` and ``D_f`` bound the
-rounding of evaluating ``f`` and ``f'``.
+by at most ``c_f`` times the error in ``z``, and Taylor's remainder of ``f``
+is at most ``c_f d^2 / 2``, so both hold for any size of error); ``V_f`` and
+``D_f`` bound the rounding of evaluating ``f`` and ``f'``, on either side
+(the oracle's softplus' errs by ``u (|z| + 5)`` relatively: jax differentiates
+``logaddexp`` as ``exp(z - lse)``).  softmax has no bounded curvature, but a
+logit error of at most ``d`` moves each probability by a factor within
+``exp(+-2d)``: float32 logits near 1e7 round by O(1), where ``|J| EZ`` fails.
 
 Second order: where ``f'`` and ``dA`` both round to 0 (``tanh(-13.3)`` is
 exactly -1 in float32, and so is the target) every first-order term vanishes,
@@ -111,6 +118,13 @@ def _gelu_derivative_error(Z: Array, A: Array) -> Array:
     return 8 + 2 * Zc * (1 + 0.134 * Zc**2)
 
 
+def _softplus_derivative_error(Z: Array, A: Array) -> Array:
+    # The oracle differentiates softplus = logaddexp(z, 0) as exp(z - lse):
+    # lse rounds to within u |lse| absolutely, so sigmoid(z) errs by
+    # u (|z| + 5) relatively (z = 33: lse = z + 3e-15 rounds to z, f' to 1).
+    return 4 + (np.abs(Z) + 5) * sigmoid(Z)
+
+
 def _silu_derivative_error(Z: Array, A: Array) -> Array:
     # 1 - sigmoid(z) is off by <= u absolutely until sigmoid saturates; times z.
     return 8 + 2 * np.minimum(np.abs(Z), _SATURATION)
@@ -125,7 +139,7 @@ ERROR_MODELS: dict[str, ErrorModel] = {
     "relu": ErrorModel(0.0, 1.0, _relative(0), _absolute(0)),
     "leaky_relu": ErrorModel(0.0, 0.99, _relative(1), _absolute(1)),
     "elu": ErrorModel(1.0, 0.0, _relative(4), _absolute(8)),
-    "softplus": ErrorModel(0.25, 0.0, _relative(4), _absolute(4)),
+    "softplus": ErrorModel(0.25, 0.0, _relative(4), _softplus_derivative_error),
     "silu": ErrorModel(0.5, 0.0, _relative(8), _silu_derivative_error),
     "gelu": ErrorModel(0.8, 0.0, _gelu_value_error, _gelu_derivative_error),
     "identity": ErrorModel(0.0, 0.0, _relative(0), _absolute(0)),
@@ -147,7 +161,7 @@ def _column_sum(X: Array) -> Array:
 
 
 def _forward_error(
-    name: str, Z: Array, A: Array, EZ: Array, floor: float, near_kink: Array
+    name: str, Z: Array, A: Array, EZ: Array, floor: float, near_kink: Array, u: float
 ) -> Array:
     """``EA``: the error of ``A = f(Z)`` given the error ``EZ`` of ``Z``.
 
@@ -160,12 +174,36 @@ def _forward_error(
     if name == "softmax":
         # |J| EZ with J = diag(A) - A A^T.
         propagated = np.abs(A) * (EZ + _column_sum(np.abs(A) * EZ))
+        propagated = np.maximum(propagated, _softmax_growth(A, EZ, u, floor * u))
     else:
         slope = np.abs(_derivative(name)(Z, A))
         if model.kink_jump:
             slope = np.where(near_kink, 1.0, slope)
-        propagated = slope * EZ
+        # Taylor's remainder: |f(z + d) - f(z) - f'(z) d| <= c d^2 / 2, d = u EZ.
+        propagated = slope * EZ + 0.5 * model.curvature * u * EZ**2
     return propagated + model.value_error(Z, A) + (Z.shape[0] + 4 + np.abs(Z)) * floor
+
+
+# Below this logit error a linearized softmax is within 0.1 % of the truth,
+# which SAFETY covers; above it the exponential's growth is bounded exactly.
+_LINEAR_SOFTMAX = 1e-3
+
+
+def _softmax_growth(A: Array, EZ: Array, u: float, tiny: float) -> Array:
+    """A bound on the change of ``softmax`` that holds for any logit error.
+
+    When every logit of a column moves by at most ``d``, each probability moves
+    by a factor within ``exp(+-2d)``: ``|dA| <= min(|A| expm1(2d), 1)``, and
+    one that underflowed to 0 (``tiny`` the dtype's smallest normal) by at most
+    ``tiny exp(2d)``.  The first-order
+    ``|J| EZ`` is exact only for small ``d``; float32 logits near ``1e7`` round
+    by O(1) (``d = u EZ`` of order 1), and there the linear bound fails.
+    """
+    d = np.minimum(SAFETY * u * np.max(EZ, axis=0, keepdims=True, initial=0.0), 350.0)
+    # A probability that underflowed to 0 was below ``tiny`` before it did;
+    # none moves by more than 1.
+    change = np.abs(A) * np.expm1(2 * d) + tiny * np.exp(2 * d)
+    return np.where(d > _LINEAR_SOFTMAX, np.minimum(change, 1.0) / (SAFETY * u), 0.0)
 
 
 def _backward_error(
@@ -244,6 +282,22 @@ def _loss_error(
     return float((np.sum(propagated) + (Y.size + 8) * (np.sum(terms) + floor)) / Y.shape[1])
 
 
+def _oracle_logit_error(loss: str, Z: Array, Y: Array) -> Array:
+    """The oracle's own rounding of a fused ``dZL`` that grows with ``|Z|``.
+
+    binary_cross_entropy is ``Y softplus(-Z) + (1 - Y) softplus(Z)`` and the
+    oracle differentiates each softplus as ``exp(z - logaddexp(z, 0))``
+    (``_softplus_derivative_error``): relative error ``u (|Z| + 5)`` on each
+    term, ``|Y| sigmoid(-Z)`` and ``|1 - Y| sigmoid(Z)``.  Seen in a campaign:
+    ``Z = -33.3``, ``Y = 1`` gave the oracle ``-1/m`` exactly and us
+    ``-(1 - 3.4e-15)/m``, 15 u apart.  cross_entropy's ``log_softmax`` has no
+    such term: its largest logit is shifted to exactly 0.
+    """
+    if loss != "binary_cross_entropy":
+        return np.zeros_like(Z)
+    return (np.abs(Z) + 8) * (np.abs(Y) * sigmoid(-Z) + np.abs(1 - Y) * sigmoid(Z))
+
+
 @dataclass(frozen=True)
 class Tolerances:
     """Absolute tolerance for the loss and for every entry of every gradient."""
@@ -307,7 +361,7 @@ def _forward_errors(
         )
         name, Z = activations[l - 1], f64[f"Z{l}"]
         kinks[l] = _near_kinks(name, Z, EZ[l], u, None if oracle_Z is None else oracle_Z[f"Z{l}"])
-        EA[l] = _forward_error(name, Z, f64[f"A{l}"], EZ[l], floor, kinks[l])
+        EA[l] = _forward_error(name, Z, f64[f"A{l}"], EZ[l], floor, kinks[l], u)
     return EZ, EA, kinks
 
 
@@ -369,7 +423,11 @@ def tolerances(
         Z, A = f64[f"Z{l}"], f64[f"A{l}"]
         if l == depth and name == LOSSES[loss].canonical_activation:
             # The oracle may flush the result itself: the floor after the 1/m.
-            EdZ = (EA[l] + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y) + floor)) / m + 2 * floor
+            EdZ = (
+                EA[l]
+                + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y) + floor)
+                + _oracle_logit_error(loss, Z, Y)
+            ) / m + 2 * floor
         else:
             if l == depth:
                 dA = (A - Y) / m

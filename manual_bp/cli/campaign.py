@@ -140,6 +140,12 @@ def run(args: argparse.Namespace) -> int:
     by_dtype = ", ".join(f"{n} {dtype}" for dtype, n in totals["examples_by_dtype"].items())
     of = "" if summary["complete"] else f" (partial: {totals['chunks']} of {config.chunks} chunks)"
     print(f"examples: {totals['examples']} ({by_dtype}), failures: {totals['failures']}{of}")
+    undecided = sum(totals.get("undecided_by_dtype", {}).values())
+    if undecided:
+        print(
+            f"undecided: {undecided} examples had entries whose tolerance reaches the gradient's "
+            "scale (their forward rounds too much to decide; counted as passing)"
+        )
     for entry in totals["worst"][:5]:
         print(
             f"  err/tol {entry['ratio']:.3g} in {entry['key']}: example {entry['index']} "

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({
             "verdict": "pass", "examples": report.examples,
             "batch_sizes": sorted(report.batch_sizes), "worst": report.worst,
-            "notes": sorted(report.notes),
+            "notes": sorted(report.notes), "undecided_examples": report.undecided,
         }, indent=2))  # fmt: skip
     else:
         print(report)
