@@ -93,7 +93,7 @@ def activation_tolerances(name: str, Z: Array, dA: Array, dtype: str) -> dict[st
     A = np.asarray(ACTIVATIONS[name].forward(Z.astype(dtype), np), dtype=np.float64)
     zero = np.zeros(Z.shape)
     no_kink = np.zeros(Z.shape, dtype=bool)
-    EA = _forward_error(name, Z, A, zero, floor, no_kink)
+    EA = _forward_error(name, Z, A, zero, floor, no_kink, u)
     EdZ = _backward_error(name, Z, A, zero, EA, dA, zero, u, floor, no_kink)
     return {"out": SAFETY * u * EA, "dx": SAFETY * u * EdZ}
 
@@ -105,7 +105,7 @@ def loss_tolerances(loss: str, Z: Array, Y: Array, dtype: str) -> dict[str, Arra
     name = LOSSES[loss].canonical_activation
     A = np.asarray(ACTIVATIONS[name].forward(Z.astype(dtype), np), dtype=np.float64)
     zero = np.zeros(Z.shape)
-    EA = _forward_error(name, Z, A, zero, floor, np.zeros(Z.shape, dtype=bool))
+    EA = _forward_error(name, Z, A, zero, floor, np.zeros(Z.shape, dtype=bool), u)
     m = Y.shape[1]
     EdZ = (EA + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y) + floor)) / m + 2 * floor
     E_loss = _loss_error(loss, Z, A, Y, zero, EA, floor, u)
