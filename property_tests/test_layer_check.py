@@ -256,9 +256,9 @@ def test_the_oracle_pads_without_changing_a_value():
         np.testing.assert_allclose(oracle[key], np.asarray(value), rtol=1e-14)
     y = np.eye(3)[:, [0, 2, 1, 1, 0]]
     loss = layer_oracle("cross_entropy", {"x": x, "y": y}, None)
-    value, grad = jax.value_and_grad(
-        lambda z: -jnp.sum(y * jax.nn.log_softmax(z, axis=0)) / 5
-    )(jnp.asarray(x))
+    value, grad = jax.value_and_grad(lambda z: -jnp.sum(y * jax.nn.log_softmax(z, axis=0)) / 5)(
+        jnp.asarray(x)
+    )
     np.testing.assert_allclose(loss["loss"], value, rtol=1e-14)
     np.testing.assert_allclose(loss["dx"], grad, rtol=1e-13, atol=1e-16)
 

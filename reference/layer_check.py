@@ -487,7 +487,8 @@ def compare_layer(
                              f"(values judged in {expected})")  # fmt: skip
                 array = array.astype(expected)
             value = array
-        variables[name] = compare_variable(name, value, mine, tol, expected)
+        with np.errstate(over="ignore"):  # err/tol beyond 1e308 is inf, as it should be
+            variables[name] = compare_variable(name, value, mine, tol, expected)
     return LayerComparison(variables, tuple(notes))
 
 
