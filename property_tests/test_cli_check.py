@@ -100,7 +100,8 @@ def test_a_correct_affine_layer_passes(layer_file, capsys):
 
 def test_a_batchnorm_bug_exits_1_and_is_named(layer_file, capsys):
     argv = ["check", f"{layer_file}:batchnorm_backward_no_gamma", "--layer", "batchnorm",
-            "--forward", f"{layer_file}:batchnorm_forward", "--examples", "10", "--json"]  # fmt: skip
+            "--forward", f"{layer_file}:batchnorm_forward", "--examples", "10",
+            "--json"]  # fmt: skip
     assert main(argv) == 1
     result = json.loads(capsys.readouterr().out)
     assert result["failing"] == ["dx"] and "forgotten gamma in dx" in result["diagnosis"][0]

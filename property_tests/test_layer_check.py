@@ -38,7 +38,7 @@ def affine_forward(x, w, b):
 
 
 def affine_backward(dout, cache, bug=None):
-    x, w, b = cache
+    x, w, _b = cache
     dw = x.T @ dout
     if bug == "transposed dw":
         dw = dw.T
@@ -50,7 +50,7 @@ def affine_backward(dout, cache, bug=None):
 
 def affine_backward_loop(dout, cache):
     """Per-sample loop: another summation order, the same maths."""
-    x, w, b = cache
+    x, w, _b = cache
     dx = np.zeros_like(x)
     dw = np.zeros_like(w)
     for i in range(x.shape[0]):
@@ -117,7 +117,7 @@ def batchnorm_backward(dout, cache, bug=None):
 
 
 def batchnorm_backward_closed(dout, cache):
-    xhat, gamma, xmu, std, var, axis = cache
+    xhat, gamma, _xmu, std, _var, axis = cache
     k = dout.shape[axis]
     dxhat = dout * gamma
     total = dxhat.sum(axis=axis, keepdims=True)
@@ -137,7 +137,7 @@ def affine_forward_columns(x, w, b):
 
 
 def affine_backward_columns(dout, cache):
-    x, w, b = cache
+    x, w, _b = cache
     return w.T @ dout, dout @ x.T, dout.sum(axis=1, keepdims=True)
 
 
@@ -151,7 +151,7 @@ def layernorm_forward_columns(x, gamma, beta, ln_param):
 
 def batchnorm_backward_columns(dout, cache):
     """Closed form over the columns; dgamma, dbeta (n, 1) summed over the samples."""
-    xhat, gamma, xmu, std, var, axis = cache
+    xhat, gamma, _xmu, std, _var, axis = cache
     k = dout.shape[axis]
     dxhat = dout * gamma
     total = dxhat.sum(axis=axis, keepdims=True)
@@ -251,7 +251,7 @@ def test_the_oracle_pads_without_changing_a_value():
     rng = np.random.default_rng(2)
     x, w, b, dout = (rng.normal(size=s) for s in [(3, 5), (2, 3), (2, 1), (2, 5)])
     oracle = layer_oracle("affine", {"x": x, "w": w, "b": b}, dout)
-    out, vjp = jax.vjp(lambda x, w, b: w @ x + b, jnp.asarray(x), jnp.asarray(w), jnp.asarray(b))
+    _out, vjp = jax.vjp(lambda x, w, b: w @ x + b, jnp.asarray(x), jnp.asarray(w), jnp.asarray(b))
     for key, value in zip(("dx", "dw", "db"), vjp(jnp.asarray(dout)), strict=True):
         np.testing.assert_allclose(oracle[key], np.asarray(value), rtol=1e-14)
     y = np.eye(3)[:, [0, 2, 1, 1, 0]]
@@ -357,7 +357,7 @@ def test_each_candidate_bug_is_told_apart_on_the_probe():
 
 def test_an_exception_is_reported_with_the_minimal_case_and_traceback():
     def broken(dout, cache):
-        x, w, b = cache
+        x, w, _b = cache
         return dout @ w, x.T @ dout, dout.sum(axis=0)  # w not transposed: shapes clash
 
     mismatch = mismatch_of(broken, "affine", forward=affine_forward, shrink=True)
