@@ -349,7 +349,7 @@ def test_each_candidate_bug_is_told_apart_on_the_probe():
     (inputs, dout) = case.ours()
     args = ("batch", inputs["x"], inputs["gamma"], inputs["beta"], dout)
     right = normalization_layer(*args)
-    outputs = [normalization_layer(*args, bug.formula) for bug in NORMALIZATION_BUGS]
+    outputs = [normalization_layer(*args, formula=bug.formula) for bug in NORMALIZATION_BUGS]
     for i, one in enumerate(outputs):
         for other in [right, *outputs[i + 1 :]]:
             assert any(not np.allclose(one[k], other[k], rtol=1e-6) for k in one)

@@ -505,7 +505,7 @@ def normalization_diagnosis(case: LayerCase, outputs: Mapping[str, object]) -> l
     found = []
     for bug in NORMALIZATION_BUGS:
         theirs = normalization_layer(
-            kind, inputs["x"], inputs["gamma"], inputs["beta"], dout, bug.formula
+            kind, inputs["x"], inputs["gamma"], inputs["beta"], dout, formula=bug.formula
         )
         if _all_match(case, outputs, theirs, tolerance):
             found.append(f"likely: {bug.name}: your {case.layer} {bug.description}")

@@ -17,8 +17,9 @@ for layer norm; ``dgamma`` and ``dbeta`` always summed over the batch)::
 With no change it is the definition (``property_tests/test_layer_check.py``
 proves it equal to ``jax.vjp`` of ``manual_bp.normalization.normalize``).
 
->>> [bug.name for bug in NORMALIZATION_BUGS][:2]
-['missing 1/m in the mean path', 'unbiased variance (m - 1)']
+>>> first = NORMALIZATION_BUGS[0]
+>>> first.name, first.formula.mean_path_divided
+('missing 1/m in the mean path', False)
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ NORMALIZATION_BUGS: tuple[NormalizationBug, ...] = (
 
 
 def normalization_layer(
-    kind: str, x: Array, gamma: Array, beta: Array, dout: Array, formula: Formula = Formula()
+    kind: str, x: Array, gamma: Array, beta: Array, dout: Array, *, formula: Formula = Formula()
 ) -> dict[str, Array]:
     """``out``, ``dx``, ``dgamma``, ``dbeta`` of ``formula`` (ours, float64).
 
