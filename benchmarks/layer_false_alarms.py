@@ -226,13 +226,17 @@ def run(calls: int, dtype: str, style) -> tuple[int, int, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="per style and dtype")
+    parser.add_argument("--layers", default="", help="comma-separated layers to run (default: all)")
     args = parser.parse_args()
     started = time.perf_counter()
     total = alarms = 0
     worst = (0.0, "")
     print("| implementation | dtype | calls | false alarms | worst ratio |")
     print("|---|---|---|---|---|")
+    chosen = set(args.layers.split(",")) if args.layers else None
     for style in styles():
+        if chosen is not None and style[1] not in chosen:
+            continue
         for dtype in ("float64", "float32"):
             n, a, ratio, report = run(args.calls, dtype, style)
             total, alarms = total + n, alarms + a
