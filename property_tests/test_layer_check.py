@@ -288,6 +288,8 @@ def test_affine_bugs_are_caught_and_named(bug, output, words):
     )
     assert mismatch.verdict == "wrong" and output in mismatch.failing
     assert words in str(mismatch) and "a larger failing case" in str(mismatch)
+    # The larger case is the generic probe (5 samples), whatever Hypothesis shrank to.
+    assert mismatch.typical is not None and mismatch.typical[1].m == 5
 
 
 def test_a_transposed_dw_reports_both_shapes():

@@ -437,12 +437,14 @@ class LayerComparison:
         status = "all outputs match" if self.ok else "MISMATCH"
         lines = [f"{status} (worst error/tolerance {self.worst_ratio:.3g})", self.table()]
         for v in self.failures():
-            detail = v.problem or (
+            if v.problem:  # a shape, a missing output: no entries to count
+                lines.append(f"{v.key}: {v.problem}")
+                continue
+            lines.append(
+                f"{v.key} {v.shape}: {v.failing} of {int(np.prod(v.shape))} entries fail; "
                 f"worst at {v.worst_index}: yours {v.manual:.17g}, oracle {v.oracle:.17g}, "
                 f"tolerance {v.tolerance:.3g}"
             )
-            size = int(np.prod(v.shape)) if v.shape else 1
-            lines.append(f"{v.key} {v.shape}: {v.failing} of {size} entries fail; {detail}")
         return "\n".join(lines)
 
     __str__ = report
@@ -464,12 +466,13 @@ def compare_layer(
     ]
     variables, notes = {}, []
     for name in names:
-        mine = _to_user(name, oracle[name], case.layout) if oracle[name].ndim else oracle[name]
-        tol = _to_user(name, tolerance[name], case.layout) if oracle[name].ndim else tolerance[name]
+        ndim = oracle[name].ndim
+        expected_value = _to_user(name, oracle[name], case.layout) if ndim else oracle[name]
+        tol = _to_user(name, tolerance[name], case.layout) if ndim else tolerance[name]
         if name in problems:
             variables[name] = VariableComparison(
-                name, tuple(mine.shape), "-", np.inf, np.inf, max(mine.size, 1), (),
-                np.nan, np.nan, np.nan, problems[name],
+                name, tuple(expected_value.shape), "-", np.inf, np.inf,
+                max(expected_value.size, 1), (), np.nan, np.nan, np.nan, problems[name],
             )  # fmt: skip
             continue
         value = outputs.get(name)
@@ -478,7 +481,8 @@ def compare_layer(
                 array = np.asarray(value)
             except Exception as error:  # a ragged list: say what arrived
                 variables[name] = VariableComparison(
-                    name, (), "-", np.inf, np.inf, max(mine.size, 1), (), np.nan, np.nan, np.nan,
+                    name, (), "-", np.inf, np.inf, max(expected_value.size, 1), (),
+                    np.nan, np.nan, np.nan,
                     f"not an array: {type(value).__name__} ({error})",
                 )  # fmt: skip
                 continue
@@ -488,7 +492,7 @@ def compare_layer(
                 array = array.astype(expected)
             value = array
         with np.errstate(over="ignore"):  # err/tol beyond 1e308 is inf, as it should be
-            variables[name] = compare_variable(name, value, mine, tol, expected)
+            variables[name] = compare_variable(name, value, expected_value, tol, expected)
     return LayerComparison(variables, tuple(notes))
 
 
@@ -566,6 +570,7 @@ class LayerReport:
     notes: set[str] = field(default_factory=set)
 
     def add(self, case: LayerCase, comparison: LayerComparison) -> None:
+        self.layer, self.layout = case.layer, case.layout
         self.examples += 1
         self.shapes.add(case.shape)
         self.batch_sizes.add(case.m)
@@ -716,7 +721,7 @@ def check_layer(
             layer, layout=layout, dtype=dtype, targets_as=targets_as,
             max_batch=max_batch, max_width=max_width, bound=float(bound),
         )  # fmt: skip
-        return _run(backward, forward, strategy, layer, layout, max_examples, shrink)
+        return _run(backward, forward, strategy, (max_examples, shrink, targets_as))
 
     try:
         return run(input_bound)
@@ -753,8 +758,9 @@ def _nonfinite(outputs: Mapping[str, object]) -> list[str]:
     return found
 
 
-def _run(backward, forward, strategy, layer, layout, max_examples, shrink) -> LayerReport:
-    report = LayerReport(layer, layout)
+def _run(backward, forward, strategy, options: tuple[int, bool, str]) -> LayerReport:
+    max_examples, shrink, targets_as = options
+    report = LayerReport()
     first: list[tuple[LayerComparison | None, LayerCase]] = []
 
     @settings(
@@ -795,7 +801,7 @@ def _run(backward, forward, strategy, layer, layout, max_examples, shrink) -> La
     try:
         matches_the_oracle()
     except LayerMismatch as mismatch:
-        typical = first[0] if first and first[0][1] is not mismatch.case else None
+        typical = _larger_failure(backward, forward, mismatch.case, first, targets_as)
         if mismatch.comparison is None:
             raise LayerMismatch(
                 None, mismatch.case, verdict="raised", user_traceback=mismatch.traceback,
@@ -803,7 +809,7 @@ def _run(backward, forward, strategy, layer, layout, max_examples, shrink) -> La
             ) from None  # fmt: skip
         details = mismatch.details + _kink_note(mismatch.case, mismatch.comparison)
         diagnosis: list[str] = []
-        if layer in NORMALIZATION_LAYERS:
+        if mismatch.case.layer in NORMALIZATION_LAYERS:
             diagnosis = _diagnose(backward, forward, mismatch.case)
         raise LayerMismatch(
             mismatch.comparison, mismatch.case, verdict=mismatch.verdict,
@@ -812,16 +818,48 @@ def _run(backward, forward, strategy, layer, layout, max_examples, shrink) -> La
     return report
 
 
-def probe_case(layer: str, layout: str, dtype: str) -> LayerCase:
-    """A generic case (seeded normal values, 5 samples, 3 features; 3 and 5 for layer
-    norm): no symmetry there lets two classic bugs give the same outputs."""
+def probe_case(layer: str, layout: str, dtype: str, targets_as: str = "labels") -> LayerCase:
+    """A generic case of ``layer``: seeded normal values, 5 samples of 3 features (3 of
+    5 for layer norm; an affine layer has 2 outputs), labels drawn at random.  No
+    symmetry there hides a bug or lets two classic bugs give the same outputs."""
     rng = np.random.default_rng(0)
+    spec = _spec(layer)
     n, m = (5, 3) if layer == "layernorm" else (3, 5)
-    ours = {"x": rng.normal(size=(n, m)), "gamma": rng.normal(size=(n, 1)),
-            "beta": rng.normal(size=(n, 1)), "out": rng.normal(size=(n, m))}  # fmt: skip
+    n = 1 if layer == "binary_cross_entropy" else n
+    ours = {"x": rng.normal(size=(n, m))}
+    rows = n
+    if spec.kind == "affine":
+        rows = 2
+        ours["w"], ours["b"] = rng.normal(size=(rows, n)), rng.normal(size=(rows, 1))
+    elif spec.kind == "normalization":
+        ours["gamma"], ours["beta"] = rng.normal(size=(n, 1)), rng.normal(size=(n, 1))
     user = {k: _to_user(k, v, layout).astype(dtype) for k, v in ours.items()}
-    dout = user.pop("out")
+    dout = None
+    if layer == "mse":
+        user["y"] = _to_user("y", rng.normal(size=(n, m)), layout).astype(dtype)
+    elif spec.kind == "loss":
+        labels = rng.integers(0, max(n, 2), size=m)
+        one_hot = np.eye(n)[:, labels] if layer == "cross_entropy" else labels[None, :]
+        user["y"] = labels if targets_as == "labels" else _to_user("y", one_hot, layout)
+        user["y"] = user["y"].astype(np.int64 if targets_as == "labels" else dtype)
+    else:
+        dout = _to_user("out", rng.normal(size=(rows, m)), layout).astype(dtype)
     return LayerCase(layer, layout, user, dout, dtype)
+
+
+def _larger_failure(
+    backward, forward, case: LayerCase, first: list, targets_as: str
+) -> tuple[LayerComparison | None, LayerCase] | None:
+    """A non-degenerate failing case: the generic probe if it fails, else the first
+    failure found (None when that is the minimal case itself)."""
+    probe = probe_case(case.layer, case.layout, case.dtype, targets_as)
+    try:
+        comparison = compare_layer(probe, *run_user(backward, forward, probe))
+    except Exception:  # the probe raised: the first failure found stands
+        comparison = None
+    if comparison is not None and not comparison.ok:
+        return comparison, probe
+    return first[0] if first and first[0][1] is not case else None
 
 
 def _diagnose(backward, forward, case: LayerCase) -> list[str]:
