@@ -818,7 +818,7 @@ def _run(backward, forward, strategy, options: tuple[int, bool, str]) -> LayerRe
     return report
 
 
-def probe_case(layer: str, layout: str, dtype: str, targets_as: str = "labels") -> LayerCase:
+def probe_case(layer: str, layout: str, dtype: str, *, targets_as: str = "labels") -> LayerCase:
     """A generic case of ``layer``: seeded normal values, 5 samples of 3 features (3 of
     5 for layer norm; an affine layer has 2 outputs), labels drawn at random.  No
     symmetry there hides a bug or lets two classic bugs give the same outputs."""
@@ -852,7 +852,7 @@ def _larger_failure(
 ) -> tuple[LayerComparison | None, LayerCase] | None:
     """A non-degenerate failing case: the generic probe if it fails, else the first
     failure found (None when that is the minimal case itself)."""
-    probe = probe_case(case.layer, case.layout, case.dtype, targets_as)
+    probe = probe_case(case.layer, case.layout, case.dtype, targets_as=targets_as)
     try:
         comparison = compare_layer(probe, *run_user(backward, forward, probe))
     except Exception:  # the probe raised: the first failure found stands
