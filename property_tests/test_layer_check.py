@@ -218,6 +218,14 @@ def test_float32_affine_and_batchnorm_pass():
     )
 
 
+def test_float64_outputs_of_a_float32_layer_pass_with_a_note():
+    def upcast(dout, cache):
+        return tuple(g.astype(np.float64) for g in affine_backward(dout, cache))
+
+    report = check_layer(upcast, "affine", forward=affine_forward, dtype="float32", **SMALL)
+    assert any("dtype float64 returned for float32" in note for note in report.notes)
+
+
 def test_loss_heads_in_their_target_conventions():
     def one_hot_loss(x, Y):
         return softmax_loss(x, np.argmax(Y, axis=1))
