@@ -17,11 +17,14 @@ from manual_bp.normalization import EPS
 from reference.jax_setup import jax, jnp
 from reference.layer_check import (
     LAYERS,
+    LayerCase,
     LayerMismatch,
     LayerReport,
     check_layer,
+    compare_layer,
     layer_oracle,
     probe_case,
+    run_user,
 )
 from reference.normalization_bugs import NORMALIZATION_BUGS, normalization_layer
 
@@ -241,6 +244,19 @@ def test_loss_heads_in_their_target_conventions():
     check_layer(one_hot_loss, "cross_entropy", targets="one_hot", **SMALL)
     check_layer(bce, "binary_cross_entropy", **SMALL)
     check_layer(mse, "mse", **SMALL)
+
+
+def test_an_output_that_underflows_is_no_false_alarm():
+    """Found by benchmarks/layer_false_alarms.py: gamma * xhat = -1.8e-308, subnormal,
+    which XLA flushes to -0; the bound of ``out`` lacked the underflow floor."""
+    x = np.zeros((6, 1))
+    x[4, 0] = -2.0522684006491881e-289
+    gamma = np.array([[-1.6940658945086007e-21], [0.88], [-1.45], [2.0], [0.25], [0.0]])
+    case = LayerCase("layernorm", "columns", {"x": x, "gamma": gamma, "beta": np.zeros((6, 1))},
+                     np.ones((6, 1)), "float64")  # fmt: skip
+    outputs, problems = run_user(batchnorm_backward_columns, layernorm_forward_columns, case)
+    assert outputs["out"][0, 0] != 0 and abs(outputs["out"][0, 0]) < np.finfo(float).tiny
+    assert compare_layer(case, outputs, problems).ok
 
 
 def test_the_candidate_definition_is_the_oracle():
