@@ -15,6 +15,14 @@ A layer with a normalization step (``manual_bp.normalization``; the
 and the statistics ``mul``, ``varl``, ``inv_stdl``: (nl, 1) for batch, (1, m)
 for layer normalization.  Without it every function here is as in the seed.
 
+A layer with dropout (``manual_bp.dropout``; the ``dropout`` keyword: one
+drop probability per layer, the output layer's 0) caches ``Fl = f_l(Zl)``,
+the activation before the mask, and the mask ``Ml`` (both (nl, m)) before
+``Al = Fl ⊙ Ml / (1 − pl)``; it adds no gradient key and no tap.
+
+>>> cache_keys(2, dropout=(0.5, 0.0))
+['A0', 'W1', 'Z1', 'F1', 'M1', 'A1', 'W2', 'Z2', 'A2']
+
 >>> param_shapes([2, 3, 1])
 {'W1': (3, 2), 'B1': (3, 1), 'W2': (1, 3), 'B2': (1, 1)}
 >>> cache_keys(2)
@@ -76,19 +84,25 @@ def layer_sizes_of(params: Mapping[str, Any], X: Any, depth: int) -> list[int]:
     return [np.shape(X)[0]] + [np.shape(params[f"W{l}"])[0] for l in range(1, depth + 1)]
 
 
-def cache_keys(depth: int, *, normalization: Normalization = ()) -> list[str]:
+def cache_keys(
+    depth: int, *, normalization: Normalization = (), dropout: Sequence[float] = ()
+) -> list[str]:
     """What ``forward`` caches: ``A0``, then ``Wl``, ``Zl``, ``Al`` for l = 1..L.
 
     The backward pass reads ``Zl`` and ``Al`` (for ``f_l'``), ``A(l-1)`` (for
     ``dWl``) and ``Wl`` (for ``dA(l-1)``); ``Bl`` is not needed.  A normalized
     layer also caches ``gammal``, ``mul``, ``varl``, ``inv_stdl``, ``Zhatl``
-    and ``Nl`` (between ``Zl`` and ``Al``); ``f_l'`` then reads ``Nl``.
+    and ``Nl`` (between ``Zl`` and ``Al``); ``f_l'`` then reads ``Nl``.  A
+    layer with dropout caches ``Fl`` (``f_l`` before the mask, which ``f_l'``
+    then reads) and the mask ``Ml`` (which the backward multiplies by again).
     """
     keys = ["A0"]
     for l in range(1, depth + 1):
         keys += [f"W{l}", f"Z{l}"]
         if _kind(normalization, l):
             keys += [f"{name}{l}" for name in ("gamma", "mu", "var", "inv_std", "Zhat", "N")]
+        if dropout and dropout[l - 1]:
+            keys += [f"F{l}", f"M{l}"]
         keys.append(f"A{l}")
     return keys
 

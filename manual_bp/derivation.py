@@ -30,6 +30,20 @@ Shapes follow the seed: the batch is stored as columns, ``Wl`` is
 >>> step = d.gradient_step("A1")
 >>> step.formula, step.shape_text, step.reads
 ('dA1 = W2ᵀ · dZ2', '(3, m) = (3, 3) · (3, m)', ('W2',))
+
+Weight decay ``λ/2 Σ_l ‖Wl‖²`` in the loss adds ``λ · Wl`` to every ``dWl``
+(not to ``dBl``); inverted dropout in a hidden layer caches ``Fl = f_l(Zl)``
+and the mask ``Ml``, multiplies ``dAl`` by the same mask and scale, and
+``f_l'`` reads ``Fl``:
+
+>>> d = derive([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy", l2=0.01,
+...            dropout=(0.5, 0.0, 0.0))
+>>> gradient_formula(d, "W2"), gradient_formula(d, "B2")
+('dW2 = dZ2 · A1ᵀ + 0.01 · W2', 'dB2 = Σ_columns dZ2')
+>>> [step.formula for step in d.steps if step.layer == 1 and step.section == "forward"]
+['Z1 = W1 · A0 + B1', 'F1 = sigmoid(Z1) = 1 / (1 + exp(−Z1))', 'A1 = F1 ⊙ M1 / (1 − 0.5)']
+>>> [step.formula for step in d.steps if step.layer == 1 and step.gradient][:2]
+['dF1 = dA1 ⊙ M1 / (1 − 0.5)', 'dZ1 = dF1 ⊙ F1 ⊙ (1 − F1)']
 """
 
 from __future__ import annotations
@@ -42,9 +56,11 @@ from typing import Any
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import cache_keys, gradient_keys, param_shapes
+from manual_bp.dropout import resolve as resolve_dropout
 from manual_bp.losses import LOSSES, Loss
 from manual_bp.validation import (
     check_activations,
+    check_l2,
     check_layer_sizes,
     check_loss_pair,
     check_positive_int,
@@ -59,9 +75,9 @@ _NOT_IN_NAME_BEFORE = r"(?<![A-Za-z0-9_])"
 _NOT_IN_NAME_AFTER = r"(?![A-Za-z0-9_])"
 _GENERIC = re.compile(_NOT_IN_NAME_BEFORE + r"(dA|dZ|A|Z)" + _NOT_IN_NAME_AFTER)
 # A numbered variable or gradient, or Y, in a formula; a trailing ᵀ transposes it.
-_VARIABLE = re.compile(_NOT_IN_NAME_BEFORE + r"(d?[WBAZ][0-9]+|Y)(ᵀ?)" + _NOT_IN_NAME_AFTER)
+_VARIABLE = re.compile(_NOT_IN_NAME_BEFORE + r"(d?[WBAZFM][0-9]+|Y)(ᵀ?)" + _NOT_IN_NAME_AFTER)
 # What a step can read from the forward cache, or the targets.
-_CACHED = re.compile(_NOT_IN_NAME_BEFORE + r"([WAZ][0-9]+|Y)" + _NOT_IN_NAME_AFTER)
+_CACHED = re.compile(_NOT_IN_NAME_BEFORE + r"([WAZFM][0-9]+|Y)" + _NOT_IN_NAME_AFTER)
 
 SECTIONS = ("forward", "loss", "output", "hidden")
 
@@ -146,6 +162,8 @@ class Derivation:
     m: int | str
     input_gradient: bool
     steps: tuple[Step, ...]
+    l2: float = 0.0
+    dropout: tuple[float, ...] = ()
 
     @property
     def depth(self) -> int:
@@ -222,10 +240,15 @@ def _step(
 
 
 def _shared_steps(
-    section: str, l: int, sizes: Sequence[int], m: int | str, input_gradient: bool
+    section: str, l: int, sizes: Sequence[int], m: int | str, input_gradient: bool, l2: float = 0.0
 ) -> list[Step]:
-    """dWl, dBl and dA(l-1): the same form in every layer (``network.backward``)."""
-    formulas = {f"W{l}": f"dW{l} = dZ{l} · A{l - 1}ᵀ", f"B{l}": f"dB{l} = Σ_columns dZ{l}"}
+    """dWl, dBl and dA(l-1): the same form in every layer (``network.backward``),
+    ``dWl`` with the weight decay's ``λ · Wl``."""
+    decay = f" + {_number(l2)} · W{l}" if l2 else ""
+    formulas = {
+        f"W{l}": f"dW{l} = dZ{l} · A{l - 1}ᵀ{decay}",
+        f"B{l}": f"dB{l} = Σ_columns dZ{l}",
+    }
     if l > 1 or input_gradient:
         formulas[f"A{l - 1}"] = f"dA{l - 1} = W{l}ᵀ · dZ{l}"
     return [
@@ -256,6 +279,9 @@ def derive(
     loss: str,
     m: int | None = None,
     input_gradient: bool = False,
+    *,
+    l2: float = 0.0,
+    dropout: Sequence[float] | None = None,
 ) -> Derivation:
     """Every step of the forward pass, the loss and the backward pass.
 
@@ -266,6 +292,9 @@ def derive(
     loss : a key of ``LOSSES`` that accepts the output activation
     m : the batch size, or None for the symbol ``m``
     input_gradient : include ``dA0 = W1ᵀ · dZ1``, as ``backward`` does with it
+    l2 : the weight decay ``λ`` in the loss (``manual_bp.losses.l2_penalty``)
+    dropout : one drop probability per layer, the output layer's 0
+        (``manual_bp.dropout.resolve``), or None
 
     Returns
     -------
@@ -280,6 +309,8 @@ def derive(
     check_loss_pair(loss, names[-1], sizes[-1])
     batch: int | str = "m" if m is None else check_positive_int(m, "m")
     spec = LOSSES[loss]
+    l2 = check_l2(l2)
+    rates = resolve_dropout(list(dropout)[:-1] if dropout else None, depth)
 
     steps = [_step("forward", 0, "A0", "A0 = X", sizes, batch)]
     for l, name in enumerate(names, start=1):
@@ -290,8 +321,13 @@ def derive(
         definition = at_layer(ACTIVATIONS[name].formula, l)
         if definition != value:
             value += f" = {definition}"
+        if rates[l - 1]:
+            steps.append(_step("forward", l, f"F{l}", f"F{l} = {value}", sizes, batch))
+            value = f"F{l} ⊙ M{l} / (1 − {_number(rates[l - 1])})"
         steps.append(_step("forward", l, f"A{l}", f"A{l} = {value}", sizes, batch))
-    steps.append(_step("loss", depth, "L", f"L = {at_layer(spec.formula, depth)}", sizes, batch))
+    penalty = f" + ({_number(l2)}/2) Σ_l ‖Wl‖²" if l2 else ""
+    loss_formula = f"L = {at_layer(spec.formula, depth)}{penalty}"
+    steps.append(_step("loss", depth, "L", loss_formula, sizes, batch))
 
     for l in range(depth, 0, -1):
         name = names[l - 1]
@@ -319,11 +355,43 @@ def derive(
                 )
             formula = f"dZ{l} = {at_layer(ACTIVATIONS[name].backward_formula, l)}"
             note = _activation_note(name)
+            if rates[l - 1]:
+                steps.append(_dropout_step(section, l, rates[l - 1], sizes, batch))
+                formula = _before_the_mask(formula, l)
             steps.append(
                 _step(section, l, f"Z{l}", formula, sizes, batch, **backward_flags, note=note)
             )
-        steps += _shared_steps(section, l, sizes, batch, input_gradient)
-    return Derivation(tuple(sizes), tuple(names), loss, batch, bool(input_gradient), tuple(steps))
+        steps += _shared_steps(section, l, sizes, batch, input_gradient, l2)
+    return Derivation(
+        tuple(sizes), tuple(names), loss, batch, bool(input_gradient), tuple(steps), l2,
+        rates if any(rates) else (),
+    )  # fmt: skip
+
+
+def _dropout_step(section: str, l: int, rate: float, sizes: Sequence[int], m: int | str) -> Step:
+    """``dFl = dAl ⊙ Ml / (1 − p)``: the forward's own mask and scale."""
+    note = (
+        f"inverted dropout (p = {rate:g}): the backward multiplies by the mask M{l} the "
+        f"forward pass cached, never a new one, and by the same 1/(1 − p); f_{l}' then "
+        f"reads F{l} = f_{l}(Z{l}), not the masked A{l}"
+    )
+    formula = f"dF{l} = dA{l} ⊙ M{l} / (1 − {_number(rate)})"
+    return _step(section, l, f"F{l}", formula, sizes, m, gradient=True, note=note)
+
+
+def _number(value: float) -> str:
+    """``0.5`` as ``0.5``, a third as ``0.3333333333333333``: short, and exact."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
+def _before_the_mask(formula: str, l: int) -> str:
+    """An activation's backward step in ``dFl`` and ``Fl`` (a dropped layer's)."""
+    for name in ("dA", "A"):
+        formula = re.sub(
+            _NOT_IN_NAME_BEFORE + f"{name}{l}" + _NOT_IN_NAME_AFTER, f"{name[:-1]}F{l}", formula
+        )
+    return formula
 
 
 def gradient_formula(derivation: Derivation, key: str) -> str:
@@ -334,7 +402,7 @@ def gradient_formula(derivation: Derivation, key: str) -> str:
 def read_by(derivation: Derivation) -> dict[str, list[str]]:
     """For every cache entry (``A0``, then ``Wl``, ``Zl``, ``Al`` per layer) and
     ``Y``: the left-hand sides of the backward steps that read it."""
-    entries = [*cache_keys(derivation.depth), "Y"]
+    entries = [*cache_keys(derivation.depth, dropout=derivation.dropout), "Y"]
     readers: dict[str, list[str]] = {entry: [] for entry in entries}
     for step in derivation.steps:
         if step.gradient:
@@ -361,15 +429,20 @@ def render(derivation: Derivation) -> str:
     d = derivation
     sizes = ", ".join(map(str, d.layer_sizes))
     batch = "m columns" if d.m == "m" else f"m = {d.m} columns"
+    regularized = (f"; weight decay λ = {d.l2:g}" if d.l2 else "") + (
+        f"; dropout {', '.join(f'{p:g}' for p in d.dropout[:-1])}" if d.dropout else ""
+    )
     lines = [
-        f"Network [{sizes}]: activations {', '.join(d.activations)}; loss {d.loss}; "
-        f"a batch of {batch}, one sample per column"
+        f"Network [{sizes}]: activations {', '.join(d.activations)}; loss {d.loss}"
+        f"{regularized}; a batch of {batch}, one sample per column"
     ]
     width = min(max(len(step.formula) for step in d.steps), _FORMULA_COLUMN)
     shape_width = min(max(len(step.shape_text) for step in d.steps), _FORMULA_COLUMN)
     current = None
     for step in d.steps:
         heading = _HEADINGS.get(step.section)
+        if step.section == "forward" and d.dropout:
+            heading = f"{_HEADINGS['forward'][:-1]}, and Fl, Ml of a dropped one)"
         if step.section in ("output", "hidden"):
             kind = "Output layer" if step.section == "output" else "Hidden layer"
             heading = f"{kind} {step.layer} ({d.activations[step.layer - 1]})"

@@ -12,12 +12,15 @@ import numpy as np
 from manual_bp import model_file, network, training
 from manual_bp import normalization as normalization_step
 from manual_bp.architecture import cache_keys, param_shapes
+from manual_bp.dropout import draw_masks
+from manual_bp.dropout import resolve as resolve_dropout
 from manual_bp.losses import LOSSES
 from manual_bp.optimizers import SGD, Optimizer, State
 from manual_bp.validation import (
     check_activations,
     check_dtype,
     check_inputs,
+    check_l2,
     check_layer_sizes,
     check_learning_rate,
     check_loss_pair,
@@ -122,6 +125,14 @@ class DNN:
         ``Nl = gammal * Zhatl + betal`` between ``Zl`` and the activation
         (``manual_bp.normalization``), adding ``gammal``, ``betal`` to
         ``params`` and, for batch normalization, ``running``.
+    l2 : keyword only: the weight decay ``λ`` in the loss,
+        ``L + λ/2 Σ_l ||Wl||²`` (``manual_bp.losses.l2_penalty``; the weights
+        only): ``compute_gradients`` adds ``λ Wl`` to every ``dWl``.  Default 0.
+    dropout : keyword only: None (default), a drop probability ``p`` in
+        [0, 1) for every hidden layer, or a list with one per hidden layer:
+        inverted dropout ``Al = Fl ⊙ Ml / (1 − p)`` (``manual_bp.dropout``) in
+        training mode, its mask ``Ml`` drawn from the net's seeded generator
+        and kept in the cache.
 
     Examples
     --------
@@ -147,6 +158,17 @@ class DNN:
     ['A1', 'B1', 'B2', 'N1', 'W1', 'W2', 'Z1', 'Z2', 'Zhat1', 'beta1', 'gamma1']
     >>> bn.running["running_mean1"].shape   # updated by that forward
     (3, 1)
+
+    With weight decay and dropout:
+
+    >>> reg = DNN([2, 4, 1], ["relu", "sigmoid"], l2=0.01, dropout=0.5)
+    >>> out, cache = reg.forward(X)          # training mode: a fresh mask M1
+    >>> cache["M1"].shape, np.unique(cache["M1"]).tolist()
+    ((4, 3), [0.0, 1.0])
+    >>> bool(np.array_equal(cache["A1"], cache["F1"] * cache["M1"] / 0.5))
+    True
+    >>> sorted(reg.compute_gradients(out, cache, Y))
+    ['A1', 'B1', 'B2', 'W1', 'W2', 'Z1', 'Z2']
     """
 
     def __init__(
@@ -158,14 +180,18 @@ class DNN:
         dtype: str | np.dtype = "float64",
         *,
         normalization: str | Sequence[str | None] | None = None,
+        l2: float = 0.0,
+        dropout: float | Sequence[float] | None = None,
     ) -> None:
         sizes, names, loss, resolved_dtype = architecture(layer_sizes, activations, loss, dtype)
         kinds = normalization_step.resolve(normalization, len(names))
+        rates = resolve_dropout(dropout, len(names))
+        l2 = check_l2(l2)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed: expected an int >= 0 or None, got {seed!r}")
         if seed is not None and seed < 0:  # numpy's generators refuse it, less clearly
             raise ValueError(f"seed: expected an int >= 0 or None, got {seed}")
-        self._configure(sizes, names, loss, resolved_dtype, seed, kinds)
+        self._configure(sizes, names, loss, resolved_dtype, seed, kinds, rates, l2)
         params = network.init_params(sizes, names, seed, resolved_dtype)
         params.update(normalization_step.init_normalization_params(sizes, kinds, resolved_dtype))
         self._params = _read_only(
@@ -183,6 +209,8 @@ class DNN:
         dtype: np.dtype,
         seed: int | None,
         normalization: tuple[str | None, ...] | None = None,
+        dropout: tuple[float, ...] = (),
+        l2: float = 0.0,
     ) -> None:
         """Everything but the parameters, from checked arguments.  No optimizer
         yet: the first ``fit`` sets it (``save`` does not carry it)."""
@@ -195,16 +223,21 @@ class DNN:
         self.seed = seed
         # One entry per layer, the output layer's None (``normalization.resolve``).
         self.normalization: tuple[str | None, ...] = normalization or (None,) * len(names)
+        # The weight decay and one drop probability per layer (the output's 0).
+        self.l2: float = l2
+        self.dropout: tuple[float, ...] = dropout or (0.0,) * len(names)
         self._running = {}
         self._rng = np.random.default_rng(seed)
         self._network_id = uuid.uuid4().hex
-        self._cache_keys = frozenset(cache_keys(len(names), normalization=self.normalization))
+        self._cache_keys = frozenset(
+            cache_keys(len(names), normalization=self.normalization, dropout=self.dropout)
+        )
         # Cached Wl have the parameters' shapes; A0, Zl and Al have nl rows and m columns.
         weights = {key: shape for key, shape in param_shapes(sizes).items() if key[0] == "W"}
         rows = {
             key: sizes[int(key[1:])]
             for key in self._cache_keys
-            if key[0] in "AZ" and key[1:].isdigit()
+            if key[0] in "AZFM" and key[1:].isdigit()
         }
         self._cache_shapes: dict[str, dict[str, Any]] = {"W": weights, "A": rows}
 
@@ -214,19 +247,26 @@ class DNN:
         It holds the architecture (``layer_sizes``, ``activations``, ``loss``,
         ``dtype``, ``seed``), a format version and every ``Wl``, ``Bl``, bit for
         bit; ``DNN.load(path)`` gives back an equal network.  The name is used
-        as given (no ``.npz`` is appended).  The shuffling generator's state is
-        not saved: a loaded network shuffles from ``seed`` again.  A normalized
-        network is refused (``ValueError``): the file format does not carry
-        ``gamma``, ``beta`` and the running statistics yet.
+        as given (no ``.npz`` is appended).  It also holds what training
+        resumes from, so that ``fit`` after ``load`` continues exactly as it
+        would have without the save: ``l2``, ``dropout``, the optimizer of the
+        last ``fit`` with its state (step count, moments) and the state of the
+        net's generator (which shuffles the mini-batches and draws the dropout
+        masks).  A normalized network is refused (``ValueError``): the file
+        format does not carry ``gamma``, ``beta`` and the running statistics yet.
         """
         if any(self.normalization):
             raise ValueError(
                 "save: the model file does not carry gamma, beta and the running statistics "
                 f"of a normalized network yet (normalization={list(self.normalization[:-1])})"
             )
+        trained = model_file.TrainingState(
+            self.l2, self.dropout, self._rng.bit_generator.state, self._optimizer,
+            self._optimizer_state if self._optimizer is not None else None,
+        )  # fmt: skip
         model_file.write(
             path, self.layer_sizes, self.activations, self.loss_name, self.dtype, self.seed,
-            self._params,
+            self._params, training=trained,
         )  # fmt: skip
 
     @classmethod
@@ -240,8 +280,16 @@ class DNN:
         """
         saved = model_file.read(path)
         net = cls.__new__(cls)
-        net._configure(saved.layer_sizes, saved.activations, saved.loss, saved.dtype, saved.seed)
+        trained = saved.training
+        net._configure(
+            saved.layer_sizes, saved.activations, saved.loss, saved.dtype, saved.seed,
+            dropout=trained.dropout, l2=trained.l2,
+        )  # fmt: skip
         net._params = _read_only(saved.params, copy=False)
+        if trained.rng_state is not None:
+            net._rng.bit_generator.state = trained.rng_state
+        if trained.optimizer is not None and trained.optimizer_state is not None:
+            net._optimizer, net._optimizer_state = trained.optimizer, trained.optimizer_state
         return net
 
     @property
@@ -276,6 +324,10 @@ class DNN:
         return dict(self._running)
 
     @property
+    def _dropped(self) -> bool:
+        return any(self.dropout)
+
+    @property
     def _normalization(self) -> dict[str, Any]:
         """The keyword the functional core takes, empty for a net without normalization."""
         return {"normalization": self.normalization} if any(self.normalization) else {}
@@ -291,7 +343,10 @@ class DNN:
             f"DNN(layer_sizes={list(self.layer_sizes)}, "
             f"activations={list(self.activations)}, loss={self.loss_name!r}, "
             f"seed={self.seed!r}, dtype={self.dtype.name!r}"
-            + (f", normalization={hidden!r})" if any(hidden) else ")")
+            + (f", normalization={hidden!r}" if any(hidden) else "")
+            + (f", l2={self.l2!r}" if self.l2 else "")
+            + (f", dropout={list(self.dropout[:-1])!r}" if any(self.dropout) else "")
+            + ")"
         )
 
     def _inputs(self, X: object) -> Array:
@@ -315,6 +370,11 @@ class DNN:
         ``training=False`` uses ``running`` and changes nothing (its cache holds
         ``running_meanl``, ``running_varl`` instead of ``mul``, ``varl``, and
         gives no gradients).
+
+        With dropout, ``training=True`` draws a fresh mask ``Ml`` for every
+        dropped layer from the net's generator (seeded by ``seed``) and caches
+        it with ``Fl = f_l(Zl)``: ``Al = Fl ⊙ Ml / (1 − pl)``;
+        ``training=False`` drops nothing.
         """
         inputs = self._inputs(X)
         targets = None if Y is None else self._targets(Y, inputs.shape[1])
@@ -325,6 +385,15 @@ class DNN:
                 self._params, inputs, self.activations, running=self._running,
                 **self._normalization,
             )  # fmt: skip
+        elif training and self._dropped:
+            masks = draw_masks(
+                self.layer_sizes, inputs.shape[1], self.dropout, self._rng, self.dtype
+            )
+            out, cache = network.forward(
+                self._params, inputs, self.activations, dropout=self.dropout, masks=masks,
+                **self._normalization,
+            )  # fmt: skip
+            self._update_running(cache)
         elif not self._normalization.get("normalization"):
             # The net's params and the checked X share self.dtype: no dtype dispatch.
             out, cache = network.forward_numpy(self._params, inputs, self.activations)
@@ -348,13 +417,15 @@ class DNN:
 
         A batch-normalized net takes the batch's statistics (the loss whose
         gradients ``compute_gradients`` gives) and leaves ``running`` as it is.
+        It includes the weight decay ``l2_penalty`` and no dropout mask (the
+        masks are a training step's, drawn by ``forward``).
         """
         inputs = self._inputs(X)
         targets = self._targets(Y, inputs.shape[1])
         return float(
             network.batch_loss(
                 self._params, inputs, targets, self.activations, self.loss_name,
-                **self._normalization,
+                l2=self.l2, **self._normalization,
             )
         )  # fmt: skip
 
@@ -383,12 +454,17 @@ class DNN:
         A normalized layer adds ``gammal``, ``betal``, ``Nl`` and ``Zhatl``;
         ``staged=True`` takes its backward stage by stage and adds ``mul``,
         ``varl`` (``manual_bp.normalization``; the closed form is the default).
+
+        With weight decay every ``dWl`` includes ``l2 Wl`` (of the ``Wl`` the
+        forward pass used); with dropout the backward multiplies by the mask
+        ``Ml`` that ``forward`` cached, never a new one.
         """
         self._check_cache(out, cache)
         targets = self._cached_or_given_targets(cache, Y)
         return network.backward(
             cache, targets, self.activations, self.loss_name, input_gradient=bool(input_gradient),
-            staged=bool(staged), **self._normalization,
+            staged=bool(staged), dropout=self.dropout if self._dropped else None, l2=self.l2,
+            **self._normalization,
         )  # fmt: skip
 
     def _cached_or_given_targets(self, cache: Mapping[str, Array], Y: object) -> Array:
@@ -498,7 +574,8 @@ class DNN:
         another optimizer starts from its ``init``.
 
         ``batch_size=None`` uses the whole batch each step.  Mini-batches are
-        shuffled by the generator seeded with ``seed``.  If an epoch ends with
+        shuffled, and dropout masks drawn, by the generator seeded with
+        ``seed``.  The losses include the weight decay (without masks).  If an epoch ends with
         a NaN or inf, ``training.TrainingDiverged`` (a ``FloatingPointError``)
         names the epoch and the parameters and optimizer state stay those of
         the last finite epoch.  ``callback(epoch, loss)``, if given, is called
@@ -530,6 +607,8 @@ class DNN:
                 callback=callback,
                 state=state,
                 on_batch=self._update_running if self._running else None,
+                l2=self.l2,
+                dropout=self.dropout if self._dropped else None,
                 **self._normalization,
             )
         except training.TrainingDiverged as diverged:

@@ -6,7 +6,19 @@ The archive holds one array per entry:
 * the architecture: ``layer_sizes`` (int64, ``[n0, ..., nL]``), ``activations``
   (L strings), ``loss`` and ``dtype`` (strings), ``seed`` (int64, -1 for None);
 * the parameters ``W1`` (n1, n0), ``B1`` (n1, 1), ..., ``WL``, ``BL`` in the
+  network's dtype, bit for bit;
+* since version 2, what training needs to resume exactly (``TRAINING_KEYS``):
+  ``l2`` (float64), ``dropout`` (float64, one drop probability per layer),
+  ``rng_state`` (the JSON of the generator's ``bit_generator.state``: the
+  one generator that shuffles the mini-batches and draws the dropout
+  masks), ``optimizer`` (JSON: its name and every field, or ``null``
+  before the first ``fit``) and its state: ``optimizer_t`` (int64, the step
+  count, -1 for an optimizer that keeps none) and one array
+  ``optimizer.<slot>.<key>`` per accumulator and parameter, in the
   network's dtype, bit for bit.
+
+A version-1 file (written before these entries existed) still loads: no
+decay, no dropout, no optimizer, and the generator seeded from ``seed``.
 
 ``read`` validates everything before a network is built and raises
 ``ModelFileError`` (a ``ValueError``) naming the file and what is wrong: a
@@ -17,15 +29,18 @@ called with ``allow_pickle=False``, so loading a file runs no code from it.
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from manual_bp.dropout import resolve as resolve_dropout
+from manual_bp.optimizers import OPTIMIZERS, Optimizer, State
 from manual_bp.validation import (
     check_activations,
     check_dtype,
@@ -34,13 +49,27 @@ from manual_bp.validation import (
     check_params,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ARCHITECTURE_KEYS = ("format_version", "layer_sizes", "activations", "loss", "dtype", "seed")
+TRAINING_KEYS = ("l2", "dropout", "rng_state", "optimizer", "optimizer_t")
 NO_SEED = -1
+NO_STEP_COUNT = -1
 
 
 class ModelFileError(ValueError):
     """A model file that cannot be loaded; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class TrainingState:
+    """What training resumes from: the regularization settings, the generator's
+    state (``None``: seeded from ``seed``) and the optimizer with its state."""
+
+    l2: float = 0.0
+    dropout: tuple[float, ...] = ()
+    rng_state: Mapping[str, Any] | None = None
+    optimizer: Optimizer | None = None
+    optimizer_state: State | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +82,75 @@ class SavedModel:
     dtype: np.dtype
     seed: int | None
     params: dict[str, np.ndarray]
+    training: TrainingState = field(default_factory=TrainingState)
+
+
+def _training_entries(training: TrainingState, depth: int) -> dict[str, np.ndarray]:
+    """The version-2 entries of ``training``."""
+    optimizer, state = training.optimizer, training.optimizer_state or {}
+    described = None
+    if optimizer is not None:
+        described = {"name": optimizer.name, "fields": optimizer.hyperparameters()}
+    entries = {
+        "l2": np.array(training.l2, dtype=np.float64),
+        "dropout": np.array(training.dropout or (0.0,) * depth, dtype=np.float64),
+        "rng_state": np.array(json.dumps(training.rng_state), dtype=str),
+        "optimizer": np.array(json.dumps(described), dtype=str),
+        "optimizer_t": np.array(state.get("t", NO_STEP_COUNT), dtype=np.int64),
+    }
+    for slot, arrays in state.items():
+        if slot != "t":
+            entries.update({f"optimizer.{slot}.{key}": np.asarray(v) for key, v in arrays.items()})
+    return entries
+
+
+def _read_training(
+    entries: dict[str, np.ndarray], depth: int, params: Mapping[str, np.ndarray], where: str
+) -> TrainingState:
+    """The training state of a version-2 file, from its training entries."""
+    missing = [key for key in TRAINING_KEYS if key not in entries]
+    if missing:
+        raise ModelFileError(f"{where}: missing entries {missing}")
+    l2 = entries.pop("l2")
+    rates = entries.pop("dropout")
+    texts = {key: _scalar(entries, key, "U", where) for key in ("rng_state", "optimizer")}
+    t = _scalar(entries, "optimizer_t", "i", where)
+    del entries["rng_state"], entries["optimizer"], entries["optimizer_t"]
+    slots = {key: entries.pop(key) for key in list(entries) if key.startswith("optimizer.")}
+    if l2.shape != () or l2.dtype != np.float64 or not (np.isfinite(l2) and l2 >= 0):
+        raise ModelFileError(f"{where}: entry 'l2' should be a float >= 0, got {l2!r}")
+    if rates.shape != (depth,) or rates.dtype != np.float64:
+        raise ModelFileError(
+            f"{where}: entry 'dropout' should be {depth} float64 drop probabilities, "
+            f"got {rates.dtype} of shape {rates.shape}"
+        )
+    try:
+        dropout = resolve_dropout([float(r) for r in rates[:-1]], depth)
+        if rates[-1] != 0:
+            raise ValueError(f"dropout: the output layer has none, got {float(rates[-1])}")
+        rng_state, described = (json.loads(texts[key]) for key in ("rng_state", "optimizer"))
+        if rng_state is not None:
+            np.random.default_rng().bit_generator.state = rng_state  # validates it
+        optimizer, state = None, None
+        if described is not None:
+            optimizer = OPTIMIZERS[described["name"]](**described["fields"])
+            state = optimizer.init(params)
+            expected = {f"optimizer.{slot}.{key}" for slot in optimizer.SLOTS for key in params}
+            if set(slots) != expected:
+                raise ValueError(
+                    f"optimizer state: expected the entries {sorted(expected)}, got {sorted(slots)}"
+                )
+            for name, array in slots.items():
+                _, slot, key = name.split(".", 2)
+                state[slot][key] = array
+            if optimizer.counts_steps:
+                state["t"] = t
+            optimizer._check_state(state, params)
+        elif slots:
+            raise ValueError(f"optimizer state without an optimizer: {sorted(slots)}")
+    except (TypeError, ValueError, KeyError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{where}: {type(error).__name__}: {error}") from None
+    return TrainingState(float(l2), dropout if any(dropout) else (), rng_state, optimizer, state)
 
 
 def parameter_keys(depth: int) -> list[str]:
@@ -67,6 +165,8 @@ def write(
     dtype: np.dtype,
     seed: int | None,
     params: Mapping[str, np.ndarray],
+    *,
+    training: TrainingState | None = None,
 ) -> Path:
     """Write the archive to ``path`` exactly (``numpy.savez`` would append ``.npz``)."""
     path = Path(path)
@@ -79,6 +179,7 @@ def write(
         "seed": np.array(NO_SEED if seed is None else seed, dtype=np.int64),
     }
     entries.update({key: np.asarray(params[key]) for key in parameter_keys(len(activations))})
+    entries.update(_training_entries(training or TrainingState(), len(activations)))
     with path.open("wb") as file:
         np.savez(file, **entries)
     return path
@@ -162,6 +263,13 @@ def read(path: str | os.PathLike) -> SavedModel:
     if seed < NO_SEED:
         raise ModelFileError(f"{where}: entry 'seed' should be >= 0 (or -1 for None), got {seed}")
     expected = set(ARCHITECTURE_KEYS) | set(parameter_keys(len(activations)))
+    training_entries = {}
+    if version >= 2:
+        training_entries = {
+            key: entries.pop(key)
+            for key in list(entries)
+            if key in TRAINING_KEYS or key.startswith("optimizer.")
+        }
     if set(entries) != expected:
         missing = sorted(expected - set(entries))
         extra = sorted(set(entries) - expected)
@@ -174,6 +282,9 @@ def read(path: str | os.PathLike) -> SavedModel:
         params = check_params(params, sizes, dtype)
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"{where}: {error}") from None
+    training = TrainingState()
+    if version >= 2:
+        training = _read_training(training_entries, len(activations), params, where)
     return SavedModel(
         layer_sizes=tuple(sizes),
         activations=tuple(activations),
@@ -181,4 +292,5 @@ def read(path: str | os.PathLike) -> SavedModel:
         dtype=dtype,
         seed=None if seed == NO_SEED else int(seed),
         params=params,
+        training=training,
     )

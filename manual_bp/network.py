@@ -60,7 +60,10 @@ import numpy as np
 from manual_bp import threads
 from manual_bp.activations import ACTIVATIONS, Activation
 from manual_bp.architecture import gradient_shapes, layer_keys, layer_sizes_of
-from manual_bp.losses import LOSSES, output_gradient
+from manual_bp.dropout import apply as apply_dropout
+from manual_bp.dropout import backward as dropout_backward
+from manual_bp.dropout import check_masks, check_rates, rate_of
+from manual_bp.losses import LOSSES, l2_penalty, l2_penalty_gradient, output_gradient
 from manual_bp.normalization import (
     closed_backward,
     kind_of,
@@ -139,14 +142,26 @@ def forward(
     *,
     normalization: Sequence[str | None] | None = None,
     running: Mapping[str, Array] | None = None,
+    dropout: Sequence[float] | None = None,
+    masks: Mapping[str, Array] | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """Forward pass over the array namespace ``xp``.
 
-    With NumPy (and no taps, no normalization) the NumPy path runs, which
-    computes the same values as ``forward_xp`` in place (see the module
-    notes); otherwise ``forward_xp``.  Parameters and returns are those of
-    ``forward_xp``.
+    With NumPy (and no taps, no normalization, no dropout) the NumPy path
+    runs, which computes the same values as ``forward_xp`` in place (see the
+    module notes); otherwise ``forward_xp``.  Parameters and returns are
+    those of ``forward_xp``; with NumPy the dropout ``masks`` are checked
+    first (``manual_bp.dropout.check_masks``).
     """
+    if masks and xp is np and not (dropout and any(dropout)):  # refused, not ignored
+        sizes = layer_sizes_of(params, X, len(activations))
+        check_masks(masks, sizes, np.shape(X)[1], dropout or ())
+    if dropout and any(dropout):
+        if xp is np:
+            sizes = layer_sizes_of(params, X, len(activations))
+            masks = check_masks(masks, sizes, np.shape(X)[1], dropout)
+        return forward_xp(params, X, activations, xp, taps, normalization=normalization,
+                          running=running, dropout=dropout, masks=masks)  # fmt: skip
     if normalization and any(normalization):
         return forward_xp(params, X, activations, xp, taps, normalization=normalization,
                           running=running)  # fmt: skip
@@ -168,6 +183,8 @@ def forward_xp(
     *,
     normalization: Sequence[str | None] | None = None,
     running: Mapping[str, Array] | None = None,
+    dropout: Sequence[float] | None = None,
+    masks: Mapping[str, Array] | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """Forward pass over the array namespace ``xp``: the definition.
 
@@ -188,13 +205,19 @@ def forward_xp(
         ``Zhatl``, ``Nl``)
     running : optional ``running_meanl``, ``running_varl``: inference mode,
         batch normalization uses them instead of the batch's statistics
+    dropout : optional, one drop probability ``pl`` per layer, the output
+        layer's 0 (``manual_bp.dropout.resolve``): inverted dropout
+        ``Al = Fl ⊙ Ml / (1 − pl)`` after ``Fl = f_l(Zl)``
+    masks : ``Ml`` (nl, m) of zeros and ones for every layer with ``pl > 0``
+        (``manual_bp.dropout.draw_masks``): an input, never drawn here.  The
+        ``Al`` tap is added after the mask.
 
     Returns
     -------
     out : (nL, m) array ``AL``
     cache : dict with ``A0`` and ``Wl``, ``Zl``, ``Al`` for l = 1..L (and a
         normalized layer's ``gammal``, ``mul``, ``varl``, ``inv_stdl``,
-        ``Zhatl``, ``Nl``)
+        ``Zhatl``, ``Nl``; a dropped layer's ``Fl`` and ``Ml``)
     """
     depth = len(activations)
     A = X
@@ -209,6 +232,11 @@ def forward_xp(
         if kind:
             Z = _normalization_step(params, Z, kind, l, xp, taps, running, cache)
         A = ACTIVATIONS[activations[l - 1]].forward(Z, xp)
+        rate = rate_of(dropout, l)
+        if rate:
+            M = xp.asarray(masks[f"M{l}"], dtype=A.dtype)  # type: ignore[index]  # checked by forward
+            cache[f"F{l}"], cache[f"M{l}"] = A, M
+            A = apply_dropout(A, M, rate)
         if taps is not None and l < depth:
             A = A + taps[f"A{l}"]
         cache[f"A{l}"] = A
@@ -299,12 +327,18 @@ def batch_loss(
     *,
     normalization: Sequence[str | None] | None = None,
     running: Mapping[str, Array] | None = None,
+    dropout: Sequence[float] | None = None,
+    masks: Mapping[str, Array] | None = None,
+    l2: float = 0.0,
 ) -> Array:
-    """``loss(forward(params, X))``: the function the oracle differentiates."""
+    """``loss(forward(params, X))``: the function the oracle differentiates,
+    plus the weight decay ``l2_penalty(params, l2)`` (``l2 / 2 sum ||Wl||^2``)."""
     _, cache = forward(
-        params, X, activations, xp, taps, normalization=normalization, running=running
-    )
-    return loss_from_cache(cache, Y, loss, len(activations), xp)
+        params, X, activations, xp, taps, normalization=normalization, running=running,
+        dropout=dropout, masks=masks,
+    )  # fmt: skip
+    value = loss_from_cache(cache, Y, loss, len(activations), xp)
+    return value + l2_penalty(params, l2, xp) if l2 else value
 
 
 def backward(
@@ -316,6 +350,9 @@ def backward(
     *,
     normalization: Sequence[str | None] | None = None,
     staged: bool = False,
+    dropout: Sequence[float] | None = None,
+    l2: float = 0.0,
+    params: Params | None = None,
 ) -> dict[str, Array]:
     """Hand-written backward pass: one loop over layers.
 
@@ -329,6 +366,13 @@ def backward(
         statistics); ``f_l'`` then reads ``Nl`` and the normalization's
         backward (``manual_bp.normalization``) takes ``dNl`` to ``dZl``
     staged : the normalization's staged backward instead of the closed form
+    dropout : as given to ``forward``: a dropped layer takes
+        ``dFl = dAl ⊙ Ml / (1 − pl)`` with the cached mask ``Ml``, and ``f_l'``
+        reads the cached ``Fl``
+    l2 : the weight decay of ``batch_loss``: ``dWl`` gains ``l2 Wl``
+        (``manual_bp.losses.l2_penalty_gradient``); the biases are not decayed
+    params : where the decayed ``Wl`` are read (default: the cache's ``Wl``,
+        the weights the forward pass used)
 
     Returns
     -------
@@ -354,7 +398,10 @@ def backward(
         shapes = gradient_shapes(sizes, m, input_gradient)
         del shapes[keys[-1].Z]
         out = new_arrays(shapes, dtype)
+    if dropout:
+        check_rates(dropout, depth)
     grads: dict[str, Array] = {}
+    weights = cache if params is None else params
     gemms = threads.gemms()
     # Every product of layer l does nl * n(l-1) * m multiply-adds (see forward).
     largest = max(n * n_prev for n, n_prev in zip(sizes[1:], sizes, strict=False)) * m
@@ -367,13 +414,20 @@ def backward(
             kind = kind_of(normalization, l)
             if l == depth:
                 dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)
-            elif kind:
-                dZ = _normalization_backward(activation, grads, cache, l, kind, staged)
             else:
-                dZ = activation.backward(grads[key.A], Z, A, out=out.get(key.Z))
+                dA, rate = grads[key.A], rate_of(dropout, l)
+                if rate:  # the forward's own mask; f_l' reads Fl = f_l(Zl)
+                    dA, A = dropout_backward(dA, cache[f"M{l}"], rate), cache[f"F{l}"]
+                if kind:
+                    dZ = _normalization_backward(activation, dA, A, grads, cache, l, kind, staged)
+                else:
+                    dZ = activation.backward(dA, Z, A, out=out.get(key.Z))
             grads[key.Z] = dZ
             grads[key.W] = matmul(dZ, cache[key.A_prev].T, out=out.get(key.W))
             grads[key.B] = dZ.sum(axis=1, keepdims=True, out=out.get(key.B))
+            if l2:
+                for name in (key.W,):  # the weights only: the biases are not decayed
+                    grads[name] += l2_penalty_gradient(weights[name], l2)
             if l > 1 or input_gradient:
                 grads[key.A_prev] = matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))
     finally:
@@ -383,6 +437,8 @@ def backward(
 
 def _normalization_backward(
     activation: Activation,
+    dA: Array,
+    A: Array,
     grads: dict[str, Array],
     cache: Mapping[str, Array],
     l: int,
@@ -390,7 +446,7 @@ def _normalization_backward(
     staged: bool,
 ) -> Array:
     """``dNl = f_l'(Nl)^T dAl``, then ``dgammal``, ``dbetal`` and ``dZl`` (either form)."""
-    dN = activation.backward(grads[f"A{l}"], cache[f"N{l}"], cache[f"A{l}"])
+    dN = activation.backward(dA, cache[f"N{l}"], A)
     grads[f"N{l}"] = dN
     grads[f"gamma{l}"], grads[f"beta{l}"] = parameter_gradients(dN, cache[f"Zhat{l}"])
     dZ, intermediates = (staged_backward if staged else closed_backward)(dN, cache, l, kind)

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from manual_bp.architecture import layer_sizes_of
+from manual_bp.dropout import draw_masks
 from manual_bp.network import backward, batch_loss, forward
 from manual_bp.optimizers import SGD, State
 
@@ -43,10 +45,17 @@ def backprop_gradients(
     loss: str,
     *,
     normalization: Sequence[str | None] | None = None,
+    dropout: Sequence[float] | None = None,
+    masks: Mapping[str, Array] | None = None,
+    l2: float = 0.0,
 ) -> dict[str, Array]:
-    """The hand-written gradients of one batch: ``forward``, then ``backward``."""
-    _, cache = forward(params, X, activations, normalization=normalization)
-    return backward(cache, Y, activations, loss, normalization=normalization)
+    """The hand-written gradients of one batch: ``forward``, then ``backward``
+    (with the batch's dropout ``masks`` and the weight decay ``l2``)."""
+    _, cache = forward(
+        params, X, activations, normalization=normalization, dropout=dropout, masks=masks
+    )
+    return backward(cache, Y, activations, loss, normalization=normalization, dropout=dropout,
+                    l2=l2)  # fmt: skip
 
 
 def sgd_step(
@@ -123,6 +132,8 @@ def fit(
     *,
     normalization: Sequence[str | None] | None = None,
     on_batch: Callable[[Mapping[str, Array]], None] | None = None,
+    l2: float = 0.0,
+    dropout: Sequence[float] | None = None,
 ) -> tuple[dict[str, Array], list[float], State]:
     """Mini-batch training on the hand-written gradients (or on ``gradients``:
     ``reference.autodiff_training`` passes jax.grad's, so both nets train alike).
@@ -142,12 +153,23 @@ def fit(
     whole ``(X, Y)``.  ``on_batch``, if given, is called with each
     mini-batch's training-mode cache before the step (``DNN.fit`` updates its
     running statistics there); ``gradients`` then gets ``normalization=``.
+
+    ``l2`` is the weight decay in the loss (``batch_loss``): every step's
+    gradients and the epoch losses include it; ``gradients`` then gets
+    ``l2=``.  ``dropout`` (one drop probability per layer, as ``forward``
+    takes it) trains each mini-batch on masks drawn from ``rng``
+    (``manual_bp.dropout.draw_masks``, after that epoch's shuffle), so the
+    generator's state fixes every mask; ``gradients`` then gets ``dropout=``
+    and ``masks=``.  The epoch loss is taken without masks.
     """
     rule: UpdateRule = SGD(optimizer) if isinstance(optimizer, (int, float)) else optimizer
     gradients = gradients or backprop_gradients
     normalized: dict[str, Any] = (
         {"normalization": normalization} if normalization and any(normalization) else {}
     )
+    decayed: dict[str, Any] = {"l2": l2} if l2 else {}
+    rates = tuple(dropout) if dropout is not None and any(dropout) else ()
+    sizes = layer_sizes_of(params, X, len(activations))
     params = dict(params)
     state = rule.init(params) if state is None else state
     history: list[float] = []
@@ -155,12 +177,18 @@ def fit(
         start, start_state = params, state
         for columns in minibatch_indices(X.shape[1], batch_size, rng):
             X_batch, Y_batch = X[:, columns], Y[:, columns]
+            masked: dict[str, Any] = {}
+            if rates:
+                masks = draw_masks(sizes, X_batch.shape[1], rates, rng, X.dtype)
+                masked = {"dropout": rates, "masks": masks}
             if on_batch is not None:
-                on_batch(forward(params, X_batch, activations, **normalized)[1])
-            grads = gradients(params, X_batch, Y_batch, activations, loss, **normalized)
+                on_batch(forward(params, X_batch, activations, **normalized, **masked)[1])
+            grads = gradients(
+                params, X_batch, Y_batch, activations, loss, **normalized, **masked, **decayed
+            )
             params, state = rule.update({key: grads[key] for key in params}, state, params)
         with np.errstate(over="ignore", invalid="ignore"):
-            epoch_loss = float(batch_loss(params, X, Y, activations, loss, **normalized))
+            epoch_loss = float(batch_loss(params, X, Y, activations, loss, **normalized, **decayed))
         if not _all_finite(params, epoch_loss):
             raise TrainingDiverged(epoch, rule.learning_rate, start, history, start_state)
         history.append(epoch_loss)

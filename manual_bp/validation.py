@@ -197,3 +197,13 @@ def check_positive_float(value: object, name: str) -> float:
 def check_learning_rate(learning_rate: object) -> float:
     """A finite real number > 0."""
     return check_positive_float(learning_rate, "learning_rate")
+
+
+def check_l2(value: object, name: str = "l2") -> float:
+    """A weight decay strength: a finite real number >= 0 (not a bool), as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a float >= 0, got {type(value).__name__} {value!r}")
+    number = float(value)
+    if not (np.isfinite(number) and number >= 0):
+        raise ValueError(f"{name}: expected a finite float >= 0, got {value}")
+    return number

@@ -18,7 +18,7 @@ from types import FunctionType
 
 import pytest
 
-from manual_bp import activations, losses, network, normalization, optimizers
+from manual_bp import activations, dropout, losses, network, normalization, optimizers
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
 
@@ -88,7 +88,7 @@ WEIGHT_GRAD = f"matmul(dZ, {A_PREV}.T, out=out.get(key.W))"
 BIAS = "dZ.sum(axis=1, keepdims=True, out=out.get(key.B))"
 INPUT_GRAD = "matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))"
 OUTPUT = "dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)"
-HIDDEN = "dZ = activation.backward(grads[key.A], Z, A, out=out.get(key.Z))"
+HIDDEN = "dZ = activation.backward(dA, Z, A, out=out.get(key.Z))"
 
 CATALOG: list[Mutation] = [
     # --- the 1/m of the batch mean
@@ -180,7 +180,7 @@ CATALOG: list[Mutation] = [
         "wrong activation derivative",
         network.backward,
         HIDDEN,
-        "dZ = grads[key.A]",
+        "dZ = dA",
     ),
     Mutation(
         "sigmoid' written in Z",
@@ -327,6 +327,41 @@ NORMALIZATION_CATALOG: list[Mutation] = [
         normalization.closed_backward,
         "axis = AXIS[kind]",
         'axis = AXIS["batch"]',
+    ),
+]
+
+
+# Weight decay and dropout bugs: caught by the main property on cases that draw
+# a decay and dropout (``networks(regularization=True)``,
+# ``property_tests.test_gradients``).
+REGULARIZATION_CATALOG: list[Mutation] = [
+    Mutation(
+        "decay applied to biases",
+        "weight decay",
+        network.backward,
+        "for name in (key.W,):",
+        "for name in (key.W, key.B):",
+    ),
+    Mutation(
+        "decay term missing its lambda",
+        "weight decay",
+        network.backward,
+        "l2_penalty_gradient(weights[name], l2)",
+        "weights[name]",
+    ),
+    Mutation(
+        "mask not rescaled by 1/(1 - p)",
+        "dropout",
+        dropout.backward,
+        "return (dA * M) / (1 - rate)",
+        "return dA * M",
+    ),
+    Mutation(
+        "mask redrawn in backward",
+        "dropout",
+        network.backward,
+        'dropout_backward(dA, cache[f"M{l}"], rate)',
+        "dropout_backward(dA, (np.random.default_rng().random(A.shape) >= rate), rate)",
     ),
 ]
 

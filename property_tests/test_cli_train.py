@@ -232,6 +232,13 @@ def test_an_out_folder_that_cannot_be_made_is_refused_before_training(capsys):
         (["--optimizer", "adam:b1=1.5"], "--optimizer: b1: expected a finite float in [0.0, 1.0)"),
         (["--optimizer", "rmsprop:eps_in_sqr=false"], "--optimizer: rmsprop has the options"),
         (["--optimizer", "sgd", "--learning-rate", "-1"], "--learning-rate: expected a finite"),
+        (["--l2", "-0.1"], "argument --l2: expected a finite float >= 0, got -0.1"),
+        (["--dropout", "1"], "--dropout: dropout: expected drop probabilities in [0, 1), got 1.0"),
+        (["--dropout", "0.5,x"], "argument --dropout: expected finite numbers, got x"),
+        (
+            ["--dropout", "0.5,0.5,0.5"],
+            "--dropout: dropout: expected one probability per hidden layer (2), got 3",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(arguments, message, tmp_path):
@@ -314,3 +321,20 @@ def test_without_jax_it_says_which_extra_to_install(monkeypatch, tmp_path):
     code, _, stderr = run(["train", "--out", str(tmp_path)])
     assert code == 2
     assert "train needs jax" in stderr and "pip install 'manual-bp[oracle]'" in stderr
+
+
+def test_train_with_decay_and_dropout_matches_fit_and_the_autodiff_curve(tmp_path):
+    """--l2 and --dropout: the manual curve is DNN.fit's with the same settings
+    (the same masks from the same seed), jax.grad's coincides with it, and the
+    gradient checks (on masks of their own) pass."""
+    arguments = [*MOONS, "--l2", "0.01", "--dropout", "0.25", "--out", str(tmp_path)]
+    arguments[arguments.index("--layers") + 1] = "2,6,5,1"
+    code, stdout, _ = run(arguments)
+    assert code == 0, stdout
+    assert "l2=0.01, dropout=[0.25, 0.25]" in stdout
+    _, history = read_history(tmp_path / "history.csv")
+    np.testing.assert_allclose(history[:, 2], history[:, 1], rtol=1e-12, atol=0)
+    X, Y = DATASETS["moons"](40, seed=0)
+    net = DNN([2, 6, 5, 1], ["tanh", "tanh", "sigmoid"], seed=0, l2=0.01, dropout=0.25)
+    expected = [net.loss(X, Y), *net.fit(X, Y, EPOCHS, learning_rate=0.5, batch_size=16)]
+    np.testing.assert_array_equal(history[:, 1], expected)

@@ -29,12 +29,14 @@ SEED_NET = ([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy")
 # Backward formulas that read as Python once the symbols are translated; the
 # others (conditionals, gelu's u, silu's s) are checked for shapes and reads.
 EVALUATED = {"identity", "relu", "sigmoid", "tanh", "softplus", "softmax"}
-_SYMBOL = re.compile(r"(?<![A-Za-z0-9_])(d?[WBAZ][0-9]+|Y)(?![A-Za-z0-9_])")
+_SYMBOL = re.compile(r"(?<![A-Za-z0-9_])(d?[WBAZFM][0-9]+|Y)(?![A-Za-z0-9_])")
 
 
 def evaluate(formula: str, values: dict[str, np.ndarray], m: int) -> np.ndarray:
     """The right-hand side of a formula, read as NumPy."""
     expression = formula.split(" = ", 1)[1]
+    # The decay's scalar: "0.01 · W2" (a number, not a variable's index).
+    expression = re.sub(r"(?<![A-Za-z0-9_.])([0-9][0-9.e+-]*) · ", r"\1 * ", expression)
     for text, python in [("⊙", "*"), ("−", "-"), ("·", "@"), ("ᵀ", ".T")]:
         expression = expression.replace(text, python)
     expression = re.sub(r"Σ_columns (\w+)", r"rowsum(\1)", expression)
@@ -103,10 +105,33 @@ def test_the_output_step_is_fused_exactly_for_the_canonical_pair(case):
 @examples(0.5)
 @given(networks(max_depth=4, max_width=4, max_batch=4, dtypes=("float64",)))
 def test_the_printed_formulas_and_shapes_reproduce_backward(case):
+    assert_the_printed_formulas_reproduce_backward(case)
+
+
+@examples(0.3)
+@given(networks(max_depth=4, max_width=4, max_batch=4, dtypes=("float64",), regularization=True))
+def test_the_printed_decay_and_dropout_steps_reproduce_backward(case):
+    """``dWl = dZl · A(l-1)ᵀ + λ · Wl``, ``dFl = dAl ⊙ Ml / (1 − p)`` and the
+    activation's step in ``dFl``, ``Fl``, evaluated, give backward's arrays."""
+    derivation = assert_the_printed_formulas_reproduce_backward(case)
+    for l, rate in enumerate(case.dropout, start=1):
+        if rate:
+            assert derivation.steps[[s.key for s in derivation.steps].index(f"F{l}")].reads
+            assert f"dF{l} = dA{l} ⊙ M{l} / (1 − " in derivation.text()
+    for l in range(1, case.depth + 1):
+        assert (" · W" in derivation.gradient_step(f"W{l}").formula) == bool(case.l2)
+
+
+def assert_the_printed_formulas_reproduce_backward(case) -> Derivation:
     m = case.X.shape[1]
-    _, cache = forward(case.params, case.X, case.activations)
-    grads = backward(cache, case.Y, case.activations, case.loss, input_gradient=True)
-    derivation = derive(case.layer_sizes, case.activations, case.loss, m, input_gradient=True)
+    _, cache = forward(case.params, case.X, case.activations, **case.forward_options)
+    grads = backward(
+        cache, case.Y, case.activations, case.loss, input_gradient=True, **case.backward_options
+    )
+    derivation = derive(
+        case.layer_sizes, case.activations, case.loss, m, input_gradient=True, l2=case.l2,
+        dropout=case.dropout or None,
+    )  # fmt: skip
     values = {**cache, "Y": case.Y}
     text = derivation.text()
     for step in backward_steps(derivation):
@@ -132,6 +157,7 @@ def test_the_printed_formulas_and_shapes_reproduce_backward(case):
             np.testing.assert_allclose(result, grads[step.key], rtol=1e-12, atol=1e-290)
             result = grads[step.key]  # the next steps start from backward's own values
         values[f"d{step.key}"] = result
+    return derivation
 
 
 def test_the_seed_network_reads_what_the_seed_says():
@@ -199,6 +225,28 @@ def test_explain_prints_and_writes_the_derivation(capsys, tmp_path):
     assert "What the backward pass reads from the cache" in printed
 
 
+def test_explain_derives_decay_and_dropout_given_or_saved(capsys, tmp_path):
+    argv = ["explain", "--layers", "2,4,4,1", "--activations", "relu,tanh,sigmoid"]
+    argv += ["--l2", "0.01", "--dropout", "0.5,0.25", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    expected = derive(
+        [2, 4, 4, 1], ["relu", "tanh", "sigmoid"], "binary_cross_entropy", l2=0.01,
+        dropout=(0.5, 0.25, 0.0),
+    )  # fmt: skip
+    assert printed.rstrip("\n") == expected.text()
+    assert "dW1 = dZ1 · A0ᵀ + 0.01 · W1" in printed and "dF2 = dA2 ⊙ M2 / (1 − 0.25)" in printed
+    from manual_bp import DNN
+
+    DNN([2, 4, 4, 1], ["relu", "tanh", "sigmoid"], l2=0.01, dropout=[0.5, 0.25]).save(
+        tmp_path / "net.npz"
+    )
+    assert main(["explain", "--model", str(tmp_path / "net.npz"), "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.rstrip("\n") == expected.text()
+    assert exit_code(["explain", "--model", str(tmp_path / "net.npz"), "--l2", "0.1"]) == 2
+    assert "drop --l2" in capsys.readouterr().err
+
+
 def test_explain_defaults_to_the_seed_network(capsys, tmp_path):
     assert main(["explain", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.rstrip("\n") == derive(*SEED_NET).text()
@@ -232,6 +280,9 @@ def test_explain_help_has_examples(capsys):
         (["--layers", "2,3,1", "--loss", "cross_entropy"], "--loss"),
         (["--batch", "0"], "--batch"),
         (["--out", "/dev/null/folder"], "--out"),
+        (["--dropout", "1.5"], "--dropout"),
+        (["--dropout", "0.5,0.5,0.5"], "--dropout"),
+        (["--l2", "-1"], "--l2"),
     ],
 )
 def test_explain_names_the_bad_argument(capsys, tmp_path, argv, named):

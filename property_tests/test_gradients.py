@@ -21,6 +21,13 @@ def test_every_gradient_and_the_loss_match_the_oracle(case):
     assert_matches_oracle(case)
 
 
+@examples(0.5)
+@given(networks(regularization=True))
+def test_weight_decay_and_dropout_match_the_oracle(case):
+    """The main law on cases with a weight decay and dropout masks."""
+    assert_matches_oracle(case)
+
+
 @examples(0.3)
 @given(seed_networks())
 def test_the_seed_network_matches_the_oracle(case):

@@ -64,14 +64,17 @@ def test_grads_cache_and_params_keep_the_dtype_and_shapes(case):
 
 
 @examples(0.3)
-@given(networks(max_depth=3, max_width=8, max_batch=8), st.integers(1, 8))
+@given(networks(max_depth=3, max_width=8, max_batch=8, regularization=True), st.integers(1, 8))
 def test_no_public_function_changes_its_inputs(case, batch_size):
     # Writable copies (a case's own arrays are read-only, which would hide a write).
     params = {key: value.copy() for key, value in case.params.items()}
     X, Y = case.X.copy(), case.Y.copy()
-    originals = copy.deepcopy((params, X, Y))
+    masks = {key: value.copy() for key, value in case.masks.items()}
+    originals = copy.deepcopy((params, X, Y, masks))
 
-    net = DNN(case.layer_sizes, case.activations, case.loss, seed=0, dtype=case.dtype)
+    regularized = dict(l2=case.l2, dropout=list(case.dropout[:-1]) or None)
+    net = DNN(case.layer_sizes, case.activations, case.loss, seed=0, dtype=case.dtype,
+              **regularized)  # fmt: skip
     net.params = params
     out, cache = net.forward(X)
     cache_before = copy.deepcopy(cache)
@@ -86,19 +89,23 @@ def test_no_public_function_changes_its_inputs(case, batch_size):
     with contextlib.suppress(TrainingDiverged):
         net.fit(X, Y, epochs=1, batch_size=batch_size, optimizer=Adam(0.01))
 
-    _, functional_cache = forward(params, X, case.activations)
-    functional_grads = backward(functional_cache, Y, case.activations, case.loss)
-    batch_loss(params, X, Y, case.activations, case.loss)
+    dropped = {"dropout": case.dropout, "masks": masks} if case.dropout else {}
+    _, functional_cache = forward(params, X, case.activations, **dropped)
+    functional_grads = backward(
+        functional_cache, Y, case.activations, case.loss, dropout=case.dropout, l2=case.l2
+    )
+    batch_loss(params, X, Y, case.activations, case.loss, l2=case.l2, **dropped)
     sgd_step(params, functional_grads, 0.1)
     adam = Adam(0.01)
     adam.update({key: functional_grads[key] for key in params}, adam.init(params), params)
     with contextlib.suppress(TrainingDiverged):
         fit(
-            params, X, Y, case.activations, case.loss, 1, 0.01, batch_size, np.random.default_rng(0)
-        )
+            params, X, Y, case.activations, case.loss, 1, 0.01, batch_size,
+            np.random.default_rng(0), l2=case.l2, dropout=case.dropout,
+        )  # fmt: skip
     init_params(case.layer_sizes, case.activations, 0, case.dtype)
 
-    for before, after in zip(originals, (params, X, Y), strict=True):
+    for before, after in zip(originals, (params, X, Y, masks), strict=True):
         np.testing.assert_equal(before, after)
     np.testing.assert_equal(cache_before, cache)
     np.testing.assert_equal(grads_before, grads)

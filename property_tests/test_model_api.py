@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 
+import manual_bp.network
 from manual_bp import DNN, forward
 
 X = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, -1.0]])
@@ -149,3 +150,56 @@ def test_fit_calls_back_with_each_epoch_and_its_loss():
     assert seen == list(enumerate(history, start=1))
     with pytest.raises(TypeError, match=r"^callback: expected a function callback\(epoch, loss\)"):
         net.fit(X, Y, epochs=1, learning_rate=0.5, callback=3)
+
+
+def test_decay_and_dropout_gradients_match_the_oracle_on_the_cached_mask():
+    """DNN(l2=, dropout=): forward draws a mask, compute_gradients uses it and
+    adds l2 Wl; jax.grad of the same forward with that mask agrees."""
+    from reference.cases import Case
+    from reference.compare import compare
+
+    X = np.random.default_rng(0).standard_normal((2, 9))
+    Y = (X[:1] > 0).astype(float)
+    net = DNN([2, 6, 5, 1], ["tanh", "sigmoid", "sigmoid"], l2=0.3, dropout=[0.5, 0.25], seed=1)
+    out, cache = net.forward(X, Y)
+    grads = net.compute_gradients(out, cache)
+    masks = {key: cache[key] for key in ("M1", "M2")}
+    case = Case(net.params, X, Y, net.activations, net.loss_name, l2=0.3,
+                dropout=net.dropout, masks=masks)  # fmt: skip
+    comparison = compare(case, grads)
+    assert comparison.ok, comparison.report()
+    # Inference drops nothing; the next training forward draws another mask.
+    assert set(net.forward(X, training=False)[1]).isdisjoint(masks)
+    assert not np.array_equal(net.forward(X)[1]["M1"], masks["M1"])
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"l2": -0.1}, ValueError, r"^l2: expected a finite float >= 0, got -0.1$"),
+        ({"l2": "0.1"}, TypeError, r"^l2: expected a float >= 0, got str"),
+        ({"dropout": 1.0}, ValueError, r"^dropout: expected drop probabilities in \[0, 1\)"),
+        ({"dropout": [0.5]}, ValueError, r"^dropout: expected one probability per hidden layer"),
+        ({"dropout": "0.5"}, TypeError, r"^dropout: expected None, a drop probability"),
+    ],
+)
+def test_bad_decay_or_dropout_is_refused_by_name(options, error, message):
+    with pytest.raises(error, match=message):
+        DNN([2, 3, 3, 1], **options)
+
+
+@pytest.mark.parametrize(
+    ("dropout", "masks", "message"),
+    [
+        ((0.5, 0.5), {"M1": np.ones((3, 4)), "M2": np.ones((1, 4))}, r"the output layer's 0"),
+        ((0.5,), {"M1": np.ones((3, 4))}, r"per layer \(2\)"),
+        ((0.5, 0.0), {}, r"masks: expected \['M1'\].*got \[\]"),
+        ((0.5, 0.0), {"M1": np.ones((4, 3))}, r"masks\['M1'\]: expected shape \(3, 4\)"),
+        ((0.5, 0.0), {"M1": np.full((3, 4), 0.5)}, r"masks\['M1'\]: expected zeros and ones"),
+        ((0.0, 0.0), {"M1": np.ones((3, 4))}, r"masks: expected \[\]"),
+    ],
+)
+def test_the_functional_forward_refuses_bad_dropout_by_name(dropout, masks, message):
+    params = manual_bp.network.init_params([2, 3, 1], ["tanh", "sigmoid"])
+    with pytest.raises(ValueError, match=message):
+        forward(params, np.ones((2, 4)), ["tanh", "sigmoid"], dropout=dropout, masks=masks)

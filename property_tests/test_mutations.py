@@ -9,7 +9,7 @@ same example budget, no shrinking (detection is what is measured here).
 import pytest
 from hypothesis import Phase, given, settings
 
-from property_tests.mutations import CATALOG, OPTIMIZER_CATALOG, inject
+from property_tests.mutations import CATALOG, OPTIMIZER_CATALOG, REGULARIZATION_CATALOG, inject
 from property_tests.test_gradients import assert_matches_oracle
 from property_tests.test_optimizers import assert_steps_match_optax
 from reference.cases import networks
@@ -46,10 +46,42 @@ def test_the_main_property_catches_the_bug(mutation, monkeypatch):
     print(f"{mutation.name}: caught after {examples_run} examples")
 
 
+@pytest.mark.parametrize(
+    "mutation", REGULARIZATION_CATALOG, ids=[mutation.name for mutation in REGULARIZATION_CATALOG]
+)
+def test_the_main_property_catches_the_decay_or_dropout_bug(mutation, monkeypatch):
+    """The main property on cases with decay and dropout, under the budget it
+    runs with in the suite (test_gradients.py: half the profile's examples)."""
+    inject(mutation, monkeypatch)
+    examples_run = 0
+
+    @settings(
+        settings.get_profile("ci"),
+        max_examples=max(5, CI_BUDGET // 2),
+        phases=[Phase.generate],
+        database=None,
+        print_blob=False,
+    )
+    @given(networks(regularization=True))
+    def main_property(case):
+        nonlocal examples_run
+        examples_run += 1
+        assert_matches_oracle(case)
+
+    with pytest.raises(AssertionError):
+        main_property()
+    print(f"{mutation.name}: caught after {examples_run} examples")
+
+
 def test_the_optimizer_catalog_has_the_four_named_bugs():
     names = {mutation.name for mutation in OPTIMIZER_CATALOG}
     assert len(names) == len(OPTIMIZER_CATALOG) >= 4
-    for bug in ("Adam without bias correction", "momentum with the wrong sign"):
+    for bug in (
+        "Adam without bias correction",
+        "momentum with the wrong sign",
+        "RMSProp squared-gradient average with the wrong decay",
+        "AdamW couples the decay into the gradient",
+    ):
         assert bug in names
 
 

@@ -29,7 +29,15 @@ from manual_bp.network import forward
 from property_tests.budget import examples
 from property_tests.mutations import Mutation, mutated
 from reference import padding
-from reference.cases import DTYPES, INPUT_BOUND, Case, matrices, params_for, targets
+from reference.cases import (
+    DTYPES,
+    INPUT_BOUND,
+    Case,
+    matrices,
+    params_for,
+    regularizations,
+    targets,
+)
 from reference.oracle import oracle_gradients
 from reference.tolerance import SAFETY, TINY64, _forward_errors, tolerances
 
@@ -56,7 +64,10 @@ def fixed_shape_cases(draw) -> Case:
     params = draw(params_for(tuple(sizes), dtype))
     X = draw(matrices((sizes[0], m), INPUT_BOUND, dtype))
     Y = draw(targets(loss, (sizes[-1], m), dtype))
-    return Case(params, X, Y, activations, loss)
+    # Weight decay and dropout (its masks: the padded ones must change nothing);
+    # one pattern per architecture, so the unpadded oracle compiles twice at most.
+    options = draw(regularizations(tuple(sizes), m, (0.0, 0.5), shared=True))
+    return Case(params, X, Y, activations, loss, **options)
 
 
 def disagreement(case: Case) -> tuple[float, str]:
@@ -65,8 +76,12 @@ def disagreement(case: Case) -> tuple[float, str]:
         oracle_gradients(case, input_gradient=True, padded=flag) for flag in (True, False)
     )
     params64 = {key: value.astype(np.float64) for key, value in case.params.items()}
-    case64 = Case(params64, case.X, case.Y.astype(np.float64), case.activations, case.loss)
-    _, cache = forward(params64, case.X.astype(np.float64), case.activations)
+    case64 = Case(
+        params64, case.X, case.Y.astype(np.float64), case.activations, case.loss,
+        dropout=case.dropout, masks=case.masks,
+    )  # fmt: skip
+    _, cache = forward(params64, case.X.astype(np.float64), case.activations,
+                       **case64.forward_options)  # fmt: skip
     bound = tolerances(case64, cache, unpadded.grads, oracle_Z=unpadded.Z)
     pairs = {"loss": (padded.loss, unpadded.loss, bound.loss)}
     pairs.update(
@@ -74,7 +89,9 @@ def disagreement(case: Case) -> tuple[float, str]:
     )
     # Zl: the forward part of the same bound, SAFETY u EZl.
     u = bound.unit
-    EZ, _, _ = _forward_errors(params64, cache, case.activations, TINY64 / u, u, unpadded.Z)
+    EZ, _, _ = _forward_errors(
+        params64, cache, case.activations, TINY64 / u, u, unpadded.Z, case.dropout
+    )
     pairs.update(
         {f"forward Z{l}": (padded.Z[f"Z{l}"], unpadded.Z[f"Z{l}"], SAFETY * u * EZ[l]) for l in EZ}
     )
@@ -138,6 +155,42 @@ def test_a_padding_bug_breaks_the_agreement(bug, monkeypatch, fresh_compilation)
     monkeypatch.setattr(padding, bug.function.__name__, mutated(bug))
     worst = max(disagreement(case)[0] for case in padding_bug_cases())
     assert worst > 1e6
+
+
+# Dropout's padding: the padded masks are ones and the keep probabilities of
+# the identity layers 1, so that they change nothing.
+DROPOUT_PADDING_BUGS = [
+    Mutation(
+        "padded masks of zeros",
+        "padding",
+        padding.pad_masks,
+        "np.ones((size.depth",
+        "np.zeros((size.depth",
+    ),
+    Mutation(
+        "keep probability 1 − p applied as p",
+        "padding",
+        padding.pad_masks,
+        "= 1 - case.dropout[l - 1]",
+        "= case.dropout[l - 1]",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "bug", DROPOUT_PADDING_BUGS, ids=[bug.name for bug in DROPOUT_PADDING_BUGS]
+)
+def test_a_dropout_padding_bug_breaks_the_agreement(bug, monkeypatch):
+    case = padding_bug_cases()[0]
+    rng = np.random.default_rng(1)
+    mask = (rng.random((case.layer_sizes[1], case.m)) >= 0.25).astype(np.float64)
+    dropped = Case(
+        case.params, case.X, case.Y, case.activations, case.loss,
+        dropout=(0.25, 0.0), masks={"M1": mask},
+    )  # fmt: skip
+    assert disagreement(dropped)[0] <= AGREEMENT
+    monkeypatch.setattr(padding, bug.function.__name__, mutated(bug))
+    assert disagreement(dropped)[0] > 1e6
 
 
 def padding_bug_cases() -> list[Case]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from manual_bp.losses import l2_penalty_gradient
 from manual_bp.optimizers import State
 from manual_bp.training import UpdateRule, fit
 from reference.cases import Case
@@ -30,16 +31,26 @@ def autodiff_parameter_gradients(
     loss: str,
     *,
     normalization: Sequence[str | None] = (),
+    dropout: Sequence[float] = (),
+    masks: Mapping[str, Array] | None = None,
+    l2: float = 0.0,
 ) -> dict[str, Array]:
     """dL/dWl and dL/dBl (and ``gammal``, ``betal``) for l = 1..L from
-    ``jax.grad`` (float64).
+    ``jax.grad`` (float64), with the dropout ``masks`` and the weight decay
+    ``l2 Wl`` (``manual_bp.losses.l2_penalty_gradient``) as ``fit`` gives them.
 
     ``X`` is ``(n0, m)`` and ``Y`` is ``(nL, m)``; the result has the keys and
     shapes of ``params``, and their dtype, as the hand-written gradients have
     (the optimizers refuse mixed dtypes rather than upcast silently).
     """
-    case = Case(params, X, Y, activations, loss, normalization=tuple(normalization))
+    case = Case(
+        params, X, Y, activations, loss, normalization=tuple(normalization),
+        dropout=tuple(dropout), masks=masks or {},
+    )  # fmt: skip
     grads = oracle_gradients(case).grads
+    for key in grads:
+        if key[0] == "W" and key[1:].isdigit() and l2:
+            grads[key] = grads[key] + l2_penalty_gradient(np.asarray(params[key], np.float64), l2)
     return {key: grads[key].astype(np.asarray(params[key]).dtype) for key in params}
 
 
@@ -56,9 +67,12 @@ def autodiff_fit(
     rng: np.random.Generator,
     state: State | None = None,
     normalization: Sequence[str | None] | None = None,
+    l2: float = 0.0,
+    dropout: Sequence[float] | None = None,
 ) -> tuple[dict[str, Array], list[float], State]:
-    """``manual_bp.training.fit`` with ``jax.grad`` gradients (``normalization``
-    as ``fit`` takes it).
+    """``manual_bp.training.fit`` with ``jax.grad`` gradients (``normalization``,
+    ``l2`` and ``dropout`` as ``fit`` takes them: the same masks for the same
+    generator state).
 
     ``optimizer`` is a ``manual_bp.optimizers`` optimizer (or
     ``reference.optimizer_oracle.OptaxOptimizer``, optax's step), or a
@@ -85,4 +99,5 @@ def autodiff_fit(
     return fit(
         params, X, Y, activations, loss, epochs, optimizer, batch_size, rng,
         gradients=autodiff_parameter_gradients, state=state, normalization=normalization,
+        l2=l2, dropout=dropout,
     )  # fmt: skip

@@ -41,12 +41,15 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import layer_sizes_of, param_shapes
+from manual_bp.dropout import check_masks
+from manual_bp.dropout import resolve as resolve_dropout
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN
 from manual_bp.normalization import resolve
@@ -98,6 +101,16 @@ class Case:
         then ``params`` also holds ``gammal``, ``betal`` of each normalized
         layer.  The oracle side differentiates the training mode (the
         batch's statistics).
+    l2 : float, keyword only
+        The weight decay in the loss, ``l2 / 2 * sum ||Wl||^2``
+        (``manual_bp.losses.l2_penalty``); 0 (default): none.
+    dropout : tuple[float, ...], keyword only
+        ``()`` (none) or one drop probability per layer, the output layer's 0
+        (``manual_bp.dropout.resolve``), with ``masks``.
+    masks : Mapping[str, ndarray], keyword only
+        ``Ml`` (nl, m), zeros and ones, for every layer with a drop
+        probability above 0: the mask is part of the case, so the oracle
+        differentiates the same forward with the same mask.
     """
 
     params: Mapping[str, Array]
@@ -106,6 +119,9 @@ class Case:
     activations: Sequence[str]
     loss: str
     normalization: tuple[str | None, ...] = field(default=(), kw_only=True)
+    l2: float = field(default=0.0, kw_only=True)
+    dropout: tuple[float, ...] = field(default=(), kw_only=True)
+    masks: Mapping[str, Array] = field(default_factory=dict, kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.params, Mapping):
@@ -140,18 +156,46 @@ class Case:
         for key, shape in expected.items():
             check_shape(params[key], f"params[{key!r}]", shape)
         check_shape(Y, "Y", (sizes[-1], X.shape[1]))
+        l2 = self.l2
+        if isinstance(l2, bool) or not isinstance(l2, int | float) or not 0 <= l2 < np.inf:
+            raise ValueError(f"l2: expected a finite number >= 0, got {l2!r}")
+        object.__setattr__(self, "l2", float(l2))
+        dropout = self.dropout
+        if dropout:
+            dropout = resolve_dropout(list(dropout)[:-1], depth) if depth > 1 else (0.0,)
+            if tuple(self.dropout) != dropout:
+                raise ValueError(
+                    "dropout: expected one drop probability per layer, the output layer's 0, "
+                    f"got {self.dropout!r}"
+                )
+            dropout = dropout if any(dropout) else ()
+        masks = check_masks(self.masks, sizes, X.shape[1], dropout)
+        frozen_masks = {
+            key: _frozen(mask.astype(params["W1"].dtype), f"masks[{key!r}]")
+            for key, mask in masks.items()
+        }
+        object.__setattr__(self, "dropout", dropout)
+        object.__setattr__(self, "masks", MappingProxyType(frozen_masks))
         object.__setattr__(self, "params", MappingProxyType(params))
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "Y", Y)
         object.__setattr__(self, "activations", activations)
 
     @classmethod
-    def of_network(cls, net: DNN, X: object, Y: object) -> Case:
-        """The case of a ``DNN`` on one batch: its params, activations and loss;
-        ``X`` and ``Y`` in the net's dtype."""
+    def of_network(
+        cls, net: DNN, X: object, Y: object, *, masks: Mapping[str, Array] | None = None
+    ) -> Case:
+        """The case of a ``DNN`` on one batch: its params, activations, loss and
+        weight decay; ``X`` and ``Y`` in the net's dtype.  With ``masks`` (one
+        ``Ml`` per dropped layer, ``manual_bp.dropout.draw_masks``) its dropout
+        too; without, the net as inference runs it."""
         X, Y = np.asarray(X, dtype=net.dtype), np.asarray(Y, dtype=net.dtype)
         normalization = net.normalization if any(net.normalization) else ()
-        return cls(net.params, X, Y, net.activations, net.loss_name, normalization=normalization)
+        dropped: dict[str, Any] = {"dropout": net.dropout, "masks": masks} if masks else {}
+        return cls(
+            net.params, X, Y, net.activations, net.loss_name, normalization=normalization,
+            l2=net.l2, **dropped,
+        )  # fmt: skip
 
     def refuse_normalization(self, what: str) -> None:
         """``ValueError`` for a normalized case, from a step that has no
@@ -162,6 +206,26 @@ class Case:
                 f"(normalization={self.normalization!r}) is compared with the oracle by "
                 "oracle_gradients and property_tests/test_normalization.py"
             )
+
+    @property
+    def forward_options(self) -> dict[str, Any]:
+        """The keywords of ``manual_bp.network.forward`` this case needs
+        (its dropout and masks; empty without dropout)."""
+        return {"dropout": self.dropout, "masks": dict(self.masks)} if self.dropout else {}
+
+    @property
+    def backward_options(self) -> dict[str, Any]:
+        """The keywords of ``manual_bp.network.backward`` this case needs
+        (its dropout and weight decay, the decayed ``Wl`` from ``params``)."""
+        options: dict[str, Any] = {"dropout": self.dropout} if self.dropout else {}
+        if self.l2:
+            options.update(l2=self.l2, params=self.params)
+        return options
+
+    @property
+    def regularized(self) -> bool:
+        """Whether the case has weight decay or dropout."""
+        return bool(self.l2 or self.dropout)
 
     @property
     def depth(self) -> int:
@@ -198,6 +262,15 @@ class Case:
             f"    X={literal(self.X)},\n    Y={literal(self.Y)},\n"
             f"    activations={self.activations!r},\n    loss={self.loss!r},\n"
             + (f"    normalization={self.normalization!r},\n" if self.normalization else "")
+            + (f"    l2={self.l2!r},\n" if self.l2 else "")
+            + (f"    dropout={self.dropout!r},\n" if self.dropout else "")
+            + (
+                "    masks={"
+                + ", ".join(f"{key!r}: {literal(v)}" for key, v in self.masks.items())
+                + "},\n"
+                if self.masks
+                else ""
+            )
             + ")"
         )
 
@@ -403,6 +476,7 @@ def networks(
     hard_targets: bool = False,
     param_bound: float = PARAM_BOUND,
     input_bound: float = INPUT_BOUND,
+    regularization: bool = False,
 ) -> Case:
     """A whole case: architecture, dtype, parameters, inputs ``X`` and targets ``Y``.
 
@@ -411,6 +485,8 @@ def networks(
     are drawn together, so that shrinking can delete a whole hidden layer.
     ``hard_targets``: labels only (``targets(..., hard=True)``).  ``param_bound``
     and ``input_bound`` bound ``|Wl|, |Bl|`` and ``|X|`` (and mse targets).
+    ``regularization``: also draw a weight decay and dropout
+    (``regularizations``).
     """
     dtype = draw(sampled_from(tuple(dtypes)))
     m = draw(integers(1, max_batch))
@@ -437,7 +513,44 @@ def networks(
         add_layer(width, draw(sampled_from(tuple(output_activations(loss)))))
     X = draw(matrices((sizes[0], m), input_bound, dtype))
     Y = draw(targets(loss, (sizes[-1], m), dtype, hard_targets, input_bound))
-    return Case(params, X, Y, tuple(activations), loss)
+    options = draw(regularizations(tuple(sizes), m)) if regularization else {}
+    return Case(params, X, Y, tuple(activations), loss, **options)
+
+
+# Simplest first (each shrinks to no decay, no dropout): decay strengths from
+# tiny to strong, drop probabilities from a third to 0.9 (a scale of 10).
+L2_STRENGTHS = (0.0, 1e-3, 0.1, 1.0, 7.5)
+DROP_PROBABILITIES = (0.0, 0.5, 1 / 3, 0.1, 0.9)
+
+
+@functools.cache
+@st.composite
+def regularizations(
+    draw,
+    sizes: tuple[int, ...],
+    m: int,
+    probabilities: tuple[float, ...] = DROP_PROBABILITIES,
+    shared: bool = False,
+) -> dict[str, object]:
+    """``Case`` keywords: ``l2`` and, per hidden layer, a drop probability (from
+    ``probabilities``; one for every hidden layer if ``shared``, which keeps
+    the number of dropout patterns, and so of oracle compilations, small) and
+    its mask (one byte per entry: kept below ``256 (1 - p)``, so zero bytes
+    keep every unit and shrinking drops nothing)."""
+    options: dict[str, object] = {"l2": draw(sampled_from(L2_STRENGTHS))}
+    hidden = len(sizes) - 2
+    if shared:
+        rates = [draw(sampled_from(probabilities))] * hidden
+    else:
+        rates = [draw(sampled_from(probabilities)) for _ in range(hidden)]
+    if any(rates):
+        masks = {}
+        for l, rate in enumerate(rates, start=1):
+            if rate:
+                raw = np.frombuffer(draw(byte_strings(sizes[l] * m)), dtype=np.uint8)
+                masks[f"M{l}"] = (raw < 256 * (1 - rate)).reshape(sizes[l], m).astype("float64")
+        options.update(dropout=(*rates, 0.0), masks=masks)
+    return options
 
 
 def seed_networks(*, max_batch: int = MAX_BATCH) -> st.SearchStrategy[Case]:

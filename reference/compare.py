@@ -282,23 +282,36 @@ def compare(
     reduction : ``"mean"`` (manual_bp's loss) or ``"sum"``: ``grads`` are those
         of the loss summed over the batch, ``m`` times the mean's.
     l2 : the strength of an L2 penalty ``l2 / 2 * sum ||Wl||^2``
-        (``manual_bp.losses.l2_penalty``) that ``grads`` include.
+        (``manual_bp.losses.l2_penalty``) that ``grads`` include.  A case
+        with its own weight decay (``case.l2``) compares with that one (and
+        refuses another).  A case with dropout runs with its masks.
     """
     case.refuse_normalization("compare (its tolerance)")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
     if not (isinstance(l2, int | float) and np.isfinite(l2) and l2 >= 0):
         raise ValueError(f"l2: expected a finite number >= 0, got {l2!r}")
+    if l2 and case.l2:
+        raise ValueError(
+            f"l2: the case has its own weight decay (case.l2={case.l2!r}); give l2={l2!r} "
+            "only for a case without one"
+        )
+    l2 = l2 or case.l2
     if grads is None:
         input_gradient = True if input_gradient is None else input_gradient
         with timer("manual forward"):
-            _, cache = forward(case.params, case.X, case.activations)
+            _, cache = forward(case.params, case.X, case.activations, **case.forward_options)
         with timer("manual backward"):
-            grads = backward(cache, case.Y, case.activations, case.loss, input_gradient)
+            grads = backward(
+                cache, case.Y, case.activations, case.loss, input_gradient,
+                **case.backward_options,
+            )  # fmt: skip
             manual_loss = float(loss_from_cache(cache, case.Y, case.loss, case.depth))
+            if l2:
+                manual_loss += float(l2_penalty(case.params, l2))
     elif cache is None:
         with timer("manual forward"):
-            _, cache = forward(case.params, case.X, case.activations)
+            _, cache = forward(case.params, case.X, case.activations, **case.forward_options)
     if input_gradient is None:
         input_gradient = "A0" in grads
     with timer("oracle"):
@@ -315,8 +328,8 @@ def compare(
     if not explain or comparison.ok:
         return comparison
     with timer("explanation"):
-        # Finite differences differentiate the mean loss alone.
-        plain = reduction == "mean" and not l2
+        # Finite differences differentiate the mean loss alone, without masks.
+        plain = reduction == "mean" and not l2 and not case.dropout
         return explain_mismatch(comparison, case, cache, grads, oracle, finite_differences=plain)
 
 
@@ -345,8 +358,13 @@ def with_objective(
             )
             grads[key] = grads[key] + penalty
     params64 = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
-    loss = oracle.loss * scale + float(l2_penalty(params64, l2))
-    loss_bound = tol.loss * scale + SAFETY * tol.unit * abs(loss) * 2
+    total_penalty = float(l2_penalty(params64, l2))
+    loss = oracle.loss * scale + total_penalty
+    # The penalty is a sum of k = (weight entries) squares: (k + 2) u of it.
+    weights = sum(value.size for key, value in params64.items() if key[0] == "W")
+    loss_bound = tol.loss * scale + SAFETY * tol.unit * (
+        abs(loss) * 2 + (weights + 2) * total_penalty
+    )
     return (
         dataclasses.replace(oracle, loss=loss, grads=grads),
         dataclasses.replace(tol, loss=loss_bound, grads=bounds),

@@ -48,13 +48,15 @@ class OracleResult:
     Z: dict[str, np.ndarray]
 
 
-@partial(jax.jit, static_argnames=("activations", "loss", "normalization"))
-def _value_and_grads(params, X, Y, activations, loss, normalization=()):
+@partial(jax.jit, static_argnames=("activations", "loss", "normalization", "dropout"))
+def _value_and_grads(params, X, Y, activations, loss, normalization=(), dropout=(), masks=None):
     depth = len(activations)
     sizes = layer_sizes_of(params, X, depth)
     shapes = tap_shapes(sizes, X.shape[1], normalization=normalization)
     taps = {key: jnp.zeros(shape) for key, shape in shapes.items()}
     normalized = {"normalization": normalization} if normalization else {}
+    if dropout:  # the case's own masks: inputs, not differentiated
+        normalized.update(dropout=dropout, masks=masks)
 
     def objective(params, taps, X):
         _, cache = forward_xp(params, X, activations, xp=jnp, taps=taps, **normalized)
@@ -77,6 +79,10 @@ def oracle_gradients(
     with ``input_gradient``, ``A0``) and the oracle's forward ``Zl``; a
     normalized case adds ``gammal``, ``betal`` and the taps ``mul``,
     ``varl``, ``Zhatl``, ``Nl`` (what the staged backward returns).
+    A case with dropout runs ``forward_xp`` with its own masks (inputs,
+    not differentiated; ``Al`` is tapped after the mask).  The weight decay
+    ``case.l2`` is not in this loss: ``reference.compare.with_objective``
+    adds its exact gradient ``l2 Wl`` and the rounding of adding it.
     ``padded=True`` runs the case in its bucket (``reference.padding``),
     ``False`` compiles the case's own shapes, ``None`` pads small cases only
     (``reference.padding.worth_padding``).
@@ -90,9 +96,11 @@ def oracle_gradients(
         return OracleResult(value, grads, Zs)
     as64 = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
     X64, Y64 = np.asarray(case.X, dtype=np.float64), np.asarray(case.Y, dtype=np.float64)
+    masks64 = {key: np.asarray(mask, dtype=np.float64) for key, mask in case.masks.items()}
     result = _value_and_grads(
-        as64, X64, Y64, case.activations, case.loss, normalization=case.normalization
-    )
+        as64, X64, Y64, case.activations, case.loss, normalization=case.normalization,
+        dropout=case.dropout, masks=masks64,
+    )  # fmt: skip
     value, Zs, (d_params, d_taps, d_X) = jax.device_get(result)
     grads = {**d_params, **d_taps}
     if input_gradient:

@@ -52,6 +52,13 @@ padded units) and its statistics masked:
   by the true ``nl``; padded units get ``Nl = 0 * Zhatl + 0 = 0`` and meet
   zero columns of ``W(l+1)``.
 
+Dropout (``manual_bp.dropout``) is ``Al = (Fl ⊙ Ml) / keepl`` after the
+activation, with the masks stacked (D, N, M) and ``keepl = 1 − pl``: padded
+units, padded columns, the identity layers and layers without dropout get
+mask 1 and ``keep = 1``, and ``(F ⊙ 1) / 1 = F`` exactly, so those masks
+change nothing; a real dropped entry takes the case's own mask and the same
+two operations as ``forward_xp``.  Without dropout no mask is compiled.
+
 The masked sums run in another order than ``mean`` does, so these agree to
 rounding, not bitwise (``property_tests/test_padded_oracle.py``).
 
@@ -178,6 +185,21 @@ class PaddedCase:
     gamma: np.ndarray
     beta: np.ndarray
     norm_codes: np.ndarray
+    masks: np.ndarray | None = None
+    keep: np.ndarray | None = None
+
+
+def pad_masks(case: Case, size: Bucket) -> tuple[np.ndarray, np.ndarray]:
+    """The stacked masks (D, N, M) and keep probabilities (D,) of a case with
+    dropout: the case's ``Ml`` in its corner, 1 everywhere else."""
+    offset, sizes = size.depth - case.depth, case.layer_sizes
+    masks = np.ones((size.depth, size.width, size.batch))
+    keep = np.ones(size.depth)
+    for key, mask in case.masks.items():
+        l = int(key[1:])
+        masks[offset + l - 1, : sizes[l], : case.m] = mask
+        keep[offset + l - 1] = 1 - case.dropout[l - 1]
+    return masks, keep
 
 
 def pad_case(case: Case) -> PaddedCase:
@@ -209,6 +231,7 @@ def pad_case(case: Case) -> PaddedCase:
             gamma[offset + l - 1, : sizes[l]] = params[f"gamma{l}"]
             beta[offset + l - 1, : sizes[l]] = params[f"beta{l}"]
             norm_codes[offset + l - 1] = NORMALIZATION_CODES.index(kind)
+    masks, keep = pad_masks(case, size) if case.dropout else (None, None)
     return PaddedCase(
         W,
         B,
@@ -222,6 +245,8 @@ def pad_case(case: Case) -> PaddedCase:
         gamma,
         beta,
         norm_codes,
+        masks,
+        keep,
     )
 
 
@@ -283,7 +308,7 @@ def _normalization(kind):
     return apply
 
 
-def _padded_forward(W, B, X, codes, widths, taps, norm):
+def _padded_forward(W, B, X, codes, widths, taps, norm, dropout=None):
     """The forward pass over the stacks: one ``lax.scan`` step per layer.
 
     ``Zl = Wl A(l-1) + Bl + tap``, ``Nl`` the normalization (``norm``: the
@@ -291,7 +316,8 @@ def _padded_forward(W, B, X, codes, widths, taps, norm):
     ``Al = f_l(Nl) + tap``, as in ``manual_bp.network.forward``.  ``taps``
     (6, D, N, M) stacks the taps of ``Z``, ``A``, ``mu``, ``var``, ``Zhat``,
     ``N`` ((2, D, N, M), ``Z`` and ``A`` only, without normalization: ``Nl =
-    Zl`` and no switch is compiled).  Returns ``(A_L, Z)`` with ``Z``
+    Zl`` and no switch is compiled).  ``dropout``: the stacked masks and keep
+    probabilities (``pad_masks``), or None.  Returns ``(A_L, Z)`` with ``Z``
     (D, N, M) the stacked ``Zl``.
     """
     gamma, beta, norm_codes, m = norm
@@ -300,15 +326,22 @@ def _padded_forward(W, B, X, codes, widths, taps, norm):
     units = jnp.arange(X.shape[0])[:, None]
 
     def layer(A_prev, inputs):
-        W_l, B_l, code, width, tap, gamma_l, beta_l, norm_code = inputs
+        W_l, B_l, code, width, tap, gamma_l, beta_l, norm_code, *dropped = inputs
         Z = W_l @ A_prev + B_l + tap[0]
         N = Z
         if tap.shape[0] > 2:
             N = jax.lax.switch(norm_code, norm_branches, Z, gamma_l, beta_l, width, m, tap[2:])
-        A = jax.lax.switch(code, branches, N, units < width) + tap[1]
-        return A, Z
+        A = jax.lax.switch(code, branches, N, units < width)
+        if dropped:
+            # manual_bp.dropout.apply with the division by keep = 1 − p, computed
+            # once in float64 (pad_masks) as apply computes it.
+            mask, keep = dropped
+            A = (A * mask) / keep
+        return A + tap[1], Z
 
     stacks = (W, B, codes, widths, jnp.moveaxis(taps, 0, 1), gamma, beta, norm_codes)
+    if dropout is not None:
+        stacks = (*stacks, *dropout)
     return jax.lax.scan(layer, X, stacks, unroll=UNROLL)
 
 
@@ -321,16 +354,18 @@ def _padded_loss(Z_L, A_L, Y, loss_code, width, m):
 
 @partial(jax.jit, static_argnames=("normalized",))
 def _padded_value_and_grads(
-    W, B, X, Y, codes, widths, loss_code, m, gamma, beta, norm_codes, normalized
+    W, B, X, Y, codes, widths, loss_code, m, gamma, beta, norm_codes, normalized, dropout=None
 ):
     """Loss, stacked ``Z`` and the gradients w.r.t. ``(W, B, taps, X, gamma, beta)``.
 
     ``normalized=False`` compiles no normalization step: an unnormalized
-    bucket compiles as fast as before normalization existed."""
+    bucket compiles as fast as before normalization existed; ``dropout=None``
+    (no masks) compiles no mask."""
     taps = jnp.zeros((6 if normalized else 2, *W.shape[:1], *X.shape))
 
     def objective(W, B, taps, X, gamma, beta):
-        A_L, Z = _padded_forward(W, B, X, codes, widths, taps, (gamma, beta, norm_codes, m))
+        norm = (gamma, beta, norm_codes, m)
+        A_L, Z = _padded_forward(W, B, X, codes, widths, taps, norm, dropout)
         return _padded_loss(Z[-1], A_L, Y, loss_code, widths[-1], m), Z
 
     (value, Z), grads = jax.value_and_grad(objective, argnums=(0, 1, 2, 3, 4, 5), has_aux=True)(
@@ -361,6 +396,7 @@ def padded_oracle(case: Case) -> tuple[float, dict[str, np.ndarray], dict[str, n
         padded.beta,
         padded.norm_codes,
         normalized=bool(case.normalization),
+        dropout=None if padded.masks is None else (padded.masks, padded.keep),
     )
     value, Z, (dW, dB, d_taps, dX, d_gamma, d_beta) = jax.device_get(result)
     m, sizes = case.m, case.layer_sizes

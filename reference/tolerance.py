@@ -41,6 +41,12 @@ is at most ``c_f d^2 / 2``, so both hold for any size of error); ``V_f`` and
 logit error of at most ``d`` moves each probability by a factor within
 ``exp(+-2d)``: float32 logits near 1e7 round by O(1), where ``|J| EZ`` fails.
 
+Dropout (``manual_bp.dropout``): a dropped layer's ``EAl`` is that of
+``Fl = f_l(Zl)`` times ``Ml / (1 − p)`` plus ``2 |Al|`` (``1 − p`` rounded to
+the dtype and the division); backward, ``dFl = dAl ⊙ Ml / (1 − p)`` the same
+way, then ``f_l'`` at ``Fl``.  The weight decay is added by
+``reference.compare.with_objective``.
+
 Second order: where ``f'`` and ``dA`` both round to 0 (``tanh(-13.3)`` is
 exactly -1 in float32, and so is the target) every first-order term vanishes,
 so ``u EdA (c_f EZ + D_f)`` and ``u EdZ EA(l-1)^T`` are added.
@@ -71,6 +77,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from manual_bp.activations import ACTIVATIONS, log_softmax, sigmoid, softplus
+from manual_bp.dropout import rate_of
 from manual_bp.losses import LOSSES
 from reference.cases import Case
 
@@ -335,6 +342,13 @@ def _near_kinks(name: str, Z: Array, EZ: Array, u: float, oracle_Z: Array | None
     return side(Z) != side(np.where(np.abs(oracle_Z) < TINY64, 0.0, oracle_Z))
 
 
+def _dropout_error(E: Array, V: Array, M: Array, rate: float, floor: float) -> Array:
+    """The error of ``V = (U ⊙ M) / (1 − p)`` (``manual_bp.dropout``) given the
+    error ``E`` of ``U``: the mask scales it by ``M / (1 − p)``, and ``1 − p``
+    rounded to the dtype and the division each round once (``U ⊙ M`` is exact)."""
+    return M / (1 - rate) * E + 2 * np.abs(V) + 2 * floor
+
+
 def _forward_errors(
     params: Mapping[str, Array],
     f64: Mapping[str, Array],
@@ -342,10 +356,13 @@ def _forward_errors(
     floor: float,
     u: float,
     oracle_Z: Mapping[str, Array] | None,
+    dropout: Sequence[float] = (),
 ) -> tuple[dict[int, Array], dict[int, Array], dict[int, Array]]:
     """``EZl``, ``EAl`` and the near-kink masks for every layer.
 
-    ``EA0`` counts only a subnormal input, which the oracle flushes to 0.
+    ``EA0`` counts only a subnormal input, which the oracle flushes to 0.  A
+    layer with dropout bounds ``Fl = f_l(Zl)`` first, then the mask's step
+    (``_dropout_error``).
     """
     EA = {0: _flushed(f64["A0"], u)}
     EZ, kinks = {}, {}
@@ -361,7 +378,11 @@ def _forward_errors(
         )
         name, Z = activations[l - 1], f64[f"Z{l}"]
         kinks[l] = _near_kinks(name, Z, EZ[l], u, None if oracle_Z is None else oracle_Z[f"Z{l}"])
-        EA[l] = _forward_error(name, Z, f64[f"A{l}"], EZ[l], floor, kinks[l], u)
+        rate = rate_of(dropout, l)
+        A = f64[f"F{l}"] if rate else f64[f"A{l}"]
+        EA[l] = _forward_error(name, Z, A, EZ[l], floor, kinks[l], u)
+        if rate:
+            EA[l] = _dropout_error(EA[l], f64[f"A{l}"], f64[f"M{l}"], rate, floor)
     return EZ, EA, kinks
 
 
@@ -379,7 +400,7 @@ def forward_bounds(
     u = unit_roundoff(case.dtype)
     floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
     f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
-    EZ, EA, _ = _forward_errors(case.params, f64, case.activations, floor, u, None)
+    EZ, EA, _ = _forward_errors(case.params, f64, case.activations, floor, u, None, case.dropout)
     scale = SAFETY * u
     return (
         {l: scale * value for l, value in EZ.items()},
@@ -404,6 +425,7 @@ def tolerances(
     within its error bound of a kink is excused.
     """
     case.refuse_normalization("the tolerance's rounding model")
+    # The weight decay (case.l2) is added by reference.compare.with_objective.
     params, activations, loss = case.params, case.activations, case.loss
     u = unit_roundoff(case.dtype)
     floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
@@ -412,7 +434,7 @@ def tolerances(
     Y = np.asarray(case.Y, dtype=np.float64)
     m = Y.shape[1]
 
-    EZ, EA, near_kink = _forward_errors(params, f64, activations, floor, u, oracle_Z)
+    EZ, EA, near_kink = _forward_errors(params, f64, activations, floor, u, oracle_Z, case.dropout)
 
     Z_L, A_L = f64[f"Z{depth}"], f64[f"A{depth}"]
     loss_error = _loss_error(loss, Z_L, A_L, Y, EZ[depth], EA[depth], floor, u)
@@ -434,7 +456,13 @@ def tolerances(
                 EdA = (EA[l] + 2 * (np.abs(A - Y) + floor)) / m + 2 * floor
             else:
                 dA, EdA = oracle_grads[f"A{l}"], E[f"A{l}"]
-            EdZ = _backward_error(name, Z, A, EZ[l], EA[l], dA, EdA, u, floor, near_kink[l])
+            EA_l, rate = EA[l], rate_of(case.dropout, l)
+            if rate:  # dFl = dAl ⊙ Ml / (1 − pl); f_l' reads Fl
+                M, A = f64[f"M{l}"], f64[f"F{l}"]
+                dA = M / (1 - rate) * dA
+                EdA = _dropout_error(EdA, dA, M, rate, floor)
+                EA_l = _forward_error(name, Z, A, EZ[l], floor, near_kink[l], u)
+            EdZ = _backward_error(name, Z, A, EZ[l], EA_l, dA, EdA, u, floor, near_kink[l])
         absdZ = np.abs(oracle_grads[f"Z{l}"])
         absA_prev = np.abs(f64[f"A{l - 1}"])
         absW = np.abs(f64[f"W{l}"])

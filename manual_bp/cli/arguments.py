@@ -155,6 +155,15 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite float >= 0")
 
 
+def probability_list(text: str) -> float | list[float]:
+    """``"0.5"`` -> ``0.5``, ``"0.5,0.2"`` -> ``[0.5, 0.2]`` (each a number; their
+    range is ``DNN``'s to check, an argparse ``type``)."""
+    values = [
+        _number(part.strip(), float, math.isfinite, "finite numbers") for part in text.split(",")
+    ]
+    return values[0] if len(values) == 1 else values
+
+
 def positive_int_list(text: str) -> list[int]:
     """``"1,2,4"`` -> ``[1, 2, 4]``, each >= 1 (an argparse ``type``)."""
     values = int_list(text)
@@ -249,6 +258,24 @@ def add_model_argument(parser: argparse.ArgumentParser, what: str) -> None:
 SEED_LAYER_SIZES = (2, 3, 3, 1)
 
 
+def add_regularization_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--l2`` and ``--dropout``, as ``DNN(l2=, dropout=)`` takes them."""
+    parser.add_argument(
+        "--l2",
+        type=non_negative_float,
+        default=0.0,
+        help="weight decay in the loss, l2/2 sum ||Wl||^2, weights only (default: 0)",
+    )
+    parser.add_argument(
+        "--dropout",
+        type=probability_list,
+        default=None,
+        metavar="P[,P,...]",
+        help="inverted dropout: one drop probability in [0, 1) for every hidden layer, "
+        "or one per hidden layer (default: none)",
+    )
+
+
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     """``--layers``, ``--activations`` and ``--loss``, defaulting to the seed's network."""
     parser.add_argument(
@@ -285,6 +312,7 @@ _OPTIONS = {
     "param_bound": "--param-bound",
     "input_bound": "--input-bound",
     "l2": "--l2",
+    "dropout": "--dropout",
 }
 
 
@@ -321,9 +349,12 @@ def architecture_from_arguments(
     return sizes, names, loss, dtype
 
 
-def network_from_arguments(args: argparse.Namespace) -> DNN:
+def network_from_arguments(
+    args: argparse.Namespace, *, l2: float = 0.0, dropout: object = None
+) -> DNN:
     """The ``DNN`` that ``--layers``, ``--activations``, ``--loss`` (and ``--dtype``,
-    ``--seed`` where the command has them) describe, or the one ``--model`` names.
+    ``--seed`` where the command has them) describe, or the one ``--model`` names;
+    ``l2`` and ``dropout`` are passed to ``DNN`` (``manual-bp train``'s flags).
 
     Raises ValueError or TypeError naming the option, e.g.
     ``--layers: layer_sizes[1]: expected an int >= 1, got 0``.
@@ -332,7 +363,10 @@ def network_from_arguments(args: argparse.Namespace) -> DNN:
         return model_from_arguments(args)
     sizes, names, loss, dtype = architecture_from_arguments(args)
     try:
-        return DNN(sizes, names, loss, seed=getattr(args, "seed", 0), dtype=dtype)
+        return DNN(
+            sizes, names, loss, seed=getattr(args, "seed", 0), dtype=dtype, l2=l2,
+            dropout=dropout,  # type: ignore[arg-type]  # DNN checks it and names --dropout
+        )  # fmt: skip
     except (TypeError, ValueError) as error:
         raise _naming_the_option(error) from None
 
@@ -345,6 +379,8 @@ def model_from_arguments(args: argparse.Namespace) -> DNN:
             ("--layers", args.layers),
             ("--activations", args.activations),
             ("--loss", args.loss),
+            ("--l2", getattr(args, "l2", None) or None),
+            ("--dropout", getattr(args, "dropout", None)),
         )
         if value is not None
     ]

@@ -14,12 +14,14 @@ from manual_bp.cli.arguments import (
     add_model_argument,
     add_network_arguments,
     add_out_argument,
+    add_regularization_arguments,
     architecture_from_arguments,
     help_formatter,
     model_from_arguments,
     output_folder,
 )
 from manual_bp.derivation import derive
+from manual_bp.dropout import resolve as resolve_dropout
 
 EXAMPLES = """\
 examples:
@@ -31,6 +33,8 @@ examples:
       tanh hidden layer, softmax output: the fused output gradient
   manual-bp explain --layers 2,4,1 --activations relu,sigmoid --loss mse --input-gradient
       a non-canonical output (sigmoid with mse): the general chain rule, and dA0
+  manual-bp explain --layers 2,4,4,1 --activations relu,tanh,sigmoid --l2 0.01 --dropout 0.5
+      weight decay (λ · Wl in every dWl) and inverted dropout (the mask Ml in the backward)
   manual-bp explain --model model.npz
       the network that manual-bp train --save model.npz wrote
 
@@ -43,10 +47,18 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None:
         net = model_from_arguments(args)
         sizes, activations, loss = list(net.layer_sizes), list(net.activations), net.loss_name
+        l2, dropout = net.l2, net.dropout
     else:
         sizes, activations, loss, _ = architecture_from_arguments(args)
+        l2, dropout = args.l2, args.dropout
+        try:
+            dropout = resolve_dropout(dropout, len(activations))
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"--dropout: {error}") from None
     folder = output_folder(args.out)
-    derivation = derive(sizes, activations, loss, args.batch, args.input_gradient)
+    derivation = derive(
+        sizes, activations, loss, args.batch, args.input_gradient, l2=l2, dropout=dropout
+    )
     text = derivation.text()
     print(text)
     (folder / "explain.txt").write_text(text + "\n", encoding="utf-8")
@@ -70,6 +82,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also derive dA0 = W1ᵀ · dZ1 (backward(..., input_gradient=True); default: off)",
     )
+    add_regularization_arguments(parser)
     add_model_argument(parser, "explain")
     add_out_argument(parser)
     parser.set_defaults(handler=run)

@@ -36,6 +36,7 @@ import numpy as np
 
 from manual_bp.cli.arguments import (
     add_out_argument,
+    add_regularization_arguments,
     add_training_arguments,
     check_save_path,
     help_formatter,
@@ -48,6 +49,7 @@ from manual_bp.cli.arguments import (
 from manual_bp.cli.extras import require
 from manual_bp.cli.progress import Progress, progress
 from manual_bp.data import DATASETS
+from manual_bp.dropout import draw_masks
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN
 from manual_bp.optimizers import OPTIMIZERS, Optimizer, make_optimizer
@@ -142,7 +144,9 @@ def build_network(args: argparse.Namespace, n_outputs: int) -> DNN:
     if activations is None:  # tanh hidden layers (none when L = 1), the loss's own output
         activations = [DEFAULT_HIDDEN_ACTIVATION] * (len(sizes) - 2) or None
     return network_from_arguments(
-        argparse.Namespace(**{**vars(args), "layers": sizes, "activations": activations})
+        argparse.Namespace(**{**vars(args), "layers": sizes, "activations": activations}),
+        l2=args.l2,
+        dropout=args.dropout,
     )
 
 
@@ -267,12 +271,17 @@ def _train_both(
                     autodiff_params, losses, autodiff_state = autodiff_fit(
                         autodiff_params, X, Y, activations, loss, epochs=1,
                         optimizer=optax_optimizer, batch_size=args.batch_size,
-                        rng=autodiff_rng, state=autodiff_state,
+                        rng=autodiff_rng, state=autodiff_state, l2=net.l2,
+                        dropout=net.dropout if any(net.dropout) else None,
                     )  # fmt: skip
                 run.autodiff_history += losses
                 bar.advance(1, loss=f"{run.manual_history[-1]:.4g}")
             if (args.check_every and epoch % args.check_every == 0) or epoch in (0, args.epochs):
-                _check_gradients(run, compare(Case.of_network(net, X, Y)), epoch, bar)
+                # Masks of their own generator: the training draws stay the same.
+                check_rng = np.random.default_rng([args.seed, epoch])
+                masks = draw_masks(net.layer_sizes, X.shape[1], net.dropout, check_rng, net.dtype)
+                case = Case.of_network(net, X, Y, masks=masks)
+                _check_gradients(run, compare(case), epoch, bar)
     return run
 
 
@@ -309,6 +318,8 @@ def _write_outputs(
     title = (
         f"{args.dataset}: {'-'.join(map(str, net.layer_sizes))} {net.activations[0]} net, "
         f"{optimizer.name}"
+        + (f", l2 {net.l2:g}" if net.l2 else "")
+        + (f", dropout {','.join(f'{p:g}' for p in net.dropout[:-1])}" if any(net.dropout) else "")
     )
     written = [
         write_history(args.out / "history.csv", run.manual_history, run.autodiff_history),
@@ -405,6 +416,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"{', '.join(OPTIMIZERS)}, with conventions and hyperparameters of "
         "manual_bp.optimizers, e.g. rmsprop:eps_in_sqrt=false (default: sgd)",
     )
+    add_regularization_arguments(parser)
     parser.add_argument(
         "--classes", type=positive_int, default=None, help="number of classes of blobs (default: 3)"
     )
