@@ -58,3 +58,68 @@ def test_a_crashing_function_exits_1_with_the_traceback(user_file, capsys):
 def test_bad_arguments_exit_2_naming_them(argv, fragment, capsys):
     assert main(argv) == 2
     assert fragment in capsys.readouterr().err
+
+
+LAYERS = """
+import numpy as np
+
+def affine_forward(x, w, b):
+    return x @ w + b, (x, w, b)
+
+def affine_backward(dout, cache):
+    x, w, b = cache
+    return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    mu = x.mean(axis=0)
+    xhat = (x - mu) / np.sqrt(x.var(axis=0) + bn_param["eps"])
+    return gamma * xhat + beta, (xhat, gamma, np.sqrt(x.var(axis=0) + bn_param["eps"]))
+
+def batchnorm_backward_no_gamma(dout, cache):
+    xhat, gamma, std = cache
+    m = dout.shape[0]
+    dx = (m * dout - dout.sum(axis=0) - xhat * (dout * xhat).sum(axis=0)) / (m * std)
+    return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+"""
+
+
+@pytest.fixture
+def layer_file(tmp_path):
+    path = tmp_path / "layers.py"
+    path.write_text(LAYERS)
+    return path
+
+
+def test_a_correct_affine_layer_passes(layer_file, capsys):
+    argv = ["check", f"{layer_file}:affine_backward", "--layer", "affine",
+            "--forward", f"{layer_file}:affine_forward", "--examples", "5", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["verdict"] == "pass" and result["examples"] == 5
+
+
+def test_a_batchnorm_bug_exits_1_and_is_named(layer_file, capsys):
+    argv = ["check", f"{layer_file}:batchnorm_backward_no_gamma", "--layer", "batchnorm",
+            "--forward", f"{layer_file}:batchnorm_forward", "--examples", "10",
+            "--json"]  # fmt: skip
+    assert main(argv) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["failing"] == ["dx"] and "forgotten gamma in dx" in result["diagnosis"][0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--layer", "convolution"], "--layer"),
+        (["--layer", "affine", "--layers", "2,1"], "--layers"),
+        (["--layer", "affine", "--names", "W1/B1"], "--names"),
+        (["--forward", "x.py:f"], "--forward"),
+        (["--layer", "batchnorm"], "--forward"),
+        (["--layer", "affine", "--forward", "nofile.py:f"], "--forward"),
+        (["--layer", "affine", "--targets", "labels"], "--targets"),
+        (["--layer", "affine", "--input-bound", "-1"], "--input-bound"),
+    ],
+)
+def test_bad_layer_arguments_exit_2_naming_the_flag(layer_file, extra, fragment, capsys):
+    assert main(["check", f"{layer_file}:affine_backward", *extra]) == 2
+    assert fragment in capsys.readouterr().err

@@ -3,8 +3,12 @@
 Loads ``FUNCTION`` from a Python file (or ``package.module:FUNCTION``), a
 callable ``backprop(params, X, Y) -> grads``, and runs
 ``reference.check.check_gradients`` on it with the conventions given as
-flags.  Exit 0 on a pass, 1 on a mismatch (or an exception in the user's
-code), 2 on bad arguments.  ``--json`` prints the verdict as JSON.
+flags.  With ``--layer NAME`` it checks one layer function instead
+(``reference.layer_check.check_layer``): ``backward(dout, cache)``, its
+``--forward`` (whose cache the backward reads), or a loss head
+``loss(x, y) -> (loss, dx)``.  Exit 0 on a pass, 1 on a mismatch (or an
+exception in the user's code), 2 on bad arguments.  ``--json`` prints the
+verdict as JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from manual_bp.activations import ACTIVATIONS
 from manual_bp.cli.arguments import (
     _naming_the_option,
     add_network_arguments,
@@ -24,6 +29,7 @@ from manual_bp.cli.arguments import (
     network_from_arguments,
 )
 from manual_bp.cli.extras import require
+from manual_bp.losses import LOSSES
 
 EXAMPLES = """\
 examples:
@@ -34,6 +40,13 @@ examples:
       cs231n style: rows as samples, W (n_in, n_out), b (n,), integer labels, reg 0.1
   manual-bp check nielsen.py:backprop --layers 2,3,1 --container list --reduction sum
       parameters and gradients as lists [W1, B1, W2, B2], summed over the batch
+  manual-bp check layers.py:affine_backward --layer affine --forward layers.py:affine_forward
+      one cs231n layer function: rows as samples, w (d_in, d_out), b (d_out,)
+  manual-bp check layers.py:batchnorm_backward --layer batchnorm \\
+      --forward layers.py:batchnorm_forward
+      batch norm, cs231n signatures; a classic bug is named
+  manual-bp check layers.py:softmax_loss --layer cross_entropy
+      a loss head loss(x, y) -> (loss, dx) with integer labels
 """
 
 
@@ -66,17 +79,37 @@ def load_function(spec: str) -> Callable[..., object]:
     return function
 
 
+# The network-check options and their defaults; --layer refuses them when given.
+NETWORK_DEFAULTS = {
+    "layers": None, "activations": None, "loss": None, "names": "W1/B1", "bias_shape": None,
+    "container": "dict", "reduction": "mean", "l2": 0.0, "param_bound": 10.0,
+}  # fmt: skip
+LAYER_OPTIONS = ("layer", "forward")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.layer is not None:
+        return run_layer(args)
+    given = [_flag(name) for name in LAYER_OPTIONS if getattr(args, name) is not None]
+    if given:
+        raise ValueError(f"{given[0]}: only with --layer (a layer function's check)")
+    for name, default in NETWORK_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     net = network_from_arguments(args)
     check = require("oracle", "reference.check", "check")
     backprop = load_function(args.function)
     try:
         report = check.check_gradients(
             backprop, net.layer_sizes, net.activations, net.loss_name,
-            dtype=args.dtype, max_examples=args.examples, layout=args.layout,
+            dtype=args.dtype, max_examples=args.examples, layout=args.layout or "columns",
             names=args.names, bias_shape=args.bias_shape, container=args.container,
-            targets=args.targets, reduction=args.reduction, l2=args.l2,
-            param_bound=args.param_bound, input_bound=args.input_bound,
+            targets=args.targets or "soft", reduction=args.reduction, l2=args.l2,
+            param_bound=args.param_bound, input_bound=args.input_bound or 100.0,
         )  # fmt: skip
     except (TypeError, ValueError) as error:
         raise _naming_the_option(error) from None
@@ -105,6 +138,58 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# check_layer's arguments and the flags that set them.
+_LAYER_FLAGS = {
+    "layer": "--layer", "forward": "--forward", "layout": "--layout", "targets": "--targets",
+    "dtype": "--dtype", "max_examples": "--examples", "input_bound": "--input-bound",
+    "backward": "FUNCTION",
+}  # fmt: skip
+
+
+def run_layer(args: argparse.Namespace) -> int:
+    """``manual-bp check FILE.py:NAME --layer LAYER``: one layer function."""
+    given = [_flag(name) for name in NETWORK_DEFAULTS if getattr(args, name) is not None]
+    if given:
+        raise ValueError(f"{given[0]}: not a layer check's option (drop it, or drop --layer)")
+    layer_check = require("oracle", "reference.layer_check", "check --layer")
+    backward = load_function(args.function)
+    forward = None
+    if args.forward is not None:
+        try:
+            forward = load_function(args.forward)
+        except ValueError as error:
+            raise ValueError(f"--forward: {error}") from None
+    options = {"input_bound": args.input_bound} if args.input_bound is not None else {}
+    try:
+        report = layer_check.check_layer(
+            backward, args.layer, forward=forward, layout=args.layout or "rows",
+            targets=args.targets, dtype=args.dtype, max_examples=args.examples, **options,
+        )  # fmt: skip
+    except (TypeError, ValueError) as error:
+        argument = str(error).split(":", 1)[0]
+        if argument in _LAYER_FLAGS:
+            raise type(error)(f"{_LAYER_FLAGS[argument]}: {error}") from None
+        raise
+    except layer_check.LayerMismatch as mismatch:
+        if args.json:
+            print(json.dumps({
+                "verdict": mismatch.verdict, "failing": mismatch.failing,
+                "diagnosis": mismatch.diagnosis, "report": str(mismatch),
+            }, indent=2))  # fmt: skip
+        else:
+            print(mismatch)
+        return 1
+    if args.json:
+        print(json.dumps({
+            "verdict": "pass", "examples": report.examples,
+            "batch_sizes": sorted(report.batch_sizes), "worst": report.worst,
+            "notes": sorted(report.notes),
+        }, indent=2))  # fmt: skip
+    else:
+        print(report)
+    return 0
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "check",
@@ -123,29 +208,39 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--examples", type=int, default=100, help="examples (default: 100)")
     parser.add_argument(
-        "--layout", default="columns", choices=["columns", "rows"], help="default: columns"
-    )
-    parser.add_argument(
-        "--names", default="W1/B1", choices=["W1/B1", "W1/b1"], help="default: W1/B1"
-    )
+        "--layout", default=None, choices=["columns", "rows"],
+        help="default: columns for a network, rows (cs231n) with --layer",
+    )  # fmt: skip
+    parser.add_argument("--names", default=None, choices=["W1/B1", "W1/b1"], help="default: W1/B1")
     parser.add_argument(
         "--bias-shape", default=None, choices=["column", "flat", "row"],
         help="default: column for columns, flat for rows",
     )  # fmt: skip
+    parser.add_argument("--container", default=None, choices=["dict", "list"], help="default: dict")
     parser.add_argument(
-        "--container", default="dict", choices=["dict", "list"], help="default: dict"
+        "--targets", default=None, choices=["soft", "one_hot", "labels"],
+        help="default: soft for a network, labels for a --layer cross-entropy head",
+    )  # fmt: skip
+    parser.add_argument("--reduction", default=None, choices=["mean", "sum"], help="default: mean")
+    parser.add_argument("--l2", type=float, default=None, help="L2 strength (default: 0)")
+    parser.add_argument(
+        "--param-bound", type=float, default=None, help="|W|, |B| bound (default: 10)"
     )
     parser.add_argument(
-        "--targets", default="soft", choices=["soft", "one_hot", "labels"], help="default: soft"
-    )
+        "--input-bound", type=float, default=None,
+        help="|X| bound (default: 100; with --layer every drawn value's, default 10)",
+    )  # fmt: skip
     parser.add_argument(
-        "--reduction", default="mean", choices=["mean", "sum"], help="default: mean"
-    )
-    parser.add_argument("--l2", type=float, default=0.0, help="L2 strength (default: 0)")
+        "--layer", default=None, metavar="LAYER",
+        help="check one layer function instead of a network: affine, "
+        f"{', '.join(ACTIVATIONS)}, a loss head ({', '.join(LOSSES)}), batchnorm or "
+        "layernorm (default: none, a whole-network check)",
+    )  # fmt: skip
     parser.add_argument(
-        "--param-bound", type=float, default=10.0, help="|W|, |B| bound (default: 10)"
-    )
-    parser.add_argument("--input-bound", type=float, default=100.0, help="|X| bound (default: 100)")
+        "--forward", default=None, metavar="FUNCTION",
+        help="with --layer: your forward, FILE.py:NAME, whose cache your backward reads "
+        "(default: cs231n's cache (x, w, b) or x; required for batchnorm, layernorm)",
+    )  # fmt: skip
     parser.add_argument(
         "--json", action="store_true", help="print the verdict as JSON (default: text)"
     )
