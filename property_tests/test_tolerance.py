@@ -125,3 +125,14 @@ def test_a_check_report_counts_the_examples_with_undecided_entries():
     report.add(example.case, compare(example.case, explain=False))
     assert report.undecided == 1
     assert "undecided: 1 of 1 examples" in str(report)
+
+
+def test_a_loss_from_subnormal_targets_is_no_false_alarm():
+    """Campaign example 342042 (607,000-example run, seed 0): Y = 1e-311, which
+    XLA flushes to 0, against logits near -1e5: the manual loss is 3e-306 and
+    the oracle's 0; the loss bound once gave err/tol 63.7."""
+    from reference.campaign import run_example
+
+    example, outcome = run_example(0, 342042)
+    assert example.case.loss == "binary_cross_entropy"
+    assert outcome.ok, outcome.worst
