@@ -72,7 +72,8 @@ class VariableComparison:
 
 def _error_ratio(error: Array, tolerance: Array) -> Array:
     """``error / tolerance``, with 0/0 = 0, x/0 = inf and NaN errors = inf."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # A huge error over a tiny tolerance overflows to inf: a failure, as meant.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where(error == 0, 0.0, error / tolerance)
     return np.where(np.isnan(ratio), np.inf, ratio)
 
