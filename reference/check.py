@@ -64,6 +64,23 @@ Backprop = Callable[..., object]
 KINK_MODES = ("avoid", "as drawn")
 
 
+def record_worst(worst: dict[str, float], variables: Mapping[str, VariableComparison]) -> None:
+    """Raise ``worst[key]`` to each variable's err/tol (``Comparison.variables``)."""
+    for key, v in variables.items():
+        worst[key] = max(worst.get(key, 0.0), v.ratio)
+
+
+def batch_span(batch_sizes: set[int]) -> str:
+    """``"1..8"``: the smallest and largest batch size run (``"-"`` for none)."""
+    batches = sorted(batch_sizes)
+    return f"{batches[0]}..{batches[-1]}" if batches else "-"
+
+
+def worst_text(worst: dict[str, float]) -> str:
+    """``"W1 0.01, B1 0.2"``: the worst err/tol per key, for a pass report."""
+    return ", ".join(f"{key} {ratio:.2g}" for key, ratio in worst.items())
+
+
 @dataclass
 class CheckReport:
     """What a passing check ran: examples, shapes covered, worst err/tol per key."""
@@ -81,17 +98,13 @@ class CheckReport:
         self.layer_sizes = case.layer_sizes
         self.batch_sizes.add(case.m)
         self.undecided += comparison.undecided > 0
-        for key, v in comparison.variables.items():
-            self.worst[key] = max(self.worst.get(key, 0.0), v.ratio)
+        record_worst(self.worst, comparison.variables)
 
     def __str__(self) -> str:
-        batches = sorted(self.batch_sizes)
-        span = f"{batches[0]}..{batches[-1]}" if batches else "-"
-        worst = ", ".join(f"{key} {ratio:.2g}" for key, ratio in self.worst.items())
         lines = [
             f"PASS: {self.examples} examples, layer sizes {self.layer_sizes}, "
-            f"batch sizes {span} ({len(batches)} distinct)",
-            f"worst error/tolerance per key: {worst}",
+            f"batch sizes {batch_span(self.batch_sizes)} ({len(self.batch_sizes)} distinct)",
+            f"worst error/tolerance per key: {worst_text(self.worst)}",
         ]
         if self.undecided:
             lines.append(

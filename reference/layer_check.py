@@ -79,6 +79,7 @@ from manual_bp.losses import LOSSES
 from manual_bp.normalization import EPS, normalize
 from manual_bp.validation import check_dtype, check_positive_int
 from reference.cases import ACTIVATION_ORDER, LOSS_ORDER, matrices, targets
+from reference.check import batch_span, record_worst, worst_text
 from reference.compare import VariableComparison, compare_variable
 from reference.jax_setup import jax, jnp
 from reference.layer_tolerance import tolerances_for
@@ -575,17 +576,13 @@ class LayerReport:
         self.shapes.add(case.shape)
         self.batch_sizes.add(case.m)
         self.notes |= set(comparison.notes)
-        for key, v in comparison.variables.items():
-            self.worst[key] = max(self.worst.get(key, 0.0), v.ratio)
+        record_worst(self.worst, comparison.variables)
 
     def __str__(self) -> str:
-        batches = sorted(self.batch_sizes)
-        span = f"{batches[0]}..{batches[-1]}" if batches else "-"
-        worst = ", ".join(f"{key} {ratio:.2g}" for key, ratio in self.worst.items())
         lines = [
             f"PASS: {self.layer} ({self.layout}), {self.examples} examples, "
-            f"{len(self.shapes)} shapes of x, batch sizes {span}",
-            f"worst error/tolerance per output: {worst}",
+            f"{len(self.shapes)} shapes of x, batch sizes {batch_span(self.batch_sizes)}",
+            f"worst error/tolerance per output: {worst_text(self.worst)}",
         ]
         return "\n".join(lines + [f"note: {note}" for note in sorted(self.notes)])
 

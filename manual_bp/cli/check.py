@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.cli.arguments import (
@@ -127,11 +128,16 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(mismatch)
         return 1
+    return _passed(args, report, undecided_examples=report.undecided)
+
+
+def _passed(args: argparse.Namespace, report: Any, **extra: object) -> int:
+    """Print a passing report (``CheckReport`` or ``LayerReport``), as JSON with ``--json``."""
     if args.json:
         print(json.dumps({
             "verdict": "pass", "examples": report.examples,
             "batch_sizes": sorted(report.batch_sizes), "worst": report.worst,
-            "notes": sorted(report.notes), "undecided_examples": report.undecided,
+            "notes": sorted(report.notes), **extra,
         }, indent=2))  # fmt: skip
     else:
         print(report)
@@ -179,15 +185,7 @@ def run_layer(args: argparse.Namespace) -> int:
         else:
             print(mismatch)
         return 1
-    if args.json:
-        print(json.dumps({
-            "verdict": "pass", "examples": report.examples,
-            "batch_sizes": sorted(report.batch_sizes), "worst": report.worst,
-            "notes": sorted(report.notes),
-        }, indent=2))  # fmt: skip
-    else:
-        print(report)
-    return 0
+    return _passed(args, report)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
