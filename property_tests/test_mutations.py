@@ -18,6 +18,29 @@ from reference.optimizer_cases import all_optimizers, optimizer_cases
 CI_BUDGET = settings.get_profile("ci").max_examples
 
 
+def assert_caught(mutation, strategy, check, *, budget: int, expected=AssertionError) -> None:
+    """Run ``check`` on cases of ``strategy`` under the ``ci`` profile (derandomized,
+    ``budget`` examples, no shrinking) and require it to fail; print how soon."""
+    examples_run = 0
+
+    @settings(
+        settings.get_profile("ci"),
+        max_examples=budget,
+        phases=[Phase.generate],
+        database=None,
+        print_blob=False,
+    )
+    @given(strategy)
+    def run(case):
+        nonlocal examples_run
+        examples_run += 1
+        check(case)
+
+    with pytest.raises(expected):
+        run()
+    print(f"{mutation.name}: caught after {examples_run} examples")
+
+
 def test_the_catalog_has_at_least_20_bugs_of_every_class():
     assert len(CATALOG) >= 20
     assert len({mutation.name for mutation in CATALOG}) == len(CATALOG)
@@ -26,24 +49,8 @@ def test_the_catalog_has_at_least_20_bugs_of_every_class():
 @pytest.mark.parametrize("mutation", CATALOG, ids=[mutation.name for mutation in CATALOG])
 def test_the_main_property_catches_the_bug(mutation, monkeypatch):
     inject(mutation, monkeypatch)
-    examples_run = 0
-
-    @settings(
-        settings.get_profile("ci"),
-        max_examples=CI_BUDGET,
-        phases=[Phase.generate],
-        database=None,
-        print_blob=False,
-    )
-    @given(networks())
-    def main_property(case):
-        nonlocal examples_run
-        examples_run += 1
-        assert_matches_oracle(case)
-
-    with pytest.raises(Exception):  # noqa: B017  (a crash counts as caught)
-        main_property()
-    print(f"{mutation.name}: caught after {examples_run} examples")
+    # A crash counts as caught.
+    assert_caught(mutation, networks(), assert_matches_oracle, budget=CI_BUDGET, expected=Exception)
 
 
 @pytest.mark.parametrize(
@@ -53,24 +60,8 @@ def test_the_main_property_catches_the_decay_or_dropout_bug(mutation, monkeypatc
     """The main property on cases with decay and dropout, under the budget it
     runs with in the suite (test_gradients.py: half the profile's examples)."""
     inject(mutation, monkeypatch)
-    examples_run = 0
-
-    @settings(
-        settings.get_profile("ci"),
-        max_examples=max(5, CI_BUDGET // 2),
-        phases=[Phase.generate],
-        database=None,
-        print_blob=False,
-    )
-    @given(networks(regularization=True))
-    def main_property(case):
-        nonlocal examples_run
-        examples_run += 1
-        assert_matches_oracle(case)
-
-    with pytest.raises(AssertionError):
-        main_property()
-    print(f"{mutation.name}: caught after {examples_run} examples")
+    strategy = networks(regularization=True)
+    assert_caught(mutation, strategy, assert_matches_oracle, budget=max(5, CI_BUDGET // 2))
 
 
 def test_the_optimizer_catalog_has_the_four_named_bugs():
@@ -92,21 +83,5 @@ def test_the_optax_step_property_catches_the_optimizer_bug(mutation, monkeypatch
     """The step property of test_optimizers.py, on the broken optimizer's cases,
     under the ci budget it runs with in the suite (half the profile's examples)."""
     inject(mutation, monkeypatch)
-    examples_run = 0
-
-    @settings(
-        settings.get_profile("ci"),
-        max_examples=max(5, CI_BUDGET // 2),
-        phases=[Phase.generate],
-        database=None,
-        print_blob=False,
-    )
-    @given(optimizer_cases(optimizers=all_optimizers(kinds=[mutation.kind])))
-    def step_property(case):
-        nonlocal examples_run
-        examples_run += 1
-        assert_steps_match_optax(case)
-
-    with pytest.raises(AssertionError):
-        step_property()
-    print(f"{mutation.name}: caught after {examples_run} examples")
+    strategy = optimizer_cases(optimizers=all_optimizers(kinds=[mutation.kind]))
+    assert_caught(mutation, strategy, assert_steps_match_optax, budget=max(5, CI_BUDGET // 2))
