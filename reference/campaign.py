@@ -2,7 +2,11 @@
 
 A campaign checks ``examples`` examples of ``reference.draws`` (example ``i``
 of seed ``s`` is ``draw_example(s, i)``) against the oracle, the project's
-own backward pass by default or a user's function (``target``).  The
+own backward pass by default or a user's function (``target``): on drawn
+architectures, ``backprop(params, X, Y, activations, loss)``; or, given a
+``network`` (``reference.draws.Network``), on that one network in the
+``conventions`` of ``check_gradients``, ``backprop(params, X, Y)`` as
+``manual-bp check`` calls it (a student's function).  The
 indices are cut into fixed chunks, ``[k * chunk_size, (k + 1) * chunk_size)``;
 a chunk's result depends on its indices alone, and the totals are sums (and
 a deterministic top-k) over chunks in chunk order, so they are the same for
@@ -41,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import json
 import math
 import os
@@ -70,7 +73,9 @@ try:  # the campaign extra; without it only the engine is missing
 except ImportError:  # pragma: no cover
     WorkerPlugin = object  # type: ignore[assignment,misc]  # without dask: a plain base
 
-from reference.draws import DEFAULT_LIMITS, DTYPES, Example, Limits, draw_example
+from reference.conventions import Conventions
+from reference.draws import DEFAULT_LIMITS, DTYPES, Example, Limits, Network, draw_example
+from reference.user_functions import load_function
 
 # --- the histogram of err/tol -------------------------------------------------------------
 
@@ -117,24 +122,23 @@ DEFAULT_TARGET = "manual_bp"
 
 
 def load_target(target: str) -> Callable | None:
-    """``None`` for the project's own backprop, else the function ``module:function``.
+    """``None`` for the project's own backprop, else the function ``target`` names.
 
-    A user's function is called as ``backprop(params, X, Y, activations, loss)``
-    and returns ``grads`` holding ``W1..WL`` and ``B1..BL`` and any of ``Zl``,
-    ``Al`` (compared when present); it computes in the dtype of ``params``.
+    ``target`` is ``manual_bp``, ``module:function`` or ``path/to/file.py:function``
+    (``reference.user_functions``).  Without a ``network`` a user's function is
+    called as ``backprop(params, X, Y, activations, loss)`` and returns
+    ``grads`` holding ``W1..WL`` and ``B1..BL`` and any of ``Zl``, ``Al``
+    (compared when present), in our conventions; it computes in the dtype of
+    ``params``.  With a ``network`` it is called as ``check_gradients`` calls
+    it, ``backprop(params, X, Y)`` in the given ``conventions``.
     """
     if target == DEFAULT_TARGET:
         return None
-    module_name, _, name = target.partition(":")
-    if not module_name or not name:
-        raise ValueError(f"target: expected 'manual_bp' or 'module:function', got {target!r}")
-    try:
-        function = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"target: cannot load {target!r}: {error}") from error
-    if not callable(function):
-        raise ValueError(f"target: {target!r} is not callable")
-    return function
+    if not isinstance(target, str) or ":" not in target:
+        raise ValueError(
+            f"target: expected 'manual_bp', 'module:function' or 'file.py:function', got {target!r}"
+        )
+    return load_function(target, argument="target")
 
 
 @dataclass(frozen=True)
@@ -142,13 +146,16 @@ class Outcome:
     """One example's ratios by gradient key (``loss`` too), or the exception it raised."""
 
     ratios: dict[str, float]
-    error: str = ""
+    error: str = ""  # the traceback of an exception
     undecided: int = 0  # entries the check could not decide (``Comparison.undecided``)
+    details: str = ""  # what else failed, as check_gradients reports it (extra keys in grads)
 
     @property
     def worst(self) -> tuple[float, str]:
         if self.error:
             return math.inf, "exception"
+        if self.details:
+            return math.inf, "grads"
         key = max(self.ratios, key=lambda k: self.ratios[k])
         return self.ratios[key], key
 
@@ -157,77 +164,126 @@ class Outcome:
         return self.worst[0] <= 1.0
 
 
-def _check(example: Example, backprop: Callable | None):
-    """The ``Comparison`` of one example, without the explanation (a campaign only counts)."""
+def _check(example: Example, backprop: Callable | None, conventions: Conventions | None):
+    """The ``Comparison`` of one example (without the explanation: a campaign only
+    counts), whether the loss was compared, and any failure details."""
     from manual_bp.architecture import gradient_keys
+    from reference.check import compare_backprop
     from reference.compare import compare
+    from reference.kinks import away_from_kinks
 
     case = example.case
     if backprop is None:
-        return compare(case, explain=False), True
+        return compare(case, explain=False), True, []
+    # As check_gradients does: code that sums in another order may round a Z
+    # near a kink to its other side, where neither answer is wrong.
+    case = away_from_kinks(case)
+    if conventions is not None:
+        comparison, details, _ = compare_backprop(
+            backprop, case, conventions=conventions, explain=False
+        )
+        return comparison, False, details
     params = {k: np.array(v) for k, v in case.params.items()}  # writable copies
     grads = dict(backprop(params, np.array(case.X), np.array(case.Y), list(case.activations),
                           case.loss))  # fmt: skip
     keys = [k for k in gradient_keys(len(case.activations), True) if k[0] in "WB" or k in grads]
-    return compare(case, grads, keys=keys, explain=False), False
+    return compare(case, grads, keys=keys, explain=False), False, []
 
 
-def verify(example: Example, *, backprop: Callable | None = None) -> Outcome:
-    """Compare ``backprop`` (default manual_bp's own) with the oracle on ``example``."""
+def verify(
+    example: Example,
+    *,
+    backprop: Callable | None = None,
+    conventions: Conventions | None = None,
+) -> Outcome:
+    """Compare ``backprop`` (default manual_bp's own) with the oracle on ``example``.
+
+    ``conventions``: call ``backprop(params, X, Y)`` in them, as
+    ``check_gradients`` does (else ``backprop(params, X, Y, activations, loss)``).
+    """
     try:
-        comparison, with_loss = _check(example, backprop)
+        comparison, with_loss, details = _check(example, backprop, conventions)
     except Exception:
         return Outcome({}, traceback.format_exc(limit=-3))
     ratios = {key: float(v.ratio) for key, v in comparison.variables.items()}
     if with_loss:
         ratios["loss"] = float(comparison.loss_ratio)
-    return Outcome(ratios, undecided=comparison.undecided)
+    return Outcome(ratios, undecided=comparison.undecided, details="\n".join(details))
 
 
 def run_example(
-    seed: int, index: int, *, target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_LIMITS
+    seed: int,
+    index: int,
+    *,
+    target: str = DEFAULT_TARGET,
+    limits: Limits = DEFAULT_LIMITS,
+    network: Network | None = None,
+    conventions: Conventions | None = None,
+    dtypes: tuple[str, ...] = DTYPES,
 ) -> tuple[Example, Outcome]:
-    """Rebuild example ``index`` of seed ``seed`` and check it: how a worst case is replayed."""
-    example = draw_example(seed, index, limits=limits)
-    return example, verify(example, backprop=load_target(target))
+    """Rebuild example ``index`` of seed ``seed`` and check it: how a worst case is
+    replayed.  The keywords are those of the campaign (``Config``)."""
+    config = Config(1, seed, 1, target, limits, network, conventions, dtypes)
+    example = config.draw(index)
+    return example, config.verify(example, load_target(target))
 
 
 # --- the Hypothesis property and its database key -----------------------------------------
 
 
-def campaign_property(*, target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_LIMITS):
+def campaign_property(
+    *,
+    target: str = DEFAULT_TARGET,
+    limits: Limits = DEFAULT_LIMITS,
+    network: Network | None = None,
+    conventions: Conventions | None = None,
+    dtypes: tuple[str, ...] = DTYPES,
+):
     """The property a campaign samples: every example of every seed passes.
 
     A Hypothesis test of ``(seed, index)``; ``test_x = campaign_property()``
-    in a test module makes it a pytest test.  Hypothesis keys its database
-    by the digest of the inner test's source, signature and
-    ``_hypothesis_internal_add_digest`` (the mechanism its pytest plugin
-    uses to tell parametrized tests apart), here the target and the limits.
+    in a test module makes it a pytest test.  The keywords are those of the
+    campaign (``Config``).  Hypothesis keys its database by the digest of
+    the inner test's source, signature and ``_hypothesis_internal_add_digest``
+    (the mechanism its pytest plugin uses to tell parametrized tests apart),
+    here ``Config.digest``: the target, the limits and any network,
+    conventions and dtypes.
     """
+    config = Config(1, 0, 1, target, limits, network, conventions, dtypes)
     backprop = load_target(target)
 
     @given(st.integers(0, SEED_BOUND - 1), st.integers(0, SEED_BOUND - 1))
     def every_example_passes(seed: int, index: int) -> None:
-        example = draw_example(seed, index, limits=limits)
-        outcome = verify(example, backprop=backprop)
+        example = config.draw(index, seed=seed)
+        outcome = config.verify(example, backprop)
         ratio, key = outcome.worst
         assert outcome.ok, (
-            f"{example.describe()}: worst err/tol {ratio:.3g} in {key}\n{outcome.error}"
+            f"{example.describe()}: worst err/tol {ratio:.3g} in {key}\n"
+            f"{outcome.error}{outcome.details}"
         )
 
     # Hypothesis adds .hypothesis to a @given function at run time.
     inner = every_example_passes.hypothesis.inner_test  # type: ignore[attr-defined]
-    inner._hypothesis_internal_add_digest = f"{target} {limits}".encode()
+    inner._hypothesis_internal_add_digest = config.digest.encode()
     return every_example_passes
 
 
-def database_key(*, target: str = DEFAULT_TARGET, limits: Limits = DEFAULT_LIMITS) -> bytes:
+def database_key(
+    *,
+    target: str = DEFAULT_TARGET,
+    limits: Limits = DEFAULT_LIMITS,
+    network: Network | None = None,
+    conventions: Conventions | None = None,
+    dtypes: tuple[str, ...] = DTYPES,
+) -> bytes:
     """The key under which Hypothesis stores the failures of ``campaign_property``.
 
     ``hypothesis.core`` uses the wrapped test's ``_hypothesis_internal_database_key``
     when it has one (``find`` sets it), else ``function_digest`` of the inner test.
     """
-    test = campaign_property(target=target, limits=limits)
+    test = campaign_property(
+        target=target, limits=limits, network=network, conventions=conventions, dtypes=dtypes
+    )
     key = getattr(test, "_hypothesis_internal_database_key", None)
     return key if key is not None else function_digest(test.hypothesis.inner_test)
 
@@ -266,23 +322,58 @@ def save_failures(database: ExampleDatabase, key: bytes, seed: int, indices: Ite
 
 @dataclass(frozen=True)
 class Config:
-    """What decides a campaign's totals (a resumed run must match it)."""
+    """What decides a campaign's totals (a resumed run must match it).
+
+    ``network``: check only that network (``reference.draws.Network``),
+    drawing the batch size and values; a user's ``target`` is then called as
+    ``check_gradients`` calls it, ``backprop(params, X, Y)`` in
+    ``conventions`` (default ``Conventions()``, ours).  ``dtypes``: example
+    ``i`` is in ``dtypes[i % len(dtypes)]``.
+    """
 
     examples: int
     seed: int = 0
     chunk_size: int = 500
     target: str = DEFAULT_TARGET
     limits: Limits = DEFAULT_LIMITS
+    network: Network | None = None
+    conventions: Conventions | None = None
+    dtypes: tuple[str, ...] = DTYPES
 
     def __post_init__(self) -> None:
         for name in ("examples", "chunk_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
             raise ValueError(f"seed: expected an int, got {self.seed!r}")
         if not 0 <= self.seed < SEED_BOUND:
             raise ValueError(f"seed: expected 0 <= seed < 2**63, got {self.seed}")
+        if not isinstance(self.limits, Limits):
+            raise TypeError(f"limits: expected a reference.draws.Limits, got {self.limits!r}")
+        if self.network is not None and not isinstance(self.network, Network):
+            raise TypeError(f"network: expected a reference.draws.Network, got {self.network!r}")
+        if (
+            isinstance(self.dtypes, str)
+            or not self.dtypes
+            or any(d not in DTYPES for d in self.dtypes)
+        ):
+            raise ValueError(
+                f"dtypes: expected a non-empty list of {list(DTYPES)}, got {self.dtypes!r}"
+            )
+        object.__setattr__(self, "dtypes", tuple(self.dtypes))
+        if self.conventions is not None:
+            if not isinstance(self.conventions, Conventions):
+                raise TypeError(
+                    f"conventions: expected a reference.conventions.Conventions, "
+                    f"got {self.conventions!r}"
+                )
+            if self.network is None or self.target == DEFAULT_TARGET:
+                raise ValueError(
+                    "conventions: a user's target on one network (target and network) takes "
+                    f"conventions; got target {self.target!r}, network {self.network!r}"
+                )
+            self.conventions.check_targets(self.network.loss, self.network.layer_sizes[-1])
 
     @property
     def chunks(self) -> int:
@@ -292,12 +383,62 @@ class Config:
         start = chunk * self.chunk_size
         return range(start, min(start + self.chunk_size, self.examples))
 
+    @property
+    def call_conventions(self) -> Conventions | None:
+        """The conventions a user's target is called in: ``None`` for the
+        five-argument form on drawn architectures (and for manual_bp)."""
+        if self.network is None or self.target == DEFAULT_TARGET:
+            return None
+        return self.conventions or Conventions()
+
+    def draw(self, index: int, *, seed: int | None = None) -> Example:
+        """Example ``index`` (of ``seed``, default this campaign's)."""
+        conventions = self.call_conventions
+        return draw_example(
+            self.seed if seed is None else seed, index, limits=self.limits,
+            network=self.network, dtypes=self.dtypes,
+            hard_targets=conventions is not None and conventions.targets != "soft",
+        )  # fmt: skip
+
+    def verify(self, example: Example, backprop: Callable | None) -> Outcome:
+        """``verify`` with this campaign's conventions (``backprop`` is the loaded target)."""
+        return verify(example, backprop=backprop, conventions=self.call_conventions)
+
+    @property
+    def digest(self) -> str:
+        """What tells this campaign's property apart in the example database; the
+        campaigns of drawn architectures in both dtypes keep their earlier keys."""
+        text = f"{self.target} {self.limits}"
+        if self.network is not None:
+            text += f" {self.network} {self.call_conventions}"
+        if self.dtypes != DTYPES:
+            text += f" {self.dtypes}"
+        return text
+
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {
+            "examples": self.examples,
+            "seed": self.seed,
+            "chunk_size": self.chunk_size,
+            "target": self.target,
+            "limits": dataclasses.asdict(self.limits),
+            "network": None if self.network is None else dataclasses.asdict(self.network),
+            "conventions": None if self.conventions is None else self.conventions.as_dict(),
+            "dtypes": list(self.dtypes),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Config:
-        return cls(**{**data, "limits": Limits(**data["limits"])})
+        """The inverse of ``as_dict`` (a manifest of an earlier version lacks the
+        network, conventions and dtypes: those were the defaults)."""
+        network, conventions = data.get("network"), data.get("conventions")
+        return cls(
+            data["examples"], data["seed"], data["chunk_size"], data["target"],
+            Limits(**data["limits"]),
+            None if network is None else Network(**network),
+            None if conventions is None else Conventions(**conventions),
+            tuple(data.get("dtypes", DTYPES)),
+        )  # fmt: skip
 
 
 # Worker-level state: one per worker process, for its whole life.
@@ -354,9 +495,9 @@ def run_chunk(config: Config, chunk: int) -> dict:
     worst: list[dict] = []
     buckets = 0
     for index in config.chunk_range(chunk):
-        example = draw_example(config.seed, index, limits=config.limits)
+        example = config.draw(index)
         buckets += _new_bucket(example)
-        outcome = verify(example, backprop=target)
+        outcome = config.verify(example, target)
         examples[example.dtype] += 1
         undecided[example.dtype] += outcome.undecided > 0
         for key, ratio in outcome.ratios.items():
@@ -364,8 +505,9 @@ def run_chunk(config: Config, chunk: int) -> dict:
         ratio, key = outcome.worst
         if not outcome.ok:
             failures.append(index)
-            if outcome.error:
-                errors.append(f"example {index}: {outcome.error.strip().splitlines()[-1]}")
+            if outcome.error or outcome.details:
+                message = (outcome.error or outcome.details).strip().splitlines()[-1]
+                errors.append(f"example {index}: {message}")
         worst.append(_worst_entry(example, ratio, key))
         worst = sorted(worst, key=_rank)[:WORST_KEPT]
     return {
@@ -578,7 +720,10 @@ def run_campaign(
             "or remove the file"
         )
     done = read_manifest(manifest, config) if resume and manifest.exists() else {}
-    key = database_key(target=config.target, limits=config.limits)
+    key = database_key(
+        target=config.target, limits=config.limits, network=config.network,
+        conventions=config.conventions, dtypes=config.dtypes,
+    )  # fmt: skip
     manifest.parent.mkdir(parents=True, exist_ok=True)
     if not manifest.exists() or not manifest.read_text().strip():
         manifest.write_text(json.dumps({"config": config.as_dict()}) + "\n")
@@ -673,7 +818,10 @@ def plot_histogram(path: Path, summary: Mapping) -> Path:
         )
         n = totals["examples_by_dtype"][dtype]
         axis.set_title(f"{dtype}: {n} examples")
-        axis.legend(title="key kind", fontsize=8, loc="upper left")
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(title="key kind", fontsize=8, loc="upper left")
+        else:  # a campaign of one dtype
+            axis.text(0.5, 0.5, f"no {dtype} examples", transform=axis.transAxes, ha="center")
     axes[0].set_ylabel("gradients")
     # Headroom above the highest step for the legends.
     highest = max(
@@ -681,8 +829,11 @@ def plot_histogram(path: Path, summary: Mapping) -> Path:
     )
     axes[0].set_ylim(0.5, max(highest, 1) * 30)
     config = summary["config"]
+    target = Path(config["target"]).name  # a file's name without its folders
+    network = config.get("network")
+    on = f" on {network['layer_sizes']}" if network else ""
     figure.suptitle(
-        f"campaign seed {config['seed']}, target {config['target']}: "
+        f"campaign seed {config['seed']}, target {target}{on}: "
         f"{totals['examples']} examples, {totals['failures']} failing"
     )
     figure.tight_layout()

@@ -95,6 +95,15 @@ class Conventions:
         if not (np.isfinite(self.l2) and self.l2 >= 0):
             raise ValueError(f"l2: expected a finite number >= 0, got {self.l2!r}")
 
+    def as_dict(self) -> dict:
+        """The arguments that rebuild these conventions (JSON-ready)."""
+        names = self.names if isinstance(self.names, str) else dict(self.names)
+        return {
+            "layout": self.layout, "names": names, "bias_shape": self.bias_shape,
+            "container": self.container, "targets": self.targets,
+            "reduction": self.reduction, "l2": self.l2,
+        }  # fmt: skip
+
     # ------------------------------------------------------------------ names
     def user_key(self, key: str) -> str:
         """The user's name for our key ``W1``, ``B1``, ``Z1``, ``A1``."""

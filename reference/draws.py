@@ -35,6 +35,7 @@ import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
+from manual_bp.validation import check_activations, check_layer_sizes, check_loss_pair
 from reference.cases import INPUT_BOUND, MAX_BATCH, MAX_DEPTH, MAX_WIDTH, PARAM_BOUND, Case
 
 DTYPES = ("float64", "float32")
@@ -100,6 +101,27 @@ def draw_architecture(
     hidden = [str(rng.choice(sorted(ACTIVATIONS))) for _ in range(depth - 1)]
     output = str(rng.choice(sorted(spec.output_activations)))
     return Architecture(index, tuple(sizes), (*hidden, output), loss, _draw_size(rng, limits.batch))
+
+
+@dataclass(frozen=True)
+class Network:
+    """One fixed network (what ``check_gradients`` checks): examples draw only
+    the batch size ``m`` (``1..limits.batch``) and the values."""
+
+    layer_sizes: tuple[int, ...]
+    activations: tuple[str, ...]
+    loss: str
+
+    def __post_init__(self) -> None:
+        sizes = check_layer_sizes(self.layer_sizes)
+        activations = check_activations(self.activations, len(sizes) - 1)
+        check_loss_pair(self.loss, activations[-1], sizes[-1])
+        object.__setattr__(self, "layer_sizes", tuple(sizes))
+        object.__setattr__(self, "activations", tuple(activations))
+
+    def architecture(self, rng: np.random.Generator, index: int, limits: Limits) -> Architecture:
+        m = _draw_size(rng, limits.batch)
+        return Architecture(index, self.layer_sizes, self.activations, self.loss, m)
 
 
 def draw_normalized_architecture(
@@ -231,9 +253,16 @@ def signed_array(
     return _compose(rng, shape, candidates, _SIGNED_WEIGHTS).astype(dtype)
 
 
-def draw_targets(rng: np.random.Generator, loss: str, shape: tuple[int, int], dtype: str):
-    """Targets in the loss's domain, as ``reference.cases.targets``."""
+def draw_targets(
+    rng: np.random.Generator, loss: str, shape: tuple[int, int], dtype: str, hard: bool = False
+):
+    """Targets in the loss's domain, as ``reference.cases.targets``; ``hard``:
+    labels only (0 or 1, one-hot columns), what code written for labels takes."""
     size = math.prod(shape)
+    if hard and loss == "binary_cross_entropy":
+        return rng.integers(0, 2, shape).astype(dtype)
+    if hard and loss == "cross_entropy":
+        return np.eye(shape[0], dtype=dtype)[:, rng.integers(0, shape[0], shape[1])]
     if loss == "binary_cross_entropy":
         candidates = _binary_candidates(rng, size, dtype)
         return _compose(rng, shape, candidates, _BINARY_WEIGHTS).astype(dtype)
@@ -251,9 +280,11 @@ def draw_targets(rng: np.random.Generator, loss: str, shape: tuple[int, int], dt
     return signed_array(rng, shape, INPUT_BOUND, dtype)
 
 
-def draw_values(rng: np.random.Generator, arch: Architecture, dtype: str):
+def draw_values(
+    rng: np.random.Generator, arch: Architecture, dtype: str, hard_targets: bool = False
+):
     """``(params, X, Y)`` for ``arch`` in ``dtype`` (with ``gammal``, ``betal`` and
-    the stability cases of a normalized ``arch``)."""
+    the stability cases of a normalized ``arch``); ``hard_targets``: labels only."""
     params = {}
     for l in range(1, len(arch.sizes)):
         params[f"W{l}"] = signed_array(rng, (arch.sizes[l], arch.sizes[l - 1]), PARAM_BOUND, dtype)
@@ -262,7 +293,7 @@ def draw_values(rng: np.random.Generator, arch: Architecture, dtype: str):
             params[f"gamma{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
             params[f"beta{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
     X = signed_array(rng, (arch.sizes[0], arch.m), INPUT_BOUND, dtype)
-    Y = draw_targets(rng, arch.loss, (arch.sizes[-1], arch.m), dtype)
+    Y = draw_targets(rng, arch.loss, (arch.sizes[-1], arch.m), dtype, hard_targets)
     if arch.normalization:
         X = _stability_case(rng, arch, params, X, dtype)
     return params, X, Y
@@ -296,16 +327,30 @@ class Example:
         )
 
 
-def draw_example(seed: int, index: int, *, limits: Limits = DEFAULT_LIMITS) -> Example:
+def draw_example(
+    seed: int,
+    index: int,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    network: Network | None = None,
+    dtypes: tuple[str, ...] = DTYPES,
+    hard_targets: bool = False,
+) -> Example:
     """Example ``index`` of the run seeded ``seed``, from ``default_rng([seed, index])``.
 
-    Even indices are float64, odd ones float32.
+    The architecture is drawn (``draw_architecture``), or is ``network``'s with
+    a drawn batch size.  Its dtype is ``dtypes[index % len(dtypes)]``: by
+    default even indices are float64, odd ones float32.  ``hard_targets``:
+    labels only (``draw_targets``).
     """
     for name, value in (("seed", seed), ("index", index)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
             raise ValueError(f"{name}: expected a non-negative int, got {value!r}")
     rng = np.random.default_rng([int(seed), int(index)])
-    arch = draw_architecture(rng, int(index), limits=limits)
-    dtype = DTYPES[int(index) % 2]
-    params, X, Y = draw_values(rng, arch, dtype)
+    if network is None:
+        arch = draw_architecture(rng, int(index), limits=limits)
+    else:
+        arch = network.architecture(rng, int(index), limits)
+    dtype = dtypes[int(index) % len(dtypes)]
+    params, X, Y = draw_values(rng, arch, dtype, hard_targets)
     return Example(int(seed), int(index), arch, dtype, params, X, Y)

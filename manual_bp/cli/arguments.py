@@ -276,7 +276,7 @@ def add_regularization_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+def add_network_arguments(parser: argparse._ActionsContainer) -> None:
     """``--layers``, ``--activations`` and ``--loss``, defaulting to the seed's network."""
     parser.add_argument(
         "--layers",
@@ -299,6 +299,31 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         help="binary_cross_entropy, cross_entropy or mse (default: binary_cross_entropy "
         "for one output, else cross_entropy)",
     )
+
+
+def add_convention_arguments(parser: argparse._ActionsContainer, *, layer: bool = False) -> None:
+    """The conventions of a user's backprop (``reference.conventions``): ``--layout``,
+    ``--names``, ``--bias-shape``, ``--container``, ``--targets``, ``--reduction``,
+    ``--l2``; all default to ``None`` (the caller fills in ours).  ``layer``: the
+    command also checks layer functions (``check --layer``), whose defaults differ."""
+    parser.add_argument(
+        "--layout", default=None, choices=["columns", "rows"],
+        help="default: columns for a network, rows (cs231n) with --layer"
+        if layer else "samples as columns, or as rows (cs231n) (default: columns)",
+    )  # fmt: skip
+    parser.add_argument("--names", default=None, choices=["W1/B1", "W1/b1"], help="default: W1/B1")
+    parser.add_argument(
+        "--bias-shape", default=None, choices=["column", "flat", "row"],
+        help="default: column for columns, flat for rows",
+    )  # fmt: skip
+    parser.add_argument("--container", default=None, choices=["dict", "list"], help="default: dict")
+    parser.add_argument(
+        "--targets", default=None, choices=["soft", "one_hot", "labels"],
+        help="default: soft for a network, labels for a --layer cross-entropy head"
+        if layer else "default: soft",
+    )  # fmt: skip
+    parser.add_argument("--reduction", default=None, choices=["mean", "sum"], help="default: mean")
+    parser.add_argument("--l2", type=float, default=None, help="L2 strength (default: 0)")
 
 
 # The argument names of the validation messages, and the options that set them.

@@ -17,7 +17,14 @@ import math
 import sys
 from pathlib import Path
 
-from manual_bp.cli.arguments import help_formatter, positive_int
+from manual_bp.cli.arguments import (
+    _naming_the_option,
+    add_convention_arguments,
+    add_network_arguments,
+    architecture_from_arguments,
+    help_formatter,
+    positive_int,
+)
 
 EXAMPLES = """\
 examples:
@@ -25,13 +32,24 @@ examples:
   manual-bp campaign --examples 1000000 --out big --resume   # continue after a crash
   manual-bp campaign --scheduler tcp://10.0.0.5:8786 --database redis://10.0.0.5:6379
   manual-bp campaign --target mymodule:my_backprop --examples 2000
+  manual-bp campaign --target my_net.py:backprop --layers 2,3,1 --activations tanh,sigmoid
+      a student's backprop(params, X, Y), as manual-bp check calls it
+  manual-bp campaign --target two_layer.py:loss_grads --layers 4,10,3 \\
+      --activations relu,softmax --layout rows --names W1/b1 --targets labels
 
-A --target function is called as backprop(params, X, Y, activations, loss) and
-returns grads with W1..WL, B1..BL (and any Zl, Al to compare too).
+Without --layers/--activations/--loss every example draws its own architecture,
+and a --target function is called as backprop(params, X, Y, activations, loss),
+returning grads with W1..WL, B1..BL (and any Zl, Al to compare too), in our
+conventions.  With them every example is that one network (the batch size and
+values are drawn), and --target is called as manual-bp check calls it,
+backprop(params, X, Y), in the conventions of --layout, --names, ... .
 Replay example i of seed s:  python -c "from reference.campaign import run_example;
   print(run_example(s, i))"
 Exit status: 0 if every example passed, 1 if any failed, 2 on bad arguments.
 """
+
+# The conventions flags: the Conventions field each sets.
+CONVENTION_FLAGS = ("layout", "names", "bias_shape", "container", "targets", "reduction", "l2")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -85,14 +103,67 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--target",
         default="manual_bp",
-        help="manual_bp or module:function, a user's backprop (default: %(default)s)",
+        help="manual_bp, or a user's backprop: FILE.py:NAME or MODULE:NAME (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="both",
+        choices=["float64", "float32", "both"],
+        help="both: float64 for even examples, float32 for odd (default: %(default)s)",
     )
     parser.add_argument("--max-depth", type=positive_int, help="largest depth drawn (default: 6)")
     parser.add_argument(
         "--max-width", type=positive_int, help="largest layer width drawn (default: 32)"
     )
     parser.add_argument("--max-batch", type=positive_int, help="largest batch drawn (default: 64)")
+    group = parser.add_argument_group(
+        "one network (default: every example draws its own architecture)"
+    )
+    add_network_arguments(group)  # a group adds arguments as a parser does
+    conventions = parser.add_argument_group(
+        "the conventions of a --target on one network (as manual-bp check takes them)"
+    )
+    add_convention_arguments(conventions)
     parser.set_defaults(handler=run)
+
+
+def _network(args: argparse.Namespace):
+    """``(network, conventions)`` from the one-network and conventions flags."""
+    from reference.conventions import Conventions
+    from reference.draws import Network
+
+    given = [f"--{n.replace('_', '-')}" for n in CONVENTION_FLAGS if getattr(args, n) is not None]
+    if args.layers is None and args.activations is None and args.loss is None:
+        if given:
+            raise ValueError(
+                f"{given[0]}: the conventions of a --target on one network; give the network "
+                "(--layers, --activations, --loss)"
+            )
+        return None, None
+    for name in ("max_depth", "max_width"):  # refused, not ignored
+        if getattr(args, name) is not None:
+            raise ValueError(
+                f"--{name.replace('_', '-')}: limits drawn architectures; one network's "
+                "sizes are --layers (--max-batch still limits the batch)"
+            )
+    if given and args.target == "manual_bp":
+        raise ValueError(f"{given[0]}: the conventions of a user's --target (manual_bp has ours)")
+    dtype = args.dtype
+    args.dtype = None  # the architecture's dtype is --dtype's business here
+    try:
+        sizes, names, loss, _ = architecture_from_arguments(args)
+    finally:
+        args.dtype = dtype
+    if not given:
+        return Network(tuple(sizes), tuple(names), loss), None
+    options = {n: getattr(args, n) for n in CONVENTION_FLAGS if getattr(args, n) is not None}
+    try:
+        conventions = Conventions(**options)
+        conventions.check_targets(loss, sizes[-1])
+    except (TypeError, ValueError) as error:
+        name = str(error).split(":", 1)[0]
+        raise type(error)(f"--{name.replace('_', '-')}: {error}") from None
+    return Network(tuple(sizes), tuple(names), loss), conventions
 
 
 def _limits(args: argparse.Namespace):
@@ -119,11 +190,18 @@ def run(args: argparse.Namespace) -> int:
     manifest = campaign.paths(args.out)["manifest"]
     if manifest.exists() and not (args.resume or args.report_only):
         raise ValueError(f"--out: {manifest} exists; pass --resume to continue that campaign")
+    network, conventions = _network(args)
+    target = args.target
+    if target.partition(":")[0].endswith(".py"):  # workers may run elsewhere: an absolute path
+        where, _, name = target.rpartition(":")
+        target = f"{Path(where).resolve()}:{name}"
+    dtypes = ("float64", "float32") if args.dtype == "both" else (args.dtype,)
     try:  # reference.campaign names its arguments; here they are flags
-        campaign.load_target(args.target)
+        campaign.load_target(target)
         config = campaign.Config(
-            args.examples, args.seed, args.chunk_size, args.target, _limits(args)
-        )
+            args.examples, args.seed, args.chunk_size, target, _limits(args),
+            network, conventions, dtypes,
+        )  # fmt: skip
         database = campaign.example_database(args.database)
         summary = campaign.run_campaign(
             config,
@@ -134,8 +212,11 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             report_only=args.report_only,
         )
-    except ValueError as error:
-        raise ValueError(f"--{str(error).replace('_', '-')}") from None
+    except (TypeError, ValueError) as error:
+        named = _naming_the_option(error)
+        if named is not error:
+            raise named from None
+        raise type(error)(f"--{str(error).replace('_', '-')}") from None
     totals, speed = summary["totals"], summary["throughput"]
     by_dtype = ", ".join(f"{n} {dtype}" for dtype, n in totals["examples_by_dtype"].items())
     of = "" if summary["complete"] else f" (partial: {totals['chunks']} of {config.chunks} chunks)"

@@ -14,23 +14,20 @@ verdict as JSON.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
-import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.cli.arguments import (
     _naming_the_option,
+    add_convention_arguments,
     add_network_arguments,
     help_formatter,
     network_from_arguments,
 )
 from manual_bp.cli.extras import require
 from manual_bp.losses import LOSSES
+from reference.user_functions import load_function
 
 EXAMPLES = """\
 examples:
@@ -49,35 +46,6 @@ examples:
   manual-bp check layers.py:softmax_loss --layer cross_entropy
       a loss head loss(x, y) -> (loss, dx) with integer labels
 """
-
-
-def load_function(spec: str) -> Callable[..., object]:
-    """``path/to/file.py:name`` or ``package.module:name`` -> the callable."""
-    where, sep, name = spec.rpartition(":")
-    if not sep or not where or not name:
-        raise ValueError(f"FUNCTION: expected FILE.py:NAME or MODULE:NAME, got {spec!r}")
-    if where.endswith(".py"):
-        path = Path(where)
-        if not path.is_file():
-            raise ValueError(f"FUNCTION: no file {where!r}")
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
-        if module_spec is None or module_spec.loader is None:
-            raise ValueError(f"FUNCTION: {where!r} cannot be loaded as a Python module")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.path.insert(0, str(path.resolve().parent))
-        try:
-            module_spec.loader.exec_module(module)
-        finally:
-            sys.path.pop(0)
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ImportError as error:
-            raise ValueError(f"FUNCTION: cannot import module {where!r} ({error})") from None
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise ValueError(f"FUNCTION: {where!r} has no function {name!r}")
-    return function
 
 
 # The network-check options and their defaults; --layer refuses them when given.
@@ -205,22 +173,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--dtype", default="float64", choices=["float64", "float32"], help="default: float64"
     )
     parser.add_argument("--examples", type=int, default=100, help="examples (default: 100)")
-    parser.add_argument(
-        "--layout", default=None, choices=["columns", "rows"],
-        help="default: columns for a network, rows (cs231n) with --layer",
-    )  # fmt: skip
-    parser.add_argument("--names", default=None, choices=["W1/B1", "W1/b1"], help="default: W1/B1")
-    parser.add_argument(
-        "--bias-shape", default=None, choices=["column", "flat", "row"],
-        help="default: column for columns, flat for rows",
-    )  # fmt: skip
-    parser.add_argument("--container", default=None, choices=["dict", "list"], help="default: dict")
-    parser.add_argument(
-        "--targets", default=None, choices=["soft", "one_hot", "labels"],
-        help="default: soft for a network, labels for a --layer cross-entropy head",
-    )  # fmt: skip
-    parser.add_argument("--reduction", default=None, choices=["mean", "sum"], help="default: mean")
-    parser.add_argument("--l2", type=float, default=None, help="L2 strength (default: 0)")
+    add_convention_arguments(parser, layer=True)
     parser.add_argument(
         "--param-bound", type=float, default=None, help="|W|, |B| bound (default: 10)"
     )

@@ -1,0 +1,199 @@
+"""``reference.campaign`` on one network: a student's ``backprop(params, X, Y)``
+in the conventions ``manual-bp check`` takes, in the three styles real code
+is written in (course, cs231n, Nielsen), run chunk by chunk without Dask.
+
+The Dask engine, resuming and the shared database are tested in
+``test_campaign.py``; here the target's calling convention, the drawing of
+one network, and the replay of a student's failure by the property.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from manual_bp.cli import main
+from reference.campaign import (
+    Config,
+    campaign_property,
+    database_key,
+    merge,
+    run_chunk,
+    run_example,
+    save_failures,
+)
+from reference.conventions import Conventions
+from reference.draws import Limits, Network
+
+STUDENTS = '''
+import numpy as np
+
+
+def course(params, X, Y):
+    """Columns as samples, tanh then sigmoid, binary cross-entropy, mean."""
+    W1, B1, W2, B2 = params["W1"], params["B1"], params["W2"], params["B2"]
+    m = X.shape[1]
+    A1 = np.tanh(W1 @ X + B1)
+    A2 = 1 / (1 + np.exp(-(W2 @ A1 + B2)))
+    dZ2 = A2 - Y
+    dZ1 = (W2.T @ dZ2) * (1 - A1**2)
+    return {"W1": dZ1 @ X.T / m, "B1": dZ1.sum(axis=1, keepdims=True) / m,
+            "W2": dZ2 @ A1.T / m, "B2": dZ2.sum(axis=1, keepdims=True) / m}
+
+
+def course_sum_bias(params, X, Y):
+    """The classic bug: dB1 summed over the batch, not averaged."""
+    grads = course(params, X, Y)
+    grads["B1"] = grads["B1"] * X.shape[1]
+    return grads
+
+
+def cs231n(params, X, y):
+    """Rows as samples, W (n_in, n_out), b (n,), integer labels, relu then softmax."""
+    N = X.shape[0]
+    h = np.maximum(0, X @ params["W1"] + params["b1"])
+    scores = h @ params["W2"] + params["b2"]
+    p = np.exp(scores - scores.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(N), y] -= 1
+    dscores = p / N
+    dh = dscores @ params["W2"].T
+    dh[h <= 0] = 0
+    return {"W1": X.T @ dh, "b1": dh.sum(axis=0), "W2": h.T @ dscores, "b2": dscores.sum(axis=0)}
+
+
+def nielsen(params, X, Y):
+    """Per-sample column vectors, lists [W1, B1, W2, B2], sigmoid, mse summed."""
+    weights, biases = params[0::2], params[1::2]
+    nabla_w = [np.zeros_like(w) for w in weights]
+    nabla_b = [np.zeros_like(b) for b in biases]
+    for j in range(X.shape[1]):
+        activation, activations, zs = X[:, [j]], [X[:, [j]]], []
+        for w, b in zip(weights, biases):
+            zs.append(w @ activation + b)
+            activation = 1 / (1 + np.exp(-zs[-1]))
+            activations.append(activation)
+        delta = (activations[-1] - Y[:, [j]]) * activations[-1] * (1 - activations[-1])
+        for l in range(1, len(weights) + 1):
+            if l > 1:
+                a = activations[-l]
+                delta = (weights[-l + 1].T @ delta) * a * (1 - a)
+            nabla_b[-l] += delta
+            nabla_w[-l] += delta @ activations[-l - 1].T
+    return [g for pair in zip(nabla_w, nabla_b) for g in pair]
+'''
+
+NETWORKS = {
+    "course": (Network((3, 4, 1), ("tanh", "sigmoid"), "binary_cross_entropy"), None),
+    "cs231n": (
+        Network((4, 6, 3), ("relu", "softmax"), "cross_entropy"),
+        Conventions(layout="rows", names="W1/b1", targets="labels"),
+    ),
+    "nielsen": (
+        Network((2, 3, 1), ("sigmoid", "sigmoid"), "mse"),
+        Conventions(container="list", reduction="sum"),
+    ),
+}
+SMALL = Limits(batch=8)
+
+
+@pytest.fixture(scope="module")
+def students(tmp_path_factory):
+    path = tmp_path_factory.mktemp("students") / "students.py"
+    path.write_text(STUDENTS)
+    return path
+
+
+def totals(config: Config) -> dict:
+    return merge(run_chunk(config, chunk) for chunk in range(config.chunks))
+
+
+@pytest.mark.parametrize("style", sorted(NETWORKS))
+def test_a_correct_student_function_passes_every_example(students, style):
+    network, conventions = NETWORKS[style]
+    config = Config(12, 0, 6, f"{students}:{style}", SMALL, network, conventions)
+    result = totals(config)
+    assert result["failures"] == 0, result["worst"][:3]
+    assert result["examples_by_dtype"] == {"float64": 6, "float32": 6}
+    assert all(entry["network"].startswith(f"layer_sizes={list(network.layer_sizes)}")
+               for entry in result["worst"])  # fmt: skip
+
+
+def test_a_student_bug_fails_and_the_property_replays_it_from_the_database(students, tmp_path):
+    network, _ = NETWORKS["course"]
+    target = f"{students}:course_sum_bias"
+    config = Config(8, 3, 8, target, SMALL, network, dtypes=("float64",))
+    result = totals(config)
+    failing = result["failing_indices"]
+    # m = 1 hides the bug (the sum of one sample is its mean); every other batch shows it.
+    assert failing and result["examples_by_dtype"] == {"float64": 8, "float32": 0}
+    assert max(entry["ratio"] for entry in result["worst"]) > 1e3
+    assert {entry["key"] for entry in result["worst"] if entry["ratio"] > 1} == {"B1"}
+    example, outcome = run_example(3, failing[0], target=target, network=network,
+                                   dtypes=("float64",))  # fmt: skip
+    assert not outcome.ok and outcome.worst[1] == "B1" and example.arch.m > 1
+
+    database = DirectoryBasedExampleDatabase(tmp_path / "db")
+    key = database_key(target=target, network=network, dtypes=("float64",))
+    save_failures(database, key, 3, failing)
+    prop = campaign_property(target=target, network=network, dtypes=("float64",))
+    replay = settings(database=database, derandomize=False, phases=[Phase.reuse])(prop)
+    with pytest.raises(AssertionError, match=r"seed 3, example (\d+)") as caught:
+        replay()
+    replayed = int(re.search(r"seed 3, example (\d+)", str(caught.value)).group(1))
+    assert replayed in failing
+    # Another network is another property: its key differs, so nothing is replayed.
+    other = Network((3, 5, 1), ("tanh", "sigmoid"), "binary_cross_entropy")
+    assert database_key(target=target, network=other, dtypes=("float64",)) != key
+
+
+def test_hard_targets_and_one_dtype_are_drawn_as_asked(students):
+    network, conventions = NETWORKS["cs231n"]
+    config = Config(6, 1, 6, f"{students}:cs231n", SMALL, network, conventions, ("float32",))
+    for index in range(6):
+        example = config.draw(index)
+        assert example.dtype == "float32" and example.arch.sizes == (4, 6, 3)
+        assert set(example.Y.sum(axis=0).tolist()) == {1.0}  # one-hot columns
+        assert set(example.Y.ravel().tolist()) <= {0.0, 1.0}
+
+
+def test_the_config_survives_the_manifest_and_refuses_conventions_without_a_network(students):
+    network, conventions = NETWORKS["cs231n"]
+    config = Config(6, 1, 6, f"{students}:cs231n", SMALL, network, conventions, ("float32",))
+    assert Config.from_dict(json.loads(json.dumps(config.as_dict()))) == config
+    with pytest.raises(ValueError, match="conventions: a user's target on one network"):
+        Config(6, target=f"{students}:cs231n", conventions=conventions)
+    with pytest.raises(ValueError, match="conventions: a user's target on one network"):
+        Config(6, network=network, conventions=conventions)  # manual_bp has ours
+    with pytest.raises(ValueError, match="targets: 'labels' needs a cross-entropy loss"):
+        Config(6, target=f"{students}:course", network=NETWORKS["nielsen"][0],
+               conventions=Conventions(targets="labels"))  # fmt: skip
+    with pytest.raises(ValueError, match="dtypes"):
+        Config(6, dtypes=("float16",))
+    with pytest.raises(ValueError, match="layer_sizes"):
+        Network((3, 0, 1), ("tanh", "sigmoid"), "binary_cross_entropy")
+
+
+LABELS = ["--target", "json:dumps", "--layers", "2,1"]  # any callable loads
+
+
+@pytest.mark.parametrize(
+    ("arguments", "flag"),
+    [
+        (["--layout", "rows"], "--layout"),  # conventions without a network
+        (["--layers", "2,3,1", "--names", "W1/b1"], "--names"),  # manual_bp has ours
+        ([*LABELS, "--loss", "mse", "--targets", "labels"], "--targets"),
+        (["--layers", "2,0,1"], "--layers"),
+        (["--layers", "2,3,1", "--max-width", "4"], "--max-width"),  # refused, not ignored
+        (["--activations", "tanh,nope"], "--activations"),
+        (["--target", "missing.py:backprop", "--layers", "2,1"], "--target"),
+    ],
+)
+def test_bad_one_network_arguments_exit_2_naming_the_flag(arguments, flag, tmp_path, capsys):
+    assert main(["campaign", "--out", str(tmp_path / "x"), *arguments]) == 2
+    assert f"error: {flag}" in capsys.readouterr().err
+    assert not (tmp_path / "x.manifest.jsonl").exists()
