@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -22,6 +24,8 @@ from reference.campaign import (
     campaign_property,
     database_key,
     merge,
+    paths,
+    read_manifest,
     run_chunk,
     run_example,
     save_failures,
@@ -123,7 +127,9 @@ def test_a_correct_student_function_passes_every_example(students, style):
                for entry in result["worst"])  # fmt: skip
 
 
-def test_a_student_bug_fails_and_the_property_replays_it_from_the_database(students, tmp_path):
+def test_a_student_bug_fails_and_the_property_replays_it_from_the_database(
+    students, tmp_path, capsys
+):
     network, _ = NETWORKS["course"]
     target = f"{students}:course_sum_bias"
     config = Config(8, 3, 8, target, SMALL, network, dtypes=("float64",))
@@ -133,14 +139,15 @@ def test_a_student_bug_fails_and_the_property_replays_it_from_the_database(stude
     assert failing and result["examples_by_dtype"] == {"float64": 8, "float32": 0}
     assert max(entry["ratio"] for entry in result["worst"]) > 1e3
     assert {entry["key"] for entry in result["worst"] if entry["ratio"] > 1} == {"B1"}
-    example, outcome = run_example(3, failing[0], target=target, network=network,
-                                   dtypes=("float64",))  # fmt: skip
+    same = {"target": target, "limits": SMALL, "network": network, "dtypes": ("float64",)}
+    example, outcome = run_example(3, failing[0], **same)
     assert not outcome.ok and outcome.worst[1] == "B1" and example.arch.m > 1
+    assert example.arch == config.draw(failing[0]).arch  # the very example that failed
 
     database = DirectoryBasedExampleDatabase(tmp_path / "db")
-    key = database_key(target=target, network=network, dtypes=("float64",))
+    key = database_key(**same)
     save_failures(database, key, 3, failing)
-    prop = campaign_property(target=target, network=network, dtypes=("float64",))
+    prop = campaign_property(**same)
     replay = settings(database=database, derandomize=False, phases=[Phase.reuse])(prop)
     with pytest.raises(AssertionError, match=r"seed 3, example (\d+)") as caught:
         replay()
@@ -148,7 +155,31 @@ def test_a_student_bug_fails_and_the_property_replays_it_from_the_database(stude
     assert replayed in failing
     # Another network is another property: its key differs, so nothing is replayed.
     other = Network((3, 5, 1), ("tanh", "sigmoid"), "binary_cross_entropy")
-    assert database_key(target=target, network=other, dtypes=("float64",)) != key
+    assert database_key(**{**same, "network": other}) != key
+
+    # --replay rebuilds example i from the campaign's own record (here, its manifest).
+    out = tmp_path / "bug"
+    paths(out)["manifest"].write_text(json.dumps({"config": config.as_dict(), "rules": 2}))
+    assert main(["campaign", "--out", str(out), "--replay", str(failing[0])]) == 1
+    printed = capsys.readouterr().out
+    assert f"seed 3, example {failing[0]}: float64, layer_sizes=[3, 4, 1]" in printed
+    assert "FAIL: worst err/tol" in printed and "in B1" in printed
+    passing = min(set(range(8)) - set(failing))
+    assert main(["campaign", "--out", str(out), "--replay", str(passing)]) == 0
+    assert main(["campaign", "--out", str(out), "--replay", "0", "--examples", "5"]) == 2
+    assert "error: --examples: not with --replay" in capsys.readouterr().err
+
+
+def test_an_edited_file_is_loaded_again_and_a_relative_path_made_absolute(tmp_path, monkeypatch):
+    """A worker keeps a loaded target for its life, unless the file changes."""
+    monkeypatch.chdir(tmp_path)
+    network, _ = NETWORKS["course"]
+    Path("mine.py").write_text(STUDENTS)
+    config = Config(4, 0, 4, "mine.py:course", SMALL, network, dtypes=("float64",))
+    assert config.target == f"{tmp_path / 'mine.py'}:course"
+    assert run_chunk(config, 0)["failures"] == []
+    Path("mine.py").write_text(STUDENTS.replace("dZ2 = A2 - Y", "dZ2 = 2 * (A2 - Y)"))
+    assert len(run_chunk(config, 0)["failures"]) == 4
 
 
 def test_hard_targets_and_one_dtype_are_drawn_as_asked(students):
@@ -174,6 +205,25 @@ def test_the_config_survives_the_manifest_and_refuses_conventions_without_a_netw
                conventions=Conventions(targets="labels"))  # fmt: skip
     with pytest.raises(ValueError, match="dtypes"):
         Config(6, dtypes=("float16",))
+    # Our conventions given explicitly are the same campaign (and resume it).
+    explicit = Config(6, 1, 6, f"{students}:course", SMALL, NETWORKS["course"][0], Conventions())
+    assert explicit == Config(6, 1, 6, f"{students}:course", SMALL, NETWORKS["course"][0])
+    assert json.loads(json.dumps(Config(6, seed=np.int64(7)).as_dict()))["seed"] == 7
+
+
+def test_a_manifest_judged_by_older_rules_is_not_resumed_for_a_users_target(students, tmp_path):
+    """Before version 2 a user's target was judged without moving kinked units off
+    the kink; one total must not mix the two."""
+    user = Config(6, 1, 3, f"{students}:course", SMALL, NETWORKS["course"][0])
+    own = Config(6, 1, 3, limits=SMALL)
+    for config, refused in ((user, True), (own, False)):
+        manifest = tmp_path / f"{refused}.manifest.jsonl"
+        manifest.write_text(json.dumps({"config": config.as_dict()}) + "\n")  # no "rules"
+        if refused:
+            with pytest.raises(ValueError, match="rules of version 1"):
+                read_manifest(manifest, config)
+        else:
+            assert read_manifest(manifest, config) == {}
     with pytest.raises(ValueError, match="layer_sizes"):
         Network((3, 0, 1), ("tanh", "sigmoid"), "binary_cross_entropy")
 
@@ -189,11 +239,14 @@ LABELS = ["--target", "json:dumps", "--layers", "2,1"]  # any callable loads
         ([*LABELS, "--loss", "mse", "--targets", "labels"], "--targets"),
         (["--layers", "2,0,1"], "--layers"),
         (["--layers", "2,3,1", "--max-width", "4"], "--max-width"),  # refused, not ignored
+        (["--target", "no_such_file.py:back_prop", "--layers", "2,1"], "--target: no file"),
         (["--activations", "tanh,nope"], "--activations"),
         (["--target", "missing.py:backprop", "--layers", "2,1"], "--target"),
     ],
 )
 def test_bad_one_network_arguments_exit_2_naming_the_flag(arguments, flag, tmp_path, capsys):
     assert main(["campaign", "--out", str(tmp_path / "x"), *arguments]) == 2
-    assert f"error: {flag}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"error: {flag}" in err
+    assert "no_such_file" not in err or "no_such_file.py" in err  # names kept as written
     assert not (tmp_path / "x.manifest.jsonl").exists()

@@ -228,6 +228,23 @@ def run_example(
     return example, config.verify(example, load_target(target))
 
 
+def replay(out: Path | str, index: int) -> tuple[Example, Outcome]:
+    """Rebuild and recheck example ``index`` of the campaign written at ``out``
+    (the ``Config`` in its summary or, while it runs, in its manifest)."""
+    files = paths(out)
+    if files["summary"].exists():
+        data = json.loads(files["summary"].read_text())["config"]
+    elif files["manifest"].exists():
+        data = json.loads(files["manifest"].read_text().splitlines()[0])["config"]
+    else:
+        raise ValueError(f"out: no campaign at {out} ({files['summary']} or {files['manifest']})")
+    config = Config.from_dict(data)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index:
+        raise ValueError(f"index: expected an int >= 0, got {index!r}")
+    example = config.draw(index)
+    return example, config.verify(example, load_target(config.target))
+
+
 # --- the Hypothesis property and its database key -----------------------------------------
 
 
@@ -349,6 +366,15 @@ class Config:
             raise ValueError(f"seed: expected an int, got {self.seed!r}")
         if not 0 <= self.seed < SEED_BOUND:
             raise ValueError(f"seed: expected 0 <= seed < 2**63, got {self.seed}")
+        object.__setattr__(self, "seed", int(self.seed))  # a NumPy int too: JSON takes int
+        if not isinstance(self.target, str):
+            raise TypeError(
+                f"target: expected a str such as 'file.py:backprop', got {self.target!r}"
+            )
+        where, colon, name = self.target.rpartition(":")
+        if colon and where.endswith(".py") and not Path(where).is_absolute():
+            # Workers load it again, maybe in another folder: by its absolute path.
+            object.__setattr__(self, "target", f"{Path(where).resolve()}:{name}")
         if not isinstance(self.limits, Limits):
             raise TypeError(f"limits: expected a reference.draws.Limits, got {self.limits!r}")
         if self.network is not None and not isinstance(self.network, Network):
@@ -374,6 +400,8 @@ class Config:
                     f"conventions; got target {self.target!r}, network {self.network!r}"
                 )
             self.conventions.check_targets(self.network.loss, self.network.layer_sizes[-1])
+            if self.conventions == Conventions():  # ours, given explicitly: the same campaign
+                object.__setattr__(self, "conventions", None)
 
     @property
     def chunks(self) -> int:
@@ -406,8 +434,9 @@ class Config:
 
     @property
     def digest(self) -> str:
-        """What tells this campaign's property apart in the example database; the
-        campaigns of drawn architectures in both dtypes keep their earlier keys."""
+        """What tells this campaign's property apart in the example database
+        (besides the property's source, which Hypothesis hashes too): the target,
+        the limits, and any network, conventions and dtypes."""
         text = f"{self.target} {self.limits}"
         if self.network is not None:
             text += f" {self.network} {self.call_conventions}"
@@ -481,12 +510,25 @@ def _rank(entry: Mapping) -> tuple[float, int]:
     return (-entry["ratio"], entry["index"])
 
 
+def _file_state(target: str) -> tuple[int, int] | None:
+    """A file target's modification time and size (``None`` for a module's)."""
+    where = target.rpartition(":")[0]
+    if not where.endswith(".py"):
+        return None
+    try:
+        stat = os.stat(where)
+    except OSError:
+        return None  # load_target names the missing file
+    return stat.st_mtime_ns, stat.st_size
+
+
 def run_chunk(config: Config, chunk: int) -> dict:
     """Check the examples of ``chunk``; a JSON-ready dict (see ``merge``)."""
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    target = _WORKER_STATE["targets"].get(config.target)
-    if config.target not in _WORKER_STATE["targets"]:
-        target = _WORKER_STATE["targets"][config.target] = load_target(config.target)
+    loaded = (config.target, _file_state(config.target))  # an edited file is loaded again
+    if loaded not in _WORKER_STATE["targets"]:
+        _WORKER_STATE["targets"][loaded] = load_target(config.target)
+    target = _WORKER_STATE["targets"][loaded]
     ratios: dict[str, dict[str, list[float]]] = {d: {k: [] for k in KINDS} for d in DTYPES}
     examples = dict.fromkeys(DTYPES, 0)
     undecided = dict.fromkeys(DTYPES, 0)
@@ -594,6 +636,10 @@ def throughput(chunks: Iterable[Mapping], wall: float) -> dict:
 
 # --- the manifest -------------------------------------------------------------------------
 
+# How examples are judged; a resumed campaign must be judged as it began.  Version 2
+# keeps a user's target's kinked units off the kink (manual_bp's target is unchanged).
+RULES = 2
+
 
 def paths(out: Path | str) -> dict[str, Path]:
     """``<out>.json`` (summary), ``<out>.png`` (plot), ``<out>.manifest.jsonl`` (chunks)."""
@@ -615,6 +661,12 @@ def read_manifest(path: Path, config: Config) -> dict[int, dict]:
     if Config.from_dict(header["config"]) != config:
         raise ValueError(
             f"resume: {path} is a campaign of {header['config']}, not of {config.as_dict()}"
+        )
+    if header.get("rules", 1) != RULES and config.target != DEFAULT_TARGET:
+        raise ValueError(
+            f"resume: {path} was checked by the rules of version {header.get('rules', 1)}; "
+            f"a user's target is now checked by version {RULES} (kinked units kept off the "
+            "kink), and one total cannot mix them: start a new campaign"
         )
     done = {}
     for number, line in enumerate(lines[1:], start=2):
@@ -726,7 +778,7 @@ def run_campaign(
     )  # fmt: skip
     manifest.parent.mkdir(parents=True, exist_ok=True)
     if not manifest.exists() or not manifest.read_text().strip():
-        manifest.write_text(json.dumps({"config": config.as_dict()}) + "\n")
+        manifest.write_text(json.dumps({"config": config.as_dict(), "rules": RULES}) + "\n")
     todo = [] if report_only else [c for c in range(config.chunks) if c not in done]
     start = time.perf_counter()
     session: list[dict] = []

@@ -23,6 +23,7 @@ from manual_bp.cli.arguments import (
     add_network_arguments,
     architecture_from_arguments,
     help_formatter,
+    non_negative_int,
     positive_int,
 )
 
@@ -43,8 +44,8 @@ returning grads with W1..WL, B1..BL (and any Zl, Al to compare too), in our
 conventions.  With them every example is that one network (the batch size and
 values are drawn), and --target is called as manual-bp check calls it,
 backprop(params, X, Y), in the conventions of --layout, --names, ... .
-Replay example i of seed s:  python -c "from reference.campaign import run_example;
-  print(run_example(s, i))"
+Replay example i of the campaign at --out (its network, the err/tol of every
+gradient):  manual-bp campaign --out OUT --replay i
 Exit status: 0 if every example passed, 1 if any failed, 2 on bad arguments.
 """
 
@@ -101,6 +102,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="run nothing: summarise the chunks that --out's manifest holds (default: run)",
     )
     parser.add_argument(
+        "--replay",
+        type=non_negative_int,
+        metavar="INDEX",
+        help="rebuild example INDEX of the campaign at --out and recheck it "
+        "(default: run the campaign)",
+    )
+    parser.add_argument(
         "--target",
         default="manual_bp",
         help="manual_bp, or a user's backprop: FILE.py:NAME or MODULE:NAME (default: %(default)s)",
@@ -124,7 +132,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "the conventions of a --target on one network (as manual-bp check takes them)"
     )
     add_convention_arguments(conventions)
-    parser.set_defaults(handler=run)
+    # --replay reads everything but --out from the campaign: any other flag is refused.
+    defaults = {
+        action.dest: action.default
+        for action in parser._actions
+        if action.dest not in ("help", "out", "replay")
+    }
+    parser.set_defaults(handler=run, defaults=defaults)
 
 
 def _network(args: argparse.Namespace):
@@ -180,7 +194,41 @@ def _rate(value: float) -> str:
     return f"{value:,.1f}" if math.isfinite(value) else "-"
 
 
+def _as_flag(error: Exception) -> Exception:
+    """``"chunk_size: ..."`` -> ``"--chunk-size: ..."`` (only the name: a file's stays)."""
+    named = _naming_the_option(error)
+    if named is not error:
+        return named
+    argument, colon, rest = str(error).partition(":")
+    return type(error)(f"--{argument.replace('_', '-')}{colon}{rest}")
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """``--replay INDEX``: rebuild example INDEX of the campaign at ``--out`` and recheck it."""
+    from reference import campaign
+
+    try:
+        example, outcome = campaign.replay(args.out, args.replay)
+    except (TypeError, ValueError) as error:
+        raise _as_flag(error) from None
+    print(example.describe())
+    for key, ratio in sorted(outcome.ratios.items(), key=lambda item: -item[1]):
+        print(f"  {key}: err/tol {ratio:.3g}")
+    if outcome.undecided:
+        print(f"  undecided entries: {outcome.undecided}")
+    ratio, key = outcome.worst
+    print(outcome.error or outcome.details or "", end="")
+    print(f"{'pass' if outcome.ok else 'FAIL'}: worst err/tol {ratio:.3g} in {key}")
+    return 0 if outcome.ok else 1
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.replay is not None:
+        given = [name for name, default in args.defaults.items() if getattr(args, name) != default]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise ValueError(f"{flag}: not with --replay (the campaign at --out says how to draw)")
+        return _replay(args)
     if args.scheduler is not None and args.workers is not None:
         raise ValueError("--workers: a local cluster's size; not with --scheduler")
     from reference import campaign
@@ -213,10 +261,7 @@ def run(args: argparse.Namespace) -> int:
             report_only=args.report_only,
         )
     except (TypeError, ValueError) as error:
-        named = _naming_the_option(error)
-        if named is not error:
-            raise named from None
-        raise type(error)(f"--{str(error).replace('_', '-')}") from None
+        raise _as_flag(error) from None
     totals, speed = summary["totals"], summary["throughput"]
     by_dtype = ", ".join(f"{n} {dtype}" for dtype, n in totals["examples_by_dtype"].items())
     of = "" if summary["complete"] else f" (partial: {totals['chunks']} of {config.chunks} chunks)"
