@@ -41,6 +41,7 @@ import dataclasses
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
@@ -116,7 +117,48 @@ class CheckReport:
         return "\n".join(lines)
 
 
-class GradientMismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error)
+class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error)
+    """What ``GradientMismatch`` and ``LayerMismatch`` say, in one order: the
+    verdict, the user's traceback, the minimal case's table, the details, a
+    larger failing case's table, and the minimal case, pasteable.  A subclass
+    sets ``.comparison``, ``.case``, ``.verdict``, ``.details``, ``.typical``,
+    ``.traceback`` and says how its cases are described."""
+
+    comparison: Any
+    case: Any
+    verdict: str
+    details: list[str]
+    typical: tuple[Any, Any] | None
+    traceback: str
+    raised_on = "backprop raised on the minimal case:"
+
+    def _verdict_line(self) -> str:
+        return f"verdict: {self.verdict}"
+
+    def _explanation(self) -> list[str]:
+        return self.details
+
+    def _larger_case(self, case: Any) -> str:
+        return (
+            f"a larger failing case (layer sizes {case.layer_sizes}, m = {case.m}) "
+            "shows which gradients the bug really breaks:"
+        )
+
+    def _message(self) -> str:
+        lines = [self._verdict_line()]
+        if self.traceback:
+            lines += [self.raised_on, self.traceback.rstrip()]
+        if self.comparison is not None:
+            lines += ["minimal case:", self.comparison.report()]
+        lines += self._explanation()
+        typical, case = self.typical if self.typical is not None else (None, self.case)
+        if typical is not None:
+            lines += [self._larger_case(case), typical.table()]
+        lines += ["the minimal case, pasteable:", repr(self.case)]
+        return "\n".join(lines)
+
+
+class GradientMismatch(Mismatch):
     """A user's backprop disagrees with the oracle (or raised).
 
     ``.comparison`` and ``.case``: the minimal failing case; ``.typical``: a
@@ -138,23 +180,6 @@ class GradientMismatch(AssertionError):  # noqa: N818  (it is an assertion, not 
         self.comparison, self.case, self.verdict = comparison, case, verdict
         self.details, self.typical, self.traceback = list(details), typical, user_traceback
         super().__init__(self._message())
-
-    def _message(self) -> str:
-        lines = [f"verdict: {self.verdict}"]
-        if self.traceback:
-            lines += ["backprop raised on the minimal case:", self.traceback.rstrip()]
-        if self.comparison is not None:
-            lines += ["minimal case:", self.comparison.report()]
-        lines += self.details
-        typical, case = self.typical if self.typical is not None else (None, self.case)
-        if typical is not None:
-            lines += [
-                f"a larger failing case (layer sizes {case.layer_sizes}, m = {case.m}) "
-                "shows which gradients the bug really breaks:",
-                typical.table(),
-            ]
-        lines += ["the minimal case, pasteable:", repr(self.case)]
-        return "\n".join(lines)
 
 
 def _nonfinite(grads: Mapping[str, np.ndarray]) -> dict[str, list]:

@@ -79,7 +79,7 @@ from manual_bp.losses import LOSSES
 from manual_bp.normalization import EPS, normalize
 from manual_bp.validation import check_dtype, check_positive_int
 from reference.cases import ACTIVATION_ORDER, LOSS_ORDER, matrices, targets
-from reference.check import batch_span, record_worst, worst_text
+from reference.check import Mismatch, batch_span, record_worst, worst_text
 from reference.compare import VariableComparison, compare_variable
 from reference.jax_setup import jax, jnp
 from reference.layer_tolerance import tolerances_for
@@ -587,7 +587,7 @@ class LayerReport:
         return "\n".join(lines + [f"note: {note}" for note in sorted(self.notes)])
 
 
-class LayerMismatch(AssertionError):  # noqa: N818  (an assertion, as GradientMismatch)
+class LayerMismatch(Mismatch):
     """A user's layer function disagrees with the oracle (or raised).
 
     The sibling of ``reference.check.GradientMismatch``: ``.comparison`` and
@@ -619,22 +619,19 @@ class LayerMismatch(AssertionError):  # noqa: N818  (an assertion, as GradientMi
         """The outputs that do not match on the minimal case."""
         return [v.key for v in self.comparison.failures()] if self.comparison else []
 
-    def _message(self) -> str:
-        lines = [f"verdict: {self.verdict} ({self.case.layer}, layout {self.case.layout!r})"]
-        if self.traceback:
-            lines += ["your code raised on the minimal case:", self.traceback.rstrip()]
-        if self.comparison is not None:
-            lines += ["minimal case:", self.comparison.report()]
-        lines += self.details + self.diagnosis
-        typical, case = self.typical if self.typical is not None else (None, self.case)
-        if typical is not None:
-            lines += [
-                f"a larger failing case (x shape {case.shape}, m = {case.m}) shows which "
-                "outputs the bug really breaks:",
-                typical.table(),
-            ]
-        lines += ["the minimal case, pasteable:", repr(self.case)]
-        return "\n".join(lines)
+    raised_on = "your code raised on the minimal case:"
+
+    def _verdict_line(self) -> str:
+        return f"verdict: {self.verdict} ({self.case.layer}, layout {self.case.layout!r})"
+
+    def _explanation(self) -> list[str]:
+        return self.details + self.diagnosis
+
+    def _larger_case(self, case: LayerCase) -> str:
+        return (
+            f"a larger failing case (x shape {case.shape}, m = {case.m}) shows which "
+            "outputs the bug really breaks:"
+        )
 
 
 # --- check_layer -------------------------------------------------------------------------
