@@ -204,29 +204,17 @@ def test_resume_runs_only_the_missing_chunks(tmp_path):
     assert resumed["totals"] == full["totals"]
 
 
-STUDENT = """
-import numpy as np
-
-def loss_grads(params, X, y):  # cs231n style, with dW1 missing the relu mask
-    N = X.shape[0]
-    h = np.maximum(0, X @ params["W1"] + params["b1"])
-    scores = h @ params["W2"] + params["b2"]
-    p = np.exp(scores - scores.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    p[np.arange(N), y] -= 1
-    dscores = p / N
-    dh = dscores @ params["W2"].T
-    return {"W1": X.T @ dh, "b1": (dh * (h > 0)).sum(axis=0),
-            "W2": h.T @ dscores, "b2": dscores.sum(axis=0)}
-"""
-
-
 def test_a_students_file_on_one_network_runs_on_the_cluster(cluster, tmp_path, monkeypatch):
     """``--target FILE.py:NAME`` with check's network and convention flags, on the
     external scheduler's workers: the file is loaded there by its absolute path."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "two_layer.py").write_text(STUDENT)
-    argv = ["campaign", "--target", "two_layer.py:loss_grads", "--layers", "3,4,3"]
+    # cs231n style, with the relu mask left out of dW1 (but not of db1)
+    bug = 'dh = dscores @ params["W2"].T\n    dh[h <= 0] = 0'
+    assert bug in campaign_targets.STUDENTS
+    wrong = campaign_targets.STUDENTS.replace(bug, 'dh = dscores @ params["W2"].T')
+    wrong = wrong.replace('"b1": dh.sum(axis=0)', '"b1": (dh * (h > 0)).sum(axis=0)')
+    (tmp_path / "two_layer.py").write_text(wrong)
+    argv = ["campaign", "--target", "two_layer.py:cs231n", "--layers", "3,4,3"]
     argv += ["--activations", "relu,softmax", "--layout", "rows", "--names", "W1/b1"]
     argv += ["--targets", "labels", "--dtype", "float64", "--max-batch", "8"]
     argv += ["--examples", "8", "--chunk-size", "4", "--scheduler", cluster[0]]
@@ -234,7 +222,7 @@ def test_a_students_file_on_one_network_runs_on_the_cluster(cluster, tmp_path, m
     assert main(argv) == 1
     summary = json.loads((tmp_path / "student.json").read_text())
     config = Config.from_dict(summary["config"])
-    assert config.target == f"{tmp_path / 'two_layer.py'}:loss_grads"
+    assert config.target == f"{tmp_path / 'two_layer.py'}:cs231n"
     assert config.network.layer_sizes == (3, 4, 3) and config.dtypes == ("float64",)
     assert config.conventions.layout == "rows" and config.conventions.targets == "labels"
     totals = summary["totals"]
