@@ -879,7 +879,7 @@ def plot_histogram(path: Path, summary: Mapping) -> Path:
     highest = max(
         max(np.max(c[1:]) for c in kinds.values()) for kinds in totals["histogram"].values()
     )
-    axes[0].set_ylim(0.5, max(highest, 1) * 30)
+    axes[0].set_ylim(0.5, max(highest, 1) * 3e3)
     config = summary["config"]
     target = Path(config["target"]).name  # a file's name without its folders
     network = config.get("network")
