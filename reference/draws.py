@@ -254,7 +254,7 @@ def signed_array(
 
 
 def draw_targets(
-    rng: np.random.Generator, loss: str, shape: tuple[int, int], dtype: str, hard: bool = False
+    rng: np.random.Generator, loss: str, shape: tuple[int, int], dtype: str, *, hard: bool = False
 ):
     """Targets in the loss's domain, as ``reference.cases.targets``; ``hard``:
     labels only (0 or 1, one-hot columns), what code written for labels takes."""
@@ -281,7 +281,7 @@ def draw_targets(
 
 
 def draw_values(
-    rng: np.random.Generator, arch: Architecture, dtype: str, hard_targets: bool = False
+    rng: np.random.Generator, arch: Architecture, dtype: str, *, hard_targets: bool = False
 ):
     """``(params, X, Y)`` for ``arch`` in ``dtype`` (with ``gammal``, ``betal`` and
     the stability cases of a normalized ``arch``); ``hard_targets``: labels only."""
@@ -293,7 +293,7 @@ def draw_values(
             params[f"gamma{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
             params[f"beta{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
     X = signed_array(rng, (arch.sizes[0], arch.m), INPUT_BOUND, dtype)
-    Y = draw_targets(rng, arch.loss, (arch.sizes[-1], arch.m), dtype, hard_targets)
+    Y = draw_targets(rng, arch.loss, (arch.sizes[-1], arch.m), dtype, hard=hard_targets)
     if arch.normalization:
         X = _stability_case(rng, arch, params, X, dtype)
     return params, X, Y
@@ -352,5 +352,5 @@ def draw_example(
     else:
         arch = network.architecture(rng, int(index), limits)
     dtype = dtypes[int(index) % len(dtypes)]
-    params, X, Y = draw_values(rng, arch, dtype, hard_targets)
+    params, X, Y = draw_values(rng, arch, dtype, hard_targets=hard_targets)
     return Example(int(seed), int(index), arch, dtype, params, X, Y)
