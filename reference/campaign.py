@@ -883,7 +883,7 @@ def plot_histogram(path: Path, summary: Mapping) -> Path:
     config = summary["config"]
     target = Path(config["target"]).name  # a file's name without its folders
     network = config.get("network")
-    on = f" on {network['layer_sizes']}" if network else ""
+    on = f" on {list(network['layer_sizes'])}" if network else ""
     figure.suptitle(
         f"campaign seed {config['seed']}, target {target}{on}: "
         f"{totals['examples']} examples, {totals['failures']} failing"
