@@ -30,6 +30,7 @@ from reference.campaign import (
     run_chunk,
     run_example,
     save_failures,
+    target_digest,
 )
 from reference.conventions import Conventions
 from reference.draws import Limits, Network
@@ -111,18 +112,51 @@ def test_a_student_bug_fails_and_the_property_replays_it_from_the_database(
     assert main(["campaign", "--out", str(out), "--replay", str(passing)]) == 0
     assert main(["campaign", "--out", str(out), "--replay", "0", "--examples", "5"]) == 2
     assert "error: --examples: not with --replay" in capsys.readouterr().err
+    assert main(["campaign", "--out", str(out), "--replay", "8"]) == 2  # 8 examples: 0..7
+    assert "error: --replay: expected an int in 0..7" in capsys.readouterr().err
 
 
-def test_an_edited_file_is_loaded_again_and_a_relative_path_made_absolute(tmp_path, monkeypatch):
-    """A worker keeps a loaded target for its life, unless the file changes."""
+def test_an_edited_file_is_loaded_again_and_a_relative_path_made_absolute(
+    tmp_path, monkeypatch, capsys
+):
+    """A worker keeps a loaded target for its life, unless the file changes; a
+    campaign's manifest records the file's digest, so that it is not resumed on
+    other code, and a replay says that it checks today's code."""
     monkeypatch.chdir(tmp_path)
     network, _ = NETWORKS["course"]
     Path("mine.py").write_text(STUDENTS)
     config = Config(4, 0, 4, "mine.py:course", SMALL, network, dtypes=("float64",))
     assert config.target == f"{tmp_path / 'mine.py'}:course"
     assert run_chunk(config, 0)["failures"] == []
+    header = {"config": config.as_dict(), "rules": 2, "target_digest": target_digest(config.target)}
+    paths(tmp_path / "run")["manifest"].write_text(json.dumps(header) + "\n")
+    assert read_manifest(paths(tmp_path / "run")["manifest"], config) == {}
     Path("mine.py").write_text(STUDENTS.replace("dZ2 = A2 - Y", "dZ2 = 2 * (A2 - Y)"))
     assert len(run_chunk(config, 0)["failures"]) == 4
+    with pytest.raises(ValueError, match=r"target file .* changed since the campaign began"):
+        read_manifest(paths(tmp_path / "run")["manifest"], config)
+    assert main(["campaign", "--out", str(tmp_path / "run"), "--replay", "1"]) == 1
+    assert "note: " in capsys.readouterr().out
+
+
+def test_a_target_that_cannot_take_its_forms_arguments_is_refused_up_front(
+    students, tmp_path, capsys
+):
+    """A student's backprop(params, X, Y) without its network, and a five-argument
+    function with one: exit 2 before any example, naming --target."""
+    out = ["--out", str(tmp_path / "x")]
+    assert main(["campaign", "--target", f"{students}:course", *out]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "error: --target: course(params, X, Y) cannot be called as backprop(params, X, Y, " in err
+    )
+    assert "--layers" in err
+    five = "property_tests.campaign_targets:wrong_bias"
+    assert main(["campaign", "--target", five, "--layers", "2,3,1", *out]) == 2
+    assert "cannot be called as backprop(params, X, Y);" in capsys.readouterr().err
+    assert main(["campaign", "--resume", *out]) == 2  # nothing there to resume
+    assert "error: --resume: no campaign at" in capsys.readouterr().err
+    assert not (tmp_path / "x.manifest.jsonl").exists()
 
 
 def test_hard_targets_and_one_dtype_are_drawn_as_asked(students):

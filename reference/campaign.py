@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -53,6 +54,7 @@ import sys
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,17 +232,25 @@ def run_example(
 
 def replay(out: Path | str, index: int) -> tuple[Example, Outcome]:
     """Rebuild and recheck example ``index`` of the campaign written at ``out``
-    (the ``Config`` in its summary or, while it runs, in its manifest)."""
+    (the ``Config`` in its manifest's first line).  Warns when the target's
+    file changed since the campaign began: the recheck is of today's code."""
     files = paths(out)
-    if files["summary"].exists():
-        data = json.loads(files["summary"].read_text())["config"]
-    elif files["manifest"].exists():
-        data = json.loads(files["manifest"].read_text().splitlines()[0])["config"]
-    else:
-        raise ValueError(f"out: no campaign at {out} ({files['summary']} or {files['manifest']})")
-    config = Config.from_dict(data)
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index:
-        raise ValueError(f"index: expected an int >= 0, got {index!r}")
+    if not files["manifest"].exists():
+        raise ValueError(f"out: no campaign at {out} (no {files['manifest']})")
+    header = json.loads(files["manifest"].read_text().splitlines()[0])
+    config = Config.from_dict(header["config"])
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < config.examples:
+        raise ValueError(
+            f"index: expected an int in 0..{config.examples - 1} (the campaign's examples), "
+            f"got {index!r}"
+        )
+    recorded = header.get("target_digest")
+    if recorded is not None and recorded != target_digest(config.target):
+        warnings.warn(
+            f"{config.target}: the file changed since the campaign ran; this checks its "
+            "current code",
+            stacklevel=2,
+        )
     example = config.draw(index)
     return example, config.verify(example, load_target(config.target))
 
@@ -652,6 +662,14 @@ def paths(out: Path | str) -> dict[str, Path]:
     }
 
 
+def target_digest(target: str) -> str | None:
+    """The SHA-256 of a file target's source (``None`` for a module or manual_bp)."""
+    where = target.rpartition(":")[0]
+    if not where.endswith(".py") or not os.path.isfile(where):
+        return None
+    return hashlib.sha256(Path(where).read_bytes()).hexdigest()
+
+
 def read_manifest(path: Path, config: Config) -> dict[int, dict]:
     """The chunks a previous run of ``config`` completed, by chunk number."""
     lines = path.read_text().splitlines()
@@ -659,8 +677,19 @@ def read_manifest(path: Path, config: Config) -> dict[int, dict]:
         return {}
     header = json.loads(lines[0])
     if Config.from_dict(header["config"]) != config:
+        ours = config.as_dict()
+        theirs = Config.from_dict(header["config"]).as_dict()
+        differ = "; ".join(
+            f"{name} {theirs[name]!r} there, {ours[name]!r} here"
+            for name in ours
+            if ours[name] != theirs[name]
+        )
+        raise ValueError(f"resume: {path} is another campaign: {differ}")
+    recorded = header.get("target_digest")
+    if recorded is not None and recorded != target_digest(config.target):
         raise ValueError(
-            f"resume: {path} is a campaign of {header['config']}, not of {config.as_dict()}"
+            f"resume: the target file of {config.target!r} changed since the campaign "
+            "began; its chunks judged the old code: start a new campaign"
         )
     if header.get("rules", 1) != RULES and config.target != DEFAULT_TARGET:
         raise ValueError(
@@ -771,14 +800,21 @@ def run_campaign(
             f"out: {manifest} exists (a campaign was run there); pass resume to continue it "
             "or remove the file"
         )
-    done = read_manifest(manifest, config) if resume and manifest.exists() else {}
+    if resume and not manifest.exists():
+        raise ValueError(
+            f"resume: no campaign at {manifest} to continue (drop resume to start one)"
+        )
+    done = read_manifest(manifest, config) if resume else {}
     key = database_key(
         target=config.target, limits=config.limits, network=config.network,
         conventions=config.conventions, dtypes=config.dtypes,
     )  # fmt: skip
     manifest.parent.mkdir(parents=True, exist_ok=True)
     if not manifest.exists() or not manifest.read_text().strip():
-        manifest.write_text(json.dumps({"config": config.as_dict(), "rules": RULES}) + "\n")
+        header = {"config": config.as_dict(), "rules": RULES}
+        if target_digest(config.target) is not None:
+            header["target_digest"] = target_digest(config.target)
+        manifest.write_text(json.dumps(header) + "\n")
     todo = [] if report_only else [c for c in range(config.chunks) if c not in done]
     start = time.perf_counter()
     session: list[dict] = []
@@ -839,9 +875,13 @@ def run_campaign(
 
 def plot_histogram(path: Path, summary: Mapping) -> Path:
     """Step histograms of log10(err/tol), one panel per dtype, one line per key kind."""
+    import logging
+
     import matplotlib
 
     matplotlib.use("Agg")
+    # Mathtext's tick labels ask for fonts this machine may lack; the fallback is fine.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     import matplotlib.pyplot as plt
 
     totals = summary["totals"]

@@ -323,7 +323,11 @@ def add_convention_arguments(parser: argparse._ActionsContainer, *, layer: bool 
         if layer else "default: soft",
     )  # fmt: skip
     parser.add_argument("--reduction", default=None, choices=["mean", "sum"], help="default: mean")
-    parser.add_argument("--l2", type=float, default=None, help="L2 strength (default: 0)")
+    parser.add_argument(
+        "--l2", type=float, default=None,
+        help="L2 strength L: your loss adds L/2 * sum ||Wl||^2 (cs231n's reg * sum W*W is "
+        "--l2 2*reg) (default: 0)",
+    )  # fmt: skip
 
 
 # The argument names of the validation messages, and the options that set them.

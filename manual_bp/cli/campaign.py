@@ -13,8 +13,10 @@ It needs the ``oracle``, ``plots`` and ``campaign`` extras.
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import sys
+import warnings
 from pathlib import Path
 
 from manual_bp.cli.arguments import (
@@ -200,7 +202,33 @@ def _as_flag(error: Exception) -> Exception:
     if named is not error:
         return named
     argument, colon, rest = str(error).partition(":")
-    return type(error)(f"--{argument.replace('_', '-')}{colon}{rest}")
+    flag = {"index": "replay"}.get(argument, argument)  # replay(out, index) is --replay
+    return type(error)(f"--{flag.replace('_', '-')}{colon}{rest}")
+
+
+def _check_call(backprop, one_network: bool) -> None:
+    """A user's target must take the arguments its form passes: refused up front,
+    not once per example."""
+    if backprop is None:
+        return
+    form = "backprop(params, X, Y)" if one_network else (
+        "backprop(params, X, Y, activations, loss)"
+    )  # fmt: skip
+    try:
+        signature = inspect.signature(backprop)
+    except (TypeError, ValueError):  # a builtin or C function: no signature to read
+        return
+    try:
+        signature.bind(*range(3 if one_network else 5))
+    except TypeError:
+        hint = (
+            "drop --layers/--activations/--loss for the five-argument form on drawn networks"
+            if one_network
+            else "give its network with --layers, --activations, --loss for check's form"
+        )
+        raise ValueError(
+            f"target: {backprop.__name__}{signature} cannot be called as {form}; {hint}"
+        ) from None
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -208,9 +236,13 @@ def _replay(args: argparse.Namespace) -> int:
     from reference import campaign
 
     try:
-        example, outcome = campaign.replay(args.out, args.replay)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            example, outcome = campaign.replay(args.out, args.replay)
     except (TypeError, ValueError) as error:
         raise _as_flag(error) from None
+    for warning in caught:
+        print(f"note: {warning.message}")
     print(example.describe())
     for key, ratio in sorted(outcome.ratios.items(), key=lambda item: -item[1]):
         print(f"  {key}: err/tol {ratio:.3g}")
@@ -245,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
         target = f"{Path(where).resolve()}:{name}"
     dtypes = ("float64", "float32") if args.dtype == "both" else (args.dtype,)
     try:  # reference.campaign names its arguments; here they are flags
-        campaign.load_target(target)
+        _check_call(campaign.load_target(target), network is not None)
         config = campaign.Config(
             args.examples, args.seed, args.chunk_size, target, _limits(args),
             network, conventions, dtypes,
