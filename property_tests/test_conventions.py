@@ -149,6 +149,7 @@ def test_an_exception_in_user_code_comes_with_the_minimal_case_and_traceback():
         ("reduction", "avg", ValueError),
         ("l2", -1.0, ValueError),
         ("l2", "0.1", TypeError),
+        ("l2_divided_by_m", "yes", TypeError),
     ],
 )
 def test_bad_conventions_name_the_argument(argument, value, error):
@@ -178,3 +179,38 @@ def test_conversion_round_trips_every_layout():
                 assert not problems and not extra
                 for key in params:
                     np.testing.assert_array_equal(back[key], params[key])
+
+
+def deeplearning_ai(lambd, *, divide_grad_by_m=True):
+    """The deeplearning.ai course's L2: cost + lambd / (2 m) * sum ||Wl||^2, so
+    dWl = dZl A(l-1).T / m + lambd / m * Wl; columns as samples, relu then sigmoid."""
+
+    def backprop(params, X, Y):
+        W1, B1, W2, B2 = params["W1"], params["B1"], params["W2"], params["B2"]
+        m = X.shape[1]
+        Z1 = W1 @ X + B1
+        A1 = np.maximum(0, Z1)
+        A2 = 1 / (1 + np.exp(-(W2 @ A1 + B2)))
+        dZ2 = A2 - Y
+        dZ1 = (W2.T @ dZ2) * (Z1 > 0)
+        scale = lambd / m if divide_grad_by_m else lambd
+        dW1, dW2 = dZ1 @ X.T / m + scale * W1, dZ2 @ A1.T / m + scale * W2
+        dB1, dB2 = dZ1.sum(axis=1, keepdims=True) / m, dZ2.sum(axis=1, keepdims=True) / m
+        return {"W1": dW1, "B1": dB1, "W2": dW2, "B2": dB2}
+
+    return backprop
+
+
+def test_the_courses_l2_divided_by_m_is_declared_not_glued():
+    arch = ([2, 3, 1], ["relu", "sigmoid"], "binary_cross_entropy")
+    code = deeplearning_ai(0.7)
+    report = check_gradients(code, *arch, l2=0.7, l2_divided_by_m=True, max_examples=FEW)
+    assert report.examples == FEW
+    with pytest.raises(GradientMismatch):  # undeclared, the 1/m on the penalty is a mismatch
+        check_gradients(code, *arch, l2=0.7, max_examples=FEW)
+    with pytest.raises(GradientMismatch):  # the penalty's gradient without its 1/m: a bug
+        check_gradients(deeplearning_ai(0.7, divide_grad_by_m=False), *arch, l2=0.7,
+                        l2_divided_by_m=True, max_examples=FEW)  # fmt: skip
+    with pytest.raises(ValueError, match="l2_divided_by_m: divides the L2 penalty, but l2 is 0"):
+        check_gradients(code, *arch, l2_divided_by_m=True)
+    assert Conventions(l2=0.7, l2_divided_by_m=True).l2_for(7) == pytest.approx(0.1)

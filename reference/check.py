@@ -7,7 +7,8 @@ gluing them to ours (``reference.conventions``): ``layout`` (``"columns"``:
 n_out)``), ``names`` (``"W1/B1"``, ``"W1/b1"`` or a mapping), ``bias_shape``,
 ``container`` (``"dict"`` or ``"list"``), ``targets`` (``"soft"``,
 ``"one_hot"``, ``"labels"``), ``reduction`` (``"mean"``, ``"sum"``) and
-``l2`` (``l2 / 2 * sum ||Wl||^2`` in your loss).  ``grads`` must hold the
+``l2`` (``l2 / 2 * sum ||Wl||^2`` in your loss; ``l2_divided_by_m``:
+``l2 / (2 m) * sum ||Wl||^2``, the deeplearning.ai course's ``lambd``).  ``grads`` must hold the
 ``W`` and ``B`` gradients and may hold ``Zl`` and ``Al`` (our names).
 
 Hypothesis generates networks of that architecture, batches and targets, and
@@ -245,7 +246,7 @@ def compare_backprop(
     keys = [k for k in gradient_keys(case.depth) if k[0] in "WB" or k in grads or k in problems]
     comparison = compare(
         case, grads, input_gradient=False, keys=keys,
-        reduction=conventions.reduction, l2=conventions.l2, explain=explain,
+        reduction=conventions.reduction, l2=conventions.l2_for(case.m), explain=explain,
     )  # fmt: skip
     if problems:
         variables = dict(comparison.variables)
@@ -311,7 +312,7 @@ def _probe_diagnosis(
         keys = [key for key in gradient_keys(probe.depth) if key[0] in "WBZ"]
         probed = compare(
             probe, grads, input_gradient=False, keys=keys,
-            reduction=conventions.reduction, l2=conventions.l2,
+            reduction=conventions.reduction, l2=conventions.l2_for(probe.m),
         )  # fmt: skip
         if probed.ok:
             continue
@@ -344,6 +345,7 @@ def check_gradients(
     targets: str = "soft",
     reduction: str = "mean",
     l2: float = 0.0,
+    l2_divided_by_m: bool = False,
     kinks: str = "avoid",
     param_bound: float = PARAM_BOUND,
     input_bound: float = INPUT_BOUND,
@@ -376,7 +378,7 @@ def check_gradients(
             raise ValueError(f"{name}: expected a finite number > 0, got {bound!r}")
     conventions = Conventions(
         layout=layout, names=names, bias_shape=bias_shape, container=container,
-        targets=targets, reduction=reduction, l2=l2,
+        targets=targets, reduction=reduction, l2=l2, l2_divided_by_m=l2_divided_by_m,
     )  # fmt: skip
     conventions.check_targets(loss, sizes[-1])
     hard = targets != "soft"

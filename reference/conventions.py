@@ -16,7 +16,9 @@ differs in ways that change no maths:
 * ``targets``: ``"soft"`` (probabilities), ``"one_hot"`` (the same array, only
   hard labels drawn) or ``"labels"``: integer class indices ``(m,)``;
 * ``reduction``: ``"mean"`` or ``"sum"`` over the batch;
-* ``l2``: the strength of ``l2 / 2 * sum ||Wl||^2`` (``manual_bp.losses.l2_penalty``).
+* ``l2``: the strength of ``l2 / 2 * sum ||Wl||^2`` (``manual_bp.losses.l2_penalty``);
+  ``l2_divided_by_m``: the penalty is ``l2 / (2 m) * sum ||Wl||^2``, so
+  ``dWl += l2 / m * Wl``, as the deeplearning.ai course writes it (``lambd``).
 
 ``Conventions.to_user(case)`` gives a case's ``(params, X, Y)`` in the user's
 convention; ``Conventions.from_user(grads, case)`` brings the user's
@@ -72,6 +74,7 @@ class Conventions:
     targets: str = "soft"
     reduction: str = "mean"
     l2: float = 0.0
+    l2_divided_by_m: bool = False
     _mapping: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +97,16 @@ class Conventions:
             raise TypeError(f"l2: expected a number, got {self.l2!r}")
         if not (np.isfinite(self.l2) and self.l2 >= 0):
             raise ValueError(f"l2: expected a finite number >= 0, got {self.l2!r}")
+        if not isinstance(self.l2_divided_by_m, bool):
+            raise TypeError(
+                f"l2_divided_by_m: expected True or False, got {self.l2_divided_by_m!r}"
+            )
+        if self.l2_divided_by_m and not self.l2:
+            raise ValueError("l2_divided_by_m: divides the L2 penalty, but l2 is 0 (give l2)")
+
+    def l2_for(self, m: int) -> float:
+        """The strength in our form ``l2 / 2 * sum ||Wl||^2`` for a batch of ``m``."""
+        return self.l2 / m if self.l2_divided_by_m else self.l2
 
     def as_dict(self) -> dict:
         """The arguments that rebuild these conventions (JSON-ready)."""
@@ -101,7 +114,7 @@ class Conventions:
         return {
             "layout": self.layout, "names": names, "bias_shape": self.bias_shape,
             "container": self.container, "targets": self.targets,
-            "reduction": self.reduction, "l2": self.l2,
+            "reduction": self.reduction, "l2": self.l2, "l2_divided_by_m": self.l2_divided_by_m,
         }  # fmt: skip
 
     # ------------------------------------------------------------------ names

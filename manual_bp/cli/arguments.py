@@ -328,6 +328,11 @@ def add_convention_arguments(parser: argparse._ActionsContainer, *, layer: bool 
         help="L2 strength L: your loss adds L/2 * sum ||Wl||^2 (cs231n's reg * sum W*W is "
         "--l2 2*reg) (default: 0)",
     )  # fmt: skip
+    parser.add_argument(
+        "--l2-divided-by-m", action="store_const", const=True, default=None,
+        help="your loss adds L/(2m) * sum ||Wl||^2 and dWl += L/m * Wl, as the "
+        "deeplearning.ai course's lambd (default: L/2, not divided)",
+    )  # fmt: skip
 
 
 # The argument names of the validation messages, and the options that set them.
@@ -341,6 +346,7 @@ _OPTIONS = {
     "param_bound": "--param-bound",
     "input_bound": "--input-bound",
     "l2": "--l2",
+    "l2_divided_by_m": "--l2-divided-by-m",
     "dropout": "--dropout",
 }
 

@@ -52,7 +52,9 @@ Exit status: 0 if every example passed, 1 if any failed, 2 on bad arguments.
 """
 
 # The conventions flags: the Conventions field each sets.
-CONVENTION_FLAGS = ("layout", "names", "bias_shape", "container", "targets", "reduction", "l2")
+CONVENTION_FLAGS = (
+    "layout", "names", "bias_shape", "container", "targets", "reduction", "l2", "l2_divided_by_m",
+)  # fmt: skip
 
 
 def register(commands: argparse._SubParsersAction) -> None:

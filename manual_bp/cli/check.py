@@ -51,7 +51,8 @@ examples:
 # The network-check options and their defaults; --layer refuses them when given.
 NETWORK_DEFAULTS = {
     "layers": None, "activations": None, "loss": None, "names": "W1/B1", "bias_shape": None,
-    "container": "dict", "reduction": "mean", "l2": 0.0, "param_bound": 10.0,
+    "container": "dict", "reduction": "mean", "l2": 0.0, "l2_divided_by_m": None,
+    "param_bound": 10.0,
 }  # fmt: skip
 LAYER_OPTIONS = ("layer", "forward")
 
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             dtype=args.dtype, max_examples=args.examples, layout=args.layout or "columns",
             names=args.names, bias_shape=args.bias_shape, container=args.container,
             targets=args.targets or "soft", reduction=args.reduction, l2=args.l2,
+            l2_divided_by_m=bool(args.l2_divided_by_m),
             param_bound=args.param_bound, input_bound=args.input_bound or 100.0,
         )  # fmt: skip
     except (TypeError, ValueError) as error:
