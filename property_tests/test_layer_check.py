@@ -384,11 +384,13 @@ def test_each_candidate_bug_is_told_apart_on_the_probe():
 def test_an_exception_is_reported_with_the_minimal_case_and_traceback():
     def broken(dout, cache):
         x, w, _b = cache
-        return dout @ w, x.T @ dout, dout.sum(axis=0)  # w not transposed: shapes clash
+        last = dout[:, dout.shape[1]]  # off by one: raises for every shape (a w not
+        # transposed would not: square layers multiply fine, and the verdict is "wrong")
+        return dout @ w.T, x.T @ dout, dout.sum(axis=0) + last.sum()
 
     mismatch = mismatch_of(broken, "affine", forward=affine_forward, shrink=True)
     assert mismatch.verdict == "raised" and mismatch.comparison is None
-    assert "ValueError" in mismatch.traceback and "in broken" in mismatch.traceback
+    assert "IndexError" in mismatch.traceback and "in broken" in mismatch.traceback
     assert "LayerCase(" in str(mismatch)
 
 
