@@ -183,14 +183,30 @@ class GradientMismatch(Mismatch):
         super().__init__(self._message())
 
 
-def _nonfinite(grads: Mapping[str, np.ndarray]) -> dict[str, list]:
-    """Keys with NaN/inf entries: the count and the first index."""
+def nonfinite(values: Mapping[str, object]) -> dict[str, list]:
+    """Keys with NaN/inf entries: the count and the first index (values that are
+    not numeric arrays are skipped: their problem is reported elsewhere)."""
     found = {}
-    for key, value in grads.items():
-        bad = ~np.isfinite(np.asarray(value, dtype=np.float64))
+    for key, value in values.items():
+        try:
+            bad = ~np.isfinite(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError):
+            continue
         if bad.any():
             found[key] = [int(bad.sum()), tuple(int(i) for i in np.argwhere(bad)[0])]
     return found
+
+
+def check_settings(max_examples: int, shrink: bool) -> settings:
+    """The Hypothesis settings of a check: no deadline and no database (a check
+    is a function call, not a test run), and no shrinking unless ``shrink``."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        phases=tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate),
+    )
 
 
 def _likely_instability(case: Case) -> str:
@@ -435,13 +451,7 @@ def _run(
         hard_targets=hard, param_bound=bounds[0], input_bound=bounds[1],
     )  # fmt: skip
 
-    @settings(
-        max_examples=max_examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        phases=tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate),
-    )
+    @check_settings(max_examples, shrink)
     @given(strategy)
     def matches_the_oracle(case: Case) -> None:
         if options.kinks == "avoid":
@@ -468,7 +478,7 @@ def _run(
         verdict = "wrong"
         params, X, Y = options.conventions.to_user(case)
         grads, _, _ = options.conventions.from_user(backprop(params, X, Y), case)
-        broken = _nonfinite(grads)
+        broken = nonfinite(grads)
         if broken:
             verdict = "unstable"
             where = "; ".join(f"{k}: {n} entries, first at {i}" for k, (n, i) in broken.items())

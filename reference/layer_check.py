@@ -71,7 +71,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp.activations import ACTIVATIONS, LEAKY_RELU_SLOPE
@@ -79,7 +79,14 @@ from manual_bp.losses import LOSSES
 from manual_bp.normalization import EPS, normalize
 from manual_bp.validation import check_dtype, check_positive_int
 from reference.cases import ACTIVATION_ORDER, LOSS_ORDER, matrices, targets
-from reference.check import Mismatch, batch_span, record_worst, worst_text
+from reference.check import (
+    Mismatch,
+    batch_span,
+    check_settings,
+    nonfinite,
+    record_worst,
+    worst_text,
+)
 from reference.compare import VariableComparison, compare_variable
 from reference.jax_setup import jax, jnp
 from reference.layer_tolerance import tolerances_for
@@ -740,30 +747,12 @@ def check_layer(
         ) from None  # fmt: skip
 
 
-def _nonfinite(outputs: Mapping[str, object]) -> list[str]:
-    found = []
-    for name, value in outputs.items():
-        try:
-            bad = ~np.isfinite(np.asarray(value, dtype=np.float64))
-        except (TypeError, ValueError):
-            continue
-        if bad.any():
-            found.append(f"{name}: {int(bad.sum())} entries")
-    return found
-
-
 def _run(backward, forward, strategy, options: tuple[int, bool, str]) -> LayerReport:
     max_examples, shrink, targets_as = options
     report = LayerReport()
     first: list[tuple[LayerComparison | None, LayerCase]] = []
 
-    @settings(
-        max_examples=max_examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        phases=tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate),
-    )
+    @check_settings(max_examples, shrink)
     @given(strategy)
     def matches_the_oracle(case: LayerCase) -> None:
         try:
@@ -780,7 +769,7 @@ def _run(backward, forward, strategy, options: tuple[int, bool, str]) -> LayerRe
             return
         if not first:
             first.append((comparison, case))
-        broken = _nonfinite(outputs)
+        broken = [f"{name}: {count} entries" for name, (count, _) in nonfinite(outputs).items()]
         details = list(comparison.notes)
         verdict = "wrong"
         if broken:
