@@ -32,6 +32,8 @@ from numbers import Real
 
 import numpy as np
 
+from manual_bp.validation import check_shape
+
 Array = np.ndarray
 Rates = tuple[float, ...]
 
@@ -143,8 +145,7 @@ def check_masks(
     checked = {}
     for key, shape in expected.items():
         values = np.asarray(given[key])
-        if values.shape != shape:
-            raise ValueError(f"masks[{key!r}]: expected shape {shape}, got {values.shape}")
+        check_shape(values, f"masks[{key!r}]", shape)  # with a transposition hint
         if not np.all((values == 0) | (values == 1)):
             raise ValueError(f"masks[{key!r}]: expected zeros and ones only")
         checked[key] = values
