@@ -254,7 +254,11 @@ def test_check_optimizer_names_its_bad_arguments():
         check_optimizer(SGD(0.1).update, "sgd")
     with pytest.raises(ValueError, match=r"^dtype: "):
         check_optimizer(SGD(0.1).update, SGD(0.1), dtype="float16")
-    with pytest.raises(TypeError, match=r"^update: expected \(new_params, new_state\)"):
+
+
+def test_a_step_that_is_no_step_is_the_users_mistake_not_the_checkers():
+    # What the update returned, and what was expected: a verdict, not a TypeError.
+    with pytest.raises(OptimizerMismatch, match=r"update returned a dict; expected \(new_params"):
         run_case(lambda g, s, p: p, OptimizerCase(SGD(0.1), {"W1": np.zeros((1, 1))}, {},
                                                    ({"W1": np.ones((1, 1))},)))  # fmt: skip
 

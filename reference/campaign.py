@@ -75,9 +75,18 @@ try:  # the campaign extra; without it only the engine is missing
 except ImportError:  # pragma: no cover
     WorkerPlugin = object  # type: ignore[assignment,misc]  # without dask: a plain base
 
+from reference.check_run import open_sandbox
 from reference.conventions import Conventions
 from reference.draws import DEFAULT_LIMITS, DTYPES, Example, Limits, Network, draw_example
-from reference.user_functions import load_function
+from reference.isolation import (
+    DEFAULT_TIMEOUT,
+    Isolation,
+    Sandbox,
+    UserCodeError,
+    UserCodeLoadError,
+    UserCodeStopped,
+    UserFunction,
+)
 
 # --- the histogram of err/tol -------------------------------------------------------------
 
@@ -123,26 +132,6 @@ def kind_of(key: str) -> str:
 DEFAULT_TARGET = "manual_bp"
 
 
-def load_target(target: str) -> Callable | None:
-    """``None`` for the project's own backprop, else the function ``target`` names.
-
-    ``target`` is ``manual_bp``, ``module:function`` or ``path/to/file.py:function``
-    (``reference.user_functions``).  Without a ``network`` a user's function is
-    called as ``backprop(params, X, Y, activations, loss)`` and returns
-    ``grads`` holding ``W1..WL`` and ``B1..BL`` and any of ``Zl``, ``Al``
-    (compared when present), in our conventions; it computes in the dtype of
-    ``params``.  With a ``network`` it is called as ``check_gradients`` calls
-    it, ``backprop(params, X, Y)`` in the given ``conventions``.
-    """
-    if target == DEFAULT_TARGET:
-        return None
-    if not isinstance(target, str) or ":" not in target:
-        raise ValueError(
-            f"target: expected 'manual_bp', 'module:function' or 'file.py:function', got {target!r}"
-        )
-    return load_function(target, argument="target")
-
-
 @dataclass(frozen=True)
 class Outcome:
     """One example's ratios by gradient key (``loss`` too), or the exception it raised."""
@@ -181,7 +170,7 @@ def _check(example: Example, backprop: Callable | None, conventions: Conventions
     # near a kink to its other side, where neither answer is wrong.
     case = away_from_kinks(case)
     if conventions is not None:
-        comparison, details, _ = compare_backprop(
+        comparison, details, _, _ = compare_backprop(
             backprop, case, conventions=conventions, explain=False
         )
         return comparison, False, details
@@ -205,6 +194,10 @@ def verify(
     """
     try:
         comparison, with_loss, details = _check(example, backprop, conventions)
+    except UserCodeError as error:  # the user's frames only
+        return Outcome({}, error.record.traceback or error.record.exception)
+    except UserCodeStopped as stopped:  # the next call gets a new child
+        return Outcome({}, f"{stopped.record.call} {stopped.verdict} ({stopped.detail})\n")
     except Exception:
         return Outcome({}, traceback.format_exc(limit=-3))
     ratios = {key: float(v.ratio) for key, v in comparison.variables.items()}
@@ -227,7 +220,7 @@ def run_example(
     replayed.  The keywords are those of the campaign (``Config``)."""
     config = Config(1, seed, 1, target, limits, network, conventions, dtypes)
     example = config.draw(index)
-    return example, config.verify(example, load_target(target))
+    return example, config.verify(example, target_function(config))
 
 
 def replay(out: Path | str, index: int) -> tuple[Example, Outcome]:
@@ -252,7 +245,7 @@ def replay(out: Path | str, index: int) -> tuple[Example, Outcome]:
             stacklevel=2,
         )
     example = config.draw(index)
-    return example, config.verify(example, load_target(config.target))
+    return example, config.verify(example, target_function(config))
 
 
 # --- the Hypothesis property and its database key -----------------------------------------
@@ -277,7 +270,7 @@ def campaign_property(
     conventions and dtypes.
     """
     config = Config(1, 0, 1, target, limits, network, conventions, dtypes)
-    backprop = load_target(target)
+    backprop = target_function(config)
 
     @given(st.integers(0, SEED_BOUND - 1), st.integers(0, SEED_BOUND - 1))
     def every_example_passes(seed: int, index: int) -> None:
@@ -366,8 +359,12 @@ class Config:
     network: Network | None = None
     conventions: Conventions | None = None
     dtypes: tuple[str, ...] = DTYPES
+    # Seconds per call of a user's target (reference.isolation); not in the
+    # digest: it changes no verdict of code that returns.
+    timeout: float | None = DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
+        Isolation(timeout=self.timeout)  # checks it
         for name in ("examples", "chunk_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -464,6 +461,7 @@ class Config:
             "network": None if self.network is None else dataclasses.asdict(self.network),
             "conventions": None if self.conventions is None else self.conventions.as_dict(),
             "dtypes": list(self.dtypes),
+            "timeout": self.timeout,
         }
 
     @classmethod
@@ -477,11 +475,50 @@ class Config:
             None if network is None else Network(**network),
             None if conventions is None else Conventions(**conventions),
             tuple(data.get("dtypes", DTYPES)),
+            data.get("timeout", DEFAULT_TIMEOUT),
         )  # fmt: skip
 
 
 # Worker-level state: one per worker process, for its whole life.
-_WORKER_STATE: dict = {"buckets": set(), "targets": {}}
+_WORKER_STATE: dict = {"buckets": set()}
+# A user's target runs in a child process (reference.isolation), one per
+# process, target, state of its file (an edited file is loaded again) and timeout.
+_SANDBOXES: dict[tuple, Sandbox] = {}
+
+
+def target_function(config: Config) -> UserFunction | None:
+    """``None`` for the project's own backprop; else the campaign's target as a
+    ``reference.isolation.UserFunction``, run in a child process that this
+    process keeps: a call that hangs past ``config.timeout``, exits or crashes
+    fails its example, never the worker.  A target that cannot be loaded is a
+    ``ValueError`` naming ``target``.
+
+    ``config.target`` is ``manual_bp``, ``module:function`` or
+    ``path/to/file.py:function`` (``reference.user_functions``).  Without a
+    ``network`` a user's function is called as ``backprop(params, X, Y,
+    activations, loss)`` and returns ``grads`` holding ``W1..WL`` and
+    ``B1..BL`` and any of ``Zl``, ``Al`` (compared when present), in our
+    conventions; it computes in the dtype of ``params``.  With a ``network``
+    it is called as ``check_gradients`` calls it, ``backprop(params, X, Y)``
+    in the given ``conventions``.
+    """
+    if config.target == DEFAULT_TARGET:
+        return None
+    key = (config.target, _file_state(config.target), config.timeout)
+    if key not in _SANDBOXES:
+        for old in [k for k in _SANDBOXES if k[0] == config.target]:
+            _SANDBOXES.pop(old).close()
+        try:
+            _SANDBOXES[key] = open_sandbox({"target": config.target},
+                                           Isolation(timeout=config.timeout))  # fmt: skip
+        except UserCodeLoadError as error:
+            raise ValueError(f"target: {error.problem}: {error.traceback.strip()}") from None
+        except UserCodeStopped as stopped:
+            raise ValueError(
+                f"target: loading {config.target} {stopped.verdict} ({stopped.detail})"
+            ) from None
+    names = ("params", "X", "Y") if config.network else ("params", "X", "Y", "activations", "loss")
+    return _SANDBOXES[key].function("target", names)
 
 
 def _worker_name() -> str:
@@ -528,17 +565,14 @@ def _file_state(target: str) -> tuple[int, int] | None:
     try:
         stat = os.stat(where)
     except OSError:
-        return None  # load_target names the missing file
+        return None  # loading names the missing file
     return stat.st_mtime_ns, stat.st_size
 
 
 def run_chunk(config: Config, chunk: int) -> dict:
     """Check the examples of ``chunk``; a JSON-ready dict (see ``merge``)."""
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    loaded = (config.target, _file_state(config.target))  # an edited file is loaded again
-    if loaded not in _WORKER_STATE["targets"]:
-        _WORKER_STATE["targets"][loaded] = load_target(config.target)
-    target = _WORKER_STATE["targets"][loaded]
+    target = target_function(config)
     ratios: dict[str, dict[str, list[float]]] = {d: {k: [] for k in KINDS} for d in DTYPES}
     examples = dict.fromkeys(DTYPES, 0)
     undecided = dict.fromkeys(DTYPES, 0)

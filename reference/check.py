@@ -39,13 +39,12 @@ draws the cases.
 from __future__ import annotations
 
 import dataclasses
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp.architecture import gradient_keys
@@ -57,9 +56,29 @@ from manual_bp.validation import (
     check_positive_int,
 )
 from reference.cases import INPUT_BOUND, PARAM_BOUND, Case, networks
+from reference.check_run import (
+    DEFAULT_SEED,
+    check_function,
+    check_seed,
+    check_settings,
+    isolation,
+    one_failure,
+    open_sandbox,
+    quiet_storage,
+    seeded,
+)
 from reference.compare import Comparison, VariableComparison, compare
-from reference.conventions import Conventions
+from reference.conventions import Conventions, GradsTypeError
 from reference.diagnosis import Diagnosis
+from reference.isolation import (
+    DEFAULT_TIMEOUT,
+    NO_OUTPUT,
+    Output,
+    UserCodeError,
+    UserCodeLoadError,
+    UserCodeStopped,
+    UserFunction,
+)
 from reference.kinks import away_from_kinks
 
 Backprop = Callable[..., object]
@@ -94,6 +113,9 @@ class CheckReport:
     notes: set[str] = field(default_factory=set)
     # Examples with entries no check can decide (``Comparison.undecided``).
     undecided: int = 0
+    # The seed that draws these cases again, and where the user's code ran.
+    seed: int = DEFAULT_SEED
+    isolation: str = ""
 
     def add(self, case: Case, comparison: Comparison) -> None:
         self.examples += 1
@@ -115,15 +137,28 @@ class CheckReport:
                 "much): those entries were not judged"
             )
         lines += [f"note: {note}" for note in sorted(self.notes)]
+        lines.append(run_line(self.seed, self.isolation))
         return "\n".join(lines)
+
+
+def run_line(seed: int | None, where: str) -> str:
+    """The last line of every report: the seed that draws its cases again, and
+    where the user's code ran."""
+    again = f"seed {seed} (seed={seed} / --seed {seed} draws these cases again)"
+    parts = [] if seed is None else [again]
+    return "; ".join([*parts, where] if where else parts)
 
 
 class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error)
     """What ``GradientMismatch`` and ``LayerMismatch`` say, in one order: the
     verdict, the user's traceback, the minimal case's table, the details, a
-    larger failing case's table, and the minimal case, pasteable.  A subclass
-    sets ``.comparison``, ``.case``, ``.verdict``, ``.details``, ``.typical``,
-    ``.traceback`` and says how its cases are described."""
+    larger failing case's table, what the user's code printed on the case,
+    the other failures found, the notes, the minimal case, pasteable, and the
+    seed.  A subclass sets ``.comparison``, ``.case``, ``.verdict``,
+    ``.details``, ``.typical``, ``.traceback`` and says how its cases are
+    described; ``.output`` (what the failing call printed), ``.others`` (one
+    line per other distinct failure), ``.notes``, ``.seed`` and ``.isolation``
+    are set by the check.  ``case`` is None when the code failed to load."""
 
     comparison: Any
     case: Any
@@ -131,7 +166,14 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
     details: list[str]
     typical: tuple[Any, Any] | None
     traceback: str
+    output: Output = NO_OUTPUT
+    others: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    seed: int | None = None
+    isolation: str = ""
     raised_on = "backprop raised on the minimal case:"
+    # Verdicts that end a check at the first case (no shrinking).
+    STOPPED = ("timed out", "ended the process")
 
     def _verdict_line(self) -> str:
         return f"verdict: {self.verdict}"
@@ -145,6 +187,30 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
             "shows which gradients the bug really breaks:"
         )
 
+    def _describe(self, case: Any) -> str:
+        """A case in a few words, for the line naming another failure."""
+        return f"layer sizes {case.layer_sizes}, m = {case.m}"
+
+    def summary(self) -> str:
+        """One line: the verdict, what failed and on which case."""
+        if self.comparison is not None:
+            failing = [v.key for v in self.comparison.failures()]
+            what = f"{', '.join(failing) or 'the report'} wrong"
+        else:
+            what = (self.traceback.strip().splitlines() or [self.verdict])[-1]
+        where = "" if self.case is None else f" ({self._describe(self.case)})"
+        return f"{self.verdict}: {what}{where}"
+
+    def with_context(
+        self, *, notes: Sequence[str] = (), seed: int | None = None, isolation: str = ""
+    ) -> Mismatch:
+        """The same mismatch with the check's notes, seed and isolation line."""
+        self.notes, self.seed, self.isolation = tuple(notes), seed, isolation
+        return self
+
+    def __str__(self) -> str:
+        return self._message()
+
     def _message(self) -> str:
         lines = [self._verdict_line()]
         if self.traceback:
@@ -155,32 +221,55 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
         typical, case = self.typical if self.typical is not None else (None, self.case)
         if typical is not None:
             lines += [self._larger_case(case), typical.table()]
-        lines += ["the minimal case, pasteable:", repr(self.case)]
+        if self.output:
+            lines += [
+                f"your code printed {self.output.lines:,} lines on this case:",
+                self.output.shown(),
+            ]
+        if self.others:
+            lines += ["other failures found (fix this one first, then check again):"]
+            lines += [f"  {other}" for other in self.others]
+        lines += [f"note: {note}" for note in self.notes]
+        if self.case is not None:
+            stopped = self.verdict in self.STOPPED
+            lines += [
+                "the case it stopped on, pasteable:" if stopped else "the minimal case, pasteable:",
+                repr(self.case),
+            ]
+        if self.seed is not None or self.isolation:
+            lines.append(run_line(self.seed, self.isolation))
         return "\n".join(lines)
 
 
 class GradientMismatch(Mismatch):
-    """A user's backprop disagrees with the oracle (or raised).
+    """A user's backprop disagrees with the oracle (or raised, timed out, or
+    ended its process).
 
-    ``.comparison`` and ``.case``: the minimal failing case; ``.typical``: a
-    non-degenerate failing ``(comparison, case)`` (the first one found);
-    ``.verdict``: ``"wrong"``, ``"raised"`` or ``"correct maths, unstable
-    numerics"``; ``.traceback``: the user's traceback when it raised.
+    ``.comparison`` and ``.case``: the minimal failing case (``comparison``
+    None when the code did not return; ``case`` None when it failed to
+    load); ``.typical``: a non-degenerate failing ``(comparison, case)`` (the
+    first one found); ``.verdict``: ``"wrong"``, ``"raised"``, ``"correct
+    maths, unstable numerics"``, ``"timed out"`` or ``"ended the process"``;
+    ``.traceback``: the user's traceback when it raised; ``.output``: what it
+    printed on the case; ``.others``: the other distinct failures found.
     """
 
     def __init__(
         self,
         comparison: Comparison | None,
-        case: Case,
+        case: Case | None,
         *,
         verdict: str = "wrong",
         details: Sequence[str] = (),
         typical: tuple[Comparison | None, Case] | None = None,
         user_traceback: str = "",
+        output: Output = NO_OUTPUT,
+        others: Sequence[str] = (),
     ) -> None:
         self.comparison, self.case, self.verdict = comparison, case, verdict
         self.details, self.typical, self.traceback = list(details), typical, user_traceback
-        super().__init__(self._message())
+        self.output, self.others = output, tuple(others)
+        super().__init__(self._verdict_line())
 
 
 def nonfinite(values: Mapping[str, object]) -> dict[str, list]:
@@ -195,18 +284,6 @@ def nonfinite(values: Mapping[str, object]) -> dict[str, list]:
         if bad.any():
             found[key] = [int(bad.sum()), tuple(int(i) for i in np.argwhere(bad)[0])]
     return found
-
-
-def check_settings(max_examples: int, shrink: bool) -> settings:
-    """The Hypothesis settings of a check: no deadline and no database (a check
-    is a function call, not a test run), and no shrinking unless ``shrink``."""
-    return settings(
-        max_examples=max_examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        phases=tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate),
-    )
 
 
 def _likely_instability(case: Case) -> str:
@@ -229,24 +306,40 @@ class _Settings:
     kinks: str
 
 
+class BackpropRun(NamedTuple):
+    """``compare_backprop``'s answer: the comparison, the failure details it adds
+    (extra keys, a return value that is no gradients), the notes of a pass
+    (dtype differences), and the user's gradients in our convention."""
+
+    comparison: Comparison
+    details: list[str]
+    notes: set[str]
+    grads: dict[str, np.ndarray]
+
+
 def compare_backprop(
     backprop: Backprop,
     case: Case,
     *,
     conventions: Conventions | None = None,
     explain: bool = True,
-) -> tuple[Comparison, list[str], set[str]]:
+) -> BackpropRun:
     """Run ``backprop`` on ``case`` in the user's ``conventions`` and compare.
 
-    Returns the comparison, the failure details it adds (extra keys), and the
-    notes of a pass (dtype differences).  Raises what ``backprop`` raises.
-    ``explain``: diagnose a mismatch (``compare(explain=)``).
+    Raises what ``backprop`` raises (a ``reference.isolation.UserFunction``:
+    ``UserCodeError``, ``UserCodeStopped``).  ``explain``: diagnose a
+    mismatch (``compare(explain=)``).
     """
     conventions = conventions or Conventions()
     params, X, Y = conventions.to_user(case)
     raw = backprop(params, X, Y)
-    grads, problems, extra = conventions.from_user(raw, case)
     notes, details = set(), []
+    try:
+        grads, problems, extra = conventions.from_user(raw, case)
+    except GradsTypeError as error:  # not a container of gradients at all
+        grads, extra = {}, []
+        problems = {key: "not returned" for key in gradient_keys(case.depth) if key[0] in "WB"}
+        details.append(str(error))
     for key, value in list(grads.items()):
         if value.dtype != np.dtype(case.dtype):
             notes.add(
@@ -268,12 +361,12 @@ def compare_backprop(
         variables = dict(comparison.variables)
         for key, problem in problems.items():
             v = variables[key]
-            shape = v.shape if "missing" in problem else ()
+            shape = v.shape if ("missing" in problem or problem == "not returned") else ()
             variables[key] = VariableComparison(
                 key, shape, "-", np.inf, np.inf, 0, (), np.nan, np.nan, np.nan, problem
             )
         missing = [key for key, problem in problems.items() if "missing" in problem]
-        diagnosis = comparison.diagnosis
+        diagnosis = None if details else comparison.diagnosis
         if missing:
             diagnosis = Diagnosis(
                 int(missing[0][1:]), missing[0], "missing key",
@@ -286,7 +379,7 @@ def compare_backprop(
     if explain and not comparison.ok and only_params and not problems:
         comparison, advice = _probe_diagnosis(backprop, case, conventions, comparison)
         details += advice
-    return comparison, details, notes
+    return BackpropRun(comparison, details, notes, grads)
 
 
 # Bug classes a whole batch names reliably from W and B alone; the others are
@@ -318,7 +411,7 @@ def _probe_diagnosis(
         params, X, Y = conventions.to_user(probe)
         try:
             grads, problems, _ = conventions.from_user(backprop(params, X, Y), probe)
-        except Exception:  # the whole case's report already stands
+        except (Exception, UserCodeStopped):  # the whole case's report already stands
             break
         if problems:
             break
@@ -346,7 +439,7 @@ def _probe_diagnosis(
 
 
 def check_gradients(
-    backprop: Backprop,
+    backprop: Backprop | str,
     layer_sizes: Sequence[int],
     activations: Sequence[str],
     loss: str,
@@ -367,20 +460,31 @@ def check_gradients(
     input_bound: float = INPUT_BOUND,
     stability_check: bool = True,
     shrink: bool = True,
+    seed: int = DEFAULT_SEED,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_limit: int | None = None,
+    isolate: bool | None = None,
 ) -> CheckReport:
     """Return a ``CheckReport`` on a pass; raise ``GradientMismatch`` otherwise.
 
-    ``kinks="avoid"`` (default) keeps kinked pre-activations off the kink
-    unless exactly on it (``reference.kinks``); ``"as drawn"`` leaves them,
-    for code that rounds its forward exactly like manual_bp.
-    ``param_bound``/``input_bound`` bound ``|W|, |B|`` and ``|X|``.  When the
-    user's gradients hold NaN/inf, ``stability_check`` reruns the check with
-    pre-activations bounded by 1 to tell "correct maths, unstable numerics"
-    from "wrong".  ``shrink=False`` reports the first failing case unshrunk
-    (faster; the "minimal case" is then just the first one found).
+    ``backprop``: a callable, or ``"FILE.py:NAME"`` / ``"MODULE:NAME"`` (loaded
+    in the process that runs it).  ``kinks="avoid"`` (default) keeps kinked
+    pre-activations off the kink unless exactly on it (``reference.kinks``);
+    ``"as drawn"`` leaves them, for code that rounds its forward exactly like
+    manual_bp.  ``param_bound``/``input_bound`` bound ``|W|, |B|`` and ``|X|``.
+    When the user's gradients hold NaN/inf, ``stability_check`` reruns the
+    check with pre-activations bounded by 1 to tell "correct maths, unstable
+    numerics" from "wrong".  ``shrink=False`` reports the first failing case
+    unshrunk (faster; the "minimal case" is then just the first one found).
+
+    ``seed``: the cases drawn depend on it alone (default 0: the same check
+    gives the same verdict every run).  ``backprop`` runs in a child process
+    (``isolate``, default where the system has them; ``reference.isolation``)
+    with ``timeout`` seconds per call and an optional ``memory_limit`` in
+    bytes: a call that hangs, exits or crashes gets the verdict ``"timed out"``
+    or ``"ended the process"``; what it prints is captured and reported.
     """
-    if not callable(backprop):
-        raise TypeError(f"backprop: expected a callable (params, X, Y) -> grads, got {backprop!r}")
+    backprop = check_function(backprop, "backprop", "(params, X, Y) -> grads")
     sizes = check_layer_sizes(layer_sizes)
     names_ = check_activations(activations, len(sizes) - 1)
     check_loss_pair(loss, names_[-1], sizes[-1])
@@ -392,29 +496,76 @@ def check_gradients(
     for name, bound in (("param_bound", param_bound), ("input_bound", input_bound)):
         if not (isinstance(bound, int | float) and np.isfinite(bound) and bound > 0):
             raise ValueError(f"{name}: expected a finite number > 0, got {bound!r}")
+    seed = check_seed(seed)
+    limits = isolation(isolate, timeout, memory_limit)
     conventions = Conventions(
         layout=layout, names=names, bias_shape=bias_shape, container=container,
         targets=targets, reduction=reduction, l2=l2, l2_divided_by_m=l2_divided_by_m,
     )  # fmt: skip
     conventions.check_targets(loss, sizes[-1])
     hard = targets != "soft"
-    try:
+
+    def run(user: UserFunction, bounds: tuple[float, float]) -> CheckReport:
         return _run(
-            backprop, (sizes, names_, loss), _Settings(conventions, kinks),
+            user, (sizes, names_, loss), _Settings(conventions, kinks),
             dtype=dtype, max_examples=max_examples, max_batch=max_batch, hard=hard,
-            bounds=(param_bound, input_bound), shrink=shrink,
+            bounds=bounds, shrink=shrink, seed=seed,
         )  # fmt: skip
+
+    with quiet_storage():
+        try:
+            sandbox = open_sandbox({"backprop": backprop}, limits)
+        except (UserCodeLoadError, UserCodeStopped) as error:
+            raise _not_loaded(error).with_context(seed=seed, isolation=limits.describe()) from None
+        with sandbox:
+            user = sandbox.function("backprop", ("params", "X", "Y"))
+            try:
+                report = _stability_checked(run, user, stability_check, sizes, max_examples,
+                                            (param_bound, input_bound))  # fmt: skip
+            except GradientMismatch as mismatch:
+                notes = sandbox.notes()
+                raise mismatch.with_context(
+                    notes=notes, seed=seed, isolation=limits.describe()
+                ) from None
+            report.notes |= set(sandbox.notes())
+    report.seed, report.isolation = seed, limits.describe()
+    return report
+
+
+def _not_loaded(error: UserCodeLoadError | UserCodeStopped) -> GradientMismatch:
+    """The verdict on code that did not load: its import raised, hung or exited."""
+    if isinstance(error, UserCodeLoadError):
+        return GradientMismatch(
+            None, None, verdict="raised", details=[error.problem],
+            user_traceback=error.traceback, output=error.output,
+        )  # fmt: skip
+    return GradientMismatch(
+        None, None, verdict=error.verdict, output=error.record.output,
+        details=[f"{error.record.call}: {error.verdict} ({error.detail}); top-level code "
+                 "of a file runs when it is loaded: keep it under if __name__ == '__main__':"],
+    )  # fmt: skip
+
+
+def _stability_checked(
+    run: Callable[[UserFunction, tuple[float, float]], CheckReport],
+    user: UserFunction,
+    stability_check: bool,
+    sizes: list[int],
+    max_examples: int,
+    bounds: tuple[float, float],
+) -> CheckReport:
+    """``run`` at ``bounds``; NaN/inf in the user's gradients reruns it with
+    pre-activations bounded by 1 to tell unstable numerics from wrong maths."""
+    try:
+        return run(user, bounds)
     except GradientMismatch as mismatch:
         if not (stability_check and mismatch.verdict == "unstable"):
             raise
         # Rerun with |Z| <= 1 in every layer: |W|, |B| <= 1 / (fan-in + 1), |X| <= 1.
         bounded = 1.0 / (max(sizes) + 1)
+        comparison = mismatch.comparison
         try:
-            _run(
-                backprop, (sizes, names_, loss), _Settings(conventions, kinks),
-                dtype=dtype, max_examples=max_examples, max_batch=max_batch, hard=hard,
-                bounds=(bounded, 1.0), shrink=shrink,
-            )  # fmt: skip
+            run(user, (bounded, 1.0))
             verdict, extra = (
                 "correct maths, unstable numerics",
                 [
@@ -423,17 +574,24 @@ def check_gradients(
                     "overflows or divides by 0 at large inputs"
                 ],
             )
+            # Right formulas: no bug class (the diagnosis read NaN as a wrong formula).
+            if comparison is not None:
+                comparison = dataclasses.replace(comparison, diagnosis=None)
         except GradientMismatch as bounded_mismatch:
             verdict = "wrong"
             extra = ["with pre-activations bounded by 1 it fails too:", str(bounded_mismatch)]
         raise GradientMismatch(
-            mismatch.comparison, mismatch.case, verdict=verdict,
-            details=mismatch.details + extra, typical=mismatch.typical,
+            comparison, mismatch.case, verdict=verdict, details=mismatch.details + extra,
+            typical=mismatch.typical, output=mismatch.output, others=mismatch.others,
         ) from None  # fmt: skip
 
 
+# Which of several distinct failures a check reports in full (the others are named).
+_RANK = {"wrong": 3, "unstable": 2, "raised": 1}
+
+
 def _run(
-    backprop: Backprop,
+    backprop: UserFunction,
     architecture: tuple,
     options: _Settings,
     *,
@@ -443,6 +601,7 @@ def _run(
     hard: bool,
     bounds: tuple[float, float],
     shrink: bool = True,
+    seed: int = DEFAULT_SEED,
 ) -> CheckReport:
     report = CheckReport()
     first_failure: list[tuple[Comparison | None, Case]] = []
@@ -451,6 +610,7 @@ def _run(
         hard_targets=hard, param_bound=bounds[0], input_bound=bounds[1],
     )  # fmt: skip
 
+    @seeded(seed)
     @check_settings(max_examples, shrink)
     @given(strategy)
     def matches_the_oracle(case: Case) -> None:
@@ -459,15 +619,19 @@ def _run(
         try:
             # Explained once, on the minimal and the typical case (below):
             # diagnosing every shrinking step would cost far more than comparing.
-            comparison, details, notes = compare_backprop(
+            comparison, details, notes, grads = compare_backprop(
                 backprop, case, conventions=options.conventions, explain=False
             )
-        except Exception:
+        except UserCodeError as error:
             if not first_failure:
                 first_failure.append((None, case))
             raise GradientMismatch(
-                None, case, verdict="raised", user_traceback=traceback.format_exc()
-            ) from None
+                None, case, verdict="raised", user_traceback=error.record.traceback,
+                output=error.record.output,
+            ) from None  # fmt: skip
+        except UserCodeStopped as stopped:
+            stopped.context = case
+            raise
         if comparison.ok and not details:
             report.add(case, comparison)
             report.notes |= notes
@@ -476,8 +640,6 @@ def _run(
             first_failure.append((comparison, case))
         typical = first_failure[0] if first_failure[0][1] is not case else None
         verdict = "wrong"
-        params, X, Y = options.conventions.to_user(case)
-        grads, _, _ = options.conventions.from_user(backprop(params, X, Y), case)
         broken = nonfinite(grads)
         if broken:
             verdict = "unstable"
@@ -487,22 +649,49 @@ def _run(
                 f"NaN/inf in the user's gradients where the oracle's are finite ({where})",
                 f"likely cause: {_likely_instability(case)}",
             ]
+        output = backprop.last.output if backprop.last is not None else NO_OUTPUT
         raise GradientMismatch(
-            comparison, case, verdict=verdict, details=details + sorted(notes), typical=typical
-        )
+            comparison, case, verdict=verdict, details=details + sorted(notes), typical=typical,
+            output=output,
+        )  # fmt: skip
 
+    others: list[GradientMismatch] = []
     try:
         matches_the_oracle()
-    except GradientMismatch as mismatch:
-        if mismatch.comparison is None:
-            raise
-        case = _fewer_samples(backprop, mismatch.case, options.conventions)
-        comparison, details, _ = compare_backprop(backprop, case, conventions=options.conventions)
+        return report
+    except UserCodeStopped as stopped:
         raise GradientMismatch(
-            comparison, case, verdict=mismatch.verdict,
-            details=list(dict.fromkeys(mismatch.details + details)), typical=mismatch.typical,
+            None, stopped.context, verdict=stopped.verdict, output=stopped.record.output,  # type: ignore[arg-type]  # the case set above
+            details=[f"{stopped.record.call} {stopped.verdict} ({stopped.detail}) on this case; "
+                     "the check stopped there"],
         ) from None  # fmt: skip
-    return report
+    except BaseExceptionGroup as group:  # distinct failures: report the most informative
+        chosen = one_failure(group, GradientMismatch, lambda m: _RANK.get(m.verdict, 0))
+        if chosen is None:
+            raise
+        mismatch, others = chosen
+    except GradientMismatch as caught:
+        mismatch = caught
+    named = [other.summary() for other in others]
+    if mismatch.comparison is None:
+        raise GradientMismatch(
+            None, mismatch.case, verdict=mismatch.verdict, user_traceback=mismatch.traceback,
+            output=mismatch.output, others=named,
+        ) from None  # fmt: skip
+    assert mismatch.case is not None  # a comparison is always of a case
+    case = _fewer_samples(backprop, mismatch.case, options.conventions)
+    try:
+        comparison, details, _, _ = compare_backprop(
+            backprop, case, conventions=options.conventions
+        )
+        output = backprop.last.output if backprop.last is not None else NO_OUTPUT
+    except (UserCodeError, UserCodeStopped):  # code that changed its mind: the first answer
+        case, comparison, details, output = mismatch.case, mismatch.comparison, [], mismatch.output
+    raise GradientMismatch(
+        comparison, case, verdict=mismatch.verdict,
+        details=list(dict.fromkeys(mismatch.details + details)), typical=mismatch.typical,
+        output=output, others=named,
+    ) from None  # fmt: skip
 
 
 def _fewer_samples(backprop: Backprop, case: Case, conventions: Conventions) -> Case:
@@ -518,11 +707,13 @@ def _fewer_samples(backprop: Backprop, case: Case, conventions: Conventions) -> 
             fewer = Case(case.params, case.X[:, columns], case.Y[:, columns],
                          case.activations, case.loss)  # fmt: skip
             try:
-                comparison, details, _ = compare_backprop(
+                comparison, details, _, _ = compare_backprop(
                     backprop, fewer, conventions=conventions, explain=False
                 )
-            except Exception:
+            except UserCodeError:
                 continue
+            except UserCodeStopped:
+                return case
             if not comparison.ok or details:
                 return fewer
     return case

@@ -70,6 +70,24 @@ class VariableComparison:
         return self.ratio <= 1.0
 
 
+def ratio_text(ratio: float, tolerance: float = np.nan, problem: str = "") -> str:
+    """An err/tol as what it means: ``-`` where nothing was compared (a missing
+    or misshapen array), ``inf (tol 0)`` where the oracle's value is exact,
+    ``>1e15`` where a tolerance near 0 makes the quotient meaningless."""
+    if problem and not np.isfinite(ratio):
+        return "-"
+    if np.isnan(ratio):
+        return "nan"
+    if ratio == np.inf:
+        return "inf (tol 0)" if tolerance == 0 else "inf"
+    return ">1e15" if ratio >= 1e15 else f"{ratio:.2e}"
+
+
+def diff_text(difference: float, problem: str = "") -> str:
+    """A max |diff| for a table: ``-`` where nothing was compared."""
+    return "-" if problem and not np.isfinite(difference) else f"{difference:.3e}"
+
+
 def _error_ratio(error: Array, tolerance: Array) -> Array:
     """``error / tolerance``, with 0/0 = 0, x/0 = inf and NaN errors = inf."""
     # A huge error over a tiny tolerance overflows to inf: a failure, as meant.
@@ -176,16 +194,17 @@ class Comparison:
 
     def table(self) -> str:
         """One line per variable: key, shape, max |diff|, error/tolerance, match."""
-        lines = [f"{'key':<5} {'shape':<10} {'max |diff|':>11} {'err/tol':>9}  match"]
+        lines = [f"{'key':<5} {'shape':<10} {'max |diff|':>11} {'err/tol':>11}  match"]
         for v in self.variables.values():
             shape = "x".join(map(str, v.shape))
             lines.append(
-                f"{v.key:<5} {shape:<10} {v.max_abs_diff:>11.3e} {v.ratio:>9.2e}  "
-                f"{'yes' if v.ok else 'NO'}"
+                f"{v.key:<5} {shape:<10} {diff_text(v.max_abs_diff, v.problem):>11} "
+                f"{ratio_text(v.ratio, v.tolerance, v.problem):>11}  {'yes' if v.ok else 'NO'}"
             )
         lines.append(
             f"{'loss':<5} {'':<10} {abs(self.loss_manual - self.loss_oracle):>11.3e} "
-            f"{self.loss_ratio:>9.2e}  {'yes' if self.loss_ratio <= 1 else 'NO'}"
+            f"{ratio_text(self.loss_ratio, self.loss_tolerance):>11}  "
+            f"{'yes' if self.loss_ratio <= 1 else 'NO'}"
         )
         return "\n".join(lines)
 
@@ -194,11 +213,14 @@ class Comparison:
         status = "all gradients match" if self.ok else "MISMATCH"
         if self.ok and self.undecided:
             status = "no gradient fails, but some entries are undecided"
-        lines = [f"{status} (worst error/tolerance {self.worst_ratio:.3g})", self.table()]
+        lines = [f"{status} (worst error/tolerance {ratio_text(self.worst_ratio)})", self.table()]
         for v in self.failures():
-            detail = v.problem or (
+            if v.problem:  # nothing compared entry by entry: the problem says it all
+                lines.append(f"{v.key}: {v.problem}")
+                continue
+            detail = (
                 f"worst at {v.worst_index}: manual {v.manual:.17g}, oracle {v.oracle:.17g}, "
-                f"tolerance {v.tolerance:.3g}, error/tolerance {v.ratio:.3g}"
+                f"tolerance {v.tolerance:.3g}, error/tolerance {ratio_text(v.ratio, v.tolerance)}"
             )
             if v.finite_differences:
                 detail += f"; finite differences support: {v.finite_differences}"

@@ -53,6 +53,22 @@ TARGETS = ("soft", "one_hot", "labels")
 REDUCTIONS = ("mean", "sum")
 
 
+class GradsTypeError(TypeError):
+    """What the user's code returned is no container of gradients at all."""
+
+
+def describe_value(value: object) -> str:
+    """``None``, ``a tuple of 2 (float, dict)``, ``a float``: what a function returned."""
+    from reference.isolation import type_name
+
+    if value is None:
+        return "None"
+    if isinstance(value, tuple | list):
+        inner = ", ".join(type_name(v) for v in value[:4]) + (", ..." if len(value) > 4 else "")
+        return f"a {type(value).__name__} of {len(value)} ({inner})"
+    return f"a {type_name(value)}"
+
+
 def param_shapes_keys(depth: int) -> list[str]:
     """``W1, B1, ..., WL, BL``: the order of a ``container="list"``."""
     return [key for l in range(1, depth + 1) for key in (f"W{l}", f"B{l}")]
@@ -224,9 +240,9 @@ class Conventions:
         out: dict[str, Array] = {}
         if self.container == "list":
             if isinstance(grads, Mapping) or not isinstance(grads, Sequence | tuple):
-                raise TypeError(
-                    f"grads: container='list' expects a list [dW1, dB1, ...], "
-                    f"got {type(grads).__name__}"
+                raise GradsTypeError(
+                    f"backprop returned {describe_value(grads)}; container='list' expects "
+                    f"a list of gradients in the order {param_keys}"
                 )
             if len(grads) != len(param_keys):
                 extra = [f"item {i}" for i in range(len(param_keys), len(grads))]
@@ -239,9 +255,16 @@ class Conventions:
             user = {key: key for key in param_keys}
         else:
             if not isinstance(grads, Mapping):
-                raise TypeError(
-                    f"grads: expected a dict of gradients keyed like the params, "
-                    f"got {type(grads).__name__}"
+                expected = [self.user_key(key) for key in param_keys]
+                hint = ""
+                if isinstance(grads, tuple | list) and any(isinstance(g, Mapping) for g in grads):
+                    hint = (
+                        "; if it returns (loss, grads), check a function that returns the "
+                        "grads alone, e.g. lambda params, X, Y: backprop(params, X, Y)[1]"
+                    )
+                raise GradsTypeError(
+                    f"backprop returned {describe_value(grads)}; expected a dict of gradients "
+                    f"keyed like the params ({', '.join(map(repr, expected))}){hint}"
                 )
             user = {key: self.user_key(key) for key in ours}
             known = set(user.values())

@@ -66,7 +66,6 @@ formula the outputs match (``reference.normalization_bugs``).
 from __future__ import annotations
 
 import functools
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -82,12 +81,32 @@ from reference.cases import ACTIVATION_ORDER, LOSS_ORDER, matrices, targets
 from reference.check import (
     Mismatch,
     batch_span,
-    check_settings,
     nonfinite,
     record_worst,
+    run_line,
     worst_text,
 )
-from reference.compare import VariableComparison, compare_variable
+from reference.check_run import (
+    DEFAULT_SEED,
+    check_function,
+    check_seed,
+    check_settings,
+    isolation,
+    one_failure,
+    open_sandbox,
+    quiet_storage,
+    seeded,
+)
+from reference.compare import VariableComparison, compare_variable, diff_text, ratio_text
+from reference.isolation import (
+    DEFAULT_TIMEOUT,
+    NO_OUTPUT,
+    Output,
+    UserCodeError,
+    UserCodeLoadError,
+    UserCodeStopped,
+    UserFunction,
+)
 from reference.jax_setup import jax, jnp
 from reference.layer_tolerance import tolerances_for
 from reference.normalization_bugs import NORMALIZATION_BUGS, normalization_layer
@@ -336,6 +355,11 @@ def layer_oracle(layer: str, inputs: Mapping[str, Array], dout: Array | None) ->
 # --- running the user's code -------------------------------------------------------------
 
 
+def _forward_args(spec: LayerSpec) -> tuple[str, ...]:
+    """The names of a forward's arguments: the arrays, and a normalization's param dict."""
+    return (*spec.inputs, "param") if spec.kind == "normalization" else spec.inputs
+
+
 def _param(layer: str) -> dict[str, object]:
     return {"mode": "train", "eps": EPS} if layer == "batchnorm" else {"eps": EPS}
 
@@ -345,7 +369,9 @@ def run_user(
 ) -> tuple[dict[str, object], dict[str, str]]:
     """The user's outputs on ``case`` as returned (user layout), keyed ``out``,
     ``dx``, ... and the problems of what could not be read.  Raises what the
-    user's code raises.  The user gets copies: our arrays stay ours."""
+    user's code raises.  The user gets copies: our arrays stay ours.  With
+    ``reference.isolation.UserFunction``s the forward's cache stays where the
+    code runs and reaches the backward as it was returned."""
     spec = _spec(case.layer)
     inputs = {k: np.array(v) for k, v in case.inputs.items()}
     outputs: dict[str, object] = {}
@@ -368,6 +394,8 @@ def run_user(
             )
             return outputs, problems
         outputs["out"], cache = result
+        if isinstance(forward, UserFunction):
+            cache = forward.keep(1)
     result = backward(np.array(case.dout), cache)
     outputs.update(_unpack(result, spec.grads, "backward(dout, cache)", problems))
     return outputs, problems
@@ -431,19 +459,19 @@ class LayerComparison:
 
     def table(self) -> str:
         """One line per output: name, shape, max |diff|, error/tolerance, match."""
-        lines = [f"{'output':<7} {'shape':<10} {'max |diff|':>11} {'err/tol':>9}  match"]
+        lines = [f"{'output':<7} {'shape':<10} {'max |diff|':>11} {'err/tol':>11}  match"]
         for v in self.variables.values():
             shape = "x".join(map(str, v.shape)) or "scalar"
             lines.append(
-                f"{v.key:<7} {shape:<10} {v.max_abs_diff:>11.3e} {v.ratio:>9.2e}  "
-                f"{'yes' if v.ok else 'NO'}"
+                f"{v.key:<7} {shape:<10} {diff_text(v.max_abs_diff, v.problem):>11} "
+                f"{ratio_text(v.ratio, v.tolerance, v.problem):>11}  {'yes' if v.ok else 'NO'}"
             )
         return "\n".join(lines)
 
     def report(self) -> str:
         """The table, then the worst entry (or the problem) of each failing output."""
         status = "all outputs match" if self.ok else "MISMATCH"
-        lines = [f"{status} (worst error/tolerance {self.worst_ratio:.3g})", self.table()]
+        lines = [f"{status} (worst error/tolerance {ratio_text(self.worst_ratio)})", self.table()]
         for v in self.failures():
             if v.problem:  # a shape, a missing output: no entries to count
                 lines.append(f"{v.key}: {v.problem}")
@@ -451,7 +479,7 @@ class LayerComparison:
             lines.append(
                 f"{v.key} {v.shape}: {v.failing} of {int(np.prod(v.shape))} entries fail; "
                 f"worst at {v.worst_index}: yours {v.manual:.17g}, oracle {v.oracle:.17g}, "
-                f"tolerance {v.tolerance:.3g}"
+                f"tolerance {v.tolerance:.3g}, error/tolerance {ratio_text(v.ratio, v.tolerance)}"
             )
         return "\n".join(lines)
 
@@ -576,6 +604,9 @@ class LayerReport:
     batch_sizes: set[int] = field(default_factory=set)
     worst: dict[str, float] = field(default_factory=dict)
     notes: set[str] = field(default_factory=set)
+    # The seed that draws these cases again, and where the user's code ran.
+    seed: int = DEFAULT_SEED
+    isolation: str = ""
 
     def add(self, case: LayerCase, comparison: LayerComparison) -> None:
         self.layer, self.layout = case.layer, case.layout
@@ -591,7 +622,8 @@ class LayerReport:
             f"{len(self.shapes)} shapes of x, batch sizes {batch_span(self.batch_sizes)}",
             f"worst error/tolerance per output: {worst_text(self.worst)}",
         ]
-        return "\n".join(lines + [f"note: {note}" for note in sorted(self.notes)])
+        lines += [f"note: {note}" for note in sorted(self.notes)]
+        return "\n".join([*lines, run_line(self.seed, self.isolation)])
 
 
 class LayerMismatch(Mismatch):
@@ -608,18 +640,21 @@ class LayerMismatch(Mismatch):
     def __init__(
         self,
         comparison: LayerComparison | None,
-        case: LayerCase,
+        case: LayerCase | None,
         *,
         verdict: str = "wrong",
         details: Sequence[str] = (),
         diagnosis: Sequence[str] = (),
         typical: tuple[LayerComparison | None, LayerCase] | None = None,
         user_traceback: str = "",
+        output: Output = NO_OUTPUT,
+        others: Sequence[str] = (),
     ) -> None:
         self.comparison, self.case, self.verdict = comparison, case, verdict
         self.details, self.diagnosis = list(details), list(diagnosis)
         self.typical, self.traceback = typical, user_traceback
-        super().__init__(self._message())
+        self.output, self.others = output, tuple(others)
+        super().__init__(self._verdict_line())
 
     @property
     def failing(self) -> list[str]:
@@ -629,7 +664,12 @@ class LayerMismatch(Mismatch):
     raised_on = "your code raised on the minimal case:"
 
     def _verdict_line(self) -> str:
+        if self.case is None:
+            return f"verdict: {self.verdict}"
         return f"verdict: {self.verdict} ({self.case.layer}, layout {self.case.layout!r})"
+
+    def _describe(self, case: LayerCase) -> str:
+        return f"x shape {case.shape}, m = {case.m}"
 
     def _explanation(self) -> list[str]:
         return self.details + self.diagnosis
@@ -644,16 +684,11 @@ class LayerMismatch(Mismatch):
 # --- check_layer -------------------------------------------------------------------------
 
 
-def _check_arguments(backward, layer, forward, layout, targets_as) -> str:
-    if not callable(backward):
-        raise TypeError(f"backward: expected a callable, got {backward!r}")
+def _check_arguments(layer, forward, layout, targets_as) -> str:
+    """Check the layer and what goes with it (the functions are checked already)."""
     if layer not in LAYERS:
         raise ValueError(f"layer: expected one of {list(LAYERS)}, got {layer!r}")
     spec = _spec(layer)
-    if forward is not None and not callable(forward):
-        raise TypeError(
-            f"forward: expected a callable (...) -> (out, cache) or None, got {forward!r}"
-        )
     if spec.kind == "loss" and forward is not None:
         raise ValueError(
             f"forward: a loss head {layer!r} is one function loss(x, y) -> (loss, dx), "
@@ -678,10 +713,10 @@ def _check_arguments(backward, layer, forward, layout, targets_as) -> str:
 
 
 def check_layer(
-    backward: Callable[..., object],
+    backward: Callable[..., object] | str,
     layer: str,
     *,
-    forward: Callable[..., object] | None = None,
+    forward: Callable[..., object] | str | None = None,
     layout: str = "rows",
     targets: str | None = None,
     dtype: str = "float64",
@@ -691,19 +726,27 @@ def check_layer(
     input_bound: float = 10.0,
     stability_check: bool = True,
     shrink: bool = True,
+    seed: int = DEFAULT_SEED,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_limit: int | None = None,
+    isolate: bool | None = None,
 ) -> LayerReport:
     """Return a ``LayerReport`` on a pass; raise ``LayerMismatch`` otherwise.
 
     ``backward(dout, cache)`` (a loss head: ``loss(x, y)``) and ``forward`` as
-    in the module notes; ``layer`` one of ``LAYERS``; ``layout`` ``"rows"``
-    (cs231n) or ``"columns"``; ``targets`` ``"labels"`` (default) or
-    ``"one_hot"`` for the cross-entropy heads.  ``input_bound`` bounds every
-    drawn value.  When the user's outputs hold NaN/inf, ``stability_check``
-    reruns with values bounded by 1 to tell "correct maths, unstable
-    numerics" from "wrong".  ``shrink=False`` reports the first failing case
-    unshrunk (faster).
+    in the module notes, callables or ``"FILE.py:NAME"``; ``layer`` one of
+    ``LAYERS``; ``layout`` ``"rows"`` (cs231n) or ``"columns"``; ``targets``
+    ``"labels"`` (default) or ``"one_hot"`` for the cross-entropy heads.
+    ``input_bound`` bounds every drawn value.  When the user's outputs hold
+    NaN/inf, ``stability_check`` reruns with values bounded by 1 to tell
+    "correct maths, unstable numerics" from "wrong".  ``shrink=False``
+    reports the first failing case unshrunk (faster).  ``seed``, ``timeout``,
+    ``memory_limit`` and ``isolate`` as in ``reference.check.check_gradients``.
     """
-    targets_as = _check_arguments(backward, layer, forward, layout, targets)
+    backward = check_function(backward, "backward", "(dout, cache) -> ...")
+    if forward is not None:
+        forward = check_function(forward, "forward", "(...) -> (out, cache)")
+    targets_as = _check_arguments(layer, forward, layout, targets)
     dtype = check_dtype(dtype).name
     max_examples = check_positive_int(max_examples, "max_examples")
     max_batch = check_positive_int(max_batch, "max_batch")
@@ -716,21 +759,65 @@ def check_layer(
         raise TypeError(f"input_bound: expected a number, got {input_bound!r}")
     if not (np.isfinite(input_bound) and input_bound > 0):
         raise ValueError(f"input_bound: expected a finite number > 0, got {input_bound!r}")
+    seed = check_seed(seed)
+    limits = isolation(isolate, timeout, memory_limit)
+    spec = _spec(layer)
+    backward_args = ("x", "y") if spec.kind == "loss" else ("dout", "cache")
+    functions = (
+        {"backward": backward} if forward is None else {"forward": forward, "backward": backward}
+    )
 
-    def run(bound: float) -> LayerReport:
+    def run(user: tuple[UserFunction, UserFunction | None], bound: float) -> LayerReport:
         strategy = layer_cases(
             layer, layout=layout, dtype=dtype, targets_as=targets_as,
             max_batch=max_batch, max_width=max_width, bound=float(bound),
         )  # fmt: skip
-        return _run(backward, forward, strategy, (max_examples, shrink, targets_as))
+        return _run(*user, strategy, (max_examples, shrink, targets_as, seed))
 
+    with quiet_storage():
+        try:
+            sandbox = open_sandbox(functions, limits)
+        except (UserCodeLoadError, UserCodeStopped) as error:
+            raise _not_loaded(error).with_context(seed=seed, isolation=limits.describe()) from None
+        with sandbox:
+            user = (
+                sandbox.function("backward", backward_args),
+                None if forward is None else sandbox.function("forward", _forward_args(spec)),
+            )
+            try:
+                report = _stability_checked(run, user, stability_check, input_bound, max_examples)
+            except LayerMismatch as mismatch:
+                raise mismatch.with_context(
+                    notes=sandbox.notes(), seed=seed, isolation=limits.describe()
+                ) from None
+            report.notes |= set(sandbox.notes())
+    report.seed, report.isolation = seed, limits.describe()
+    return report
+
+
+def _not_loaded(error: UserCodeLoadError | UserCodeStopped) -> LayerMismatch:
+    """The verdict on code that did not load: its import raised, hung or exited."""
+    if isinstance(error, UserCodeLoadError):
+        return LayerMismatch(
+            None, None, verdict="raised", details=[error.problem],
+            user_traceback=error.traceback, output=error.output,
+        )  # fmt: skip
+    return LayerMismatch(
+        None, None, verdict=error.verdict, output=error.record.output,
+        details=[f"{error.record.call}: {error.verdict} ({error.detail})"],
+    )  # fmt: skip
+
+
+def _stability_checked(run, user, stability_check: bool, bound: float, max_examples: int):
+    """``run`` at ``bound``; NaN/inf in the user's outputs reruns it with every
+    value bounded by 1 to tell unstable numerics from wrong maths."""
     try:
-        return run(input_bound)
+        return run(user, bound)
     except LayerMismatch as mismatch:
         if not (stability_check and mismatch.verdict == "unstable"):
             raise
         try:
-            run(1.0)
+            run(user, 1.0)
             verdict, extra = (
                 "correct maths, unstable numerics",
                 [
@@ -738,31 +825,42 @@ def check_layer(
                     "are right, their evaluation overflows or divides by 0 at larger inputs"
                 ],
             )
+            diagnosis: list[str] = []  # right formulas: no classic bug to name
         except LayerMismatch as bounded:
             verdict, extra = "wrong", ["with every value bounded by 1 it fails too:", str(bounded)]
+            diagnosis = mismatch.diagnosis
         raise LayerMismatch(
             mismatch.comparison, mismatch.case, verdict=verdict,
-            details=mismatch.details + extra, diagnosis=mismatch.diagnosis,
-            typical=mismatch.typical,
+            details=mismatch.details + extra, diagnosis=diagnosis,
+            typical=mismatch.typical, output=mismatch.output, others=mismatch.others,
         ) from None  # fmt: skip
 
 
-def _run(backward, forward, strategy, options: tuple[int, bool, str]) -> LayerReport:
-    max_examples, shrink, targets_as = options
+# Which of several distinct failures a check reports in full (the others are named).
+_RANK = {"wrong": 3, "unstable": 2, "raised": 1}
+
+
+def _run(backward, forward, strategy, options: tuple[int, bool, str, int]) -> LayerReport:
+    max_examples, shrink, targets_as, seed = options
     report = LayerReport()
     first: list[tuple[LayerComparison | None, LayerCase]] = []
 
+    @seeded(seed)
     @check_settings(max_examples, shrink)
     @given(strategy)
     def matches_the_oracle(case: LayerCase) -> None:
         try:
             outputs, problems = run_user(backward, forward, case)
-        except Exception:
+        except UserCodeError as error:
             if not first:
                 first.append((None, case))
             raise LayerMismatch(
-                None, case, verdict="raised", user_traceback=traceback.format_exc()
-            ) from None
+                None, case, verdict="raised", user_traceback=error.record.traceback,
+                output=error.record.output,
+            ) from None  # fmt: skip
+        except UserCodeStopped as stopped:
+            stopped.context = case
+            raise
         comparison = compare_layer(case, outputs, problems)
         if comparison.ok:
             report.add(case, comparison)
@@ -779,26 +877,50 @@ def _run(backward, forward, strategy, options: tuple[int, bool, str]) -> LayerRe
                 + "; ".join(broken)
                 + "): an exp overflows or a division by 0 (a variance of 0, a saturated sigmoid)"
             )
-        raise LayerMismatch(comparison, case, verdict=verdict, details=details)
+        raise LayerMismatch(
+            comparison, case, verdict=verdict, details=details, output=_last_output(backward)
+        )
 
+    others: list[LayerMismatch] = []
     try:
         matches_the_oracle()
-    except LayerMismatch as mismatch:
-        typical = _larger_failure(backward, forward, mismatch.case, first, targets_as)
-        if mismatch.comparison is None:
-            raise LayerMismatch(
-                None, mismatch.case, verdict="raised", user_traceback=mismatch.traceback,
-                typical=typical,
-            ) from None  # fmt: skip
-        details = mismatch.details + _kink_note(mismatch.case, mismatch.comparison)
-        diagnosis: list[str] = []
-        if mismatch.case.layer in NORMALIZATION_LAYERS:
-            diagnosis = _diagnose(backward, forward, mismatch.case)
+        return report
+    except UserCodeStopped as stopped:
         raise LayerMismatch(
-            mismatch.comparison, mismatch.case, verdict=mismatch.verdict,
-            details=details, diagnosis=diagnosis, typical=typical,
+            None, stopped.context, verdict=stopped.verdict, output=stopped.record.output,  # type: ignore[arg-type]  # the case set above
+            details=[f"{stopped.record.call} {stopped.verdict} ({stopped.detail}) on this case; "
+                     "the check stopped there"],
         ) from None  # fmt: skip
-    return report
+    except BaseExceptionGroup as group:  # distinct failures: report the most informative
+        chosen = one_failure(group, LayerMismatch, lambda m: _RANK.get(m.verdict, 0))
+        if chosen is None:
+            raise
+        mismatch, others = chosen
+    except LayerMismatch as caught:
+        mismatch = caught
+    named = [other.summary() for other in others]
+    assert mismatch.case is not None  # every failure inside the run is of a case
+    typical = _larger_failure(backward, forward, mismatch.case, first, targets_as)
+    if mismatch.comparison is None:
+        raise LayerMismatch(
+            None, mismatch.case, verdict="raised", user_traceback=mismatch.traceback,
+            typical=typical, output=mismatch.output, others=named,
+        ) from None  # fmt: skip
+    details = mismatch.details + _kink_note(mismatch.case, mismatch.comparison)
+    diagnosis: list[str] = []
+    if mismatch.case.layer in NORMALIZATION_LAYERS:
+        diagnosis = _diagnose(backward, forward, mismatch.case)
+    raise LayerMismatch(
+        mismatch.comparison, mismatch.case, verdict=mismatch.verdict,
+        details=details, diagnosis=diagnosis, typical=typical, output=mismatch.output,
+        others=named,
+    ) from None  # fmt: skip
+
+
+def _last_output(function: object) -> Output:
+    """What the last call of a ``UserFunction`` printed (nothing for a plain callable)."""
+    last = getattr(function, "last", None)
+    return last.output if last is not None else NO_OUTPUT
 
 
 def probe_case(layer: str, layout: str, dtype: str, *, targets_as: str = "labels") -> LayerCase:
@@ -838,7 +960,7 @@ def _larger_failure(
     probe = probe_case(case.layer, case.layout, case.dtype, targets_as=targets_as)
     try:
         comparison = compare_layer(probe, *run_user(backward, forward, probe))
-    except Exception:  # the probe raised: the first failure found stands
+    except (Exception, UserCodeStopped):  # the probe raised: the first failure found stands
         comparison = None
     if comparison is not None and not comparison.ok:
         return comparison, probe
@@ -848,14 +970,17 @@ def _larger_failure(
 def _diagnose(backward, forward, case: LayerCase) -> list[str]:
     """The classic bugs matching a generic probe case (those also matching the
     minimal case first), else the minimal case alone; else a sentence saying none does."""
-    outputs, problems = run_user(backward, forward, case)
+    try:
+        outputs, problems = run_user(backward, forward, case)
+    except (Exception, UserCodeStopped):  # code that changed its mind: no diagnosis
+        return []
     if problems:
         return []
     found = normalization_diagnosis(case, outputs)
     probe = probe_case(case.layer, case.layout, case.dtype)
     try:
         probe_outputs, problems = run_user(backward, forward, probe)
-    except Exception:  # the minimal case's answer stands
+    except (Exception, UserCodeStopped):  # the minimal case's answer stands
         problems = {"probe": "raised"}
     if not problems:
         probed = normalization_diagnosis(probe, probe_outputs)

@@ -26,15 +26,36 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from manual_bp.optimizers import Adam, AdamW, Momentum, Optimizer, RMSProp
 from manual_bp.validation import check_positive_int
+from reference.check import Mismatch, run_line
+from reference.check_run import (
+    DEFAULT_SEED,
+    check_function,
+    check_seed,
+    check_settings,
+    isolation,
+    one_failure,
+    open_sandbox,
+    quiet_storage,
+    seeded,
+)
+from reference.conventions import describe_value
+from reference.isolation import (
+    DEFAULT_TIMEOUT,
+    NO_OUTPUT,
+    Output,
+    UserCodeError,
+    UserCodeLoadError,
+    UserCodeStopped,
+)
 from reference.optimizer_cases import OptimizerCase, optimizer_cases
 from reference.optimizer_oracle import oracle_step
 from reference.optimizer_tolerance import step_tolerances
@@ -304,58 +325,101 @@ def _same_step(candidate, grads, state, params, ours, new_params, new_state) -> 
 # --- check_optimizer ---------------------------------------------------------------------
 
 
-class OptimizerMismatch(AssertionError):  # noqa: N818  (an assertion, as GradientMismatch)
-    """A user's step disagrees with optax; ``.comparison`` and ``.diagnosis`` say how.
+class OptimizerMismatch(Mismatch):
+    """A user's step disagrees with optax (or raised, timed out, ended its
+    process, or returned something that is no step).
 
-    ``step`` 0 is the initial state (``init``); ``inputs`` are the step's
-    ``(grads, state, params, new_params, new_state)``.  ``diagnosis`` is None
-    until ``diagnosed()`` runs the candidate conventions (``check_optimizer``
-    does it once, on the minimal case, not on every case Hypothesis shrinks).
+    ``.comparison`` (a ``StepComparison``; None when the code did not return
+    a step) and ``.diagnosis`` say how.  ``step`` 0 is the initial state
+    (``init``); ``inputs`` are the step's ``(grads, state, params,
+    new_params, new_state)``.  ``diagnosis`` is None until ``diagnosed()``
+    runs the candidate conventions (``check_optimizer`` does it once, on the
+    minimal case, not on every case Hypothesis shrinks).  ``.verdict``,
+    ``.traceback``, ``.output``, ``.others``, ``.seed`` as in
+    ``reference.check.GradientMismatch``.
     """
+
+    raised_on = "update raised on the minimal case:"
 
     def __init__(
         self,
-        comparison: StepComparison,
+        comparison: StepComparison | None,
         step: int,
-        case: OptimizerCase,
-        inputs: tuple,
+        case: OptimizerCase | None,
+        inputs: tuple = (),
         diagnosis: list[str] | None = None,
+        *,
+        verdict: str = "wrong",
+        details: Sequence[str] = (),
+        user_traceback: str = "",
+        output: Output = NO_OUTPUT,
+        others: Sequence[str] = (),
     ) -> None:
-        if diagnosis is None:
-            explained = "  (conventions not diagnosed yet)"
-        elif diagnosis:
-            explained = "\n".join(f"  likely: {sentence}" for sentence in diagnosis)
-        else:
-            explained = "  no known convention explains it (a bug, or a convention manual_bp lacks)"
-        super().__init__(
-            f"{'init' if step == 0 else f'step {step}'} of {case.optimizer.name} "
-            f"disagrees with optax:\n{comparison.report()}\n"
-            f"{explained}\nminimal case:\n{case!r}"
-        )
         self.comparison, self.step, self.case = comparison, step, case
-        self.inputs, self.diagnosis = inputs, diagnosis
+        self.inputs, self.diagnosis, self.verdict = inputs, diagnosis, verdict
+        self.details, self.typical, self.traceback = list(details), None, user_traceback
+        self.output, self.others = output, tuple(others)
+        super().__init__(self._verdict_line())
+
+    def _where(self) -> str:
+        name = "" if self.case is None else f" of {self.case.optimizer.name}"
+        return ("init" if self.step == 0 else f"step {self.step}") + name
+
+    def _verdict_line(self) -> str:
+        if self.comparison is not None:
+            return f"verdict: {self.verdict} ({self._where()} disagrees with optax)"
+        return f"verdict: {self.verdict}" + ("" if self.case is None else f" ({self._where()})")
+
+    def _explanation(self) -> list[str]:
+        if self.comparison is None:
+            return self.details
+        if self.diagnosis is None:
+            explained = ["  (conventions not diagnosed yet)"]
+        elif self.diagnosis:
+            explained = [f"  likely: {sentence}" for sentence in self.diagnosis]
+        else:
+            explained = [
+                "  no known convention explains it (a bug, or a convention manual_bp lacks)"
+            ]
+        return explained + self.details
+
+    def _describe(self, case: OptimizerCase) -> str:
+        return f"{case.optimizer.name}, {len(case.gradients)} steps"
 
     def diagnosed(self) -> OptimizerMismatch:
         """The same mismatch with the conventions that explain it."""
+        if self.comparison is None or self.case is None:
+            return self
         optimizer = self.case.optimizer
         if self.step == 0:
             diagnosis = diagnose_init(optimizer, self.inputs[1])
         else:
             diagnosis = diagnose_step(optimizer, *self.inputs)
-        return OptimizerMismatch(self.comparison, self.step, self.case, self.inputs, diagnosis)
+        return OptimizerMismatch(
+            self.comparison, self.step, self.case, self.inputs, diagnosis,
+            verdict=self.verdict, details=self.details, output=self.output, others=self.others,
+        )  # fmt: skip
+
+
+class _NoStepError(Exception):
+    """What the user's update returned is no ``(new_params, new_state)``."""
 
 
 def _call_update(update: Update, grads, state, params) -> tuple[dict, dict]:
     """The user's step, given copies (so it cannot change ours), checked for shape."""
-    result = update(copy.deepcopy(dict(grads)), copy.deepcopy(dict(state)), dict(params))
+    result = update(copy.deepcopy(dict(grads)), copy.deepcopy(dict(state)),
+                    copy.deepcopy(dict(params)))  # fmt: skip
     if not (isinstance(result, tuple) and len(result) == 2):
-        raise TypeError(
-            f"update: expected (new_params, new_state) from update(grads, state, params), "
-            f"got {type(result).__name__}"
+        raise _NoStepError(
+            f"update returned {describe_value(result)}; expected (new_params, new_state) "
+            "from update(grads, state, params)"
         )
     new_params, new_state = result
     if not isinstance(new_params, Mapping) or not isinstance(new_state, Mapping):
-        raise TypeError("update: expected new_params and new_state to be dicts")
+        raise _NoStepError(
+            f"update returned ({describe_value(new_params)}, {describe_value(new_state)}); "
+            "expected new_params and new_state to be dicts"
+        )
     return dict(new_params), dict(new_state)
 
 
@@ -395,51 +459,106 @@ def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = Non
     from the user's own params and state; raise ``OptimizerMismatch`` at the first
     step that differs (not yet diagnosed: see ``OptimizerMismatch``).  With
     ``init``, the user's ``init(params)`` is compared with the optimizer's
-    first, and the steps start from it."""
+    first, and the steps start from it.  A ``reference.isolation.UserFunction``
+    that raises is a mismatch with the verdict ``"raised"``; a plain callable's
+    exception propagates."""
     params, state = case.params, case.state
-    if init is not None:
-        state = dict(init(copy.deepcopy(dict(params))))
-        comparison = compare_init(case.optimizer, state, params)
-        if not comparison.ok:
-            raise OptimizerMismatch(comparison, 0, case, ({}, state, params, {}, state))
-    for step, grads in enumerate(case.gradients, start=1):
-        new_params, new_state = _call_update(update, grads, state, params)
-        comparison = compare_step(case.optimizer, grads, state, params, new_params, new_state)
-        if not comparison.ok:
-            inputs = (grads, state, params, new_params, new_state)
-            raise OptimizerMismatch(comparison, step, case, inputs)
-        params, state = new_params, new_state
+    step = 0
+    try:
+        if init is not None:
+            state = init(copy.deepcopy(dict(params)))
+            if not isinstance(state, Mapping):
+                raise _NoStepError(
+                    f"init returned {describe_value(state)}; expected a dict (the state)"
+                )
+            state = dict(state)
+            comparison = compare_init(case.optimizer, state, params)
+            if not comparison.ok:
+                raise OptimizerMismatch(
+                    comparison, 0, case, ({}, state, params, {}, state), output=_output(init)
+                )  # fmt: skip
+        for step, grads in enumerate(case.gradients, start=1):
+            new_params, new_state = _call_update(update, grads, state, params)
+            comparison = compare_step(case.optimizer, grads, state, params, new_params, new_state)
+            if not comparison.ok:
+                inputs = (grads, state, params, new_params, new_state)
+                raise OptimizerMismatch(comparison, step, case, inputs, output=_output(update))
+            params, state = new_params, new_state
+    except UserCodeError as error:
+        raise OptimizerMismatch(
+            None, step, case, verdict="raised", user_traceback=error.record.traceback,
+            output=error.record.output,
+        ) from None  # fmt: skip
+    except _NoStepError as error:
+        raise OptimizerMismatch(
+            None, step, case, details=[str(error)], output=_output(update)
+        ) from None
+
+
+def _output(function: object) -> Output:
+    last = getattr(function, "last", None)
+    return last.output if last is not None else NO_OUTPUT
+
+
+# Which of several distinct failures a check reports in full (the others are named).
+_RANK = {"wrong": 3, "raised": 1}
+
+
+@dataclass
+class OptimizerReport:
+    """What a passing ``check_optimizer`` ran: examples, steps, notes, the seed."""
+
+    optimizer: str
+    examples: int = 0
+    steps: int = 0
+    worst: float = 0.0
+    notes: set[str] = field(default_factory=set)
+    seed: int = DEFAULT_SEED
+    isolation: str = ""
+
+    def __str__(self) -> str:
+        lines = [
+            f"PASS: {self.optimizer}, {self.examples} examples, {self.steps} steps, every "
+            f"new parameter and accumulator within its tolerance (worst error/tolerance "
+            f"{self.worst:.2g})",
+            *[f"note: {note}" for note in sorted(self.notes)],
+            run_line(self.seed, self.isolation),
+        ]
+        return "\n".join(lines)
 
 
 def check_optimizer(
-    update: Update,
+    update: Update | str,
     optimizer: Optimizer,
     *,
-    init: Callable[[dict], Mapping[str, Any]] | None = None,
+    init: Callable[[dict], Mapping[str, Any]] | str | None = None,
     dtype: str = "float64",
     max_examples: int = 50,
     max_steps: int = 4,
     warm_start: bool = False,
-) -> None:
+    seed: int = DEFAULT_SEED,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_limit: int | None = None,
+    isolate: bool | None = None,
+) -> OptimizerReport:
     """Property-check ``update(grads, state, params) -> (new_params, new_state)``
     against optax, the rule and hyperparameters given by ``optimizer``.
 
     ``state`` has ``optimizer.init``'s layout: ``{"t": int, "m": {...}, "v": {...}}``
     (the slots the rule has; see ``manual_bp.optimizers``).  Hypothesis draws
     parameter trees and several steps of gradients; every step's params and
-    state are compared with optax's step from the same inputs.  Passes
-    silently, or raises ``OptimizerMismatch`` on the minimal failing case,
-    naming the conventions that would explain the difference.
-    ``init(params) -> state``, if given, is checked against ``optimizer.init``
-    (the initial accumulator) and the steps start from it.
+    state are compared with optax's step from the same inputs.  Returns an
+    ``OptimizerReport`` on a pass, or raises ``OptimizerMismatch`` on the
+    minimal failing case, naming the conventions that would explain the
+    difference.  ``init(params) -> state``, if given, is checked against
+    ``optimizer.init`` (the initial accumulator) and the steps start from it.
     ``warm_start=True`` also starts from states as if after many steps.
+    ``update`` and ``init`` may be ``"FILE.py:NAME"``; every argument they get
+    is a fresh copy (writing into one is a note).  ``seed``, ``timeout``,
+    ``memory_limit`` and ``isolate`` as in ``reference.check.check_gradients``.
     """
-    if init is not None and not callable(init):
-        raise TypeError(f"init: expected a callable params -> state or None, got {init!r}")
-    if not callable(update):
-        raise TypeError(
-            f"update: expected a callable (grads, state, params) -> ..., got {update!r}"
-        )
+    init_source = None if init is None else check_function(init, "init", "params -> state")
+    update_source = check_function(update, "update", "(grads, state, params) -> ...")
     if not isinstance(optimizer, Optimizer):
         raise TypeError(
             f"optimizer: expected a manual_bp.optimizers optimizer such as Adam(1e-3), "
@@ -449,23 +568,72 @@ def check_optimizer(
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
     max_examples = check_positive_int(max_examples, "max_examples")
     max_steps = check_positive_int(max_steps, "max_steps")
+    seed = check_seed(seed)
+    limits = isolation(isolate, timeout, memory_limit)
     from hypothesis import strategies as st
 
     cases = optimizer_cases(
         optimizers=st.just(optimizer), dtypes=(dtype,), max_steps=max_steps, warm=warm_start
     )
+    functions = {"update": update_source}
+    if init_source is not None:
+        functions["init"] = init_source
+    report = OptimizerReport(optimizer.name, seed=seed, isolation=limits.describe())
+    with quiet_storage():
+        try:
+            sandbox = open_sandbox(functions, limits)
+        except (UserCodeLoadError, UserCodeStopped) as error:
+            raise _not_loaded(error).with_context(seed=seed, isolation=limits.describe()) from None
+        with sandbox:
+            user_update = sandbox.function("update", ("grads", "state", "params"))
+            user_init = None if init is None else sandbox.function("init", ("params",))
 
-    @settings(
-        max_examples=max_examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-    @given(cases)
-    def matches_optax(case: OptimizerCase) -> None:
-        run_case(update, case, init=init)
+            @seeded(seed)
+            @check_settings(max_examples, shrink=True)
+            @given(cases)
+            def matches_optax(case: OptimizerCase) -> None:
+                try:
+                    run_case(user_update, case, init=user_init)
+                except UserCodeStopped as stopped:
+                    stopped.context = case
+                    raise
+                report.examples += 1
+                report.steps += len(case.gradients)
 
-    try:
-        matches_optax()
-    except OptimizerMismatch as mismatch:
-        raise mismatch.diagnosed() from None
+            try:
+                matches_optax()
+                report.notes |= set(sandbox.notes())
+                return report
+            except UserCodeStopped as stopped:
+                mismatch = OptimizerMismatch(
+                    None, 0, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]  # the case set above
+                    output=stopped.record.output,
+                    details=[f"{stopped.record.call} {stopped.verdict} ({stopped.detail}) on "
+                             "this case; the check stopped there"],
+                )  # fmt: skip
+                others: list[OptimizerMismatch] = []
+            except BaseExceptionGroup as group:  # distinct failures: the most informative
+                chosen = one_failure(group, OptimizerMismatch, lambda m: _RANK.get(m.verdict, 0))
+                if chosen is None:
+                    raise
+                mismatch, others = chosen
+            except OptimizerMismatch as caught:
+                mismatch, others = caught, []
+            mismatch = mismatch.diagnosed()
+            mismatch.others = tuple(other.summary() for other in others)
+            raise mismatch.with_context(
+                notes=sandbox.notes(), seed=seed, isolation=limits.describe()
+            ) from None  # fmt: skip
+
+
+def _not_loaded(error: UserCodeLoadError | UserCodeStopped) -> OptimizerMismatch:
+    """The verdict on code that did not load: its import raised, hung or exited."""
+    if isinstance(error, UserCodeLoadError):
+        return OptimizerMismatch(
+            None, 0, None, verdict="raised", details=[error.problem],
+            user_traceback=error.traceback, output=error.output,
+        )  # fmt: skip
+    return OptimizerMismatch(
+        None, 0, None, verdict=error.verdict, output=error.record.output,
+        details=[f"{error.record.call}: {error.verdict} ({error.detail})"],
+    )  # fmt: skip

@@ -68,3 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # a disk that is full, a file that cannot be written
         print(f"manual-bp {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (a child is stopped with us)
+        print(f"manual-bp {args.command}: interrupted", file=sys.stderr)
+        return 130

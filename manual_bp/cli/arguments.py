@@ -336,7 +336,55 @@ def add_convention_arguments(parser: argparse._ActionsContainer, *, layer: bool 
 
 
 # The argument names of the validation messages, and the options that set them.
+def timeout_seconds(text: str) -> float | None:
+    """``--timeout``: seconds > 0, or ``none`` for no limit."""
+    if text.strip().lower() == "none":
+        return None
+    return positive_float(text)
+
+
+_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def memory_size(text: str) -> int:
+    """``--memory-limit``: bytes, or with a unit: ``512M``, ``2G`` (powers of 1024)."""
+    cleaned = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = cleaned[-1:] if cleaned[-1:] in _SIZE_UNITS else ""
+    number = cleaned[: len(cleaned) - len(unit)]
+    try:
+        value = float(number) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 512M or 2G, got {text!r}"
+        ) from None
+    if not (math.isfinite(value) and value >= 1):
+        raise argparse.ArgumentTypeError(f"expected a size of at least 1 byte, got {text!r}")
+    return int(value)
+
+
+def add_isolation_arguments(parser: argparse._ActionsContainer) -> None:
+    """``--timeout``, ``--memory-limit``, ``--no-isolation``: how a user's code runs
+    (``reference.isolation``)."""
+    parser.add_argument(
+        "--timeout", type=timeout_seconds, default=10.0, metavar="SECONDS",
+        help="time limit of one call of your code, in seconds, or none "
+        "(default: %(default)s); past it the verdict is 'timed out'",
+    )  # fmt: skip
+    parser.add_argument(
+        "--memory-limit", type=memory_size, default=None, metavar="SIZE",
+        help="memory your code may allocate, e.g. 512M or 2G (Linux; default: no limit)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-isolation", dest="isolate", action="store_false",
+        help="run your code in this process: no time or memory limit, but a debugger's "
+        "breakpoints work (default: a child process)",
+    )  # fmt: skip
+
+
 _OPTIONS = {
+    "timeout": "--timeout",
+    "memory_limit": "--memory-limit",
+    "isolate": "--no-isolation",
     "layer_sizes": "--layers",
     "activations": "--activations",
     "loss": "--loss",

@@ -13,11 +13,12 @@ It needs the ``oracle``, ``plots`` and ``campaign`` extras.
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import sys
 import warnings
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from manual_bp.cli.arguments import (
     _naming_the_option,
@@ -27,7 +28,9 @@ from manual_bp.cli.arguments import (
     help_formatter,
     non_negative_int,
     positive_int,
+    timeout_seconds,
 )
+from manual_bp.cli.extras import require
 
 EXAMPLES = """\
 examples:
@@ -117,6 +120,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="manual_bp",
         help="manual_bp, or a user's backprop: FILE.py:NAME or MODULE:NAME (default: %(default)s)",
     )
+    parser.add_argument(
+        "--timeout", type=timeout_seconds, default=10.0, metavar="SECONDS",
+        help="time limit of one call of a --target, in seconds, or none; a call past it "
+        "fails its example (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--dtype",
         default="both",
@@ -208,34 +216,30 @@ def _as_flag(error: Exception) -> Exception:
     return type(error)(f"--{flag.replace('_', '-')}{colon}{rest}")
 
 
-def _check_call(backprop, one_network: bool) -> None:
-    """A user's target must take the arguments its form passes: refused up front,
-    not once per example."""
-    if backprop is None:
+def _check_call(campaign: ModuleType, config: Any) -> None:
+    """A user's target must load and take the arguments its form passes: refused
+    up front (where it runs: a child process), not once per example."""
+    target = campaign.target_function(config)
+    if target is None:
         return
+    one_network = config.network is not None
     form = "backprop(params, X, Y)" if one_network else (
         "backprop(params, X, Y, activations, loss)"
     )  # fmt: skip
-    try:
-        signature = inspect.signature(backprop)
-    except (TypeError, ValueError):  # a builtin or C function: no signature to read
-        return
-    try:
-        signature.bind(*range(3 if one_network else 5))
-    except TypeError:
+    signature = target.sandbox.binds("target", 3 if one_network else 5)
+    if signature is not None:
         hint = (
             "drop --layers/--activations/--loss for the five-argument form on drawn networks"
             if one_network
             else "give its network with --layers, --activations, --loss for check's form"
         )
-        raise ValueError(
-            f"target: {backprop.__name__}{signature} cannot be called as {form}; {hint}"
-        ) from None
+        name = config.target.rpartition(":")[2]
+        raise ValueError(f"target: {name}{signature} cannot be called as {form}; {hint}")
 
 
 def _replay(args: argparse.Namespace) -> int:
     """``--replay INDEX``: rebuild example INDEX of the campaign at ``--out`` and recheck it."""
-    from reference import campaign
+    campaign = require("campaign", "reference.campaign", "campaign")
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -265,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         return _replay(args)
     if args.scheduler is not None and args.workers is not None:
         raise ValueError("--workers: a local cluster's size; not with --scheduler")
-    from reference import campaign
+    campaign = require("campaign", "reference.campaign", "campaign")
 
     if args.seed < 0:
         raise ValueError(f"--seed: expected a non-negative int, got {args.seed}")
@@ -279,11 +283,11 @@ def run(args: argparse.Namespace) -> int:
         target = f"{Path(where).resolve()}:{name}"
     dtypes = ("float64", "float32") if args.dtype == "both" else (args.dtype,)
     try:  # reference.campaign names its arguments; here they are flags
-        _check_call(campaign.load_target(target), network is not None)
         config = campaign.Config(
             args.examples, args.seed, args.chunk_size, target, _limits(args),
-            network, conventions, dtypes,
+            network, conventions, dtypes, args.timeout,
         )  # fmt: skip
+        _check_call(campaign, config)
         database = campaign.example_database(args.database)
         summary = campaign.run_campaign(
             config,

@@ -6,28 +6,34 @@ callable ``backprop(params, X, Y) -> grads``, and runs
 flags.  With ``--layer NAME`` it checks one layer function instead
 (``reference.layer_check.check_layer``): ``backward(dout, cache)``, its
 ``--forward`` (whose cache the backward reads), or a loss head
-``loss(x, y) -> (loss, dx)``.  Exit 0 on a pass, 1 on a mismatch (or an
-exception in the user's code), 2 on bad arguments.  ``--json`` prints the
-verdict as JSON.
+``loss(x, y) -> (loss, dx)``.  The user's code runs in a child process
+(``reference.isolation``): ``--timeout`` seconds per call, an optional
+``--memory-limit``, its output captured; ``--no-isolation`` runs it here.
+Exit 0 on a pass, 1 on any other verdict (wrong, raised, timed out, ended
+the process, correct maths but unstable numerics), 2 on bad arguments, 130
+on Ctrl-C.  ``--json`` prints the verdict as JSON and nothing else on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+from pathlib import Path
 from typing import Any
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.cli.arguments import (
     _naming_the_option,
     add_convention_arguments,
+    add_isolation_arguments,
     add_network_arguments,
     help_formatter,
     network_from_arguments,
+    non_negative_int,
 )
 from manual_bp.cli.extras import require
 from manual_bp.losses import LOSSES
-from reference.user_functions import load_function
 
 EXAMPLES = """\
 examples:
@@ -55,10 +61,44 @@ NETWORK_DEFAULTS = {
     "param_bound": 10.0,
 }  # fmt: skip
 LAYER_OPTIONS = ("layer", "forward")
+# A check's arguments and the flags that set them (the rest are in arguments._OPTIONS).
+_FLAGS = {
+    "backprop": "FUNCTION", "backward": "FUNCTION", "forward": "--forward", "layer": "--layer",
+    "layout": "--layout", "targets": "--targets", "names": "--names",
+    "bias_shape": "--bias-shape", "container": "--container", "reduction": "--reduction",
+}  # fmt: skip
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _as_flag(error: Exception) -> Exception:
+    """An argument's error under its flag: ``backprop`` is ``FUNCTION``,
+    ``max_examples`` is ``--examples``."""
+    argument = str(error).split(":", 1)[0]
+    if argument in _FLAGS:
+        return type(error)(f"{_FLAGS[argument]}{str(error)[len(argument) :]}")
+    return _naming_the_option(error)
+
+
+def _function(spec: str, flag: str) -> str:
+    """A ``FILE.py:NAME`` / ``MODULE:NAME`` argument, checked before anything runs:
+    its form, and that the file exists (the code itself is loaded where it runs)."""
+    where, colon, name = spec.rpartition(":")
+    if not (colon and where and name):
+        raise ValueError(f"{flag}: expected FILE.py:NAME or MODULE:NAME, got {spec!r}")
+    if where.endswith(".py") and not Path(where).is_file():
+        raise ValueError(f"{flag}: no file {where!r}")
+    return spec
+
+
+def _limits(args: argparse.Namespace) -> dict[str, Any]:
+    """The isolation keywords of a check, and its seed."""
+    return {
+        "seed": args.seed, "timeout": args.timeout, "memory_limit": args.memory_limit,
+        "isolate": args.isolate,
+    }  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) is None:
             setattr(args, name, default)
     net = network_from_arguments(args)
+    backprop = _function(args.function, "FUNCTION")
     check = require("oracle", "reference.check", "check")
-    backprop = load_function(args.function)
     try:
         report = check.check_gradients(
             backprop, net.layer_sizes, net.activations, net.loss_name,
@@ -81,45 +121,64 @@ def run(args: argparse.Namespace) -> int:
             targets=args.targets or "soft", reduction=args.reduction, l2=args.l2,
             l2_divided_by_m=bool(args.l2_divided_by_m),
             param_bound=args.param_bound, input_bound=args.input_bound or 100.0,
+            **_limits(args),
         )  # fmt: skip
     except (TypeError, ValueError) as error:
-        raise _naming_the_option(error) from None
+        raise _as_flag(error) from None
     except check.GradientMismatch as mismatch:
         diagnosis = mismatch.comparison.diagnosis if mismatch.comparison else None
-        if args.json:
-            print(json.dumps({
-                "verdict": mismatch.verdict,
-                "bug_class": diagnosis.bug_class if diagnosis else None,
-                "first_wrong": diagnosis.key if diagnosis else None,
-                "failing": [v.key for v in mismatch.comparison.failures()]
-                if mismatch.comparison else [],
-                "report": str(mismatch),
-            }, indent=2))  # fmt: skip
-        else:
-            print(mismatch)
-        return 1
+        return _failed(args, mismatch, {
+            "bug_class": diagnosis.bug_class if diagnosis else None,
+            "first_wrong": diagnosis.key if diagnosis else None,
+        })  # fmt: skip
     return _passed(args, report, undecided_examples=report.undecided)
+
+
+def _json(value: object) -> str:
+    """``value`` as strict JSON: an infinite or NaN number is written as the string
+    ``"inf"``, ``"-inf"`` or ``"nan"`` (strict parsers refuse bare ``Infinity``)."""
+
+    def finite(item: object) -> object:
+        if isinstance(item, float) and not math.isfinite(item):
+            return str(item)
+        if isinstance(item, dict):
+            return {key: finite(v) for key, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [finite(v) for v in item]
+        return item
+
+    return json.dumps(finite(value), indent=2, allow_nan=False)
+
+
+def _failed(args: argparse.Namespace, mismatch: Any, fields: dict[str, object]) -> int:
+    """Print a mismatch (any check's), as JSON with ``--json``; exit status 1."""
+    if args.json:
+        print(_json({
+            "verdict": mismatch.verdict, **fields,
+            "failing": [v.key for v in mismatch.comparison.failures()]
+            if mismatch.comparison else [],
+            "others": list(mismatch.others), "notes": list(mismatch.notes),
+            "output": {"text": mismatch.output.text, "lines": mismatch.output.lines,
+                       "characters": mismatch.output.chars},
+            "seed": mismatch.seed, "isolation": mismatch.isolation, "report": str(mismatch),
+        }))  # fmt: skip
+    else:
+        print(mismatch)
+    return 1
 
 
 def _passed(args: argparse.Namespace, report: Any, **extra: object) -> int:
     """Print a passing report (``CheckReport`` or ``LayerReport``), as JSON with ``--json``."""
     if args.json:
-        print(json.dumps({
+        print(_json({
             "verdict": "pass", "examples": report.examples,
             "batch_sizes": sorted(report.batch_sizes), "worst": report.worst,
             "notes": sorted(report.notes), **extra,
-        }, indent=2))  # fmt: skip
+            "seed": report.seed, "isolation": report.isolation,
+        }))  # fmt: skip
     else:
         print(report)
     return 0
-
-
-# check_layer's arguments and the flags that set them.
-_LAYER_FLAGS = {
-    "layer": "--layer", "forward": "--forward", "layout": "--layout", "targets": "--targets",
-    "dtype": "--dtype", "max_examples": "--examples", "input_bound": "--input-bound",
-    "backward": "FUNCTION",
-}  # fmt: skip
 
 
 def run_layer(args: argparse.Namespace) -> int:
@@ -127,34 +186,20 @@ def run_layer(args: argparse.Namespace) -> int:
     given = [_flag(name) for name in NETWORK_DEFAULTS if getattr(args, name) is not None]
     if given:
         raise ValueError(f"{given[0]}: not a layer check's option (drop it, or drop --layer)")
+    backward = _function(args.function, "FUNCTION")
+    forward = None if args.forward is None else _function(args.forward, "--forward")
     layer_check = require("oracle", "reference.layer_check", "check --layer")
-    backward = load_function(args.function)
-    forward = None
-    if args.forward is not None:
-        try:
-            forward = load_function(args.forward)
-        except ValueError as error:
-            raise ValueError(f"--forward: {error}") from None
     options = {"input_bound": args.input_bound} if args.input_bound is not None else {}
     try:
         report = layer_check.check_layer(
             backward, args.layer, forward=forward, layout=args.layout or "rows",
-            targets=args.targets, dtype=args.dtype, max_examples=args.examples, **options,
+            targets=args.targets, dtype=args.dtype, max_examples=args.examples,
+            **options, **_limits(args),
         )  # fmt: skip
     except (TypeError, ValueError) as error:
-        argument = str(error).split(":", 1)[0]
-        if argument in _LAYER_FLAGS:
-            raise type(error)(f"{_LAYER_FLAGS[argument]}: {error}") from None
-        raise
+        raise _as_flag(error) from None
     except layer_check.LayerMismatch as mismatch:
-        if args.json:
-            print(json.dumps({
-                "verdict": mismatch.verdict, "failing": mismatch.failing,
-                "diagnosis": mismatch.diagnosis, "report": str(mismatch),
-            }, indent=2))  # fmt: skip
-        else:
-            print(mismatch)
-        return 1
+        return _failed(args, mismatch, {"diagnosis": mismatch.diagnosis})
     return _passed(args, report)
 
 
@@ -195,6 +240,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(default: cs231n's cache (x, w, b) or x; required for batchnorm, layernorm)",
     )  # fmt: skip
     parser.add_argument(
-        "--json", action="store_true", help="print the verdict as JSON (default: text)"
-    )
+        "--seed", type=non_negative_int, default=0,
+        help="the seed of the drawn cases: the same seed, the same cases and verdict "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    add_isolation_arguments(parser)
+    parser.add_argument(
+        "--json", action="store_true",
+        help="print the verdict as JSON, and nothing else on stdout (default: text)",
+    )  # fmt: skip
     parser.set_defaults(handler=run)

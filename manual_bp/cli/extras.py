@@ -11,8 +11,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-# What each extra provides, and the module that tells whether it is installed.
-EXTRAS = {"oracle": "jax", "plots": "matplotlib"}
+# What each extra provides: the modules that tell whether it is installed.
+EXTRAS = {
+    "oracle": ("jax", "optax", "hypothesis", "cloudpickle"),
+    "plots": ("matplotlib",),
+    "campaign": ("distributed", "jax", "matplotlib", "tqdm"),
+}
 
 
 class ExtraMissingError(ImportError):
@@ -26,12 +30,14 @@ def require(extra: str, module: str, command: str) -> ModuleType:
     'reference.compare'
     """
     try:
-        importlib.import_module(EXTRAS[extra])
+        for name in EXTRAS[extra]:
+            importlib.import_module(name)
         return importlib.import_module(module)
     except ImportError as error:
         if isinstance(error, ExtraMissingError):
             raise
+        missing = getattr(error, "name", None) or str(error)
         raise ExtraMissingError(
-            f"{command} needs {EXTRAS[extra]}, which is not installed ({error}); "
+            f"{command} needs {missing}, which is not installed (the {extra!r} extra); "
             f"install it with: pip install 'manual-bp[{extra}]'"
         ) from None

@@ -1,0 +1,158 @@
+"""What every check of a user's code shares: how Hypothesis runs it, the seed,
+the user's code in a ``reference.isolation.Sandbox``, and one failure in the end.
+
+* ``check_settings``: no deadline, no example database, nothing printed, no
+  shrinking unless asked;
+* ``seeded(seed)``: the same seed draws the same cases, so the same check of
+  the same code gives the same verdict (``DEFAULT_SEED`` unless given);
+* ``quiet_storage()``: Hypothesis keeps its cache of constants under the
+  user's cache folder, never in the working directory;
+* ``isolation(...)``, ``open_sandbox(...)``: the user's functions loaded where
+  they run, a load problem named as the argument's error or as a verdict;
+* ``one_failure(group)``: Hypothesis reports distinct failures as an
+  exception group; a check raises one mismatch, the most informative, and
+  names the others in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import seed as hypothesis_seed
+
+from reference.isolation import (
+    Isolation,
+    Sandbox,
+    Source,
+    UserCodeLoadError,
+    can_isolate,
+)
+
+# The seed of a check unless one is given: a check is a function call whose
+# verdict must not change from run to run.
+DEFAULT_SEED = 0
+SEED_BOUND = 2**32
+
+
+def check_settings(max_examples: int, shrink: bool) -> settings:
+    """The Hypothesis settings of a check: no deadline and no database (a check
+    is a function call, not a test run), quiet, and no shrinking unless ``shrink``."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        verbosity=Verbosity.quiet,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        phases=tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate),
+    )
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` if it is an int in ``[0, 2**32)``, else a clear error."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed: expected an int, got {seed!r}")
+    if not 0 <= seed < SEED_BOUND:
+        raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
+    return seed
+
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def seeded(seed: int) -> Callable[[F], F]:
+    """Hypothesis's ``@seed``: the cases a check draws depend on ``seed`` alone."""
+    return hypothesis_seed(seed)
+
+
+def cache_folder() -> Path:
+    """``$XDG_CACHE_HOME/manual-bp`` (default ``~/.cache/manual-bp``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "manual-bp"
+
+
+@contextlib.contextmanager
+def quiet_storage() -> Iterator[None]:
+    """Hypothesis's files (its cache of the constants in local modules) under
+    ``cache_folder()`` for the block, unless the user chose a place
+    (``HYPOTHESIS_STORAGE_DIRECTORY`` or ``set_hypothesis_home_dir``)."""
+    from hypothesis import configuration
+
+    chosen = vars(configuration).get("__hypothesis_home_directory")
+    if chosen is not None or os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    configuration.set_hypothesis_home_dir(cache_folder() / "hypothesis")
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(None)
+
+
+def isolation(isolate: bool | None, timeout: float | None, memory_limit: int | None) -> Isolation:
+    """The ``Isolation`` of a check's keywords (``isolate=None``: where possible)."""
+    chosen = can_isolate() if isolate is None else isolate
+    return Isolation(isolate=chosen, timeout=timeout, memory_limit=memory_limit)
+
+
+def check_function(value: object, argument: str, signature: str) -> Source:
+    """A callable or a ``"FILE.py:NAME"`` / ``"MODULE:NAME"`` spec, else a TypeError."""
+    if callable(value):
+        return value
+    if isinstance(value, str) and ":" in value.strip(":"):
+        where = value.rpartition(":")[0]
+        if where.endswith(".py") and not Path(where).is_file():
+            raise ValueError(f"{argument}: no file {where!r}")
+        return value
+    raise TypeError(f"{argument}: expected a callable {signature} or 'FILE.py:NAME', got {value!r}")
+
+
+def open_sandbox(functions: Mapping[str, Source], settings_: Isolation) -> Sandbox:
+    """A started ``Sandbox`` of ``functions``.  A function that does not exist
+    is a ``ValueError``, one that cannot be sent to the child a ``TypeError``,
+    both naming the argument; an import that raises, times out or ends the
+    child is left to the caller (``UserCodeLoadError`` of kind ``"raised"``,
+    ``UserCodeStopped``) to report as a verdict."""
+    sandbox = Sandbox(functions, settings_)
+    try:
+        sandbox.start()
+    except UserCodeLoadError as error:
+        if error.kind == "raised":
+            sandbox.close()
+            raise
+        sandbox.close()
+        raise (ValueError if error.kind == "argument" else TypeError)(
+            f"{error.name}: {error.problem}"
+        ) from None
+    except BaseException:
+        sandbox.close()
+        raise
+    return sandbox
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def one_failure(
+    group: BaseExceptionGroup, kind: type[E], rank: Callable[[E], int]
+) -> tuple[E, list[E]] | None:
+    """The mismatch of ``kind`` with the highest ``rank`` in a group of distinct
+    failures, and the others; ``None`` when the group holds anything else (an
+    error of the checker itself, which must be seen as it is)."""
+    found: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        error = stack.pop()
+        if isinstance(error, BaseExceptionGroup):
+            stack.extend(reversed(error.exceptions))
+        else:
+            found.append(error)
+    if not found or not all(isinstance(error, kind) for error in found):
+        return None
+    mismatches: Sequence[E] = found  # type: ignore[assignment]  # all of kind, checked above
+    best = max(mismatches, key=rank)
+    return best, [error for error in mismatches if error is not best]
