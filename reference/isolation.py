@@ -94,6 +94,9 @@ class Isolation:
 
     ``isolate``: in a child process (default where possible, see
     ``can_isolate``); ``timeout``: seconds per call (``None``: no limit);
+    ``load_timeout``: seconds to load the user's functions, whose file's
+    top-level code runs then (default: ``timeout``, but at least
+    ``DEFAULT_TIMEOUT``: a slow import is no slow call);
     ``memory_limit``: bytes the child may add to what it holds once the
     user's functions are loaded (``None``: no limit; Linux).
     """
@@ -101,6 +104,7 @@ class Isolation:
     isolate: bool = field(default_factory=can_isolate)
     timeout: float | None = DEFAULT_TIMEOUT
     memory_limit: int | None = None
+    load_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.isolate, bool):
@@ -131,9 +135,11 @@ class Isolation:
                 )
 
     @property
-    def time_limit(self) -> float | None:
-        """The per-call limit actually applied (none in this process)."""
-        return self.timeout if self.isolate else None
+    def loading_limit(self) -> float | None:
+        """The time limit of loading the user's functions."""
+        if self.load_timeout is not None or self.timeout is None:
+            return self.load_timeout
+        return max(self.timeout, DEFAULT_TIMEOUT)
 
     def describe(self) -> str:
         """One line for a report: where the code ran and its limits."""
@@ -510,7 +516,7 @@ class _Child:
             "sys_path": list(sys.path), "cwd": os.getcwd(), "functions": sources,
             "memory_limit": isolation.memory_limit,
         }  # fmt: skip
-        reply = self._exchange(("setup", setup), "loading your code")
+        reply = self._exchange(("setup", setup), isolation.loading_limit)
         kind, payload, output = reply[0], reply[1], reply[2]
         self.load_output = output
         if kind == "load failed":
@@ -520,19 +526,19 @@ class _Child:
 
     def call(self, call_id: int, name: str, args: Sequence[object], arg_names: tuple) -> tuple:
         message = ("call", call_id, name, pickle.dumps(tuple(args), protocol=PROTOCOL), arg_names)
-        kind, payload, output, wrote, seconds = self._exchange(message, f"{name}(...)")
+        kind, payload, output, wrote, seconds = self._exchange(message, self.isolation.timeout)
         if kind == "returned":
             payload = loads_plain(payload)
         return kind, payload, output, wrote, seconds
 
     def binds(self, name: str, count: int) -> str | None:
-        return self._exchange(("binds", name, count), f"{name}(...)")[1]
+        return self._exchange(("binds", name, count), self.isolation.timeout)[1]
 
-    def _exchange(self, message: tuple, what: str) -> tuple:
+    def _exchange(self, message: tuple, timeout: float | None) -> tuple:
+        """Send ``message``; the reply within ``timeout`` seconds, or ``_EndedError``."""
         start = time.perf_counter()
         try:
             self.connection.send_bytes(pickle.dumps(message, protocol=PROTOCOL))
-            timeout = self.isolation.timeout
             if not self.connection.poll(timeout):
                 self.kill()
                 native = self._native_output()
@@ -635,8 +641,9 @@ def _is_users(module: Any) -> bool:
     path = str(Path(path).resolve())
     installed = ("site-packages", "dist-packages")
     stdlib = str(Path(os.__file__).resolve().parent)
-    ours = str(Path(__file__).resolve().parent.parent)
-    return not (any(part in path for part in installed) or path.startswith((stdlib, ours)))
+    home = Path(__file__).resolve().parent.parent
+    ours = tuple(str(home / package) for package in ("reference", "manual_bp"))
+    return not (any(part in path for part in installed) or path.startswith((stdlib, *ours)))
 
 
 def _output_from(data: object) -> Output:
@@ -666,7 +673,8 @@ class _Capture(io.TextIOBase):
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self.chars += len(text)
+        size = len(text)
+        self.chars += size
         self.line_breaks += text.count("\n")
         if self.head_size < HEAD_CHARS:
             part = text[: HEAD_CHARS - self.head_size]
@@ -676,9 +684,10 @@ class _Capture(io.TextIOBase):
         if text:
             self.tail.append(text)
             self.tail_size += len(text)
-            while self.tail_size - len(self.tail[0]) >= TAIL_CHARS:
-                self.tail_size -= len(self.tail.popleft())
-        return len(text)
+            if self.tail_size > 4 * TAIL_CHARS:  # trimmed now and then, not per write
+                while self.tail_size - len(self.tail[0]) >= TAIL_CHARS:
+                    self.tail_size -= len(self.tail.popleft())
+        return size
 
     def taken(self) -> tuple[str, int, int]:
         """``(text, chars, lines)`` so far, then empty."""

@@ -1,0 +1,293 @@
+"""A user's code is untrusted input: whatever it does, the check ends in time
+with a verdict, its JSON parses and the checker's arrays stay the checker's.
+
+Each hostile function below is run through the Python API (``check_gradients``,
+``check_layer``, ``check_optimizer``) and through ``manual-bp check`` with and
+without ``--json``.  The CLI runs in this process (``main``) but for the
+subprocess runs, which show that nothing the child does reaches the parent's
+stdout, not even ``os.write(1, ...)``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from manual_bp.cli import main
+from manual_bp.optimizers import SGD, Adam
+from reference.check import GradientMismatch, check_gradients
+from reference.layer_check import LayerMismatch, check_layer
+from reference.optimizer_check import OptimizerMismatch, check_optimizer
+
+ARCH = ([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
+FLAGS = ["--layers", "2,3,1", "--activations", "tanh,sigmoid", "--examples", "10"]
+TIMEOUT = 1.0  # seconds per call: the hanging cases end after about this
+# How long a check may take beyond its time limit: starting the child and jax,
+# a first compilation, a slow shared machine (measured: 2-5 s for these checks).
+SLACK = 60.0
+
+HOSTILE = '''
+import os, sys, time
+import numpy as np
+
+def correct(params, X, Y):
+    m = X.shape[1]
+    A1 = np.tanh(params["W1"] @ X + params["B1"])
+    A2 = 1 / (1 + np.exp(-(params["W2"] @ A1 + params["B2"])))
+    dZ2 = (A2 - Y) / m
+    dZ1 = (params["W2"].T @ dZ2) * (1 - A1 ** 2)
+    return {"W1": dZ1 @ X.T, "B1": dZ1.sum(axis=1, keepdims=True),
+            "W2": dZ2 @ A1.T, "B2": dZ2.sum(axis=1, keepdims=True)}
+
+def exits_0(params, X, Y):
+    sys.exit(0)
+
+def exits_1(params, X, Y):
+    sys.exit(1)
+
+def ends_the_process(params, X, Y):
+    os._exit(0)
+
+def spins(params, X, Y):
+    while True:
+        pass
+
+def sleeps(params, X, Y):
+    time.sleep(10 ** 6)
+
+def prints_a_lot(params, X, Y):
+    for i in range(200_000):
+        print("debug line", i)
+    os.write(1, b"and a native write\\n")
+    return correct(params, X, Y)
+
+def writes_in_place(params, X, Y):
+    grads = correct(params, X, Y)
+    params["W1"] -= 0.1 * grads["W1"]   # a training step, in place
+    X *= 2.0
+    Y[...] = 0.5
+    return grads
+
+def raises_or_is_wrong(params, X, Y):
+    if X.shape[1] == 1:
+        raise IndexError("one sample breaks me")
+    grads = correct(params, X, Y)
+    grads["W2"] = -grads["W2"]
+    return grads
+
+def returns_none(params, X, Y):
+    correct(params, X, Y)
+
+def returns_a_pair(params, X, Y):
+    return 0.0, correct(params, X, Y)
+
+def interrupts(params, X, Y):
+    raise KeyboardInterrupt
+
+def crashes(params, X, Y):
+    import ctypes
+    ctypes.string_at(0)
+
+def allocates(params, X, Y):
+    return {"W1": np.ones((1 << 40,))}
+'''
+
+# name: (verdict, a phrase of the report)
+CASES = {
+    "exits_0": ("raised", "SystemExit"),
+    "exits_1": ("raised", "SystemExit"),
+    "ends_the_process": ("ended the process", "exit status 0"),
+    "spins": ("timed out", f"after {TIMEOUT:g} s"),
+    "sleeps": ("timed out", f"after {TIMEOUT:g} s"),
+    "raises_or_is_wrong": ("wrong", "raised: IndexError: one sample breaks me"),
+    "returns_none": ("wrong", "backprop returned None; expected a dict of gradients"),
+    "returns_a_pair": ("wrong", "backprop returned a tuple of 2 (float, dict)"),
+    "interrupts": ("raised", "KeyboardInterrupt"),
+    "crashes": ("ended the process", "killed by signal SIGSEGV"),
+    "allocates": ("raised", "MemoryError"),
+}
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    path = tmp_path_factory.mktemp("student") / "hostile.py"
+    path.write_text(HOSTILE)
+    return path
+
+
+def _api(spec, **options):
+    return check_gradients(spec, *ARCH, max_examples=10, timeout=TIMEOUT,
+                           memory_limit=2**30, **options)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_api_gives_each_hostile_function_its_verdict_in_time(hostile, name):
+    verdict, phrase = CASES[name]
+    start = time.perf_counter()
+    with pytest.raises(GradientMismatch) as caught:
+        _api(f"{hostile}:{name}")
+    assert time.perf_counter() - start < TIMEOUT + SLACK
+    mismatch = caught.value
+    assert mismatch.verdict == verdict, str(mismatch)
+    assert phrase in str(mismatch)
+    assert "seed 0" in str(mismatch)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("as_json", [False, True])
+def test_the_cli_exits_1_with_the_verdict(hostile, name, as_json, capsys):
+    verdict, phrase = CASES[name]
+    argv = ["check", f"{hostile}:{name}", *FLAGS, "--timeout", str(TIMEOUT),
+            "--memory-limit", "1G", *(["--json"] if as_json else [])]  # fmt: skip
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    if as_json:
+        result = json.loads(out)  # the whole of stdout is the JSON
+        assert result["verdict"] == verdict and result["seed"] == 0
+        assert phrase in result["report"]
+    else:
+        assert f"verdict: {verdict}" in out and phrase in out
+
+
+def test_a_flood_of_prints_is_captured_and_the_json_parses(hostile, capsys):
+    # The default time limit: 200,000 prints take about 0.5 s a call here.
+    argv = ["check", f"{hostile}:prints_a_lot", *FLAGS[:-1], "3", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["verdict"] == "pass"
+    assert any("printed 600,003 lines" in note for note in result["notes"]), result["notes"]
+
+
+def test_correct_code_that_writes_into_its_arguments_passes_with_a_note(hostile):
+    report = _api(f"{hostile}:writes_in_place")
+    assert report.examples == 10
+    (note,) = [n for n in report.notes if "wrote into its arguments" in n]
+    assert "params['W1']" in note and "X" in note and "Y" in note
+
+
+def test_nothing_is_written_into_the_working_directory(hostile, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _api(f"{hostile}:correct")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_fails_to_load_is_a_verdict_and_a_missing_function_an_argument(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("import sys\nprint('importing')\nsys.exit(3)\n")
+    with pytest.raises(GradientMismatch) as caught:
+        _api(f"{broken}:backprop")
+    assert caught.value.verdict == "raised" and "SystemExit" in str(caught.value)
+    assert "importing" in str(caught.value)  # what the import printed
+    exits = tmp_path / "exits_at_import.py"
+    exits.write_text("import os\nos._exit(0)\n")
+    with pytest.raises(GradientMismatch) as caught:
+        _api(f"{exits}:backprop")
+    assert caught.value.verdict == "ended the process" and "__main__" in str(caught.value)
+    fine = tmp_path / "fine.py"
+    fine.write_text("def other(params, X, Y):\n    return {}\n")
+    with pytest.raises(ValueError, match=r"backprop: .* has no function 'backprop'"):
+        _api(f"{fine}:backprop")
+
+
+# --- the same in functions of a notebook or a test (sent to the child by value) ----------
+
+
+def _spinning_relu_backward(dout, cache):
+    while True:
+        pass
+
+
+def _exiting_update(grads, state, params):
+    sys.exit(0)
+
+
+def _in_place_sgd(grads, state, params):
+    """cs231n's habit: ``w -= lr * dw`` on the arguments themselves."""
+    for key in params:
+        params[key] -= 0.1 * grads[key]
+    return params, state
+
+
+def _in_place_relu_backward(dout, cache):
+    dout[cache <= 0] = 0  # correct, but it writes into dout
+    return dout
+
+
+def test_a_file_that_trains_at_import_times_out(tmp_path):
+    # Loading has its own limit (default: at least 10 s): a slow import is no slow call.
+    from reference.isolation import Isolation, Sandbox, UserCodeStopped
+
+    hangs = tmp_path / "trains_at_import.py"
+    hangs.write_text("while True:\n    pass\n")
+    sandbox = Sandbox({"backprop": f"{hangs}:backprop"},
+                      Isolation(timeout=TIMEOUT, load_timeout=TIMEOUT))  # fmt: skip
+    with pytest.raises(UserCodeStopped) as caught:
+        sandbox.start()
+    assert caught.value.verdict == "timed out"
+    assert Isolation(timeout=1.0).loading_limit == 10.0
+
+
+def test_check_layer_stops_a_hanging_backward():
+    start = time.perf_counter()
+    with pytest.raises(LayerMismatch) as caught:
+        check_layer(_spinning_relu_backward, "relu", timeout=TIMEOUT, max_examples=5)
+    assert time.perf_counter() - start < TIMEOUT + SLACK
+    assert caught.value.verdict == "timed out"
+    assert "the case it stopped on, pasteable" in str(caught.value)
+
+
+def test_check_layer_passes_a_backward_that_writes_into_dout():
+    report = check_layer(_in_place_relu_backward, "relu", max_examples=20)
+    assert any("backward(dout, cache) wrote into its arguments" in n for n in report.notes)
+
+
+def test_check_optimizer_gives_an_exit_a_verdict():
+    with pytest.raises(OptimizerMismatch) as caught:
+        check_optimizer(_exiting_update, Adam(1e-3), max_examples=5)
+    assert caught.value.verdict == "raised" and "SystemExit" in str(caught.value)
+
+
+def test_check_optimizer_passes_a_rule_that_updates_in_place():
+    # Before the copies, this correct rule overwrote the checker's own params
+    # and was called wrong ("no known convention explains it").
+    report = check_optimizer(_in_place_sgd, SGD(0.1), max_examples=20)
+    assert report.examples == 20
+    assert any("params['W1']" in note for note in report.notes), report.notes
+
+
+def test_the_checkers_arrays_are_untouched():
+    params = {"W1": np.ones((3, 2))}
+    kept = params["W1"].copy()
+    check_optimizer(_in_place_sgd, SGD(0.1), max_examples=5)
+    # The isolation copies what it sends; a call in this process copies too.
+    from reference.isolation import Isolation, Sandbox
+
+    for isolate in (True, False):
+        with Sandbox({"update": _in_place_sgd}, Isolation(isolate=isolate)) as sandbox:
+            step = sandbox.function("update", ("grads", "state", "params"))
+            new_params, _ = step({"W1": np.ones((3, 2))}, {}, params)
+            assert np.array_equal(params["W1"], kept)
+            assert np.array_equal(new_params["W1"], kept - 0.1)
+
+
+# --- a real process: the child cannot reach the parent's stdout ---------------------------
+
+
+@pytest.mark.parametrize("name", ["prints_a_lot", "ends_the_process", "spins"])
+def test_a_real_process_prints_only_the_json(hostile, name):
+    # The flood keeps the default time limit (about 0.5 s a call, more on a busy machine).
+    timeout = [] if name == "prints_a_lot" else ["--timeout", str(TIMEOUT)]
+    command = [sys.executable, "-m", "manual_bp", "check", f"{hostile}:{name}", *FLAGS[:-1],
+               "3", *timeout, "--json"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT + SLACK,
+                          cwd=Path(hostile).parent, env={**os.environ})  # fmt: skip
+    result = json.loads(done.stdout)
+    expected = {"prints_a_lot": ("pass", 0), "ends_the_process": ("ended the process", 1),
+                "spins": ("timed out", 1)}[name]  # fmt: skip
+    assert (result["verdict"], done.returncode) == expected, done.stderr
+    assert not (Path(hostile).parent / ".hypothesis").exists()
