@@ -31,7 +31,7 @@ TIMEOUT = 1.0  # seconds per call: the hanging cases end after about this
 # a first compilation, a slow shared machine (measured: 2-5 s for these checks).
 SLACK = 60.0
 
-HOSTILE = '''
+HOSTILE = """
 import os, sys, time
 import numpy as np
 
@@ -95,7 +95,7 @@ def crashes(params, X, Y):
 
 def allocates(params, X, Y):
     return {"W1": np.ones((1 << 40,))}
-'''
+"""
 
 # name: (verdict, a phrase of the report)
 CASES = {

@@ -63,5 +63,5 @@ def test_a_product_that_underflows_in_float64_is_not_a_provable_zero():
     params = {"W1": W1, "B1": np.zeros((5, 1)), "W2": W2, "B2": np.zeros((4, 1)),
               "W3": np.array([[0.0, 0.0, 0.0, 0.25]]), "B3": np.zeros((1, 1))}  # fmt: skip
     case = away_from_kinks(Case(params, X, np.zeros((1, 12)), activations, "binary_cross_entropy"))
-    comparison, _, _ = compare_backprop(make_backprop("wide accumulation", activations), case)
+    comparison, _, _, _ = compare_backprop(make_backprop("wide accumulation", activations), case)
     assert comparison.ok, comparison.report()

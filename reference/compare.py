@@ -69,8 +69,16 @@ class VariableComparison:
     def ok(self) -> bool:
         return self.ratio <= 1.0
 
+    def ratio_text(self) -> str:
+        """This variable's err/tol as what it means (``ratio_text``)."""
+        return ratio_text(self.ratio, tolerance=self.tolerance, problem=self.problem)
 
-def ratio_text(ratio: float, tolerance: float = np.nan, problem: str = "") -> str:
+    def diff_text(self) -> str:
+        """This variable's max |diff| for a table (``diff_text``)."""
+        return diff_text(self.max_abs_diff, problem=self.problem)
+
+
+def ratio_text(ratio: float, *, tolerance: float = np.nan, problem: str = "") -> str:
     """An err/tol as what it means: ``-`` where nothing was compared (a missing
     or misshapen array), ``inf (tol 0)`` where the oracle's value is exact,
     ``>1e15`` where a tolerance near 0 makes the quotient meaningless."""
@@ -83,7 +91,7 @@ def ratio_text(ratio: float, tolerance: float = np.nan, problem: str = "") -> st
     return ">1e15" if ratio >= 1e15 else f"{ratio:.2e}"
 
 
-def diff_text(difference: float, problem: str = "") -> str:
+def diff_text(difference: float, *, problem: str = "") -> str:
     """A max |diff| for a table: ``-`` where nothing was compared."""
     return "-" if problem and not np.isfinite(difference) else f"{difference:.3e}"
 
@@ -198,12 +206,12 @@ class Comparison:
         for v in self.variables.values():
             shape = "x".join(map(str, v.shape))
             lines.append(
-                f"{v.key:<5} {shape:<10} {diff_text(v.max_abs_diff, v.problem):>11} "
-                f"{ratio_text(v.ratio, v.tolerance, v.problem):>11}  {'yes' if v.ok else 'NO'}"
+                f"{v.key:<5} {shape:<10} {v.diff_text():>11} "
+                f"{v.ratio_text():>11}  {'yes' if v.ok else 'NO'}"
             )
         lines.append(
             f"{'loss':<5} {'':<10} {abs(self.loss_manual - self.loss_oracle):>11.3e} "
-            f"{ratio_text(self.loss_ratio, self.loss_tolerance):>11}  "
+            f"{ratio_text(self.loss_ratio, tolerance=self.loss_tolerance):>11}  "
             f"{'yes' if self.loss_ratio <= 1 else 'NO'}"
         )
         return "\n".join(lines)
@@ -220,7 +228,7 @@ class Comparison:
                 continue
             detail = (
                 f"worst at {v.worst_index}: manual {v.manual:.17g}, oracle {v.oracle:.17g}, "
-                f"tolerance {v.tolerance:.3g}, error/tolerance {ratio_text(v.ratio, v.tolerance)}"
+                f"tolerance {v.tolerance:.3g}, error/tolerance {v.ratio_text()}"
             )
             if v.finite_differences:
                 detail += f"; finite differences support: {v.finite_differences}"

@@ -169,7 +169,7 @@ def type_name(value: object) -> str:
     return value.type_name if isinstance(value, Opaque) else type(value).__name__
 
 
-def plain(value: object, depth: int = 0) -> object:
+def plain(value: object, *, depth: int = 0) -> object:
     """``value`` as plain data: dicts, lists, tuples, arrays, numbers, strings, None.
 
     Mappings become dicts, sequences lists or tuples (a namedtuple a tuple),
@@ -184,11 +184,11 @@ def plain(value: object, depth: int = 0) -> object:
     if isinstance(value, np.generic):
         return value if value.dtype.kind in "biufc" else Opaque(type_name(value), repr(value))
     if isinstance(value, Mapping):
-        return {plain(k, depth + 1): plain(v, depth + 1) for k, v in value.items()}
+        return {plain(k, depth=depth + 1): plain(v, depth=depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [plain(v, depth + 1) for v in value]
+        return [plain(v, depth=depth + 1) for v in value]
     if isinstance(value, tuple):
-        return tuple(plain(v, depth + 1) for v in value)
+        return tuple(plain(v, depth=depth + 1) for v in value)
     if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
         try:
             array = np.array(value)  # a base-class copy
@@ -252,7 +252,7 @@ class Output:
     def __bool__(self) -> bool:
         return self.chars > 0
 
-    def shown(self, max_lines: int = 12) -> str:
+    def shown(self, *, max_lines: int = 12) -> str:
         """At most ``max_lines`` lines, the rest counted, indented for a report."""
         lines = self.text.splitlines()
         if len(lines) > max_lines:

@@ -97,7 +97,7 @@ from reference.check_run import (
     quiet_storage,
     seeded,
 )
-from reference.compare import VariableComparison, compare_variable, diff_text, ratio_text
+from reference.compare import VariableComparison, compare_variable, ratio_text
 from reference.isolation import (
     DEFAULT_TIMEOUT,
     NO_OUTPUT,
@@ -463,8 +463,8 @@ class LayerComparison:
         for v in self.variables.values():
             shape = "x".join(map(str, v.shape)) or "scalar"
             lines.append(
-                f"{v.key:<7} {shape:<10} {diff_text(v.max_abs_diff, v.problem):>11} "
-                f"{ratio_text(v.ratio, v.tolerance, v.problem):>11}  {'yes' if v.ok else 'NO'}"
+                f"{v.key:<7} {shape:<10} {v.diff_text():>11} "
+                f"{v.ratio_text():>11}  {'yes' if v.ok else 'NO'}"
             )
         return "\n".join(lines)
 
@@ -479,7 +479,7 @@ class LayerComparison:
             lines.append(
                 f"{v.key} {v.shape}: {v.failing} of {int(np.prod(v.shape))} entries fail; "
                 f"worst at {v.worst_index}: yours {v.manual:.17g}, oracle {v.oracle:.17g}, "
-                f"tolerance {v.tolerance:.3g}, error/tolerance {ratio_text(v.ratio, v.tolerance)}"
+                f"tolerance {v.tolerance:.3g}, error/tolerance {v.ratio_text()}"
             )
         return "\n".join(lines)
 

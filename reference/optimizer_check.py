@@ -454,16 +454,17 @@ def diagnose_init(optimizer: Optimizer, state: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = None) -> None:
+def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = None) -> float:
     """Step ``update`` through ``case``'s gradients, comparing every step with optax
-    from the user's own params and state; raise ``OptimizerMismatch`` at the first
-    step that differs (not yet diagnosed: see ``OptimizerMismatch``).  With
+    from the user's own params and state; return the worst err/tol of the steps,
+    or raise ``OptimizerMismatch`` at the first step that differs (not yet
+    diagnosed: see ``OptimizerMismatch``).  With
     ``init``, the user's ``init(params)`` is compared with the optimizer's
     first, and the steps start from it.  A ``reference.isolation.UserFunction``
     that raises is a mismatch with the verdict ``"raised"``; a plain callable's
     exception propagates."""
     params, state = case.params, case.state
-    step = 0
+    step, worst = 0, 0.0
     try:
         if init is not None:
             state = init(copy.deepcopy(dict(params)))
@@ -483,6 +484,7 @@ def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = Non
             if not comparison.ok:
                 inputs = (grads, state, params, new_params, new_state)
                 raise OptimizerMismatch(comparison, step, case, inputs, output=_output(update))
+            worst = max(worst, comparison.worst_ratio)
             params, state = new_params, new_state
     except UserCodeError as error:
         raise OptimizerMismatch(
@@ -493,6 +495,7 @@ def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = Non
         raise OptimizerMismatch(
             None, step, case, details=[str(error)], output=_output(update)
         ) from None
+    return worst
 
 
 def _output(function: object) -> Output:
@@ -593,10 +596,11 @@ def check_optimizer(
             @given(cases)
             def matches_optax(case: OptimizerCase) -> None:
                 try:
-                    run_case(user_update, case, init=user_init)
+                    worst = run_case(user_update, case, init=user_init)
                 except UserCodeStopped as stopped:
                     stopped.context = case
                     raise
+                report.worst = max(report.worst, worst)
                 report.examples += 1
                 report.steps += len(case.gradients)
 
