@@ -170,6 +170,17 @@ def test_correct_code_that_writes_into_its_arguments_passes_with_a_note(hostile)
     assert "params['W1']" in note and "X" in note and "Y" in note
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_without_isolation_the_same_code_gets_the_same_verdict(hostile, as_json, capsys):
+    flags = [*FLAGS, "--no-isolation", *(["--json"] if as_json else [])]
+    assert main(["check", f"{hostile}:correct", *flags]) == 0
+    assert main(["check", f"{hostile}:exits_1", *flags]) == 1
+    out = capsys.readouterr().out
+    assert "in this process" in out and "SystemExit" in out
+    assert main(["check", f"{hostile}:correct", *flags, "--timeout", "5"]) == 2
+    assert "--timeout: " in capsys.readouterr().err
+
+
 def test_nothing_is_written_into_the_working_directory(hostile, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _api(f"{hostile}:correct")

@@ -396,7 +396,10 @@ class Sandbox:
         if not self.isolation.isolate:
             if self._local is None:
                 functions: dict[str, Callable[..., object]] = {}
-                sources = {name: ("object", f) for name, f in self.functions.items()}
+                sources = {
+                    name: ("spec", f) if isinstance(f, str) else ("object", f)
+                    for name, f in self.functions.items()
+                }
                 with _captured() as capture:
                     failure = _load_into(functions, sources)
                 self.load_output = _output_from(capture.taken())
