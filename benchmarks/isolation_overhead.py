@@ -11,8 +11,10 @@ change of the machine's load falls on every variant alike):
   function ran in the checker's own process), **after** (a child process per
   check, the default) and after with ``--no-isolation``;
 * ``check_gradients(backprop, ...)`` in one Python process: the first call
-  (jax compiles the oracle, the child starts) and the second (warm), before
-  and after.
+  (jax compiles the oracle, the child starts) and two more (warm), half a
+  second apart, before and after;
+* one call of the function: bare, through ``isolate=False`` (copies,
+  capture) and through the child's pipe.
 
 Every variant runs the same checker on the same cases, so the differences are
 the isolation's: starting the child (a Python that imports NumPy), sending
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -56,18 +59,48 @@ def backprop(params, X, Y):
             "W2": dZ2 @ A1.T, "B2": dZ2.sum(axis=1, keepdims=True)}
 """
 
-# The API timing: the first and the second call, in one fresh process.
+# The API timing: the first call and two more, in one fresh process, half a
+# second apart (a user between two checks; the isolation starts its next child
+# in that time).
 API = textwrap.dedent("""
     import sys, time, json
     sys.path.insert(0, sys.argv[1])
     from my_net import backprop
     from reference.check import check_gradients
     times = []
-    for _ in range(2):
+    for _ in range(3):
         start = time.perf_counter()
         check_gradients(backprop, [2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
         times.append(time.perf_counter() - start)
+        time.sleep(0.5)
     print(json.dumps(times))
+""")
+
+# One call of the user's function, in this process and through the child's pipe.
+PER_CALL = textwrap.dedent("""
+    import sys, time, json
+    import numpy as np
+    sys.path.insert(0, sys.argv[1])
+    from my_net import backprop
+    from reference.isolation import Isolation, Sandbox
+    rng = np.random.default_rng(0)
+    params = {"W1": rng.normal(size=(3, 2)), "B1": rng.normal(size=(3, 1)),
+              "W2": rng.normal(size=(1, 3)), "B2": rng.normal(size=(1, 1))}
+    X, Y = rng.normal(size=(2, 16)), rng.random((1, 16))
+    result = {}
+    for isolate in (False, True):
+        with Sandbox({"backprop": backprop}, Isolation(isolate=isolate)) as sandbox:
+            call = sandbox.function("backprop", ("params", "X", "Y"))
+            call(params, X, Y)
+            start = time.perf_counter()
+            for _ in range(1000):
+                call(params, X, Y)
+            result[isolate] = (time.perf_counter() - start) / 1000
+    start = time.perf_counter()
+    for _ in range(1000):
+        backprop(params, X, Y)
+    result["bare"] = (time.perf_counter() - start) / 1000
+    print(json.dumps([result["bare"], result[False], result[True]]))
 """)
 
 
@@ -119,34 +152,42 @@ def main() -> None:
         }
         wall: dict[str, list[float]] = {name: [] for name in variants}
         first: dict[str, list[float]] = {name: [] for name in variants}
-        second: dict[str, list[float]] = {name: [] for name in variants}
+        warm: dict[str, list[float]] = {name: [] for name in variants}
+        per_call: list[list[float]] = []
         for _ in range(options.repeats):
             for name, (command, code) in variants.items():
                 seconds, out = run(command, code, folder)
                 wall[name].append(seconds)
                 if command[1] == "-c":
-                    calls = [float(x) for x in out.strip().strip("[]").split(",")]
+                    calls = json.loads(out)
                     first[name].append(calls[0])
-                    second[name].append(calls[1])
+                    warm[name].extend(calls[1:])
+            per_call.append(json.loads(run([sys.executable, "-c", PER_CALL, work], None,
+                                           folder)[1]))  # fmt: skip
+
+    def cell(values: list[float]) -> str:
+        if not values:
+            return "-"
+        return f"{statistics.median(values):.3f} [{min(values):.3f}]"
+
     print(f"\nmedians of {options.repeats} interleaved runs (min in brackets), seconds")
-    print(f"{'variant':<42} {'process wall':>16} {'1st call':>16} {'2nd call':>16}")
+    print(f"{'variant':<42} {'process wall':>16} {'1st call':>16} {'later calls':>16}")
     for name in variants:
-
-        def cell(values: list[float]) -> str:
-            if not values:
-                return "-"
-            return f"{statistics.median(values):.3f} [{min(values):.3f}]"
-
-        print(f"{name:<42} {cell(wall[name]):>16} {cell(first[name]):>16} {cell(second[name]):>16}")
-    for label, after, before_name in (
-        ("manual-bp check", "manual-bp check, after (child process)", "manual-bp check, before"),
-        ("check_gradients 2nd call", "check_gradients, after (child process)",
+        print(f"{name:<42} {cell(wall[name]):>16} {cell(first[name]):>16} {cell(warm[name]):>16}")
+    for label, series, after, before_name in (
+        ("manual-bp check", wall, "manual-bp check, after (child process)",
+         "manual-bp check, before"),
+        ("check_gradients, later calls", warm, "check_gradients, after (child process)",
          "check_gradients, before"),
     ):  # fmt: skip
-        series = second if "2nd" in label else wall
         ratio = statistics.median(series[after]) / statistics.median(series[before_name])
         extra = statistics.median(series[after]) - statistics.median(series[before_name])
         print(f"{label}: after/before {ratio:.3f} ({extra * 1000:+.0f} ms)")
+    bare, here, child = (statistics.median(column) * 1e6 for column in zip(*per_call, strict=True))
+    print(
+        f"one call of the 2-3-1 backprop (m = 16), medians of 1000: bare {bare:.0f} us, "
+        f"isolate=False {here:.0f} us, child process {child:.0f} us"
+    )
 
 
 if __name__ == "__main__":

@@ -70,3 +70,33 @@ def test_the_version_is_written_once_in_pyproject():
     assert manual_bp.__version__ == version
     assert version not in (root / "manual_bp" / "__init__.py").read_text()
     assert f"## [{version}]" in (root / "CHANGELOG.md").read_text()
+
+
+# Every command that needs an extra, with small arguments, and the extra.
+NEEDS = [
+    (["demo", "--epochs", "1", "--samples", "8"], "jax", "oracle"),
+    (["compare"], "jax", "oracle"),
+    (["check", "json:dumps", "--layers", "2,1"], "jax", "oracle"),
+    (["check", "json:dumps", "--layer", "relu"], "jax", "oracle"),
+    (["check", "json:dumps", "--layers", "2,1"], "cloudpickle", "oracle"),
+    (["train", "--epochs", "1"], "jax", "oracle"),
+    (["train", "--epochs", "1"], "matplotlib", "plots"),
+    (["audit", "--depths", "1", "--widths", "2"], "matplotlib", "plots"),
+    (["campaign", "--examples", "1"], "distributed", "campaign"),
+    (["campaign", "--examples", "1"], "jax", "campaign"),
+]
+
+
+@pytest.mark.parametrize(("argv", "module", "extra"), NEEDS)
+def test_a_missing_extra_is_one_line_naming_its_install(argv, module, extra, tmp_path):
+    """In a fresh interpreter where ``module`` cannot be imported: exit 2, one line."""
+    code = (
+        "import sys; sys.modules[sys.argv[1]] = None; from manual_bp.cli import main; "
+        "sys.exit(main(sys.argv[2:]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, module, *argv], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"needs {module}" in lines[0] and f"pip install 'manual-bp[{extra}]'" in lines[0]

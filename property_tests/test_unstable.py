@@ -40,6 +40,8 @@ def test_correct_but_unstable_code_gets_its_own_verdict():
     text = str(mismatch)
     assert "NaN/inf in the user's gradients" in text
     assert "saturated output" in text
+    # Right formulas: no bug class, in the report or in the JSON (issue 22).
+    assert mismatch.comparison.diagnosis is None and "likely bug" not in text
 
 
 def test_wrong_and_unstable_code_is_wrong():

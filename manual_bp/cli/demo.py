@@ -5,14 +5,14 @@ one sigmoid output, binary cross-entropy) on a generated 2-D data set with
 the hand-written gradients.  On ``blobs`` (several classes) the output layer
 has one softmax unit per class, with cross-entropy.  Every ``--check-every``
 epochs it checks every gradient against ``jax.grad`` of the same forward
-function and prints a table.  The check needs the ``oracle`` extra (jax); the
-training itself does not.
+function and prints a table.  The check needs the ``oracle`` extra (jax):
+without it the demo stops at once with one line naming the install (or
+``--check-every 0``, which trains without the check).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -44,19 +44,19 @@ Exit status: 0 if every gradient check matched, 1 if not, 2 on bad arguments.
 """
 
 
-def _load_comparison() -> Callable[[DNN, np.ndarray, np.ndarray], Any] | None:
-    """``(net, X, Y) -> Comparison`` with the oracle, or None (and a note) without
-    the oracle extra: the demo trains without it."""
+def _load_comparison() -> Callable[[DNN, np.ndarray, np.ndarray], Any]:
+    """``(net, X, Y) -> Comparison`` with the oracle; without the oracle extra, an
+    ``ExtraMissingError`` that also names ``--check-every 0`` (training alone)."""
     try:
-        Case = require("oracle", "reference.cases", "the gradient check").Case
-        compare = require("oracle", "reference.compare", "the gradient check").compare
+        Case = require("oracle", "reference.cases", "demo").Case
+        compare = require("oracle", "reference.compare", "demo").compare
     except ExtraMissingError as error:
-        print(f"gradient check skipped: {error}", file=sys.stderr)
-        return None
+        raise ExtraMissingError(f"{error} (or --check-every 0: train without the check)") from None
     return lambda net, X, Y: compare(Case.of_network(net, X, Y))
 
 
 def demo(args: argparse.Namespace) -> int:
+    compare = _load_comparison() if args.check_every else None
     X, Y = DATASETS[args.dataset](args.samples, noise=args.noise, seed=args.seed)
     # The seed's hidden layers; the output sized to the data (1 unit, or 1 per class).
     net = DNN([*SEED_LAYER_SIZES[:-1], Y.shape[0]], seed=args.seed)
@@ -64,7 +64,6 @@ def demo(args: argparse.Namespace) -> int:
         f"{net}\ntraining on {args.dataset} ({args.samples} samples), {args.epochs} epochs, "
         f"batch size {args.batch_size}, learning rate {args.learning_rate}"
     )
-    compare = _load_comparison() if args.check_every else None
     all_match = True
     epoch = 0
     with progress(args.epochs, "training", "epoch", args.quiet) as bar:
