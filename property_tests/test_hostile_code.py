@@ -302,3 +302,32 @@ def test_a_real_process_prints_only_the_json(hostile, name):
                 "spins": ("timed out", 1)}[name]  # fmt: skip
     assert (result["verdict"], done.returncode) == expected, done.stderr
     assert not (Path(hostile).parent / ".hypothesis").exists()
+
+
+# --- a campaign's target: a hang fails its example, not the worker --------------------------
+
+
+def test_a_campaign_target_that_hangs_or_exits_fails_its_examples(hostile, tmp_path):
+    from reference.campaign import Config, run_chunk
+    from reference.draws import Network
+
+    network = Network((2, 3, 1), ("tanh", "sigmoid"), "binary_cross_entropy")
+    for name, said in (("spins", "timed out"), ("ends_the_process", "ended the process"),
+                       ("correct", None)):  # fmt: skip
+        config = Config(2, 0, 2, f"{hostile}:{name}", network=network, timeout=TIMEOUT)
+        chunk = run_chunk(config, 0)
+        if said is None:
+            assert chunk["failures"] == [], chunk["errors"]
+        else:
+            assert chunk["failures"] == [0, 1]
+            assert all(said in error for error in chunk["errors"]), chunk["errors"]
+
+
+def test_a_campaign_target_that_exits_on_import_is_refused_up_front(tmp_path, capsys):
+    exits = tmp_path / "exits_at_import.py"
+    exits.write_text("import sys\nsys.exit(0)\ndef backprop(params, X, Y):\n    return {}\n")
+    argv = ["campaign", "--target", f"{exits}:backprop", "--layers", "2,3,1",
+            "--activations", "tanh,sigmoid", "--examples", "2", "--out", str(tmp_path / "c")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--target: " in err and "SystemExit" in err and len(err.strip().splitlines()) == 1

@@ -511,8 +511,10 @@ def target_function(config: Config) -> UserFunction | None:
         try:
             _SANDBOXES[key] = open_sandbox({"target": config.target},
                                            Isolation(timeout=config.timeout))  # fmt: skip
-        except UserCodeLoadError as error:
-            raise ValueError(f"target: {error.problem}: {error.traceback.strip()}") from None
+        except UserCodeLoadError as error:  # one line: where the user's code failed
+            where = [line.strip() for line in error.traceback.splitlines() if "File " in line]
+            at = f" ({where[-1]})" if where else ""
+            raise ValueError(f"target: {error.problem}{at}") from None
         except UserCodeStopped as stopped:
             raise ValueError(
                 f"target: loading {config.target} {stopped.verdict} ({stopped.detail})"
