@@ -326,8 +326,19 @@ def test_a_campaign_target_that_hangs_or_exits_fails_its_examples(hostile, tmp_p
 def test_a_campaign_target_that_exits_on_import_is_refused_up_front(tmp_path, capsys):
     exits = tmp_path / "exits_at_import.py"
     exits.write_text("import sys\nsys.exit(0)\ndef backprop(params, X, Y):\n    return {}\n")
-    argv = ["campaign", "--target", f"{exits}:backprop", "--layers", "2,3,1",
-            "--activations", "tanh,sigmoid", "--examples", "2", "--out", str(tmp_path / "c")]
+    argv = [
+        "campaign",
+        "--target",
+        f"{exits}:backprop",
+        "--layers",
+        "2,3,1",
+        "--activations",
+        "tanh,sigmoid",
+        "--examples",
+        "2",
+        "--out",
+        str(tmp_path / "c"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--target: " in err and "SystemExit" in err and len(err.strip().splitlines()) == 1
