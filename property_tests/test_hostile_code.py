@@ -95,6 +95,24 @@ def crashes(params, X, Y):
 
 def allocates(params, X, Y):
     return {"W1": np.ones((1 << 40,))}
+
+def prints_then_spins(params, X, Y):
+    print("epoch 1 starting")
+    while True:
+        pass
+
+def mixes_its_output(params, X, Y):
+    print("to stdout")
+    print("to stderr", file=sys.stderr)
+    os.write(1, b"raw\\n")
+    return correct(params, X, Y)
+
+def starts_a_grandchild(params, X, Y):
+    import subprocess
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with open(os.environ["GRANDCHILD_PID_FILE"], "w") as f:
+        f.write(str(child.pid))
+    time.sleep(60)
 """
 
 # name: (verdict, a phrase of the report)
@@ -110,6 +128,7 @@ CASES = {
     "interrupts": ("raised", "KeyboardInterrupt"),
     "crashes": ("ended the process", "killed by signal SIGSEGV"),
     "allocates": ("raised", "MemoryError"),
+    "prints_then_spins": ("timed out", "epoch 1 starting"),
 }
 
 
@@ -342,3 +361,136 @@ def test_a_campaign_target_that_exits_on_import_is_refused_up_front(tmp_path, ca
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--target: " in err and "SystemExit" in err and len(err.strip().splitlines()) == 1
+
+
+# --- what the review found -------------------------------------------------------------------
+
+
+def test_output_is_text_in_the_order_written_without_holes(hostile, capsys):
+    assert main(["check", f"{hostile}:mixes_its_output", *FLAGS, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert any("printed" in note for note in result["notes"])
+    from reference.isolation import Isolation, Sandbox
+
+    with Sandbox({"f": f"{hostile}:mixes_its_output"}, Isolation()) as sandbox:
+        f = sandbox.function("f", ("params", "X", "Y"))
+        for _ in range(3):  # the fd file is emptied between calls: no NUL bytes after
+            f({"W1": np.ones((3, 2)), "B1": np.ones((3, 1)), "W2": np.ones((1, 3)),
+               "B2": np.ones((1, 1))}, np.ones((2, 4)), np.ones((1, 4)) / 2)  # fmt: skip
+            assert "\x00" not in f.last.output.text
+            assert f.last.output.text.count("raw") == 1 and "to stderr" in f.last.output.text
+
+
+def test_threads_sharing_one_child_get_their_own_answers():
+    import threading
+
+    from reference.isolation import Isolation, Sandbox
+
+    wrong: list[tuple[int, object]] = []
+    with Sandbox({"echo": _echo}, Isolation()) as sandbox:
+        echo = sandbox.function("echo", ("x",))
+
+        def worker(offset: int) -> None:
+            for i in range(50):
+                answer = echo(offset + i)
+                if answer != offset + i:
+                    wrong.append((offset + i, answer))
+
+        threads = [threading.Thread(target=worker, args=(1000 * k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert wrong == []
+
+
+def _echo(x):
+    return x
+
+
+class _Key(str):
+    pass
+
+
+def _odd_returns(params, X, Y):
+    import enum
+
+    class Level(enum.IntEnum):
+        ONE = 1
+
+    return {_Key("W1"): np.zeros((3, 2)), "level": Level.ONE}
+
+
+def test_odd_return_values_come_back_as_plain_data():
+    from reference.isolation import Isolation, Sandbox
+
+    with Sandbox({"f": _odd_returns}, Isolation()) as sandbox:
+        value = sandbox.function("f", ("params", "X", "Y"))({}, 0, 0)
+    assert type(next(iter(value))) is str and value["level"] == 1
+
+
+def _divides_by_zero(params, X, Y):
+    scale = 0
+    return {"W1": params["W1"] / int(1 / scale)}  # the line a traceback must show
+
+
+def test_a_traceback_shows_the_users_file_and_line_for_a_function_sent_by_value():
+    with pytest.raises(GradientMismatch) as caught:
+        check_gradients(_divides_by_zero, *ARCH, max_examples=3)
+    text = str(caught.value)
+    assert "test_hostile_code.py" in text and "the line a traceback must show" in text
+    assert "reference/" not in caught.value.traceback
+
+
+def test_a_timeout_kills_what_the_code_started_too(hostile, tmp_path, monkeypatch):
+    pid_file = tmp_path / "grandchild"
+    monkeypatch.setenv("GRANDCHILD_PID_FILE", str(pid_file))
+    with pytest.raises(GradientMismatch) as caught:
+        _api(f"{hostile}:starts_a_grandchild")
+    assert caught.value.verdict == "timed out"
+    pid = int(pid_file.read_text())
+    for _ in range(50):  # killed with its group; reaped by init soon after
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"grandchild {pid} outlived the timeout")
+
+
+def _relu_forward_with_a_generator_in_its_cache(x):
+    return np.maximum(x, 0), (x, (i for i in range(3)))
+
+
+def _relu_backward_of_that_cache(dout, cache):
+    x, _ = cache
+    return dout * (x > 0)
+
+
+def test_a_cache_that_cannot_be_copied_is_passed_as_it_is():
+    forward = _relu_forward_with_a_generator_in_its_cache
+    report = check_layer(_relu_backward_of_that_cache, "relu", forward=forward, max_examples=10)
+    assert report.examples == 10
+
+
+def _hangs_at_step_3(grads, state, params):
+    if state.get("t", 0) >= 2:
+        while True:
+            pass
+    return ({k: params[k] - 0.1 * grads[k] for k in params},
+            {**state, "t": state.get("t", 0) + 1})  # fmt: skip
+
+
+def test_a_stopped_optimizer_names_its_step():
+    with pytest.raises(OptimizerMismatch) as caught:
+        check_optimizer(_hangs_at_step_3, SGD(0.1), max_steps=4, timeout=TIMEOUT)
+    assert caught.value.verdict == "timed out" and caught.value.step >= 3, str(caught.value)
+
+
+def test_json_is_printed_for_an_argument_error_too(hostile, capsys):
+    assert main(["check", f"{hostile}:no_such_function", *FLAGS, "--json"]) == 2
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["verdict"] == "error" and "no function 'no_such_function'" in result["error"]
+    assert "FUNCTION: " in captured.err

@@ -51,6 +51,7 @@ import math
 import os
 import socket
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -482,8 +483,10 @@ class Config:
 # Worker-level state: one per worker process, for its whole life.
 _WORKER_STATE: dict = {"buckets": set()}
 # A user's target runs in a child process (reference.isolation), one per
-# process, target, state of its file (an edited file is loaded again) and timeout.
+# thread (a Dask worker may run chunks in several), target, state of its file
+# (an edited file is loaded again) and timeout.
 _SANDBOXES: dict[tuple, Sandbox] = {}
+_SANDBOXES_LOCK = threading.Lock()
 
 
 def target_function(config: Config) -> UserFunction | None:
@@ -504,13 +507,16 @@ def target_function(config: Config) -> UserFunction | None:
     """
     if config.target == DEFAULT_TARGET:
         return None
-    key = (config.target, _file_state(config.target), config.timeout)
-    if key not in _SANDBOXES:
-        for old in [k for k in _SANDBOXES if k[0] == config.target]:
+    thread = threading.get_ident()
+    key = (config.target, _file_state(config.target), config.timeout, thread)
+    with _SANDBOXES_LOCK:
+        sandbox = _SANDBOXES.get(key)
+        stale = [k for k in _SANDBOXES if k[0] == config.target and k[3] == thread and k != key]
+        for old in stale:  # this thread's child of an older file: no call of it is running
             _SANDBOXES.pop(old).close()
+    if sandbox is None:
         try:
-            _SANDBOXES[key] = open_sandbox({"target": config.target},
-                                           Isolation(timeout=config.timeout))  # fmt: skip
+            sandbox = open_sandbox({"target": config.target}, Isolation(timeout=config.timeout))
         except UserCodeLoadError as error:  # one line: where the user's code failed
             where = [line.strip() for line in error.traceback.splitlines() if "File " in line]
             at = f" ({where[-1]})" if where else ""
@@ -519,8 +525,10 @@ def target_function(config: Config) -> UserFunction | None:
             raise ValueError(
                 f"target: loading {config.target} {stopped.verdict} ({stopped.detail})"
             ) from None
+        with _SANDBOXES_LOCK:
+            _SANDBOXES[key] = sandbox
     names = ("params", "X", "Y") if config.network else ("params", "X", "Y", "activations", "loss")
-    return _SANDBOXES[key].function("target", names)
+    return sandbox.function("target", names)
 
 
 def _worker_name() -> str:

@@ -183,9 +183,13 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
 
     def _larger_case(self, case: Any) -> str:
         return (
-            f"a larger failing case (layer sizes {case.layer_sizes}, m = {case.m}) "
+            f"{self._another(case)} failing case (layer sizes {case.layer_sizes}, m = {case.m}) "
             "shows which gradients the bug really breaks:"
         )
+
+    def _another(self, case: Any) -> str:
+        """``a larger`` when ``case`` has more samples than the minimal one."""
+        return "a larger" if self.case is not None and case.m > self.case.m else "another"
 
     def _describe(self, case: Any) -> str:
         """A case in a few words, for the line naming another failure."""
@@ -214,7 +218,8 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
     def _message(self) -> str:
         lines = [self._verdict_line()]
         if self.traceback:
-            lines += [self.raised_on, self.traceback.rstrip()]
+            loading = "your code raised while loading:"
+            lines += [self.raised_on if self.case is not None else loading, self.traceback.rstrip()]
         if self.comparison is not None:
             lines += ["minimal case:", self.comparison.report()]
         lines += self._explanation()
@@ -272,6 +277,24 @@ class GradientMismatch(Mismatch):
         super().__init__(self._verdict_line())
 
 
+_TOP_LEVEL = (
+    "a file's top-level code runs when it is loaded: keep training and tests under "
+    "if __name__ == '__main__':"
+)
+
+
+def not_loaded(error: UserCodeLoadError | UserCodeStopped) -> dict[str, Any]:
+    """The keywords of a mismatch of code that did not load (its import raised,
+    hung or exited): no comparison, no case."""
+    if isinstance(error, UserCodeLoadError):
+        return {"verdict": "raised", "details": [error.problem, _TOP_LEVEL],
+                "user_traceback": error.traceback, "output": error.output}  # fmt: skip
+    return {
+        "verdict": error.verdict, "output": error.record.output,
+        "details": [f"{error.record.call}: {error.verdict} ({error.detail})", _TOP_LEVEL],
+    }  # fmt: skip
+
+
 def nonfinite(values: Mapping[str, object]) -> dict[str, list]:
     """Keys with NaN/inf entries: the count and the first index (values that are
     not numeric arrays are skipped: their problem is reported elsewhere)."""
@@ -296,6 +319,13 @@ def _likely_instability(case: Case) -> str:
         return (
             "dA computed from a saturated output (A rounds to exactly 0 or 1, so Y/A or "
             "(1-Y)/(1-A) divides by 0); the fused (A - Y)/m is finite"
+        )
+    largest = max(float(np.max(np.abs(cache[f"Z{l}"]), initial=0.0))
+                  for l in range(1, case.depth + 1))  # fmt: skip
+    if largest < 30:  # nothing here overflows an exp: the code makes the NaN itself
+        return (
+            f"not the inputs' size (every |Z| <= {largest:.3g}, no output saturated): the code "
+            "itself makes a NaN or inf (0/0, log(0), a NaN constant)"
         )
     return "an intermediate overflows (exp of a large Z, or a division by a tiny value)"
 
@@ -516,7 +546,9 @@ def check_gradients(
         try:
             sandbox = open_sandbox({"backprop": backprop}, limits)
         except (UserCodeLoadError, UserCodeStopped) as error:
-            raise _not_loaded(error).with_context(seed=seed, isolation=limits.describe()) from None
+            raise GradientMismatch(None, None, **not_loaded(error)).with_context(
+                seed=seed, isolation=limits.describe()
+            ) from None
         with sandbox:
             user = sandbox.function("backprop", ("params", "X", "Y"))
             try:
@@ -530,20 +562,6 @@ def check_gradients(
             report.notes |= set(sandbox.notes())
     report.seed, report.isolation = seed, limits.describe()
     return report
-
-
-def _not_loaded(error: UserCodeLoadError | UserCodeStopped) -> GradientMismatch:
-    """The verdict on code that did not load: its import raised, hung or exited."""
-    if isinstance(error, UserCodeLoadError):
-        return GradientMismatch(
-            None, None, verdict="raised", details=[error.problem],
-            user_traceback=error.traceback, output=error.output,
-        )  # fmt: skip
-    return GradientMismatch(
-        None, None, verdict=error.verdict, output=error.record.output,
-        details=[f"{error.record.call}: {error.verdict} ({error.detail}); top-level code "
-                 "of a file runs when it is loaded: keep it under if __name__ == '__main__':"],
-    )  # fmt: skip
 
 
 def _stability_checked(
@@ -578,8 +596,13 @@ def _stability_checked(
             if comparison is not None:
                 comparison = dataclasses.replace(comparison, diagnosis=None)
         except GradientMismatch as bounded_mismatch:
+            if bounded_mismatch.verdict in Mismatch.STOPPED:  # the rerun hung or died: that
+                raise bounded_mismatch from None
             verdict = "wrong"
-            extra = ["with pre-activations bounded by 1 it fails too:", str(bounded_mismatch)]
+            extra = [
+                "with pre-activations bounded by 1 it fails too "
+                f"({bounded_mismatch.summary()}): not only a matter of large inputs"
+            ]
         raise GradientMismatch(
             comparison, mismatch.case, verdict=verdict, details=mismatch.details + extra,
             typical=mismatch.typical, output=mismatch.output, others=mismatch.others,

@@ -178,6 +178,8 @@ class Comparison:
     diagnosis: Diagnosis | None = None
     # The per-entry tolerances the check used (None when built by hand).
     tolerances: Tolerances | None = None
+    # Whether a manual loss was compared (a user's gradients come without one).
+    loss_compared: bool = True
 
     @property
     def loss_ratio(self) -> float:
@@ -209,11 +211,12 @@ class Comparison:
                 f"{v.key:<5} {shape:<10} {v.diff_text():>11} "
                 f"{v.ratio_text():>11}  {'yes' if v.ok else 'NO'}"
             )
-        lines.append(
-            f"{'loss':<5} {'':<10} {abs(self.loss_manual - self.loss_oracle):>11.3e} "
-            f"{ratio_text(self.loss_ratio, tolerance=self.loss_tolerance):>11}  "
-            f"{'yes' if self.loss_ratio <= 1 else 'NO'}"
-        )
+        if self.loss_compared:
+            lines.append(
+                f"{'loss':<5} {'':<10} {abs(self.loss_manual - self.loss_oracle):>11.3e} "
+                f"{ratio_text(self.loss_ratio, tolerance=self.loss_tolerance):>11}  "
+                f"{'yes' if self.loss_ratio <= 1 else 'NO'}"
+            )
         return "\n".join(lines)
 
     def report(self) -> str:
@@ -367,6 +370,8 @@ def compare(
             chosen = [key for key in every if key in keys]
         loss_value = oracle.loss if manual_loss is None else manual_loss
         comparison = _assemble(grads, loss_value, oracle, tol, case, chosen)
+        if manual_loss is None:
+            comparison = dataclasses.replace(comparison, loss_compared=False)
     if not explain or comparison.ok:
         return comparison
     with timer("explanation"):

@@ -51,6 +51,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import copy
+import hashlib
 import io
 import itertools
 import os
@@ -63,6 +64,8 @@ import tempfile
 import threading
 import time
 import traceback
+import types
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +85,11 @@ KEPT_CALLS = 8
 # A returned structure deeper than this comes back as an ``Opaque``.
 MAX_DEPTH = 32
 PROTOCOL = 5
+# This file as the process imported it: the child checks it runs the same.
+SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+# Arguments a function may write into by contract: cs231n's batchnorm forward
+# stores its running statistics in ``bn_param`` (``param`` here).
+MAY_WRITE = frozenset({"param"})
 
 
 def can_isolate() -> bool:
@@ -180,12 +188,22 @@ def plain(value: object, *, depth: int = 0) -> object:
     """
     if depth > MAX_DEPTH:
         return Opaque(type_name(value), "nested too deeply")
-    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+    if value is None or type(value) in (bool, int, float, complex, str, bytes):
         return value
+    for base in (bool, int, float, complex, str, bytes):  # an IntEnum, a str subclass
+        if isinstance(value, base):
+            try:
+                return base(value)  # type: ignore[arg-type]  # each base its own kind
+            except Exception:
+                return Opaque(type_name(value), _safe_repr(value))
     if isinstance(value, np.generic):
         return value if value.dtype.kind in "biufc" else Opaque(type_name(value), repr(value))
     if isinstance(value, Mapping):
-        return {plain(k, depth=depth + 1): plain(v, depth=depth + 1) for k, v in value.items()}
+        try:
+            items = list(value.items())
+        except Exception as error:  # a mapping of the user's that cannot be read
+            return Opaque(type_name(value), f"its items() raised {type(error).__name__}")
+        return {plain(k, depth=depth + 1): plain(v, depth=depth + 1) for k, v in items}
     if isinstance(value, list):
         return [plain(v, depth=depth + 1) for v in value]
     if isinstance(value, tuple):
@@ -249,6 +267,8 @@ class Output:
     text: str = ""
     chars: int = 0
     lines: int = 0
+    # The distinct warnings the call issued (NumPy's overflow, say): not printed lines.
+    warnings: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.chars > 0
@@ -264,14 +284,15 @@ class Output:
         return "\n".join(f"    | {line[:200]}" for line in lines)
 
     def __add__(self, other: Output) -> Output:
-        if not other:
+        if not other and not other.warnings:
             return self
-        if not self:
+        if not self and not self.warnings:
             return other
         text = self.text + other.text
         if len(text) > HEAD_CHARS + TAIL_CHARS:
             text = text[:HEAD_CHARS] + text[-TAIL_CHARS:]
-        return Output(text, self.chars + other.chars, self.lines + other.lines)
+        warned = tuple(dict.fromkeys(self.warnings + other.warnings))
+        return Output(text, self.chars + other.chars, self.lines + other.lines, warned)
 
 
 NO_OUTPUT = Output()
@@ -371,6 +392,8 @@ class Sandbox:
         self._child: _Child | None = None
         self._local: _Runner | None = None  # isolate=False
         self._ids = itertools.count()
+        # One call at a time on the one pipe (threads of a Dask worker may share it).
+        self._lock = threading.RLock()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -379,10 +402,11 @@ class Sandbox:
         self.close()
 
     def close(self) -> None:
-        if self._child is not None:
-            self._child.kill()
-            self._child = None
-            _keep_a_spare()
+        with self._lock:
+            if self._child is not None:
+                self._child.kill()
+                self._child = None
+                _keep_a_spare()
 
     def function(self, name: str, arg_names: Sequence[str]) -> UserFunction:
         if name not in self.functions:
@@ -395,6 +419,10 @@ class Sandbox:
         Raises ``UserCodeLoadError`` when they cannot be loaded, and
         ``UserCodeStopped`` when loading times out or ends the child.
         """
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
         if not self.isolation.isolate:
             if self._local is None:
                 functions: dict[str, Callable[..., object]] = {}
@@ -424,6 +452,10 @@ class Sandbox:
     def binds(self, name: str, count: int) -> str | None:
         """``None`` if function ``name`` takes ``count`` positional arguments, else
         its signature (``"(params, X)"``): a form refused before any call."""
+        with self._lock:
+            return self._binds(name, count)
+
+    def _binds(self, name: str, count: int) -> str | None:
         self.start()
         if self._local is not None:
             return _binds(self._local.functions[name], count)
@@ -431,6 +463,12 @@ class Sandbox:
         return self._child.binds(name, count)
 
     def _call(self, function: UserFunction, args: Sequence[object]) -> tuple[int, Any, CallRecord]:
+        with self._lock:
+            return self._call_locked(function, args)
+
+    def _call_locked(
+        self, function: UserFunction, args: Sequence[object]
+    ) -> tuple[int, Any, CallRecord]:
         call_id = next(self._ids)
         call = function.call_text
         self.start()
@@ -474,6 +512,10 @@ class Sandbox:
                 f"{len(self.history)} calls; captured, not shown with the verdict "
                 "(a failure shows its call's output)"
             )
+        warned = list(dict.fromkeys(w for r in self.history for w in r.output.warnings))
+        if warned:
+            shown = "; ".join(warned[:3]) + ("; ..." if len(warned) > 3 else "")
+            notes.append(f"your code issued {len(warned)} distinct warnings: {shown}")
         wrote: dict[str, set[str]] = {}
         for record in self.history:
             if record.wrote:
@@ -501,12 +543,15 @@ class _Process:
         parent_end, child_end = socket.socketpair()
         # fds 1 and 2 of the child (C-level writes, os.write) go to a file we read
         # after each call; appended, so truncating it between calls is safe.
-        self.native = tempfile.TemporaryFile(mode="a+b")
+        self.native = _appended_file()
+        # The first characters a call prints, as they come: read when it hangs or dies.
+        self.mirror = _appended_file()
         env = _environment_now()
+        fds = (child_end.fileno(), self.mirror.fileno())
         self.process = subprocess.Popen(
             [sys.executable, "-c", "import sys; from reference.isolation import serve; "
-             "serve(int(sys.argv[1]))", str(child_end.fileno())],
-            pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL, stdout=self.native,
+             "serve(*map(int, sys.argv[1:]))", *map(str, fds)],
+            pass_fds=fds, stdin=subprocess.DEVNULL, stdout=self.native,
             stderr=self.native, start_new_session=True, env=env,
         )  # fmt: skip
         child_end.close()
@@ -515,6 +560,18 @@ class _Process:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+
+def _appended_file() -> Any:
+    """A temporary file whose every write goes to its end (``O_APPEND`` on the
+    open file itself, which the child shares), so truncating it between calls
+    never leaves a hole of NUL bytes before the child's next write."""
+    import fcntl
+
+    file = tempfile.TemporaryFile()
+    flags = fcntl.fcntl(file.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(file.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
+    return file
 
 
 # One idle child kept ready, so that the next check need not wait for Python
@@ -543,20 +600,27 @@ def _keep_a_spare() -> None:
 
 
 def _environment_now() -> dict[str, str]:
+    """The child's environment: ours, this package importable, and jax (if the
+    user's code imports it) in 64-bit mode, as in the checker's process."""
     env = dict(os.environ)
     home = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("JAX_ENABLE_X64", "1")
     return env
 
 
 def _stop(process: _Process) -> None:
+    """Kill the child and whatever it started (its process group), close its files."""
+    with contextlib.suppress(OSError):
+        os.killpg(process.process.pid, signal.SIGKILL)  # the child leads its own group
     with contextlib.suppress(OSError):
         process.process.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.process.wait(timeout=5)
-    with contextlib.suppress(OSError):
-        process.connection.close()
+    for resource in (process.connection, process.native, process.mirror):
+        with contextlib.suppress(OSError):
+            resource.close()
 
 
 @atexit.register
@@ -574,13 +638,13 @@ class _Child:
 
         self.isolation = isolation
         sources = {name: _source(function, cloudpickle) for name, function in functions.items()}
-        started = _take_process()
+        self.started = started = _take_process()
         self.process, self.connection, self.native = (
             started.process, started.connection, started.native
         )  # fmt: skip
         setup = {
             "sys_path": list(sys.path), "cwd": os.getcwd(), "functions": sources,
-            "memory_limit": isolation.memory_limit,
+            "memory_limit": isolation.memory_limit, "digest": SOURCE_DIGEST,
         }  # fmt: skip
         reply = self._exchange(("setup", setup), isolation.loading_limit)
         kind, payload, output = reply[0], reply[1], reply[2]
@@ -603,17 +667,25 @@ class _Child:
     def _exchange(self, message: tuple, timeout: float | None) -> tuple:
         """Send ``message``; the reply within ``timeout`` seconds, or ``_EndedError``."""
         start = time.perf_counter()
+        with contextlib.suppress(OSError, ValueError):
+            self.started.mirror.truncate(0)
         try:
             self.connection.send_bytes(pickle.dumps(message, protocol=PROTOCOL))
             if not self.connection.poll(timeout):
+                printed = self._printed_before_the_end()
                 self.kill()
-                native = self._native_output()
-                raise _EndedError("timed out", f"after {timeout:g} s", native, timeout or 0)
+                raise _EndedError("timed out", f"after {timeout:g} s", printed, timeout or 0)
             reply = loads_plain(self.connection.recv_bytes())
         except (EOFError, OSError, pickle.UnpicklingError):
             seconds = time.perf_counter() - start
             status = self._wait()
-            raise _EndedError("ended the process", status, self._native_output(), seconds) from None
+            if self.isolation.memory_limit is not None:
+                status += (
+                    f"; under the memory limit of {self.isolation.memory_limit / 2**20:.0f} MiB "
+                    "an allocation may have failed outside NumPy: raise the limit to tell"
+                )
+            printed = self._printed_before_the_end()
+            raise _EndedError("ended the process", status, printed, seconds) from None
         output: Output = _output_from(reply[2]) + self._native_output()
         return (reply[0], reply[1], output, *reply[3:])
 
@@ -633,27 +705,43 @@ class _Child:
             return f"killed by signal {name}{hint}"
         return f"exit status {code} (os._exit, or a native exit())"
 
+    def _printed_before_the_end(self) -> Output:
+        """What a call that did not return printed: the first characters its
+        ``print`` calls copied to the mirror, and what reached fds 1 and 2."""
+        try:
+            self.started.mirror.seek(0)
+            data = self.started.mirror.read(4 * HEAD_CHARS)
+        except (OSError, ValueError):
+            data = b""
+        text = data.decode("utf-8", "replace")[:HEAD_CHARS]
+        mirrored = Output(text, len(text), text.count("\n") + (not text.endswith("\n")))
+        return (mirrored if text else NO_OUTPUT) + self._native_output()
+
     def _native_output(self) -> Output:
         """What the child wrote to its fds 1 and 2 since the last read (then cleared)."""
         try:
-            self.native.seek(0)
-            data = self.native.read(HEAD_CHARS + 1)
             size = self.native.seek(0, os.SEEK_END)
+            self.native.seek(0)
+            head = self.native.read(HEAD_CHARS)
+            tail = b""
+            if size > HEAD_CHARS:
+                self.native.seek(max(HEAD_CHARS, size - TAIL_CHARS))
+                tail = self.native.read(TAIL_CHARS)
             self.native.truncate(0)
         except (OSError, ValueError):
-            return Output()
-        text = data.decode("utf-8", "replace")
+            return NO_OUTPUT
         if not size:
-            return Output()
-        return Output(text[:HEAD_CHARS], size, text.count("\n") + (size > len(data)))
+            return NO_OUTPUT
+        skipped = size - len(head) - len(tail)
+        text = head.decode("utf-8", "replace")
+        if tail:
+            text += (f"\n... ({skipped:,} bytes) ...\n" if skipped > 0 else "") + tail.decode(
+                "utf-8", "replace"
+            )
+        return Output(text, size, text.count("\n") + (not text.endswith("\n")))
 
     def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            self.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
-        with contextlib.suppress(OSError):
-            self.connection.close()
+        _stop(self.started)
 
 
 class UserCodeLoadError(Exception):
@@ -682,7 +770,8 @@ def _source(function: Source, cloudpickle: Any) -> tuple[str, object]:
         if by_value:
             cloudpickle.register_pickle_by_value(module)
         try:
-            return ("pickled", cloudpickle.dumps(function, protocol=PROTOCOL))
+            data = cloudpickle.dumps(function, protocol=PROTOCOL)
+            return ("pickled", (data, *_code_places(function)))
         except Exception as error:
             raise TypeError(
                 f"cannot send {getattr(function, '__name__', function)!r} to the child process "
@@ -695,6 +784,97 @@ def _source(function: Source, cloudpickle: Any) -> tuple[str, object]:
 
 
 _PICKLE_LOCK = threading.Lock()
+
+# cloudpickle names every code object it sends by value "<dynamic-code>"; a
+# traceback in the child would then show no file and no line of the user's.
+# The file of each code object and the source lines go along, put back there.
+_DYNAMIC = "<dynamic-code>"
+CodeKey = tuple[str, int]  # (co_name, co_firstlineno)
+
+
+def _functions_of(root: object) -> Iterator[types.FunctionType]:
+    """The Python functions a callable runs: itself (a bound method's function,
+    a callable object's class), and the functions and classes its globals and
+    closures name, recursively."""
+    seen: set[int] = set()
+    stack: list[object] = [root]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, types.MethodType):
+            stack += [item.__func__, type(item.__self__)]
+        elif isinstance(item, types.FunctionType):
+            yield item
+            code_names = set(_names(item.__code__))
+            stack += [v for k, v in item.__globals__.items() if k in code_names]
+            stack += [c.cell_contents for c in item.__closure__ or () if _has_contents(c)]
+        elif isinstance(item, type) and item.__module__ not in ("builtins",):
+            stack += list(vars(item).values())
+        elif isinstance(item, staticmethod | classmethod):
+            stack.append(item.__func__)
+        elif callable(item) and not isinstance(item, type):
+            stack.append(type(item))
+
+
+def _names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+def _has_contents(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018  (an empty cell raises)
+    except ValueError:
+        return False
+    return True
+
+
+def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _codes(const)
+
+
+def _code_places(function: object) -> tuple[dict[CodeKey, str], dict[str, list[str]]]:
+    """Where each code object a function runs was written, and those files' lines."""
+    import linecache
+
+    places: dict[CodeKey, str] = {}
+    for item in _functions_of(function):
+        for code in _codes(item.__code__):
+            places[(code.co_name, code.co_firstlineno)] = code.co_filename
+    sources = {}
+    for filename in set(places.values()):
+        lines = linecache.getlines(filename)
+        if lines and sum(map(len, lines)) < 2**22:  # not a huge generated file
+            sources[filename] = lines
+    return places, sources
+
+
+def _put_back_places(
+    function: object, places: Mapping[CodeKey, str], sources: Mapping[str, list[str]]
+) -> None:
+    """In the child: the files of ``function``'s code objects, and their lines."""
+    import linecache
+
+    for filename, lines in sources.items():
+        linecache.cache[filename] = (sum(map(len, lines)), None, list(lines), filename)
+    for item in _functions_of(function):
+        if item.__code__.co_filename == _DYNAMIC:
+            item.__code__ = _placed(item.__code__, places)
+
+
+def _placed(code: types.CodeType, places: Mapping[CodeKey, str]) -> types.CodeType:
+    consts = tuple(
+        _placed(c, places) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    filename = places.get((code.co_name, code.co_firstlineno), code.co_filename)
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def _is_users(module: Any) -> bool:
@@ -722,7 +902,8 @@ def _output_from(data: object) -> Output:
 class _Capture(io.TextIOBase):
     """A bounded ``sys.stdout``: the first and last characters, and counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, mirror: int | None = None) -> None:
+        self.mirror = mirror
         self.reset()
 
     def reset(self) -> None:
@@ -747,6 +928,9 @@ class _Capture(io.TextIOBase):
             self.head.append(part)
             self.head_size += len(part)
             text = text[len(part) :]
+            if self.mirror is not None:  # what a call that never returns printed
+                with contextlib.suppress(OSError):
+                    os.write(self.mirror, part.encode("utf-8", "replace"))
         if text:
             self.tail.append(text)
             self.tail_size += len(text)
@@ -772,19 +956,31 @@ class _Runner:
     """Calls the loaded functions: copies, capture, writes found, plain data back."""
 
     def __init__(
-        self, functions: Mapping[str, Callable[..., object]], *, interruptible: bool = False
+        self,
+        functions: Mapping[str, Callable[..., object]],
+        *,
+        interruptible: bool = False,
+        mirror: int | None = None,
     ) -> None:
         self.functions = functions
         self.kept: dict[int, object] = {}
-        # In this process a KeyboardInterrupt may be the user's Ctrl-C: let it through.
+        # In this process a KeyboardInterrupt may be the user's Ctrl-C: let it
+        # through; and fds 1 and 2 are the checker's, redirected during a call.
         self.interruptible = interruptible
+        # In a child: the fd where a call's first characters are copied as they
+        # come, read by the parent when the call does not return.
+        self.mirror = mirror
 
     def run(self, call_id: int, name: str, args: tuple, arg_names: tuple) -> tuple:
-        args = tuple(self._resolve(arg) for arg in args)
-        args = copy.deepcopy(args)  # the user's own copies
+        # The user's own copies; a kept value of the user's that refuses to be
+        # copied (a generator in a cache) is passed as it is.
+        args = tuple(_copy(self._resolve(arg)) for arg in args)
         snapshot = _snapshot(args)
         start = time.perf_counter()
-        with _captured() as capture:
+        with (
+            _captured(native=self.interruptible, mirror=self.mirror) as capture,
+            warnings.catch_warnings(record=True) as caught,
+        ):
             try:
                 value = self.functions[name](*args)
                 failure = None
@@ -794,14 +990,18 @@ class _Runner:
                 failure = _describe_failure(error)
                 value = None
         seconds = time.perf_counter() - start
-        output = capture.taken()
+        output = (*capture.taken(), _warned(caught))
         wrote = tuple(_written(snapshot, args, arg_names))
         if failure is not None:
             return ("raised", failure, output, wrote, seconds)
         self.kept[call_id] = value
         for old in sorted(self.kept)[:-KEPT_CALLS]:
             del self.kept[old]
-        return ("returned", pickle.dumps(plain(value), protocol=PROTOCOL), output, wrote, seconds)
+        try:
+            payload = pickle.dumps(plain(value), protocol=PROTOCOL)
+        except Exception as error:  # never the child's end: say what came back
+            payload = pickle.dumps(Opaque(type_name(value), f"not plain data ({error})"))
+        return ("returned", payload, output, wrote, seconds)
 
     def _resolve(self, arg: object) -> object:
         if not isinstance(arg, Kept):
@@ -813,32 +1013,93 @@ class _Runner:
 
 
 @contextlib.contextmanager
-def _captured() -> Iterator[_Capture]:
-    """``sys.stdout`` and ``sys.stderr`` into one ``_Capture`` for the block."""
-    capture = _Capture()
+def _captured(*, native: bool = False, mirror: int | None = None) -> Iterator[_Capture]:
+    """``sys.stdout`` and ``sys.stderr`` into one ``_Capture`` for the block.
+
+    ``native``: fds 1 and 2 into a file too, read into the capture afterwards
+    (in the checker's own process, where they are the checker's stdout).
+    ``mirror``: an fd where the first characters are copied as they come.
+    """
+    capture = _Capture(mirror)
     saved = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = capture
     try:
-        yield capture
+        if native:
+            with _redirect_fds(capture):
+                yield capture
+        else:
+            yield capture
     finally:
         sys.stdout, sys.stderr = saved
 
 
+@contextlib.contextmanager
+def _redirect_fds(capture: _Capture) -> Iterator[None]:
+    """fds 1 and 2 into a temporary file for the block (restored after), what
+    was written there added to ``capture``."""
+    for stream in (sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()  # type: ignore[union-attr]  # the interpreter's own streams
+    with tempfile.TemporaryFile() as written:
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(written.fileno(), 1)
+        os.dup2(written.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            written.seek(0)
+            data = written.read(4 * HEAD_CHARS)
+            if data:
+                capture.write(data.decode("utf-8", "replace"))
+
+
 def _describe_failure(error: BaseException) -> tuple[str, str]:
-    """``("SystemExit: 0", traceback)``: the user's frames only (ours dropped)."""
-    frames = error.__traceback__.tb_next if error.__traceback__ is not None else None
-    lines = traceback.format_exception(type(error), error, frames)
+    """``("SystemExit: 0", traceback)``: the user's frames only (this package's
+    and the import machinery's dropped)."""
+    ours = str(Path(__file__).resolve().parent)
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not (frame.filename.startswith(ours) or frame.filename.startswith("<frozen"))
+    ]
+    lines = ["Traceback (most recent call last):\n"] if frames else []
+    lines += traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(error), error)
     exception = traceback.format_exception_only(type(error), error)[-1].strip()
     if isinstance(error, SystemExit):
         exception = f"SystemExit({error.code!r}): your code called sys.exit"
     return exception, "".join(lines)
 
 
-def _snapshot(args: tuple) -> object:
+def _warned(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    """The distinct warnings of a call: ``"RuntimeWarning: overflow encountered in exp"``."""
+    return tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+
+
+def _copy(value: object) -> object:
     try:
-        return copy.deepcopy(args)
-    except Exception:  # an argument that cannot be copied is not watched
-        return None
+        return copy.deepcopy(value)
+    except Exception:
+        return value
+
+
+def _snapshot(args: tuple) -> object:
+    """A copy of each argument to compare with after the call (None for one
+    that cannot be copied: it is not watched)."""
+    snapshot = []
+    for arg in args:
+        try:
+            snapshot.append(copy.deepcopy(arg))
+        except Exception:
+            snapshot.append(_UNWATCHED)
+    return tuple(snapshot)
+
+
+_UNWATCHED = object()
 
 
 def _written(before: object, after: object, names: Sequence[str]) -> Iterator[str]:
@@ -846,7 +1107,8 @@ def _written(before: object, after: object, names: Sequence[str]) -> Iterator[st
     if before is None:
         return
     for name, old, new in zip(names, before, after, strict=False):  # type: ignore[call-overload]
-        yield from _differences(old, new, name)
+        if old is not _UNWATCHED and name not in MAY_WRITE:
+            yield from _differences(old, new, name)
 
 
 def _differences(old: object, new: object, path: str) -> Iterator[str]:
@@ -872,15 +1134,23 @@ def _differences(old: object, new: object, path: str) -> Iterator[str]:
 # --- the child's main loop ----------------------------------------------------------------
 
 
-def serve(fd: int) -> None:
+def serve(fd: int, mirror: int | None = None) -> None:
     """The child: load the user's functions, then answer calls until the pipe closes."""
     connection = Connection(fd)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     setup = pickle.loads(connection.recv_bytes())[1]
+    if setup.get("digest") != SOURCE_DIGEST:  # an upgrade since the checker started
+        problem = (
+            "the manual-bp installed now is not the one this process imported (it was "
+            "upgraded or edited since): restart the process (a notebook: its kernel)"
+        )
+        skew = ("isolation", "unsendable", problem, "")
+        connection.send_bytes(pickle.dumps(("load failed", skew, ("", 0, 0)), protocol=PROTOCOL))
+        return
     sys.path[:] = setup["sys_path"]
     os.chdir(setup["cwd"])
     functions: dict[str, Callable[..., object]] = {}
-    with _captured() as capture:
+    with _captured(mirror=mirror) as capture:
         failure = _load_into(functions, setup["functions"])
     output = capture.taken()
     if failure is not None:
@@ -889,7 +1159,7 @@ def serve(fd: int) -> None:
     if setup["memory_limit"]:
         _limit_memory(setup["memory_limit"])
     connection.send_bytes(pickle.dumps(("loaded", None, output), protocol=PROTOCOL))
-    runner = _Runner(functions)
+    runner = _Runner(functions, mirror=mirror)
     while True:
         try:
             message = connection.recv_bytes()
@@ -906,6 +1176,9 @@ def serve(fd: int) -> None:
         except MemoryError:  # copying the arguments or the result ran out
             reply = ("raised", ("MemoryError: while copying arguments or the result", ""),
                      ("", 0, 0), (), 0.0)  # fmt: skip
+        except Exception as error:  # the checker's side failed: said as such, not as yours
+            reply = ("raised", (f"the checker failed to run the call: {error!r}", ""),
+                     ("", 0, 0), (), 0.0)  # fmt: skip
         connection.send_bytes(pickle.dumps(reply, protocol=PROTOCOL))
 
 
@@ -921,8 +1194,13 @@ def _load_into(
         try:
             if how == "spec":
                 functions[name] = load_function(str(source), argument=name)
+                where = str(source).rpartition(":")[0]
+                if where.endswith(".py"):  # its own folder stays importable at call time
+                    sys.path.insert(0, str(Path(where).resolve().parent))
             elif how == "pickled":
-                functions[name] = pickle.loads(source)  # type: ignore[arg-type]
+                sent: tuple[bytes, dict, dict] = source  # type: ignore[assignment]  # _source's
+                functions[name] = pickle.loads(sent[0])
+                _put_back_places(functions[name], sent[1], sent[2])
             else:
                 functions[name] = source
         except BaseException as error:

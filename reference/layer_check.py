@@ -82,6 +82,7 @@ from reference.check import (
     Mismatch,
     batch_span,
     nonfinite,
+    not_loaded,
     record_worst,
     run_line,
     worst_text,
@@ -676,7 +677,7 @@ class LayerMismatch(Mismatch):
 
     def _larger_case(self, case: LayerCase) -> str:
         return (
-            f"a larger failing case (x shape {case.shape}, m = {case.m}) shows which "
+            f"{self._another(case)} failing case (x shape {case.shape}, m = {case.m}) shows which "
             "outputs the bug really breaks:"
         )
 
@@ -778,7 +779,9 @@ def check_layer(
         try:
             sandbox = open_sandbox(functions, limits)
         except (UserCodeLoadError, UserCodeStopped) as error:
-            raise _not_loaded(error).with_context(seed=seed, isolation=limits.describe()) from None
+            raise LayerMismatch(None, None, **not_loaded(error)).with_context(
+                seed=seed, isolation=limits.describe()
+            ) from None
         with sandbox:
             user = (
                 sandbox.function("backward", backward_args),
@@ -793,19 +796,6 @@ def check_layer(
             report.notes |= set(sandbox.notes())
     report.seed, report.isolation = seed, limits.describe()
     return report
-
-
-def _not_loaded(error: UserCodeLoadError | UserCodeStopped) -> LayerMismatch:
-    """The verdict on code that did not load: its import raised, hung or exited."""
-    if isinstance(error, UserCodeLoadError):
-        return LayerMismatch(
-            None, None, verdict="raised", details=[error.problem],
-            user_traceback=error.traceback, output=error.output,
-        )  # fmt: skip
-    return LayerMismatch(
-        None, None, verdict=error.verdict, output=error.record.output,
-        details=[f"{error.record.call}: {error.verdict} ({error.detail})"],
-    )  # fmt: skip
 
 
 def _stability_checked(run, user, stability_check: bool, bound: float, max_examples: int):
@@ -827,7 +817,15 @@ def _stability_checked(run, user, stability_check: bool, bound: float, max_examp
             )
             diagnosis: list[str] = []  # right formulas: no classic bug to name
         except LayerMismatch as bounded:
-            verdict, extra = "wrong", ["with every value bounded by 1 it fails too:", str(bounded)]
+            if bounded.verdict in Mismatch.STOPPED:  # the rerun hung or died: that
+                raise bounded from None
+            verdict, extra = (
+                "wrong",
+                [
+                    f"with every value bounded by 1 it fails too ({bounded.summary()}): not only a "
+                    "matter of large inputs"
+                ],
+            )
             diagnosis = mismatch.diagnosis
         raise LayerMismatch(
             mismatch.comparison, mismatch.case, verdict=verdict,

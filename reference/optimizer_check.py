@@ -35,7 +35,7 @@ from hypothesis import given
 
 from manual_bp.optimizers import Adam, AdamW, Momentum, Optimizer, RMSProp
 from manual_bp.validation import check_positive_int
-from reference.check import Mismatch, run_line
+from reference.check import Mismatch, not_loaded, run_line
 from reference.check_run import (
     DEFAULT_SEED,
     check_function,
@@ -491,6 +491,9 @@ def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = Non
             None, step, case, verdict="raised", user_traceback=error.record.traceback,
             output=error.record.output,
         ) from None  # fmt: skip
+    except UserCodeStopped as stopped:
+        stopped.context = (case, step)
+        raise
     except _NoStepError as error:
         raise OptimizerMismatch(
             None, step, case, details=[str(error)], output=_output(update)
@@ -586,7 +589,9 @@ def check_optimizer(
         try:
             sandbox = open_sandbox(functions, limits)
         except (UserCodeLoadError, UserCodeStopped) as error:
-            raise _not_loaded(error).with_context(seed=seed, isolation=limits.describe()) from None
+            raise OptimizerMismatch(None, 0, None, **not_loaded(error)).with_context(
+                seed=seed, isolation=limits.describe()
+            ) from None
         with sandbox:
             user_update = sandbox.function("update", ("grads", "state", "params"))
             user_init = None if init is None else sandbox.function("init", ("params",))
@@ -595,11 +600,7 @@ def check_optimizer(
             @check_settings(max_examples, shrink=True)
             @given(cases)
             def matches_optax(case: OptimizerCase) -> None:
-                try:
-                    worst = run_case(user_update, case, init=user_init)
-                except UserCodeStopped as stopped:
-                    stopped.context = case
-                    raise
+                worst = run_case(user_update, case, init=user_init)
                 report.worst = max(report.worst, worst)
                 report.examples += 1
                 report.steps += len(case.gradients)
@@ -609,8 +610,9 @@ def check_optimizer(
                 report.notes |= set(sandbox.notes())
                 return report
             except UserCodeStopped as stopped:
+                where: tuple[OptimizerCase, int] = stopped.context  # type: ignore[assignment]  # set by run_case
                 mismatch = OptimizerMismatch(
-                    None, 0, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]  # the case set above
+                    None, where[1], where[0], verdict=stopped.verdict,
                     output=stopped.record.output,
                     details=[f"{stopped.record.call} {stopped.verdict} ({stopped.detail}) on "
                              "this case; the check stopped there"],
@@ -628,16 +630,3 @@ def check_optimizer(
             raise mismatch.with_context(
                 notes=sandbox.notes(), seed=seed, isolation=limits.describe()
             ) from None  # fmt: skip
-
-
-def _not_loaded(error: UserCodeLoadError | UserCodeStopped) -> OptimizerMismatch:
-    """The verdict on code that did not load: its import raised, hung or exited."""
-    if isinstance(error, UserCodeLoadError):
-        return OptimizerMismatch(
-            None, 0, None, verdict="raised", details=[error.problem],
-            user_traceback=error.traceback, output=error.output,
-        )  # fmt: skip
-    return OptimizerMismatch(
-        None, 0, None, verdict=error.verdict, output=error.record.output,
-        details=[f"{error.record.call}: {error.verdict} ({error.detail})"],
-    )  # fmt: skip

@@ -17,6 +17,7 @@ the plots need matplotlib (the ``plots`` extra); ``extras.require`` imports them
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -57,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except (TypeError, ValueError, ExtraMissingError) as error:
         print(f"manual-bp {args.command}: error: {error}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reading stdout gets JSON too
+            print(json.dumps({"verdict": "error", "error": str(error), "exit_status": 2}))
         return 2
     except MemoryError as error:
         print(

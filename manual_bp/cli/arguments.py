@@ -116,9 +116,12 @@ def layer_activations(names: list[str], depth: int, output_activation: str) -> l
         return list(names) * (depth - 1) + [output_activation]
     if len(names) == depth - 1:
         return [*names, output_activation]
+    counts = sorted({1, depth - 1, depth} - {0})
+    choices = " or ".join(map(str, counts))
     raise ValueError(
-        f"--activations: expected 1, {depth - 1} (hidden layers) or {depth} (every layer) "
-        f"names for {depth} layers, got {len(names)}: {','.join(names)}"
+        f"--activations: expected {choices} names for --layers' {depth} layer"
+        f"{'s' if depth > 1 else ''} (1: every hidden layer; {depth}: every layer), "
+        f"got {len(names)}: {','.join(names)}"
     )
 
 
