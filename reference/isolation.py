@@ -1134,7 +1134,7 @@ def _differences(old: object, new: object, path: str) -> Iterator[str]:
 # --- the child's main loop ----------------------------------------------------------------
 
 
-def serve(fd: int, mirror: int | None = None) -> None:
+def serve(fd: int, mirror: int) -> None:
     """The child: load the user's functions, then answer calls until the pipe closes."""
     connection = Connection(fd)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
