@@ -1,0 +1,112 @@
+"""The child processes: started with a pipe and files for what they write,
+killed with whatever they started; one spare kept ready for the next check."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+
+class Process:
+    """A started child, idle until it gets its functions: Python and NumPy
+    imported, a pipe to it, its fds 1 and 2 in a file the parent reads."""
+
+    def __init__(self) -> None:
+        parent_end, child_end = socket.socketpair()
+        # fds 1 and 2 of the child (C-level writes, os.write) go to a file we read
+        # after each call; appended, so truncating it between calls is safe.
+        self.native = appended_file()
+        # The first characters a call prints, as they come: read when it hangs or dies.
+        self.mirror = appended_file()
+        env = environment_now()
+        fds = (child_end.fileno(), self.mirror.fileno())
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from reference.isolation.child import serve; "
+             "serve(*map(int, sys.argv[1:]))", *map(str, fds)],
+            pass_fds=fds, stdin=subprocess.DEVNULL, stdout=self.native,
+            stderr=self.native, start_new_session=True, env=env,
+        )  # fmt: skip
+        child_end.close()
+        self.connection = Connection(parent_end.detach())
+        self.environment = env
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def appended_file() -> Any:
+    """A temporary file whose every write goes to its end (``O_APPEND`` on the
+    open file itself, which the child shares), so truncating it between calls
+    never leaves a hole of NUL bytes before the child's next write."""
+    import fcntl
+
+    file = tempfile.TemporaryFile()
+    flags = fcntl.fcntl(file.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(file.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
+    return file
+
+
+# One idle child kept ready, so that the next check need not wait for Python
+# and NumPy to start (about 0.2 s): started when a check ends.
+SPARE: list[Process] = []
+SPARE_LOCK = threading.Lock()
+
+
+def take_process() -> Process:
+    """The spare child if it is alive and was started in today's environment,
+    else a new one."""
+    with SPARE_LOCK:
+        spare = SPARE.pop() if SPARE else None
+    if spare is not None and spare.alive() and spare.environment == environment_now():
+        return spare
+    if spare is not None:
+        stop(spare)
+    return Process()
+
+
+def keep_a_spare() -> None:
+    """Start the spare child if there is none (a check has just ended)."""
+    with SPARE_LOCK:
+        if not SPARE:
+            SPARE.append(Process())
+
+
+def environment_now() -> dict[str, str]:
+    """The child's environment: ours, this package importable, and jax (if the
+    user's code imports it) in 64-bit mode, as in the checker's process."""
+    env = dict(os.environ)
+    home = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("JAX_ENABLE_X64", "1")
+    return env
+
+
+def stop(process: Process) -> None:
+    """Kill the child and whatever it started (its process group), close its files."""
+    with contextlib.suppress(OSError):
+        os.killpg(process.process.pid, signal.SIGKILL)  # the child leads its own group
+    with contextlib.suppress(OSError):
+        process.process.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.process.wait(timeout=5)
+    for resource in (process.connection, process.native, process.mirror):
+        with contextlib.suppress(OSError):
+            resource.close()
+
+
+@atexit.register
+def _stop_spare() -> None:
+    with SPARE_LOCK:
+        while SPARE:
+            stop(SPARE.pop())
