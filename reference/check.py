@@ -62,9 +62,9 @@ from reference.check_run import (
     check_seed,
     check_settings,
     isolation,
-    one_failure,
     open_sandbox,
     quiet_storage,
+    run_until_failure,
     seeded,
 )
 from reference.compare import Comparison, VariableComparison, compare
@@ -609,10 +609,6 @@ def _stability_checked(
         ) from None  # fmt: skip
 
 
-# Which of several distinct failures a check reports in full (the others are named).
-_RANK = {"wrong": 3, "unstable": 2, "raised": 1}
-
-
 def _run(
     backprop: UserFunction,
     architecture: tuple,
@@ -678,29 +674,20 @@ def _run(
             output=output,
         )  # fmt: skip
 
-    others: list[GradientMismatch] = []
-    try:
-        matches_the_oracle()
+    failure = run_until_failure(
+        matches_the_oracle, GradientMismatch,
+        lambda stopped, line: GradientMismatch(
+            None, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]  # a case
+            output=stopped.record.output, details=[line],
+        ),
+    )  # fmt: skip
+    if failure is None:
         return report
-    except UserCodeStopped as stopped:
-        raise GradientMismatch(
-            None, stopped.context, verdict=stopped.verdict, output=stopped.record.output,  # type: ignore[arg-type]  # the case set above
-            details=[f"{stopped.record.call} {stopped.verdict} ({stopped.detail}) on this case; "
-                     "the check stopped there"],
-        ) from None  # fmt: skip
-    except BaseExceptionGroup as group:  # distinct failures: report the most informative
-        chosen = one_failure(group, GradientMismatch, lambda m: _RANK.get(m.verdict, 0))
-        if chosen is None:
-            raise
-        mismatch, others = chosen
-    except GradientMismatch as caught:
-        mismatch = caught
+    mismatch, others = failure
     named = [other.summary() for other in others]
-    if mismatch.comparison is None:
-        raise GradientMismatch(
-            None, mismatch.case, verdict=mismatch.verdict, user_traceback=mismatch.traceback,
-            output=mismatch.output, others=named,
-        ) from None  # fmt: skip
+    if mismatch.comparison is None:  # it raised or stopped: nothing to compare or shrink further
+        mismatch.others = tuple(named)
+        raise mismatch
     assert mismatch.case is not None  # a comparison is always of a case
     case = _fewer_samples(backprop, mismatch.case, options.conventions)
     try:

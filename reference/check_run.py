@@ -30,6 +30,7 @@ from reference.isolation import (
     Sandbox,
     Source,
     UserCodeLoadError,
+    UserCodeStopped,
     can_isolate,
 )
 
@@ -135,6 +136,33 @@ def open_sandbox(functions: Mapping[str, Source], settings_: Isolation) -> Sandb
 
 
 E = TypeVar("E", bound=BaseException)
+# Which of several distinct failures a check reports in full (the others are named).
+RANK = {"wrong": 3, "unstable": 2, "raised": 1}
+
+
+def run_until_failure(
+    test: Callable[[], None], kind: type[E], stopped: Callable[[UserCodeStopped, str], E]
+) -> tuple[E, list[E]] | None:
+    """Run a check's Hypothesis test: ``None`` on a pass, else the mismatch of
+    ``kind`` to report in full and the other distinct failures (``one_failure``,
+    ranked by ``RANK``).  A call that timed out or ended its process stops the
+    run at once; ``stopped(error, line)`` makes its mismatch, ``line`` saying so."""
+    try:
+        test()
+    except UserCodeStopped as error:
+        line = (
+            f"{error.record.call} {error.verdict} ({error.detail}) on this case; the check "
+            "stopped there"
+        )
+        return stopped(error, line), []
+    except BaseExceptionGroup as group:  # distinct failures: report the most informative
+        chosen = one_failure(group, kind, lambda m: RANK.get(getattr(m, "verdict", ""), 0))
+        if chosen is None:
+            raise
+        return chosen
+    except kind as caught:
+        return caught, []
+    return None
 
 
 def one_failure(

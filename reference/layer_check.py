@@ -93,9 +93,9 @@ from reference.check_run import (
     check_seed,
     check_settings,
     isolation,
-    one_failure,
     open_sandbox,
     quiet_storage,
+    run_until_failure,
     seeded,
 )
 from reference.compare import VariableComparison, compare_variable, ratio_text
@@ -834,10 +834,6 @@ def _stability_checked(run, user, stability_check: bool, bound: float, max_examp
         ) from None  # fmt: skip
 
 
-# Which of several distinct failures a check reports in full (the others are named).
-_RANK = {"wrong": 3, "unstable": 2, "raised": 1}
-
-
 def _run(backward, forward, strategy, options: tuple[int, bool, str, int]) -> LayerReport:
     max_examples, shrink, targets_as, seed = options
     report = LayerReport()
@@ -879,31 +875,24 @@ def _run(backward, forward, strategy, options: tuple[int, bool, str, int]) -> La
             comparison, case, verdict=verdict, details=details, output=_last_output(backward)
         )
 
-    others: list[LayerMismatch] = []
-    try:
-        matches_the_oracle()
+    failure = run_until_failure(
+        matches_the_oracle, LayerMismatch,
+        lambda stopped, line: LayerMismatch(
+            None, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]  # a case
+            output=stopped.record.output, details=[line],
+        ),
+    )  # fmt: skip
+    if failure is None:
         return report
-    except UserCodeStopped as stopped:
-        raise LayerMismatch(
-            None, stopped.context, verdict=stopped.verdict, output=stopped.record.output,  # type: ignore[arg-type]  # the case set above
-            details=[f"{stopped.record.call} {stopped.verdict} ({stopped.detail}) on this case; "
-                     "the check stopped there"],
-        ) from None  # fmt: skip
-    except BaseExceptionGroup as group:  # distinct failures: report the most informative
-        chosen = one_failure(group, LayerMismatch, lambda m: _RANK.get(m.verdict, 0))
-        if chosen is None:
-            raise
-        mismatch, others = chosen
-    except LayerMismatch as caught:
-        mismatch = caught
-    named = [other.summary() for other in others]
+    mismatch, others = failure
+    mismatch.others = tuple(other.summary() for other in others)
     assert mismatch.case is not None  # every failure inside the run is of a case
+    if mismatch.verdict in Mismatch.STOPPED:  # calling it again could hang again
+        raise mismatch
     typical = _larger_failure(backward, forward, mismatch.case, first, targets_as)
     if mismatch.comparison is None:
-        raise LayerMismatch(
-            None, mismatch.case, verdict="raised", user_traceback=mismatch.traceback,
-            typical=typical, output=mismatch.output, others=named,
-        ) from None  # fmt: skip
+        mismatch.typical = typical
+        raise mismatch
     details = mismatch.details + _kink_note(mismatch.case, mismatch.comparison)
     diagnosis: list[str] = []
     if mismatch.case.layer in NORMALIZATION_LAYERS:
@@ -911,7 +900,7 @@ def _run(backward, forward, strategy, options: tuple[int, bool, str, int]) -> La
     raise LayerMismatch(
         mismatch.comparison, mismatch.case, verdict=mismatch.verdict,
         details=details, diagnosis=diagnosis, typical=typical, output=mismatch.output,
-        others=named,
+        others=mismatch.others,
     ) from None  # fmt: skip
 
 

@@ -42,9 +42,9 @@ from reference.check_run import (
     check_seed,
     check_settings,
     isolation,
-    one_failure,
     open_sandbox,
     quiet_storage,
+    run_until_failure,
     seeded,
 )
 from reference.conventions import describe_value
@@ -506,8 +506,13 @@ def _output(function: object) -> Output:
     return last.output if last is not None else NO_OUTPUT
 
 
-# Which of several distinct failures a check reports in full (the others are named).
-_RANK = {"wrong": 3, "raised": 1}
+def _stopped(stopped: UserCodeStopped, line: str) -> OptimizerMismatch:
+    """The mismatch of a call that timed out or ended its process, at its step."""
+    where: tuple[OptimizerCase, int] = stopped.context  # type: ignore[assignment]  # by run_case
+    return OptimizerMismatch(
+        None, where[1], where[0], verdict=stopped.verdict, output=stopped.record.output,
+        details=[line],
+    )  # fmt: skip
 
 
 @dataclass
@@ -605,26 +610,11 @@ def check_optimizer(
                 report.examples += 1
                 report.steps += len(case.gradients)
 
-            try:
-                matches_optax()
+            failure = run_until_failure(matches_optax, OptimizerMismatch, _stopped)
+            if failure is None:
                 report.notes |= set(sandbox.notes())
                 return report
-            except UserCodeStopped as stopped:
-                where: tuple[OptimizerCase, int] = stopped.context  # type: ignore[assignment]  # set by run_case
-                mismatch = OptimizerMismatch(
-                    None, where[1], where[0], verdict=stopped.verdict,
-                    output=stopped.record.output,
-                    details=[f"{stopped.record.call} {stopped.verdict} ({stopped.detail}) on "
-                             "this case; the check stopped there"],
-                )  # fmt: skip
-                others: list[OptimizerMismatch] = []
-            except BaseExceptionGroup as group:  # distinct failures: the most informative
-                chosen = one_failure(group, OptimizerMismatch, lambda m: _RANK.get(m.verdict, 0))
-                if chosen is None:
-                    raise
-                mismatch, others = chosen
-            except OptimizerMismatch as caught:
-                mismatch, others = caught, []
+            mismatch, others = failure
             mismatch = mismatch.diagnosed()
             mismatch.others = tuple(other.summary() for other in others)
             raise mismatch.with_context(

@@ -365,14 +365,19 @@ def memory_size(text: str) -> int:
     return int(value)
 
 
+def add_timeout_argument(parser: argparse._ActionsContainer, past_it: str) -> None:
+    """``--timeout SECONDS``: the time limit of one call of a user's code."""
+    parser.add_argument(
+        "--timeout", type=timeout_seconds, default=10.0, metavar="SECONDS",
+        help=f"time limit of one call of your code, in seconds, or none (default: "
+        f"%(default)s); {past_it}",
+    )  # fmt: skip
+
+
 def add_isolation_arguments(parser: argparse._ActionsContainer) -> None:
     """``--timeout``, ``--memory-limit``, ``--no-isolation``: how a user's code runs
     (``reference.isolation``)."""
-    parser.add_argument(
-        "--timeout", type=timeout_seconds, default=10.0, metavar="SECONDS",
-        help="time limit of one call of your code, in seconds, or none "
-        "(default: %(default)s); past it the verdict is 'timed out'",
-    )  # fmt: skip
+    add_timeout_argument(parser, "past it the verdict is 'timed out'")
     parser.add_argument(
         "--memory-limit", type=memory_size, default=None, metavar="SIZE",
         help="memory your code may allocate, e.g. 512M or 2G (Linux; default: no limit)",

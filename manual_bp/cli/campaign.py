@@ -24,11 +24,11 @@ from manual_bp.cli.arguments import (
     _naming_the_option,
     add_convention_arguments,
     add_network_arguments,
+    add_timeout_argument,
     architecture_from_arguments,
     help_formatter,
     non_negative_int,
     positive_int,
-    timeout_seconds,
 )
 from manual_bp.cli.extras import require
 
@@ -120,11 +120,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="manual_bp",
         help="manual_bp, or a user's backprop: FILE.py:NAME or MODULE:NAME (default: %(default)s)",
     )
-    parser.add_argument(
-        "--timeout", type=timeout_seconds, default=10.0, metavar="SECONDS",
-        help="time limit of one call of a --target, in seconds, or none; a call past it "
-        "fails its example (default: %(default)s)",
-    )  # fmt: skip
+    add_timeout_argument(parser, "a call of a --target past it fails its example")
     parser.add_argument(
         "--dtype",
         default="both",
