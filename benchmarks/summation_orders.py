@@ -1,6 +1,6 @@
 """False alarms of ``check_gradients`` on correct code that adds up in other orders.
 
-For every order of ``reference.rounding_variants`` and both dtypes, runs
+For every order of ``benchmarks.rounding_variants`` and both dtypes, runs
 ``check_gradients`` with ``--examples`` examples on architectures that mix
 relu and leaky_relu hidden layers with smooth ones, and prints how many
 examples passed, the worst error/tolerance and the time.  A false alarm
@@ -15,8 +15,8 @@ import argparse
 import os
 import time
 
+from benchmarks.rounding_variants import ORDERS, make_backprop
 from reference.check import GradientMismatch, check_gradients
-from reference.rounding_variants import ORDERS, make_backprop
 
 ARCHITECTURES = [
     ([3, 6, 5, 4, 3], ["tanh", "relu", "leaky_relu", "softmax"], "cross_entropy"),

@@ -88,8 +88,6 @@ _CACHED = re.compile(
     _NOT_IN_NAME_BEFORE + r"((?:Zhat|inv_std|gamma|mu|var|N|[WAZFM])[0-9]+|Y)" + _NOT_IN_NAME_AFTER
 )
 
-SECTIONS = ("forward", "loss", "output", "hidden")
-
 
 def at_layer(text: str, layer: int) -> str:
     """Number the generic symbols ``A``, ``Z``, ``dA``, ``dZ`` of a formula.

@@ -30,7 +30,7 @@ How many copies of the forward pass exist, and what proves them equal
 1. ``forward_xp``, written over an array namespace, is *the definition*: the
    function ``jax.grad`` differentiates (``reference.oracle``) and the one
    every other copy is measured against.
-2. ``_forward_numpy``, the NumPy fast path that ``forward`` takes: the same
+2. ``forward_numpy``, the NumPy fast path that ``forward`` takes: the same
    steps, in place, through each activation's NumPy kernel
    (``Activation.forward_into``).  ``property_tests/test_fast_path.py``
    proves it bitwise equal to the definition (but for the sign of a zero).

@@ -76,8 +76,6 @@ MOMENTUM = 0.9
 # The axis each kind takes its statistics over: batch over the columns
 # (samples), layer over the rows (units).
 AXIS = {"batch": 1, "layer": 0}
-# The cache keys of a normalized layer, in the order forward computes them.
-CACHE_NAMES = ("mu", "var", "inv_std", "Zhat", "N")
 
 
 def resolve(normalization: object, depth: int) -> tuple[str | None, ...]:

@@ -1,4 +1,4 @@
-"""docs/walk_readme.py: its parsing and its runner, and the README's commands as written."""
+"""tools/walk_readme.py: its parsing and its runner, and the README's commands as written."""
 
 import importlib.util
 import shlex
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("walk_readme", ROOT / "docs" / "walk_readme.py")
+_spec = importlib.util.spec_from_file_location("walk_readme", ROOT / "tools" / "walk_readme.py")
 walk_readme = importlib.util.module_from_spec(_spec)
 sys.modules["walk_readme"] = walk_readme  # dataclasses look their module up there
 _spec.loader.exec_module(walk_readme)

@@ -1,5 +1,5 @@
 """No false alarm for correct code that adds up in another order, and a wrong
-kink convention is still caught (reference.kinks, reference.rounding_variants).
+kink convention is still caught (reference.kinks, benchmarks.rounding_variants).
 
 The budget here is small (CI); ``python -m benchmarks.summation_orders`` runs
 10^4 examples per order and dtype (benchmarks/RESULTS.md).
@@ -7,8 +7,8 @@ The budget here is small (CI); ``python -m benchmarks.summation_orders`` runs
 
 import pytest
 
+from benchmarks.rounding_variants import ORDERS, make_backprop
 from reference.check import GradientMismatch, check_gradients
-from reference.rounding_variants import ORDERS, make_backprop
 
 # relu and leaky_relu hidden layers mixed with smooth ones, each canonical head.
 ARCHITECTURES = [

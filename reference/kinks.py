@@ -79,21 +79,6 @@ def _shift(Z_row: Array, bound_row: Array, spacing: float) -> float:
     raise AssertionError("unreachable: 2m + 1 candidates cover m excluded intervals")
 
 
-def near_kinks(case: Case, *, margin: float = MARGIN) -> dict[int, Array]:
-    """For every kinked layer l, the ``Zl`` entries within ``margin`` forward
-    bounds of the kink that are not provably 0."""
-    _, cache = forward(case.params, case.X, case.activations)
-    EZ, _ = forward_bounds(case, cache)
-    provable = _provably_zero(case, cache, EZ, margin)
-    near = {}
-    for l, name in enumerate(case.activations, start=1):
-        if ACTIVATIONS[name].kink_side is None:
-            continue
-        Z = np.asarray(cache[f"Z{l}"], dtype=np.float64)
-        near[l] = (np.abs(Z) <= margin * EZ[l]) & ~provable[l]
-    return near
-
-
 def away_from_kinks(case: Case, *, margin: float = MARGIN) -> Case:
     """``case`` with the biases of kinked units moved so that no ``Z`` of theirs
     lies within ``margin`` forward rounding bounds of the kink, but for

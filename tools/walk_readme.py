@@ -1,8 +1,8 @@
 """Walk the shell blocks of README.md and of the documentation pages in order, as a
 newcomer would.
 
-    .venv/bin/python docs/walk_readme.py            # the whole walk (about 10 minutes)
-    .venv/bin/python docs/walk_readme.py --list     # the commands it would run
+    .venv/bin/python tools/walk_readme.py            # the whole walk (about 10 minutes)
+    .venv/bin/python tools/walk_readme.py --list     # the commands it would run
 
 The repository's files (``git ls-files``: tracked and new, not ignored; no
 ``.venv``, no caches) are copied into a fresh temporary folder, and every
