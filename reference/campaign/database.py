@@ -1,0 +1,106 @@
+"""The Hypothesis property a campaign samples, and the example database of its failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.database import (
+    DirectoryBasedExampleDatabase,
+    ExampleDatabase,
+    MultiplexedDatabase,
+    choices_to_bytes,
+)
+from hypothesis.internal.reflection import function_digest
+
+from reference.campaign.config import DEFAULT_TARGET, SEED_BOUND, Config
+from reference.campaign.targets import target_function
+from reference.conventions import Conventions
+from reference.draws import DEFAULT_LIMITS, DTYPES, Limits, Network
+
+
+def campaign_property(
+    *,
+    target: str = DEFAULT_TARGET,
+    limits: Limits = DEFAULT_LIMITS,
+    network: Network | None = None,
+    conventions: Conventions | None = None,
+    dtypes: tuple[str, ...] = DTYPES,
+):
+    """The property a campaign samples: every example of every seed passes.
+
+    A Hypothesis test of ``(seed, index)``; ``test_x = campaign_property()``
+    in a test module makes it a pytest test.  The keywords are those of the
+    campaign (``Config``).  Hypothesis keys its database by the digest of
+    the inner test's source, signature and ``_hypothesis_internal_add_digest``
+    (the mechanism its pytest plugin uses to tell parametrized tests apart),
+    here ``Config.digest``: the target, the limits and any network,
+    conventions and dtypes.
+    """
+    config = Config(1, 0, 1, target, limits, network, conventions, dtypes)
+    backprop = target_function(config)
+
+    @given(st.integers(0, SEED_BOUND - 1), st.integers(0, SEED_BOUND - 1))
+    def every_example_passes(seed: int, index: int) -> None:
+        example = config.draw(index, seed=seed)
+        outcome = config.verify(example, backprop)
+        ratio, key = outcome.worst
+        assert outcome.ok, (
+            f"{example.describe()}: worst err/tol {ratio:.3g} in {key}\n"
+            f"{outcome.error}{outcome.details}"
+        )
+
+    # Hypothesis adds .hypothesis to a @given function at run time.
+    inner = every_example_passes.hypothesis.inner_test  # type: ignore[attr-defined]
+    inner._hypothesis_internal_add_digest = config.digest.encode()
+    return every_example_passes
+
+
+def database_key(
+    *,
+    target: str = DEFAULT_TARGET,
+    limits: Limits = DEFAULT_LIMITS,
+    network: Network | None = None,
+    conventions: Conventions | None = None,
+    dtypes: tuple[str, ...] = DTYPES,
+) -> bytes:
+    """The key under which Hypothesis stores the failures of ``campaign_property``.
+
+    ``hypothesis.core`` uses the wrapped test's ``_hypothesis_internal_database_key``
+    when it has one (``find`` sets it), else ``function_digest`` of the inner test.
+    """
+    test = campaign_property(
+        target=target, limits=limits, network=network, conventions=conventions, dtypes=dtypes
+    )
+    key = getattr(test, "_hypothesis_internal_database_key", None)
+    return key if key is not None else function_digest(test.hypothesis.inner_test)
+
+
+def example_database(spec: str | None) -> ExampleDatabase:
+    """The database failures go into.
+
+    ``None``: Hypothesis's default local directory ``.hypothesis/examples``;
+    ``redis://host:port[/db]``: that Redis server through ``MultiplexedDatabase``
+    with the local directory (saves go to both, reads see both); anything
+    else: a directory.
+    """
+    local = DirectoryBasedExampleDatabase(".hypothesis/examples")
+    if spec is None:
+        return local
+    if spec.startswith(("redis://", "rediss://")):
+        import redis
+        from hypothesis.extra.redis import RedisExampleDatabase
+
+        try:
+            client = redis.Redis.from_url(spec)
+        except ValueError as error:
+            raise ValueError(f"database: not a Redis URL {spec!r}: {error}") from error
+        return MultiplexedDatabase(local, RedisExampleDatabase(client))
+    return DirectoryBasedExampleDatabase(spec)
+
+
+def save_failures(database: ExampleDatabase, key: bytes, seed: int, indices: Iterable[int]) -> None:
+    """Store each failing ``(seed, index)`` as the choice sequence the property draws."""
+    for index in indices:
+        database.save(key, choices_to_bytes((seed, int(index))))
