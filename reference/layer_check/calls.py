@@ -1,0 +1,96 @@
+"""``run_user``: the user's forward and backward on one case, with copies; what
+they return, unpacked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from manual_bp.normalization import EPS
+from reference.isolation import (
+    UserFunction,
+)
+from reference.layer_check.cases import LayerCase
+from reference.layer_check.specs import LayerSpec, spec_of
+
+
+def forward_args(spec: LayerSpec) -> tuple[str, ...]:
+    """The names of a forward's arguments: the arrays, and a normalization's param dict."""
+    return (*spec.inputs, "param") if spec.kind == "normalization" else spec.inputs
+
+
+def _param(layer: str) -> dict[str, object]:
+    return {"mode": "train", "eps": EPS} if layer == "batchnorm" else {"eps": EPS}
+
+
+def run_user(
+    backward: Callable[..., object], forward: Callable[..., object] | None, case: LayerCase
+) -> tuple[dict[str, object], dict[str, str]]:
+    """The user's outputs on ``case`` as returned (user layout), keyed ``out``,
+    ``dx``, ... and the problems of what could not be read.  Raises what the
+    user's code raises.  The user gets copies: our arrays stay ours.  With
+    ``reference.isolation.UserFunction``s the forward's cache stays where the
+    code runs and reaches the backward as it was returned."""
+    spec = spec_of(case.layer)
+    inputs = {k: np.array(v) for k, v in case.inputs.items()}
+    outputs: dict[str, object] = {}
+    problems: dict[str, str] = {}
+    if spec.kind == "loss":
+        result = backward(inputs["x"], inputs["y"])
+        returned = _unpack(result, spec.grads, "loss(x, y)", problems)
+        outputs.update(returned)
+        return outputs, problems
+    args: list[object] = [inputs[k] for k in spec.inputs]
+    if spec.kind == "normalization":
+        args.append(_param(case.layer))
+    if forward is None:
+        cache: object = tuple(args) if spec.kind == "affine" else args[0]
+    else:
+        result = forward(*args)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            problems["out"] = (
+                f"forward returned {type(result).__name__}, expected a pair (out, cache)"
+            )
+            return outputs, problems
+        outputs["out"], cache = result
+        if isinstance(forward, UserFunction):
+            cache = forward.keep(1)
+    result = backward(np.array(case.dout), cache)
+    outputs.update(_unpack(result, spec.grads, "backward(dout, cache)", problems))
+    return outputs, problems
+
+
+def _unpack(
+    result: object, names: Sequence[str], call: str, problems: dict[str, str]
+) -> dict[str, object]:
+    """``result`` as ``{name: value}``: a tuple/list in order (a bare array for one
+    name) or a dict keyed by the names; what is missing goes to ``problems``."""
+    if len(names) == 1 and not isinstance(result, tuple | list | Mapping):
+        return {names[0]: result}
+    if isinstance(result, Mapping):
+        found = {name: result[name] for name in names if name in result}
+        extra = [str(k) for k in result if k not in names]
+        for name in names:
+            if name not in found:
+                problems[name] = f"missing: {call} returned keys {sorted(map(str, result))}"
+        if extra:
+            problems.setdefault(names[0], f"extra keys returned by {call}: {extra}")
+        return found
+    if not isinstance(result, tuple | list):
+        for name in names:
+            problems[name] = (
+                f"missing: {call} returned {type(result).__name__}, expected ({', '.join(names)})"
+            )
+        return {}
+    found = dict(zip(names, result, strict=False))
+    for name in names[len(result) :]:
+        problems[name] = (
+            f"missing: {call} returned {len(result)} values, expected {len(names)} "
+            f"({', '.join(names)})"
+        )
+    if len(result) > len(names):
+        problems[names[-1]] = (
+            f"{call} returned {len(result)} values, expected {len(names)} ({', '.join(names)})"
+        )
+    return found

@@ -1,0 +1,151 @@
+"""``LayerCase``: one drawn call, in the user's layout; ``layer_cases`` draws
+them, ``probe_case`` is a generic one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from reference.cases import matrices, targets
+from reference.layer_check.specs import Array, spec_of, to_ours, to_user
+
+
+@dataclass(frozen=True, eq=False)
+class LayerCase:
+    """One drawn call: the user's inputs and ``dout``, in the user's layout.
+
+    ``inputs`` holds ``x``, ``w``, ``b`` / ``x`` / ``x``, ``y`` / ``x``, ``gamma``,
+    ``beta``; ``dout`` is None for a loss head.  The repr is exact and pasteable.
+    """
+
+    layer: str
+    layout: str
+    inputs: Mapping[str, Array]
+    dout: Array | None
+    dtype: str
+
+    @property
+    def m(self) -> int:
+        """The batch size."""
+        x = self.inputs["x"]
+        return int(x.shape[0] if self.layout == "rows" else x.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of ``x``."""
+        return tuple(self.inputs["x"].shape)
+
+    def ours(self) -> tuple[dict[str, Array], Array | None]:
+        """The inputs and ``dout`` in our columns layout, float64; ``y`` one-hot ``(C, m)``."""
+        inputs = {k: to_ours(k, v, self.layout) for k, v in self.inputs.items() if k != "y"}
+        if "y" in self.inputs:
+            inputs["y"] = _targetsto_ours(self, inputs["x"].shape)
+        dout = None if self.dout is None else to_ours("out", self.dout, self.layout)
+        return inputs, dout
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def __repr__(self) -> str:
+        def literal(value: Array) -> str:
+            return f"np.array({value.tolist()!r}, dtype={value.dtype.name!r})"
+
+        inputs = ",\n".join(f"        {k!r}: {literal(v)}" for k, v in self.inputs.items())
+        dout = "None" if self.dout is None else literal(self.dout)
+        return (
+            f"LayerCase(  # x shape {self.shape}, m={self.m}\n"
+            f"    layer={self.layer!r}, layout={self.layout!r}, dtype={self.dtype!r},\n"
+            f"    inputs={{\n{inputs},\n    }},\n    dout={dout},\n)"
+        )
+
+
+def _targetsto_ours(case: LayerCase, shape: tuple[int, ...]) -> Array:
+    y = np.asarray(case.inputs["y"])
+    if y.dtype.kind in "iu":  # labels (m,)
+        if case.layer == "cross_entropy":
+            return np.eye(shape[0])[:, y]
+        return y.reshape(1, -1).astype(np.float64)
+    return to_ours("y", y, case.layout)
+
+
+def _flushed(value: Array, dtype: str) -> Array:
+    """Values below ``1024 * tiny`` set to 0 (see the module notes)."""
+    tiny = float(np.finfo(np.dtype(dtype)).tiny)
+    return np.where(np.abs(value) < 1024 * tiny, 0.0, value).astype(dtype)
+
+
+@st.composite
+def layer_cases(
+    draw,
+    layer: str,
+    *,
+    layout: str = "rows",
+    dtype: str = "float64",
+    targets_as: str = "labels",
+    max_batch: int = 8,
+    max_width: int = 8,
+    bound: float = 10.0,
+) -> LayerCase:
+    """Cases of ``layer`` in ``layout``: shapes, inputs in ``[-bound, bound]``, ``dout``."""
+    spec = spec_of(layer)
+    m = draw(st.integers(2 if layer == "batchnorm" else 1, max_batch))
+    n = draw(st.integers(2 if layer in ("layernorm", "cross_entropy") else 1, max_width))
+    if layer in ("binary_cross_entropy",):
+        n = 1
+
+    def values(shape: tuple[int, ...]) -> Array:
+        return _flushed(draw(matrices(shape, bound, dtype)), dtype)
+
+    ours: dict[str, Array] = {"x": values((n, m))}
+    out_rows = n
+    if spec.kind == "affine":
+        out_rows = draw(st.integers(1, max_width))
+        ours["w"], ours["b"] = values((out_rows, n)), values((out_rows, 1))
+    elif spec.kind == "normalization":
+        ours["gamma"], ours["beta"] = values((n, 1)), values((n, 1))
+    inputs = {k: to_user(k, v, layout) for k, v in ours.items()}
+    dout = None
+    if spec.kind == "loss":
+        Y = draw(targets(layer, (n, m), dtype, hard=layer != "mse", bound=bound))
+        if layer == "mse":
+            inputs["y"] = to_user("y", _flushed(Y, dtype), layout)
+        elif targets_as == "labels":
+            labels = np.argmax(Y, axis=0) if layer == "cross_entropy" else Y[0]
+            inputs["y"] = labels.astype(np.int64)
+        else:
+            inputs["y"] = to_user("y", Y, layout)
+    else:
+        dout = to_user("out", values((out_rows, m)), layout)
+    return LayerCase(layer, layout, inputs, dout, dtype)
+
+
+def probe_case(layer: str, layout: str, dtype: str, *, targets_as: str = "labels") -> LayerCase:
+    """A generic case of ``layer``: seeded normal values, 5 samples of 3 features (3 of
+    5 for layer norm; an affine layer has 2 outputs), labels drawn at random.  No
+    symmetry there hides a bug or lets two classic bugs give the same outputs."""
+    rng = np.random.default_rng(0)
+    spec = spec_of(layer)
+    n, m = (5, 3) if layer == "layernorm" else (3, 5)
+    n = 1 if layer == "binary_cross_entropy" else n
+    ours = {"x": rng.normal(size=(n, m))}
+    rows = n
+    if spec.kind == "affine":
+        rows = 2
+        ours["w"], ours["b"] = rng.normal(size=(rows, n)), rng.normal(size=(rows, 1))
+    elif spec.kind == "normalization":
+        ours["gamma"], ours["beta"] = rng.normal(size=(n, 1)), rng.normal(size=(n, 1))
+    user = {k: to_user(k, v, layout).astype(dtype) for k, v in ours.items()}
+    dout = None
+    if layer == "mse":
+        user["y"] = to_user("y", rng.normal(size=(n, m)), layout).astype(dtype)
+    elif spec.kind == "loss":
+        labels = rng.integers(0, max(n, 2), size=m)
+        one_hot = np.eye(n)[:, labels] if layer == "cross_entropy" else labels[None, :]
+        user["y"] = labels if targets_as == "labels" else to_user("y", one_hot, layout)
+        user["y"] = user["y"].astype(np.int64 if targets_as == "labels" else dtype)
+    else:
+        dout = to_user("out", rng.normal(size=(rows, m)), layout).astype(dtype)
+    return LayerCase(layer, layout, user, dout, dtype)

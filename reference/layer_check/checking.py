@@ -1,0 +1,266 @@
+"""``check_layer``: the property check of one layer function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from hypothesis import given
+
+from manual_bp.validation import check_dtype, check_positive_int
+from reference.check import (
+    Mismatch,
+    nonfinite,
+    not_loaded,
+)
+from reference.check_run import (
+    DEFAULT_SEED,
+    check_function,
+    check_seed,
+    check_settings,
+    isolation,
+    open_sandbox,
+    quiet_storage,
+    run_until_failure,
+    seeded,
+)
+from reference.isolation import (
+    DEFAULT_TIMEOUT,
+    NO_OUTPUT,
+    Output,
+    UserCodeError,
+    UserCodeLoadError,
+    UserCodeStopped,
+    UserFunction,
+)
+from reference.layer_check.calls import forward_args, run_user
+from reference.layer_check.cases import LayerCase, layer_cases
+from reference.layer_check.comparison import LayerComparison, compare_layer
+from reference.layer_check.diagnosis import diagnose, kink_note, larger_failure
+from reference.layer_check.report import LayerMismatch, LayerReport
+from reference.layer_check.specs import LAYERS, LAYOUTS, NORMALIZATION_LAYERS, TARGETS, spec_of
+
+
+def _check_arguments(layer, forward, layout, targets_as) -> str:
+    """Check the layer and what goes with it (the functions are checked already)."""
+    if layer not in LAYERS:
+        raise ValueError(f"layer: expected one of {list(LAYERS)}, got {layer!r}")
+    spec = spec_of(layer)
+    if spec.kind == "loss" and forward is not None:
+        raise ValueError(
+            f"forward: a loss head {layer!r} is one function loss(x, y) -> (loss, dx), "
+            "passed as backward; got a forward too"
+        )
+    if spec.kind == "normalization" and forward is None:
+        raise ValueError(
+            f"forward: {layer!r} needs your forward (x, gamma, beta, param) -> (out, cache): "
+            "its cache is what your backward reads"
+        )
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: expected one of {list(LAYOUTS)}, got {layout!r}")
+    if targets_as is None:
+        return "labels"
+    if layer not in ("cross_entropy", "binary_cross_entropy"):
+        raise ValueError(
+            f"targets: only for the cross-entropy loss heads, got {targets_as!r} for {layer!r}"
+        )
+    if targets_as not in TARGETS:
+        raise ValueError(f"targets: expected one of {list(TARGETS)}, got {targets_as!r}")
+    return targets_as
+
+
+def check_layer(
+    backward: Callable[..., object] | str,
+    layer: str,
+    *,
+    forward: Callable[..., object] | str | None = None,
+    layout: str = "rows",
+    targets: str | None = None,
+    dtype: str = "float64",
+    max_examples: int = 100,
+    max_batch: int = 8,
+    max_width: int = 8,
+    input_bound: float = 10.0,
+    stability_check: bool = True,
+    shrink: bool = True,
+    seed: int = DEFAULT_SEED,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_limit: int | None = None,
+    isolate: bool | None = None,
+) -> LayerReport:
+    """Return a ``LayerReport`` on a pass; raise ``LayerMismatch`` otherwise.
+
+    ``backward(dout, cache)`` (a loss head: ``loss(x, y)``) and ``forward`` as
+    in the module notes, callables or ``"FILE.py:NAME"``; ``layer`` one of
+    ``LAYERS``; ``layout`` ``"rows"`` (cs231n) or ``"columns"``; ``targets``
+    ``"labels"`` (default) or ``"one_hot"`` for the cross-entropy heads.
+    ``input_bound`` bounds every drawn value.  When the user's outputs hold
+    NaN/inf, ``stability_check`` reruns with values bounded by 1 to tell
+    "correct maths, unstable numerics" from "wrong".  ``shrink=False``
+    reports the first failing case unshrunk (faster).  ``seed``, ``timeout``,
+    ``memory_limit`` and ``isolate`` as in ``reference.check.check_gradients``.
+    """
+    backward = check_function(backward, "backward", "(dout, cache) -> ...")
+    if forward is not None:
+        forward = check_function(forward, "forward", "(...) -> (out, cache)")
+    targets_as = _check_arguments(layer, forward, layout, targets)
+    dtype = check_dtype(dtype).name
+    max_examples = check_positive_int(max_examples, "max_examples")
+    max_batch = check_positive_int(max_batch, "max_batch")
+    max_width = check_positive_int(max_width, "max_width")
+    if layer == "batchnorm" and max_batch < 2:
+        raise ValueError(f"max_batch: batchnorm is drawn with m >= 2, got {max_batch}")
+    if layer in ("layernorm", "cross_entropy") and max_width < 2:
+        raise ValueError(f"max_width: {layer} needs at least 2 features, got {max_width}")
+    if isinstance(input_bound, bool) or not isinstance(input_bound, int | float):
+        raise TypeError(f"input_bound: expected a number, got {input_bound!r}")
+    if not (np.isfinite(input_bound) and input_bound > 0):
+        raise ValueError(f"input_bound: expected a finite number > 0, got {input_bound!r}")
+    seed = check_seed(seed)
+    limits = isolation(isolate, timeout, memory_limit)
+    spec = spec_of(layer)
+    backward_args = ("x", "y") if spec.kind == "loss" else ("dout", "cache")
+    functions = (
+        {"backward": backward} if forward is None else {"forward": forward, "backward": backward}
+    )
+
+    def run(user: tuple[UserFunction, UserFunction | None], bound: float) -> LayerReport:
+        strategy = layer_cases(
+            layer, layout=layout, dtype=dtype, targets_as=targets_as,
+            max_batch=max_batch, max_width=max_width, bound=float(bound),
+        )  # fmt: skip
+        return _run(*user, strategy, (max_examples, shrink, targets_as, seed))
+
+    with quiet_storage():
+        try:
+            sandbox = open_sandbox(functions, limits)
+        except (UserCodeLoadError, UserCodeStopped) as error:
+            raise LayerMismatch(None, None, **not_loaded(error)).with_context(
+                seed=seed, isolation=limits.describe()
+            ) from None
+        with sandbox:
+            user = (
+                sandbox.function("backward", backward_args),
+                None if forward is None else sandbox.function("forward", forward_args(spec)),
+            )
+            try:
+                report = _stability_checked(run, user, stability_check, input_bound, max_examples)
+            except LayerMismatch as mismatch:
+                raise mismatch.with_context(
+                    notes=sandbox.notes(), seed=seed, isolation=limits.describe()
+                ) from None
+            report.notes |= set(sandbox.notes())
+    report.seed, report.isolation = seed, limits.describe()
+    return report
+
+
+def _stability_checked(run, user, stability_check: bool, bound: float, max_examples: int):
+    """``run`` at ``bound``; NaN/inf in the user's outputs reruns it with every
+    value bounded by 1 to tell unstable numerics from wrong maths."""
+    try:
+        return run(user, bound)
+    except LayerMismatch as mismatch:
+        if not (stability_check and mismatch.verdict == "unstable"):
+            raise
+        try:
+            run(user, 1.0)
+            verdict, extra = (
+                "correct maths, unstable numerics",
+                [
+                    f"with every value bounded by 1, {max_examples} examples pass: the formulas "
+                    "are right, their evaluation overflows or divides by 0 at larger inputs"
+                ],
+            )
+            diagnosis: list[str] = []  # right formulas: no classic bug to name
+        except LayerMismatch as bounded:
+            if bounded.verdict in Mismatch.STOPPED:  # the rerun hung or died: that
+                raise bounded from None
+            verdict, extra = (
+                "wrong",
+                [
+                    f"with every value bounded by 1 it fails too ({bounded.summary()}): not only a "
+                    "matter of large inputs"
+                ],
+            )
+            diagnosis = mismatch.diagnosis
+        raise LayerMismatch(
+            mismatch.comparison, mismatch.case, verdict=verdict,
+            details=mismatch.details + extra, diagnosis=diagnosis,
+            typical=mismatch.typical, output=mismatch.output, others=mismatch.others,
+        ) from None  # fmt: skip
+
+
+def _run(backward, forward, strategy, options: tuple[int, bool, str, int]) -> LayerReport:
+    max_examples, shrink, targets_as, seed = options
+    report = LayerReport()
+    first: list[tuple[LayerComparison | None, LayerCase]] = []
+
+    @seeded(seed)
+    @check_settings(max_examples, shrink)
+    @given(strategy)
+    def matches_the_oracle(case: LayerCase) -> None:
+        try:
+            outputs, problems = run_user(backward, forward, case)
+        except UserCodeError as error:
+            if not first:
+                first.append((None, case))
+            raise LayerMismatch(
+                None, case, verdict="raised", user_traceback=error.record.traceback,
+                output=error.record.output,
+            ) from None  # fmt: skip
+        except UserCodeStopped as stopped:
+            stopped.context = case
+            raise
+        comparison = compare_layer(case, outputs, problems)
+        if comparison.ok:
+            report.add(case, comparison)
+            return
+        if not first:
+            first.append((comparison, case))
+        broken = [f"{name}: {count} entries" for name, (count, _) in nonfinite(outputs).items()]
+        details = list(comparison.notes)
+        verdict = "wrong"
+        if broken:
+            verdict = "unstable"
+            details.append(
+                "NaN/inf in your outputs where the oracle's are finite ("
+                + "; ".join(broken)
+                + "): an exp overflows or a division by 0 (a variance of 0, a saturated sigmoid)"
+            )
+        raise LayerMismatch(
+            comparison, case, verdict=verdict, details=details, output=last_output(backward)
+        )
+
+    failure = run_until_failure(
+        matches_the_oracle, LayerMismatch,
+        lambda stopped, line: LayerMismatch(
+            None, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]  # a case
+            output=stopped.record.output, details=[line],
+        ),
+    )  # fmt: skip
+    if failure is None:
+        return report
+    mismatch, others = failure
+    mismatch.others = tuple(other.summary() for other in others)
+    assert mismatch.case is not None  # every failure inside the run is of a case
+    if mismatch.verdict in Mismatch.STOPPED:  # calling it again could hang again
+        raise mismatch
+    typical = larger_failure(backward, forward, mismatch.case, first, targets_as)
+    if mismatch.comparison is None:
+        mismatch.typical = typical
+        raise mismatch
+    details = mismatch.details + kink_note(mismatch.case, mismatch.comparison)
+    diagnosis: list[str] = []
+    if mismatch.case.layer in NORMALIZATION_LAYERS:
+        diagnosis = diagnose(backward, forward, mismatch.case)
+    raise LayerMismatch(
+        mismatch.comparison, mismatch.case, verdict=mismatch.verdict,
+        details=details, diagnosis=diagnosis, typical=typical, output=mismatch.output,
+        others=mismatch.others,
+    ) from None  # fmt: skip
+
+
+def last_output(function: object) -> Output:
+    """What the last call of a ``UserFunction`` printed (nothing for a plain callable)."""
+    last = getattr(function, "last", None)
+    return last.output if last is not None else NO_OUTPUT

@@ -1,0 +1,109 @@
+"""The classic batch/layer-norm bugs a failure matches, the kink note, a larger failing case."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from manual_bp.activations import LEAKY_RELU_SLOPE
+from reference.isolation import (
+    UserCodeStopped,
+)
+from reference.layer_check.calls import run_user
+from reference.layer_check.cases import LayerCase, probe_case
+from reference.layer_check.comparison import LayerComparison, compare_layer
+from reference.layer_check.specs import NORMALIZATION_LAYERS, Array, to_ours
+from reference.layer_tolerance import tolerances_for
+from reference.normalization_bugs import NORMALIZATION_BUGS, normalization_layer
+
+
+def normalization_diagnosis(case: LayerCase, outputs: Mapping[str, object]) -> list[str]:
+    """The classic bugs (``reference.normalization_bugs``) whose outputs the user's match
+    on ``case``, as sentences; empty when none does."""
+    kind = NORMALIZATION_LAYERS[case.layer]
+    inputs, dout = case.ours()
+    assert dout is not None  # a normalization layer always has one
+    tolerance = tolerances_for("normalization", case.layer, inputs, dout, case.dtype)
+    found = []
+    for bug in NORMALIZATION_BUGS:
+        theirs = normalization_layer(
+            kind, inputs["x"], inputs["gamma"], inputs["beta"], dout, formula=bug.formula
+        )
+        if _all_match(case, outputs, theirs, tolerance):
+            found.append(f"likely: {bug.name}: your {case.layer} {bug.description}")
+    return found
+
+
+def _all_match(
+    case: LayerCase, outputs: Mapping[str, object], theirs: Mapping[str, Array], tol: Mapping
+) -> bool:
+    """Every output the user returned equals ``theirs`` within ``tol`` (and one differs
+    from nothing: at least one output compared)."""
+    compared = 0
+    for name, value in outputs.items():
+        try:
+            mine = to_ours(name, np.asarray(value), case.layout)
+        except (TypeError, ValueError):
+            return False
+        if mine.shape != theirs[name].shape:
+            return False
+        with np.errstate(invalid="ignore"):
+            if not np.all(np.abs(mine - theirs[name]) <= tol[name]):
+                return False
+        compared += 1
+    return compared > 0
+
+
+def kink_note(case: LayerCase, comparison: LayerComparison) -> list[str]:
+    """relu/leaky_relu failing only where x is exactly 0: the kink convention."""
+    if case.layer not in ("relu", "leaky_relu") or "dx" not in comparison.variables:
+        return []
+    v = comparison.variables["dx"]
+    if v.problem or v.ok:
+        return []
+    x = np.asarray(case.inputs["x"])
+    if x[v.worst_index] != 0:
+        return []
+    ours = "relu'(0) = 0" if case.layer == "relu" else "leaky_relu'(0) = 1"
+    theirs = "relu'(0) = 1" if case.layer == "relu" else f"leaky_relu'(0) = {LEAKY_RELU_SLOPE}"
+    return [
+        f"the worst entry has x exactly 0: your kink convention looks like {theirs}; "
+        f"manual_bp (as jax.nn) takes {ours}"
+    ]
+
+
+def larger_failure(
+    backward, forward, case: LayerCase, first: list, targets_as: str
+) -> tuple[LayerComparison | None, LayerCase] | None:
+    """A non-degenerate failing case: the generic probe if it fails, else the first
+    failure found (None when that is the minimal case itself)."""
+    probe = probe_case(case.layer, case.layout, case.dtype, targets_as=targets_as)
+    try:
+        comparison = compare_layer(probe, *run_user(backward, forward, probe))
+    except (Exception, UserCodeStopped):  # the probe raised: the first failure found stands
+        comparison = None
+    if comparison is not None and not comparison.ok:
+        return comparison, probe
+    return first[0] if first and first[0][1] is not case else None
+
+
+def diagnose(backward, forward, case: LayerCase) -> list[str]:
+    """The classic bugs matching a generic probe case (those also matching the
+    minimal case first), else the minimal case alone; else a sentence saying none does."""
+    try:
+        outputs, problems = run_user(backward, forward, case)
+    except (Exception, UserCodeStopped):  # code that changed its mind: no diagnosis
+        return []
+    if problems:
+        return []
+    found = normalization_diagnosis(case, outputs)
+    probe = probe_case(case.layer, case.layout, case.dtype)
+    try:
+        probe_outputs, problems = run_user(backward, forward, probe)
+    except (Exception, UserCodeStopped):  # the minimal case's answer stands
+        problems = {"probe": "raised"}
+    if not problems:
+        probed = normalization_diagnosis(probe, probe_outputs)
+        found = [s for s in probed if s in found] or probed
+    return found or ["no classic bug (reference.normalization_bugs) explains these outputs"]
