@@ -142,8 +142,8 @@ def verified_per_second(sizes: list[int], examples: int) -> float:
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
-    from reference.cases import networks
     from reference.compare import compare
+    from reference.strategies import networks
 
     depth = len(sizes) - 1
     arch = st.just((sizes, ["tanh"] * (depth - 1) + ["softmax"], "cross_entropy"))

@@ -35,7 +35,7 @@ so a pool of architectures is drawn first (``--architectures``, depth 1-6,
 widths 1-32, batch 1-64, hidden activations uniform over
 ``manual_bp.activations.ACTIVATIONS``, a loss from ``manual_bp.losses.LOSSES``
 with an output activation it accepts, by the rules of
-``reference.cases.networks``) and many value sets are drawn for each.  The dtype
+``reference.strategies.networks``) and many value sets are drawn for each.  The dtype
 alternates between float64 and float32 within an architecture (the oracle
 always runs in float64, so both share one compilation).
 

@@ -44,8 +44,8 @@ from collections import defaultdict
 from hypothesis import HealthCheck, Phase, given, seed, settings, target
 
 from reference import oracle, padding
-from reference.cases import networks
 from reference.compare import compare
+from reference.strategies import networks
 
 _SECONDS: dict[str, float] = defaultdict(float)
 # The stages of ``compare`` that its timing hook reports.

@@ -25,7 +25,7 @@ from manual_bp.network import backward, forward
 from manual_bp.normalization import EPS
 from property_tests.budget import examples
 from property_tests.test_normalization import normalized_nets
-from reference.cases import networks
+from reference.strategies import networks
 
 SEED_NET = ([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy")
 # Backward formulas that read as Python once the symbols are translated; the

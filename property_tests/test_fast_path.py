@@ -25,7 +25,7 @@ from hypothesis.extra.numpy import arrays
 from manual_bp import network
 from manual_bp.activations import ACTIVATIONS
 from property_tests.budget import examples
-from reference.cases import networks
+from reference.strategies import networks
 
 KERNELS = sorted(name for name, activation in ACTIVATIONS.items() if activation.kernel)
 

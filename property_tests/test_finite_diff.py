@@ -23,13 +23,14 @@ from hypothesis import strategies as st
 
 from manual_bp.network import backward, forward, init_params
 from property_tests.budget import examples
-from reference.cases import Case, networks
+from reference.cases import Case
 from reference.finite_diff import (
     FiniteDifferenceResult,
     finite_difference_gradients,
     supported_side,
 )
 from reference.oracle import oracle_gradients
+from reference.strategies import networks
 from reference.tolerance import tolerances
 
 Array = np.ndarray

@@ -3,8 +3,9 @@
 from hypothesis import given, target
 
 from property_tests.budget import examples
-from reference.cases import Case, networks, seed_networks
+from reference.cases import Case
 from reference.compare import compare
+from reference.strategies import networks, seed_networks
 
 
 def assert_matches_oracle(case: Case):

@@ -11,7 +11,8 @@ from manual_bp import DNN, backward, batch_loss, forward, init_params
 from manual_bp.optimizers import Adam
 from manual_bp.training import TrainingDiverged, fit, sgd_step
 from property_tests.budget import examples
-from reference.cases import Case, networks
+from reference.cases import Case
+from reference.strategies import networks
 from reference.tolerance import tolerances
 
 

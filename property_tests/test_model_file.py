@@ -14,7 +14,7 @@ from manual_bp.data import two_moons
 from manual_bp.model_file import FORMAT_VERSION, ModelFileError
 from manual_bp.optimizers import Adam, Momentum, RMSProp
 from property_tests.budget import examples
-from reference.cases import networks
+from reference.strategies import networks
 
 
 def bits(array: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ from hypothesis import Phase, given, settings
 from property_tests.mutations import CATALOG, OPTIMIZER_CATALOG, REGULARIZATION_CATALOG, inject
 from property_tests.test_gradients import assert_matches_oracle
 from property_tests.test_optimizers import assert_steps_match_optax
-from reference.cases import networks
 from reference.optimizer_cases import all_optimizers, optimizer_cases
+from reference.strategies import networks
 
 CI_BUDGET = settings.get_profile("ci").max_examples
 

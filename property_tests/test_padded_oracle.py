@@ -29,16 +29,9 @@ from manual_bp.network import forward
 from property_tests.budget import examples
 from property_tests.mutations import Mutation, mutated
 from reference import padding
-from reference.cases import (
-    DTYPES,
-    INPUT_BOUND,
-    Case,
-    matrices,
-    params_for,
-    regularizations,
-    targets,
-)
+from reference.cases import DTYPES, INPUT_BOUND, Case
 from reference.oracle import oracle_gradients
+from reference.strategies import matrices, params_for, regularizations, targets
 from reference.tolerance import SAFETY, TINY64, _forward_errors, tolerances
 
 AGREEMENT = 0.25

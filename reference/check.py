@@ -55,7 +55,7 @@ from manual_bp.validation import (
     check_loss_pair,
     check_positive_int,
 )
-from reference.cases import INPUT_BOUND, PARAM_BOUND, Case, networks
+from reference.cases import INPUT_BOUND, PARAM_BOUND, Case
 from reference.check_run import (
     DEFAULT_SEED,
     check_function,
@@ -80,6 +80,7 @@ from reference.isolation import (
     UserFunction,
 )
 from reference.kinks import away_from_kinks
+from reference.strategies import networks
 
 Backprop = Callable[..., object]
 KINK_MODES = ("avoid", "as drawn")

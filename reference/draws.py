@@ -92,7 +92,7 @@ def _draw_size(rng: np.random.Generator, largest: int) -> int:
 def draw_architecture(
     rng: np.random.Generator, index: int, *, limits: Limits = DEFAULT_LIMITS
 ) -> Architecture:
-    """An architecture by the rules of ``reference.cases.networks``."""
+    """An architecture by the rules of ``reference.strategies.networks``."""
     depth = int(rng.integers(1, limits.depth + 1))
     sizes = [_draw_size(rng, limits.width) for _ in range(depth + 1)]
     loss = str(rng.choice(sorted(LOSSES)))
@@ -202,7 +202,8 @@ def _signed_candidates(rng: np.random.Generator, size: int, bound: float, dtype:
     )
 
 
-# Default category weights: the four branches of reference.cases.decode_values, plus tiny and k/2.
+# Default category weights: the four branches of reference.strategies.decode_values,
+# plus tiny and k/2.
 _SIGNED_WEIGHTS = np.array([0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1])
 
 
@@ -247,7 +248,8 @@ def _compose(
 def signed_array(
     rng: np.random.Generator, shape: tuple[int, ...], bound: float, dtype: str
 ) -> np.ndarray:
-    """Finite values in ``[-bound, bound]`` as ``reference.cases.matrices``, exact in ``dtype``."""
+    """Finite values in ``[-bound, bound]`` as ``reference.strategies.matrices``,
+    exact in ``dtype``."""
     size = math.prod(shape)
     candidates = _signed_candidates(rng, size, bound, dtype)
     return _compose(rng, shape, candidates, _SIGNED_WEIGHTS).astype(dtype)
@@ -256,7 +258,7 @@ def signed_array(
 def draw_targets(
     rng: np.random.Generator, loss: str, shape: tuple[int, int], dtype: str, *, hard: bool = False
 ):
-    """Targets in the loss's domain, as ``reference.cases.targets``; ``hard``:
+    """Targets in the loss's domain, as ``reference.strategies.targets``; ``hard``:
     labels only (0 or 1, one-hot columns), what code written for labels takes."""
     size = math.prod(shape)
     if hard and loss == "binary_cross_entropy":

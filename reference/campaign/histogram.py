@@ -13,14 +13,14 @@ KINDS = ("W", "B", "Z", "A", "loss")
 # falls into the bin that starts at 1.
 LOG_EDGES = np.linspace(-12.0, 2.0, 57)
 BINS = len(LOG_EDGES) + 2
-# Ratios rounded to this many significant digits in the JSON (it is read back).
+# How many worst examples (and error lines) a chunk keeps, and the totals.
 WORST_KEPT = 10
 
 
 def histogram(ratios: Iterable[float]) -> np.ndarray:
     """Counts of ``ratios`` in the ``BINS`` bins described at ``LOG_EDGES``.
 
-    >>> counts = histogram([0.0, 1e-20, 0.5, 1.0, 3.0, math.inf])
+    >>> counts = histogram([0.0, 1e-20, 0.5, 1.0, 3.0, float("inf")])
     >>> int(counts[0]), int(counts[1]), int(counts[-1]), int(counts.sum())
     (1, 1, 1, 6)
     """

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-from reference.cases import matrices, targets
 from reference.layer_check.specs import Array, spec_of, to_ours, to_user
+from reference.strategies import matrices, targets
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,7 +8,7 @@ import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
-from reference.cases import ACTIVATION_ORDER, LOSS_ORDER
+from reference.strategies import ACTIVATION_ORDER, LOSS_ORDER
 
 Array = np.ndarray
 LAYOUTS = ("rows", "columns")
