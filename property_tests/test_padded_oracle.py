@@ -32,7 +32,7 @@ from reference import padding
 from reference.cases import DTYPES, INPUT_BOUND, Case
 from reference.oracle import oracle_gradients
 from reference.strategies import matrices, params_for, regularizations, targets
-from reference.tolerance import SAFETY, TINY64, _forward_errors, tolerances
+from reference.tolerance import SAFETY, TINY64, forward_errors, tolerances
 
 AGREEMENT = 0.25
 
@@ -82,7 +82,7 @@ def disagreement(case: Case) -> tuple[float, str]:
     )
     # Zl: the forward part of the same bound, SAFETY u EZl.
     u = bound.unit
-    EZ, _, _ = _forward_errors(
+    EZ, _, _ = forward_errors(
         params64, cache, case.activations, TINY64 / u, u, unpadded.Z, dropout=case.dropout
     )
     pairs.update(

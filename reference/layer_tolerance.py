@@ -21,7 +21,7 @@ the cached ``A``).  At ``Z = 0`` exactly the kink convention is checked (a
 drawn input is exact: its side of the kink is no matter of rounding).
 
 a loss head (fused ``dZ = (A - Y) / m``; the value ``reference.tolerance``'s
-``_loss_error``).  For ``binary_cross_entropy`` the value's bound also covers
+``_loss_value_error``).  For ``binary_cross_entropy`` the value's bound also covers
 the direct evaluation ``log(1 - sigmoid(z))``, whose error grows as ``e^z``:
 code written so is correct, only inaccurate there.
 
@@ -57,13 +57,9 @@ import numpy as np
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
 from manual_bp.normalization import AXIS, EPS
-from reference.tolerance import (
-    SAFETY,
-    _backward_error,
-    _forward_error,
-    _loss_error,
-    unit_roundoff,
-)
+from reference.tolerance.activation import _backward_error, _forward_error
+from reference.tolerance.loss import _loss_value_error
+from reference.tolerance.rounding import SAFETY, unit_roundoff
 
 Array = np.ndarray
 
@@ -108,7 +104,7 @@ def loss_tolerances(loss: str, Z: Array, Y: Array, dtype: str) -> dict[str, Arra
     EA = _forward_error(name, Z, A, zero, floor, np.zeros(Z.shape, dtype=bool), u)
     m = Y.shape[1]
     EdZ = (EA + (A.shape[0] + 2) * (np.abs(A) + np.abs(Y) + floor)) / m + 2 * floor
-    E_loss = _loss_error(loss, Z, A, Y, zero, EA, floor, u)
+    E_loss = _loss_value_error(loss, Z, A, Y, zero, EA, floor, u)
     if loss == "binary_cross_entropy":  # log(sigmoid) and log(1 - sigmoid) taken directly
         clipped = np.clip(Z, -700, 700)
         direct = np.abs(1 - Y) * np.exp(clipped) + np.abs(Y) * np.exp(-clipped)
