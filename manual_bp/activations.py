@@ -82,6 +82,13 @@ class Activation:
         For an activation with a kink at 0 (``relu``, ``leaky_relu``): where
         ``Z`` takes the right-hand piece and its slope, which decides
         ``f'(0)``.  ``None`` for smooth activations.
+    init : ``"he"`` or ``"glorot"``
+        The initialisation ``init_params`` gives the layer's ``W``: He's
+        keeps the variance of relu-like units, Glorot's of the others.
+    zero_at_zero : bool
+        ``f(0) = 0`` exactly (and ``f(z) = 0`` only there or on relu's flat
+        side): a unit with ``Z`` provably 0 gives ``A`` exactly 0
+        (``reference.kinks``).
     """
 
     name: str
@@ -92,6 +99,8 @@ class Activation:
     backward_formula: str
     kernel: Callable[[Array, Array], Array] | None = None
     kink_side: Callable[[Array], Array] | None = None
+    init: str = "glorot"
+    zero_at_zero: bool = False
 
     def forward_into(self, Z: Array, out: Array | None) -> Array:
         """``f(Z)`` in NumPy, written into ``out`` (or a new array when it is
@@ -143,6 +152,9 @@ def _elementwise(
     derivative_formula: str,
     kernel: Callable[[Array, Array], Array] | None = None,
     kink_side: Callable[[Array], Array] | None = None,
+    *,
+    init: str = "glorot",
+    zero_at_zero: bool = False,
 ) -> Activation:
     """Build an elementwise activation, whose backward is ``dA * f'(Z)``.
 
@@ -151,15 +163,9 @@ def _elementwise(
     """
     backward = elementwise_backward(derivative)
     return Activation(
-        name,
-        forward,
-        backward,
-        derivative,
-        formula,
-        f"dA ⊙ {derivative_formula}",
-        kernel,
-        kink_side,
-    )
+        name, forward, backward, derivative, formula, f"dA ⊙ {derivative_formula}", kernel,
+        kink_side, init=init, zero_at_zero=zero_at_zero,
+    )  # fmt: skip
 
 
 # --- sigmoid: f(z) = 1 / (1 + e^-z),  f'(z) = f(z) (1 - f(z)) -------------------
@@ -427,17 +433,26 @@ def _softmax_backward(dA: Array, Z: Array, A: Array, out: Array | None = None) -
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": _elementwise(
-        "sigmoid",
-        sigmoid,
-        _sigmoid_derivative,
-        "1 / (1 + exp(−Z))",
-        "A ⊙ (1 − A)",
-        _sigmoid_kernel,
+    # Simplest first: Hypothesis shrinks a draw of them toward the first.
+    "identity": Activation(
+        "identity",
+        identity,
+        _identity_backward,
+        _identity_derivative,
+        "Z",
+        "dA",
+        zero_at_zero=True,
     ),
-    "tanh": _elementwise("tanh", tanh, _tanh_derivative, "tanh(Z)", "(1 − A ⊙ A)", _tanh_kernel),
     "relu": _elementwise(
-        "relu", relu, _relu_derivative, "max(Z, 0)", "[Z > 0]", _relu_kernel, _relu_side
+        "relu",
+        relu,
+        _relu_derivative,
+        "max(Z, 0)",
+        "[Z > 0]",
+        _relu_kernel,
+        _relu_side,
+        init="he",
+        zero_at_zero=True,
     ),
     "leaky_relu": _elementwise(
         "leaky_relu",
@@ -447,6 +462,22 @@ ACTIVATIONS: dict[str, Activation] = {
         f"(1 if Z ≥ 0 else {LEAKY_RELU_SLOPE})",
         _leaky_relu_kernel,
         _leaky_relu_side,
+        init="he",
+        zero_at_zero=True,
+    ),
+    "sigmoid": _elementwise(
+        "sigmoid",
+        sigmoid,
+        _sigmoid_derivative,
+        "1 / (1 + exp(−Z))",
+        "A ⊙ (1 − A)",
+        _sigmoid_kernel,
+    ),
+    "tanh": _elementwise(
+        "tanh", tanh, _tanh_derivative, "tanh(Z)", "(1 − A ⊙ A)", _tanh_kernel, zero_at_zero=True
+    ),
+    "softplus": _elementwise(
+        "softplus", softplus, _softplus_derivative, "log(1 + exp(Z))", "sigmoid(Z)"
     ),
     "elu": _elementwise(
         "elu",
@@ -455,9 +486,8 @@ ACTIVATIONS: dict[str, Activation] = {
         "Z if Z > 0 else exp(Z) − 1",
         "(1 if Z > 0 else A + 1)",
         _elu_kernel,
-    ),
-    "softplus": _elementwise(
-        "softplus", softplus, _softplus_derivative, "log(1 + exp(Z))", "sigmoid(Z)"
+        init="he",
+        zero_at_zero=True,
     ),
     "silu": _elementwise(
         "silu",
@@ -466,6 +496,8 @@ ACTIVATIONS: dict[str, Activation] = {
         "Z ⊙ sigmoid(Z)",
         "s ⊙ (1 + Z ⊙ (1 − s)), s = sigmoid(Z)",
         _silu_kernel,
+        init="he",
+        zero_at_zero=True,
     ),
     "gelu": _elementwise(
         "gelu",
@@ -474,9 +506,8 @@ ACTIVATIONS: dict[str, Activation] = {
         "Z ⊙ (1 + tanh(u)) / 2, u = √(2/π)·(Z + 0.044715·Z³)",
         "((1 + tanh(u)) / 2 + Z ⊙ (1 − tanh(u)²) ⊙ u′ / 2), "
         "u = √(2/π)·(Z + 0.044715·Z³), u′ = √(2/π)·(1 + 3·0.044715·Z²)",
-    ),
-    "identity": Activation(
-        "identity", identity, _identity_backward, _identity_derivative, "Z", "dA"
+        init="he",
+        zero_at_zero=True,
     ),
     "softmax": Activation(
         "softmax",

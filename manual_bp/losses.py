@@ -171,6 +171,20 @@ def _check_any_targets(Y: Array) -> None:
 
 
 LOSSES: dict[str, Loss] = {
+    # Simplest first: Hypothesis shrinks a draw of them toward the first.
+    "mse": Loss(
+        "mse",
+        "identity",
+        frozenset(ACTIVATIONS),
+        1,
+        mse,
+        mean_residual,
+        mean_residual,
+        _check_any_targets,
+        "(1/(2m)) Σ (A − Y)²",
+        "(A − Y) / m",
+        "(A − Y) / m",
+    ),
     "binary_cross_entropy": Loss(
         "binary_cross_entropy",
         "sigmoid",
@@ -196,19 +210,6 @@ LOSSES: dict[str, Loss] = {
         "−(1/m) Σ Y ⊙ log_softmax(Z)",
         "(A ⊙ colsum(Y) − Y) / m",
         None,
-    ),
-    "mse": Loss(
-        "mse",
-        "identity",
-        frozenset(ACTIVATIONS),
-        1,
-        mse,
-        mean_residual,
-        mean_residual,
-        _check_any_targets,
-        "(1/(2m)) Σ (A − Y)²",
-        "(A − Y) / m",
-        "(A − Y) / m",
     ),
 }
 

@@ -75,9 +75,6 @@ from manual_bp.normalization import (
 Array = np.ndarray
 Params = Mapping[str, Array]
 
-# He initialisation keeps the variance of relu-like layers; Glorot the rest.
-_HE_INIT = frozenset({"relu", "leaky_relu", "elu", "gelu", "silu"})
-
 
 def init_params(
     layer_sizes: Sequence[int],
@@ -98,7 +95,7 @@ def init_params(
     params = {}
     for l in range(1, len(layer_sizes)):
         fan_in, fan_out = layer_sizes[l - 1], layer_sizes[l]
-        if activations[l - 1] in _HE_INIT:
+        if ACTIVATIONS[activations[l - 1]].init == "he":
             std = np.sqrt(2.0 / fan_in)
         else:
             std = np.sqrt(2.0 / (fan_in + fan_out))

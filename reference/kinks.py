@@ -57,15 +57,10 @@ def _provably_zero(case: Case, cache: dict, EZ: dict, margin: float) -> dict[int
         provable[l] = ((W @ (A_prev + unsure_A)) == 0) & ~B
         Z, A = np.asarray(cache[f"Z{l}"], dtype=np.float64), cache[f"A{l}"]
         safely_negative = (name == "relu") & (Z < -margin * EZ[l])
-        zero_A = (A == 0) & ((provable[l] & _zero_at_zero(name)) | safely_negative)
+        zero_A = (A == 0) & ((provable[l] & ACTIVATIONS[name].zero_at_zero) | safely_negative)
         # An A of 0 that is not provably 0 may be tiny elsewhere: it counts as 1.
         unsure_A = ((A == 0) & ~zero_A).astype(np.float64)
     return provable
-
-
-def _zero_at_zero(name: str) -> bool:
-    """``f(0) = 0`` exactly (and ``f(z) = 0`` only there or on relu's flat side)."""
-    return name in ("identity", "relu", "leaky_relu", "tanh", "elu", "silu", "gelu")
 
 
 def _shift(Z_row: Array, bound_row: Array, spacing: float) -> float:
