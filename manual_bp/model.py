@@ -15,7 +15,7 @@ from manual_bp.architecture import cache_keys, param_shapes
 from manual_bp.dropout import draw_masks
 from manual_bp.dropout import resolve as resolve_dropout
 from manual_bp.losses import LOSSES
-from manual_bp.optimizers import SGD, Optimizer, State
+from manual_bp.optimizers import OPTIMIZERS, SGD, Optimizer, State
 from manual_bp.validation import (
     check_activations,
     check_dtype,
@@ -635,7 +635,8 @@ class DNN:
             )
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
-                "optimizer: expected one of manual_bp.optimizers (SGD, Momentum, RMSProp, "
-                f"Adam, AdamW), got {type(optimizer).__name__} {optimizer!r}"
+                "optimizer: expected one of manual_bp.optimizers "
+                f"({', '.join(kind.__name__ for kind in OPTIMIZERS.values())}), "
+                f"got {type(optimizer).__name__} {optimizer!r}"
             )
         return optimizer

@@ -108,6 +108,16 @@ class Optimizer:
         """The convention keywords and their values, e.g. ``{"eps_in_sqrt": True}``."""
         return {name: getattr(self, name) for name in self.CONVENTIONS}
 
+    def alternatives(self) -> dict[str, list[tuple[object, dict[str, Any]]]]:
+        """For each convention another implementation may follow, its values (this
+        optimizer's own first) and the field changes that give each: what
+        ``reference.optimizer_check`` tries when a step disagrees."""
+        return {}
+
+    def describe(self, keyword: str, value: object) -> str:
+        """What ``keyword=value`` does, in words, with its optax (or other) name."""
+        return f"uses {keyword}={value!r}"
+
     def hyperparameters(self) -> dict[str, Any]:
         """Every field: learning rate, hyperparameters and conventions."""
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
@@ -292,6 +302,31 @@ class Momentum(Optimizer):
     def counts_steps(self) -> bool:
         return False
 
+    def alternatives(self) -> dict[str, list[tuple[object, dict[str, Any]]]]:
+        options: dict[str, list[tuple[object, dict[str, Any]]]] = {}
+        if not self.nesterov:  # PyTorch refuses Nesterov with dampening
+            taus = dict.fromkeys([self.dampening, 0.0, self.momentum])
+            options["dampening"] = [(tau, {"dampening": tau}) for tau in taus]
+        if not self.dampening:
+            options["nesterov"] = [(v, {"nesterov": v}) for v in (self.nesterov, not self.nesterov)]
+        return options
+
+    def describe(self, keyword: str, value: object) -> str:
+        if keyword == "nesterov":
+            return (
+                "steps along g + μ m (optax nesterov=True)"
+                if value
+                else "steps along m, the heavy ball (optax nesterov=False)"
+            )
+        if keyword == "dampening":
+            return (
+                f"damps the gradient: m ← μ m + (1 − τ) g with τ = {value:g} "
+                "(PyTorch dampening; optax has none)"
+                if value
+                else "adds the whole gradient: m ← μ m + g (no dampening, as optax)"
+            )
+        return super().describe(keyword, value)
+
     def rule(self, g, theta, slots, t, key, ops):
         m = self.momentum * slots["m"] + (1.0 - self.dampening) * g
         direction = g + self.momentum * m if self.nesterov else m
@@ -339,6 +374,32 @@ class RMSProp(Optimizer):
 
     def initial_value(self, slot: str) -> float:
         return self.initial_scale
+
+    def alternatives(self) -> dict[str, list[tuple[object, dict[str, Any]]]]:
+        own_sqrt, own_bias = self.eps_in_sqrt, self.bias_correction
+        return {
+            "eps_in_sqrt": [(v, {"eps_in_sqrt": v}) for v in (own_sqrt, not own_sqrt)],
+            "bias_correction": [(v, {"bias_correction": v}) for v in (own_bias, not own_bias)],
+        }
+
+    def describe(self, keyword: str, value: object) -> str:
+        if keyword == "eps_in_sqrt":
+            return (
+                "puts eps inside the sqrt: √(v̂ + ε) (optax eps_in_sqrt=True)"
+                if value
+                else "puts eps outside the sqrt: √v̂ + ε (optax eps_in_sqrt=False; PyTorch, the "
+                "course)"
+            )
+        if keyword == "initial_scale":
+            where = {0.0: "; PyTorch", 1.0: "; TF1"}.get(float(value), "")  # type: ignore[arg-type]  # a number
+            return f"starts the accumulator v at {value:g} (optax initial_scale={value:g}{where})"
+        if keyword == "bias_correction":
+            return (
+                "divides v by 1 − ρ^t (optax bias_correction=True)"
+                if value
+                else "does not divide v by 1 − ρ^t (optax bias_correction=False)"
+            )
+        return super().describe(keyword, value)
 
     def rule(self, g, theta, slots, t, key, ops):
         v = self.decay * slots["v"] + (1.0 - self.decay) * (g * g)
@@ -401,6 +462,33 @@ class Adam(Optimizer):
         root = ops.sqrt(v_hat + self.eps_root) if self.eps_root else ops.sqrt(v_hat)
         return m_hat / (root + self.eps), m, v
 
+    def alternatives(self) -> dict[str, list[tuple[object, dict[str, Any]]]]:
+        own = self.bias_correction
+        options: dict[str, list[tuple[object, dict[str, Any]]]] = {
+            "bias_correction": [(v, {"bias_correction": v}) for v in (own, not own)]
+        }
+        if self.eps and not self.eps_root:
+            options["eps_placement"] = [
+                ("outside", {}),
+                ("inside", {"eps": 0.0, "eps_root": self.eps}),
+            ]
+        return options
+
+    def describe(self, keyword: str, value: object) -> str:
+        if keyword == "bias_correction":
+            return (
+                "divides m and v by 1 − β1^t and 1 − β2^t (bias correction, as optax)"
+                if value
+                else "skips the bias correction of m and v (optax always applies it)"
+            )
+        if keyword == "eps_placement":
+            return (
+                "puts eps inside the sqrt: √(v̂ + ε) (optax eps_root=ε, eps=0)"
+                if value == "inside"
+                else "puts eps outside the sqrt: √v̂ + ε (optax eps=ε)"
+            )
+        return super().describe(keyword, value)
+
     def rule(self, g, theta, slots, t, key, ops):
         direction, m, v = self.adam_direction(g, slots, t, ops)
         return theta - self.learning_rate * direction, {"m": m, "v": v}
@@ -454,6 +542,30 @@ class AdamW(Adam):
         """Whether ``key`` is decayed: none when λ = 0, else every key, or with
         ``decay_biases=False`` the keys not starting with ``B``."""
         return self.weight_decay > 0 and (self.decay_biases or not key.startswith("B"))
+
+    def alternatives(self) -> dict[str, list[tuple[object, dict[str, Any]]]]:
+        options = super().alternatives()
+        if self.weight_decay:
+            for keyword in ("decay_biases", "decay_scaled_by_lr"):
+                own = getattr(self, keyword)
+                options[keyword] = [(v, {keyword: v}) for v in (own, not own)]
+        return options
+
+    def describe(self, keyword: str, value: object) -> str:
+        if keyword == "decay_biases":
+            return (
+                "decays the biases too (optax mask=None)"
+                if value
+                else "decays the weights only, not the biases (an optax mask)"
+            )
+        if keyword == "decay_scaled_by_lr":
+            return (
+                "multiplies the weight decay by the learning rate (optax, PyTorch)"
+                if value
+                else "does not multiply the weight decay by the learning rate (Loshchilov and "
+                "Hutter)"
+            )
+        return super().describe(keyword, value)
 
     def rule(self, g, theta, slots, t, key, ops):
         lam = self.weight_decay if self.decays(key) else 0.0

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from hypothesis import given
 
-from manual_bp.optimizers import Adam, AdamW, Momentum, Optimizer, RMSProp
+from manual_bp.optimizers import Optimizer
 from manual_bp.validation import check_positive_int
 from reference.check import Mismatch, not_loaded, run_line
 from reference.check_run import (
@@ -172,97 +172,10 @@ def compare_step(
 # --- convention diagnosis ------------------------------------------------------------
 
 
-def _describe(optimizer: Optimizer, keyword: str, value: Any) -> str:
-    """What ``keyword=value`` does, in words, with its optax (or other) name."""
-    if keyword == "eps_in_sqrt":
-        return (
-            "puts eps inside the sqrt: √(v̂ + ε) (optax eps_in_sqrt=True)"
-            if value
-            else "puts eps outside the sqrt: √v̂ + ε (optax eps_in_sqrt=False; PyTorch, the course)"
-        )
-    if keyword == "initial_scale":
-        where = {0.0: "; PyTorch", 1.0: "; TF1"}.get(float(value), "")
-        return f"starts the accumulator v at {value:g} (optax initial_scale={value:g}{where})"
-    if keyword == "bias_correction":
-        if isinstance(optimizer, RMSProp):
-            return (
-                "divides v by 1 − ρ^t (optax bias_correction=True)"
-                if value
-                else "does not divide v by 1 − ρ^t (optax bias_correction=False)"
-            )
-        return (
-            "divides m and v by 1 − β1^t and 1 − β2^t (bias correction, as optax)"
-            if value
-            else "skips the bias correction of m and v (optax always applies it)"
-        )
-    if keyword == "nesterov":
-        return (
-            "steps along g + μ m (optax nesterov=True)"
-            if value
-            else "steps along m, the heavy ball (optax nesterov=False)"
-        )
-    if keyword == "dampening":
-        return (
-            f"damps the gradient: m ← μ m + (1 − τ) g with τ = {value:g} "
-            "(PyTorch dampening; optax has none)"
-            if value
-            else "adds the whole gradient: m ← μ m + g (no dampening, as optax)"
-        )
-    if keyword == "eps_placement":
-        return (
-            "puts eps inside the sqrt: √(v̂ + ε) (optax eps_root=ε, eps=0)"
-            if value == "inside"
-            else "puts eps outside the sqrt: √v̂ + ε (optax eps=ε)"
-        )
-    if keyword == "decay_biases":
-        return (
-            "decays the biases too (optax mask=None)"
-            if value
-            else "decays the weights only, not the biases (an optax mask)"
-        )
-    if keyword == "decay_scaled_by_lr":
-        return (
-            "multiplies the weight decay by the learning rate (optax, PyTorch)"
-            if value
-            else "does not multiply the weight decay by the learning rate (Loshchilov and Hutter)"
-        )
-    return f"uses {keyword}={value!r}"
-
-
-def _alternatives(optimizer: Optimizer) -> dict[str, list[tuple[object, dict]]]:
-    """For each convention, its values (the optimizer's own first) and the field
-    changes that give each."""
-    options: dict[str, list[tuple[object, dict]]] = {}
-    if isinstance(optimizer, Momentum) and not optimizer.nesterov:
-        taus = dict.fromkeys([optimizer.dampening, 0.0, optimizer.momentum])
-        options["dampening"] = [(tau, {"dampening": tau}) for tau in taus]
-    if isinstance(optimizer, Momentum) and not optimizer.dampening:
-        options["nesterov"] = [
-            (v, {"nesterov": v}) for v in (optimizer.nesterov, not optimizer.nesterov)
-        ]
-    if isinstance(optimizer, RMSProp):
-        options["eps_in_sqrt"] = [
-            (v, {"eps_in_sqrt": v}) for v in (optimizer.eps_in_sqrt, not optimizer.eps_in_sqrt)
-        ]
-    if isinstance(optimizer, (RMSProp, Adam)):
-        own = optimizer.bias_correction
-        options["bias_correction"] = [(v, {"bias_correction": v}) for v in (own, not own)]
-    if isinstance(optimizer, Adam) and optimizer.eps and not optimizer.eps_root:
-        options["eps_placement"] = [
-            ("outside", {}),
-            ("inside", {"eps": 0.0, "eps_root": optimizer.eps}),
-        ]
-    if isinstance(optimizer, AdamW) and optimizer.weight_decay:
-        for keyword in ("decay_biases", "decay_scaled_by_lr"):
-            own = getattr(optimizer, keyword)
-            options[keyword] = [(v, {keyword: v}) for v in (own, not own)]
-    return options
-
-
 def candidates(optimizer: Optimizer) -> list[tuple[Optimizer, list[tuple[str, object]]]]:
     """Every combination of conventions, with the ``(keyword, value)`` pairs that
     differ from ``optimizer``'s, fewest changes first (``optimizer`` itself first)."""
-    options = _alternatives(optimizer)
+    options = optimizer.alternatives()
     found = []
     for choice in itertools.product(*options.values()):
         changes: dict[str, object] = {}
@@ -299,7 +212,7 @@ def diagnose_step(
         except (TypeError, ValueError):
             continue
         if _same_step(candidate, grads, state, params, ours, new_params, new_state):
-            words = " and ".join(_describe(optimizer, k, v) for k, v in differing)
+            words = " and ".join(optimizer.describe(k, v) for k, v in differing)
             explained.append(f"your {optimizer.name} {words}")
             if len(explained) == 3:
                 break
@@ -447,10 +360,10 @@ def compare_init(optimizer: Optimizer, state: Mapping[str, Any], params) -> Step
 def diagnose_init(optimizer: Optimizer, state: Mapping[str, Any]) -> list[str]:
     """Name the initial accumulator when the user's init fills it with one value."""
     values = [np.asarray(v) for v in (state.get("v") or {}).values()]
-    if isinstance(optimizer, RMSProp) and values:
+    if "initial_scale" in optimizer.CONVENTIONS and values:
         fills = np.unique(np.concatenate([v.ravel() for v in values]))
         if fills.size == 1:
-            return [f"your {optimizer.name} init {_describe(optimizer, 'initial_scale', fills[0])}"]
+            return [f"your {optimizer.name} init {optimizer.describe('initial_scale', fills[0])}"]
     return []
 
 
