@@ -120,7 +120,7 @@ CASES = {
     "exits_0": ("raised", "SystemExit"),
     "exits_1": ("raised", "SystemExit"),
     "ends_the_process": ("ended the process", "exit status 0"),
-    "spins": ("timed out", f"after {TIMEOUT:g} s"),
+    "spins": ("timed out", f"timed out after {TIMEOUT:g} s on this case"),
     "sleeps": ("timed out", f"after {TIMEOUT:g} s"),
     "raises_or_is_wrong": ("wrong", "raised: IndexError: one sample breaks me"),
     "returns_none": ("wrong", "backprop returned None; expected a dict of gradients"),
@@ -180,6 +180,7 @@ def test_a_flood_of_prints_is_captured_and_the_json_parses(hostile, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["verdict"] == "pass"
     assert any("printed 600,003 lines" in note for note in result["notes"]), result["notes"]
+    assert result["output"]["lines"] == 200_001 and "debug line 0" in result["output"]["text"]
 
 
 def test_correct_code_that_writes_into_its_arguments_passes_with_a_note(hostile):

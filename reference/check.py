@@ -117,6 +117,8 @@ class CheckReport:
     # The seed that draws these cases again, and where the user's code ran.
     seed: int = DEFAULT_SEED
     isolation: str = ""
+    # What the first call that printed anything printed.
+    output: Output = NO_OUTPUT
 
     def add(self, case: Case, comparison: Comparison) -> None:
         self.examples += 1
@@ -138,8 +140,16 @@ class CheckReport:
                 "much): those entries were not judged"
             )
         lines += [f"note: {note}" for note in sorted(self.notes)]
+        lines += printed_lines(self.output, "the first call that printed anything")
         lines.append(run_line(self.seed, self.isolation))
         return "\n".join(lines)
+
+
+def printed_lines(output: Output, what: str) -> list[str]:
+    """``what`` and the output, truncated, for a report (nothing when empty)."""
+    if not output:
+        return []
+    return [f"{what} printed {output.lines:,} lines:", output.shown()]
 
 
 def run_line(seed: int | None, where: str) -> str:
@@ -227,11 +237,7 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
         typical, case = self.typical if self.typical is not None else (None, self.case)
         if typical is not None:
             lines += [self._larger_case(case), typical.table()]
-        if self.output:
-            lines += [
-                f"your code printed {self.output.lines:,} lines on this case:",
-                self.output.shown(),
-            ]
+        lines += printed_lines(self.output, "your code, on this case,")
         if self.others:
             lines += ["other failures found (fix this one first, then check again):"]
             lines += [f"  {other}" for other in self.others]
@@ -561,6 +567,7 @@ def check_gradients(
                     notes=notes, seed=seed, isolation=limits.describe()
                 ) from None
             report.notes |= set(sandbox.notes())
+            report.output = sandbox.first_output()
     report.seed, report.isolation = seed, limits.describe()
     return report
 

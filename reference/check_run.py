@@ -150,10 +150,8 @@ def run_until_failure(
     try:
         test()
     except UserCodeStopped as error:
-        line = (
-            f"{error.record.call} {error.verdict} ({error.detail}) on this case; the check "
-            "stopped there"
-        )
+        how = error.detail if error.verdict == "timed out" else f"({error.detail})"
+        line = f"{error.record.call} {error.verdict} {how} on this case; the check stopped there"
         return stopped(error, line), []
     except BaseExceptionGroup as group:  # distinct failures: report the most informative
         chosen = one_failure(group, kind, lambda m: RANK.get(getattr(m, "verdict", ""), 0))

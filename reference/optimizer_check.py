@@ -35,7 +35,7 @@ from hypothesis import given
 
 from manual_bp.optimizers import Optimizer
 from manual_bp.validation import check_positive_int
-from reference.check import Mismatch, not_loaded, run_line
+from reference.check import Mismatch, not_loaded, printed_lines, run_line
 from reference.check_run import (
     DEFAULT_SEED,
     check_function,
@@ -439,6 +439,8 @@ class OptimizerReport:
     notes: set[str] = field(default_factory=set)
     seed: int = DEFAULT_SEED
     isolation: str = ""
+    # What the first call that printed anything printed.
+    output: Output = NO_OUTPUT
 
     def __str__(self) -> str:
         lines = [
@@ -446,6 +448,7 @@ class OptimizerReport:
             f"new parameter and accumulator within its tolerance (worst error/tolerance "
             f"{self.worst:.2g})",
             *[f"note: {note}" for note in sorted(self.notes)],
+            *printed_lines(self.output, "the first call that printed anything"),
             run_line(self.seed, self.isolation),
         ]
         return "\n".join(lines)
@@ -526,6 +529,7 @@ def check_optimizer(
             failure = run_until_failure(matches_optax, OptimizerMismatch, _stopped)
             if failure is None:
                 report.notes |= set(sandbox.notes())
+                report.output = sandbox.first_output()
                 return report
             mismatch, others = failure
             mismatch = mismatch.diagnosed()

@@ -174,6 +174,8 @@ def _passed(args: argparse.Namespace, report: Any, **extra: object) -> int:
             "verdict": "pass", "examples": report.examples,
             "batch_sizes": sorted(report.batch_sizes), "worst": report.worst,
             "notes": sorted(report.notes), **extra,
+            "output": {"text": report.output.text, "lines": report.output.lines,
+                       "characters": report.output.chars},
             "seed": report.seed, "isolation": report.isolation,
         }))  # fmt: skip
     else:

@@ -179,6 +179,10 @@ class Sandbox:
         self.history.append(record)
         raise UserCodeError(record)
 
+    def first_output(self) -> Output:
+        """What the first call that printed anything printed (nothing if none did)."""
+        return next((record.output for record in self.history if record.output), NO_OUTPUT)
+
     def notes(self) -> list[str]:
         """What the calls did besides returning: output and writes into arguments."""
         notes = []
@@ -193,8 +197,8 @@ class Sandbox:
             chars = sum(r.output.chars for r in printed)
             notes.append(
                 f"your code printed {lines:,} lines ({chars:,} characters) in {len(printed)} of "
-                f"{len(self.history)} calls; captured, not shown with the verdict "
-                "(a failure shows its call's output)"
+                f"{len(self.history)} calls; captured, the first call's shown truncated (a "
+                "failure shows its own call's)"
             )
         warned = list(dict.fromkeys(w for r in self.history for w in r.output.warnings))
         if warned:

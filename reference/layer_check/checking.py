@@ -150,6 +150,7 @@ def check_layer(
                     notes=sandbox.notes(), seed=seed, isolation=limits.describe()
                 ) from None
             report.notes |= set(sandbox.notes())
+            report.output = sandbox.first_output()
     report.seed, report.isolation = seed, limits.describe()
     return report
 

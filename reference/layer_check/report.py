@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from reference.check import (
     Mismatch,
     batch_span,
+    printed_lines,
     record_worst,
     run_line,
     worst_text,
@@ -37,6 +38,8 @@ class LayerReport:
     # The seed that draws these cases again, and where the user's code ran.
     seed: int = DEFAULT_SEED
     isolation: str = ""
+    # What the first call that printed anything printed.
+    output: Output = NO_OUTPUT
 
     def add(self, case: LayerCase, comparison: LayerComparison) -> None:
         self.layer, self.layout = case.layer, case.layout
@@ -53,6 +56,7 @@ class LayerReport:
             f"worst error/tolerance per output: {worst_text(self.worst)}",
         ]
         lines += [f"note: {note}" for note in sorted(self.notes)]
+        lines += printed_lines(self.output, "the first call that printed anything")
         return "\n".join([*lines, run_line(self.seed, self.isolation)])
 
 
