@@ -17,6 +17,7 @@ on Ctrl-C.  ``--json`` prints the verdict as JSON and nothing else on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -93,6 +94,16 @@ def _function(spec: str, flag: str) -> str:
     return spec
 
 
+def _start_ahead(args: argparse.Namespace) -> None:
+    """Start the child that will run the user's code now: its Python and NumPy
+    start while this process imports jax (``reference.isolation.start_ahead``)."""
+    if args.isolate:
+        with contextlib.suppress(ImportError):  # the missing extra is named just after
+            from reference.isolation import start_ahead
+
+            start_ahead()
+
+
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
     """The isolation keywords of a check, and its seed."""
     return {
@@ -112,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             setattr(args, name, default)
     net = network_from_arguments(args)
     backprop = _function(args.function, "FUNCTION")
+    _start_ahead(args)
     check = require("oracle", "reference.check", "check")
     try:
         report = check.check_gradients(
@@ -190,6 +202,7 @@ def run_layer(args: argparse.Namespace) -> int:
         raise ValueError(f"{given[0]}: not a layer check's option (drop it, or drop --layer)")
     backward = _function(args.function, "FUNCTION")
     forward = None if args.forward is None else _function(args.forward, "--forward")
+    _start_ahead(args)
     layer_check = require("oracle", "reference.layer_check", "check --layer")
     options = {"input_bound": args.input_bound} if args.input_bound is not None else {}
     try:

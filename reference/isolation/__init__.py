@@ -54,6 +54,7 @@ crosses the pipe).
 """
 
 from reference.isolation.plain_data import Opaque, loads_plain, plain, type_name
+from reference.isolation.processes import keep_a_spare as start_ahead
 from reference.isolation.records import (
     NO_OUTPUT,
     CallRecord,
@@ -83,5 +84,6 @@ __all__ = [
     "can_isolate",
     "loads_plain",
     "plain",
+    "start_ahead",
     "type_name",
 ]

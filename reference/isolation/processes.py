@@ -13,8 +13,9 @@ import sys
 import tempfile
 import threading
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
+
+from reference.isolation.records import PACKAGE_ROOT
 
 
 class Process:
@@ -75,7 +76,9 @@ def take_process() -> Process:
 
 
 def keep_a_spare() -> None:
-    """Start the spare child if there is none (a check has just ended)."""
+    """Start the spare child if there is none: when a check ends, or before one
+    begins (``manual-bp check`` starts it before it imports jax, so that the
+    child's Python and NumPy start while jax does)."""
     with SPARE_LOCK:
         if not SPARE:
             SPARE.append(Process())
@@ -85,7 +88,7 @@ def environment_now() -> dict[str, str]:
     """The child's environment: ours, this package importable, and jax (if the
     user's code imports it) in 64-bit mode, as in the checker's process."""
     env = dict(os.environ)
-    home = str(Path(__file__).resolve().parent.parent)
+    home = str(PACKAGE_ROOT)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("JAX_ENABLE_X64", "1")

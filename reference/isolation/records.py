@@ -13,6 +13,8 @@ from typing import Any
 # How much of a call's output is kept: its first and last characters.
 HEAD_CHARS, TAIL_CHARS = 4000, 1000
 PROTOCOL = 5
+# The folder that holds the ``reference`` and ``manual_bp`` packages.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 # This package as the process imported it: the child checks it runs the same.
 SOURCE_DIGEST = hashlib.sha256(
     b"".join(path.read_bytes() for path in sorted(Path(__file__).parent.glob("*.py")))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from reference.isolation.records import PROTOCOL
+from reference.isolation.records import PACKAGE_ROOT, PROTOCOL
 
 Source = Callable[..., object] | str  # a function, or "file.py:NAME" / "module:NAME"
 
@@ -144,6 +144,5 @@ def _is_users(module: Any) -> bool:
     path = str(Path(path).resolve())
     installed = ("site-packages", "dist-packages")
     stdlib = str(Path(os.__file__).resolve().parent)
-    home = Path(__file__).resolve().parent.parent
-    ours = tuple(str(home / package) for package in ("reference", "manual_bp"))
+    ours = tuple(str(PACKAGE_ROOT / package) for package in ("reference", "manual_bp"))
     return not (any(part in path for part in installed) or path.startswith((stdlib, *ours)))
