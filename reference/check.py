@@ -294,7 +294,11 @@ def not_loaded(error: UserCodeLoadError | UserCodeStopped) -> dict[str, Any]:
     """The keywords of a mismatch of code that did not load (its import raised,
     hung or exited): no comparison, no case."""
     if isinstance(error, UserCodeLoadError):
-        return {"verdict": "raised", "details": [error.problem, _TOP_LEVEL],
+        # The hint is for code that ran at import, not for a file that does not parse.
+        parsed = not error.problem.split(" raised ", 1)[-1].startswith(
+            ("SyntaxError", "Indentation")
+        )
+        return {"verdict": "raised", "details": [error.problem, *[_TOP_LEVEL] * parsed],
                 "user_traceback": error.traceback, "output": error.output}  # fmt: skip
     return {
         "verdict": error.verdict, "output": error.record.output,

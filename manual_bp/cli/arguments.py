@@ -338,7 +338,6 @@ def add_convention_arguments(parser: argparse._ActionsContainer, *, layer: bool 
     )  # fmt: skip
 
 
-# The argument names of the validation messages, and the options that set them.
 def timeout_seconds(text: str) -> float | None:
     """``--timeout``: seconds > 0, or ``none`` for no limit."""
     if text.strip().lower() == "none":
@@ -389,6 +388,7 @@ def add_isolation_arguments(parser: argparse._ActionsContainer) -> None:
     )  # fmt: skip
 
 
+# The argument names of the validation messages, and the options that set them.
 _OPTIONS = {
     "timeout": "--timeout",
     "memory_limit": "--memory-limit",
