@@ -214,3 +214,36 @@ def test_the_courses_l2_divided_by_m_is_declared_not_glued():
     with pytest.raises(ValueError, match="l2_divided_by_m: divides the L2 penalty, but l2 is 0"):
         check_gradients(code, *arch, l2_divided_by_m=True)
     assert Conventions(l2=0.7, l2_divided_by_m=True).l2_for(7) == pytest.approx(0.1)
+
+
+def test_every_convention_is_a_flag_of_check_and_campaign():
+    """A new convention is one field of Conventions: the flags follow its fields."""
+    from manual_bp.cli import build_parser, command_parsers
+    from reference.conventions import convention_fields
+
+    flags = {"--" + f.name.replace("_", "-") for f in convention_fields()}
+    for command in ("check", "campaign"):
+        parser = command_parsers(build_parser())[command]
+        options = {option for action in parser._actions for option in action.option_strings}
+        assert flags <= options, (command, flags - options)
+
+
+def test_check_gradients_takes_the_conventions_object_or_its_keywords_not_both():
+    from reference.check import check_gradients
+    from reference.conventions import Conventions
+
+    def backprop(params, X, Y):
+        m = X.shape[0]
+        A1 = np.tanh(X @ params["W1"] + params["b1"])
+        A2 = 1 / (1 + np.exp(-(A1 @ params["W2"] + params["b2"])))
+        dZ2 = (A2 - Y) / m
+        dZ1 = (dZ2 @ params["W2"].T) * (1 - A1**2)
+        return {"W1": X.T @ dZ1, "b1": dZ1.sum(axis=0), "W2": A1.T @ dZ2, "b2": dZ2.sum(axis=0)}
+
+    rows = Conventions(layout="rows", names="W1/b1")
+    arch = ([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
+    assert check_gradients(backprop, *arch, conventions=rows, max_examples=5).examples == 5
+    with pytest.raises(ValueError, match="^conventions: give the Conventions or its keywords"):
+        check_gradients(backprop, *arch, conventions=rows, layout="rows")
+    with pytest.raises(TypeError, match="^conventions: "):
+        check_gradients(backprop, *arch, conventions={"layout": "rows"})

@@ -496,6 +496,7 @@ def check_gradients(
     reduction: str = "mean",
     l2: float = 0.0,
     l2_divided_by_m: bool = False,
+    conventions: Conventions | None = None,
     kinks: str = "avoid",
     param_bound: float = PARAM_BOUND,
     input_bound: float = INPUT_BOUND,
@@ -512,7 +513,10 @@ def check_gradients(
     in the process that runs it).  ``kinks="avoid"`` (default) keeps kinked
     pre-activations off the kink unless exactly on it (``reference.kinks``);
     ``"as drawn"`` leaves them, for code that rounds its forward exactly like
-    manual_bp.  ``param_bound``/``input_bound`` bound ``|W|, |B|`` and ``|X|``.
+    manual_bp.  ``conventions``: a ``reference.conventions.Conventions``
+    instead of its keywords (``layout=``, ``names=``, ...; every field of it,
+    a convention added there included).  ``param_bound``/``input_bound``
+    bound ``|W|, |B|`` and ``|X|``.
     When the user's gradients hold NaN/inf, ``stability_check`` reruns the
     check with pre-activations bounded by 1 to tell "correct maths, unstable
     numerics" from "wrong".  ``shrink=False`` reports the first failing case
@@ -539,12 +543,23 @@ def check_gradients(
             raise ValueError(f"{name}: expected a finite number > 0, got {bound!r}")
     seed = check_seed(seed)
     limits = isolation(isolate, timeout, memory_limit)
-    conventions = Conventions(
+    keywords = Conventions(
         layout=layout, names=names, bias_shape=bias_shape, container=container,
         targets=targets, reduction=reduction, l2=l2, l2_divided_by_m=l2_divided_by_m,
     )  # fmt: skip
+    if conventions is None:
+        conventions = keywords
+    elif not isinstance(conventions, Conventions):
+        raise TypeError(
+            f"conventions: expected a reference.conventions.Conventions, got {conventions!r}"
+        )
+    elif keywords != Conventions():
+        raise ValueError(
+            "conventions: give the Conventions or its keywords (layout=, names=, ...), "
+            f"not both; got {conventions!r} and {keywords!r}"
+        )
     conventions.check_targets(loss, sizes[-1])
-    hard = targets != "soft"
+    hard = conventions.targets != "soft"
 
     def run(user: UserFunction, bounds: tuple[float, float]) -> CheckReport:
         return _run(

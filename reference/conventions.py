@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -74,23 +75,60 @@ def param_shapes_keys(depth: int) -> list[str]:
     return [key for l in range(1, depth + 1) for key in (f"W{l}", f"B{l}")]
 
 
+def convention_fields() -> list[Any]:
+    """The conventions, as ``dataclasses.Field`` of ``Conventions`` (the public ones)."""
+    import dataclasses
+
+    return [f for f in dataclasses.fields(Conventions) if not f.name.startswith("_")]
+
+
 def _one_of(value: object, allowed: Sequence[str], name: str) -> None:
     if value not in allowed:
         raise ValueError(f"{name}: expected one of {list(allowed)}, got {value!r}")
 
 
+def _convention(
+    default: Any, description: str, *, choices: Sequence[str] = (), for_layers: str = ""
+) -> Any:
+    """A field of ``Conventions`` with what the command line needs to offer it as
+    a flag: its ``description`` (the flag's help), ``choices``, and the help of
+    a command that also checks layer functions (``for_layers``)."""
+    metadata = {"description": description, "choices": tuple(choices), "for_layers": for_layers}
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class Conventions:
-    """How a user's backprop lays out its arrays (see the module docstring)."""
+    """How a user's backprop lays out its arrays (see the module docstring).
 
-    layout: str = "columns"
-    names: str | Mapping[str, str] = "W1/B1"
-    bias_shape: str | None = None
-    container: str = "dict"
-    targets: str = "soft"
-    reduction: str = "mean"
-    l2: float = 0.0
-    l2_divided_by_m: bool = False
+    Each field is a convention, and the command line offers each as a flag
+    (``--layout``, ``--bias-shape``, ...), built from ``convention_fields()``:
+    a new convention is a new field here, with its handling in ``to_user`` and
+    ``from_user``.
+    """
+
+    layout: str = _convention(
+        "columns", "samples as columns, or as rows (cs231n) (default: columns)",
+        choices=LAYOUTS, for_layers="default: columns for a network, rows (cs231n) with --layer",
+    )  # fmt: skip
+    names: str | Mapping[str, str] = _convention("W1/B1", "default: W1/B1", choices=NAMINGS)
+    bias_shape: str | None = _convention(
+        None, "default: column for columns, flat for rows", choices=BIAS_SHAPES
+    )
+    container: str = _convention("dict", "default: dict", choices=CONTAINERS)
+    targets: str = _convention(
+        "soft", "default: soft", choices=TARGETS,
+        for_layers="default: soft for a network, labels for a --layer cross-entropy head",
+    )  # fmt: skip
+    reduction: str = _convention("mean", "default: mean", choices=REDUCTIONS)
+    l2: float = _convention(
+        0.0, "L2 strength L: your loss adds L/2 * sum ||Wl||^2 (cs231n's reg * sum W*W is "
+        "--l2 2*reg) (default: 0)",
+    )  # fmt: skip
+    l2_divided_by_m: bool = _convention(
+        False, "your loss adds L/(2m) * sum ||Wl||^2 and dWl += L/m * Wl, as the "
+        "deeplearning.ai course's lambd (default: L/2, not divided)",
+    )  # fmt: skip
     _mapping: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:

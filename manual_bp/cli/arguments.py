@@ -305,37 +305,39 @@ def add_network_arguments(parser: argparse._ActionsContainer) -> None:
 
 
 def add_convention_arguments(parser: argparse._ActionsContainer, *, layer: bool = False) -> None:
-    """The conventions of a user's backprop (``reference.conventions``): ``--layout``,
-    ``--names``, ``--bias-shape``, ``--container``, ``--targets``, ``--reduction``,
-    ``--l2``; all default to ``None`` (the caller fills in ours).  ``layer``: the
-    command also checks layer functions (``check --layer``), whose defaults differ."""
-    parser.add_argument(
-        "--layout", default=None, choices=["columns", "rows"],
-        help="default: columns for a network, rows (cs231n) with --layer"
-        if layer else "samples as columns, or as rows (cs231n) (default: columns)",
-    )  # fmt: skip
-    parser.add_argument("--names", default=None, choices=["W1/B1", "W1/b1"], help="default: W1/B1")
-    parser.add_argument(
-        "--bias-shape", default=None, choices=["column", "flat", "row"],
-        help="default: column for columns, flat for rows",
-    )  # fmt: skip
-    parser.add_argument("--container", default=None, choices=["dict", "list"], help="default: dict")
-    parser.add_argument(
-        "--targets", default=None, choices=["soft", "one_hot", "labels"],
-        help="default: soft for a network, labels for a --layer cross-entropy head"
-        if layer else "default: soft",
-    )  # fmt: skip
-    parser.add_argument("--reduction", default=None, choices=["mean", "sum"], help="default: mean")
-    parser.add_argument(
-        "--l2", type=float, default=None,
-        help="L2 strength L: your loss adds L/2 * sum ||Wl||^2 (cs231n's reg * sum W*W is "
-        "--l2 2*reg) (default: 0)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--l2-divided-by-m", action="store_const", const=True, default=None,
-        help="your loss adds L/(2m) * sum ||Wl||^2 and dWl += L/m * Wl, as the "
-        "deeplearning.ai course's lambd (default: L/2, not divided)",
-    )  # fmt: skip
+    """The conventions of a user's backprop, one flag per field of
+    ``reference.conventions.Conventions`` (``--layout``, ``--names``,
+    ``--bias-shape``, ...); all default to ``None`` (the caller fills in ours).
+    ``layer``: the command also checks layer functions (``check --layer``),
+    whose defaults differ."""
+    from reference.conventions import convention_fields
+
+    for convention in convention_fields():
+        flag = "--" + convention.name.replace("_", "-")
+        about = convention.metadata
+        help_text = (about["for_layers"] if layer else "") or about["description"]
+        if isinstance(convention.default, bool):
+            parser.add_argument(
+                flag, action="store_const", const=True, default=None, help=help_text
+            )
+        elif isinstance(convention.default, float):
+            parser.add_argument(flag, type=float, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, default=None, choices=about["choices"], help=help_text)
+
+
+def conventions_from_arguments(args: argparse.Namespace, **defaults: object) -> Any:
+    """``reference.conventions.Conventions`` of the convention flags given (and
+    ``defaults`` for those not given), its errors under the flags' names."""
+    from reference.conventions import Conventions, convention_fields
+
+    given = {f.name: getattr(args, f.name) for f in convention_fields()}
+    chosen = {name: value for name, value in given.items() if value is not None}
+    try:
+        return Conventions(**{**defaults, **chosen})
+    except (TypeError, ValueError) as error:
+        name = str(error).split(":", 1)[0]
+        raise type(error)(f"--{name.replace('_', '-')}: {error}") from None
 
 
 def timeout_seconds(text: str) -> float | None:

@@ -26,6 +26,7 @@ from manual_bp.cli.arguments import (
     add_network_arguments,
     add_timeout_argument,
     architecture_from_arguments,
+    conventions_from_arguments,
     help_formatter,
     non_negative_int,
     positive_int,
@@ -53,11 +54,6 @@ Replay example i of the campaign at --out (its network, the err/tol of every
 gradient):  manual-bp campaign --out OUT --replay i
 Exit status: 0 if every example passed, 1 if any failed, 2 on bad arguments.
 """
-
-# The conventions flags: the Conventions field each sets.
-CONVENTION_FLAGS = (
-    "layout", "names", "bias_shape", "container", "targets", "reduction", "l2", "l2_divided_by_m",
-)  # fmt: skip
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -151,10 +147,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _network(args: argparse.Namespace):
     """``(network, conventions)`` from the one-network and conventions flags."""
-    from reference.conventions import Conventions
+    from reference.conventions import convention_fields
     from reference.draws import Network
 
-    given = [f"--{n.replace('_', '-')}" for n in CONVENTION_FLAGS if getattr(args, n) is not None]
+    fields = [f.name for f in convention_fields()]
+    given = [f"--{n.replace('_', '-')}" for n in fields if getattr(args, n) is not None]
     if args.layers is None and args.activations is None and args.loss is None:
         if given:
             raise ValueError(
@@ -178,13 +175,11 @@ def _network(args: argparse.Namespace):
         args.dtype = dtype
     if not given:
         return Network(tuple(sizes), tuple(names), loss), None
-    options = {n: getattr(args, n) for n in CONVENTION_FLAGS if getattr(args, n) is not None}
+    conventions = conventions_from_arguments(args)
     try:
-        conventions = Conventions(**options)
         conventions.check_targets(loss, sizes[-1])
-    except (TypeError, ValueError) as error:
-        name = str(error).split(":", 1)[0]
-        raise type(error)(f"--{name.replace('_', '-')}: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"--targets: {error}") from None
     return Network(tuple(sizes), tuple(names), loss), conventions
 
 

@@ -29,6 +29,7 @@ from manual_bp.cli.arguments import (
     add_convention_arguments,
     add_isolation_arguments,
     add_network_arguments,
+    conventions_from_arguments,
     help_formatter,
     network_from_arguments,
     non_negative_int,
@@ -55,19 +56,18 @@ examples:
 """
 
 
-# The network-check options and their defaults; --layer refuses them when given.
-NETWORK_DEFAULTS = {
-    "layers": None, "activations": None, "loss": None, "names": "W1/B1", "bias_shape": None,
-    "container": "dict", "reduction": "mean", "l2": 0.0, "l2_divided_by_m": None,
-    "param_bound": 10.0,
-}  # fmt: skip
+# The network-check options and their defaults; --layer refuses them when given,
+# and every convention but the two a layer check has (--layout, --targets).
+NETWORK_DEFAULTS = {"layers": None, "activations": None, "loss": None, "param_bound": 10.0}
+LAYER_CONVENTIONS = ("layout", "targets")
 LAYER_OPTIONS = ("layer", "forward")
 # A check's arguments and the flags that set them (the rest are in arguments._OPTIONS).
 _FLAGS = {
-    "backprop": "FUNCTION", "backward": "FUNCTION", "forward": "--forward", "layer": "--layer",
-    "layout": "--layout", "targets": "--targets", "names": "--names",
-    "bias_shape": "--bias-shape", "container": "--container", "reduction": "--reduction",
-}  # fmt: skip
+    "backprop": "FUNCTION",
+    "backward": "FUNCTION",
+    "forward": "--forward",
+    "layer": "--layer",
+}
 
 
 def _flag(name: str) -> str:
@@ -76,10 +76,13 @@ def _flag(name: str) -> str:
 
 def _as_flag(error: Exception) -> Exception:
     """An argument's error under its flag: ``backprop`` is ``FUNCTION``,
-    ``max_examples`` is ``--examples``."""
+    ``max_examples`` is ``--examples``, a convention its own flag."""
+    from reference.conventions import convention_fields
+
     argument = str(error).split(":", 1)[0]
-    if argument in _FLAGS:
-        return type(error)(f"{_FLAGS[argument]}{str(error)[len(argument) :]}")
+    flags = {**_FLAGS, **{f.name: _flag(f.name) for f in convention_fields()}}
+    if argument in flags:
+        return type(error)(f"{flags[argument]}{str(error)[len(argument) :]}")
     return _naming_the_option(error)
 
 
@@ -122,16 +125,14 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) is None:
             setattr(args, name, default)
     net = network_from_arguments(args)
+    conventions = conventions_from_arguments(args)
     backprop = _function(args.function, "FUNCTION")
     _start_ahead(args)
     check = require("oracle", "reference.check", "check")
     try:
         report = check.check_gradients(
             backprop, net.layer_sizes, net.activations, net.loss_name,
-            dtype=args.dtype, max_examples=args.examples, layout=args.layout or "columns",
-            names=args.names, bias_shape=args.bias_shape, container=args.container,
-            targets=args.targets or "soft", reduction=args.reduction, l2=args.l2,
-            l2_divided_by_m=bool(args.l2_divided_by_m),
+            dtype=args.dtype, max_examples=args.examples, conventions=conventions,
             param_bound=args.param_bound, input_bound=args.input_bound or 100.0,
             **_limits(args),
         )  # fmt: skip
@@ -197,7 +198,14 @@ def _passed(args: argparse.Namespace, report: Any, **extra: object) -> int:
 
 def run_layer(args: argparse.Namespace) -> int:
     """``manual-bp check FILE.py:NAME --layer LAYER``: one layer function."""
-    given = [_flag(name) for name in NETWORK_DEFAULTS if getattr(args, name) is not None]
+    from reference.conventions import convention_fields
+
+    refused = [*NETWORK_DEFAULTS, *(f.name for f in convention_fields())]
+    given = [
+        _flag(name)
+        for name in refused
+        if name not in LAYER_CONVENTIONS and getattr(args, name) is not None
+    ]
     if given:
         raise ValueError(f"{given[0]}: not a layer check's option (drop it, or drop --layer)")
     backward = _function(args.function, "FUNCTION")
