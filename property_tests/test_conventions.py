@@ -243,7 +243,7 @@ def test_check_gradients_takes_the_conventions_object_or_its_keywords_not_both()
     rows = Conventions(layout="rows", names="W1/b1")
     arch = ([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
     assert check_gradients(backprop, *arch, conventions=rows, max_examples=5).examples == 5
-    with pytest.raises(ValueError, match="^conventions: give the Conventions or its keywords"):
+    with pytest.raises(ValueError, match=r"^conventions: give the Conventions or its keywords"):
         check_gradients(backprop, *arch, conventions=rows, layout="rows")
-    with pytest.raises(TypeError, match="^conventions: "):
+    with pytest.raises(TypeError, match=r"^conventions: "):
         check_gradients(backprop, *arch, conventions={"layout": "rows"})
