@@ -24,6 +24,7 @@ from manual_bp.architecture import gradient_keys
 from manual_bp.losses import l2_penalty, l2_penalty_gradient
 from manual_bp.network import backward, forward, loss_from_cache
 from reference.cases import Case
+from reference.conventions import REDUCTIONS
 from reference.diagnosis import Diagnosis, diagnose
 from reference.finite_diff import finite_difference_gradients, supported_side
 from reference.oracle import OracleResult, oracle_gradients
@@ -321,7 +322,7 @@ def compare(
         refuses another).  A case with dropout runs with its masks.
     """
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+        raise ValueError(f"reduction: expected one of {list(REDUCTIONS)}, got {reduction!r}")
     if not (isinstance(l2, int | float) and np.isfinite(l2) and l2 >= 0):
         raise ValueError(f"l2: expected a finite number >= 0, got {l2!r}")
     if l2 and case.l2:
@@ -378,9 +379,6 @@ def compare(
         # Finite differences differentiate the mean loss alone, without masks.
         plain = reduction == "mean" and not l2 and not case.dropout
         return explain_mismatch(comparison, case, cache, grads, oracle, finite_differences=plain)
-
-
-REDUCTIONS = ("mean", "sum")
 
 
 def with_objective(
