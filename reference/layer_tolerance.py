@@ -50,8 +50,6 @@ these bounds on correct implementations written several ways.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
@@ -160,21 +158,3 @@ def normalization_tolerances(
         ),
         "dbeta": SAFETY * ((m + 1) * u * np.sum(absdN, axis=1, keepdims=True) + (m + 2) * tiny),
     }
-
-
-def tolerances_for(
-    layer_kind: str, name: str, inputs: Mapping[str, Array], dout: Array | None, dtype: str
-) -> dict[str, Array]:
-    """The bounds of layer ``name`` (of ``layer_kind`` ``"affine"``, ``"activation"``,
-    ``"loss"`` or ``"normalization"``) at ``inputs`` and ``dout`` (ours, float64;
-    ``dout`` is None for a loss head)."""
-    if layer_kind == "loss":
-        return loss_tolerances(name, inputs["x"], inputs["y"], dtype)
-    if dout is None:
-        raise ValueError(f"dout: a {layer_kind} layer needs an upstream gradient, got None")
-    if layer_kind == "affine":
-        return affine_tolerances(inputs["w"], inputs["x"], inputs["b"], dout, dtype)
-    if layer_kind == "activation":
-        return activation_tolerances(name, inputs["x"], dout, dtype)
-    kind = "batch" if name == "batchnorm" else "layer"
-    return normalization_tolerances(kind, inputs["x"], inputs["gamma"], inputs["beta"], dout, dtype)

@@ -70,10 +70,33 @@ from reference.layer_check.comparison import LayerComparison, compare_layer
 from reference.layer_check.diagnosis import normalization_diagnosis
 from reference.layer_check.oracle import layer_oracle
 from reference.layer_check.report import LayerMismatch, LayerReport
-from reference.layer_check.specs import LAYERS, LAYOUTS, NORMALIZATION_LAYERS, TARGETS, LayerSpec
+from reference.layer_check.specs import (
+    LAYERS,
+    LAYOUTS,
+    NORMALIZATION_LAYERS,
+    TARGETS,
+    LayerKind,
+    kind_of,
+    layers,
+)
 
 __all__ = [
-    "LAYERS", "LAYOUTS", "NORMALIZATION_LAYERS", "TARGETS", "LayerCase", "LayerComparison",
-    "LayerMismatch", "LayerReport", "LayerSpec", "check_layer", "compare_layer", "layer_cases",
-    "layer_oracle", "normalization_diagnosis", "probe_case", "run_user",
+    "LAYERS",
+    "LAYOUTS",
+    "NORMALIZATION_LAYERS",
+    "TARGETS",
+    "LayerCase",
+    "LayerComparison",
+    "LayerKind",
+    "LayerMismatch",
+    "LayerReport",
+    "check_layer",
+    "compare_layer",
+    "kind_of",
+    "layer_cases",
+    "layer_oracle",
+    "layers",
+    "normalization_diagnosis",
+    "probe_case",
+    "run_user",
 ]  # fmt: skip

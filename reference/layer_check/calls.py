@@ -7,21 +7,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from manual_bp.normalization import EPS
 from reference.isolation import (
     UserFunction,
 )
 from reference.layer_check.cases import LayerCase
-from reference.layer_check.specs import LayerSpec, spec_of
-
-
-def forward_args(spec: LayerSpec) -> tuple[str, ...]:
-    """The names of a forward's arguments: the arrays, and a normalization's param dict."""
-    return (*spec.inputs, "param") if spec.kind == "normalization" else spec.inputs
-
-
-def _param(layer: str) -> dict[str, object]:
-    return {"mode": "train", "eps": EPS} if layer == "batchnorm" else {"eps": EPS}
+from reference.layer_check.specs import kind_of
 
 
 def run_user(
@@ -32,20 +22,21 @@ def run_user(
     user's code raises.  The user gets copies: our arrays stay ours.  With
     ``reference.isolation.UserFunction``s the forward's cache stays where the
     code runs and reaches the backward as it was returned."""
-    spec = spec_of(case.layer)
+    kind = kind_of(case.layer)
     inputs = {k: np.array(v) for k, v in case.inputs.items()}
     outputs: dict[str, object] = {}
     problems: dict[str, str] = {}
-    if spec.kind == "loss":
+    if kind.family == "loss":
         result = backward(inputs["x"], inputs["y"])
-        returned = _unpack(result, spec.grads, "loss(x, y)", problems)
+        returned = _unpack(result, kind.grads, "loss(x, y)", problems)
         outputs.update(returned)
         return outputs, problems
-    args: list[object] = [inputs[k] for k in spec.inputs]
-    if spec.kind == "normalization":
-        args.append(_param(case.layer))
+    args: list[object] = [inputs[k] for k in kind.inputs]
+    if kind.param is not None:
+        args.append(kind.param())  # a fresh dict per call: a forward may store in it
     if forward is None:
-        cache: object = tuple(args) if spec.kind == "affine" else args[0]
+        assert kind.default_cache is not None  # check_layer asks for a forward otherwise
+        cache: object = kind.default_cache(tuple(args))
     else:
         result = forward(*args)
         if not (isinstance(result, tuple) and len(result) == 2):
@@ -57,7 +48,7 @@ def run_user(
         if isinstance(forward, UserFunction):
             cache = forward.keep(1)
     result = backward(np.array(case.dout), cache)
-    outputs.update(_unpack(result, spec.grads, "backward(dout, cache)", problems))
+    outputs.update(_unpack(result, kind.grads, "backward(dout, cache)", problems))
     return outputs, problems
 
 

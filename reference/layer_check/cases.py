@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-from reference.layer_check.specs import Array, spec_of, to_ours, to_user
+from reference.layer_check.specs import Array, kind_of, to_ours, to_user
 from reference.strategies import matrices, targets
 
 
@@ -90,25 +90,25 @@ def layer_cases(
     bound: float = 10.0,
 ) -> LayerCase:
     """Cases of ``layer`` in ``layout``: shapes, inputs in ``[-bound, bound]``, ``dout``."""
-    spec = spec_of(layer)
-    m = draw(st.integers(2 if layer == "batchnorm" else 1, max_batch))
-    n = draw(st.integers(2 if layer in ("layernorm", "cross_entropy") else 1, max_width))
-    if layer in ("binary_cross_entropy",):
-        n = 1
+    kind = kind_of(layer)
+    m = draw(st.integers(kind.min_batch, max_batch))
+    n = draw(st.integers(kind.min_width, max_width))
+    if kind.width is not None:
+        n = kind.width
 
     def values(shape: tuple[int, ...]) -> Array:
         return _flushed(draw(matrices(shape, bound, dtype)), dtype)
 
+    def integer(low: int, high: int | None) -> int:
+        return draw(st.integers(low, max_width if high is None else high))
+
     ours: dict[str, Array] = {"x": values((n, m))}
-    out_rows = n
-    if spec.kind == "affine":
-        out_rows = draw(st.integers(1, max_width))
-        ours["w"], ours["b"] = values((out_rows, n)), values((out_rows, 1))
-    elif spec.kind == "normalization":
-        ours["gamma"], ours["beta"] = values((n, 1)), values((n, 1))
+    rows = kind.rows(n, integer)
+    for name, shape in kind.parameters(n, rows).items():
+        ours[name] = values(shape)
     inputs = {k: to_user(k, v, layout) for k, v in ours.items()}
     dout = None
-    if spec.kind == "loss":
+    if kind.family == "loss":
         Y = draw(targets(layer, (n, m), dtype, hard=layer != "mse", bound=bound))
         if layer == "mse":
             inputs["y"] = to_user("y", _flushed(Y, dtype), layout)
@@ -118,30 +118,28 @@ def layer_cases(
         else:
             inputs["y"] = to_user("y", Y, layout)
     else:
-        dout = to_user("out", values((out_rows, m)), layout)
+        dout = to_user("out", values((rows, m)), layout)
     return LayerCase(layer, layout, inputs, dout, dtype)
 
 
 def probe_case(layer: str, layout: str, dtype: str, *, targets_as: str = "labels") -> LayerCase:
-    """A generic case of ``layer``: seeded normal values, 5 samples of 3 features (3 of
-    5 for layer norm; an affine layer has 2 outputs), labels drawn at random.  No
-    symmetry there hides a bug or lets two classic bugs give the same outputs."""
+    """A generic case of ``layer``: seeded normal values of its ``probe_shape`` (3
+    features, 5 samples unless the kind says otherwise; an affine layer has 2
+    outputs), labels drawn at random.  No symmetry there hides a bug or lets
+    two classic bugs give the same outputs."""
     rng = np.random.default_rng(0)
-    spec = spec_of(layer)
-    n, m = (5, 3) if layer == "layernorm" else (3, 5)
-    n = 1 if layer == "binary_cross_entropy" else n
+    kind = kind_of(layer)
+    n, m = kind.probe_shape
+    n = kind.width or n
     ours = {"x": rng.normal(size=(n, m))}
-    rows = n
-    if spec.kind == "affine":
-        rows = 2
-        ours["w"], ours["b"] = rng.normal(size=(rows, n)), rng.normal(size=(rows, 1))
-    elif spec.kind == "normalization":
-        ours["gamma"], ours["beta"] = rng.normal(size=(n, 1)), rng.normal(size=(n, 1))
+    rows = kind.rows(n, lambda low, high: 2)
+    for name, shape in kind.parameters(n, rows).items():
+        ours[name] = rng.normal(size=shape)
     user = {k: to_user(k, v, layout).astype(dtype) for k, v in ours.items()}
     dout = None
     if layer == "mse":
         user["y"] = to_user("y", rng.normal(size=(n, m)), layout).astype(dtype)
-    elif spec.kind == "loss":
+    elif kind.family == "loss":
         labels = rng.integers(0, max(n, 2), size=m)
         one_hot = np.eye(n)[:, labels] if layer == "cross_entropy" else labels[None, :]
         user["y"] = labels if targets_as == "labels" else to_user("y", one_hot, layout)

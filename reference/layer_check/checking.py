@@ -33,25 +33,25 @@ from reference.isolation import (
     UserCodeStopped,
     UserFunction,
 )
-from reference.layer_check.calls import forward_args, run_user
+from reference.layer_check.calls import run_user
 from reference.layer_check.cases import LayerCase, layer_cases
 from reference.layer_check.comparison import LayerComparison, compare_layer
 from reference.layer_check.diagnosis import diagnose, kink_note, larger_failure
 from reference.layer_check.report import LayerMismatch, LayerReport
-from reference.layer_check.specs import LAYERS, LAYOUTS, NORMALIZATION_LAYERS, TARGETS, spec_of
+from reference.layer_check.specs import LAYOUTS, TARGETS, kind_of, layers
 
 
 def _check_arguments(layer, forward, layout, targets_as) -> str:
     """Check the layer and what goes with it (the functions are checked already)."""
-    if layer not in LAYERS:
-        raise ValueError(f"layer: expected one of {list(LAYERS)}, got {layer!r}")
-    spec = spec_of(layer)
-    if spec.kind == "loss" and forward is not None:
+    if layer not in layers():
+        raise ValueError(f"layer: expected one of {list(layers())}, got {layer!r}")
+    kind = kind_of(layer)
+    if kind.family == "loss" and forward is not None:
         raise ValueError(
             f"forward: a loss head {layer!r} is one function loss(x, y) -> (loss, dx), "
             "passed as backward; got a forward too"
         )
-    if spec.kind == "normalization" and forward is None:
+    if kind.family != "loss" and kind.default_cache is None and forward is None:
         raise ValueError(
             f"forward: {layer!r} needs your forward (x, gamma, beta, param) -> (out, cache): "
             "its cache is what your backward reads"
@@ -92,7 +92,8 @@ def check_layer(
 
     ``backward(dout, cache)`` (a loss head: ``loss(x, y)``) and ``forward`` as
     in the module notes, callables or ``"FILE.py:NAME"``; ``layer`` one of
-    ``LAYERS``; ``layout`` ``"rows"`` (cs231n) or ``"columns"``; ``targets``
+    ``layers()`` (every registered ``reference.layer_kinds.LayerKind``);
+    ``layout`` ``"rows"`` (cs231n) or ``"columns"``; ``targets``
     ``"labels"`` (default) or ``"one_hot"`` for the cross-entropy heads.
     ``input_bound`` bounds every drawn value.  When the user's outputs hold
     NaN/inf, ``stability_check`` reruns with values bounded by 1 to tell
@@ -118,8 +119,8 @@ def check_layer(
         raise ValueError(f"input_bound: expected a finite number > 0, got {input_bound!r}")
     seed = check_seed(seed)
     limits = isolation(isolate, timeout, memory_limit)
-    spec = spec_of(layer)
-    backward_args = ("x", "y") if spec.kind == "loss" else ("dout", "cache")
+    kind = kind_of(layer)
+    backward_args = ("x", "y") if kind.family == "loss" else ("dout", "cache")
     functions = (
         {"backward": backward} if forward is None else {"forward": forward, "backward": backward}
     )
@@ -141,7 +142,7 @@ def check_layer(
         with sandbox:
             user = (
                 sandbox.function("backward", backward_args),
-                None if forward is None else sandbox.function("forward", forward_args(spec)),
+                None if forward is None else sandbox.function("forward", kind.forward_arguments),
             )
             try:
                 report = _stability_checked(run, user, stability_check, input_bound, max_examples)
@@ -252,7 +253,7 @@ def _run(backward, forward, strategy, options: tuple[int, bool, str, int]) -> La
         raise mismatch
     details = mismatch.details + kink_note(mismatch.case, mismatch.comparison)
     diagnosis: list[str] = []
-    if mismatch.case.layer in NORMALIZATION_LAYERS:
+    if kind_of(mismatch.case.layer).bugs:
         diagnosis = diagnose(backward, forward, mismatch.case)
     raise LayerMismatch(
         mismatch.comparison, mismatch.case, verdict=mismatch.verdict,

@@ -10,8 +10,7 @@ import numpy as np
 from reference.compare import VariableComparison, compare_variable, ratio_text
 from reference.layer_check.cases import LayerCase
 from reference.layer_check.oracle import layer_oracle
-from reference.layer_check.specs import spec_of, to_user
-from reference.layer_tolerance import tolerances_for
+from reference.layer_check.specs import kind_of, to_user
 
 
 @dataclass(frozen=True)
@@ -65,14 +64,14 @@ def compare_layer(
     case: LayerCase, outputs: Mapping[str, object], problems: Mapping[str, str]
 ) -> LayerComparison:
     """Compare the user's ``outputs`` on ``case`` with the oracle, entry by entry."""
-    spec = spec_of(case.layer)
+    kind = kind_of(case.layer)
     inputs, dout = case.ours()
     oracle = layer_oracle(case.layer, inputs, dout)
-    tolerance = tolerances_for(spec.kind, case.layer, inputs, dout, case.dtype)
+    tolerance = kind.tolerance(inputs, dout, case.dtype)
     expected = np.dtype(case.dtype)
     names = [
         n
-        for n in ("out", *spec.grads)
+        for n in ("out", *kind.grads)
         if n in oracle and (n != "out" or n in outputs or n in problems)
     ]
     variables, notes = {}, []

@@ -1,4 +1,5 @@
-"""The classic batch/layer-norm bugs a failure matches, the kink note, a larger failing case."""
+"""The classic bugs a failure matches (a kind's catalogue), the kink note, a larger
+failing case."""
 
 from __future__ import annotations
 
@@ -13,26 +14,24 @@ from reference.isolation import (
 from reference.layer_check.calls import run_user
 from reference.layer_check.cases import LayerCase, probe_case
 from reference.layer_check.comparison import LayerComparison, compare_layer
-from reference.layer_check.specs import NORMALIZATION_LAYERS, Array, to_ours
-from reference.layer_tolerance import tolerances_for
-from reference.normalization_bugs import NORMALIZATION_BUGS, normalization_layer
+from reference.layer_check.specs import Array, kind_of, to_ours
 
 
-def normalization_diagnosis(case: LayerCase, outputs: Mapping[str, object]) -> list[str]:
-    """The classic bugs (``reference.normalization_bugs``) whose outputs the user's match
-    on ``case``, as sentences; empty when none does."""
-    kind = NORMALIZATION_LAYERS[case.layer]
+def bug_diagnosis(case: LayerCase, outputs: Mapping[str, object]) -> list[str]:
+    """The classic bugs of the case's layer kind (``LayerKind.bugs``) whose
+    outputs the user's match on ``case``, as sentences; empty when none does."""
+    kind = kind_of(case.layer)
     inputs, dout = case.ours()
-    assert dout is not None  # a normalization layer always has one
-    tolerance = tolerances_for("normalization", case.layer, inputs, dout, case.dtype)
+    tolerance = kind.tolerance(inputs, dout, case.dtype)
     found = []
-    for bug in NORMALIZATION_BUGS:
-        theirs = normalization_layer(
-            kind, inputs["x"], inputs["gamma"], inputs["beta"], dout, formula=bug.formula
-        )
-        if _all_match(case, outputs, theirs, tolerance):
+    for bug in kind.bugs:
+        if _all_match(case, outputs, bug.outputs(inputs, dout), tolerance):
             found.append(f"likely: {bug.name}: your {case.layer} {bug.description}")
     return found
+
+
+# The name the normalization layers' diagnosis had (their bugs are a kind's catalogue now).
+normalization_diagnosis = bug_diagnosis
 
 
 def _all_match(
@@ -97,13 +96,13 @@ def diagnose(backward, forward, case: LayerCase) -> list[str]:
         return []
     if problems:
         return []
-    found = normalization_diagnosis(case, outputs)
+    found = bug_diagnosis(case, outputs)
     probe = probe_case(case.layer, case.layout, case.dtype)
     try:
         probe_outputs, problems = run_user(backward, forward, probe)
     except (Exception, UserCodeStopped):  # the minimal case's answer stands
         problems = {"probe": "raised"}
     if not problems:
-        probed = normalization_diagnosis(probe, probe_outputs)
+        probed = bug_diagnosis(probe, probe_outputs)
         found = [s for s in probed if s in found] or probed
-    return found or ["no classic bug (reference.normalization_bugs) explains these outputs"]
+    return found or [f"no classic bug of {case.layer} (its LayerKind.bugs) explains these outputs"]

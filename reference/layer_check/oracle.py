@@ -8,25 +8,13 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from manual_bp.activations import ACTIVATIONS
-from manual_bp.losses import LOSSES
-from manual_bp.normalization import normalize
 from reference.jax_setup import jax, jnp
-from reference.layer_check.specs import NORMALIZATION_LAYERS, Array, spec_of
+from reference.layer_check.specs import Array, kind_of
 
 
 def _definition(layer: str) -> Callable[..., object]:
     """manual_bp's definition of ``layer`` over ``jax.numpy``, in our layout."""
-    spec = spec_of(layer)
-    if spec.kind == "affine":
-        return lambda x, w, b: w @ x + b
-    if spec.kind == "activation":
-        return lambda x: ACTIVATIONS[layer].forward(x, jnp)
-    if spec.kind == "normalization":
-        kind = NORMALIZATION_LAYERS[layer]
-        return lambda x, gamma, beta: normalize(x, gamma, beta, kind, jnp)["N"]
-    activation = ACTIVATIONS[LOSSES[layer].canonical_activation]
-    return lambda x, y: LOSSES[layer].value(x, activation.forward(x, jnp), y, jnp)
+    return kind_of(layer).definition
 
 
 @functools.partial(jax.jit, static_argnames=("layer",))
@@ -56,37 +44,31 @@ def layer_oracle(layer: str, inputs: Mapping[str, Array], dout: Array | None) ->
     (our layout, float64): ``jax.vjp`` of manual_bp's definition.
 
     Each call is padded with zeros to a bucket shape along the axes its entries
-    do not mix over, so that one compiled function serves many shapes: every
-    axis of an affine layer or an elementwise activation; the features of batch
-    norm; the samples of layer norm, softmax and the loss heads (whose zero
-    target columns add exactly 0, and whose mean is rescaled from the padded
-    batch to the real one).
+    do not mix over (the kind's ``mixes_features``, ``mixes_samples``), so that
+    one compiled function serves many shapes: every axis of an affine layer or
+    an elementwise activation; the features of batch norm; the samples of layer
+    norm, softmax and the loss heads (whose zero target columns add exactly 0,
+    and whose mean is rescaled from the padded batch to the real one).
     """
-    spec = spec_of(layer)
+    kind = kind_of(layer)
     x = inputs["x"]
     (n, m) = x.shape
-    mixes_features = layer in ("softmax", "layernorm") or spec.kind == "loss"
-    # A padded sample of binary cross-entropy would add softplus(0) = log 2.
-    mixes_samples = layer in ("batchnorm", "binary_cross_entropy")
-    N = n if mixes_features else _bucket(n)
-    M = m if mixes_samples else _bucket(m)
-    if spec.kind == "loss":
+    N = n if kind.mixes_features else _bucket(n)
+    M = m if kind.mixes_samples else _bucket(m)
+    if kind.family == "loss":
         y = _padded(inputs["y"], N, M)
         loss, dx = _value_and_grad(layer, jnp.asarray(_padded(x, N, M)), jnp.asarray(y))
         scale = M / m  # the padded mean divided by M, the definition by m
         return {"loss": np.asarray(loss) * scale, "dx": np.asarray(dx)[:n, :m] * scale}
     assert dout is not None  # every layer but a loss head has one
+    rows = dout.shape[0]  # the output's rows: n, or an affine layer's own
+    R = N if rows == n else _bucket(rows)
     padded = {"x": _padded(x, N, M)}
-    o = n
-    if spec.kind == "affine":
-        o, O = inputs["w"].shape[0], _bucket(inputs["w"].shape[0])
-        padded["w"], padded["b"] = _padded(inputs["w"], O, N), _padded(inputs["b"], O, 1)
-    elif spec.kind == "normalization":
-        padded["gamma"], padded["beta"] = (_padded(inputs[k], N, 1) for k in ("gamma", "beta"))
-    rows = O if spec.kind == "affine" else N
-    arrays = tuple(jnp.asarray(padded[k]) for k in spec.inputs)
-    out, grads = _vjp(layer, arrays, jnp.asarray(_padded(dout, rows, M)))
-    result = {"out": np.asarray(out)[:o, :m]}
-    for k, g in zip(spec.inputs, grads, strict=True):
+    for name, shape in kind.parameters(N, R).items():
+        padded[name] = _padded(inputs[name], *shape)
+    arrays = tuple(jnp.asarray(padded[k]) for k in kind.inputs)
+    out, grads = _vjp(layer, arrays, jnp.asarray(_padded(dout, R, M)))
+    result = {"out": np.asarray(out)[:rows, :m]}
+    for k, g in zip(kind.inputs, grads, strict=True):
         result[f"d{k}"] = np.asarray(g)[tuple(slice(0, size) for size in inputs[k].shape)]
     return result

@@ -1,47 +1,39 @@
-"""What one layer function takes and returns (``LayerSpec``, ``LAYERS``), and the two layouts."""
+"""The layer functions ``check_layer`` takes (``LAYERS``: every registered
+``reference.layer_kinds.LayerKind``), and the two layouts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from manual_bp.activations import ACTIVATIONS
-from manual_bp.losses import LOSSES
-from reference.strategies import ACTIVATION_ORDER, LOSS_ORDER
+from reference.layer_kinds import FAMILIES, LAYER_KINDS, LayerKind, kind_of
+from reference.layer_kinds.normalization import NORMALIZATION_LAYERS
 
 Array = np.ndarray
 LAYOUTS = ("rows", "columns")
 TARGETS = ("labels", "one_hot")
-NORMALIZATION_LAYERS = {"batchnorm": "batch", "layernorm": "layer"}
+
+__all__ = ["LAYOUTS", "NORMALIZATION_LAYERS", "TARGETS", "LayerKind", "kind_of", "layers"]
 
 
-@dataclass(frozen=True)
-class LayerSpec:
-    """What one layer function takes and returns."""
-
-    kind: str  # "affine", "activation", "loss", "normalization"
-    inputs: tuple[str, ...]  # the forward's arrays, in call order
-    grads: tuple[str, ...]  # what the backward returns, in order
+def layers() -> tuple[str, ...]:
+    """Every registered layer kind: affine, the activations, the loss heads,
+    the normalizations, then any other, each family in registration order."""
+    return tuple(sorted(LAYER_KINDS, key=lambda name: FAMILIES.index(LAYER_KINDS[name].family)))
 
 
-def spec_of(layer: str) -> LayerSpec:
-    if layer == "affine":
-        return LayerSpec("affine", ("x", "w", "b"), ("dx", "dw", "db"))
-    if layer in ACTIVATIONS:
-        return LayerSpec("activation", ("x",), ("dx",))
-    if layer in LOSSES:
-        return LayerSpec("loss", ("x", "y"), ("loss", "dx"))
-    return LayerSpec("normalization", ("x", "gamma", "beta"), ("dx", "dgamma", "dbeta"))
+LAYERS: tuple[str, ...] = layers()  # the built-in kinds (``layers()`` has any added since)
 
 
-LAYERS: tuple[str, ...] = ("affine", *ACTIVATION_ORDER, *LOSS_ORDER, *NORMALIZATION_LAYERS)
+def _vectors() -> set[str]:
+    """The inputs (and their gradients) that are ``(d,)`` in rows and ``(d, 1)`` in ours."""
+    names = {name for kind in LAYER_KINDS.values() for name in kind.vectors}
+    return names | {f"d{name}" for name in names}
 
 
 def to_user(name: str, value: Array, layout: str) -> Array:
     """Our array ``name`` (columns layout) in the user's ``layout`` (a fresh copy)."""
     value = np.array(value)
-    if name in ("b", "gamma", "beta", "db", "dgamma", "dbeta"):
+    if name in _vectors():
         return value.reshape(-1) if layout == "rows" else value.reshape(-1, 1)
     if layout == "rows" and value.ndim == 2:
         return value.T.copy()
@@ -51,6 +43,6 @@ def to_user(name: str, value: Array, layout: str) -> Array:
 def to_ours(name: str, value: Array, layout: str) -> Array:
     """The user's array ``name`` in our columns layout, float64."""
     value = np.asarray(value, dtype=np.float64)
-    if name in ("b", "gamma", "beta", "db", "dgamma", "dbeta"):
+    if name in _vectors():
         return value.reshape(-1, 1)
     return value.T if (layout == "rows" and value.ndim == 2) else value

@@ -1,0 +1,48 @@
+"""The layer kinds ``check_layer`` knows: one ``LayerKind`` value each, registered.
+
+A layer kind carries every fact the check needs about one cs231n-style layer
+function pair, ``forward(*inputs[, param]) -> (out, cache)`` and
+``backward(dout, cache) -> grads`` (or a loss head ``loss(x, y) -> (loss,
+dx)``), side by side:
+
+* its signature: the forward's ``inputs`` and the backward's ``grads``, in
+  order (``("x", "w", "b")`` and ``("dx", "dw", "db")``), the ``param`` dict a
+  forward also takes, and the cache a missing forward gives (cs231n's ``(x, w,
+  b)``);
+* its **definition** over ``jax.numpy``, in our columns layout: the function
+  ``jax.vjp`` differentiates (``reference.layer_check.oracle``);
+* its **rounding model**: ``tolerance(inputs, dout, dtype)``, per-entry bounds
+  of every output;
+* its **draws**: the shapes of its parameters given ``x`` ``(n, m)`` and its
+  output rows (``parameters``), the least batch and width it needs, and the
+  axes its entries mix over (which the padded oracle must not pad);
+* its **bug catalogue**: ``Bug`` values whose outputs ``check_layer`` runs
+  against a failing user's, to name the one they match.
+
+The families built in (``affine``, the ten activations, the three loss heads,
+batch and layer norm) register themselves in the modules of this package; a
+new kind is one ``register(LayerKind(...))`` (``docs/adding-a-layer.md``).
+
+>>> sorted(LAYER_KINDS)[:3]
+['affine', 'batchnorm', 'binary_cross_entropy']
+>>> LAYER_KINDS["affine"].inputs, LAYER_KINDS["affine"].grads
+(('x', 'w', 'b'), ('dx', 'dw', 'db'))
+"""
+
+# The families built in register themselves on import, in the order
+# check_layer lists them.
+from reference.layer_kinds import activations, affine, loss_heads, normalization
+from reference.layer_kinds.kind import (
+    FAMILIES,
+    LAYER_KINDS,
+    Bug,
+    LayerKind,
+    kind_of,
+    register,
+    unregister,
+)
+
+__all__ = [
+    "FAMILIES", "LAYER_KINDS", "Bug", "LayerKind", "activations", "affine", "kind_of",
+    "loss_heads", "normalization", "register", "unregister",
+]  # fmt: skip

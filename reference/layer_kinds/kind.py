@@ -1,0 +1,97 @@
+"""``LayerKind`` and ``Bug``: the facts of one layer kind; the registry ``LAYER_KINDS``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Array = np.ndarray
+FAMILIES = ("affine", "activation", "loss", "normalization", "other")
+
+
+@dataclass(frozen=True)
+class Bug:
+    """A classic bug of a layer kind: its ``name``, what the user's code does
+    (``description``), and the outputs it gives: ``outputs(inputs, dout)``, ours,
+    float64, keyed like the kind's (``out``, ``dx``, ...)."""
+
+    name: str
+    description: str
+    outputs: Callable[[Mapping[str, Array], Array | None], dict[str, Array]]
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """Everything ``check_layer`` knows about one layer kind (see the module notes).
+
+    ``definition(*inputs)``: ``out`` over ``jax.numpy`` in our layout (a loss
+    head: ``definition(x, y)`` the loss).  ``tolerance(inputs, dout, dtype)``:
+    the bounds of ``out`` (or ``loss``) and of every grad, absolute, ours.
+    ``parameters(n, rows)``: the shapes of the inputs besides ``x`` ``(n, m)``
+    for a layer of ``rows`` output rows; ``rows(n, draw)`` the output rows
+    (``draw(low, high)`` an int drawn there, ``high=None`` up to the widest a
+    case may be; default: ``n``).  ``vectors``: the
+    inputs that are 1-D (``(d,)``) in cs231n's rows layout and ``(d, 1)`` in
+    ours.  ``param()``: the dict a forward takes after its arrays (batch norm's
+    ``bn_param``), or None.  ``default_cache(args)``: the cache a backward
+    reads when no forward is given, or None when the forward is required.
+    """
+
+    name: str
+    family: str
+    inputs: tuple[str, ...]
+    grads: tuple[str, ...]
+    definition: Callable[..., object]
+    tolerance: Callable[[Mapping[str, Array], Array | None, str], dict[str, Array]]
+    parameters: Callable[[int, int], dict[str, tuple[int, int]]] = field(default=lambda n, rows: {})
+    rows: Callable[[int, Callable[[int, int | None], int]], int] = field(default=lambda n, draw: n)
+    vectors: tuple[str, ...] = ()
+    param: Callable[[], dict[str, object]] | None = None
+    default_cache: Callable[[tuple], object] | None = None
+    min_batch: int = 1
+    min_width: int = 1
+    width: int | None = None  # every case has exactly this many features
+    probe_shape: tuple[int, int] = (3, 5)  # (features, samples) of the generic probe
+    mixes_features: bool = False
+    mixes_samples: bool = False
+    bugs: tuple[Bug, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"family: expected one of {list(FAMILIES)}, got {self.family!r}")
+        if not self.inputs or self.inputs[0] != "x":
+            raise ValueError(f"inputs: expected ('x', ...), got {self.inputs!r}")
+
+    @property
+    def forward_arguments(self) -> tuple[str, ...]:
+        """The names of a forward's arguments: its arrays, and its param dict."""
+        return (*self.inputs, "param") if self.param is not None else self.inputs
+
+
+LAYER_KINDS: dict[str, LayerKind] = {}
+
+
+def register(kind: LayerKind) -> LayerKind:
+    """Add ``kind`` to ``LAYER_KINDS`` (a name taken already is an error)."""
+    if not isinstance(kind, LayerKind):
+        raise TypeError(f"kind: expected a LayerKind, got {kind!r}")
+    if kind.name in LAYER_KINDS:
+        raise ValueError(f"kind: a layer kind named {kind.name!r} is registered already")
+    LAYER_KINDS[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> LayerKind:
+    """Remove the kind ``name`` from ``LAYER_KINDS`` (a guide's or a test's own)."""
+    if name not in LAYER_KINDS:
+        raise ValueError(f"name: no layer kind {name!r} is registered")
+    return LAYER_KINDS.pop(name)
+
+
+def kind_of(layer: str) -> LayerKind:
+    """The registered kind named ``layer``, or a ValueError listing them."""
+    if layer not in LAYER_KINDS:
+        raise ValueError(f"layer: expected one of {list(LAYER_KINDS)}, got {layer!r}")
+    return LAYER_KINDS[layer]
