@@ -23,8 +23,8 @@ The families built in (``affine``, the ten activations, the three loss heads,
 batch and layer norm) register themselves in the modules of this package; a
 new kind is one ``register(LayerKind(...))`` (``docs/adding-a-layer.md``).
 
->>> sorted(LAYER_KINDS)[:3]
-['affine', 'batchnorm', 'binary_cross_entropy']
+>>> print(*sorted(LAYER_KINDS)[:3])
+affine batchnorm binary_cross_entropy
 >>> LAYER_KINDS["affine"].inputs, LAYER_KINDS["affine"].grads
 (('x', 'w', 'b'), ('dx', 'dw', 'db'))
 """
