@@ -247,3 +247,12 @@ def test_check_gradients_takes_the_conventions_object_or_its_keywords_not_both()
         check_gradients(backprop, *arch, conventions=rows, layout="rows")
     with pytest.raises(TypeError, match=r"^conventions: "):
         check_gradients(backprop, *arch, conventions={"layout": "rows"})
+
+
+def test_the_record_of_conventions_holds_every_field():
+    """A campaign's manifest rebuilds its Conventions from as_dict: no field is left out."""
+    from reference.conventions import convention_fields
+
+    rows = Conventions(layout="rows", names={"W1": "w1", "B1": "b1"}, l2=0.5)
+    assert set(rows.as_dict()) == {f.name for f in convention_fields()}
+    assert Conventions(**rows.as_dict()) == rows

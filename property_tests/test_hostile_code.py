@@ -495,3 +495,19 @@ def test_json_is_printed_for_an_argument_error_too(hostile, capsys):
     result = json.loads(captured.out)
     assert result["verdict"] == "error" and "no function 'no_such_function'" in result["error"]
     assert "FUNCTION: " in captured.err
+
+
+def test_the_child_started_ahead_is_the_one_that_runs_the_code(monkeypatch):
+    """manual-bp check starts a child before it imports jax; importing jax sets
+    variables of its own, which must not make the child unusable."""
+    from reference.isolation import Isolation, Sandbox, processes, start_ahead
+
+    while processes.SPARE:
+        processes.stop(processes.SPARE.pop())
+    start_ahead()
+    (ahead,) = processes.SPARE
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")  # what importing jax sets
+    with Sandbox({"f": _echo}, Isolation()) as sandbox:
+        sandbox.start()
+        assert sandbox._child is not None and sandbox._child.started is ahead
+        assert sandbox.function("f", ("x",))(7) == 7

@@ -296,7 +296,7 @@ def not_loaded(error: UserCodeLoadError | UserCodeStopped) -> dict[str, Any]:
     if isinstance(error, UserCodeLoadError):
         # The hint is for code that ran at import, not for a file that does not parse.
         parsed = not error.problem.split(" raised ", 1)[-1].startswith(
-            ("SyntaxError", "Indentation")
+            ("SyntaxError", "IndentationError", "TabError")
         )
         return {"verdict": "raised", "details": [error.problem, *[_TOP_LEVEL] * parsed],
                 "user_traceback": error.traceback, "output": error.output}  # fmt: skip
@@ -714,7 +714,7 @@ def _run(
     named = [other.summary() for other in others]
     if mismatch.comparison is None:  # it raised or stopped: nothing to compare or shrink further
         mismatch.others = tuple(named)
-        raise mismatch
+        raise mismatch.with_traceback(None) from None
     assert mismatch.case is not None  # a comparison is always of a case
     case = _fewer_samples(backprop, mismatch.case, options.conventions)
     try:

@@ -88,12 +88,23 @@ def _one_of(value: object, allowed: Sequence[str], name: str) -> None:
 
 
 def _convention(
-    default: Any, description: str, *, choices: Sequence[str] = (), for_layers: str = ""
+    default: Any,
+    description: str,
+    *,
+    choices: Sequence[str] | None = None,
+    for_layers: str = "",
+    kind: type | None = None,
 ) -> Any:
     """A field of ``Conventions`` with what the command line needs to offer it as
-    a flag: its ``description`` (the flag's help), ``choices``, and the help of
-    a command that also checks layer functions (``for_layers``)."""
-    metadata = {"description": description, "choices": tuple(choices), "for_layers": for_layers}
+    a flag: its ``description`` (the flag's help), ``choices`` (None: any value
+    of its ``kind``, default the default's type), and the help of a command
+    that also checks layer functions (``for_layers``)."""
+    metadata = {
+        "description": description,
+        "choices": None if choices is None else tuple(choices),
+        "for_layers": for_layers,
+        "kind": kind or type(default),
+    }
     return field(default=default, metadata=metadata)
 
 
@@ -113,7 +124,7 @@ class Conventions:
     )  # fmt: skip
     names: str | Mapping[str, str] = _convention("W1/B1", "default: W1/B1", choices=NAMINGS)
     bias_shape: str | None = _convention(
-        None, "default: column for columns, flat for rows", choices=BIAS_SHAPES
+        None, "default: column for columns, flat for rows", choices=BIAS_SHAPES, kind=str
     )
     container: str = _convention("dict", "default: dict", choices=CONTAINERS)
     targets: str = _convention(
@@ -163,13 +174,11 @@ class Conventions:
         return self.l2 / m if self.l2_divided_by_m else self.l2
 
     def as_dict(self) -> dict:
-        """The arguments that rebuild these conventions (JSON-ready)."""
-        names = self.names if isinstance(self.names, str) else dict(self.names)
-        return {
-            "layout": self.layout, "names": names, "bias_shape": self.bias_shape,
-            "container": self.container, "targets": self.targets,
-            "reduction": self.reduction, "l2": self.l2, "l2_divided_by_m": self.l2_divided_by_m,
-        }  # fmt: skip
+        """The arguments that rebuild these conventions (JSON-ready): every field."""
+        fields = {f.name: getattr(self, f.name) for f in convention_fields()}
+        if not isinstance(self.names, str):
+            fields["names"] = dict(self.names)
+        return fields
 
     # ------------------------------------------------------------------ names
     def user_key(self, key: str) -> str:

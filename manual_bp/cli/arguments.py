@@ -316,14 +316,14 @@ def add_convention_arguments(parser: argparse._ActionsContainer, *, layer: bool 
         flag = "--" + convention.name.replace("_", "-")
         about = convention.metadata
         help_text = (about["for_layers"] if layer else "") or about["description"]
-        if isinstance(convention.default, bool):
+        if about["kind"] is bool:
             parser.add_argument(
                 flag, action="store_const", const=True, default=None, help=help_text
             )
-        elif isinstance(convention.default, float):
-            parser.add_argument(flag, type=float, default=None, help=help_text)
         else:
-            parser.add_argument(flag, default=None, choices=about["choices"], help=help_text)
+            parser.add_argument(
+                flag, type=about["kind"], default=None, choices=about["choices"], help=help_text
+            )
 
 
 def conventions_from_arguments(args: argparse.Namespace, **defaults: object) -> Any:

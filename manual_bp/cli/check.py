@@ -125,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) is None:
             setattr(args, name, default)
     net = network_from_arguments(args)
-    conventions = conventions_from_arguments(args)
     backprop = _function(args.function, "FUNCTION")
+    conventions = conventions_from_arguments(args)
     _start_ahead(args)
     check = require("oracle", "reference.check", "check")
     try:

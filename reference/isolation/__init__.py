@@ -53,10 +53,14 @@ capture, writes found), ``plain_data`` (what comes back), ``records`` (what
 crosses the pipe).
 """
 
-from reference.isolation.plain_data import Opaque, loads_plain, plain, type_name
+from reference.isolation.calls import KEPT_CALLS, MAY_WRITE
+from reference.isolation.child import serve
+from reference.isolation.plain_data import MAX_DEPTH, Opaque, loads_plain, plain, type_name
 from reference.isolation.processes import keep_a_spare as start_ahead
 from reference.isolation.records import (
     NO_OUTPUT,
+    PROTOCOL,
+    SOURCE_DIGEST,
     CallRecord,
     Kept,
     Output,
@@ -69,7 +73,12 @@ from reference.isolation.settings import DEFAULT_TIMEOUT, Isolation, can_isolate
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "KEPT_CALLS",
+    "MAX_DEPTH",
+    "MAY_WRITE",
     "NO_OUTPUT",
+    "PROTOCOL",
+    "SOURCE_DIGEST",
     "CallRecord",
     "Isolation",
     "Kept",
@@ -84,6 +93,7 @@ __all__ = [
     "can_isolate",
     "loads_plain",
     "plain",
+    "serve",
     "start_ahead",
     "type_name",
 ]

@@ -31,6 +31,8 @@ def serve(fd: int, mirror: int) -> None:
         connection.send_bytes(pickle.dumps(("load failed", skew, ("", 0, 0)), protocol=PROTOCOL))
         return
     sys.path[:] = setup["sys_path"]
+    os.environ.clear()  # the checker's environment now (a spare child started earlier)
+    os.environ.update(setup["environment"])
     os.chdir(setup["cwd"])
     functions: dict[str, Callable[..., object]] = {}
     with captured(mirror=mirror) as capture:

@@ -68,11 +68,25 @@ def take_process() -> Process:
     else a new one."""
     with SPARE_LOCK:
         spare = SPARE.pop() if SPARE else None
-    if spare is not None and spare.alive() and spare.environment == environment_now():
+    if (
+        spare is not None
+        and spare.alive()
+        and _startup(spare.environment) == _startup(environment_now())
+    ):
         return spare
     if spare is not None:
         stop(spare)
     return Process()
+
+
+# What a child reads only when it starts (Python's path and flags, the BLAS and
+# thread settings NumPy reads at import): a spare started under other values
+# is not used.  The rest of the environment is sent with the setup.
+_STARTUP_PREFIXES = ("PYTHON", "OPENBLAS", "OMP_", "MKL_", "BLIS_", "VECLIB", "LD_", "JAX_")
+
+
+def _startup(environment: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environment.items() if k.startswith(_STARTUP_PREFIXES)}
 
 
 def keep_a_spare() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from reference.isolation.calls import Runner, captured
 from reference.isolation.child import bind_error, load_into
 from reference.isolation.plain_data import loads_plain
-from reference.isolation.processes import keep_a_spare, stop, take_process
+from reference.isolation.processes import environment_now, keep_a_spare, stop, take_process
 from reference.isolation.records import (
     HEAD_CHARS,
     NO_OUTPUT,
@@ -238,6 +238,7 @@ class _Child:
         setup = {
             "sys_path": list(sys.path), "cwd": os.getcwd(), "functions": sources,
             "memory_limit": isolation.memory_limit, "digest": SOURCE_DIGEST,
+            "environment": environment_now(),
         }  # fmt: skip
         reply = self._exchange(("setup", setup), isolation.loading_limit)
         kind, payload, output = reply[0], reply[1], reply[2]

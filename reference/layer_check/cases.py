@@ -40,10 +40,16 @@ class LayerCase:
 
     def ours(self) -> tuple[dict[str, Array], Array | None]:
         """The inputs and ``dout`` in our columns layout, float64; ``y`` one-hot ``(C, m)``."""
-        inputs = {k: to_ours(k, v, self.layout) for k, v in self.inputs.items() if k != "y"}
+        inputs = {
+            k: to_ours(k, v, self.layout, layer=self.layer)
+            for k, v in self.inputs.items()
+            if k != "y"
+        }
         if "y" in self.inputs:
-            inputs["y"] = _targetsto_ours(self, inputs["x"].shape)
-        dout = None if self.dout is None else to_ours("out", self.dout, self.layout)
+            inputs["y"] = _targets_to_ours(self, inputs["x"].shape)
+        dout = (
+            None if self.dout is None else to_ours("out", self.dout, self.layout, layer=self.layer)
+        )
         return inputs, dout
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:
@@ -62,13 +68,13 @@ class LayerCase:
         )
 
 
-def _targetsto_ours(case: LayerCase, shape: tuple[int, ...]) -> Array:
+def _targets_to_ours(case: LayerCase, shape: tuple[int, ...]) -> Array:
     y = np.asarray(case.inputs["y"])
     if y.dtype.kind in "iu":  # labels (m,)
         if case.layer == "cross_entropy":
             return np.eye(shape[0])[:, y]
         return y.reshape(1, -1).astype(np.float64)
-    return to_ours("y", y, case.layout)
+    return to_ours("y", y, case.layout, layer=case.layer)
 
 
 def _flushed(value: Array, dtype: str) -> Array:
@@ -106,19 +112,19 @@ def layer_cases(
     rows = kind.rows(n, integer)
     for name, shape in kind.parameters(n, rows).items():
         ours[name] = values(shape)
-    inputs = {k: to_user(k, v, layout) for k, v in ours.items()}
+    inputs = {k: to_user(k, v, layout, layer=layer) for k, v in ours.items()}
     dout = None
     if kind.family == "loss":
         Y = draw(targets(layer, (n, m), dtype, hard=layer != "mse", bound=bound))
         if layer == "mse":
-            inputs["y"] = to_user("y", _flushed(Y, dtype), layout)
+            inputs["y"] = to_user("y", _flushed(Y, dtype), layout, layer=layer)
         elif targets_as == "labels":
             labels = np.argmax(Y, axis=0) if layer == "cross_entropy" else Y[0]
             inputs["y"] = labels.astype(np.int64)
         else:
-            inputs["y"] = to_user("y", Y, layout)
+            inputs["y"] = to_user("y", Y, layout, layer=layer)
     else:
-        dout = to_user("out", values((rows, m)), layout)
+        dout = to_user("out", values((rows, m)), layout, layer=layer)
     return LayerCase(layer, layout, inputs, dout, dtype)
 
 
@@ -135,15 +141,15 @@ def probe_case(layer: str, layout: str, dtype: str, *, targets_as: str = "labels
     rows = kind.rows(n, lambda low, high: 2)
     for name, shape in kind.parameters(n, rows).items():
         ours[name] = rng.normal(size=shape)
-    user = {k: to_user(k, v, layout).astype(dtype) for k, v in ours.items()}
+    user = {k: to_user(k, v, layout, layer=layer).astype(dtype) for k, v in ours.items()}
     dout = None
     if layer == "mse":
-        user["y"] = to_user("y", rng.normal(size=(n, m)), layout).astype(dtype)
+        user["y"] = to_user("y", rng.normal(size=(n, m)), layout, layer=layer).astype(dtype)
     elif kind.family == "loss":
         labels = rng.integers(0, max(n, 2), size=m)
         one_hot = np.eye(n)[:, labels] if layer == "cross_entropy" else labels[None, :]
-        user["y"] = labels if targets_as == "labels" else to_user("y", one_hot, layout)
+        user["y"] = labels if targets_as == "labels" else to_user("y", one_hot, layout, layer=layer)
         user["y"] = user["y"].astype(np.int64 if targets_as == "labels" else dtype)
     else:
-        dout = to_user("out", rng.normal(size=(rows, m)), layout).astype(dtype)
+        dout = to_user("out", rng.normal(size=(rows, m)), layout, layer=layer).astype(dtype)
     return LayerCase(layer, layout, user, dout, dtype)

@@ -53,8 +53,8 @@ def _check_arguments(layer, forward, layout, targets_as) -> str:
         )
     if kind.family != "loss" and kind.default_cache is None and forward is None:
         raise ValueError(
-            f"forward: {layer!r} needs your forward (x, gamma, beta, param) -> (out, cache): "
-            "its cache is what your backward reads"
+            f"forward: {layer!r} needs your forward ({', '.join(kind.forward_arguments)}) -> "
+            "(out, cache): its cache is what your backward reads"
         )
     if layout not in LAYOUTS:
         raise ValueError(f"layout: expected one of {list(LAYOUTS)}, got {layout!r}")
@@ -109,10 +109,13 @@ def check_layer(
     max_examples = check_positive_int(max_examples, "max_examples")
     max_batch = check_positive_int(max_batch, "max_batch")
     max_width = check_positive_int(max_width, "max_width")
-    if layer == "batchnorm" and max_batch < 2:
-        raise ValueError(f"max_batch: batchnorm is drawn with m >= 2, got {max_batch}")
-    if layer in ("layernorm", "cross_entropy") and max_width < 2:
-        raise ValueError(f"max_width: {layer} needs at least 2 features, got {max_width}")
+    kind = kind_of(layer)
+    if max_batch < kind.min_batch:
+        raise ValueError(f"max_batch: {layer} is drawn with m >= {kind.min_batch}, got {max_batch}")
+    if max_width < kind.min_width:
+        raise ValueError(
+            f"max_width: {layer} needs at least {kind.min_width} features, got {max_width}"
+        )
     if isinstance(input_bound, bool) or not isinstance(input_bound, int | float):
         raise TypeError(f"input_bound: expected a number, got {input_bound!r}")
     if not (np.isfinite(input_bound) and input_bound > 0):
@@ -246,11 +249,11 @@ def _run(backward, forward, strategy, options: tuple[int, bool, str, int]) -> La
     mismatch.others = tuple(other.summary() for other in others)
     assert mismatch.case is not None  # every failure inside the run is of a case
     if mismatch.verdict in Mismatch.STOPPED:  # calling it again could hang again
-        raise mismatch
+        raise mismatch.with_traceback(None) from None
     typical = larger_failure(backward, forward, mismatch.case, first, targets_as)
     if mismatch.comparison is None:
         mismatch.typical = typical
-        raise mismatch
+        raise mismatch.with_traceback(None) from None
     details = mismatch.details + kink_note(mismatch.case, mismatch.comparison)
     diagnosis: list[str] = []
     if kind_of(mismatch.case.layer).bugs:

@@ -77,8 +77,14 @@ def compare_layer(
     variables, notes = {}, []
     for name in names:
         ndim = oracle[name].ndim
-        expected_value = to_user(name, oracle[name], case.layout) if ndim else oracle[name]
-        tol = to_user(name, tolerance[name], case.layout) if ndim else tolerance[name]
+        expected_value = (
+            to_user(name, oracle[name], case.layout, layer=case.layer) if ndim else oracle[name]
+        )
+        tol = (
+            to_user(name, tolerance[name], case.layout, layer=case.layer)
+            if ndim
+            else tolerance[name]
+        )
         if name in problems:
             variables[name] = VariableComparison(
                 name, tuple(expected_value.shape), "-", np.inf, np.inf,

@@ -42,7 +42,7 @@ def _all_match(
     compared = 0
     for name, value in outputs.items():
         try:
-            mine = to_ours(name, np.asarray(value), case.layout)
+            mine = to_ours(name, np.asarray(value), case.layout, layer=case.layer)
         except (TypeError, ValueError):
             return False
         if mine.shape != theirs[name].shape:

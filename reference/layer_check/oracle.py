@@ -4,28 +4,25 @@ to few compiled shapes."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from reference.jax_setup import jax, jnp
-from reference.layer_check.specs import Array, kind_of
+from reference.layer_check.specs import Array, LayerKind, kind_of
 
 
-def _definition(layer: str) -> Callable[..., object]:
-    """manual_bp's definition of ``layer`` over ``jax.numpy``, in our layout."""
-    return kind_of(layer).definition
-
-
-@functools.partial(jax.jit, static_argnames=("layer",))
-def _vjp(layer: str, arrays: tuple, dout: object) -> tuple:
-    out, vjp = jax.vjp(_definition(layer), *arrays)
+# Compiled per kind (the value, not its name: a kind registered again under a
+# name gets its own compilation) and per padded shape.
+@functools.partial(jax.jit, static_argnames=("kind",))
+def _vjp(kind: LayerKind, arrays: tuple, dout: object) -> tuple:
+    out, vjp = jax.vjp(kind.definition, *arrays)
     return out, vjp(dout)
 
 
-@functools.partial(jax.jit, static_argnames=("layer",))
-def _value_and_grad(layer: str, x: object, y: object) -> tuple:
-    return jax.value_and_grad(_definition(layer))(x, y)
+@functools.partial(jax.jit, static_argnames=("kind",))
+def _value_and_grad(kind: LayerKind, x: object, y: object) -> tuple:
+    return jax.value_and_grad(kind.definition)(x, y)
 
 
 def _bucket(size: int) -> int:
@@ -57,17 +54,18 @@ def layer_oracle(layer: str, inputs: Mapping[str, Array], dout: Array | None) ->
     M = m if kind.mixes_samples else _bucket(m)
     if kind.family == "loss":
         y = _padded(inputs["y"], N, M)
-        loss, dx = _value_and_grad(layer, jnp.asarray(_padded(x, N, M)), jnp.asarray(y))
+        loss, dx = _value_and_grad(kind, jnp.asarray(_padded(x, N, M)), jnp.asarray(y))
         scale = M / m  # the padded mean divided by M, the definition by m
         return {"loss": np.asarray(loss) * scale, "dx": np.asarray(dx)[:n, :m] * scale}
     assert dout is not None  # every layer but a loss head has one
     rows = dout.shape[0]  # the output's rows: n, or an affine layer's own
-    R = N if rows == n else _bucket(rows)
+    # Output rows other than x's are padded too, unless the kind mixes features.
+    R = N if rows == n else (rows if kind.mixes_features else _bucket(rows))
     padded = {"x": _padded(x, N, M)}
     for name, shape in kind.parameters(N, R).items():
         padded[name] = _padded(inputs[name], *shape)
     arrays = tuple(jnp.asarray(padded[k]) for k in kind.inputs)
-    out, grads = _vjp(layer, arrays, jnp.asarray(_padded(dout, R, M)))
+    out, grads = _vjp(kind, arrays, jnp.asarray(_padded(dout, R, M)))
     result = {"out": np.asarray(out)[:rows, :m]}
     for k, g in zip(kind.inputs, grads, strict=True):
         result[f"d{k}"] = np.asarray(g)[tuple(slice(0, size) for size in inputs[k].shape)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.layer_kinds import FAMILIES, LAYER_KINDS, LayerKind, kind_of
+from reference.layer_kinds import LayerKind, kind_of, layers
 from reference.layer_kinds.normalization import NORMALIZATION_LAYERS
 
 Array = np.ndarray
@@ -15,34 +15,30 @@ TARGETS = ("labels", "one_hot")
 __all__ = ["LAYOUTS", "NORMALIZATION_LAYERS", "TARGETS", "LayerKind", "kind_of", "layers"]
 
 
-def layers() -> tuple[str, ...]:
-    """Every registered layer kind: affine, the activations, the loss heads,
-    the normalizations, then any other, each family in registration order."""
-    return tuple(sorted(LAYER_KINDS, key=lambda name: FAMILIES.index(LAYER_KINDS[name].family)))
-
-
 LAYERS: tuple[str, ...] = layers()  # the built-in kinds (``layers()`` has any added since)
 
 
-def _vectors() -> set[str]:
-    """The inputs (and their gradients) that are ``(d,)`` in rows and ``(d, 1)`` in ours."""
-    names = {name for kind in LAYER_KINDS.values() for name in kind.vectors}
+def _vectors(layer: str) -> set[str]:
+    """The inputs of ``layer`` (and their gradients) that are ``(d,)`` in rows and
+    ``(d, 1)`` in ours."""
+    names = set(kind_of(layer).vectors)
     return names | {f"d{name}" for name in names}
 
 
-def to_user(name: str, value: Array, layout: str) -> Array:
-    """Our array ``name`` (columns layout) in the user's ``layout`` (a fresh copy)."""
+def to_user(name: str, value: Array, layout: str, *, layer: str) -> Array:
+    """Our array ``name`` of ``layer`` (columns layout) in the user's ``layout``
+    (a fresh copy)."""
     value = np.array(value)
-    if name in _vectors():
+    if name in _vectors(layer):
         return value.reshape(-1) if layout == "rows" else value.reshape(-1, 1)
     if layout == "rows" and value.ndim == 2:
         return value.T.copy()
     return value
 
 
-def to_ours(name: str, value: Array, layout: str) -> Array:
-    """The user's array ``name`` in our columns layout, float64."""
+def to_ours(name: str, value: Array, layout: str, *, layer: str) -> Array:
+    """The user's array ``name`` of ``layer`` in our columns layout, float64."""
     value = np.asarray(value, dtype=np.float64)
-    if name in _vectors():
+    if name in _vectors(layer):
         return value.reshape(-1, 1)
     return value.T if (layout == "rows" and value.ndim == 2) else value

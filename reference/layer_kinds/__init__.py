@@ -29,8 +29,8 @@ affine batchnorm binary_cross_entropy
 (('x', 'w', 'b'), ('dx', 'dw', 'db'))
 """
 
-# The families built in register themselves on import, in the order
-# check_layer lists them.
+# The families built in register themselves on import (``layers()`` orders
+# them by family: affine, activations, loss heads, normalizations, others).
 from reference.layer_kinds import activations, affine, loss_heads, normalization
 from reference.layer_kinds.kind import (
     FAMILIES,
@@ -38,11 +38,12 @@ from reference.layer_kinds.kind import (
     Bug,
     LayerKind,
     kind_of,
+    layers,
     register,
     unregister,
 )
 
 __all__ = [
     "FAMILIES", "LAYER_KINDS", "Bug", "LayerKind", "activations", "affine", "kind_of",
-    "loss_heads", "normalization", "register", "unregister",
+    "layers", "loss_heads", "normalization", "register", "unregister",
 ]  # fmt: skip

@@ -63,6 +63,13 @@ class LayerKind:
             raise ValueError(f"family: expected one of {list(FAMILIES)}, got {self.family!r}")
         if not self.inputs or self.inputs[0] != "x":
             raise ValueError(f"inputs: expected ('x', ...), got {self.inputs!r}")
+        # The oracle names the gradient of input k "dk": another name would go unchecked.
+        expected = ("loss", "dx") if self.family == "loss" else tuple(f"d{k}" for k in self.inputs)
+        if self.grads != expected:
+            raise ValueError(
+                f"grads: expected {expected} (the gradient of each input, in order), "
+                f"got {self.grads!r}"
+            )
 
     @property
     def forward_arguments(self) -> tuple[str, ...]:
@@ -73,12 +80,21 @@ class LayerKind:
 LAYER_KINDS: dict[str, LayerKind] = {}
 
 
+# The loss heads' targets are drawn and converted by their loss's name.
+BUILT_IN_LOSS_HEADS = ("mse", "binary_cross_entropy", "cross_entropy")
+
+
 def register(kind: LayerKind) -> LayerKind:
     """Add ``kind`` to ``LAYER_KINDS`` (a name taken already is an error)."""
     if not isinstance(kind, LayerKind):
         raise TypeError(f"kind: expected a LayerKind, got {kind!r}")
     if kind.name in LAYER_KINDS:
         raise ValueError(f"kind: a layer kind named {kind.name!r} is registered already")
+    if kind.family == "loss" and kind.name not in BUILT_IN_LOSS_HEADS:
+        raise ValueError(
+            f"kind: the loss family holds the built-in heads {list(BUILT_IN_LOSS_HEADS)} "
+            f"(their targets are drawn by name); register {kind.name!r} as another family"
+        )
     LAYER_KINDS[kind.name] = kind
     return kind
 
@@ -90,8 +106,14 @@ def unregister(name: str) -> LayerKind:
     return LAYER_KINDS.pop(name)
 
 
+def layers() -> tuple[str, ...]:
+    """Every registered layer kind: affine, the activations, the loss heads,
+    the normalizations, then any other, each family in registration order."""
+    return tuple(sorted(LAYER_KINDS, key=lambda name: FAMILIES.index(LAYER_KINDS[name].family)))
+
+
 def kind_of(layer: str) -> LayerKind:
     """The registered kind named ``layer``, or a ValueError listing them."""
     if layer not in LAYER_KINDS:
-        raise ValueError(f"layer: expected one of {list(LAYER_KINDS)}, got {layer!r}")
+        raise ValueError(f"layer: expected one of {list(layers())}, got {layer!r}")
     return LAYER_KINDS[layer]

@@ -75,7 +75,7 @@ def forward_errors(
     ``f_l`` (``normalization_forward_errors``, stored in ``normalized``); the
     oracle does not report its ``Nl``, so every ``|Nl|`` within its bound of
     a kink is excused.  A layer with dropout bounds ``Fl = f_l(.)`` first,
-    then the mask's step (``_dropout_error``).
+    then the mask's step (``reference.tolerance.dropout.dropout_error``).
     """
     EA = {0: flushed(f64["A0"], u)}
     EZ, kinks = {}, {}
