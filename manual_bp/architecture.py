@@ -203,8 +203,9 @@ def tap_shapes(
 
 
 class LayerKeys(NamedTuple):
-    """The dict keys of layer l: ``Wl``, ``Bl``, ``Zl``, ``Al`` and ``A(l-1)``."""
+    """Layer l's number and dict keys: ``Wl``, ``Bl``, ``Zl``, ``Al`` and ``A(l-1)``."""
 
+    l: int
     W: str
     B: str
     Z: str
@@ -217,5 +218,5 @@ def layer_keys(depth: int) -> tuple[LayerKeys, ...]:
     """The keys of layers 1..L, built once per depth (formatting them on every
     call cost about 4 µs of a 45 µs step of the seed's network)."""
     return tuple(
-        LayerKeys(f"W{l}", f"B{l}", f"Z{l}", f"A{l}", f"A{l - 1}") for l in range(1, depth + 1)
+        LayerKeys(l, f"W{l}", f"B{l}", f"Z{l}", f"A{l}", f"A{l - 1}") for l in range(1, depth + 1)
     )

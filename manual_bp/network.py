@@ -52,25 +52,19 @@ alone.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 
 import numpy as np
 
 from manual_bp import threads
-from manual_bp.activations import ACTIVATIONS, Activation
+from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import gradient_shapes, layer_keys, layer_sizes_of
-from manual_bp.dropout import apply as apply_dropout
-from manual_bp.dropout import backward as dropout_backward
 from manual_bp.dropout import check_masks, check_rates, rate_of
+from manual_bp.layers import Dense
 from manual_bp.losses import LOSSES, l2_penalty, l2_penalty_gradient, output_gradient
-from manual_bp.normalization import (
-    closed_backward,
-    kind_of,
-    normalize,
-    parameter_gradients,
-    staged_backward,
-)
+from manual_bp.normalization import kind_of
 
 Array = np.ndarray
 Params = Mapping[str, Array]
@@ -219,52 +213,39 @@ def forward_xp(
     depth = len(activations)
     A = X
     cache = {"A0": X}
-    for l in range(1, depth + 1):
-        W = params[f"W{l}"]
-        Z = W @ A + params[f"B{l}"]
-        if taps is not None:
-            Z = Z + taps[f"Z{l}"]
-        cache[f"W{l}"], cache[f"Z{l}"] = W, Z
-        kind = kind_of(normalization, l)
-        if kind:
-            Z = _normalization_step(params, Z, kind, l, xp, taps, running, cache)
-        A = ACTIVATIONS[activations[l - 1]].forward(Z, xp)
-        rate = rate_of(dropout, l)
-        if rate:
-            M = xp.asarray(masks[f"M{l}"], dtype=A.dtype)  # type: ignore[index]  # checked by forward
-            cache[f"F{l}"], cache[f"M{l}"] = A, M
-            A = apply_dropout(A, M, rate)
+    sizes = layer_sizes_of(params, X, depth)
+    for l, layer in enumerate(dense_layers(sizes, activations, normalization, dropout), 1):
+        A = layer.forward(A, params, l, cache, xp, taps=taps, running=running, masks=masks)
         if taps is not None and l < depth:
             A = A + taps[f"A{l}"]
         cache[f"A{l}"] = A
     return A, cache
 
 
-def _normalization_step(
-    params: Params,
-    Z: Array,
-    kind: str,
-    l: int,
-    xp: ModuleType,
-    taps: Mapping[str, Array] | None,
-    running: Mapping[str, Array] | None,
-    cache: dict[str, Array],
-) -> Array:
-    """Layer ``l``'s ``Nl = gammal * Zhatl + betal``, its intermediates cached."""
-    statistics = None
-    if running is not None and kind == "batch":
-        statistics = (running[f"running_mean{l}"], running[f"running_var{l}"])
-    layer_taps = None
-    if taps is not None:
-        layer_taps = {name: taps[f"{name}{l}"] for name in ("mu", "var", "Zhat", "N")}
-    gamma = params[f"gamma{l}"]
-    values = normalize(
-        Z, gamma, params[f"beta{l}"], kind, xp, statistics=statistics, taps=layer_taps
+def dense_layers(
+    layer_sizes: Sequence[int],
+    activations: Sequence[str],
+    normalization: Sequence[str | None] | None = None,
+    dropout: Sequence[float] | None = None,
+) -> tuple[Dense, ...]:
+    """The layers ``Dense(nl, f_l, norm, pl)``, l = 1..L, of the functional
+    core's per-layer arguments (built once per combination)."""
+    return _dense_layers(
+        tuple(layer_sizes[1:]), tuple(activations), tuple(normalization or ()), tuple(dropout or ())
     )
-    cache[f"gamma{l}"] = gamma
-    for name, value in values.items():
-        cache[f"{name}{l}"] = value
-    return values["N"]
+
+
+@functools.lru_cache(maxsize=256)
+def _dense_layers(
+    units: tuple[int, ...],
+    activations: tuple[str, ...],
+    normalization: tuple[str | None, ...],
+    dropout: tuple[float, ...],
+) -> tuple[Dense, ...]:
+    return tuple(
+        Dense(n, name, kind_of(normalization, l), rate_of(dropout, l))
+        for l, (n, name) in enumerate(zip(units, activations, strict=True), 1)
+    )
 
 
 def forward_numpy(
@@ -397,6 +378,7 @@ def backward(
         out = new_arrays(shapes, dtype)
     if dropout:
         check_rates(dropout, depth)
+    layers = dense_layers(sizes, activations, normalization, dropout)
     grads: dict[str, Array] = {}
     weights = cache if params is None else params
     gemms = threads.gemms()
@@ -405,51 +387,21 @@ def backward(
     matmul = gemms.matmul if largest > threads.SINGLE_THREAD_WORK else np.matmul
     try:
         for l in range(depth, 0, -1):
-            key = keys[l - 1]
-            activation = ACTIVATIONS[activations[l - 1]]
-            Z, A = cache[key.Z], cache[key.A]
-            kind = kind_of(normalization, l)
+            key, layer = keys[l - 1], layers[l - 1]
+            dZ = None
             if l == depth:
-                dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)
-            else:
-                dA, rate = grads[key.A], rate_of(dropout, l)
-                if rate:  # the forward's own mask; f_l' reads Fl = f_l(Zl)
-                    dA, A = dropout_backward(dA, cache[f"M{l}"], rate), cache[f"F{l}"]
-                if kind:
-                    dZ = _normalization_backward(activation, dA, A, grads, cache, l, kind, staged)
-                else:
-                    dZ = activation.backward(dA, Z, A, out=out.get(key.Z))
-            grads[key.Z] = dZ
-            grads[key.W] = matmul(dZ, cache[key.A_prev].T, out=out.get(key.W))
-            grads[key.B] = dZ.sum(axis=1, keepdims=True, out=out.get(key.B))
+                activation = ACTIVATIONS[activations[l - 1]]
+                dZ = output_gradient(LOSSES[loss], activation, cache[key.Z], cache[key.A], Y)
+            layer.backward(
+                grads.get(key.A), cache, key, grads, dZ=dZ, input_gradient=l > 1 or input_gradient,
+                staged=staged, matmul=matmul, out=out,
+            )  # fmt: skip
             if l2:
                 for name in (key.W,):  # the weights only: the biases are not decayed
                     grads[name] += l2_penalty_gradient(weights[name], l2)
-            if l > 1 or input_gradient:
-                grads[key.A_prev] = matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))
     finally:
         gemms.restore()
     return grads
-
-
-def _normalization_backward(
-    activation: Activation,
-    dA: Array,
-    A: Array,
-    grads: dict[str, Array],
-    cache: Mapping[str, Array],
-    l: int,
-    kind: str,
-    staged: bool,
-) -> Array:
-    """``dNl = f_l'(Nl)^T dAl``, then ``dgammal``, ``dbetal`` and ``dZl`` (either form)."""
-    dN = activation.backward(dA, cache[f"N{l}"], A)
-    grads[f"N{l}"] = dN
-    grads[f"gamma{l}"], grads[f"beta{l}"] = parameter_gradients(dN, cache[f"Zhat{l}"])
-    dZ, intermediates = (staged_backward if staged else closed_backward)(dN, cache, l, kind)
-    for name, value in intermediates.items():
-        grads[f"{name}{l}"] = value
-    return dZ
 
 
 def _gradient_size_bound(sizes: Sequence[int], m: int) -> int:

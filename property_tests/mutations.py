@@ -18,7 +18,16 @@ from types import FunctionType
 
 import pytest
 
-from manual_bp import activations, dropout, losses, network, normalization, optimizers
+from manual_bp import (
+    activations,
+    affine,
+    dropout,
+    layers,
+    losses,
+    network,
+    normalization,
+    optimizers,
+)
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
 
@@ -80,15 +89,19 @@ def inject(mutation: Mutation, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.setitem(LOSSES, key, dataclasses.replace(loss, **changes))
 
 
-# network.backward writes each gradient into its own slot ``out.get(key)``; a
-# mutant may instead bind a new array, as the bug would be written by hand.
-# ``key`` holds layer l's names (network.layer_keys): key.W is "Wl", key.A_prev "A(l-1)".
-A_PREV = "cache[key.A_prev]"
-WEIGHT_GRAD = f"matmul(dZ, {A_PREV}.T, out=out.get(key.W))"
-BIAS = "dZ.sum(axis=1, keepdims=True, out=out.get(key.B))"
-INPUT_GRAD = "matmul(cache[key.W].T, dZ, out=out.get(key.A_prev))"
-OUTPUT = "dZ = output_gradient(LOSSES[loss], activation, Z, A, Y)"
-HIDDEN = "dZ = activation.backward(dA, Z, A, out=out.get(key.Z))"
+# The backward is spread over its steps as the code is: the network's loop
+# (network.backward), the dense layer's own (layers.Dense.backward and
+# _backward_to_Z) and the affine step's (affine.backward).  Each writes a
+# gradient into its own slot (``out=``); a mutant may instead bind a new array,
+# as the bug would be written by hand.  ``key`` holds layer l's names
+# (architecture.layer_keys): key.W is "Wl", key.A_prev "A(l-1)".
+WEIGHT_GRAD = "matmul(dZ, A_prev.T, out=out_W)"
+BIAS = "dZ.sum(axis=1, keepdims=True, out=out_B)"
+INPUT_GRAD = "matmul(W.T, dZ, out=out_A)"
+AFFINE_CACHE = "dZ, cache[key.A_prev], cache[key.W]"
+OUTPUT = "dZ = output_gradient(LOSSES[loss], activation, cache[key.Z], cache[key.A], Y)"
+HIDDEN = "return activation.backward(dA, Z, A, out=slots.get(key.Z))"
+DENSE_BACKWARD = layers.Dense._backward_to_Z
 
 CATALOG: list[Mutation] = [
     # --- the 1/m of the batch mean
@@ -96,7 +109,7 @@ CATALOG: list[Mutation] = [
         "missing 1/m", "missing 1/m", losses.mean_residual, "(A - Y) / _batch_size(Y)", "(A - Y)"
     ),
     Mutation(
-        "extra 1/m in dW", "extra 1/m", network.backward, WEIGHT_GRAD, f"{WEIGHT_GRAD} / Y.shape[1]"
+        "extra 1/m in dW", "extra 1/m", affine.backward, WEIGHT_GRAD, f"{WEIGHT_GRAD} / dZ.shape[1]"
     ),
     Mutation(
         "cross-entropy divides by n_L",
@@ -124,28 +137,28 @@ CATALOG: list[Mutation] = [
     Mutation(
         "dW transposed",
         "transposed matrix",
-        network.backward,
+        affine.backward,
         WEIGHT_GRAD,
-        f"{A_PREV} @ dZ.T",
+        "A_prev @ dZ.T",
     ),
     Mutation(
         "dA uses W instead of W^T",
         "transposed matrix",
-        network.backward,
+        affine.backward,
         INPUT_GRAD,
-        "cache[key.W] @ dZ",
+        "W @ dZ",
     ),
     Mutation(
         "dW uses A_l instead of A_(l-1)",
         "cache entry from the wrong layer",
-        network.backward,
-        WEIGHT_GRAD,
-        "dZ @ cache[key.A].T",
+        layers.Dense.backward,
+        AFFINE_CACHE,
+        "dZ, cache[key.A], cache[key.W]",
     ),
     Mutation(
         "derivative gets A and Z swapped",
         "cache entry from the wrong layer",
-        network.backward,
+        DENSE_BACKWARD,
         HIDDEN,
         HIDDEN.replace("Z, A, out", "A, Z, out"),
     ),
@@ -160,27 +173,27 @@ CATALOG: list[Mutation] = [
     Mutation(
         "bias summed over the wrong axis",
         "bias sum axis",
-        network.backward,
+        affine.backward,
         BIAS,
         "np.sum(dZ, axis=0, keepdims=True)",
     ),
     Mutation(
         "bias averaged instead of summed",
         "bias sum axis",
-        network.backward,
+        affine.backward,
         BIAS,
         "np.mean(dZ, axis=1, keepdims=True)",
     ),
     Mutation(
-        "bias from the first sample only", "bias sum axis", network.backward, BIAS, "dZ[:, :1]"
+        "bias from the first sample only", "bias sum axis", affine.backward, BIAS, "dZ[:, :1]"
     ),
     # --- activation derivatives
     Mutation(
         "hidden layers skip f'",
         "wrong activation derivative",
-        network.backward,
+        DENSE_BACKWARD,
         HIDDEN,
-        "dZ = dA",
+        "return dA",
     ),
     Mutation(
         "sigmoid' written in Z",
@@ -359,9 +372,10 @@ REGULARIZATION_CATALOG: list[Mutation] = [
     Mutation(
         "mask redrawn in backward",
         "dropout",
-        network.backward,
-        'dropout_backward(dA, cache[f"M{l}"], rate)',
-        "dropout_backward(dA, (np.random.default_rng().random(A.shape) >= rate), rate)",
+        DENSE_BACKWARD,
+        'dropout.backward(dA, cache[f"M{key.l}"], self.dropout)',
+        "dropout.backward(dA, np.random.default_rng().random(A.shape) >= self.dropout, "
+        "self.dropout)",
     ),
 ]
 
