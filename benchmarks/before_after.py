@@ -6,7 +6,8 @@ path with default settings (``DNN.forward(X)`` then
 method) for every point of ``benchmarks.speed``'s grid, in two worker
 processes: one imports the code of ``--baseline`` (a git worktree of it),
 the other this tree's.  The parent hands out rounds in turn (old, new, old,
-new, ...), so that a change of the machine's load falls on both alike; each
+new, ...; each side first in every other round), so that a change of the
+machine's load falls on both alike; each
 call is timed alone, and the table gives medians and their ratio.
 
 Besides the grid's plain relu networks, two points exercise the layer steps
@@ -103,11 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         workers = {"before": worker(old_tree), "after": worker(HOME)}
         try:
             times: dict[tuple[str, int], list[float]] = {}
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 for index in range(len(POINTS)):
-                    for side, process in workers.items():
+                    # Each side goes first in every other round: what ran just
+                    # before (and what it left in the caches) falls on both alike.
+                    sides = list(workers)[:: 1 if (round_ + index) % 2 else -1]
+                    for side in sides:
                         times.setdefault((side, index), []).extend(
-                            ask(process, index, args.seconds)
+                            ask(workers[side], index, args.seconds)
                         )
         finally:
             for process in workers.values():
@@ -115,13 +119,13 @@ def main(argv: list[str] | None = None) -> int:
                 process.stdin.close()
                 process.wait()
     print(f"\nbaseline {args.baseline}; medians of single steps, {args.rounds} rounds")
-    print(f"{'point':<34}{'before':>12}{'after':>12}{'after/before':>14}")
+    print(f"{'point':<62}{'before':>12}{'after':>12}{'after/before':>14}")
     for index, (size, dtype, options) in enumerate(POINTS):
         before = statistics.median(times[("before", index)])
         after = statistics.median(times[("after", index)])
         name = f"{size} {SIZES[size][0]} m={SIZES[size][1]} {dtype}"
         name += "".join(f" {key}={value}" for key, value in options.items())
-        print(f"{name:<34}{before * 1e6:>10.1f}us{after * 1e6:>10.1f}us{after / before:>14.3f}")
+        print(f"{name:<62}{before * 1e6:>10.1f}us{after * 1e6:>10.1f}us{after / before:>14.3f}")
     return 0
 
 

@@ -7,8 +7,10 @@ The gradients are checked against ``jax.grad`` of the same forward function
 from importlib import metadata as _metadata
 
 from manual_bp.activations import ACTIVATIONS, Activation
+from manual_bp.layers import Dense
 from manual_bp.losses import LOSSES, Loss
 from manual_bp.model import DNN
+from manual_bp.net import Net
 from manual_bp.network import backward, batch_loss, forward, init_params
 
 __all__ = [
@@ -16,7 +18,9 @@ __all__ = [
     "DNN",
     "LOSSES",
     "Activation",
+    "Dense",
     "Loss",
+    "Net",
     "backward",
     "batch_loss",
     "forward",

@@ -34,18 +34,19 @@ def backward(
     dZ: Array,
     A_prev: Array,
     W: Array | None,
-    *,
     matmul: Matmul = np.matmul,
-    out: tuple[Array | None, Array | None, Array | None] = (None, None, None),
+    out_W: Array | None = None,
+    out_B: Array | None = None,
+    out_A: Array | None = None,
 ) -> tuple[Array, Array, Array | None]:
     """``(dWl, dBl, dA(l-1))`` from ``dZ`` and the cache ``(A(l-1), Wl)``.
 
     ``dA(l-1)`` is ``None`` when ``W`` is (layer 1 of a network whose input
-    gradient nobody asked for: ``Wl`` is then not even read).  ``matmul`` is the product to
-    use (``manual_bp.threads`` picks one per size); ``out`` holds the arrays
-    to write ``dWl``, ``dBl``, ``dA(l-1)`` into, ``None`` for new ones.
+    gradient nobody asked for: ``Wl`` is then not even read).  ``matmul`` is
+    the product to use (``manual_bp.threads`` picks one per size); ``out_W``,
+    ``out_B``, ``out_A`` are arrays to write ``dWl``, ``dBl``, ``dA(l-1)``
+    into, ``None`` for new ones.
     """
-    out_W, out_B, out_A = out
     dW = matmul(dZ, A_prev.T, out=out_W)
     dB = dZ.sum(axis=1, keepdims=True, out=out_B)
     dA_prev = None if W is None else matmul(W.T, dZ, out=out_A)

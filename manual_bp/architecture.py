@@ -81,7 +81,7 @@ def param_shapes(
 
 def layer_sizes_of(params: Mapping[str, Any], X: Any, depth: int) -> list[int]:
     """``[n0, n1, ..., nL]`` read off ``X`` (n0, m) and ``Wl`` (nl, n(l-1))."""
-    return [np.shape(X)[0]] + [np.shape(params[f"W{l}"])[0] for l in range(1, depth + 1)]
+    return [np.shape(X)[0]] + [np.shape(params[key.W])[0] for key in layer_keys(depth)]
 
 
 def cache_keys(

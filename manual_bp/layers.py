@@ -39,6 +39,7 @@ from manual_bp.architecture import LayerKeys
 from manual_bp.validation import check_positive_int
 
 Array = np.ndarray
+_NO_SLOTS: Mapping[str, Array] = {}
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,6 @@ class Dense:
         cache: Mapping[str, Array],
         key: LayerKeys,
         grads: MutableMapping[str, Array],
-        *,
         dZ: Array | None = None,
         input_gradient: bool = True,
         staged: bool = False,
@@ -158,36 +158,25 @@ class Dense:
         ``Zhatl``, and ``varl``, ``mul`` when ``staged``).  ``out`` holds
         arrays to write into, by key (``manual_bp.network.new_arrays``).
         """
-        slots = out if out is not None else {}
-        if dZ is None:
-            assert dA is not None
-            dZ = self._backward_to_Z(dA, cache, key, grads, staged, slots)
+        slots = out if out is not None else _NO_SLOTS
+        if dZ is None:  # dAl -> dZl: through the mask, f_l' and the normalization
+            assert dA is not None, "Dense.backward takes dAl, or dZl when the loss gives it"
+            activation = ACTIVATIONS[self.activation]
+            Z, A = cache[key.Z], cache[key.A]
+            if self.dropout:  # the forward's own mask; f_l' reads Fl = f_l(Zl)
+                dA, A = dropout.backward(dA, cache[f"M{key.l}"], self.dropout), cache[f"F{key.l}"]
+            if self.norm:
+                dZ = self._normalization_backward(activation, dA, A, grads, cache, key, staged)
+            else:
+                dZ = activation.backward(dA, Z, A, out=slots.get(key.Z))
         grads[key.Z] = dZ
         dW, dB, dA_prev = affine.backward(
-            dZ, cache[key.A_prev], cache[key.W] if input_gradient else None, matmul=matmul,
-            out=(slots.get(key.W), slots.get(key.B), slots.get(key.A_prev)),
+            dZ, cache[key.A_prev], cache[key.W] if input_gradient else None, matmul,
+            slots.get(key.W), slots.get(key.B), slots.get(key.A_prev),
         )  # fmt: skip
         grads[key.W], grads[key.B] = dW, dB
         if dA_prev is not None:
             grads[key.A_prev] = dA_prev
-
-    def _backward_to_Z(
-        self,
-        dA: Array,
-        cache: Mapping[str, Array],
-        key: LayerKeys,
-        grads: MutableMapping[str, Array],
-        staged: bool,
-        slots: Mapping[str, Array],
-    ) -> Array:
-        """``dZl`` from ``dAl``: through the mask, ``f_l'`` and the normalization."""
-        activation = ACTIVATIONS[self.activation]
-        Z, A = cache[key.Z], cache[key.A]
-        if self.dropout:  # the forward's own mask; f_l' reads Fl = f_l(Zl)
-            dA, A = dropout.backward(dA, cache[f"M{key.l}"], self.dropout), cache[f"F{key.l}"]
-        if self.norm:
-            return self._normalization_backward(activation, dA, A, grads, cache, key, staged)
-        return activation.backward(dA, Z, A, out=slots.get(key.Z))
 
     def _normalization_backward(
         self,

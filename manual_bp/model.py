@@ -13,17 +13,13 @@ from manual_bp import model_file, network, training
 from manual_bp import normalization as normalization_step
 from manual_bp.architecture import cache_keys, param_shapes
 from manual_bp.dropout import draw_masks
-from manual_bp.dropout import resolve as resolve_dropout
-from manual_bp.losses import LOSSES
+from manual_bp.net import Net
+from manual_bp.network import dense_layers
 from manual_bp.optimizers import OPTIMIZERS, SGD, Optimizer, State
 from manual_bp.validation import (
-    check_activations,
     check_dtype,
     check_inputs,
-    check_l2,
-    check_layer_sizes,
     check_learning_rate,
-    check_loss_pair,
     check_params,
     check_positive_int,
     check_shape,
@@ -31,32 +27,6 @@ from manual_bp.validation import (
 )
 
 Array = np.ndarray
-
-
-def architecture(
-    layer_sizes: Sequence[int],
-    activations: Sequence[str] | None = None,
-    loss: str | None = None,
-    dtype: str | np.dtype = "float64",
-) -> tuple[list[int], list[str], str, np.dtype]:
-    """``DNN``'s arguments checked and completed, without building anything.
-
-    Returns ``(layer_sizes, activations, loss, dtype)`` with ``DNN``'s
-    defaults filled in, or raises its errors; ``manual-bp explain`` describes
-    a network from it without allocating the weights.
-    """
-    sizes = check_layer_sizes(layer_sizes)
-    depth = len(sizes) - 1
-    resolved_dtype = check_dtype(dtype)
-    if loss is None:
-        loss = "binary_cross_entropy" if sizes[-1] == 1 else "cross_entropy"
-    if activations is None:
-        if loss not in LOSSES:
-            raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {loss!r}")
-        activations = ["sigmoid"] * (depth - 1) + [LOSSES[loss].canonical_activation]
-    names = check_activations(activations, depth)
-    check_loss_pair(loss, names[-1], sizes[-1])
-    return sizes, names, loss, resolved_dtype
 
 
 class Params(dict):
@@ -173,7 +143,7 @@ class DNN:
 
     def __init__(
         self,
-        layer_sizes: Sequence[int],
+        layer_sizes: Sequence[int] | Net,
         activations: Sequence[str] | None = None,
         loss: str | None = None,
         seed: int | None = 0,
@@ -183,10 +153,22 @@ class DNN:
         l2: float = 0.0,
         dropout: float | Sequence[float] | None = None,
     ) -> None:
-        sizes, names, loss, resolved_dtype = architecture(layer_sizes, activations, loss, dtype)
-        kinds = normalization_step.resolve(normalization, len(names))
-        rates = resolve_dropout(dropout, len(names))
-        l2 = check_l2(l2)
+        resolved_dtype = check_dtype(dtype)
+        if isinstance(layer_sizes, Net):
+            lists = {"activations": activations, "loss": loss, "normalization": normalization,
+                     "dropout": dropout, "l2": l2 or None}  # fmt: skip
+            given = [name for name, value in lists.items() if value is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: the Net already says them; give a Net or the "
+                    "lists (layer_sizes, activations, ...), not both"
+                )
+            spec = layer_sizes
+        else:
+            spec = Net.of(layer_sizes, activations, loss, normalization=normalization,
+                          dropout=dropout, l2=l2)  # fmt: skip
+        sizes, names, loss = spec.layer_sizes, list(spec.activations), spec.loss
+        kinds, rates, l2 = spec.normalization, spec.dropout, spec.l2
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed: expected an int >= 0 or None, got {seed!r}")
         if seed is not None and seed < 0:  # numpy's generators refuse it, less clearly
@@ -226,6 +208,9 @@ class DNN:
         # The weight decay and one drop probability per layer (the output's 0).
         self.l2: float = l2
         self.dropout: tuple[float, ...] = dropout or (0.0,) * len(names)
+        # The same, as one value (manual_bp.net.Net).
+        self.net = Net(sizes[0], dense_layers(sizes, names, self.normalization, self.dropout),
+                       loss, l2)  # fmt: skip
         self._running = {}
         self._rng = np.random.default_rng(seed)
         self._network_id = uuid.uuid4().hex

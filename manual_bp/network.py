@@ -18,6 +18,11 @@ Backward, for l = L, ..., 1 (one loop over layers, vectorised over the batch)::
     dBl = sum of the columns of dZl
     dA(l-1) = Wl^T dZl
 
+Each layer is a ``manual_bp.layers.Dense``, whose ``forward`` and ``backward``
+run its steps' pairs (affine, normalization, activation, dropout); the
+functions here loop over the layers (``dense_layers`` makes them from the
+per-layer lists the functional core takes).
+
 What the backward pass reads from the cache ("identify the required matrices"):
 layer l reads ``Zl`` and ``Al`` (for ``f_l'``), ``A(l-1)`` (for ``dWl``) and
 ``Wl`` (for ``dA(l-1)``).  So ``forward`` caches ``A0``, and ``Wl``, ``Zl``,
@@ -392,10 +397,9 @@ def backward(
             if l == depth:
                 activation = ACTIVATIONS[activations[l - 1]]
                 dZ = output_gradient(LOSSES[loss], activation, cache[key.Z], cache[key.A], Y)
-            layer.backward(
-                grads.get(key.A), cache, key, grads, dZ=dZ, input_gradient=l > 1 or input_gradient,
-                staged=staged, matmul=matmul, out=out,
-            )  # fmt: skip
+            # dZ, input gradient, staged, matmul, out: positional (this loop is hot).
+            layer.backward(grads.get(key.A), cache, key, grads, dZ, l > 1 or input_gradient,
+                           staged, matmul, out)  # fmt: skip
             if l2:
                 for name in (key.W,):  # the weights only: the biases are not decayed
                     grads[name] += l2_penalty_gradient(weights[name], l2)

@@ -90,18 +90,18 @@ def inject(mutation: Mutation, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # The backward is spread over its steps as the code is: the network's loop
-# (network.backward), the dense layer's own (layers.Dense.backward and
-# _backward_to_Z) and the affine step's (affine.backward).  Each writes a
-# gradient into its own slot (``out=``); a mutant may instead bind a new array,
-# as the bug would be written by hand.  ``key`` holds layer l's names
+# (network.backward), the dense layer's (layers.Dense.backward) and the affine
+# step's (affine.backward).  Each writes a gradient into its own slot
+# (``out=``); a mutant may instead bind a new array, as the bug would be
+# written by hand.  ``key`` holds layer l's names
 # (architecture.layer_keys): key.W is "Wl", key.A_prev "A(l-1)".
 WEIGHT_GRAD = "matmul(dZ, A_prev.T, out=out_W)"
 BIAS = "dZ.sum(axis=1, keepdims=True, out=out_B)"
 INPUT_GRAD = "matmul(W.T, dZ, out=out_A)"
 AFFINE_CACHE = "dZ, cache[key.A_prev], cache[key.W]"
 OUTPUT = "dZ = output_gradient(LOSSES[loss], activation, cache[key.Z], cache[key.A], Y)"
-HIDDEN = "return activation.backward(dA, Z, A, out=slots.get(key.Z))"
-DENSE_BACKWARD = layers.Dense._backward_to_Z
+HIDDEN = "dZ = activation.backward(dA, Z, A, out=slots.get(key.Z))"
+DENSE_BACKWARD = layers.Dense.backward
 
 CATALOG: list[Mutation] = [
     # --- the 1/m of the batch mean
@@ -193,7 +193,7 @@ CATALOG: list[Mutation] = [
         "wrong activation derivative",
         DENSE_BACKWARD,
         HIDDEN,
-        "return dA",
+        "dZ = dA",
     ),
     Mutation(
         "sigmoid' written in Z",

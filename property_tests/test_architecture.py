@@ -26,7 +26,11 @@ SOURCE_FOLDERS = ("manual_bp", "reference", "property_tests", "benchmarks", "doc
 MAX_POSITIONAL = 6
 # Optional *data*, not options: ``compare(case)`` compares manual_bp's own
 # gradients, ``compare(case, grads)`` anyone's.
-OPTIONAL_DATA = {"reference.compare.compare": ["grads"]}
+OPTIONAL_DATA = {
+    "reference.compare.compare": ["grads"],
+    # The network as the seed's lists (sizes, activations, loss) or as one Net.
+    "reference.check.check_gradients": ["activations", "loss"],
+}
 
 
 def python_files(*folders: str) -> list[Path]:

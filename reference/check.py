@@ -48,11 +48,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp.architecture import gradient_keys
+from manual_bp.net import Net
 from manual_bp.validation import (
-    check_activations,
     check_dtype,
-    check_layer_sizes,
-    check_loss_pair,
     check_positive_int,
 )
 from reference.cases import INPUT_BOUND, PARAM_BOUND, Case
@@ -481,9 +479,9 @@ def _probe_diagnosis(
 
 def check_gradients(
     backprop: Backprop | str,
-    layer_sizes: Sequence[int],
-    activations: Sequence[str],
-    loss: str,
+    layer_sizes: Sequence[int] | Net,
+    activations: Sequence[str] | None = None,
+    loss: str | None = None,
     *,
     dtype: str = "float64",
     max_examples: int = 100,
@@ -510,7 +508,10 @@ def check_gradients(
     """Return a ``CheckReport`` on a pass; raise ``GradientMismatch`` otherwise.
 
     ``backprop``: a callable, or ``"FILE.py:NAME"`` / ``"MODULE:NAME"`` (loaded
-    in the process that runs it).  ``kinks="avoid"`` (default) keeps kinked
+    in the process that runs it).  The network: ``layer_sizes``,
+    ``activations`` and ``loss`` (the seed's lists), or one ``manual_bp.Net``
+    of plain ``Dense`` layers in place of the three (its ``l2`` is then the
+    decay in the user's loss).  ``kinks="avoid"`` (default) keeps kinked
     pre-activations off the kink unless exactly on it (``reference.kinks``);
     ``"as drawn"`` leaves them, for code that rounds its forward exactly like
     manual_bp.  ``conventions``: a ``reference.conventions.Conventions``
@@ -530,9 +531,14 @@ def check_gradients(
     or ``"ended the process"``; what it prints is captured and reported.
     """
     backprop = check_function(backprop, "backprop", "(params, X, Y) -> grads")
-    sizes = check_layer_sizes(layer_sizes)
-    names_ = check_activations(activations, len(sizes) - 1)
-    check_loss_pair(loss, names_[-1], sizes[-1])
+    spec = _plain_net(layer_sizes, activations, loss)
+    sizes, names_, loss = spec.layer_sizes, list(spec.activations), spec.loss
+    if spec.l2:
+        if l2 or (conventions is not None and conventions.l2):
+            raise ValueError(
+                f"l2: the Net says l2={spec.l2!r}; give the decay in the Net or in l2=, not both"
+            )
+        l2 = spec.l2
     dtype = check_dtype(dtype).name
     max_examples = check_positive_int(max_examples, "max_examples")
     max_batch = check_positive_int(max_batch, "max_batch")
@@ -549,6 +555,8 @@ def check_gradients(
     )  # fmt: skip
     if conventions is None:
         conventions = keywords
+    elif isinstance(conventions, Conventions) and spec.l2 and keywords == Conventions(l2=l2):
+        conventions = dataclasses.replace(conventions, l2=l2)  # the Net's decay
     elif not isinstance(conventions, Conventions):
         raise TypeError(
             f"conventions: expected a reference.conventions.Conventions, got {conventions!r}"
@@ -589,6 +597,34 @@ def check_gradients(
             report.output = sandbox.first_output()
     report.seed, report.isolation = seed, limits.describe()
     return report
+
+
+def _plain_net(
+    net: Net | Sequence[int], activations: Sequence[str] | None, loss: str | None
+) -> Net:
+    """``check_gradients``' network: a ``Net``, or the seed's lists (layer
+    sizes, activations and loss, all three).  A user's ``backprop(params, X,
+    Y)`` has plain layers: a ``Net`` with normalization or dropout is refused."""
+    if not isinstance(net, Net):
+        if activations is None or loss is None:
+            missing = [name for name, value in (("activations", activations), ("loss", loss))
+                       if value is None]  # fmt: skip
+            raise TypeError(
+                f"{', '.join(missing)}: required with a list of layer sizes (or give a "
+                "manual_bp.Net)"
+            )
+        return Net.of(net, activations, loss)
+    if activations is not None or loss is not None:
+        raise ValueError(
+            "activations, loss: the Net already says them; give a Net or the lists, not both"
+        )
+    for index, layer in enumerate(net.layers):
+        if layer.norm or layer.dropout:
+            raise ValueError(
+                f"net.layers[{index}]: check_gradients checks plain layers (a backprop(params, "
+                f"X, Y) has no normalization or dropout), got {layer!r}"
+            )
+    return net
 
 
 def _stability_checked(

@@ -20,7 +20,8 @@ from typing import Any, NoReturn, TypeVar
 import numpy as np
 
 from manual_bp.losses import LOSSES
-from manual_bp.model import DNN, architecture
+from manual_bp.model import DNN
+from manual_bp.net import Net
 from manual_bp.validation import check_activations, check_dtype
 
 DEFAULT_OUT = Path("manual-bp-out")
@@ -432,14 +433,15 @@ def architecture_from_arguments(
     layers = SEED_LAYER_SIZES if args.layers is None else args.layers
     try:
         # DNN's own defaults pick the loss (and the activations when none are given).
-        sizes, names, loss, dtype = architecture(layers, None, args.loss, dtype)
+        dtype = check_dtype(dtype)
+        net = Net.of(layers, None, args.loss)
         if args.activations is not None:
-            canonical = LOSSES[loss].canonical_activation
-            names = layer_activations(args.activations, len(sizes) - 1, canonical)
-            sizes, names, loss, dtype = architecture(sizes, names, loss, dtype)
+            canonical = LOSSES[net.loss].canonical_activation
+            names = layer_activations(args.activations, net.depth, canonical)
+            net = Net.of(net.layer_sizes, names, net.loss)
     except (TypeError, ValueError) as error:
         raise _naming_the_option(error) from None
-    return sizes, names, loss, dtype
+    return net.layer_sizes, list(net.activations), net.loss, dtype
 
 
 def network_from_arguments(
