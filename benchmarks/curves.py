@@ -142,11 +142,12 @@ def verified_per_second(sizes: list[int], examples: int) -> float:
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
+    from manual_bp import Net
     from reference.compare import compare
     from reference.strategies import networks
 
     depth = len(sizes) - 1
-    arch = st.just((sizes, ["tanh"] * (depth - 1) + ["softmax"], "cross_entropy"))
+    net = st.just(Net.of(sizes, ["tanh"] * (depth - 1) + ["softmax"], "cross_entropy"))
     count = 0
 
     def run(n: int) -> float:
@@ -159,7 +160,7 @@ def verified_per_second(sizes: list[int], examples: int) -> float:
             deadline=None,
             suppress_health_check=list(HealthCheck),
         )
-        @given(networks(max_batch=32, architecture=arch))
+        @given(networks(max_batch=32, net=net))
         def main_property(case):
             nonlocal count
             count += 1

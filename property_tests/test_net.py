@@ -12,6 +12,8 @@ from manual_bp import DNN, Dense, Net, backward, forward
 from manual_bp.dropout import resolve as resolve_dropout
 from manual_bp.normalization import resolve as resolve_normalization
 from reference.check import GradientMismatch, check_gradients
+from reference.conventions import Conventions
+from reference.strategies import networks
 
 HIDDEN = ["relu", "tanh", "sigmoid"]
 
@@ -135,6 +137,38 @@ def test_check_gradients_takes_a_net():
     with pytest.raises(GradientMismatch):
         check_gradients(_backprop, decayed, max_examples=5, isolate=False)
     assert check_gradients(_backprop_decayed, decayed, max_examples=5, isolate=False).examples
+    # ... also beside a Conventions object, which holds no decay of its own.
+    conventions = Conventions(names="W1/b1")
+    renamed = _renamed(_backprop_decayed)
+    assert check_gradients(renamed, decayed, conventions=conventions, max_examples=5,
+                           isolate=False).examples  # fmt: skip
+
+
+def _renamed(backprop):
+    def with_b(params, X, Y):
+        ours = {key.replace("b", "B"): value for key, value in params.items()}
+        return {key.replace("B", "b"): value for key, value in backprop(ours, X, Y).items()}
+
+    return with_b
+
+
+PLAIN = Net(2, [Dense(3, "relu"), Dense(1, "sigmoid")])
+
+
+@given(networks(net=st.just(PLAIN)))
+def test_the_strategy_draws_cases_of_its_net(case):
+    assert case.net == PLAIN
+
+
+def test_the_strategy_refuses_a_net_it_would_draw_only_in_part():
+    dropped = Net(2, [Dense(3, "relu", dropout=0.5), Dense(1, "sigmoid")])
+
+    @given(networks(net=st.just(dropped)))
+    def draw(case):
+        pass
+
+    with pytest.raises(ValueError, match="net: expected a plain Net"):
+        draw()
 
 
 def test_check_gradients_refuses_what_a_plain_backprop_cannot_have():

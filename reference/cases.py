@@ -15,6 +15,8 @@ takes one.  The Hypothesis strategies that draw cases are in
 ([2, 1], 'float64', 3)
 >>> case.X.flags.writeable
 False
+>>> case.net.layer_sizes, case.net.loss
+([2, 1], 'binary_cross_entropy')
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from manual_bp.dropout import check_masks
 from manual_bp.dropout import resolve as resolve_dropout
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN
+from manual_bp.net import Net
+from manual_bp.network import dense_layers
 from manual_bp.normalization import resolve
 from manual_bp.validation import check_activations, check_shape
 
@@ -215,6 +219,14 @@ class Case:
     def dtype(self) -> str:
         """The dtype of the manual computation: that of ``W1``."""
         return self.params["W1"].dtype.name
+
+    @property
+    def net(self) -> Net:
+        """The case's network as one value (``manual_bp.Net``): its sizes,
+        activations, normalization, drop probabilities, loss and decay; the
+        rest of the case is data (``params``, ``X``, ``Y``, ``masks``)."""
+        layers = dense_layers(self.layer_sizes, self.activations, self.normalization, self.dropout)
+        return Net(self.layer_sizes[0], layers, self.loss, self.l2)
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         """Hypothesis prints a falsifying case with this: exact, pasteable values."""

@@ -532,13 +532,13 @@ def check_gradients(
     """
     backprop = check_function(backprop, "backprop", "(params, X, Y) -> grads")
     spec = _plain_net(layer_sizes, activations, loss)
-    sizes, names_, loss = spec.layer_sizes, list(spec.activations), spec.loss
-    if spec.l2:
+    sizes, loss, net_l2 = spec.layer_sizes, spec.loss, spec.l2
+    if net_l2:  # the decay is the user's convention from here on
         if l2 or (conventions is not None and conventions.l2):
             raise ValueError(
-                f"l2: the Net says l2={spec.l2!r}; give the decay in the Net or in l2=, not both"
+                f"l2: the Net says l2={net_l2!r}; give the decay in the Net or in l2=, not both"
             )
-        l2 = spec.l2
+        l2, spec = net_l2, dataclasses.replace(spec, l2=0.0)
     dtype = check_dtype(dtype).name
     max_examples = check_positive_int(max_examples, "max_examples")
     max_batch = check_positive_int(max_batch, "max_batch")
@@ -555,7 +555,7 @@ def check_gradients(
     )  # fmt: skip
     if conventions is None:
         conventions = keywords
-    elif isinstance(conventions, Conventions) and spec.l2 and keywords == Conventions(l2=l2):
+    elif isinstance(conventions, Conventions) and net_l2 and keywords == Conventions(l2=l2):
         conventions = dataclasses.replace(conventions, l2=l2)  # the Net's decay
     elif not isinstance(conventions, Conventions):
         raise TypeError(
@@ -571,7 +571,7 @@ def check_gradients(
 
     def run(user: UserFunction, bounds: tuple[float, float]) -> CheckReport:
         return _run(
-            user, (sizes, names_, loss), _Settings(conventions, kinks),
+            user, spec, _Settings(conventions, kinks),
             dtype=dtype, max_examples=max_examples, max_batch=max_batch, hard=hard,
             bounds=bounds, shrink=shrink, seed=seed,
         )  # fmt: skip
@@ -674,7 +674,7 @@ def _stability_checked(
 
 def _run(
     backprop: UserFunction,
-    architecture: tuple,
+    net: Net,
     options: _Settings,
     *,
     dtype: str,
@@ -688,7 +688,7 @@ def _run(
     report = CheckReport()
     first_failure: list[tuple[Comparison | None, Case]] = []
     strategy = networks(
-        architecture=st.just(architecture), dtypes=(dtype,), max_batch=max_batch,
+        net=st.just(net), dtypes=(dtype,), max_batch=max_batch,
         hard_targets=hard, param_bound=bounds[0], input_bound=bounds[1],
     )  # fmt: skip
 

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import param_shapes
 from manual_bp.losses import LOSSES
+from manual_bp.net import Net
 from reference.cases import DTYPES, INPUT_BOUND, MAX_BATCH, MAX_DEPTH, MAX_WIDTH, PARAM_BOUND, Case
 
 # Strategies are built once per argument: building and validating one costs
@@ -216,17 +217,19 @@ def networks(
     max_width: int = MAX_WIDTH,
     max_batch: int = MAX_BATCH,
     dtypes: tuple[str, ...] = DTYPES,
-    architecture: st.SearchStrategy | None = None,
+    net: st.SearchStrategy[Net] | None = None,
     hard_targets: bool = False,
     param_bound: float = PARAM_BOUND,
     input_bound: float = INPUT_BOUND,
     regularization: bool = False,
 ) -> Case:
-    """A whole case: architecture, dtype, parameters, inputs ``X`` and targets ``Y``.
+    """A whole case: network, dtype, parameters, inputs ``X`` and targets ``Y``.
 
-    Without a fixed ``architecture`` (a strategy for ``(layer_sizes,
-    activations, loss)``), each layer's width, activation, ``Wl`` and ``Bl``
-    are drawn together, so that shrinking can delete a whole hidden layer.
+    ``net``: a strategy for a plain ``manual_bp.Net`` (no normalization,
+    dropout or ``l2``: ``ValueError``; ``regularization`` draws decay and
+    dropout), e.g. ``st.just(net)``.  Without it each layer's width,
+    activation, ``Wl`` and ``Bl`` are drawn together, so that shrinking can
+    delete a whole hidden layer.
     ``hard_targets``: labels only (``targets(..., hard=True)``).  ``param_bound``
     and ``input_bound`` bound ``|Wl|, |Bl|`` and ``|X|`` (and mse targets).
     ``regularization``: also draw a weight decay and dropout
@@ -234,8 +237,14 @@ def networks(
     """
     dtype = draw(sampled_from(tuple(dtypes)))
     m = draw(integers(1, max_batch))
-    if architecture is not None:
-        sizes, activations, loss = draw(architecture)
+    if net is not None:
+        spec = draw(net)
+        if spec.l2 or any(spec.normalization) or any(spec.dropout):
+            raise ValueError(
+                f"net: expected a plain Net (draw decay and dropout with regularization=True), "
+                f"got {spec!r}"
+            )
+        sizes, activations, loss = spec.layer_sizes, list(spec.activations), spec.loss
         params = draw(params_for(tuple(sizes), dtype, param_bound))
     else:
         loss = draw(sampled_from(tuple(LOSS_ORDER)))
@@ -299,5 +308,5 @@ def regularizations(
 
 def seed_networks(*, max_batch: int = MAX_BATCH) -> st.SearchStrategy[Case]:
     """The seed's network: 2 inputs, two sigmoid hidden layers of 3, a sigmoid output."""
-    seed = st.just(([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy"))
-    return networks(max_batch=max_batch, architecture=seed)
+    seed = Net.of([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy")
+    return networks(max_batch=max_batch, net=st.just(seed))
