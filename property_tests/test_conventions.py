@@ -115,13 +115,13 @@ def test_float64_gradients_of_a_float32_net_are_a_note_not_a_failure():
 def test_missing_and_extra_keys_are_named():
     def renamed(params, X, y):
         grads = cs231n_two_layer()(params, X, y)
-        grads["dW1"] = grads.pop("W1")
+        grads["grad_W1"] = grads.pop("W1")  # no name the check reads W1's gradient from
         return grads
 
     with pytest.raises(GradientMismatch) as caught:
         check_gradients(renamed, *ARCH, max_examples=FEW, **CS231N)
     text = str(caught.value)
-    assert "missing key" in text and "'W1'" in text and "extra keys" in text and "dW1" in text
+    assert "missing key" in text and "'W1'" in text and "extra keys" in text and "grad_W1" in text
 
 
 def test_an_exception_in_user_code_comes_with_the_minimal_case_and_traceback():
@@ -175,8 +175,8 @@ def test_conversion_round_trips_every_layout():
             for container in ("dict", "list"):
                 conventions = Conventions(layout=layout, bias_shape=bias_shape, container=container)
                 user_params, _, _ = conventions.to_user(case)
-                back, problems, extra = conventions.from_user(user_params, case)
-                assert not problems and not extra
+                back, problems, extra, notes = conventions.from_user(user_params, case)
+                assert not problems and not extra and not notes
                 for key in params:
                     np.testing.assert_array_equal(back[key], params[key])
 

@@ -83,8 +83,8 @@ def raises_or_is_wrong(params, X, Y):
 def returns_none(params, X, Y):
     correct(params, X, Y)
 
-def returns_a_pair(params, X, Y):
-    return 0.0, correct(params, X, Y)
+def returns_a_pair(params, X, Y):  # two dicts: no (loss, grads) pair
+    return correct(params, X, Y), correct(params, X, Y)
 
 def interrupts(params, X, Y):
     raise KeyboardInterrupt
@@ -124,7 +124,7 @@ CASES = {
     "sleeps": ("timed out", f"after {TIMEOUT:g} s"),
     "raises_or_is_wrong": ("wrong", "raised: IndexError: one sample breaks me"),
     "returns_none": ("wrong", "backprop returned None; expected a dict of gradients"),
-    "returns_a_pair": ("wrong", "backprop returned a tuple of 2 (float, dict)"),
+    "returns_a_pair": ("wrong", "backprop returned a tuple of 2 (dict, dict)"),
     "interrupts": ("raised", "KeyboardInterrupt"),
     "crashes": ("ended the process", "killed by signal SIGSEGV"),
     "allocates": ("raised", "MemoryError"),

@@ -66,7 +66,7 @@ from reference.check_run import (
     seeded,
 )
 from reference.compare import Comparison, VariableComparison, compare
-from reference.conventions import Conventions, GradsTypeError
+from reference.conventions import NAMINGS, Conventions, GradsTypeError
 from reference.diagnosis import Diagnosis
 from reference.isolation import (
     DEFAULT_TIMEOUT,
@@ -347,8 +347,9 @@ class _Settings:
 
 class BackpropRun(NamedTuple):
     """``compare_backprop``'s answer: the comparison, the failure details it adds
-    (extra keys, a return value that is no gradients), the notes of a pass
-    (dtype differences), and the user's gradients in our convention."""
+    (a return value that is no gradients), the notes (dtype differences, how
+    the return value was read, keys not checked), and the user's gradients
+    in our convention."""
 
     comparison: Comparison
     details: list[str]
@@ -374,7 +375,8 @@ def compare_backprop(
     raw = backprop(params, X, Y)
     notes, details = set(), []
     try:
-        grads, problems, extra = conventions.from_user(raw, case)
+        grads, problems, extra, read = conventions.from_user(raw, case)
+        notes.update(read)
     except GradsTypeError as error:  # not a container of gradients at all
         grads, extra = {}, []
         problems = {key: "not returned" for key in gradient_keys(case.depth) if key[0] in "WB"}
@@ -413,7 +415,7 @@ def compare_backprop(
             )  # fmt: skip
         comparison = dataclasses.replace(comparison, variables=variables, diagnosis=diagnosis)
     if extra:
-        details.append(f"extra keys in grads, none of them a gradient this check knows: {extra}")
+        notes.add(f"keys in grads that are no gradient this check knows, not checked: {extra}")
     only_params = not any(key[0] in "ZA" for key in grads)
     if explain and not comparison.ok and only_params and not problems:
         comparison, advice = _probe_diagnosis(backprop, case, conventions, comparison)
@@ -449,7 +451,7 @@ def _probe_diagnosis(
                      case.activations, case.loss)  # fmt: skip
         params, X, Y = conventions.to_user(probe)
         try:
-            grads, problems, _ = conventions.from_user(backprop(params, X, Y), probe)
+            grads, problems, _, _ = conventions.from_user(backprop(params, X, Y), probe)
         except (Exception, UserCodeStopped):  # the whole case's report already stands
             break
         if problems:
@@ -599,6 +601,40 @@ def check_gradients(
     return report
 
 
+def convention_hints(exception: str, conventions: Conventions, case: Case) -> list[str]:
+    """What a convention left undeclared would look like when the user's code
+    raises ``exception`` (``"KeyError: 'b1'"``): a line naming the declaration,
+    or none.  A hint, not a verdict: the verdict stays ``raised``."""
+    kind, _, message = exception.partition(": ")
+    if kind == "KeyError":
+        wanted = message.strip("'\"")
+        for naming in NAMINGS:
+            if naming == conventions.names:
+                continue
+            other = dataclasses.replace(conventions, names=naming)
+            if wanted in {other.user_key(key) for key in case.params}:
+                return [
+                    f"your code looks up {message} in the params, which are keyed "
+                    f"{sorted(conventions.user_key(key) for key in case.params)}: declare "
+                    f"names={naming!r} (--names {naming})"
+                ]
+        return []
+    layout_words = ("matmul", "not aligned", "broadcast", "mismatch in its core dimension")
+    if kind == "ValueError" and any(word in message for word in layout_words):
+        flipped = "rows" if conventions.layout == "columns" else "columns"
+        shapes = "X (m, n0), W (n_in, n_out)" if flipped == "rows" else "X (n0, m), W (n_out, n_in)"
+        return [
+            f"a shape error: if your code takes samples as {flipped} ({shapes}), declare "
+            f"layout={flipped!r} (--layout {flipped})"
+        ]
+    if kind == "IndexError" and conventions.targets != "labels" and case.loss != "mse":
+        return [
+            "an index error: if your code takes integer class labels Y (m,), declare "
+            "targets='labels' (--targets labels)"
+        ]
+    return []
+
+
 def _plain_net(
     net: Net | Sequence[int], activations: Sequence[str] | None, loss: str | None
 ) -> Net:
@@ -710,6 +746,7 @@ def _run(
             raise GradientMismatch(
                 None, case, verdict="raised", user_traceback=error.record.traceback,
                 output=error.record.output,
+                details=convention_hints(error.record.exception, options.conventions, case),
             ) from None  # fmt: skip
         except UserCodeStopped as stopped:
             stopped.context = case

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -266,15 +266,26 @@ class Conventions:
             return None
         return array.T if (self.layout == "rows" and array.ndim == 2) else array
 
-    def from_user(
-        self, grads: object, case: Case
-    ) -> tuple[dict[str, Array], dict[str, str], list[str]]:
-        """The user's ``grads`` in our convention: ``(grads, problems, extra)``.
+    def from_user(self, grads: object, case: Case) -> UserGrads:
+        """The user's ``grads`` in our convention: ``(grads, problems, extra, notes)``.
 
         ``problems`` maps our key to why its array cannot be compared (shape,
         dtype, missing); ``extra`` names the user's keys that are none of
-        ours.  ``Zl``/``Al`` (l < L) are taken when the user returns them.
+        ours (not checked, never a failure); ``notes`` say how the return
+        value was read.  ``Zl``/``Al`` (l < L) are taken when the user returns
+        them under our names.
+
+        With ``container="dict"``, two shapes of real code are read as they
+        are written: a ``(loss, grads)`` pair (cs231n's
+        ``FullyConnectedNet.loss``) gives its ``grads``, and a parameter's
+        gradient may be keyed by the parameter's name with a ``d`` in front
+        (the deeplearning.ai course's ``dW1``, ``db1``), in any case
+        (``dw1``), where the name itself is not a key.
         """
+        notes: list[str] = []
+        if self.container == "dict" and _is_loss_and_grads(grads):
+            grads = grads[1]  # type: ignore[index]  # checked by _is_loss_and_grads
+            notes.append("backprop returned (loss, grads): the grads are checked, not the loss")
         sizes, m = case.layer_sizes, case.m
         shapes = dict(param_shapes(sizes))
         for l in range(1, case.depth + 1):
@@ -314,6 +325,13 @@ class Conventions:
                     f"keyed like the params ({', '.join(map(repr, expected))}){hint}"
                 )
             user = {key: self.user_key(key) for key in ours}
+            renamed = _gradient_names(user, param_keys, grads)
+            if renamed:
+                user.update(renamed)
+                notes.append(
+                    "gradients read from "
+                    + ", ".join(f"{name!r} for {key}" for key, name in renamed.items())
+                )
             known = set(user.values())
             extra = [str(key) for key in grads if key not in known]
         for key in ours:
@@ -327,4 +345,44 @@ class Conventions:
                 problems[key] = converted
             else:
                 out[key] = converted
-        return out, problems, extra
+        return UserGrads(out, problems, extra, notes)
+
+
+class UserGrads(NamedTuple):
+    """``Conventions.from_user``'s answer (see there)."""
+
+    grads: dict[str, Array]
+    problems: dict[str, str]
+    extra: list[str]
+    notes: list[str]
+
+
+def _is_loss_and_grads(value: object) -> bool:
+    """``(loss, grads)``: a pair of a real scalar and a mapping."""
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        return False
+    loss, grads = value
+    scalar = np.ndim(loss) == 0 and isinstance(np.asarray(loss).item(), int | float)
+    return scalar and not isinstance(loss, bool) and isinstance(grads, Mapping)
+
+
+def _gradient_names(
+    user: Mapping[str, str], param_keys: Sequence[str], grads: Mapping
+) -> dict[str, str]:
+    """For each parameter whose user name is not a key of ``grads``: the one
+    key that is ``d`` + that name, or, failing that, the one that equals it
+    or ``d`` + it ignoring case (the course's ``dW1``, a student's ``dw1``)."""
+    keys = [key for key in grads if isinstance(key, str)]
+    found = {}
+    for key in param_keys:
+        name = user[key]
+        if name in grads:
+            continue
+        if "d" + name in grads:
+            found[key] = "d" + name
+            continue
+        wanted = {name.lower(), "d" + name.lower()}
+        matches = [other for other in keys if other.lower() in wanted]
+        if len(matches) == 1:
+            found[key] = matches[0]
+    return found

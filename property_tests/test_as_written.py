@@ -1,0 +1,126 @@
+"""Real code checked as its author wrote it (issue 24, first part): the course's
+``dW1``/``db1`` keys beside its ``dA``/``dZ`` entries, cs231n's ``(loss,
+grads)``, a student's ``dw1``, and a hint naming the convention a raising
+function most likely needs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reference.check import GradientMismatch, check_gradients
+
+NET = ([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
+
+
+def sigmoid(Z):
+    return 1 / (1 + np.exp(-Z))
+
+
+def course_backward(parameters, X, Y, *, one_over_m=True):
+    """deeplearning.ai style: columns, ``W1``/``b1`` params, ``dW1``/``db1``
+    gradients and the ``dA``/``dZ`` entries the course keeps in ``grads``."""
+    m = X.shape[1]
+    W1, b1 = parameters["W1"], parameters["b1"]
+    W2, b2 = parameters["W2"], parameters["b2"]
+    A1 = np.tanh(np.dot(W1, X) + b1)
+    A2 = sigmoid(np.dot(W2, A1) + b2)
+    dZ2 = A2 - Y
+    scale = 1 / m if one_over_m else 1.0
+    grads = {"dZ2": dZ2}
+    grads["dW2"] = scale * np.dot(dZ2, A1.T)
+    grads["db2"] = scale * np.sum(dZ2, axis=1, keepdims=True)
+    grads["dA1"] = np.dot(W2.T, dZ2)
+    dZ1 = grads["dA1"] * (1 - np.power(A1, 2))
+    grads["dW1"] = scale * np.dot(dZ1, X.T)
+    grads["db1"] = scale * np.sum(dZ1, axis=1, keepdims=True)
+    return grads
+
+
+def test_the_course_keys_pass_and_the_extra_entries_are_a_note():
+    report = check_gradients(course_backward, *NET, names="W1/b1", max_examples=10)
+    notes = " ".join(sorted(report.notes))
+    assert "'dW1' for W1" in notes and "'db2' for B2" in notes
+    assert "not checked: ['dZ2', 'dA1']" in notes
+
+
+def test_a_bug_under_the_course_keys_is_still_caught_and_named():
+    def missing_one_over_m(parameters, X, Y):
+        return course_backward(parameters, X, Y, one_over_m=False)
+
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(missing_one_over_m, *NET, names="W1/b1", max_examples=20)
+    assert raised.value.verdict == "wrong"
+    assert "missing 1/m" in str(raised.value)
+
+
+def test_a_students_lowercase_keys_are_read():
+    def student(params, X, Y):
+        grads = course_backward(params, X, Y)
+        return {"dw1": grads["dW1"], "db1": grads["db1"], "dw2": grads["dW2"], "db2": grads["db2"]}
+
+    report = check_gradients(student, *NET, names="W1/b1", max_examples=5)
+    assert any("'dw1' for W1" in note for note in report.notes)
+
+
+def test_a_loss_and_grads_pair_is_read_as_cs231n_returns_it():
+    def fully_connected_loss(params, X, y):
+        N = X.shape[0]
+        h = np.tanh(X @ params["W1"] + params["b1"])
+        p = sigmoid(h @ params["W2"] + params["b2"])
+        loss = -np.mean(y * np.log(p[:, 0]) + (1 - y) * np.log(1 - p[:, 0]))
+        d2 = (p[:, 0] - y)[:, None] / N
+        d1 = (d2 @ params["W2"].T) * (1 - h**2)
+        grads = {"W1": X.T @ d1, "b1": d1.sum(0), "W2": h.T @ d2, "b2": d2.sum(0)}
+        return loss, grads
+
+    report = check_gradients(fully_connected_loss, *NET, layout="rows", names="W1/b1",
+                             targets="labels", max_examples=10)  # fmt: skip
+    assert any("returned (loss, grads)" in note for note in report.notes)
+
+
+def test_missing_gradients_still_fail_whatever_else_is_returned():
+    def only_extras(parameters, X, Y):
+        grads = course_backward(parameters, X, Y)
+        return {key: value for key, value in grads.items() if key[1] in "AZ"}
+
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(only_extras, *NET, names="W1/b1", max_examples=5)
+    assert raised.value.verdict == "wrong" and "missing key" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("declared", "hint"),
+    [
+        ({}, "declare names='W1/b1' (--names W1/b1)"),
+        ({"names": "W1/b1"}, "declare layout='rows' (--layout rows)"),
+    ],
+)
+def test_a_forgotten_convention_is_named_when_the_code_raises(declared, hint):
+    def rows_style(params, X, y):  # cs231n: rows, b1, integer labels
+        W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+        h = np.maximum(0, X @ W1 + b1)
+        p = sigmoid(h @ W2 + b2)[:, 0]
+        d2 = ((p - y) / X.shape[0])[:, None]
+        d1 = (d2 @ W2.T) * (h > 0)
+        return {"W1": X.T @ d1, "b1": d1.sum(0), "W2": h.T @ d2, "b2": d2.sum(0)}
+
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(rows_style, [2, 3, 1], ["relu", "sigmoid"], "binary_cross_entropy",
+                        max_examples=5, **declared)  # fmt: skip
+    assert raised.value.verdict == "raised"
+    assert hint in str(raised.value)
+
+
+def test_labels_are_hinted_when_the_code_indexes_with_its_targets():
+    def labels_style(params, X, y):  # indexes the class scores with integer labels
+        scores = X.T @ params["W1"].T + params["B1"].T
+        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        probs[np.arange(X.shape[1]), y] -= 1
+        return {"W1": (probs.T @ X.T) / X.shape[1], "B1": probs.sum(0)[:, None] / X.shape[1]}
+
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(labels_style, [2, 3], ["softmax"], "cross_entropy", max_examples=5)
+    assert raised.value.verdict == "raised"
+    assert "declare targets='labels' (--targets labels)" in str(raised.value)
