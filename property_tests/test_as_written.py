@@ -124,3 +124,35 @@ def test_labels_are_hinted_when_the_code_indexes_with_its_targets():
         check_gradients(labels_style, [2, 3], ["softmax"], "cross_entropy", max_examples=5)
     assert raised.value.verdict == "raised"
     assert "declare targets='labels' (--targets labels)" in str(raised.value)
+
+
+def test_bias_gradients_may_each_keep_their_own_shape():
+    """Denny Britz's nn-from-scratch keeps ``db1`` flat ``(H,)`` and ``db2`` a
+    row ``(1, C)``: each is read as its values, with a note."""
+
+    def britz(model, X, y):
+        W1, b1, W2, b2 = model["W1"], model["b1"], model["W2"], model["b2"]
+        a1 = np.tanh(X.dot(W1) + b1)
+        scores = a1.dot(W2) + b2
+        exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+        delta3 = exp / exp.sum(axis=1, keepdims=True)
+        delta3[range(X.shape[0]), y] -= 1
+        delta3 /= X.shape[0]
+        delta2 = delta3.dot(W2.T) * (1 - np.power(a1, 2))
+        return {"W1": np.dot(X.T, delta2), "b1": np.sum(delta2, axis=0),
+                "W2": (a1.T).dot(delta3), "b2": np.sum(delta3, axis=0, keepdims=True)}  # fmt: skip
+
+    rows = {"layout": "rows", "names": "W1/b1", "targets": "labels"}
+    report = check_gradients(britz, [2, 3, 2], ["tanh", "softmax"], "cross_entropy",
+                             max_examples=10, **rows)  # fmt: skip
+    assert any("B2: gradient returned with shape (1, 2) (row)" in note for note in report.notes)
+
+    def wrong_size(model, X, y):  # a bias gradient of the wrong size is still refused
+        grads = britz(model, X, y)
+        grads["b2"] = np.concatenate([grads["b2"], grads["b2"]], axis=1)
+        return grads
+
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(wrong_size, [2, 3, 2], ["tanh", "softmax"], "cross_entropy",
+                        max_examples=5, **rows)  # fmt: skip
+    assert "shape (1, 4), expected (2,)" in str(raised.value)

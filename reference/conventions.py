@@ -253,6 +253,28 @@ class Conventions:
         # the oracle instead, so the user's values are judged unrounded.
         return array
 
+    def _other_bias_shape(
+        self, key: str, value: object, shape: tuple, notes: list[str]
+    ) -> Array | str:
+        """A bias gradient in another of the three bias shapes than declared
+        (code that keeps ``db1`` flat and ``db2`` a row): read, with a note.
+        Otherwise the declared shape's problem."""
+        declared = self._from_user_array(key, value, shape)
+        for other in BIAS_SHAPES:
+            if other == self.bias_shape:
+                continue
+            alternative = Conventions(layout=self.layout, bias_shape=other)
+            converted = alternative._from_user_array(key, value, shape)
+            if not isinstance(converted, str):
+                given = np.asarray(value).shape  # an array: converted above
+                notes.append(
+                    f"{key}: gradient returned with shape {given} ({other}), the declared "
+                    f"bias shape is {self.expected_user_shape(key, shape)} ({self.bias_shape}): "
+                    "read as its values"
+                )
+                return converted
+        return declared
+
     def raw_array(self, grads: object, key: str, depth: int) -> Array | None:
         """The user's array for our ``key`` as returned (transposed to our layout
         when 2-D and ``layout="rows"``), for the diagnosis of a wrong shape."""
@@ -341,6 +363,8 @@ class Conventions:
                     problems.setdefault(key, f"missing from grads (expected key {name!r})")
                 continue
             converted = self._from_user_array(key, grads[name], shapes[key])
+            if isinstance(converted, str) and key[0] == "B":
+                converted = self._other_bias_shape(key, grads[name], shapes[key], notes)
             if isinstance(converted, str):
                 problems[key] = converted
             else:
