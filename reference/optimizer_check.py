@@ -58,6 +58,15 @@ from reference.isolation import (
 )
 from reference.optimizer_cases import OptimizerCase, optimizer_cases
 from reference.optimizer_oracle import oracle_step
+from reference.optimizer_styles import (
+    STYLES,
+    NotAStepError,
+    course_arguments,
+    course_hyperparameters,
+    course_step,
+    cs231n_step,
+    hyperparameters,
+)
 from reference.optimizer_tolerance import step_tolerances
 
 Array = np.ndarray
@@ -84,6 +93,7 @@ class StepComparison:
     """Every new parameter and accumulator of one step, compared with optax."""
 
     arrays: tuple[ArrayComparison, ...]
+    notes: tuple[str, ...] = ()  # arrays returned in another dtype, judged in the params'
 
     @property
     def worst_ratio(self) -> float:
@@ -139,20 +149,25 @@ def compare_step(
     """Compare one step ``(new_params, new_state)`` taken from ``(grads, state,
     params)`` with optax's step from the same inputs.
 
-    The new params and accumulators must keep the dtype of ``params`` and
-    ``t`` must be counted exactly.
+    ``t`` must be counted exactly.  A new param or accumulator in another
+    float dtype than ``params`` (code whose ``np.power(beta1, t)`` is a
+    float64 scalar turns float32 params into float64) is judged in the
+    params' dtype, with a note: the maths is right, the dtype changes.
     """
     oracle_params, oracle_state = oracle_step(optimizer, grads, state, params)
     dtype = next(iter(params.values())).dtype
     params_tol, slots_tol = step_tolerances(optimizer, grads, state, params, dtype)
-    arrays = []
+    arrays, notes = [], []
 
     def add(name: str, mine: object, oracle: Array, tolerance: Array) -> None:
-        comparison = _compare_array(name, mine, oracle, tolerance)
-        if mine is not None and np.asarray(mine).dtype != dtype and comparison.ok:
-            problem = f"dtype {np.asarray(mine).dtype}, expected {dtype}"
-            comparison = ArrayComparison(name, np.inf, 0, 0, problem)
-        arrays.append(comparison)
+        found = None if mine is None else np.asarray(mine)
+        if found is not None and found.dtype != dtype and found.dtype.kind == "f":
+            notes.append(
+                f"{name}: dtype {found.dtype} returned for {dtype} params (judged in {dtype}; "
+                f"in a training loop the params would become {found.dtype})"
+            )
+            mine = found.astype(dtype)
+        arrays.append(_compare_array(name, mine, oracle, tolerance))
 
     for key in params:
         add(f"params[{key!r}]", new_params.get(key), oracle_params[key], params_tol[key])
@@ -166,7 +181,7 @@ def compare_step(
         ratio = 0.0 if t == oracle_state["t"] else np.inf
         problem = "" if ratio == 0 else f"t = {t!r}, expected {oracle_state['t']}"
         arrays.append(ArrayComparison("state['t']", ratio, int(ratio > 0), 0, problem))
-    return StepComparison(tuple(arrays))
+    return StepComparison(tuple(arrays), tuple(notes))
 
 
 # --- convention diagnosis ------------------------------------------------------------
@@ -206,6 +221,13 @@ def diagnose_step(
     Empty when no combination of conventions explains the step.
     """
     explained = []
+    t, expected = new_state.get("t"), state.get("t", 0) + 1
+    if optimizer.counts_steps and isinstance(t, int) and t != expected:
+        explained.append(
+            f"your {optimizer.name} counts the steps off by {t - expected:+d}: t is {t} after "
+            f"step {expected} (t counts the steps taken: 0 before the first, incremented "
+            "before use)"
+        )
     for candidate, differing in candidates(optimizer)[1:]:
         try:
             ours = candidate.update(grads, state, params)
@@ -314,22 +336,18 @@ class OptimizerMismatch(Mismatch):
         )  # fmt: skip
 
 
-class _NoStepError(Exception):
-    """What the user's update returned is no ``(new_params, new_state)``."""
-
-
 def _call_update(update: Update, grads, state, params) -> tuple[dict, dict]:
     """The user's step, given copies (so it cannot change ours), checked for shape."""
     result = update(copy.deepcopy(dict(grads)), copy.deepcopy(dict(state)),
                     copy.deepcopy(dict(params)))  # fmt: skip
     if not (isinstance(result, tuple) and len(result) == 2):
-        raise _NoStepError(
+        raise NotAStepError(
             f"update returned {describe_value(result)}; expected (new_params, new_state) "
             "from update(grads, state, params)"
         )
     new_params, new_state = result
     if not isinstance(new_params, Mapping) or not isinstance(new_state, Mapping):
-        raise _NoStepError(
+        raise NotAStepError(
             f"update returned ({describe_value(new_params)}, {describe_value(new_state)}); "
             "expected new_params and new_state to be dicts"
         )
@@ -367,7 +385,13 @@ def diagnose_init(optimizer: Optimizer, state: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = None) -> float:
+def run_case(
+    update: Update,
+    case: OptimizerCase,
+    *,
+    init: Callable | None = None,
+    notes: set[str] | None = None,
+) -> float:
     """Step ``update`` through ``case``'s gradients, comparing every step with optax
     from the user's own params and state; return the worst err/tol of the steps,
     or raise ``OptimizerMismatch`` at the first step that differs (not yet
@@ -375,14 +399,15 @@ def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = Non
     ``init``, the user's ``init(params)`` is compared with the optimizer's
     first, and the steps start from it.  A ``reference.isolation.UserFunction``
     that raises is a mismatch with the verdict ``"raised"``; a plain callable's
-    exception propagates."""
+    exception propagates.  ``notes`` collects the steps' notes
+    (``StepComparison.notes``)."""
     params, state = case.params, case.state
     step, worst = 0, 0.0
     try:
         if init is not None:
             state = init(copy.deepcopy(dict(params)))
             if not isinstance(state, Mapping):
-                raise _NoStepError(
+                raise NotAStepError(
                     f"init returned {describe_value(state)}; expected a dict (the state)"
                 )
             state = dict(state)
@@ -398,7 +423,11 @@ def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = Non
                 inputs = (grads, state, params, new_params, new_state)
                 raise OptimizerMismatch(comparison, step, case, inputs, output=_output(update))
             worst = max(worst, comparison.worst_ratio)
-            params, state = new_params, new_state
+            if notes is not None:
+                notes.update(comparison.notes)
+            # Judged in the params' dtype, and continued in it (see compare_step).
+            dtype = next(iter(case.params.values())).dtype
+            params, state = _in_dtype(new_params, dtype), _in_dtype(new_state, dtype)
     except UserCodeError as error:
         raise OptimizerMismatch(
             None, step, case, verdict="raised", user_traceback=error.record.traceback,
@@ -407,11 +436,25 @@ def run_case(update: Update, case: OptimizerCase, *, init: Callable | None = Non
     except UserCodeStopped as stopped:
         stopped.context = (case, step)
         raise
-    except _NoStepError as error:
+    except NotAStepError as error:
         raise OptimizerMismatch(
             None, step, case, details=[str(error)], output=_output(update)
         ) from None
     return worst
+
+
+def _in_dtype(tree: Mapping[str, Any], dtype: np.dtype) -> dict[str, Any]:
+    """``tree`` with every float array of another dtype cast to ``dtype``."""
+
+    def cast(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {key: cast(item) for key, item in value.items()}
+        array = np.asarray(value)
+        if array.dtype.kind == "f" and array.dtype != dtype:
+            return array.astype(dtype)
+        return value
+
+    return {key: cast(value) for key, value in tree.items()}
 
 
 def _output(function: object) -> Output:
@@ -463,6 +506,7 @@ def check_optimizer(
     max_examples: int = 50,
     max_steps: int = 4,
     warm_start: bool = False,
+    style: str = "step",
     seed: int = DEFAULT_SEED,
     timeout: float | None = DEFAULT_TIMEOUT,
     memory_limit: int | None = None,
@@ -481,9 +525,20 @@ def check_optimizer(
     ``optimizer.init`` (the initial accumulator) and the steps start from it.
     ``warm_start=True`` also starts from states as if after many steps.
     ``update`` and ``init`` may be ``"FILE.py:NAME"``; every argument they get
-    is a fresh copy (writing into one is a note).  ``seed``, ``timeout``,
+    is a fresh copy (writing into one is a note).  ``style="cs231n"``: ``update``
+    is one of cs231n's ``optim.py`` rules, ``rule(w, dw, config=None) ->
+    (next_w, config)``, taken as written, its own ``config.setdefault`` state
+    included (``reference.optimizer_styles``); ``style="course"``: the
+    deeplearning.ai course's ``update_parameters_with_gd``, ``..._momentum``
+    or ``..._adam`` as written.  No ``init`` with either.  ``seed``, ``timeout``,
     ``memory_limit`` and ``isolate`` as in ``reference.check.check_gradients``.
     """
+    if style not in STYLES:
+        raise ValueError(f"style: expected one of {list(STYLES)}, got {style!r}")
+    if style == "cs231n" and init is not None:
+        raise ValueError("init: a cs231n rule creates its own state (config.setdefault)")
+    if style == "course" and init is not None:
+        raise ValueError("init: the course's update functions start from zeros (no init)")
     init_source = None if init is None else check_function(init, "init", "params -> state")
     update_source = check_function(update, "update", "(grads, state, params) -> ...")
     if not isinstance(optimizer, Optimizer):
@@ -491,6 +546,10 @@ def check_optimizer(
             f"optimizer: expected a manual_bp.optimizers optimizer such as Adam(1e-3), "
             f"got {optimizer!r}"
         )
+    if style == "cs231n":
+        hyperparameters(optimizer)  # the rule exists in optim.py (ValueError otherwise)
+    if style == "course":
+        course_hyperparameters(optimizer)  # the course writes it (ValueError otherwise)
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
     max_examples = check_positive_int(max_examples, "max_examples")
@@ -514,14 +573,22 @@ def check_optimizer(
                 seed=seed, isolation=limits.describe()
             ) from None
         with sandbox:
-            user_update = sandbox.function("update", ("grads", "state", "params"))
+            if style == "cs231n":
+                user_update: Update = cs231n_step(
+                    sandbox.function("update", ("w", "dw", "config")), optimizer
+                )
+            elif style == "course":
+                function = sandbox.function("update", course_arguments(optimizer))
+                user_update = course_step(function, optimizer)
+            else:
+                user_update = sandbox.function("update", ("grads", "state", "params"))
             user_init = None if init is None else sandbox.function("init", ("params",))
 
             @seeded(seed)
             @check_settings(max_examples, shrink=True)
             @given(cases)
             def matches_optax(case: OptimizerCase) -> None:
-                worst = run_case(user_update, case, init=user_init)
+                worst = run_case(user_update, case, init=user_init, notes=report.notes)
                 report.worst = max(report.worst, worst)
                 report.examples += 1
                 report.steps += len(case.gradients)

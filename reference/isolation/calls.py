@@ -26,8 +26,10 @@ from reference.isolation.records import HEAD_CHARS, PACKAGE_ROOT, PROTOCOL, TAIL
 # Raw return values the child keeps for ``keep`` (the last few calls').
 KEPT_CALLS = 8
 # Arguments a function may write into by contract: cs231n's batchnorm forward
-# stores its running statistics in ``bn_param`` (``param`` here).
-MAY_WRITE = frozenset({"param"})
+# stores its running statistics in ``bn_param`` (``param`` here), and its
+# optim.py rules their state in ``config``; the deeplearning.ai course's
+# update functions update ``parameters``, ``v`` and ``s`` where they stand.
+MAY_WRITE = frozenset({"param", "config", "parameters", "v", "s"})
 
 
 class Capture(io.TextIOBase):
