@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=400, help="per function, start and dtype")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    print_environment("cs231n optimizer rules")
+    print_environment("optimizer code in its authors' styles")
     total = alarms = 0
     started = time.perf_counter()
     print("| style | function | start | dtype | examples | steps | false alarms | worst err/tol |")
