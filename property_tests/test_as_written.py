@@ -156,3 +156,44 @@ def test_bias_gradients_may_each_keep_their_own_shape():
         check_gradients(wrong_size, [2, 3, 2], ["tanh", "softmax"], "cross_entropy",
                         max_examples=5, **rows)  # fmt: skip
     assert "shape (1, 4), expected (2,)" in str(raised.value)
+
+
+def _course_gradients(params, X, Y, *, one_over_m=True, tanh_prime_of_z=False):
+    Z1 = params["W1"] @ X + params["B1"]
+    A1 = np.tanh(Z1)
+    dZ2 = sigmoid(params["W2"] @ A1 + params["B2"]) - Y
+    dZ1 = (params["W2"].T @ dZ2) * (1 - (Z1 if tanh_prime_of_z else A1) ** 2)
+    scale = 1 / X.shape[1] if one_over_m else 1.0
+    return {"W1": scale * dZ1 @ X.T, "B1": scale * dZ1.sum(1, keepdims=True),
+            "W2": scale * dZ2 @ A1.T, "B2": scale * dZ2.sum(1, keepdims=True)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("code", "declared", "suggestion"),
+    [
+        # The loss summed over the batch, declared (by default) as a mean.
+        (lambda p, X, Y: _course_gradients(p, X, Y, one_over_m=False), {},
+         "passes on this case with --reduction sum (reduction='sum'): did you mean it?"),
+        # cs231n's 0.5 * reg * sum W^2 declared with the l2 = 2 * reg rule of reg * sum W^2.
+        (lambda p, X, Y: {k: v + 0.1 * p[k] if k[0] == "W" else v
+                          for k, v in _course_gradients(p, X, Y).items()}, {"l2": 0.2},
+         "passes on this case with --l2 0.1 (l2=0.1)"),
+    ],
+)  # fmt: skip
+def test_another_declaration_that_passes_is_named_and_the_verdict_stands(
+    code, declared, suggestion
+):
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(code, *NET, max_examples=20, isolate=False, **declared)
+    assert raised.value.verdict == "wrong"
+    assert suggestion in str(raised.value)
+
+
+def test_a_bug_no_declaration_explains_gets_no_suggestion():
+    def wrong_derivative(params, X, Y):
+        return _course_gradients(params, X, Y, tanh_prime_of_z=True)
+
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(wrong_derivative, *NET, max_examples=20, param_bound=2.0, input_bound=2.0)
+    assert raised.value.verdict == "wrong"
+    assert "passes on this case" not in str(raised.value)

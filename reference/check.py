@@ -797,11 +797,59 @@ def _run(
         output = backprop.last.output if backprop.last is not None else NO_OUTPUT
     except (UserCodeError, UserCodeStopped):  # code that changed its mind: the first answer
         case, comparison, details, output = mismatch.case, mismatch.comparison, [], mismatch.output
+    if mismatch.verdict == "wrong":
+        details = details + _another_declaration(backprop, case, options.conventions)
     raise GradientMismatch(
         comparison, case, verdict=mismatch.verdict,
         details=list(dict.fromkeys(mismatch.details + details)), typical=mismatch.typical,
         output=output, others=named,
     ) from None  # fmt: skip
+
+
+def _declarations(conventions: Conventions) -> list[tuple[Conventions, str]]:
+    """Other declarations a user may have meant, each with its flags: the other
+    reduction, and with a decay, half or twice it or the other division by m."""
+    found = []
+    other = "sum" if conventions.reduction == "mean" else "mean"
+    found.append((dataclasses.replace(conventions, reduction=other), f"--reduction {other}"))
+    if conventions.l2:
+        for factor in (0.5, 2.0):
+            l2 = conventions.l2 * factor
+            found.append((dataclasses.replace(conventions, l2=l2), f"--l2 {l2:g}"))
+        divided = not conventions.l2_divided_by_m
+        flag = "--l2-divided-by-m" if divided else "without --l2-divided-by-m"
+        found.append((dataclasses.replace(conventions, l2_divided_by_m=divided), flag))
+    return found
+
+
+def _another_declaration(backprop: Backprop, case: Case, conventions: Conventions) -> list[str]:
+    """A line naming another declaration under which the failing ``case``
+    passes, or none.  The verdict stands: a convention changes every gradient
+    by one known map, so code that is right under another one is either
+    declared wrong or has exactly the bug that map describes."""
+    for declared, flag in _declarations(conventions):
+        try:
+            comparison, details, _, _ = compare_backprop(
+                backprop, case, conventions=declared, explain=False
+            )
+        except (UserCodeError, UserCodeStopped):
+            return []
+        if comparison.ok and not details:
+            return [
+                f"passes on this case with {flag} ({_keywords(declared, conventions)}): did "
+                "you mean it?  If not, the difference is the bug"
+            ]
+    return []
+
+
+def _keywords(declared: Conventions, conventions: Conventions) -> str:
+    """The keyword arguments in which ``declared`` differs, as Python."""
+    changed = {
+        name: value
+        for name, value in declared.as_dict().items()
+        if value != conventions.as_dict()[name]
+    }
+    return ", ".join(f"{name}={value!r}" for name, value in changed.items())
 
 
 def _fewer_samples(backprop: Backprop, case: Case, conventions: Conventions) -> Case:
