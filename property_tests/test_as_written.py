@@ -197,3 +197,36 @@ def test_a_bug_no_declaration_explains_gets_no_suggestion():
         check_gradients(wrong_derivative, *NET, max_examples=20, param_bound=2.0, input_bound=2.0)
     assert raised.value.verdict == "wrong"
     assert "passes on this case" not in str(raised.value)
+
+
+def test_the_minimal_case_is_pasteable_into_the_users_own_call():
+    """The report holds the minimal case in the user's conventions (rows, ``b1``
+    flat, integer labels): pasted next to the function, it runs and gives
+    the failing gradients again."""
+
+    def forgot_one_over_n(params, X, y):
+        W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+        h = np.maximum(0, X @ W1 + b1)
+        scores = h @ W2 + b2
+        exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+        dscores = exp / exp.sum(axis=1, keepdims=True)
+        dscores[np.arange(X.shape[0]), y] -= 1  # and no / N
+        dh = (dscores @ W2.T) * (h > 0)
+        return {"W1": X.T @ dh, "b1": dh.sum(0), "W2": h.T @ dscores, "b2": dscores.sum(0)}
+
+    rows = {"layout": "rows", "names": "W1/b1", "targets": "labels"}
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(forgot_one_over_n, [2, 3, 2], ["relu", "softmax"], "cross_entropy",
+                        max_examples=20, **rows)  # fmt: skip
+    text = str(raised.value)
+    pasted = text.split("in your conventions (paste it next to your function):\n")[1]
+    pasted = pasted.split("\nseed ")[0]
+    namespace = {"np": np, "backprop": forgot_one_over_n}
+    exec(pasted, namespace)
+    case = raised.value.case
+    assert namespace["X"].shape == (case.m, 2) and namespace["Y"].dtype.kind == "i"
+    assert namespace["params"]["b1"].shape == (3,)
+    # The user's gradients on the pasted inputs are the ones the report judged.
+    np.testing.assert_array_equal(
+        namespace["grads"]["W1"], forgot_one_over_n(*raised.value.conventions.to_user(case))["W1"]
+    )

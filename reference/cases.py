@@ -48,6 +48,11 @@ DTYPES = ("float64", "float32")
 Array = np.ndarray
 
 
+def array_literal(value: Array) -> str:
+    """``value`` as exact, pasteable Python: ``np.array([...], dtype='float64')``."""
+    return f"np.array({value.tolist()!r}, dtype={value.dtype.name!r})"
+
+
 def _frozen(value: object, name: str) -> Array:
     """A read-only copy: the case owns it, and the caller's array stays theirs."""
     array = np.array(value, copy=True)
@@ -233,9 +238,7 @@ class Case:
         printer.text(repr(self))
 
     def __repr__(self) -> str:
-        def literal(value: Array) -> str:
-            return f"np.array({value.tolist()!r}, dtype={value.dtype.name!r})"
-
+        literal = array_literal
         params = ",\n".join(f"        {key!r}: {literal(v)}" for key, v in self.params.items())
         return (
             f"Case(  # layer_sizes={self.layer_sizes}, dtype={self.dtype!r}, m={self.m}\n"

@@ -200,6 +200,10 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
         """``a larger`` when ``case`` has more samples than the minimal one."""
         return "a larger" if self.case is not None and case.m > self.case.m else "another"
 
+    def _as_the_user_calls_it(self) -> list[str]:
+        """The case as the user's own call, in the user's conventions (none here)."""
+        return []
+
     def _describe(self, case: Any) -> str:
         """A case in a few words, for the line naming another failure."""
         return f"layer sizes {case.layer_sizes}, m = {case.m}"
@@ -245,6 +249,7 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
             lines += [
                 "the case it stopped on, pasteable:" if stopped else "the minimal case, pasteable:",
                 repr(self.case),
+                *self._as_the_user_calls_it(),
             ]
         if self.seed is not None or self.isolation:
             lines.append(run_line(self.seed, self.isolation))
@@ -279,7 +284,14 @@ class GradientMismatch(Mismatch):
         self.comparison, self.case, self.verdict = comparison, case, verdict
         self.details, self.typical, self.traceback = list(details), typical, user_traceback
         self.output, self.others = output, tuple(others)
+        self.conventions: Conventions | None = None  # set by check_gradients
         super().__init__(self._verdict_line())
+
+    def _as_the_user_calls_it(self) -> list[str]:
+        if self.conventions is None or self.case is None:
+            return []
+        return ["in your conventions (paste it next to your function):",
+                self.conventions.pasteable(self.case)]  # fmt: skip
 
 
 _TOP_LEVEL = (
@@ -592,6 +604,7 @@ def check_gradients(
                                             (param_bound, input_bound))  # fmt: skip
             except GradientMismatch as mismatch:
                 notes = sandbox.notes()
+                mismatch.conventions = conventions
                 raise mismatch.with_context(
                     notes=notes, seed=seed, isolation=limits.describe()
                 ) from None

@@ -25,7 +25,7 @@ convention; ``Conventions.from_user(grads, case)`` brings the user's
 gradients back into ours, with a problem string for each key it cannot.
 
 >>> import numpy as np
->>> from reference.cases import Case
+>>> from reference.cases import Case, array_literal
 >>> case = Case({"W1": np.ones((2, 3)), "B1": np.zeros((2, 1))}, np.ones((3, 4)),
 ...             np.eye(2)[:, [0, 1, 1, 0]], ["softmax"], "cross_entropy")
 >>> rows = Conventions(layout="rows", names="W1/b1", targets="labels")
@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from manual_bp.architecture import gradient_keys, param_shapes
-from reference.cases import Case
+from reference.cases import Case, array_literal
 
 Array = np.ndarray
 LAYOUTS = ("columns", "rows")
@@ -226,6 +226,21 @@ class Conventions:
         X = np.array(case.X.T if self.layout == "rows" else case.X)
         user_params = list(params.values()) if self.container == "list" else params
         return user_params, X, self._targets_to_user(case)
+
+    def pasteable(self, case: Case, *, function: str = "backprop") -> str:
+        """``case`` as the user's own call, exact and pasteable: ``params``,
+        ``X``, ``Y`` in this convention, then ``grads = backprop(params, X, Y)``."""
+        params, X, Y = self.to_user(case)
+        if isinstance(params, list):
+            items = ",\n".join(f"    {array_literal(value)}" for value in params)
+            params_text = f"[\n{items},\n]"
+        else:
+            items = ",\n".join(f"    {key!r}: {array_literal(v)}" for key, v in params.items())
+            params_text = f"{{\n{items},\n}}"
+        return (
+            f"params = {params_text}\nX = {array_literal(X)}\nY = {array_literal(Y)}\n"
+            f"grads = {function}(params, X, Y)"
+        )
 
     # --------------------------------------------------------------- from user
     def expected_user_shape(self, key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
