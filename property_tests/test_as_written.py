@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from reference.check import GradientMismatch, check_gradients
+from reference.layer_check import LayerMismatch, check_layer
 
 NET = ([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
 
@@ -230,3 +231,29 @@ def test_the_minimal_case_is_pasteable_into_the_users_own_call():
     np.testing.assert_array_equal(
         namespace["grads"]["W1"], forgot_one_over_n(*raised.value.conventions.to_user(case))["W1"]
     )
+
+
+def _affine_forward(x, w, b):  # cs231n: rows, x (N, D), w (D, M), b (M,)
+    return x @ w + b, (x, w, b)
+
+
+@pytest.mark.parametrize(
+    ("bug", "named"),
+    [
+        ("mean", "likely: db averaged over the batch"),
+        ("divided", "likely: dw and db divided by the batch size"),
+    ],
+)
+def test_classic_affine_bugs_are_named(bug, named):
+    def affine_backward(dout, cache):
+        x, w, _ = cache
+        dx, dw, db = dout @ w.T, x.T @ dout, dout.sum(axis=0)
+        if bug == "mean":
+            db = dout.mean(axis=0)
+        if bug == "divided":
+            dw, db = dw / x.shape[0], db / x.shape[0]
+        return dx, dw, db
+
+    with pytest.raises(LayerMismatch) as raised:
+        check_layer(affine_backward, "affine", forward=_affine_forward, max_examples=20)
+    assert named in str(raised.value)
