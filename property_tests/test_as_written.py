@@ -257,3 +257,26 @@ def test_classic_affine_bugs_are_named(bug, named):
     with pytest.raises(LayerMismatch) as raised:
         check_layer(affine_backward, "affine", forward=_affine_forward, max_examples=20)
     assert named in str(raised.value)
+
+
+class Float32Net:
+    """A student's class that computes in float32 whatever it is given."""
+
+    def __init__(self, one_over_m=True):
+        self.dtype, self.one_over_m = np.float32, one_over_m
+
+    def backprop(self, params, X, Y):
+        p = {key: value.astype(self.dtype) for key, value in params.items()}
+        X, Y = X.astype(self.dtype), Y.astype(self.dtype)
+        return _course_gradients(p, X, Y, one_over_m=self.one_over_m)
+
+
+def test_code_that_computes_in_float32_is_judged_with_float32s_rounding():
+    report = check_gradients(Float32Net().backprop, *NET, max_examples=50)
+    assert any("your code computes in float32" in note for note in report.notes)
+
+
+def test_a_bug_in_float32_code_is_still_caught():
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(Float32Net(one_over_m=False).backprop, *NET, max_examples=50)
+    assert raised.value.verdict == "wrong" and "missing 1/m" in str(raised.value)

@@ -393,13 +393,15 @@ def compare_backprop(
         grads, extra = {}, []
         problems = {key: "not returned" for key in gradient_keys(case.depth) if key[0] in "WB"}
         details.append(str(error))
+    judged = _computed_in(case, grads, notes)
     for key, value in list(grads.items()):
-        if value.dtype != np.dtype(case.dtype):
+        if value.dtype != np.dtype(judged.dtype):
             notes.add(
                 f"{key}: dtype {value.dtype} returned for a {case.dtype} net "
-                f"(values judged in {case.dtype})"
+                f"(values judged in {judged.dtype})"
             )
-            grads[key] = value.astype(case.dtype)
+            grads[key] = value.astype(judged.dtype)
+    case = judged
     for key, problem in problems.items():
         if problem.startswith("shape"):  # the diagnosis reads a wrong shape's pattern
             raw_array = conventions.raw_array(raw, key, case.depth)
@@ -817,6 +819,27 @@ def _run(
         details=list(dict.fromkeys(mismatch.details + details)), typical=mismatch.typical,
         output=output, others=named,
     ) from None  # fmt: skip
+
+
+def _computed_in(case: Case, grads: Mapping[str, np.ndarray], notes: set[str]) -> Case:
+    """The case to judge ``grads`` against: ``case``, or, when every gradient
+    came back float32 from a float64 case (code that casts what it is given,
+    a class whose default dtype is float32), the case rounded to float32.  Its
+    oracle is taken at the rounded point and its tolerance is float32's, with
+    a note: float32 rounding is not a bug."""
+    dtypes = {value.dtype for value in grads.values()}
+    if case.dtype != "float64" or dtypes != {np.dtype("float32")}:
+        return case
+    notes.add(
+        "your code computes in float32 (every gradient came back float32 for a float64 "
+        "net): judged against the case rounded to float32, with float32's rounding"
+    )
+    params = {key: value.astype(np.float32) for key, value in case.params.items()}
+    return Case(
+        params, case.X.astype(np.float32), case.Y.astype(np.float32), case.activations,
+        case.loss, normalization=case.normalization, l2=case.l2, dropout=case.dropout,
+        masks=dict(case.masks),
+    )  # fmt: skip
 
 
 def _declarations(conventions: Conventions) -> list[tuple[Conventions, str]]:
