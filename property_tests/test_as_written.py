@@ -198,6 +198,7 @@ def test_a_bug_no_declaration_explains_gets_no_suggestion():
         check_gradients(wrong_derivative, *NET, max_examples=20, param_bound=2.0, input_bound=2.0)
     assert raised.value.verdict == "wrong"
     assert "passes on this case" not in str(raised.value)
+    assert "partly in float32" not in str(raised.value)
 
 
 def test_the_minimal_case_is_pasteable_into_the_users_own_call():
@@ -280,3 +281,32 @@ def test_a_bug_in_float32_code_is_still_caught():
     with pytest.raises(GradientMismatch) as raised:
         check_gradients(Float32Net(one_over_m=False).backprop, *NET, max_examples=50)
     assert raised.value.verdict == "wrong" and "missing 1/m" in str(raised.value)
+
+
+def test_a_pair_of_caches_and_grads_is_a_verdict_not_a_crash():
+    def caches_and_grads(parameters, X, Y):  # the course's ragged caches first
+        caches = [((X, parameters["W1"], parameters["b1"]), X), ((X, parameters["W2"]),)]
+        return caches, course_backward(parameters, X, Y)
+
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(caches_and_grads, *NET, names="W1/b1", max_examples=5)
+    assert raised.value.verdict == "wrong" and "tuple of 2 (list, dict)" in str(raised.value)
+
+
+def test_a_cost_of_one_entry_counts_as_the_loss_of_a_pair():
+    def cost_and_grads(parameters, X, Y):  # a course cost without np.squeeze: (1, 1)
+        return np.array([[0.69]]), course_backward(parameters, X, Y)
+
+    report = check_gradients(cost_and_grads, *NET, names="W1/b1", max_examples=5)
+    assert any("returned (loss, grads)" in note for note in report.notes)
+
+
+def test_gradients_right_only_to_float32s_rounding_say_so():
+    def half_cast(params, X, Y):  # params and X in float32, Y left in float64
+        p = {key: value.astype(np.float32) for key, value in params.items()}
+        return _course_gradients(p, X.astype(np.float32), Y)
+
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(half_cast, *NET, max_examples=50)
+    assert raised.value.verdict == "wrong"
+    assert "your code seems to compute partly in float32" in str(raised.value)

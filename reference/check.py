@@ -626,7 +626,8 @@ def convention_hints(exception: str, conventions: Conventions, case: Case) -> li
         for naming in NAMINGS:
             if naming == conventions.names:
                 continue
-            other = dataclasses.replace(conventions, names=naming)
+            # A fresh declaration: replace() would keep a names mapping's lookup.
+            other = Conventions(**{**conventions.as_dict(), "names": naming})
             if wanted in {other.user_key(key) for key in case.params}:
                 return [
                     f"your code looks up {message} in the params, which are keyed "
@@ -805,8 +806,9 @@ def _run(
         raise mismatch.with_traceback(None) from None
     assert mismatch.case is not None  # a comparison is always of a case
     case = _fewer_samples(backprop, mismatch.case, options.conventions)
+    grads: dict[str, np.ndarray] = {}
     try:
-        comparison, details, _, _ = compare_backprop(
+        comparison, details, _, grads = compare_backprop(
             backprop, case, conventions=options.conventions
         )
         output = backprop.last.output if backprop.last is not None else NO_OUTPUT
@@ -814,11 +816,45 @@ def _run(
         case, comparison, details, output = mismatch.case, mismatch.comparison, [], mismatch.output
     if mismatch.verdict == "wrong":
         details = details + _another_declaration(backprop, case, options.conventions)
+        details = details + _float32_precision(case, grads, options.conventions)
     raise GradientMismatch(
         comparison, case, verdict=mismatch.verdict,
         details=list(dict.fromkeys(mismatch.details + details)), typical=mismatch.typical,
         output=output, others=named,
     ) from None  # fmt: skip
+
+
+def _rounded_to_float32(case: Case) -> Case:
+    """``case`` with its arrays rounded to float32: the point float32 code computes at."""
+    params = {key: value.astype(np.float32) for key, value in case.params.items()}
+    return Case(
+        params, case.X.astype(np.float32), case.Y.astype(np.float32), case.activations,
+        case.loss, normalization=case.normalization, l2=case.l2, dropout=case.dropout,
+        masks=dict(case.masks),
+    )  # fmt: skip
+
+
+def _float32_precision(
+    case: Case, grads: Mapping[str, np.ndarray], conventions: Conventions
+) -> list[str]:
+    """A line when float64 gradients that fail are float32-accurate: the
+    code computes partly in float32 (its params cast, its targets not)."""
+    if case.dtype != "float64" or not grads:
+        return []
+    rounded = _rounded_to_float32(case)
+    keys = [key for key in gradient_keys(case.depth) if key in grads]
+    comparison = compare(
+        rounded, {key: value.astype(np.float32) for key, value in grads.items() if key in keys},
+        input_gradient=False, keys=keys, reduction=conventions.reduction,
+        l2=conventions.l2_for(case.m), explain=False,
+    )  # fmt: skip
+    if not comparison.ok:
+        return []
+    return [
+        "these gradients are right to float32's rounding (against the case rounded to "
+        "float32): your code seems to compute partly in float32; cast everything alike "
+        "(params, X and Y) or compute in float64"
+    ]
 
 
 def _computed_in(case: Case, grads: Mapping[str, np.ndarray], notes: set[str]) -> Case:
@@ -834,12 +870,7 @@ def _computed_in(case: Case, grads: Mapping[str, np.ndarray], notes: set[str]) -
         "your code computes in float32 (every gradient came back float32 for a float64 "
         "net): judged against the case rounded to float32, with float32's rounding"
     )
-    params = {key: value.astype(np.float32) for key, value in case.params.items()}
-    return Case(
-        params, case.X.astype(np.float32), case.Y.astype(np.float32), case.activations,
-        case.loss, normalization=case.normalization, l2=case.l2, dropout=case.dropout,
-        masks=dict(case.masks),
-    )  # fmt: skip
+    return _rounded_to_float32(case)
 
 
 def _declarations(conventions: Conventions) -> list[tuple[Conventions, str]]:
@@ -851,7 +882,7 @@ def _declarations(conventions: Conventions) -> list[tuple[Conventions, str]]:
     if conventions.l2:
         for factor in (0.5, 2.0):
             l2 = conventions.l2 * factor
-            found.append((dataclasses.replace(conventions, l2=l2), f"--l2 {l2:g}"))
+            found.append((dataclasses.replace(conventions, l2=l2), f"--l2 {l2!r}"))
         divided = not conventions.l2_divided_by_m
         flag = "--l2-divided-by-m" if divided else "without --l2-divided-by-m"
         found.append((dataclasses.replace(conventions, l2_divided_by_m=divided), flag))

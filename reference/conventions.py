@@ -397,12 +397,18 @@ class UserGrads(NamedTuple):
 
 
 def _is_loss_and_grads(value: object) -> bool:
-    """``(loss, grads)``: a pair of a real scalar and a mapping."""
+    """``(loss, grads)``: a pair of one real number (a scalar, or an array of
+    one entry: a course cost without ``np.squeeze``) and a mapping."""
     if not isinstance(value, tuple | list) or len(value) != 2:
         return False
     loss, grads = value
-    scalar = np.ndim(loss) == 0 and isinstance(np.asarray(loss).item(), int | float)
-    return scalar and not isinstance(loss, bool) and isinstance(grads, Mapping)
+    if isinstance(loss, bool) or not isinstance(grads, Mapping):
+        return False
+    try:  # anything at all may come first: a ragged list of caches, an object
+        array = np.asarray(loss)
+        return array.size == 1 and array.dtype.kind in "iuf"
+    except (ValueError, TypeError):
+        return False
 
 
 def _gradient_names(

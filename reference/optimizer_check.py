@@ -61,6 +61,7 @@ from reference.optimizer_oracle import oracle_step
 from reference.optimizer_styles import (
     STYLES,
     NotAStepError,
+    StyledStep,
     course_arguments,
     course_hyperparameters,
     course_step,
@@ -594,12 +595,16 @@ def check_optimizer(
                 report.steps += len(case.gradients)
 
             failure = run_until_failure(matches_optax, OptimizerMismatch, _stopped)
+            counter = user_update.counter_lines() if isinstance(user_update, StyledStep) else []
             if failure is None:
+                # Its own count, consistently ahead: the same steps (a note, not a bug).
+                report.notes |= {f"{line}; the steps are the same" for line in counter}
                 report.notes |= set(sandbox.notes())
                 report.output = sandbox.first_output()
                 return report
             mismatch, others = failure
             mismatch = mismatch.diagnosed()
+            mismatch.details = [*mismatch.details, *counter]
             mismatch.others = tuple(other.summary() for other in others)
             raise mismatch.with_context(
                 notes=sandbox.notes(), seed=seed, isolation=limits.describe()

@@ -121,6 +121,12 @@ def cs231n_step(rule: Callable[..., object], optimizer: Optimizer) -> StyledStep
     def to_ours(value: Array) -> Array:
         return -value / rate if momentum else value
 
+    adam = isinstance(optimizer, Adam)
+    # How far the rule's own counter runs ahead of the steps taken, as its
+    # first step (from init) showed: 0 for the template (t from 0, incremented
+    # before use); 1 for a rule that starts at 1 and increments after use.
+    counter = {"offset": 0}
+
     def step(grads: dict, state: dict, params: dict) -> tuple[dict, dict]:
         fresh = _fresh(state)
         new_params: dict[str, object] = {}
@@ -131,8 +137,8 @@ def cs231n_step(rule: Callable[..., object], optimizer: Optimizer) -> StyledStep
             if not fresh:
                 for ours, theirs in slots.items():
                     config[theirs] = to_theirs(state[ours][key])
-                if isinstance(optimizer, Adam):
-                    config["t"] = state["t"]
+                if adam:
+                    config["t"] = state["t"] + counter["offset"]
             result = rule(params[key], grads[key], config)
             if not (isinstance(result, tuple | list) and len(result) == 2):
                 raise NotAStepError(
@@ -155,11 +161,21 @@ def cs231n_step(rule: Callable[..., object], optimizer: Optimizer) -> StyledStep
                 new_state[ours][key] = to_ours(np.asarray(config[theirs]))
             counts.append(config.get("t"))
         if optimizer.counts_steps:
-            # Adam's count is the rule's own; the others keep none, so it is ours.
-            new_state["t"] = counts[0] if isinstance(optimizer, Adam) else state["t"] + 1
+            # The steps taken; Adam's rule keeps its own count, read back (below).
+            new_state["t"] = state["t"] + 1
+        if adam:
+            t = counts[0]
+            if isinstance(t, bool) or not isinstance(t, int | np.integer):
+                raise NotAStepError(
+                    f"the rule's config holds t = {t!r} after the step; expected the step count"
+                )
+            if fresh:
+                counter["offset"] = int(t) - 1
+            styled.counter = (int(t), state["t"] + 1)
         return new_params, new_state
 
-    return StyledStep(step, rule)
+    styled = StyledStep(step, rule)
+    return styled
 
 
 class StyledStep:
@@ -168,6 +184,19 @@ class StyledStep:
 
     def __init__(self, step: Step, rule: Callable[..., object]) -> None:
         self.step, self.rule = step, rule
+        # The rule's own t after its last call and the steps taken by then
+        # (None for a rule that keeps no count).
+        self.counter: tuple[int, int] | None = None
+
+    def counter_lines(self) -> list[str]:
+        """A line when the rule's own counter is not the number of steps taken."""
+        if self.counter is None or self.counter[0] == self.counter[1]:
+            return []
+        t, steps = self.counter
+        return [
+            f"your rule's counter t is {t} after step {steps}, off by {t - steps:+d} (t counts "
+            "the steps taken: 0 before the first, incremented before use)"
+        ]
 
     def __call__(self, grads: dict, state: dict, params: dict) -> tuple[dict, dict]:
         return self.step(grads, state, params)
