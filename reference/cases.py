@@ -229,7 +229,9 @@ class Case:
     def net(self) -> Net:
         """The case's network as one value (``manual_bp.Net``): its sizes,
         activations, normalization, drop probabilities, loss and decay; the
-        rest of the case is data (``params``, ``X``, ``Y``, ``masks``)."""
+        rest of the case is data (``params``, ``X``, ``Y``, ``masks``).  A case
+        may pair a loss with an output a ``Net`` refuses (the oracle side
+        differentiates any pair): then ``ValueError``, as ``Net`` says."""
         layers = dense_layers(self.layer_sizes, self.activations, self.normalization, self.dropout)
         return Net(self.layer_sizes[0], layers, self.loss, self.l2)
 
