@@ -310,3 +310,38 @@ def test_gradients_right_only_to_float32s_rounding_say_so():
         check_gradients(half_cast, *NET, max_examples=50)
     assert raised.value.verdict == "wrong"
     assert "your code seems to compute partly in float32" in str(raised.value)
+
+
+def test_writes_by_contract_are_no_note_and_other_writes_are():
+    """cs231n's batchnorm forward keeps its running statistics in ``bn_param``
+    (its contract: no note); the same forward also scaling ``x`` in place is
+    a write worth a note."""
+
+    def batchnorm_forward(x, gamma, beta, bn_param, scale_x_in_place=False):
+        momentum = bn_param.get("momentum", 0.9)
+        mu, var = x.mean(axis=0), x.var(axis=0)
+        running = bn_param.get("running_mean", np.zeros(x.shape[1]))
+        bn_param["running_mean"] = momentum * running + (1 - momentum) * mu
+        xhat = (x - mu) / np.sqrt(var + bn_param.get("eps", 1e-5))
+        if scale_x_in_place:
+            x *= 1.0
+            x[...] = x + 1.0
+        return gamma * xhat + beta, (xhat, gamma, np.sqrt(var + bn_param.get("eps", 1e-5)))
+
+    def batchnorm_backward(dout, cache):
+        xhat, gamma, std = cache
+        N = dout.shape[0]
+        dxhat = dout * gamma
+        dx = (N * dxhat - dxhat.sum(0) - xhat * (dxhat * xhat).sum(0)) / (N * std)
+        return dx, (dout * xhat).sum(0), dout.sum(0)
+
+    report = check_layer(batchnorm_backward, "batchnorm", forward=batchnorm_forward,
+                         max_examples=10)  # fmt: skip
+    assert not any("wrote into its arguments" in note for note in report.notes), report.notes
+
+    def scaling(x, gamma, beta, bn_param):
+        return batchnorm_forward(x, gamma, beta, bn_param, scale_x_in_place=True)
+
+    report = check_layer(batchnorm_backward, "batchnorm", forward=scaling, max_examples=10)
+    (note,) = [note for note in report.notes if "wrote into its arguments" in note]
+    assert "in place (x):" in note  # x, and not its param

@@ -576,10 +576,13 @@ def check_optimizer(
         with sandbox:
             if style == "cs231n":
                 user_update: Update = cs231n_step(
-                    sandbox.function("update", ("w", "dw", "config")), optimizer
+                    sandbox.function("update", ("w", "dw", "config"), may_write=("config",)),
+                    optimizer,
                 )
             elif style == "course":
-                function = sandbox.function("update", course_arguments(optimizer))
+                function = sandbox.function(
+                    "update", course_arguments(optimizer), may_write=("parameters", "v", "s")
+                )
                 user_update = course_step(function, optimizer)
             else:
                 user_update = sandbox.function("update", ("grads", "state", "params"))

@@ -53,7 +53,7 @@ capture, writes found), ``plain_data`` (what comes back), ``records`` (what
 crosses the pipe).
 """
 
-from reference.isolation.calls import KEPT_CALLS, MAY_WRITE
+from reference.isolation.calls import KEPT_CALLS
 from reference.isolation.child import serve
 from reference.isolation.plain_data import MAX_DEPTH, Opaque, loads_plain, plain, type_name
 from reference.isolation.processes import keep_a_spare as start_ahead
@@ -75,7 +75,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "KEPT_CALLS",
     "MAX_DEPTH",
-    "MAY_WRITE",
     "NO_OUTPUT",
     "PROTOCOL",
     "SOURCE_DIGEST",

@@ -25,11 +25,6 @@ from reference.isolation.records import HEAD_CHARS, PACKAGE_ROOT, PROTOCOL, TAIL
 
 # Raw return values the child keeps for ``keep`` (the last few calls').
 KEPT_CALLS = 8
-# Arguments a function may write into by contract: cs231n's batchnorm forward
-# stores its running statistics in ``bn_param`` (``param`` here), and its
-# optim.py rules their state in ``config``; the deeplearning.ai course's
-# update functions update ``parameters``, ``v`` and ``s`` where they stand.
-MAY_WRITE = frozenset({"param", "config", "parameters", "v", "s"})
 
 
 class Capture(io.TextIOBase):
@@ -240,7 +235,7 @@ def _written(before: object, after: object, names: Sequence[str]) -> Iterator[st
     if before is None:
         return
     for name, old, new in zip(names, before, after, strict=False):  # type: ignore[call-overload]
-        if old is not _UNWATCHED and name not in MAY_WRITE:
+        if old is not _UNWATCHED:
             yield from _differences(old, new, name)
 
 

@@ -42,8 +42,13 @@ class UserFunction:
     data or raises ``UserCodeError`` / ``UserCodeStopped``; ``.last`` is the
     last call's ``CallRecord``."""
 
-    def __init__(self, sandbox: Sandbox, name: str, arg_names: Sequence[str]) -> None:
+    def __init__(
+        self, sandbox: Sandbox, name: str, arg_names: Sequence[str], may_write: Sequence[str] = ()
+    ) -> None:
         self.sandbox, self.name, self.arg_names = sandbox, name, tuple(arg_names)
+        # Arguments the function writes into by contract (no note): cs231n's
+        # bn_param, an optim.py rule's config, the course's parameters, v, s.
+        self.may_write = frozenset(may_write)
         self.call_text = f"{name}({', '.join(arg_names)})"
         self.last: CallRecord | None = None
         self._last_id = -1
@@ -92,10 +97,14 @@ class Sandbox:
                 self._child = None
                 keep_a_spare()
 
-    def function(self, name: str, arg_names: Sequence[str]) -> UserFunction:
+    def function(
+        self, name: str, arg_names: Sequence[str], *, may_write: Sequence[str] = ()
+    ) -> UserFunction:
+        """The function ``name``, called with ``arg_names``; writes into the
+        arguments in ``may_write`` are its contract, not notes."""
         if name not in self.functions:
             raise KeyError(name)
-        return UserFunction(self, name, arg_names)
+        return UserFunction(self, name, arg_names, may_write)
 
     def start(self) -> None:
         """Load the user's functions (in a new child when isolated), if not loaded.
@@ -168,6 +177,7 @@ class Sandbox:
             self.history.append(record)
             raise UserCodeStopped(record, ended.verdict, ended.detail) from None
         kind, payload, output, wrote, seconds = reply
+        wrote = tuple(path for path in wrote if path.split("[")[0] not in function.may_write)
         output = output if isinstance(output, Output) else output_from(output)
         if kind == "returned":
             record = CallRecord(call, output, wrote, seconds)

@@ -145,7 +145,13 @@ def check_layer(
         with sandbox:
             user = (
                 sandbox.function("backward", backward_args),
-                None if forward is None else sandbox.function("forward", kind.forward_arguments),
+                None
+                if forward is None
+                else sandbox.function(
+                    "forward",
+                    kind.forward_arguments,
+                    may_write=("param",),  # bn_param's stats
+                ),
             )
             try:
                 report = _stability_checked(run, user, stability_check, input_bound, max_examples)
