@@ -242,9 +242,8 @@ def _course_name(key: str) -> str:
 def course_step(function: Callable[..., object], optimizer: Optimizer) -> StyledStep:
     """The course's whole-dict update function as a step (module notes)."""
     hyper = course_hyperparameters(optimizer)
-    slots = {"m": "v", "v": "s"} if isinstance(optimizer, Adam) else {"m": "v"}
-    if isinstance(optimizer, SGD):
-        slots = {}
+    # Our slot -> the course's moment: Adam's v and s, momentum's v, none for SGD.
+    slots = {slot: name for slot, name in zip(optimizer.SLOTS, ("v", "s"), strict=False)}
 
     def read(value: object, what: str, keys: list[str]) -> dict[str, object]:
         if not isinstance(value, Mapping) or any(key not in value for key in keys):
