@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reference.campaign import Config, dask_client, run_campaign, run_chunk
+from manual_bp_reference.campaign import Config, dask_client, run_campaign, run_chunk
 
 TARGET_EXAMPLES = 1e8
 

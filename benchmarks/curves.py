@@ -20,7 +20,7 @@ The fitted exponent is the slope of log cost against log size over the
 upper half of each sweep (the lower half is per-call overhead).
 
 Verified networks per second: the main property (manual gradients against
-the oracle, ``reference.compare.compare``, as ``benchmarks/throughput.py`` runs it) run by
+the oracle, ``manual_bp_reference.compare.compare``, as ``benchmarks/throughput.py`` runs it) run by
 Hypothesis on networks of one architecture (``[w] * L + [2]``, tanh hidden,
 softmax + cross-entropy, batch <= 32, float32 and float64 drawn), after a
 warm-up that compiles the oracle's bucket.
@@ -77,7 +77,7 @@ def median_call(run: Callable[[], object], seconds: float, min_calls: int) -> li
 
 
 def measure(sizes: list[int], m: int, seconds: float, rounds: int) -> dict[str, float]:
-    from reference.jax_setup import jax, jnp
+    from manual_bp_reference.jax_setup import jax, jnp
 
     depth = len(sizes) - 1
     activations = ["relu"] * (depth - 1) + ["softmax"]
@@ -143,8 +143,8 @@ def verified_per_second(sizes: list[int], examples: int) -> float:
     from hypothesis import strategies as st
 
     from manual_bp import Net
-    from reference.compare import compare
-    from reference.strategies import networks
+    from manual_bp_reference.compare import compare
+    from manual_bp_reference.strategies import networks
 
     depth = len(sizes) - 1
     net = st.just(Net.of(sizes, ["tanh"] * (depth - 1) + ["softmax"], "cross_entropy"))

@@ -2,11 +2,11 @@
 
 What it measures
 ----------------
-``reference.tolerance`` gives every gradient entry its own tolerance,
+``manual_bp_reference.tolerance`` gives every gradient entry its own tolerance,
 ``SAFETY * u * E``, from a first-order rounding-error bound.  A bound that is
 too tight shows up as a *false alarm*: ``compare`` reporting a mismatch
 (``worst_ratio > 1``) although the manual backward pass is correct.  This
-script runs many random examples through ``reference.compare.compare``
+script runs many random examples through ``manual_bp_reference.compare.compare``
 on the unmodified ``manual_bp`` and reports the distribution of the
 per-example worst ``|manual - oracle| / tolerance``:
 
@@ -35,11 +35,11 @@ so a pool of architectures is drawn first (``--architectures``, depth 1-6,
 widths 1-32, batch 1-64, hidden activations uniform over
 ``manual_bp.activations.ACTIVATIONS``, a loss from ``manual_bp.losses.LOSSES``
 with an output activation it accepts, by the rules of
-``reference.strategies.networks``) and many value sets are drawn for each.  The dtype
+``manual_bp_reference.strategies.networks``) and many value sets are drawn for each.  The dtype
 alternates between float64 and float32 within an architecture (the oracle
 always runs in float64, so both share one compilation).
 
-Values mirror ``reference.cases``: each array is either one repeated
+Values mirror ``manual_bp_reference.cases``: each array is either one repeated
 value, a repeated fill with some entries replaced, a mixture with random
 weights, or all from one category, where the categories are exact zeros
 (``+-0``), uniform ``[-1, 1]``, uniform ``[-bound, bound]``, ``+-bound``,
@@ -62,11 +62,11 @@ From the repository root::
     python -m benchmarks.false_alarms --seed 1 --examples 20000 --workers 2
     python -m benchmarks.false_alarms --scheduler tcp://HOST:8786   # a Dask cluster
 
-The architectures run on the campaign's engine (``reference.campaign.dask_client``):
+The architectures run on the campaign's engine (``manual_bp_reference.campaign.dask_client``):
 a local Dask cluster of ``--workers`` single-threaded processes, or the workers of
 ``--scheduler``.  For runs past what one report should print (10^6 and up, resumable,
 failures in a Hypothesis database), use ``manual-bp campaign``, which draws the same
-kind of examples (``reference.draws``, shared with this script), one architecture
+kind of examples (``manual_bp_reference.draws``, shared with this script), one architecture
 per example.
 
 The exit status is 1 when a false alarm (or an exception) occurred, else 0.
@@ -90,9 +90,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from manual_bp.cli.progress import progress
-from reference.cases import Case
-from reference.compare import compare
-from reference.draws import (
+from manual_bp_reference.cases import Case
+from manual_bp_reference.compare import compare
+from manual_bp_reference.draws import (
     DTYPES,
     Architecture,
     draw_architecture,
@@ -539,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         else:  # on the campaign's engine: a local Dask cluster, or --scheduler's
             from distributed import as_completed
 
-            from reference.campaign import dask_client
+            from manual_bp_reference.campaign import dask_client
 
             # By name, not by value from __main__: each worker then keeps one copy of
             # this module, its timers included, across the architectures it runs.

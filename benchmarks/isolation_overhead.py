@@ -66,7 +66,7 @@ API = textwrap.dedent("""
     import sys, time, json
     sys.path.insert(0, sys.argv[1])
     from my_net import backprop
-    from reference.check import check_gradients
+    from manual_bp_reference.check import check_gradients
     times = []
     for _ in range(3):
         start = time.perf_counter()
@@ -82,7 +82,7 @@ PER_CALL = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, sys.argv[1])
     from my_net import backprop
-    from reference.isolation import Isolation, Sandbox
+    from manual_bp_reference.isolation import Isolation, Sandbox
     rng = np.random.default_rng(0)
     params = {"W1": rng.normal(size=(3, 2)), "B1": rng.normal(size=(3, 1)),
               "W2": rng.normal(size=(1, 3)), "B2": rng.normal(size=(1, 1))}

@@ -2,7 +2,7 @@
 
 Correct layer functions written several ways (different summation orders and
 algebraic forms of the same maths) are run on cases drawn by
-``reference.layer_check.layer_cases`` (both layouts where the style has one,
+``manual_bp_reference.layer_check.layer_cases`` (both layouts where the style has one,
 float64 and float32, no shrinking) and compared with the oracle by
 ``compare_layer``.  They are correct, so every call whose worst
 ``|yours - oracle| / tolerance`` exceeds 1 is a false alarm.  Reported: the
@@ -31,7 +31,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 
 from manual_bp.activations import ACTIVATIONS
-from reference.layer_check import compare_layer, layer_cases, run_user
+from manual_bp_reference.layer_check import compare_layer, layer_cases, run_user
 
 ROUND = 500  # examples per Hypothesis run
 

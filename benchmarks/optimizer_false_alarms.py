@@ -2,8 +2,8 @@
 
 Every step of ``manual_bp.optimizers`` (SGD, momentum, RMSProp, Adam, AdamW,
 every convention, float32 and float64, extreme hyperparameters: the cases of
-``reference.optimizer_cases.optimizer_cases``) is compared with optax's step
-from the same inputs by ``reference.optimizer_check.compare_step``.  The
+``manual_bp_reference.optimizer_cases.optimizer_cases``) is compared with optax's step
+from the same inputs by ``manual_bp_reference.optimizer_check.compare_step``.  The
 hand-written optimizers are correct, so every step whose worst
 ``|mine - optax| / tolerance`` exceeds 1 is a false alarm.  Reported: the
 number of steps, the false alarms, the entries that could not be decided
@@ -28,8 +28,8 @@ from collections import defaultdict
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 
-from reference.optimizer_cases import OptimizerCase, optimizer_cases
-from reference.optimizer_check import compare_step
+from manual_bp_reference.optimizer_cases import OptimizerCase, optimizer_cases
+from manual_bp_reference.optimizer_check import compare_step
 
 MAX_STEPS = 8  # gradient steps per drawn case
 ROUND = 1000  # examples per Hypothesis run

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.environment import print_environment
 from manual_bp.optimizers import SGD, Adam, Momentum, RMSProp
-from reference.optimizer_check import OptimizerMismatch, check_optimizer
+from manual_bp_reference.optimizer_check import OptimizerMismatch, check_optimizer
 
 HERE = Path(__file__).resolve().parent
 # (style, file, function name, the optimizer it implements)

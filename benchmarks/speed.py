@@ -178,7 +178,7 @@ class Method:
 
 def methods(point: Point, blas: Blas) -> dict[str, Method]:
     """The timed methods of one grid point, each already run once (warm)."""
-    from reference.jax_setup import jax, jnp
+    from manual_bp_reference.jax_setup import jax, jnp
 
     net = DNN(point.layer_sizes, list(point.activations), point.loss, seed=0, dtype=point.dtype)
     X, Y = make_batch(point, np.random.default_rng(0))

@@ -16,7 +16,7 @@ import os
 import time
 
 from benchmarks.rounding_variants import ORDERS, make_backprop
-from reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.check import GradientMismatch, check_gradients
 
 ARCHITECTURES = [
     ([3, 6, 5, 4, 3], ["tanh", "relu", "leaky_relu", "softmax"], "cross_entropy"),

@@ -19,8 +19,8 @@ import time
 from hypothesis import HealthCheck, Phase, given, settings, target
 
 from manual_bp.cli.progress import progress
-from reference.compare import compare
-from reference.strategies import networks
+from manual_bp_reference.compare import compare
+from manual_bp_reference.strategies import networks
 
 
 def main() -> None:

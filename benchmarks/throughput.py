@@ -3,13 +3,13 @@
 What it measures
 ----------------
 The main property (as ``property_tests/test_gradients.py`` states it:
-``reference.compare.compare`` of manual_bp's forward and backward with the
+``manual_bp_reference.compare.compare`` of manual_bp's forward and backward with the
 oracle, the tolerance, the comparison, and ``target`` on the worst ratio) is
 run by Hypothesis over ``networks(max_depth, max_width, max_batch)`` --
 depth <= 4, widths <= 16, batch <= 32 by default, a random shape per example
 -- once with the naive oracle (``oracle_gradients(..., padded=False)``: one
 ``jax.jit`` compilation per new shape and activation list) and once with the
-padded one (``reference.padding``: one compilation per bucket).
+padded one (``manual_bp_reference.padding``: one compilation per bucket).
 
 Each oracle runs two passes of ``--examples`` examples with different
 Hypothesis seeds, in this process:
@@ -43,9 +43,9 @@ from collections import defaultdict
 
 from hypothesis import HealthCheck, Phase, given, seed, settings, target
 
-from reference import oracle, padding
-from reference.compare import compare
-from reference.strategies import networks
+from manual_bp_reference import oracle, padding
+from manual_bp_reference.compare import compare
+from manual_bp_reference.strategies import networks
 
 _SECONDS: dict[str, float] = defaultdict(float)
 # The stages of ``compare`` that its timing hook reports.

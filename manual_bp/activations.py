@@ -88,7 +88,7 @@ class Activation:
     zero_at_zero : bool
         ``f(0) = 0`` exactly (and ``f(z) = 0`` only there or on relu's flat
         side): a unit with ``Z`` provably 0 gives ``A`` exactly 0
-        (``reference.kinks``).
+        (``manual_bp_reference.kinks``).
     """
 
     name: str

@@ -33,13 +33,13 @@ it did not allocate itself.
 How many copies of the forward pass exist, and what proves them equal
 -------------------------------------------------------------------
 1. ``forward_xp``, written over an array namespace, is *the definition*: the
-   function ``jax.grad`` differentiates (``reference.oracle``) and the one
+   function ``jax.grad`` differentiates (``manual_bp_reference.oracle``) and the one
    every other copy is measured against.
 2. ``forward_numpy``, the NumPy fast path that ``forward`` takes: the same
    steps, in place, through each activation's NumPy kernel
    (``Activation.forward_into``).  ``property_tests/test_fast_path.py``
    proves it bitwise equal to the definition (but for the sign of a zero).
-3. ``reference.padding``, the padded oracle: the same wiring
+3. ``manual_bp_reference.padding``, the padded oracle: the same wiring
    ``Zl = Wl A(l-1) + Bl``, ``Al = f_l(Zl)`` inside one ``lax.scan`` over
    stacked, zero-padded layers, calling the same activations and losses.
    ``property_tests/test_padded_oracle.py`` proves it agrees with the

@@ -32,11 +32,11 @@ at step ``t = 1, 2, ...``, learning rate ``α``::
     AdamW      θ ← θ − α (m̂ / (√(v̂ + ε_root) + ε) + λ θ)    decay_scaled_by_lr=True
 
 Each convention on which libraries differ is an explicit keyword, and its
-default is optax's (``reference.optimizer_oracle`` builds the optax chain
+default is optax's (``manual_bp_reference.optimizer_oracle`` builds the optax chain
 of every choice): see each class.
 
 Every rule is written once, over ``ops`` (``sqrt`` and the bias correction
-``1 − β^t``): ``NUMPY_OPS`` runs it, and ``reference.optimizer_tolerance``
+``1 − β^t``): ``NUMPY_OPS`` runs it, and ``manual_bp_reference.optimizer_tolerance``
 runs the same rule on error bounds to derive the tolerance of a step.
 """
 
@@ -111,7 +111,7 @@ class Optimizer:
     def alternatives(self) -> dict[str, list[tuple[object, dict[str, Any]]]]:
         """For each convention another implementation may follow, its values (this
         optimizer's own first) and the field changes that give each: what
-        ``reference.optimizer_check`` tries when a step disagrees."""
+        ``manual_bp_reference.optimizer_check`` tries when a step disagrees."""
         return {}
 
     def describe(self, keyword: str, value: object) -> str:
@@ -428,7 +428,7 @@ class Adam(Optimizer):
         has no such switch, so its oracle is ``optax.adam`` with the step's
         ``α (1 − β1^t) / √(1 − β2^t)``, ``ε / √(1 − β2^t)`` and
         ``ε_root / (1 − β2^t)``: the same step, derived in the docstring of
-        ``reference.optimizer_oracle``.
+        ``manual_bp_reference.optimizer_oracle``.
     """
 
     b1: float = 0.9

@@ -136,7 +136,7 @@ def fit(
     dropout: Sequence[float] | None = None,
 ) -> tuple[dict[str, Array], list[float], State]:
     """Mini-batch training on the hand-written gradients (or on ``gradients``:
-    ``reference.autodiff_training`` passes jax.grad's, so both nets train alike).
+    ``manual_bp_reference.autodiff_training`` passes jax.grad's, so both nets train alike).
 
     ``optimizer`` is a ``manual_bp.optimizers`` optimizer (or anything with
     its ``init``, ``update`` and ``learning_rate``), or a learning rate for

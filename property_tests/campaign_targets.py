@@ -1,7 +1,7 @@
 """Backprop targets for ``property_tests/test_campaign.py``, loaded by name
 (``property_tests.campaign_targets:slow``) in Dask worker processes.
 
-Conventions of ``reference.campaign.target_function``:
+Conventions of ``manual_bp_reference.campaign.target_function``:
 ``backprop(params, X, Y, activations, loss) -> grads``; ``STUDENTS`` is the
 source of a file of students' functions for one network,
 ``backprop(params, X, Y)`` in the conventions ``manual-bp check`` takes.

@@ -65,7 +65,7 @@ def inject(mutation: Mutation, monkeypatch: pytest.MonkeyPatch) -> None:
     importers = [
         module
         for name, module in list(sys.modules.items())
-        if name.split(".")[0] in ("manual_bp", "reference")
+        if name.split(".")[0] in ("manual_bp", "manual_bp_reference")
     ]
     for module in importers:
         for attribute, value in list(vars(module).items()):

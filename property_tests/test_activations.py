@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from manual_bp.activations import ACTIVATIONS, log_softmax
+from manual_bp_reference.jax_setup import jax, jnp
 from property_tests.budget import examples
-from reference.jax_setup import jax, jnp
 
 JAX_NN = {
     "sigmoid": jax.nn.sigmoid,

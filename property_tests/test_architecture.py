@@ -21,15 +21,17 @@ from pathlib import Path
 
 import pytest
 
+import manual_bp_reference
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_FOLDERS = ("manual_bp", "reference", "property_tests", "benchmarks", "docs")
 MAX_POSITIONAL = 6
 # Optional *data*, not options: ``compare(case)`` compares manual_bp's own
 # gradients, ``compare(case, grads)`` anyone's.
 OPTIONAL_DATA = {
-    "reference.compare.compare": ["grads"],
+    "manual_bp_reference.compare.compare": ["grads"],
     # The network as the seed's lists (sizes, activations, loss) or as one Net.
-    "reference.check.check_gradients": ["activations", "loss"],
+    "manual_bp_reference.check.check_gradients": ["activations", "loss"],
 }
 
 
@@ -76,10 +78,9 @@ def test_no_module_of_the_oracle_side_suppresses_e402():
 
 
 def _public_functions():
-    """Every public function and public method defined (with ``def``) in ``reference``."""
-    import reference
+    """Every public function and public method defined (with ``def``) in ``manual_bp_reference``."""
 
-    for info in pkgutil.walk_packages(reference.__path__, "reference."):
+    for info in pkgutil.walk_packages(manual_bp_reference.__path__, "manual_bp_reference."):
         module = importlib.import_module(info.name)
         for name, value in vars(module).items():
             if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.check import GradientMismatch, check_gradients
-from reference.layer_check import LayerMismatch, check_layer
+from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.layer_check import LayerMismatch, check_layer
 
 NET = ([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
 

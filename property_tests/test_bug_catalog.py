@@ -8,7 +8,7 @@ its output (A > 0 exactly where Z > 0) is correct code that must pass.
 import numpy as np
 import pytest
 
-from reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.check import GradientMismatch, check_gradients
 
 SIGMOID = lambda Z: 1 / (1 + np.exp(-Z))  # noqa: E731
 FORWARD = {"tanh": np.tanh, "sigmoid": SIGMOID, "relu": lambda Z: np.maximum(Z, 0)}

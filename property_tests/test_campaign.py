@@ -1,4 +1,4 @@
-"""``reference.campaign``: exact totals on real Dask clusters, a killed worker,
+"""``manual_bp_reference.campaign``: exact totals on real Dask clusters, a killed worker,
 resuming, and failures replayed by Hypothesis from a real Redis server.
 
 Kept small (tiny networks: one padded-oracle bucket per worker) so that the
@@ -23,10 +23,10 @@ import pytest
 from hypothesis import settings
 
 from manual_bp.cli import main
+from manual_bp_reference import campaign
+from manual_bp_reference.campaign import Config, campaign_property, merge, run_campaign, run_chunk
+from manual_bp_reference.draws import Limits
 from property_tests import campaign_targets
-from reference import campaign
-from reference.campaign import Config, campaign_property, merge, run_campaign, run_chunk
-from reference.draws import Limits
 
 distributed = pytest.importorskip("distributed")
 redis = pytest.importorskip("redis")
@@ -315,8 +315,8 @@ def test_failures_go_to_redis_and_pytest_replays_them_first(
             import redis
             from hypothesis import Phase, settings
             from hypothesis.extra.redis import RedisExampleDatabase
-            from reference.campaign import campaign_property
-            from reference.draws import Limits
+            from manual_bp_reference.campaign import campaign_property
+            from manual_bp_reference.draws import Limits
 
             database = RedisExampleDatabase(redis.Redis.from_url({redis_server!r}))
             # Only the replay phase: a failure can come from the database alone.

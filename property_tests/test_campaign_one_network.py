@@ -1,4 +1,4 @@
-"""``reference.campaign`` on one network: a student's ``backprop(params, X, Y)``
+"""``manual_bp_reference.campaign`` on one network: a student's ``backprop(params, X, Y)``
 in the conventions ``manual-bp check`` takes, in the three styles real code
 is written in (course, cs231n, Nielsen), run chunk by chunk without Dask.
 
@@ -19,8 +19,7 @@ from hypothesis import Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from manual_bp.cli import main
-from property_tests.campaign_targets import STUDENTS
-from reference.campaign import (
+from manual_bp_reference.campaign import (
     Config,
     campaign_property,
     database_key,
@@ -32,8 +31,9 @@ from reference.campaign import (
     save_failures,
     target_digest,
 )
-from reference.conventions import Conventions
-from reference.draws import Limits, Network
+from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.draws import Limits, Network
+from property_tests.campaign_targets import STUDENTS
 
 NETWORKS = {
     "course": (Network((3, 4, 1), ("tanh", "sigmoid"), "binary_cross_entropy"), None),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from manual_bp import backward, forward
-from reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.check import GradientMismatch, check_gradients
 
 SIZES, ACTS, LOSS = [3, 4, 2], ["relu", "sigmoid"], "binary_cross_entropy"
 

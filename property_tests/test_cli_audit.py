@@ -1,4 +1,5 @@
-"""``manual-bp audit`` and ``reference.sweep`` on a tiny sweep: table, CSV, PNG, exit codes."""
+"""``manual-bp audit`` and ``manual_bp_reference.sweep`` on a tiny sweep: table, CSV,
+PNG, exit codes."""
 
 import csv
 import sys
@@ -8,9 +9,8 @@ import pytest
 
 from manual_bp.cli import main
 from manual_bp.network import backward, forward
-from property_tests.test_cli_train import png_size, run, wrong_dW1
-from reference.oracle import oracle_gradients
-from reference.sweep import (
+from manual_bp_reference.oracle import oracle_gradients
+from manual_bp_reference.sweep import (
     AUDIT_LOSS,
     CSV_COLUMNS,
     audit_case,
@@ -19,6 +19,7 @@ from reference.sweep import (
     sweep,
     worst_of,
 )
+from property_tests.test_cli_train import png_size, run, wrong_dW1
 
 # 2 depths x 2 widths x 2 dtypes = 8 configurations, 2 seeds each; 4 network
 # shapes for the oracle to compile (the dtype does not change its shape).
@@ -148,12 +149,12 @@ def test_bad_arguments_exit_2_naming_the_argument(arguments, message, tmp_path):
 
 
 def test_an_out_folder_that_cannot_be_made_is_refused_before_the_sweep(capsys, monkeypatch):
-    import reference.sweep
+    import manual_bp_reference.sweep
 
     def sweep_that_must_not_run(*args, **kwargs):
         raise AssertionError("the sweep ran before --out was checked")
 
-    monkeypatch.setattr(reference.sweep, "sweep", sweep_that_must_not_run)
+    monkeypatch.setattr(manual_bp_reference.sweep, "sweep", sweep_that_must_not_run)
     assert main(["audit", "--depths", "1", "--widths", "2", "--out", "/dev/null/x"]) == 2
     assert "--out: cannot create the folder '/dev/null/x'" in capsys.readouterr().err
 

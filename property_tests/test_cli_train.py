@@ -57,13 +57,13 @@ def wrong_dW1(
 ) -> None:
     """Make the hand-written backward return ``factor * dW1`` where the checks call it,
     and in ``training.fit`` too unless ``in_training=False``."""
-    import reference.compare
+    import manual_bp_reference.compare
 
     def backward(*args, **kwargs):
         grads = network.backward(*args, **kwargs)
         return {**grads, "W1": factor * grads["W1"]}
 
-    for module in (reference.compare,) + ((training,) if in_training else ()):
+    for module in (manual_bp_reference.compare,) + ((training,) if in_training else ()):
         monkeypatch.setattr(module, "backward", backward)
 
 
@@ -313,10 +313,10 @@ def test_without_matplotlib_it_says_which_extra_to_install(monkeypatch, tmp_path
 def test_without_jax_it_says_which_extra_to_install(monkeypatch, tmp_path):
     # Forget the oracle modules (monkeypatch puts them back) and make jax unimportable.
     for name in (
-        "reference.autodiff_training",
-        "reference.compare",
-        "reference.oracle",
-        "reference.optimizer_oracle",
+        "manual_bp_reference.autodiff_training",
+        "manual_bp_reference.compare",
+        "manual_bp_reference.oracle",
+        "manual_bp_reference.optimizer_oracle",
     ):
         monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.setitem(sys.modules, "jax", None)

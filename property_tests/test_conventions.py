@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from reference.check import GradientMismatch, check_gradients
-from reference.conventions import Conventions
+from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.conventions import Conventions
 
 FEW = 8
 
@@ -171,7 +171,7 @@ def test_labels_need_a_classification_loss():
 
 
 def test_conversion_round_trips_every_layout():
-    from reference.cases import Case
+    from manual_bp_reference.cases import Case
 
     rng = np.random.default_rng(0)
     params = {"W1": rng.normal(size=(3, 2)), "B1": rng.normal(size=(3, 1))}
@@ -225,7 +225,7 @@ def test_the_courses_l2_divided_by_m_is_declared_not_glued():
 def test_every_convention_is_a_flag_of_check_and_campaign():
     """A new convention is one field of Conventions: the flags follow its fields."""
     from manual_bp.cli import build_parser, command_parsers
-    from reference.conventions import convention_fields
+    from manual_bp_reference.conventions import convention_fields
 
     flags = {"--" + f.name.replace("_", "-") for f in convention_fields()}
     for command in ("check", "campaign"):
@@ -235,8 +235,8 @@ def test_every_convention_is_a_flag_of_check_and_campaign():
 
 
 def test_check_gradients_takes_the_conventions_object_or_its_keywords_not_both():
-    from reference.check import check_gradients
-    from reference.conventions import Conventions
+    from manual_bp_reference.check import check_gradients
+    from manual_bp_reference.conventions import Conventions
 
     def backprop(params, X, Y):
         m = X.shape[0]
@@ -257,7 +257,7 @@ def test_check_gradients_takes_the_conventions_object_or_its_keywords_not_both()
 
 def test_the_record_of_conventions_holds_every_field():
     """A campaign's manifest rebuilds its Conventions from as_dict: no field is left out."""
-    from reference.conventions import convention_fields
+    from manual_bp_reference.conventions import convention_fields
 
     rows = Conventions(layout="rows", names={"W1": "w1", "B1": "b1"}, l2=0.5)
     assert set(rows.as_dict()) == {f.name for f in convention_fields()}

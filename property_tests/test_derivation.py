@@ -23,9 +23,9 @@ from manual_bp.derivation import Derivation, Step, at_layer, derive
 from manual_bp.losses import LOSSES
 from manual_bp.network import backward, forward
 from manual_bp.normalization import EPS
+from manual_bp_reference.strategies import networks
 from property_tests.budget import examples
 from property_tests.test_normalization import normalized_nets
-from reference.strategies import networks
 
 SEED_NET = ([2, 3, 3, 1], ["sigmoid"] * 3, "binary_cross_entropy")
 # Backward formulas that read as Python once the symbols are translated; the

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from manual_bp_reference.cases import Case
+from manual_bp_reference.compare import compare
 from property_tests.mutations import CATALOG, inject
-from reference.cases import Case
-from reference.compare import compare
 
 BY_NAME = {mutation.name: mutation for mutation in CATALOG}
 

@@ -24,8 +24,8 @@ from hypothesis.extra.numpy import arrays
 
 from manual_bp import network
 from manual_bp.activations import ACTIVATIONS
+from manual_bp_reference.strategies import networks
 from property_tests.budget import examples
-from reference.strategies import networks
 
 KERNELS = sorted(name for name, activation in ACTIVATIONS.items() if activation.kernel)
 

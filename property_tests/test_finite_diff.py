@@ -22,16 +22,16 @@ from hypothesis import given, note, target
 from hypothesis import strategies as st
 
 from manual_bp.network import backward, forward, init_params
-from property_tests.budget import examples
-from reference.cases import Case
-from reference.finite_diff import (
+from manual_bp_reference.cases import Case
+from manual_bp_reference.finite_diff import (
     FiniteDifferenceResult,
     finite_difference_gradients,
     supported_side,
 )
-from reference.oracle import oracle_gradients
-from reference.strategies import networks
-from reference.tolerance import tolerances
+from manual_bp_reference.oracle import oracle_gradients
+from manual_bp_reference.strategies import networks
+from manual_bp_reference.tolerance import tolerances
+from property_tests.budget import examples
 
 Array = np.ndarray
 
@@ -77,7 +77,7 @@ def fd_mismatches(
     by exactly one pre-activation: between the one-sided differences, each
     widened by its error, and by ``margin``.  Entries where several
     pre-activations cross at once are skipped: there a chain-rule gradient
-    need not lie between the one-sided differences (see reference.finite_diff).
+    need not lie between the one-sided differences (see manual_bp_reference.finite_diff).
 
     Returns the failures, the worst ``|grads - fd| / (error + margin)`` over
     the smooth entries, and the number of skipped entries.
@@ -113,7 +113,7 @@ def fd_check(case: Case, use_oracle: bool) -> tuple[list[str], float, int]:
     else:
         grads = backward(cache, case.Y, case.activations, case.loss, input_gradient=True)
     # The margin: the analytic values are rounded too.  fd.error estimates
-    # |fd - true gradient| only; reference.tolerance bounds |manual - oracle|
+    # |fd - true gradient| only; manual_bp_reference.tolerance bounds |manual - oracle|
     # by the rounding of either side, so it bounds each side's own rounding.
     # In float64 it is ~1e-13 relative, far below fd.error (~1e-8 relative),
     # but it is what keeps a gradient that cancels to ~0 safe to compare.

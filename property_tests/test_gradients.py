@@ -2,10 +2,10 @@
 
 from hypothesis import given, target
 
+from manual_bp_reference.cases import Case
+from manual_bp_reference.compare import compare
+from manual_bp_reference.strategies import networks, seed_networks
 from property_tests.budget import examples
-from reference.cases import Case
-from reference.compare import compare
-from reference.strategies import networks, seed_networks
 
 
 def assert_matches_oracle(case: Case):

@@ -20,9 +20,9 @@ import pytest
 
 from manual_bp.cli import main
 from manual_bp.optimizers import SGD, Adam
-from reference.check import GradientMismatch, check_gradients
-from reference.layer_check import LayerMismatch, check_layer
-from reference.optimizer_check import OptimizerMismatch, check_optimizer
+from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.layer_check import LayerMismatch, check_layer
+from manual_bp_reference.optimizer_check import OptimizerMismatch, check_optimizer
 
 ARCH = ([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
 FLAGS = ["--layers", "2,3,1", "--activations", "tanh,sigmoid", "--examples", "10"]
@@ -251,7 +251,7 @@ def _in_place_relu_backward(dout, cache):
 
 def test_a_file_that_trains_at_import_times_out(tmp_path):
     # Loading has its own limit (default: at least 10 s): a slow import is no slow call.
-    from reference.isolation import Isolation, Sandbox, UserCodeStopped
+    from manual_bp_reference.isolation import Isolation, Sandbox, UserCodeStopped
 
     hangs = tmp_path / "trains_at_import.py"
     hangs.write_text("while True:\n    pass\n")
@@ -296,7 +296,7 @@ def test_the_checkers_arrays_are_untouched():
     kept = params["W1"].copy()
     check_optimizer(_in_place_sgd, SGD(0.1), max_examples=5)
     # The isolation copies what it sends; a call in this process copies too.
-    from reference.isolation import Isolation, Sandbox
+    from manual_bp_reference.isolation import Isolation, Sandbox
 
     for isolate in (True, False):
         with Sandbox({"update": _in_place_sgd}, Isolation(isolate=isolate)) as sandbox:
@@ -328,8 +328,8 @@ def test_a_real_process_prints_only_the_json(hostile, name):
 
 
 def test_a_campaign_target_that_hangs_or_exits_fails_its_examples(hostile, tmp_path):
-    from reference.campaign import Config, run_chunk
-    from reference.draws import Network
+    from manual_bp_reference.campaign import Config, run_chunk
+    from manual_bp_reference.draws import Network
 
     network = Network((2, 3, 1), ("tanh", "sigmoid"), "binary_cross_entropy")
     for name, said in (("spins", "timed out"), ("ends_the_process", "ended the process"),
@@ -371,7 +371,7 @@ def test_output_is_text_in_the_order_written_without_holes(hostile, capsys):
     assert main(["check", f"{hostile}:mixes_its_output", *FLAGS, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert any("printed" in note for note in result["notes"])
-    from reference.isolation import Isolation, Sandbox
+    from manual_bp_reference.isolation import Isolation, Sandbox
 
     with Sandbox({"f": f"{hostile}:mixes_its_output"}, Isolation()) as sandbox:
         f = sandbox.function("f", ("params", "X", "Y"))
@@ -385,7 +385,7 @@ def test_output_is_text_in_the_order_written_without_holes(hostile, capsys):
 def test_threads_sharing_one_child_get_their_own_answers():
     import threading
 
-    from reference.isolation import Isolation, Sandbox
+    from manual_bp_reference.isolation import Isolation, Sandbox
 
     wrong: list[tuple[int, object]] = []
     with Sandbox({"echo": _echo}, Isolation()) as sandbox:
@@ -423,7 +423,7 @@ def _odd_returns(params, X, Y):
 
 
 def test_odd_return_values_come_back_as_plain_data():
-    from reference.isolation import Isolation, Sandbox
+    from manual_bp_reference.isolation import Isolation, Sandbox
 
     with Sandbox({"f": _odd_returns}, Isolation()) as sandbox:
         value = sandbox.function("f", ("params", "X", "Y"))({}, 0, 0)
@@ -500,7 +500,7 @@ def test_json_is_printed_for_an_argument_error_too(hostile, capsys):
 def test_the_child_started_ahead_is_the_one_that_runs_the_code(monkeypatch):
     """manual-bp check starts a child before it imports jax; importing jax sets
     variables of its own, which must not make the child unusable."""
-    from reference.isolation import Isolation, Sandbox, processes, start_ahead
+    from manual_bp_reference.isolation import Isolation, Sandbox, processes, start_ahead
 
     while processes.SPARE:
         processes.stop(processes.SPARE.pop())

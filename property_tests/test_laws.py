@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from manual_bp import DNN, backward, batch_loss, forward, init_params
 from manual_bp.optimizers import Adam
 from manual_bp.training import TrainingDiverged, fit, sgd_step
+from manual_bp_reference.cases import Case
+from manual_bp_reference.strategies import networks
+from manual_bp_reference.tolerance import tolerances
 from property_tests.budget import examples
-from reference.cases import Case
-from reference.strategies import networks
-from reference.tolerance import tolerances
 
 
 def manual_gradients(case: Case, X: np.ndarray, Y: np.ndarray):
@@ -145,7 +145,7 @@ def test_step_replaces_params_and_leaves_an_earlier_cache_valid():
 
 
 def test_input_gradient_is_returned_only_when_asked_and_matches_the_oracle():
-    from reference.oracle import oracle_gradients
+    from manual_bp_reference.oracle import oracle_gradients
 
     net = DNN([3, 4, 2], ["tanh", "softmax"], "cross_entropy", seed=0)
     X = np.array([[0.5, -1.0], [2.0, 0.0], [0.0, 1.0]])

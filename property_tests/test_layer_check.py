@@ -14,8 +14,8 @@ import pytest
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.normalization import EPS
-from reference.jax_setup import jax, jnp
-from reference.layer_check import (
+from manual_bp_reference.jax_setup import jax, jnp
+from manual_bp_reference.layer_check import (
     LAYERS,
     LayerCase,
     LayerMismatch,
@@ -26,7 +26,7 @@ from reference.layer_check import (
     probe_case,
     run_user,
 )
-from reference.normalization_bugs import NORMALIZATION_BUGS, normalization_layer
+from manual_bp_reference.normalization_bugs import NORMALIZATION_BUGS, normalization_layer
 
 SMALL = dict(max_examples=15, max_batch=4, max_width=4)
 # The unstable implementations below overflow and divide by 0 on purpose.

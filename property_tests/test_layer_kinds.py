@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from reference.jax_setup import jnp
-from reference.layer_check import check_layer, layer_oracle, layers
-from reference.layer_kinds import LAYER_KINDS, LayerKind, kind_of, register, unregister
-from reference.layer_tolerance import activation_tolerances
+from manual_bp_reference.jax_setup import jnp
+from manual_bp_reference.layer_check import check_layer, layer_oracle, layers
+from manual_bp_reference.layer_kinds import LAYER_KINDS, LayerKind, kind_of, register, unregister
+from manual_bp_reference.layer_tolerance import activation_tolerances
 
 
 def _scale(name: str = "test_scale", factor: float = 2.0, **changes) -> LayerKind:
@@ -106,7 +106,7 @@ def test_a_new_kind_is_checked_end_to_end(registered):
     }))  # fmt: skip
     report = check_layer(lambda dout, x: 2 * dout, "test_scale", max_examples=10)
     assert report.examples == 10
-    from reference.layer_check import LayerMismatch
+    from manual_bp_reference.layer_check import LayerMismatch
 
     with pytest.raises(LayerMismatch):
         check_layer(lambda dout, x: 3 * dout, "test_scale", max_examples=10)

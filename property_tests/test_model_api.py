@@ -155,8 +155,8 @@ def test_fit_calls_back_with_each_epoch_and_its_loss():
 def test_decay_and_dropout_gradients_match_the_oracle_on_the_cached_mask():
     """DNN(l2=, dropout=): forward draws a mask, compute_gradients uses it and
     adds l2 Wl; jax.grad of the same forward with that mask agrees."""
-    from reference.cases import Case
-    from reference.compare import compare
+    from manual_bp_reference.cases import Case
+    from manual_bp_reference.compare import compare
 
     X = np.random.default_rng(0).standard_normal((2, 9))
     Y = (X[:1] > 0).astype(float)

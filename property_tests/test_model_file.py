@@ -13,8 +13,8 @@ from manual_bp import DNN
 from manual_bp.data import two_moons
 from manual_bp.model_file import FORMAT_VERSION, ModelFileError
 from manual_bp.optimizers import Adam, Momentum, RMSProp
+from manual_bp_reference.strategies import networks
 from property_tests.budget import examples
-from reference.strategies import networks
 
 
 def bits(array: np.ndarray) -> np.ndarray:
@@ -223,8 +223,8 @@ def test_normalization_dropout_and_decay_together_resume_exactly_and_match_the_o
     layer): a save in the middle of training changes nothing, and the manual
     gradients on the cached masks match jax.grad within the tolerance."""
     from manual_bp.dropout import draw_masks
-    from reference.cases import Case
-    from reference.compare import compare
+    from manual_bp_reference.cases import Case
+    from manual_bp_reference.compare import compare
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3, 7))

@@ -9,11 +9,11 @@ same example budget, no shrinking (detection is what is measured here).
 import pytest
 from hypothesis import Phase, given, settings
 
+from manual_bp_reference.optimizer_cases import all_optimizers, optimizer_cases
+from manual_bp_reference.strategies import networks
 from property_tests.mutations import CATALOG, OPTIMIZER_CATALOG, REGULARIZATION_CATALOG, inject
 from property_tests.test_gradients import assert_matches_oracle
 from property_tests.test_optimizers import assert_steps_match_optax
-from reference.optimizer_cases import all_optimizers, optimizer_cases
-from reference.strategies import networks
 
 CI_BUDGET = settings.get_profile("ci").max_examples
 

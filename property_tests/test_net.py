@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from manual_bp import DNN, Dense, Net, backward, forward
 from manual_bp.dropout import resolve as resolve_dropout
 from manual_bp.normalization import resolve as resolve_normalization
-from reference.check import GradientMismatch, check_gradients
-from reference.conventions import Conventions
-from reference.strategies import networks
+from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.strategies import networks
 
 HIDDEN = ["relu", "tanh", "sigmoid"]
 

@@ -12,11 +12,11 @@ from manual_bp import DNN
 from manual_bp import normalization as norm
 from manual_bp.architecture import gradient_keys
 from manual_bp.network import backward, forward, init_params
+from manual_bp_reference.cases import Case
+from manual_bp_reference.compare import compare
+from manual_bp_reference.oracle import oracle_gradients
 from property_tests.budget import examples
 from property_tests.mutations import NORMALIZATION_CATALOG, inject
-from reference.cases import Case
-from reference.compare import compare
-from reference.oracle import oracle_gradients
 
 ACTIVATIONS = ["tanh", "relu", "sigmoid", "identity", "gelu"]
 OUTPUTS = {"mse": "identity", "binary_cross_entropy": "sigmoid", "cross_entropy": "softmax"}
@@ -75,7 +75,7 @@ def manual_gradients(case: Case, staged: bool) -> dict[str, np.ndarray]:
 def assert_normalization_matches(case: Case) -> None:
     """Every gradient of the closed and the staged form against ``jax.grad`` of
     ``forward_xp`` (the one definition) through ``compare``, entry by entry
-    within the rounding model's tolerance (``reference.tolerance``), in the
+    within the rounding model's tolerance (``manual_bp_reference.tolerance``), in the
     case's dtype; and the running statistics one training step moves,
     against the batch's moments from NumPy."""
     for staged in (False, True):
@@ -306,7 +306,7 @@ def small_normalized_case(kind: str, m: int = 4) -> Case:
 def test_finite_differences_support_the_oracle_on_normalized_nets(kind):
     """The second oracle differentiates the normalization step too: every key,
     gamma, beta, Zhat and N included, within its own error estimate."""
-    from reference.finite_diff import finite_difference_gradients
+    from manual_bp_reference.finite_diff import finite_difference_gradients
 
     case = small_normalized_case(kind)
     fd = finite_difference_gradients(case, input_gradient=True)

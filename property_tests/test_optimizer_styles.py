@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from manual_bp.optimizers import SGD, Adam, AdamW, Momentum, RMSProp
-from reference.optimizer_check import OptimizerMismatch, check_optimizer
+from manual_bp_reference.optimizer_check import OptimizerMismatch, check_optimizer
 
 # Buggy rules as students write them; the correct ones are benchmarks/cs231n_optim.py.
 BUGGY = textwrap.dedent(

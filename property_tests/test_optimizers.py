@@ -15,16 +15,16 @@ from manual_bp.optimizers import (
     RMSProp,
     make_optimizer,
 )
-from property_tests.budget import examples
-from reference.optimizer_cases import OptimizerCase, all_optimizers, optimizer_cases
-from reference.optimizer_check import (
+from manual_bp_reference.optimizer_cases import OptimizerCase, all_optimizers, optimizer_cases
+from manual_bp_reference.optimizer_check import (
     OptimizerMismatch,
     check_optimizer,
     compare_step,
     run_case,
 )
-from reference.optimizer_oracle import oracle_step, tree_oracle_step
-from reference.optimizer_tolerance import step_tolerances
+from manual_bp_reference.optimizer_oracle import oracle_step, tree_oracle_step
+from manual_bp_reference.optimizer_tolerance import step_tolerances
+from property_tests.budget import examples
 
 
 def assert_steps_match_optax(case: OptimizerCase) -> None:

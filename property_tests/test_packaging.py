@@ -1,7 +1,11 @@
 """The product never imports jax; the demo runs."""
 
+import re
 import subprocess
 import sys
+import tomllib
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -32,40 +36,78 @@ def test_demo_reports_bad_arguments_as_errors(capsys):
     assert "argument --samples: expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
-def test_a_wheel_holds_every_package_and_subpackage():
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _installed_name(init: Path, package_dir: dict[str, str]) -> str:
+    """The import name of the package whose ``__init__.py`` is ``init``."""
+    parts = init.parent.relative_to(ROOT).parts
+    for name, folder in package_dir.items():
+        if parts[: len(Path(folder).parts)] == Path(folder).parts:
+            return ".".join((name, *parts[len(Path(folder).parts) :]))
+    return ".".join(parts)
+
+
+def test_a_wheel_lists_every_package_and_subpackage():
     """Only editable installs see packages that pyproject.toml does not list."""
-    import tomllib
-    from fnmatch import fnmatch
-    from pathlib import Path
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    package_dir = config["package-dir"]
 
-    root = Path(__file__).resolve().parent.parent
-    config = tomllib.loads((root / "pyproject.toml").read_text())
-    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
-
-    def packages(*tops: str) -> set[str]:
+    def packages(*folders: str) -> set[str]:
         return {
-            ".".join(init.parent.relative_to(root).parts)
-            for top in tops
-            for init in (root / top).rglob("__init__.py")
+            _installed_name(init, package_dir)
+            for folder in folders
+            for init in (ROOT / folder).rglob("__init__.py")
         }
 
-    def shipped(package: str) -> bool:
-        return any(fnmatch(package, pattern) for pattern in include)
-
-    product = packages("manual_bp", "reference")
-    assert "manual_bp.cli" in product
-    assert [p for p in product if not shipped(p)] == []
+    assert set(config["packages"]) == packages("manual_bp", "reference")
     # Tests and benchmarks stay out of the wheel: nothing in the product imports them.
-    assert [p for p in packages("property_tests", "benchmarks") if shipped(p)] == []
+    assert packages("property_tests", "benchmarks") & set(config["packages"]) == set()
+
+
+def test_the_wheel_claims_no_generic_import_name_and_ships_its_licence(tmp_path):
+    """The oracle side's folder is ``reference/``; installed, it is ``manual_bp_reference``
+    (another distribution on the package index installs a top-level ``reference``)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("manual_bp-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == {"manual_bp", "manual_bp_reference"}
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+    assert "manual_bp_reference/py.typed" in names
+
+
+def test_nothing_imports_the_folder_name():
+    """``reference`` is a folder, not an import name: code and docs say
+    ``manual_bp_reference`` (from a checkout's root, importing the folder's name
+    would load a second copy of the package).  benchmarks/RESULTS.md is a log of
+    past runs and keeps the names of its day."""
+    pattern = re.compile(r"(\bfrom|\bimport)\s+reference\b|[\"'`]reference\.[a-z]")
+    offending = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("manual_bp", "reference", "property_tests", "benchmarks", "docs", "tools")
+        for path in sorted((ROOT / folder).rglob("*"))
+        if path.suffix in (".py", ".md")
+        and "typecheck" not in path.parts
+        and path.name != "RESULTS.md"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if pattern.search(line)
+    ]
+    offending += [
+        f"README.md:{n}"
+        for n, line in enumerate((ROOT / "README.md").read_text().splitlines(), start=1)
+        if pattern.search(line)
+    ]
+    assert offending == []
 
 
 def test_the_version_is_written_once_in_pyproject():
-    import tomllib
-    from pathlib import Path
-
     import manual_bp
 
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
     assert manual_bp.__version__ == version
     assert version not in (root / "manual_bp" / "__init__.py").read_text()

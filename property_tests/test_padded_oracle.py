@@ -1,6 +1,6 @@
 """The padded oracle (one compilation per bucket) agrees with the unpadded one.
 
-``reference.padding`` embeds every case in a bucket shape: zero rows and
+``manual_bp_reference.padding`` embeds every case in a bucket shape: zero rows and
 columns, identity layers in front, masked logits and a masked, rescaled loss.
 The law: the loss, every gradient (``A0`` included) and the forward ``Zl``
 come out as the unpadded oracle computes them.
@@ -9,7 +9,7 @@ How close is "as"?  The padding only adds exact zeros, but XLA may sum or
 fuse a padded product differently: the unpadded oracle contracts the product
 and the bias of a 1-wide dot into one fused multiply-add, the padded one
 cannot.  Both are float64 evaluations of the same maths, each within the
-float64 rounding-error bound of ``reference.tolerance`` (``u = 2 eps64``,
+float64 rounding-error bound of ``manual_bp_reference.tolerance`` (``u = 2 eps64``,
 ``SAFETY = 2``) of the exact value.  Measured over 1,200 examples of these
 architectures (two versions of the strategies), the largest difference was
 0.068 of that bound (and about half the examples agreed bitwise), so the
@@ -26,13 +26,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp.network import forward
+from manual_bp_reference import padding
+from manual_bp_reference.cases import DTYPES, INPUT_BOUND, Case
+from manual_bp_reference.oracle import oracle_gradients
+from manual_bp_reference.strategies import matrices, params_for, regularizations, targets
+from manual_bp_reference.tolerance import SAFETY, TINY64, forward_errors, tolerances
 from property_tests.budget import examples
 from property_tests.mutations import Mutation, mutated
-from reference import padding
-from reference.cases import DTYPES, INPUT_BOUND, Case
-from reference.oracle import oracle_gradients
-from reference.strategies import matrices, params_for, regularizations, targets
-from reference.tolerance import SAFETY, TINY64, forward_errors, tolerances
 
 AGREEMENT = 0.25
 
@@ -108,7 +108,7 @@ def test_the_padded_oracle_agrees_with_the_unpadded_one(case):
     assert worst <= AGREEMENT, f"{where}: padded and unpadded differ by {worst:.3g} of the bound"
 
 
-# Padding bugs, injected into reference.padding the way property_tests.mutations
+# Padding bugs, injected into manual_bp_reference.padding the way property_tests.mutations
 # injects backprop bugs.  Each must make the padded oracle disagree.
 PADDING_BUGS = [
     Mutation(
@@ -228,7 +228,7 @@ def test_by_default_only_small_cases_are_padded(sizes, m, padded, monkeypatch):
     calls = []
     real = padding.padded_oracle
     monkeypatch.setattr(
-        "reference.oracle.padded_oracle", lambda *args: calls.append(args) or real(*args)
+        "manual_bp_reference.oracle.padded_oracle", lambda *args: calls.append(args) or real(*args)
     )
     case = Case(params, X, Y, activations, "mse")
     result = oracle_gradients(case)

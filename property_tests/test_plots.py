@@ -6,7 +6,7 @@ import pytest
 
 from manual_bp import DNN
 from manual_bp.cli import plots
-from reference.sweep import AuditRow
+from manual_bp_reference.sweep import AuditRow
 
 pytest.importorskip("matplotlib")
 

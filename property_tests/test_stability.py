@@ -5,9 +5,9 @@ import pytest
 
 from manual_bp import DNN, backward, forward
 from manual_bp.activations import ACTIVATIONS
-from reference.cases import Case
-from reference.compare import compare
-from reference.oracle import oracle_gradients
+from manual_bp_reference.cases import Case
+from manual_bp_reference.compare import compare
+from manual_bp_reference.oracle import oracle_gradients
 
 # Pre-activations up to +-1000 in float64 and +-100 in float32.
 EXTREMES = {

@@ -1,5 +1,5 @@
 """No false alarm for correct code that adds up in another order, and a wrong
-kink convention is still caught (reference.kinks, benchmarks.rounding_variants).
+kink convention is still caught (manual_bp_reference.kinks, benchmarks.rounding_variants).
 
 The budget here is small (CI); ``python -m benchmarks.summation_orders`` runs
 10^4 examples per order and dtype (benchmarks/RESULTS.md).
@@ -8,7 +8,7 @@ The budget here is small (CI); ``python -m benchmarks.summation_orders`` runs
 import pytest
 
 from benchmarks.rounding_variants import ORDERS, make_backprop
-from reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.check import GradientMismatch, check_gradients
 
 # relu and leaky_relu hidden layers mixed with smooth ones, each canonical head.
 ARCHITECTURES = [
@@ -51,9 +51,9 @@ def test_a_product_that_underflows_in_float64_is_not_a_provable_zero():
     float64 but not in long double, where the relu's Z is then nonzero."""
     import numpy as np
 
-    from reference.cases import Case
-    from reference.check import compare_backprop
-    from reference.kinks import away_from_kinks
+    from manual_bp_reference.cases import Case
+    from manual_bp_reference.check import compare_backprop
+    from manual_bp_reference.kinks import away_from_kinks
 
     activations = ("relu", "sigmoid", "sigmoid")
     W1, W2 = np.zeros((5, 2)), np.zeros((4, 5))

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from manual_bp.activations import ACTIVATIONS
-from reference.cases import Case
-from reference.compare import compare
-from reference.jax_setup import jax, jnp
-from reference.tolerance import ERROR_MODELS
+from manual_bp_reference.cases import Case
+from manual_bp_reference.compare import compare
+from manual_bp_reference.jax_setup import jax, jnp
+from manual_bp_reference.tolerance import ERROR_MODELS
 
 ELEMENTWISE = sorted(name for name, a in ACTIVATIONS.items() if a.derivative is not None)
 GRID = np.concatenate([np.linspace(-60, 60, 240_001), [-1e3, 1e3]])
@@ -65,14 +65,14 @@ def test_the_tolerance_is_tight_enough_to_see_a_one_ulp_per_entry_bias():
         ), v
 
 
-# --- false alarms a 147,000-example campaign found (reference.campaign, seed 0) -------------
+# --- false alarms a 147,000-example campaign found (manual_bp_reference.campaign, seed 0) ---
 
 
 @pytest.mark.parametrize("index", [34312, 125288])
 def test_the_oracles_own_rounding_of_a_saturated_bce_gradient_is_no_false_alarm(index):
     """jax differentiates softplus as exp(z - logaddexp(z, 0)): at z = 33 the
     sum rounds to z and the oracle's sigmoid to exactly 1, 15 u from ours."""
-    from reference.campaign import run_example
+    from manual_bp_reference.campaign import run_example
 
     example, outcome = run_example(0, index)
     assert example.case.loss == "binary_cross_entropy" and example.dtype == "float64"
@@ -82,7 +82,7 @@ def test_the_oracles_own_rounding_of_a_saturated_bce_gradient_is_no_false_alarm(
 def test_softmax_logits_that_round_by_more_than_one_are_undecided_not_failed():
     """float32 logits near 2e9 round by O(1) and some probabilities underflow
     to 0: the linearized softmax bound gave err/tol 5e27 on correct code."""
-    from reference.campaign import run_example
+    from manual_bp_reference.campaign import run_example
 
     example, outcome = run_example(0, 11113)
     assert example.dtype == "float32" and example.case.activations[-1] == "softmax"
@@ -117,8 +117,8 @@ def test_the_softplus_derivative_model_covers_the_oracles_logaddexp(z):
 
 
 def test_a_check_report_counts_the_examples_with_undecided_entries():
-    from reference.campaign import run_example
-    from reference.check import CheckReport
+    from manual_bp_reference.campaign import run_example
+    from manual_bp_reference.check import CheckReport
 
     example, _ = run_example(0, 11113)
     report = CheckReport()
@@ -131,7 +131,7 @@ def test_a_loss_from_subnormal_targets_is_no_false_alarm():
     """Campaign example 342042 (607,000-example run, seed 0): Y = 1e-311, which
     XLA flushes to 0, against logits near -1e5: the manual loss is 3e-306 and
     the oracle's 0; the loss bound once gave err/tol 63.7."""
-    from reference.campaign import run_example
+    from manual_bp_reference.campaign import run_example
 
     example, outcome = run_example(0, 342042)
     assert example.case.loss == "binary_cross_entropy"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.check import GradientMismatch, check_gradients
 
 ARCH = ([2, 16, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
 

@@ -17,8 +17,8 @@ import numpy as np
 from manual_bp.losses import l2_penalty_gradient
 from manual_bp.optimizers import State
 from manual_bp.training import UpdateRule, fit
-from reference.cases import Case
-from reference.oracle import oracle_gradients
+from manual_bp_reference.cases import Case
+from manual_bp_reference.oracle import oracle_gradients
 
 Array = np.ndarray
 
@@ -75,7 +75,7 @@ def autodiff_fit(
     generator state).
 
     ``optimizer`` is a ``manual_bp.optimizers`` optimizer (or
-    ``reference.optimizer_oracle.OptaxOptimizer``, optax's step), or a
+    ``manual_bp_reference.optimizer_oracle.OptaxOptimizer``, optax's step), or a
     learning rate for plain SGD.  Returns the trained parameters, the mean
     loss over ``(X, Y)`` after each epoch and the optimizer's state, as
     ``fit`` does, so the two histories differ only through the gradients

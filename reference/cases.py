@@ -6,7 +6,7 @@ names and the loss, with the dtype of the manual computation (that of
 given into read-only arrays, so no step of the oracle side can change a case
 or a caller's arrays.  Every function of ``reference/`` that needs a case
 takes one.  The Hypothesis strategies that draw cases are in
-``reference.strategies``; the limits they draw within are here.
+``manual_bp_reference.strategies``; the limits they draw within are here.
 
 >>> import numpy as np
 >>> case = Case({"W1": np.ones((1, 2)), "B1": np.zeros((1, 1))}, np.ones((2, 3)),

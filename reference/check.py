@@ -2,7 +2,7 @@
 
 Give it your own backward pass as a callable ``backprop(params, X, Y) -> grads``
 for one architecture, and declare the conventions your code uses instead of
-gluing them to ours (``reference.conventions``): ``layout`` (``"columns"``:
+gluing them to ours (``manual_bp_reference.conventions``): ``layout`` (``"columns"``:
 ``X`` ``(n0, m)``; ``"rows"``: cs231n's ``X`` ``(m, n0)``, ``W`` ``(n_in,
 n_out)``), ``names`` (``"W1/B1"``, ``"W1/b1"`` or a mapping), ``bias_shape``,
 ``container`` (``"dict"`` or ``"list"``), ``targets`` (``"soft"``,
@@ -15,7 +15,7 @@ Hypothesis generates networks of that architecture, batches and targets, and
 every entry is compared with ``jax.grad`` of manual_bp's forward under the
 rounding-error tolerance.  Pre-activations of relu and leaky_relu units are
 kept farther from the kink than any summation order's rounding
-(``reference.kinks``), but for exact zeros, which check the kink convention.
+(``manual_bp_reference.kinks``), but for exact zeros, which check the kink convention.
 A pass returns a ``CheckReport``; a mismatch raises ``GradientMismatch`` with
 the minimal case's table, a non-degenerate failing case's table and the
 likely bug; an exception in ``backprop`` is reported the same way with its
@@ -31,7 +31,7 @@ traceback.
 >>> report.examples
 5
 
-One case at a time, ``reference.compare.compare(case, grads)`` compares any
+One case at a time, ``manual_bp_reference.compare.compare(case, grads)`` compares any
 gradients with the oracle; ``check_gradients`` is the property check that
 draws the cases.
 """
@@ -53,8 +53,8 @@ from manual_bp.validation import (
     check_dtype,
     check_positive_int,
 )
-from reference.cases import INPUT_BOUND, PARAM_BOUND, Case
-from reference.check_run import (
+from manual_bp_reference.cases import INPUT_BOUND, PARAM_BOUND, Case
+from manual_bp_reference.check_run import (
     DEFAULT_SEED,
     check_function,
     check_seed,
@@ -65,10 +65,10 @@ from reference.check_run import (
     run_until_failure,
     seeded,
 )
-from reference.compare import Comparison, VariableComparison, compare
-from reference.conventions import NAMINGS, Conventions, GradsTypeError
-from reference.diagnosis import Diagnosis
-from reference.isolation import (
+from manual_bp_reference.compare import Comparison, VariableComparison, compare
+from manual_bp_reference.conventions import NAMINGS, Conventions, GradsTypeError
+from manual_bp_reference.diagnosis import Diagnosis
+from manual_bp_reference.isolation import (
     DEFAULT_TIMEOUT,
     NO_OUTPUT,
     Output,
@@ -77,8 +77,8 @@ from reference.isolation import (
     UserCodeStopped,
     UserFunction,
 )
-from reference.kinks import away_from_kinks
-from reference.strategies import networks
+from manual_bp_reference.kinks import away_from_kinks
+from manual_bp_reference.strategies import networks
 
 Backprop = Callable[..., object]
 KINK_MODES = ("avoid", "as drawn")
@@ -378,7 +378,7 @@ def compare_backprop(
 ) -> BackpropRun:
     """Run ``backprop`` on ``case`` in the user's ``conventions`` and compare.
 
-    Raises what ``backprop`` raises (a ``reference.isolation.UserFunction``:
+    Raises what ``backprop`` raises (a ``manual_bp_reference.isolation.UserFunction``:
     ``UserCodeError``, ``UserCodeStopped``).  ``explain``: diagnose a
     mismatch (``compare(explain=)``).
     """
@@ -528,9 +528,9 @@ def check_gradients(
     ``activations`` and ``loss`` (the seed's lists), or one ``manual_bp.Net``
     of plain ``Dense`` layers in place of the three (its ``l2`` is then the
     decay in the user's loss).  ``kinks="avoid"`` (default) keeps kinked
-    pre-activations off the kink unless exactly on it (``reference.kinks``);
+    pre-activations off the kink unless exactly on it (``manual_bp_reference.kinks``);
     ``"as drawn"`` leaves them, for code that rounds its forward exactly like
-    manual_bp.  ``conventions``: a ``reference.conventions.Conventions``
+    manual_bp.  ``conventions``: a ``manual_bp_reference.conventions.Conventions``
     instead of its keywords (``layout=``, ``names=``, ...; every field of it,
     a convention added there included).  ``param_bound``/``input_bound``
     bound ``|W|, |B|`` and ``|X|``.
@@ -541,7 +541,7 @@ def check_gradients(
 
     ``seed``: the cases drawn depend on it alone (default 0: the same check
     gives the same verdict every run).  ``backprop`` runs in a child process
-    (``isolate``, default where the system has them; ``reference.isolation``)
+    (``isolate``, default where the system has them; ``manual_bp_reference.isolation``)
     with ``timeout`` seconds per call and an optional ``memory_limit`` in
     bytes: a call that hangs, exits or crashes gets the verdict ``"timed out"``
     or ``"ended the process"``; what it prints is captured and reported.
@@ -574,9 +574,7 @@ def check_gradients(
     elif isinstance(conventions, Conventions) and net_l2 and keywords == Conventions(l2=l2):
         conventions = dataclasses.replace(conventions, l2=l2)  # the Net's decay
     elif not isinstance(conventions, Conventions):
-        raise TypeError(
-            f"conventions: expected a reference.conventions.Conventions, got {conventions!r}"
-        )
+        raise TypeError(f"conventions: expected a Conventions, got {conventions!r}")
     elif keywords != Conventions():
         raise ValueError(
             "conventions: give the Conventions or its keywords (layout=, names=, ...), "

@@ -1,5 +1,5 @@
 """What every check of a user's code shares: how Hypothesis runs it, the seed,
-the user's code in a ``reference.isolation.Sandbox``, and one failure in the end.
+the user's code in a ``manual_bp_reference.isolation.Sandbox``, and one failure in the end.
 
 * ``check_settings``: no deadline, no example database, nothing printed, no
   shrinking unless asked;
@@ -25,7 +25,7 @@ from typing import TypeVar
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import seed as hypothesis_seed
 
-from reference.isolation import (
+from manual_bp_reference.isolation import (
     Isolation,
     Sandbox,
     Source,

@@ -2,13 +2,13 @@
 
 ``compare(case, grads)`` is the one call that does it: ``grads`` are
 anyone's gradients of ``case`` (by default manual_bp's own backward pass),
-the oracle is ``jax.grad`` of manual_bp's forward (``reference.oracle``), and
+the oracle is ``jax.grad`` of manual_bp's forward (``manual_bp_reference.oracle``), and
 every entry passes when ``|manual - oracle| <= tolerance`` with the per-entry
-tolerance of ``reference.tolerance``.  The *ratio* of a variable is the
+tolerance of ``manual_bp_reference.tolerance``.  The *ratio* of a variable is the
 largest ``|manual - oracle| / tolerance`` over its entries: below 1 it
 matches, and its size says how close it came.  On a mismatch the result also
-carries the diagnosis (``reference.diagnosis``) and, for small networks,
-which side finite differences support (``reference.finite_diff``).
+carries the diagnosis (``manual_bp_reference.diagnosis``) and, for small networks,
+which side finite differences support (``manual_bp_reference.finite_diff``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import numpy as np
 from manual_bp.architecture import gradient_keys
 from manual_bp.losses import l2_penalty, l2_penalty_gradient
 from manual_bp.network import backward, forward, loss_from_cache
-from reference.cases import Case
-from reference.conventions import REDUCTIONS
-from reference.diagnosis import Diagnosis, diagnose
-from reference.finite_diff import finite_difference_gradients, supported_side
-from reference.oracle import OracleResult, oracle_gradients
-from reference.tolerance import SAFETY, Tolerances, tolerances
+from manual_bp_reference.cases import Case
+from manual_bp_reference.conventions import REDUCTIONS
+from manual_bp_reference.diagnosis import Diagnosis, diagnose
+from manual_bp_reference.finite_diff import finite_difference_gradients, supported_side
+from manual_bp_reference.oracle import OracleResult, oracle_gradients
+from manual_bp_reference.tolerance import SAFETY, Tolerances, tolerances
 
 Array = np.ndarray
 # ``timer(stage)`` returns a context manager around each stage of ``compare``:

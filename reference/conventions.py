@@ -25,7 +25,7 @@ convention; ``Conventions.from_user(grads, case)`` brings the user's
 gradients back into ours, with a problem string for each key it cannot.
 
 >>> import numpy as np
->>> from reference.cases import Case, array_literal
+>>> from manual_bp_reference.cases import Case, array_literal
 >>> case = Case({"W1": np.ones((2, 3)), "B1": np.zeros((2, 1))}, np.ones((3, 4)),
 ...             np.eye(2)[:, [0, 1, 1, 0]], ["softmax"], "cross_entropy")
 >>> rows = Conventions(layout="rows", names="W1/b1", targets="labels")
@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from manual_bp.architecture import gradient_keys, param_shapes
-from reference.cases import Case, array_literal
+from manual_bp_reference.cases import Case, array_literal
 
 Array = np.ndarray
 LAYOUTS = ("columns", "rows")
@@ -60,7 +60,7 @@ class GradsTypeError(TypeError):
 
 def describe_value(value: object) -> str:
     """``None``, ``a tuple of 2 (float, dict)``, ``a float``: what a function returned."""
-    from reference.isolation import type_name
+    from manual_bp_reference.isolation import type_name
 
     if value is None:
         return "None"

@@ -31,7 +31,7 @@ import numpy as np
 
 from manual_bp.architecture import backward_order
 from manual_bp.losses import LOSSES
-from reference.cases import Case
+from manual_bp_reference.cases import Case
 
 Array = np.ndarray
 # Same-shape patterns are recognised up to float32 rounding.

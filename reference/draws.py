@@ -6,7 +6,7 @@ example ``index`` from ``numpy.random.default_rng([seed, index])`` alone, so
 any example of any run is rebuilt from its two numbers, whichever process or
 machine drew it first.
 
-The rules mirror ``reference.cases``: architectures of depth
+The rules mirror ``manual_bp_reference.cases``: architectures of depth
 ``1..limits.depth``, widths ``1..limits.width`` and batch ``1..limits.batch``
 with extra weight on the small end and the edges; a loss with an output
 activation it accepts.  Values: each array is either one repeated value, a
@@ -36,7 +36,14 @@ import numpy as np
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
 from manual_bp.validation import check_activations, check_layer_sizes, check_loss_pair
-from reference.cases import INPUT_BOUND, MAX_BATCH, MAX_DEPTH, MAX_WIDTH, PARAM_BOUND, Case
+from manual_bp_reference.cases import (
+    INPUT_BOUND,
+    MAX_BATCH,
+    MAX_DEPTH,
+    MAX_WIDTH,
+    PARAM_BOUND,
+    Case,
+)
 
 DTYPES = ("float64", "float32")
 
@@ -92,7 +99,7 @@ def _draw_size(rng: np.random.Generator, largest: int) -> int:
 def draw_architecture(
     rng: np.random.Generator, index: int, *, limits: Limits = DEFAULT_LIMITS
 ) -> Architecture:
-    """An architecture by the rules of ``reference.strategies.networks``."""
+    """An architecture by the rules of ``manual_bp_reference.strategies.networks``."""
     depth = int(rng.integers(1, limits.depth + 1))
     sizes = [_draw_size(rng, limits.width) for _ in range(depth + 1)]
     loss = str(rng.choice(sorted(LOSSES)))
@@ -202,7 +209,7 @@ def _signed_candidates(rng: np.random.Generator, size: int, bound: float, dtype:
     )
 
 
-# Default category weights: the four branches of reference.strategies.decode_values,
+# Default category weights: the four branches of manual_bp_reference.strategies.decode_values,
 # plus tiny and k/2.
 _SIGNED_WEIGHTS = np.array([0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1])
 
@@ -248,7 +255,7 @@ def _compose(
 def signed_array(
     rng: np.random.Generator, shape: tuple[int, ...], bound: float, dtype: str
 ) -> np.ndarray:
-    """Finite values in ``[-bound, bound]`` as ``reference.strategies.matrices``,
+    """Finite values in ``[-bound, bound]`` as ``manual_bp_reference.strategies.matrices``,
     exact in ``dtype``."""
     size = math.prod(shape)
     candidates = _signed_candidates(rng, size, bound, dtype)
@@ -258,7 +265,7 @@ def signed_array(
 def draw_targets(
     rng: np.random.Generator, loss: str, shape: tuple[int, int], dtype: str, *, hard: bool = False
 ):
-    """Targets in the loss's domain, as ``reference.strategies.targets``; ``hard``:
+    """Targets in the loss's domain, as ``manual_bp_reference.strategies.targets``; ``hard``:
     labels only (0 or 1, one-hot columns), what code written for labels takes."""
     size = math.prod(shape)
     if hard and loss == "binary_cross_entropy":

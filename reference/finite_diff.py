@@ -1,6 +1,6 @@
 """A second, independent oracle: central finite differences in float64.
 
-Where ``reference.oracle`` asks ``jax.grad`` for the derivative, this module
+Where ``manual_bp_reference.oracle`` asks ``jax.grad`` for the derivative, this module
 only evaluates the loss, in NumPy, and never imports jax.  It differentiates
 the same function, the float64 batch-mean loss of ``manual_bp.network``
 (``batch_loss``, evaluated as ``forward`` then ``loss_from_cache`` so that
@@ -108,8 +108,8 @@ import numpy as np
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import gradient_keys, tap_shapes
 from manual_bp.network import forward, loss_from_cache
-from reference.cases import Case
-from reference.tolerance import ERROR_MODELS, loss_terms, normalization_forward_errors
+from manual_bp_reference.cases import Case
+from manual_bp_reference.tolerance import ERROR_MODELS, loss_terms, normalization_forward_errors
 
 Array = np.ndarray
 Index = tuple[int, ...]
@@ -313,7 +313,7 @@ def _normalization_rounding_bound(
     cache: Mapping[str, Array], normalization: Sequence[str | None], grads: Mapping[str, Array]
 ) -> float:
     """The normalization steps' share of ``delta``: the local rounding of
-    ``Zhatl`` (``reference.tolerance.normalization_forward_errors`` with an
+    ``Zhatl`` (``manual_bp_reference.tolerance.normalization_forward_errors`` with an
     exact ``Zl``) times ``|dL/dZhatl|``, and of ``Nl`` times ``|dL/dNl|``."""
     total = 0.0
     for l, kind in enumerate(normalization, start=1):

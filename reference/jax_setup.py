@@ -12,7 +12,7 @@ two process-wide effects, deliberately in one place:
   is read when jax creates its CPU client, so it has no effect if jax has
   already computed something before this import.
 
->>> from reference.jax_setup import jnp
+>>> from manual_bp_reference.jax_setup import jnp
 >>> jnp.zeros(1, dtype="float64").dtype
 dtype('float64')
 """

@@ -8,16 +8,16 @@ exactly 0.  No checker can know the user's order, so a property check must
 not decide there: ``away_from_kinks`` moves the bias of every kinked unit
 with such a ``Z`` so that all its ``Z`` lie farther from 0 than ``margin``
 times the forward's rounding bound for *any* summation order
-(``reference.tolerance.forward_bounds``).
+(``manual_bp_reference.tolerance.forward_bounds``).
 
 It keeps the ``Z`` that are *provably* 0 in every order: a unit whose
 weights see only zeros (``|Wl| |A(l-1)| + |Bl| = 0`` with every
 ``A(l-1)`` entry it reads provably 0).  Those check the kink convention
 itself (``relu'(0) = 0``, ``leaky_relu'(0) = 1``) with exact zeros, as the
-silenced units of ``reference.cases`` produce them.
+silenced units of ``manual_bp_reference.cases`` produce them.
 
 >>> import numpy as np
->>> from reference.cases import Case
+>>> from manual_bp_reference.cases import Case
 >>> case = Case({"W1": np.array([[1.0, -1.0]]), "B1": np.zeros((1, 1)),
 ...              "W2": np.ones((1, 1)), "B2": np.zeros((1, 1))},
 ...             np.array([[0.1], [0.1]]), np.ones((1, 1)), ["relu", "identity"], "mse")
@@ -32,8 +32,8 @@ import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.network import forward
-from reference.cases import Case
-from reference.tolerance import forward_bounds
+from manual_bp_reference.cases import Case
+from manual_bp_reference.tolerance import forward_bounds
 
 Array = np.ndarray
 # How many forward rounding bounds a kinked Z keeps from 0.

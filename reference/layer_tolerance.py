@@ -5,7 +5,7 @@ its outputs carry only the rounding of its own few operations, which any
 evaluation order bounds by the classical ``|fl(sum) - sum| <= (k - 1) u
 sum |terms|`` for a k-term sum.  Every bound below is in our columns layout
 (``x`` ``(n, m)``, one sample per column), absolute (not in units of ``u``),
-and already multiplied by ``SAFETY`` (``reference.tolerance``);
+and already multiplied by ``SAFETY`` (``manual_bp_reference.tolerance``);
 ``u = eps(dtype) + eps(float64)`` counts the user's rounding and the
 oracle's.  ``floor`` terms, ``k * tiny``, cover products that underflow.
 
@@ -14,13 +14,13 @@ affine, ``Z = W A + B`` (``W`` ``(o, i)``, ``A`` ``(i, m)``, ``dZ = dout``)::
     out  (i + 1) u (|W| |A| + |B|)
     dA   (o + 1) u |W|^T |dZ|       dW  (m + 1) u |dZ| |A|^T       dB  (m + 1) u sum |dZ|
 
-an activation ``A = f(Z)``: ``reference.tolerance``'s one-step error model
+an activation ``A = f(Z)``: ``manual_bp_reference.tolerance``'s one-step error model
 (``_forward_error``, ``_backward_error``) with exact ``Z`` and ``dout``: the
 value's rounding ``V_f`` and the derivative's ``D_f`` (taken from ``Z`` or from
 the cached ``A``).  At ``Z = 0`` exactly the kink convention is checked (a
 drawn input is exact: its side of the kink is no matter of rounding).
 
-a loss head (fused ``dZ = (A - Y) / m``; the value ``reference.tolerance``'s
+a loss head (fused ``dZ = (A - Y) / m``; the value ``manual_bp_reference.tolerance``'s
 ``_loss_value_error``).  For ``binary_cross_entropy`` the value's bound also covers
 the direct evaluation ``log(1 - sigmoid(z))``, whose error grows as ``e^z``:
 code written so is correct, only inaccurate there.
@@ -55,9 +55,9 @@ import numpy as np
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
 from manual_bp.normalization import AXIS, EPS
-from reference.tolerance.activation import _backward_error, _forward_error
-from reference.tolerance.loss import _loss_value_error
-from reference.tolerance.rounding import SAFETY, unit_roundoff
+from manual_bp_reference.tolerance.activation import _backward_error, _forward_error
+from manual_bp_reference.tolerance.loss import _loss_value_error
+from manual_bp_reference.tolerance.rounding import SAFETY, unit_roundoff
 
 Array = np.ndarray
 
@@ -81,7 +81,7 @@ def affine_tolerances(W: Array, A: Array, B: Array, dZ: Array, dtype: str) -> di
 
 
 def activation_tolerances(name: str, Z: Array, dA: Array, dtype: str) -> dict[str, Array]:
-    """``out`` and ``dx`` bounds of ``A = f(Z)`` (``reference.tolerance``'s model)."""
+    """``out`` and ``dx`` bounds of ``A = f(Z)`` (``manual_bp_reference.tolerance``'s model)."""
     u, tiny = _units(dtype)
     floor = tiny / u
     A = np.asarray(ACTIVATIONS[name].forward(Z.astype(dtype), np), dtype=np.float64)

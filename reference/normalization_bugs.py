@@ -1,6 +1,6 @@
 """The classic batch-norm and layer-norm bugs, as formulas to run against a user's outputs.
 
-``check_layer`` names a normalization bug the way ``reference.optimizer_check``
+``check_layer`` names a normalization bug the way ``manual_bp_reference.optimizer_check``
 names an optimizer convention: it runs each candidate wrong formula on the
 failing case and reports the ones whose outputs the user's match within the
 layer's tolerance.  Every candidate is one change to ``normalization_layer``,

@@ -2,9 +2,9 @@
 difference, and property-check anyone's update rule (``check_optimizer``).
 
 A step is compared from its own inputs: the oracle (``optax``, through
-``reference.optimizer_oracle``) starts from the same params, state and
+``manual_bp_reference.optimizer_oracle``) starts from the same params, state and
 gradients as the hand-written step, so each entry's tolerance
-(``reference.optimizer_tolerance``) is one step's rounding, however many
+(``manual_bp_reference.optimizer_tolerance``) is one step's rounding, however many
 steps came before.
 
 Examples
@@ -18,7 +18,7 @@ Examples
 >>> check_optimizer(my_rmsprop, RMSProp(learning_rate=0.01), max_examples=10)
 Traceback (most recent call last):
 ...
-reference.optimizer_check.OptimizerMismatch: ... your rmsprop puts eps outside the sqrt: √v̂ + ε ...
+manual_bp_reference.optimizer_check.OptimizerMismatch: ... eps outside the sqrt: √v̂ + ε ...
 ...
 """
 
@@ -35,8 +35,8 @@ from hypothesis import given
 
 from manual_bp.optimizers import Optimizer
 from manual_bp.validation import check_positive_int
-from reference.check import Mismatch, not_loaded, printed_lines, run_line
-from reference.check_run import (
+from manual_bp_reference.check import Mismatch, not_loaded, printed_lines, run_line
+from manual_bp_reference.check_run import (
     DEFAULT_SEED,
     check_function,
     check_seed,
@@ -47,8 +47,8 @@ from reference.check_run import (
     run_until_failure,
     seeded,
 )
-from reference.conventions import describe_value
-from reference.isolation import (
+from manual_bp_reference.conventions import describe_value
+from manual_bp_reference.isolation import (
     DEFAULT_TIMEOUT,
     NO_OUTPUT,
     Output,
@@ -56,9 +56,9 @@ from reference.isolation import (
     UserCodeLoadError,
     UserCodeStopped,
 )
-from reference.optimizer_cases import OptimizerCase, optimizer_cases
-from reference.optimizer_oracle import oracle_step
-from reference.optimizer_styles import (
+from manual_bp_reference.optimizer_cases import OptimizerCase, optimizer_cases
+from manual_bp_reference.optimizer_oracle import oracle_step
+from manual_bp_reference.optimizer_styles import (
     STYLES,
     NotAStepError,
     StyledStep,
@@ -68,7 +68,7 @@ from reference.optimizer_styles import (
     cs231n_step,
     hyperparameters,
 )
-from reference.optimizer_tolerance import step_tolerances
+from manual_bp_reference.optimizer_tolerance import step_tolerances
 
 Array = np.ndarray
 Update = Callable[[dict, dict, dict], tuple[Mapping[str, Array], Mapping[str, Any]]]
@@ -272,7 +272,7 @@ class OptimizerMismatch(Mismatch):
     runs the candidate conventions (``check_optimizer`` does it once, on the
     minimal case, not on every case Hypothesis shrinks).  ``.verdict``,
     ``.traceback``, ``.output``, ``.others``, ``.seed`` as in
-    ``reference.check.GradientMismatch``.
+    ``manual_bp_reference.check.GradientMismatch``.
     """
 
     raised_on = "update raised on the minimal case:"
@@ -398,7 +398,7 @@ def run_case(
     or raise ``OptimizerMismatch`` at the first step that differs (not yet
     diagnosed: see ``OptimizerMismatch``).  With
     ``init``, the user's ``init(params)`` is compared with the optimizer's
-    first, and the steps start from it.  A ``reference.isolation.UserFunction``
+    first, and the steps start from it.  A ``manual_bp_reference.isolation.UserFunction``
     that raises is a mismatch with the verdict ``"raised"``; a plain callable's
     exception propagates.  ``notes`` collects the steps' notes
     (``StepComparison.notes``)."""
@@ -529,10 +529,10 @@ def check_optimizer(
     is a fresh copy (writing into one is a note).  ``style="cs231n"``: ``update``
     is one of cs231n's ``optim.py`` rules, ``rule(w, dw, config=None) ->
     (next_w, config)``, taken as written, its own ``config.setdefault`` state
-    included (``reference.optimizer_styles``); ``style="course"``: the
+    included (``manual_bp_reference.optimizer_styles``); ``style="course"``: the
     deeplearning.ai course's ``update_parameters_with_gd``, ``..._momentum``
     or ``..._adam`` as written.  No ``init`` with either.  ``seed``, ``timeout``,
-    ``memory_limit`` and ``isolate`` as in ``reference.check.check_gradients``.
+    ``memory_limit`` and ``isolate`` as in ``manual_bp_reference.check.check_gradients``.
     """
     if style not in STYLES:
         raise ValueError(f"style: expected one of {list(STYLES)}, got {style!r}")

@@ -53,7 +53,7 @@ import numpy as np
 import optax
 
 from manual_bp.optimizers import AdamW, Optimizer
-from reference.jax_setup import jax, jnp
+from manual_bp_reference.jax_setup import jax, jnp
 
 Array = np.ndarray
 # optax state fields and the manual_bp state slots that hold the same numbers.

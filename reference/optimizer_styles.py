@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from manual_bp.optimizers import SGD, Adam, AdamW, Momentum, Optimizer, RMSProp
-from reference.conventions import describe_value
+from manual_bp_reference.conventions import describe_value
 
 Array = np.ndarray
 Step = Callable[[dict, dict, dict], tuple[dict, dict]]

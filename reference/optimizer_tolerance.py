@@ -22,7 +22,7 @@ dtype's smallest normal number once, for underflow.
 The tolerance of an entry is ``SAFETY (E(u_dtype) + E(eps64))``: the bound of
 the hand-written side in its dtype plus that of the oracle in float64, both
 started from the same inputs (``u`` is the machine epsilon, twice the unit
-roundoff, as in ``reference.tolerance``).  An entry whose bound is infinite
+roundoff, as in ``manual_bp_reference.tolerance``).  An entry whose bound is infinite
 (a denominator within its own error of 0) cannot be decided, and is counted
 as such instead of passing or failing.
 """

@@ -13,7 +13,7 @@ values (exactly) to float64 and differentiates there.
 There are two copies of the forward wiring on this side (see
 ``manual_bp.network`` for the full list): this module differentiates the
 definition itself, and by default a small case (widths up to 64, batch up to
-256) goes through the padded oracle (``reference.padding``), the same
+256) goes through the padded oracle (``manual_bp_reference.padding``), the same
 activations and losses in a ``lax.scan`` over a bucket shape, so that one
 compiled function serves every network of the bucket instead of one
 compilation per shape.  ``property_tests/test_padded_oracle.py`` proves the
@@ -29,9 +29,9 @@ import numpy as np
 
 from manual_bp.architecture import layer_sizes_of, tap_shapes
 from manual_bp.network import forward_xp, loss_from_cache
-from reference.cases import Case
-from reference.jax_setup import jax, jnp
-from reference.padding import padded_oracle, worth_padding
+from manual_bp_reference.cases import Case
+from manual_bp_reference.jax_setup import jax, jnp
+from manual_bp_reference.padding import padded_oracle, worth_padding
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,11 @@ def oracle_gradients(
     ``varl``, ``Zhatl``, ``Nl`` (what the staged backward returns).
     A case with dropout runs ``forward_xp`` with its own masks (inputs,
     not differentiated; ``Al`` is tapped after the mask).  The weight decay
-    ``case.l2`` is not in this loss: ``reference.compare.with_objective``
+    ``case.l2`` is not in this loss: ``manual_bp_reference.compare.with_objective``
     adds its exact gradient ``l2 Wl`` and the rounding of adding it.
-    ``padded=True`` runs the case in its bucket (``reference.padding``),
+    ``padded=True`` runs the case in its bucket (``manual_bp_reference.padding``),
     ``False`` compiles the case's own shapes, ``None`` pads small cases only
-    (``reference.padding.worth_padding``).
+    (``manual_bp_reference.padding.worth_padding``).
     """
     if padded is None:
         padded = worth_padding(case.layer_sizes, case.m)

@@ -82,8 +82,8 @@ import numpy as np
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
 from manual_bp.normalization import EPS
-from reference.cases import Case
-from reference.jax_setup import jax, jnp
+from manual_bp_reference.cases import Case
+from manual_bp_reference.jax_setup import jax, jnp
 
 # Widths and batch sizes are padded to powers of two from these minimums up
 # (a power of two for the batch makes the loss's rescaling exact), the depth

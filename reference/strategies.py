@@ -1,4 +1,4 @@
-"""The Hypothesis strategies that draw cases (``reference.cases.Case``).
+"""The Hypothesis strategies that draw cases (``manual_bp_reference.cases.Case``).
 
 ``networks()`` draws a whole case: depth 1-6, widths 1-32, batch size 1-64,
 an activation per layer, a loss that accepts the output activation, a dtype,
@@ -30,7 +30,15 @@ from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import param_shapes
 from manual_bp.losses import LOSSES
 from manual_bp.net import Net
-from reference.cases import DTYPES, INPUT_BOUND, MAX_BATCH, MAX_DEPTH, MAX_WIDTH, PARAM_BOUND, Case
+from manual_bp_reference.cases import (
+    DTYPES,
+    INPUT_BOUND,
+    MAX_BATCH,
+    MAX_DEPTH,
+    MAX_WIDTH,
+    PARAM_BOUND,
+    Case,
+)
 
 # Strategies are built once per argument: building and validating one costs
 # more than drawing from it.

@@ -3,7 +3,7 @@
 ``manual-bp audit`` runs this sweep over depth, width and dtype.  For each configuration it
 builds a seeded network, draws a seeded batch, runs ``manual_bp``'s forward
 and backward in that dtype, and compares every gradient with the float64
-oracle through ``reference.compare.compare`` (the same per-entry tolerances as every
+oracle through ``manual_bp_reference.compare.compare`` (the same per-entry tolerances as every
 other check).  On top of the tolerance verdict it records plain error sizes,
 so that float32 and float64 can be compared as numbers:
 
@@ -28,8 +28,8 @@ import numpy as np
 
 from manual_bp.network import init_params
 from manual_bp.validation import check_activations, check_dtype, check_positive_int
-from reference.cases import Case
-from reference.compare import compare
+from manual_bp_reference.cases import Case
+from manual_bp_reference.compare import compare
 
 AUDIT_INPUTS = 4
 AUDIT_CLASSES = 2

@@ -307,11 +307,11 @@ def add_network_arguments(parser: argparse._ActionsContainer) -> None:
 
 def add_convention_arguments(parser: argparse._ActionsContainer, *, layer: bool = False) -> None:
     """The conventions of a user's backprop, one flag per field of
-    ``reference.conventions.Conventions`` (``--layout``, ``--names``,
+    ``manual_bp_reference.conventions.Conventions`` (``--layout``, ``--names``,
     ``--bias-shape``, ...); all default to ``None`` (the caller fills in ours).
     ``layer``: the command also checks layer functions (``check --layer``),
     whose defaults differ."""
-    from reference.conventions import convention_fields
+    from manual_bp_reference.conventions import convention_fields
 
     for convention in convention_fields():
         flag = "--" + convention.name.replace("_", "-")
@@ -328,9 +328,9 @@ def add_convention_arguments(parser: argparse._ActionsContainer, *, layer: bool 
 
 
 def conventions_from_arguments(args: argparse.Namespace, **defaults: object) -> Any:
-    """``reference.conventions.Conventions`` of the convention flags given (and
+    """``manual_bp_reference.conventions.Conventions`` of the convention flags given (and
     ``defaults`` for those not given), its errors under the flags' names."""
-    from reference.conventions import Conventions, convention_fields
+    from manual_bp_reference.conventions import Conventions, convention_fields
 
     given = {f.name: getattr(args, f.name) for f in convention_fields()}
     chosen = {name: value for name, value in given.items() if value is not None}
@@ -378,7 +378,7 @@ def add_timeout_argument(parser: argparse._ActionsContainer, past_it: str) -> No
 
 def add_isolation_arguments(parser: argparse._ActionsContainer) -> None:
     """``--timeout``, ``--memory-limit``, ``--no-isolation``: how a user's code runs
-    (``reference.isolation``)."""
+    (``manual_bp_reference.isolation``)."""
     add_timeout_argument(parser, "past it the verdict is 'timed out'")
     parser.add_argument(
         "--memory-limit", type=memory_size, default=None, metavar="SIZE",

@@ -3,8 +3,8 @@
 For every (activation, depth, width, dtype) a seeded network with ``depth``
 hidden layers of ``width`` units (4 inputs, a 2-class softmax output,
 cross-entropy) computes its gradients by hand on a seeded batch, and every
-gradient is compared with ``jax.grad`` in float64 (``reference.sweep``, which
-uses the tolerances of ``reference.compare``).  The command writes
+gradient is compared with ``jax.grad`` in float64 (``manual_bp_reference.sweep``, which
+uses the tolerances of ``manual_bp_reference.compare``).  The command writes
 ``audit.csv`` and ``audit.png`` into ``--out`` and prints a summary table.
 It needs the ``oracle`` (jax) and ``plots`` (matplotlib) extras.
 """
@@ -50,7 +50,7 @@ Exit status: 0 if every configuration matched, 1 if not, 2 on bad arguments.
 
 def write_csv(path: Path, rows: Sequence) -> Path:
     """``audit.csv``: the header ``CSV_COLUMNS``, then one line per row."""
-    from reference.sweep import CSV_COLUMNS
+    from manual_bp_reference.sweep import CSV_COLUMNS
 
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
@@ -77,7 +77,7 @@ def summary_table(rows: Sequence) -> str:
 def audit(args: argparse.Namespace) -> int:
     # The arguments are checked by their argparse types, before anything is imported.
     plots = require("plots", "manual_bp.cli.plots", "audit")
-    sweep = require("oracle", "reference.sweep", "audit").sweep
+    sweep = require("oracle", "manual_bp_reference.sweep", "audit").sweep
     output_folder(args.out)  # before the sweep: a folder that cannot be made is an error
     total = len(args.depths) * len(args.widths) * len(args.dtypes) * len(args.activations)
     try:

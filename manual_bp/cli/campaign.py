@@ -1,7 +1,7 @@
 """``manual-bp campaign``: many seeded verification examples on Dask.
 
-Runs ``--examples`` examples of ``reference.draws`` through the oracle
-comparison (``reference.campaign``) in chunks of ``--chunk-size``, on a local
+Runs ``--examples`` examples of ``manual_bp_reference.draws`` through the oracle
+comparison (``manual_bp_reference.campaign``) in chunks of ``--chunk-size``, on a local
 Dask cluster of one single-threaded worker process per core, or on the
 cluster of ``--scheduler``.  Writes ``<out>.json`` (totals, worst cases,
 throughput), ``<out>.png`` (the err/tol histograms) and
@@ -147,8 +147,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _network(args: argparse.Namespace):
     """``(network, conventions)`` from the one-network and conventions flags."""
-    from reference.conventions import convention_fields
-    from reference.draws import Network
+    from manual_bp_reference.conventions import convention_fields
+    from manual_bp_reference.draws import Network
 
     fields = [f.name for f in convention_fields()]
     given = [f"--{n.replace('_', '-')}" for n in fields if getattr(args, n) is not None]
@@ -184,7 +184,7 @@ def _network(args: argparse.Namespace):
 
 
 def _limits(args: argparse.Namespace):
-    from reference.draws import DEFAULT_LIMITS, Limits
+    from manual_bp_reference.draws import DEFAULT_LIMITS, Limits
 
     return Limits(
         args.max_depth or DEFAULT_LIMITS.depth,
@@ -230,7 +230,7 @@ def _check_call(campaign: ModuleType, config: Any) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     """``--replay INDEX``: rebuild example INDEX of the campaign at ``--out`` and recheck it."""
-    campaign = require("campaign", "reference.campaign", "campaign")
+    campaign = require("campaign", "manual_bp_reference.campaign", "campaign")
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
         return _replay(args)
     if args.scheduler is not None and args.workers is not None:
         raise ValueError("--workers: a local cluster's size; not with --scheduler")
-    campaign = require("campaign", "reference.campaign", "campaign")
+    campaign = require("campaign", "manual_bp_reference.campaign", "campaign")
 
     if args.seed < 0:
         raise ValueError(f"--seed: expected a non-negative int, got {args.seed}")
@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
         where, _, name = target.rpartition(":")
         target = f"{Path(where).resolve()}:{name}"
     dtypes = ("float64", "float32") if args.dtype == "both" else (args.dtype,)
-    try:  # reference.campaign names its arguments; here they are flags
+    try:  # manual_bp_reference.campaign names its arguments; here they are flags
         config = campaign.Config(
             args.examples, args.seed, args.chunk_size, target, _limits(args),
             network, conventions, dtypes, args.timeout,

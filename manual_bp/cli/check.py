@@ -2,12 +2,12 @@
 
 Loads ``FUNCTION`` from a Python file (or ``package.module:FUNCTION``), a
 callable ``backprop(params, X, Y) -> grads``, and runs
-``reference.check.check_gradients`` on it with the conventions given as
+``manual_bp_reference.check.check_gradients`` on it with the conventions given as
 flags.  With ``--layer NAME`` it checks one layer function instead
-(``reference.layer_check.check_layer``): ``backward(dout, cache)``, its
+(``manual_bp_reference.layer_check.check_layer``): ``backward(dout, cache)``, its
 ``--forward`` (whose cache the backward reads), or a loss head
 ``loss(x, y) -> (loss, dx)``.  The user's code runs in a child process
-(``reference.isolation``): ``--timeout`` seconds per call, an optional
+(``manual_bp_reference.isolation``): ``--timeout`` seconds per call, an optional
 ``--memory-limit``, its output captured; ``--no-isolation`` runs it here.
 Exit 0 on a pass, 1 on any other verdict (wrong, raised, timed out, ended
 the process, correct maths but unstable numerics), 2 on bad arguments, 130
@@ -77,7 +77,7 @@ def _flag(name: str) -> str:
 def _as_flag(error: Exception) -> Exception:
     """An argument's error under its flag: ``backprop`` is ``FUNCTION``,
     ``max_examples`` is ``--examples``, a convention its own flag."""
-    from reference.conventions import convention_fields
+    from manual_bp_reference.conventions import convention_fields
 
     argument = str(error).split(":", 1)[0]
     flags = {**_FLAGS, **{f.name: _flag(f.name) for f in convention_fields()}}
@@ -99,10 +99,10 @@ def _function(spec: str, flag: str) -> str:
 
 def _start_ahead(args: argparse.Namespace) -> None:
     """Start the child that will run the user's code now: its Python and NumPy
-    start while this process imports jax (``reference.isolation.start_ahead``)."""
+    start while this process imports jax (``manual_bp_reference.isolation.start_ahead``)."""
     if args.isolate:
         with contextlib.suppress(ImportError):  # the missing extra is named just after
-            from reference.isolation import start_ahead
+            from manual_bp_reference.isolation import start_ahead
 
             start_ahead()
 
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     backprop = _function(args.function, "FUNCTION")
     conventions = conventions_from_arguments(args)
     _start_ahead(args)
-    check = require("oracle", "reference.check", "check")
+    check = require("oracle", "manual_bp_reference.check", "check")
     try:
         report = check.check_gradients(
             backprop, net.layer_sizes, net.activations, net.loss_name,
@@ -198,7 +198,7 @@ def _passed(args: argparse.Namespace, report: Any, **extra: object) -> int:
 
 def run_layer(args: argparse.Namespace) -> int:
     """``manual-bp check FILE.py:NAME --layer LAYER``: one layer function."""
-    from reference.conventions import convention_fields
+    from manual_bp_reference.conventions import convention_fields
 
     refused = [*NETWORK_DEFAULTS, *(f.name for f in convention_fields())]
     given = [
@@ -211,7 +211,7 @@ def run_layer(args: argparse.Namespace) -> int:
     backward = _function(args.function, "FUNCTION")
     forward = None if args.forward is None else _function(args.forward, "--forward")
     _start_ahead(args)
-    layer_check = require("oracle", "reference.layer_check", "check --layer")
+    layer_check = require("oracle", "manual_bp_reference.layer_check", "check --layer")
     options = {"input_bound": args.input_bound} if args.input_bound is not None else {}
     try:
         report = layer_check.check_layer(

@@ -3,13 +3,13 @@
 For one network and one batch it computes the hand-written gradients
 (``DNN.forward`` and ``compute_gradients``, with ``dA0``) and compares every
 entry with ``jax.grad`` of the same forward function under the rounding-error
-tolerance of ``reference.compare`` (the ``oracle`` extra).  Each row shows the
+tolerance of ``manual_bp_reference.compare`` (the ``oracle`` extra).  Each row shows the
 formula the manual side used (from ``manual_bp.derivation``), the Frobenius
 norms of both gradients, the largest absolute difference and the largest
 ``|manual - autodiff| / tolerance`` over the entries (below 1 it matches).
 
 ``--finite-diff`` adds a third, independent opinion: central finite
-differences of the float64 loss (``reference.finite_diff``).  Its columns
+differences of the float64 loss (``manual_bp_reference.finite_diff``).  Its columns
 count the entries whose manual value finite differences support (the value
 lies within the finite-difference error estimate, widened by the entry's
 manual-vs-autodiff tolerance, which covers float32 rounding of the manual
@@ -47,8 +47,8 @@ from manual_bp.network import loss_from_cache
 from manual_bp.validation import SUPPORTED_DTYPES, check_inputs, check_targets
 
 if TYPE_CHECKING:  # reference imports jax, an optional extra
-    from reference.cases import Case
-    from reference.compare import Comparison
+    from manual_bp_reference.cases import Case
+    from manual_bp_reference.compare import Comparison
 
 Array = np.ndarray
 DEFAULT_BATCH = 8
@@ -134,8 +134,8 @@ def finite_difference_columns(
 ) -> dict[str, dict[str, object]]:
     """Per key: entries whose manual value finite differences support, and the
     largest ``|finite difference - manual|`` away from kinks."""
-    from reference.compare import FINITE_DIFFERENCE_MAX_ENTRIES
-    from reference.finite_diff import finite_difference_gradients
+    from manual_bp_reference.compare import FINITE_DIFFERENCE_MAX_ENTRIES
+    from manual_bp_reference.finite_diff import finite_difference_gradients
 
     entries = sum(gradient.size for gradient in grads.values())
     if entries > FINITE_DIFFERENCE_MAX_ENTRIES:
@@ -171,8 +171,8 @@ def comparison_rows(args: argparse.Namespace) -> tuple[list[dict], dict]:
         X, Y = load_batch(args.data, net, args.batch)
     else:
         X, Y = make_batch(net, args.batch or DEFAULT_BATCH, args.seed)
-    compare = require("oracle", "reference.compare", "compare").compare
-    Case = require("oracle", "reference.cases", "compare").Case
+    compare = require("oracle", "manual_bp_reference.compare", "compare").compare
+    Case = require("oracle", "manual_bp_reference.cases", "compare").Case
 
     out, cache = net.forward(X)
     grads = net.compute_gradients(out, cache, Y, input_gradient=True)

@@ -48,8 +48,8 @@ def _load_comparison() -> Callable[[DNN, np.ndarray, np.ndarray], Any]:
     """``(net, X, Y) -> Comparison`` with the oracle; without the oracle extra, an
     ``ExtraMissingError`` that also names ``--check-every 0`` (training alone)."""
     try:
-        Case = require("oracle", "reference.cases", "demo").Case
-        compare = require("oracle", "reference.compare", "demo").compare
+        Case = require("oracle", "manual_bp_reference.cases", "demo").Case
+        compare = require("oracle", "manual_bp_reference.compare", "demo").compare
     except ExtraMissingError as error:
         raise ExtraMissingError(f"{error} (or --check-every 0: train without the check)") from None
     return lambda net, X, Y: compare(Case.of_network(net, X, Y))

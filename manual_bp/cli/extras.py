@@ -26,8 +26,8 @@ class ExtraMissingError(ImportError):
 def require(extra: str, module: str, command: str) -> ModuleType:
     """``import module``, which needs ``extra``; ``ExtraMissingError`` names the fix.
 
-    >>> require("oracle", "reference.compare", "compare").__name__
-    'reference.compare'
+    >>> require("oracle", "manual_bp_reference.compare", "compare").__name__
+    'manual_bp_reference.compare'
     """
     try:
         for name in EXTRAS[extra]:

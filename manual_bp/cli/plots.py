@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from reference.sweep import AuditRow
+    from manual_bp_reference.sweep import AuditRow
 
 DPI = 100
 FIGURE_SIZES = {

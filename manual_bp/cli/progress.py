@@ -1,6 +1,6 @@
 """Progress bars for the long commands (demo, train, audit), with ``tqdm``.
 
-The core prints nothing: ``DNN.fit`` and ``reference.sweep.sweep`` take a
+The core prints nothing: ``DNN.fit`` and ``manual_bp_reference.sweep.sweep`` take a
 callback, and the commands pass one that advances a bar.  The bar goes to
 stderr, and only when stderr is a terminal and ``--quiet`` is not given: in
 a pipe, a log file or a test, the output stays exactly the text the command

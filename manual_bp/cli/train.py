@@ -4,9 +4,9 @@ Two copies of one network start from the same parameters and see the same
 mini-batches in the same order:
 
 * the *manual* net is trained by ``DNN.fit`` on the hand-written gradients;
-* the *autodiff* net is trained by ``reference.autodiff_training`` on
+* the *autodiff* net is trained by ``manual_bp_reference.autodiff_training`` on
   ``jax.grad`` gradients of the same forward function (float64), each step
-  taken by optax (``reference.optimizer_oracle.OptaxOptimizer``).
+  taken by optax (``manual_bp_reference.optimizer_oracle.OptaxOptimizer``).
 
 ``--normalization batch|layer`` puts a normalization step in every hidden
 layer, and a third net, the same without it (same start, same mini-batches),
@@ -19,7 +19,7 @@ optax's.
 
 Their loss curves must coincide up to rounding.  Every ``--check-every``
 epochs the manual net's gradients are also compared entry by entry with the
-oracle (``reference.compare.compare``).  The command writes
+oracle (``manual_bp_reference.compare.compare``).  The command writes
 ``history.csv``, ``loss.png``, ``boundary.png`` and ``gradient_check.png``
 into ``--out``.  It needs the ``oracle`` (jax) and ``plots`` (matplotlib)
 extras.
@@ -295,10 +295,10 @@ def _train_both(
     """Train the manual net (hand-written gradients and ``optimizer``) and its
     jax.grad copy (stepped by optax) epoch by epoch, checking the manual
     gradients every ``--check-every`` epochs (and at the first and last)."""
-    autodiff_fit = require("oracle", "reference.autodiff_training", "train").autodiff_fit
-    oracle = require("oracle", "reference.optimizer_oracle", "train")
-    compare = require("oracle", "reference.compare", "train").compare
-    Case = require("oracle", "reference.cases", "train").Case
+    autodiff_fit = require("oracle", "manual_bp_reference.autodiff_training", "train").autodiff_fit
+    oracle = require("oracle", "manual_bp_reference.optimizer_oracle", "train")
+    compare = require("oracle", "manual_bp_reference.compare", "train").compare
+    Case = require("oracle", "manual_bp_reference.cases", "train").Case
     activations, loss = list(net.activations), net.loss_name
     autodiff_params, autodiff_state = net.params, None
     optax_optimizer = oracle.OptaxOptimizer(optimizer)
@@ -444,8 +444,8 @@ def train(args: argparse.Namespace) -> int:
     output_folder(args.out)  # a folder that cannot be made is an error
     # The optional extras, before any work: a missing one is one line, exit 2.
     require("plots", "manual_bp.cli.plots", "train")
-    require("oracle", "reference.compare", "train")
-    require("oracle", "reference.optimizer_oracle", "train")
+    require("oracle", "manual_bp_reference.compare", "train")
+    require("oracle", "manual_bp_reference.optimizer_oracle", "train")
     print(
         f"{net}\ntraining on {args.dataset} ({args.samples} samples, X {X.shape}, Y {Y.shape}), "
         f"{args.epochs} epochs, batch size {args.batch_size}, {optimizer}; "

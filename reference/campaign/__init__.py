@@ -1,10 +1,10 @@
 """Verification campaigns: many seeded examples on Dask, resumable, failures shared.
 
-A campaign checks ``examples`` examples of ``reference.draws`` (example ``i``
+A campaign checks ``examples`` examples of ``manual_bp_reference.draws`` (example ``i``
 of seed ``s`` is ``draw_example(s, i)``) against the oracle, the project's
 own backward pass by default or a user's function (``target``): on drawn
 architectures, ``backprop(params, X, Y, activations, loss)``; or, given a
-``network`` (``reference.draws.Network``), on that one network in the
+``network`` (``manual_bp_reference.draws.Network``), on that one network in the
 ``conventions`` of ``check_gradients``, ``backprop(params, X, Y)`` as
 ``manual-bp check`` calls it (a student's function).  The
 indices are cut into fixed chunks, ``[k * chunk_size, (k + 1) * chunk_size)``;
@@ -13,7 +13,7 @@ a deterministic top-k) over chunks in chunk order, so they are the same for
 any number of workers, any machine count and any order of completion.
 
 Per example, every gradient's worst ``|manual - oracle| / tolerance`` (its
-*ratio*, see ``reference.compare``) goes into a histogram of ``log10`` ratio
+*ratio*, see ``manual_bp_reference.compare``) goes into a histogram of ``log10`` ratio
 per dtype and key kind (``W``, ``B``, ``Z``, ``A`` and ``loss``); the
 example's worst ratio decides whether it fails (``> 1``, or the target
 raising).  The worst examples are kept with their ``(seed, index)``: that is
@@ -24,7 +24,7 @@ single-threaded worker process per core (BLAS pinned to one thread with
 threadpoolctl, XLA to one thread); ``scheduler="tcp://host:port"`` uses an
 existing cluster, workers on any machines that can import this package.  A
 worker process keeps jax's compiled padded-oracle buckets
-(``reference.padding``) for its life, so each bucket compiles once per
+(``manual_bp_reference.padding``) for its life, so each bucket compiles once per
 worker; the summary counts them.  A worker that dies mid-chunk loses
 nothing: the scheduler runs the chunk again elsewhere, and a chunk is
 counted once, when its result arrives.
@@ -47,21 +47,28 @@ verification), ``targets`` (a user's target in a child process), ``chunks``
 ``replay``, ``histogram``, ``plot``.
 """
 
-from reference.campaign.chunks import merge, run_chunk, throughput
-from reference.campaign.config import DEFAULT_TARGET, SEED_BOUND, Config
-from reference.campaign.database import (
+from manual_bp_reference.campaign.chunks import merge, run_chunk, throughput
+from manual_bp_reference.campaign.config import DEFAULT_TARGET, SEED_BOUND, Config
+from manual_bp_reference.campaign.database import (
     campaign_property,
     database_key,
     example_database,
     save_failures,
 )
-from reference.campaign.engine import PinThreads, dask_client, pin_threads, run_campaign
-from reference.campaign.histogram import BINS, KINDS, LOG_EDGES, WORST_KEPT, histogram, kind_of
-from reference.campaign.manifest import RULES, paths, read_manifest, target_digest
-from reference.campaign.outcome import Outcome, verify
-from reference.campaign.plot import plot_histogram
-from reference.campaign.replay import replay, run_example
-from reference.campaign.targets import target_function
+from manual_bp_reference.campaign.engine import PinThreads, dask_client, pin_threads, run_campaign
+from manual_bp_reference.campaign.histogram import (
+    BINS,
+    KINDS,
+    LOG_EDGES,
+    WORST_KEPT,
+    histogram,
+    kind_of,
+)
+from manual_bp_reference.campaign.manifest import RULES, paths, read_manifest, target_digest
+from manual_bp_reference.campaign.outcome import Outcome, verify
+from manual_bp_reference.campaign.plot import plot_histogram
+from manual_bp_reference.campaign.replay import replay, run_example
+from manual_bp_reference.campaign.targets import target_function
 
 __all__ = [
     "BINS", "DEFAULT_TARGET", "KINDS", "LOG_EDGES", "RULES", "SEED_BOUND", "WORST_KEPT",

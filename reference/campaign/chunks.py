@@ -9,10 +9,10 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from reference.campaign.config import Config
-from reference.campaign.histogram import BINS, KINDS, WORST_KEPT, histogram, kind_of
-from reference.campaign.targets import target_function
-from reference.draws import DTYPES, Example
+from manual_bp_reference.campaign.config import Config
+from manual_bp_reference.campaign.histogram import BINS, KINDS, WORST_KEPT, histogram, kind_of
+from manual_bp_reference.campaign.targets import target_function
+from manual_bp_reference.draws import DTYPES, Example
 
 # Worker-level state: one per worker process, for its whole life.
 WORKER_STATE: dict = {"buckets": set()}
@@ -29,7 +29,7 @@ def _worker_name() -> str:
 
 def _new_bucket(example: Example) -> bool:
     """Whether this worker meets ``example``'s padded-oracle bucket for the first time."""
-    from reference.padding import Bucket, worth_padding
+    from manual_bp_reference.padding import Bucket, worth_padding
 
     sizes, m = example.arch.sizes, example.arch.m
     bucket = Bucket.for_case(sizes, m) if worth_padding(sizes, m) else (sizes, m, example.arch)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.campaign.outcome import Outcome, verify
-from reference.conventions import Conventions
-from reference.draws import DEFAULT_LIMITS, DTYPES, Example, Limits, Network, draw_example
-from reference.isolation import (
+from manual_bp_reference.campaign.outcome import Outcome, verify
+from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.draws import DEFAULT_LIMITS, DTYPES, Example, Limits, Network, draw_example
+from manual_bp_reference.isolation import (
     DEFAULT_TIMEOUT,
     Isolation,
 )
@@ -25,7 +25,7 @@ SEED_BOUND = 2**63
 class Config:
     """What decides a campaign's totals (a resumed run must match it).
 
-    ``network``: check only that network (``reference.draws.Network``),
+    ``network``: check only that network (``manual_bp_reference.draws.Network``),
     drawing the batch size and values; a user's ``target`` is then called as
     ``check_gradients`` calls it, ``backprop(params, X, Y)`` in
     ``conventions`` (default ``Conventions()``, ours).  ``dtypes``: example
@@ -40,7 +40,7 @@ class Config:
     network: Network | None = None
     conventions: Conventions | None = None
     dtypes: tuple[str, ...] = DTYPES
-    # Seconds per call of a user's target (reference.isolation); not in the
+    # Seconds per call of a user's target (manual_bp_reference.isolation); not in the
     # digest: it changes no verdict of code that returns.
     timeout: float | None = DEFAULT_TIMEOUT
 
@@ -64,9 +64,9 @@ class Config:
             # Workers load it again, maybe in another folder: by its absolute path.
             object.__setattr__(self, "target", f"{Path(where).resolve()}:{name}")
         if not isinstance(self.limits, Limits):
-            raise TypeError(f"limits: expected a reference.draws.Limits, got {self.limits!r}")
+            raise TypeError(f"limits: expected a draws.Limits, got {self.limits!r}")
         if self.network is not None and not isinstance(self.network, Network):
-            raise TypeError(f"network: expected a reference.draws.Network, got {self.network!r}")
+            raise TypeError(f"network: expected a draws.Network, got {self.network!r}")
         if (
             isinstance(self.dtypes, str)
             or not self.dtypes
@@ -79,7 +79,7 @@ class Config:
         if self.conventions is not None:
             if not isinstance(self.conventions, Conventions):
                 raise TypeError(
-                    f"conventions: expected a reference.conventions.Conventions, "
+                    f"conventions: expected a manual_bp_reference.conventions.Conventions, "
                     f"got {self.conventions!r}"
                 )
             if self.network is None or self.target == DEFAULT_TARGET:

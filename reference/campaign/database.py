@@ -14,10 +14,10 @@ from hypothesis.database import (
 )
 from hypothesis.internal.reflection import function_digest
 
-from reference.campaign.config import DEFAULT_TARGET, SEED_BOUND, Config
-from reference.campaign.targets import target_function
-from reference.conventions import Conventions
-from reference.draws import DEFAULT_LIMITS, DTYPES, Limits, Network
+from manual_bp_reference.campaign.config import DEFAULT_TARGET, SEED_BOUND, Config
+from manual_bp_reference.campaign.targets import target_function
+from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.draws import DEFAULT_LIMITS, DTYPES, Limits, Network
 
 
 def campaign_property(

@@ -21,11 +21,11 @@ try:  # the campaign extra; without it only the engine is missing
 except ImportError:  # pragma: no cover
     WorkerPlugin = object  # type: ignore[assignment,misc]  # without dask: a plain base
 
-from reference.campaign.chunks import WORKER_STATE, merge, run_chunk, throughput
-from reference.campaign.config import Config
-from reference.campaign.database import database_key, save_failures
-from reference.campaign.manifest import RULES, paths, read_manifest, target_digest
-from reference.campaign.plot import plot_histogram
+from manual_bp_reference.campaign.chunks import WORKER_STATE, merge, run_chunk, throughput
+from manual_bp_reference.campaign.config import Config
+from manual_bp_reference.campaign.database import database_key, save_failures
+from manual_bp_reference.campaign.manifest import RULES, paths, read_manifest, target_digest
+from manual_bp_reference.campaign.plot import plot_histogram
 
 
 def pin_threads() -> None:

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from reference.campaign.config import DEFAULT_TARGET, Config
+from manual_bp_reference.campaign.config import DEFAULT_TARGET, Config
 
 # How examples are judged; a resumed campaign must be judged as it began.  Version 2
 # keeps a user's target's kinked units off the kink (manual_bp's target is unchanged).

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.conventions import Conventions
-from reference.draws import Example
-from reference.isolation import (
+from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.draws import Example
+from manual_bp_reference.isolation import (
     UserCodeError,
     UserCodeStopped,
 )
@@ -44,9 +44,9 @@ def _check(example: Example, backprop: Callable | None, conventions: Conventions
     """The ``Comparison`` of one example (without the explanation: a campaign only
     counts), whether the loss was compared, and any failure details."""
     from manual_bp.architecture import gradient_keys
-    from reference.check import compare_backprop
-    from reference.compare import compare
-    from reference.kinks import away_from_kinks
+    from manual_bp_reference.check import compare_backprop
+    from manual_bp_reference.compare import compare
+    from manual_bp_reference.kinks import away_from_kinks
 
     case = example.case
     if backprop is None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.campaign.histogram import KINDS, LOG_EDGES
-from reference.draws import DTYPES
+from manual_bp_reference.campaign.histogram import KINDS, LOG_EDGES
+from manual_bp_reference.draws import DTYPES
 
 
 def plot_histogram(path: Path, summary: Mapping) -> Path:

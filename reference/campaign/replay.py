@@ -6,12 +6,12 @@ import json
 import warnings
 from pathlib import Path
 
-from reference.campaign.config import DEFAULT_TARGET, Config
-from reference.campaign.manifest import paths, target_digest
-from reference.campaign.outcome import Outcome
-from reference.campaign.targets import target_function
-from reference.conventions import Conventions
-from reference.draws import DEFAULT_LIMITS, DTYPES, Example, Limits, Network
+from manual_bp_reference.campaign.config import DEFAULT_TARGET, Config
+from manual_bp_reference.campaign.manifest import paths, target_digest
+from manual_bp_reference.campaign.outcome import Outcome
+from manual_bp_reference.campaign.targets import target_function
+from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.draws import DEFAULT_LIMITS, DTYPES, Example, Limits, Network
 
 
 def run_example(

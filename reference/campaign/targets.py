@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import threading
 
-from reference.campaign.config import DEFAULT_TARGET, Config
-from reference.check_run import open_sandbox
-from reference.isolation import (
+from manual_bp_reference.campaign.config import DEFAULT_TARGET, Config
+from manual_bp_reference.check_run import open_sandbox
+from manual_bp_reference.isolation import (
     Isolation,
     Sandbox,
     UserCodeLoadError,
@@ -15,7 +15,7 @@ from reference.isolation import (
     UserFunction,
 )
 
-# A user's target runs in a child process (reference.isolation), one per
+# A user's target runs in a child process (manual_bp_reference.isolation), one per
 # thread (a Dask worker may run chunks in several), target, state of its file
 # (an edited file is loaded again) and timeout.
 _SANDBOXES: dict[tuple, Sandbox] = {}
@@ -24,13 +24,13 @@ _SANDBOXES_LOCK = threading.Lock()
 
 def target_function(config: Config) -> UserFunction | None:
     """``None`` for the project's own backprop; else the campaign's target as a
-    ``reference.isolation.UserFunction``, run in a child process that this
+    ``manual_bp_reference.isolation.UserFunction``, run in a child process that this
     process keeps: a call that hangs past ``config.timeout``, exits or crashes
     fails its example, never the worker.  A target that cannot be loaded is a
     ``ValueError`` naming ``target``.
 
     ``config.target`` is ``manual_bp``, ``module:function`` or
-    ``path/to/file.py:function`` (``reference.user_functions``).  Without a
+    ``path/to/file.py:function`` (``manual_bp_reference.user_functions``).  Without a
     ``network`` a user's function is called as ``backprop(params, X, Y,
     activations, loss)`` and returns ``grads`` holding ``W1..WL`` and
     ``B1..BL`` and any of ``Zl``, ``Al`` (compared when present), in our

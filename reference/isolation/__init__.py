@@ -53,11 +53,17 @@ capture, writes found), ``plain_data`` (what comes back), ``records`` (what
 crosses the pipe).
 """
 
-from reference.isolation.calls import KEPT_CALLS
-from reference.isolation.child import serve
-from reference.isolation.plain_data import MAX_DEPTH, Opaque, loads_plain, plain, type_name
-from reference.isolation.processes import keep_a_spare as start_ahead
-from reference.isolation.records import (
+from manual_bp_reference.isolation.calls import KEPT_CALLS
+from manual_bp_reference.isolation.child import serve
+from manual_bp_reference.isolation.plain_data import (
+    MAX_DEPTH,
+    Opaque,
+    loads_plain,
+    plain,
+    type_name,
+)
+from manual_bp_reference.isolation.processes import keep_a_spare as start_ahead
+from manual_bp_reference.isolation.records import (
     NO_OUTPUT,
     PROTOCOL,
     SOURCE_DIGEST,
@@ -68,8 +74,8 @@ from reference.isolation.records import (
     UserCodeLoadError,
     UserCodeStopped,
 )
-from reference.isolation.sandbox import Sandbox, Source, UserFunction
-from reference.isolation.settings import DEFAULT_TIMEOUT, Isolation, can_isolate
+from manual_bp_reference.isolation.sandbox import Sandbox, Source, UserFunction
+from manual_bp_reference.isolation.settings import DEFAULT_TIMEOUT, Isolation, can_isolate
 
 __all__ = [
     "DEFAULT_TIMEOUT",

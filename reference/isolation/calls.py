@@ -20,8 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from reference.isolation.plain_data import Opaque, plain, type_name
-from reference.isolation.records import HEAD_CHARS, PACKAGE_ROOT, PROTOCOL, TAIL_CHARS, Kept
+from manual_bp_reference.isolation.plain_data import Opaque, plain, type_name
+from manual_bp_reference.isolation.records import (
+    HEAD_CHARS,
+    ORACLE_ROOT,
+    PROTOCOL,
+    TAIL_CHARS,
+    Kept,
+)
 
 # Raw return values the child keeps for ``keep`` (the last few calls').
 KEPT_CALLS = 8
@@ -188,7 +194,7 @@ def redirect_fds(capture: Capture) -> Iterator[None]:
 def describe_failure(error: BaseException) -> tuple[str, str]:
     """``("SystemExit: 0", traceback)``: the user's frames only (this package's
     and the import machinery's dropped)."""
-    ours = str(PACKAGE_ROOT / "reference")  # the checker's frames, not manual_bp's
+    ours = os.path.join(ORACLE_ROOT, "")  # the checker's frames, not manual_bp's
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from reference.isolation.calls import Runner, captured, describe_failure
-from reference.isolation.records import PROTOCOL, SOURCE_DIGEST
-from reference.isolation.sending import put_back_places
+from manual_bp_reference.isolation.calls import Runner, captured, describe_failure
+from manual_bp_reference.isolation.records import PROTOCOL, SOURCE_DIGEST
+from manual_bp_reference.isolation.sending import put_back_places
 
 
 def serve(fd: int, mirror: int) -> None:
@@ -73,7 +73,7 @@ def load_into(
     """Load every function: ``("spec", "file.py:NAME")``, ``("pickled", bytes)``
     or ``("object", f)``; ``(name, kind, problem, traceback)`` for the first that
     fails (``UserCodeLoadError``)."""
-    from reference.user_functions import load_function
+    from manual_bp_reference.user_functions import load_function
 
     for name, (how, source) in sources.items():
         try:

@@ -15,7 +15,7 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
-from reference.isolation.records import PACKAGE_ROOT
+from manual_bp_reference.isolation.records import PRODUCT_ROOT
 
 
 class Process:
@@ -32,8 +32,8 @@ class Process:
         env = environment_now()
         fds = (child_end.fileno(), self.mirror.fileno())
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from reference.isolation.child import serve; "
-             "serve(*map(int, sys.argv[1:]))", *map(str, fds)],
+            [sys.executable, "-c", "import sys; from manual_bp_reference.isolation.child "
+             "import serve; serve(*map(int, sys.argv[1:]))", *map(str, fds)],
             pass_fds=fds, stdin=subprocess.DEVNULL, stdout=self.native,
             stderr=self.native, start_new_session=True, env=env,
         )  # fmt: skip
@@ -102,7 +102,7 @@ def environment_now() -> dict[str, str]:
     """The child's environment: ours, this package importable, and jax (if the
     user's code imports it) in 64-bit mode, as in the checker's process."""
     env = dict(os.environ)
-    home = str(PACKAGE_ROOT)
+    home = str(PRODUCT_ROOT.parent)  # manual_bp_reference: beside it, or its editable finder
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("JAX_ENABLE_X64", "1")

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import manual_bp
+
 # How much of a call's output is kept: its first and last characters.
 HEAD_CHARS, TAIL_CHARS = 4000, 1000
 PROTOCOL = 5
-# The folder that holds the ``reference`` and ``manual_bp`` packages.
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+# The folders of this package (``reference/`` in a checkout, ``manual_bp_reference/``
+# installed) and of ``manual_bp``: frames and modules in them are the checker's own.
+ORACLE_ROOT = Path(__file__).resolve().parents[1]
+PRODUCT_ROOT = Path(manual_bp.__file__).resolve().parent
 # This package as the process imported it: the child checks it runs the same.
 SOURCE_DIGEST = hashlib.sha256(
     b"".join(path.read_bytes() for path in sorted(Path(__file__).parent.glob("*.py")))

@@ -15,11 +15,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from reference.isolation.calls import Runner, captured
-from reference.isolation.child import bind_error, load_into
-from reference.isolation.plain_data import loads_plain
-from reference.isolation.processes import environment_now, keep_a_spare, stop, take_process
-from reference.isolation.records import (
+from manual_bp_reference.isolation.calls import Runner, captured
+from manual_bp_reference.isolation.child import bind_error, load_into
+from manual_bp_reference.isolation.plain_data import loads_plain
+from manual_bp_reference.isolation.processes import (
+    environment_now,
+    keep_a_spare,
+    stop,
+    take_process,
+)
+from manual_bp_reference.isolation.records import (
     HEAD_CHARS,
     NO_OUTPUT,
     PROTOCOL,
@@ -33,8 +38,8 @@ from reference.isolation.records import (
     UserCodeStopped,
     output_from,
 )
-from reference.isolation.sending import Source, sendable
-from reference.isolation.settings import Isolation
+from manual_bp_reference.isolation.sending import Source, sendable
+from manual_bp_reference.isolation.settings import Isolation
 
 
 class UserFunction:

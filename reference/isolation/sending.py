@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from reference.isolation.records import PACKAGE_ROOT, PROTOCOL
+from manual_bp_reference.isolation.records import ORACLE_ROOT, PRODUCT_ROOT, PROTOCOL
 
 Source = Callable[..., object] | str  # a function, or "file.py:NAME" / "module:NAME"
 
@@ -144,5 +144,5 @@ def _is_users(module: Any) -> bool:
     path = str(Path(path).resolve())
     installed = ("site-packages", "dist-packages")
     stdlib = str(Path(os.__file__).resolve().parent)
-    ours = tuple(str(PACKAGE_ROOT / package) for package in ("reference", "manual_bp"))
+    ours = tuple(os.path.join(root, "") for root in (ORACLE_ROOT, PRODUCT_ROOT))
     return not (any(part in path for part in installed) or path.startswith((stdlib, *ours)))

@@ -14,7 +14,7 @@ the user's backward reads) and backward, and compares every entry of every
 output with ``jax.vjp`` of manual_bp's own definition of that layer in float64
 (``Z = W A + B``; ``manual_bp.activations``; the loss with its canonical
 activation from ``manual_bp.losses``; ``manual_bp.normalization.normalize``),
-under a per-entry rounding bound (``reference.layer_tolerance``).  The
+under a per-entry rounding bound (``manual_bp_reference.layer_tolerance``).  The
 forward's ``out`` is compared too.
 
 Layers (``LAYERS``) and the signatures taken, exactly cs231n's:
@@ -50,7 +50,7 @@ A pass returns a ``LayerReport``.  A mismatch raises ``LayerMismatch`` with the
 minimal case's table, a larger failing case's table, the wrong, missing or
 misshapen outputs named (a shape mismatch gives both shapes), the user's
 traceback if it raised, and for batch and layer norm the classic bug whose
-formula the outputs match (``reference.normalization_bugs``).
+formula the outputs match (``manual_bp_reference.normalization_bugs``).
 
 >>> import numpy as np
 >>> def affine_forward(x, w, b):
@@ -63,14 +63,14 @@ formula the outputs match (``reference.normalization_bugs``).
 5
 """
 
-from reference.layer_check.calls import run_user
-from reference.layer_check.cases import LayerCase, layer_cases, probe_case
-from reference.layer_check.checking import check_layer
-from reference.layer_check.comparison import LayerComparison, compare_layer
-from reference.layer_check.diagnosis import normalization_diagnosis
-from reference.layer_check.oracle import layer_oracle
-from reference.layer_check.report import LayerMismatch, LayerReport
-from reference.layer_check.specs import (
+from manual_bp_reference.layer_check.calls import run_user
+from manual_bp_reference.layer_check.cases import LayerCase, layer_cases, probe_case
+from manual_bp_reference.layer_check.checking import check_layer
+from manual_bp_reference.layer_check.comparison import LayerComparison, compare_layer
+from manual_bp_reference.layer_check.diagnosis import normalization_diagnosis
+from manual_bp_reference.layer_check.oracle import layer_oracle
+from manual_bp_reference.layer_check.report import LayerMismatch, LayerReport
+from manual_bp_reference.layer_check.specs import (
     LAYERS,
     LAYOUTS,
     NORMALIZATION_LAYERS,

@@ -7,11 +7,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from reference.isolation import (
+from manual_bp_reference.isolation import (
     UserFunction,
 )
-from reference.layer_check.cases import LayerCase
-from reference.layer_check.specs import kind_of
+from manual_bp_reference.layer_check.cases import LayerCase
+from manual_bp_reference.layer_check.specs import kind_of
 
 
 def run_user(
@@ -20,7 +20,7 @@ def run_user(
     """The user's outputs on ``case`` as returned (user layout), keyed ``out``,
     ``dx``, ... and the problems of what could not be read.  Raises what the
     user's code raises.  The user gets copies: our arrays stay ours.  With
-    ``reference.isolation.UserFunction``s the forward's cache stays where the
+    ``manual_bp_reference.isolation.UserFunction``s the forward's cache stays where the
     code runs and reaches the backward as it was returned."""
     kind = kind_of(case.layer)
     inputs = {k: np.array(v) for k, v in case.inputs.items()}

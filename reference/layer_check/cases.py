@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-from reference.layer_check.specs import Array, kind_of, to_ours, to_user
-from reference.strategies import matrices, targets
+from manual_bp_reference.layer_check.specs import Array, kind_of, to_ours, to_user
+from manual_bp_reference.strategies import matrices, targets
 
 
 @dataclass(frozen=True, eq=False)

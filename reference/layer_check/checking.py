@@ -8,12 +8,12 @@ import numpy as np
 from hypothesis import given
 
 from manual_bp.validation import check_dtype, check_positive_int
-from reference.check import (
+from manual_bp_reference.check import (
     Mismatch,
     nonfinite,
     not_loaded,
 )
-from reference.check_run import (
+from manual_bp_reference.check_run import (
     DEFAULT_SEED,
     check_function,
     check_seed,
@@ -24,7 +24,7 @@ from reference.check_run import (
     run_until_failure,
     seeded,
 )
-from reference.isolation import (
+from manual_bp_reference.isolation import (
     DEFAULT_TIMEOUT,
     NO_OUTPUT,
     Output,
@@ -33,12 +33,12 @@ from reference.isolation import (
     UserCodeStopped,
     UserFunction,
 )
-from reference.layer_check.calls import run_user
-from reference.layer_check.cases import LayerCase, layer_cases
-from reference.layer_check.comparison import LayerComparison, compare_layer
-from reference.layer_check.diagnosis import diagnose, kink_note, larger_failure
-from reference.layer_check.report import LayerMismatch, LayerReport
-from reference.layer_check.specs import LAYOUTS, TARGETS, kind_of, layers
+from manual_bp_reference.layer_check.calls import run_user
+from manual_bp_reference.layer_check.cases import LayerCase, layer_cases
+from manual_bp_reference.layer_check.comparison import LayerComparison, compare_layer
+from manual_bp_reference.layer_check.diagnosis import diagnose, kink_note, larger_failure
+from manual_bp_reference.layer_check.report import LayerMismatch, LayerReport
+from manual_bp_reference.layer_check.specs import LAYOUTS, TARGETS, kind_of, layers
 
 
 def _check_arguments(layer, forward, layout, targets_as) -> str:
@@ -92,14 +92,14 @@ def check_layer(
 
     ``backward(dout, cache)`` (a loss head: ``loss(x, y)``) and ``forward`` as
     in the module notes, callables or ``"FILE.py:NAME"``; ``layer`` one of
-    ``layers()`` (every registered ``reference.layer_kinds.LayerKind``);
+    ``layers()`` (every registered ``manual_bp_reference.layer_kinds.LayerKind``);
     ``layout`` ``"rows"`` (cs231n) or ``"columns"``; ``targets``
     ``"labels"`` (default) or ``"one_hot"`` for the cross-entropy heads.
     ``input_bound`` bounds every drawn value.  When the user's outputs hold
     NaN/inf, ``stability_check`` reruns with values bounded by 1 to tell
     "correct maths, unstable numerics" from "wrong".  ``shrink=False``
     reports the first failing case unshrunk (faster).  ``seed``, ``timeout``,
-    ``memory_limit`` and ``isolate`` as in ``reference.check.check_gradients``.
+    ``memory_limit`` and ``isolate`` as in ``manual_bp_reference.check.check_gradients``.
     """
     backward = check_function(backward, "backward", "(dout, cache) -> ...")
     if forward is not None:

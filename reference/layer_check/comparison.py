@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.compare import VariableComparison, compare_variable, ratio_text
-from reference.layer_check.cases import LayerCase
-from reference.layer_check.oracle import layer_oracle
-from reference.layer_check.specs import kind_of, to_user
+from manual_bp_reference.compare import VariableComparison, compare_variable, ratio_text
+from manual_bp_reference.layer_check.cases import LayerCase
+from manual_bp_reference.layer_check.oracle import layer_oracle
+from manual_bp_reference.layer_check.specs import kind_of, to_user
 
 
 @dataclass(frozen=True)

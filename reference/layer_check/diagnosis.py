@@ -8,13 +8,13 @@ from collections.abc import Mapping
 import numpy as np
 
 from manual_bp.activations import LEAKY_RELU_SLOPE
-from reference.isolation import (
+from manual_bp_reference.isolation import (
     UserCodeStopped,
 )
-from reference.layer_check.calls import run_user
-from reference.layer_check.cases import LayerCase, probe_case
-from reference.layer_check.comparison import LayerComparison, compare_layer
-from reference.layer_check.specs import Array, kind_of, to_ours
+from manual_bp_reference.layer_check.calls import run_user
+from manual_bp_reference.layer_check.cases import LayerCase, probe_case
+from manual_bp_reference.layer_check.comparison import LayerComparison, compare_layer
+from manual_bp_reference.layer_check.specs import Array, kind_of, to_ours
 
 
 def bug_diagnosis(case: LayerCase, outputs: Mapping[str, object]) -> list[str]:

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from reference.jax_setup import jax, jnp
-from reference.layer_check.specs import Array, LayerKind, kind_of
+from manual_bp_reference.jax_setup import jax, jnp
+from manual_bp_reference.layer_check.specs import Array, LayerKind, kind_of
 
 
 # Compiled per kind (the value, not its name: a kind registered again under a

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from reference.check import (
+from manual_bp_reference.check import (
     Mismatch,
     batch_span,
     printed_lines,
@@ -13,15 +13,15 @@ from reference.check import (
     run_line,
     worst_text,
 )
-from reference.check_run import (
+from manual_bp_reference.check_run import (
     DEFAULT_SEED,
 )
-from reference.isolation import (
+from manual_bp_reference.isolation import (
     NO_OUTPUT,
     Output,
 )
-from reference.layer_check.cases import LayerCase
-from reference.layer_check.comparison import LayerComparison
+from manual_bp_reference.layer_check.cases import LayerCase
+from manual_bp_reference.layer_check.comparison import LayerComparison
 
 
 @dataclass
@@ -63,7 +63,7 @@ class LayerReport:
 class LayerMismatch(Mismatch):
     """A user's layer function disagrees with the oracle (or raised).
 
-    The sibling of ``reference.check.GradientMismatch``: ``.comparison`` and
+    The sibling of ``manual_bp_reference.check.GradientMismatch``: ``.comparison`` and
     ``.case`` are the minimal failing case (``comparison`` None when the code
     raised); ``.typical`` a larger failing ``(comparison, case)``; ``.verdict``
     ``"wrong"``, ``"raised"``, ``"unstable"`` or ``"correct maths, unstable

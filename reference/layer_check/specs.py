@@ -1,12 +1,12 @@
 """The layer functions ``check_layer`` takes (``LAYERS``: every registered
-``reference.layer_kinds.LayerKind``), and the two layouts."""
+``manual_bp_reference.layer_kinds.LayerKind``), and the two layouts."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from reference.layer_kinds import LayerKind, kind_of, layers
-from reference.layer_kinds.normalization import NORMALIZATION_LAYERS
+from manual_bp_reference.layer_kinds import LayerKind, kind_of, layers
+from manual_bp_reference.layer_kinds.normalization import NORMALIZATION_LAYERS
 
 Array = np.ndarray
 LAYOUTS = ("rows", "columns")

@@ -10,7 +10,7 @@ dx)``), side by side:
   forward also takes, and the cache a missing forward gives (cs231n's ``(x, w,
   b)``);
 * its **definition** over ``jax.numpy``, in our columns layout: the function
-  ``jax.vjp`` differentiates (``reference.layer_check.oracle``);
+  ``jax.vjp`` differentiates (``manual_bp_reference.layer_check.oracle``);
 * its **rounding model**: ``tolerance(inputs, dout, dtype)``, per-entry bounds
   of every output;
 * its **draws**: the shapes of its parameters given ``x`` ``(n, m)`` and its
@@ -31,8 +31,8 @@ affine batchnorm binary_cross_entropy
 
 # The families built in register themselves on import (``layers()`` orders
 # them by family: affine, activations, loss heads, normalizations, others).
-from reference.layer_kinds import activations, affine, loss_heads, normalization
-from reference.layer_kinds.kind import (
+from manual_bp_reference.layer_kinds import activations, affine, loss_heads, normalization
+from manual_bp_reference.layer_kinds.kind import (
     FAMILIES,
     LAYER_KINDS,
     Bug,

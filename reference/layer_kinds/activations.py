@@ -2,15 +2,15 @@
 
 ``dx = f'(x)^T dout`` (elementwise but for softmax, over each sample's
 features).  The definition and the rounding model are those of
-``manual_bp.activations`` and ``reference.tolerance.activation``.
+``manual_bp.activations`` and ``manual_bp_reference.tolerance.activation``.
 """
 
 from __future__ import annotations
 
 from manual_bp.activations import ACTIVATIONS
-from reference.jax_setup import jnp
-from reference.layer_kinds.kind import LayerKind, register
-from reference.layer_tolerance import activation_tolerances
+from manual_bp_reference.jax_setup import jnp
+from manual_bp_reference.layer_kinds.kind import LayerKind, register
+from manual_bp_reference.layer_tolerance import activation_tolerances
 
 
 def _activation(name: str) -> LayerKind:

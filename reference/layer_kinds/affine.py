@@ -4,7 +4,7 @@ Ours: ``x`` ``(n, m)``, ``w`` ``(o, n)``, ``b`` ``(o, 1)``, ``dout`` ``(o, m)``:
 
     dx = w^T dout       dw = dout x^T       db = sum of the columns of dout
 
-Its rounding (``reference.layer_tolerance.affine_tolerances``): ``(k + 1) u``
+Its rounding (``manual_bp_reference.layer_tolerance.affine_tolerances``): ``(k + 1) u``
 times the sum of the magnitudes of every k-term sum.  Its classic bugs
 (``AFFINE_BUGS``): ``db`` averaged over the batch instead of summed, and
 ``dw``, ``db`` divided by the batch size a second time.
@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from reference.layer_kinds.kind import Array, Bug, LayerKind, register
-from reference.layer_tolerance import affine_tolerances
+from manual_bp_reference.layer_kinds.kind import Array, Bug, LayerKind, register
+from manual_bp_reference.layer_tolerance import affine_tolerances
 
 
 def _bug(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
-from reference.jax_setup import jnp
-from reference.layer_kinds.kind import LayerKind, register
-from reference.layer_tolerance import loss_tolerances
+from manual_bp_reference.jax_setup import jnp
+from manual_bp_reference.layer_kinds.kind import LayerKind, register
+from manual_bp_reference.layer_tolerance import loss_tolerances
 
 
 def _loss_head(name: str) -> LayerKind:

@@ -2,8 +2,8 @@
 bn_param)``, ``layernorm_forward(x, gamma, beta, ln_param)``.
 
 The definition is ``manual_bp.normalization.normalize`` (training mode: the
-batch's statistics), the rounding model ``reference.layer_tolerance``'s, and
-the bug catalogue ``reference.normalization_bugs``: each classic bug a
+batch's statistics), the rounding model ``manual_bp_reference.layer_tolerance``'s, and
+the bug catalogue ``manual_bp_reference.normalization_bugs``: each classic bug a
 formula whose outputs ``check_layer`` runs against a failing user's.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from manual_bp.normalization import EPS, normalize
-from reference.jax_setup import jnp
-from reference.layer_kinds.kind import Array, Bug, LayerKind, register
-from reference.layer_tolerance import normalization_tolerances
-from reference.normalization_bugs import NORMALIZATION_BUGS, Formula, normalization_layer
+from manual_bp_reference.jax_setup import jnp
+from manual_bp_reference.layer_kinds.kind import Array, Bug, LayerKind, register
+from manual_bp_reference.layer_tolerance import normalization_tolerances
+from manual_bp_reference.normalization_bugs import NORMALIZATION_BUGS, Formula, normalization_layer
 
 # The layer's name and the kind of normalization it is.
 NORMALIZATION_LAYERS = {"batchnorm": "batch", "layernorm": "layer"}

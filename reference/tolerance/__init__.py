@@ -45,7 +45,7 @@ Dropout (``manual_bp.dropout``): a dropped layer's ``EAl`` is that of
 ``Fl = f_l(Zl)`` times ``Ml / (1 − p)`` plus ``2 |Al|`` (``1 − p`` rounded to
 the dtype and the division); backward, ``dFl = dAl ⊙ Ml / (1 − p)`` the same
 way, then ``f_l'`` at ``Fl``.  The weight decay is added by
-``reference.compare.with_objective``.
+``manual_bp_reference.compare.with_objective``.
 
 Second order: where ``f'`` and ``dA`` both round to 0 (``tanh(-13.3)`` is
 exactly -1 in float32, and so is the target) every first-order term vanishes,
@@ -80,15 +80,20 @@ The package, by layer kind: ``activation``, ``loss``, ``affine``, ``dropout``,
 through a network), ``rounding`` (the units).
 """
 
-from reference.tolerance.activation import ERROR_MODELS, ErrorModel
-from reference.tolerance.loss import loss_terms
-from reference.tolerance.network import Tolerances, forward_bounds, forward_errors, tolerances
-from reference.tolerance.normalization import (
+from manual_bp_reference.tolerance.activation import ERROR_MODELS, ErrorModel
+from manual_bp_reference.tolerance.loss import loss_terms
+from manual_bp_reference.tolerance.network import (
+    Tolerances,
+    forward_bounds,
+    forward_errors,
+    tolerances,
+)
+from manual_bp_reference.tolerance.normalization import (
     NormalizationErrors,
     normalization_backward_errors,
     normalization_forward_errors,
 )
-from reference.tolerance.rounding import EPS64, SAFETY, TINY64, unit_roundoff
+from manual_bp_reference.tolerance.rounding import EPS64, SAFETY, TINY64, unit_roundoff
 
 __all__ = [
     "EPS64", "ERROR_MODELS", "SAFETY", "TINY64", "ErrorModel", "NormalizationErrors",

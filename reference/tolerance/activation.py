@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from manual_bp.activations import ACTIVATIONS, sigmoid
-from reference.tolerance.rounding import SAFETY, TINY64, Array, column_sum
+from manual_bp_reference.tolerance.rounding import SAFETY, TINY64, Array, column_sum
 
 # sigmoid(z) rounds to exactly 0 or 1 beyond |z| = 40 in float64 (17 in float32).
 _SATURATION = 40.0

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from reference.tolerance.rounding import Array, flushed
+from manual_bp_reference.tolerance.rounding import Array, flushed
 
 
 def _affine_errors(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.tolerance.rounding import Array
+from manual_bp_reference.tolerance.rounding import Array
 
 
 def dropout_error(E: Array, V: Array, M: Array, rate: float, floor: float) -> Array:

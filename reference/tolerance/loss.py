@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from manual_bp.activations import log_softmax, sigmoid, softplus
-from reference.tolerance.rounding import SAFETY, Array, column_sum
+from manual_bp_reference.tolerance.rounding import SAFETY, Array, column_sum
 
 
 def loss_terms(loss: str, Z: Array, A: Array, Y: Array) -> Array:

@@ -9,17 +9,21 @@ import numpy as np
 
 from manual_bp.dropout import rate_of
 from manual_bp.losses import LOSSES
-from reference.cases import Case
-from reference.tolerance.activation import _backward_error, _forward_error, near_kinks
-from reference.tolerance.affine import _affine_errors
-from reference.tolerance.dropout import dropout_error
-from reference.tolerance.loss import _loss_value_error, oracle_logit_error, second_order_loss_error
-from reference.tolerance.normalization import (
+from manual_bp_reference.cases import Case
+from manual_bp_reference.tolerance.activation import _backward_error, _forward_error, near_kinks
+from manual_bp_reference.tolerance.affine import _affine_errors
+from manual_bp_reference.tolerance.dropout import dropout_error
+from manual_bp_reference.tolerance.loss import (
+    _loss_value_error,
+    oracle_logit_error,
+    second_order_loss_error,
+)
+from manual_bp_reference.tolerance.normalization import (
     NormalizationErrors,
     normalization_backward_errors,
     normalization_forward_errors,
 )
-from reference.tolerance.rounding import (
+from manual_bp_reference.tolerance.rounding import (
     SAFETY,
     Array,
     flushed,
@@ -75,7 +79,7 @@ def forward_errors(
     ``f_l`` (``normalization_forward_errors``, stored in ``normalized``); the
     oracle does not report its ``Nl``, so every ``|Nl|`` within its bound of
     a kink is excused.  A layer with dropout bounds ``Fl = f_l(.)`` first,
-    then the mask's step (``reference.tolerance.dropout.dropout_error``).
+    then the mask's step (``manual_bp_reference.tolerance.dropout.dropout_error``).
     """
     EA = {0: flushed(f64["A0"], u)}
     EZ, kinks = {}, {}
@@ -139,7 +143,7 @@ def tolerances(
     oracle's forward ``Zl``, locates kinks exactly; without it every ``Zl``
     within its error bound of a kink is excused.
     """
-    # The weight decay (case.l2) is added by reference.compare.with_objective.
+    # The weight decay (case.l2) is added by manual_bp_reference.compare.with_objective.
     params, activations, loss = case.params, case.activations, case.loss
     u = unit_roundoff(case.dtype)
     floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u

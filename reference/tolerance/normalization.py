@@ -9,7 +9,7 @@ import numpy as np
 
 from manual_bp.normalization import AXIS
 from manual_bp.normalization import EPS as EPS_NORMALIZATION
-from reference.tolerance.rounding import SAFETY, Array, flushed
+from manual_bp_reference.tolerance.rounding import SAFETY, Array, flushed
 
 # --- the normalization step (manual_bp.normalization) ---------------------------------------
 #
