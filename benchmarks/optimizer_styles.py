@@ -25,6 +25,7 @@ from pathlib import Path
 from benchmarks.environment import print_environment
 from manual_bp.optimizers import SGD, Adam, Momentum, RMSProp
 from manual_bp_reference.optimizer_check import OptimizerMismatch, check_optimizer
+from manual_bp_reference.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 # (style, file, function name, the optimizer it implements)
@@ -55,9 +56,12 @@ def main(argv: list[str] | None = None) -> int:
             for dtype in ("float64", "float32"):
                 try:
                     report = check_optimizer(
-                        f"{HERE / file}:{name}", optimizer, style=style, dtype=dtype,
-                        max_examples=args.examples, warm_start=warm, seed=args.seed,
-                    )  # fmt: skip
+                        f"{HERE / file}:{name}",
+                        optimizer,
+                        style=style,
+                        warm_start=warm,
+                        settings=Settings(dtype=dtype, max_examples=args.examples, seed=args.seed),
+                    )
                     row = (report.examples, report.steps, 0, f"{report.worst:.3g}")
                 except OptimizerMismatch as mismatch:
                     print(mismatch, file=sys.stderr)

@@ -17,6 +17,8 @@ import time
 
 from benchmarks.rounding_variants import ORDERS, make_backprop
 from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.settings import Settings
 
 ARCHITECTURES = [
     ([3, 6, 5, 4, 3], ["tanh", "relu", "leaky_relu", "softmax"], "cross_entropy"),
@@ -40,9 +42,13 @@ def main() -> None:
                 layout = "rows" if order == "rows as samples" else "columns"
                 try:
                     report = check_gradients(
-                        make_backprop(order, activations), sizes, activations, loss,
-                        dtype=dtype, max_examples=per_architecture, layout=layout,
-                    )  # fmt: skip
+                        make_backprop(order, activations),
+                        sizes,
+                        activations,
+                        loss,
+                        conventions=Conventions(layout=layout),
+                        settings=Settings(dtype=dtype, max_examples=per_architecture),
+                    )
                 except GradientMismatch as mismatch:
                     alarm = str(mismatch)
                     break

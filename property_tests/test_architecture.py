@@ -114,3 +114,22 @@ def test_public_functions_of_reference_take_few_positional_parameters(name):
     assert len(positional) <= MAX_POSITIONAL, f"{name}: {len(positional)} positional parameters"
     options = [p.name for p in positional if p.default is not p.empty]
     assert options == OPTIONAL_DATA.get(name, []), f"{name}: options {options} not keyword-only"
+
+
+# The checks of users' code take objects (a Net, Conventions, Settings), not
+# loose keywords: the code, what it computes, how it is written, how to check.
+CHECKS = [
+    "manual_bp_reference.check.check_gradients",
+    "manual_bp_reference.layer_check.checking.check_layer",
+    "manual_bp_reference.optimizer_check.check_optimizer",
+]
+MAX_PARAMETERS = 8
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_the_checks_take_at_most_eight_parameters(name):
+    module, _, function = name.rpartition(".")
+    parameters = inspect.signature(getattr(importlib.import_module(module), function)).parameters
+    named = [p for p in parameters.values() if p.kind is not p.VAR_KEYWORD]
+    assert len(named) <= MAX_PARAMETERS, f"{name}: {[p.name for p in named]}"
+    assert "settings" in parameters

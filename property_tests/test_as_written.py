@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.conventions import Conventions
 from manual_bp_reference.layer_check import LayerMismatch, check_layer
+from manual_bp_reference.settings import Settings
 
 NET = ([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
 
@@ -39,7 +41,12 @@ def course_backward(parameters, X, Y, *, one_over_m=True):
 
 
 def test_the_course_keys_pass_and_the_extra_entries_are_a_note():
-    report = check_gradients(course_backward, *NET, names="W1/b1", max_examples=10)
+    report = check_gradients(
+        course_backward,
+        *NET,
+        conventions=Conventions(names="W1/b1"),
+        settings=Settings(max_examples=10),
+    )
     notes = " ".join(sorted(report.notes))
     assert "'dW1' for W1" in notes and "'db2' for B2" in notes
     assert "not checked: ['dZ2', 'dA1']" in notes
@@ -50,7 +57,12 @@ def test_a_bug_under_the_course_keys_is_still_caught_and_named():
         return course_backward(parameters, X, Y, one_over_m=False)
 
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(missing_one_over_m, *NET, names="W1/b1", max_examples=20)
+        check_gradients(
+            missing_one_over_m,
+            *NET,
+            conventions=Conventions(names="W1/b1"),
+            settings=Settings(max_examples=20),
+        )
     assert raised.value.verdict == "wrong"
     assert "missing 1/m" in str(raised.value)
 
@@ -60,7 +72,9 @@ def test_a_students_lowercase_keys_are_read():
         grads = course_backward(params, X, Y)
         return {"dw1": grads["dW1"], "db1": grads["db1"], "dw2": grads["dW2"], "db2": grads["db2"]}
 
-    report = check_gradients(student, *NET, names="W1/b1", max_examples=5)
+    report = check_gradients(
+        student, *NET, conventions=Conventions(names="W1/b1"), settings=Settings(max_examples=5)
+    )
     assert any("'dw1' for W1" in note for note in report.notes)
 
 
@@ -75,8 +89,12 @@ def test_a_loss_and_grads_pair_is_read_as_cs231n_returns_it():
         grads = {"W1": X.T @ d1, "b1": d1.sum(0), "W2": h.T @ d2, "b2": d2.sum(0)}
         return loss, grads
 
-    report = check_gradients(fully_connected_loss, *NET, layout="rows", names="W1/b1",
-                             targets="labels", max_examples=10)  # fmt: skip
+    report = check_gradients(
+        fully_connected_loss,
+        *NET,
+        conventions=Conventions(layout="rows", names="W1/b1", targets="labels"),
+        settings=Settings(max_examples=10),
+    )
     assert any("returned (loss, grads)" in note for note in report.notes)
 
 
@@ -86,7 +104,12 @@ def test_missing_gradients_still_fail_whatever_else_is_returned():
         return {key: value for key, value in grads.items() if key[1] in "AZ"}
 
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(only_extras, *NET, names="W1/b1", max_examples=5)
+        check_gradients(
+            only_extras,
+            *NET,
+            conventions=Conventions(names="W1/b1"),
+            settings=Settings(max_examples=5),
+        )
     assert raised.value.verdict == "wrong" and "missing key" in str(raised.value)
 
 
@@ -107,8 +130,14 @@ def test_a_forgotten_convention_is_named_when_the_code_raises(declared, hint):
         return {"W1": X.T @ d1, "b1": d1.sum(0), "W2": h.T @ d2, "b2": d2.sum(0)}
 
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(rows_style, [2, 3, 1], ["relu", "sigmoid"], "binary_cross_entropy",
-                        max_examples=5, **declared)  # fmt: skip
+        check_gradients(
+            rows_style,
+            [2, 3, 1],
+            ["relu", "sigmoid"],
+            "binary_cross_entropy",
+            conventions=Conventions(**declared),
+            settings=Settings(max_examples=5),
+        )
     assert raised.value.verdict == "raised"
     assert hint in str(raised.value)
 
@@ -122,7 +151,9 @@ def test_labels_are_hinted_when_the_code_indexes_with_its_targets():
         return {"W1": (probs.T @ X.T) / X.shape[1], "B1": probs.sum(0)[:, None] / X.shape[1]}
 
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(labels_style, [2, 3], ["softmax"], "cross_entropy", max_examples=5)
+        check_gradients(
+            labels_style, [2, 3], ["softmax"], "cross_entropy", settings=Settings(max_examples=5)
+        )
     assert raised.value.verdict == "raised"
     assert "declare targets='labels' (--targets labels)" in str(raised.value)
 
@@ -144,8 +175,14 @@ def test_bias_gradients_may_each_keep_their_own_shape():
                 "W2": (a1.T).dot(delta3), "b2": np.sum(delta3, axis=0, keepdims=True)}  # fmt: skip
 
     rows = {"layout": "rows", "names": "W1/b1", "targets": "labels"}
-    report = check_gradients(britz, [2, 3, 2], ["tanh", "softmax"], "cross_entropy",
-                             max_examples=10, **rows)  # fmt: skip
+    report = check_gradients(
+        britz,
+        [2, 3, 2],
+        ["tanh", "softmax"],
+        "cross_entropy",
+        conventions=Conventions(**rows),
+        settings=Settings(max_examples=10),
+    )
     assert any("B2: gradient returned with shape (1, 2) (row)" in note for note in report.notes)
 
     def wrong_size(model, X, y):  # a bias gradient of the wrong size is still refused
@@ -154,8 +191,14 @@ def test_bias_gradients_may_each_keep_their_own_shape():
         return grads
 
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(wrong_size, [2, 3, 2], ["tanh", "softmax"], "cross_entropy",
-                        max_examples=5, **rows)  # fmt: skip
+        check_gradients(
+            wrong_size,
+            [2, 3, 2],
+            ["tanh", "softmax"],
+            "cross_entropy",
+            conventions=Conventions(**rows),
+            settings=Settings(max_examples=5),
+        )
     assert "shape (1, 4), expected (2,)" in str(raised.value)
 
 
@@ -185,7 +228,12 @@ def test_another_declaration_that_passes_is_named_and_the_verdict_stands(
     code, declared, suggestion
 ):
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(code, *NET, max_examples=20, isolate=False, **declared)
+        check_gradients(
+            code,
+            *NET,
+            conventions=Conventions(**declared),
+            settings=Settings(max_examples=20, isolate=False),
+        )
     assert raised.value.verdict == "wrong"
     assert suggestion in str(raised.value)
 
@@ -195,7 +243,11 @@ def test_a_bug_no_declaration_explains_gets_no_suggestion():
         return _course_gradients(params, X, Y, tanh_prime_of_z=True)
 
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(wrong_derivative, *NET, max_examples=20, param_bound=2.0, input_bound=2.0)
+        check_gradients(
+            wrong_derivative,
+            *NET,
+            settings=Settings(max_examples=20, param_bound=2.0, input_bound=2.0),
+        )
     assert raised.value.verdict == "wrong"
     assert "passes on this case" not in str(raised.value)
     assert "partly in float32" not in str(raised.value)
@@ -218,8 +270,14 @@ def test_the_minimal_case_is_pasteable_into_the_users_own_call():
 
     rows = {"layout": "rows", "names": "W1/b1", "targets": "labels"}
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(forgot_one_over_n, [2, 3, 2], ["relu", "softmax"], "cross_entropy",
-                        max_examples=20, **rows)  # fmt: skip
+        check_gradients(
+            forgot_one_over_n,
+            [2, 3, 2],
+            ["relu", "softmax"],
+            "cross_entropy",
+            conventions=Conventions(**rows),
+            settings=Settings(max_examples=20),
+        )
     text = str(raised.value)
     pasted = text.split("in your conventions (paste it next to your function):\n")[1]
     pasted = pasted.split("\nseed ")[0]
@@ -256,7 +314,9 @@ def test_classic_affine_bugs_are_named(bug, named):
         return dx, dw, db
 
     with pytest.raises(LayerMismatch) as raised:
-        check_layer(affine_backward, "affine", forward=_affine_forward, max_examples=20)
+        check_layer(
+            affine_backward, "affine", forward=_affine_forward, settings=Settings(max_examples=20)
+        )
     assert named in str(raised.value)
 
 
@@ -273,13 +333,15 @@ class Float32Net:
 
 
 def test_code_that_computes_in_float32_is_judged_with_float32s_rounding():
-    report = check_gradients(Float32Net().backprop, *NET, max_examples=50)
+    report = check_gradients(Float32Net().backprop, *NET, settings=Settings(max_examples=50))
     assert any("your code computes in float32" in note for note in report.notes)
 
 
 def test_a_bug_in_float32_code_is_still_caught():
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(Float32Net(one_over_m=False).backprop, *NET, max_examples=50)
+        check_gradients(
+            Float32Net(one_over_m=False).backprop, *NET, settings=Settings(max_examples=50)
+        )
     assert raised.value.verdict == "wrong" and "missing 1/m" in str(raised.value)
 
 
@@ -289,7 +351,12 @@ def test_a_pair_of_caches_and_grads_is_a_verdict_not_a_crash():
         return caches, course_backward(parameters, X, Y)
 
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(caches_and_grads, *NET, names="W1/b1", max_examples=5)
+        check_gradients(
+            caches_and_grads,
+            *NET,
+            conventions=Conventions(names="W1/b1"),
+            settings=Settings(max_examples=5),
+        )
     assert raised.value.verdict == "wrong" and "tuple of 2 (list, dict)" in str(raised.value)
 
 
@@ -297,7 +364,12 @@ def test_a_cost_of_one_entry_counts_as_the_loss_of_a_pair():
     def cost_and_grads(parameters, X, Y):  # a course cost without np.squeeze: (1, 1)
         return np.array([[0.69]]), course_backward(parameters, X, Y)
 
-    report = check_gradients(cost_and_grads, *NET, names="W1/b1", max_examples=5)
+    report = check_gradients(
+        cost_and_grads,
+        *NET,
+        conventions=Conventions(names="W1/b1"),
+        settings=Settings(max_examples=5),
+    )
     assert any("returned (loss, grads)" in note for note in report.notes)
 
 
@@ -307,7 +379,7 @@ def test_gradients_right_only_to_float32s_rounding_say_so():
         return _course_gradients(p, X.astype(np.float32), Y)
 
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(half_cast, *NET, max_examples=50)
+        check_gradients(half_cast, *NET, settings=Settings(max_examples=50))
     assert raised.value.verdict == "wrong"
     assert "your code seems to compute partly in float32" in str(raised.value)
 
@@ -335,13 +407,19 @@ def test_writes_by_contract_are_no_note_and_other_writes_are():
         dx = (N * dxhat - dxhat.sum(0) - xhat * (dxhat * xhat).sum(0)) / (N * std)
         return dx, (dout * xhat).sum(0), dout.sum(0)
 
-    report = check_layer(batchnorm_backward, "batchnorm", forward=batchnorm_forward,
-                         max_examples=10)  # fmt: skip
+    report = check_layer(
+        batchnorm_backward,
+        "batchnorm",
+        forward=batchnorm_forward,
+        settings=Settings(max_examples=10),
+    )
     assert not any("wrote into its arguments" in note for note in report.notes), report.notes
 
     def scaling(x, gamma, beta, bn_param):
         return batchnorm_forward(x, gamma, beta, bn_param, scale_x_in_place=True)
 
-    report = check_layer(batchnorm_backward, "batchnorm", forward=scaling, max_examples=10)
+    report = check_layer(
+        batchnorm_backward, "batchnorm", forward=scaling, settings=Settings(max_examples=10)
+    )
     (note,) = [note for note in report.notes if "wrote into its arguments" in note]
     assert "in place (x):" in note  # x, and not its param

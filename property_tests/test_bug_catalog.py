@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.settings import Settings
 
 SIGMOID = lambda Z: 1 / (1 + np.exp(-Z))  # noqa: E731
 FORWARD = {"tanh": np.tanh, "sigmoid": SIGMOID, "relu": lambda Z: np.maximum(Z, 0)}
@@ -79,9 +80,12 @@ def named_class(bug, architecture):
     sizes, activations, loss = architecture
     try:
         check_gradients(
-            course_backprop(activations, bug), sizes, activations, loss,
-            max_examples=60, param_bound=2.0, input_bound=2.0, shrink=False,
-        )  # fmt: skip
+            course_backprop(activations, bug),
+            sizes,
+            activations,
+            loss,
+            settings=Settings(max_examples=60, param_bound=2.0, input_bound=2.0, shrink=False),
+        )
     except GradientMismatch as mismatch:
         return mismatch.comparison.diagnosis.bug_class if mismatch.comparison.diagnosis else None
     return "passed"
@@ -98,8 +102,9 @@ def test_the_catalog_is_named_from_W_and_B_alone():
 @pytest.mark.parametrize("architecture", ARCHITECTURES[:1])
 def test_relu_backward_from_its_output_is_correct(architecture):
     sizes, activations, loss = [3, 4, 3], ["relu", "softmax"], "cross_entropy"
-    report = check_gradients(course_backprop(activations), sizes, activations, loss,
-                             max_examples=20)  # fmt: skip
+    report = check_gradients(
+        course_backprop(activations), sizes, activations, loss, settings=Settings(max_examples=20)
+    )
     assert report.examples == 20
 
 
@@ -113,5 +118,7 @@ def test_when_it_cannot_classify_the_report_says_what_to_return():
         return grads
 
     with pytest.raises(GradientMismatch) as caught:
-        check_gradients(odd_bug, sizes, activations, loss, max_examples=20, shrink=False)
+        check_gradients(
+            odd_bug, sizes, activations, loss, settings=Settings(max_examples=20, shrink=False)
+        )
     assert "return the gradients of the pre-activations too" in str(caught.value)

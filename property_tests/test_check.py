@@ -5,6 +5,7 @@ import pytest
 
 from manual_bp import backward, forward
 from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.settings import SETTING_NAMES, Settings
 
 SIZES, ACTS, LOSS = [3, 4, 2], ["relu", "sigmoid"], "binary_cross_entropy"
 
@@ -33,7 +34,7 @@ def student_backprop(bug=None):
 
 
 def test_a_correct_backprop_passes():
-    check_gradients(student_backprop(), SIZES, ACTS, LOSS, max_examples=20)
+    check_gradients(student_backprop(), SIZES, ACTS, LOSS, settings=Settings(max_examples=20))
 
 
 def test_manual_bp_itself_passes_in_float32():
@@ -41,7 +42,7 @@ def test_manual_bp_itself_passes_in_float32():
         _, cache = forward(params, X, ACTS)
         return backward(cache, Y, ACTS, LOSS)
 
-    check_gradients(ours, SIZES, ACTS, LOSS, dtype="float32", max_examples=20)
+    check_gradients(ours, SIZES, ACTS, LOSS, settings=Settings(dtype="float32", max_examples=20))
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,9 @@ def test_manual_bp_itself_passes_in_float32():
 )
 def test_broken_homework_is_caught_with_a_diagnosis(bug, expected):
     with pytest.raises(GradientMismatch) as caught:
-        check_gradients(student_backprop(bug), SIZES, ACTS, LOSS, max_examples=50)
+        check_gradients(
+            student_backprop(bug), SIZES, ACTS, LOSS, settings=Settings(max_examples=50)
+        )
     mismatch = caught.value
     assert mismatch.comparison.diagnosis.bug_class == expected, str(mismatch)
     assert "minimal case:" in str(mismatch)
@@ -81,5 +84,6 @@ def test_bad_arguments_are_clear_errors(arguments, error, fragment):
         "loss": LOSS,
         **arguments,
     }
+    settings = {name: call.pop(name) for name in list(call) if name in SETTING_NAMES}
     with pytest.raises(error, match=fragment):
-        check_gradients(**call)
+        check_gradients(**call, settings=Settings(**settings) if settings else None)

@@ -5,6 +5,7 @@ import pytest
 
 from manual_bp_reference.check import GradientMismatch, check_gradients
 from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.settings import Settings
 
 FEW = 8
 
@@ -56,7 +57,9 @@ ARCH = ([4, 5, 3], ["relu", "softmax"], "cross_entropy")
     ],
 )
 def test_declared_conventions_pass_correct_code(code, declared):
-    report = check_gradients(code, *ARCH, max_examples=FEW, **declared)
+    report = check_gradients(
+        code, *ARCH, conventions=Conventions(**declared), settings=Settings(max_examples=FEW)
+    )
     assert report.examples == FEW
     assert "PASS" in str(report)
 
@@ -64,7 +67,12 @@ def test_declared_conventions_pass_correct_code(code, declared):
 def test_biases_in_another_bias_shape_are_read_with_a_note():
     """Biases returned (1, n) while declared flat: read as their values, and
     the note names both shapes (a bias shape is a convention, not a bug)."""
-    report = check_gradients(cs231n_two_layer(flat_bias=False), *ARCH, max_examples=FEW, **CS231N)
+    report = check_gradients(
+        cs231n_two_layer(flat_bias=False),
+        *ARCH,
+        conventions=Conventions(**CS231N),
+        settings=Settings(max_examples=FEW),
+    )
     assert any("shape (1, 3) (row), the declared bias shape is (3,)" in note
                for note in report.notes)  # fmt: skip
 
@@ -80,7 +88,9 @@ def test_biases_in_another_bias_shape_are_read_with_a_note():
 )
 def test_a_wrong_declaration_or_a_bug_is_caught(code, declared, expected):
     with pytest.raises(GradientMismatch) as caught:
-        check_gradients(code, *ARCH, max_examples=30, **declared)
+        check_gradients(
+            code, *ARCH, conventions=Conventions(**declared), settings=Settings(max_examples=30)
+        )
     assert expected in str(caught.value)
 
 
@@ -103,9 +113,13 @@ def nielsen_style(params, X, Y):
 
 def test_nielsen_style_lists_and_sums_pass():
     report = check_gradients(
-        nielsen_style, [2, 3, 1], ["sigmoid", "sigmoid"], "binary_cross_entropy",
-        container="list", reduction="sum", param_bound=2.0, input_bound=2.0, max_examples=FEW,
-    )  # fmt: skip
+        nielsen_style,
+        [2, 3, 1],
+        ["sigmoid", "sigmoid"],
+        "binary_cross_entropy",
+        conventions=Conventions(container="list", reduction="sum"),
+        settings=Settings(param_bound=2.0, input_bound=2.0, max_examples=FEW),
+    )
     assert report.examples == FEW
 
 
@@ -114,7 +128,12 @@ def test_float64_gradients_of_a_float32_net_are_a_note_not_a_failure():
         grads = cs231n_two_layer()({k: v.astype(np.float64) for k, v in params.items()}, X, Y)
         return grads
 
-    report = check_gradients(upcasting, *ARCH, dtype="float32", max_examples=FEW, **CS231N)
+    report = check_gradients(
+        upcasting,
+        *ARCH,
+        conventions=Conventions(**CS231N),
+        settings=Settings(dtype="float32", max_examples=FEW),
+    )
     assert "dtype float64 returned for a float32 net" in str(report)
 
 
@@ -125,7 +144,9 @@ def test_missing_and_extra_keys_are_named():
         return grads
 
     with pytest.raises(GradientMismatch) as caught:
-        check_gradients(renamed, *ARCH, max_examples=FEW, **CS231N)
+        check_gradients(
+            renamed, *ARCH, conventions=Conventions(**CS231N), settings=Settings(max_examples=FEW)
+        )
     text = str(caught.value)
     assert "missing key" in text and "'W1'" in text and "extra keys" in text and "grad_W1" in text
 
@@ -137,7 +158,9 @@ def test_an_exception_in_user_code_comes_with_the_minimal_case_and_traceback():
         return cs231n_two_layer()(params, X, y)
 
     with pytest.raises(GradientMismatch) as caught:
-        check_gradients(crashes, *ARCH, max_examples=30, **CS231N)
+        check_gradients(
+            crashes, *ARCH, conventions=Conventions(**CS231N), settings=Settings(max_examples=30)
+        )
     mismatch = caught.value
     assert mismatch.verdict == "raised"
     assert "RuntimeError: boom in user code" in str(mismatch)
@@ -166,7 +189,12 @@ def test_bad_conventions_name_the_argument(argument, value, error):
 def test_labels_need_a_classification_loss():
     with pytest.raises(ValueError, match="targets"):
         check_gradients(
-            cs231n_two_layer(), [2, 2], ["identity"], "mse", targets="labels", max_examples=1
+            cs231n_two_layer(),
+            [2, 2],
+            ["identity"],
+            "mse",
+            conventions=Conventions(targets="labels"),
+            settings=Settings(max_examples=1),
         )
 
 
@@ -210,15 +238,26 @@ def deeplearning_ai(lambd, *, divide_grad_by_m=True):
 def test_the_courses_l2_divided_by_m_is_declared_not_glued():
     arch = ([2, 3, 1], ["relu", "sigmoid"], "binary_cross_entropy")
     code = deeplearning_ai(0.7)
-    report = check_gradients(code, *arch, l2=0.7, l2_divided_by_m=True, max_examples=FEW)
+    report = check_gradients(
+        code,
+        *arch,
+        conventions=Conventions(l2=0.7, l2_divided_by_m=True),
+        settings=Settings(max_examples=FEW),
+    )
     assert report.examples == FEW
     with pytest.raises(GradientMismatch):  # undeclared, the 1/m on the penalty is a mismatch
-        check_gradients(code, *arch, l2=0.7, max_examples=FEW)
+        check_gradients(
+            code, *arch, conventions=Conventions(l2=0.7), settings=Settings(max_examples=FEW)
+        )
     with pytest.raises(GradientMismatch):  # the penalty's gradient without its 1/m: a bug
-        check_gradients(deeplearning_ai(0.7, divide_grad_by_m=False), *arch, l2=0.7,
-                        l2_divided_by_m=True, max_examples=FEW)  # fmt: skip
+        check_gradients(
+            deeplearning_ai(0.7, divide_grad_by_m=False),
+            *arch,
+            conventions=Conventions(l2=0.7, l2_divided_by_m=True),
+            settings=Settings(max_examples=FEW),
+        )
     with pytest.raises(ValueError, match="l2_divided_by_m: divides the L2 penalty, but l2 is 0"):
-        check_gradients(code, *arch, l2_divided_by_m=True)
+        check_gradients(code, *arch, conventions=Conventions(l2_divided_by_m=True))
     assert Conventions(l2=0.7, l2_divided_by_m=True).l2_for(7) == pytest.approx(0.1)
 
 
@@ -248,8 +287,14 @@ def test_check_gradients_takes_the_conventions_object_or_its_keywords_not_both()
 
     rows = Conventions(layout="rows", names="W1/b1")
     arch = ([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
-    assert check_gradients(backprop, *arch, conventions=rows, max_examples=5).examples == 5
-    with pytest.raises(ValueError, match=r"^conventions: give the Conventions or its keywords"):
+    assert (
+        check_gradients(
+            backprop, *arch, conventions=rows, settings=Settings(max_examples=5)
+        ).examples
+        == 5
+    )
+    old = pytest.warns(FutureWarning, match="0.1 spelling")
+    with old, pytest.raises(ValueError, match=r"^conventions: give the Conventions or its old"):
         check_gradients(backprop, *arch, conventions=rows, layout="rows")
     with pytest.raises(TypeError, match=r"^conventions: "):
         check_gradients(backprop, *arch, conventions={"layout": "rows"})

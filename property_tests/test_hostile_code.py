@@ -23,6 +23,7 @@ from manual_bp.optimizers import SGD, Adam
 from manual_bp_reference.check import GradientMismatch, check_gradients
 from manual_bp_reference.layer_check import LayerMismatch, check_layer
 from manual_bp_reference.optimizer_check import OptimizerMismatch, check_optimizer
+from manual_bp_reference.settings import Settings
 
 ARCH = ([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
 FLAGS = ["--layers", "2,3,1", "--activations", "tanh,sigmoid", "--examples", "10"]
@@ -139,9 +140,10 @@ def hostile(tmp_path_factory):
     return path
 
 
-def _api(spec, **options):
-    return check_gradients(spec, *ARCH, max_examples=10, timeout=TIMEOUT,
-                           memory_limit=2**30, **options)  # fmt: skip
+def _api(spec):
+    return check_gradients(
+        spec, *ARCH, settings=Settings(max_examples=10, timeout=TIMEOUT, memory_limit=2**30)
+    )
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -266,27 +268,29 @@ def test_a_file_that_trains_at_import_times_out(tmp_path):
 def test_check_layer_stops_a_hanging_backward():
     start = time.perf_counter()
     with pytest.raises(LayerMismatch) as caught:
-        check_layer(_spinning_relu_backward, "relu", timeout=TIMEOUT, max_examples=5)
+        check_layer(
+            _spinning_relu_backward, "relu", settings=Settings(timeout=TIMEOUT, max_examples=5)
+        )
     assert time.perf_counter() - start < TIMEOUT + SLACK
     assert caught.value.verdict == "timed out"
     assert "the case it stopped on, pasteable" in str(caught.value)
 
 
 def test_check_layer_passes_a_backward_that_writes_into_dout():
-    report = check_layer(_in_place_relu_backward, "relu", max_examples=20)
+    report = check_layer(_in_place_relu_backward, "relu", settings=Settings(max_examples=20))
     assert any("backward(dout, cache) wrote into its arguments" in n for n in report.notes)
 
 
 def test_check_optimizer_gives_an_exit_a_verdict():
     with pytest.raises(OptimizerMismatch) as caught:
-        check_optimizer(_exiting_update, Adam(1e-3), max_examples=5)
+        check_optimizer(_exiting_update, Adam(1e-3), settings=Settings(max_examples=5))
     assert caught.value.verdict == "raised" and "SystemExit" in str(caught.value)
 
 
 def test_check_optimizer_passes_a_rule_that_updates_in_place():
     # Before the copies, this correct rule overwrote the checker's own params
     # and was called wrong ("no known convention explains it").
-    report = check_optimizer(_in_place_sgd, SGD(0.1), max_examples=20)
+    report = check_optimizer(_in_place_sgd, SGD(0.1), settings=Settings(max_examples=20))
     assert report.examples == 20
     assert any("params['W1']" in note for note in report.notes), report.notes
 
@@ -294,7 +298,7 @@ def test_check_optimizer_passes_a_rule_that_updates_in_place():
 def test_the_checkers_arrays_are_untouched():
     params = {"W1": np.ones((3, 2))}
     kept = params["W1"].copy()
-    check_optimizer(_in_place_sgd, SGD(0.1), max_examples=5)
+    check_optimizer(_in_place_sgd, SGD(0.1), settings=Settings(max_examples=5))
     # The isolation copies what it sends; a call in this process copies too.
     from manual_bp_reference.isolation import Isolation, Sandbox
 
@@ -437,7 +441,7 @@ def _divides_by_zero(params, X, Y):
 
 def test_a_traceback_shows_the_users_file_and_line_for_a_function_sent_by_value():
     with pytest.raises(GradientMismatch) as caught:
-        check_gradients(_divides_by_zero, *ARCH, max_examples=3)
+        check_gradients(_divides_by_zero, *ARCH, settings=Settings(max_examples=3))
     text = str(caught.value)
     assert "test_hostile_code.py" in text and "the line a traceback must show" in text
     assert "reference/" not in caught.value.traceback
@@ -471,7 +475,9 @@ def _relu_backward_of_that_cache(dout, cache):
 
 def test_a_cache_that_cannot_be_copied_is_passed_as_it_is():
     forward = _relu_forward_with_a_generator_in_its_cache
-    report = check_layer(_relu_backward_of_that_cache, "relu", forward=forward, max_examples=10)
+    report = check_layer(
+        _relu_backward_of_that_cache, "relu", forward=forward, settings=Settings(max_examples=10)
+    )
     assert report.examples == 10
 
 
@@ -485,7 +491,7 @@ def _hangs_at_step_3(grads, state, params):
 
 def test_a_stopped_optimizer_names_its_step():
     with pytest.raises(OptimizerMismatch) as caught:
-        check_optimizer(_hangs_at_step_3, SGD(0.1), max_steps=4, timeout=TIMEOUT)
+        check_optimizer(_hangs_at_step_3, SGD(0.1), settings=Settings(max_steps=4, timeout=TIMEOUT))
     assert caught.value.verdict == "timed out" and caught.value.step >= 3, str(caught.value)
 
 

@@ -9,6 +9,8 @@ one compiled oracle serves each shape bucket.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -27,8 +29,9 @@ from manual_bp_reference.layer_check import (
     run_user,
 )
 from manual_bp_reference.normalization_bugs import NORMALIZATION_BUGS, normalization_layer
+from manual_bp_reference.settings import SETTING_NAMES, Settings
 
-SMALL = dict(max_examples=15, max_batch=4, max_width=4)
+SMALL = Settings(max_examples=15, max_batch=4, max_width=4)
 # The unstable implementations below overflow and divide by 0 on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -201,8 +204,8 @@ def activation_layer(name, layout):
     ids=lambda v: getattr(v, "__name__", str(v)),
 )
 def test_correct_layer_functions_pass(backward, layer, forward, layout):
-    report = check_layer(backward, layer, forward=forward, layout=layout, **SMALL)
-    assert isinstance(report, LayerReport) and report.examples == SMALL["max_examples"]
+    report = check_layer(backward, layer, forward=forward, layout=layout, settings=SMALL)
+    assert isinstance(report, LayerReport) and report.examples == SMALL.max_examples
     assert set(report.worst) >= {"dx"} and max(report.worst.values()) <= 1
     assert "PASS" in str(report) and layer in str(report)
 
@@ -211,13 +214,27 @@ def test_correct_layer_functions_pass(backward, layer, forward, layout):
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_every_activation_passes_in_both_layouts(name, layout):
     forward, backward = activation_layer(name, layout)
-    check_layer(backward, name, forward=forward, layout=layout, max_examples=5, max_width=4)
+    check_layer(
+        backward,
+        name,
+        forward=forward,
+        layout=layout,
+        settings=Settings(max_examples=5, max_width=4),
+    )
 
 
 def test_float32_affine_and_batchnorm_pass():
-    check_layer(affine_backward, "affine", forward=affine_forward, dtype="float32", **SMALL)
     check_layer(
-        batchnorm_backward, "batchnorm", forward=batchnorm_forward, dtype="float32", **SMALL
+        affine_backward,
+        "affine",
+        forward=affine_forward,
+        settings=dataclasses.replace(SMALL, dtype="float32"),
+    )
+    check_layer(
+        batchnorm_backward,
+        "batchnorm",
+        forward=batchnorm_forward,
+        settings=dataclasses.replace(SMALL, dtype="float32"),
     )
 
 
@@ -225,7 +242,12 @@ def test_float64_outputs_of_a_float32_layer_pass_with_a_note():
     def upcast(dout, cache):
         return tuple(g.astype(np.float64) for g in affine_backward(dout, cache))
 
-    report = check_layer(upcast, "affine", forward=affine_forward, dtype="float32", **SMALL)
+    report = check_layer(
+        upcast,
+        "affine",
+        forward=affine_forward,
+        settings=dataclasses.replace(SMALL, dtype="float32"),
+    )
     assert any("dtype float64 returned for float32" in note for note in report.notes)
 
 
@@ -241,9 +263,9 @@ def test_loss_heads_in_their_target_conventions():
     def mse(x, y):
         return 0.5 * np.sum((x - y) ** 2) / x.shape[0], (x - y) / x.shape[0]
 
-    check_layer(one_hot_loss, "cross_entropy", targets="one_hot", **SMALL)
-    check_layer(bce, "binary_cross_entropy", **SMALL)
-    check_layer(mse, "mse", **SMALL)
+    check_layer(one_hot_loss, "cross_entropy", targets="one_hot", settings=SMALL)
+    check_layer(bce, "binary_cross_entropy", settings=SMALL)
+    check_layer(mse, "mse", settings=SMALL)
 
 
 def test_an_output_that_underflows_is_no_false_alarm():
@@ -294,7 +316,8 @@ def mismatch_of(backward, layer, **options) -> LayerMismatch:
     """The mismatch ``check_layer`` raises; unshrunk unless ``shrink=True`` (cheaper:
     the diagnosis reads a generic probe, not the minimal case)."""
     with pytest.raises(LayerMismatch) as info:
-        check_layer(backward, layer, **{**SMALL, "shrink": False, **options})
+        settings = {"shrink": False, **{k: options.pop(k) for k in SETTING_NAMES if k in options}}
+        check_layer(backward, layer, **options, settings=dataclasses.replace(SMALL, **settings))
     return info.value
 
 
@@ -418,13 +441,15 @@ def test_overflow_is_correct_maths_unstable_numerics():
         ({"dtype": "int8"}, TypeError, "dtype"),
         ({"input_bound": -1.0}, ValueError, "input_bound"),
         ({"input_bound": "big"}, TypeError, "input_bound"),
-        ({"layer": "batchnorm", "max_batch": 1}, ValueError, "max_batch"),
+        ({"layer": "batchnorm", "max_batch": 1}, ValueError, "settings.max_batch"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, error, argument):
     call = {"backward": affine_backward, "layer": "affine", "forward": affine_forward, **kwargs}
+    settings = {name: call.pop(name) for name in list(call) if name in SETTING_NAMES}
     with pytest.raises(error, match=f"^{argument}"):
-        check_layer(call.pop("backward"), call.pop("layer"), **call)
+        check_layer(call.pop("backward"), call.pop("layer"), **call,
+                    settings=Settings(**settings) if settings else None)  # fmt: skip
 
 
 def test_every_layer_has_a_definition():

@@ -7,6 +7,7 @@ from manual_bp_reference.jax_setup import jnp
 from manual_bp_reference.layer_check import check_layer, layer_oracle, layers
 from manual_bp_reference.layer_kinds import LAYER_KINDS, LayerKind, kind_of, register, unregister
 from manual_bp_reference.layer_tolerance import activation_tolerances
+from manual_bp_reference.settings import Settings
 
 
 def _scale(name: str = "test_scale", factor: float = 2.0, **changes) -> LayerKind:
@@ -69,7 +70,9 @@ def test_one_kinds_vectors_do_not_change_another_kinds_layout(registered):
         return dout @ w.T, x.T @ dout, dout.sum(axis=0)
 
     registered(_scale(vectors=("w",)))  # a "w" that is a vector in this kind only
-    report = check_layer(affine_backward, "affine", forward=affine_forward, max_examples=10)
+    report = check_layer(
+        affine_backward, "affine", forward=affine_forward, settings=Settings(max_examples=10)
+    )
     assert report.examples == 10
 
 
@@ -104,9 +107,9 @@ def test_a_new_kind_is_checked_end_to_end(registered):
         "out": activation_tolerances("identity", 2 * inputs["x"], 2 * dout, dtype)["out"],
         "dx": activation_tolerances("identity", 2 * inputs["x"], 2 * dout, dtype)["dx"],
     }))  # fmt: skip
-    report = check_layer(lambda dout, x: 2 * dout, "test_scale", max_examples=10)
+    report = check_layer(lambda dout, x: 2 * dout, "test_scale", settings=Settings(max_examples=10))
     assert report.examples == 10
     from manual_bp_reference.layer_check import LayerMismatch
 
     with pytest.raises(LayerMismatch):
-        check_layer(lambda dout, x: 3 * dout, "test_scale", max_examples=10)
+        check_layer(lambda dout, x: 3 * dout, "test_scale", settings=Settings(max_examples=10))

@@ -13,6 +13,7 @@ from manual_bp.dropout import resolve as resolve_dropout
 from manual_bp.normalization import resolve as resolve_normalization
 from manual_bp_reference.check import GradientMismatch, check_gradients
 from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.settings import Settings
 from manual_bp_reference.strategies import networks
 
 HIDDEN = ["relu", "tanh", "sigmoid"]
@@ -131,17 +132,23 @@ def _backprop_decayed(params, X, Y):
 
 def test_check_gradients_takes_a_net():
     net = Net(3, [Dense(4, "tanh"), Dense(1, "sigmoid")])
-    assert check_gradients(_backprop, net, max_examples=5, isolate=False).examples == 5
+    assert (
+        check_gradients(_backprop, net, settings=Settings(max_examples=5, isolate=False)).examples
+        == 5
+    )
     # The Net's decay is the check's: code without it is wrong, code with it passes.
     decayed = Net(3, [Dense(4, "tanh"), Dense(1, "sigmoid")], l2=0.1)
     with pytest.raises(GradientMismatch):
-        check_gradients(_backprop, decayed, max_examples=5, isolate=False)
-    assert check_gradients(_backprop_decayed, decayed, max_examples=5, isolate=False).examples
+        check_gradients(_backprop, decayed, settings=Settings(max_examples=5, isolate=False))
+    assert check_gradients(
+        _backprop_decayed, decayed, settings=Settings(max_examples=5, isolate=False)
+    ).examples
     # ... also beside a Conventions object, which holds no decay of its own.
     conventions = Conventions(names="W1/b1")
     renamed = _renamed(_backprop_decayed)
-    assert check_gradients(renamed, decayed, conventions=conventions, max_examples=5,
-                           isolate=False).examples  # fmt: skip
+    assert check_gradients(
+        renamed, decayed, conventions=conventions, settings=Settings(max_examples=5, isolate=False)
+    ).examples
 
 
 def _renamed(backprop):
@@ -178,7 +185,7 @@ def test_check_gradients_refuses_what_a_plain_backprop_cannot_have():
     net = Net(3, [Dense(4, "tanh"), Dense(1, "sigmoid")], l2=0.1)
     with pytest.raises(ValueError, match="the Net already says them"):
         check_gradients(_backprop, net, ["tanh", "sigmoid"])
-    with pytest.raises(ValueError, match="not both"):
-        check_gradients(_backprop, net, l2=0.1)
+    with pytest.raises(ValueError, match="give the decay in one of them"):
+        check_gradients(_backprop, net, conventions=Conventions(l2=0.1))
     with pytest.raises(TypeError, match="activations, loss: required"):
         check_gradients(_backprop, [3, 4, 1])

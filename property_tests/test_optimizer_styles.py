@@ -11,6 +11,7 @@ import pytest
 
 from manual_bp.optimizers import SGD, Adam, AdamW, Momentum, RMSProp
 from manual_bp_reference.optimizer_check import OptimizerMismatch, check_optimizer
+from manual_bp_reference.settings import Settings
 
 # Buggy rules as students write them; the correct ones are benchmarks/cs231n_optim.py.
 BUGGY = textwrap.dedent(
@@ -86,8 +87,13 @@ def optim(tmp_path_factory):
 @pytest.mark.parametrize("warm", [False, True])
 @pytest.mark.parametrize("name", sorted(RULES))
 def test_each_rule_passes_as_written(optim, name, warm):
-    report = check_optimizer(optim(name), RULES[name], style="cs231n", max_examples=FEW,
-                             warm_start=warm)  # fmt: skip
+    report = check_optimizer(
+        optim(name),
+        RULES[name],
+        style="cs231n",
+        warm_start=warm,
+        settings=Settings(max_examples=FEW),
+    )
     assert report.examples == FEW
     # Writing into config is the rules' contract, not a note.
     written = [note for note in report.notes if "wrote into its arguments" in note]
@@ -96,7 +102,12 @@ def test_each_rule_passes_as_written(optim, name, warm):
 
 def test_a_counter_that_starts_at_one_is_named(optim):
     with pytest.raises(OptimizerMismatch) as raised:
-        check_optimizer(optim("adam_t_from_one"), Adam(1e-3), style="cs231n", max_examples=FEW)
+        check_optimizer(
+            optim("adam_t_from_one"),
+            Adam(1e-3),
+            style="cs231n",
+            settings=Settings(max_examples=FEW),
+        )
     assert raised.value.verdict == "wrong"
     assert "your rule's counter t is 2 after step 1, off by +1" in str(raised.value)
 
@@ -104,15 +115,23 @@ def test_a_counter_that_starts_at_one_is_named(optim):
 def test_a_counter_that_runs_ahead_but_takes_the_same_steps_is_a_note(optim):
     """t starts at 1 and is incremented after use: the bias corrections are
     optax's, only the stored count differs.  Correct code: a pass, with a note."""
-    report = check_optimizer(optim("adam_counts_after_use"), Adam(1e-3), style="cs231n",
-                             max_examples=FEW)  # fmt: skip
+    report = check_optimizer(
+        optim("adam_counts_after_use"),
+        Adam(1e-3),
+        style="cs231n",
+        settings=Settings(max_examples=FEW),
+    )
     assert any("off by +1" in note and "the steps are the same" in note for note in report.notes)
 
 
 def test_the_rules_own_convention_is_named_when_not_declared(optim):
     with pytest.raises(OptimizerMismatch) as raised:
-        check_optimizer(optim("rmsprop"), RMSProp(1e-2, decay=0.99), style="cs231n",
-                        max_examples=FEW)  # fmt: skip
+        check_optimizer(
+            optim("rmsprop"),
+            RMSProp(1e-2, decay=0.99),
+            style="cs231n",
+            settings=Settings(max_examples=FEW),
+        )
     assert "puts eps outside the sqrt" in str(raised.value)
 
 
@@ -125,7 +144,9 @@ def test_the_rules_own_convention_is_named_when_not_declared(optim):
 )
 def test_a_wrong_rule_is_caught(optim, name, expected):
     with pytest.raises(OptimizerMismatch) as raised:
-        check_optimizer(optim(name), Momentum(1e-2, 0.9), style="cs231n", max_examples=FEW)
+        check_optimizer(
+            optim(name), Momentum(1e-2, 0.9), style="cs231n", settings=Settings(max_examples=FEW)
+        )
     assert raised.value.verdict == "wrong"
     assert expected in str(raised.value)
 
@@ -161,8 +182,13 @@ COURSE_FUNCTIONS = {
 @pytest.mark.parametrize("warm", [False, True])
 @pytest.mark.parametrize("name", sorted(COURSE_FUNCTIONS))
 def test_each_course_function_passes_as_written(name, warm):
-    report = check_optimizer(f"{COURSE}:{name}", COURSE_FUNCTIONS[name], style="course",
-                             max_examples=FEW, warm_start=warm)  # fmt: skip
+    report = check_optimizer(
+        f"{COURSE}:{name}",
+        COURSE_FUNCTIONS[name],
+        style="course",
+        warm_start=warm,
+        settings=Settings(max_examples=FEW),
+    )
     assert report.examples == FEW
     assert not any("wrote into its arguments" in note for note in report.notes), report.notes
 
@@ -170,8 +196,12 @@ def test_each_course_function_passes_as_written(name, warm):
 def test_the_courses_float64_powers_are_a_dtype_note_not_a_failure():
     """``np.power(beta1, t)`` is a float64 scalar: the course's Adam turns float32
     params into float64.  The values are right: a note, judged in float32."""
-    report = check_optimizer(f"{COURSE}:update_parameters_with_adam", Adam(0.01),
-                             style="course", dtype="float32", max_examples=FEW)  # fmt: skip
+    report = check_optimizer(
+        f"{COURSE}:update_parameters_with_adam",
+        Adam(0.01),
+        style="course",
+        settings=Settings(dtype="float32", max_examples=FEW),
+    )
     assert any("dtype float64 returned for float32 params" in note for note in report.notes)
 
 
@@ -190,8 +220,12 @@ def test_a_course_momentum_without_its_average_is_caught(tmp_path):
         )
     )
     with pytest.raises(OptimizerMismatch) as raised:
-        check_optimizer(f"{path}:update_parameters_with_momentum", COURSE_FUNCTIONS[
-            "update_parameters_with_momentum"], style="course", max_examples=FEW)  # fmt: skip
+        check_optimizer(
+            f"{path}:update_parameters_with_momentum",
+            COURSE_FUNCTIONS["update_parameters_with_momentum"],
+            style="course",
+            settings=Settings(max_examples=FEW),
+        )
     assert raised.value.verdict == "wrong"
     assert "adds the whole gradient" in str(raised.value)
 

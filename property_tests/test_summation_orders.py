@@ -9,6 +9,8 @@ import pytest
 
 from benchmarks.rounding_variants import ORDERS, make_backprop
 from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.settings import Settings
 
 # relu and leaky_relu hidden layers mixed with smooth ones, each canonical head.
 ARCHITECTURES = [
@@ -26,9 +28,13 @@ def test_correct_code_in_any_summation_order_passes(architecture, order, dtype):
     sizes, activations, loss = architecture
     layout = "rows" if order == "rows as samples" else "columns"
     report = check_gradients(
-        make_backprop(order, activations), sizes, activations, loss,
-        dtype=dtype, max_examples=BUDGET, layout=layout,
-    )  # fmt: skip
+        make_backprop(order, activations),
+        sizes,
+        activations,
+        loss,
+        conventions=Conventions(layout=layout),
+        settings=Settings(dtype=dtype, max_examples=BUDGET),
+    )
     assert report.examples == BUDGET
 
 
@@ -42,7 +48,7 @@ def test_a_wrong_kink_convention_is_caught(returns_Z):
         return grads if returns_Z else {k: v for k, v in grads.items() if k[0] in "WB"}
 
     with pytest.raises(GradientMismatch) as caught:
-        check_gradients(backprop, sizes, activations, loss, max_examples=100)
+        check_gradients(backprop, sizes, activations, loss, settings=Settings(max_examples=100))
     assert caught.value.verdict == "wrong"
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.settings import Settings
 
 ARCH = ([2, 16, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
 
@@ -34,7 +35,7 @@ def course_code(sign=1.0):
 
 def test_correct_but_unstable_code_gets_its_own_verdict():
     with pytest.raises(GradientMismatch) as caught:
-        check_gradients(course_code(), *ARCH, max_examples=30, dtype="float32")
+        check_gradients(course_code(), *ARCH, settings=Settings(max_examples=30, dtype="float32"))
     mismatch = caught.value
     assert mismatch.verdict == "correct maths, unstable numerics", str(mismatch)
     text = str(mismatch)
@@ -46,14 +47,17 @@ def test_correct_but_unstable_code_gets_its_own_verdict():
 
 def test_wrong_and_unstable_code_is_wrong():
     with pytest.raises(GradientMismatch) as caught:
-        check_gradients(course_code(sign=-1.0), *ARCH, max_examples=30, dtype="float32")
+        check_gradients(
+            course_code(sign=-1.0), *ARCH, settings=Settings(max_examples=30, dtype="float32")
+        )
     assert caught.value.verdict == "wrong"
 
 
 def test_the_input_range_is_the_users_choice():
     # With small enough inputs the same code passes outright.
-    report = check_gradients(course_code(), *ARCH, max_examples=20, param_bound=0.25,
-                             input_bound=1.0)  # fmt: skip
+    report = check_gradients(
+        course_code(), *ARCH, settings=Settings(max_examples=20, param_bound=0.25, input_bound=1.0)
+    )
     assert report.examples == 20
     with pytest.raises(ValueError, match="param_bound"):
-        check_gradients(course_code(), *ARCH, param_bound=0.0)
+        check_gradients(course_code(), *ARCH, settings=Settings(param_bound=0.0))

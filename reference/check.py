@@ -26,8 +26,9 @@ traceback.
 >>> def my_backprop(params, X, Y):
 ...     _, cache = forward(params, X, ["tanh", "sigmoid"])
 ...     return backward(cache, Y, ["tanh", "sigmoid"], "binary_cross_entropy")
+>>> from manual_bp_reference.settings import Settings
 >>> report = check_gradients(my_backprop, [3, 4, 1], ["tanh", "sigmoid"],
-...                          "binary_cross_entropy", max_examples=5)
+...                          "binary_cross_entropy", settings=Settings(max_examples=5))
 >>> report.examples
 5
 
@@ -49,27 +50,25 @@ from hypothesis import strategies as st
 
 from manual_bp.architecture import gradient_keys
 from manual_bp.net import Net
-from manual_bp.validation import (
-    check_dtype,
-    check_positive_int,
-)
-from manual_bp_reference.cases import INPUT_BOUND, PARAM_BOUND, Case
+from manual_bp_reference.cases import Case
 from manual_bp_reference.check_run import (
     DEFAULT_SEED,
     check_function,
-    check_seed,
     check_settings,
-    isolation,
     open_sandbox,
     quiet_storage,
     run_until_failure,
     seeded,
 )
 from manual_bp_reference.compare import Comparison, VariableComparison, compare
-from manual_bp_reference.conventions import NAMINGS, Conventions, GradsTypeError
+from manual_bp_reference.conventions import (
+    NAMINGS,
+    Conventions,
+    GradsTypeError,
+    convention_fields,
+)
 from manual_bp_reference.diagnosis import Diagnosis
 from manual_bp_reference.isolation import (
-    DEFAULT_TIMEOUT,
     NO_OUTPUT,
     Output,
     UserCodeError,
@@ -78,10 +77,10 @@ from manual_bp_reference.isolation import (
     UserFunction,
 )
 from manual_bp_reference.kinks import away_from_kinks
+from manual_bp_reference.settings import Settings, from_old_keywords
 from manual_bp_reference.strategies import networks
 
 Backprop = Callable[..., object]
-KINK_MODES = ("avoid", "as drawn")
 
 
 def record_worst(worst: dict[str, float], variables: Mapping[str, VariableComparison]) -> None:
@@ -352,7 +351,7 @@ def _likely_instability(case: Case) -> str:
 
 
 @dataclass(frozen=True)
-class _Settings:
+class _Options:
     conventions: Conventions
     kinks: str
 
@@ -499,27 +498,9 @@ def check_gradients(
     activations: Sequence[str] | None = None,
     loss: str | None = None,
     *,
-    dtype: str = "float64",
-    max_examples: int = 100,
-    max_batch: int = 16,
-    layout: str = "columns",
-    names: str | Mapping[str, str] = "W1/B1",
-    bias_shape: str | None = None,
-    container: str = "dict",
-    targets: str = "soft",
-    reduction: str = "mean",
-    l2: float = 0.0,
-    l2_divided_by_m: bool = False,
     conventions: Conventions | None = None,
-    kinks: str = "avoid",
-    param_bound: float = PARAM_BOUND,
-    input_bound: float = INPUT_BOUND,
-    stability_check: bool = True,
-    shrink: bool = True,
-    seed: int = DEFAULT_SEED,
-    timeout: float | None = DEFAULT_TIMEOUT,
-    memory_limit: int | None = None,
-    isolate: bool | None = None,
+    settings: Settings | None = None,
+    **old_keywords: Any,
 ) -> CheckReport:
     """Return a ``CheckReport`` on a pass; raise ``GradientMismatch`` otherwise.
 
@@ -527,67 +508,53 @@ def check_gradients(
     in the process that runs it).  The network: ``layer_sizes``,
     ``activations`` and ``loss`` (the seed's lists), or one ``manual_bp.Net``
     of plain ``Dense`` layers in place of the three (its ``l2`` is then the
-    decay in the user's loss).  ``kinks="avoid"`` (default) keeps kinked
-    pre-activations off the kink unless exactly on it (``manual_bp_reference.kinks``);
-    ``"as drawn"`` leaves them, for code that rounds its forward exactly like
-    manual_bp.  ``conventions``: a ``manual_bp_reference.conventions.Conventions``
-    instead of its keywords (``layout=``, ``names=``, ...; every field of it,
-    a convention added there included).  ``param_bound``/``input_bound``
-    bound ``|W|, |B|`` and ``|X|``.
-    When the user's gradients hold NaN/inf, ``stability_check`` reruns the
-    check with pre-activations bounded by 1 to tell "correct maths, unstable
-    numerics" from "wrong".  ``shrink=False`` reports the first failing case
-    unshrunk (faster; the "minimal case" is then just the first one found).
+    decay in the user's loss).  ``conventions``: how the code lays out its
+    arrays (``manual_bp_reference.conventions.Conventions``: layout, names,
+    bias shape, container, targets, reduction, L2; default ours).
+    ``settings``: how the cases are drawn and the code run
+    (``manual_bp_reference.settings.Settings``: examples, dtype, bounds,
+    kinks, shrinking, the stability rerun, seed, timeout, isolation).
 
-    ``seed``: the cases drawn depend on it alone (default 0: the same check
-    gives the same verdict every run).  ``backprop`` runs in a child process
-    (``isolate``, default where the system has them; ``manual_bp_reference.isolation``)
-    with ``timeout`` seconds per call and an optional ``memory_limit`` in
-    bytes: a call that hangs, exits or crashes gets the verdict ``"timed out"``
+    The same check gives the same verdict every run (``Settings.seed``,
+    default 0).  ``backprop`` runs in a child process with a time limit per
+    call: a call that hangs, exits or crashes gets the verdict ``"timed out"``
     or ``"ended the process"``; what it prints is captured and reported.
+    The 0.1 keywords (``layout=``, ``max_examples=``, ...) still work, with a
+    ``FutureWarning`` naming their new place.
     """
     backprop = check_function(backprop, "backprop", "(params, X, Y) -> grads")
     spec = _plain_net(layer_sizes, activations, loss)
-    sizes, loss, net_l2 = spec.layer_sizes, spec.loss, spec.l2
-    if net_l2:  # the decay is the user's convention from here on
-        if l2 or (conventions is not None and conventions.l2):
-            raise ValueError(
-                f"l2: the Net says l2={net_l2!r}; give the decay in the Net or in l2=, not both"
-            )
-        l2, spec = net_l2, dataclasses.replace(spec, l2=0.0)
-    dtype = check_dtype(dtype).name
-    max_examples = check_positive_int(max_examples, "max_examples")
-    max_batch = check_positive_int(max_batch, "max_batch")
-    if kinks not in KINK_MODES:
-        raise ValueError(f"kinks: expected one of {list(KINK_MODES)}, got {kinks!r}")
-    for name, bound in (("param_bound", param_bound), ("input_bound", input_bound)):
-        if not (isinstance(bound, int | float) and np.isfinite(bound) and bound > 0):
-            raise ValueError(f"{name}: expected a finite number > 0, got {bound!r}")
-    seed = check_seed(seed)
-    limits = isolation(isolate, timeout, memory_limit)
-    keywords = Conventions(
-        layout=layout, names=names, bias_shape=bias_shape, container=container,
-        targets=targets, reduction=reduction, l2=l2, l2_divided_by_m=l2_divided_by_m,
-    )  # fmt: skip
-    if conventions is None:
-        conventions = keywords
-    elif isinstance(conventions, Conventions) and net_l2 and keywords == Conventions(l2=l2):
-        conventions = dataclasses.replace(conventions, l2=l2)  # the Net's decay
-    elif not isinstance(conventions, Conventions):
+    sizes, loss = spec.layer_sizes, spec.loss
+    settings, declared = from_old_keywords(
+        "check_gradients", settings, old_keywords, conventions=[f.name for f in convention_fields()]
+    )
+    chosen = settings.resolved("check_gradients")
+    if conventions is not None and not isinstance(conventions, Conventions):
         raise TypeError(f"conventions: expected a Conventions, got {conventions!r}")
-    elif keywords != Conventions():
+    if conventions is not None and declared:
         raise ValueError(
-            "conventions: give the Conventions or its keywords (layout=, names=, ...), "
-            f"not both; got {conventions!r} and {keywords!r}"
+            "conventions: give the Conventions or its old keywords "
+            f"({', '.join(declared)}=), not both"
         )
+    conventions = Conventions(**declared) if conventions is None else conventions
+    if spec.l2:  # the decay is the user's convention from here on
+        if conventions.l2:
+            raise ValueError(
+                f"l2: the Net says l2={spec.l2!r} and the conventions l2={conventions.l2!r}; "
+                "give the decay in one of them"
+            )
+        conventions = dataclasses.replace(conventions, l2=spec.l2)
+        spec = dataclasses.replace(spec, l2=0.0)
+    dtype, max_examples, max_batch = chosen.dtype, chosen.max_examples, chosen.max_batch
+    seed, limits = chosen.seed, chosen.isolation
     conventions.check_targets(loss, sizes[-1])
     hard = conventions.targets != "soft"
 
     def run(user: UserFunction, bounds: tuple[float, float]) -> CheckReport:
         return _run(
-            user, spec, _Settings(conventions, kinks),
+            user, spec, _Options(conventions, chosen.kinks),
             dtype=dtype, max_examples=max_examples, max_batch=max_batch, hard=hard,
-            bounds=bounds, shrink=shrink, seed=seed,
+            bounds=bounds, shrink=chosen.shrink, seed=seed,
         )  # fmt: skip
 
     with quiet_storage():
@@ -600,8 +567,10 @@ def check_gradients(
         with sandbox:
             user = sandbox.function("backprop", ("params", "X", "Y"))
             try:
-                report = _stability_checked(run, user, stability_check, sizes, max_examples,
-                                            (param_bound, input_bound))  # fmt: skip
+                report = _stability_checked(
+                    run, user, chosen.stability_check, sizes, max_examples,
+                    (chosen.param_bound, chosen.input_bound),
+                )  # fmt: skip
             except GradientMismatch as mismatch:
                 notes = sandbox.notes()
                 mismatch.conventions = conventions
@@ -725,7 +694,7 @@ def _stability_checked(
 def _run(
     backprop: UserFunction,
     net: Net,
-    options: _Settings,
+    options: _Options,
     *,
     dtype: str,
     max_examples: int,

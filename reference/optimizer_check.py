@@ -15,7 +15,8 @@ Examples
 ...     v = {k: 0.9 * state["v"][k] + 0.1 * grads[k] ** 2 for k in params}
 ...     new = {k: params[k] - 0.01 * grads[k] / (np.sqrt(v[k]) + 1e-8) for k in params}
 ...     return new, {"t": state["t"] + 1, "v": v}
->>> check_optimizer(my_rmsprop, RMSProp(learning_rate=0.01), max_examples=10)
+>>> from manual_bp_reference.settings import Settings
+>>> check_optimizer(my_rmsprop, RMSProp(learning_rate=0.01), settings=Settings(max_examples=10))
 Traceback (most recent call last):
 ...
 manual_bp_reference.optimizer_check.OptimizerMismatch: ... eps outside the sqrt: √v̂ + ε ...
@@ -34,14 +35,11 @@ import numpy as np
 from hypothesis import given
 
 from manual_bp.optimizers import Optimizer
-from manual_bp.validation import check_positive_int
 from manual_bp_reference.check import Mismatch, not_loaded, printed_lines, run_line
 from manual_bp_reference.check_run import (
     DEFAULT_SEED,
     check_function,
-    check_seed,
     check_settings,
-    isolation,
     open_sandbox,
     quiet_storage,
     run_until_failure,
@@ -49,7 +47,6 @@ from manual_bp_reference.check_run import (
 )
 from manual_bp_reference.conventions import describe_value
 from manual_bp_reference.isolation import (
-    DEFAULT_TIMEOUT,
     NO_OUTPUT,
     Output,
     UserCodeError,
@@ -69,6 +66,7 @@ from manual_bp_reference.optimizer_styles import (
     hyperparameters,
 )
 from manual_bp_reference.optimizer_tolerance import step_tolerances
+from manual_bp_reference.settings import Settings, from_old_keywords
 
 Array = np.ndarray
 Update = Callable[[dict, dict, dict], tuple[Mapping[str, Array], Mapping[str, Any]]]
@@ -503,15 +501,10 @@ def check_optimizer(
     optimizer: Optimizer,
     *,
     init: Callable[[dict], Mapping[str, Any]] | str | None = None,
-    dtype: str = "float64",
-    max_examples: int = 50,
-    max_steps: int = 4,
-    warm_start: bool = False,
     style: str = "step",
-    seed: int = DEFAULT_SEED,
-    timeout: float | None = DEFAULT_TIMEOUT,
-    memory_limit: int | None = None,
-    isolate: bool | None = None,
+    warm_start: bool = False,
+    settings: Settings | None = None,
+    **old_keywords: Any,
 ) -> OptimizerReport:
     """Property-check ``update(grads, state, params) -> (new_params, new_state)``
     against optax, the rule and hyperparameters given by ``optimizer``.
@@ -531,8 +524,10 @@ def check_optimizer(
     (next_w, config)``, taken as written, its own ``config.setdefault`` state
     included (``manual_bp_reference.optimizer_styles``); ``style="course"``: the
     deeplearning.ai course's ``update_parameters_with_gd``, ``..._momentum``
-    or ``..._adam`` as written.  No ``init`` with either.  ``seed``, ``timeout``,
-    ``memory_limit`` and ``isolate`` as in ``manual_bp_reference.check.check_gradients``.
+    or ``..._adam`` as written.  No ``init`` with either.  ``settings``: a
+    ``manual_bp_reference.settings.Settings`` (examples, dtype, ``max_steps``
+    per case, seed, timeout, isolation), as for ``check_gradients``; the 0.1
+    keywords still work, with a ``FutureWarning``.
     """
     if style not in STYLES:
         raise ValueError(f"style: expected one of {list(STYLES)}, got {style!r}")
@@ -551,12 +546,12 @@ def check_optimizer(
         hyperparameters(optimizer)  # the rule exists in optim.py (ValueError otherwise)
     if style == "course":
         course_hyperparameters(optimizer)  # the course writes it (ValueError otherwise)
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
-    max_examples = check_positive_int(max_examples, "max_examples")
-    max_steps = check_positive_int(max_steps, "max_steps")
-    seed = check_seed(seed)
-    limits = isolation(isolate, timeout, memory_limit)
+    if not isinstance(warm_start, bool):
+        raise TypeError(f"warm_start: expected True or False, got {warm_start!r}")
+    settings, _ = from_old_keywords("check_optimizer", settings, old_keywords)
+    chosen = settings.resolved("check_optimizer")
+    dtype, max_examples, max_steps = chosen.dtype, chosen.max_examples, chosen.max_steps
+    seed, limits = chosen.seed, chosen.isolation
     from hypothesis import strategies as st
 
     cases = optimizer_cases(

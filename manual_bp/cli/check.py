@@ -107,12 +107,14 @@ def _start_ahead(args: argparse.Namespace) -> None:
             start_ahead()
 
 
-def _limits(args: argparse.Namespace) -> dict[str, Any]:
-    """The isolation keywords of a check, and its seed."""
-    return {
-        "seed": args.seed, "timeout": args.timeout, "memory_limit": args.memory_limit,
-        "isolate": args.isolate,
-    }  # fmt: skip
+def _settings(args: argparse.Namespace, **chosen: Any) -> Any:
+    """The check's ``Settings``: the flags every check takes (dtype, examples,
+    seed, isolation) and ``chosen``, the ones this check adds."""
+    settings = require("oracle", "manual_bp_reference.settings", "check").Settings
+    return settings(
+        dtype=args.dtype, max_examples=args.examples, seed=args.seed, timeout=args.timeout,
+        memory_limit=args.memory_limit, isolate=args.isolate, **chosen,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,11 +132,10 @@ def run(args: argparse.Namespace) -> int:
     _start_ahead(args)
     check = require("oracle", "manual_bp_reference.check", "check")
     try:
+        settings = _settings(args, param_bound=args.param_bound, input_bound=args.input_bound)
         report = check.check_gradients(
             backprop, net.layer_sizes, net.activations, net.loss_name,
-            dtype=args.dtype, max_examples=args.examples, conventions=conventions,
-            param_bound=args.param_bound, input_bound=args.input_bound or 100.0,
-            **_limits(args),
+            conventions=conventions, settings=settings,
         )  # fmt: skip
     except (TypeError, ValueError) as error:
         raise _as_flag(error) from None
@@ -212,12 +213,10 @@ def run_layer(args: argparse.Namespace) -> int:
     forward = None if args.forward is None else _function(args.forward, "--forward")
     _start_ahead(args)
     layer_check = require("oracle", "manual_bp_reference.layer_check", "check --layer")
-    options = {"input_bound": args.input_bound} if args.input_bound is not None else {}
     try:
         report = layer_check.check_layer(
             backward, args.layer, forward=forward, layout=args.layout or "rows",
-            targets=args.targets, dtype=args.dtype, max_examples=args.examples,
-            **options, **_limits(args),
+            targets=args.targets, settings=_settings(args, input_bound=args.input_bound),
         )  # fmt: skip
     except (TypeError, ValueError) as error:
         raise _as_flag(error) from None

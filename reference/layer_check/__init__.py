@@ -58,7 +58,9 @@ formula the outputs match (``manual_bp_reference.normalization_bugs``).
 >>> def affine_backward(dout, cache):
 ...     x, w, b = cache
 ...     return dout @ w.T, x.T @ dout, dout.sum(axis=0)
->>> report = check_layer(affine_backward, "affine", forward=affine_forward, max_examples=5)
+>>> from manual_bp_reference.settings import Settings
+>>> report = check_layer(affine_backward, "affine", forward=affine_forward,
+...                      settings=Settings(max_examples=5))
 >>> report.examples
 5
 """

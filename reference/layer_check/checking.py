@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-import numpy as np
 from hypothesis import given
 
-from manual_bp.validation import check_dtype, check_positive_int
 from manual_bp_reference.check import (
     Mismatch,
     nonfinite,
     not_loaded,
 )
 from manual_bp_reference.check_run import (
-    DEFAULT_SEED,
     check_function,
-    check_seed,
     check_settings,
-    isolation,
     open_sandbox,
     quiet_storage,
     run_until_failure,
     seeded,
 )
 from manual_bp_reference.isolation import (
-    DEFAULT_TIMEOUT,
     NO_OUTPUT,
     Output,
     UserCodeError,
@@ -39,6 +34,7 @@ from manual_bp_reference.layer_check.comparison import LayerComparison, compare_
 from manual_bp_reference.layer_check.diagnosis import diagnose, kink_note, larger_failure
 from manual_bp_reference.layer_check.report import LayerMismatch, LayerReport
 from manual_bp_reference.layer_check.specs import LAYOUTS, TARGETS, kind_of, layers
+from manual_bp_reference.settings import Settings, from_old_keywords
 
 
 def _check_arguments(layer, forward, layout, targets_as) -> str:
@@ -76,17 +72,8 @@ def check_layer(
     forward: Callable[..., object] | str | None = None,
     layout: str = "rows",
     targets: str | None = None,
-    dtype: str = "float64",
-    max_examples: int = 100,
-    max_batch: int = 8,
-    max_width: int = 8,
-    input_bound: float = 10.0,
-    stability_check: bool = True,
-    shrink: bool = True,
-    seed: int = DEFAULT_SEED,
-    timeout: float | None = DEFAULT_TIMEOUT,
-    memory_limit: int | None = None,
-    isolate: bool | None = None,
+    settings: Settings | None = None,
+    **old_keywords: Any,
 ) -> LayerReport:
     """Return a ``LayerReport`` on a pass; raise ``LayerMismatch`` otherwise.
 
@@ -95,33 +82,29 @@ def check_layer(
     ``layers()`` (every registered ``manual_bp_reference.layer_kinds.LayerKind``);
     ``layout`` ``"rows"`` (cs231n) or ``"columns"``; ``targets``
     ``"labels"`` (default) or ``"one_hot"`` for the cross-entropy heads.
-    ``input_bound`` bounds every drawn value.  When the user's outputs hold
-    NaN/inf, ``stability_check`` reruns with values bounded by 1 to tell
-    "correct maths, unstable numerics" from "wrong".  ``shrink=False``
-    reports the first failing case unshrunk (faster).  ``seed``, ``timeout``,
-    ``memory_limit`` and ``isolate`` as in ``manual_bp_reference.check.check_gradients``.
+    ``settings``: a ``manual_bp_reference.settings.Settings`` (examples,
+    dtype, ``max_batch``, ``max_width``, ``input_bound`` bounding every drawn
+    value, shrinking, the stability rerun, seed, timeout, isolation), as for
+    ``check_gradients``; the 0.1 keywords still work, with a ``FutureWarning``.
     """
     backward = check_function(backward, "backward", "(dout, cache) -> ...")
     if forward is not None:
         forward = check_function(forward, "forward", "(...) -> (out, cache)")
     targets_as = _check_arguments(layer, forward, layout, targets)
-    dtype = check_dtype(dtype).name
-    max_examples = check_positive_int(max_examples, "max_examples")
-    max_batch = check_positive_int(max_batch, "max_batch")
-    max_width = check_positive_int(max_width, "max_width")
+    settings, _ = from_old_keywords("check_layer", settings, old_keywords)
+    chosen = settings.resolved("check_layer")
+    dtype, max_examples, max_batch = chosen.dtype, chosen.max_examples, chosen.max_batch
+    max_width, input_bound, shrink = chosen.max_width, chosen.input_bound, chosen.shrink
     kind = kind_of(layer)
     if max_batch < kind.min_batch:
-        raise ValueError(f"max_batch: {layer} is drawn with m >= {kind.min_batch}, got {max_batch}")
+        raise ValueError(
+            f"settings.max_batch: {layer} is drawn with m >= {kind.min_batch}, got {max_batch}"
+        )
     if max_width < kind.min_width:
         raise ValueError(
-            f"max_width: {layer} needs at least {kind.min_width} features, got {max_width}"
+            f"settings.max_width: {layer} needs at least {kind.min_width} features, got {max_width}"
         )
-    if isinstance(input_bound, bool) or not isinstance(input_bound, int | float):
-        raise TypeError(f"input_bound: expected a number, got {input_bound!r}")
-    if not (np.isfinite(input_bound) and input_bound > 0):
-        raise ValueError(f"input_bound: expected a finite number > 0, got {input_bound!r}")
-    seed = check_seed(seed)
-    limits = isolation(isolate, timeout, memory_limit)
+    seed, limits = chosen.seed, chosen.isolation
     kind = kind_of(layer)
     backward_args = ("x", "y") if kind.family == "loss" else ("dout", "cache")
     functions = (
@@ -154,7 +137,9 @@ def check_layer(
                 ),
             )
             try:
-                report = _stability_checked(run, user, stability_check, input_bound, max_examples)
+                report = _stability_checked(
+                    run, user, chosen.stability_check, input_bound, max_examples
+                )
             except LayerMismatch as mismatch:
                 raise mismatch.with_context(
                     notes=sandbox.notes(), seed=seed, isolation=limits.describe()
