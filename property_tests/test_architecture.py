@@ -133,3 +133,14 @@ def test_the_checks_take_at_most_eight_parameters(name):
     named = [p for p in parameters.values() if p.kind is not p.VAR_KEYWORD]
     assert len(named) <= MAX_PARAMETERS, f"{name}: {[p.name for p in named]}"
     assert "settings" in parameters
+
+
+def test_nothing_imports_hypothesis_internals():
+    """Hypothesis's ``hypothesis.internal`` is not a public API: it may change
+    in any release.  (The tests may read it; the product and oracle do not.)"""
+    offending = [
+        str(path.relative_to(ROOT))
+        for path in python_files("manual_bp", "reference", "benchmarks")
+        if "hypothesis.internal" in path.read_text()
+    ]
+    assert offending == []

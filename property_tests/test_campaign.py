@@ -127,6 +127,17 @@ def redis_server(tmp_path):
 test_every_example_passes = settings(max_examples=10)(campaign_property(limits=SMALL))
 
 
+def test_each_configuration_keys_its_own_failures():
+    """Hypothesis's own key of the property (asked of Hypothesis), one per configuration."""
+    keys = {
+        campaign.database_key(limits=SMALL),
+        campaign.database_key(target=WRONG, limits=SMALL),
+        campaign.database_key(limits=Limits(depth=3, width=4, batch=8)),
+    }
+    assert len(keys) == 3 and all(isinstance(key, bytes) and len(key) >= 32 for key in keys)
+    assert campaign.database_key(limits=SMALL) == campaign.database_key(limits=SMALL)
+
+
 @pytest.mark.parametrize(
     ("arguments", "flag"),
     [
