@@ -168,6 +168,48 @@ def norm_closed(dout, cache):
     return dx, (dout * xhat).sum(axis=keep).reshape(shape), dout.sum(axis=keep).reshape(shape)
 
 
+# --- dropout ---------------------------------------------------------------------------------
+
+
+def dropout_cs231n(x, dropout_param):
+    """cs231n's ``dropout_forward`` (train mode): the recipe, the mask holding 1/p."""
+    p = dropout_param["p"]
+    np.random.seed(dropout_param["seed"])  # noqa: NPY002 (the assignment's own recipe)
+    mask = (np.random.rand(*x.shape) < p) / p  # noqa: NPY002
+    return (x * mask).astype(x.dtype, copy=False), (dropout_param, mask)
+
+
+def dropout_cs231n_backward(dout, cache):
+    _, mask = cache
+    return dout * mask
+
+
+def dropout_course(A, dropout_param):
+    """The course's ``forward_propagation_with_dropout`` step: a 0/1 mask ``D``,
+    then ``A * D / keep_prob``."""
+    keep_prob = dropout_param["p"]
+    np.random.seed(dropout_param["seed"])  # noqa: NPY002 (the assignment's own recipe)
+    D = (np.random.rand(A.shape[0], A.shape[1]) < keep_prob).astype(int)  # noqa: NPY002
+    return A * D / keep_prob, (D, keep_prob)
+
+
+def dropout_course_backward(dA, cache):
+    D, keep_prob = cache
+    return dA * D / keep_prob
+
+
+def dropout_own_rng(x, dropout_param):
+    """A mask of its own generator: checked against the mask it applied."""
+    rng = np.random.default_rng(dropout_param["seed"])
+    keep = rng.random(x.shape) < dropout_param["p"]
+    return np.where(keep, x / dropout_param["p"], 0).astype(x.dtype), (keep, dropout_param["p"])
+
+
+def dropout_own_rng_backward(dout, cache):
+    keep, p = cache
+    return np.where(keep, dout / p, 0)
+
+
 def styles() -> list[tuple[str, str, str, Callable, Callable | None]]:
     """``(label, layer, layout, backward, forward)`` for every correct implementation."""
     found: list[tuple[str, str, str, Callable, Callable | None]] = [
@@ -179,6 +221,9 @@ def styles() -> list[tuple[str, str, str, Callable, Callable | None]]:
         ("bce logits", "binary_cross_entropy", "rows", bce_logits, None),
         ("bce direct", "binary_cross_entropy", "rows", bce_direct, None),
         ("mse", "mse", "rows", mse, None),
+        ("dropout cs231n", "dropout", "rows", dropout_cs231n_backward, dropout_cs231n),
+        ("dropout course", "dropout", "columns", dropout_course_backward, dropout_course),
+        ("dropout own generator", "dropout", "rows", dropout_own_rng_backward, dropout_own_rng),
     ]
     for name in ACTIVATIONS:
         for layout in ("rows", "columns"):

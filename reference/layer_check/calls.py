@@ -32,8 +32,9 @@ def run_user(
         outputs.update(returned)
         return outputs, problems
     args: list[object] = [inputs[k] for k in kind.inputs]
-    if kind.param is not None:
-        args.append(kind.param())  # a fresh dict per call: a forward may store in it
+    param = case.forward_param()  # a fresh dict per call: a forward may store in it
+    if param is not None:
+        args.append(param)
     if forward is None:
         assert kind.default_cache is not None  # check_layer asks for a forward otherwise
         cache: object = kind.default_cache(tuple(args))

@@ -18,7 +18,9 @@ class LayerCase:
     """One drawn call: the user's inputs and ``dout``, in the user's layout.
 
     ``inputs`` holds ``x``, ``w``, ``b`` / ``x`` / ``x``, ``y`` / ``x``, ``gamma``,
-    ``beta``; ``dout`` is None for a loss head.  The repr is exact and pasteable.
+    ``beta``; ``dout`` is None for a loss head; ``param`` the forward's param
+    dict when drawn per case (dropout's ``p``, ``mode``, ``seed``), else None
+    (the kind's own).  The repr is exact and pasteable.
     """
 
     layer: str
@@ -26,6 +28,14 @@ class LayerCase:
     inputs: Mapping[str, Array]
     dout: Array | None
     dtype: str
+    param: Mapping[str, object] | None = None
+
+    def forward_param(self) -> dict[str, object] | None:
+        """A fresh copy of the param dict the forward takes (None: it takes none)."""
+        if self.param is not None:
+            return dict(self.param)
+        kind = kind_of(self.layer)
+        return None if kind.param is None else kind.param()
 
     @property
     def m(self) -> int:
@@ -61,10 +71,11 @@ class LayerCase:
 
         inputs = ",\n".join(f"        {k!r}: {literal(v)}" for k, v in self.inputs.items())
         dout = "None" if self.dout is None else literal(self.dout)
+        param = "" if self.param is None else f"    param={dict(self.param)!r},\n"
         return (
             f"LayerCase(  # x shape {self.shape}, m={self.m}\n"
             f"    layer={self.layer!r}, layout={self.layout!r}, dtype={self.dtype!r},\n"
-            f"    inputs={{\n{inputs},\n    }},\n    dout={dout},\n)"
+            f"    inputs={{\n{inputs},\n    }},\n    dout={dout},\n{param})"
         )
 
 
@@ -102,16 +113,18 @@ def layer_cases(
     if kind.width is not None:
         n = kind.width
 
-    def values(shape: tuple[int, ...]) -> Array:
-        return _flushed(draw(matrices(shape, bound, dtype)), dtype)
+    def values(shape: tuple[int, ...], nonzero: bool = False) -> Array:
+        value = _flushed(draw(matrices(shape, bound, dtype)), dtype)
+        # A zero would hide what the layer does to its entry (dropout's mask).
+        return np.where(value == 0, np.asarray(bound / 2, dtype), value) if nonzero else value
 
     def integer(low: int, high: int | None) -> int:
         return draw(st.integers(low, max_width if high is None else high))
 
-    ours: dict[str, Array] = {"x": values((n, m))}
+    ours: dict[str, Array] = {"x": values((n, m), "x" in kind.nonzero)}
     rows = kind.rows(n, integer)
     for name, shape in kind.parameters(n, rows).items():
-        ours[name] = values(shape)
+        ours[name] = values(shape, name in kind.nonzero)
     inputs = {k: to_user(k, v, layout, layer=layer) for k, v in ours.items()}
     dout = None
     if kind.family == "loss":
@@ -125,7 +138,8 @@ def layer_cases(
             inputs["y"] = to_user("y", Y, layout, layer=layer)
     else:
         dout = to_user("out", values((rows, m)), layout, layer=layer)
-    return LayerCase(layer, layout, inputs, dout, dtype)
+    param = None if kind.param_draws is None else draw(kind.param_draws)
+    return LayerCase(layer, layout, inputs, dout, dtype, param)
 
 
 def probe_case(layer: str, layout: str, dtype: str, *, targets_as: str = "labels") -> LayerCase:

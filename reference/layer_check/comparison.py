@@ -10,7 +10,7 @@ import numpy as np
 from manual_bp_reference.compare import VariableComparison, compare_variable, ratio_text
 from manual_bp_reference.layer_check.cases import LayerCase
 from manual_bp_reference.layer_check.oracle import layer_oracle
-from manual_bp_reference.layer_check.specs import kind_of, to_user
+from manual_bp_reference.layer_check.specs import Array, kind_of, to_ours, to_user
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,35 @@ class LayerComparison:
     __str__ = report
 
 
+def oracle_inputs(
+    case: LayerCase, outputs: Mapping[str, object]
+) -> tuple[dict[str, Array], Array | None, list[str]]:
+    """The case's inputs and ``dout`` in our layout, with the kind's ``fixed``
+    arrays (dropout's mask, chosen given the user's forward ``out``) among the
+    inputs, and the notes on that choice."""
+    kind = kind_of(case.layer)
+    inputs, dout = case.ours()
+    if kind.fixed is None:
+        return inputs, dout, []
+    out = None
+    try:
+        out = to_ours("out", np.asarray(outputs["out"]), case.layout, layer=case.layer)
+    except (KeyError, TypeError, ValueError):  # no forward output to read: None
+        pass
+    if out is not None and out.shape != inputs["x"].shape:
+        out = None
+    param = case.forward_param()
+    assert param is not None  # a kind with fixed arrays takes a param dict
+    fixed, notes = kind.fixed(inputs, param, case.layout, out)
+    return {**inputs, **fixed}, dout, notes
+
+
 def compare_layer(
     case: LayerCase, outputs: Mapping[str, object], problems: Mapping[str, str]
 ) -> LayerComparison:
     """Compare the user's ``outputs`` on ``case`` with the oracle, entry by entry."""
     kind = kind_of(case.layer)
-    inputs, dout = case.ours()
+    inputs, dout, notes = oracle_inputs(case, outputs)
     oracle = layer_oracle(case.layer, inputs, dout)
     tolerance = kind.tolerance(inputs, dout, case.dtype)
     expected = np.dtype(case.dtype)
@@ -74,7 +97,7 @@ def compare_layer(
         for n in ("out", *kind.grads)
         if n in oracle and (n != "out" or n in outputs or n in problems)
     ]
-    variables, notes = {}, []
+    variables = {}
     for name in names:
         ndim = oracle[name].ndim
         expected_value = (

@@ -13,7 +13,11 @@ from manual_bp_reference.isolation import (
 )
 from manual_bp_reference.layer_check.calls import run_user
 from manual_bp_reference.layer_check.cases import LayerCase, probe_case
-from manual_bp_reference.layer_check.comparison import LayerComparison, compare_layer
+from manual_bp_reference.layer_check.comparison import (
+    LayerComparison,
+    compare_layer,
+    oracle_inputs,
+)
 from manual_bp_reference.layer_check.specs import Array, kind_of, to_ours
 
 
@@ -21,7 +25,7 @@ def bug_diagnosis(case: LayerCase, outputs: Mapping[str, object]) -> list[str]:
     """The classic bugs of the case's layer kind (``LayerKind.bugs``) whose
     outputs the user's match on ``case``, as sentences; empty when none does."""
     kind = kind_of(case.layer)
-    inputs, dout = case.ours()
+    inputs, dout, _ = oracle_inputs(case, outputs)
     tolerance = kind.tolerance(inputs, dout, case.dtype)
     found = []
     for bug in kind.bugs:

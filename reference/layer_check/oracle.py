@@ -15,8 +15,8 @@ from manual_bp_reference.layer_check.specs import Array, LayerKind, kind_of
 # Compiled per kind (the value, not its name: a kind registered again under a
 # name gets its own compilation) and per padded shape.
 @functools.partial(jax.jit, static_argnames=("kind",))
-def _vjp(kind: LayerKind, arrays: tuple, dout: object) -> tuple:
-    out, vjp = jax.vjp(kind.definition, *arrays)
+def _vjp(kind: LayerKind, arrays: tuple, fixed: dict, dout: object) -> tuple:
+    out, vjp = jax.vjp(lambda *inputs: kind.definition(*inputs, **fixed), *arrays)
     return out, vjp(dout)
 
 
@@ -38,7 +38,9 @@ def _padded(value: Array, rows: int, columns: int) -> Array:
 
 def layer_oracle(layer: str, inputs: Mapping[str, Array], dout: Array | None) -> dict[str, Array]:
     """``out`` (or ``loss``) and the gradients of ``layer`` at ``inputs``, ``dout``
-    (our layout, float64): ``jax.vjp`` of manual_bp's definition.
+    (our layout, float64): ``jax.vjp`` of manual_bp's definition.  ``inputs``
+    may also hold the kind's ``fixed`` arrays (dropout's mask), passed to the
+    definition by name and not differentiated.
 
     Each call is padded with zeros to a bucket shape along the axes its entries
     do not mix over (the kind's ``mixes_features``, ``mixes_samples``), so that
@@ -65,7 +67,12 @@ def layer_oracle(layer: str, inputs: Mapping[str, Array], dout: Array | None) ->
     for name, shape in kind.parameters(N, R).items():
         padded[name] = _padded(inputs[name], *shape)
     arrays = tuple(jnp.asarray(padded[k]) for k in kind.inputs)
-    out, grads = _vjp(kind, arrays, jnp.asarray(_padded(dout, R, M)))
+    fixed = {
+        name: jnp.asarray(_padded(value, N, M) if np.ndim(value) == 2 else value)
+        for name, value in inputs.items()
+        if name not in kind.inputs
+    }
+    out, grads = _vjp(kind, arrays, fixed, jnp.asarray(_padded(dout, R, M)))
     result = {"out": np.asarray(out)[:rows, :m]}
     for k, g in zip(kind.inputs, grads, strict=True):
         result[f"d{k}"] = np.asarray(g)[tuple(slice(0, size) for size in inputs[k].shape)]

@@ -20,7 +20,7 @@ dx)``), side by side:
   against a failing user's, to name the one they match.
 
 The families built in (``affine``, the ten activations, the three loss heads,
-batch and layer norm) register themselves in the modules of this package; a
+batch and layer norm, dropout) register themselves in the modules of this package; a
 new kind is one ``register(LayerKind(...))`` (``docs/adding-a-layer.md``).
 
 >>> print(*sorted(LAYER_KINDS)[:3])
@@ -31,7 +31,13 @@ affine batchnorm binary_cross_entropy
 
 # The families built in register themselves on import (``layers()`` orders
 # them by family: affine, activations, loss heads, normalizations, others).
-from manual_bp_reference.layer_kinds import activations, affine, loss_heads, normalization
+from manual_bp_reference.layer_kinds import (
+    activations,
+    affine,
+    dropout,
+    loss_heads,
+    normalization,
+)
 from manual_bp_reference.layer_kinds.kind import (
     FAMILIES,
     LAYER_KINDS,
@@ -44,6 +50,6 @@ from manual_bp_reference.layer_kinds.kind import (
 )
 
 __all__ = [
-    "FAMILIES", "LAYER_KINDS", "Bug", "LayerKind", "activations", "affine", "kind_of",
+    "FAMILIES", "LAYER_KINDS", "Bug", "LayerKind", "activations", "affine", "dropout", "kind_of",
     "layers", "loss_heads", "normalization", "register", "unregister",
 ]  # fmt: skip

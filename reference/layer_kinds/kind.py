@@ -6,8 +6,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from hypothesis.strategies import SearchStrategy
 
 Array = np.ndarray
+# fixed(inputs, param, layout, out) -> (arrays, notes): see LayerKind.
+Fixed = Callable[
+    [Mapping[str, Array], Mapping[str, object], str, "Array | None"],
+    tuple[dict[str, Array], list[str]],
+]
 FAMILIES = ("affine", "activation", "loss", "normalization", "other")
 
 
@@ -35,8 +41,16 @@ class LayerKind:
     case may be; default: ``n``).  ``vectors``: the
     inputs that are 1-D (``(d,)``) in cs231n's rows layout and ``(d, 1)`` in
     ours.  ``param()``: the dict a forward takes after its arrays (batch norm's
-    ``bn_param``), or None.  ``default_cache(args)``: the cache a backward
-    reads when no forward is given, or None when the forward is required.
+    ``bn_param``), or None; ``param_draws``: a strategy of that dict, drawn
+    per case, when it holds values the check varies (dropout's ``p`` and
+    ``seed``; ``param()`` is then the generic probe's).  ``default_cache(args)``:
+    the cache a backward reads when no forward is given, or None when the
+    forward is required.  ``nonzero``: inputs drawn without zeros.
+    ``fixed(inputs, param, layout, out)``: arrays the definition takes after
+    the inputs without differentiating them (dropout's mask), from the
+    inputs and param (ours), the layout, and the user's forward output (ours,
+    or None), with notes on how they were chosen; the definition, tolerance
+    and bugs then see them beside the inputs.
     """
 
     name: str
@@ -49,7 +63,10 @@ class LayerKind:
     rows: Callable[[int, Callable[[int, int | None], int]], int] = field(default=lambda n, draw: n)
     vectors: tuple[str, ...] = ()
     param: Callable[[], dict[str, object]] | None = None
+    param_draws: SearchStrategy[dict[str, object]] | None = None
     default_cache: Callable[[tuple], object] | None = None
+    nonzero: tuple[str, ...] = ()
+    fixed: Fixed | None = None
     min_batch: int = 1
     min_width: int = 1
     width: int | None = None  # every case has exactly this many features
