@@ -559,7 +559,7 @@ def check_gradients(
 
     with quiet_storage():
         try:
-            sandbox = open_sandbox({"backprop": backprop}, limits)
+            sandbox = open_sandbox({"backprop": conventions.runnable(backprop)}, limits)
         except (UserCodeLoadError, UserCodeStopped) as error:
             raise GradientMismatch(None, None, **not_loaded(error)).with_context(
                 seed=seed, isolation=limits.describe()

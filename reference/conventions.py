@@ -44,12 +44,13 @@ import numpy as np
 
 from manual_bp.architecture import gradient_keys, param_shapes
 from manual_bp_reference.cases import Case, array_literal
+from manual_bp_reference.per_sample import OneSampleAtATime
 
 Array = np.ndarray
 LAYOUTS = ("columns", "rows")
 NAMINGS = ("W1/B1", "W1/b1")
 BIAS_SHAPES = ("column", "flat", "row")
-CONTAINERS = ("dict", "list")
+CONTAINERS = ("dict", "list", "nabla")
 TARGETS = ("soft", "one_hot", "labels")
 REDUCTIONS = ("mean", "sum")
 
@@ -126,7 +127,10 @@ class Conventions:
     bias_shape: str | None = _convention(
         None, "default: column for columns, flat for rows", choices=BIAS_SHAPES, kind=str
     )
-    container: str = _convention("dict", "default: dict", choices=CONTAINERS)
+    container: str = _convention(
+        "dict", "dict, list [W1, b1, ...], or nabla: Nielsen's (nabla_b, nabla_w) lists "
+        "(default: dict)", choices=CONTAINERS,
+    )  # fmt: skip
     targets: str = _convention(
         "soft", "default: soft", choices=TARGETS,
         for_layers="default: soft for a network, labels for a --layer cross-entropy head",
@@ -139,6 +143,11 @@ class Conventions:
     l2_divided_by_m: bool = _convention(
         False, "your loss adds L/(2m) * sum ||Wl||^2 and dWl += L/m * Wl, as the "
         "deeplearning.ai course's lambd (default: L/2, not divided)",
+    )  # fmt: skip
+    per_sample: bool = _convention(
+        False, "your function takes one sample at a time: Nielsen's backprop(x, y) method "
+        "(its object's weights and biases are set) or backprop(params, x, y); the checker "
+        "averages its gradients (sums them with --reduction sum) (default: a batch)",
     )  # fmt: skip
     _mapping: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
@@ -166,8 +175,18 @@ class Conventions:
             raise TypeError(
                 f"l2_divided_by_m: expected True or False, got {self.l2_divided_by_m!r}"
             )
+        if not isinstance(self.per_sample, bool):
+            raise TypeError(f"per_sample: expected True or False, got {self.per_sample!r}")
         if self.l2_divided_by_m and not self.l2:
             raise ValueError("l2_divided_by_m: divides the L2 penalty, but l2 is 0 (give l2)")
+
+    def runnable(self, source: Any) -> Any:
+        """What a check runs for the user's function ``source`` (a callable or
+        ``"FILE.py:NAME"``): itself, or with ``per_sample`` the batch function
+        ``manual_bp_reference.per_sample.OneSampleAtATime`` makes of it."""
+        if not self.per_sample:
+            return source
+        return OneSampleAtATime(source, self.layout, average=self.reduction == "mean")
 
     def l2_for(self, m: int) -> float:
         """The strength in our form ``l2 / 2 * sum ||Wl||^2`` for a batch of ``m``."""
@@ -224,23 +243,46 @@ class Conventions:
             for key in param_shapes(case.layer_sizes)
         }
         X = np.array(case.X.T if self.layout == "rows" else case.X)
-        user_params = list(params.values()) if self.container == "list" else params
+        user_params: Any = params
+        if self.container == "list":
+            user_params = list(params.values())
+        elif self.container == "nabla":  # Nielsen's (biases, weights)
+            values = list(params.values())
+            user_params = (values[1::2], values[0::2])
         return user_params, X, self._targets_to_user(case)
 
     def pasteable(self, case: Case, *, function: str = "backprop") -> str:
         """``case`` as the user's own call, exact and pasteable: ``params``,
         ``X``, ``Y`` in this convention, then ``grads = backprop(params, X, Y)``."""
         params, X, Y = self.to_user(case)
+
+        def listed(values: Sequence[Array]) -> str:
+            items = ",\n".join(f"    {array_literal(value)}" for value in values)
+            return f"[\n{items},\n]"
+
         if isinstance(params, list):
-            items = ",\n".join(f"    {array_literal(value)}" for value in params)
-            params_text = f"[\n{items},\n]"
+            params_text = listed(params)
+        elif isinstance(params, tuple):  # Nielsen's (biases, weights)
+            params_text = f"({listed(params[0])}, {listed(params[1])})"
         else:
             items = ",\n".join(f"    {key!r}: {array_literal(v)}" for key, v in params.items())
             params_text = f"{{\n{items},\n}}"
-        return (
-            f"params = {params_text}\nX = {array_literal(X)}\nY = {array_literal(Y)}\n"
-            f"grads = {function}(params, X, Y)"
-        )
+        call = f"grads = {function}(params, X, Y)"
+        if self.per_sample:
+            pick = (
+                "X[k:k + 1], Y[k:k + 1]"
+                if self.layout == "rows"
+                else "X[:, k:k + 1], Y[:, k:k + 1]"
+            )
+            if Y.ndim == 1:
+                pick = pick.split(", ")[0] + ", Y[k]"
+            mean = " (then divided by m: the mean)" if self.reduction == "mean" else ""
+            call = (
+                "# one sample at a time, summed" + mean + "; a Nielsen Network: "
+                "net.biases, net.weights = params and net.backprop(x, y)\n"
+                f"per_sample = [{function}(params, {pick}) for k in range({case.m})]"
+            )
+        return f"params = {params_text}\nX = {array_literal(X)}\nY = {array_literal(Y)}\n{call}"
 
     # --------------------------------------------------------------- from user
     def expected_user_shape(self, key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -333,7 +375,11 @@ class Conventions:
         param_keys = list(param_shapes(sizes))
         problems: dict[str, str] = {}
         out: dict[str, Array] = {}
-        if self.container == "list":
+        if self.per_sample:  # a sample's Zl, Al summed over the batch mean nothing
+            ours = [key for key in ours if key[0] in "WB"]
+        if self.container == "nabla":  # read as the list it holds
+            grads = self._from_nabla(grads, case.depth)
+        if self.container in ("list", "nabla"):
             if isinstance(grads, Mapping) or not isinstance(grads, Sequence | tuple):
                 raise GradsTypeError(
                     f"backprop returned {describe_value(grads)}; container='list' expects "
@@ -385,6 +431,25 @@ class Conventions:
             else:
                 out[key] = converted
         return UserGrads(out, problems, extra, notes)
+
+    def _from_nabla(self, grads: object, depth: int) -> list[object]:
+        """Nielsen's ``(nabla_b, nabla_w)``, as the list ``[W1, B1, W2, B2, ...]``."""
+        if not (
+            isinstance(grads, tuple | list)
+            and len(grads) == 2
+            and all(isinstance(g, tuple | list) for g in grads)
+        ):
+            raise GradsTypeError(
+                f"backprop returned {describe_value(grads)}; container='nabla' expects "
+                f"Nielsen's (nabla_b, nabla_w): two lists of {depth} arrays, biases first"
+            )
+        nabla_b, nabla_w = grads
+        if len(nabla_b) != len(nabla_w):
+            raise GradsTypeError(
+                f"backprop returned {len(nabla_b)} bias gradients and {len(nabla_w)} weight "
+                "gradients; container='nabla' expects one of each per layer"
+            )
+        return [array for pair in zip(nabla_w, nabla_b, strict=True) for array in pair]
 
 
 class UserGrads(NamedTuple):

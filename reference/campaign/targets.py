@@ -41,15 +41,21 @@ def target_function(config: Config) -> UserFunction | None:
     if config.target == DEFAULT_TARGET:
         return None
     thread = threading.get_ident()
-    key = (config.target, file_state(config.target), config.timeout, thread)
+    per_sample = config.conventions is not None and config.conventions.per_sample
+    key = (config.target, file_state(config.target), config.timeout, per_sample, thread)
     with _SANDBOXES_LOCK:
         sandbox = _SANDBOXES.get(key)
-        stale = [k for k in _SANDBOXES if k[0] == config.target and k[3] == thread and k != key]
+        stale = [k for k in _SANDBOXES if k[0] == config.target and k[4] == thread and k != key]
         for old in stale:  # this thread's child of an older file: no call of it is running
             _SANDBOXES.pop(old).close()
     if sandbox is None:
         try:
-            sandbox = open_sandbox({"target": config.target}, Isolation(timeout=config.timeout))
+            source = (
+                config.target
+                if config.conventions is None
+                else (config.conventions.runnable(config.target))
+            )
+            sandbox = open_sandbox({"target": source}, Isolation(timeout=config.timeout))
         except UserCodeLoadError as error:  # one line: where the user's code failed
             where = [line.strip() for line in error.traceback.splitlines() if "File " in line]
             at = f" ({where[-1]})" if where else ""
