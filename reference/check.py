@@ -77,6 +77,7 @@ from manual_bp_reference.isolation import (
     UserFunction,
 )
 from manual_bp_reference.kinks import away_from_kinks
+from manual_bp_reference.network_pair import Dropped, ForwardBackward, arguments, unwrap
 from manual_bp_reference.settings import Settings, from_old_keywords
 from manual_bp_reference.strategies import networks
 
@@ -383,9 +384,11 @@ def compare_backprop(
     """
     conventions = conventions or Conventions()
     params, X, Y = conventions.to_user(case)
-    raw = backprop(params, X, Y)
+    raw, dropped = unwrap(backprop(params, X, Y))
     notes, details = set(), []
     try:
+        if dropped is not None:
+            case = _with_their_masks(case, dropped)
         grads, problems, extra, read = conventions.from_user(raw, case)
         notes.update(read)
     except GradsTypeError as error:  # not a container of gradients at all
@@ -492,12 +495,30 @@ def _probe_diagnosis(
     return comparison, []
 
 
+def _with_their_masks(case: Case, dropped: Dropped) -> Case:
+    """``case`` with the dropout the user's forward ran: its keep probability
+    and the masks found in its cache (a ``GradsTypeError`` naming a layer whose
+    mask is not there: without it no gradient can be compared)."""
+    missing = [key for key, mask in dropped.masks.items() if mask is None]
+    if missing:
+        layers = ", ".join(f"{key[1:]} ({case.layer_sizes[int(key[1:])]} x m)" for key in missing)
+        raise GradsTypeError(
+            f"dropout: no mask of layer {layers} in the forward's cache; the check applies "
+            "your forward's own masks: keep each in the cache, an array of 0s and 1s "
+            "(the course's D1, D2)"
+        )
+    rate = 1.0 - dropped.keep_prob
+    dropout = tuple(rate if f"M{l}" in dropped.masks else 0.0 for l in range(1, case.depth + 1))
+    return dataclasses.replace(case, dropout=dropout, masks=dropped.masks)
+
+
 def check_gradients(
     backprop: Backprop | str,
     layer_sizes: Sequence[int] | Net,
     activations: Sequence[str] | None = None,
     loss: str | None = None,
     *,
+    forward: Callable[..., object] | str | None = None,
     conventions: Conventions | None = None,
     settings: Settings | None = None,
     **old_keywords: Any,
@@ -508,7 +529,14 @@ def check_gradients(
     in the process that runs it).  The network: ``layer_sizes``,
     ``activations`` and ``loss`` (the seed's lists), or one ``manual_bp.Net``
     of plain ``Dense`` layers in place of the three (its ``l2`` is then the
-    decay in the user's loss).  ``conventions``: how the code lays out its
+    decay in the user's loss).  With ``forward``, ``backprop`` is the
+    backward of a forward/backward pair as the deeplearning.ai course writes
+    them (``L_model_forward(X, parameters) -> (AL, caches)``,
+    ``L_model_backward(AL, Y, caches)``; ``..._with_dropout(..., keep_prob)``,
+    ``..._with_regularization(..., lambd)``), their arguments passed by name
+    (``manual_bp_reference.network_pair``); the Net may then have dropout (one
+    keep probability), and the masks the forward drew, found in its cache,
+    are the oracle's.  ``conventions``: how the code lays out its
     arrays (``manual_bp_reference.conventions.Conventions``: layout, names,
     bias shape, container, targets, reduction, L2; default ours).
     ``settings``: how the cases are drawn and the code run
@@ -523,7 +551,13 @@ def check_gradients(
     ``FutureWarning`` naming their new place.
     """
     backprop = check_function(backprop, "backprop", "(params, X, Y) -> grads")
-    spec = _plain_net(layer_sizes, activations, loss)
+    if forward is not None:
+        forward = check_function(forward, "forward", "(X, parameters) -> (AL, cache)")
+    spec = _plain_net(layer_sizes, activations, loss, dropout=forward is not None)
+    keep_prob = _keep_probability(spec)
+    # The cases are drawn plain: the forward draws its own masks.
+    plain = tuple(dataclasses.replace(layer, dropout=0.0) for layer in spec.layers)
+    spec = dataclasses.replace(spec, layers=plain)
     sizes, loss = spec.layer_sizes, spec.loss
     settings, declared = from_old_keywords(
         "check_gradients", settings, old_keywords, conventions=[f.name for f in convention_fields()]
@@ -549,6 +583,16 @@ def check_gradients(
     seed, limits = chosen.seed, chosen.isolation
     conventions.check_targets(loss, sizes[-1])
     hard = conventions.targets != "soft"
+    runnable = conventions.runnable(backprop)
+    if forward is not None:
+        if conventions.per_sample:
+            raise ValueError("forward: a forward/backward pair takes the batch, not one sample")
+        runnable = ForwardBackward(
+            forward, backprop, keep_prob, conventions.l2 or None,
+            tuple((f"M{l}", sizes[l]) for l in range(1, len(sizes) - 1) if keep_prob is not None),
+            conventions.layout,
+        )  # fmt: skip
+        _check_names(runnable)
 
     def run(user: UserFunction, bounds: tuple[float, float]) -> CheckReport:
         return _run(
@@ -559,7 +603,7 @@ def check_gradients(
 
     with quiet_storage():
         try:
-            sandbox = open_sandbox({"backprop": conventions.runnable(backprop)}, limits)
+            sandbox = open_sandbox({"backprop": runnable}, limits)
         except (UserCodeLoadError, UserCodeStopped) as error:
             raise GradientMismatch(None, None, **not_loaded(error)).with_context(
                 seed=seed, isolation=limits.describe()
@@ -618,12 +662,40 @@ def convention_hints(exception: str, conventions: Conventions, case: Case) -> li
     return []
 
 
+def _keep_probability(net: Net) -> float | None:
+    """The one keep probability of a net's dropped layers (None without dropout)."""
+    rates = {layer.dropout for layer in net.layers if layer.dropout}
+    if len(rates) > 1:
+        raise ValueError(
+            f"net.layers: a forward takes one keep_prob, the layers drop with {sorted(rates)}"
+        )
+    return 1.0 - rates.pop() if rates else None
+
+
+def _check_names(pair: ForwardBackward) -> None:
+    """A TypeError now, naming the argument, when the forward or the backward
+    (a callable here) has an argument the pair cannot fill by its name."""
+    given = {"X": None, "parameters": None, "keep_prob": None, "lambd": None}
+    for role, function in (("forward", pair.forward), ("backward", pair.backward)):
+        if callable(function):
+            try:
+                arguments(function, role, given)
+            except ValueError:  # no signature to read: it is called and judged
+                pass
+        given.update(Y=None, out=None, cache=None)
+
+
 def _plain_net(
-    net: Net | Sequence[int], activations: Sequence[str] | None, loss: str | None
+    net: Net | Sequence[int],
+    activations: Sequence[str] | None,
+    loss: str | None,
+    *,
+    dropout: bool = False,
 ) -> Net:
     """``check_gradients``' network: a ``Net``, or the seed's lists (layer
     sizes, activations and loss, all three).  A user's ``backprop(params, X,
-    Y)`` has plain layers: a ``Net`` with normalization or dropout is refused."""
+    Y)`` has plain layers: a ``Net`` with normalization, or with dropout
+    unless ``dropout`` (a forward that draws its own masks), is refused."""
     if not isinstance(net, Net):
         if activations is None or loss is None:
             missing = [name for name, value in (("activations", activations), ("loss", loss))
@@ -638,7 +710,7 @@ def _plain_net(
             "activations, loss: the Net already says them; give a Net or the lists, not both"
         )
     for index, layer in enumerate(net.layers):
-        if layer.norm or layer.dropout:
+        if layer.norm or (layer.dropout and not dropout):
             raise ValueError(
                 f"net.layers[{index}]: check_gradients checks plain layers (a backprop(params, "
                 f"X, Y) has no normalization or dropout), got {layer!r}"

@@ -26,8 +26,8 @@ it imports NumPy alone.
 >>> per_sample = OneSampleAtATime(Network().backprop, "columns", average=True)
 >>> params = ([np.zeros((3, 1)), np.zeros((1, 1))], [np.ones((3, 2)), np.ones((1, 3))])
 >>> nabla_b, nabla_w = per_sample(params, np.zeros((2, 4)), np.ones((1, 4)))
->>> [w.shape for w in nabla_w]
-[(3, 2), (1, 3)]
+>>> print(*(w.shape for w in nabla_w))
+(3, 2) (1, 3)
 """
 
 from __future__ import annotations

@@ -1,0 +1,278 @@
+"""A whole network's forward and backward as the deeplearning.ai course writes
+them, checked as written: ``check_gradients(backward, net, forward=forward)``,
+arguments passed by name, dropout with the masks the forward drew."""
+
+# The course's code as written: its legacy np.random and its full cache unpacking.
+# ruff: noqa: NPY002, RUF059
+
+import numpy as np
+import pytest
+
+from manual_bp import Dense, Net
+from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.network_pair import find_masks
+from manual_bp_reference.settings import Settings
+
+COURSE = Conventions(names="W1/b1")
+FEW = Settings(max_examples=25)
+
+
+def relu(x):
+    s = np.maximum(0, x)
+    return s
+
+
+def sigmoid(x):
+    s = 1 / (1 + np.exp(-x))
+    return s
+
+
+def forward_propagation_with_dropout(X, parameters, keep_prob=0.5):
+    np.random.seed(1)
+    W1 = parameters["W1"]
+    b1 = parameters["b1"]
+    W2 = parameters["W2"]
+    b2 = parameters["b2"]
+    W3 = parameters["W3"]
+    b3 = parameters["b3"]
+    Z1 = np.dot(W1, X) + b1
+    A1 = relu(Z1)
+    D1 = np.random.rand(A1.shape[0], A1.shape[1])
+    D1 = (D1 < keep_prob).astype(int)
+    A1 = A1 * D1
+    A1 = A1 / keep_prob
+    Z2 = np.dot(W2, A1) + b2
+    A2 = relu(Z2)
+    D2 = np.random.rand(A2.shape[0], A2.shape[1])
+    D2 = (D2 < keep_prob).astype(int)
+    A2 = A2 * D2
+    A2 = A2 / keep_prob
+    Z3 = np.dot(W3, A2) + b3
+    A3 = sigmoid(Z3)
+    cache = (Z1, D1, A1, W1, b1, Z2, D2, A2, W2, b2, Z3, A3, W3, b3)
+    return A3, cache
+
+
+def backward_propagation_with_dropout(X, Y, cache, keep_prob):
+    m = X.shape[1]
+    (Z1, D1, A1, W1, b1, Z2, D2, A2, W2, b2, Z3, A3, W3, b3) = cache
+    dZ3 = A3 - Y
+    dW3 = 1.0 / m * np.dot(dZ3, A2.T)
+    db3 = 1.0 / m * np.sum(dZ3, axis=1, keepdims=True)
+    dA2 = np.dot(W3.T, dZ3)
+    dA2 = dA2 * D2
+    dA2 = dA2 / keep_prob
+    dZ2 = np.multiply(dA2, np.int64(A2 > 0))
+    dW2 = 1.0 / m * np.dot(dZ2, A1.T)
+    db2 = 1.0 / m * np.sum(dZ2, axis=1, keepdims=True)
+    dA1 = np.dot(W2.T, dZ2)
+    dA1 = dA1 * D1
+    dA1 = dA1 / keep_prob
+    dZ1 = np.multiply(dA1, np.int64(A1 > 0))
+    dW1 = 1.0 / m * np.dot(dZ1, X.T)
+    db1 = 1.0 / m * np.sum(dZ1, axis=1, keepdims=True)
+    gradients = {
+        "dZ3": dZ3,
+        "dW3": dW3,
+        "db3": db3,
+        "dA2": dA2,
+        "dZ2": dZ2,
+        "dW2": dW2,
+        "db2": db2,
+        "dA1": dA1,
+        "dZ1": dZ1,
+        "dW1": dW1,
+        "db1": db1,
+    }
+    return gradients
+
+
+def backward_no_keep_scaling(X, Y, cache, keep_prob):
+    m = X.shape[1]
+    (Z1, D1, A1, W1, b1, Z2, D2, A2, W2, b2, Z3, A3, W3, b3) = cache
+    dZ3 = A3 - Y
+    dW3 = 1.0 / m * np.dot(dZ3, A2.T)
+    db3 = 1.0 / m * np.sum(dZ3, axis=1, keepdims=True)
+    dA2 = np.dot(W3.T, dZ3) * D2
+    dZ2 = np.multiply(dA2, np.int64(A2 > 0))
+    dW2 = 1.0 / m * np.dot(dZ2, A1.T)
+    db2 = 1.0 / m * np.sum(dZ2, axis=1, keepdims=True)
+    dA1 = np.dot(W2.T, dZ2) * D1
+    dZ1 = np.multiply(dA1, np.int64(A1 > 0))
+    dW1 = 1.0 / m * np.dot(dZ1, X.T)
+    db1 = 1.0 / m * np.sum(dZ1, axis=1, keepdims=True)
+    return {"dW3": dW3, "db3": db3, "dW2": dW2, "db2": db2, "dW1": dW1, "db1": db1}
+
+
+# Week 4's dnn_app_utils: the L-layer model's forward and backward.
+def linear_activation_forward(A_prev, W, b, activation):
+    Z = np.dot(W, A_prev) + b
+    A = sigmoid(Z) if activation == "sigmoid" else relu(Z)
+    return A, ((A_prev, W, b), Z)
+
+
+def L_model_forward(X, parameters):
+    caches = []
+    A = X
+    L = len(parameters) // 2
+    for l in range(1, L):
+        A_prev = A
+        A, cache = linear_activation_forward(
+            A_prev, parameters["W" + str(l)], parameters["b" + str(l)], activation="relu"
+        )
+        caches.append(cache)
+    AL, cache = linear_activation_forward(A, parameters["W" + str(L)], parameters["b" + str(L)],
+                                          activation="sigmoid")  # fmt: skip
+    caches.append(cache)
+    return AL, caches
+
+
+def linear_backward(dZ, cache):
+    A_prev, W, b = cache
+    m = A_prev.shape[1]
+    dW = 1.0 / m * np.dot(dZ, A_prev.T)
+    db = 1.0 / m * np.sum(dZ, axis=1, keepdims=True)
+    dA_prev = np.dot(W.T, dZ)
+    return dA_prev, dW, db
+
+
+def linear_activation_backward(dA, cache, activation, bug=False):
+    linear_cache, Z = cache
+    if activation == "relu":
+        dZ = np.array(dA, copy=True)
+        if not bug:
+            dZ[Z <= 0] = 0
+    else:
+        s = 1 / (1 + np.exp(-Z))
+        dZ = dA * s * (1 - s)
+    return linear_backward(dZ, linear_cache)
+
+
+def L_model_backward(AL, Y, caches, bug=False):
+    grads = {}
+    L = len(caches)
+    Y = Y.reshape(AL.shape)
+    dAL = -(np.divide(Y, AL) - np.divide(1 - Y, 1 - AL))
+    current_cache = caches[L - 1]
+    grads["dA" + str(L - 1)], grads["dW" + str(L)], grads["db" + str(L)] = (
+        linear_activation_backward(dAL, current_cache, activation="sigmoid")
+    )
+    for l in reversed(range(L - 1)):
+        current_cache = caches[l]
+        dA_prev_temp, dW_temp, db_temp = linear_activation_backward(
+            grads["dA" + str(l + 1)], current_cache, activation="relu", bug=bug
+        )
+        grads["dA" + str(l)] = dA_prev_temp
+        grads["dW" + str(l + 1)] = dW_temp
+        grads["db" + str(l + 1)] = db_temp
+    return grads
+
+
+# The regularization assignment's L2 backward: lambd/m * W on every dW.
+def forward_propagation(X, parameters):
+    W1, b1, W2, b2 = parameters["W1"], parameters["b1"], parameters["W2"], parameters["b2"]
+    Z1 = np.dot(W1, X) + b1
+    A1 = relu(Z1)
+    Z2 = np.dot(W2, A1) + b2
+    A2 = sigmoid(Z2)
+    return A2, (Z1, A1, W1, b1, Z2, A2, W2, b2)
+
+
+def backward_propagation_with_regularization(X, Y, cache, lambd):
+    m = X.shape[1]
+    (Z1, A1, W1, b1, Z2, A2, W2, b2) = cache
+    dZ2 = A2 - Y
+    dW2 = 1.0 / m * np.dot(dZ2, A1.T) + lambd / m * W2
+    db2 = 1.0 / m * np.sum(dZ2, axis=1, keepdims=True)
+    dA1 = np.dot(W2.T, dZ2)
+    dZ1 = np.multiply(dA1, np.int64(A1 > 0))
+    dW1 = 1.0 / m * np.dot(dZ1, X.T) + lambd / m * W1
+    db1 = 1.0 / m * np.sum(dZ1, axis=1, keepdims=True)
+    return {"dZ2": dZ2, "dW2": dW2, "db2": db2, "dA1": dA1, "dZ1": dZ1, "dW1": dW1, "db1": db1}
+
+
+DROPPED = Net(2, [Dense(5, "relu", dropout=0.14), Dense(3, "relu", dropout=0.14),
+                  Dense(1, "sigmoid")], "binary_cross_entropy")  # fmt: skip
+
+
+def test_the_course_dropout_pair_passes_with_its_own_masks():
+    report = check_gradients(backward_propagation_with_dropout, DROPPED,
+                             forward=forward_propagation_with_dropout, conventions=COURSE,
+                             settings=FEW)  # fmt: skip
+    assert report.examples == 25
+    assert any("'dW1' for W1" in note for note in report.notes)
+
+
+def test_a_backward_that_forgets_keep_prob_is_wrong():
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(backward_no_keep_scaling, DROPPED,
+                        forward=forward_propagation_with_dropout, conventions=COURSE)  # fmt: skip
+    assert raised.value.verdict == "wrong"
+
+
+def test_the_l_layer_model_pair_passes_and_its_bug_is_named():
+    """Within bounds where its dAL = -(Y/AL - (1-Y)/(1-AL)) does not saturate
+    (beyond, the verdict is "correct maths, unstable numerics")."""
+    sizes, activations = [3, 4, 3, 1], ["relu", "relu", "sigmoid"]
+    small = Settings(max_examples=25, param_bound=1.0, input_bound=1.0)
+    report = check_gradients(L_model_backward, sizes, activations, "binary_cross_entropy",
+                             forward=L_model_forward, conventions=COURSE,
+                             settings=small)  # fmt: skip
+    assert report.examples == 25
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(lambda AL, Y, caches: L_model_backward(AL, Y, caches, bug=True), sizes,
+                        activations, "binary_cross_entropy", forward=L_model_forward,
+                        conventions=COURSE)  # fmt: skip
+    assert raised.value.verdict == "wrong"
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(L_model_backward, sizes, activations, "binary_cross_entropy",
+                        forward=L_model_forward, conventions=COURSE)  # fmt: skip
+    assert raised.value.verdict == "correct maths, unstable numerics"
+
+
+def test_the_l2_pair_gets_lambd_by_name():
+    declared = Conventions(names="W1/b1", l2=0.7, l2_divided_by_m=True)
+    report = check_gradients(backward_propagation_with_regularization, [2, 3, 1],
+                             ["relu", "sigmoid"], "binary_cross_entropy",
+                             forward=forward_propagation, conventions=declared,
+                             settings=FEW)  # fmt: skip
+    assert report.examples == 25
+
+
+def test_an_argument_the_pair_cannot_fill_is_named():
+    def backward(AL, Y, caches, learning_rate):
+        return L_model_backward(AL, Y, caches)
+
+    with pytest.raises(
+        TypeError, match=r"^backward: cannot tell what to pass as its argument 'learning_rate'"
+    ):
+        check_gradients(backward, [3, 1], ["sigmoid"], "binary_cross_entropy",
+                        forward=L_model_forward, conventions=COURSE)  # fmt: skip
+
+
+def test_dropout_without_masks_in_the_cache_says_so():
+    def forward(X, parameters, keep_prob):
+        A3, cache = forward_propagation_with_dropout(X, parameters, keep_prob)
+        return A3, cache[2:6] + cache[7:]  # D1, D2 left out
+
+    def backward(X, Y, cache, keep_prob):
+        return {"dW1": 0}
+
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(backward, DROPPED, forward=forward, conventions=COURSE)
+    assert "dropout: no mask of layer 1 (5 x m), 2 (3 x m) in the forward's cache" in str(
+        raised.value
+    )
+
+
+def test_the_masks_are_found_in_order_integers_first():
+    D1, D2 = np.array([[1, 0], [0, 1]]), np.array([[0, 1], [1, 1]])
+    A1 = np.array([[0.5, 0.0], [0.0, 0.5]])  # scaled activations: zeros and one value too
+    found = find_masks((A1, D1, {"D2": D2}), {"M1": (2, 2), "M2": (2, 2)})
+    assert np.array_equal(found["M1"], D1) and np.array_equal(found["M2"], D2)
+    scaled = find_masks([np.array([[2.0, 0.0]])], {"M1": (1, 2)}, keep_prob=0.5)
+    assert scaled["M1"].tolist() == [[1.0, 0.0]]
+    assert find_masks((np.array([[0.3, 1.0]]),), {"M1": (1, 2)}) == {}
+    # Activations with one value, or none, are no mask (a relu layer at a small batch).
+    assert find_masks((np.array([[0.0, 0.7]]), np.zeros((1, 2))), {"M1": (1, 2)}) == {}
