@@ -118,7 +118,7 @@ def _is_mask(array: np.ndarray, keep_prob: float) -> bool:
 
 
 def find_masks(
-    cache: object, shapes: Mapping[str, tuple[int, int]], keep_prob: float = 0.5
+    cache: object, shapes: Mapping[str, tuple[int, int]], *, keep_prob: float = 0.5
 ) -> dict[str, np.ndarray]:
     """The dropout masks in ``cache``, by our key (``M1``, ...): for each layer in
     order, the first array not taken yet of that layer's shape that holds a
@@ -191,7 +191,7 @@ class ForwardBackward:
             key: (m, rows) if self.layout == "rows" else (rows, m) for key, rows in self.mask_rows
         }
         assert self.keep_prob is not None  # masks are asked for with dropout only
-        found = find_masks(cache, shapes, self.keep_prob)
+        found = find_masks(cache, shapes, keep_prob=self.keep_prob)
         masks = {key: found.get(key) for key in shapes}  # None: not found
         if self.layout == "rows":
             masks = {key: None if mask is None else mask.T for key, mask in masks.items()}
