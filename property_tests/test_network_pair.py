@@ -5,6 +5,8 @@ arguments passed by name, dropout with the masks the forward drew."""
 # The course's code as written: its legacy np.random and its full cache unpacking.
 # ruff: noqa: NPY002, RUF059
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -276,3 +278,21 @@ def test_the_masks_are_found_in_order_integers_first():
     assert find_masks((np.array([[0.3, 1.0]]),), {"M1": (1, 2)}) == {}
     # Activations with one value, or none, are no mask (a relu layer at a small batch).
     assert find_masks((np.array([[0.0, 0.7]]), np.zeros((1, 2))), {"M1": (1, 2)}) == {}
+
+
+def test_the_cli_checks_a_pair_and_names_its_flags(tmp_path, capsys):
+    from manual_bp.cli import main
+
+    source = Path(__file__).read_text()
+    course = source[source.index("def relu(") : source.index("# Week 4's dnn_app_utils")]
+    (tmp_path / "dnn.py").write_text("import numpy as np\n\n\n" + course)
+    common = ["--layers", "2,5,3,1", "--activations", "relu,relu,sigmoid",
+              "--loss", "binary_cross_entropy", "--names", "W1/b1", "--examples", "10"]  # fmt: skip
+    argv = ["check", f"{tmp_path}/dnn.py:backward_propagation_with_dropout",
+            "--forward", f"{tmp_path}/dnn.py:forward_propagation_with_dropout",
+            "--dropout", "0.14", *common]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().out
+    assert "PASS: 10 examples" in capsys.readouterr().out
+    alone = ["check", f"{tmp_path}/dnn.py:backward_propagation_with_dropout", "--dropout", "0.14"]
+    assert main([*alone, *common]) == 2
+    assert "--dropout: only with --forward" in capsys.readouterr().err

@@ -164,9 +164,9 @@ class ForwardBackward:
     def _loaded(self, source: Callable[..., object] | str, role: str) -> Callable[..., object]:
         if callable(source):
             return source
-        from manual_bp_reference.user_functions import load_function
+        from manual_bp_reference.user_functions import loaded_once
 
-        return load_function(source, argument=role)
+        return loaded_once(source, argument=role)
 
     def __call__(self, params: object, X: np.ndarray, Y: np.ndarray) -> object:
         forward = self._loaded(self.forward, "forward")

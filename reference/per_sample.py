@@ -101,9 +101,9 @@ class OneSampleAtATime:
     def _loaded(self) -> Callable[..., object]:
         if callable(self.function):
             return self.function
-        from manual_bp_reference.user_functions import load_function
+        from manual_bp_reference.user_functions import loaded_once
 
-        return load_function(self.function, argument="backprop")
+        return loaded_once(self.function, argument="backprop")
 
     def __call__(self, params: object, X: np.ndarray, Y: np.ndarray) -> object:
         function = self._loaded()

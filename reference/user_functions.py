@@ -46,3 +46,22 @@ def load_function(spec: str, *, argument: str = "FUNCTION") -> Callable[..., obj
     if not callable(function):
         raise ValueError(f"{argument}: {where!r} has no function {name!r}")
     return function
+
+
+# Functions loaded by ``loaded_once``: the spec and its file's state, to the function.
+_LOADED: dict[tuple[str, tuple[int, int] | None], Callable[..., object]] = {}
+
+
+def loaded_once(spec: str, *, argument: str = "FUNCTION") -> Callable[..., object]:
+    """``load_function(spec)``, loaded again only when its file changed (its
+    modification time or size): what a wrapper calling the user's function on
+    every case loads it with, where the code runs."""
+    where = spec.rpartition(":")[0]
+    state = None
+    if where.endswith(".py") and Path(where).is_file():
+        stat = Path(where).stat()
+        state = (stat.st_mtime_ns, stat.st_size)
+    key = (spec, state)
+    if key not in _LOADED:
+        _LOADED[key] = load_function(spec, argument=argument)
+    return _LOADED[key]

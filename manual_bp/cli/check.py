@@ -6,7 +6,10 @@ callable ``backprop(params, X, Y) -> grads``, and runs
 flags.  With ``--layer NAME`` it checks one layer function instead
 (``manual_bp_reference.layer_check.check_layer``): ``backward(dout, cache)``, its
 ``--forward`` (whose cache the backward reads), or a loss head
-``loss(x, y) -> (loss, dx)``.  The user's code runs in a child process
+``loss(x, y) -> (loss, dx)``.  Without ``--layer``, ``--forward`` makes
+``FUNCTION`` the backward of a forward/backward pair as the deeplearning.ai
+course writes them (arguments passed by name; ``--dropout`` for a forward
+that drops units, its masks read from its cache).  The user's code runs in a child process
 (``manual_bp_reference.isolation``): ``--timeout`` seconds per call, an optional
 ``--memory-limit``, its output captured; ``--no-isolation`` runs it here.
 Exit 0 on a pass, 1 on any other verdict (wrong, raised, timed out, ended
@@ -33,6 +36,7 @@ from manual_bp.cli.arguments import (
     help_formatter,
     network_from_arguments,
     non_negative_int,
+    probability_list,
 )
 from manual_bp.cli.extras import require
 from manual_bp.losses import LOSSES
@@ -58,9 +62,10 @@ examples:
 
 # The network-check options and their defaults; --layer refuses them when given,
 # and every convention but the two a layer check has (--layout, --targets).
-NETWORK_DEFAULTS = {"layers": None, "activations": None, "loss": None, "param_bound": 10.0}
+NETWORK_DEFAULTS = {
+    "layers": None, "activations": None, "loss": None, "param_bound": 10.0, "dropout": None,
+}  # fmt: skip
 LAYER_CONVENTIONS = ("layout", "targets")
-LAYER_OPTIONS = ("layer", "forward")
 # A check's arguments and the flags that set them (the rest are in arguments._OPTIONS).
 _FLAGS = {
     "backprop": "FUNCTION",
@@ -120,23 +125,30 @@ def _settings(args: argparse.Namespace, **chosen: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     if args.layer is not None:
         return run_layer(args)
-    given = [_flag(name) for name in LAYER_OPTIONS if getattr(args, name) is not None]
-    if given:
-        raise ValueError(f"{given[0]}: only with --layer (a layer function's check)")
     for name, default in NETWORK_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
     net = network_from_arguments(args)
     backprop = _function(args.function, "FUNCTION")
+    forward = None if args.forward is None else _function(args.forward, "--forward")
+    if args.dropout is not None and forward is None:
+        raise ValueError("--dropout: only with --forward (a forward that draws its own masks)")
+    spec = net.net
+    if args.dropout is not None:
+        from manual_bp.net import Net
+
+        try:
+            spec = Net.of(net.layer_sizes, net.activations, net.loss_name, dropout=args.dropout)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"--dropout: {str(error).split(': ', 1)[-1]}") from None
     conventions = conventions_from_arguments(args)
     _start_ahead(args)
     check = require("oracle", "manual_bp_reference.check", "check")
     try:
         settings = _settings(args, param_bound=args.param_bound, input_bound=args.input_bound)
         report = check.check_gradients(
-            backprop, net.layer_sizes, net.activations, net.loss_name,
-            conventions=conventions, settings=settings,
-        )  # fmt: skip
+            backprop, spec, forward=forward, conventions=conventions, settings=settings
+        )
     except (TypeError, ValueError) as error:
         raise _as_flag(error) from None
     except check.GradientMismatch as mismatch:
@@ -258,8 +270,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--forward", default=None, metavar="FUNCTION",
-        help="with --layer: your forward, FILE.py:NAME, whose cache your backward reads "
-        "(default: cs231n's cache (x, w, b) or x; required for batchnorm, layernorm)",
+        help="your forward, FILE.py:NAME, whose cache your backward reads: with --layer "
+        "the layer's (default: cs231n's cache (x, w, b) or x; required for batchnorm, "
+        "layernorm, dropout); without, the network's, FUNCTION its backward, arguments "
+        "passed by name (X, parameters, Y, AL, caches, keep_prob, lambd) (default: none)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dropout", type=probability_list, default=None, metavar="P",
+        help="with --forward: the drop probability of every hidden layer, 1 - keep_prob "
+        "(default: none)",
     )  # fmt: skip
     parser.add_argument(
         "--seed", type=non_negative_int, default=0,
