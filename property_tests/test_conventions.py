@@ -307,3 +307,27 @@ def test_the_record_of_conventions_holds_every_field():
     rows = Conventions(layout="rows", names={"W1": "w1", "B1": "b1"}, l2=0.5)
     assert set(rows.as_dict()) == {f.name for f in convention_fields()}
     assert Conventions(**rows.as_dict()) == rows
+
+
+def test_a_report_speaks_the_users_layout_names_and_shapes():
+    """A rows-layout failure shows W1 (n0, n1), b1 (n1,), and the worst entry's
+    index in the user's own array: what their debugger shows them."""
+    rows = Conventions(layout="rows", names="W1/b1")
+    assert rows.view("W1", (6, 4), (4, 2)) == ("W1", (4, 6), (2, 4))
+    assert rows.view("B1", (6, 1), (5, 0)) == ("b1", (6,), (5,))
+    assert Conventions(bias_shape="row").view("B2", (3, 1), (1, 0)) == ("B2", (1, 3), (0, 1))
+    assert not Conventions().reshapes() and rows.reshapes()
+    assert rows.view("B2", (), None) == ("b2", (), None)  # a problem row has no shape
+
+    def times_m(params, X, y):  # dW1 m times too large, the rest right
+        grads = cs231n_two_layer()(params, X, y)
+        return {**grads, "W1": grads["W1"] * X.shape[0]}
+
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(times_m, *ARCH, conventions=Conventions(**CS231N),
+                        settings=Settings(max_examples=30))  # fmt: skip
+    text = str(raised.value)
+    n0, n1 = ARCH[0][0], ARCH[0][1]
+    assert "minimal case (names, shapes and indices as your code has them):" in text
+    assert f"W1    {n0}x{n1} " in text and f"b1    {n1} " in text
+    assert f"W1 ({n0}, {n1}) float64:" in text

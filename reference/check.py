@@ -60,7 +60,7 @@ from manual_bp_reference.check_run import (
     run_until_failure,
     seeded,
 )
-from manual_bp_reference.compare import Comparison, VariableComparison, compare
+from manual_bp_reference.compare import Comparison, VariableComparison, View, compare
 from manual_bp_reference.conventions import (
     NAMINGS,
     Conventions,
@@ -190,6 +190,10 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
     def _explanation(self) -> list[str]:
         return self.details
 
+    def _view(self) -> Any:
+        """How the tables name and shape the keys (None: ours)."""
+        return None
+
     def _larger_case(self, case: Any) -> str:
         return (
             f"{self._another(case)} failing case (layer sizes {case.layer_sizes}, m = {case.m}) "
@@ -233,12 +237,18 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
         if self.traceback:
             loading = "your code raised while loading:"
             lines += [self.raised_on if self.case is not None else loading, self.traceback.rstrip()]
+        view = self._view()
         if self.comparison is not None:
-            lines += ["minimal case:", self.comparison.report()]
+            where = "" if view is None else " (names, shapes and indices as your code has them)"
+            report = self.comparison.report() if view is None else self.comparison.report(view=view)
+            lines += [f"minimal case{where}:", report]
         lines += self._explanation()
         typical, case = self.typical if self.typical is not None else (None, self.case)
         if typical is not None:
-            lines += [self._larger_case(case), typical.table()]
+            lines += [
+                self._larger_case(case),
+                typical.table() if view is None else typical.table(view=view),
+            ]
         lines += printed_lines(self.output, "your code, on this case,")
         if self.others:
             lines += ["other failures found (fix this one first, then check again):"]
@@ -286,6 +296,12 @@ class GradientMismatch(Mismatch):
         self.output, self.others = output, tuple(others)
         self.conventions: Conventions | None = None  # set by check_gradients
         super().__init__(self._verdict_line())
+
+    def _view(self) -> View | None:
+        """Names, shapes and indices in the user's conventions, where they differ."""
+        if self.conventions is None or not self.conventions.reshapes():
+            return None
+        return self.conventions.view
 
     def _as_the_user_calls_it(self) -> list[str]:
         if self.conventions is None or self.case is None:

@@ -31,6 +31,19 @@ from manual_bp_reference.oracle import OracleResult, oracle_gradients
 from manual_bp_reference.tolerance import SAFETY, Tolerances, tolerances
 
 Array = np.ndarray
+# How a report names and shapes a key: (key, shape, index) -> (name, shape, index).
+View = Callable[
+    [str, tuple[int, ...], "tuple[int, ...] | None"],
+    "tuple[str, tuple[int, ...], tuple[int, ...] | None]",
+]
+
+
+def _ours(
+    key: str, shape: tuple[int, ...], index: tuple[int, ...] | None
+) -> tuple[str, tuple[int, ...], tuple[int, ...] | None]:
+    return key, shape, index
+
+
 # ``timer(stage)`` returns a context manager around each stage of ``compare``:
 # "manual forward", "manual backward", "oracle", "tolerance", "comparison",
 # "explanation".  Benchmarks pass one to time the stages.
@@ -203,13 +216,17 @@ class Comparison:
     def failures(self) -> list[VariableComparison]:
         return [v for v in self.variables.values() if not v.ok]
 
-    def table(self) -> str:
-        """One line per variable: key, shape, max |diff|, error/tolerance, match."""
+    def table(self, *, view: View | None = None) -> str:
+        """One line per variable: key, shape, max |diff|, error/tolerance, match.
+        ``view(key, shape, index) -> (name, shape, index)``: each key as the
+        user's code has it (``Conventions.view``); default ours."""
+        view = view or _ours
         lines = [f"{'key':<5} {'shape':<10} {'max |diff|':>11} {'err/tol':>11}  match"]
         for v in self.variables.values():
-            shape = "x".join(map(str, v.shape))
+            name, shown, _ = view(v.key, tuple(v.shape), None)
+            shape = "x".join(map(str, shown))
             lines.append(
-                f"{v.key:<5} {shape:<10} {v.diff_text():>11} "
+                f"{name:<5} {shape:<10} {v.diff_text():>11} "
                 f"{v.ratio_text():>11}  {'yes' if v.ok else 'NO'}"
             )
         if self.loss_compared:
@@ -220,24 +237,31 @@ class Comparison:
             )
         return "\n".join(lines)
 
-    def report(self) -> str:
-        """The table, then the worst entry of each failing variable."""
+    def report(self, *, view: View | None = None) -> str:
+        """The table, then the worst entry of each failing variable (``view``:
+        names, shapes and indices as the user's code has them; see ``table``)."""
+        view = view or _ours
         status = "all gradients match" if self.ok else "MISMATCH"
         if self.ok and self.undecided:
             status = "no gradient fails, but some entries are undecided"
-        lines = [f"{status} (worst error/tolerance {ratio_text(self.worst_ratio)})", self.table()]
+        lines = [
+            f"{status} (worst error/tolerance {ratio_text(self.worst_ratio)})",
+            self.table(view=view),
+        ]
         for v in self.failures():
+            index = tuple(v.worst_index) if v.worst_index is not None and not v.problem else None
+            name, shape, index = view(v.key, tuple(v.shape), index)
             if v.problem:  # nothing compared entry by entry: the problem says it all
-                lines.append(f"{v.key}: {v.problem}")
+                lines.append(f"{name}: {v.problem}")
                 continue
             detail = (
-                f"worst at {v.worst_index}: manual {v.manual:.17g}, oracle {v.oracle:.17g}, "
+                f"worst at {index}: manual {v.manual:.17g}, oracle {v.oracle:.17g}, "
                 f"tolerance {v.tolerance:.3g}, error/tolerance {v.ratio_text()}"
             )
             if v.finite_differences:
                 detail += f"; finite differences support: {v.finite_differences}"
             lines.append(
-                f"{v.key} {v.shape} {v.dtype}: {v.failing} of {int(np.prod(v.shape))} "
+                f"{name} {shape} {v.dtype}: {v.failing} of {int(np.prod(v.shape))} "
                 f"entries fail; {detail}"
             )
         if self.undecided:

@@ -292,6 +292,29 @@ class Conventions:
             return shapes[str(self.bias_shape)]  # resolved in __post_init__, never None
         return shape[::-1] if self.layout == "rows" else shape
 
+    def reshapes(self) -> bool:
+        """Whether a report in the user's terms differs from ours: another
+        layout, other names or another bias shape."""
+        return (self.layout, self.names, self.bias_shape) != ("columns", "W1/B1", "column")
+
+    def view(
+        self, key: str, shape: tuple[int, ...], index: tuple[int, ...] | None
+    ) -> tuple[str, tuple[int, ...], tuple[int, ...] | None]:
+        """Our array ``key`` of ``shape`` and an entry ``index`` of it, as the
+        user's code has them: its name, its shape, the entry's index."""
+        if key[0] == "B":
+            name = self.user_key(key)
+            if len(shape) != 2:  # a problem, not an array: no shape to convert
+                return name, shape, index
+            if index is not None and len(index) == 2:
+                flat = {"column": index, "flat": (index[0],), "row": (0, index[0])}
+                index = flat[str(self.bias_shape)]
+            return name, self.expected_user_shape(key, shape), index
+        name = self.user_key(key) if key[0] == "W" else key
+        if self.layout == "rows" and len(shape) == 2:
+            return name, shape[::-1], None if index is None else index[::-1]
+        return name, shape, index
+
     def _from_user_array(self, key: str, value: object, shape: tuple) -> Array | str:
         try:
             array = np.asarray(value)
