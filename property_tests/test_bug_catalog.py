@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.conventions import Conventions
 from manual_bp_reference.settings import Settings
 
 SIGMOID = lambda Z: 1 / (1 + np.exp(-Z))  # noqa: E731
@@ -122,3 +123,52 @@ def test_when_it_cannot_classify_the_report_says_what_to_return():
             odd_bug, sizes, activations, loss, settings=Settings(max_examples=20, shrink=False)
         )
     assert "return the gradients of the pre-activations too" in str(caught.value)
+
+
+# --- bugs once misnamed ------------------------------------------------------------------
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _course_output_given_A(params, X, Y):
+    """The course's relu -> sigmoid net whose output sigmoid_backward gets A, not Z."""
+    m = X.shape[1]
+    Z1 = params["W1"] @ X + params["b1"]
+    A1 = np.maximum(0, Z1)
+    A2 = _sigmoid(params["W2"] @ A1 + params["b2"])
+    dA2 = -(np.divide(Y, A2) - np.divide(1 - Y, 1 - A2))
+    s = _sigmoid(A2)  # the bug: sigmoid_backward(dA2, A2)
+    dZ2 = dA2 * s * (1 - s)
+    dZ1 = (params["W2"].T @ dZ2) * (Z1 > 0)
+    return {"dW1": dZ1 @ X.T / m, "db1": dZ1.sum(axis=1, keepdims=True) / m,
+            "dW2": dZ2 @ A1.T / m, "db2": dZ2.sum(axis=1, keepdims=True) / m}  # fmt: skip
+
+
+def _sliced_W1(params, X, Y):
+    m = X.shape[1]
+    A1 = np.tanh(params["W1"] @ X + params["B1"])
+    A2 = _sigmoid(params["W2"] @ A1 + params["B2"])
+    dZ2 = (A2 - Y) / m
+    dZ1 = (params["W2"].T @ dZ2) * (1 - A1**2)
+    return {"W1": (dZ1 @ X.T)[:, :-1], "B1": dZ1.sum(axis=1, keepdims=True),
+            "W2": dZ2 @ A1.T, "B2": dZ2.sum(axis=1, keepdims=True)}  # fmt: skip
+
+
+def test_a_derivative_given_A_at_the_output_is_not_called_the_label_term():
+    """A batch-size-1 probe with one output and Y = 0 made any dZ "proportional
+    to A"; the label term is named only when dZ is A/m where some Y is not 0."""
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(_course_output_given_A, [2, 3, 1], ["relu", "sigmoid"],
+                        "binary_cross_entropy", conventions=Conventions(names="W1/b1"),
+                        settings=Settings(param_bound=2.0, input_bound=2.0))  # fmt: skip
+    assert raised.value.comparison.diagnosis.bug_class == "wrong activation derivative"
+
+
+def test_a_sliced_gradient_is_named_as_such():
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(_sliced_W1, [3, 4, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
+    diagnosis = raised.value.comparison.diagnosis
+    assert diagnosis.bug_class == "sliced gradient", diagnosis
+    assert "(4, 2) is part of (4, 3)" in diagnosis.evidence

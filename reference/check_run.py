@@ -42,14 +42,17 @@ SEED_BOUND = 2**32
 
 def check_settings(max_examples: int, shrink: bool) -> settings:
     """The Hypothesis settings of a check: no deadline and no database (a check
-    is a function call, not a test run), quiet, and no shrinking unless ``shrink``."""
+    is a function call, not a test run), quiet, no shrinking unless ``shrink``,
+    and no explain phase (its notes name lines of the checker, not the user's)."""
     return settings(
         max_examples=max_examples,
         deadline=None,
         database=None,
         verbosity=Verbosity.quiet,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        phases=tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate),
+        # Hypothesis's explain phase names lines of our own code: no user's business.
+        phases=(Phase.explicit, Phase.reuse, Phase.generate)
+        + ((Phase.target, Phase.shrink) if shrink else ()),
     )
 
 

@@ -9,12 +9,13 @@ names the bug class:
 * times ``-1``: a sign flip;  times ``2`` on an mse output: the 2 of the square;
 * the transposed shape, or ``W`` used where ``W^T`` belongs: a transposed matrix;
 * a bias of the wrong shape, averaged, or from one sample: the bias sum;
-* ``dWl`` equal to ``dZl A_k^T`` for another layer k: a cache entry from the
-  wrong layer;
+* ``dWl`` equal to ``dZl A_k^T`` for another layer k, or of its shape: a
+  cache entry from the wrong layer; a shape that is part of the expected one:
+  a sliced gradient; any other: a wrong shape;
 * ``dZl`` wrong while ``dAl`` agrees: a wrong activation derivative, and for
   softmax, ``A (1 - A) dA``: softmax handled as elementwise;
-* ``dZL`` proportional to ``AL`` at a cross-entropy output: the label term
-  ``- Y`` forgotten;
+* ``dZL`` equal to ``AL / m`` (or ``AL``) at a cross-entropy output where
+  some ``Y`` is not 0: the label term ``- Y`` forgotten;
 * in a normalized layer (``manual_bp.normalization``): ``dNl`` wrong while
   ``dAl`` agrees is the activation derivative; ``dgammal``, ``dbetal`` or
   ``dZhatl`` wrong while ``dNl`` agrees is that step; ``dZl`` wrong while
@@ -116,10 +117,21 @@ def _classify(
             return "transposed matrix", f"shape {manual.shape} is the transpose of {expected.shape}"
         if kind == "B":
             return "bias sum axis", f"bias of shape {manual.shape}, expected {expected.shape}"
-        return (
-            "cache entry from the wrong layer",
-            f"shape {manual.shape}, expected {expected.shape}",
-        )
+        sizes = case.layer_sizes
+        if kind == "W" and manual.shape in {(sizes[l], n) for n in sizes} - {expected.shape}:
+            return (
+                "cache entry from the wrong layer",
+                f"shape {manual.shape}: dZ{l} times another layer's activations",
+            )
+        if manual.ndim == expected.ndim and all(
+            a <= b for a, b in zip(manual.shape, expected.shape, strict=True)
+        ):
+            return (
+                "sliced gradient",
+                f"shape {manual.shape} is part of {expected.shape}: rows or columns cut off "
+                "(a slice, or a bias column taken out of W)",
+            )
+        return "wrong shape", f"shape {manual.shape}, expected {expected.shape}"
 
     c = _scale_factor(manual, expected)
     if kind == "B" and c is not None and _near(c, 1 / m) and m > 1:
@@ -151,8 +163,17 @@ def _classify(
     if kind == "Z":
         A = cache[f"A{l}"]
         canonical = l == depth and activations[l - 1] == LOSSES[loss].canonical_activation
-        if canonical and loss != "mse" and _scale_factor(manual, np.asarray(A, np.float64)):
-            return "label term forgotten", f"dZ{l} is proportional to A{l}: the - Y is missing"
+        # dZL = A/m (or A): the - Y missing.  Told apart only where some Y is not 0
+        # (else A - Y is A), and never from a mere proportion (a 1 x 1 array is
+        # proportional to anything).
+        A64 = np.asarray(A, np.float64)
+        if (
+            canonical
+            and loss != "mse"
+            and np.any(np.asarray(Y) != 0)
+            and (_close(manual, A64 / m) or _close(manual, A64))
+        ):
+            return "label term forgotten", f"dZ{l} equals A{l}/m: the - Y is missing"
         if activations[l - 1] == "softmax":
             dA = (A - Y) / m if l == depth else oracle[f"A{l}"]
             if _close(manual, A * (1 - A) * dA):
