@@ -296,3 +296,42 @@ def test_the_cli_checks_a_pair_and_names_its_flags(tmp_path, capsys):
     alone = ["check", f"{tmp_path}/dnn.py:backward_propagation_with_dropout", "--dropout", "0.14"]
     assert main([*alone, *common]) == 2
     assert "--dropout: only with --forward" in capsys.readouterr().err
+
+
+def test_set_up_mistakes_are_named_before_anything_runs(tmp_path):
+    """Read from the signature, or from the file without running it: exit 2 at
+    the command line, not a verdict on the user's code."""
+    with pytest.raises(TypeError, match=r"^backward: it takes 'keep_prob', but the net has no"):
+        check_gradients(backward_propagation_with_dropout, [2, 5, 3, 1],
+                        ["relu", "relu", "sigmoid"], "binary_cross_entropy",
+                        forward=forward_propagation_with_dropout)  # fmt: skip
+    with pytest.raises(TypeError, match=r"^backward: it takes 'lambd', but no L2 is declared"):
+        check_gradients(backward_propagation_with_regularization, [2, 3, 1], ["relu", "sigmoid"],
+                        "binary_cross_entropy", forward=forward_propagation)  # fmt: skip
+    (tmp_path / "dnn.py").write_text("def forward(X, parameters):\n    return X, X\n")
+    with pytest.raises(ValueError, match=r"^backward: '.*dnn.py' has no function 'backwrd'"):
+        check_gradients(f"{tmp_path}/dnn.py:backwrd", [2, 1], ["sigmoid"],
+                        "binary_cross_entropy", forward=f"{tmp_path}/dnn.py:forward")  # fmt: skip
+
+
+def test_only_the_declared_layers_drop_and_a_missing_mask_is_not_a_missing_gradient():
+    """A forward that drops a layer the Net does not is wrong; a Net that drops
+    a layer whose mask the cache lacks says so, and says the gradients were
+    not compared (not that they were not returned)."""
+    one = Net(2, [Dense(5, "relu", dropout=0.14), Dense(3, "relu"), Dense(1, "sigmoid")],
+              "binary_cross_entropy")  # fmt: skip
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(backward_propagation_with_dropout, one,
+                        forward=forward_propagation_with_dropout, conventions=COURSE)  # fmt: skip
+    assert raised.value.verdict == "wrong"
+
+    def forward(X, parameters, keep_prob):
+        A3, cache = forward_propagation_with_dropout(X, parameters, keep_prob)
+        return A3, (*cache[:6], cache[7], *cache[7:])  # D2 replaced by A2: no mask
+
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(backward_propagation_with_dropout, DROPPED, forward=forward,
+                        conventions=COURSE)  # fmt: skip
+    text = str(raised.value)
+    assert "dropout: no mask of layer 2 (3 x m)" in text
+    assert "not compared: no dropout mask" in text and "not returned" not in text

@@ -200,3 +200,12 @@ def test_the_cli_checks_a_per_sample_function_in_a_file(tmp_path):
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS: 10 examples" in done.stdout
+
+
+def test_a_network_object_of_another_depth_takes_the_checked_nets():
+    """The book's loop runs over range(2, self.num_layers): the object's own
+    depth must not decide which layers are back-propagated."""
+    net = Network([784, 30, 10])
+    report = check_gradients(net.backprop, [2, 3, 3, 1], ["sigmoid"] * 3, "mse",
+                             conventions=NIELSEN, settings=FEW)  # fmt: skip
+    assert report.examples == 25

@@ -77,7 +77,13 @@ from manual_bp_reference.isolation import (
     UserFunction,
 )
 from manual_bp_reference.kinks import away_from_kinks
-from manual_bp_reference.network_pair import Dropped, ForwardBackward, arguments, unwrap
+from manual_bp_reference.network_pair import (
+    Dropped,
+    ForwardBackward,
+    parameters_of,
+    unfilled,
+    unwrap,
+)
 from manual_bp_reference.settings import Settings, from_old_keywords
 from manual_bp_reference.strategies import networks
 
@@ -407,9 +413,14 @@ def compare_backprop(
             case = _with_their_masks(case, dropped)
         grads, problems, extra, read = conventions.from_user(raw, case)
         notes.update(read)
-    except GradsTypeError as error:  # not a container of gradients at all
+    except GradsTypeError as error:  # not a container of gradients at all, or no mask
         grads, extra = {}, []
-        problems = {key: "not returned" for key in gradient_keys(case.depth) if key[0] in "WB"}
+        why = (
+            "not compared: no dropout mask"
+            if isinstance(error, MissingMaskError)
+            else "not returned"
+        )
+        problems = {key: why for key in gradient_keys(case.depth) if key[0] in "WB"}
         details.append(str(error))
     judged = _computed_in(case, grads, notes)
     for key, value in list(grads.items()):
@@ -434,7 +445,7 @@ def compare_backprop(
         variables = dict(comparison.variables)
         for key, problem in problems.items():
             v = variables[key]
-            shape = v.shape if ("missing" in problem or problem == "not returned") else ()
+            shape = v.shape if ("missing" in problem or problem.startswith("not ")) else ()
             variables[key] = VariableComparison(
                 key, shape, "-", np.inf, np.inf, 0, (), np.nan, np.nan, np.nan, problem
             )
@@ -511,6 +522,10 @@ def _probe_diagnosis(
     return comparison, []
 
 
+class MissingMaskError(GradsTypeError):
+    """A dropout mask the check needs is not in the user's forward's cache."""
+
+
 def _with_their_masks(case: Case, dropped: Dropped) -> Case:
     """``case`` with the dropout the user's forward ran: its keep probability
     and the masks found in its cache (a ``GradsTypeError`` naming a layer whose
@@ -518,7 +533,7 @@ def _with_their_masks(case: Case, dropped: Dropped) -> Case:
     missing = [key for key, mask in dropped.masks.items() if mask is None]
     if missing:
         layers = ", ".join(f"{key[1:]} ({case.layer_sizes[int(key[1:])]} x m)" for key in missing)
-        raise GradsTypeError(
+        raise MissingMaskError(
             f"dropout: no mask of layer {layers} in the forward's cache; the check applies "
             "your forward's own masks: keep each in the cache, an array of 0s and 1s "
             "(the course's D1, D2)"
@@ -571,6 +586,10 @@ def check_gradients(
         forward = check_function(forward, "forward", "(X, parameters) -> (AL, cache)")
     spec = _plain_net(layer_sizes, activations, loss, dropout=forward is not None)
     keep_prob = _keep_probability(spec)
+    # The layers whose masks the forward's cache must hold: those the Net drops.
+    masked = tuple(
+        (f"M{l}", layer.units) for l, layer in enumerate(spec.layers, 1) if layer.dropout
+    )
     # The cases are drawn plain: the forward draws its own masks.
     plain = tuple(dataclasses.replace(layer, dropout=0.0) for layer in spec.layers)
     spec = dataclasses.replace(spec, layers=plain)
@@ -605,7 +624,7 @@ def check_gradients(
             raise ValueError("forward: a forward/backward pair takes the batch, not one sample")
         runnable = ForwardBackward(
             forward, backprop, keep_prob, conventions.l2 or None,
-            tuple((f"M{l}", sizes[l]) for l in range(1, len(sizes) - 1) if keep_prob is not None),
+            masked,
             conventions.layout,
         )  # fmt: skip
         _check_names(runnable)
@@ -689,16 +708,17 @@ def _keep_probability(net: Net) -> float | None:
 
 
 def _check_names(pair: ForwardBackward) -> None:
-    """A TypeError now, naming the argument, when the forward or the backward
-    (a callable here) has an argument the pair cannot fill by its name."""
-    given = {"X": None, "parameters": None, "keep_prob": None, "lambd": None}
+    """Before anything runs: a TypeError naming the argument (and what to
+    declare) when the forward or the backward has one the pair cannot fill
+    by its name, and a ValueError when a file defines no such function; read
+    from the signature, or from the file without running it."""
+    given = ["X", "parameters"]
+    given += ["keep_prob"] * (pair.keep_prob is not None) + ["lambd"] * (pair.lambd is not None)
     for role, function in (("forward", pair.forward), ("backward", pair.backward)):
-        if callable(function):
-            try:
-                arguments(function, role, given)
-            except ValueError:  # no signature to read: it is called and judged
-                pass
-        given.update(Y=None, out=None, cache=None)
+        parameters = parameters_of(function, role)
+        if parameters is not None:
+            unfilled(parameters, role, given)
+        given += ["Y", "out", "cache"]
 
 
 def _plain_net(

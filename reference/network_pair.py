@@ -32,10 +32,12 @@ it imports NumPy alone.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -66,26 +68,88 @@ def _receives(name: str) -> str | None:
     return "out" if OUTPUT.match(name) else None
 
 
+# What to declare when a function takes a value the check was not given.
+_DECLARE = {
+    "keep_prob": "the net has no dropout: give its hidden layers dropout=1 - keep_prob "
+    "(Dense(..., dropout=...); --dropout)",
+    "lambd": "no L2 is declared: Conventions(l2=lambd, l2_divided_by_m=True) "
+    "(--l2 LAMBD --l2-divided-by-m)",
+}
+
+
+def unfilled(parameters: list[tuple[str, bool]], role: str, available: Collection[str]) -> None:
+    """A TypeError naming the first argument (``(name, has_default)``) of the
+    ``role`` function that no available value fills, and what to declare."""
+    for name, has_default in parameters:
+        value = _receives(name)
+        if has_default or (value is not None and value in available):
+            continue
+        if value in _DECLARE:
+            raise TypeError(f"{role}: it takes {name!r}, but {_DECLARE[value]}")
+        known = ", ".join(
+            "the forward's output (AL, A3, ...)" if value == "out" else value for value in available
+        )
+        raise TypeError(
+            f"{role}: cannot tell what to pass as its argument {name!r} "
+            f"(it is given, by name: {known})"
+        )
+
+
+def _parameters(function: Callable[..., object]) -> list[tuple[str, bool]]:
+    return [
+        (p.name, p.default is not p.empty)
+        for p in inspect.signature(function).parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+
+
+def parameters_of(source: Callable[..., object] | str, role: str) -> list[tuple[str, bool]] | None:
+    """``(name, has_default)`` of each argument of a function, read without
+    running the user's code: its signature, or for ``"FILE.py:NAME"`` the
+    file's ``def NAME`` (a ``ValueError`` naming ``role`` when the file
+    defines no such name at all); None when it cannot be read."""
+    if callable(source):
+        try:
+            return _parameters(source)
+        except (TypeError, ValueError):  # no signature to read: it is called and judged
+            return None
+    where, _, name = source.rpartition(":")
+    if not where.endswith(".py"):
+        return None
+    tree = ast.parse(Path(where).read_text(), where)
+    defined = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            args = node.args
+            positional = [*args.posonlyargs, *args.args]
+            defaults = len(args.defaults)
+            found = [(a.arg, i >= len(positional) - defaults) for i, a in enumerate(positional)]
+            found += [
+                (a.arg, d is not None)
+                for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+            ]
+            return found
+        defined |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        defined |= {alias.asname or alias.name for n in ast.walk(node)
+                    if isinstance(n, ast.Import | ast.ImportFrom) for alias in n.names}  # fmt: skip
+        if isinstance(node, ast.ClassDef | ast.AsyncFunctionDef):
+            defined.add(node.name)
+    if name not in defined:
+        raise ValueError(f"{role}: {where!r} has no function {name!r}")
+    return None
+
+
 def arguments(function: Callable[..., object], role: str, available: Mapping[str, object]) -> dict:
     """The keyword arguments of ``function`` by name, from ``available``; an
     argument without a default that names nothing available is a TypeError
     naming it (``role``: ``forward`` or ``backward``)."""
+    parameters = _parameters(function)
+    unfilled(parameters, role, list(available))
     chosen = {}
-    for parameter in inspect.signature(function).parameters.values():
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        value = _receives(parameter.name)
+    for name, _ in parameters:
+        value = _receives(name)
         if value is not None and value in available:
-            chosen[parameter.name] = available[value]
-        elif parameter.default is parameter.empty:
-            known = ", ".join(
-                "the forward's output (AL, A3, ...)" if value == "out" else value
-                for value in available
-            )
-            raise TypeError(
-                f"{role}: cannot tell what to pass as its argument {parameter.name!r} "
-                f"(it is given, by name: {known})"
-            )
+            chosen[name] = available[value]
     return chosen
 
 

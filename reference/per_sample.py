@@ -86,7 +86,8 @@ class OneSampleAtATime:
     """A batch backprop ``(params, X, Y)`` made of a per-sample one.
 
     ``function``: Nielsen's ``backprop(x, y)`` method (its object's
-    ``weights`` and ``biases`` set from ``params`` first) or a function
+    ``weights`` and ``biases`` set from ``params`` first, and its
+    ``num_layers`` and ``sizes`` where it has them) or a function
     ``backprop(params, x, y)``; ``"FILE.py:NAME"`` is loaded at the first
     call, where the code runs.  Sample ``k`` is column ``k`` of ``X`` and
     ``Y`` (``(n0, 1)``, ``(C, 1)``; an integer label is ``Y[k]``), or row ``k``
@@ -112,6 +113,12 @@ class OneSampleAtATime:
             arrays = _in_order(params)
             owner = function.__self__  # type: ignore[attr-defined]
             owner.weights, owner.biases = list(arrays[0::2]), list(arrays[1::2])
+            # The book's backprop loops over range(2, self.num_layers): the
+            # object's depth and sizes are the checked net's, not its own.
+            if hasattr(owner, "num_layers"):
+                owner.num_layers = len(owner.weights) + 1
+            if hasattr(owner, "sizes"):
+                owner.sizes = [owner.weights[0].shape[1], *(w.shape[0] for w in owner.weights)]
         rows = self.layout == "rows"
         m = X.shape[0] if rows else X.shape[1]
         total: Any = None

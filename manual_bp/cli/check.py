@@ -265,8 +265,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--layer", default=None, metavar="LAYER",
         help="check one layer function instead of a network: affine, "
-        f"{', '.join(ACTIVATIONS)}, a loss head ({', '.join(LOSSES)}), batchnorm or "
-        "layernorm (default: none, a whole-network check)",
+        f"{', '.join(ACTIVATIONS)}, a loss head ({', '.join(LOSSES)}), batchnorm, "
+        "layernorm or dropout (default: none, a whole-network check)",
     )  # fmt: skip
     parser.add_argument(
         "--forward", default=None, metavar="FUNCTION",
