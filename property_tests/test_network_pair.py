@@ -211,6 +211,13 @@ def test_a_backward_that_forgets_keep_prob_is_wrong():
         check_gradients(backward_no_keep_scaling, DROPPED,
                         forward=forward_propagation_with_dropout, conventions=COURSE)  # fmt: skip
     assert raised.value.verdict == "wrong"
+    # The pasteable case calls the user's two functions as the check did.
+    keep = 1 - 0.14
+    text = str(raised.value)
+    assert (f"AL, cache = forward_propagation_with_dropout(X=X, parameters=params, "
+            f"keep_prob={keep!r})") in text  # fmt: skip
+    assert (f"grads = backward_no_keep_scaling(X=X, Y=Y, cache=cache, keep_prob={keep!r})"
+            in text)  # fmt: skip
 
 
 def test_the_l_layer_model_pair_passes_and_its_bug_is_named():

@@ -301,6 +301,7 @@ class GradientMismatch(Mismatch):
         self.details, self.typical, self.traceback = list(details), typical, user_traceback
         self.output, self.others = output, tuple(others)
         self.conventions: Conventions | None = None  # set by check_gradients
+        self.call: str | None = None  # how the user's functions are called, if not backprop
         super().__init__(self._verdict_line())
 
     def _view(self) -> View | None:
@@ -313,7 +314,7 @@ class GradientMismatch(Mismatch):
         if self.conventions is None or self.case is None:
             return []
         return ["in your conventions (paste it next to your function):",
-                self.conventions.pasteable(self.case)]  # fmt: skip
+                self.conventions.pasteable(self.case, call=self.call)]  # fmt: skip
 
 
 _TOP_LEVEL = (
@@ -653,6 +654,8 @@ def check_gradients(
             except GradientMismatch as mismatch:
                 notes = sandbox.notes()
                 mismatch.conventions = conventions
+                if isinstance(runnable, ForwardBackward):
+                    mismatch.call = runnable.call_text()
                 raise mismatch.with_context(
                     notes=notes, seed=seed, isolation=limits.describe()
                 ) from None

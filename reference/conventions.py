@@ -251,9 +251,10 @@ class Conventions:
             user_params = (values[1::2], values[0::2])
         return user_params, X, self._targets_to_user(case)
 
-    def pasteable(self, case: Case, *, function: str = "backprop") -> str:
+    def pasteable(self, case: Case, *, function: str = "backprop", call: str | None = None) -> str:
         """``case`` as the user's own call, exact and pasteable: ``params``,
-        ``X``, ``Y`` in this convention, then ``grads = backprop(params, X, Y)``."""
+        ``X``, ``Y`` in this convention, then ``grads = backprop(params, X, Y)``
+        (or ``call``, the lines that call the user's functions on them)."""
         params, X, Y = self.to_user(case)
 
         def listed(values: Sequence[Array]) -> str:
@@ -267,7 +268,7 @@ class Conventions:
         else:
             items = ",\n".join(f"    {key!r}: {array_literal(v)}" for key, v in params.items())
             params_text = f"{{\n{items},\n}}"
-        call = f"grads = {function}(params, X, Y)"
+        lines = f"grads = {function}(params, X, Y)"
         if self.per_sample:
             pick = (
                 "X[k:k + 1], Y[k:k + 1]"
@@ -277,11 +278,12 @@ class Conventions:
             if Y.ndim == 1:
                 pick = pick.split(", ")[0] + ", Y[k]"
             mean = " (then divided by m: the mean)" if self.reduction == "mean" else ""
-            call = (
+            lines = (
                 "# one sample at a time, summed" + mean + "; a Nielsen Network: "
                 "net.biases, net.weights = params and net.backprop(x, y)\n"
                 f"per_sample = [{function}(params, {pick}) for k in range({case.m})]"
             )
+        call = lines if call is None else call
         return f"params = {params_text}\nX = {array_literal(X)}\nY = {array_literal(Y)}\n{call}"
 
     # --------------------------------------------------------------- from user

@@ -225,6 +225,28 @@ class ForwardBackward:
     mask_rows: tuple[tuple[str, int], ...] = ()
     layout: str = "columns"
 
+    def call_text(self) -> str:
+        """The lines that call the user's two functions on ``params``, ``X``,
+        ``Y``, arguments by name as the check passes them (for a pasteable case)."""
+        values = {"X": "X", "Y": "Y", "parameters": "params", "cache": "cache", "out": "AL",
+                  "keep_prob": repr(self.keep_prob), "lambd": repr(self.lambd)}  # fmt: skip
+        lines = []
+        for role, source, result in (("forward", self.forward, "AL, cache"),
+                                     ("backward", self.backward, "grads")):  # fmt: skip
+            name = (
+                source.rpartition(":")[2]
+                if isinstance(source, str)
+                else getattr(source, "__name__", role)
+            )
+            parameters = parameters_of(source, role) or []
+            given = [  # by keyword: exact whatever the arguments' order
+                f"{argument}={values[value]}"
+                for argument, _ in parameters
+                if (value := _receives(argument)) is not None and values.get(value) != "None"
+            ]
+            lines.append(f"{result} = {name}({', '.join(given)})")
+        return "\n".join(lines)
+
     def _loaded(self, source: Callable[..., object] | str, role: str) -> Callable[..., object]:
         if callable(source):
             return source
