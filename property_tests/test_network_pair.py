@@ -342,3 +342,31 @@ def test_only_the_declared_layers_drop_and_a_missing_mask_is_not_a_missing_gradi
     text = str(raised.value)
     assert "dropout: no mask of layer 2 (3 x m)" in text
     assert "not compared: no dropout mask" in text and "not returned" not in text
+
+
+def test_the_dropout_bugs_of_a_backward_are_named():
+    """Its 1/keep_prob forgotten (from a batch-size-1 probe, where dB = dZ)."""
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(backward_no_keep_scaling, DROPPED,
+                        forward=forward_propagation_with_dropout, conventions=COURSE)  # fmt: skip
+    diagnosis = raised.value.comparison.diagnosis
+    assert diagnosis.bug_class == "dropout: 1/keep_prob missing", diagnosis
+
+
+def test_a_mask_not_applied_in_the_backward_is_named_from_the_z_gradients():
+    from manual_bp_reference.cases import Case
+    from manual_bp_reference.compare import compare
+    from manual_bp_reference.oracle import oracle_gradients
+
+    rng = np.random.default_rng(0)
+    params = {"W1": rng.normal(size=(4, 2)), "B1": rng.normal(size=(4, 1)),
+              "W2": rng.normal(size=(1, 4)), "B2": rng.normal(size=(1, 1))}  # fmt: skip
+    mask = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 1, 1]], dtype=float)
+    case = Case(params, rng.normal(size=(2, 3)), np.array([[0.0, 1.0, 1.0]]),
+                ["tanh", "sigmoid"], "binary_cross_entropy", dropout=(0.5, 0.0),
+                masks={"M1": mask})  # fmt: skip
+    right = {key: np.asarray(value) for key, value in oracle_gradients(case).grads.items()}
+    unmasked = dict(right)
+    unmasked["Z1"] = right["Z1"] + (mask == 0) * 0.3  # wrong only where a unit is dropped
+    found = compare(case, unmasked, keys=["Z2", "W2", "B2", "Z1"]).diagnosis
+    assert found.bug_class == "dropout: mask not applied in the backward", found

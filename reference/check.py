@@ -495,7 +495,10 @@ def _probe_diagnosis(
                      case.activations, case.loss)  # fmt: skip
         params, X, Y = conventions.to_user(probe)
         try:
-            grads, problems, _, _ = conventions.from_user(backprop(params, X, Y), probe)
+            raw, dropped = unwrap(backprop(params, X, Y))
+            if dropped is not None:  # the probe drops the units the forward dropped on it
+                probe = _with_their_masks(probe, dropped)
+            grads, problems, _, _ = conventions.from_user(raw, probe)
         except (Exception, UserCodeStopped):  # the whole case's report already stands
             break
         if problems:

@@ -14,6 +14,9 @@ names the bug class:
   a sliced gradient; any other: a wrong shape;
 * ``dZl`` wrong while ``dAl`` agrees: a wrong activation derivative, and for
   softmax, ``A (1 - A) dA``: softmax handled as elementwise;
+* at a layer with dropout, ``dZl`` ``keep`` times the oracle's: the
+  backward's ``1/keep_prob`` missing; ``dZl`` right only where the mask keeps
+  a unit: the mask not applied in the backward;
 * ``dZL`` equal to ``AL / m`` (or ``AL``) at a cross-entropy output where
   some ``Y`` is not 0: the label term ``- Y`` forgotten;
 * in a normalized layer (``manual_bp.normalization``): ``dNl`` wrong while
@@ -99,6 +102,31 @@ def _classify_normalized(
     return None
 
 
+def _dropout_bug(
+    case: Case, key: str, manual: Array, expected: Array, c: float | None
+) -> tuple[str, str] | None:
+    """At a layer that drops units (``Al = f(Zl) Ml / keep``): ``dZl`` (or a
+    gradient made of it) ``keep`` times the oracle's is the backward's missing
+    ``1/keep_prob``; agreeing where ``Ml`` keeps and not where it drops is the
+    mask not applied in the backward."""
+    l = int(key[1:])
+    rate = case.dropout[l - 1] if case.dropout else 0.0
+    if not rate or key[0] not in "ZB":
+        return None
+    keep = 1.0 - rate
+    if c is not None and _near(c, keep):
+        return "dropout: 1/keep_prob missing", f"d{key} = keep_prob ({keep:.3g}) x oracle"
+    mask = np.asarray(case.masks[f"M{l}"])
+    if key[0] == "Z" and mask.shape == manual.shape and np.any(mask == 0):
+        kept = mask != 0
+        if _close(manual[kept], expected[kept]) and not _close(manual, expected):
+            return (
+                "dropout: mask not applied in the backward",
+                f"dZ{l} agrees where M{l} keeps a unit and not where it drops one",
+            )
+    return None
+
+
 def _classify(
     case: Case,
     key: str,
@@ -134,6 +162,9 @@ def _classify(
         return "wrong shape", f"shape {manual.shape}, expected {expected.shape}"
 
     c = _scale_factor(manual, expected)
+    dropped = _dropout_bug(case, key, manual, expected, c)
+    if dropped is not None:
+        return dropped
     if kind == "B" and c is not None and _near(c, 1 / m) and m > 1:
         return "bias sum axis", f"averaged over the batch instead of summed (x 1/{m})"
     if kind == "B" and _close(manual, oracle[f"Z{l}"][:, :1]):
