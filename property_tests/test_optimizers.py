@@ -333,3 +333,20 @@ def test_a_loaded_network_trains_with_an_optimizer(tmp_path):
         X, Y, 2, batch_size=16, optimizer=Adam(0.01)
     )
     assert loaded.optimizer_state["t"] == 4
+
+
+def test_a_step_that_makes_nan_says_so():
+    """Adam with its eps left out divides 0 by 0 on a zero gradient."""
+
+    def adam_without_eps(grads, state, params):
+        t = state["t"] + 1
+        m = {k: 0.9 * state["m"][k] + 0.1 * grads[k] for k in params}
+        v = {k: 0.999 * state["v"][k] + 0.001 * grads[k] ** 2 for k in params}
+        new = {k: params[k] - 1e-3 * (m[k] / (1 - 0.9**t)) / np.sqrt(v[k] / (1 - 0.999**t))
+               for k in params}  # fmt: skip
+        return new, {"t": t, "m": m, "v": v}
+
+    with np.errstate(all="ignore"), pytest.raises(OptimizerMismatch) as raised:
+        check_optimizer(adam_without_eps, Adam(1e-3), settings=Settings(isolate=False))
+    assert raised.value.verdict == "wrong"
+    assert "NaN/inf in your step where optax's is finite (params[" in str(raised.value)

@@ -35,7 +35,7 @@ import numpy as np
 from hypothesis import given
 
 from manual_bp.optimizers import Optimizer
-from manual_bp_reference.check import Mismatch, not_loaded, printed_lines, run_line
+from manual_bp_reference.check import Mismatch, nonfinite, not_loaded, printed_lines, run_line
 from manual_bp_reference.check_run import (
     DEFAULT_SEED,
     check_function,
@@ -420,7 +420,10 @@ def run_case(
             comparison = compare_step(case.optimizer, grads, state, params, new_params, new_state)
             if not comparison.ok:
                 inputs = (grads, state, params, new_params, new_state)
-                raise OptimizerMismatch(comparison, step, case, inputs, output=_output(update))
+                raise OptimizerMismatch(
+                    comparison, step, case, inputs, output=_output(update),
+                    details=_nonfinite_step(new_params, new_state),
+                )  # fmt: skip
             worst = max(worst, comparison.worst_ratio)
             if notes is not None:
                 notes.update(comparison.notes)
@@ -440,6 +443,29 @@ def run_case(
             None, step, case, details=[str(error)], output=_output(update)
         ) from None
     return worst
+
+
+def _flat(tree: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """``{"params['W1']": array, "state['m']['W1']": array, ...}`` of a tree."""
+    found = {}
+    for key, value in tree.items():
+        name = f"{prefix}[{key!r}]"
+        found.update(_flat(value, name) if isinstance(value, Mapping) else {name: value})
+    return found
+
+
+def _nonfinite_step(new_params: Mapping[str, Any], new_state: Mapping[str, Any]) -> list[str]:
+    """A line naming the arrays of a step that hold NaN or inf, if any: the
+    tolerance is finite, so optax's values there are finite."""
+    broken = nonfinite({**_flat(new_params, "params"), **_flat(new_state, "state")})
+    if not broken:
+        return []
+    where = "; ".join(f"{name}: {count} entries" for name, (count, _) in broken.items())
+    return [
+        f"  NaN/inf in your step where optax's is finite ({where}): a division by 0 (an "
+        "eps left out of a denominator, the square root of a zero accumulator) or an "
+        "overflow"
+    ]
 
 
 def _in_dtype(tree: Mapping[str, Any], dtype: np.dtype) -> dict[str, Any]:
