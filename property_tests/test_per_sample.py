@@ -209,3 +209,13 @@ def test_a_network_object_of_another_depth_takes_the_checked_nets():
     report = check_gradients(net.backprop, [2, 3, 3, 1], ["sigmoid"] * 3, "mse",
                              conventions=NIELSEN, settings=FEW)  # fmt: skip
     assert report.examples == 25
+
+
+def test_a_loss_declared_wrong_gets_the_hint_of_the_one_that_passes():
+    """network2.py's cross-entropy declared as the quadratic cost: wrong, with
+    the loss under which the failing case passes."""
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(Network2([2, 3, 2]).backprop, [2, 3, 2], ["sigmoid", "sigmoid"], "mse",
+                        conventions=NIELSEN)  # fmt: skip
+    assert raised.value.verdict == "wrong"
+    assert "passes on this case with --loss binary_cross_entropy" in str(raised.value)

@@ -49,6 +49,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp.architecture import gradient_keys
+from manual_bp.losses import LOSSES
 from manual_bp.net import Net
 from manual_bp_reference.cases import Case
 from manual_bp_reference.check_run import (
@@ -986,6 +987,21 @@ def _another_declaration(backprop: Backprop, case: Case, conventions: Convention
             return [
                 f"passes on this case with {flag} ({_keywords(declared, conventions)}): did "
                 "you mean it?  If not, the difference is the bug"
+            ]
+    for loss in sorted(set(LOSSES) - {case.loss}):
+        try:  # the same output layer and targets under another loss, where both fit
+            other = dataclasses.replace(case, loss=loss)
+            comparison, details, _, _ = compare_backprop(
+                backprop, other, conventions=conventions, explain=False
+            )
+        except (ValueError, TypeError):  # a loss this output or these targets do not take
+            continue
+        except (UserCodeError, UserCodeStopped):
+            return []
+        if comparison.ok and not details:
+            return [
+                f"passes on this case with --loss {loss} (loss={loss!r}): did you mean it?  "
+                "If not, the difference is the bug"
             ]
     return []
 
