@@ -423,3 +423,33 @@ def test_writes_by_contract_are_no_note_and_other_writes_are():
     )
     (note,) = [note for note in report.notes if "wrote into its arguments" in note]
     assert "in place (x):" in note  # x, and not its param
+
+
+def test_a_transposed_dw1_in_a_loss_and_grads_pair_is_named_without_a_dtype_note():
+    """cs231n's TwoLayerNet.loss returns (loss, grads); with dW1 transposed the
+    wrong shape is read from inside the pair, and no float32 note appears
+    (a missing or misshapen gradient is no rounding)."""
+
+    def two_layer(params, X, y):
+        W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+        N = X.shape[0]
+        h1 = np.maximum(0, X.dot(W1) + b1)
+        scores = h1.dot(W2) + b2
+        probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        loss = -np.log(probs[np.arange(N), y]).mean()
+        dscores = probs.copy()
+        dscores[np.arange(N), y] -= 1
+        dscores /= N
+        dh1 = dscores.dot(W2.T)
+        dh1[h1 <= 0] = 0
+        grads = {"W1": dh1.T.dot(X), "b1": dh1.sum(axis=0),  # dW1 transposed
+                 "W2": h1.T.dot(dscores), "b2": dscores.sum(axis=0)}  # fmt: skip
+        return loss, grads
+
+    rows = Conventions(layout="rows", names="W1/b1", targets="labels")
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(two_layer, [4, 6, 3], ["relu", "softmax"], "cross_entropy",
+                        conventions=rows, settings=Settings(max_examples=20))  # fmt: skip
+    assert raised.value.comparison.diagnosis.bug_class == "transposed matrix"
+    assert "float32" not in str(raised.value)

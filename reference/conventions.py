@@ -360,6 +360,8 @@ class Conventions:
     def raw_array(self, grads: object, key: str, depth: int) -> Array | None:
         """The user's array for our ``key`` as returned (transposed to our layout
         when 2-D and ``layout="rows"``), for the diagnosis of a wrong shape."""
+        if self.container == "dict" and _is_loss_and_grads(grads):
+            grads = grads[1]  # type: ignore[index]  # checked by _is_loss_and_grads
         try:
             if self.container == "list":
                 value = list(grads)[list(param_shapes_keys(depth)).index(key)]  # type: ignore[call-overload]  # any sequence the user returned

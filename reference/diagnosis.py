@@ -142,7 +142,7 @@ def _classify(
     manual = np.asarray(manual, dtype=np.float64)
     if manual.shape != expected.shape:
         if manual.shape == expected.shape[::-1]:
-            return "transposed matrix", f"shape {manual.shape} is the transpose of {expected.shape}"
+            return "transposed matrix", "its shape is the expected one, transposed"
         if kind == "B":
             return "bias sum axis", f"bias of shape {manual.shape}, expected {expected.shape}"
         sizes = case.layer_sizes
