@@ -6,6 +6,7 @@ function of the params."""
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,3 +220,19 @@ def test_a_loss_declared_wrong_gets_the_hint_of_the_one_that_passes():
                         conventions=NIELSEN)  # fmt: skip
     assert raised.value.verdict == "wrong"
     assert "passes on this case with --loss binary_cross_entropy" in str(raised.value)
+
+
+def test_the_cli_checks_nielsens_method_of_an_object_the_file_makes(tmp_path):
+    """``FILE.py:net.backprop``: the method of the file's own Network object."""
+    source = Path(__file__).read_text()
+    book = source[source.index("class Network:") : source.index("class CrossEntropyCost")]
+    (tmp_path / "network.py").write_text(
+        "import numpy as np\n\n\n" + book + "\nnet = Network([784, 30, 10])\n"
+    )
+    argv = ["check", "network.py:net.backprop", "--layers", "2,3,1", "--activations",
+            "sigmoid,sigmoid", "--loss", "mse", "--per-sample", "--container", "nabla",
+            "--examples", "10"]  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "manual_bp", *argv], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS: 10 examples" in done.stdout

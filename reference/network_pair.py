@@ -134,7 +134,7 @@ def parameters_of(source: Callable[..., object] | str, role: str) -> list[tuple[
                     if isinstance(n, ast.Import | ast.ImportFrom) for alias in n.names}  # fmt: skip
         if isinstance(node, ast.ClassDef | ast.AsyncFunctionDef):
             defined.add(node.name)
-    if name not in defined:
+    if name.split(".")[0] not in defined:  # "net.backprop": the object net
         raise ValueError(f"{role}: {where!r} has no function {name!r}")
     return None
 

@@ -1,4 +1,5 @@
-"""A user's function by name: ``path/to/file.py:NAME`` or ``package.module:NAME``.
+"""A user's function by name: ``path/to/file.py:NAME`` or ``package.module:NAME``;
+``NAME`` may be dotted (``net.backprop``: the method of an object the file makes).
 
 What ``manual-bp check`` and ``manual-bp campaign --target`` load; a
 campaign's workers load it again by the same name, so a file path must be
@@ -42,7 +43,11 @@ def load_function(spec: str, *, argument: str = "FUNCTION") -> Callable[..., obj
             module = importlib.import_module(where)
         except ImportError as error:
             raise ValueError(f"{argument}: cannot import module {where!r} ({error})") from None
-    function = getattr(module, name, None)
+    # A dotted name reaches an attribute: "net.backprop" is the method of the
+    # module's object net (Nielsen's Network, made at the file's top level).
+    function: object = module
+    for part in name.split("."):
+        function = getattr(function, part, None)
     if not callable(function):
         raise ValueError(f"{argument}: {where!r} has no function {name!r}")
     return function
