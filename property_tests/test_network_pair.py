@@ -370,3 +370,15 @@ def test_a_mask_not_applied_in_the_backward_is_named_from_the_z_gradients():
     unmasked["Z1"] = right["Z1"] + (mask == 0) * 0.3  # wrong only where a unit is dropped
     found = compare(case, unmasked, keys=["Z2", "W2", "B2", "Z1"]).diagnosis
     assert found.bug_class == "dropout: mask not applied in the backward", found
+
+
+def test_a_file_that_does_not_parse_is_a_verdict_not_a_crash(tmp_path):
+    (tmp_path / "broken.py").write_text("def backward(AL, Y, caches):\n    return {\n")
+    (tmp_path / "guarded.py").write_text(
+        "import numpy as np\n\nif True:\n    def forward(X, parameters):\n        return X, X\n"
+    )
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(f"{tmp_path}/broken.py:backward", [2, 1], ["sigmoid"],
+                        "binary_cross_entropy",
+                        forward=f"{tmp_path}/guarded.py:forward")  # fmt: skip
+    assert raised.value.verdict == "raised" and "SyntaxError" in str(raised.value)

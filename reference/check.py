@@ -720,7 +720,10 @@ def _check_names(pair: ForwardBackward) -> None:
     by its name, and a ValueError when a file defines no such function; read
     from the signature, or from the file without running it."""
     given = ["X", "parameters"]
-    given += ["keep_prob"] * (pair.keep_prob is not None) + ["lambd"] * (pair.lambd is not None)
+    if pair.keep_prob is not None:
+        given.append("keep_prob")
+    if pair.lambd is not None:
+        given.append("lambd")
     for role, function in (("forward", pair.forward), ("backward", pair.backward)):
         parameters = parameters_of(function, role)
         if parameters is not None:

@@ -37,6 +37,7 @@ from manual_bp.activations import ACTIVATIONS
 from manual_bp.losses import LOSSES
 from manual_bp.validation import check_activations, check_layer_sizes, check_loss_pair
 from manual_bp_reference.cases import (
+    DTYPES,
     INPUT_BOUND,
     MAX_BATCH,
     MAX_DEPTH,
@@ -44,8 +45,6 @@ from manual_bp_reference.cases import (
     PARAM_BOUND,
     Case,
 )
-
-DTYPES = ("float64", "float32")
 
 
 @dataclass(frozen=True)

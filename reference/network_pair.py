@@ -116,7 +116,10 @@ def parameters_of(source: Callable[..., object] | str, role: str) -> list[tuple[
     where, _, name = source.rpartition(":")
     if not where.endswith(".py"):
         return None
-    tree = ast.parse(Path(where).read_text(), where)
+    try:
+        tree = ast.parse(Path(where).read_text(), where)
+    except (SyntaxError, ValueError, OSError):  # loading it says what is wrong, as a verdict
+        return None
     defined = set()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == name:
@@ -129,11 +132,13 @@ def parameters_of(source: Callable[..., object] | str, role: str) -> list[tuple[
                 for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
             ]
             return found
-        defined |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        defined |= {alias.asname or alias.name for n in ast.walk(node)
-                    if isinstance(n, ast.Import | ast.ImportFrom) for alias in n.names}  # fmt: skip
-        if isinstance(node, ast.ClassDef | ast.AsyncFunctionDef):
-            defined.add(node.name)
+        for inner in ast.walk(node):  # any name the file may bind, however it binds it
+            if isinstance(inner, ast.Name):
+                defined.add(inner.id)
+            elif isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defined.add(inner.name)
+            elif isinstance(inner, ast.Import | ast.ImportFrom):
+                defined |= {alias.asname or alias.name for alias in inner.names}
     if name.split(".")[0] not in defined:  # "net.backprop": the object net
         raise ValueError(f"{role}: {where!r} has no function {name!r}")
     return None
