@@ -26,9 +26,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from manual_bp.validation import check_dtype, check_positive_int
+from manual_bp.validation import check_dtype, check_positive_float, check_positive_int
 from manual_bp_reference.cases import INPUT_BOUND, PARAM_BOUND
 from manual_bp_reference.check_run import check_seed, isolation
 from manual_bp_reference.isolation import DEFAULT_TIMEOUT, Isolation
@@ -55,14 +53,6 @@ DRAWS = {
 # Used by every check.
 COMMON = ("dtype", "seed", "timeout", "memory_limit", "isolate")
 KINK_MODES = ("avoid", "as drawn")
-
-
-def _positive_number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name}: expected a number, got {value!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _flag(value: object, name: str) -> bool:
@@ -120,7 +110,7 @@ class Settings:
                 object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
         for name in ("input_bound", "param_bound"):
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, _positive_number(getattr(self, name), name))
+                object.__setattr__(self, name, check_positive_float(getattr(self, name), name))
         if self.kinks is not None and self.kinks not in KINK_MODES:
             raise ValueError(f"kinks: expected one of {list(KINK_MODES)}, got {self.kinks!r}")
         for name in ("shrink", "stability_check"):
