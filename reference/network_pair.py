@@ -17,6 +17,8 @@ It runs where the user's code runs (``manual_bp_reference.isolation``), so
 it imports NumPy alone.
 
 >>> import numpy as np
+
+from manual_bp_reference.user_functions import loaded_once
 >>> def forward(X, parameters):
 ...     Z = parameters["W1"] @ X + parameters["b1"]
 ...     return Z, (X, Z)
@@ -41,6 +43,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from manual_bp_reference.user_functions import loaded_once
 
 # What each of the functions' arguments may be called, by what it receives:
 # the data, the parameters, the forward's cache and output, the keep
@@ -252,16 +256,9 @@ class ForwardBackward:
             lines.append(f"{result} = {name}({', '.join(given)})")
         return "\n".join(lines)
 
-    def _loaded(self, source: Callable[..., object] | str, role: str) -> Callable[..., object]:
-        if callable(source):
-            return source
-        from manual_bp_reference.user_functions import loaded_once
-
-        return loaded_once(source, argument=role)
-
     def __call__(self, params: object, X: np.ndarray, Y: np.ndarray) -> object:
-        forward = self._loaded(self.forward, "forward")
-        backward = self._loaded(self.backward, "backward")
+        forward = loaded_once(self.forward, argument="forward")
+        backward = loaded_once(self.backward, argument="backward")
         available: dict[str, object] = {"X": X, "parameters": params}
         if self.keep_prob is not None:
             available["keep_prob"] = self.keep_prob

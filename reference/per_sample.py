@@ -14,6 +14,8 @@ It runs where the user's code runs (``manual_bp_reference.isolation``), so
 it imports NumPy alone.
 
 >>> import numpy as np
+
+from manual_bp_reference.user_functions import loaded_once
 >>> class Network:  # Nielsen's, the quadratic cost, one hidden layer
 ...     def __init__(self):
 ...         self.weights, self.biases = [], []
@@ -38,6 +40,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
+
+from manual_bp_reference.user_functions import loaded_once
 
 
 def holds_its_network(function: object) -> bool:
@@ -99,15 +103,8 @@ class OneSampleAtATime:
     layout: str
     average: bool
 
-    def _loaded(self) -> Callable[..., object]:
-        if callable(self.function):
-            return self.function
-        from manual_bp_reference.user_functions import loaded_once
-
-        return loaded_once(self.function, argument="backprop")
-
     def __call__(self, params: object, X: np.ndarray, Y: np.ndarray) -> object:
-        function = self._loaded()
+        function = loaded_once(self.function, argument="backprop")
         network = holds_its_network(function)
         if network:
             arrays = _in_order(params)

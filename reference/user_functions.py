@@ -57,10 +57,16 @@ def load_function(spec: str, *, argument: str = "FUNCTION") -> Callable[..., obj
 _LOADED: dict[tuple[str, tuple[int, int] | None], Callable[..., object]] = {}
 
 
-def loaded_once(spec: str, *, argument: str = "FUNCTION") -> Callable[..., object]:
-    """``load_function(spec)``, loaded again only when its file changed (its
-    modification time or size): what a wrapper calling the user's function on
-    every case loads it with, where the code runs."""
+def loaded_once(
+    source: Callable[..., object] | str, *, argument: str = "FUNCTION"
+) -> Callable[..., object]:
+    """A callable ``source`` itself, or ``load_function(source)``, loaded again
+    only when its file changed (its modification time or size): what a
+    wrapper calling the user's function on every case loads it with, where
+    the code runs."""
+    if callable(source):
+        return source
+    spec = source
     where = spec.rpartition(":")[0]
     state = None
     if where.endswith(".py") and Path(where).is_file():
