@@ -236,3 +236,17 @@ def test_the_cli_checks_nielsens_method_of_an_object_the_file_makes(tmp_path):
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS: 10 examples" in done.stdout
+
+
+def test_nielsens_object_takes_params_in_any_container():
+    """The object's weights and biases come from a dict, a list in order, or the
+    nabla pair: what Conventions.to_user gives each container."""
+    W1, B1, W2, B2 = (np.full((1, 1), float(k)) for k in range(4))
+    net = Network([1, 1, 1])
+    for params in ({"W1": W1, "b1": B1, "W2": W2, "b2": B2}, [W1, B1, W2, B2],
+                   ([B1, B2], [W1, W2])):  # fmt: skip
+        OneSampleAtATime(net.backprop, "columns", average=True)(
+            params, np.zeros((1, 1)), np.zeros((1, 1))
+        )
+        assert [w[0, 0] for w in net.weights] == [0.0, 2.0], params
+        assert [b[0, 0] for b in net.biases] == [1.0, 3.0], params

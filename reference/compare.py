@@ -32,15 +32,11 @@ from manual_bp_reference.tolerance import SAFETY, Tolerances, tolerances
 
 Array = np.ndarray
 # How a report names and shapes a key: (key, shape, index) -> (name, shape, index).
-View = Callable[
-    [str, tuple[int, ...], "tuple[int, ...] | None"],
-    "tuple[str, tuple[int, ...], tuple[int, ...] | None]",
-]
+Index = tuple[int, ...] | None
+View = Callable[[str, tuple[int, ...], Index], tuple[str, tuple[int, ...], Index]]
 
 
-def _ours(
-    key: str, shape: tuple[int, ...], index: tuple[int, ...] | None
-) -> tuple[str, tuple[int, ...], tuple[int, ...] | None]:
+def _ours(key: str, shape: tuple[int, ...], index: Index) -> tuple[str, tuple[int, ...], Index]:
     return key, shape, index
 
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from manual_bp.architecture import gradient_keys, param_shapes
 from manual_bp_reference.cases import Case, array_literal
-from manual_bp_reference.per_sample import OneSampleAtATime
+from manual_bp_reference.per_sample import OneSampleAtATime, interleaved
 
 Array = np.ndarray
 LAYOUTS = ("columns", "rows")
@@ -476,7 +476,7 @@ class Conventions:
                 f"backprop returned {len(nabla_b)} bias gradients and {len(nabla_w)} weight "
                 "gradients; container='nabla' expects one of each per layer"
             )
-        return [array for pair in zip(nabla_w, nabla_b, strict=True) for array in pair]
+        return interleaved(list(nabla_b), list(nabla_w))
 
 
 class UserGrads(NamedTuple):

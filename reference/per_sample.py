@@ -59,13 +59,21 @@ def holds_its_network(function: object) -> bool:
     return True
 
 
+def interleaved(biases: list[Any], weights: list[Any]) -> list[Any]:
+    """Nielsen's ``(biases, weights)`` lists as one list ``W1, B1, W2, B2, ...``."""
+    return [array for pair in zip(weights, biases, strict=True) for array in pair]
+
+
 def _in_order(params: object) -> list[Any]:
     """The parameter arrays in the order ``W1, B1, W2, B2, ...``, from a dict or
-    a list in that order, or from Nielsen's ``(biases, weights)`` pair."""
+    a list in that order, or from Nielsen's ``(biases, weights)`` tuple (what
+    ``Conventions.to_user`` gives each container)."""
     if isinstance(params, Mapping):
         return list(params.values())
-    biases, weights = cast(tuple[list[Any], list[Any]], params)  # the "nabla" container
-    return [array for pair in zip(weights, biases, strict=True) for array in pair]
+    if isinstance(params, tuple):  # the "nabla" container
+        biases, weights = cast(tuple[list[Any], list[Any]], params)
+        return interleaved(biases, weights)
+    return list(cast(list[Any], params))
 
 
 def _added(total: Any, value: Any) -> Any:
