@@ -92,7 +92,7 @@ def measure(sizes: list[int], m: int, seconds: float, rounds: int) -> dict[str, 
         return net.compute_gradients(out, cache, Y)
 
     def objective(params, X, Y):
-        return network.batch_loss(params, X, Y, activations, "cross_entropy", xp=jnp)
+        return network.batch_loss(params, X, Y, net.net, xp=jnp)
 
     jparams = {key: jax.device_put(value) for key, value in params.items()}
     jX, jY = jax.device_put(X), jax.device_put(Y)

@@ -224,7 +224,9 @@ def run_architecture(task: tuple[Architecture, int, int]) -> ArchitectureResult:
         report = ""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            case = Case(params, X, Y, arch.activations, arch.loss, normalization=arch.normalization)
+            case = Case.of(
+                params, X, Y, arch.activations, arch.loss, normalization=arch.normalization
+            )
             try:
                 check = compare(case, timer=_timer)
             except Exception:  # an exception on correct code is a false alarm too

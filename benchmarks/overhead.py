@@ -79,6 +79,7 @@ def pieces(sizes: list[int], m: int, activations: list[str], loss: str) -> dict[
         cache=cache,
         params=params,
         activations=activations,
+        spec=net.net,
         loss=loss,
         network=network,
         threads=threads,
@@ -92,12 +93,11 @@ def pieces(sizes: list[int], m: int, activations: list[str], loss: str) -> dict[
     statements = {
         "DNN.forward + compute_gradients": "o, c = net.forward(X); net.compute_gradients(o, c, Y)",
         "core: forward + backward": (
-            "_, c = network.forward(params, X, activations); "
-            "network.backward(c, Y, activations, loss)"
+            "_, c = network.forward(params, X, spec); network.backward(c, Y, spec)"
         ),
-        "core forward": "network.forward(params, X, activations)",
+        "core forward": "network.forward(params, X, spec)",
         "forward_numpy (no dtype dispatch)": "network.forward_numpy(params, X, activations)",
-        "core backward": "network.backward(cache, Y, activations, loss)",
+        "core backward": "network.backward(cache, Y, spec)",
         "check_inputs(X)": "check_inputs(X, n0, dtype)",
         "check_targets(Y)": "check_targets(Y, shape, loss, dtype)",
         "the cache check": "net._check_cache(out, cache)",

@@ -182,18 +182,18 @@ def methods(point: Point, blas: Blas) -> dict[str, Method]:
 
     net = DNN(point.layer_sizes, list(point.activations), point.loss, seed=0, dtype=point.dtype)
     X, Y = make_batch(point, np.random.default_rng(0))
-    params, activations, loss = net.params, point.activations, point.loss
+    params, spec = net.params, net.net
 
     def dnn() -> object:
         out, cache = net.forward(X)
         return net.compute_gradients(out, cache, Y)
 
     def core() -> object:
-        _, cache = network.forward(params, X, activations)
-        return network.backward(cache, Y, activations, loss)
+        _, cache = network.forward(params, X, spec)
+        return network.backward(cache, Y, spec)
 
     def objective(params, X, Y):
-        return network.batch_loss(params, X, Y, activations, loss, xp=jnp)
+        return network.batch_loss(params, X, Y, spec, xp=jnp)
 
     jitted = jax.jit(jax.value_and_grad(objective))
     jparams = {key: jax.device_put(value) for key, value in params.items()}
@@ -210,7 +210,7 @@ def methods(point: Point, blas: Blas) -> dict[str, Method]:
         "dnn_lib": Method(dnn, policy_off, lambda: threads.set_policy(policy["before"])),
         "core": Method(core),
         "jit": Method(lambda: jax.block_until_ready(jitted(jparams, jX, jY))),
-        "roof": Method(roofline(params, X, len(activations))),
+        "roof": Method(roofline(params, X, spec.depth)),
     }
     for method in timed.values():
         method.enter()

@@ -140,7 +140,8 @@ def check_masks(
     if set(given) != set(expected):
         raise ValueError(
             f"masks: expected {sorted(expected)} for dropout={list(dropout)!r} "
-            f"(draw them with manual_bp.dropout.draw_masks), got {sorted(map(str, given))}"
+            "(draw them with manual_bp.dropout.draw_masks; inference drops nothing: "
+            f"net.without_dropout()), got {sorted(map(str, given))}"
         )
     checked = {}
     for key, shape in expected.items():

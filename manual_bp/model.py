@@ -14,7 +14,6 @@ from manual_bp import normalization as normalization_step
 from manual_bp.architecture import cache_keys, param_shapes
 from manual_bp.dropout import draw_masks
 from manual_bp.net import Net
-from manual_bp.network import dense_layers
 from manual_bp.optimizers import OPTIMIZERS, SGD, Optimizer, State
 from manual_bp.validation import (
     check_dtype,
@@ -208,9 +207,10 @@ class DNN:
         # The weight decay and one drop probability per layer (the output's 0).
         self.l2: float = l2
         self.dropout: tuple[float, ...] = dropout or (0.0,) * len(names)
-        # The same, as one value (manual_bp.net.Net).
-        self.net = Net(sizes[0], dense_layers(sizes, names, self.normalization, self.dropout),
-                       loss, l2)  # fmt: skip
+        # The same, as one value (manual_bp.net.Net), and as inference runs it.
+        self.net = Net.of(sizes, names, loss, normalization=self.normalization[:-1],
+                          dropout=self.dropout[:-1], l2=l2)  # fmt: skip
+        self._inference_net = self.net.without_dropout()
         self._running = {}
         self._rng = np.random.default_rng(seed)
         self._network_id = uuid.uuid4().hex
@@ -241,15 +241,13 @@ class DNN:
         ``gammal``, ``betal`` and the running statistics (``running``), bit for
         bit.
         """
-        normalized = any(self.normalization)
         trained = model_file.TrainingState(
             self.l2, self.dropout, self._rng.bit_generator.state, self._optimizer,
             self._optimizer_state if self._optimizer is not None else None,
         )  # fmt: skip
         model_file.write(
-            path, self.layer_sizes, self.activations, self.loss_name, self.dtype, self.seed,
-            self._params, training=trained,
-            normalization=self.normalization if normalized else (), running=self._running,
+            path, self.net, self.dtype, self.seed, self._params, training=trained,
+            running=self._running,
         )  # fmt: skip
 
     @classmethod
@@ -307,15 +305,6 @@ class DNN:
         without batch normalization."""
         return dict(self._running)
 
-    @property
-    def _dropped(self) -> bool:
-        return any(self.dropout)
-
-    @property
-    def _normalization(self) -> dict[str, Any]:
-        """The keyword the functional core takes, empty for a net without normalization."""
-        return {"normalization": self.normalization} if any(self.normalization) else {}
-
     def _update_running(self, cache: Mapping[str, Array]) -> None:
         if self._running:
             running = normalization_step.update_running(self._running, cache, self.normalization)
@@ -366,25 +355,19 @@ class DNN:
             raise TypeError(f"training: expected True or False, got {training!r}")
         if not training and self._running:
             out, cache = network.forward(
-                self._params, inputs, self.activations, running=self._running,
-                **self._normalization,
-            )  # fmt: skip
-        elif training and self._dropped:
+                self._params, inputs, self._inference_net, running=self._running
+            )
+        elif training and self.net.dropped:
             masks = draw_masks(
                 self.layer_sizes, inputs.shape[1], self.dropout, self._rng, self.dtype
             )
-            out, cache = network.forward(
-                self._params, inputs, self.activations, dropout=self.dropout, masks=masks,
-                **self._normalization,
-            )  # fmt: skip
+            out, cache = network.forward(self._params, inputs, self.net, masks=masks)
             self._update_running(cache)
-        elif not self._normalization.get("normalization"):
+        elif not self.net.normalized:
             # The net's params and the checked X share self.dtype: no dtype dispatch.
             out, cache = network.forward_numpy(self._params, inputs, self.activations)
-        else:
-            out, cache = network.forward(
-                self._params, inputs, self.activations, **self._normalization
-            )
+        else:  # training without dropout, or a layer-normalized net's inference
+            out, cache = network.forward(self._params, inputs, self._inference_net)
             self._update_running(cache)
         cache = Cache(cache)
         if targets is not None:
@@ -406,12 +389,7 @@ class DNN:
         """
         inputs = self._inputs(X)
         targets = self._targets(Y, inputs.shape[1])
-        return float(
-            network.batch_loss(
-                self._params, inputs, targets, self.activations, self.loss_name,
-                l2=self.l2, **self._normalization,
-            )
-        )  # fmt: skip
+        return float(network.batch_loss(self._params, inputs, targets, self._inference_net))
 
     def compute_gradients(
         self,
@@ -446,10 +424,8 @@ class DNN:
         self._check_cache(out, cache)
         targets = self._cached_or_given_targets(cache, Y)
         return network.backward(
-            cache, targets, self.activations, self.loss_name, input_gradient=bool(input_gradient),
-            staged=bool(staged), dropout=self.dropout if self._dropped else None, l2=self.l2,
-            **self._normalization,
-        )  # fmt: skip
+            cache, targets, self.net, input_gradient=bool(input_gradient), staged=bool(staged)
+        )
 
     def _cached_or_given_targets(self, cache: Mapping[str, Array], Y: object) -> Array:
         m = cache["A0"].shape[1]
@@ -579,22 +555,12 @@ class DNN:
         state = self._optimizer_state if optimizer == self._optimizer else None
         try:
             params, history, state = training.fit(
-                self._params,
-                inputs,
-                targets,
-                self.activations,
-                self.loss_name,
-                epochs,
-                optimizer,
-                batch_size,
-                self._rng,
-                callback=callback,
-                state=state,
-                on_batch=self._update_running if self._running else None,
-                l2=self.l2,
-                dropout=self.dropout if self._dropped else None,
-                **self._normalization,
-            )
+                self._params, inputs, targets, self.net, optimizer,
+                training.Schedule(epochs, batch_size, self._rng), state=state,
+                hooks=training.Hooks(
+                    on_batch=self._update_running if self._running else None, on_epoch=callback
+                ),
+            )  # fmt: skip
         except training.TrainingDiverged as diverged:
             self._params = _read_only(diverged.params, copy=False)
             self._optimizer, self._optimizer_state = optimizer, diverged.state

@@ -46,6 +46,7 @@ import numpy as np
 
 from manual_bp.architecture import param_shapes
 from manual_bp.dropout import resolve as resolve_dropout
+from manual_bp.net import Net
 from manual_bp.normalization import resolve
 from manual_bp.optimizers import OPTIMIZERS, Optimizer, State
 from manual_bp.validation import (
@@ -182,39 +183,37 @@ def running_keys(normalization: tuple[str | None, ...]) -> list[str]:
 
 def write(
     path: str | os.PathLike,
-    layer_sizes: tuple[int, ...],
-    activations: tuple[str, ...],
-    loss: str,
+    net: Net,
     dtype: np.dtype,
     seed: int | None,
     params: Mapping[str, np.ndarray],
     *,
     training: TrainingState | None = None,
-    normalization: tuple[str | None, ...] = (),
     running: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Write the archive to ``path`` exactly (``numpy.savez`` would append ``.npz``).
 
-    ``normalization`` (one entry per layer) and ``running`` (the running
-    statistics of the batch-normalized layers) for a normalized network;
-    ``params`` then holds its ``gammal``, ``betal`` too.
+    ``net`` gives the layer sizes, activations, loss and, for a normalized
+    network, its ``normalization``; ``params`` then holds its ``gammal``,
+    ``betal`` too, and ``running`` the running statistics of the
+    batch-normalized layers.
     """
     path = Path(path)
-    normalized = any(normalization)
+    normalization, depth = net.normalization, net.depth
     version = FORMAT_VERSION
     entries: dict[str, Any] = {
         "format_version": np.array(version, dtype=np.int64),
-        "layer_sizes": np.array(layer_sizes, dtype=np.int64),
-        "activations": np.array(activations, dtype=str),
-        "loss": np.array(loss, dtype=str),
+        "layer_sizes": np.array(net.layer_sizes, dtype=np.int64),
+        "activations": np.array(net.activations, dtype=str),
+        "loss": np.array(net.loss, dtype=str),
         "dtype": np.array(np.dtype(dtype).name, dtype=str),
         "seed": np.array(NO_SEED if seed is None else seed, dtype=np.int64),
     }
-    entries.update({key: np.asarray(params[key]) for key in parameter_keys(len(activations))})
-    entries.update(_training_entries(training or TrainingState(), len(activations)))
-    if normalized:
+    entries.update({key: np.asarray(params[key]) for key in parameter_keys(depth)})
+    entries.update(_training_entries(training or TrainingState(), depth))
+    if net.normalized:
         entries["normalization"] = np.array([kind or "" for kind in normalization], dtype=str)
-        for key in param_shapes(layer_sizes, normalization=normalization):
+        for key in param_shapes(net.layer_sizes, normalization=normalization):
             entries[key] = np.asarray(params[key])
         for key in running_keys(normalization):
             entries[key] = np.asarray((running or {})[key])

@@ -26,7 +26,7 @@ Dense(units=1, activation='sigmoid', norm=None, dropout=0.0)), loss='binary_cros
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from manual_bp.dropout import resolve as resolve_dropout
 from manual_bp.layers import Dense
@@ -144,3 +144,34 @@ class Net:
     def dropout(self) -> tuple[float, ...]:
         """Each layer's drop probability, the output layer's 0."""
         return tuple(layer.dropout for layer in self.layers)
+
+    @property
+    def normalized(self) -> bool:
+        """Whether any layer is normalized."""
+        return any(layer.norm for layer in self.layers)
+
+    @property
+    def dropped(self) -> bool:
+        """Whether any layer drops units (a training forward then needs masks)."""
+        return any(layer.dropout for layer in self.layers)
+
+    def with_l2(self, l2: float) -> Net:
+        """The same net with the weight decay ``l2 / 2 sum ||Wl||^2``."""
+        return replace(self, l2=l2)
+
+    def with_dropout(self, rates: Sequence[float]) -> Net:
+        """The same net with drop probabilities ``rates``, one per layer (the
+        output layer's 0)."""
+        if len(rates) != self.depth:
+            raise ValueError(
+                f"rates: expected one drop probability per layer ({self.depth}), got {rates!r}"
+            )
+        layers = tuple(
+            replace(layer, dropout=rate) for layer, rate in zip(self.layers, rates, strict=True)
+        )
+        return Net(self.inputs, layers, self.loss, self.l2)
+
+    def without_dropout(self) -> Net:
+        """The same net with every drop probability 0: the net as inference
+        (``predict``, an epoch's loss) runs it."""
+        return self.with_dropout((0.0,) * self.depth) if self.dropped else self

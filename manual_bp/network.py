@@ -18,10 +18,10 @@ Backward, for l = L, ..., 1 (one loop over layers, vectorised over the batch)::
     dBl = sum of the columns of dZl
     dA(l-1) = Wl^T dZl
 
-Each layer is a ``manual_bp.layers.Dense``, whose ``forward`` and ``backward``
-run its steps' pairs (affine, normalization, activation, dropout); the
-functions here loop over the layers (``dense_layers`` makes them from the
-per-layer lists the functional core takes).
+The network is one value, a ``manual_bp.Net``; each of its layers is a
+``manual_bp.layers.Dense``, whose ``forward`` and ``backward`` run its steps'
+pairs (affine, normalization, activation, dropout); the functions here loop
+over the layers.
 
 What the backward pass reads from the cache ("identify the required matrices"):
 layer l reads ``Zl`` and ``Al`` (for ``f_l'``), ``A(l-1)`` (for ``dWl``) and
@@ -57,7 +57,6 @@ alone.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 
@@ -66,10 +65,9 @@ import numpy as np
 from manual_bp import threads
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import gradient_shapes, layer_keys, layer_sizes_of
-from manual_bp.dropout import check_masks, check_rates, rate_of
-from manual_bp.layers import Dense
+from manual_bp.dropout import check_masks
 from manual_bp.losses import LOSSES, l2_penalty, l2_penalty_gradient, output_gradient
-from manual_bp.normalization import kind_of
+from manual_bp.net import Net
 
 Array = np.ndarray
 Params = Mapping[str, Array]
@@ -132,13 +130,11 @@ def new_arrays(shapes: Mapping[str, tuple[int, int]], dtype: np.dtype) -> dict[s
 def forward(
     params: Params,
     X: Array,
-    activations: Sequence[str],
+    net: Net,
     xp: ModuleType = np,
     taps: Mapping[str, Array] | None = None,
     *,
-    normalization: Sequence[str | None] | None = None,
     running: Mapping[str, Array] | None = None,
-    dropout: Sequence[float] | None = None,
     masks: Mapping[str, Array] | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """Forward pass over the array namespace ``xp``.
@@ -149,64 +145,55 @@ def forward(
     those of ``forward_xp``; with NumPy the dropout ``masks`` are checked
     first (``manual_bp.dropout.check_masks``).
     """
-    if masks and xp is np and not (dropout and any(dropout)):  # refused, not ignored
-        sizes = layer_sizes_of(params, X, len(activations))
-        check_masks(masks, sizes, np.shape(X)[1], dropout or ())
-    if dropout and any(dropout):
-        if xp is np:
-            sizes = layer_sizes_of(params, X, len(activations))
-            masks = check_masks(masks, sizes, np.shape(X)[1], dropout)
-        return forward_xp(params, X, activations, xp, taps, normalization=normalization,
-                          running=running, dropout=dropout, masks=masks)  # fmt: skip
-    if normalization and any(normalization):
-        return forward_xp(params, X, activations, xp, taps, normalization=normalization,
-                          running=running)  # fmt: skip
-    if xp is np and taps is None:
-        dtype = np.result_type(X, *params.values())
-        # Mixed dtypes take the definition: its per-layer promotion (a float32
-        # layer after a float64 one) is not what one block of one dtype holds.
-        if dtype.kind == "f" and all(np.asarray(v).dtype == dtype for v in (X, *params.values())):
-            return forward_numpy(params, X, activations)
-    return forward_xp(params, X, activations, xp, taps)
+    net = _checked_net(net)
+    if xp is np and (masks or net.dropped):  # a mask without dropout is refused, not ignored
+        sizes = _checked_sizes(params, X, net)
+        masks = check_masks(masks, sizes, np.shape(X)[1], net.dropout if net.dropped else ())
+    if net.dropped or net.normalized or xp is not np or taps is not None:
+        return forward_xp(params, X, net, xp, taps, running=running, masks=masks)
+    _checked_sizes(params, X, net)
+    dtype = np.result_type(X, *params.values())
+    # Mixed dtypes take the definition: its per-layer promotion (a float32
+    # layer after a float64 one) is not what one block of one dtype holds.
+    if dtype.kind == "f" and all(np.asarray(v).dtype == dtype for v in (X, *params.values())):
+        return forward_numpy(params, X, net.activations)
+    return forward_xp(params, X, net, xp, taps)
 
 
 def forward_xp(
     params: Params,
     X: Array,
-    activations: Sequence[str],
+    net: Net,
     xp: ModuleType = np,
     taps: Mapping[str, Array] | None = None,
     *,
-    normalization: Sequence[str | None] | None = None,
     running: Mapping[str, Array] | None = None,
-    dropout: Sequence[float] | None = None,
     masks: Mapping[str, Array] | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """Forward pass over the array namespace ``xp``: the definition.
 
     Parameters
     ----------
-    params : dict with ``Wl`` (nl, n(l-1)) and ``Bl`` (nl, 1), l = 1..L
+    params : dict with ``Wl`` (nl, n(l-1)) and ``Bl`` (nl, 1), l = 1..L (and
+        a normalized layer's ``gammal``, ``betal``)
     X : (n0, m) array, one sample per column
-    activations : L activation names
+    net : the network (``manual_bp.Net``): its layers ``Dense(nl, f_l, norm,
+        pl)`` say each layer's activation, normalization (the step
+        ``Nl = gammal * Zhatl + betal`` between ``Zl`` and ``f_l``) and drop
+        probability (inverted dropout ``Al = Fl ⊙ Ml / (1 − pl)`` after
+        ``Fl = f_l(Zl)``); ``params`` must have its sizes
     xp : array namespace, ``numpy`` (default) or ``jax.numpy``
     taps : optional dict of zero arrays ``Zl`` (l = 1..L) and ``Al``
-        (l = 1..L-1) added to the matching variables.  They change no value;
+        (l = 1..L-1) added to the matching variables (a normalized layer's
+        ``mul``, ``varl``, ``Zhatl``, ``Nl`` too).  They change no value;
         the oracle takes ``jax.grad`` with respect to them, which gives
         dL/dZl and dL/dAl.
-    normalization : optional, one entry per layer: ``None``, ``"batch"`` or
-        ``"layer"`` (``manual_bp.normalization.resolve``): the step
-        ``Nl = gammal * Zhatl + betal`` between ``Zl`` and ``f_l``, with
-        ``gammal``, ``betal`` from ``params`` (and taps ``mul``, ``varl``,
-        ``Zhatl``, ``Nl``)
     running : optional ``running_meanl``, ``running_varl``: inference mode,
         batch normalization uses them instead of the batch's statistics
-    dropout : optional, one drop probability ``pl`` per layer, the output
-        layer's 0 (``manual_bp.dropout.resolve``): inverted dropout
-        ``Al = Fl ⊙ Ml / (1 − pl)`` after ``Fl = f_l(Zl)``
     masks : ``Ml`` (nl, m) of zeros and ones for every layer with ``pl > 0``
         (``manual_bp.dropout.draw_masks``): an input, never drawn here.  The
-        ``Al`` tap is added after the mask.
+        ``Al`` tap is added after the mask.  A net with dropout needs them;
+        ``net.without_dropout()`` is the same net as inference runs it.
 
     Returns
     -------
@@ -215,42 +202,17 @@ def forward_xp(
         normalized layer's ``gammal``, ``mul``, ``varl``, ``inv_stdl``,
         ``Zhatl``, ``Nl``; a dropped layer's ``Fl`` and ``Ml``)
     """
-    depth = len(activations)
+    net = _checked_net(net)
+    _checked_sizes(params, X, net)
+    depth = net.depth
     A = X
     cache = {"A0": X}
-    sizes = layer_sizes_of(params, X, depth)
-    for l, layer in enumerate(dense_layers(sizes, activations, normalization, dropout), 1):
+    for l, layer in enumerate(net.layers, 1):
         A = layer.forward(A, params, l, cache, xp, taps=taps, running=running, masks=masks)
         if taps is not None and l < depth:
             A = A + taps[f"A{l}"]
         cache[f"A{l}"] = A
     return A, cache
-
-
-def dense_layers(
-    layer_sizes: Sequence[int],
-    activations: Sequence[str],
-    normalization: Sequence[str | None] | None = None,
-    dropout: Sequence[float] | None = None,
-) -> tuple[Dense, ...]:
-    """The layers ``Dense(nl, f_l, norm, pl)``, l = 1..L, of the functional
-    core's per-layer arguments (built once per combination)."""
-    return _dense_layers(
-        tuple(layer_sizes[1:]), tuple(activations), tuple(normalization or ()), tuple(dropout or ())
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _dense_layers(
-    units: tuple[int, ...],
-    activations: tuple[str, ...],
-    normalization: tuple[str | None, ...],
-    dropout: tuple[float, ...],
-) -> tuple[Dense, ...]:
-    return tuple(
-        Dense(n, name, kind_of(normalization, l), rate_of(dropout, l))
-        for l, (n, name) in enumerate(zip(units, activations, strict=True), 1)
-    )
 
 
 def forward_numpy(
@@ -262,7 +224,8 @@ def forward_numpy(
     (``DNN`` validates it once, when the parameters are set, and converts
     ``X``); ``forward`` checks it on every call.  ``Zl = Wl A(l-1)`` is
     written by the matrix product into its own array, ``Bl`` is added there,
-    and ``f_l`` writes ``Al`` into the next one.
+    and ``f_l`` writes ``Al`` into the next one.  A plain network (no
+    normalization, no dropout) needs only its activations, ``f_l`` by name.
     """
     dtype = X.dtype
     keys, m = layer_keys(len(activations)), X.shape[1]
@@ -303,57 +266,47 @@ def batch_loss(
     params: Params,
     X: Array,
     Y: Array,
-    activations: Sequence[str],
-    loss: str,
+    net: Net,
     xp: ModuleType = np,
     taps: Mapping[str, Array] | None = None,
     *,
-    normalization: Sequence[str | None] | None = None,
     running: Mapping[str, Array] | None = None,
-    dropout: Sequence[float] | None = None,
     masks: Mapping[str, Array] | None = None,
-    l2: float = 0.0,
 ) -> Array:
-    """``loss(forward(params, X))``: the function the oracle differentiates,
-    plus the weight decay ``l2_penalty(params, l2)`` (``l2 / 2 sum ||Wl||^2``)."""
-    _, cache = forward(
-        params, X, activations, xp, taps, normalization=normalization, running=running,
-        dropout=dropout, masks=masks,
-    )  # fmt: skip
-    value = loss_from_cache(cache, Y, loss, len(activations), xp)
-    return value + l2_penalty(params, l2, xp) if l2 else value
+    """``net.loss(forward(params, X, net))``: the function the oracle
+    differentiates, plus the net's weight decay ``l2_penalty(params, net.l2)``
+    (``l2 / 2 sum ||Wl||^2``)."""
+    net = _checked_net(net)
+    _, cache = forward(params, X, net, xp, taps, running=running, masks=masks)
+    value = loss_from_cache(cache, Y, net.loss, net.depth, xp)
+    return value + l2_penalty(params, net.l2, xp) if net.l2 else value
 
 
 def backward(
     cache: Mapping[str, Array],
     Y: Array,
-    activations: Sequence[str],
-    loss: str,
-    input_gradient: bool = False,
+    net: Net,
     *,
-    normalization: Sequence[str | None] | None = None,
+    input_gradient: bool = False,
     staged: bool = False,
-    dropout: Sequence[float] | None = None,
-    l2: float = 0.0,
     params: Params | None = None,
 ) -> dict[str, Array]:
     """Hand-written backward pass: one loop over layers.
 
     Parameters
     ----------
-    cache : the cache returned by ``forward``
+    cache : the cache ``forward(params, X, net)`` returned
     Y : (nL, m) targets
-    activations, loss : names, as given to ``forward`` and ``batch_loss``
+    net : the network, as given to ``forward`` (``manual_bp.Net``): its
+        loss gives ``dZL``; a normalized layer (training mode: the batch's
+        statistics) makes ``f_l'`` read ``Nl``, and the normalization's
+        backward (``manual_bp.normalization``) takes ``dNl`` to ``dZl``; a
+        dropped layer takes ``dFl = dAl ⊙ Ml / (1 − pl)`` with the cached mask
+        ``Ml``, and ``f_l'`` reads the cached ``Fl``; the weight decay
+        ``net.l2`` adds ``l2 Wl`` to ``dWl``
+        (``manual_bp.losses.l2_penalty_gradient``; the biases are not decayed)
     input_gradient : also return ``A0`` = dL/dX
-    normalization : as given to ``forward`` (training mode: the batch's
-        statistics); ``f_l'`` then reads ``Nl`` and the normalization's
-        backward (``manual_bp.normalization``) takes ``dNl`` to ``dZl``
     staged : the normalization's staged backward instead of the closed form
-    dropout : as given to ``forward``: a dropped layer takes
-        ``dFl = dAl ⊙ Ml / (1 − pl)`` with the cached mask ``Ml``, and ``f_l'``
-        reads the cached ``Fl``
-    l2 : the weight decay of ``batch_loss``: ``dWl`` gains ``l2 Wl``
-        (``manual_bp.losses.l2_penalty_gradient``); the biases are not decayed
     params : where the decayed ``Wl`` are read (default: the cache's ``Wl``,
         the weights the forward pass used)
 
@@ -366,7 +319,8 @@ def backward(
         before it enters ``grads``.  A normalized layer adds ``Nl``,
         ``gammal``, ``betal``, ``Zhatl`` (and ``varl``, ``mul`` when ``staged``).
     """
-    depth = len(activations)
+    net = _checked_net(net)
+    depth = net.depth
     # The dtype every product of the chain rule gives: ZL's (that of the
     # forward pass) and Y's meet in dZL = (AL - Y) / m.
     keys = layer_keys(depth)
@@ -374,16 +328,14 @@ def backward(
     A0 = cache["A0"]
     m = A0.shape[1]
     # Shapes only (W1 first): the block and the thread policy read no values.
-    sizes = layer_sizes_of(cache, A0, depth)
+    sizes = _checked_sizes(cache, A0, net)
     out: dict[str, Array] = {}
     if _gradient_size_bound(sizes, m) * dtype.itemsize >= BLOCK_MIN_BYTES:
         # Every gradient but ZL, which the output gradient allocates, in one block.
         shapes = gradient_shapes(sizes, m, input_gradient)
         del shapes[keys[-1].Z]
         out = new_arrays(shapes, dtype)
-    if dropout:
-        check_rates(dropout, depth)
-    layers = dense_layers(sizes, activations, normalization, dropout)
+    layers, l2 = net.layers, net.l2
     grads: dict[str, Array] = {}
     weights = cache if params is None else params
     gemms = threads.gemms()
@@ -395,8 +347,8 @@ def backward(
             key, layer = keys[l - 1], layers[l - 1]
             dZ = None
             if l == depth:
-                activation = ACTIVATIONS[activations[l - 1]]
-                dZ = output_gradient(LOSSES[loss], activation, cache[key.Z], cache[key.A], Y)
+                activation = ACTIVATIONS[layer.activation]
+                dZ = output_gradient(LOSSES[net.loss], activation, cache[key.Z], cache[key.A], Y)
             # dZ, input gradient, staged, matmul, out: positional (this loop is hot).
             layer.backward(grads.get(key.A), cache, key, grads, dZ, l > 1 or input_gradient,
                            staged, matmul, out)  # fmt: skip
@@ -406,6 +358,29 @@ def backward(
     finally:
         gemms.restore()
     return grads
+
+
+def _checked_net(net: object) -> Net:
+    """``net`` if it is a ``Net``; a ``TypeError`` naming what to give otherwise."""
+    if not isinstance(net, Net):
+        hint = (
+            "; for the seed's lists use manual_bp.Net.of(layer_sizes, activations, loss)"
+            if isinstance(net, (list, tuple))
+            else ""
+        )
+        raise TypeError(f"net: expected a manual_bp.Net, got {type(net).__name__} {net!r}{hint}")
+    return net
+
+
+def _checked_sizes(arrays: Mapping[str, Array], X: Array, net: Net) -> list[int]:
+    """``[n0, ..., nL]`` of ``arrays`` (``Wl`` in order), which must be the net's."""
+    sizes = layer_sizes_of(arrays, X, net.depth)
+    if sizes != net.layer_sizes:
+        raise ValueError(
+            f"params: expected the shapes of net.layer_sizes {net.layer_sizes}, "
+            f"got W1..W{net.depth} and X of layer sizes {sizes}"
+        )
+    return sizes
 
 
 def _gradient_size_bound(sizes: Sequence[int], m: int) -> int:

@@ -6,15 +6,17 @@ come in and new ones go out; no array is written in place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from manual_bp.architecture import layer_sizes_of
 from manual_bp.dropout import draw_masks
+from manual_bp.net import Net
 from manual_bp.network import backward, batch_loss, forward
 from manual_bp.optimizers import SGD, State
+from manual_bp.validation import check_positive_int
 
 Array = np.ndarray
 
@@ -33,29 +35,22 @@ class UpdateRule(Protocol):
     ) -> tuple[dict[str, Array], State]: ...
 
 
-# (params, X, Y, activations, loss) -> grads with at least every key of params.
-GradientFunction = Callable[[Mapping[str, Array], Array, Array, Sequence[str], str], Mapping]
+# (params, X, Y, net, masks=...) -> grads with at least every key of params.
+GradientFunction = Callable[..., Mapping[str, Array]]
 
 
 def backprop_gradients(
     params: Mapping[str, Array],
     X: Array,
     Y: Array,
-    activations: Sequence[str],
-    loss: str,
+    net: Net,
     *,
-    normalization: Sequence[str | None] | None = None,
-    dropout: Sequence[float] | None = None,
     masks: Mapping[str, Array] | None = None,
-    l2: float = 0.0,
 ) -> dict[str, Array]:
     """The hand-written gradients of one batch: ``forward``, then ``backward``
-    (with the batch's dropout ``masks`` and the weight decay ``l2``)."""
-    _, cache = forward(
-        params, X, activations, normalization=normalization, dropout=dropout, masks=masks
-    )
-    return backward(cache, Y, activations, loss, normalization=normalization, dropout=dropout,
-                    l2=l2)  # fmt: skip
+    (with the batch's dropout ``masks``; the net's weight decay included)."""
+    _, cache = forward(params, X, net, masks=masks)
+    return backward(cache, Y, net)
 
 
 def sgd_step(
@@ -116,82 +111,101 @@ def _all_finite(params: Mapping[str, Array], loss: float) -> bool:
     return bool(np.isfinite(loss)) and all(np.all(np.isfinite(v)) for v in params.values())
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """How ``fit`` goes through the data: ``epochs`` passes, each in
+    mini-batches of ``batch_size`` columns (``None``: the whole batch, one
+    step an epoch) shuffled by ``rng``, which also draws the dropout masks,
+    so its state fixes every step."""
+
+    epochs: int
+    batch_size: int | None
+    rng: np.random.Generator
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.epochs, "epochs", minimum=0)
+        if self.batch_size is not None:
+            check_positive_int(self.batch_size, "batch_size")
+        if not isinstance(self.rng, np.random.Generator):
+            raise TypeError(
+                "rng: expected a numpy.random.Generator (np.random.default_rng(seed)), "
+                f"got {type(self.rng).__name__}"
+            )
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Where ``fit`` calls out, each optional.
+
+    ``gradients(params, X, Y, net, masks=...)`` replaces the hand-written
+    gradients (``manual_bp_reference.autodiff_training`` passes jax.grad's,
+    so both nets train alike); ``on_batch(cache)`` gets each mini-batch's
+    training-mode cache before the step (``DNN.fit`` updates its running
+    statistics there); ``on_epoch(epoch, loss)`` is called after each finite
+    epoch (a progress bar, a log line).
+    """
+
+    gradients: GradientFunction | None = None
+    on_batch: Callable[[Mapping[str, Array]], None] | None = None
+    on_epoch: Callable[[int, float], object] | None = None
+
+
 def fit(
     params: Mapping[str, Array],
     X: Array,
     Y: Array,
-    activations: Sequence[str],
-    loss: str,
-    epochs: int,
+    net: Net,
     optimizer: UpdateRule | float,
-    batch_size: int | None,
-    rng: np.random.Generator,
-    gradients: GradientFunction | None = None,
-    callback: Callable[[int, float], object] | None = None,
-    state: State | None = None,
+    schedule: Schedule,
     *,
-    normalization: Sequence[str | None] | None = None,
-    on_batch: Callable[[Mapping[str, Array]], None] | None = None,
-    l2: float = 0.0,
-    dropout: Sequence[float] | None = None,
+    state: State | None = None,
+    hooks: Hooks = Hooks(),  # frozen: one shared empty value is safe
 ) -> tuple[dict[str, Array], list[float], State]:
-    """Mini-batch training on the hand-written gradients (or on ``gradients``:
-    ``manual_bp_reference.autodiff_training`` passes jax.grad's, so both nets train alike).
+    """Mini-batch training of ``net`` on the hand-written gradients.
 
     ``optimizer`` is a ``manual_bp.optimizers`` optimizer (or anything with
     its ``init``, ``update`` and ``learning_rate``), or a learning rate for
-    plain SGD.  ``state`` is the optimizer's state to continue from
+    plain SGD.  ``schedule`` says the epochs, the batch size and the
+    generator; ``state`` is the optimizer's state to continue from
     (default: ``optimizer.init(params)``).  Returns the trained parameters,
     for each epoch the mean loss over the whole of ``(X, Y)`` at its end, and
     the optimizer's final state.  Raises ``TrainingDiverged`` if an epoch ends
-    with a non-finite loss or parameter.  ``callback(epoch, loss)`` is called
-    after each finite epoch (a progress bar, a log line); this module itself
-    prints nothing.
+    with a non-finite loss or parameter.  ``hooks`` replace the gradients or
+    are told of each batch and epoch; this module itself prints nothing.
 
-    A normalized net (``normalization``, as ``forward`` takes it) trains on
-    each mini-batch's own statistics, and its epoch loss uses those of the
-    whole ``(X, Y)``.  ``on_batch``, if given, is called with each
-    mini-batch's training-mode cache before the step (``DNN.fit`` updates its
-    running statistics there); ``gradients`` then gets ``normalization=``.
-
-    ``l2`` is the weight decay in the loss (``batch_loss``): every step's
-    gradients and the epoch losses include it; ``gradients`` then gets
-    ``l2=``.  ``dropout`` (one drop probability per layer, as ``forward``
-    takes it) trains each mini-batch on masks drawn from ``rng``
-    (``manual_bp.dropout.draw_masks``, after that epoch's shuffle), so the
-    generator's state fixes every mask; ``gradients`` then gets ``dropout=``
-    and ``masks=``.  The epoch loss is taken without masks.
+    A normalized net trains on each mini-batch's own statistics, and its
+    epoch loss uses those of the whole ``(X, Y)``.  Every step's gradients
+    and the epoch losses include the net's weight decay ``net.l2``
+    (``batch_loss``).  A net with dropout trains each mini-batch on masks
+    drawn from ``schedule.rng`` (``manual_bp.dropout.draw_masks``, after that
+    epoch's shuffle), so the generator's state fixes every mask; the
+    gradients get them as ``masks=``.  The epoch loss is taken without masks
+    (``net.without_dropout()``).
     """
     rule: UpdateRule = SGD(optimizer) if isinstance(optimizer, (int, float)) else optimizer
-    gradients = gradients or backprop_gradients
-    normalized: dict[str, Any] = (
-        {"normalization": normalization} if normalization and any(normalization) else {}
-    )
-    decayed: dict[str, Any] = {"l2": l2} if l2 else {}
-    rates = tuple(dropout) if dropout is not None and any(dropout) else ()
-    sizes = layer_sizes_of(params, X, len(activations))
+    gradients = hooks.gradients or backprop_gradients
+    rng = schedule.rng
+    inference = net.without_dropout()
+    sizes = net.layer_sizes
     params = dict(params)
     state = rule.init(params) if state is None else state
     history: list[float] = []
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, schedule.epochs + 1):
         start, start_state = params, state
-        for columns in minibatch_indices(X.shape[1], batch_size, rng):
+        for columns in minibatch_indices(X.shape[1], schedule.batch_size, rng):
             X_batch, Y_batch = X[:, columns], Y[:, columns]
             masked: dict[str, Any] = {}
-            if rates:
-                masks = draw_masks(sizes, X_batch.shape[1], rates, rng, X.dtype)
-                masked = {"dropout": rates, "masks": masks}
-            if on_batch is not None:
-                on_batch(forward(params, X_batch, activations, **normalized, **masked)[1])
-            grads = gradients(
-                params, X_batch, Y_batch, activations, loss, **normalized, **masked, **decayed
-            )
+            if net.dropped:
+                masked["masks"] = draw_masks(sizes, X_batch.shape[1], net.dropout, rng, X.dtype)
+            if hooks.on_batch is not None:
+                hooks.on_batch(forward(params, X_batch, net, **masked)[1])
+            grads = gradients(params, X_batch, Y_batch, net, **masked)
             params, state = rule.update({key: grads[key] for key in params}, state, params)
         with np.errstate(over="ignore", invalid="ignore"):
-            epoch_loss = float(batch_loss(params, X, Y, activations, loss, **normalized, **decayed))
+            epoch_loss = float(batch_loss(params, X, Y, inference))
         if not _all_finite(params, epoch_loss):
             raise TrainingDiverged(epoch, rule.learning_rate, start, history, start_state)
         history.append(epoch_loss)
-        if callback is not None:
-            callback(epoch, epoch_loss)
+        if hooks.on_epoch is not None:
+            hooks.on_epoch(epoch, epoch_loss)
     return params, history, state

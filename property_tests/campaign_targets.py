@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import time
 
+from manual_bp.architecture import layer_sizes_of
+from manual_bp.net import Net
 from manual_bp.network import backward, forward
 
 # Long enough that a chunk of a few examples is still running when the test kills its worker.
@@ -22,19 +24,26 @@ SLOW_SECONDS = 0.1
 HOLD = "MANUAL_BP_TEST_HOLD"
 
 
+def _net(params, X, activations, loss) -> Net:
+    """The plain network a campaign target is called with."""
+    return Net.of(layer_sizes_of(params, X, len(activations)), activations, loss)
+
+
 def slow(params, X, Y, activations, loss):
     """manual_bp's correct backward pass, slowly, and held while the hold file exists."""
     time.sleep(SLOW_SECONDS)
     while os.path.exists(os.environ.get(HOLD, "")):
         time.sleep(0.01)
-    _, cache = forward(params, X, activations)
-    return backward(cache, Y, activations, loss)
+    net = _net(params, X, activations, loss)
+    _, cache = forward(params, X, net)
+    return backward(cache, Y, net)
 
 
 def wrong_bias(params, X, Y, activations, loss):
     """A classic bug: dB is the batch sum, not the mean (off by a factor m)."""
-    _, cache = forward(params, X, activations)
-    grads = backward(cache, Y, activations, loss)
+    net = _net(params, X, activations, loss)
+    _, cache = forward(params, X, net)
+    grads = backward(cache, Y, net)
     m = X.shape[1]
     for key in [k for k in grads if k.startswith("B")]:
         grads[key] = grads[key] * m

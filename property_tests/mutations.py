@@ -99,7 +99,7 @@ WEIGHT_GRAD = "matmul(dZ, A_prev.T, out=out_W)"
 BIAS = "dZ.sum(axis=1, keepdims=True, out=out_B)"
 INPUT_GRAD = "matmul(W.T, dZ, out=out_A)"
 AFFINE_CACHE = "dZ, cache[key.A_prev], cache[key.W]"
-OUTPUT = "dZ = output_gradient(LOSSES[loss], activation, cache[key.Z], cache[key.A], Y)"
+OUTPUT = "dZ = output_gradient(LOSSES[net.loss], activation, cache[key.Z], cache[key.A], Y)"
 HIDDEN = "dZ = activation.backward(dA, Z, A, out=slots.get(key.Z))"
 DENSE_BACKWARD = layers.Dense.backward
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from manual_bp import backward, forward
+from manual_bp import Net, backward, forward
 from manual_bp_reference.check import GradientMismatch, check_gradients
 from manual_bp_reference.settings import SETTING_NAMES, Settings
 
@@ -38,11 +38,13 @@ def test_a_correct_backprop_passes():
 
 
 def test_manual_bp_itself_passes_in_float32():
-    def ours(params, X, Y):
-        _, cache = forward(params, X, ACTS)
-        return backward(cache, Y, ACTS, LOSS)
+    net = Net.of(SIZES, ACTS, LOSS)
 
-    check_gradients(ours, SIZES, ACTS, LOSS, settings=Settings(dtype="float32", max_examples=20))
+    def ours(params, X, Y):
+        _, cache = forward(params, X, net)
+        return backward(cache, Y, net)
+
+    check_gradients(ours, net, settings=Settings(dtype="float32", max_examples=20))
 
 
 @pytest.mark.parametrize(

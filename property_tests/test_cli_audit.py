@@ -107,8 +107,8 @@ def test_relative_error_is_per_variable_max_error_over_max_oracle():
 def test_the_audits_errors_are_those_of_the_gradients_against_the_oracle():
     case = audit_case(2, 3, "float32", "tanh", 5, 0)
     assert case.loss == AUDIT_LOSS
-    _, cache = forward(case.params, case.X, case.activations)
-    grads = backward(cache, case.Y, case.activations, case.loss)
+    _, cache = forward(case.params, case.X, case.net)
+    grads = backward(cache, case.Y, case.net)
     oracle = oracle_gradients(case).grads
     # float32 manual values are compared in float64, not rounded back.
     errors = {key: np.max(np.abs(grads[key].astype(np.float64) - oracle[key])) for key in grads}

@@ -57,13 +57,13 @@ def wrong_dW1(
 ) -> None:
     """Make the hand-written backward return ``factor * dW1`` where the checks call it,
     and in ``training.fit`` too unless ``in_training=False``."""
-    import manual_bp_reference.compare
+    import manual_bp_reference.cases
 
     def backward(*args, **kwargs):
         grads = network.backward(*args, **kwargs)
         return {**grads, "W1": factor * grads["W1"]}
 
-    for module in (manual_bp_reference.compare,) + ((training,) if in_training else ()):
+    for module in (manual_bp_reference.cases,) + ((training,) if in_training else ()):
         monkeypatch.setattr(module, "backward", backward)
 
 

@@ -203,7 +203,7 @@ def test_conversion_round_trips_every_layout():
 
     rng = np.random.default_rng(0)
     params = {"W1": rng.normal(size=(3, 2)), "B1": rng.normal(size=(3, 1))}
-    case = Case(params, rng.normal(size=(2, 4)), rng.random((3, 4)), ["sigmoid"], "mse")
+    case = Case.of(params, rng.normal(size=(2, 4)), rng.random((3, 4)), ["sigmoid"], "mse")
     for layout in ("columns", "rows"):
         for bias_shape in ("column", "flat", "row"):
             for container in ("dict", "list"):

@@ -135,10 +135,8 @@ def test_the_printed_decay_and_dropout_steps_reproduce_backward(case):
 
 def assert_the_printed_formulas_reproduce_backward(case) -> Derivation:
     m = case.X.shape[1]
-    _, cache = forward(case.params, case.X, case.activations, **case.forward_options)
-    grads = backward(
-        cache, case.Y, case.activations, case.loss, input_gradient=True, **case.backward_options
-    )
+    _, cache = case.forward()
+    grads = case.backward(cache, input_gradient=True)
     derivation = derive(
         case.layer_sizes, case.activations, case.loss, m, input_gradient=True, l2=case.l2,
         dropout=case.dropout or None,
@@ -332,9 +330,9 @@ def test_the_normalization_formulas_reproduce_both_backward_forms(case):
     and the closed form, evaluated on the cache, gives backward's array (the
     staged ones ``backward(..., staged=True)``'s), with the printed shapes."""
     m, kinds = case.m, case.normalization
-    _, cache = forward(dict(case.params), case.X, case.activations, normalization=kinds)
-    closed = backward(cache, case.Y, case.activations, case.loss, normalization=kinds)
-    staged = backward(cache, case.Y, case.activations, case.loss, normalization=kinds, staged=True)
+    _, cache = forward(dict(case.params), case.X, case.net)
+    closed = backward(cache, case.Y, case.net)
+    staged = backward(cache, case.Y, case.net, staged=True)
     derivation = derive(case.layer_sizes, case.activations, case.loss, m, normalization=kinds[:-1])
     returned = [step.key for step in derivation.steps if step.returned]
     assert sorted(returned) == sorted(gradient_keys(case.depth, normalization=kinds))

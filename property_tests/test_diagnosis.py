@@ -69,9 +69,9 @@ def square_case(hidden, loss, output, seed=0):
 def test_the_diagnosis_names_the_injected_bug(name, monkeypatch):
     hidden, loss, output, expected = EXPECTED[name]
     params, X, Y, activations, loss = square_case(hidden, loss, output)
-    assert compare(Case(params, X, Y, activations, loss)).ok  # the case itself is fine
+    assert compare(Case.of(params, X, Y, activations, loss)).ok  # the case itself is fine
     inject(BY_NAME[name], monkeypatch)
-    check = compare(Case(params, X, Y, activations, loss))
+    check = compare(Case.of(params, X, Y, activations, loss))
     assert not check.ok
     assert check.diagnosis is not None and check.diagnosis.bug_class == expected, check.report()
     assert "likely bug: " + expected in check.report()
@@ -81,7 +81,7 @@ def test_the_report_says_where_and_how_much():
     params, X, Y, activations, loss = square_case("tanh", "mse", "identity")
     with pytest.MonkeyPatch.context() as monkeypatch:
         inject(BY_NAME["hidden layers skip f'"], monkeypatch)
-        check = compare(Case(params, X, Y, activations, loss))
+        check = compare(Case.of(params, X, Y, activations, loss))
     report = check.report()
     assert check.diagnosis.key == "Z2" and check.diagnosis.layer == 2
     assert "Z2 (4, 5) float64:" in report and "entries fail; worst at (" in report

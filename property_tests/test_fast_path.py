@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from manual_bp import network
+from manual_bp import Net, network
 from manual_bp.activations import ACTIVATIONS
 from manual_bp_reference.strategies import networks
 from property_tests.budget import examples
@@ -112,8 +112,8 @@ def test_kernels_equal_their_formulas_on_random_arrays(name, Z):
 def test_the_numpy_forward_equals_the_shared_definition(case):
     inputs = {key: value.copy() for key, value in {**case.params, "X": case.X}.items()}
     with np.errstate(all="ignore"):
-        out, cache = network.forward(case.params, case.X, case.activations)
-        _, reference = network.forward_xp(case.params, case.X, case.activations, np)
+        out, cache = network.forward(case.params, case.X, case.net)
+        _, reference = network.forward_xp(case.params, case.X, case.net, np)
     assert sorted(cache) == sorted(reference)
     for key in reference:
         assert_same_numbers(cache[key], np.asarray(reference[key]), key)
@@ -140,8 +140,9 @@ def test_mixed_dtypes_take_the_definitions_promotions(dtypes, large):
         for (key, shape), dtype in zip(shapes.items(), dtypes, strict=True)
     }
     X = rng.standard_normal((2, 40)).astype("float32")
-    _, cache = network.forward(params, X, ["tanh", "sigmoid"])
-    _, reference = network.forward_xp(params, X, ["tanh", "sigmoid"], np)
+    net = Net.of([2, n, 1], ["tanh", "sigmoid"])
+    _, cache = network.forward(params, X, net)
+    _, reference = network.forward_xp(params, X, net, np)
     for key in reference:
         assert_same_numbers(cache[key], np.asarray(reference[key]), key)
 
@@ -159,8 +160,8 @@ def test_outputs_in_one_block_equal_outputs_allocated_one_by_one(
 
     def run() -> tuple[dict, dict]:
         with np.errstate(all="ignore"):
-            _, cache = network.forward(case.params, case.X, case.activations)
-            grads = network.backward(cache, Y, case.activations, case.loss, input_gradient)
+            _, cache = network.forward(case.params, case.X, case.net)
+            grads = network.backward(cache, Y, case.net, input_gradient=input_gradient)
         return cache, grads
 
     cache, grads = run()

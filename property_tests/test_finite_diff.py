@@ -107,11 +107,11 @@ def fd_check(case: Case, use_oracle: bool) -> tuple[list[str], float, int]:
     """``fd_mismatches`` of the oracle's or manual_bp's gradients for ``case``."""
     fd = finite_difference_gradients(case, input_gradient=True)
     oracle = oracle_gradients(case, input_gradient=True)
-    _, cache = forward(case.params, case.X, case.activations)
+    _, cache = forward(case.params, case.X, case.net)
     if use_oracle:
         grads = oracle.grads
     else:
-        grads = backward(cache, case.Y, case.activations, case.loss, input_gradient=True)
+        grads = backward(cache, case.Y, case.net, input_gradient=True)
     # The margin: the analytic values are rounded too.  fd.error estimates
     # |fd - true gradient| only; manual_bp_reference.tolerance bounds |manual - oracle|
     # by the rounding of either side, so it bounds each side's own rounding.
@@ -189,7 +189,7 @@ def path_case(name: str, seed: int = 0) -> Case:
         Y = rng.uniform(0.0, 1.0, (sizes[-1], m))
         if loss == "cross_entropy":
             Y = Y / Y.sum(axis=0)
-    return Case(params, X, Y, activations, loss)
+    return Case.of(params, X, Y, activations, loss)
 
 
 @pytest.mark.parametrize("name", list(PATH_CASES))
@@ -204,7 +204,7 @@ def _plain_case() -> Case:
     params = init_params([2, 3, 1], activations, seed=3)
     X = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
     Y = np.array([[1.0, 0.0, 1.0]])
-    return Case(params, X, Y, activations, "binary_cross_entropy")
+    return Case.of(params, X, Y, activations, "binary_cross_entropy")
 
 
 def test_supported_side_names_the_right_value():
@@ -237,7 +237,7 @@ def test_supported_side_at_a_relu_kink_accepts_either_one_sided_derivative():
     }
     X = np.array([[1.0], [2.0]])
     Y = np.array([[3.0]])
-    case = Case(params, X, Y, activations, "mse")
+    case = Case.of(params, X, Y, activations, "mse")
     fd = finite_difference_gradients(case)
     key, index = "Z1", (0, 0)
     assert fd.at_kink[key][index] and fd.crossings[key][index] == 1

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from manual_bp import DNN, backward, batch_loss, forward, init_params
 from manual_bp.optimizers import Adam
-from manual_bp.training import TrainingDiverged, fit, sgd_step
+from manual_bp.training import Schedule, TrainingDiverged, fit, sgd_step
 from manual_bp_reference.cases import Case
 from manual_bp_reference.strategies import networks
 from manual_bp_reference.tolerance import tolerances
@@ -17,8 +17,8 @@ from property_tests.budget import examples
 
 
 def manual_gradients(case: Case, X: np.ndarray, Y: np.ndarray):
-    _, cache = forward(case.params, X, case.activations)
-    return cache, backward(cache, Y, case.activations, case.loss)
+    _, cache = forward(case.params, X, case.net)
+    return cache, backward(cache, Y, case.net)
 
 
 @examples(0.5)
@@ -32,7 +32,7 @@ def test_the_batch_gradient_is_the_mean_of_the_per_sample_gradients(case):
         for j in range(m):
             X_j, Y_j = case.X[:, j : j + 1], case.Y[:, j : j + 1]
             cache_j, grads_j = manual_gradients(case, X_j, Y_j)
-            case_j = Case(case.params, X_j, Y_j, case.activations, case.loss)
+            case_j = Case.of(case.params, X_j, Y_j, case.activations, case.loss)
             tol_j = tolerances(case_j, cache_j, grads_j)
             per_sample.append(grads_j[key].astype(np.float64))
             per_sample_tol.append(tol_j.grads[key])
@@ -51,16 +51,13 @@ def test_the_batch_gradient_is_the_mean_of_the_per_sample_gradients(case):
 @examples(0.5)
 @given(networks(max_depth=3, max_width=8, max_batch=8))
 def test_grads_cache_and_params_keep_the_dtype_and_shapes(case):
-    out, cache = forward(case.params, case.X, case.activations)
-    grads = backward(cache, case.Y, case.activations, case.loss, input_gradient=True)
+    out, cache = forward(case.params, case.X, case.net)
+    grads = backward(cache, case.Y, case.net, input_gradient=True)
     for key, value in {**cache, **grads}.items():
         assert value.dtype == case.dtype, key
     for key, value in grads.items():
         assert value.shape == (case.params[key] if key[0] in "WB" else cache[key]).shape, key
-    assert (
-        np.asarray(batch_loss(case.params, case.X, case.Y, case.activations, case.loss)).dtype
-        == case.dtype
-    )
+    assert np.asarray(batch_loss(case.params, case.X, case.Y, case.net)).dtype == case.dtype
     assert out.shape == (case.layer_sizes[-1], case.X.shape[1])
 
 
@@ -90,20 +87,15 @@ def test_no_public_function_changes_its_inputs(case, batch_size):
     with contextlib.suppress(TrainingDiverged):
         net.fit(X, Y, epochs=1, batch_size=batch_size, optimizer=Adam(0.01))
 
-    dropped = {"dropout": case.dropout, "masks": masks} if case.dropout else {}
-    _, functional_cache = forward(params, X, case.activations, **dropped)
-    functional_grads = backward(
-        functional_cache, Y, case.activations, case.loss, dropout=case.dropout, l2=case.l2
-    )
-    batch_loss(params, X, Y, case.activations, case.loss, l2=case.l2, **dropped)
+    dropped = {"masks": masks} if case.dropout else {}
+    _, functional_cache = forward(params, X, case.net, **dropped)
+    functional_grads = backward(functional_cache, Y, case.net)
+    batch_loss(params, X, Y, case.net, **dropped)
     sgd_step(params, functional_grads, 0.1)
     adam = Adam(0.01)
     adam.update({key: functional_grads[key] for key in params}, adam.init(params), params)
     with contextlib.suppress(TrainingDiverged):
-        fit(
-            params, X, Y, case.activations, case.loss, 1, 0.01, batch_size,
-            np.random.default_rng(0), l2=case.l2, dropout=case.dropout,
-        )  # fmt: skip
+        fit(params, X, Y, case.net, 0.01, Schedule(1, batch_size, np.random.default_rng(0)))
     init_params(case.layer_sizes, case.activations, 0, case.dtype)
 
     for before, after in zip(originals, (params, X, Y, masks), strict=True):
@@ -116,8 +108,8 @@ def test_no_public_function_changes_its_inputs(case, batch_size):
 @given(networks())
 def test_no_two_gradients_share_memory(case):
     """Each gradient is an array of its own, so writing into one changes no other."""
-    _, cache = forward(case.params, case.X, case.activations)
-    grads = backward(cache, case.Y, case.activations, case.loss, input_gradient=True)
+    _, cache = forward(case.params, case.X, case.net)
+    grads = backward(cache, case.Y, case.net, input_gradient=True)
     arrays = list(grads.items()) + list(cache.items())
     for i, (key, gradient) in enumerate(grads.items()):
         for other, array in arrays[i + 1 :]:

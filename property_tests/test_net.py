@@ -8,9 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import manual_bp
 from manual_bp import DNN, Dense, Net, backward, forward
 from manual_bp.dropout import resolve as resolve_dropout
 from manual_bp.normalization import resolve as resolve_normalization
+from manual_bp.training import Schedule
 from manual_bp_reference.check import GradientMismatch, check_gradients
 from manual_bp_reference.conventions import Conventions
 from manual_bp_reference.settings import Settings
@@ -120,8 +122,9 @@ def test_dnn_refuses_a_net_and_its_lists_together():
 
 
 def _backprop(params, X, Y):
-    _, cache = forward(params, X, ["tanh", "sigmoid"])
-    return backward(cache, Y, ["tanh", "sigmoid"], "binary_cross_entropy")
+    net = Net.of([3, 4, 1], ["tanh", "sigmoid"])
+    _, cache = forward(params, X, net)
+    return backward(cache, Y, net)
 
 
 def _backprop_decayed(params, X, Y):
@@ -189,3 +192,53 @@ def test_check_gradients_refuses_what_a_plain_backprop_cannot_have():
         check_gradients(_backprop, net, conventions=Conventions(l2=0.1))
     with pytest.raises(TypeError, match="activations, loss: required"):
         check_gradients(_backprop, [3, 4, 1])
+
+
+def test_the_functional_core_takes_a_net_and_names_what_else_arrived():
+    net = Net.of([2, 3, 1], ["tanh", "sigmoid"])
+    params = manual_bp.init_params([2, 3, 1], ["tanh", "sigmoid"])
+    X, Y = np.ones((2, 4)), np.ones((1, 4))
+    with pytest.raises(TypeError, match=r"net: expected a manual_bp.Net, got list.*Net.of"):
+        forward(params, X, ["tanh", "sigmoid"])
+    _, cache = forward(params, X, net)
+    with pytest.raises(TypeError, match=r"net: expected a manual_bp\.Net"):
+        backward(cache, Y, "binary_cross_entropy")
+    # A net of other sizes than the params is refused, never broadcast.
+    other = Net.of([2, 4, 1], ["tanh", "sigmoid"])
+    with pytest.raises(ValueError, match=r"net.layer_sizes \[2, 4, 1\].*\[2, 3, 1\]"):
+        forward(params, X, other)
+    with pytest.raises(ValueError, match=r"net.layer_sizes \[2, 4, 1\]"):
+        backward(cache, Y, other)
+    with pytest.raises(ValueError, match=r"net.layer_sizes \[2, 4, 1\]"):
+        manual_bp.batch_loss(params, X, Y, other)
+
+
+def test_a_net_with_dropout_needs_masks_and_without_dropout_is_inference():
+    net = Net.of([2, 3, 1], ["tanh", "sigmoid"], dropout=0.5)
+    params = manual_bp.init_params([2, 3, 1], ["tanh", "sigmoid"])
+    X = np.ones((2, 4))
+    with pytest.raises(ValueError, match=r"masks: expected \['M1'\].*without_dropout"):
+        forward(params, X, net)
+    plain = net.without_dropout()
+    assert plain.dropout == (0.0, 0.0) and plain.without_dropout() is plain
+    assert net.with_dropout((0.0, 0.0)) == plain and plain.with_dropout(net.dropout) == net
+    np.testing.assert_array_equal(
+        forward(params, X, plain)[0],
+        forward(params, X, Net.of([2, 3, 1], ["tanh", "sigmoid"]))[0],
+    )
+    with pytest.raises(ValueError, match=r"rates: expected one drop probability per layer \(2\)"):
+        net.with_dropout((0.5,))
+    assert net.with_l2(0.25).l2 == 0.25 and net.with_l2(0.25).dropout == net.dropout
+    with pytest.raises(ValueError, match="l2"):
+        net.with_l2(-1.0)
+
+
+def test_a_schedule_refuses_what_fit_cannot_use():
+    rng = np.random.default_rng(0)
+    for epochs in (-1, 1.5, True):
+        with pytest.raises((TypeError, ValueError), match="epochs"):
+            Schedule(epochs, None, rng)
+    with pytest.raises((TypeError, ValueError), match="batch_size"):
+        Schedule(1, 0, rng)
+    with pytest.raises(TypeError, match=r"rng: expected a numpy.random.Generator"):
+        Schedule(1, None, 0)

@@ -362,7 +362,7 @@ def test_a_mask_not_applied_in_the_backward_is_named_from_the_z_gradients():
     params = {"W1": rng.normal(size=(4, 2)), "B1": rng.normal(size=(4, 1)),
               "W2": rng.normal(size=(1, 4)), "B2": rng.normal(size=(1, 1))}  # fmt: skip
     mask = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 1, 1]], dtype=float)
-    case = Case(params, rng.normal(size=(2, 3)), np.array([[0.0, 1.0, 1.0]]),
+    case = Case.of(params, rng.normal(size=(2, 3)), np.array([[0.0, 1.0, 1.0]]),
                 ["tanh", "sigmoid"], "binary_cross_entropy", dropout=(0.5, 0.0),
                 masks={"M1": mask})  # fmt: skip
     right = {key: np.asarray(value) for key, value in oracle_gradients(case).grads.items()}

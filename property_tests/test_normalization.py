@@ -61,15 +61,13 @@ def normalized_nets(
         Y = np.eye(sizes[-1], dtype=dtype)[:, rng.integers(0, sizes[-1], m)]
     else:
         Y = rng.uniform(0, 1, (sizes[-1], m)).astype(dtype)
-    return Case(params, X, Y, activations, loss, normalization=kinds)
+    return Case.of(params, X, Y, activations, loss, normalization=kinds)
 
 
 def manual_gradients(case: Case, staged: bool) -> dict[str, np.ndarray]:
     params = {key: np.asarray(value) for key, value in case.params.items()}
-    _, cache = forward(params, case.X, case.activations, normalization=case.normalization)
-    return backward(
-        cache, case.Y, case.activations, case.loss, normalization=case.normalization, staged=staged
-    )
+    _, cache = forward(params, case.X, case.net)
+    return backward(cache, case.Y, case.net, staged=staged)
 
 
 def assert_normalization_matches(case: Case) -> None:
@@ -84,9 +82,7 @@ def assert_normalization_matches(case: Case) -> None:
         assert sorted(grads) == sorted(keys)
         comparison = compare(case, grads, keys=keys, explain=False)
         assert comparison.ok, (staged, comparison.report())
-    _, cache = forward(
-        dict(case.params), case.X, case.activations, normalization=case.normalization
-    )
+    _, cache = forward(dict(case.params), case.X, case.net)
     sizes = case.layer_sizes
     running = norm.init_running(sizes, case.normalization, case.dtype)
     new = norm.update_running(running, cache, case.normalization)
@@ -197,7 +193,7 @@ def test_near_constant_columns_give_finite_gradients_that_match_jax():
     params = {"W1": W1, "B1": np.array([[0.0], [1e6], [1e6]]), "W2": np.ones((1, 3))}
     params |= {"B2": np.zeros((1, 1)), "gamma1": np.ones((3, 1)), "beta1": np.zeros((3, 1))}
     X = np.random.default_rng(2).standard_normal((2, 5))
-    case = Case(params, X, np.ones((1, 5)), ["tanh", "identity"], "mse",
+    case = Case.of(params, X, np.ones((1, 5)), ["tanh", "identity"], "mse",
                 normalization=("batch", None))  # fmt: skip
     oracle = oracle_gradients(case).grads
     for staged in (False, True):
@@ -216,11 +212,9 @@ def test_one_sample_or_one_unit_is_defined(kind):
     params = {"W1": rng.standard_normal((width, 2)), "B1": rng.standard_normal((width, 1)),
               "gamma1": rng.standard_normal((width, 1)), "beta1": rng.standard_normal((width, 1)),
               "W2": rng.standard_normal((1, width)), "B2": np.zeros((1, 1))}  # fmt: skip
-    case = Case(params, rng.standard_normal((2, m)), np.ones((1, m)), ["tanh", "identity"],
+    case = Case.of(params, rng.standard_normal((2, m)), np.ones((1, m)), ["tanh", "identity"],
                 "mse", normalization=(kind, None))  # fmt: skip
-    _, cache = forward(
-        dict(case.params), case.X, case.activations, normalization=case.normalization
-    )
+    _, cache = forward(dict(case.params), case.X, case.net)
     assert np.all(cache["Zhat1"] == 0)
     np.testing.assert_array_equal(cache["N1"], np.broadcast_to(case.params["beta1"], (width, m)))
     oracle = oracle_gradients(case).grads
@@ -299,7 +293,7 @@ def small_normalized_case(kind: str, m: int = 4) -> Case:
         params[f"gamma{l}"] = 1 + rng.standard_normal((3, 1))
         params[f"beta{l}"] = rng.standard_normal((3, 1))
     X, Y = rng.standard_normal((2, m)), rng.standard_normal((1, m))
-    return Case(params, X, Y, activations, "mse", normalization=(kind, kind, None))
+    return Case.of(params, X, Y, activations, "mse", normalization=(kind, kind, None))
 
 
 @pytest.mark.parametrize("kind", ["batch", "layer"])

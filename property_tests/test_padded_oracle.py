@@ -60,7 +60,7 @@ def fixed_shape_cases(draw) -> Case:
     # Weight decay and dropout (its masks: the padded ones must change nothing);
     # one pattern per architecture, so the unpadded oracle compiles twice at most.
     options = draw(regularizations(tuple(sizes), m, (0.0, 0.5), shared=True))
-    return Case(params, X, Y, activations, loss, **options)
+    return Case.of(params, X, Y, activations, loss, **options)
 
 
 def disagreement(case: Case) -> tuple[float, str]:
@@ -69,12 +69,10 @@ def disagreement(case: Case) -> tuple[float, str]:
         oracle_gradients(case, input_gradient=True, padded=flag) for flag in (True, False)
     )
     params64 = {key: value.astype(np.float64) for key, value in case.params.items()}
-    case64 = Case(
-        params64, case.X, case.Y.astype(np.float64), case.activations, case.loss,
-        dropout=case.dropout, masks=case.masks,
-    )  # fmt: skip
-    _, cache = forward(params64, case.X.astype(np.float64), case.activations,
-                       **case64.forward_options)  # fmt: skip
+    case64 = Case(case.net, params64, case.X, case.Y.astype(np.float64), masks=case.masks)
+    _, cache = forward(
+        params64, case.X.astype(np.float64), case.net, masks=dict(case64.masks) or None
+    )
     bound = tolerances(case64, cache, unpadded.grads, oracle_Z=unpadded.Z)
     pairs = {"loss": (padded.loss, unpadded.loss, bound.loss)}
     pairs.update(
@@ -82,9 +80,7 @@ def disagreement(case: Case) -> tuple[float, str]:
     )
     # Zl: the forward part of the same bound, SAFETY u EZl.
     u = bound.unit
-    EZ, _, _ = forward_errors(
-        params64, cache, case.activations, TINY64 / u, u, unpadded.Z, dropout=case.dropout
-    )
+    EZ, _, _ = forward_errors(params64, cache, case.net, TINY64 / u, u, unpadded.Z)
     pairs.update(
         {f"forward Z{l}": (padded.Z[f"Z{l}"], unpadded.Z[f"Z{l}"], SAFETY * u * EZ[l]) for l in EZ}
     )
@@ -177,7 +173,7 @@ def test_a_dropout_padding_bug_breaks_the_agreement(bug, monkeypatch):
     case = padding_bug_cases()[0]
     rng = np.random.default_rng(1)
     mask = (rng.random((case.layer_sizes[1], case.m)) >= 0.25).astype(np.float64)
-    dropped = Case(
+    dropped = Case.of(
         case.params, case.X, case.Y, case.activations, case.loss,
         dropout=(0.25, 0.0), masks={"M1": mask},
     )  # fmt: skip
@@ -197,7 +193,7 @@ def padding_bug_cases() -> list[Case]:
             params[f"B{l}"] = rng.standard_normal((sizes[l], 1))
         X = rng.standard_normal((sizes[0], m))
         Y = np.eye(sizes[-1])[:, rng.integers(0, sizes[-1], m)]
-        cases.append(Case(params, X, Y, activations, loss))
+        cases.append(Case.of(params, X, Y, activations, loss))
     return cases
 
 
@@ -207,9 +203,9 @@ def test_shapes_that_do_not_chain_are_refused_not_broadcast():
     case = padding_bug_cases()[1]
     params = {**case.params, "W2": np.ones((4, 1))}
     with pytest.raises(ValueError, match=r"params\['W2'\].*\(4, 5\).*\(4, 1\)"):
-        Case(params, case.X, case.Y, case.activations, case.loss)
+        Case.of(params, case.X, case.Y, case.activations, case.loss)
     with pytest.raises(ValueError, match=r"Y: expected shape \(4, 3\)"):
-        Case(case.params, case.X, case.Y[:, :1], case.activations, case.loss)
+        Case.of(case.params, case.X, case.Y[:, :1], case.activations, case.loss)
 
 
 @pytest.mark.parametrize(
@@ -230,7 +226,7 @@ def test_by_default_only_small_cases_are_padded(sizes, m, padded, monkeypatch):
     monkeypatch.setattr(
         "manual_bp_reference.oracle.padded_oracle", lambda *args: calls.append(args) or real(*args)
     )
-    case = Case(params, X, Y, activations, "mse")
+    case = Case.of(params, X, Y, activations, "mse")
     result = oracle_gradients(case)
     assert bool(calls) == padded
     forced = oracle_gradients(case, padded=not padded)
@@ -254,7 +250,7 @@ def test_padded_columns_never_overflow_where_the_real_ones_do_not():
     }
     X, Y = np.ones((1, 3)), np.array([[0.0, 1.0, 1.0]])
     activations = ["identity"] * 3
-    case = Case(params, X, Y, activations, "mse")
+    case = Case.of(params, X, Y, activations, "mse")
     padded = oracle_gradients(case, padded=True)
     unpadded = oracle_gradients(case, padded=False)
     for key, gradient in unpadded.grads.items():
@@ -305,7 +301,7 @@ def normalized_fixed_shape_cases(draw) -> Case:
             params[f"beta{l}"] = rng.standard_normal((sizes[l], 1)).astype(dtype)
     X = (3 * rng.standard_normal((sizes[0], m))).astype(dtype)
     Y = draw(targets(loss, (sizes[-1], m), dtype))
-    return Case(params, X, Y, activations, loss, normalization=kinds)
+    return Case.of(params, X, Y, activations, loss, normalization=kinds)
 
 
 def normalized_disagreement(case: Case) -> tuple[float, str]:
@@ -371,6 +367,6 @@ def test_a_normalization_padding_bug_breaks_the_agreement(bug, monkeypatch, fres
             if loss == "cross_entropy"
             else (rng.uniform(0, 1, (sizes[-1], m)))
         )
-        case = Case(params, X, Y, activations, loss, normalization=kinds)
+        case = Case.of(params, X, Y, activations, loss, normalization=kinds)
         worst = max(worst, normalized_disagreement(case)[0])
     assert worst > 1e-3

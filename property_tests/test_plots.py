@@ -24,7 +24,7 @@ def test_the_boundary_plot_names_both_classes_and_the_boundary_line():
     net = DNN([2, 3, 1], seed=0)
     X = np.array([[0.0, 1.0, -1.0, 0.5], [1.0, 0.0, 0.5, -1.0]])
     Y = np.array([[0.0, 1.0, 0.0, 1.0]])
-    figure = plots.boundary_figure(net.params, net.activations, X, Y, "t", resolution=20)
+    figure = plots.boundary_figure(net.params, net.net, X, Y, "t", resolution=20)
     axes = figure.axes[0]
     assert legend_texts(axes) == ["class 0 (Y = 0)", "class 1 (Y = 1)", "boundary AL = 0.5"]
     assert figure.axes[1].get_ylabel() == "P(class 1) = AL"  # the colour bar
@@ -34,7 +34,7 @@ def test_the_boundary_plot_names_every_class_of_a_softmax_net():
     net = DNN([2, 3, 4], seed=0)
     X = np.arange(8.0).reshape(2, 4)
     Y = np.eye(4)
-    figure = plots.boundary_figure(net.params, net.activations, X, Y, "t", resolution=20)
+    figure = plots.boundary_figure(net.params, net.net, X, Y, "t", resolution=20)
     assert legend_texts(figure.axes[0]) == [f"class {k}" for k in range(4)]
     assert "argmax AL" in figure.axes[0].get_legend().get_title().get_text()
 

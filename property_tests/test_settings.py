@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from manual_bp import backward, forward
+from manual_bp import Net, backward, forward
 from manual_bp.optimizers import SGD
 from manual_bp_reference.check import check_gradients
 from manual_bp_reference.conventions import Conventions
@@ -19,8 +19,9 @@ ARCH = ([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
 
 
 def _backprop(params, X, Y):
-    _, cache = forward(params, X, ARCH[1])
-    return backward(cache, Y, ARCH[1], ARCH[2])
+    net = Net.of(*ARCH)
+    _, cache = forward(params, X, net)
+    return backward(cache, Y, net)
 
 
 def _rows_backprop(params, X, Y):

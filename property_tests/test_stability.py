@@ -49,13 +49,14 @@ COMBINATIONS = [("elu", output, loss) for output, loss in PAIRS] + [
 @pytest.mark.parametrize(("hidden", "output", "loss"), COMBINATIONS)
 def test_extreme_pre_activations_give_finite_matching_gradients(hidden, output, loss, dtype):
     params, X, Y, activations = saturating_case(hidden, output, loss, dtype)
-    _, cache = forward(params, X, activations)
-    grads = backward(cache, Y, activations, loss, input_gradient=True)
-    oracle = oracle_gradients(Case(params, X, Y, activations, loss), input_gradient=True)
+    case = Case.of(params, X, Y, activations, loss)
+    _, cache = forward(params, X, case.net)
+    grads = backward(cache, Y, case.net, input_gradient=True)
+    oracle = oracle_gradients(case, input_gradient=True)
     for key, value in grads.items():
         assert value.dtype == dtype and np.all(np.isfinite(value)), key
         assert np.all(np.isfinite(oracle.grads[key])), f"jax.grad is not finite in {key}"
-    check = compare(Case(params, X, Y, activations, loss))
+    check = compare(Case.of(params, X, Y, activations, loss))
     assert np.isfinite(check.loss_manual) and np.isfinite(check.loss_oracle)
     assert check.ok, check.report()
 

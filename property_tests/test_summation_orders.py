@@ -68,6 +68,8 @@ def test_a_product_that_underflows_in_float64_is_not_a_provable_zero():
     X[0, 11] = -4.892989160178156e-296
     params = {"W1": W1, "B1": np.zeros((5, 1)), "W2": W2, "B2": np.zeros((4, 1)),
               "W3": np.array([[0.0, 0.0, 0.0, 0.25]]), "B3": np.zeros((1, 1))}  # fmt: skip
-    case = away_from_kinks(Case(params, X, np.zeros((1, 12)), activations, "binary_cross_entropy"))
+    case = away_from_kinks(
+        Case.of(params, X, np.zeros((1, 12)), activations, "binary_cross_entropy")
+    )
     comparison, _, _, _ = compare_backprop(make_backprop("wide accumulation", activations), case)
     assert comparison.ok, comparison.report()

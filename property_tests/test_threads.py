@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from manual_bp import network, threads
+from manual_bp import Net, network, threads
 
 
 class RecordingLibrary:
@@ -58,8 +58,9 @@ def net(sizes: list[int], m: int, dtype: str = "float64"):
 
 def one_step(sizes: list[int], m: int, dtype: str = "float64") -> dict[str, np.ndarray]:
     params, X, Y, activations = net(sizes, m, dtype)
-    _, cache = network.forward(params, X, activations)
-    return network.backward(cache, Y, activations, "cross_entropy")
+    spec = Net.of(sizes, activations, "cross_entropy")
+    _, cache = network.forward(params, X, spec)
+    return network.backward(cache, Y, spec)
 
 
 MEDIUM = ([64, 128, 128, 10], 256)  # every product between the two thresholds
@@ -145,10 +146,12 @@ def test_the_policy_can_be_turned_off(policy):
 def test_the_count_is_restored_when_a_pass_raises(policy):
     state, _ = policy
     params, X, Y, activations = net(*MEDIUM)
-    _, cache = network.forward(params, X, activations)
+    spec = Net.of(MEDIUM[0], activations, "cross_entropy")
+    _, cache = network.forward(params, X, spec)
+    broken = {key: value for key, value in cache.items() if key != "A1"}  # layer 2 reads A1
     state.library.calls.clear()
     with pytest.raises(KeyError):
-        network.backward(cache, Y, activations, "no such loss")
+        network.backward(broken, Y, spec)
     assert state.library.threads == 2
 
 

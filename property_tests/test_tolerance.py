@@ -42,7 +42,7 @@ def test_a_bias_gradient_that_cancels_is_no_false_alarm():
     X = np.concatenate([half, -half], axis=1)
     params = {"W1": rng.standard_normal((2, 3)), "B1": np.zeros((2, 1))}
     Y = np.concatenate([rng.standard_normal((2, 4))] * 2, axis=1) * 0
-    check = compare(Case(params, X, Y, ["identity"], "mse"))
+    check = compare(Case.of(params, X, Y, ["identity"], "mse"))
     assert abs(check.variables["B1"].oracle) < 1e-15
     assert check.ok, check.report()
 
@@ -56,7 +56,7 @@ def test_the_tolerance_is_tight_enough_to_see_a_one_ulp_per_entry_bias():
         "B2": rng.standard_normal((2, 1)),
     }
     X, Y = rng.standard_normal((3, 8)), rng.standard_normal((2, 8))
-    check = compare(Case(params, X, Y, ["tanh", "identity"], "mse"))
+    check = compare(Case.of(params, X, Y, ["tanh", "identity"], "mse"))
     # Every tolerance stays within a few thousand ulps of the value it guards.
     for v in check.variables.values():
         assert (
@@ -98,7 +98,7 @@ def test_a_well_rounded_case_has_no_undecided_entry():
               "W2": rng.normal(size=(2, 4)), "B2": rng.normal(size=(2, 1))}  # fmt: skip
     X = rng.normal(size=(3, 5))
     Y = np.eye(2)[:, rng.integers(0, 2, 5)]
-    comparison = compare(Case(params, X, Y, ("tanh", "softmax"), "cross_entropy"))
+    comparison = compare(Case.of(params, X, Y, ("tanh", "softmax"), "cross_entropy"))
     assert comparison.ok and comparison.undecided == 0
     assert "undecided" not in comparison.report()
 

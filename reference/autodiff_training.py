@@ -10,13 +10,14 @@ parameters, the two loss curves must coincide up to rounding.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
 from manual_bp.losses import l2_penalty_gradient
+from manual_bp.net import Net
 from manual_bp.optimizers import State
-from manual_bp.training import UpdateRule, fit
+from manual_bp.training import Hooks, Schedule, UpdateRule, fit
 from manual_bp_reference.cases import Case
 from manual_bp_reference.oracle import oracle_gradients
 
@@ -27,30 +28,26 @@ def autodiff_parameter_gradients(
     params: Mapping[str, Array],
     X: Array,
     Y: Array,
-    activations: Sequence[str],
-    loss: str,
+    net: Net,
     *,
-    normalization: Sequence[str | None] = (),
-    dropout: Sequence[float] = (),
     masks: Mapping[str, Array] | None = None,
-    l2: float = 0.0,
 ) -> dict[str, Array]:
-    """dL/dWl and dL/dBl (and ``gammal``, ``betal``) for l = 1..L from
-    ``jax.grad`` (float64), with the dropout ``masks`` and the weight decay
-    ``l2 Wl`` (``manual_bp.losses.l2_penalty_gradient``) as ``fit`` gives them.
+    """dL/dWl and dL/dBl (and ``gammal``, ``betal``) for l = 1..L of ``net``
+    from ``jax.grad`` (float64), with the dropout ``masks`` and the weight
+    decay ``l2 Wl`` (``manual_bp.losses.l2_penalty_gradient``) as ``fit``
+    gives them.
 
     ``X`` is ``(n0, m)`` and ``Y`` is ``(nL, m)``; the result has the keys and
     shapes of ``params``, and their dtype, as the hand-written gradients have
     (the optimizers refuse mixed dtypes rather than upcast silently).
     """
-    case = Case(
-        params, X, Y, activations, loss, normalization=tuple(normalization),
-        dropout=tuple(dropout), masks=masks or {},
-    )  # fmt: skip
+    case = Case(net, params, X, Y, masks=masks or {})
     grads = oracle_gradients(case).grads
     for key in grads:
-        if key[0] == "W" and key[1:].isdigit() and l2:
-            grads[key] = grads[key] + l2_penalty_gradient(np.asarray(params[key], np.float64), l2)
+        if key[0] == "W" and key[1:].isdigit() and net.l2:
+            grads[key] = grads[key] + l2_penalty_gradient(
+                np.asarray(params[key], np.float64), net.l2
+            )
     return {key: grads[key].astype(np.asarray(params[key]).dtype) for key in params}
 
 
@@ -58,21 +55,14 @@ def autodiff_fit(
     params: Mapping[str, Array],
     X: Array,
     Y: Array,
-    activations: Sequence[str],
-    loss: str,
-    *,
-    epochs: int,
+    net: Net,
     optimizer: UpdateRule | float,
-    batch_size: int | None,
-    rng: np.random.Generator,
+    schedule: Schedule,
+    *,
     state: State | None = None,
-    normalization: Sequence[str | None] | None = None,
-    l2: float = 0.0,
-    dropout: Sequence[float] | None = None,
 ) -> tuple[dict[str, Array], list[float], State]:
-    """``manual_bp.training.fit`` with ``jax.grad`` gradients (``normalization``,
-    ``l2`` and ``dropout`` as ``fit`` takes them: the same masks for the same
-    generator state).
+    """``manual_bp.training.fit`` with ``jax.grad`` gradients (the same
+    masks for the same generator state).
 
     ``optimizer`` is a ``manual_bp.optimizers`` optimizer (or
     ``manual_bp_reference.optimizer_oracle.OptaxOptimizer``, optax's step), or a
@@ -84,20 +74,18 @@ def autodiff_fit(
 
     Examples
     --------
+    >>> from manual_bp import Net
     >>> from manual_bp.data import xor
     >>> from manual_bp.network import init_params
     >>> from manual_bp.optimizers import Adam
     >>> X, Y = xor(24, seed=0)
+    >>> net = Net.of([2, 3, 1], ["tanh", "sigmoid"])
     >>> start = init_params([2, 3, 1], ["tanh", "sigmoid"], seed=0)
-    >>> args = (X, Y, ["tanh", "sigmoid"], "binary_cross_entropy")
-    >>> _, manual, _ = fit(start, *args, 3, Adam(0.05), 8, np.random.default_rng(0))
-    >>> options = dict(epochs=3, optimizer=Adam(0.05), batch_size=8)
-    >>> _, autodiff, _ = autodiff_fit(start, *args, **options, rng=np.random.default_rng(0))
+    >>> schedule = lambda: Schedule(epochs=3, batch_size=8, rng=np.random.default_rng(0))
+    >>> _, manual, _ = fit(start, X, Y, net, Adam(0.05), schedule())
+    >>> _, autodiff, _ = autodiff_fit(start, X, Y, net, Adam(0.05), schedule())
     >>> bool(np.allclose(manual, autodiff, rtol=1e-12, atol=0))
     True
     """
-    return fit(
-        params, X, Y, activations, loss, epochs, optimizer, batch_size, rng,
-        gradients=autodiff_parameter_gradients, state=state, normalization=normalization,
-        l2=l2, dropout=dropout,
-    )  # fmt: skip
+    hooks = Hooks(gradients=autodiff_parameter_gradients)
+    return fit(params, X, Y, net, optimizer, schedule, state=state, hooks=hooks)

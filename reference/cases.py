@@ -1,16 +1,17 @@
 """The case record the oracle side passes around.
 
-``Case`` is one network and batch: ``params``, ``X``, ``Y``, the activation
-names and the loss, with the dtype of the manual computation (that of
-``W1``).  It is frozen, and so are its arrays: ``Case`` copies what it is
-given into read-only arrays, so no step of the oracle side can change a case
-or a caller's arrays.  Every function of ``reference/`` that needs a case
+``Case`` is one network and batch: the network's spec (a ``manual_bp.Net``)
+plus data, ``params``, ``X``, ``Y`` (and dropout masks), with the dtype of
+the manual computation (that of ``W1``).  It is frozen, and so are its
+arrays: ``Case`` copies what it is given into read-only arrays, so no step
+of the oracle side can change a case or a caller's arrays.  Every function
+of ``reference/`` that needs a case
 takes one.  The Hypothesis strategies that draw cases are in
 ``manual_bp_reference.strategies``; the limits they draw within are here.
 
 >>> import numpy as np
->>> case = Case({"W1": np.ones((1, 2)), "B1": np.zeros((1, 1))}, np.ones((2, 3)),
-...             np.ones((1, 3)), ["sigmoid"], "binary_cross_entropy")
+>>> case = Case.of({"W1": np.ones((1, 2)), "B1": np.zeros((1, 1))}, np.ones((2, 3)),
+...                np.ones((1, 3)), ["sigmoid"], "binary_cross_entropy")
 >>> case.layer_sizes, case.dtype, case.m
 ([2, 1], 'float64', 3)
 >>> case.X.flags.writeable
@@ -24,18 +25,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 import numpy as np
 
 from manual_bp.architecture import layer_sizes_of, param_shapes
 from manual_bp.dropout import check_masks
-from manual_bp.dropout import resolve as resolve_dropout
-from manual_bp.losses import LOSSES
+from manual_bp.layers import Dense
 from manual_bp.model import DNN
 from manual_bp.net import Net
-from manual_bp.network import dense_layers
-from manual_bp.normalization import resolve
+from manual_bp.network import backward, forward
 from manual_bp.validation import check_activations, check_shape
 
 MAX_DEPTH = 6
@@ -64,78 +62,52 @@ def _frozen(value: object, name: str) -> Array:
 
 @dataclass(frozen=True, eq=False)
 class Case:
-    """One network and batch, as the oracle side passes it around.
+    """One network and batch, as the oracle side passes it around: a spec
+    (``net``) plus data (``params``, ``X``, ``Y``, dropout ``masks``).
 
-    Every array is copied and made read-only; the shapes must chain
-    (``ValueError`` naming the array otherwise).  ``dtype`` is the dtype of the
-    manual computation, that of ``W1``.  The repr is exact and pasteable: it
-    is what a failing property prints.
+    Every array is copied and made read-only; the arrays must have the net's
+    shapes (``ValueError`` naming the array otherwise).  ``dtype`` is the
+    dtype of the manual computation, that of ``W1``.  The repr is exact and
+    pasteable: it is what a failing property prints.  ``Case.of`` makes one
+    from the seed's per-layer lists.
 
     Parameters
     ----------
+    net : manual_bp.Net
+        The network: its layers (activation, normalization, drop
+        probability), loss and weight decay ``l2 / 2 * sum ||Wl||^2``.  The
+        oracle side differentiates the training mode (the batch's statistics).
     params : Mapping[str, ndarray]
-        ``Wl`` (nl, n(l-1)) and ``Bl`` (nl, 1) for l = 1..L.
+        ``Wl`` (nl, n(l-1)) and ``Bl`` (nl, 1) for l = 1..L, and ``gammal``,
+        ``betal`` (nl, 1) of each normalized layer.
     X : ndarray
         (n0, m) inputs, one sample per column.
     Y : ndarray
         (nL, m) targets.
-    activations : tuple[str, ...]
-        L activation names.
-    loss : str
-        The loss name.
-    normalization : tuple[str | None, ...], keyword only
-        ``()`` (none) or one entry per layer, ``None``, ``"batch"`` or
-        ``"layer"``, the output layer's ``None`` (``manual_bp.normalization``);
-        then ``params`` also holds ``gammal``, ``betal`` of each normalized
-        layer.  The oracle side differentiates the training mode (the
-        batch's statistics).
-    l2 : float, keyword only
-        The weight decay in the loss, ``l2 / 2 * sum ||Wl||^2``
-        (``manual_bp.losses.l2_penalty``); 0 (default): none.
-    dropout : tuple[float, ...], keyword only
-        ``()`` (none) or one drop probability per layer, the output layer's 0
-        (``manual_bp.dropout.resolve``), with ``masks``.
     masks : Mapping[str, ndarray], keyword only
         ``Ml`` (nl, m), zeros and ones, for every layer with a drop
         probability above 0: the mask is part of the case, so the oracle
         differentiates the same forward with the same mask.
     """
 
+    net: Net
     params: Mapping[str, Array]
     X: Array
     Y: Array
-    activations: Sequence[str]
-    loss: str
-    normalization: tuple[str | None, ...] = field(default=(), kw_only=True)
-    l2: float = field(default=0.0, kw_only=True)
-    dropout: tuple[float, ...] = field(default=(), kw_only=True)
     masks: Mapping[str, Array] = field(default_factory=dict, kw_only=True)
 
     def __post_init__(self) -> None:
+        net = self.net
+        if not isinstance(net, Net):
+            raise TypeError(
+                f"net: expected a manual_bp.Net, got {type(net).__name__}; for the per-layer "
+                "lists use Case.of(params, X, Y, activations, loss)"
+            )
         if not isinstance(self.params, Mapping):
             raise TypeError(f"params: expected a dict of arrays, got {type(self.params).__name__}")
-        activations = tuple(check_activations(list(self.activations), len(self.activations)))
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {self.loss!r}")
         X, Y = _frozen(self.X, "X"), _frozen(self.Y, "Y")
-        depth = len(activations)
-        if not all(f"W{l}" in self.params for l in range(1, depth + 1)):
-            raise ValueError(
-                f"params: expected keys W1..W{depth} and B1..B{depth}, got "
-                f"{sorted(map(str, self.params))}"
-            )
-        sizes = layer_sizes_of(self.params, X, depth)
-        normalization = self.normalization
-        if normalization:
-            normalization = resolve(list(normalization)[:-1], depth) if depth > 1 else (None,)
-            if tuple(self.normalization) != normalization:
-                raise ValueError(
-                    "normalization: expected one entry per layer, the output layer's None, "
-                    f"got {self.normalization!r}"
-                )
-            normalization = normalization if any(normalization) else ()
-        object.__setattr__(self, "normalization", normalization)
-        expected = param_shapes(sizes, normalization=normalization)
+        sizes = net.layer_sizes
+        expected = param_shapes(sizes, normalization=net.normalization)
         if set(self.params) != set(expected):
             raise ValueError(
                 f"params: expected keys {sorted(expected)}, got {sorted(map(str, self.params))}"
@@ -143,62 +115,94 @@ class Case:
         params = {key: _frozen(self.params[key], f"params[{key!r}]") for key in expected}
         for key, shape in expected.items():
             check_shape(params[key], f"params[{key!r}]", shape)
+        check_shape(X, "X", (sizes[0], X.shape[1]))
         check_shape(Y, "Y", (sizes[-1], X.shape[1]))
-        l2 = self.l2
-        if isinstance(l2, bool) or not isinstance(l2, int | float) or not 0 <= l2 < np.inf:
-            raise ValueError(f"l2: expected a finite number >= 0, got {l2!r}")
-        object.__setattr__(self, "l2", float(l2))
-        dropout = self.dropout
-        if dropout:
-            dropout = resolve_dropout(list(dropout)[:-1], depth) if depth > 1 else (0.0,)
-            if tuple(self.dropout) != dropout:
-                raise ValueError(
-                    "dropout: expected one drop probability per layer, the output layer's 0, "
-                    f"got {self.dropout!r}"
-                )
-            dropout = dropout if any(dropout) else ()
-        masks = check_masks(self.masks, sizes, X.shape[1], dropout)
+        masks = check_masks(self.masks, sizes, X.shape[1], self.dropout)
         frozen_masks = {
             key: _frozen(mask.astype(params["W1"].dtype), f"masks[{key!r}]")
             for key, mask in masks.items()
         }
-        object.__setattr__(self, "dropout", dropout)
         object.__setattr__(self, "masks", MappingProxyType(frozen_masks))
         object.__setattr__(self, "params", MappingProxyType(params))
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "Y", Y)
-        object.__setattr__(self, "activations", activations)
+
+    @classmethod
+    def of(
+        cls,
+        params: Mapping[str, Array],
+        X: object,
+        Y: object,
+        activations: Sequence[str],
+        loss: str,
+        *,
+        normalization: Sequence[str | None] = (),
+        l2: float = 0.0,
+        dropout: Sequence[float] = (),
+        masks: Mapping[str, Array] | None = None,
+    ) -> Case:
+        """The case of the seed's per-layer lists: the layer sizes read from
+        ``params`` and ``X``; ``normalization`` ``()`` or one entry per
+        layer, ``None``, ``"batch"`` or ``"layer"``, the output layer's
+        ``None``; ``dropout`` ``()`` or one drop probability per layer, the
+        output layer's 0, with ``masks``."""
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params: expected a dict of arrays, got {type(params).__name__}")
+        names = tuple(check_activations(list(activations), len(activations)))
+        depth = len(names)
+        if not all(f"W{l}" in params for l in range(1, depth + 1)):
+            raise ValueError(
+                f"params: expected keys W1..W{depth} and B1..B{depth}, got "
+                f"{sorted(map(str, params))}"
+            )
+        for name, given in (("normalization", normalization), ("dropout", dropout)):
+            if given and len(tuple(given)) != depth:
+                raise ValueError(
+                    f"{name}: expected one entry per layer ({depth}), the output layer's "
+                    f"{'None' if name == 'normalization' else '0'}, got {tuple(given)!r}"
+                )
+        sizes = layer_sizes_of(params, np.asarray(X), depth)
+        kinds, rates = tuple(normalization) or (None,) * depth, tuple(dropout) or (0.0,) * depth
+        layers = tuple(map(Dense, sizes[1:], names, kinds, rates))
+        net = Net(sizes[0], layers, loss, l2)
+        return cls(net, params, np.asarray(X), np.asarray(Y), masks=masks or {})
 
     @classmethod
     def of_network(
         cls, net: DNN, X: object, Y: object, *, masks: Mapping[str, Array] | None = None
     ) -> Case:
-        """The case of a ``DNN`` on one batch: its params, activations, loss and
-        weight decay; ``X`` and ``Y`` in the net's dtype.  With ``masks`` (one
-        ``Ml`` per dropped layer, ``manual_bp.dropout.draw_masks``) its dropout
-        too; without, the net as inference runs it."""
+        """The case of a ``DNN`` on one batch: its network and params; ``X``
+        and ``Y`` in the net's dtype.  With ``masks`` (one ``Ml`` per dropped
+        layer, ``manual_bp.dropout.draw_masks``) its dropout too; without, the
+        net as inference runs it."""
         X, Y = np.asarray(X, dtype=net.dtype), np.asarray(Y, dtype=net.dtype)
-        normalization = net.normalization if any(net.normalization) else ()
-        dropped: dict[str, Any] = {"dropout": net.dropout, "masks": masks} if masks else {}
-        return cls(
-            net.params, X, Y, net.activations, net.loss_name, normalization=normalization,
-            l2=net.l2, **dropped,
-        )  # fmt: skip
+        spec = net.net if masks else net.net.without_dropout()
+        return cls(spec, net.params, X, Y, masks=masks or {})
 
     @property
-    def forward_options(self) -> dict[str, Any]:
-        """The keywords of ``manual_bp.network.forward`` this case needs
-        (its dropout and masks; empty without dropout)."""
-        return {"dropout": self.dropout, "masks": dict(self.masks)} if self.dropout else {}
+    def activations(self) -> tuple[str, ...]:
+        """``f_l``, l = 1..L, by name."""
+        return self.net.activations
 
     @property
-    def backward_options(self) -> dict[str, Any]:
-        """The keywords of ``manual_bp.network.backward`` this case needs
-        (its dropout and weight decay, the decayed ``Wl`` from ``params``)."""
-        options: dict[str, Any] = {"dropout": self.dropout} if self.dropout else {}
-        if self.l2:
-            options.update(l2=self.l2, params=self.params)
-        return options
+    def loss(self) -> str:
+        """The loss name."""
+        return self.net.loss
+
+    @property
+    def l2(self) -> float:
+        """The weight decay in the loss, ``l2 / 2 * sum ||Wl||^2``; 0: none."""
+        return self.net.l2
+
+    @property
+    def normalization(self) -> tuple[str | None, ...]:
+        """``()`` (none) or each layer's normalization, the output layer's ``None``."""
+        return self.net.normalization if self.net.normalized else ()
+
+    @property
+    def dropout(self) -> tuple[float, ...]:
+        """``()`` (none) or each layer's drop probability, the output layer's 0."""
+        return self.net.dropout if self.net.dropped else ()
 
     @property
     def regularized(self) -> bool:
@@ -208,7 +212,7 @@ class Case:
     @property
     def depth(self) -> int:
         """L, the number of layers with weights."""
-        return len(self.activations)
+        return self.net.depth
 
     @property
     def m(self) -> int:
@@ -218,22 +222,23 @@ class Case:
     @property
     def layer_sizes(self) -> list[int]:
         """``[n0, n1, ..., nL]``."""
-        return layer_sizes_of(self.params, self.X, self.depth)
+        return self.net.layer_sizes
 
     @property
     def dtype(self) -> str:
         """The dtype of the manual computation: that of ``W1``."""
         return self.params["W1"].dtype.name
 
-    @property
-    def net(self) -> Net:
-        """The case's network as one value (``manual_bp.Net``): its sizes,
-        activations, normalization, drop probabilities, loss and decay; the
-        rest of the case is data (``params``, ``X``, ``Y``, ``masks``).  A case
-        may pair a loss with an output a ``Net`` refuses (the oracle side
-        differentiates any pair): then ``ValueError``, as ``Net`` says."""
-        layers = dense_layers(self.layer_sizes, self.activations, self.normalization, self.dropout)
-        return Net(self.layer_sizes[0], layers, self.loss, self.l2)
+    def forward(self) -> tuple[Array, dict[str, Array]]:
+        """``manual_bp.network.forward`` of the case (with its masks)."""
+        return forward(self.params, self.X, self.net, masks=dict(self.masks) or None)
+
+    def backward(
+        self, cache: Mapping[str, Array], *, input_gradient: bool = False
+    ) -> dict[str, Array]:
+        """``manual_bp.network.backward`` of the case from its ``cache`` (the
+        decayed ``Wl`` read from ``params``)."""
+        return backward(cache, self.Y, self.net, input_gradient=input_gradient, params=self.params)
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         """Hypothesis prints a falsifying case with this: exact, pasteable values."""
@@ -242,20 +247,12 @@ class Case:
     def __repr__(self) -> str:
         literal = array_literal
         params = ",\n".join(f"        {key!r}: {literal(v)}" for key, v in self.params.items())
+        masks = ", ".join(f"{key!r}: {literal(v)}" for key, v in self.masks.items())
         return (
             f"Case(  # layer_sizes={self.layer_sizes}, dtype={self.dtype!r}, m={self.m}\n"
+            f"    net={self.net!r},\n"
             f"    params={{\n{params},\n    }},\n"
             f"    X={literal(self.X)},\n    Y={literal(self.Y)},\n"
-            f"    activations={self.activations!r},\n    loss={self.loss!r},\n"
-            + (f"    normalization={self.normalization!r},\n" if self.normalization else "")
-            + (f"    l2={self.l2!r},\n" if self.l2 else "")
-            + (f"    dropout={self.dropout!r},\n" if self.dropout else "")
-            + (
-                "    masks={"
-                + ", ".join(f"{key!r}: {literal(v)}" for key, v in self.masks.items())
-                + "},\n"
-                if self.masks
-                else ""
-            )
+            + (f"    masks={{{masks}}},\n" if self.masks else "")
             + ")"
         )

@@ -22,13 +22,13 @@ likely bug; an exception in ``backprop`` is reported the same way with its
 traceback.
 
 >>> import numpy as np
->>> from manual_bp import backward, forward
+>>> from manual_bp import Net, backward, forward
+>>> net = Net.of([3, 4, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
 >>> def my_backprop(params, X, Y):
-...     _, cache = forward(params, X, ["tanh", "sigmoid"])
-...     return backward(cache, Y, ["tanh", "sigmoid"], "binary_cross_entropy")
+...     _, cache = forward(params, X, net)
+...     return backward(cache, Y, net)
 >>> from manual_bp_reference.settings import Settings
->>> report = check_gradients(my_backprop, [3, 4, 1], ["tanh", "sigmoid"],
-...                          "binary_cross_entropy", settings=Settings(max_examples=5))
+>>> report = check_gradients(my_backprop, net, settings=Settings(max_examples=5))
 >>> report.examples
 5
 
@@ -356,9 +356,7 @@ def nonfinite(values: Mapping[str, object]) -> dict[str, list]:
 
 def _likely_instability(case: Case) -> str:
     """Why a correct formula can give NaN/inf on ``case``."""
-    from manual_bp.network import forward
-
-    _, cache = forward(case.params, case.X, case.activations)
+    _, cache = case.forward()
     A_L = np.asarray(cache[f"A{case.depth}"])
     if case.loss in ("binary_cross_entropy", "cross_entropy") and np.any((A_L == 0) | (A_L == 1)):
         return (
@@ -440,8 +438,8 @@ def compare_backprop(
                 grads[key] = raw_array
     keys = [k for k in gradient_keys(case.depth) if k[0] in "WB" or k in grads or k in problems]
     comparison = compare(
-        case, grads, input_gradient=False, keys=keys,
-        reduction=conventions.reduction, l2=conventions.l2_for(case.m), explain=explain,
+        conventions.judged(case), grads, input_gradient=False, keys=keys,
+        reduction=conventions.reduction, explain=explain,
     )  # fmt: skip
     if problems:
         variables = dict(comparison.variables)
@@ -492,8 +490,8 @@ def _probe_diagnosis(
     if found is not None and found.bug_class in _SEEN_FROM_PARAMS:
         return comparison, []
     for k in range(case.m):
-        probe = Case(case.params, case.X[:, k : k + 1], case.Y[:, k : k + 1],
-                     case.activations, case.loss)  # fmt: skip
+        probe = Case(case.net.without_dropout(), case.params, case.X[:, k : k + 1],
+                     case.Y[:, k : k + 1])  # fmt: skip
         params, X, Y = conventions.to_user(probe)
         try:
             raw, dropped = unwrap(backprop(params, X, Y))
@@ -509,8 +507,8 @@ def _probe_diagnosis(
             grads[f"Z{l}"] = grads[f"B{l}"]
         keys = [key for key in gradient_keys(probe.depth) if key[0] in "WBZ"]
         probed = compare(
-            probe, grads, input_gradient=False, keys=keys,
-            reduction=conventions.reduction, l2=conventions.l2_for(probe.m),
+            conventions.judged(probe), grads, input_gradient=False, keys=keys,
+            reduction=conventions.reduction,
         )  # fmt: skip
         if probed.ok:
             continue
@@ -545,7 +543,7 @@ def _with_their_masks(case: Case, dropped: Dropped) -> Case:
         )
     rate = 1.0 - dropped.keep_prob
     dropout = tuple(rate if f"M{l}" in dropped.masks else 0.0 for l in range(1, case.depth + 1))
-    return dataclasses.replace(case, dropout=dropout, masks=dropped.masks)
+    return Case(case.net.with_dropout(dropout), case.params, case.X, case.Y, masks=dropped.masks)
 
 
 def check_gradients(
@@ -913,8 +911,7 @@ def _rounded_to_float32(case: Case) -> Case:
     """``case`` with its arrays rounded to float32: the point float32 code computes at."""
     params = {key: value.astype(np.float32) for key, value in case.params.items()}
     return Case(
-        params, case.X.astype(np.float32), case.Y.astype(np.float32), case.activations,
-        case.loss, normalization=case.normalization, l2=case.l2, dropout=case.dropout,
+        case.net, params, case.X.astype(np.float32), case.Y.astype(np.float32),
         masks=dict(case.masks),
     )  # fmt: skip
 
@@ -931,9 +928,9 @@ def _float32_precision(
     rounded = _rounded_to_float32(case)
     keys = [key for key in gradient_keys(case.depth) if key in grads]
     comparison = compare(
-        rounded, {key: value.astype(np.float32) for key, value in grads.items() if key in keys},
-        input_gradient=False, keys=keys, reduction=conventions.reduction,
-        l2=conventions.l2_for(case.m), explain=False,
+        conventions.judged(rounded),
+        {key: value.astype(np.float32) for key, value in grads.items() if key in keys},
+        input_gradient=False, keys=keys, reduction=conventions.reduction, explain=False,
     )  # fmt: skip
     if not comparison.ok:
         return []
@@ -995,7 +992,7 @@ def _another_declaration(backprop: Backprop, case: Case, conventions: Convention
             ]
     for loss in sorted(set(LOSSES) - {case.loss}):
         try:  # the same output layer and targets under another loss, where both fit
-            other = dataclasses.replace(case, loss=loss)
+            other = dataclasses.replace(case, net=dataclasses.replace(case.net, loss=loss))
             comparison, details, _, _ = compare_backprop(
                 backprop, other, conventions=conventions, explain=False
             )
@@ -1031,8 +1028,8 @@ def _fewer_samples(backprop: Backprop, case: Case, conventions: Conventions) -> 
     for size in range(1, case.m):
         for start in range(case.m - size + 1):
             columns = slice(start, start + size)
-            fewer = Case(case.params, case.X[:, columns], case.Y[:, columns],
-                         case.activations, case.loss)  # fmt: skip
+            fewer = Case(case.net.without_dropout(), case.params, case.X[:, columns],
+                         case.Y[:, columns])  # fmt: skip
             try:
                 comparison, details, _, _ = compare_backprop(
                     backprop, fewer, conventions=conventions, explain=False

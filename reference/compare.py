@@ -22,7 +22,7 @@ import numpy as np
 
 from manual_bp.architecture import gradient_keys
 from manual_bp.losses import l2_penalty, l2_penalty_gradient
-from manual_bp.network import backward, forward, loss_from_cache
+from manual_bp.network import loss_from_cache
 from manual_bp_reference.cases import Case
 from manual_bp_reference.conventions import REDUCTIONS
 from manual_bp_reference.diagnosis import Diagnosis, diagnose
@@ -314,9 +314,12 @@ def compare(
     explain: bool = True,
     timer: Timer = _untimed,
     reduction: str = "mean",
-    l2: float = 0.0,
 ) -> Comparison:
     """Compare the gradients of ``case`` with the oracle, entry by entry.
+
+    The case's weight decay (``case.l2``, ``l2 / 2 * sum ||Wl||^2``,
+    ``manual_bp.losses.l2_penalty``) is in the loss ``grads`` are compared
+    with; a case with dropout runs with its masks.
 
     Parameters
     ----------
@@ -336,42 +339,22 @@ def compare(
     timer : ``timer(stage)`` wraps each stage in a context manager (timing hooks).
     reduction : ``"mean"`` (manual_bp's loss) or ``"sum"``: ``grads`` are those
         of the loss summed over the batch, ``m`` times the mean's.
-    l2 : the strength of an L2 penalty ``l2 / 2 * sum ||Wl||^2``
-        (``manual_bp.losses.l2_penalty``) that ``grads`` include.  A case
-        with its own weight decay (``case.l2``) compares with that one (and
-        refuses another).  A case with dropout runs with its masks.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction: expected one of {list(REDUCTIONS)}, got {reduction!r}")
-    if not (isinstance(l2, int | float) and np.isfinite(l2) and l2 >= 0):
-        raise ValueError(f"l2: expected a finite number >= 0, got {l2!r}")
-    if l2 and case.l2:
-        raise ValueError(
-            f"l2: the case has its own weight decay (case.l2={case.l2!r}); give l2={l2!r} "
-            "only for a case without one"
-        )
-    l2 = l2 or case.l2
+    l2 = case.l2
     if grads is None:
         input_gradient = True if input_gradient is None else input_gradient
         with timer("manual forward"):
-            _, cache = forward(
-                case.params, case.X, case.activations,
-                normalization=case.normalization, **case.forward_options,
-            )  # fmt: skip
+            _, cache = case.forward()
         with timer("manual backward"):
-            grads = backward(
-                cache, case.Y, case.activations, case.loss, input_gradient,
-                normalization=case.normalization, **case.backward_options,
-            )  # fmt: skip
+            grads = case.backward(cache, input_gradient=input_gradient)
             manual_loss = float(loss_from_cache(cache, case.Y, case.loss, case.depth))
             if l2:
                 manual_loss += float(l2_penalty(case.params, l2))
     elif cache is None:
         with timer("manual forward"):
-            _, cache = forward(
-                case.params, case.X, case.activations,
-                normalization=case.normalization, **case.forward_options,
-            )  # fmt: skip
+            _, cache = case.forward()
     if input_gradient is None:
         input_gradient = "A0" in grads
     with timer("oracle"):

@@ -26,8 +26,8 @@ gradients back into ours, with a problem string for each key it cannot.
 
 >>> import numpy as np
 >>> from manual_bp_reference.cases import Case, array_literal
->>> case = Case({"W1": np.ones((2, 3)), "B1": np.zeros((2, 1))}, np.ones((3, 4)),
-...             np.eye(2)[:, [0, 1, 1, 0]], ["softmax"], "cross_entropy")
+>>> case = Case.of({"W1": np.ones((2, 3)), "B1": np.zeros((2, 1))}, np.ones((3, 4)),
+...                np.eye(2)[:, [0, 1, 1, 0]], ["softmax"], "cross_entropy")
 >>> rows = Conventions(layout="rows", names="W1/b1", targets="labels")
 >>> params, X, Y = rows.to_user(case)
 >>> params["W1"].shape, params["b1"].shape, X.shape, Y
@@ -36,6 +36,7 @@ gradients back into ours, with a problem string for each key it cannot.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -191,6 +192,19 @@ class Conventions:
     def l2_for(self, m: int) -> float:
         """The strength in our form ``l2 / 2 * sum ||Wl||^2`` for a batch of ``m``."""
         return self.l2 / m if self.l2_divided_by_m else self.l2
+
+    def judged(self, case: Case) -> Case:
+        """``case`` with the user's L2 penalty in our form (``l2_for(case.m)``)
+        as its weight decay: the case the user's gradients are judged on."""
+        l2 = self.l2_for(case.m)
+        if not l2:
+            return case
+        if case.l2:
+            raise ValueError(
+                f"l2: the case has its own weight decay (case.l2={case.l2!r}) and the "
+                f"conventions l2={self.l2!r}; give one of them"
+            )
+        return dataclasses.replace(case, net=case.net.with_l2(l2))
 
     def as_dict(self) -> dict:
         """The arguments that rebuild these conventions (JSON-ready): every field."""

@@ -325,7 +325,7 @@ class Example:
     @property
     def case(self) -> Case:
         """The network and batch, as the oracle side takes them."""
-        return Case(
+        return Case.of(
             self.params,
             self.X,
             self.Y,

@@ -107,6 +107,7 @@ import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import gradient_keys, tap_shapes
+from manual_bp.net import Net
 from manual_bp.network import forward, loss_from_cache
 from manual_bp_reference.cases import Case
 from manual_bp_reference.tolerance import ERROR_MODELS, loss_terms, normalization_forward_errors
@@ -198,14 +199,17 @@ class _Loss:
         params: dict[str, Array],
         X: Array,
         Y: Array,
-        activations: Sequence[str],
-        loss: str,
+        net: Net,
         taps: dict[str, Array],
-        normalization: tuple[str | None, ...] = (),
     ) -> None:
         self.params, self.X, self.Y, self.taps = params, X, Y, taps
-        self.activations, self.loss, self.depth = tuple(activations), loss, len(activations)
-        self.normalization = normalization
+        self.net, self.activations, self.loss, self.depth = (
+            net,
+            net.activations,
+            net.loss,
+            net.depth,
+        )
+        normalization = net.normalization
         # Which side of its kink each relu-like input (Zl, or Nl where
         # normalized) lies on.
         self.kinked = [
@@ -218,7 +222,7 @@ class _Loss:
         self, params: Mapping[str, Array], X: Array, taps: Mapping[str, Array]
     ) -> tuple[float, Array, dict[str, Array]]:
         """The loss, the side of every relu-like pre-activation, and the cache."""
-        _, cache = forward(params, X, self.activations, np, taps, normalization=self.normalization)
+        _, cache = forward(params, X, self.net, np, taps)
         value = float(loss_from_cache(cache, self.Y, self.loss, self.depth, np))
         sides = [side(cache[key]).ravel() for key, side in self.kinked]
         pattern = np.concatenate(sides) if sides else np.zeros(0, dtype=bool)
@@ -357,7 +361,7 @@ def finite_difference_gradients(
     normalization = case.normalization
     shapes = tap_shapes(case.layer_sizes, case.m, normalization=normalization)
     taps = {key: np.zeros(shape) for key, shape in shapes.items()}
-    objective = _Loss(params64, X64, Y64, case.activations, case.loss, taps, normalization)
+    objective = _Loss(params64, X64, Y64, case.net.without_dropout(), taps)
     f0, pattern0, cache = objective.evaluate(params64, X64, taps)
 
     raw, crossings = {}, {}

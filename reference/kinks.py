@@ -18,9 +18,9 @@ silenced units of ``manual_bp_reference.cases`` produce them.
 
 >>> import numpy as np
 >>> from manual_bp_reference.cases import Case
->>> case = Case({"W1": np.array([[1.0, -1.0]]), "B1": np.zeros((1, 1)),
-...              "W2": np.ones((1, 1)), "B2": np.zeros((1, 1))},
-...             np.array([[0.1], [0.1]]), np.ones((1, 1)), ["relu", "identity"], "mse")
+>>> case = Case.of({"W1": np.array([[1.0, -1.0]]), "B1": np.zeros((1, 1)),
+...                 "W2": np.ones((1, 1)), "B2": np.zeros((1, 1))},
+...                np.array([[0.1], [0.1]]), np.ones((1, 1)), ["relu", "identity"], "mse")
 >>> moved = away_from_kinks(case)
 >>> float(moved.params["B1"][0, 0]) != 0.0
 True
@@ -31,7 +31,6 @@ from __future__ import annotations
 import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
-from manual_bp.network import forward
 from manual_bp_reference.cases import Case
 from manual_bp_reference.tolerance import forward_bounds
 
@@ -79,7 +78,7 @@ def away_from_kinks(case: Case, *, margin: float = MARGIN) -> Case:
     lies within ``margin`` forward rounding bounds of the kink, but for
     provably exact zeros.  A case already clear of kinks is returned as is."""
     for _ in range(_ROUNDS):
-        _, cache = forward(case.params, case.X, case.activations)
+        _, cache = case.forward()
         EZ, _ = forward_bounds(case, cache)
         provable = _provably_zero(case, cache, EZ, margin)
         for l, name in enumerate(case.activations, start=1):
@@ -99,5 +98,5 @@ def away_from_kinks(case: Case, *, margin: float = MARGIN) -> Case:
             spacing = float(np.spacing(np.asarray(magnitude, dtype=B.dtype)))
             B[i, 0] = B[i, 0] + _shift(Z[i], bound[i], spacing)
         params[f"B{l}"] = B
-        case = Case(params, case.X, case.Y, case.activations, case.loss)
+        case = Case(case.net, params, case.X, case.Y, masks=case.masks)
     raise ValueError("away_from_kinks: could not move every Z off its kink")

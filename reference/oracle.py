@@ -22,12 +22,12 @@ two agree.  ``padded=True`` or ``False`` forces the choice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 
-from manual_bp.architecture import layer_sizes_of, tap_shapes
+from manual_bp.architecture import tap_shapes
 from manual_bp.network import forward_xp, loss_from_cache
 from manual_bp_reference.cases import Case
 from manual_bp_reference.jax_setup import jax, jnp
@@ -48,20 +48,17 @@ class OracleResult:
     Z: dict[str, np.ndarray]
 
 
-@partial(jax.jit, static_argnames=("activations", "loss", "normalization", "dropout"))
-def _value_and_grads(params, X, Y, activations, loss, normalization=(), dropout=(), masks=None):
-    depth = len(activations)
-    sizes = layer_sizes_of(params, X, depth)
-    shapes = tap_shapes(sizes, X.shape[1], normalization=normalization)
+@partial(jax.jit, static_argnames=("net",))
+def _value_and_grads(params, X, Y, net, masks=None):
+    depth = net.depth
+    shapes = tap_shapes(net.layer_sizes, X.shape[1], normalization=net.normalization)
     taps = {key: jnp.zeros(shape) for key, shape in shapes.items()}
-    normalized = {"normalization": normalization} if normalization else {}
-    if dropout:  # the case's own masks: inputs, not differentiated
-        normalized.update(dropout=dropout, masks=masks)
 
     def objective(params, taps, X):
-        _, cache = forward_xp(params, X, activations, xp=jnp, taps=taps, **normalized)
+        # The case's own masks: inputs, not differentiated.
+        _, cache = forward_xp(params, X, net, xp=jnp, taps=taps, masks=masks)
         Zs = {f"Z{l}": cache[f"Z{l}"] for l in range(1, depth + 1)}
-        return loss_from_cache(cache, Y, loss, depth, xp=jnp), Zs
+        return loss_from_cache(cache, Y, net.loss, depth, xp=jnp), Zs
 
     (value, Zs), grads = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(
         params, taps, X
@@ -97,10 +94,9 @@ def oracle_gradients(
     as64 = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
     X64, Y64 = np.asarray(case.X, dtype=np.float64), np.asarray(case.Y, dtype=np.float64)
     masks64 = {key: np.asarray(mask, dtype=np.float64) for key, mask in case.masks.items()}
-    result = _value_and_grads(
-        as64, X64, Y64, case.activations, case.loss, normalization=case.normalization,
-        dropout=case.dropout, masks=masks64,
-    )  # fmt: skip
+    # The decay is not in this loss: one compilation serves every l2.
+    net = replace(case.net, l2=0.0)
+    result = _value_and_grads(as64, X64, Y64, net, masks=masks64 or None)
     value, Zs, (d_params, d_taps, d_X) = jax.device_get(result)
     grads = {**d_params, **d_taps}
     if input_gradient:

@@ -275,7 +275,7 @@ def networks(
     X = draw(matrices((sizes[0], m), input_bound, dtype))
     Y = draw(targets(loss, (sizes[-1], m), dtype, hard_targets, input_bound))
     options = draw(regularizations(tuple(sizes), m)) if regularization else {}
-    return Case(params, X, Y, tuple(activations), loss, **options)
+    return Case.of(params, X, Y, tuple(activations), loss, **options)
 
 
 # Simplest first (each shrinks to no decay, no dropout): decay strengths from

@@ -82,7 +82,7 @@ def audit_case(depth: int, width: int, dtype: str, activation: str, batch: int, 
     X = rng.standard_normal((AUDIT_INPUTS, batch)).astype(dtype)
     classes = rng.integers(0, AUDIT_CLASSES, size=batch)
     Y = (np.arange(AUDIT_CLASSES)[:, None] == classes[None, :]).astype(dtype)
-    return Case(params, X, Y, activations, AUDIT_LOSS)
+    return Case.of(params, X, Y, activations, AUDIT_LOSS)
 
 
 def relative_error(max_abs_error: float, oracle_max: float) -> float:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from manual_bp.cli.extras import require
+from manual_bp.net import Net
 from manual_bp.network import forward
 
 if TYPE_CHECKING:
@@ -156,19 +157,18 @@ def normalization_figure(
 
 def boundary_figure(
     params: Mapping[str, np.ndarray],
-    activations: Sequence[str],
+    net: Net,
     X: np.ndarray,
     Y: np.ndarray,
     title: str,
     resolution: int = 200,
     *,
-    normalization: Sequence[str | None] = (),
     running: Mapping[str, np.ndarray] | None = None,
 ) -> Figure:
-    """The decision regions of the network over the plane, with the data.
+    """The decision regions of the network ``net`` over the plane, with the data.
 
-    A normalized net (``normalization``) is evaluated as ``predict`` does, in
-    inference mode: batch normalization by its ``running`` statistics.
+    The net is evaluated as ``predict`` does, in inference mode: no dropout,
+    and batch normalization by its ``running`` statistics.
 
     ``X`` is (2, m) and ``Y`` (nL, m).  With one output (``nL = 1``) the
     background is ``P(class 1) = AL`` from blue (0) to red (1), with a colour
@@ -186,10 +186,7 @@ def boundary_figure(
         np.linspace(X[1].min() - margin, X[1].max() + margin, resolution),
     )
     grid = np.stack([x_grid.ravel(), y_grid.ravel()]).astype(params["W1"].dtype)
-    if normalization and any(normalization):
-        out, _ = forward(params, grid, activations, normalization=normalization, running=running)
-    else:
-        out, _ = forward(params, grid, activations)
+    out, _ = forward(params, grid, net.without_dropout(), running=running or None)
     if Y.shape[0] == 1:
         probability = out[0].reshape(x_grid.shape)
         regions = axes.contourf(

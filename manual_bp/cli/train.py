@@ -57,7 +57,7 @@ from manual_bp.dropout import draw_masks
 from manual_bp.losses import LOSSES
 from manual_bp.model import DNN
 from manual_bp.optimizers import OPTIMIZERS, Optimizer, make_optimizer
-from manual_bp.training import TrainingDiverged, accuracy
+from manual_bp.training import Schedule, TrainingDiverged, accuracy
 
 DATA_INPUTS = 2  # every built-in data set is 2-D
 DEFAULT_HIDDEN_ACTIVATION = "tanh"
@@ -299,7 +299,6 @@ def _train_both(
     oracle = require("oracle", "manual_bp_reference.optimizer_oracle", "train")
     compare = require("oracle", "manual_bp_reference.compare", "train").compare
     Case = require("oracle", "manual_bp_reference.cases", "train").Case
-    activations, loss = list(net.activations), net.loss_name
     autodiff_params, autodiff_state = net.params, None
     optax_optimizer = oracle.OptaxOptimizer(optimizer)
     autodiff_rng = np.random.default_rng(args.seed)  # DNN shuffles with default_rng(seed) too
@@ -313,11 +312,8 @@ def _train_both(
                         X, Y, 1, batch_size=args.batch_size, optimizer=optimizer
                     )
                     autodiff_params, losses, autodiff_state = autodiff_fit(
-                        autodiff_params, X, Y, activations, loss, epochs=1,
-                        optimizer=optax_optimizer, batch_size=args.batch_size,
-                        rng=autodiff_rng, state=autodiff_state, l2=net.l2,
-                        dropout=net.dropout if any(net.dropout) else None,
-                        normalization=net.normalization,
+                        autodiff_params, X, Y, net.net, optax_optimizer,
+                        Schedule(1, args.batch_size, autodiff_rng), state=autodiff_state,
                     )  # fmt: skip
                 run.autodiff_history += losses
                 bar.advance(1, loss=f"{run.manual_history[-1]:.4g}")
@@ -400,11 +396,10 @@ def _write_outputs(
         plots.save(
             plots.boundary_figure(
                 net.params,
-                net.activations,
+                net.net,
                 X,
                 Y,
                 f"{title}, accuracy {100 * fraction:.1f}%",
-                normalization=net.normalization,
                 running=net.running,
             ),
             args.out / "boundary.png",

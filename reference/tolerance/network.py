@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from manual_bp.dropout import rate_of
 from manual_bp.losses import LOSSES
+from manual_bp.net import Net
 from manual_bp_reference.cases import Case
 from manual_bp_reference.tolerance.activation import _backward_error, _forward_error, near_kinks
 from manual_bp_reference.tolerance.affine import _affine_errors
@@ -63,16 +64,14 @@ def _pre_activation_error(
 def forward_errors(
     params: Mapping[str, Array],
     f64: Mapping[str, Array],
-    activations: Sequence[str],
+    net: Net,
     floor: float,
     u: float,
     oracle_Z: Mapping[str, Array] | None,
     *,
-    dropout: Sequence[float] = (),
-    normalization: Sequence[str | None] = (),
     normalized: dict[int, NormalizationErrors] | None = None,
 ) -> tuple[dict[int, Array], dict[int, Array], dict[int, Array]]:
-    """``EZl``, ``EAl`` and the near-kink masks for every layer.
+    """``EZl``, ``EAl`` and the near-kink masks for every layer of ``net``.
 
     ``EA0`` counts only a subnormal input, which the oracle flushes to 0.
     A layer with a ``normalization`` step feeds ``Nl`` and its bound to
@@ -83,18 +82,17 @@ def forward_errors(
     """
     EA = {0: flushed(f64["A0"], u)}
     EZ, kinks = {}, {}
-    for l in range(1, len(activations) + 1):
+    for l, layer in enumerate(net.layers, 1):
         EZ[l] = _pre_activation_error(params, f64, EA[l - 1], l, floor, u)
-        name, V, EV = activations[l - 1], f64[f"Z{l}"], EZ[l]
+        name, V, EV = layer.activation, f64[f"Z{l}"], EZ[l]
         oracle_V = None if oracle_Z is None else oracle_Z[f"Z{l}"]
-        kind = normalization[l - 1] if normalization else None
+        kind, rate = layer.norm, layer.dropout
         if kind is not None:
             errors = normalization_forward_errors(kind, l, f64, EZ[l], u, floor)
             if normalized is not None:
                 normalized[l] = errors
             V, EV, oracle_V = f64[f"N{l}"], errors.EN, None
         kinks[l] = near_kinks(name, V, EV, u, oracle_V)
-        rate = rate_of(dropout, l)
         A = f64[f"F{l}"] if rate else f64[f"A{l}"]
         EA[l] = _forward_error(name, V, A, EV, floor, kinks[l], u)
         if rate:
@@ -116,10 +114,7 @@ def forward_bounds(
     u = unit_roundoff(case.dtype)
     floor = float(np.finfo(np.dtype(case.dtype)).tiny) / u
     f64 = {key: np.asarray(value, dtype=np.float64) for key, value in cache.items()}
-    EZ, EA, _ = forward_errors(
-        case.params, f64, case.activations, floor, u, None,
-        dropout=case.dropout, normalization=case.normalization,
-    )  # fmt: skip
+    EZ, EA, _ = forward_errors(case.params, f64, case.net, floor, u, None)
     scale = SAFETY * u
     return (
         {l: scale * value for l, value in EZ.items()},
@@ -154,9 +149,8 @@ def tolerances(
 
     normalized: dict[int, NormalizationErrors] = {}
     EZ, EA, near_kink = forward_errors(
-        params, f64, activations, floor, u, oracle_Z,
-        dropout=case.dropout, normalization=case.normalization, normalized=normalized,
-    )  # fmt: skip
+        params, f64, case.net, floor, u, oracle_Z, normalized=normalized
+    )
 
     Z_L, A_L = f64[f"Z{depth}"], f64[f"A{depth}"]
     loss_error = _loss_value_error(loss, Z_L, A_L, Y, EZ[depth], EA[depth], floor, u)
