@@ -94,9 +94,9 @@ from manual_bp_reference.cases import Case
 from manual_bp_reference.compare import compare
 from manual_bp_reference.draws import (
     DTYPES,
-    Architecture,
-    draw_architecture,
-    draw_normalized_architecture,
+    DrawnNet,
+    draw_network,
+    draw_normalized_network,
     draw_values,
 )
 
@@ -130,7 +130,7 @@ def _timer(stage: str):
 class Alarm:
     """A false alarm (or an exception): the whole case and what the check said."""
 
-    arch: Architecture
+    arch: DrawnNet
     dtype: str
     example: int
     ratio: float
@@ -147,7 +147,7 @@ class Alarm:
 
 @dataclass
 class ArchitectureResult:
-    arch: Architecture
+    arch: DrawnNet
     ratios: np.ndarray
     is_float32: np.ndarray
     keys: list[str]
@@ -173,7 +173,7 @@ def _worst_key(check) -> str:
     return key
 
 
-def _alarm_group(arch: Architecture, dtype: str, key: str) -> str:
+def _alarm_group(arch: DrawnNet, dtype: str, key: str) -> str:
     kind = key.rstrip("0123456789")
     return f"{dtype} {arch.loss} {_layer_activation(arch, key)} {kind}"
 
@@ -202,7 +202,7 @@ def _retry_without_explanation(case: Case, result) -> object | None:
         return None
 
 
-def run_architecture(task: tuple[Architecture, int, int]) -> ArchitectureResult:
+def run_architecture(task: tuple[DrawnNet, int, int]) -> ArchitectureResult:
     """Run ``count`` value sets of one architecture, alternating the dtype."""
     arch, count, seed = task
     rng = np.random.default_rng([seed, arch.index])
@@ -274,7 +274,7 @@ def run_architecture(task: tuple[Architecture, int, int]) -> ArchitectureResult:
 # --- reporting -------------------------------------------------------------------------------
 
 
-def _layer_activation(arch: Architecture, key: str) -> str:
+def _layer_activation(arch: DrawnNet, key: str) -> str:
     """The activation whose ``dZl`` made the gradient ``key``."""
     depth = len(arch.activations)
     if key in ("loss", "exception"):
@@ -509,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     rng = np.random.default_rng(args.seed)
-    draw = draw_normalized_architecture if args.normalization else draw_architecture
+    draw = draw_normalized_network if args.normalization else draw_network
     pool = [draw(rng, i) for i in range(args.architectures)]
     base, extra = divmod(args.examples, args.architectures)
     tasks = [(arch, base + (arch.index < extra), args.seed) for arch in pool]

@@ -234,7 +234,7 @@ def test_a_students_file_on_one_network_runs_on_the_cluster(cluster, tmp_path, m
     summary = json.loads((tmp_path / "student.json").read_text())
     config = Config.from_dict(summary["config"])
     assert config.target == f"{tmp_path / 'two_layer.py'}:cs231n"
-    assert config.network.layer_sizes == (3, 4, 3) and config.dtypes == ("float64",)
+    assert config.network.layer_sizes == [3, 4, 3] and config.dtypes == ("float64",)
     assert config.conventions.layout == "rows" and config.conventions.targets == "labels"
     totals = summary["totals"]
     assert totals["failures"] > 0 and totals["examples_by_dtype"]["float32"] == 0

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from manual_bp import Net
 from manual_bp.cli import main
 from manual_bp_reference.campaign import (
     Config,
@@ -32,17 +33,17 @@ from manual_bp_reference.campaign import (
     target_digest,
 )
 from manual_bp_reference.conventions import Conventions
-from manual_bp_reference.draws import Limits, Network
+from manual_bp_reference.draws import Limits
 from property_tests.campaign_targets import STUDENTS
 
 NETWORKS = {
-    "course": (Network((3, 4, 1), ("tanh", "sigmoid"), "binary_cross_entropy"), None),
+    "course": (Net.of([3, 4, 1], ["tanh", "sigmoid"], "binary_cross_entropy"), None),
     "cs231n": (
-        Network((4, 6, 3), ("relu", "softmax"), "cross_entropy"),
+        Net.of([4, 6, 3], ["relu", "softmax"], "cross_entropy"),
         Conventions(layout="rows", names="W1/b1", targets="labels"),
     ),
     "nielsen": (
-        Network((2, 3, 1), ("sigmoid", "sigmoid"), "mse"),
+        Net.of([2, 3, 1], ["sigmoid", "sigmoid"], "mse"),
         Conventions(container="list", reduction="sum"),
     ),
 }
@@ -98,7 +99,7 @@ def test_a_student_bug_fails_and_the_property_replays_it_from_the_database(
     replayed = int(re.search(r"seed 3, example (\d+)", str(caught.value)).group(1))
     assert replayed in failing
     # Another network is another property: its key differs, so nothing is replayed.
-    other = Network((3, 5, 1), ("tanh", "sigmoid"), "binary_cross_entropy")
+    other = Net.of([3, 5, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
     assert database_key(**{**same, "network": other}) != key
 
     # --replay rebuilds example i from the campaign's own record (here, its manifest).
@@ -173,6 +174,8 @@ def test_the_config_survives_the_manifest_and_refuses_conventions_without_a_netw
     network, conventions = NETWORKS["cs231n"]
     config = Config(6, 1, 6, f"{students}:cs231n", SMALL, network, conventions, ("float32",))
     assert Config.from_dict(json.loads(json.dumps(config.as_dict()))) == config
+    # The net in the digest (the database key) reads as 0.1's draws.Network did.
+    assert "Network(layer_sizes=(4, 6, 3), activations=('relu', 'softmax'), loss=" in config.digest
     with pytest.raises(ValueError, match="conventions: a user's target on one network"):
         Config(6, target=f"{students}:cs231n", conventions=conventions)
     with pytest.raises(ValueError, match="conventions: a user's target on one network"):
@@ -202,7 +205,11 @@ def test_a_manifest_judged_by_older_rules_is_not_resumed_for_a_users_target(stud
         else:
             assert read_manifest(manifest, config) == {}
     with pytest.raises(ValueError, match="layer_sizes"):
-        Network((3, 0, 1), ("tanh", "sigmoid"), "binary_cross_entropy")
+        Net.of([3, 0, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
+    with pytest.raises(TypeError, match=r"network: expected a manual_bp\.Net, got tuple"):
+        Config(6, network=((3, 4, 1), ("tanh", "sigmoid"), "binary_cross_entropy"))
+    with pytest.raises(ValueError, match="network: expected a plain Net"):
+        Config(6, network=Net.of([3, 4, 4, 1], dropout=0.5))
 
 
 LABELS = ["--target", "json:dumps", "--layers", "2,1"]  # any callable loads

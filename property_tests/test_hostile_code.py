@@ -332,10 +332,10 @@ def test_a_real_process_prints_only_the_json(hostile, name):
 
 
 def test_a_campaign_target_that_hangs_or_exits_fails_its_examples(hostile, tmp_path):
+    from manual_bp import Net
     from manual_bp_reference.campaign import Config, run_chunk
-    from manual_bp_reference.draws import Network
 
-    network = Network((2, 3, 1), ("tanh", "sigmoid"), "binary_cross_entropy")
+    network = Net.of([2, 3, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
     for name, said in (("spins", "timed out"), ("ends_the_process", "ended the process"),
                        ("correct", None)):  # fmt: skip
         config = Config(2, 0, 2, f"{hostile}:{name}", network=network, timeout=TIMEOUT)

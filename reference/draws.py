@@ -34,8 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
+from manual_bp.layers import Dense
 from manual_bp.losses import LOSSES
-from manual_bp.validation import check_activations, check_layer_sizes, check_loss_pair
+from manual_bp.net import Net
 from manual_bp_reference.cases import (
     DTYPES,
     INPUT_BOUND,
@@ -66,16 +67,31 @@ DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
-class Architecture:
-    """Layer sizes, activations, loss and batch size: one jax compilation."""
+class DrawnNet:
+    """The network (a ``manual_bp.Net``) and batch size ``m`` drawn for
+    example ``index``: one jax compilation."""
 
     index: int
-    sizes: tuple[int, ...]
-    activations: tuple[str, ...]
-    loss: str
+    net: Net
     m: int
-    # () or one entry per layer (manual_bp.normalization.resolve): None, "batch", "layer".
-    normalization: tuple[str | None, ...] = ()
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """``(n0, n1, ..., nL)``."""
+        return tuple(self.net.layer_sizes)
+
+    @property
+    def activations(self) -> tuple[str, ...]:
+        return self.net.activations
+
+    @property
+    def loss(self) -> str:
+        return self.net.loss
+
+    @property
+    def normalization(self) -> tuple[str | None, ...]:
+        """``()`` (none) or one entry per layer: ``None``, ``"batch"``, ``"layer"``."""
+        return self.net.normalization if self.net.normalized else ()
 
     def describe(self) -> str:
         normalized = f", normalization={list(self.normalization)}" if self.normalization else ""
@@ -95,10 +111,16 @@ def _draw_size(rng: np.random.Generator, largest: int) -> int:
     return int(rng.choice([1, 2, largest]))
 
 
-def draw_architecture(
+def _drawn(index: int, sizes, activations, loss: str, m: int, normalization=()) -> DrawnNet:
+    kinds = tuple(normalization) or (None,) * len(activations)
+    layers = tuple(map(Dense, sizes[1:], activations, kinds))
+    return DrawnNet(index, Net(sizes[0], layers, loss), m)
+
+
+def draw_network(
     rng: np.random.Generator, index: int, *, limits: Limits = DEFAULT_LIMITS
-) -> Architecture:
-    """An architecture by the rules of ``manual_bp_reference.strategies.networks``."""
+) -> DrawnNet:
+    """A network and batch size by the rules of ``manual_bp_reference.strategies.networks``."""
     depth = int(rng.integers(1, limits.depth + 1))
     sizes = [_draw_size(rng, limits.width) for _ in range(depth + 1)]
     loss = str(rng.choice(sorted(LOSSES)))
@@ -106,44 +128,41 @@ def draw_architecture(
     sizes[-1] = max(sizes[-1], spec.min_outputs)
     hidden = [str(rng.choice(sorted(ACTIVATIONS))) for _ in range(depth - 1)]
     output = str(rng.choice(sorted(spec.output_activations)))
-    return Architecture(index, tuple(sizes), (*hidden, output), loss, _draw_size(rng, limits.batch))
+    return _drawn(index, sizes, (*hidden, output), loss, _draw_size(rng, limits.batch))
 
 
-@dataclass(frozen=True)
-class Network:
-    """One fixed network (what ``check_gradients`` checks): examples draw only
-    the batch size ``m`` (``1..limits.batch``) and the values."""
-
-    layer_sizes: tuple[int, ...]
-    activations: tuple[str, ...]
-    loss: str
-
-    def __post_init__(self) -> None:
-        sizes = check_layer_sizes(self.layer_sizes)
-        activations = check_activations(self.activations, len(sizes) - 1)
-        check_loss_pair(self.loss, activations[-1], sizes[-1])
-        object.__setattr__(self, "layer_sizes", tuple(sizes))
-        object.__setattr__(self, "activations", tuple(activations))
-
-    def architecture(self, rng: np.random.Generator, index: int, limits: Limits) -> Architecture:
-        m = _draw_size(rng, limits.batch)
-        return Architecture(index, self.layer_sizes, self.activations, self.loss, m)
+def check_plain(net: object, name: str = "network") -> Net:
+    """``net`` if it is a plain ``manual_bp.Net`` (no normalization, dropout or
+    decay): the one network a campaign or a check draws values for."""
+    if not isinstance(net, Net):
+        raise TypeError(f"{name}: expected a manual_bp.Net, got {type(net).__name__} {net!r}")
+    if net.l2 or net.normalized or net.dropped:
+        raise ValueError(
+            f"{name}: expected a plain Net (no normalization, dropout or l2), got {net!r}"
+        )
+    return net
 
 
-def draw_normalized_architecture(
+def draw_batch(rng: np.random.Generator, index: int, net: Net, limits: Limits) -> DrawnNet:
+    """One fixed network (what ``check_gradients`` checks): example ``index``
+    draws only its batch size ``m`` (``1..limits.batch``) and the values."""
+    return DrawnNet(index, net, _draw_size(rng, limits.batch))
+
+
+def draw_normalized_network(
     rng: np.random.Generator, index: int, *, limits: Limits = DEFAULT_LIMITS
-) -> Architecture:
-    """An architecture of depth >= 2 with a normalization step in some hidden layers.
+) -> DrawnNet:
+    """A network of depth >= 2 with a normalization step in some hidden layers.
 
     Each hidden layer is batch-normalized, layer-normalized or not (at least
-    one is), by the rules of ``draw_architecture`` otherwise; the batch size
-    is 1 in one architecture of eight (batch normalization of one sample,
-    whose behaviour ``manual_bp.normalization`` defines).
+    one is), by the rules of ``draw_network`` otherwise; the batch size is 1
+    in one network of eight (batch normalization of one sample, whose
+    behaviour ``manual_bp.normalization`` defines).
     """
     if limits.depth < 2:
         raise ValueError(f"limits.depth: a normalized net needs depth >= 2, got {limits.depth}")
     while True:
-        arch = draw_architecture(rng, index, limits=limits)
+        arch = draw_network(rng, index, limits=limits)
         if len(arch.activations) >= 2:
             break
     hidden = [
@@ -152,7 +171,7 @@ def draw_normalized_architecture(
     if not any(hidden):
         hidden[int(rng.integers(len(hidden)))] = str(rng.choice(["batch", "layer"]))
     m = 1 if rng.random() < 0.125 else arch.m
-    return Architecture(index, arch.sizes, arch.activations, arch.loss, m, (*hidden, None))
+    return _drawn(index, arch.sizes, arch.activations, arch.loss, m, (*hidden, None))
 
 
 # Stability cases of a normalized net, each in one example of eight: near-constant
@@ -163,7 +182,7 @@ HUGE_OFFSET = 1e6
 
 
 def _stability_case(
-    rng: np.random.Generator, arch: Architecture, params: dict, X: np.ndarray, dtype: str
+    rng: np.random.Generator, arch: DrawnNet, params: dict, X: np.ndarray, dtype: str
 ) -> np.ndarray:
     """Applies the stability cases (in place on ``params``) and returns ``X``."""
     kind = rng.random()
@@ -289,7 +308,7 @@ def draw_targets(
 
 
 def draw_values(
-    rng: np.random.Generator, arch: Architecture, dtype: str, *, hard_targets: bool = False
+    rng: np.random.Generator, arch: DrawnNet, dtype: str, *, hard_targets: bool = False
 ):
     """``(params, X, Y)`` for ``arch`` in ``dtype`` (with ``gammal``, ``betal`` and
     the stability cases of a normalized ``arch``); ``hard_targets``: labels only."""
@@ -313,7 +332,7 @@ class Example:
 
     seed: int
     index: int
-    arch: Architecture
+    arch: DrawnNet
     dtype: str
     params: dict[str, np.ndarray]
     X: np.ndarray
@@ -325,14 +344,7 @@ class Example:
     @property
     def case(self) -> Case:
         """The network and batch, as the oracle side takes them."""
-        return Case.of(
-            self.params,
-            self.X,
-            self.Y,
-            self.arch.activations,
-            self.arch.loss,
-            normalization=self.arch.normalization,
-        )
+        return Case(self.arch.net, self.params, self.X, self.Y)
 
 
 def draw_example(
@@ -340,14 +352,14 @@ def draw_example(
     index: int,
     *,
     limits: Limits = DEFAULT_LIMITS,
-    network: Network | None = None,
+    network: Net | None = None,
     dtypes: tuple[str, ...] = DTYPES,
     hard_targets: bool = False,
 ) -> Example:
     """Example ``index`` of the run seeded ``seed``, from ``default_rng([seed, index])``.
 
-    The architecture is drawn (``draw_architecture``), or is ``network``'s with
-    a drawn batch size.  Its dtype is ``dtypes[index % len(dtypes)]``: by
+    The network is drawn (``draw_network``), or is ``network`` (a plain
+    ``manual_bp.Net``) with a drawn batch size.  Its dtype is ``dtypes[index % len(dtypes)]``: by
     default even indices are float64, odd ones float32.  ``hard_targets``:
     labels only (``draw_targets``).
     """
@@ -356,9 +368,9 @@ def draw_example(
             raise ValueError(f"{name}: expected a non-negative int, got {value!r}")
     rng = np.random.default_rng([int(seed), int(index)])
     if network is None:
-        arch = draw_architecture(rng, int(index), limits=limits)
+        arch = draw_network(rng, int(index), limits=limits)
     else:
-        arch = network.architecture(rng, int(index), limits)
+        arch = draw_batch(rng, int(index), network, limits)
     dtype = dtypes[int(index) % len(dtypes)]
     params, X, Y = draw_values(rng, arch, dtype, hard_targets=hard_targets)
     return Example(int(seed), int(index), arch, dtype, params, X, Y)

@@ -32,6 +32,7 @@ from manual_bp.cli.arguments import (
     positive_int,
 )
 from manual_bp.cli.extras import require
+from manual_bp.net import Net
 
 EXAMPLES = """\
 examples:
@@ -148,7 +149,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _network(args: argparse.Namespace):
     """``(network, conventions)`` from the one-network and conventions flags."""
     from manual_bp_reference.conventions import convention_fields
-    from manual_bp_reference.draws import Network
 
     fields = [f.name for f in convention_fields()]
     given = [f"--{n.replace('_', '-')}" for n in fields if getattr(args, n) is not None]
@@ -174,13 +174,13 @@ def _network(args: argparse.Namespace):
     finally:
         args.dtype = dtype
     if not given:
-        return Network(tuple(sizes), tuple(names), loss), None
+        return Net.of(sizes, names, loss), None
     conventions = conventions_from_arguments(args)
     try:
         conventions.check_targets(loss, sizes[-1])
     except ValueError as error:
         raise ValueError(f"--targets: {error}") from None
-    return Network(tuple(sizes), tuple(names), loss), conventions
+    return Net.of(sizes, names, loss), conventions
 
 
 def _limits(args: argparse.Namespace):

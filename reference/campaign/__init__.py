@@ -4,7 +4,7 @@ A campaign checks ``examples`` examples of ``manual_bp_reference.draws`` (exampl
 of seed ``s`` is ``draw_example(s, i)``) against the oracle, the project's
 own backward pass by default or a user's function (``target``): on drawn
 architectures, ``backprop(params, X, Y, activations, loss)``; or, given a
-``network`` (``manual_bp_reference.draws.Network``), on that one network in the
+``network`` (a plain ``manual_bp.Net``), on that one network in the
 ``conventions`` of ``check_gradients``, ``backprop(params, X, Y)`` as
 ``manual-bp check`` calls it (a student's function).  The
 indices are cut into fixed chunks, ``[k * chunk_size, (k + 1) * chunk_size)``;

@@ -9,9 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
+from manual_bp.net import Net
 from manual_bp_reference.campaign.outcome import Outcome, verify
 from manual_bp_reference.conventions import Conventions
-from manual_bp_reference.draws import DEFAULT_LIMITS, DTYPES, Example, Limits, Network, draw_example
+from manual_bp_reference.draws import (
+    DEFAULT_LIMITS,
+    DTYPES,
+    Example,
+    Limits,
+    check_plain,
+    draw_example,
+)
 from manual_bp_reference.isolation import (
     DEFAULT_TIMEOUT,
     Isolation,
@@ -25,7 +33,7 @@ SEED_BOUND = 2**63
 class Config:
     """What decides a campaign's totals (a resumed run must match it).
 
-    ``network``: check only that network (``manual_bp_reference.draws.Network``),
+    ``network``: check only that network (a plain ``manual_bp.Net``),
     drawing the batch size and values; a user's ``target`` is then called as
     ``check_gradients`` calls it, ``backprop(params, X, Y)`` in
     ``conventions`` (default ``Conventions()``, ours).  ``dtypes``: example
@@ -37,7 +45,7 @@ class Config:
     chunk_size: int = 500
     target: str = DEFAULT_TARGET
     limits: Limits = DEFAULT_LIMITS
-    network: Network | None = None
+    network: Net | None = None
     conventions: Conventions | None = None
     dtypes: tuple[str, ...] = DTYPES
     # Seconds per call of a user's target (manual_bp_reference.isolation); not in the
@@ -65,8 +73,8 @@ class Config:
             object.__setattr__(self, "target", f"{Path(where).resolve()}:{name}")
         if not isinstance(self.limits, Limits):
             raise TypeError(f"limits: expected a draws.Limits, got {self.limits!r}")
-        if self.network is not None and not isinstance(self.network, Network):
-            raise TypeError(f"network: expected a draws.Network, got {self.network!r}")
+        if self.network is not None:
+            check_plain(self.network)
         if (
             isinstance(self.dtypes, str)
             or not self.dtypes
@@ -127,7 +135,7 @@ class Config:
         the limits, and any network, conventions and dtypes."""
         text = f"{self.target} {self.limits}"
         if self.network is not None:
-            text += f" {self.network} {self.call_conventions}"
+            text += f" {_network_text(self.network)} {self.call_conventions}"
         if self.dtypes != DTYPES:
             text += f" {self.dtypes}"
         return text
@@ -139,7 +147,7 @@ class Config:
             "chunk_size": self.chunk_size,
             "target": self.target,
             "limits": dataclasses.asdict(self.limits),
-            "network": None if self.network is None else dataclasses.asdict(self.network),
+            "network": None if self.network is None else _network_dict(self.network),
             "conventions": None if self.conventions is None else self.conventions.as_dict(),
             "dtypes": list(self.dtypes),
             "timeout": self.timeout,
@@ -153,8 +161,22 @@ class Config:
         return cls(
             data["examples"], data["seed"], data["chunk_size"], data["target"],
             Limits(**data["limits"]),
-            None if network is None else Network(**network),
+            None if network is None else Net.of(**network),
             None if conventions is None else Conventions(**conventions),
             tuple(data.get("dtypes", DTYPES)),
             data.get("timeout", DEFAULT_TIMEOUT),
         )  # fmt: skip
+
+
+def _network_dict(net: Net) -> dict:
+    """A one-network campaign's net as its manifest keeps it (and 0.1 kept it)."""
+    return {"layer_sizes": net.layer_sizes, "activations": list(net.activations), "loss": net.loss}
+
+
+def _network_text(net: Net) -> str:
+    """The net in a campaign's digest, written as 0.1 wrote it (the repr of
+    the ``draws.Network`` it was), so a database's saved failures keep their key."""
+    return (
+        f"Network(layer_sizes={tuple(net.layer_sizes)!r}, activations={net.activations!r}, "
+        f"loss={net.loss!r})"
+    )

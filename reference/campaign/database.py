@@ -14,17 +14,18 @@ from hypothesis.database import (
     choices_to_bytes,
 )
 
+from manual_bp.net import Net
 from manual_bp_reference.campaign.config import DEFAULT_TARGET, SEED_BOUND, Config
 from manual_bp_reference.campaign.targets import target_function
 from manual_bp_reference.conventions import Conventions
-from manual_bp_reference.draws import DEFAULT_LIMITS, DTYPES, Limits, Network
+from manual_bp_reference.draws import DEFAULT_LIMITS, DTYPES, Limits
 
 
 def campaign_property(
     *,
     target: str = DEFAULT_TARGET,
     limits: Limits = DEFAULT_LIMITS,
-    network: Network | None = None,
+    network: Net | None = None,
     conventions: Conventions | None = None,
     dtypes: tuple[str, ...] = DTYPES,
 ):
@@ -81,7 +82,7 @@ def database_key(
     *,
     target: str = DEFAULT_TARGET,
     limits: Limits = DEFAULT_LIMITS,
-    network: Network | None = None,
+    network: Net | None = None,
     conventions: Conventions | None = None,
     dtypes: tuple[str, ...] = DTYPES,
 ) -> bytes:

@@ -6,12 +6,13 @@ import json
 import warnings
 from pathlib import Path
 
+from manual_bp.net import Net
 from manual_bp_reference.campaign.config import DEFAULT_TARGET, Config
 from manual_bp_reference.campaign.manifest import paths, target_digest
 from manual_bp_reference.campaign.outcome import Outcome
 from manual_bp_reference.campaign.targets import target_function
 from manual_bp_reference.conventions import Conventions
-from manual_bp_reference.draws import DEFAULT_LIMITS, DTYPES, Example, Limits, Network
+from manual_bp_reference.draws import DEFAULT_LIMITS, DTYPES, Example, Limits
 
 
 def run_example(
@@ -20,7 +21,7 @@ def run_example(
     *,
     target: str = DEFAULT_TARGET,
     limits: Limits = DEFAULT_LIMITS,
-    network: Network | None = None,
+    network: Net | None = None,
     conventions: Conventions | None = None,
     dtypes: tuple[str, ...] = DTYPES,
 ) -> tuple[Example, Outcome]:
