@@ -38,7 +38,7 @@ def measure(workers: int, config: Config, folder: Path) -> dict:
         warm = Config(40, seed=config.seed + 1, chunk_size=40, limits=config.limits)
         client.run(run_chunk, warm, 0)  # every worker: jax imported, buckets compiled
         start = time.perf_counter()
-        summary = run_campaign(config, folder / f"scaling-{workers}", client=client, plot=False)
+        summary = run_campaign(config, folder / f"scaling-{workers}", cluster=client, plot=False)
         summary["measured_wall"] = time.perf_counter() - start
     return summary
 

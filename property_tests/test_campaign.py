@@ -170,8 +170,8 @@ def test_one_local_and_two_remote_workers_give_identical_totals(cluster, tmp_pat
     """The embedded default (a local cluster, here of one worker process) and
     the external scheduler's two workers agree with the serial totals."""
     config = Config(24, seed=1, chunk_size=4, limits=SMALL)
-    one = run_campaign(config, tmp_path / "one", workers=1, plot=False)
-    two = run_campaign(config, tmp_path / "two", scheduler=cluster[0], plot=False)
+    one = run_campaign(config, tmp_path / "one", cluster=1, plot=False)
+    two = run_campaign(config, tmp_path / "two", cluster=cluster[0], plot=False)
     assert one["totals"] == two["totals"] == serial_totals(config)
     assert len(one["throughput"]["workers"]) == 1
     assert len(two["throughput"]["workers"]) == 2
@@ -194,22 +194,22 @@ def test_resume_runs_only_the_missing_chunks(tmp_path):
     config = Config(12, seed=2, chunk_size=3, limits=SMALL)
     threads = dict(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0")
     with distributed.Client(**threads) as client:
-        full = run_campaign(config, tmp_path / "run", client=client, plot=False)
+        full = run_campaign(config, tmp_path / "run", cluster=client, plot=False)
         manifest = tmp_path / "run.manifest.jsonl"
         lines = manifest.read_text().splitlines()
         # A crash after two chunks, in the middle of writing the third.
         manifest.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
         with pytest.raises(ValueError, match="resume"):
-            run_campaign(config, tmp_path / "run", client=client, plot=False)
+            run_campaign(config, tmp_path / "run", cluster=client, plot=False)
         other = Config(12, seed=9, chunk_size=3, limits=SMALL)
         with pytest.raises(ValueError, match=r"is another campaign: seed 2 there, 9 here$"):
-            run_campaign(other, tmp_path / "run", client=client, resume=True, plot=False)
+            run_campaign(other, tmp_path / "run", cluster=client, resume=True, plot=False)
         cut = manifest.read_text()
         partial = run_campaign(config, tmp_path / "run", report_only=True, plot=False)
         assert manifest.read_text() == cut  # nothing ran
         assert not partial["complete"] and partial["totals"]["examples"] == 6
         assert partial["totals"] == merge(json.loads(line) for line in lines[1:3])
-        resumed = run_campaign(config, tmp_path / "run", client=client, resume=True, plot=False)
+        resumed = run_campaign(config, tmp_path / "run", cluster=client, resume=True, plot=False)
         assert resumed["complete"]
     assert resumed["throughput"]["examples"] == 6  # chunks 2 and 3 only
     assert resumed["totals"] == full["totals"]
@@ -258,7 +258,7 @@ def test_a_worker_killed_mid_chunk_loses_nothing(cluster, hold_file, tmp_path):
     result: dict = {}
 
     def run() -> None:
-        result["summary"] = run_campaign(config, tmp_path / "kill", scheduler=address, plot=False)
+        result["summary"] = run_campaign(config, tmp_path / "kill", cluster=address, plot=False)
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -343,3 +343,17 @@ def test_failures_go_to_redis_and_pytest_replays_them_first(
     assert "seed 5, example" in replay.stdout
     replayed = int(replay.stdout.split("seed 5, example ")[1].split(":")[0])
     assert replayed in failing
+
+
+@pytest.mark.parametrize(
+    ("cluster", "error", "message"),
+    [
+        (0, ValueError, "cluster: expected at least 1 local worker, got 0"),
+        (True, TypeError, "cluster: expected a distributed.Client"),
+        (2.5, TypeError, "cluster: expected a distributed.Client.*got float 2.5"),
+    ],
+)
+def test_run_campaign_names_a_cluster_it_cannot_use(cluster, error, message, tmp_path):
+    with pytest.raises(error, match=message):
+        run_campaign(Config(2, chunk_size=1), tmp_path / "run", cluster=cluster, plot=False)
+    assert not (tmp_path / "run.manifest.jsonl").exists()  # refused before anything is written

@@ -280,11 +280,12 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         _check_call(campaign, config)
         database = campaign.example_database(args.database)
+        if args.scheduler is not None and args.workers is not None:
+            raise ValueError("--workers: give either --workers (a local cluster) or --scheduler")
         summary = campaign.run_campaign(
             config,
             args.out,
-            scheduler=args.scheduler,
-            workers=args.workers,
+            cluster=args.scheduler if args.scheduler is not None else args.workers,
             database=database,
             resume=args.resume,
             report_only=args.report_only,

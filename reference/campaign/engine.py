@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from hypothesis.database import (
     ExampleDatabase,
@@ -84,13 +85,31 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None) -> 
         yield client
 
 
+def _cluster(cluster: object) -> tuple[Any, dict]:
+    """``run_campaign``'s ``cluster`` as ``(client, dask_client keywords)``."""
+    if cluster is None:
+        return None, {}
+    if isinstance(cluster, str):
+        return None, {"scheduler": cluster}
+    if isinstance(cluster, int) and not isinstance(cluster, bool):
+        if cluster < 1:
+            raise ValueError(f"cluster: expected at least 1 local worker, got {cluster}")
+        return None, {"workers": cluster}
+    distributed = sys.modules.get("distributed")  # a Client means it is imported
+    if distributed is not None and isinstance(cluster, distributed.Client):
+        return cluster, {}
+    raise TypeError(
+        "cluster: expected a distributed.Client, a scheduler address such as "
+        f"'tcp://host:8786', a number of local workers or None, got {type(cluster).__name__} "
+        f"{cluster!r}"
+    )
+
+
 def run_campaign(
     config: Config,
     out: Path | str,
     *,
-    client=None,
-    scheduler: str | None = None,
-    workers: int | None = None,
+    cluster: object = None,
     database: ExampleDatabase | None = None,
     resume: bool = False,
     progress: bool | None = None,
@@ -99,13 +118,16 @@ def run_campaign(
 ) -> dict:
     """Run (or resume) a campaign; write its summary, plot and manifest; return the summary.
 
-    ``client`` is a ``distributed.Client`` to use; else ``scheduler`` or a
-    local cluster of ``workers`` (see ``dask_client``).  Failures are saved
+    ``cluster`` says where the chunks run: a ``distributed.Client`` to use,
+    a scheduler's address (``"tcp://host:8786"``), a number of local
+    workers, or ``None``: a local cluster of ``os.cpu_count()`` workers (see
+    ``dask_client``).  Failures are saved
     to ``database`` (``None``: do not save).  ``progress``: a tqdm bar,
     ``None`` shows it on a terminal only.  ``report_only``: run nothing, write
     the summary and plot of the chunks the manifest holds (``complete`` says
     whether that is all of them).
     """
+    client, where = _cluster(cluster)
     files = paths(out)
     manifest = files["manifest"]
     if report_only and not manifest.exists():
@@ -136,7 +158,7 @@ def run_campaign(
     session: list[dict] = []
     with contextlib.ExitStack() as stack:
         if todo and client is None:
-            client = stack.enter_context(dask_client(scheduler=scheduler, workers=workers))
+            client = stack.enter_context(dask_client(**where))
         from tqdm import tqdm
 
         bar = stack.enter_context(
