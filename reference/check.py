@@ -69,9 +69,12 @@ from manual_bp_reference.conventions import (
     convention_fields,
 )
 from manual_bp_reference.diagnosis import Diagnosis
+from manual_bp_reference.inference import Auto, Inferred, as_auto, candidates, infer
 from manual_bp_reference.isolation import (
     NO_OUTPUT,
     Output,
+    Sandbox,
+    Source,
     UserCodeError,
     UserCodeLoadError,
     UserCodeStopped,
@@ -124,6 +127,8 @@ class CheckReport:
     isolation: str = ""
     # What the first call that printed anything printed.
     output: Output = NO_OUTPUT
+    # The conventions the code was checked in, when they were inferred ("auto").
+    conventions: Conventions | None = None
 
     def add(self, case: Case, comparison: Comparison) -> None:
         self.examples += 1
@@ -601,14 +606,18 @@ def check_gradients(
         "check_gradients", settings, old_keywords, conventions=[f.name for f in convention_fields()]
     )
     chosen = settings.resolved("check_gradients")
-    if conventions is not None and not isinstance(conventions, Conventions):
-        raise TypeError(f"conventions: expected a Conventions, got {conventions!r}")
+    auto = as_auto(conventions)
+    if conventions is not None and auto is None and not isinstance(conventions, Conventions):
+        raise TypeError(f"conventions: expected a Conventions or 'auto', got {conventions!r}")
     if conventions is not None and declared:
         raise ValueError(
             "conventions: give the Conventions or its old keywords "
             f"({', '.join(declared)}=), not both"
         )
+    if auto is not None:  # the declared ones now; the structural ones inferred below
+        conventions = Conventions(**auto.declared)
     conventions = Conventions(**declared) if conventions is None else conventions
+    assert isinstance(conventions, Conventions)
     if spec.l2:  # the decay is the user's convention from here on
         if conventions.l2:
             raise ValueError(
@@ -617,44 +626,55 @@ def check_gradients(
             )
         conventions = dataclasses.replace(conventions, l2=spec.l2)
         spec = dataclasses.replace(spec, l2=0.0)
+        if auto is not None:
+            auto = Auto({**auto.declared, "l2": conventions.l2})
     dtype, max_examples, max_batch = chosen.dtype, chosen.max_examples, chosen.max_batch
     seed, limits = chosen.seed, chosen.isolation
-    conventions.check_targets(loss, sizes[-1])
-    hard = conventions.targets != "soft"
-    runnable = conventions.runnable(backprop)
-    if forward is not None:
-        if conventions.per_sample:
+    pair = (forward, keep_prob, masked) if forward is not None else None
+    if auto is None:
+        conventions.check_targets(loss, sizes[-1])
+        runnables = {"backprop": _runnable(backprop, conventions, pair)}
+    else:
+        if forward is not None and auto.declared.get("per_sample"):
             raise ValueError("forward: a forward/backward pair takes the batch, not one sample")
-        runnable = ForwardBackward(
-            forward, backprop, keep_prob, conventions.l2 or None,
-            masked,
-            conventions.layout,
-        )  # fmt: skip
-        _check_names(runnable)
+        runnables = {
+            _runnable_name(each): _runnable(backprop, each, pair)
+            for each in _representatives(auto, spec, forward is not None)
+        }
 
-    def run(user: UserFunction, bounds: tuple[float, float]) -> CheckReport:
-        return _run(
-            user, spec, _Options(conventions, chosen.kinks),
-            dtype=dtype, max_examples=max_examples, max_batch=max_batch, hard=hard,
-            bounds=bounds, shrink=chosen.shrink, seed=seed,
-        )  # fmt: skip
-
+    inferred = None
     with quiet_storage():
         try:
-            sandbox = open_sandbox({"backprop": runnable}, limits)
+            sandbox = open_sandbox(runnables, limits)
         except (UserCodeLoadError, UserCodeStopped) as error:
             raise GradientMismatch(None, None, **not_loaded(error)).with_context(
                 seed=seed, isolation=limits.describe()
             ) from None
         with sandbox:
-            user = sandbox.function("backprop", ("params", "X", "Y"))
+            name = "backprop"
+            if auto is not None:
+                inferred = _inferred(sandbox, auto, spec, pair=forward is not None)
+                conventions, name = inferred.conventions, inferred.function
+            runnable = runnables[name]
+            user = sandbox.function(name, ("params", "X", "Y"))
+            judged = conventions
+            assert judged is not None
+
+            def run(user: UserFunction, bounds: tuple[float, float]) -> CheckReport:
+                return _run(
+                    user, spec, _Options(judged, chosen.kinks),
+                    dtype=dtype, max_examples=max_examples, max_batch=max_batch,
+                    hard=judged.targets != "soft", bounds=bounds, shrink=chosen.shrink,
+                    seed=seed,
+                )  # fmt: skip
+
             try:
                 report = _stability_checked(
                     run, user, chosen.stability_check, sizes, max_examples,
                     (chosen.param_bound, chosen.input_bound),
                 )  # fmt: skip
             except GradientMismatch as mismatch:
-                notes = sandbox.notes()
+                notes = sandbox.notes() + ([inferred.note()] if inferred is not None else [])
                 mismatch.conventions = conventions
                 if isinstance(runnable, ForwardBackward):
                     mismatch.call = runnable.call_text()
@@ -662,9 +682,61 @@ def check_gradients(
                     notes=notes, seed=seed, isolation=limits.describe()
                 ) from None
             report.notes |= set(sandbox.notes())
+            if inferred is not None:
+                report.notes.add(inferred.note())
+                report.conventions = conventions
             report.output = sandbox.first_output()
     report.seed, report.isolation = seed, limits.describe()
     return report
+
+
+def _runnable(backprop: Source, conventions: Conventions, pair: tuple | None) -> Source:
+    """What the sandbox runs for ``backprop`` in ``conventions``: itself, its
+    one-sample-at-a-time batch, or with ``pair`` (forward, keep probability,
+    masked layers) the course's forward/backward pair."""
+    if pair is None:
+        return conventions.runnable(backprop)
+    if conventions.per_sample:
+        raise ValueError("forward: a forward/backward pair takes the batch, not one sample")
+    forward, keep_prob, masked = pair
+    runnable = ForwardBackward(
+        forward, backprop, keep_prob, conventions.l2 or None, masked, conventions.layout
+    )
+    _check_names(runnable)
+    return runnable
+
+
+def _runnable_name(conventions: Conventions) -> str:
+    """The sandbox's name of the runnable ``conventions`` call."""
+    return f"{'sample' if conventions.per_sample else 'batch'}_{conventions.layout}"
+
+
+def _representatives(auto: Auto, net: Net, pair: bool) -> list[Conventions]:
+    """One declaration per runnable inference may call."""
+    found: dict[str, Conventions] = {}
+    for each in candidates(auto, net, pair=pair):
+        found.setdefault(_runnable_name(each), each)
+    return list(found.values())
+
+
+def _inferred(sandbox: Sandbox, auto: Auto, net: Net, *, pair: bool) -> Inferred:
+    """``manual_bp_reference.inference.infer`` on the sandbox's runnables."""
+    users: dict[str, UserFunction] = {}
+
+    def attempt(name: str, case: Case, conventions: Conventions) -> tuple[bool, bool]:
+        if name not in users:
+            users[name] = sandbox.function(name, ("params", "X", "Y"))
+        comparison, details, _, _ = compare_backprop(
+            users[name], case, conventions=conventions, explain=False
+        )
+        unreadable = any(
+            v.problem and not v.problem.startswith("dtype")
+            for v in comparison.variables.values()
+            if v.key[0] in "WB"
+        )
+        return not unreadable, comparison.ok and not details and not unreadable
+
+    return infer(attempt, _runnable_name, auto, net, pair=pair)
 
 
 def convention_hints(exception: str, conventions: Conventions, case: Case) -> list[str]:

@@ -64,6 +64,7 @@ examples:
 # and every convention but the two a layer check has (--layout, --targets).
 NETWORK_DEFAULTS = {
     "layers": None, "activations": None, "loss": None, "param_bound": 10.0, "dropout": None,
+    "conventions": None,
 }  # fmt: skip
 LAYER_CONVENTIONS = ("layout", "targets")
 # A check's arguments and the flags that set them (the rest are in arguments._OPTIONS).
@@ -142,6 +143,12 @@ def run(args: argparse.Namespace) -> int:
         except (TypeError, ValueError) as error:
             raise ValueError(f"--dropout: {str(error).split(': ', 1)[-1]}") from None
     conventions = conventions_from_arguments(args)
+    if args.conventions == "auto":
+        from manual_bp_reference.conventions import convention_fields
+        from manual_bp_reference.inference import Auto
+
+        given = {f.name: getattr(args, f.name) for f in convention_fields()}
+        conventions = Auto({name: value for name, value in given.items() if value is not None})
     _start_ahead(args)
     check = require("oracle", "manual_bp_reference.check", "check")
     try:
@@ -153,11 +160,17 @@ def run(args: argparse.Namespace) -> int:
         raise _as_flag(error) from None
     except check.GradientMismatch as mismatch:
         diagnosis = mismatch.comparison.diagnosis if mismatch.comparison else None
+        inferred = (
+            {"conventions": mismatch.conventions.as_dict()}
+            if args.conventions == "auto" and mismatch.conventions is not None
+            else {}
+        )
         return _failed(args, mismatch, {
             "bug_class": diagnosis.bug_class if diagnosis else None,
-            "first_wrong": diagnosis.key if diagnosis else None,
+            "first_wrong": diagnosis.key if diagnosis else None, **inferred,
         })  # fmt: skip
-    return _passed(args, report, undecided_examples=report.undecided)
+    inferred = {"conventions": report.conventions.as_dict()} if report.conventions else {}
+    return _passed(args, report, undecided_examples=report.undecided, **inferred)
 
 
 def _json(value: object) -> str:
@@ -254,6 +267,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--dtype", default="float64", choices=["float64", "float32"], help="default: float64"
     )
     parser.add_argument("--examples", type=int, default=100, help="examples (default: 100)")
+    parser.add_argument(
+        "--conventions", choices=("declared", "auto"), default=None,
+        help="auto: infer the layout, names, bias shape, container, targets and one sample "
+        "at a time from what your function accepts and returns (the flags given stay as "
+        "declared; the reduction and L2 are never inferred); declared: ours, but for the "
+        "flags given (default: declared)",
+    )  # fmt: skip
     add_convention_arguments(parser, layer=True)
     parser.add_argument(
         "--param-bound", type=float, default=None, help="|W|, |B| bound (default: 10)"

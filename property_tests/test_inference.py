@@ -1,0 +1,136 @@
+"""``conventions="auto"``: real code checked as written, and no bug excused.
+
+Each style below is written the way its source writes it (cs231n's
+``TwoLayerNet.loss``, the deeplearning.ai course's ``dW1``/``db1``, Nielsen's
+``Network.backprop``, Denny Britz's nn-from-scratch); the check infers the
+structural conventions and passes it with no glue.  The numerical ones (the
+reduction, the L2 term) are never inferred: a bug that equals one of them is
+reported, with the declaration under which it would pass.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.real_styles import (
+    SOFTMAX_NET,
+    STYLES,
+    course_two_layer,
+    course_without_1_over_m,
+    cs231n_two_layer,
+)
+from manual_bp import Net
+from manual_bp.cli import main
+from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.conventions import Conventions
+from manual_bp_reference.inference import Auto, candidates, declaration, probe_case
+from manual_bp_reference.settings import Settings
+from property_tests.test_bug_catalog import ARCHITECTURES, CATALOG, course_backprop
+
+QUICK = Settings(max_examples=25, param_bound=2.0, input_bound=2.0)
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_real_code_passes_as_written_and_the_report_names_the_declaration(style):
+    backprop, net, auto, expected = STYLES[style]
+    report = check_gradients(backprop, net, conventions=auto, settings=QUICK)
+    assert report.conventions == expected
+    python, flags = declaration(expected)
+    assert any(python in note and flags in note for note in report.notes), report.notes
+    # The inferred declaration, given explicitly, is the same check.
+    assert check_gradients(backprop, net, conventions=expected, settings=QUICK).examples
+
+
+def test_missing_1_over_m_is_reported_under_auto_never_read_as_a_convention():
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(course_without_1_over_m, SOFTMAX_NET, conventions="auto", settings=QUICK)
+    mismatch = raised.value
+    assert mismatch.verdict == "wrong"
+    assert mismatch.conventions == Conventions(names="W1/b1")  # not per_sample, not a sum
+    assert mismatch.comparison.diagnosis.bug_class == "missing 1/m"
+    assert any("passes on this case with --reduction sum" in line for line in mismatch.details)
+
+
+def _named_under_auto(bug, architecture):
+    sizes, activations, loss = architecture
+    try:
+        check_gradients(
+            course_backprop(activations, bug), Net.of(sizes, activations, loss),
+            conventions="auto",
+            settings=Settings(max_examples=60, param_bound=2.0, input_bound=2.0, shrink=False),
+        )  # fmt: skip
+    except GradientMismatch as mismatch:
+        diagnosis = mismatch.comparison.diagnosis if mismatch.comparison else None
+        return diagnosis.bug_class if diagnosis else "unnamed"
+    return "passed"
+
+
+def test_every_catalogued_bug_is_caught_under_auto_and_95_percent_named_right():
+    named = {
+        (bug, index): _named_under_auto(bug, arch)
+        for bug in CATALOG
+        for index, arch in enumerate(ARCHITECTURES)
+    }
+    assert "passed" not in named.values(), named
+    right = sum(named[key] == CATALOG[key[0]] for key in named)
+    print(f"named right under auto: {right} of {len(named)}")
+    assert right >= 0.95 * len(named), named
+
+
+def test_ours_is_tried_first_and_every_candidate_is_a_valid_declaration():
+    tried = list(candidates(Auto(), SOFTMAX_NET))
+    assert tried[0] == Conventions()
+    assert len(tried) == len(set(map(repr, tried)))
+    assert all(
+        not c.per_sample for c in tried[: tried.index(next(c for c in tried if c.per_sample))]
+    )
+    fixed = list(candidates(Auto({"layout": "rows"}), SOFTMAX_NET))
+    assert {c.layout for c in fixed} == {"rows"}
+
+
+def test_the_probe_has_a_batch_size_none_of_the_layers_has():
+    for sizes in ([3, 4, 2], [3, 3, 3], [4, 5, 6, 3]):
+        case = probe_case(Net.of(sizes, ["tanh"] * (len(sizes) - 2) + ["softmax"]))
+        assert case.m not in sizes and case.m >= 3
+
+
+@pytest.mark.parametrize(
+    ("conventions", "error", "message"),
+    [
+        ("automatic", ValueError, "conventions: expected a Conventions or 'auto', got 'automatic'"),
+        (Auto, TypeError, "conventions: expected a Conventions or 'auto'"),
+    ],
+)
+def test_a_conventions_argument_that_is_neither_is_refused_by_name(conventions, error, message):
+    with pytest.raises(error, match=message):
+        check_gradients(course_two_layer, SOFTMAX_NET, conventions=conventions, settings=QUICK)
+
+
+def test_auto_checks_its_declared_conventions_by_name():
+    with pytest.raises(ValueError, match=r"layout: expected one of \['columns', 'rows'\]"):
+        Auto({"layout": "diagonal"})
+
+
+def test_the_command_line_infers_with_conventions_auto(tmp_path, capsys):
+    source = tmp_path / "two_layer.py"
+    source.write_text(
+        "import numpy as np\n\n"
+        + "\n".join(line for line in __import__("inspect").getsource(cs231n_two_layer).splitlines())
+        + "\n"
+    )
+    argv = [
+        "check", f"{source}:cs231n_two_layer", "--layers", "3,4,2", "--activations",
+        "relu,softmax", "--loss", "cross_entropy", "--examples", "10", "--param-bound", "2",
+        "--input-bound", "2", "--conventions", "auto", "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "pass"
+    assert out["conventions"]["layout"] == "rows" and out["conventions"]["targets"] == "labels"
+    assert main([*argv[:-3], "--json"]) == 1  # declared (ours): it raises on params["b1"]
+    capsys.readouterr()
+    layer = ["check", f"{source}:cs231n_two_layer", "--layer", "affine", "--conventions", "auto"]
+    assert main(layer) == 2
+    assert "--conventions: not a layer check's option" in capsys.readouterr().err
