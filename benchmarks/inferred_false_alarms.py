@@ -52,9 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:12} {examples:6} examples in {args.runs} runs, {len(wrong)} false alarms, "
             f"{time.perf_counter() - seconds:6.1f} s {wrong or ''}"
         )
-    print(
-        f"total: {total} examples, {alarms} false alarms, {time.perf_counter() - start:.0f} s"
-    )
+    print(f"total: {total} examples, {alarms} false alarms, {time.perf_counter() - start:.0f} s")
     return 1 if alarms else 0
 
 

@@ -152,10 +152,16 @@ def test_labels_are_hinted_when_the_code_indexes_with_its_targets():
 
     with pytest.raises(GradientMismatch) as raised:
         check_gradients(
-            labels_style, [2, 3], ["softmax"], "cross_entropy", settings=Settings(max_examples=5)
-        )
+            labels_style, [2, 3], ["softmax"], "cross_entropy", conventions=Conventions(),
+            settings=Settings(max_examples=5),
+        )  # fmt: skip
     assert raised.value.verdict == "raised"
     assert "declare targets='labels' (--targets labels)" in str(raised.value)
+    # Not declared, the labels are inferred.
+    report = check_gradients(
+        labels_style, [2, 3], ["softmax"], "cross_entropy", settings=Settings(max_examples=5)
+    )
+    assert report.conventions == Conventions(targets="labels")
 
 
 def test_bias_gradients_may_each_keep_their_own_shape():

@@ -129,7 +129,9 @@ def test_the_command_line_infers_with_conventions_auto(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["verdict"] == "pass"
     assert out["conventions"]["layout"] == "rows" and out["conventions"]["targets"] == "labels"
-    assert main([*argv[:-3], "--json"]) == 1  # declared (ours): it raises on params["b1"]
+    declared = [*argv[:-3], "--conventions", "declared", "--json"]
+    assert main(declared) == 1  # ours: it raises on params["b1"]
+    assert json.loads(capsys.readouterr().out)["verdict"] == "raised"
     capsys.readouterr()
     layer = ["check", f"{source}:cs231n_two_layer", "--layer", "affine", "--conventions", "auto"]
     assert main(layer) == 2

@@ -558,7 +558,7 @@ def check_gradients(
     loss: str | None = None,
     *,
     forward: Callable[..., object] | str | None = None,
-    conventions: Conventions | None = None,
+    conventions: Conventions | Auto | str | None = None,
     settings: Settings | None = None,
     **old_keywords: Any,
 ) -> CheckReport:
@@ -577,7 +577,11 @@ def check_gradients(
     keep probability), and the masks the forward drew, found in its cache,
     are the oracle's.  ``conventions``: how the code lays out its
     arrays (``manual_bp_reference.conventions.Conventions``: layout, names,
-    bias shape, container, targets, reduction, L2; default ours).
+    bias shape, container, targets, reduction, L2), or ``"auto"``, the
+    default: the structural ones inferred from what the code accepts and
+    returns, the reduction and L2 ours (``manual_bp_reference.inference``;
+    ``Auto({...})`` declares some and infers the rest); the report names what
+    was inferred.
     ``settings``: how the cases are drawn and the code run
     (``manual_bp_reference.settings.Settings``: examples, dtype, bounds,
     kinks, shrinking, the stability rerun, seed, timeout, isolation).
@@ -614,6 +618,8 @@ def check_gradients(
             "conventions: give the Conventions or its old keywords "
             f"({', '.join(declared)}=), not both"
         )
+    if conventions is None and not declared:  # inferred: the default
+        auto = Auto()
     if auto is not None:  # the declared ones now; the structural ones inferred below
         conventions = Conventions(**auto.declared)
     conventions = Conventions(**declared) if conventions is None else conventions
@@ -638,7 +644,7 @@ def check_gradients(
         if forward is not None and auto.declared.get("per_sample"):
             raise ValueError("forward: a forward/backward pair takes the batch, not one sample")
         runnables = {
-            _runnable_name(each): _runnable(backprop, each, pair)
+            _runnable_name(each, pair is not None): _runnable(backprop, each, pair)
             for each in _representatives(auto, spec, forward is not None)
         }
 
@@ -706,16 +712,19 @@ def _runnable(backprop: Source, conventions: Conventions, pair: tuple | None) ->
     return runnable
 
 
-def _runnable_name(conventions: Conventions) -> str:
-    """The sandbox's name of the runnable ``conventions`` call."""
-    return f"{'sample' if conventions.per_sample else 'batch'}_{conventions.layout}"
+def _runnable_name(conventions: Conventions, pair: bool = False) -> str:
+    """The sandbox's name of the runnable ``conventions`` call: ``backprop``
+    for the function itself (first, so a load error names the argument)."""
+    if conventions.per_sample:
+        return f"backprop_per_sample_{conventions.layout}"
+    return "backprop_rows" if pair and conventions.layout == "rows" else "backprop"
 
 
 def _representatives(auto: Auto, net: Net, pair: bool) -> list[Conventions]:
     """One declaration per runnable inference may call."""
     found: dict[str, Conventions] = {}
     for each in candidates(auto, net, pair=pair):
-        found.setdefault(_runnable_name(each), each)
+        found.setdefault(_runnable_name(each, pair), each)
     return list(found.values())
 
 
@@ -736,7 +745,7 @@ def _inferred(sandbox: Sandbox, auto: Auto, net: Net, *, pair: bool) -> Inferred
         )
         return not unreadable, comparison.ok and not details and not unreadable
 
-    return infer(attempt, _runnable_name, auto, net, pair=pair)
+    return infer(attempt, lambda each: _runnable_name(each, pair), auto, net, pair=pair)
 
 
 def convention_hints(exception: str, conventions: Conventions, case: Case) -> list[str]:

@@ -131,7 +131,7 @@ def draw_network(
     return _drawn(index, sizes, (*hidden, output), loss, _draw_size(rng, limits.batch))
 
 
-def check_plain(net: object, name: str = "network") -> Net:
+def check_plain(net: object, *, name: str = "network") -> Net:
     """``net`` if it is a plain ``manual_bp.Net`` (no normalization, dropout or
     decay): the one network a campaign or a check draws values for."""
     if not isinstance(net, Net):

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         except (TypeError, ValueError) as error:
             raise ValueError(f"--dropout: {str(error).split(': ', 1)[-1]}") from None
     conventions = conventions_from_arguments(args)
-    if args.conventions == "auto":
+    if args.conventions != "declared":  # auto, the default
         from manual_bp_reference.conventions import convention_fields
         from manual_bp_reference.inference import Auto
 
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         diagnosis = mismatch.comparison.diagnosis if mismatch.comparison else None
         inferred = (
             {"conventions": mismatch.conventions.as_dict()}
-            if args.conventions == "auto" and mismatch.conventions is not None
+            if args.conventions != "declared" and mismatch.conventions is not None
             else {}
         )
         return _failed(args, mismatch, {
@@ -272,7 +272,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="auto: infer the layout, names, bias shape, container, targets and one sample "
         "at a time from what your function accepts and returns (the flags given stay as "
         "declared; the reduction and L2 are never inferred); declared: ours, but for the "
-        "flags given (default: declared)",
+        "flags given (default: auto)",
     )  # fmt: skip
     add_convention_arguments(parser, layer=True)
     parser.add_argument(
