@@ -461,6 +461,15 @@ def compare_backprop(
                 int(missing[0][1:]), missing[0], "missing key",
                 f"{', '.join(missing)} not in grads; extra keys: {extra or 'none'}",
             )  # fmt: skip
+            layers = {key[1:] for key in missing}
+            if len(layers) == 1 and {key[0] for key in missing} == {"W", "B"} and not extra:
+                l = int(layers.pop())
+                if l in (1, case.depth):
+                    where = "stops before layer 1" if l == 1 else f"starts below layer {l}"
+                    diagnosis = Diagnosis(
+                        l, f"W{l}", "off by one layer",
+                        f"W{l}, B{l} not in grads: the loop over the layers {where}",
+                    )  # fmt: skip
         comparison = dataclasses.replace(comparison, variables=variables, diagnosis=diagnosis)
     if extra:
         notes.add(f"keys in grads that are no gradient this check knows, not checked: {extra}")

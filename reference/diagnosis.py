@@ -5,7 +5,8 @@ Walking back from the output in the order the backward pass computes
 the disagreement starts: everything after it inherits the error.  Its pattern
 names the bug class:
 
-* the manual value is the oracle's times ``m`` or ``1/m``: a missing or extra 1/m;
+* the manual value is the oracle's times ``m`` or ``1/m``: a missing or extra 1/m
+  (times ``m / n_L``: divided by the wrong dimension of ``Y``, a missing 1/m);
 * times ``-1``: a sign flip;  times ``2`` on an mse output: the 2 of the square;
 * the transposed shape, or ``W`` used where ``W^T`` belongs: a transposed matrix;
 * a bias of the wrong shape, averaged, or from one sample: the bias sum;
@@ -174,6 +175,12 @@ def _classify(
             return "missing 1/m", f"manual = {m} x oracle (m = {m})"
         if m > 1 and _near(c, 1 / m):
             return "extra 1/m", f"manual = oracle / {m} (m = {m})"
+        n_out = case.layer_sizes[-1]
+        if n_out > 1 and n_out != m and _near(c, m / n_out):
+            return "missing 1/m", (
+                f"manual = m / n_L x oracle (m = {m}, n_L = {n_out}): divided by n_L, "
+                "the targets' other dimension (Y.shape[0] for columns), instead of m"
+            )
         if _near(c, -1):
             return "sign flip", "manual = -oracle"
         if _near(c, 2) and loss == "mse" and key == f"Z{depth}":
