@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks.real_styles import (
@@ -198,3 +199,59 @@ def test_every_mutation_of_the_backward_is_caught_under_auto_and_named_from_W_an
     # layers (its traceback is the report), and A and Z swapped in the
     # derivative is named a wrong activation derivative.
     assert right >= 0.9 * len(CATALOG), named
+
+
+def test_the_decay_mutations_are_caught_under_auto_with_the_decay_declared():
+    """A net with weight decay: its ``l2`` is the declared L2 term, the rest is
+    inferred, and manual_bp's backward with a decay bug injected fails."""
+    import manual_bp.network as network
+    from property_tests.mutations import REGULARIZATION_CATALOG, inject
+
+    net = Net.of([3, 5, 4, 1], ["tanh", "tanh", "sigmoid"], l2=0.1)
+
+    def backprop(params, X, Y):
+        _, cache = network.forward(params, X, net)
+        return network.backward(cache, Y, net)
+
+    decay = [m for m in REGULARIZATION_CATALOG if m.bug_class == "weight decay"]
+    assert decay
+    assert check_gradients(backprop, net, settings=Settings(max_examples=20, isolate=False))
+    for mutation in decay:
+        with pytest.MonkeyPatch.context() as patch:
+            inject(mutation, patch)
+            with pytest.raises(GradientMismatch):
+                check_gradients(backprop, net, settings=Settings(max_examples=40, isolate=False))
+
+
+def test_the_dropout_mutations_are_caught_under_auto_through_a_forward_backward_pair():
+    """manual_bp's own forward and backward as the course's pair (the forward
+    draws its masks, the backward reads them from the cache), checked with
+    inferred conventions; each dropout bug injected into the backward fails."""
+    import manual_bp.network as network
+    from manual_bp.dropout import draw_masks
+    from property_tests.mutations import REGULARIZATION_CATALOG, inject
+
+    sizes, activations = [3, 5, 4, 1], ["tanh", "tanh", "sigmoid"]
+    rng = np.random.default_rng(0)
+
+    def forward(X, parameters, keep_prob):
+        net = Net.of(sizes, activations, dropout=1 - keep_prob)
+        masks = draw_masks(net.layer_sizes, X.shape[1], net.dropout, rng)
+        return network.forward(parameters, X, net, masks=masks)
+
+    def backward(AL, Y, cache):
+        net = Net.of(sizes, activations, dropout=1 - KEEP)
+        grads = network.backward(cache, Y, net)
+        return {key: value for key, value in grads.items() if key[0] in "WB"}
+
+    KEEP = 0.75
+    net = Net.of(sizes, activations, dropout=1 - KEEP)
+    quick = Settings(max_examples=30, isolate=False)
+    assert check_gradients(backward, net, forward=forward, settings=quick).examples
+    dropout = [m for m in REGULARIZATION_CATALOG if m.bug_class == "dropout"]
+    assert dropout
+    for mutation in dropout:
+        with pytest.MonkeyPatch.context() as patch:
+            inject(mutation, patch)
+            with pytest.raises(GradientMismatch):
+                check_gradients(backward, net, forward=forward, settings=quick)
