@@ -382,3 +382,20 @@ def test_a_file_that_does_not_parse_is_a_verdict_not_a_crash(tmp_path):
                         "binary_cross_entropy",
                         forward=f"{tmp_path}/guarded.py:forward")  # fmt: skip
     assert raised.value.verdict == "raised" and "SyntaxError" in str(raised.value)
+
+
+def test_a_backward_that_swaps_keep_and_drop_is_named():
+    """``dA2 * (1 - D2)``: the units the forward kept get no gradient."""
+    import inspect
+
+    source = inspect.getsource(backward_propagation_with_dropout)
+    swapped = source.replace("dA2 = dA2 * D2", "dA2 = dA2 * (1 - D2)").replace(
+        "def backward_propagation_with_dropout", "def swapped_backward"
+    )
+    namespace = dict(globals())
+    exec(swapped, namespace)  # the course's code with the one line changed
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(namespace["swapped_backward"], DROPPED,
+                        forward=forward_propagation_with_dropout, settings=FEW)  # fmt: skip
+    diagnosis = raised.value.comparison.diagnosis
+    assert (diagnosis.bug_class, diagnosis.key) == ("dropout: keep and drop swapped", "Z2")

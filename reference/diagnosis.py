@@ -109,7 +109,8 @@ def _dropout_bug(
     """At a layer that drops units (``Al = f(Zl) Ml / keep``): ``dZl`` (or a
     gradient made of it) ``keep`` times the oracle's is the backward's missing
     ``1/keep_prob``; agreeing where ``Ml`` keeps and not where it drops is the
-    mask not applied in the backward."""
+    mask not applied in the backward; zero wherever ``Ml`` keeps a unit, keep
+    and drop swapped (``1 - Ml`` in the backward)."""
     l = int(key[1:])
     rate = case.dropout[l - 1] if case.dropout else 0.0
     if not rate or key[0] not in "ZB":
@@ -118,13 +119,20 @@ def _dropout_bug(
     if c is not None and _near(c, keep):
         return "dropout: 1/keep_prob missing", f"d{key} = keep_prob ({keep:.3g}) x oracle"
     mask = np.asarray(case.masks[f"M{l}"])
-    if key[0] == "Z" and mask.shape == manual.shape and np.any(mask == 0):
-        kept = mask != 0
+    if key[0] != "Z" or mask.shape != manual.shape:
+        return None
+    kept = mask != 0
+    if np.any(mask == 0):
         if _close(manual[kept], expected[kept]) and not _close(manual, expected):
             return (
                 "dropout: mask not applied in the backward",
                 f"dZ{l} agrees where M{l} keeps a unit and not where it drops one",
             )
+    if np.all(manual[kept] == 0) and np.any(expected[kept] != 0):
+        return (
+            "dropout: keep and drop swapped",
+            f"dZ{l} is 0 wherever M{l} keeps a unit (the backward multiplies by 1 - M{l})",
+        )
     return None
 
 
