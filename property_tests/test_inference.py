@@ -255,3 +255,73 @@ def test_the_dropout_mutations_are_caught_under_auto_through_a_forward_backward_
             inject(mutation, patch)
             with pytest.raises(GradientMismatch):
                 check_gradients(backward, net, forward=forward, settings=quick)
+
+
+def course_bias_not_summed(parameters, X, Y):
+    """The course's step with ``db = dZ / m``: a bias gradient of shape (n, m)."""
+    grads = course_two_layer(parameters, X, Y)
+    m = X.shape[1]
+    W2, b1, b2 = parameters["W2"], parameters["b1"], parameters["b2"]
+    Z1 = parameters["W1"] @ X + b1
+    A1 = np.maximum(0, Z1)
+    Z2 = W2 @ A1 + b2
+    t = np.exp(Z2 - Z2.max(axis=0))
+    dZ2 = t / t.sum(axis=0) - Y
+    dZ1 = (W2.T @ dZ2) * (Z1 > 0)
+    return {**grads, "db2": dZ2 / m, "db1": dZ1 / m}
+
+
+def test_a_batch_function_whose_bias_is_not_summed_is_never_read_one_sample_at_a_time():
+    """At m = 1 an unsummed dB is right, and averaging the samples sums it:
+    read one sample at a time this bug would pass.  Code that returns anything
+    for a batch is a batch."""
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(course_bias_not_summed, SOFTMAX_NET, settings=QUICK)
+    mismatch = raised.value
+    assert not mismatch.conventions.per_sample and mismatch.conventions.names == "W1/b1"
+    assert mismatch.comparison.diagnosis.bug_class == "bias sum axis"
+    assert any("some of them misshapen" in note for note in mismatch.notes), mismatch.notes
+
+
+def course_transposed_dW1(parameters, X, Y):
+    """dW1 returned as dZ1 X^T transposed: (n0, n1), not (n1, n0)."""
+    grads = course_two_layer(parameters, X, Y)
+    return {**grads, "dW1": grads["dW1"].T}
+
+
+def test_a_misshapen_gradient_is_named_under_the_declaration_the_code_ran_under():
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(course_transposed_dW1, SOFTMAX_NET, settings=QUICK)
+    assert raised.value.conventions == Conventions(names="W1/b1")
+    assert raised.value.comparison.diagnosis.bug_class == "transposed matrix"
+
+
+def lowercase_keys(params, X, Y):
+    """A student's own names: w1, b1, ... (columns, ours otherwise)."""
+    renamed = {key: params[key.lower()] for key in ("W1", "B1", "W2", "B2")}  # KeyError: 'w1'
+    grads = backward_of_ours(renamed, X, Y)
+    return {key.lower(): value for key, value in grads.items()}
+
+
+def backward_of_ours(params, X, Y):
+    from manual_bp import backward, forward
+
+    _, cache = forward(params, X, SOFTMAX_NET)
+    grads = backward(cache, Y, SOFTMAX_NET)
+    return {key: value for key, value in grads.items() if key[0] in "WB"}
+
+
+def test_lowercase_names_are_inferred_and_hinted():
+    report = check_gradients(lowercase_keys, SOFTMAX_NET, settings=QUICK)
+    assert report.conventions == Conventions(names="w1/b1")
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(lowercase_keys, SOFTMAX_NET, conventions=Conventions(), settings=QUICK)
+    assert "declare names='w1/b1' (--names w1/b1)" in str(raised.value)
+
+
+def test_auto_takes_a_names_mapping():
+    names = {"W1": "w1", "B1": "b1", "W2": "w2", "B2": "b2"}
+    report = check_gradients(
+        lowercase_keys, SOFTMAX_NET, conventions=Auto({"names": names}), settings=QUICK
+    )
+    assert report.conventions.user_key("B2") == "b2"

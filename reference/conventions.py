@@ -8,7 +8,8 @@ differs in ways that change no maths:
 * ``layout="rows"``: the cs231n convention throughout, ``X`` ``(m, n0)``,
   ``Wl`` ``(n(l-1), nl)`` (so ``Z = X W + b``), ``Y`` and every ``dZl``,
   ``dAl`` ``(m, nl)``;
-* ``names``: ``"W1/B1"``, ``"W1/b1"`` or a mapping from our keys to theirs;
+* ``names``: ``"W1/B1"``, ``"W1/b1"``, ``"w1/b1"`` or a mapping from our keys
+  to theirs;
 * ``bias_shape``: ``"column"`` ``(n, 1)``, ``"flat"`` ``(n,)`` or ``"row"``
   ``(1, n)`` (default: column for columns, flat for rows);
 * ``container``: ``"dict"``, or ``"list"``: params ``[W1, B1, W2, B2, ...]``
@@ -49,7 +50,7 @@ from manual_bp_reference.per_sample import OneSampleAtATime, interleaved
 
 Array = np.ndarray
 LAYOUTS = ("columns", "rows")
-NAMINGS = ("W1/B1", "W1/b1")
+NAMINGS = ("W1/B1", "W1/b1", "w1/b1")
 BIAS_SHAPES = ("column", "flat", "row")
 CONTAINERS = ("dict", "list", "nabla")
 TARGETS = ("soft", "one_hot", "labels")
@@ -220,6 +221,8 @@ class Conventions:
             if key[0] in "WB" and key not in self._mapping:
                 raise ValueError(f"names: no name given for {key!r} in {dict(self._mapping)!r}")
             return self._mapping.get(key, key)
+        if key[0] in "WB" and self.names == "w1/b1":
+            return key.lower()
         return key.lower() if (key[0] == "B" and self.names == "W1/b1") else key
 
     def check_targets(self, loss: str, n_outputs: int) -> None:
@@ -380,7 +383,10 @@ class Conventions:
             if self.container == "list":
                 value = list(grads)[list(param_shapes_keys(depth)).index(key)]  # type: ignore[call-overload]  # any sequence the user returned
             else:
-                value = grads[self.user_key(key)]  # type: ignore[index]  # any mapping the user returned
+                name = self.user_key(key)
+                if name not in grads:  # type: ignore[operator]  # any mapping the user returned
+                    name = _gradient_names({key: name}, [key], grads).get(key, name)  # type: ignore[arg-type]
+                value = grads[name]  # type: ignore[index]
             array = np.asarray(value, dtype=np.float64)
         except (KeyError, IndexError, ValueError, TypeError):
             return None

@@ -5,18 +5,20 @@
 the code on one probe case in each *structural* declaration (what the code
 accepts and what it returns) and keeps the first under which it returns
 gradients that match ``jax.grad`` on the probe.  The structural conventions
-are the layout (columns or rows), the names (``W1/B1``, ``W1/b1``), the bias
+are the layout (columns or rows), the names (``W1/B1``, ``W1/b1``, ``w1/b1``), the bias
 shape, the container (a dict, a list, Nielsen's ``(nabla_b, nabla_w)``; a
 ``(loss, grads)`` pair and ``dW1``-style keys are read under any of them), the
 targets (soft, one-hot or integer labels) and one sample at a time or a
 batch.  A wrong shape, a wrong key or a wrong container is no maths: a
 declaration that gets it wrong makes the code raise or return what cannot be
 read.  Where the code matches under none (it has a bug), the first
-declaration under which it returns readable gradients is kept, and the check
-reports the bug in it.  One sample at a time is tried only for code that
-returns no readable gradients of a batch: at ``m = 1`` a missing or extra
-``1/m`` cannot be seen, so a batch function with that bug must not be read
-as a per-sample one.
+declaration under which it returns readable gradients is kept, else the first
+under which it returns at all (a gradient of the wrong shape is then
+reported as such), and the check reports the bug in it.  One sample at a
+time is tried only for code that raises for a batch under every
+declaration: at ``m = 1`` a missing ``1/m`` or a bias gradient not summed
+over the batch cannot be seen, so a batch function with such a bug must not
+be read as a per-sample one.
 
 The *numerical* conventions, the reduction (mean or sum) and the L2 term,
 are never inferred.  A ``dW`` ``m`` times too large is the very same numbers
@@ -71,28 +73,37 @@ class Auto:
         object.__setattr__(self, "declared", dict(self.declared))
 
 
+# How far the code got under the declaration inference kept, best first.
+STATUSES = {
+    "matched": "",
+    "readable": " (the first it returns readable gradients under; it matches jax.grad under none)",
+    "ran": " (the first it returns gradients under, some of them misshapen; none matches)",
+    "none": " (none: it raised or stopped under every declaration; ours, to report it)",
+}
+
+
 @dataclass(frozen=True)
 class Inferred:
     """What inference found: the ``conventions``, the ``function`` they run
-    (a key of the runnables given to ``infer``), whether the code matched the
-    oracle under them on the probe (``matched``), and how many declarations
-    were tried."""
+    (a key of the runnables given to ``infer``), how far the code got under
+    them on the probe (``status``, a key of ``STATUSES``) and how many
+    declarations were tried."""
 
     conventions: Conventions
     function: str
-    matched: bool
+    status: str
     tried: int
+
+    @property
+    def matched(self) -> bool:
+        return self.status == "matched"
 
     def note(self) -> str:
         """The inferred declaration as a report line: Python and the flags."""
         python, flags = declaration(self.conventions)
-        how = (
-            ""
-            if self.matched
-            else " (the first it returns readable gradients under; it matches jax.grad under none)"
-        )
-        return f"conventions inferred from what your code accepts and returns{how}: {python}" + (
-            f" ({flags})" if flags else " (ours)"
+        return (
+            "conventions inferred from what your code accepts and returns"
+            f"{STATUSES[self.status]}: {python}" + (f" ({flags})" if flags else " (ours)")
         )
 
 
@@ -152,7 +163,7 @@ def candidates(auto: Auto, net: Net, *, pair: bool = False) -> Iterator[Conventi
                                 "container": container, "names": names, "targets": targets,
                                 "bias_shape": bias_shape,
                             }  # fmt: skip
-                            key = tuple(sorted(structure.items()))
+                            key = repr(sorted(structure.items()))
                             if key not in seen:
                                 seen.add(key)
                                 yield Conventions(**{**fixed, **structure})
@@ -200,11 +211,15 @@ def infer(
     (``UserCodeStopped``) stops inference, and the check then reports it
     under the first declaration."""
     case = probe_case(net)
-    tried, readable = 0, None
+    tried = 0
+    best: dict[str, Inferred] = {}  # the first declaration of each status
     for conventions in candidates(auto, net, pair=pair):
-        if conventions.per_sample and readable is not None:
-            # Code that reads as a batch is a batch: one sample at a time,
-            # m = 1 hides every bug in the 1/m (and averaging restores it).
+        if conventions.per_sample and any(
+            not each.conventions.per_sample for each in best.values()
+        ):
+            # Code that returns anything for a batch is a batch: one sample
+            # at a time, m = 1 hides a missing 1/m, a bias not summed over
+            # the batch, ... (and averaging the samples restores them).
             break
         function = runnable_for(conventions)
         tried += 1
@@ -217,13 +232,13 @@ def infer(
         if matched:
             if "targets" not in auto.declared:
                 conventions = _hard_or_soft(attempt, function, net, conventions)
-            return Inferred(conventions, function, True, tried)
-        if ok and readable is None:
-            readable = Inferred(conventions, function, False, tried)
-    if readable is not None:
-        return dataclasses.replace(readable, tried=tried)
+            return Inferred(conventions, function, "matched", tried)
+        best.setdefault("readable" if ok else "ran", Inferred(conventions, function, "", 0))
+    for status in ("readable", "ran"):
+        if status in best:
+            return dataclasses.replace(best[status], status=status, tried=tried)
     first = next(candidates(auto, net, pair=pair))
-    return Inferred(first, runnable_for(first), False, tried)
+    return Inferred(first, runnable_for(first), "none", tried)
 
 
 def _hard_or_soft(
