@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 
 from benchmarks.real_styles import (
+    REG_LAMBDA,
     SOFTMAX_NET,
     STYLES,
     course_two_layer,
     course_without_1_over_m,
     cs231n_two_layer,
+    denny_britz,
 )
 from manual_bp import Net
 from manual_bp.cli import main
@@ -325,3 +327,16 @@ def test_auto_takes_a_names_mapping():
         lowercase_keys, SOFTMAX_NET, conventions=Auto({"names": names}), settings=QUICK
     )
     assert report.conventions.user_key("B2") == "b2"
+
+
+def test_an_undeclared_l2_term_is_named_with_its_strength():
+    """Denny Britz's code with the sum declared and its reg_lambda not: the
+    report measures the L2 term the gradients hold and names the flag."""
+    net = Net.of([2, 5, 3], ["tanh", "softmax"], "cross_entropy")
+    with pytest.raises(GradientMismatch) as raised:
+        check_gradients(denny_britz, net, conventions=Auto({"reduction": "sum"}), settings=QUICK)
+    assert raised.value.verdict == "wrong"
+    assert any(
+        line.startswith(f"passes on this case with --l2 {REG_LAMBDA!r}")
+        for line in raised.value.details
+    ), raised.value.details

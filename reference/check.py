@@ -88,6 +88,7 @@ from manual_bp_reference.network_pair import (
     unfilled,
     unwrap,
 )
+from manual_bp_reference.oracle import oracle_gradients
 from manual_bp_reference.settings import Settings, from_old_keywords
 from manual_bp_reference.strategies import networks
 
@@ -988,7 +989,7 @@ def _run(
     except (UserCodeError, UserCodeStopped):  # code that changed its mind: the first answer
         case, comparison, details, output = mismatch.case, mismatch.comparison, [], mismatch.output
     if mismatch.verdict == "wrong":
-        details = details + _another_declaration(backprop, case, options.conventions)
+        details = details + _another_declaration(backprop, case, options.conventions, grads)
         details = details + _float32_precision(case, grads, options.conventions)
     raise GradientMismatch(
         comparison, case, verdict=mismatch.verdict,
@@ -1063,12 +1064,55 @@ def _declarations(conventions: Conventions) -> list[tuple[Conventions, str]]:
     return found
 
 
-def _another_declaration(backprop: Backprop, case: Case, conventions: Conventions) -> list[str]:
+def _decay_declarations(
+    case: Case, grads: Mapping[str, np.ndarray], conventions: Conventions
+) -> list[tuple[Conventions, str]]:
+    """With no L2 declared: the L2 term the gradients hold, if ``dWl`` minus
+    the oracle's (of either reduction) is one ``c Wl`` across the layers (least
+    squares), as ``l2=c`` and as the course's ``lambd / m`` (``l2=c m``,
+    divided by m)."""
+    keys = [f"W{l}" for l in range(1, case.depth + 1)]
+    if conventions.l2 or any(key not in grads for key in keys):
+        return []
+    oracle = oracle_gradients(case).grads
+    W = [np.asarray(case.params[key], np.float64) for key in keys]
+    weight = sum(float(np.sum(w * w)) for w in W)
+    if weight == 0:
+        return []
+    found = []
+    for reduction in dict.fromkeys((conventions.reduction, "mean", "sum")):
+        scale = case.m if reduction == "sum" else 1
+        extra = [np.asarray(grads[key], np.float64) - scale * oracle[key] for key in keys]
+        c = sum(float(np.sum(e * w)) for e, w in zip(extra, W, strict=True)) / weight
+        if not (np.isfinite(c) and c > 0):
+            continue
+        flags = "" if reduction == conventions.reduction else f" --reduction {reduction}"
+        c, divided = float(f"{c:.6g}"), float(f"{c * case.m:.6g}")
+        found.append(
+            (dataclasses.replace(conventions, reduction=reduction, l2=c), f"--l2 {c!r}{flags}")
+        )
+        found.append((
+            dataclasses.replace(conventions, reduction=reduction, l2=divided,
+                                l2_divided_by_m=True),
+            f"--l2 {divided!r} --l2-divided-by-m{flags}",
+        ))  # fmt: skip
+    return found
+
+
+def _another_declaration(
+    backprop: Backprop,
+    case: Case,
+    conventions: Conventions,
+    grads: Mapping[str, np.ndarray] | None = None,
+) -> list[str]:
     """A line naming another declaration under which the failing ``case``
     passes, or none.  The verdict stands: a convention changes every gradient
     by one known map, so code that is right under another one is either
     declared wrong or has exactly the bug that map describes."""
-    for declared, flag in _declarations(conventions):
+    declarations = _declarations(conventions)
+    if grads:
+        declarations += _decay_declarations(case, grads, conventions)
+    for declared, flag in declarations:
         try:
             comparison, details, _, _ = compare_backprop(
                 backprop, case, conventions=declared, explain=False
