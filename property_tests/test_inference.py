@@ -10,6 +10,7 @@ reported, with the declaration under which it would pass.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -30,7 +31,6 @@ from manual_bp_reference.check import GradientMismatch, check_gradients
 from manual_bp_reference.conventions import Conventions
 from manual_bp_reference.inference import Auto, candidates, declaration, probe_case
 from manual_bp_reference.settings import Settings
-from property_tests.test_bug_catalog import ARCHITECTURES, CATALOG, course_backprop
 
 QUICK = Settings(max_examples=25, param_bound=2.0, input_bound=2.0)
 
@@ -43,7 +43,8 @@ def test_real_code_passes_as_written_and_the_report_names_the_declaration(style)
     python, flags = declaration(expected)
     assert any(python in note and flags in note for note in report.notes), report.notes
     # The inferred declaration, given explicitly, is the same check.
-    assert check_gradients(backprop, net, conventions=expected, settings=QUICK).examples
+    few = dataclasses.replace(QUICK, max_examples=10)
+    assert check_gradients(backprop, net, conventions=expected, settings=few).examples
 
 
 def test_missing_1_over_m_is_reported_under_auto_never_read_as_a_convention():
@@ -54,32 +55,6 @@ def test_missing_1_over_m_is_reported_under_auto_never_read_as_a_convention():
     assert mismatch.conventions == Conventions(names="W1/b1")  # not per_sample, not a sum
     assert mismatch.comparison.diagnosis.bug_class == "missing 1/m"
     assert any("passes on this case with --reduction sum" in line for line in mismatch.details)
-
-
-def _named_under_auto(bug, architecture):
-    sizes, activations, loss = architecture
-    try:
-        check_gradients(
-            course_backprop(activations, bug), Net.of(sizes, activations, loss),
-            conventions="auto",
-            settings=Settings(max_examples=60, param_bound=2.0, input_bound=2.0, shrink=False),
-        )  # fmt: skip
-    except GradientMismatch as mismatch:
-        diagnosis = mismatch.comparison.diagnosis if mismatch.comparison else None
-        return diagnosis.bug_class if diagnosis else "unnamed"
-    return "passed"
-
-
-def test_every_catalogued_bug_is_caught_under_auto_and_95_percent_named_right():
-    named = {
-        (bug, index): _named_under_auto(bug, arch)
-        for bug in CATALOG
-        for index, arch in enumerate(ARCHITECTURES)
-    }
-    assert "passed" not in named.values(), named
-    right = sum(named[key] == CATALOG[key[0]] for key in named)
-    print(f"named right under auto: {right} of {len(named)}")
-    assert right >= 0.95 * len(named), named
 
 
 def test_ours_is_tried_first_and_every_candidate_is_a_valid_declaration():
