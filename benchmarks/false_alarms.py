@@ -175,7 +175,7 @@ def _worst_key(check) -> str:
 
 def _alarm_group(arch: DrawnNet, dtype: str, key: str) -> str:
     kind = key.rstrip("0123456789")
-    return f"{dtype} {arch.loss} {_layer_activation(arch, key)} {kind}"
+    return f"{dtype} {arch.net.loss} {_layer_activation(arch, key)} {kind}"
 
 
 def _failure_lines(report: str) -> str:
@@ -224,9 +224,7 @@ def run_architecture(task: tuple[DrawnNet, int, int]) -> ArchitectureResult:
         report = ""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            case = Case.of(
-                params, X, Y, arch.activations, arch.loss, normalization=arch.normalization
-            )
+            case = Case(arch.net, params, X, Y)
             try:
                 check = compare(case, timer=_timer)
             except Exception:  # an exception on correct code is a false alarm too
@@ -276,12 +274,12 @@ def run_architecture(task: tuple[DrawnNet, int, int]) -> ArchitectureResult:
 
 def _layer_activation(arch: DrawnNet, key: str) -> str:
     """The activation whose ``dZl`` made the gradient ``key``."""
-    depth = len(arch.activations)
+    depth = len(arch.net.activations)
     if key in ("loss", "exception"):
-        return arch.activations[-1]
+        return arch.net.activations[-1]
     layer = int(key.lstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"))
     layer += 1 if key[0] == "A" else 0
-    return arch.activations[min(layer, depth) - 1]
+    return arch.net.activations[min(layer, depth) - 1]
 
 
 def _print_case(alarm: Alarm, path: str) -> None:
@@ -297,9 +295,13 @@ def _print_case(alarm: Alarm, path: str) -> None:
     np.savez(
         path,
         layer_sizes=np.array(alarm.arch.sizes),
-        activations=np.array(alarm.arch.activations),
-        loss=np.array(alarm.arch.loss),
-        normalization=np.array([kind or "" for kind in alarm.arch.normalization]),
+        activations=np.array(alarm.arch.net.activations),
+        loss=np.array(alarm.arch.net.loss),
+        normalization=np.array(
+            [kind or "" for kind in alarm.arch.net.normalization]
+            if alarm.arch.net.normalized
+            else []
+        ),
         dtype=np.array(alarm.dtype),
         X=alarm.X,
         Y=alarm.Y,
@@ -358,7 +360,7 @@ def report(results: list[ArchitectureResult], args, wall: float) -> int:
     groups: dict[tuple[str, str], list[float]] = {}
     for ratio, key, arch, dtype in zip(ratios, keys, archs, dtypes, strict=True):
         for group in (
-            f"loss {arch.loss}",
+            f"loss {arch.net.loss}",
             f"activation {_layer_activation(arch, key)}",
             f"variable {key.rstrip('0123456789')}",
         ):

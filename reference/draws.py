@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from manual_bp.activations import ACTIVATIONS
-from manual_bp.layers import Dense
 from manual_bp.losses import LOSSES
 from manual_bp.net import Net
 from manual_bp_reference.cases import (
@@ -77,27 +76,15 @@ class DrawnNet:
 
     @property
     def sizes(self) -> tuple[int, ...]:
-        """``(n0, n1, ..., nL)``."""
+        """``(n0, n1, ..., nL)``: with ``m``, what the padded oracle's bucket reads."""
         return tuple(self.net.layer_sizes)
 
-    @property
-    def activations(self) -> tuple[str, ...]:
-        return self.net.activations
-
-    @property
-    def loss(self) -> str:
-        return self.net.loss
-
-    @property
-    def normalization(self) -> tuple[str | None, ...]:
-        """``()`` (none) or one entry per layer: ``None``, ``"batch"``, ``"layer"``."""
-        return self.net.normalization if self.net.normalized else ()
-
     def describe(self) -> str:
-        normalized = f", normalization={list(self.normalization)}" if self.normalization else ""
+        net = self.net
+        normalized = f", normalization={list(net.normalization)}" if net.normalized else ""
         return (
-            f"layer_sizes={list(self.sizes)}, activations={list(self.activations)}, "
-            f"loss={self.loss!r}, m={self.m}{normalized}"
+            f"layer_sizes={list(self.sizes)}, activations={list(net.activations)}, "
+            f"loss={net.loss!r}, m={self.m}{normalized}"
         )
 
 
@@ -112,9 +99,9 @@ def _draw_size(rng: np.random.Generator, largest: int) -> int:
 
 
 def _drawn(index: int, sizes, activations, loss: str, m: int, normalization=()) -> DrawnNet:
-    kinds = tuple(normalization) or (None,) * len(activations)
-    layers = tuple(map(Dense, sizes[1:], activations, kinds))
-    return DrawnNet(index, Net(sizes[0], layers, loss), m)
+    """``normalization``: ``()`` or one entry per layer, the output layer's ``None``."""
+    hidden = tuple(normalization)[:-1] or None
+    return DrawnNet(index, Net.of(sizes, activations, loss, normalization=hidden), m)
 
 
 def draw_network(
@@ -163,7 +150,7 @@ def draw_normalized_network(
         raise ValueError(f"limits.depth: a normalized net needs depth >= 2, got {limits.depth}")
     while True:
         arch = draw_network(rng, index, limits=limits)
-        if len(arch.activations) >= 2:
+        if arch.net.depth >= 2:
             break
     hidden = [
         str(k) if k else None for k in rng.choice(["batch", "layer", ""], len(arch.sizes) - 2)
@@ -171,7 +158,7 @@ def draw_normalized_network(
     if not any(hidden):
         hidden[int(rng.integers(len(hidden)))] = str(rng.choice(["batch", "layer"]))
     m = 1 if rng.random() < 0.125 else arch.m
-    return _drawn(index, arch.sizes, arch.activations, arch.loss, m, (*hidden, None))
+    return _drawn(index, arch.sizes, arch.net.activations, arch.net.loss, m, (*hidden, None))
 
 
 # Stability cases of a normalized net, each in one example of eight: near-constant
@@ -190,7 +177,7 @@ def _stability_case(
         noise = rng.standard_normal(X.shape) * 1e-6
         X = (X[:, :1].astype(np.float64) * (1 + noise)).astype(dtype)
     elif kind < 0.25:
-        for l, normalized in enumerate(arch.normalization, start=1):
+        for l, normalized in enumerate(arch.net.normalization, start=1):
             if normalized:
                 params[f"B{l}"] = (params[f"B{l}"] + HUGE_OFFSET).astype(dtype)
     return X
@@ -316,12 +303,12 @@ def draw_values(
     for l in range(1, len(arch.sizes)):
         params[f"W{l}"] = signed_array(rng, (arch.sizes[l], arch.sizes[l - 1]), PARAM_BOUND, dtype)
         params[f"B{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
-        if arch.normalization and arch.normalization[l - 1]:
+        if arch.net.normalization[l - 1]:
             params[f"gamma{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
             params[f"beta{l}"] = signed_array(rng, (arch.sizes[l], 1), PARAM_BOUND, dtype)
     X = signed_array(rng, (arch.sizes[0], arch.m), INPUT_BOUND, dtype)
-    Y = draw_targets(rng, arch.loss, (arch.sizes[-1], arch.m), dtype, hard=hard_targets)
-    if arch.normalization:
+    Y = draw_targets(rng, arch.net.loss, (arch.sizes[-1], arch.m), dtype, hard=hard_targets)
+    if arch.net.normalized:
         X = _stability_case(rng, arch, params, X, dtype)
     return params, X, Y
 
