@@ -315,3 +315,12 @@ def test_an_undeclared_l2_term_is_named_with_its_strength():
         line.startswith(f"passes on this case with --l2 {REG_LAMBDA!r}")
         for line in raised.value.details
     ), raised.value.details
+
+
+@pytest.mark.parametrize("conventions", [Conventions(per_sample=True), Auto({"per_sample": True})])
+def test_a_forward_backward_pair_declared_one_sample_at_a_time_is_refused(conventions):
+    with pytest.raises(ValueError, match="forward: a forward/backward pair takes the batch"):
+        check_gradients(
+            course_two_layer, SOFTMAX_NET, forward=lambda X, parameters: (X, {}),
+            conventions=conventions, settings=QUICK,
+        )  # fmt: skip

@@ -650,9 +650,7 @@ def check_gradients(
     if auto is None:
         conventions.check_targets(loss, sizes[-1])
         runnables = {"backprop": _runnable(backprop, conventions, pair)}
-    else:
-        if forward is not None and auto.declared.get("per_sample"):
-            raise ValueError("forward: a forward/backward pair takes the batch, not one sample")
+    else:  # a declared per_sample pair is refused by _runnable
         runnables = {
             _runnable_name(each, pair is not None): _runnable(backprop, each, pair)
             for each in _representatives(auto, spec, forward is not None)

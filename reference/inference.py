@@ -54,8 +54,6 @@ from manual_bp_reference.isolation import UserCodeError, UserCodeStopped
 from manual_bp_reference.kinks import away_from_kinks
 
 AUTO = "auto"
-# The conventions inferred from what the code accepts and returns.
-STRUCTURAL = ("layout", "names", "bias_shape", "container", "targets", "per_sample")
 # The probe's generator: one fixed case, the same every run.
 PROBE_SEED = 20261207
 
