@@ -1,9 +1,11 @@
-"""The padded oracle (one compilation per bucket) agrees with the unpadded one.
+"""The padded oracles (one compilation per bucket, or per network) agree with
+the unpadded one.
 
 ``manual_bp_reference.padding`` embeds every case in a bucket shape: zero rows and
-columns, identity layers in front, masked logits and a masked, rescaled loss.
-The law: the loss, every gradient (``A0`` included) and the forward ``Zl``
-come out as the unpadded oracle computes them.
+columns, identity layers in front, masked logits and a masked, rescaled loss;
+``compiled="network"`` pads only the batch of the case's own network, with the
+same masked loss.  The law: the loss, every gradient (``A0`` included) and the
+forward ``Zl`` come out as the unpadded oracle computes them.
 
 How close is "as"?  The padding only adds exact zeros, but XLA may sum or
 fuse a padded product differently: the unpadded oracle contracts the product
@@ -26,7 +28,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp.network import forward
-from manual_bp_reference import padding
+from manual_bp_reference import oracle, padding
 from manual_bp_reference.cases import DTYPES, INPUT_BOUND, Case
 from manual_bp_reference.oracle import oracle_gradients
 from manual_bp_reference.strategies import matrices, params_for, regularizations, targets
@@ -35,6 +37,7 @@ from property_tests.budget import examples
 from property_tests.mutations import Mutation, mutated
 
 AGREEMENT = 0.25
+PADDED = ("bucket", "network")
 
 # Fixed shapes, so the unpadded oracle compiles once per architecture.  No
 # width or batch is at a bucket size; every activation appears, softmax both
@@ -63,10 +66,11 @@ def fixed_shape_cases(draw) -> Case:
     return Case.of(params, X, Y, activations, loss, **options)
 
 
-def disagreement(case: Case) -> tuple[float, str]:
-    """Worst ``|padded - unpadded| / float64 bound`` over the loss, grads and Z."""
+def disagreement(case: Case, compiled: str = "bucket") -> tuple[float, str]:
+    """Worst ``|padded - unpadded| / float64 bound`` over the loss, grads and Z,
+    the padded oracle compiled as ``compiled``."""
     padded, unpadded = (
-        oracle_gradients(case, input_gradient=True, padded=flag) for flag in (True, False)
+        oracle_gradients(case, input_gradient=True, compiled=how) for how in (compiled, "exact")
     )
     params64 = {key: value.astype(np.float64) for key, value in case.params.items()}
     case64 = Case(case.net, params64, case.X, case.Y.astype(np.float64), masks=case.masks)
@@ -100,8 +104,11 @@ def disagreement(case: Case) -> tuple[float, str]:
 @examples(0.6)
 @given(fixed_shape_cases())
 def test_the_padded_oracle_agrees_with_the_unpadded_one(case):
-    worst, where = disagreement(case)
-    assert worst <= AGREEMENT, f"{where}: padded and unpadded differ by {worst:.3g} of the bound"
+    for compiled in PADDED:
+        worst, where = disagreement(case, compiled)
+        assert worst <= AGREEMENT, (
+            f"{compiled}, {where}: padded and unpadded differ by {worst:.3g} of the bound"
+        )
 
 
 # Padding bugs, injected into manual_bp_reference.padding the way property_tests.mutations
@@ -110,7 +117,7 @@ PADDING_BUGS = [
     Mutation(
         "loss divided by the padded batch",
         "padding",
-        padding._loss,
+        padding.masked_loss,
         "total * Y.shape[1] / m",
         "total",
     ),
@@ -133,10 +140,13 @@ PADDING_BUGS = [
 
 @pytest.fixture
 def fresh_compilation():
-    """Retrace the padded oracle for the test and again after it (no mutant survives)."""
-    padding._padded_value_and_grads.clear_cache()
+    """Retrace the padded oracles for the test and again after it (no mutant survives)."""
+    compiled = (padding._padded_value_and_grads, oracle._network_value_and_grads)
+    for function in compiled:
+        function.clear_cache()
     yield
-    padding._padded_value_and_grads.clear_cache()
+    for function in compiled:
+        function.clear_cache()
 
 
 @pytest.mark.parametrize("bug", PADDING_BUGS, ids=[bug.name for bug in PADDING_BUGS])
@@ -144,6 +154,44 @@ def test_a_padding_bug_breaks_the_agreement(bug, monkeypatch, fresh_compilation)
     monkeypatch.setattr(padding, bug.function.__name__, mutated(bug))
     worst = max(disagreement(case)[0] for case in padding_bug_cases())
     assert worst > 1e6
+
+
+# The network's own padding: only the batch.
+NETWORK_PADDING_BUGS = [
+    Mutation(
+        "padded batch columns in the loss (m taken as M)",
+        "oracle",
+        oracle._network_oracle,
+        "Y, float(m), net,",
+        "Y, float(M), net,",
+    ),
+    Mutation(
+        "the case's masks left out of the padded ones",
+        "oracle",
+        oracle._network_oracle,
+        "masks[key][:, :m] = mask",
+        "pass",
+    ),
+]
+# (Zeros in the padded columns' masks change nothing: those columns are out of
+# the loss either way, and only columns are padded.)
+
+
+@pytest.mark.parametrize(
+    "bug", NETWORK_PADDING_BUGS, ids=[bug.name for bug in NETWORK_PADDING_BUGS]
+)
+def test_a_network_padding_bug_breaks_the_agreement(bug, monkeypatch, fresh_compilation):
+    case = padding_bug_cases()[0]
+    rng = np.random.default_rng(1)
+    mask = (rng.random((case.layer_sizes[1], case.m)) >= 0.25).astype(np.float64)
+    dropped = Case.of(
+        case.params, case.X, case.Y, case.activations, case.loss,
+        dropout=(0.25, 0.0), masks={"M1": mask},
+    )  # fmt: skip
+    cases = [*padding_bug_cases(), dropped]
+    assert max(disagreement(case, "network")[0] for case in cases) <= AGREEMENT
+    monkeypatch.setattr(oracle, bug.function.__name__, mutated(bug))
+    assert max(disagreement(case, "network")[0] for case in cases) > 1e6
 
 
 # Dropout's padding: the padded masks are ones and the keep probabilities of
@@ -208,33 +256,68 @@ def test_shapes_that_do_not_chain_are_refused_not_broadcast():
         Case.of(case.params, case.X, case.Y[:, :1], case.activations, case.loss)
 
 
-@pytest.mark.parametrize(
-    ("sizes", "m", "padded"),
-    [([2, 3, 3, 1], 8, True), ([2, 65, 1], 8, False), ([2, 3, 1], 257, False)],
-)
-def test_by_default_only_small_cases_are_padded(sizes, m, padded, monkeypatch):
-    """Large cases compile their own shapes (a bucket would multiply their work)."""
+def tanh_case(sizes: list[int], m: int, normalization: tuple = ()) -> Case:
     rng = np.random.default_rng(0)
     params = {}
     for l in range(1, len(sizes)):
         params[f"W{l}"] = rng.standard_normal((sizes[l], sizes[l - 1]))
         params[f"B{l}"] = rng.standard_normal((sizes[l], 1))
+        if normalization and normalization[l - 1]:
+            params[f"gamma{l}"], params[f"beta{l}"] = (
+                np.ones((sizes[l], 1)),
+                np.zeros((sizes[l], 1)),
+            )
     X, Y = rng.standard_normal((sizes[0], m)), rng.standard_normal((sizes[-1], m))
     activations = ["tanh"] * (len(sizes) - 1)
-    calls = []
-    real = padding.padded_oracle
-    monkeypatch.setattr(
-        "manual_bp_reference.oracle.padded_oracle", lambda *args: calls.append(args) or real(*args)
-    )
-    case = Case.of(params, X, Y, activations, "mse")
+    return Case.of(params, X, Y, activations, "mse", normalization=normalization)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "m", "normalization", "compiled"),
+    [
+        ([2, 3, 3, 1], 8, (), "network"),
+        ([2, 3, 3, 1], 8, ("layer", None, None), "network"),
+        ([2, 3, 3, 1], 8, ("batch", None, None), "bucket"),
+        ([2, 65, 1], 8, (), "exact"),
+        ([2, 3, 1], 257, (), "exact"),
+    ],
+)
+def test_by_default_a_few_networks_compile_their_own_and_large_cases_their_shapes(
+    sizes, m, normalization, compiled, monkeypatch
+):
+    """Large cases compile their own shapes (a bucket would multiply their work);
+    a small one its network (batch normalization: its bucket)."""
+    monkeypatch.setattr(oracle, "_networks_compiled", set())
+    case = tanh_case(sizes, m, normalization)
+    assert oracle.choose_compiled(case.net, case.m) == compiled
     result = oracle_gradients(case)
-    assert bool(calls) == padded
-    forced = oracle_gradients(case, padded=not padded)
-    # The same maths either way: measured at most 9.1e-16 of each gradient's
-    # largest entry on these cases (the agreement law above is the real proof).
-    for key, gradient in result.grads.items():
-        scale = np.max(np.abs(forced.grads[key]))
-        np.testing.assert_allclose(gradient, forced.grads[key], rtol=0, atol=1e-13 * scale)
+    # The same maths any way: measured at most 9.1e-16 of the case's largest
+    # gradient entry (the agreement law above is the real proof).  Not each
+    # key's own: under batch normalization dB1 is 0 up to rounding.
+    for forced in {"exact", "bucket", "network"} - {compiled}:
+        if forced == "network" and "batch" in normalization:
+            with pytest.raises(ValueError, match="batch normalization"):
+                oracle_gradients(case, compiled=forced)
+            continue
+        other = oracle_gradients(case, compiled=forced)
+        scale = max(np.max(np.abs(gradient)) for gradient in other.grads.values())
+        for key, gradient in result.grads.items():
+            np.testing.assert_allclose(gradient, other.grads[key], rtol=0, atol=1e-13 * scale)
+
+
+def test_past_the_crossover_the_buckets_take_over(monkeypatch):
+    """After ``NETWORKS_PER_BUCKET`` networks, a new one goes to the bucket;
+    the networks already compiled keep theirs."""
+    monkeypatch.setattr(oracle, "_networks_compiled", set())
+    first = tanh_case([2, 3, 1], 4)
+    assert oracle.choose_compiled(first.net, first.m) == "network"
+    oracle_gradients(first)
+    for width in range(4, 4 + oracle.NETWORKS_PER_BUCKET - 1):
+        oracle_gradients(tanh_case([2, width, 1], 4))
+    assert oracle.choose_compiled(tanh_case([2, 40, 1], 4).net, 4) == "bucket"
+    assert oracle.choose_compiled(first.net, first.m) == "network"
+    with pytest.raises(ValueError, match=r"compiled: expected one of \['network'"):
+        oracle_gradients(first, compiled="padded")
 
 
 def test_padded_columns_never_overflow_where_the_real_ones_do_not():
@@ -251,10 +334,12 @@ def test_padded_columns_never_overflow_where_the_real_ones_do_not():
     X, Y = np.ones((1, 3)), np.array([[0.0, 1.0, 1.0]])
     activations = ["identity"] * 3
     case = Case.of(params, X, Y, activations, "mse")
-    padded = oracle_gradients(case, padded=True)
-    unpadded = oracle_gradients(case, padded=False)
+    padded = oracle_gradients(case, compiled="bucket")
+    network = oracle_gradients(case, compiled="network")
+    unpadded = oracle_gradients(case, compiled="exact")
     for key, gradient in unpadded.grads.items():
         np.testing.assert_array_equal(padded.grads[key], gradient, err_msg=key)
+        np.testing.assert_array_equal(network.grads[key], gradient, err_msg=key)
 
 
 # Normalized nets: fixed shapes again, every kind in several places; batch
@@ -270,6 +355,7 @@ NORMALIZED_ARCHITECTURES = [
         ("batch", "layer", None),
     ),
     ([2, 3, 1], ["silu", "identity"], "mse", 1, ("batch", None)),
+    ([4, 6, 3], ["tanh", "softmax"], "cross_entropy", 5, ("layer", None)),
 ]
 # The tolerance's rounding model has no normalization step yet, so the scale
 # here is the case's largest unpadded gradient.  The masked sums run in
@@ -304,11 +390,11 @@ def normalized_fixed_shape_cases(draw) -> Case:
     return Case.of(params, X, Y, activations, loss, normalization=kinds)
 
 
-def normalized_disagreement(case: Case) -> tuple[float, str]:
+def normalized_disagreement(case: Case, compiled: str = "bucket") -> tuple[float, str]:
     """Worst ``|padded - unpadded|`` over the loss and grads, in units of the
-    largest unpadded gradient."""
+    largest unpadded gradient, the padded oracle compiled as ``compiled``."""
     padded, unpadded = (
-        oracle_gradients(case, input_gradient=True, padded=flag) for flag in (True, False)
+        oracle_gradients(case, input_gradient=True, compiled=how) for how in (compiled, "exact")
     )
     assert sorted(padded.grads) == sorted(unpadded.grads)
     scale = max(float(np.max(np.abs(g))) for g in unpadded.grads.values()) or 1.0
@@ -324,8 +410,12 @@ def normalized_disagreement(case: Case) -> tuple[float, str]:
 @examples(0.3)
 @given(normalized_fixed_shape_cases())
 def test_the_padded_oracle_agrees_on_normalized_nets(case):
-    worst, where = normalized_disagreement(case)
-    assert worst <= NORMALIZED_AGREEMENT, f"{where}: differ by {worst:.3g} of the scale"
+    # Batch normalization mixes the columns: never compiled as a network.
+    for compiled in PADDED if "batch" not in case.normalization else ("bucket",):
+        worst, where = normalized_disagreement(case, compiled)
+        assert worst <= NORMALIZED_AGREEMENT, (
+            f"{compiled}, {where}: differ by {worst:.3g} of the scale"
+        )
 
 
 NORMALIZATION_PADDING_BUGS = [

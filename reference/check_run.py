@@ -25,6 +25,7 @@ from typing import TypeVar
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import seed as hypothesis_seed
 
+from manual_bp_reference.cache import cache_folder
 from manual_bp_reference.isolation import (
     Isolation,
     Sandbox,
@@ -71,12 +72,6 @@ F = TypeVar("F", bound=Callable[..., object])
 def seeded(seed: int) -> Callable[[F], F]:
     """Hypothesis's ``@seed``: the cases a check draws depend on ``seed`` alone."""
     return hypothesis_seed(seed)
-
-
-def cache_folder() -> Path:
-    """``$XDG_CACHE_HOME/manual-bp`` (default ``~/.cache/manual-bp``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "manual-bp"
 
 
 @contextlib.contextmanager

@@ -310,7 +310,7 @@ def compare(
     keys: Sequence[str] | None = None,
     manual_loss: float | None = None,
     cache: Mapping[str, Array] | None = None,
-    padded: bool | None = None,
+    compiled: str | None = None,
     explain: bool = True,
     timer: Timer = _untimed,
     reduction: str = "mean",
@@ -334,7 +334,8 @@ def compare(
     manual_loss : the manual loss to compare (``grads=None`` computes it;
         otherwise the loss is not compared).
     cache : manual_bp's forward cache of ``case``, if already at hand.
-    padded : passed to ``oracle_gradients`` (``None`` pads small cases).
+    compiled : how the oracle is compiled, passed to ``oracle_gradients``
+        (``"network"``, ``"bucket"``, ``"exact"``; ``None`` chooses).
     explain : on a mismatch, add the diagnosis and the finite-difference verdict.
     timer : ``timer(stage)`` wraps each stage in a context manager (timing hooks).
     reduction : ``"mean"`` (manual_bp's loss) or ``"sum"``: ``grads`` are those
@@ -358,7 +359,7 @@ def compare(
     if input_gradient is None:
         input_gradient = "A0" in grads
     with timer("oracle"):
-        oracle = oracle_gradients(case, input_gradient=input_gradient, padded=padded)
+        oracle = oracle_gradients(case, input_gradient=input_gradient, compiled=compiled)
     with timer("tolerance"):
         tol = tolerances(case, cache, oracle.grads, oracle_Z=oracle.Z)
         if reduction != "mean" or l2:

@@ -10,28 +10,60 @@ respect to a tap is the gradient with respect to the variable it is added to.
 Whatever the dtype of the manual computation, the oracle casts the same
 values (exactly) to float64 and differentiates there.
 
-There are two copies of the forward wiring on this side (see
-``manual_bp.network`` for the full list): this module differentiates the
-definition itself, and by default a small case (widths up to 64, batch up to
-256) goes through the padded oracle (``manual_bp_reference.padding``), the same
-activations and losses in a ``lax.scan`` over a bucket shape, so that one
-compiled function serves every network of the bucket instead of one
-compilation per shape.  ``property_tests/test_padded_oracle.py`` proves the
-two agree.  ``padded=True`` or ``False`` forces the choice.
+``jax.jit`` compiles once per shape, and a compile costs thousands of calls,
+so how a case is compiled (``compiled=``) is chosen by what it will serve:
+
+* ``"network"``: the case's own network, ``forward_xp`` itself, with only the
+  batch padded to a power of two (the padded columns masked out of the loss,
+  as ``padding`` masks them): one compile serves every batch of up to 64 (then
+  128, 256) samples of that network.  This is what a check of one network
+  (``check_gradients``, ``manual-bp compare``) needs: it compiles in about a
+  tenth of a bucket's time (``benchmarks/RESULTS.md``).  Batch normalization
+  couples the columns, so a net with it is never compiled this way.
+* ``"bucket"``: ``manual_bp_reference.padding``, one compile for every network
+  of a bucket shape (the same activations and losses in a ``lax.scan``),
+  which is what properties and campaigns that draw thousands of
+  architectures need.
+* ``"exact"``: the case's own shapes, one compile per network and batch size:
+  large cases, which a bucket would multiply.
+* ``None`` (the default) chooses: large cases exact; a small one by the
+  network while this process has compiled fewer than ``NETWORKS_PER_BUCKET``
+  networks (the measured crossover: that many network compiles cost one
+  bucket's), and the bucket from then on.
+
+``property_tests/test_padded_oracle.py`` proves the three agree.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 
-from manual_bp.architecture import tap_shapes
+from manual_bp.architecture import param_shapes, tap_shapes
+from manual_bp.net import Net
 from manual_bp.network import forward_xp, loss_from_cache
 from manual_bp_reference.cases import Case
 from manual_bp_reference.jax_setup import jax, jnp
-from manual_bp_reference.padding import padded_oracle, worth_padding
+from manual_bp_reference.padding import (
+    MIN_BATCH,
+    bucket,
+    masked_loss,
+    padded_oracle,
+    worth_padding,
+    zero_padded,
+)
+
+COMPILED = ("network", "bucket", "exact")
+# Network compiles before the buckets take over: one bucket compile costs
+# about as much as this many network compiles (benchmarks/RESULTS.md).
+NETWORKS_PER_BUCKET = 5
+_networks_compiled: set[Net] = set()
+# Compilations started ahead (compile_ahead), waited for before their first use.
+_ahead: dict[Net, threading.Thread] = {}
 
 
 @dataclass(frozen=True)
@@ -66,8 +98,96 @@ def _value_and_grads(params, X, Y, net, masks=None):
     return value, Zs, grads
 
 
+@partial(jax.jit, static_argnames=("net",))
+def _network_value_and_grads(params, X, Y, m, net, masks=None):
+    """``_value_and_grads`` of a batch padded to ``M`` columns, of which the
+    first ``m`` are real: the loss reads ``ZL`` and ``AL`` only there
+    (``padding.masked_loss``), so the padded columns add exact zeros to
+    every gradient, and ``m`` is an argument: one compile per ``M``."""
+    depth = net.depth
+    shapes = tap_shapes(net.layer_sizes, X.shape[1], normalization=net.normalization)
+    taps = {key: jnp.zeros(shape) for key, shape in shapes.items()}
+    columns = jnp.arange(X.shape[1])[None, :] < m
+    loss = masked_loss(net.loss)
+
+    def objective(params, taps, X):
+        _, cache = forward_xp(params, X, net, xp=jnp, taps=taps, masks=masks)
+        Zs = {f"Z{l}": cache[f"Z{l}"] for l in range(1, depth + 1)}
+        return loss(cache[f"Z{depth}"], cache[f"A{depth}"], Y, columns, m), Zs
+
+    (value, Zs), grads = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(
+        params, taps, X
+    )
+    return value, Zs, grads
+
+
+def compile_ahead(net: Net, *, m: int = 1) -> None:
+    """Compile ``net``'s oracle (``"network"``, batches up to ``m``) in a
+    background thread, where XLA runs without the GIL: a check starts it as
+    soon as it knows its network, and the compile overlaps the child process's
+    start and the first calls of the user's code.  The first oracle call of
+    that network waits for it; nothing else changes (a compile that fails is
+    repeated, and so raised, by that call)."""
+    net = replace(net, l2=0.0)
+    if net in _networks_compiled or net in _ahead:
+        return
+    if choose_compiled(net, m) != "network":
+        return
+    shapes = param_shapes(net.layer_sizes, normalization=net.normalization)
+    params = {key: np.zeros(shape) for key, shape in shapes.items()}
+    X, Y = np.zeros((net.layer_sizes[0], m)), np.zeros((net.layer_sizes[-1], m))
+    masks = {f"M{l}": np.ones((layer.units, m)) for l, layer in enumerate(net.layers, 1)
+             if layer.dropout}  # fmt: skip
+    case = Case(net, params, X, Y, masks=masks)
+
+    def compile_() -> None:
+        with contextlib.suppress(Exception):  # the first real call raises it again
+            _network_oracle(case, net)
+
+    thread = threading.Thread(target=compile_, name="manual-bp compile ahead", daemon=True)
+    _ahead[net] = thread
+    thread.start()
+
+
+def _network_oracle(case: Case, net: Net) -> tuple[float, dict, dict]:
+    """``(loss, grads, Z)`` through ``_network_value_and_grads``, sliced back to
+    the case's ``m`` columns (``A0`` included)."""
+    ahead = _ahead.get(net)
+    if ahead is not None and ahead is not threading.current_thread():
+        ahead.join()
+        _ahead.pop(net, None)
+    m, M = case.m, bucket(case.m, MIN_BATCH)
+    X = zero_padded(case.X, (case.layer_sizes[0], M))
+    # Padded columns repeat the first sample, as the bucket's do: finite
+    # wherever the real ones are, so their exact zeros never meet an inf.
+    X[:, m:] = np.asarray(case.X, dtype=np.float64)[:, :1]
+    Y = zero_padded(case.Y, (case.layer_sizes[-1], M))
+    params = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
+    masks = {key: np.ones((mask.shape[0], M)) for key, mask in case.masks.items()}
+    for key, mask in case.masks.items():
+        masks[key][:, :m] = mask
+    result = _network_value_and_grads(params, X, Y, float(m), net, masks=masks or None)
+    value, Zs, (d_params, d_taps, d_X) = jax.device_get(result)
+    grads = {**d_params, **{key: tap[:, :m] for key, tap in d_taps.items()}}
+    grads["A0"] = d_X[:, :m]
+    return float(value), grads, {key: Z[:, :m] for key, Z in Zs.items()}
+
+
+def choose_compiled(net: Net, m: int) -> str:
+    """How ``oracle_gradients`` compiles a case of ``net`` and ``m`` samples by
+    default (``compiled=None``)."""
+    if not worth_padding(net.layer_sizes, m):
+        return "exact"
+    if "batch" in net.normalization:
+        return "bucket"
+    net = replace(net, l2=0.0)
+    if net in _networks_compiled or len(_networks_compiled) < NETWORKS_PER_BUCKET:
+        return "network"
+    return "bucket"
+
+
 def oracle_gradients(
-    case: Case, *, input_gradient: bool = False, padded: bool | None = None
+    case: Case, *, input_gradient: bool = False, compiled: str | None = None
 ) -> OracleResult:
     """``jax.value_and_grad`` of manual_bp's forward and loss, in float64.
 
@@ -80,14 +200,25 @@ def oracle_gradients(
     not differentiated; ``Al`` is tapped after the mask).  The weight decay
     ``case.l2`` is not in this loss: ``manual_bp_reference.compare.with_objective``
     adds its exact gradient ``l2 Wl`` and the rounding of adding it.
-    ``padded=True`` runs the case in its bucket (``manual_bp_reference.padding``),
-    ``False`` compiles the case's own shapes, ``None`` pads small cases only
-    (``manual_bp_reference.padding.worth_padding``).
+    ``compiled``: ``"network"``, ``"bucket"``, ``"exact"`` or ``None`` (chosen
+    by ``choose_compiled``): see the module's docstring.
     """
-    if padded is None:
-        padded = worth_padding(case.layer_sizes, case.m)
-    if padded:
-        value, grads, Zs = padded_oracle(case)
+    if compiled is None:
+        compiled = choose_compiled(case.net, case.m)
+    elif compiled not in COMPILED:
+        raise ValueError(f"compiled: expected one of {list(COMPILED)} or None, got {compiled!r}")
+    if compiled == "network" and "batch" in case.normalization:
+        raise ValueError(
+            "compiled: a net with batch normalization cannot be compiled as 'network' "
+            "(its statistics mix the batch's columns); use 'bucket' or 'exact'"
+        )
+    if compiled != "exact":
+        if compiled == "bucket":
+            value, grads, Zs = padded_oracle(case)
+        else:
+            net = replace(case.net, l2=0.0)
+            _networks_compiled.add(net)
+            value, grads, Zs = _network_oracle(case, net)
         if not input_gradient:
             del grads["A0"]
         return OracleResult(value, grads, Zs)

@@ -154,7 +154,7 @@ def worth_padding(layer_sizes: Sequence[int], m: int) -> bool:
     return max(layer_sizes) <= MAX_PADDED_WIDTH and m <= MAX_PADDED_BATCH
 
 
-def _padded(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def zero_padded(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``array`` in the top-left corner of float64 zeros of ``shape``."""
     out = np.zeros(shape)
     out[tuple(slice(0, n) for n in np.shape(array))] = array
@@ -219,7 +219,7 @@ def pad_case(case: Case) -> PaddedCase:
     codes[offset:] = [ACTIVATION_NAMES.index(name) for name in activations]
     widths = np.full(size.depth, N, dtype=np.int32)
     widths[offset:] = sizes[1:]
-    X_padded = _padded(X, (N, size.batch))
+    X_padded = zero_padded(X, (N, size.batch))
     # Padded columns repeat the first sample: their forward values are finite
     # wherever the real ones are, so the exact zeros they send back through
     # dWl = dZl A(l-1)^T never meet an inf (0 * inf would be nan).
@@ -236,7 +236,7 @@ def pad_case(case: Case) -> PaddedCase:
         W,
         B,
         X_padded,
-        _padded(Y, (N, size.batch)),
+        zero_padded(Y, (N, size.batch)),
         codes,
         widths,
         LOSS_NAMES.index(case.loss),
@@ -262,8 +262,9 @@ def _activation(name: str):
     return apply
 
 
-def _loss(name: str):
-    """The batch mean over the true ``m``, from ``LOSSES[name].value`` over ``M``."""
+def masked_loss(name: str):
+    """The batch mean over the true ``m``, from ``LOSSES[name].value`` over ``M``:
+    ``apply(Z, A, Y, mask, m)`` reads ``Z`` and ``A`` only where ``mask``."""
     value = LOSSES[name].value
 
     def apply(Z, A, Y, mask, m):
@@ -348,7 +349,7 @@ def _padded_forward(W, B, X, codes, widths, taps, norm, dropout=None):
 def _padded_loss(Z_L, A_L, Y, loss_code, width, m):
     """The loss of the true ``nL x m`` corner, chosen by ``loss_code``."""
     mask = (jnp.arange(Y.shape[0])[:, None] < width) & (jnp.arange(Y.shape[1])[None, :] < m)
-    branches = [_loss(name) for name in LOSS_NAMES]
+    branches = [masked_loss(name) for name in LOSS_NAMES]
     return jax.lax.switch(loss_code, branches, Z_L, A_L, Y, mask, m)
 
 

@@ -150,9 +150,13 @@ def run(args: argparse.Namespace) -> int:
         given = {f.name: getattr(args, f.name) for f in convention_fields()}
         conventions = Auto({name: value for name, value in given.items() if value is not None})
     _start_ahead(args)
-    check = require("oracle", "manual_bp_reference.check", "check")
-    try:
+    try:  # the flags' own errors before jax is imported
         settings = _settings(args, param_bound=args.param_bound, input_bound=args.input_bound)
+    except (TypeError, ValueError) as error:
+        raise _as_flag(error) from None
+    check = require("oracle", "manual_bp_reference.check", "check")
+    _count_compiles(args)
+    try:
         report = check.check_gradients(
             backprop, spec, forward=forward, conventions=conventions, settings=settings
         )
@@ -189,6 +193,19 @@ def _json(value: object) -> str:
     return json.dumps(finite(value), indent=2, allow_nan=False)
 
 
+def _count_compiles(args: argparse.Namespace) -> None:
+    """Start counting the check's compilations (``jax_setup.compiles``)."""
+    args.compiles_before = require("oracle", "manual_bp_reference.jax_setup", "check").compiles()
+
+
+def _compiles(args: argparse.Namespace) -> dict[str, object]:
+    """The JSON's ``compiles``: XLA compilations since ``_count_compiles``,
+    ``compiled`` new and ``from_cache`` loaded from the persistent cache."""
+    from manual_bp_reference.jax_setup import compiles
+
+    return (compiles() - args.compiles_before).as_dict()
+
+
 def _failed(args: argparse.Namespace, mismatch: Any, fields: dict[str, object]) -> int:
     """Print a mismatch (any check's), as JSON with ``--json``; exit status 1."""
     if args.json:
@@ -199,7 +216,8 @@ def _failed(args: argparse.Namespace, mismatch: Any, fields: dict[str, object]) 
             "others": list(mismatch.others), "notes": list(mismatch.notes),
             "output": {"text": mismatch.output.text, "lines": mismatch.output.lines,
                        "characters": mismatch.output.chars},
-            "seed": mismatch.seed, "isolation": mismatch.isolation, "report": str(mismatch),
+            "seed": mismatch.seed, "isolation": mismatch.isolation,
+            "compiles": _compiles(args), "report": str(mismatch),
         }))  # fmt: skip
     else:
         print(mismatch)
@@ -215,7 +233,7 @@ def _passed(args: argparse.Namespace, report: Any, **extra: object) -> int:
             "notes": sorted(report.notes), **extra,
             "output": {"text": report.output.text, "lines": report.output.lines,
                        "characters": report.output.chars},
-            "seed": report.seed, "isolation": report.isolation,
+            "seed": report.seed, "isolation": report.isolation, "compiles": _compiles(args),
         }))  # fmt: skip
     else:
         print(report)
@@ -237,11 +255,16 @@ def run_layer(args: argparse.Namespace) -> int:
     backward = _function(args.function, "FUNCTION")
     forward = None if args.forward is None else _function(args.forward, "--forward")
     _start_ahead(args)
+    try:  # the flags' own errors before jax is imported
+        settings = _settings(args, input_bound=args.input_bound)
+    except (TypeError, ValueError) as error:
+        raise _as_flag(error) from None
     layer_check = require("oracle", "manual_bp_reference.layer_check", "check --layer")
+    _count_compiles(args)
     try:
         report = layer_check.check_layer(
             backward, args.layer, forward=forward, layout=args.layout or "rows",
-            targets=args.targets, settings=_settings(args, input_bound=args.input_bound),
+            targets=args.targets, settings=settings,
         )  # fmt: skip
     except (TypeError, ValueError) as error:
         raise _as_flag(error) from None
