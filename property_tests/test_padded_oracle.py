@@ -257,6 +257,7 @@ def test_shapes_that_do_not_chain_are_refused_not_broadcast():
 
 
 def tanh_case(sizes: list[int], m: int, normalization: tuple = ()) -> Case:
+    """A tanh network with mse and random values."""
     rng = np.random.default_rng(0)
     params = {}
     for l in range(1, len(sizes)):
@@ -282,15 +283,20 @@ def tanh_case(sizes: list[int], m: int, normalization: tuple = ()) -> Case:
         ([2, 3, 1], 257, (), "exact"),
     ],
 )
-def test_by_default_a_few_networks_compile_their_own_and_large_cases_their_shapes(
-    sizes, m, normalization, compiled, monkeypatch
+def test_one_network_compiles_its_own_and_large_cases_their_shapes(
+    sizes, m, normalization, compiled
 ):
     """Large cases compile their own shapes (a bucket would multiply their work);
-    a small one its network (batch normalization: its bucket)."""
-    monkeypatch.setattr(oracle, "_networks_compiled", set())
+    a small one its bucket, or its network inside ``one_network()`` (but
+    under batch normalization, which mixes the columns)."""
     case = tanh_case(sizes, m, normalization)
-    assert oracle.choose_compiled(case.net, case.m) == compiled
-    result = oracle_gradients(case)
+    assert oracle.choose_compiled(case.net, case.m) == (
+        "bucket" if compiled == "network" else compiled
+    )
+    with oracle.one_network():
+        assert oracle.choose_compiled(case.net, case.m) == compiled
+        result = oracle_gradients(case)
+    assert oracle.choose_compiled(case.net, case.m) != "network"  # the block ended
     # The same maths any way: measured at most 9.1e-16 of the case's largest
     # gradient entry (the agreement law above is the real proof).  Not each
     # key's own: under batch normalization dB1 is 0 up to rounding.
@@ -303,21 +309,8 @@ def test_by_default_a_few_networks_compile_their_own_and_large_cases_their_shape
         scale = max(np.max(np.abs(gradient)) for gradient in other.grads.values())
         for key, gradient in result.grads.items():
             np.testing.assert_allclose(gradient, other.grads[key], rtol=0, atol=1e-13 * scale)
-
-
-def test_past_the_crossover_the_buckets_take_over(monkeypatch):
-    """After ``NETWORKS_PER_BUCKET`` networks, a new one goes to the bucket;
-    the networks already compiled keep theirs."""
-    monkeypatch.setattr(oracle, "_networks_compiled", set())
-    first = tanh_case([2, 3, 1], 4)
-    assert oracle.choose_compiled(first.net, first.m) == "network"
-    oracle_gradients(first)
-    for width in range(4, 4 + oracle.NETWORKS_PER_BUCKET - 1):
-        oracle_gradients(tanh_case([2, width, 1], 4))
-    assert oracle.choose_compiled(tanh_case([2, 40, 1], 4).net, 4) == "bucket"
-    assert oracle.choose_compiled(first.net, first.m) == "network"
     with pytest.raises(ValueError, match=r"compiled: expected one of \['network'"):
-        oracle_gradients(first, compiled="padded")
+        oracle_gradients(case, compiled="padded")
 
 
 def test_padded_columns_never_overflow_where_the_real_ones_do_not():

@@ -88,7 +88,7 @@ from manual_bp_reference.network_pair import (
     unfilled,
     unwrap,
 )
-from manual_bp_reference.oracle import compile_ahead, oracle_gradients
+from manual_bp_reference.oracle import compile_ahead, one_network, oracle_gradients
 from manual_bp_reference.settings import Settings, from_old_keywords
 from manual_bp_reference.strategies import networks
 
@@ -657,9 +657,9 @@ def check_gradients(
         }
 
     inferred = None
-    # The oracle of this network compiles while the child starts and runs.
-    compile_ahead(spec, m=max_batch)
-    with quiet_storage():
+    # One network: its oracle compiled by the network, while the child starts.
+    with one_network(), quiet_storage():
+        compile_ahead(spec, m=max_batch)
         try:
             sandbox = open_sandbox(runnables, limits)
         except (UserCodeLoadError, UserCodeStopped) as error:

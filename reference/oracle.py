@@ -26,10 +26,13 @@ so how a case is compiled (``compiled=``) is chosen by what it will serve:
   architectures need.
 * ``"exact"``: the case's own shapes, one compile per network and batch size:
   large cases, which a bucket would multiply.
-* ``None`` (the default) chooses: large cases exact; a small one by the
-  network while this process has compiled fewer than ``NETWORKS_PER_BUCKET``
-  networks (the measured crossover: that many network compiles cost one
-  bucket's), and the bucket from then on.
+* ``None`` (the default) chooses: large cases exact; a small one by its
+  bucket, or by its network inside ``one_network()``, which a caller that
+  runs one network (a check, a demo, a one-network campaign) opens.  The
+  crossover: a network compiles in a fifth of a bucket's time, so past about
+  five networks the bucket is cheaper (``benchmarks/RESULTS.md``).  The
+  choice depends on the caller's intent, never on what the process ran
+  before, so the same case gives the same numbers in any process.
 
 ``property_tests/test_padded_oracle.py`` proves the three agree.
 """
@@ -38,6 +41,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -58,10 +63,8 @@ from manual_bp_reference.padding import (
 )
 
 COMPILED = ("network", "bucket", "exact")
-# Network compiles before the buckets take over: one bucket compile costs
-# about as much as this many network compiles (benchmarks/RESULTS.md).
-NETWORKS_PER_BUCKET = 5
-_networks_compiled: set[Net] = set()
+# Inside one_network(): small cases compiled by their network.
+_one_network: ContextVar[bool] = ContextVar("one_network", default=False)
 # Compilations started ahead (compile_ahead), waited for before their first use.
 _ahead: dict[Net, threading.Thread] = {}
 
@@ -129,9 +132,7 @@ def compile_ahead(net: Net, *, m: int = 1) -> None:
     that network waits for it; nothing else changes (a compile that fails is
     repeated, and so raised, by that call)."""
     net = replace(net, l2=0.0)
-    if net in _networks_compiled or net in _ahead:
-        return
-    if choose_compiled(net, m) != "network":
+    if net in _ahead or choose_compiled(net, m) != "network":
         return
     shapes = param_shapes(net.layer_sizes, normalization=net.normalization)
     params = {key: np.zeros(shape) for key, shape in shapes.items()}
@@ -173,15 +174,25 @@ def _network_oracle(case: Case, net: Net) -> tuple[float, dict, dict]:
     return float(value), grads, {key: Z[:, :m] for key, Z in Zs.items()}
 
 
+@contextlib.contextmanager
+def one_network() -> Iterator[None]:
+    """Within the block, small cases are compiled by their network (one
+    compile of about 0.3 s serves every batch of it) instead of their bucket
+    (1.7 s, serving every network of its shape): for a caller that runs one
+    network, or a few."""
+    token = _one_network.set(True)
+    try:
+        yield
+    finally:
+        _one_network.reset(token)
+
+
 def choose_compiled(net: Net, m: int) -> str:
     """How ``oracle_gradients`` compiles a case of ``net`` and ``m`` samples by
-    default (``compiled=None``)."""
+    default (``compiled=None``): see the module's docstring."""
     if not worth_padding(net.layer_sizes, m):
         return "exact"
-    if "batch" in net.normalization:
-        return "bucket"
-    net = replace(net, l2=0.0)
-    if net in _networks_compiled or len(_networks_compiled) < NETWORKS_PER_BUCKET:
+    if _one_network.get() and "batch" not in net.normalization:
         return "network"
     return "bucket"
 
@@ -216,9 +227,7 @@ def oracle_gradients(
         if compiled == "bucket":
             value, grads, Zs = padded_oracle(case)
         else:
-            net = replace(case.net, l2=0.0)
-            _networks_compiled.add(net)
-            value, grads, Zs = _network_oracle(case, net)
+            value, grads, Zs = _network_oracle(case, replace(case.net, l2=0.0))
         if not input_gradient:
             del grads["A0"]
         return OracleResult(value, grads, Zs)

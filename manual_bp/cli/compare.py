@@ -178,7 +178,9 @@ def comparison_rows(args: argparse.Namespace) -> tuple[list[dict], dict]:
     grads = net.compute_gradients(out, cache, Y, input_gradient=True)
     manual_loss = float(loss_from_cache(cache, Y, net.loss_name, net.depth))
     case = Case.of_network(net, X, Y)
-    check = compare(case, grads, input_gradient=True, cache=cache, manual_loss=manual_loss)
+    one_network = require("oracle", "manual_bp_reference.oracle", "compare").one_network
+    with one_network():  # one network: its oracle compiled by it, not by a bucket
+        check = compare(case, grads, input_gradient=True, cache=cache, manual_loss=manual_loss)
     derivation = derive(net.layer_sizes, net.activations, net.loss_name, input_gradient=True)
     fd = finite_difference_columns(case, grads, check) if args.finite_diff else {}
 

@@ -50,9 +50,15 @@ def _load_comparison() -> Callable[[DNN, np.ndarray, np.ndarray], Any]:
     try:
         Case = require("oracle", "manual_bp_reference.cases", "demo").Case
         compare = require("oracle", "manual_bp_reference.compare", "demo").compare
+        one_network = require("oracle", "manual_bp_reference.oracle", "demo").one_network
     except ExtraMissingError as error:
         raise ExtraMissingError(f"{error} (or --check-every 0: train without the check)") from None
-    return lambda net, X, Y: compare(Case.of_network(net, X, Y))
+
+    def compared(net, X, Y):  # one network: its oracle compiled by it, not by a bucket
+        with one_network():
+            return compare(Case.of_network(net, X, Y))
+
+    return compared
 
 
 def demo(args: argparse.Namespace) -> int:

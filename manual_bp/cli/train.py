@@ -299,6 +299,7 @@ def _train_both(
     oracle = require("oracle", "manual_bp_reference.optimizer_oracle", "train")
     compare = require("oracle", "manual_bp_reference.compare", "train").compare
     Case = require("oracle", "manual_bp_reference.cases", "train").Case
+    one_network = require("oracle", "manual_bp_reference.oracle", "train").one_network
     autodiff_params, autodiff_state = net.params, None
     optax_optimizer = oracle.OptaxOptimizer(optimizer)
     autodiff_rng = np.random.default_rng(args.seed)  # DNN shuffles with default_rng(seed) too
@@ -322,7 +323,8 @@ def _train_both(
                 check_rng = np.random.default_rng([args.seed, epoch])
                 masks = draw_masks(net.layer_sizes, X.shape[1], net.dropout, check_rng, net.dtype)
                 case = Case.of_network(net, X, Y, masks=masks)
-                _check_gradients(run, compare(case), epoch, bar)
+                with one_network():  # one network: its oracle compiled by it
+                    _check_gradients(run, compare(case), epoch, bar)
     return run
 
 

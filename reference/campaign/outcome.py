@@ -47,6 +47,7 @@ def _check(example: Example, backprop: Callable | None, conventions: Conventions
     from manual_bp_reference.check import compare_backprop
     from manual_bp_reference.compare import compare
     from manual_bp_reference.kinks import away_from_kinks
+    from manual_bp_reference.oracle import one_network
 
     case = example.case
     if backprop is None:
@@ -54,10 +55,11 @@ def _check(example: Example, backprop: Callable | None, conventions: Conventions
     # As check_gradients does: code that sums in another order may round a Z
     # near a kink to its other side, where neither answer is wrong.
     case = away_from_kinks(case)
-    if conventions is not None:
-        comparison, details, _, _ = compare_backprop(
-            backprop, case, conventions=conventions, explain=False
-        )
+    if conventions is not None:  # one network: compiled by it, as check_gradients does
+        with one_network():
+            comparison, details, _, _ = compare_backprop(
+                backprop, case, conventions=conventions, explain=False
+            )
         return comparison, False, details
     params = {k: np.array(v) for k, v in case.params.items()}  # writable copies
     grads = dict(backprop(params, np.array(case.X), np.array(case.Y), list(case.activations),
