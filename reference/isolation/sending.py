@@ -21,10 +21,16 @@ def sendable(function: Source, cloudpickle: Any) -> tuple[str, object]:
     """How a function travels to the child: by name, or pickled by value."""
     if isinstance(function, str):
         return ("spec", function)
-    module = sys.modules.get(getattr(function, "__module__", None) or "")
-    by_value = module is not None and _is_users(module)
+    # The user's modules of every function it runs (a wrapper of ours holds
+    # the user's function): by value, so the child never imports them (a
+    # test module or a notebook's helper may import jax).
+    modules = {
+        module.__name__: module
+        for module in map(sys.modules.get, _module_names(function))
+        if module is not None and _is_users(module)
+    }
     with _PICKLE_LOCK:
-        if by_value:
+        for module in modules.values():
             cloudpickle.register_pickle_by_value(module)
         try:
             data = cloudpickle.dumps(function, protocol=PROTOCOL)
@@ -36,8 +42,15 @@ def sendable(function: Source, cloudpickle: Any) -> tuple[str, object]:
                 "it in this process, without the time and memory limits"
             ) from None
         finally:
-            if by_value:
+            for module in modules.values():
                 cloudpickle.unregister_pickle_by_value(module)
+
+
+def _module_names(function: Callable[..., object]) -> set[str]:
+    """The modules of ``function`` and of the functions and classes it runs."""
+    names = {getattr(function, "__module__", None) or ""}
+    names |= {getattr(item, "__module__", None) or "" for item in _functions_of(function)}
+    return names
 
 
 _PICKLE_LOCK = threading.Lock()
@@ -51,8 +64,8 @@ CodeKey = tuple[str, int]  # (co_name, co_firstlineno)
 
 def _functions_of(root: object) -> Iterator[types.FunctionType]:
     """The Python functions a callable runs: itself (a bound method's function,
-    a callable object's class), and the functions and classes its globals and
-    closures name, recursively."""
+    a callable object's class and attributes), and the functions and classes
+    its globals and closures name, recursively."""
     seen: set[int] = set()
     stack: list[object] = [root]
     while stack:
@@ -72,7 +85,8 @@ def _functions_of(root: object) -> Iterator[types.FunctionType]:
         elif isinstance(item, staticmethod | classmethod):
             stack.append(item.__func__)
         elif callable(item) and not isinstance(item, type):
-            stack.append(type(item))
+            # A callable object (a wrapper of ours) and what it holds.
+            stack += [type(item), *getattr(item, "__dict__", {}).values()]
 
 
 def _names(code: types.CodeType) -> Iterator[str]:
