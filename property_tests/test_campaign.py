@@ -166,6 +166,7 @@ def test_totals_do_not_depend_on_chunking_or_order():
     }
 
 
+@pytest.mark.deep  # a three-worker cluster: the campaign at scale
 def test_one_local_and_two_remote_workers_give_identical_totals(cluster, tmp_path):
     """The embedded default (a local cluster, here of one worker process) and
     the external scheduler's two workers agree with the serial totals."""
@@ -247,6 +248,7 @@ def _executing(dask_worker) -> list[str]:
     return [str(task.key) for task in dask_worker.state.executing]
 
 
+@pytest.mark.deep  # a cluster and a killed worker
 def test_a_worker_killed_mid_chunk_loses_nothing(cluster, hold_file, tmp_path):
     """SIGKILL a worker process while it runs a chunk: the chunk runs again elsewhere.
 
@@ -294,6 +296,7 @@ def test_a_worker_killed_mid_chunk_loses_nothing(cluster, hold_file, tmp_path):
     assert len(rerun) == len(chunks) == 1 and rerun[0]["worker"] != victim
 
 
+@pytest.mark.deep  # a Redis server and a cluster
 def test_failures_go_to_redis_and_pytest_replays_them_first(
     cluster, redis_server, tmp_path, monkeypatch, capsys
 ):

@@ -342,6 +342,7 @@ def test_train_with_decay_and_dropout_matches_fit_and_the_autodiff_curve(tmp_pat
     np.testing.assert_array_equal(history[:, 1], expected)
 
 
+@pytest.mark.deep  # two trainings and their figures
 def test_train_with_normalization_plots_the_curves_with_and_without(tmp_path):
     """--normalization batch: the normalized net's gradients are checked, the same
     net without normalization (same start, same mini-batches) trains beside it,

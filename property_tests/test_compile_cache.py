@@ -101,6 +101,7 @@ def test_a_relative_cache_folder_is_refused_by_name(folder, tmp_path):
     assert not (folder / "cache-here").exists()
 
 
+@pytest.mark.deep  # three real processes
 def test_two_checks_sharing_an_empty_cache_both_pass_and_fill_it_once(folder, tmp_path):
     cache = tmp_path / "shared"
     env = _environment(tmp_path, str(cache))

@@ -160,7 +160,8 @@ def test_the_api_gives_each_hostile_function_its_verdict_in_time(hostile, name):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-@pytest.mark.parametrize("as_json", [False, True])
+# Each hanging case waits for its timeout: the JSON variants in the deep suite.
+@pytest.mark.parametrize("as_json", [False, pytest.param(True, marks=pytest.mark.deep)])
 def test_the_cli_exits_1_with_the_verdict(hostile, name, as_json, capsys):
     verdict, phrase = CASES[name]
     argv = ["check", f"{hostile}:{name}", *FLAGS, "--timeout", str(TIMEOUT),
@@ -315,7 +316,15 @@ def test_the_checkers_arrays_are_untouched():
 # --- a real process: the child cannot reach the parent's stdout ---------------------------
 
 
-@pytest.mark.parametrize("name", ["prints_a_lot", "ends_the_process", "spins"])
+# A real process each (the deep suite but for one).
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("prints_a_lot", marks=pytest.mark.deep),
+        "ends_the_process",
+        pytest.param("spins", marks=pytest.mark.deep),
+    ],
+)
 def test_a_real_process_prints_only_the_json(hostile, name):
     # The flood keeps the default time limit (about 0.5 s a call, more on a busy machine).
     timeout = [] if name == "prints_a_lot" else ["--timeout", str(TIMEOUT)]

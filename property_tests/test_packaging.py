@@ -65,6 +65,7 @@ def test_a_wheel_lists_every_package_and_subpackage():
     assert packages("property_tests", "benchmarks") & set(config["packages"]) == set()
 
 
+@pytest.mark.deep  # builds the wheel
 def test_the_wheel_claims_no_generic_import_name_and_ships_its_licence(tmp_path):
     """The oracle side's folder is ``reference/``; installed, it is ``manual_bp_reference``
     (another distribution on the package index installs a top-level ``reference``)."""

@@ -62,7 +62,7 @@ from manual_bp_reference.isolation.plain_data import (
     plain,
     type_name,
 )
-from manual_bp_reference.isolation.processes import keep_a_spare as start_ahead
+from manual_bp_reference.isolation.processes import start_ahead
 from manual_bp_reference.isolation.records import (
     NO_OUTPUT,
     PROTOCOL,
