@@ -60,6 +60,7 @@ from manual_bp_reference.check_run import (
     quiet_storage,
     run_until_failure,
     seeded,
+    stopped_line,
 )
 from manual_bp_reference.compare import Comparison, VariableComparison, View, compare
 from manual_bp_reference.conventions import (
@@ -669,7 +670,17 @@ def check_gradients(
         with sandbox:
             name = "backprop"
             if auto is not None:
-                inferred = _inferred(sandbox, auto, spec, pair=forward is not None)
+                try:
+                    inferred = _inferred(sandbox, auto, spec, pair=forward is not None)
+                except UserCodeStopped as stopped:  # on the probe case: the verdict
+                    mismatch = GradientMismatch(
+                        None, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]
+                        output=stopped.record.output, details=[stopped_line(stopped)],
+                    )  # fmt: skip
+                    mismatch.conventions = stopped.conventions
+                    raise mismatch.with_context(
+                        notes=sandbox.notes(), seed=seed, isolation=limits.describe()
+                    ) from None
                 conventions, name = inferred.conventions, inferred.function
             runnable = runnables[name]
             user = sandbox.function(name, ("params", "X", "Y"))

@@ -148,9 +148,7 @@ def run_until_failure(
     try:
         test()
     except UserCodeStopped as error:
-        how = error.detail if error.verdict == "timed out" else f"({error.detail})"
-        line = f"{error.record.call} {error.verdict} {how} on this case; the check stopped there"
-        return stopped(error, line), []
+        return stopped(error, stopped_line(error)), []
     except BaseExceptionGroup as group:  # distinct failures: report the most informative
         chosen = one_failure(group, kind, lambda m: RANK.get(getattr(m, "verdict", ""), 0))
         if chosen is None:
@@ -159,6 +157,12 @@ def run_until_failure(
     except kind as caught:
         return caught, []
     return None
+
+
+def stopped_line(error: UserCodeStopped) -> str:
+    """What a report says of a call that timed out or ended its process."""
+    how = error.detail if error.verdict == "timed out" else f"({error.detail})"
+    return f"{error.record.call} {error.verdict} {how} on this case; the check stopped there"
 
 
 def one_failure(

@@ -206,8 +206,9 @@ def infer(
     conventions) -> (readable, matched)`` on the probe case for each of
     ``candidates`` (``runnable_for`` names the runnable a declaration calls).
     Stops at the first that matches; a call that hangs or ends the process
-    (``UserCodeStopped``) stops inference, and the check then reports it
-    under the first declaration."""
+    (``UserCodeStopped``) stops it: raised with the probe case as its
+    ``context`` and the declaration as ``conventions``, the check's verdict
+    (one timeout, not one here and another on the check's first case)."""
     case = probe_case(net)
     tried = 0
     best: dict[str, Inferred] = {}  # the first declaration of each status
@@ -225,8 +226,9 @@ def infer(
             ok, matched = attempt(function, case, conventions)
         except UserCodeError:
             continue
-        except UserCodeStopped:
-            break
+        except UserCodeStopped as stopped:
+            stopped.context, stopped.conventions = case, conventions
+            raise
         if matched:
             if "targets" not in auto.declared:
                 conventions = _hard_or_soft(attempt, function, net, conventions)

@@ -39,6 +39,7 @@ so how a case is compiled (``compiled=``) is chosen by what it will serve:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import threading
 from collections.abc import Iterator
@@ -179,12 +180,23 @@ def one_network() -> Iterator[None]:
     """Within the block, small cases are compiled by their network (one
     compile of about 0.3 s serves every batch of it) instead of their bucket
     (1.7 s, serving every network of its shape): for a caller that runs one
-    network, or a few."""
+    network, or a few.  A compile started ahead in the block
+    (``compile_ahead``) has ended when the block ends: a process never exits
+    with XLA compiling in a thread (which aborts it)."""
     token = _one_network.set(True)
     try:
         yield
     finally:
         _one_network.reset(token)
+        finish_ahead()
+
+
+@atexit.register
+def finish_ahead() -> None:
+    """Wait for the compiles started ahead (at exit too)."""
+    for net, thread in list(_ahead.items()):
+        thread.join()
+        _ahead.pop(net, None)
 
 
 def choose_compiled(net: Net, m: int) -> str:

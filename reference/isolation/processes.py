@@ -92,7 +92,7 @@ def _startup(environment: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in environment.items() if k.startswith(_STARTUP_PREFIXES)}
 
 
-def keep_a_spare(spares: int = SPARES) -> None:
+def keep_a_spare(*, spares: int = SPARES) -> None:
     """Start spare children up to ``spares``: ``SPARES`` when a check ends, one
     before a check begins (``manual-bp check`` starts it before it imports
     jax, so that the child's Python and NumPy start while jax does)."""
@@ -103,7 +103,7 @@ def keep_a_spare(spares: int = SPARES) -> None:
 
 def start_ahead() -> None:
     """One spare child, started now (``keep_a_spare``)."""
-    keep_a_spare(1)
+    keep_a_spare(spares=1)
 
 
 def environment_now() -> dict[str, str]:

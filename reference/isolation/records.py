@@ -96,8 +96,10 @@ class UserCodeStopped(BaseException):
     how (``"after 10 s"``, ``"exit status 0"``, ``"signal SIGSEGV"``).
     """
 
-    # What the caller was doing (a check sets the case it was running).
+    # What the caller was doing (a check sets the case it was running, and
+    # inference the declaration it was trying).
     context: object = None
+    conventions: object = None
 
     def __init__(self, record: CallRecord, verdict: str, detail: str) -> None:
         super().__init__(f"{record.call}: {verdict} ({detail})")
