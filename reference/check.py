@@ -677,7 +677,7 @@ def check_gradients(
                         None, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]
                         output=stopped.record.output, details=[stopped_line(stopped)],
                     )  # fmt: skip
-                    mismatch.conventions = stopped.conventions
+                    mismatch.conventions = stopped.conventions  # type: ignore[assignment]  # set by infer
                     raise mismatch.with_context(
                         notes=sandbox.notes(), seed=seed, isolation=limits.describe()
                     ) from None
