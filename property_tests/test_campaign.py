@@ -216,6 +216,7 @@ def test_resume_runs_only_the_missing_chunks(tmp_path):
     assert resumed["totals"] == full["totals"]
 
 
+@pytest.mark.deep  # a cluster
 def test_a_students_file_on_one_network_runs_on_the_cluster(cluster, tmp_path, monkeypatch):
     """``--target FILE.py:NAME`` with check's network and convention flags, on the
     external scheduler's workers: the file is loaded there by its absolute path."""

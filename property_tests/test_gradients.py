@@ -9,8 +9,10 @@ from manual_bp_reference.strategies import networks, seed_networks
 from property_tests.budget import examples
 
 
-def assert_matches_oracle(case: Case):
-    check = compare(case, input_gradient=True)
+def assert_matches_oracle(case: Case, *, explain: bool = True):
+    """``explain=False``: the failure message without the diagnosis and the
+    finite differences (a mutation test only needs the failure)."""
+    check = compare(case, input_gradient=True, explain=explain)
     # Long runs (the thorough profile) steer toward the worst-conditioned cases.
     target(min(check.worst_ratio, 1e6), label="error/tolerance")
     # The report is built only on failure (it costs more than the comparison).
