@@ -325,6 +325,7 @@ def test_without_jax_it_says_which_extra_to_install(monkeypatch, tmp_path):
     assert "train needs jax" in stderr and "pip install 'manual-bp[oracle]'" in stderr
 
 
+@pytest.mark.deep  # two trainings
 def test_train_with_decay_and_dropout_matches_fit_and_the_autodiff_curve(tmp_path):
     """--l2 and --dropout: the manual curve is DNN.fit's with the same settings
     (the same masks from the same seed), jax.grad's coincides with it, and the

@@ -86,6 +86,7 @@ def test_a_check_run_again_loads_its_oracle_from_the_user_cache_folder(folder, t
     assert again["compiled"] == 0 and again["from_cache"] == first["compiled"]
 
 
+@pytest.mark.deep  # a real process
 def test_the_cache_can_be_turned_off(folder, tmp_path):
     env = _environment(tmp_path, "off")
     counted = _compiles(_start(folder, env))
@@ -93,6 +94,7 @@ def test_the_cache_can_be_turned_off(folder, tmp_path):
     assert not (tmp_path / "xdg" / "manual-bp" / "jax").exists()
 
 
+@pytest.mark.deep  # a real process
 def test_a_relative_cache_folder_is_refused_by_name(folder, tmp_path):
     process = _start(folder, _environment(tmp_path, "cache-here"))
     _, err = process.communicate(timeout=300)

@@ -159,9 +159,17 @@ def test_the_api_gives_each_hostile_function_its_verdict_in_time(hostile, name):
     assert "seed 0" in str(mismatch)
 
 
-@pytest.mark.parametrize("name", list(CASES))
-# Each hanging case waits for its timeout: the JSON variants in the deep suite.
-@pytest.mark.parametrize("as_json", [False, pytest.param(True, marks=pytest.mark.deep)])
+# The JSON variants, and the hanging cases (each waits out its timeout; the
+# API's test above keeps them in the quick suite), are in the deep suite.
+HANGS = ("spins", "sleeps", "prints_then_spins")
+CLI_RUNS = [
+    pytest.param(name, as_json, marks=[pytest.mark.deep] if as_json or name in HANGS else [])
+    for name in CASES
+    for as_json in (False, True)
+]
+
+
+@pytest.mark.parametrize(("name", "as_json"), CLI_RUNS)
 def test_the_cli_exits_1_with_the_verdict(hostile, name, as_json, capsys):
     verdict, phrase = CASES[name]
     argv = ["check", f"{hostile}:{name}", *FLAGS, "--timeout", str(TIMEOUT),
@@ -176,6 +184,7 @@ def test_the_cli_exits_1_with_the_verdict(hostile, name, as_json, capsys):
         assert f"verdict: {verdict}" in out and phrase in out
 
 
+@pytest.mark.deep  # a real process printing megabytes
 def test_a_flood_of_prints_is_captured_and_the_json_parses(hostile, capsys):
     # The default time limit: 200,000 prints take about 0.5 s a call here.
     # Declared: inference's probe calls would print too (two more calls).
@@ -268,6 +277,7 @@ def test_a_file_that_trains_at_import_times_out(tmp_path):
     assert Isolation(timeout=1.0).loading_limit == 10.0
 
 
+@pytest.mark.deep  # waits out a timeout
 def test_check_layer_stops_a_hanging_backward():
     start = time.perf_counter()
     with pytest.raises(LayerMismatch) as caught:
@@ -342,6 +352,7 @@ def test_a_real_process_prints_only_the_json(hostile, name):
 # --- a campaign's target: a hang fails its example, not the worker --------------------------
 
 
+@pytest.mark.deep  # a campaign waiting out timeouts
 def test_a_campaign_target_that_hangs_or_exits_fails_its_examples(hostile, tmp_path):
     from manual_bp import Net
     from manual_bp_reference.campaign import Config, run_chunk
@@ -458,6 +469,7 @@ def test_a_traceback_shows_the_users_file_and_line_for_a_function_sent_by_value(
     assert "reference/" not in caught.value.traceback
 
 
+@pytest.mark.deep  # waits out a timeout
 def test_a_timeout_kills_what_the_code_started_too(hostile, tmp_path, monkeypatch):
     pid_file = tmp_path / "grandchild"
     monkeypatch.setenv("GRANDCHILD_PID_FILE", str(pid_file))
@@ -500,6 +512,7 @@ def _hangs_at_step_3(grads, state, params):
             {**state, "t": state.get("t", 0) + 1})  # fmt: skip
 
 
+@pytest.mark.deep  # waits out a timeout
 def test_a_stopped_optimizer_names_its_step():
     with pytest.raises(OptimizerMismatch) as caught:
         check_optimizer(_hangs_at_step_3, SGD(0.1), settings=Settings(max_steps=4, timeout=TIMEOUT))
