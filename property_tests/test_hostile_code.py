@@ -541,3 +541,67 @@ def test_the_child_started_ahead_is_the_one_that_runs_the_code(monkeypatch):
         sandbox.start()
         assert sandbox._child is not None and sandbox._child.started is ahead
         assert sandbox.function("f", ("x",))(7) == 7
+
+
+# --- what travels to the child, and how often hanging code is called -------------------
+
+
+HELPER = """\
+import os
+
+with open(os.environ["IMPORTED_BY"], "a") as record:
+    record.write(f"{os.getpid()}\\n")
+
+
+def per_sample(params, x, y):  # Nielsen-style: one sample, summed by the wrapper
+    return {key: value * 0 for key, value in params.items()}
+"""
+
+
+def test_a_wrapped_function_travels_by_value_so_the_child_never_imports_its_module(
+    tmp_path, monkeypatch
+):
+    """One sample at a time, the user's function is held by a wrapper of ours:
+    it travels by value like a bare one, so the child does not import the
+    user's module (a helper module that imports jax made every check 1.2 s)."""
+    import importlib
+
+    from manual_bp_reference.check_run import open_sandbox
+    from manual_bp_reference.conventions import Conventions
+    from manual_bp_reference.isolation import Isolation
+
+    record = tmp_path / "imported_by"
+    monkeypatch.setenv("IMPORTED_BY", str(record))
+    (tmp_path / "student_helper.py").write_text(HELPER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    helper = importlib.import_module("student_helper")
+    wrapped = Conventions(per_sample=True).runnable(helper.per_sample)
+    assert type(wrapped).__module__ == "manual_bp_reference.per_sample"
+    with open_sandbox({"backprop": wrapped}, Isolation(timeout=10)) as sandbox:
+        params = {"W1": np.ones((3, 2)), "B1": np.ones((3, 1))}
+        grads = sandbox.function("backprop", ("params", "X", "Y"))(
+            params, np.ones((2, 4)), np.ones((1, 4))
+        )
+    assert grads["W1"].shape == (3, 2)
+    assert record.read_text().split() == [str(os.getpid())]  # this process only
+
+
+def test_code_that_hangs_while_its_conventions_are_inferred_waits_out_one_timeout(
+    tmp_path, monkeypatch
+):
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("CALLS", str(calls))
+
+    def hangs(params, X, Y):
+        import os
+        import time
+
+        with open(os.environ["CALLS"], "a") as record:
+            record.write("call\n")
+        time.sleep(60)
+
+    with pytest.raises(GradientMismatch) as caught:
+        check_gradients(hangs, *ARCH, settings=Settings(max_examples=10, timeout=TIMEOUT))
+    assert caught.value.verdict == "timed out"
+    assert "the check stopped there" in str(caught.value)
+    assert calls.read_text().split() == ["call"]
