@@ -91,8 +91,12 @@ import json, sys
 from manual_bp.optimizers import Adam
 from manual_bp_reference.optimizer_check import check_optimizer
 report = check_optimizer("optim.py:adam", Adam(1e-3), style="cs231n")
-from manual_bp_reference.jax_setup import compiles
-print(json.dumps({"verdict": "pass", "compiles": compiles().as_dict()}))
+try:
+    from manual_bp_reference.jax_setup import compiles
+except ImportError:  # a version before the count (benchmarking an older commit)
+    print(json.dumps({"verdict": "pass"}))
+else:
+    print(json.dumps({"verdict": "pass", "compiles": compiles().as_dict()}))
 """
 
 
