@@ -47,7 +47,8 @@ examples:
       course style: columns as samples, W1/B1, mean over the batch
   manual-bp check two_layer.py:loss_grads --layers 4,10,3 --activations relu,softmax \\
       --layout rows --names W1/b1 --targets labels --l2 0.1
-      cs231n style: rows as samples, W (n_in, n_out), b (n,), integer labels, reg 0.1
+      cs231n style: rows as samples, W (n_in, n_out), b (n,), integer labels,
+      its loss adding 0.5 * reg * sum W*W with reg 0.1
   manual-bp check nielsen.py:backprop --layers 2,3,1 --container list --reduction sum
       parameters and gradients as lists [W1, B1, W2, B2], summed over the batch
   manual-bp check layers.py:affine_backward --layer affine --forward layers.py:affine_forward
