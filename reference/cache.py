@@ -12,6 +12,7 @@ cache folder's ``jax``; ``off`` (or ``0``, ``false``, ``no``), none; an
 absolute path, that folder.
 
 >>> import os
+>>> saved = os.environ.pop("MANUAL_BP_COMPILE_CACHE", None)  # the user's, put back below
 >>> os.environ["MANUAL_BP_COMPILE_CACHE"] = "off"
 >>> compile_cache_folder() is None
 True
@@ -22,6 +23,8 @@ ValueError: MANUAL_BP_COMPILE_CACHE: expected an absolute path or 'off', got 'he
 >>> del os.environ["MANUAL_BP_COMPILE_CACHE"]
 >>> compile_cache_folder() == cache_folder() / "jax"
 True
+>>> if saved is not None:
+...     os.environ["MANUAL_BP_COMPILE_CACHE"] = saved
 """
 
 from __future__ import annotations
