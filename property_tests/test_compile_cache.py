@@ -153,3 +153,20 @@ def test_help_and_argument_errors_never_import_jax(arguments, folder):
         [sys.executable, "-c", code, *arguments], cwd=folder, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_without_filelock_the_cache_is_off_and_says_so(tmp_path):
+    """jax's cache is safe between processes only under filelock's lock."""
+    code = (
+        "import sys, warnings\n"
+        "sys.modules['filelock'] = None\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    from manual_bp_reference import jax_setup\n"
+        "assert jax_setup.COMPILE_CACHE is None, jax_setup.COMPILE_CACHE\n"
+        "assert any('needs the filelock package' in str(w.message) for w in caught)\n"
+    )
+    env = _environment(tmp_path, None)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "xdg" / "manual-bp" / "jax").exists()

@@ -21,7 +21,8 @@ process-wide effects, deliberately in one place:
   kept (no minimum compile time), and the cache has a size limit, which
   makes jax read and write it under a file lock
   (``filelock``), so processes that share it (a check in each of two
-  terminals, a campaign's workers) never read a half-written entry.  Like
+  terminals, a campaign's workers) never read a half-written entry; without
+  ``filelock`` installed the cache stays off, with a warning.  Like
   x64 it applies to the process's own jax code too.  jax treats the folder
   as trusted code: it is the user's own, like ``~/.cache`` itself.
 
@@ -36,7 +37,9 @@ dtype('float64')
 from __future__ import annotations
 
 import gc
+import importlib.util
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +73,15 @@ def _use_compile_cache() -> Path | None:
         return Path(chosen)
     folder = compile_cache_folder()
     if folder is None:
+        return None
+    if importlib.util.find_spec("filelock") is None:
+        # Without its lock jax's cache may read an entry another process is
+        # writing: no cache, said once (the oracle extra installs filelock).
+        warnings.warn(
+            "manual-bp: the compilation cache is off: it needs the filelock package "
+            "(pip install 'manual-bp[oracle]')",
+            stacklevel=2,
+        )
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
