@@ -64,11 +64,7 @@ def _timer(stage: str):
 
 def _compilations() -> int:
     """Compiled variants of both oracles so far (jit cache entries)."""
-    return (
-        oracle._value_and_grads._cache_size()
-        + oracle._network_value_and_grads._cache_size()
-        + padding._padded_value_and_grads._cache_size()
-    )
+    return oracle._value_and_grads._cache_size() + padding._padded_value_and_grads._cache_size()
 
 
 def run_pass(

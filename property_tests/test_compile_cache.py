@@ -14,20 +14,9 @@ from pathlib import Path
 
 import pytest
 
-MY_NET = """\
-import numpy as np
+from benchmarks.time_to_verdict import MY_NET
 
-
-def backprop(params, X, Y):
-    W1, B1, W2, B2 = params["W1"], params["B1"], params["W2"], params["B2"]
-    m = X.shape[1]
-    A1 = np.tanh(W1 @ X + B1)
-    A2 = 1 / (1 + np.exp(-(W2 @ A1 + B2)))
-    dZ2 = (A2 - Y) / m
-    dZ1 = (W2.T @ dZ2) * (1 - A1**2)
-    return {"W1": dZ1 @ X.T, "B1": dZ1.sum(axis=1, keepdims=True),
-            "W2": dZ2 @ A1.T, "B2": dZ2.sum(axis=1, keepdims=True)}
-"""
+# The README's example, as the time-to-verdict benchmark checks it.
 CHECK = [
     "check", "my_net.py:backprop", "--layers", "2,3,1", "--activations", "tanh,sigmoid",
     "--examples", "5", "--json",

@@ -141,7 +141,7 @@ PADDING_BUGS = [
 @pytest.fixture
 def fresh_compilation():
     """Retrace the padded oracles for the test and again after it (no mutant survives)."""
-    compiled = (padding._padded_value_and_grads, oracle._network_value_and_grads)
+    compiled = (padding._padded_value_and_grads, oracle._value_and_grads)
     for function in compiled:
         function.clear_cache()
     yield
@@ -162,8 +162,8 @@ NETWORK_PADDING_BUGS = [
         "padded batch columns in the loss (m taken as M)",
         "oracle",
         oracle._network_oracle,
-        "Y, float(m), net,",
-        "Y, float(M), net,",
+        "m=float(m))",
+        "m=float(M))",
     ),
     Mutation(
         "the case's masks left out of the padded ones",
@@ -181,14 +181,7 @@ NETWORK_PADDING_BUGS = [
     "bug", NETWORK_PADDING_BUGS, ids=[bug.name for bug in NETWORK_PADDING_BUGS]
 )
 def test_a_network_padding_bug_breaks_the_agreement(bug, monkeypatch, fresh_compilation):
-    case = padding_bug_cases()[0]
-    rng = np.random.default_rng(1)
-    mask = (rng.random((case.layer_sizes[1], case.m)) >= 0.25).astype(np.float64)
-    dropped = Case.of(
-        case.params, case.X, case.Y, case.activations, case.loss,
-        dropout=(0.25, 0.0), masks={"M1": mask},
-    )  # fmt: skip
-    cases = [*padding_bug_cases(), dropped]
+    cases = [*padding_bug_cases(), dropped_case()]
     assert max(disagreement(case, "network")[0] for case in cases) <= AGREEMENT
     monkeypatch.setattr(oracle, bug.function.__name__, mutated(bug))
     assert max(disagreement(case, "network")[0] for case in cases) > 1e6
@@ -218,16 +211,21 @@ DROPOUT_PADDING_BUGS = [
     "bug", DROPOUT_PADDING_BUGS, ids=[bug.name for bug in DROPOUT_PADDING_BUGS]
 )
 def test_a_dropout_padding_bug_breaks_the_agreement(bug, monkeypatch):
-    case = padding_bug_cases()[0]
-    rng = np.random.default_rng(1)
-    mask = (rng.random((case.layer_sizes[1], case.m)) >= 0.25).astype(np.float64)
-    dropped = Case.of(
-        case.params, case.X, case.Y, case.activations, case.loss,
-        dropout=(0.25, 0.0), masks={"M1": mask},
-    )  # fmt: skip
+    dropped = dropped_case()
     assert disagreement(dropped)[0] <= AGREEMENT
     monkeypatch.setattr(padding, bug.function.__name__, mutated(bug))
     assert disagreement(dropped)[0] > 1e6
+
+
+def dropped_case() -> Case:
+    """The first of ``padding_bug_cases`` with a quarter of its hidden units dropped."""
+    case = padding_bug_cases()[0]
+    rng = np.random.default_rng(1)
+    mask = (rng.random((case.layer_sizes[1], case.m)) >= 0.25).astype(np.float64)
+    return Case.of(
+        case.params, case.X, case.Y, case.activations, case.loss,
+        dropout=(0.25, 0.0), masks={"M1": mask},
+    )  # fmt: skip
 
 
 def padding_bug_cases() -> list[Case]:

@@ -673,10 +673,7 @@ def check_gradients(
                 try:
                     inferred = _inferred(sandbox, auto, spec, pair=forward is not None)
                 except UserCodeStopped as stopped:  # on the probe case: the verdict
-                    mismatch = GradientMismatch(
-                        None, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]
-                        output=stopped.record.output, details=[stopped_line(stopped)],
-                    )  # fmt: skip
+                    mismatch = _stopped(stopped, stopped_line(stopped))
                     mismatch.conventions = stopped.conventions  # type: ignore[assignment]  # set by infer
                     raise mismatch.with_context(
                         notes=sandbox.notes(), seed=seed, isolation=limits.describe()
@@ -975,13 +972,7 @@ def _run(
             output=output,
         )  # fmt: skip
 
-    failure = run_until_failure(
-        matches_the_oracle, GradientMismatch,
-        lambda stopped, line: GradientMismatch(
-            None, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]  # a case
-            output=stopped.record.output, details=[line],
-        ),
-    )  # fmt: skip
+    failure = run_until_failure(matches_the_oracle, GradientMismatch, _stopped)
     if failure is None:
         return report
     mismatch, others = failure
@@ -1007,6 +998,15 @@ def _run(
         details=list(dict.fromkeys(mismatch.details + details)), typical=mismatch.typical,
         output=output, others=named,
     ) from None  # fmt: skip
+
+
+def _stopped(stopped: UserCodeStopped, line: str) -> GradientMismatch:
+    """The verdict of a call that timed out or ended its process, on the case
+    it was running (``stopped.context``), ``line`` saying so."""
+    return GradientMismatch(
+        None, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]  # a case
+        output=stopped.record.output, details=[line],
+    )  # fmt: skip
 
 
 def _rounded_to_float32(case: Case) -> Case:

@@ -58,6 +58,7 @@ from manual_bp_reference.padding import (
     MIN_BATCH,
     bucket,
     masked_loss,
+    padded_inputs,
     padded_oracle,
     worth_padding,
     zero_padded,
@@ -85,7 +86,15 @@ class OracleResult:
 
 
 @partial(jax.jit, static_argnames=("net",))
-def _value_and_grads(params, X, Y, net, masks=None):
+def _value_and_grads(params, X, Y, net, masks=None, m=None):
+    """Loss, forward ``Zl`` and the gradients w.r.t. ``(params, taps, X)``.
+
+    ``m=None``: every column of ``X`` is a sample (the case's own shapes).
+    Else the batch is padded to ``M = X.shape[1]`` columns of which the first
+    ``m`` are real: the loss reads ``ZL`` and ``AL`` only there
+    (``padding.masked_loss``), so the padded columns add exact zeros to every
+    gradient, and ``m`` being an argument, one compile serves every ``m``.
+    """
     depth = net.depth
     shapes = tap_shapes(net.layer_sizes, X.shape[1], normalization=net.normalization)
     taps = {key: jnp.zeros(shape) for key, shape in shapes.items()}
@@ -94,30 +103,10 @@ def _value_and_grads(params, X, Y, net, masks=None):
         # The case's own masks: inputs, not differentiated.
         _, cache = forward_xp(params, X, net, xp=jnp, taps=taps, masks=masks)
         Zs = {f"Z{l}": cache[f"Z{l}"] for l in range(1, depth + 1)}
-        return loss_from_cache(cache, Y, net.loss, depth, xp=jnp), Zs
-
-    (value, Zs), grads = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(
-        params, taps, X
-    )
-    return value, Zs, grads
-
-
-@partial(jax.jit, static_argnames=("net",))
-def _network_value_and_grads(params, X, Y, m, net, masks=None):
-    """``_value_and_grads`` of a batch padded to ``M`` columns, of which the
-    first ``m`` are real: the loss reads ``ZL`` and ``AL`` only there
-    (``padding.masked_loss``), so the padded columns add exact zeros to
-    every gradient, and ``m`` is an argument: one compile per ``M``."""
-    depth = net.depth
-    shapes = tap_shapes(net.layer_sizes, X.shape[1], normalization=net.normalization)
-    taps = {key: jnp.zeros(shape) for key, shape in shapes.items()}
-    columns = jnp.arange(X.shape[1])[None, :] < m
-    loss = masked_loss(net.loss)
-
-    def objective(params, taps, X):
-        _, cache = forward_xp(params, X, net, xp=jnp, taps=taps, masks=masks)
-        Zs = {f"Z{l}": cache[f"Z{l}"] for l in range(1, depth + 1)}
-        return loss(cache[f"Z{depth}"], cache[f"A{depth}"], Y, columns, m), Zs
+        if m is None:
+            return loss_from_cache(cache, Y, net.loss, depth, xp=jnp), Zs
+        columns = jnp.arange(X.shape[1])[None, :] < m
+        return masked_loss(net.loss)(cache[f"Z{depth}"], cache[f"A{depth}"], Y, columns, m), Zs
 
     (value, Zs), grads = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(
         params, taps, X
@@ -152,23 +141,20 @@ def compile_ahead(net: Net, *, m: int = 1) -> None:
 
 
 def _network_oracle(case: Case, net: Net) -> tuple[float, dict, dict]:
-    """``(loss, grads, Z)`` through ``_network_value_and_grads``, sliced back to
-    the case's ``m`` columns (``A0`` included)."""
+    """``(loss, grads, Z)`` through ``_value_and_grads`` of the batch padded to
+    ``M`` columns, sliced back to the case's ``m`` (``A0`` included)."""
     ahead = _ahead.get(net)
     if ahead is not None and ahead is not threading.current_thread():
         ahead.join()
         _ahead.pop(net, None)
     m, M = case.m, bucket(case.m, MIN_BATCH)
-    X = zero_padded(case.X, (case.layer_sizes[0], M))
-    # Padded columns repeat the first sample, as the bucket's do: finite
-    # wherever the real ones are, so their exact zeros never meet an inf.
-    X[:, m:] = np.asarray(case.X, dtype=np.float64)[:, :1]
+    X = padded_inputs(case.X, case.layer_sizes[0], M)
     Y = zero_padded(case.Y, (case.layer_sizes[-1], M))
     params = {key: np.asarray(value, dtype=np.float64) for key, value in case.params.items()}
     masks = {key: np.ones((mask.shape[0], M)) for key, mask in case.masks.items()}
     for key, mask in case.masks.items():
         masks[key][:, :m] = mask
-    result = _network_value_and_grads(params, X, Y, float(m), net, masks=masks or None)
+    result = _value_and_grads(params, X, Y, net, masks=masks or None, m=float(m))
     value, Zs, (d_params, d_taps, d_X) = jax.device_get(result)
     grads = {**d_params, **{key: tap[:, :m] for key, tap in d_taps.items()}}
     grads["A0"] = d_X[:, :m]

@@ -161,6 +161,16 @@ def zero_padded(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+def padded_inputs(X: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """``X`` (n0, m) in float64 ``(rows, columns)``, its padded columns copies of
+    its first sample: their forward values are finite wherever the real ones
+    are, so the exact zeros they send back through ``dWl = dZl A(l-1)^T``
+    never meet an inf (``0 * inf`` would be nan)."""
+    out = zero_padded(X, (rows, columns))
+    out[: X.shape[0], X.shape[1] :] = np.asarray(X, dtype=np.float64)[:, :1]
+    return out
+
+
 @dataclass(frozen=True)
 class PaddedCase:
     """A case embedded in its bucket, as arrays for the compiled oracle.
@@ -219,11 +229,7 @@ def pad_case(case: Case) -> PaddedCase:
     codes[offset:] = [ACTIVATION_NAMES.index(name) for name in activations]
     widths = np.full(size.depth, N, dtype=np.int32)
     widths[offset:] = sizes[1:]
-    X_padded = zero_padded(X, (N, size.batch))
-    # Padded columns repeat the first sample: their forward values are finite
-    # wherever the real ones are, so the exact zeros they send back through
-    # dWl = dZl A(l-1)^T never meet an inf (0 * inf would be nan).
-    X_padded[: sizes[0], m:] = np.asarray(X, dtype=np.float64)[:, :1]
+    X_padded = padded_inputs(X, N, size.batch)
     gamma, beta = np.zeros((size.depth, N, 1)), np.zeros((size.depth, N, 1))
     norm_codes = np.zeros(size.depth, dtype=np.int32)
     for l, kind in enumerate(case.normalization, start=1):

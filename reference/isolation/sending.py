@@ -21,12 +21,14 @@ def sendable(function: Source, cloudpickle: Any) -> tuple[str, object]:
     """How a function travels to the child: by name, or pickled by value."""
     if isinstance(function, str):
         return ("spec", function)
+    functions = list(_functions_of(function))
     # The user's modules of every function it runs (a wrapper of ours holds
     # the user's function): by value, so the child never imports them (a
     # test module or a notebook's helper may import jax).
+    names = {getattr(item, "__module__", None) or "" for item in [function, *functions]}
     modules = {
         module.__name__: module
-        for module in map(sys.modules.get, _module_names(function))
+        for module in map(sys.modules.get, names)
         if module is not None and _is_users(module)
     }
     with _PICKLE_LOCK:
@@ -34,7 +36,7 @@ def sendable(function: Source, cloudpickle: Any) -> tuple[str, object]:
             cloudpickle.register_pickle_by_value(module)
         try:
             data = cloudpickle.dumps(function, protocol=PROTOCOL)
-            return ("pickled", (data, *_code_places(function)))
+            return ("pickled", (data, *_code_places(functions)))
         except Exception as error:
             raise TypeError(
                 f"cannot send {getattr(function, '__name__', function)!r} to the child process "
@@ -44,13 +46,6 @@ def sendable(function: Source, cloudpickle: Any) -> tuple[str, object]:
         finally:
             for module in modules.values():
                 cloudpickle.unregister_pickle_by_value(module)
-
-
-def _module_names(function: Callable[..., object]) -> set[str]:
-    """The modules of ``function`` and of the functions and classes it runs."""
-    names = {getattr(function, "__module__", None) or ""}
-    names |= {getattr(item, "__module__", None) or "" for item in _functions_of(function)}
-    return names
 
 
 _PICKLE_LOCK = threading.Lock()
@@ -111,12 +106,15 @@ def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
             yield from _codes(const)
 
 
-def _code_places(function: object) -> tuple[dict[CodeKey, str], dict[str, list[str]]]:
-    """Where each code object a function runs was written, and those files' lines."""
+def _code_places(
+    functions: list[types.FunctionType],
+) -> tuple[dict[CodeKey, str], dict[str, list[str]]]:
+    """Where each code object of ``functions`` (what a function runs,
+    ``_functions_of``) was written, and those files' lines."""
     import linecache
 
     places: dict[CodeKey, str] = {}
-    for item in _functions_of(function):
+    for item in functions:
         for code in _codes(item.__code__):
             places[(code.co_name, code.co_firstlineno)] = code.co_filename
     sources = {}
