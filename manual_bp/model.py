@@ -15,6 +15,7 @@ from manual_bp.architecture import cache_keys, param_shapes
 from manual_bp.dropout import draw_masks
 from manual_bp.net import Net
 from manual_bp.optimizers import OPTIMIZERS, SGD, Optimizer, State
+from manual_bp.prepared import PreparedBatch
 from manual_bp.validation import (
     check_dtype,
     check_inputs,
@@ -374,6 +375,30 @@ class DNN:
             cache["Y"] = targets
         cache.network_id = self._network_id
         return out, cache
+
+    def prepare(self, X: object, Y: object) -> PreparedBatch:
+        """One batch checked once, for many gradient steps on it: a ``PreparedBatch``.
+
+        ``X`` (n0, m) and ``Y`` (nL, m) are checked as ``forward(X, Y)`` checks
+        them and copied (read-only).  ``batch.compute_gradients()`` then
+        equals ``compute_gradients(*forward(X, Y))`` at this network's
+        parameters of the moment, without checking ``X``, ``Y`` or a cache
+        again: for a plain net (no dropout, no normalization) it is the bare
+        NumPy pass (``manual_bp.prepared``), for full-batch gradient descent.
+
+        >>> import numpy as np
+        >>> net = DNN([2, 3, 1], seed=0)
+        >>> X, Y = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([[1.0, 0.0]])
+        >>> batch = net.prepare(X, Y)
+        >>> for _ in range(100):
+        ...     net.step(batch.compute_gradients(), 1.0)
+        >>> bool(batch.loss() < 0.1)
+        True
+        """
+        inputs = self._inputs(X)
+        targets = self._targets(Y, inputs.shape[1])
+        frozen = _read_only({"X": inputs, "Y": targets}, copy=True)  # never the caller's arrays
+        return PreparedBatch(self, frozen["X"], frozen["Y"])
 
     def predict(self, X: object) -> Array:
         """``AL`` of shape (nL, m), in inference mode (``forward(X, training=False)``)."""

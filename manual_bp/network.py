@@ -44,6 +44,11 @@ How many copies of the forward pass exist, and what proves them equal
    stacked, zero-padded layers, calling the same activations and losses.
    ``property_tests/test_padded_oracle.py`` proves it agrees with the
    unpadded oracle to well within the rounding bound.
+4. ``manual_bp.prepared.PreparedBatch``, a plain net's forward and backward
+   over one batch checked once (``DNN.prepare``): the steps of
+   ``forward_numpy`` and ``backward`` in its own loop, into arrays it
+   allocated once.  ``property_tests/test_prepared.py`` proves its
+   gradients bitwise equal to ``backward`` of ``forward``.
 
 Memory: ``forward`` (the new ``Zl``, ``Al``) and ``backward`` (the new
 gradients) take their arrays from one allocation each (``new_arrays``):
