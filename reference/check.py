@@ -51,6 +51,7 @@ from hypothesis import strategies as st
 from manual_bp.architecture import gradient_keys
 from manual_bp.losses import LOSSES
 from manual_bp.net import Net
+from manual_bp_reference import html_report
 from manual_bp_reference.cases import Case
 from manual_bp_reference.check_run import (
     DEFAULT_SEED,
@@ -145,16 +146,27 @@ class CheckReport:
             f"batch sizes {batch_span(self.batch_sizes)} ({len(self.batch_sizes)} distinct)",
             f"worst error/tolerance per key: {worst_text(self.worst)}",
         ]
+        lines += self._notes()
+        lines += printed_lines(self.output, "the first call that printed anything")
+        lines.append(run_line(self.seed, self.isolation))
+        return "\n".join(lines)
+
+    def _notes(self) -> list[str]:
+        """The undecided examples, then the notes."""
+        lines = []
         if self.undecided:
             lines.append(
                 f"undecided: {self.undecided} of {self.examples} examples had entries whose "
                 "tolerance reaches the gradient's scale (a kink or a forward that rounds too "
                 "much): those entries were not judged"
             )
-        lines += [f"note: {note}" for note in sorted(self.notes)]
-        lines += printed_lines(self.output, "the first call that printed anything")
-        lines.append(run_line(self.seed, self.isolation))
-        return "\n".join(lines)
+        return lines + [f"note: {note}" for note in sorted(self.notes)]
+
+    def _repr_html_(self) -> str:
+        """The report for Jupyter (``manual_bp_reference.html_report``)."""
+        title = str(self).split("\n", 1)[0]
+        run = run_line(self.seed, self.isolation)
+        return html_report.passed(title, self.worst, self._notes(), self.output, run)
 
 
 def printed_lines(output: Output, what: str) -> list[str]:
@@ -278,6 +290,72 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
         if self.seed is not None or self.isolation:
             lines.append(run_line(self.seed, self.isolation))
         return "\n".join(lines)
+
+    # The HTML report (Jupyter shows it for ``mismatch`` or ``display(mismatch)``):
+    # what the text says, laid out by ``html_report``.
+    _row_name = "key"
+
+    def _likely_bug(self) -> list[str]:
+        """The diagnosis's sentences, for the HTML's box (none: no box)."""
+        diagnosis = getattr(self.comparison, "diagnosis", None)
+        return [] if diagnosis is None else [html_report.diagnosis_text(diagnosis)]
+
+    def _html_explanation(self) -> list[str]:
+        """``_explanation`` but the likely bug, which the HTML shows in its box."""
+        return self._explanation()
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def html(self) -> str:
+        """The report as HTML (``manual_bp_reference.html_report``)."""
+        h = html_report
+        view = self._view()
+        parts = [
+            h.banner(
+                h.verdict_kind(self.verdict),
+                self._verdict_line(),
+                self.summary().removeprefix(f"{self.verdict}: "),
+            ),
+            h.likely_bug(self._likely_bug()),
+        ]
+        if self.comparison is not None:
+            ours = view is None
+            rows = self.comparison.rows() if ours else self.comparison.rows(view=view)
+            details = self.comparison.details() if ours else self.comparison.details(view=view)
+            where = "" if ours else " (names, shapes and indices as your code has them)"
+            parts += [
+                h.heading(f"minimal case{where}"),
+                h.table_and_picture(rows, name=self._row_name),
+                h.paragraphs(details),
+            ]
+        parts.append(h.paragraphs(self._html_explanation()))
+        if self.traceback:
+            title = self.raised_on if self.case is not None else "your code raised while loading:"
+            parts.append(h.section(title, h.code(self.traceback.rstrip()), open_=True))
+        typical, case = self.typical if self.typical is not None else (None, self.case)
+        if typical is not None:
+            rows = typical.rows() if view is None else typical.rows(view=view)
+            parts.append(h.section(self._larger_case(case),
+                                   h.table_and_picture(rows, name=self._row_name)))  # fmt: skip
+        printed = printed_lines(self.output, "your code, on this case,")
+        if printed:
+            parts.append(h.section(printed[0], h.code(printed[1])))
+        if self.others:
+            title = "other failures found (fix this one first, then check again)"
+            parts.append(h.section(title, h.bullets(self.others), open_=True))
+        parts.append(h.paragraphs(f"note: {note}" for note in self.notes))
+        if self.case is not None:
+            stopped = self.verdict in self.STOPPED
+            title = f"the {'case it stopped on' if stopped else 'minimal case'}, pasteable"
+            user = self._as_the_user_calls_it()
+            pasteable = h.code(repr(self.case))
+            if user:  # the heading, then the call in the user's conventions
+                pasteable += h.paragraphs(user[:1]) + h.code(user[1])
+            parts.append(h.section(title, pasteable))
+        if self.seed is not None or self.isolation:
+            parts.append(h.small(run_line(self.seed, self.isolation)))
+        return h.page(*parts)
 
 
 class GradientMismatch(Mismatch):

@@ -23,6 +23,7 @@ import numpy as np
 from manual_bp.architecture import gradient_keys
 from manual_bp.losses import l2_penalty, l2_penalty_gradient
 from manual_bp.network import loss_from_cache
+from manual_bp_reference import html_report
 from manual_bp_reference.cases import Case
 from manual_bp_reference.conventions import REDUCTIONS
 from manual_bp_reference.diagnosis import Diagnosis, diagnose
@@ -233,17 +234,55 @@ class Comparison:
             )
         return "\n".join(lines)
 
-    def report(self, *, view: View | None = None) -> str:
-        """The table, then the worst entry of each failing variable (``view``:
-        names, shapes and indices as the user's code has them; see ``table``)."""
-        view = view or _ours
+    def status(self) -> str:
+        """The first line of the report: whether every gradient matches."""
         status = "all gradients match" if self.ok else "MISMATCH"
         if self.ok and self.undecided:
             status = "no gradient fails, but some entries are undecided"
-        lines = [
-            f"{status} (worst error/tolerance {ratio_text(self.worst_ratio)})",
-            self.table(view=view),
-        ]
+        return f"{status} (worst error/tolerance {ratio_text(self.worst_ratio)})"
+
+    def report(self, *, view: View | None = None) -> str:
+        """The table, then the worst entry of each failing variable (``view``:
+        names, shapes and indices as the user's code has them; see ``table``)."""
+        lines = [self.status(), self.table(view=view), *self.details(view=view)]
+        if self.diagnosis is not None:
+            lines.insert(len(lines) - (self.loss_ratio > 1), str(self.diagnosis))
+        return "\n".join(lines)
+
+    __str__ = report
+
+    def _repr_html_(self) -> str:
+        """The report for Jupyter (``manual_bp_reference.html_report``)."""
+        return self.html()
+
+    def html(self, *, view: View | None = None) -> str:
+        """The report as HTML: verdict, likely bug, the err/tol table with its
+        per-layer picture, the failing entries."""
+        kind = "pass" if self.ok and not self.undecided else "fail" if not self.ok else "undecided"
+        bug = [] if self.diagnosis is None else [html_report.diagnosis_text(self.diagnosis)]
+        return html_report.page(
+            html_report.banner(kind, self.status()),
+            html_report.likely_bug(bug),
+            html_report.table_and_picture(self.rows(view=view)),
+            html_report.paragraphs(self.details(view=view)),
+        )
+
+    def rows(self, *, view: View | None = None) -> list[html_report.Row]:
+        """The table's rows as data (``html_report.Row``), the loss last."""
+        rows = html_report.variable_rows(self.variables.values(), view)
+        if self.loss_compared:
+            difference = abs(self.loss_manual - self.loss_oracle)
+            rows.append(html_report.Row(
+                "loss", "", f"{difference:.3e}", self.loss_ratio,
+                ratio_text(self.loss_ratio, tolerance=self.loss_tolerance), self.loss_ratio <= 1,
+            ))  # fmt: skip
+        return rows
+
+    def details(self, *, view: View | None = None) -> list[str]:
+        """The report's lines after the table but the diagnosis: each failing
+        variable's worst entry (or problem), the undecided entries, the loss."""
+        view = view or _ours
+        lines = []
         for v in self.failures():
             index = tuple(v.worst_index) if v.worst_index is not None and not v.problem else None
             name, shape, index = view(v.key, tuple(v.shape), index)
@@ -272,13 +311,9 @@ class Comparison:
                 "sides' rounding may put a pre-activation on either side of a kink, or the "
                 "forward rounds too much (huge pre-activations, values near underflow)"
             )
-        if self.diagnosis is not None:
-            lines.append(str(self.diagnosis))
         if self.loss_ratio > 1:
             lines.append(f"loss: manual {self.loss_manual!r}, oracle {self.loss_oracle!r}")
-        return "\n".join(lines)
-
-    __str__ = report
+        return lines
 
 
 def _assemble(

@@ -35,6 +35,7 @@ import numpy as np
 from hypothesis import given
 
 from manual_bp.optimizers import Optimizer
+from manual_bp_reference import html_report
 from manual_bp_reference.check import Mismatch, nonfinite, not_loaded, printed_lines, run_line
 from manual_bp_reference.check_run import (
     DEFAULT_SEED,
@@ -86,6 +87,11 @@ class ArrayComparison:
     def ok(self) -> bool:
         return self.ratio <= 1.0
 
+    @property
+    def key(self) -> str:
+        """The array's name, as ``VariableComparison.key`` names a gradient."""
+        return self.name
+
 
 @dataclass(frozen=True)
 class StepComparison:
@@ -105,6 +111,21 @@ class StepComparison:
     @property
     def undecided(self) -> int:
         return sum(a.undecided for a in self.arrays)
+
+    def failures(self) -> list[ArrayComparison]:
+        return [a for a in self.arrays if not a.ok]
+
+    def rows(self) -> list[html_report.Row]:
+        """One row per array, for the HTML report (the problem, if any, in
+        the difference's column)."""
+        return [
+            html_report.Row(a.name, "", a.problem, a.ratio, f"{a.ratio:.3g}", a.ok)
+            for a in self.arrays
+        ]
+
+    def details(self) -> list[str]:
+        """Nothing after the table: every array is one row of it."""
+        return []
 
     def report(self) -> str:
         lines = []
@@ -320,6 +341,17 @@ class OptimizerMismatch(Mismatch):
     def _describe(self, case: OptimizerCase) -> str:
         return f"{case.optimizer.name}, {len(case.gradients)} steps"
 
+    _row_name = "array"
+
+    def _likely_bug(self) -> list[str]:
+        return list(self.diagnosis or [])
+
+    def _html_explanation(self) -> list[str]:
+        if self.comparison is not None and self.diagnosis == []:
+            unexplained = "no known convention explains it (a bug, or a convention manual_bp lacks)"
+            return [unexplained, *self.details]
+        return self.details
+
     def diagnosed(self) -> OptimizerMismatch:
         """The same mismatch with the conventions that explain it."""
         if self.comparison is None or self.case is None:
@@ -520,6 +552,13 @@ class OptimizerReport:
             run_line(self.seed, self.isolation),
         ]
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The report for Jupyter (``manual_bp_reference.html_report``)."""
+        title = str(self).split("\n", 1)[0]
+        notes = [f"note: {note}" for note in sorted(self.notes)]
+        run = run_line(self.seed, self.isolation)
+        return html_report.passed(title, {}, notes, self.output, run)
 
 
 def check_optimizer(

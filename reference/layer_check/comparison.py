@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from manual_bp_reference import html_report
 from manual_bp_reference.compare import VariableComparison, compare_variable, ratio_text
 from manual_bp_reference.layer_check.cases import LayerCase
 from manual_bp_reference.layer_check.oracle import layer_oracle
@@ -46,6 +47,16 @@ class LayerComparison:
         """The table, then the worst entry (or the problem) of each failing output."""
         status = "all outputs match" if self.ok else "MISMATCH"
         lines = [f"{status} (worst error/tolerance {ratio_text(self.worst_ratio)})", self.table()]
+        return "\n".join([*lines, *self.details()])
+
+    def rows(self) -> list[html_report.Row]:
+        """The table's rows as data, for the HTML report."""
+        return html_report.variable_rows(self.variables.values())
+
+    def details(self) -> list[str]:
+        """The report's lines after the table: each failing output's worst
+        entry, or its problem."""
+        lines = []
         for v in self.failures():
             if v.problem:  # a shape, a missing output: no entries to count
                 lines.append(f"{v.key}: {v.problem}")
@@ -55,7 +66,7 @@ class LayerComparison:
                 f"worst at {v.worst_index}: yours {v.manual:.17g}, oracle {v.oracle:.17g}, "
                 f"tolerance {v.tolerance:.3g}, error/tolerance {v.ratio_text()}"
             )
-        return "\n".join(lines)
+        return lines
 
     __str__ = report
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from manual_bp_reference import html_report
 from manual_bp_reference.check import (
     Mismatch,
     batch_span,
@@ -59,6 +60,13 @@ class LayerReport:
         lines += printed_lines(self.output, "the first call that printed anything")
         return "\n".join([*lines, run_line(self.seed, self.isolation)])
 
+    def _repr_html_(self) -> str:
+        """The report for Jupyter (``manual_bp_reference.html_report``)."""
+        title = str(self).split("\n", 1)[0]
+        notes = [f"note: {note}" for note in sorted(self.notes)]
+        run = run_line(self.seed, self.isolation)
+        return html_report.passed(title, self.worst, notes, self.output, run, name="output")
+
 
 class LayerMismatch(Mismatch):
     """A user's layer function disagrees with the oracle (or raised).
@@ -107,6 +115,14 @@ class LayerMismatch(Mismatch):
 
     def _explanation(self) -> list[str]:
         return self.details + self.diagnosis
+
+    _row_name = "output"
+
+    def _likely_bug(self) -> list[str]:
+        return self.diagnosis
+
+    def _html_explanation(self) -> list[str]:
+        return self.details
 
     def _larger_case(self, case: LayerCase) -> str:
         return (
