@@ -58,6 +58,7 @@ from manual_bp_reference.check_run import (
     check_function,
     check_settings,
     open_sandbox,
+    progress,
     quiet_storage,
     run_until_failure,
     seeded,
@@ -462,6 +463,7 @@ def _likely_instability(case: Case) -> str:
 class _Options:
     conventions: Conventions
     kinks: str
+    progress: bool | None = None
 
 
 class BackpropRun(NamedTuple):
@@ -764,7 +766,7 @@ def check_gradients(
 
             def run(user: UserFunction, bounds: tuple[float, float]) -> CheckReport:
                 return _run(
-                    user, spec, _Options(judged, chosen.kinks),
+                    user, spec, _Options(judged, chosen.kinks, chosen.progress),
                     dtype=dtype, max_examples=max_examples, max_batch=max_batch,
                     hard=judged.targets != "soft", bounds=bounds, shrink=chosen.shrink,
                     seed=seed,
@@ -1004,9 +1006,12 @@ def _run(
         hard_targets=hard, param_bound=bounds[0], input_bound=bounds[1],
     )  # fmt: skip
 
+    bar = progress(max_examples, "check_gradients", options.progress)
+
     @seeded(seed)
     @check_settings(max_examples, shrink)
     @given(strategy)
+    @bar.counted
     def matches_the_oracle(case: Case) -> None:
         if options.kinks == "avoid":
             case = away_from_kinks(case)
@@ -1050,7 +1055,7 @@ def _run(
             output=output,
         )  # fmt: skip
 
-    failure = run_until_failure(matches_the_oracle, GradientMismatch, _stopped)
+    failure = run_until_failure(matches_the_oracle, GradientMismatch, _stopped, bar)
     if failure is None:
         return report
     mismatch, others = failure

@@ -11,16 +11,19 @@ the user's code in a ``manual_bp_reference.isolation.Sandbox``, and one failure 
   they run, a load problem named as the argument's error or as a verdict;
 * ``one_failure(group)``: Hypothesis reports distinct failures as an
   exception group; a check raises one mismatch, the most informative, and
-  names the others in it.
+  names the others in it;
+* ``progress(...)``: a bar over the examples, in a notebook or on a terminal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import seed as hypothesis_seed
@@ -55,6 +58,66 @@ def check_settings(max_examples: int, shrink: bool) -> settings:
         phases=(Phase.explicit, Phase.reuse, Phase.generate)
         + ((Phase.target, Phase.shrink) if shrink else ()),
     )
+
+
+# A check that ends within this many seconds draws no bar at all.
+PROGRESS_DELAY = 1.0
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython's ``ZMQInteractiveShell``)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress_shown(setting: bool | None) -> bool:
+    """``Settings.progress``: ``None`` shows a bar in a notebook or on a terminal."""
+    if setting is not None:
+        return setting
+    isatty = getattr(sys.stderr, "isatty", None)
+    return in_notebook() or bool(isatty and isatty())
+
+
+class Progress:
+    """A bar over a check's examples (``tqdm.auto``), or nothing."""
+
+    def __init__(self, bar: Any = None) -> None:
+        self.bar = bar
+
+    def counted(self, test: Callable[..., None]) -> Callable[..., None]:
+        """``test`` advancing the bar by one at each example it runs (under
+        ``@given``: Hypothesis sees ``test``'s own signature)."""
+        bar = self.bar
+        if bar is None:
+            return test
+
+        @functools.wraps(test)
+        def counting(*args: Any, **kwargs: Any) -> None:
+            bar.update(1)
+            test(*args, **kwargs)
+
+        return counting
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def progress(total: int, description: str, setting: bool | None) -> Progress:
+    """A bar over ``total`` examples: ``@given(...)`` over ``@bar.counted``, and
+    ``run_until_failure(..., progress=bar)`` closes it.  The bar is
+    ``tqdm.auto``'s (a widget in Jupyter, text on stderr elsewhere), appears
+    only once the check has run ``PROGRESS_DELAY`` seconds, and is gone when
+    it ends; without ``tqdm`` (the ``progress`` extra) there is none."""
+    if not progress_shown(setting):
+        return Progress()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the progress extra is not installed: no bar
+        return Progress()
+    return Progress(tqdm(total=total, desc=description, unit="example", delay=PROGRESS_DELAY,
+                         leave=False, file=sys.stderr))  # fmt: skip
 
 
 def check_seed(seed: object) -> int:
@@ -139,12 +202,26 @@ RANK = {"wrong": 3, "unstable": 2, "raised": 1}
 
 
 def run_until_failure(
-    test: Callable[[], None], kind: type[E], stopped: Callable[[UserCodeStopped, str], E]
+    test: Callable[[], None],
+    kind: type[E],
+    stopped: Callable[[UserCodeStopped, str], E],
+    progress: Progress | None = None,
 ) -> tuple[E, list[E]] | None:
     """Run a check's Hypothesis test: ``None`` on a pass, else the mismatch of
     ``kind`` to report in full and the other distinct failures (``one_failure``,
     ranked by ``RANK``).  A call that timed out or ended its process stops the
-    run at once; ``stopped(error, line)`` makes its mismatch, ``line`` saying so."""
+    run at once; ``stopped(error, line)`` makes its mismatch, ``line`` saying so.
+    ``progress``, the test's bar, is closed when the run ends."""
+    try:
+        return _run_test(test, kind, stopped)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def _run_test(
+    test: Callable[[], None], kind: type[E], stopped: Callable[[UserCodeStopped, str], E]
+) -> tuple[E, list[E]] | None:
     try:
         test()
     except UserCodeStopped as error:

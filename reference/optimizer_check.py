@@ -42,6 +42,7 @@ from manual_bp_reference.check_run import (
     check_function,
     check_settings,
     open_sandbox,
+    progress,
     quiet_storage,
     run_until_failure,
     seeded,
@@ -648,16 +649,19 @@ def check_optimizer(
                 user_update = sandbox.function("update", ("grads", "state", "params"))
             user_init = None if init is None else sandbox.function("init", ("params",))
 
+            bar = progress(max_examples, "check_optimizer", chosen.progress)
+
             @seeded(seed)
             @check_settings(max_examples, shrink=True)
             @given(cases)
+            @bar.counted
             def matches_optax(case: OptimizerCase) -> None:
                 worst = run_case(user_update, case, init=user_init, notes=report.notes)
                 report.worst = max(report.worst, worst)
                 report.examples += 1
                 report.steps += len(case.gradients)
 
-            failure = run_until_failure(matches_optax, OptimizerMismatch, _stopped)
+            failure = run_until_failure(matches_optax, OptimizerMismatch, _stopped, bar)
             counter = user_update.counter_lines() if isinstance(user_update, StyledStep) else []
             if failure is None:
                 # Its own count, consistently ahead: the same steps (a note, not a bug).

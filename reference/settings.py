@@ -51,7 +51,7 @@ DRAWS = {
     "check_optimizer": "optimizer steps, not batches",
 }
 # Used by every check.
-COMMON = ("dtype", "seed", "timeout", "memory_limit", "isolate")
+COMMON = ("dtype", "seed", "timeout", "memory_limit", "isolate", "progress")
 KINK_MODES = ("avoid", "as drawn")
 
 
@@ -85,7 +85,11 @@ class Settings:
       gives the same verdict every run);
     * ``timeout`` seconds per call of the user's code (``None``: no limit),
       ``memory_limit`` in bytes, ``isolate`` (``None``: a child process
-      wherever the system has them; ``manual_bp_reference.isolation``).
+      wherever the system has them; ``manual_bp_reference.isolation``);
+    * ``progress``: a bar over the examples (``tqdm.auto``: a widget in
+      Jupyter, a bar on a terminal's stderr), drawn once a check has run for
+      a second.  ``None``: in a notebook or on a terminal; ``False``: never;
+      ``True``: always.
     """
 
     max_examples: int | None = None
@@ -102,6 +106,7 @@ class Settings:
     timeout: float | None = DEFAULT_TIMEOUT
     memory_limit: int | None = None
     isolate: bool | None = None
+    progress: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", check_dtype(self.dtype).name)
@@ -113,7 +118,7 @@ class Settings:
                 object.__setattr__(self, name, check_positive_float(getattr(self, name), name))
         if self.kinks is not None and self.kinks not in KINK_MODES:
             raise ValueError(f"kinks: expected one of {list(KINK_MODES)}, got {self.kinks!r}")
-        for name in ("shrink", "stability_check"):
+        for name in ("shrink", "stability_check", "progress"):
             if getattr(self, name) is not None:
                 _flag(getattr(self, name), name)
         check_seed(self.seed)
@@ -165,6 +170,7 @@ class Resolved:
     stability_check: bool
     seed: int
     isolation: Isolation
+    progress: bool | None
 
 
 # The keywords the checks took before ``Settings`` (0.1): each still works for

@@ -32,6 +32,7 @@ from manual_bp.cli.arguments import (
     add_convention_arguments,
     add_isolation_arguments,
     add_network_arguments,
+    add_quiet_argument,
     conventions_from_arguments,
     help_formatter,
     network_from_arguments,
@@ -120,7 +121,8 @@ def _settings(args: argparse.Namespace, **chosen: Any) -> Any:
     settings = require("oracle", "manual_bp_reference.settings", "check").Settings
     return settings(
         dtype=args.dtype, max_examples=args.examples, seed=args.seed, timeout=args.timeout,
-        memory_limit=args.memory_limit, isolate=args.isolate, **chosen,
+        memory_limit=args.memory_limit, isolate=args.isolate,
+        progress=False if args.quiet else None, **chosen,
     )  # fmt: skip
 
 
@@ -334,4 +336,5 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--json", action="store_true",
         help="print the verdict as JSON, and nothing else on stdout (default: text)",
     )  # fmt: skip
+    add_quiet_argument(parser)
     parser.set_defaults(handler=run)

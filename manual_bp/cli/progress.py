@@ -55,7 +55,7 @@ def progress(total: int, description: str, unit: str, quiet: bool) -> Iterator[P
         yield Progress()
         return
     try:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm  # a widget if this runs in a Jupyter kernel
     except ImportError:  # the progress extra is not installed: no bar
         yield Progress()
         return

@@ -16,6 +16,7 @@ from manual_bp_reference.check_run import (
     check_function,
     check_settings,
     open_sandbox,
+    progress,
     quiet_storage,
     run_until_failure,
     seeded,
@@ -116,7 +117,7 @@ def check_layer(
             layer, layout=layout, dtype=dtype, targets_as=targets_as,
             max_batch=max_batch, max_width=max_width, bound=float(bound),
         )  # fmt: skip
-        return _run(*user, strategy, (max_examples, shrink, targets_as, seed))
+        return _run(*user, strategy, (max_examples, shrink, targets_as, seed, chosen.progress))
 
     with quiet_storage():
         try:
@@ -186,14 +187,18 @@ def _stability_checked(run, user, stability_check: bool, bound: float, max_examp
         ) from None  # fmt: skip
 
 
-def _run(backward, forward, strategy, options: tuple[int, bool, str, int]) -> LayerReport:
-    max_examples, shrink, targets_as, seed = options
+def _run(
+    backward, forward, strategy, options: tuple[int, bool, str, int, bool | None]
+) -> LayerReport:
+    max_examples, shrink, targets_as, seed, shown = options
     report = LayerReport()
     first: list[tuple[LayerComparison | None, LayerCase]] = []
+    bar = progress(max_examples, "check_layer", shown)
 
     @seeded(seed)
     @check_settings(max_examples, shrink)
     @given(strategy)
+    @bar.counted
     def matches_the_oracle(case: LayerCase) -> None:
         try:
             outputs, problems = run_user(backward, forward, case)
@@ -233,6 +238,7 @@ def _run(backward, forward, strategy, options: tuple[int, bool, str, int]) -> La
             None, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]  # a case
             output=stopped.record.output, details=[line],
         ),
+        bar,
     )  # fmt: skip
     if failure is None:
         return report
