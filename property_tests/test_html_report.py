@@ -180,3 +180,8 @@ def test_the_picture_needs_layer_numbers():
     assert html_report.layer_picture({"dx": 0.1, "dw": 2.0}) == ""
     picture = html_report.layer_picture({"W1": 0.1, "W2": 2.0, "gamma1": 0.5})
     assert Page(picture).cells.keys() == {"W1", "W2", "gamma1"}
+
+
+def test_outside_a_kernel_ipython_shows_the_text_report_not_the_checkers_frames(mismatch):
+    lines = mismatch._render_traceback_()
+    assert lines == ("GradientMismatch: " + str(mismatch)).splitlines()

@@ -57,6 +57,7 @@ from manual_bp_reference.check_run import (
     DEFAULT_SEED,
     check_function,
     check_settings,
+    in_notebook,
     open_sandbox,
     progress,
     quiet_storage,
@@ -307,6 +308,21 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
 
     def _repr_html_(self) -> str:
         return self.html()
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows when a check raises this in a cell: in a Jupyter
+        kernel the HTML report, displayed, then the one-line summary as the
+        error; in a terminal IPython the text report.  Either way, not the
+        checker's own frames (the user's traceback is in the report)."""
+        title = f"{type(self).__name__}: "
+        if in_notebook():
+            if not getattr(self, "_shown", False):  # IPython may ask twice for one error
+                from IPython.display import display
+
+                display(self)
+                self._shown = True
+            return [title + self.summary()]
+        return (title + str(self)).splitlines()
 
     def html(self) -> str:
         """The report as HTML (``manual_bp_reference.html_report``)."""
