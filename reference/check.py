@@ -332,7 +332,7 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
             h.banner(
                 h.verdict_kind(self.verdict),
                 self._verdict_line(),
-                self.summary().removeprefix(f"{self.verdict}: "),
+                subtitle=self.summary().removeprefix(f"{self.verdict}: "),
             ),
             h.likely_bug(self._likely_bug()),
         ]
@@ -1071,7 +1071,7 @@ def _run(
             output=output,
         )  # fmt: skip
 
-    failure = run_until_failure(matches_the_oracle, GradientMismatch, _stopped, bar)
+    failure = run_until_failure(matches_the_oracle, GradientMismatch, _stopped, progress=bar)
     if failure is None:
         return report
     mismatch, others = failure

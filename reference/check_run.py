@@ -155,10 +155,18 @@ def quiet_storage() -> Iterator[None]:
         configuration.set_hypothesis_home_dir(None)
 
 
-def isolation(isolate: bool | None, timeout: float | None, memory_limit: int | None) -> Isolation:
+def isolation(
+    isolate: bool | None,
+    timeout: float | None,
+    memory_limit: int | None,
+    *,
+    folder: str | None = None,
+    confine: bool = False,
+) -> Isolation:
     """The ``Isolation`` of a check's keywords (``isolate=None``: where possible)."""
     chosen = can_isolate() if isolate is None else isolate
-    return Isolation(isolate=chosen, timeout=timeout, memory_limit=memory_limit)
+    return Isolation(isolate=chosen, timeout=timeout, memory_limit=memory_limit,
+                     folder=folder, confine=confine)  # fmt: skip
 
 
 def check_function(value: object, argument: str, signature: str) -> Source:
@@ -205,6 +213,7 @@ def run_until_failure(
     test: Callable[[], None],
     kind: type[E],
     stopped: Callable[[UserCodeStopped, str], E],
+    *,
     progress: Progress | None = None,
 ) -> tuple[E, list[E]] | None:
     """Run a check's Hypothesis test: ``None`` on a pass, else the mismatch of

@@ -269,7 +269,7 @@ class Comparison:
 
     def rows(self, *, view: View | None = None) -> list[html_report.Row]:
         """The table's rows as data (``html_report.Row``), the loss last."""
-        rows = html_report.variable_rows(self.variables.values(), view)
+        rows = html_report.variable_rows(self.variables.values(), view=view)
         if self.loss_compared:
             difference = abs(self.loss_manual - self.loss_oracle)
             rows.append(html_report.Row(

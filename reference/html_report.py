@@ -163,7 +163,7 @@ def table_and_picture(rows: Sequence[Row], *, name: str = "key") -> str:
     )
 
 
-def banner(kind: str, title: str, subtitle: str = "") -> str:
+def banner(kind: str, title: str, *, subtitle: str = "") -> str:
     """The verdict: ``kind`` is ``"pass"``, ``"fail"`` or ``"undecided"``."""
     background, border = _COLOURS[kind]
     mark = {"pass": "&#10004;", "fail": "&#10008;", "undecided": "?"}[kind]
@@ -261,7 +261,7 @@ def worst_rows(worst: Mapping[str, float]) -> list[Row]:
     return [Row(key, "", "", ratio, f"{ratio:.2g}", ratio <= 1.0) for key, ratio in worst.items()]
 
 
-def variable_rows(variables: Iterable[object], view: object = None) -> list[Row]:
+def variable_rows(variables: Iterable[object], *, view: object = None) -> list[Row]:
     """Rows of ``VariableComparison``-s (``Comparison.variables``,
     ``LayerComparison.variables``), each key named and shaped by ``view``
     (``Conventions.view``: the user's names) when given."""

@@ -661,7 +661,7 @@ def check_optimizer(
                 report.examples += 1
                 report.steps += len(case.gradients)
 
-            failure = run_until_failure(matches_optax, OptimizerMismatch, _stopped, bar)
+            failure = run_until_failure(matches_optax, OptimizerMismatch, _stopped, progress=bar)
             counter = user_update.counter_lines() if isinstance(user_update, StyledStep) else []
             if failure is None:
                 # Its own count, consistently ahead: the same steps (a note, not a bug).

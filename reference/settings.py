@@ -51,7 +51,7 @@ DRAWS = {
     "check_optimizer": "optimizer steps, not batches",
 }
 # Used by every check.
-COMMON = ("dtype", "seed", "timeout", "memory_limit", "isolate", "progress")
+COMMON = ("dtype", "seed", "timeout", "memory_limit", "isolate", "folder", "confine", "progress")
 KINK_MODES = ("avoid", "as drawn")
 
 
@@ -86,6 +86,10 @@ class Settings:
     * ``timeout`` seconds per call of the user's code (``None``: no limit),
       ``memory_limit`` in bytes, ``isolate`` (``None``: a child process
       wherever the system has them; ``manual_bp_reference.isolation``);
+    * ``folder``: the working directory of the user's code (``None``: this
+      process's), and ``confine``: it may write only there and read only
+      there and Python's files (Linux Landlock; for running other people's
+      code, as ``manual-bp grade`` does);
     * ``progress``: a bar over the examples (``tqdm.auto``: a widget in
       Jupyter, a bar on a terminal's stderr), drawn once a check has run for
       a second.  ``None``: in a notebook or on a terminal; ``False``: never;
@@ -106,6 +110,8 @@ class Settings:
     timeout: float | None = DEFAULT_TIMEOUT
     memory_limit: int | None = None
     isolate: bool | None = None
+    folder: str | None = None
+    confine: bool = False
     progress: bool | None = None
 
     def __post_init__(self) -> None:
@@ -126,7 +132,9 @@ class Settings:
 
     def isolation(self) -> Isolation:
         """How the user's code runs (``isolate=None``: where the system can)."""
-        return isolation(self.isolate, self.timeout, self.memory_limit)
+        return isolation(
+            self.isolate, self.timeout, self.memory_limit, folder=self.folder, confine=self.confine
+        )
 
     def resolved(self, check: str) -> Resolved:
         """These settings with ``check``'s defaults filled in; a field given that
@@ -144,7 +152,7 @@ class Settings:
                     f"settings.{field.name}: {check} draws {DRAWS[check]}; its settings "
                     f"are {', '.join((*defaults, *COMMON))}"
                 )
-        for name in ("timeout", "memory_limit", "isolate"):
+        for name in ("timeout", "memory_limit", "isolate", "folder", "confine"):
             del filled[name]
         filled["isolation"] = self.isolation()
         unused: dict[str, Any] = {

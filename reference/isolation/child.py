@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from manual_bp_reference.isolation import confinement
 from manual_bp_reference.isolation.calls import Runner, captured, describe_failure
 from manual_bp_reference.isolation.records import PROTOCOL, SOURCE_DIGEST
 from manual_bp_reference.isolation.sending import put_back_places
@@ -34,6 +35,8 @@ def serve(fd: int, mirror: int) -> None:
     os.environ.clear()  # the checker's environment now (a spare child started earlier)
     os.environ.update(setup["environment"])
     os.chdir(setup["cwd"])
+    if setup["confine"]:  # before the user's file runs: its top-level code is theirs too
+        confinement.confine(setup["cwd"], confinement.readable_places(setup["cwd"]))
     functions: dict[str, Callable[..., object]] = {}
     with captured(mirror=mirror) as capture:
         failure = load_into(functions, setup["functions"])

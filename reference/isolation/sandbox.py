@@ -251,7 +251,8 @@ class _Child:
             started.process, started.connection, started.native
         )  # fmt: skip
         setup = {
-            "sys_path": list(sys.path), "cwd": os.getcwd(), "functions": sources,
+            "sys_path": list(sys.path), "cwd": isolation.folder or os.getcwd(),
+            "confine": isolation.confine, "functions": sources,
             "memory_limit": isolation.memory_limit, "digest": SOURCE_DIGEST,
             "environment": environment_now(),
         }  # fmt: skip

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from manual_bp_reference.isolation import confinement
+
 # A correct call on a small network takes well under a millisecond; ten
 # seconds leaves room for a slow machine, a large layer or a first import.
 DEFAULT_TIMEOUT = 10.0
@@ -29,15 +31,36 @@ class Isolation:
     top-level code runs then (default: ``timeout``, but at least
     ``DEFAULT_TIMEOUT``: a slow import is no slow call);
     ``memory_limit``: bytes the child may add to what it holds once the
-    user's functions are loaded (``None``: no limit; Linux).
+    user's functions are loaded (``None``: no limit; Linux);
+    ``folder``: the child's working directory (``None``: the checker's);
+    ``confine``: the child may write only in ``folder`` and read only it and
+    Python's own files (Linux Landlock, ``confinement``): for running other
+    people's code, such as a class's submissions.
     """
 
     isolate: bool = field(default_factory=can_isolate)
     timeout: float | None = DEFAULT_TIMEOUT
     memory_limit: int | None = None
     load_timeout: float | None = None
+    folder: str | None = None
+    confine: bool = False
 
     def __post_init__(self) -> None:
+        if self.folder is not None:
+            if not isinstance(self.folder, str | os.PathLike):
+                raise TypeError(f"folder: expected a path or None, got {self.folder!r}")
+            if not os.path.isdir(self.folder):
+                raise ValueError(f"folder: expected an existing folder, got {str(self.folder)!r}")
+            object.__setattr__(self, "folder", os.path.realpath(self.folder))
+        if not isinstance(self.confine, bool):
+            raise TypeError(f"confine: expected True or False, got {self.confine!r}")
+        if self.confine and not self.isolate:
+            raise ValueError("confine: confinement needs a child process (isolate=True)")
+        if self.confine and confinement.abi_version() == 0:
+            raise ValueError(
+                "confine: needs Linux Landlock (kernel 5.13 or later, enabled), which this "
+                "system lacks"
+            )
         if not isinstance(self.isolate, bool):
             raise TypeError(f"isolate: expected True or False, got {self.isolate!r}")
         if self.isolate and not can_isolate():

@@ -238,7 +238,7 @@ def _run(
             None, stopped.context, verdict=stopped.verdict,  # type: ignore[arg-type]  # a case
             output=stopped.record.output, details=[line],
         ),
-        bar,
+        progress=bar,
     )  # fmt: skip
     if failure is None:
         return report

@@ -1,0 +1,104 @@
+"""Confined code writes only in its folder and reads only it and Python's files
+(``Isolation.confine``, Linux Landlock): what a grader needs to run a class's
+submissions side by side."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from manual_bp import Net
+from manual_bp_reference.check import GradientMismatch, check_gradients
+from manual_bp_reference.isolation import Isolation, Sandbox, confinement
+from manual_bp_reference.settings import Settings
+
+pytestmark = pytest.mark.skipif(
+    confinement.abi_version() == 0, reason="Linux Landlock (kernel 5.13+) is not available here"
+)
+NET = Net.of([2, 2, 1], ["tanh", "sigmoid"])
+
+
+def submission(folder, body: str) -> str:
+    (folder / "student.py").write_text(textwrap.dedent(body))
+    return f"{folder / 'student.py'}:backprop"
+
+
+@pytest.fixture
+def two(tmp_path):
+    mine, theirs = tmp_path / "alice", tmp_path / "bob"
+    mine.mkdir(), theirs.mkdir()
+    (theirs / "answers.py").write_text("SECRET = 42\n")
+    return mine, theirs
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "open({outside!r}, 'w').write('x')",  # beside the submissions
+        "open('../written.txt', 'w').write('x')",  # out of its own folder
+        "open({theirs!r}).read()",  # another student's file
+    ],
+)
+def test_writing_outside_or_reading_another_folder_is_refused(two, tmp_path, action):
+    mine, theirs = two
+    outside = tmp_path / "written.txt"
+    code = action.format(outside=str(outside), theirs=str(theirs / "answers.py"))
+    function = submission(
+        mine,
+        f"""
+        def backprop(params, X, Y):
+            {code}
+            return {{}}
+    """,
+    )
+    settings = Settings(max_examples=3, folder=str(mine), confine=True)
+    with pytest.raises(GradientMismatch) as caught:
+        check_gradients(function, NET, settings=settings)
+    assert caught.value.verdict == "raised"
+    assert "PermissionError" in caught.value.traceback
+    assert not outside.exists()
+
+
+def test_confined_code_works_in_its_own_folder_and_imports_as_usual(two):
+    mine, _ = two
+    function = submission(
+        mine,
+        """
+        import json
+        import numpy as np
+
+        def backprop(params, X, Y):
+            with open("notes.txt", "w") as f:
+                f.write("ran")
+            A1 = np.tanh(params["W1"] @ X + params["B1"])
+            A2 = 1 / (1 + np.exp(-(params["W2"] @ A1 + params["B2"])))
+            dZ2 = (A2 - Y) / X.shape[1]
+            dZ1 = (params["W2"].T @ dZ2) * (1 - A1**2)
+            return {"W1": dZ1 @ X.T, "B1": dZ1.sum(axis=1, keepdims=True),
+                    "W2": dZ2 @ A1.T, "B2": dZ2.sum(axis=1, keepdims=True)}
+    """,
+    )
+    settings = Settings(max_examples=5, folder=str(mine), confine=True)
+    check_gradients(function, NET, settings=settings)
+    assert (mine / "notes.txt").read_text() == "ran"
+
+
+def test_the_folder_is_the_working_directory_without_confinement(tmp_path):
+    (tmp_path / "where.py").write_text("import os\ndef here():\n    return os.getcwd()\n")
+    with Sandbox({"here": f"{tmp_path / 'where.py'}:here"}, Isolation(folder=str(tmp_path))) as box:
+        assert box.function("here", ())() == str(tmp_path.resolve())
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"folder": "/no/such/folder"}, ValueError, "folder: expected an existing folder"),
+        ({"folder": 3}, TypeError, "folder: expected a path"),
+        ({"confine": "yes"}, TypeError, "confine: expected True or False"),
+        ({"confine": True, "isolate": False, "timeout": None}, ValueError, "needs a child"),
+    ],
+)
+def test_bad_folder_or_confine_is_refused(options, error, match):
+    with pytest.raises(error, match=match):
+        Isolation(**options)
