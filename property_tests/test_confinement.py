@@ -102,3 +102,22 @@ def test_the_folder_is_the_working_directory_without_confinement(tmp_path):
 def test_bad_folder_or_confine_is_refused(options, error, match):
     with pytest.raises(error, match=match):
         Isolation(**options)
+
+
+@pytest.mark.skipif(confinement.abi_version() < 6, reason="Landlock's signal scope needs ABI 6")
+def test_confined_code_cannot_kill_the_checker(two):
+    mine, _ = two
+    function = submission(
+        mine,
+        """
+        import os, signal
+
+        def backprop(params, X, Y):
+            os.kill(os.getppid(), signal.SIGKILL)
+            return {}
+    """,
+    )
+    settings = Settings(max_examples=3, folder=str(mine), confine=True)
+    with pytest.raises(GradientMismatch) as caught:
+        check_gradients(function, NET, settings=settings)
+    assert "PermissionError" in caught.value.traceback  # and this test process lives on

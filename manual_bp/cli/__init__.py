@@ -9,6 +9,7 @@ Each command lives in its own module and registers its own sub-parser:
 * ``train``   train on a 2-D data set and plot it (``train.py``)
 * ``audit``   sweep depth, width and dtype; CSV and plot (``audit.py``)
 * ``campaign`` many seeded examples on Dask, resumable (``campaign.py``)
+* ``grade``   a class's submissions by a spec: gradebook, Gradescope, HTML (``grade.py``)
 
 The commands that use the oracle import jax lazily (the ``oracle`` extra);
 the plots need matplotlib (the ``plots`` extra); ``extras.require`` imports them.
@@ -21,11 +22,11 @@ import json
 import sys
 from collections.abc import Sequence
 
-from manual_bp.cli import audit, campaign, check, compare, demo, explain, train
+from manual_bp.cli import audit, campaign, check, compare, demo, explain, grade, train
 from manual_bp.cli.arguments import Parser
 from manual_bp.cli.extras import ExtraMissingError
 
-COMMANDS = (demo, compare, check, explain, train, audit, campaign)
+COMMANDS = (demo, compare, check, explain, train, audit, campaign, grade)
 
 
 def build_parser() -> Parser:

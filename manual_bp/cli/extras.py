@@ -21,6 +21,7 @@ EXTRAS = {
     "oracle": ("jax", "optax", "hypothesis", "cloudpickle"),
     "plots": ("matplotlib",),
     "campaign": ("distributed", "jax", "matplotlib", "tqdm"),
+    "grade": ("distributed", "jax", "yaml"),
 }
 
 

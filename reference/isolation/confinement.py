@@ -8,7 +8,9 @@ temporary copy of that submission (``Isolation.folder``).  With
 
 * reading and running what Python and the installed packages need: the
   interpreter's prefixes, ``sys.path``, ``/usr``, ``/lib``, ``/etc`` ...;
-* reading and writing in its folder, and writing to ``/dev`` (``/dev/null``).
+* reading and writing in its folder, and writing to ``/dev`` (``/dev/null``);
+* and, from ABI 6 (Linux 6.12), sending no signal outside: the checker, or a
+  grader's worker, cannot be killed by the code it runs.
 
 So one student's code cannot read another's files or write outside its own
 folder; an ``open`` elsewhere raises ``PermissionError`` in the user's code,
@@ -40,7 +42,12 @@ SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", 
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64)]
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]  # fmt: skip
+
+
+# ABI 6: no signal to a process outside the domain (the checker, a grader's worker).
+_SCOPE_SIGNAL = 1 << 1
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -79,12 +86,24 @@ def readable_places(folder: str) -> list[str]:
     """What a confined child may read: Python's prefixes, ``sys.path``, the
     system's folders, and ``folder``; existing directories only."""
     places = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable),
-              *sys.path, *SYSTEM, folder]  # fmt: skip
+              *sys.path, *SYSTEM, *_packages(), folder]  # fmt: skip
     found = []
     for place in places:
         path = os.path.realpath(place or folder)
         if os.path.isdir(path) and path not in found:
             found.append(path)
+    return found
+
+
+def _packages() -> list[str]:
+    """Where manual_bp and manual_bp_reference are: the child imports from them
+    (an editable install finds them outside ``sys.path``)."""
+    import importlib.util
+
+    found = []
+    for name in ("manual_bp", "manual_bp_reference"):
+        spec = importlib.util.find_spec(name)
+        found += list(spec.submodule_search_locations or []) if spec is not None else []
     return found
 
 
@@ -96,8 +115,9 @@ def confine(folder: str, readable: Iterable[str]) -> None:
     if abi == 0:
         raise OSError("Landlock is not available on this system")
     libc, rights = _libc(), handled(abi)
-    attr = _RulesetAttr(rights)
-    size = ctypes.c_size_t(ctypes.sizeof(attr))
+    attr = _RulesetAttr(rights, 0, _SCOPE_SIGNAL if abi >= 6 else 0)
+    # The struct as long as this ABI knows it: 8 bytes before ABI 4, 16 before 6.
+    size = ctypes.c_size_t(24 if abi >= 6 else 16 if abi >= 4 else 8)
     ruleset = libc.syscall(_CREATE_RULESET, ctypes.byref(attr), size, ctypes.c_uint32(0))
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
