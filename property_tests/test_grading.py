@@ -233,3 +233,36 @@ def test_a_class_of_200_with_2_workers(tmp_path):
     after = {p.name: files_digest(p) for p in (tmp_path / "submissions").iterdir()}
     assert after == before
     assert not any(path.exists() for path in ESCAPED)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium is not installed (Debian: apt-get install chromium)"
+)
+def test_the_summary_page_loads_in_a_browser_with_no_console_error(graded_class, tmp_path):
+    import subprocess
+
+    root = graded_class[0]
+    page = (root / "out" / "index.html").as_uri()
+    browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+               "--v=0", f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    result = subprocess.run([*browser, "--dump-dom", page], capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    dom = result.stdout
+    assert '<svg id="score-histogram"' in dom and dom.count("<rect") >= 10  # the bins
+    shot = tmp_path / "summary.png"
+    subprocess.run([*browser, "--window-size=1100,900", f"--screenshot={shot}", page],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    assert shot.stat().st_size > 10_000  # a page was drawn, not a blank
+
+
+def test_the_docs_spec_is_a_valid_spec():
+    page = (Path(__file__).parent.parent / "docs" / "teaching-with-manual-bp.md").read_text()
+    (block,) = [part.split("```", 1)[0] for part in page.split("```toml\n")[1:]]
+    assignment = parse_spec(tomllib.loads(block))
+    assert [c.kind for c in assignment.checks] == ["gradients", "layer", "optimizer"]
+    assert assignment.max_score == 20 and assignment.memory_limit == 2 * 2**30

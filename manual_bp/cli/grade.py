@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -107,11 +108,11 @@ def run(args: argparse.Namespace) -> int:
             assignment, args.submissions, args.out, workers=args.workers,
             scheduler=args.scheduler, on_graded=graded_one,
         )  # fmt: skip
-    scores = sorted(book.scores.values())
+    scores = list(book.scores.values())
     print(
         f"{len(scores)} submissions ({book.new} graded now, {len(scores) - book.new} kept), "
         f"max score {assignment.max_score:g}"
-        + (f", median {scores[len(scores) // 2]:g}" if scores else "")
+        + (f", median {statistics.median(scores):g}" if scores else "")
     )
     for name in ("gradebook.csv", "index.html", "results/", "reports/"):
         print(f"  {args.out}/{name}")

@@ -42,7 +42,8 @@ def gradebook(graded: Sequence[Graded], assignment: Assignment) -> str:
 
 
 def histogram(scores: Sequence[float], maximum: float) -> str:
-    """Inline SVG: how many submissions scored in each tenth of ``maximum``."""
+    """Inline SVG: how many submissions scored in each tenth of ``maximum``
+    (the last tenth holds the full score too)."""
     width, height, left, bottom = 520, 200, 36, 28
     counts = [0] * BINS
     for score in scores:
@@ -69,7 +70,7 @@ def histogram(scores: Sequence[float], maximum: float) -> str:
             parts.append(f'<text x="{x + bar / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle">'
                          f"{count}</text>")  # fmt: skip
         parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - bottom + 14}" '
-                     f'text-anchor="middle" fill="#555">{low:g}</text>')  # fmt: skip
+                     f'text-anchor="middle" fill="#555">{low:.3g}–{high:.3g}</text>')  # fmt: skip
     parts.append(f'<text x="{width - 4}" y="{height - 2}" text-anchor="end" fill="#555">'
                  f"score (max {maximum:g})</text></svg>")  # fmt: skip
     return "".join(parts)
