@@ -24,6 +24,7 @@ from tools.docs_hooks import fence_doctests  # noqa: E402
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
+    """The built site (the build takes 4 s: its tests are in the deep suite)."""
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
@@ -34,6 +35,7 @@ def site(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.deep
 def test_the_site_builds_strict(site):
     cli_page = (site / "cli" / "index.html").read_text()
     # The CLI reference is generated from the parser: every command is there.
@@ -70,6 +72,7 @@ class Prose(HTMLParser):
             self.text.append(data)
 
 
+@pytest.mark.deep
 def test_every_doctest_prompt_renders_inside_a_code_block(site):
     pages = sorted(site.glob("**/index.html"))
     assert len(pages) > 15

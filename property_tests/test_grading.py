@@ -31,7 +31,7 @@ ESCAPED = [Path("/tmp/escaped-manual-bp.txt"), Path("/escaped.txt"), Path("/tmp/
 
 
 def spec(**changes) -> dict:
-    data = tomllib.loads(SPEC.format(timeout=2, examples=20))
+    data = tomllib.loads(SPEC.format(timeout=1, examples=10))
     data["check"][0].update(changes)
     return data
 
@@ -114,7 +114,7 @@ def test_an_interrupted_run_resumes_and_a_changed_submission_is_graded_anew(grad
 def test_partial_credit_by_verdict(tmp_path):
     make_class(tmp_path / "subs", 2, ["bug: missing 1/m", "hangs"])
     assignment = parse_spec(spec(partial={"wrong": 0.25}, examples=10))
-    book = grade(assignment, tmp_path / "subs", tmp_path / "out", workers=1)
+    book = grade(assignment, tmp_path / "subs", tmp_path / "out", workers=1)  # here, no cluster
     assert book.scores == {"000-bug_missing_1m": 2.5, "001-hangs": 0.0}
 
 
@@ -266,3 +266,15 @@ def test_the_docs_spec_is_a_valid_spec():
     assignment = parse_spec(tomllib.loads(block))
     assert [c.kind for c in assignment.checks] == ["gradients", "layer", "optimizer"]
     assert assignment.max_score == 20 and assignment.memory_limit == 2 * 2**30
+
+
+@pytest.mark.deep  # a Dask cluster of its own
+def test_the_same_spec_runs_on_a_dask_scheduler(tmp_path):
+    from distributed import LocalCluster
+
+    expected = make_class(tmp_path / "subs", 3, ["course", "bug: wrong dA", "raises"])
+    assignment = parse_spec(spec())
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        book = grade(assignment, tmp_path / "subs", tmp_path / "out",
+                     scheduler=cluster.scheduler_address)  # fmt: skip
+    assert {g.submission: g.checks[0].verdict for g in book.graded} == expected

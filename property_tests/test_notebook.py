@@ -46,3 +46,37 @@ def test_the_fixed_cell_passes_with_an_html_report(cells):
     assert "PASS: 100 examples" in report
     assert all(out.output_type != "error" for cell in cells[:-1] for out in cell.outputs
                if "raises-exception" not in cell.metadata.get("tags", []))  # fmt: skip
+
+
+@pytest.mark.deep  # a second kernel: about 5 s
+def test_a_long_check_shows_a_progress_widget_in_jupyter(tmp_path):
+    """``tqdm.auto`` in a kernel with ipywidgets: the bar is a widget, not text."""
+    import nbformat
+
+    code = """\
+import numpy as np
+from manual_bp import Net
+from manual_bp_reference import check_run
+from manual_bp_reference.check import check_gradients
+from manual_bp_reference.settings import Settings
+
+check_run.PROGRESS_DELAY = 0.0  # draw at once: this check takes less than the usual second
+
+def backprop(params, X, Y):
+    A1 = np.tanh(params["W1"] @ X + params["B1"])
+    A2 = 1 / (1 + np.exp(-(params["W2"] @ A1 + params["B2"])))
+    dZ2 = (A2 - Y) / X.shape[1]
+    dZ1 = (params["W2"].T @ dZ2) * (1 - A1**2)
+    return {"W1": dZ1 @ X.T, "B1": dZ1.sum(axis=1, keepdims=True),
+            "W2": dZ2 @ A1.T, "B2": dZ2.sum(axis=1, keepdims=True)}
+
+net = Net.of([2, 3, 1], ["tanh", "sigmoid"])
+check_gradients(backprop, net, settings=Settings(max_examples=20))
+"""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    path = tmp_path / "progress.ipynb"
+    nbformat.write(notebook, path)
+    (cell,) = execute(path).cells
+    kinds = {kind for out in cell.outputs for kind in out.get("data", {})}
+    assert "application/vnd.jupyter.widget-view+json" in kinds, kinds
+    assert "text/html" in kinds  # and the passing report

@@ -50,11 +50,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "submissions", type=Path, metavar="SUBMISSIONS",
-        help="a folder of submission folders (with --gradescope: one submission's folder)",
+        help="a folder of submission folders (with --gradescope: one submission's folder; "
+        "required, no default)",
     )  # fmt: skip
     parser.add_argument(
         "--spec", type=Path, required=True,
-        help="the checks and their points: a .toml (or .yaml) file",
+        help="the checks and their points: a .toml (or .yaml) file (required, no default)",
     )  # fmt: skip
     parser.add_argument(
         "--out", type=Path, default=Path("grades"),
@@ -62,7 +63,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--workers", type=positive_int,
-        help="worker processes of the local cluster (default: one per core)",
+        help="worker processes of the local cluster; 1 grades here, one after the other "
+        "(default: one per core)",
     )  # fmt: skip
     parser.add_argument(
         "--scheduler",

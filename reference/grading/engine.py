@@ -3,7 +3,7 @@
 Every folder of ``SUBMISSIONS`` is one submission (its name is the
 student's).  ``grade`` grades each on a Dask worker (``campaign.dask_client``:
 a local cluster of ``workers`` processes, or the scheduler at ``scheduler``,
-as campaigns do) and writes, under ``out``:
+as campaigns do; ``workers=1``: in this process) and writes, under ``out``:
 
 * ``graded/NAME.json``: the record of a graded submission, written (whole,
   by a rename) as soon as it is graded.  A rerun grades again only the
@@ -117,8 +117,14 @@ def grade(
 def _graded(
     assignment: Assignment, pending: Sequence[Path], workers: int | None, scheduler: str | None
 ):
-    """Each pending submission graded on a Dask worker, as they finish."""
+    """Each pending submission graded on a Dask worker, as they finish; with
+    one worker and no scheduler, in this process, one after the other (no
+    cluster to start: each submission's code runs in its own child anyway)."""
     if not pending:
+        return
+    if workers == 1 and scheduler is None:
+        for folder in pending:
+            yield grade_submission(assignment, folder)
         return
     from distributed import as_completed
 
