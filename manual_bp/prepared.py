@@ -28,7 +28,8 @@ statistics, the running averages) takes that general path itself, so
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,11 +37,24 @@ from manual_bp import affine, threads
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import layer_keys
 from manual_bp.losses import LOSSES, l2_penalty_gradient, output_gradient
-
-if TYPE_CHECKING:
-    from manual_bp.model import DNN
+from manual_bp.net import Net
 
 Array = np.ndarray
+
+
+class Network(Protocol):
+    """What a prepared batch reads of its network (a ``DNN``)."""
+
+    net: Net
+
+    @property
+    def params(self) -> Mapping[str, Array]: ...
+
+    def forward(self, X: Any, Y: Any = None, *, training: bool = True) -> tuple[Array, Any]: ...
+
+    def compute_gradients(self, out: Array, cache: Any) -> dict[str, Array]: ...
+
+    def loss(self, X: Any, Y: Any) -> float: ...
 
 
 class PreparedBatch:
@@ -70,7 +84,7 @@ class PreparedBatch:
     True
     """
 
-    def __init__(self, dnn: DNN, X: Array, Y: Array) -> None:
+    def __init__(self, dnn: Network, X: Array, Y: Array) -> None:
         """From checked, read-only ``X`` and ``Y`` of ``dnn``'s dtype (``DNN.prepare``)."""
         self._dnn = dnn
         self.X, self.Y = X, Y
@@ -106,12 +120,14 @@ class PreparedBatch:
         gemms = threads.gemms() if self._threaded else None
         matmul = np.matmul if gemms is None else gemms.matmul
         try:
-            return self._plain_gradients(dnn._params, matmul)
+            return self._plain_gradients(dnn.params, matmul)
         finally:
             if gemms is not None:
                 gemms.restore()
 
-    def _plain_gradients(self, params: dict[str, Array], matmul: affine.Matmul) -> dict[str, Array]:
+    def _plain_gradients(
+        self, params: Mapping[str, Array], matmul: affine.Matmul
+    ) -> dict[str, Array]:
         keys, activations, Zs, As, X = self._keys, self._activations, self._Z, self._A, self.X
         A = X
         for key, activation, Z_out, A_out in zip(keys, activations, Zs, As, strict=True):
