@@ -134,8 +134,13 @@ def test_the_gradescope_mode_writes_results_json(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"lyers": [3, 4, 2]}, r"check\[0\]: unknown key 'lyers'"),
-        ({"kind": "gradient"}, r"check\[0\]: kind: expected one of"),
+        ({"lyers": [3, 4, 2]}, "check 1: unknown key 'lyers'"),
+        ({"kind": "gradient"}, "check 1: kind: expected one of"),
+        ({"layers": "3,4,2"}, "check 1: layers: expected a list of ints"),
+        ({"activations": ["rlu", "softmax"]}, r"activations\[0\] \(layer 1\): expected one of"),
+        ({"conventions": {"nmes": "W1/b1"}}, "conventions: unknown 'nmes'; Conventions takes"),
+        ({"conventions": "rows"}, "conventions: expected 'auto' or a table"),
+        ({"forward": "../f.py:g"}, "forward: expected 'FILE.py:NAME'"),
         ({"function": "/abs/backprop.py:f"}, "relative to the submission's folder"),
         ({"function": "../backprop.py:f"}, "relative to the submission's folder"),
         ({"partial": {"wrong!": 0.5}}, "unknown verdict 'wrong!'"),
@@ -278,3 +283,95 @@ def test_the_same_spec_runs_on_a_dask_scheduler(tmp_path):
         book = grade(assignment, tmp_path / "subs", tmp_path / "out",
                      scheduler=cluster.scheduler_address)  # fmt: skip
     assert {g.submission: g.checks[0].verdict for g in book.graded} == expected
+
+
+@pytest.mark.parametrize(
+    ("check", "message"),
+    [
+        ({"kind": "layer", "layer": "afine"}, "layer: expected one of"),
+        ({"kind": "layer", "layer": "affine", "layout": "cols"}, "layout: expected"),
+        ({"kind": "optimizer", "optimizer": "sgd_momentum"}, "optimizer: expected one of"),
+        (
+            {"kind": "optimizer", "optimizer": "momentum", "hyperparameters": {"mu": 0.9}},
+            "hyperparameters: unknown 'mu'; Momentum takes",
+        ),
+        ({"kind": "optimizer", "optimizer": "adam", "style": "cs231"}, "style: expected one of"),
+    ],
+)
+def test_a_layer_or_optimizer_checks_arguments_are_checked_with_the_spec(check, message):
+    entry = {"name": "c", "function": "f.py:g", "points": 1, **check}
+    with pytest.raises(SpecError, match=message):
+        parse_spec({"name": "hw", "check": [entry]})
+
+
+def test_an_output_folder_inside_the_submissions_is_refused(tmp_path):
+    make_class(tmp_path / "subs", 1, ["course"])
+    with pytest.raises(ValueError, match="out: .* is inside the submissions folder"):
+        grade(parse_spec(spec()), tmp_path / "subs", tmp_path / "subs" / "grades", workers=1)
+
+
+def test_uploads_as_students_make_them(tmp_path):
+    """Everything nested in one folder (a zip of ``hw3/``) is found; a notebook's
+    checkpoints and a Mac's ``__MACOSX`` are no part of the submission."""
+    from manual_bp_reference.grading import grade_submission
+
+    folder = tmp_path / "subs" / "ada" / "hw3"
+    folder.mkdir(parents=True)
+    (folder / "backprop.py").write_text(COURSE)
+    (folder / ".ipynb_checkpoints").mkdir()
+    (folder / ".ipynb_checkpoints" / "backprop-checkpoint.py").write_text("x = 1\n")
+    assignment = parse_spec(spec())
+    graded = grade_submission(assignment, tmp_path / "subs" / "ada")
+    assert graded.checks[0].verdict == "pass"
+    before = files_digest(tmp_path / "subs" / "ada")
+    (folder / ".ipynb_checkpoints" / "backprop-checkpoint.py").write_text("x = 2\n")
+    assert files_digest(tmp_path / "subs" / "ada") == before
+
+
+def test_outputs_follow_the_class_and_hidden_checks_stay_hidden(tmp_path):
+    make_class(tmp_path / "subs", 2, ["course", "raises"])
+    data = spec(visibility="after_due_date")
+    data["check"].append({**data["check"][0], "name": "visible twin", "visibility": "visible"})
+    assignment = parse_spec(data)
+    out = tmp_path / "out"
+    grade(assignment, tmp_path / "subs", out, workers=1)
+    results = json.loads((out / "results" / "001-raises.json").read_text())
+    assert (
+        results["output"].startswith("visible twin: ")
+        and "two_layer_grads" not in results["output"]
+    )
+    assert oct((out / "gradebook.csv").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    shutil.rmtree(tmp_path / "subs" / "001-raises")  # the student left the course
+    book = grade(assignment, tmp_path / "subs", out, workers=1)
+    assert list(book.scores) == ["000-course"]
+    assert sorted(p.name for p in (out / "results").iterdir()) == ["000-course.json"]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_check_every_submission_fails_alike_points_at_the_spec(tmp_path, capsys):
+    make_class(tmp_path / "subs", 2, ["course", "cs231n"])
+    text = SPEC.format(timeout=1, examples=5).replace("backprop.py:two_layer_grads",
+                                                      "backprop.py:two_layer_gradz")  # fmt: skip
+    (tmp_path / "a.toml").write_text(text)
+    assert main(["grade", str(tmp_path / "subs"), "--spec", str(tmp_path / "a.toml"),
+                 "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 0  # fmt: skip
+    assert (
+        "warning: every submission failed 'two_layer_grads' the same way" in capsys.readouterr().err
+    )
+    assert "Warning:" in (tmp_path / "out" / "index.html").read_text()
+    assert "manual-bp-grade-" not in (tmp_path / "out" / "gradebook.csv").read_text()
+
+
+def test_results_without_gradescope_is_refused(tmp_path, capsys):
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "a.toml").write_text(SPEC.format(timeout=1, examples=5))
+    assert main(["grade", str(tmp_path / "subs"), "--spec", str(tmp_path / "a.toml"),
+                 "--results", str(tmp_path / "r.json")]) == 2  # fmt: skip
+    assert "--results: only with --gradescope" in capsys.readouterr().err

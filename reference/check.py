@@ -243,7 +243,9 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
     def summary(self) -> str:
         """One line: the verdict, what failed and on which case."""
         if self.comparison is not None:
-            failing = [v.key for v in self.comparison.failures()]
+            view = self._view()
+            failing = [v.key if view is None else view(v.key, tuple(v.shape), None)[0]
+                       for v in self.comparison.failures()]  # fmt: skip
             what = f"{', '.join(failing) or 'the report'} wrong"
         else:
             what = (self.traceback.strip().splitlines() or [self.verdict])[-1]

@@ -75,8 +75,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="grade the one submission SUBMISSIONS here and write --results (default: a class)",
     )  # fmt: skip
     parser.add_argument(
-        "--results", type=Path, default=Path("/autograder/results/results.json"),
-        help="with --gradescope: where results.json goes (default: %(default)s)",
+        "--results", type=Path, default=None,
+        help="with --gradescope: where results.json goes "
+        "(default: /autograder/results/results.json, Gradescope's)",
     )  # fmt: skip
     add_quiet_argument(parser)
     parser.set_defaults(handler=run)
@@ -85,6 +86,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.scheduler is not None:
         raise ValueError("--workers, --scheduler: give one (a local cluster, or a scheduler)")
+    if args.results is not None and not args.gradescope:
+        raise ValueError("--results: only with --gradescope (a class's results go to --out)")
     if not args.submissions.is_dir():
         raise ValueError(f"SUBMISSIONS: expected a folder, got {str(args.submissions)!r}")
     grading = require("grade", "manual_bp_reference.grading", "grade")
@@ -94,11 +97,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--{error}") from None
     if args.gradescope:
         graded = grading.grade_submission(assignment, args.submissions)
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(graded.gradescope(), indent=1), encoding="utf-8")
+        results = args.results or Path("/autograder/results/results.json")
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(graded.gradescope(), indent=1), encoding="utf-8")
         print(f"{graded.submission}: {graded.score:g} / {graded.max_score:g}")
         print(graded.feedback())
-        print(f"wrote {args.results}")
+        print(f"wrote {results}")
         return 0
     count = len(grading.engine.submissions_in(args.submissions))
     with progress(count, "grading", "submission", args.quiet) as bar:
@@ -118,5 +122,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for name in ("gradebook.csv", "index.html", "results/", "reports/"):
         print(f"  {args.out}/{name}")
+    for warning in grading.summary.warnings_of(book.graded, assignment):
+        print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.flush()
     return 0

@@ -58,12 +58,24 @@ def submissions_in(folder: Path) -> list[Path]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """``text`` into ``path`` whole or not at all (a temporary file, renamed)."""
+    """``text`` into ``path`` whole or not at all (a temporary file, renamed),
+    readable as any file this process makes (the umask's, not mkstemp's 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(handle, "w", encoding="utf-8") as file:
         file.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
     os.replace(temporary, path)
+
+
+def _remove_stale(out: Path, names: set[str]) -> None:
+    """The outputs of submissions no longer in the folder (a student removed)."""
+    for part, suffix in (("results", ".json"), ("reports", ".html"), ("graded", ".json")):
+        for path in (out / part).glob(f"*{suffix}"):
+            if path.name.removesuffix(suffix) not in names:
+                path.unlink()
 
 
 def recorded(out: Path, folder: Path, assignment: Assignment) -> Graded | None:
@@ -99,8 +111,16 @@ def grade(
 ) -> Gradebook:
     """Grade every submission in ``submissions`` into ``out`` (see the module
     notes); ``on_graded`` is called with each newly graded one (a progress bar)."""
-    folders = submissions_in(Path(submissions))
-    out = Path(out)
+    submissions, out = Path(submissions), Path(out)
+    if out.resolve().is_relative_to(submissions.resolve()):
+        raise ValueError(
+            f"out: {str(out)!r} is inside the submissions folder {str(submissions)!r}, where "
+            "it would be graded as a submission (and readable by one): put it elsewhere"
+        )
+    folders = submissions_in(submissions)
+    for part in ("results", "reports", "graded"):
+        (out / part).mkdir(parents=True, exist_ok=True)
+    _remove_stale(out, {folder.name for folder in folders})
     done = {folder.name: recorded(out, folder, assignment) for folder in folders}
     pending = [folder for folder in folders if done[folder.name] is None]
     for graded in _graded(assignment, pending, workers, scheduler):

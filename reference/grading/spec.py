@@ -58,8 +58,10 @@ from typing import Any
 
 KINDS = ("gradients", "layer", "optimizer")
 VISIBILITY = ("visible", "hidden", "after_due_date", "after_published")
-VERDICTS = ("wrong", "raised", "correct maths, unstable numerics", "timed out",
-            "ended the process", "unstable")  # fmt: skip
+# The verdicts partial credit may name: the checks' (``unstable``: NaN/inf the
+# bounded rerun did not clear) and the grader's own ``time limit``.
+VERDICTS = ("wrong", "raised", "correct maths, unstable numerics", "unstable", "timed out",
+            "ended the process", "time limit")  # fmt: skip
 # The keys of each kind of check, beside the common ones.
 COMMON_KEYS = ("name", "kind", "function", "points", "partial", "examples", "visibility")
 KIND_KEYS = {
@@ -160,7 +162,8 @@ def parse_spec(data: object, *, where: str = "spec") -> Assignment:
     checks = data.get("check")
     if not isinstance(checks, list) or not checks:
         raise SpecError(f"{where}: expected at least one [[check]] (a list of tables)")
-    parsed = tuple(_check(entry, f"{where}: check[{i}]") for i, entry in enumerate(checks))
+    # Numbered from 1, as a teacher counts the [[check]] tables.
+    parsed = tuple(_check(entry, f"{where}: check {i}") for i, entry in enumerate(checks, 1))
     names = [check.name for check in parsed]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -190,14 +193,7 @@ def _check(entry: object, where: str) -> CheckSpec:
     missing = [key for key in ("name", "function", "points", *REQUIRED[kind]) if key not in entry]
     if missing:
         raise SpecError(f"{where}: missing {', '.join(missing)} (a {kind} check needs them)")
-    function = _text(entry["function"], f"{where}: function")
-    file, _, name = function.rpartition(":")
-    inside = not Path(file).is_absolute() and ".." not in Path(file).parts
-    if not (file.endswith(".py") and name.isidentifier() and inside):
-        raise SpecError(
-            f"{where}: function: expected 'FILE.py:NAME' with FILE relative to the "
-            f"submission's folder, got {function!r}"
-        )
+    function = _function(entry["function"], f"{where}: function")
     examples = entry.get("examples")
     if examples is not None and not (_is_int(examples) and examples >= 1):
         raise SpecError(f"{where}: examples: expected a positive int, got {examples!r}")
@@ -208,11 +204,86 @@ def _check(entry: object, where: str) -> CheckSpec:
         )
     fractions = _partial(entry.get("partial", {}), f"{where}: partial")
     options = {key: entry[key] for key in KIND_KEYS[kind] if key in entry}
+    if "forward" in options:
+        options["forward"] = _function(options["forward"], f"{where}: forward")
+    if "init" in options:
+        options["init"] = _function(options["init"], f"{where}: init")
+    _arguments(kind, options, where)
     return CheckSpec(
         name=_text(entry["name"], f"{where}: name"), kind=kind, function=function,
         points=_positive(entry["points"], f"{where}: points", zero=True), options=options,
         partial=fractions, examples=examples, visibility=visibility,
     )  # fmt: skip
+
+
+def _function(value: object, where: str) -> str:
+    """``FILE.py:NAME`` with FILE relative to the submission's folder (NAME may be
+    dotted: a method of an object the file makes)."""
+    function = _text(value, where)
+    file, _, name = function.rpartition(":")
+    inside = not Path(file).is_absolute() and ".." not in Path(file).parts
+    named = bool(name) and all(part.isidentifier() for part in name.split("."))
+    if not (file.endswith(".py") and named and inside):
+        raise SpecError(
+            f"{where}: expected 'FILE.py:NAME' with FILE relative to the submission's "
+            f"folder, got {function!r}"
+        )
+    return function
+
+
+def _arguments(kind: str, options: dict[str, Any], where: str) -> None:
+    """The check's own arguments, checked now: a wrong layer, activation,
+    convention or optimizer is the spec's error, not every student's 0."""
+    try:
+        if kind == "gradients":
+            from manual_bp import Net
+            from manual_bp_reference.conventions import Conventions
+
+            try:
+                Net.of(options["layers"], options["activations"], options["loss"])
+            except (TypeError, ValueError) as error:  # Net.of calls the sizes layer_sizes
+                raise type(error)(str(error).replace("layer_sizes:", "layers:", 1)) from None
+            conventions = options.get("conventions", "auto")
+            if isinstance(conventions, Mapping):
+                _fields(Conventions, conventions, "conventions")
+                Conventions(**conventions)
+            elif conventions != "auto":
+                raise ValueError(f"conventions: expected 'auto' or a table, got {conventions!r}")
+        elif kind == "layer":
+            from manual_bp_reference.layer_kinds.kind import layers
+
+            if options["layer"] not in layers():
+                raise ValueError(
+                    f"layer: expected one of {list(layers())}, got {options['layer']!r}"
+                )
+            if options.get("layout", "rows") not in ("rows", "columns"):
+                raise ValueError(f"layout: expected 'rows' or 'columns', got {options['layout']!r}")
+        else:
+            from manual_bp.optimizers import OPTIMIZERS, make_optimizer
+            from manual_bp_reference.optimizer_styles import STYLES
+
+            hyperparameters = options.get("hyperparameters", {})
+            if not isinstance(hyperparameters, Mapping):
+                raise ValueError(f"hyperparameters: expected a table, got {hyperparameters!r}")
+            hyperparameters = dict(hyperparameters)
+            if options["optimizer"] in OPTIMIZERS:
+                _fields(OPTIMIZERS[options["optimizer"]], hyperparameters, "hyperparameters")
+            make_optimizer(options["optimizer"], hyperparameters.pop("learning_rate", 1e-3),
+                           **hyperparameters)  # fmt: skip
+            if options.get("style", "step") not in STYLES:
+                raise ValueError(f"style: expected one of {list(STYLES)}, got {options['style']!r}")
+    except (TypeError, ValueError) as error:
+        raise SpecError(f"{where}: {error}") from None
+
+
+def _fields(cls: type, given: Mapping[str, Any], where: str) -> None:
+    """Every key of ``given`` a field of the dataclass ``cls``, else a ValueError naming it."""
+    import dataclasses
+
+    names = [field.name for field in dataclasses.fields(cls) if not field.name.startswith("_")]
+    unknown = [key for key in given if key not in names]
+    if unknown:
+        raise ValueError(f"{where}: unknown {unknown[0]!r}; {cls.__name__} takes {names}")
 
 
 def _partial(partial: object, where: str) -> dict[str, float]:

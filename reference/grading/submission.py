@@ -92,7 +92,12 @@ class Graded:
         return {
             "score": round(self.score, 6),
             "execution_time": round(self.seconds, 3),
-            "output": self.feedback(),
+            # What every student sees: the checks hidden until later are left out.
+            "output": "\n".join(
+                line
+                for line, check in zip(self.feedback().split("\n"), self.checks, strict=True)
+                if check.visibility == "visible"
+            ),
             "tests": [
                 {
                     "name": check.name,
@@ -130,20 +135,49 @@ def standalone(title: str, body: str) -> str:
     )
 
 
+# What an upload carries beside the submission: never copied, never digested.
+LEFT_OUT = ("__MACOSX", "__pycache__")
+
+
+def submitted_files(folder: Path) -> list[Path]:
+    """The submission's regular files: no links, nothing under a hidden folder
+    (``.ipynb_checkpoints``, ``.git``) or ``LEFT_OUT``, no hidden file."""
+    files = []
+    for path in sorted(folder.rglob("*")):
+        parts = path.relative_to(folder).parts
+        if any(part.startswith(".") or part in LEFT_OUT for part in parts):
+            continue
+        if path.is_file() and not path.is_symlink():
+            files.append(path)
+    return files
+
+
+def submission_root(folder: Path, assignment: Assignment) -> Path:
+    """Where the spec's files are: ``folder``, or its one subfolder that holds
+    them when the upload nests everything in a folder (``hw3/backprop.py``)."""
+
+    def has_files(place: Path) -> bool:
+        return any((place / check.file).is_file() for check in assignment.checks)
+
+    if has_files(folder):
+        return folder
+    nested = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+              and p.name not in LEFT_OUT and has_files(p)]  # fmt: skip
+    return nested[0] if len(nested) == 1 else folder
+
+
 def files_digest(folder: Path) -> str:
-    """A fingerprint of a submission: every regular file's path and bytes."""
+    """A fingerprint of a submission: every submitted file's path and bytes."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+    for path in submitted_files(folder):
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]
 
 
 def _copy(folder: Path, work: Path) -> None:
-    """The submission's regular files into ``work`` (links are left out)."""
-    for path in sorted(folder.rglob("*")):
-        if path.is_symlink() or not path.is_file():
-            continue
+    """The submission's files into ``work`` (``submitted_files``)."""
+    for path in submitted_files(folder):
         target = work / path.relative_to(folder)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
@@ -164,7 +198,7 @@ def _graded(assignment: Assignment, folder: Path) -> Graded:
     confined = confinement.abi_version() > 0
     results = []
     with tempfile.TemporaryDirectory(prefix="manual-bp-grade-") as work:
-        _copy(folder, Path(work))
+        _copy(submission_root(folder, assignment), Path(work))
         for check in assignment.checks:
             if time.monotonic() - start > assignment.time_limit:
                 results.append(_result(check, "time limit", f"not run: the submission's "
@@ -195,7 +229,7 @@ def run_check(check: CheckSpec, assignment: Assignment, work: Path, confined: bo
         return CheckResult(check.name, check.credit(verdict), check.points, verdict, feedback,
                            bug, str(mismatch), mismatch.html(), check.visibility)  # fmt: skip
     except (TypeError, ValueError) as error:  # the function is missing or takes other arguments
-        return _result(check, "error", str(error))
+        return _result(check, "error", str(error).replace(f"{work}/", ""))  # the student's path
     except Exception as error:  # the checker failed: recorded, scored 0, for the teacher to see
         return _result(check, "grader error", f"the grader failed: {error!r}")
     title = str(report).split("\n", 1)[0]

@@ -76,6 +76,27 @@ def histogram(scores: Sequence[float], maximum: float) -> str:
     return "".join(parts)
 
 
+def warnings_of(graded: Sequence[Graded], assignment: Assignment) -> list[str]:
+    """What points at the spec rather than the students: a check every one of
+    several submissions failed with the same error (a function's name
+    misspelt in the spec, a file the assignment names otherwise)."""
+    found = []
+    for index, check in enumerate(assignment.checks):
+        results = [g.checks[index] for g in graded]
+        feedback = {result.feedback for result in results}
+        if len(results) >= 2 and all(r.verdict in ("error", "missing") for r in results):
+            if len(feedback) == 1:
+                found.append(
+                    f"every submission failed {check.name!r} the same way ({feedback.pop()}): "
+                    "check the spec's function and file names"
+                )
+    return found
+
+
+def warning_line(text: str) -> str:
+    return f'<p style="color: #c62828"><b>Warning:</b> {html_report.escape(text)}</p>'
+
+
 def summary_page(graded: Sequence[Graded], assignment: Assignment) -> str:
     """The teacher's page (see the module notes)."""
     h = html_report
@@ -95,6 +116,7 @@ def summary_page(graded: Sequence[Graded], assignment: Assignment) -> str:
              "this system has no Landlock, so it could read files outside that folder")  # fmt: skip
     parts = [
         f"<h1>{h.escape(assignment.name)}</h1>",
+        *(warning_line(w) for w in warnings_of(entries, assignment)),
         f"<p>{h.escape(stats)}; seed {assignment.seed}, spec {assignment.digest()}.</p>",
         f'<p style="color: #555">{h.escape(where)}; {assignment.timeout:g} s per call, '
         f"{assignment.time_limit:g} s per submission.</p>",
