@@ -306,7 +306,7 @@ def test_a_layer_or_optimizer_checks_arguments_are_checked_with_the_spec(check, 
 
 def test_an_output_folder_inside_the_submissions_is_refused(tmp_path):
     make_class(tmp_path / "subs", 1, ["course"])
-    with pytest.raises(ValueError, match="out: .* is inside the submissions folder"):
+    with pytest.raises(ValueError, match=r"out: .* is inside the submissions folder"):
         grade(parse_spec(spec()), tmp_path / "subs", tmp_path / "subs" / "grades", workers=1)
 
 
