@@ -5,6 +5,7 @@ submissions side by side."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,50 @@ def test_confined_code_cannot_kill_the_checker(two):
     with pytest.raises(GradientMismatch) as caught:
         check_gradients(function, NET, settings=settings)
     assert "PermissionError" in caught.value.traceback  # and this test process lives on
+
+
+def raised_in(mine, body: str, **settings_) -> str:
+    """The traceback of a confined ``backprop`` that runs ``body`` (it must raise)."""
+    function = submission(mine, "def backprop(params, X, Y):\n" + textwrap.indent(body, "    "))
+    settings = Settings(max_examples=3, folder=str(mine), confine=True, **settings_)
+    with pytest.raises(GradientMismatch) as caught:
+        check_gradients(function, NET, settings=settings)
+    assert caught.value.verdict == "raised", caught.value
+    return caught.value.traceback
+
+
+@pytest.mark.skipif(confinement.abi_version() < 4, reason="Landlock's TCP rules need ABI 4")
+def test_confined_code_opens_no_tcp_connection(two):
+    """Nothing to reach a grader's Dask scheduler (or the network) with."""
+    import socket
+
+    mine, _ = two
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        body = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+        assert "PermissionError" in raised_in(mine, body)
+
+
+def test_a_folder_on_the_checkers_sys_path_is_not_readable(two, tmp_path, monkeypatch):
+    """A grader started in the course's folder has it on sys.path: the
+    submissions there stay unreadable."""
+    mine, theirs = two
+    monkeypatch.syspath_prepend(str(tmp_path))  # tmp_path holds both students' folders
+    body = f"open({str(theirs / 'answers.py')!r}).read()\n"
+    assert "PermissionError" in raised_in(mine, body)
+
+
+def test_existing_files_under_dev_are_not_writable(two, tmp_path):
+    mine, _ = two
+    shared = Path("/dev/shm") / f"manual-bp-test-{tmp_path.name}"
+    if not shared.parent.is_dir():
+        pytest.skip("no /dev/shm here")
+    shared.write_text("teacher's\n")
+    try:
+        body = f"open({str(shared)!r}, 'a').write('pwned')\n"
+        assert "PermissionError" in raised_in(mine, body)
+        assert shared.read_text() == "teacher's\n"
+    finally:
+        shared.unlink()

@@ -375,3 +375,18 @@ def test_results_without_gradescope_is_refused(tmp_path, capsys):
     assert main(["grade", str(tmp_path / "subs"), "--spec", str(tmp_path / "a.toml"),
                  "--results", str(tmp_path / "r.json")]) == 2  # fmt: skip
     assert "--results: only with --gradescope" in capsys.readouterr().err
+
+
+def test_a_name_in_another_encoding_is_graded_like_any_other(tmp_path):
+    import os
+
+    subs = tmp_path / "subs"
+    make_class(subs, 1, ["course"])
+    latin = os.fsdecode(b"r\xe9mi")  # a Latin-1 name on a UTF-8 system
+    (subs / latin).mkdir()
+    (subs / latin / "backprop.py").write_text(COURSE)
+    (subs / latin / os.fsdecode(b"r\xe9sum\xe9.txt")).write_text("cv\n")
+    book = grade(parse_spec(spec()), subs, tmp_path / "out", workers=1)
+    assert book.scores == {"000-course": 10.0, latin: 10.0}
+    assert "r?mi,10,10" in (tmp_path / "out" / "gradebook.csv").read_text()
+    assert (tmp_path / "out" / "reports" / f"{latin}.html").is_file()

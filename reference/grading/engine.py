@@ -62,7 +62,8 @@ def write_atomic(path: Path, text: str) -> None:
     readable as any file this process makes (the umask's, not mkstemp's 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
+    # A name in another encoding (a student's folder) is written with a replacement mark.
+    with os.fdopen(handle, "w", encoding="utf-8", errors="replace") as file:
         file.write(text)
     umask = os.umask(0)
     os.umask(umask)
@@ -87,6 +88,12 @@ def recorded(out: Path, folder: Path, assignment: Assignment) -> Graded | None:
         return None
     if graded.spec != assignment.digest() or graded.digest != files_digest(folder):
         return None
+    name = folder.name
+    if (
+        not (out / "results" / f"{name}.json").is_file()
+        or not (out / "reports" / f"{name}.html").is_file()
+    ):
+        return None  # its record outlived its results: graded again
     return graded
 
 
@@ -144,7 +151,10 @@ def _graded(
         return
     if workers == 1 and scheduler is None:
         for folder in pending:
-            yield grade_submission(assignment, folder)
+            try:
+                yield grade_submission(assignment, folder)
+            except Exception as error:  # as a worker's failure: recorded, graded again next run
+                yield _failed(assignment, folder, f"the grader failed: {error!r}")
         return
     from distributed import as_completed
 

@@ -122,9 +122,11 @@ class Assignment:
         return sum(check.points for check in self.checks)
 
     def digest(self) -> str:
-        """A fingerprint of everything that decides the scores: a result graded
-        under another spec is graded again."""
-        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        """A fingerprint of everything that decides the scores, the checker's
+        version too: a result graded under another spec or version is graded again."""
+        from manual_bp import __version__
+
+        text = json.dumps([asdict(self), __version__], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

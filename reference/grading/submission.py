@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -170,7 +171,7 @@ def files_digest(folder: Path) -> str:
     """A fingerprint of a submission: every submitted file's path and bytes."""
     digest = hashlib.sha256()
     for path in submitted_files(folder):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        digest.update(os.fsencode(path.relative_to(folder)) + b"\0")  # any name, any encoding
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]
 
@@ -196,6 +197,7 @@ def grade_submission(assignment: Assignment, folder: str | Path) -> Graded:
 def _graded(assignment: Assignment, folder: Path) -> Graded:
     start = time.monotonic()
     confined = confinement.abi_version() > 0
+    digest = files_digest(folder)  # before the copy: a file changed later is graded again
     results = []
     with tempfile.TemporaryDirectory(prefix="manual-bp-grade-") as work:
         _copy(submission_root(folder, assignment), Path(work))
@@ -205,8 +207,8 @@ def _graded(assignment: Assignment, folder: Path) -> Graded:
                                        f"{assignment.time_limit:g} s were used up"))  # fmt: skip
                 continue
             results.append(run_check(check, assignment, Path(work), confined))
-    return Graded(folder.name, files_digest(folder), assignment.digest(), tuple(results),
-                  confined, time.monotonic() - start)  # fmt: skip
+    return Graded(folder.name, digest, assignment.digest(), tuple(results), confined,
+                  time.monotonic() - start)  # fmt: skip
 
 
 def run_check(check: CheckSpec, assignment: Assignment, work: Path, confined: bool) -> CheckResult:

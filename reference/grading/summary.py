@@ -20,6 +20,7 @@ from urllib.parse import quote
 from manual_bp_reference import html_report
 from manual_bp_reference.grading.spec import Assignment
 from manual_bp_reference.grading.submission import Graded, standalone
+from manual_bp_reference.isolation import confinement
 
 # Score bins of the histogram.
 BINS = 10
@@ -114,6 +115,10 @@ def summary_page(graded: Sequence[Graded], assignment: Assignment) -> str:
              "its folder (Linux Landlock)" if confined else
              "each submission's code ran in its own process in a temporary copy of its folder; "
              "this system has no Landlock, so it could read files outside that folder")  # fmt: skip
+    if confined and confinement.shortfalls():
+        where += "; this kernel's Landlock cannot stop it from: " + "; ".join(
+            confinement.shortfalls()
+        )
     parts = [
         f"<h1>{h.escape(assignment.name)}</h1>",
         *(warning_line(w) for w in warnings_of(entries, assignment)),
@@ -155,7 +160,7 @@ def _students_table(entries: Sequence[Graded], assignment: Assignment) -> str:
     head = "".join(f"<th>{html_report.escape(check.name)}</th>" for check in assignment.checks)
     rows = []
     for entry in entries:
-        link = f"reports/{quote(entry.submission)}.html"
+        link = f"reports/{quote(entry.submission, errors='surrogateescape')}.html"
         cells = "".join(
             f'<td style="color: {"#2e7d32" if c.verdict == "pass" else "#c62828"}" '
             f'title="{html_report.escape(c.feedback)}">{html_report.escape(c.verdict)} '

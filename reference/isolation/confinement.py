@@ -7,10 +7,21 @@ temporary copy of that submission (``Isolation.folder``).  With
 (``landlock_restrict_self``) to refuse every file access but:
 
 * reading and running what Python and the installed packages need: the
-  interpreter's prefixes, ``sys.path``, ``/usr``, ``/lib``, ``/etc`` ...;
-* reading and writing in its folder, and writing to ``/dev`` (``/dev/null``);
-* and, from ABI 6 (Linux 6.12), sending no signal outside: the checker, or a
-  grader's worker, cannot be killed by the code it runs.
+  interpreter's prefixes and site-packages, ``/usr``, ``/lib``, ``/etc`` ...
+  (not ``sys.path``, which may hold the folder a grader was started in, and
+  so the submissions);
+* reading and writing in its folder (no devices, pipes or sockets made
+  there), and ``/dev/null``, ``/dev/zero``, ``/dev/urandom``;
+* from ABI 4 (Linux 6.7), no TCP connection or listening port: nothing to
+  reach a grader's Dask scheduler, or the network;
+* from ABI 6 (Linux 6.12), no signal and no abstract Unix socket outside
+  the domain: the checker, or a grader's worker, cannot be killed by the
+  code it runs.
+
+``shortfalls()`` names what this kernel's Landlock cannot refuse, which a
+grader's summary says.  Not covered at any ABI: a process the code starts
+that leaves its session (a double fork) may outlive the call, confined
+still (it can write only in a folder that is then removed); UDP.
 
 So one student's code cannot read another's files or write outside its own
 folder; an ``open`` elsewhere raises ``PermissionError`` in the user's code,
@@ -38,16 +49,20 @@ _ABI_1 = (1 << 13) - 1  # execute .. make_sym
 _REFER, _TRUNCATE, _IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 READ = _EXECUTE | _READ_FILE | _READ_DIR
 # Places every Python installation reads from, beside its own prefixes.
-SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys", "/opt")
+SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys")
+# Rights a folder of the user's does not need: making devices, pipes, sockets.
+_MAKE_DEVICES = (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11)  # char, sock, fifo, block
+# The devices Python and NumPy open: written (null) or read.
+DEVICES = {"/dev/null": _WRITE_FILE | _READ_FILE, "/dev/zero": _READ_FILE,
+           "/dev/urandom": _READ_FILE, "/dev/random": _READ_FILE}  # fmt: skip
+# ABI 4: TCP bind and connect; ABI 6: abstract Unix sockets and signals.
+_BIND_TCP, _CONNECT_TCP = 1 << 0, 1 << 1
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 
 
 class _RulesetAttr(ctypes.Structure):
     _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
                 ("scoped", ctypes.c_uint64)]  # fmt: skip
-
-
-# ABI 6: no signal to a process outside the domain (the checker, a grader's worker).
-_SCOPE_SIGNAL = 1 << 1
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -82,11 +97,27 @@ def handled(abi: int) -> int:
     return rights
 
 
+def shortfalls(abi: int | None = None) -> list[str]:
+    """What a confined child can still do on this kernel (``abi``: its ABI)."""
+    abi = abi_version() if abi is None else abi
+    if abi == 0:
+        return ["everything: Landlock is not available"]
+    missing = []
+    if abi < 4:
+        missing.append("open TCP connections (Landlock ABI 4, Linux 6.7)")
+    if abi < 6:
+        missing.append("send signals to other processes (Landlock ABI 6, Linux 6.12)")
+    return missing
+
+
 def readable_places(folder: str) -> list[str]:
-    """What a confined child may read: Python's prefixes, ``sys.path``, the
-    system's folders, and ``folder``; existing directories only."""
+    """What a confined child may read: Python's prefixes and site-packages, the
+    system's folders, this package, and ``folder``; existing directories only."""
+    import site
+
+    packages = [*site.getsitepackages(), site.getusersitepackages()]
     places = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable),
-              *sys.path, *SYSTEM, *_packages(), folder]  # fmt: skip
+              *packages, *SYSTEM, *_packages(), folder]  # fmt: skip
     found = []
     for place in places:
         path = os.path.realpath(place or folder)
@@ -109,13 +140,16 @@ def _packages() -> list[str]:
 
 def confine(folder: str, readable: Iterable[str]) -> None:
     """Restrict this process (and what it starts) for good: read ``readable``,
-    read and write ``folder``, write ``/dev``.  ``OSError`` when the kernel
-    refuses (``abi_version()`` says whether it can)."""
+    read and write ``folder``, the ``DEVICES``; no TCP, no signal out (as the
+    ABI allows: the module notes).  ``OSError`` when the kernel refuses
+    (``abi_version()`` says whether it can)."""
     abi = abi_version()
     if abi == 0:
         raise OSError("Landlock is not available on this system")
     libc, rights = _libc(), handled(abi)
-    attr = _RulesetAttr(rights, 0, _SCOPE_SIGNAL if abi >= 6 else 0)
+    network = _BIND_TCP | _CONNECT_TCP if abi >= 4 else 0  # handled, and no port allowed
+    scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+    attr = _RulesetAttr(rights, network, scoped)
     # The struct as long as this ABI knows it: 8 bytes before ABI 4, 16 before 6.
     size = ctypes.c_size_t(24 if abi >= 6 else 16 if abi >= 4 else 8)
     ruleset = libc.syscall(_CREATE_RULESET, ctypes.byref(attr), size, ctypes.c_uint32(0))
@@ -123,7 +157,7 @@ def confine(folder: str, readable: Iterable[str]) -> None:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
     try:
         allowed = [(path, READ) for path in readable]
-        allowed += [(folder, rights), ("/dev", READ | _WRITE_FILE | (rights & _IOCTL_DEV))]
+        allowed += [(folder, rights & ~_MAKE_DEVICES), *DEVICES.items()]
         for path, access in allowed:
             _allow(libc, ruleset, path, access)
         if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
