@@ -8,7 +8,8 @@ softmax, cross-entropy (``SPEC``), written as a student writes it:
   (samples as columns, ``dW1`` keys), cs231n's (samples as rows, integer
   labels, a ``(loss, grads)`` pair) and Nielsen's (``backprop(x, y)`` one
   sample at a time, summed over the batch as ``update_mini_batch`` does);
-* each bug of ``BUGS``, a classic of the course's code;
+* each bug of ``BUGS``, a classic of the course's code, one per bug class
+  the diagnosis names (``property_tests/mutations.py``'s catalogue);
 * hostile: hanging, ``sys.exit(0)``, ``os._exit``, printing a million lines
   (when its file is loaded),
   allocating 10 GB, writing outside its folder, raising, returning None;
@@ -140,6 +141,10 @@ BUGS = {
                       "db1 = 1 / m * np.sum(dZ1, axis=0, keepdims=True)"),
     "dZ2 off by a constant": ("dZ2 = A2 - Y", "dZ2 = A2 - Y + 1e-3"),
     "wrong dA": ("dA1 = np.dot(W2.T, dZ2)", "dA1 = np.dot(W2.T, dZ2) * 2"),
+    "sign flip": ("dZ2 = A2 - Y", "dZ2 = Y - A2"),
+    "extra 1/m": ("dW2 = 1 / m * np.dot(dZ2, A1.T)", "dW2 = 1 / m * np.dot(dZ2, A1.T) / m"),
+    "cache entry from the wrong layer": ("dW2 = 1 / m * np.dot(dZ2, A1.T)",
+                                         "dW2 = 1 / m * np.dot(dZ2, Z1.T)"),
 }  # fmt: skip
 
 HOSTILE = {
