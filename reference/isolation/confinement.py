@@ -97,7 +97,7 @@ def handled(abi: int) -> int:
     return rights
 
 
-def shortfalls(abi: int | None = None) -> list[str]:
+def shortfalls(*, abi: int | None = None) -> list[str]:
     """What a confined child can still do on this kernel (``abi``: its ABI)."""
     abi = abi_version() if abi is None else abi
     if abi == 0:
