@@ -185,3 +185,19 @@ def test_the_picture_needs_layer_numbers():
 def test_outside_a_kernel_ipython_shows_the_text_report_not_the_checkers_frames(mismatch):
     lines = mismatch._render_traceback_()
     assert lines == ("GradientMismatch: " + str(mismatch)).splitlines()
+
+
+def test_reports_name_the_users_function_and_keys(mismatch, tmp_path):
+    """The pasteable call is the user's own function; a pass names ``b1`` as
+    the user's code does."""
+    assert "grads = buggy(params, X, Y)" in str(mismatch)
+
+    def course(parameters, X, Y):
+        renamed = {"W1": parameters["W1"], "B1": parameters["b1"],
+                   "W2": parameters["W2"], "B2": parameters["b2"]}  # fmt: skip
+        grads = backprop(renamed, X, Y)
+        return {"dW1": grads["W1"], "db1": grads["B1"], "dW2": grads["W2"], "db2": grads["B2"]}
+
+    report = check_gradients(course, NET, settings=FEW)
+    assert "b1 " in str(report).split("\n")[1] and "B1" not in str(report).split("\n")[1]
+    assert "<code>b1</code>" in report._repr_html_()

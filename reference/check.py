@@ -134,6 +134,8 @@ class CheckReport:
     output: Output = NO_OUTPUT
     # The conventions the code was checked in, when they were inferred ("auto").
     conventions: Conventions | None = None
+    # Each key as the user's code names it (b1 for our B1), where it differs.
+    names: dict[str, str] = field(default_factory=dict)
 
     def add(self, case: Case, comparison: Comparison) -> None:
         self.examples += 1
@@ -146,12 +148,16 @@ class CheckReport:
         lines = [
             f"PASS: {self.examples} examples, layer sizes {self.layer_sizes}, "
             f"batch sizes {batch_span(self.batch_sizes)} ({len(self.batch_sizes)} distinct)",
-            f"worst error/tolerance per key: {worst_text(self.worst)}",
+            f"worst error/tolerance per key: {worst_text(self.named_worst())}",
         ]
         lines += self._notes()
         lines += printed_lines(self.output, "the first call that printed anything")
         lines.append(run_line(self.seed, self.isolation))
         return "\n".join(lines)
+
+    def named_worst(self) -> dict[str, float]:
+        """``worst`` with each key as the user's code names it."""
+        return {self.names.get(key, key): ratio for key, ratio in self.worst.items()}
 
     def _notes(self) -> list[str]:
         """The undecided examples, then the notes."""
@@ -168,7 +174,7 @@ class CheckReport:
         """The report for Jupyter (``manual_bp_reference.html_report``)."""
         title = str(self).split("\n", 1)[0]
         run = run_line(self.seed, self.isolation)
-        return html_report.passed(title, self.worst, self._notes(), self.output, run)
+        return html_report.passed(title, self.named_worst(), self._notes(), self.output, run)
 
 
 def printed_lines(output: Output, what: str) -> list[str]:
@@ -407,6 +413,7 @@ class GradientMismatch(Mismatch):
         self.output, self.others = output, tuple(others)
         self.conventions: Conventions | None = None  # set by check_gradients
         self.call: str | None = None  # how the user's functions are called, if not backprop
+        self.function = "backprop"  # the user's function's name, in the pasteable call
         super().__init__(self._verdict_line())
 
     def _view(self) -> View | None:
@@ -419,7 +426,8 @@ class GradientMismatch(Mismatch):
         if self.conventions is None or self.case is None:
             return []
         return ["in your conventions (paste it next to your function):",
-                self.conventions.pasteable(self.case, call=self.call)]  # fmt: skip
+                self.conventions.pasteable(self.case, function=self.function,
+                                           call=self.call)]  # fmt: skip
 
 
 _TOP_LEVEL = (
@@ -798,18 +806,31 @@ def check_gradients(
             except GradientMismatch as mismatch:
                 notes = sandbox.notes() + ([inferred.note()] if inferred is not None else [])
                 mismatch.conventions = conventions
+                mismatch.function = _function_name(backprop)
                 if isinstance(runnable, ForwardBackward):
                     mismatch.call = runnable.call_text()
                 raise mismatch.with_context(
                     notes=notes, seed=seed, isolation=limits.describe()
                 ) from None
             report.notes |= set(sandbox.notes())
+            report.names = {key: conventions.user_key(key) for key in report.worst
+                            if conventions.user_key(key) != key}  # fmt: skip
             if inferred is not None:
                 report.notes.add(inferred.note())
                 report.conventions = conventions
             report.output = sandbox.first_output()
     report.seed, report.isolation = seed, limits.describe()
     return report
+
+
+def _function_name(source: Source) -> str:
+    """The name the user calls their function by: ``NAME`` of ``FILE.py:NAME``
+    (a method's own name when dotted), else the callable's ``__name__``."""
+    if isinstance(source, str):
+        name = source.rpartition(":")[2].rpartition(".")[2]
+    else:
+        name = getattr(source, "__name__", "backprop")
+    return name if name.isidentifier() else "backprop"
 
 
 def _runnable(backprop: Source, conventions: Conventions, pair: tuple | None) -> Source:
