@@ -287,7 +287,7 @@ def test_the_minimal_case_is_pasteable_into_the_users_own_call():
     text = str(raised.value)
     pasted = text.split("in your conventions (paste it next to your function):\n")[1]
     pasted = pasted.split("\nseed ")[0]
-    namespace = {"np": np, "backprop": forgot_one_over_n}
+    namespace = {"np": np, "forgot_one_over_n": forgot_one_over_n}  # the user's own name
     exec(pasted, namespace)
     case = raised.value.case
     assert namespace["X"].shape == (case.m, 2) and namespace["Y"].dtype.kind == "i"
