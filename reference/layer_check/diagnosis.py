@@ -109,4 +109,9 @@ def diagnose(backward, forward, case: LayerCase) -> list[str]:
     if not problems:
         probed = bug_diagnosis(probe, probe_outputs)
         found = [s for s in probed if s in found] or probed
-    return found or [f"no classic bug of {case.layer} (its LayerKind.bugs) explains these outputs"]
+    known = ", ".join(bug.name for bug in kind_of(case.layer).bugs)
+    return found or [
+        f"none of the classic {case.layer} bugs manual-bp knows explains these outputs"
+        + (f" ({known})" if known else "")
+        + ": compare the worst entries above with your formula"
+    ]
