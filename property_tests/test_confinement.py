@@ -169,3 +169,36 @@ def test_existing_files_under_dev_are_not_writable(two, tmp_path):
         assert shared.read_text() == "teacher's\n"
     finally:
         shared.unlink()
+
+
+def test_a_process_the_code_detaches_ends_with_its_check(two, tmp_path):
+    """A double fork into a new session leaves the child's process group; the
+    checker adopts it (a subreaper) and kills it when the check ends."""
+    import time
+
+    mine, _ = two
+    body = """
+        import os, time
+
+        def backprop(params, X, Y):
+            if not os.path.exists("forked"):  # once, however often the check calls
+                open("forked", "w").close()
+                if os.fork() == 0:
+                    os.setsid()
+                    if os.fork() == 0:
+                        with open("pid.tmp", "w") as f:
+                            f.write(str(os.getpid()))
+                        os.rename("pid.tmp", "pid")
+                        time.sleep(60)
+                    os._exit(0)
+                while not os.path.exists("pid"):
+                    time.sleep(0.01)
+            raise RuntimeError("detached a process")
+    """
+    function = submission(mine, body)
+    settings = Settings(max_examples=1, folder=str(mine), confine=True, shrink=False)
+    with pytest.raises(GradientMismatch):
+        check_gradients(function, NET, settings=settings)
+    pid = int((mine / "pid").read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists(), "the detached process outlived its check"

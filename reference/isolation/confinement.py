@@ -19,9 +19,11 @@ temporary copy of that submission (``Isolation.folder``).  With
   code it runs.
 
 ``shortfalls()`` names what this kernel's Landlock cannot refuse, which a
-grader's summary says.  Not covered at any ABI: a process the code starts
-that leaves its session (a double fork) may outlive the call, confined
-still (it can write only in a folder that is then removed); UDP.
+grader's summary says.  A process the code starts and detaches (a double
+fork into a new session) escapes the child's process group; the checker
+that starts a confined child becomes the subreaper of its descendants, so
+such a process comes back to it and is killed with the child
+(``processes.adopt_orphans``).  Not covered at any ABI: UDP.
 
 So one student's code cannot read another's files or write outside its own
 folder; an ``open`` elsewhere raises ``PermissionError`` in the user's code,

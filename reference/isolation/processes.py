@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -40,6 +41,7 @@ class Process:
         child_end.close()
         self.connection = Connection(parent_end.detach())
         self.environment = env
+        LIVE.add(self)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -56,6 +58,9 @@ def appended_file() -> Any:
     fcntl.fcntl(file.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
     return file
 
+
+# Every child process started and not yet stopped (spares and sandboxes').
+LIVE: weakref.WeakSet[Process] = weakref.WeakSet()
 
 # Idle children kept ready, so that the next check need not wait for Python
 # and NumPy to start (about 0.15 s): started when a check ends.  Two, oldest
@@ -118,7 +123,8 @@ def environment_now() -> dict[str, str]:
 
 
 def stop(process: Process) -> None:
-    """Kill the child and whatever it started (its process group), close its files."""
+    """Kill the child and whatever it started (its process group, and the
+    confined processes that left it: ``adopt_orphans``), close its files."""
     with contextlib.suppress(OSError):
         os.killpg(process.process.pid, signal.SIGKILL)  # the child leads its own group
     with contextlib.suppress(OSError):
@@ -128,6 +134,46 @@ def stop(process: Process) -> None:
     for resource in (process.connection, process.native, process.mirror):
         with contextlib.suppress(OSError):
             resource.close()
+    LIVE.discard(process)
+    if ADOPTING:
+        kill_adopted()
+
+
+# Set once a confined child starts (Linux): this process is the subreaper of
+# its children's descendants, so a process the user's code detached (a double
+# fork, a new session) comes back to it as a child when its parent ends.
+ADOPTING: list[bool] = []
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def adopt_orphans() -> None:
+    """Make this process the subreaper of what its children start (Linux; once)."""
+    if ADOPTING or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
+        ADOPTING.append(True)
+
+
+def kill_adopted() -> None:
+    """Kill and reap the confined processes this process adopted: its children
+    with ``no_new_privs`` set (what confinement sets, which no child of ours
+    has otherwise) that are no child process of a sandbox."""
+    me, ours = os.getpid(), {p.process.pid for p in LIVE}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in ours:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except OSError:
+            continue
+        if int(fields.get("PPid", "0")) == me and fields.get("NoNewPrivs", "0").strip() == "1":
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(int(entry.name), 0)
 
 
 @atexit.register

@@ -19,6 +19,7 @@ from manual_bp_reference.isolation.calls import Runner, captured
 from manual_bp_reference.isolation.child import bind_error, load_into
 from manual_bp_reference.isolation.plain_data import loads_plain
 from manual_bp_reference.isolation.processes import (
+    adopt_orphans,
     environment_now,
     keep_a_spare,
     stop,
@@ -246,6 +247,8 @@ class _Child:
 
         self.isolation = isolation
         sources = {name: sendable(function, cloudpickle) for name, function in functions.items()}
+        if isolation.confine:  # what the code detaches comes back to be killed with it
+            adopt_orphans()
         self.started = started = take_process()
         self.process, self.connection, self.native = (
             started.process, started.connection, started.native
