@@ -21,8 +21,11 @@ writes a class of any size, cycling through the kinds.
 
 from __future__ import annotations
 
-import textwrap
+import inspect
+from collections.abc import Callable
 from pathlib import Path
+
+from benchmarks import real_styles
 
 SPEC = """\
 name = "Two-layer backprop"
@@ -42,53 +45,19 @@ examples = {examples}
 points = 10
 """
 
-COURSE = """\
-import numpy as np
+
+def as_submission(function: Callable[..., object]) -> str:
+    """A correct backprop of ``benchmarks.real_styles`` as a student's file:
+    NumPy imported, the function named as the assignment asks."""
+    text = inspect.getsource(function)
+    return "import numpy as np\n\n\n" + text.replace(f"def {function.__name__}(",
+                                                        "def two_layer_grads(", 1)  # fmt: skip
 
 
-def two_layer_grads(parameters, X, Y):
-    W1, b1, W2, b2 = parameters["W1"], parameters["b1"], parameters["W2"], parameters["b2"]
-    m = X.shape[1]
-    Z1 = np.dot(W1, X) + b1
-    A1 = np.maximum(0, Z1)
-    Z2 = np.dot(W2, A1) + b2
-    t = np.exp(Z2 - np.max(Z2, axis=0, keepdims=True))
-    A2 = t / np.sum(t, axis=0, keepdims=True)
-    dZ2 = A2 - Y
-    dW2 = 1 / m * np.dot(dZ2, A1.T)
-    db2 = 1 / m * np.sum(dZ2, axis=1, keepdims=True)
-    dA1 = np.dot(W2.T, dZ2)
-    dZ1 = dA1 * (Z1 > 0)
-    dW1 = 1 / m * np.dot(dZ1, X.T)
-    db1 = 1 / m * np.sum(dZ1, axis=1, keepdims=True)
-    return {"dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2}
-"""
-
-CS231N = """\
-import numpy as np
-
-
-def two_layer_grads(params, X, y):
-    W1, b1 = params["W1"], params["b1"]
-    W2, b2 = params["W2"], params["b2"]
-    N = X.shape[0]
-    hidden = np.maximum(0, X.dot(W1) + b1)
-    scores = hidden.dot(W2) + b2
-    scores -= np.max(scores, axis=1, keepdims=True)
-    probs = np.exp(scores) / np.sum(np.exp(scores), axis=1, keepdims=True)
-    loss = -np.sum(np.log(probs[np.arange(N), y])) / N
-    grads = {}
-    dscores = probs.copy()
-    dscores[np.arange(N), y] -= 1
-    dscores /= N
-    grads["W2"] = hidden.T.dot(dscores)
-    grads["b2"] = np.sum(dscores, axis=0)
-    dhidden = dscores.dot(W2.T)
-    dhidden[hidden <= 0] = 0
-    grads["W1"] = X.T.dot(dhidden)
-    grads["b1"] = np.sum(dhidden, axis=0)
-    return loss, grads
-"""
+# The course's (columns, dW1 keys, its dA1 beside them) and cs231n's (rows,
+# integer labels, a (loss, grads) pair), as test_inference checks them.
+COURSE = as_submission(real_styles.course_two_layer)
+CS231N = as_submission(real_styles.cs231n_two_layer)
 
 NIELSEN = """\
 import numpy as np
@@ -136,7 +105,7 @@ def two_layer_grads(params, X, Y):
 BUGS = {
     "missing 1/m": ("dW2 = 1 / m * np.dot(dZ2, A1.T)", "dW2 = np.dot(dZ2, A1.T)"),
     "transposed dW": ("dW1 = 1 / m * np.dot(dZ1, X.T)", "dW1 = (1 / m * np.dot(dZ1, X.T)).T.T.T"),
-    "relu derivative": ("dZ1 = dA1 * (Z1 > 0)", "dZ1 = dA1 * (Z1 >= 0) * Z1"),
+    "relu derivative": ("dZ1 = np.array(dA1, copy=True)", "dZ1 = np.array(dA1 * Z1, copy=True)"),
     "bias sum axis": ("db1 = 1 / m * np.sum(dZ1, axis=1, keepdims=True)",
                       "db1 = 1 / m * np.sum(dZ1, axis=0, keepdims=True)"),
     "dZ2 off by a constant": ("dZ2 = A2 - Y", "dZ2 = A2 - Y + 1e-3"),
@@ -188,14 +157,21 @@ def source(kind: str) -> str | None:
         assert old in COURSE
         return COURSE.replace(old, new)
     if kind == "returns None":
-        return COURSE.replace('    return {"dW1"', '    result = {"dW1"') + "\n"
+        return COURSE.replace("    return {", "    result = {")
     if kind == "missing file":
         return None
     if kind == "prints a million lines":  # once, when the file is loaded
         loud = "import numpy as np\n\nfor i in range(10**6):\n    print('loading', i)\n"
         return COURSE.replace("import numpy as np\n", loud, 1)
     first = '    W1, b1, W2, b2 = parameters["W1"]'
-    return COURSE.replace(first, textwrap.indent(HOSTILE[kind], "") + first, 1)
+    return COURSE.replace(first, HOSTILE[kind] + first, 1)
+
+
+# examples/grading/submissions: the class the docs grade, each student a kind.
+EXAMPLE_CLASS = {
+    "ada": "course", "grace": "cs231n", "alan": "nielsen",
+    "edsger": "bug: missing 1/m", "barbara": "bug: relu derivative", "ken": "hangs",
+}  # fmt: skip
 
 
 def make_class(folder: Path, size: int, kinds: list[str] | None = None) -> dict[str, str]:

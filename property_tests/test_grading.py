@@ -390,3 +390,13 @@ def test_a_name_in_another_encoding_is_graded_like_any_other(tmp_path):
     assert book.scores == {"000-course": 10.0, latin: 10.0}
     assert "r?mi,10,10" in (tmp_path / "out" / "gradebook.csv").read_text()
     assert (tmp_path / "out" / "reports" / f"{latin}.html").is_file()
+
+
+def test_the_example_class_is_the_generated_one():
+    """examples/grading's files are this module's kinds, as written: they cannot drift."""
+    from property_tests.grading_class import EXAMPLE_CLASS, source
+
+    folder = Path(__file__).parent.parent / "examples" / "grading" / "submissions"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(EXAMPLE_CLASS)
+    for name, kind in EXAMPLE_CLASS.items():
+        assert (folder / name / "backprop.py").read_text() == source(kind), name

@@ -2,6 +2,7 @@ import numpy as np
 
 
 def two_layer_grads(params, X, y):
+    """cs231n's TwoLayerNet.loss: rows, W1/b1, integer labels, (loss, grads)."""
     W1, b1 = params["W1"], params["b1"]
     W2, b2 = params["W2"], params["b2"]
     N = X.shape[0]
