@@ -29,8 +29,8 @@ from pathlib import Path
 
 from manual_bp_reference.grading.spec import Assignment
 from manual_bp_reference.grading.submission import (
-    CheckResult,
     Graded,
+    check_result,
     files_digest,
     grade_submission,
 )
@@ -175,10 +175,6 @@ def _graded(
 
 
 def _failed(assignment: Assignment, folder: Path, why: str) -> Graded:
-    checks = tuple(
-        CheckResult(
-            check.name, 0.0, check.points, "grader error", why, "", why, "", check.visibility
-        )
-        for check in assignment.checks
-    )
+    """Every check of a submission the grader failed on: 0, and ``why``."""
+    checks = tuple(check_result(check, "grader error", why) for check in assignment.checks)
     return Graded(folder.name, files_digest(folder), assignment.digest(), checks, False, 0.0)

@@ -203,7 +203,7 @@ def _graded(assignment: Assignment, folder: Path) -> Graded:
         _copy(submission_root(folder, assignment), Path(work))
         for check in assignment.checks:
             if time.monotonic() - start > assignment.time_limit:
-                results.append(_result(check, "time limit", f"not run: the submission's "
+                results.append(check_result(check, "time limit", f"not run: the submission's "
                                        f"{assignment.time_limit:g} s were used up"))  # fmt: skip
                 continue
             results.append(run_check(check, assignment, Path(work), confined))
@@ -217,7 +217,7 @@ def run_check(check: CheckSpec, assignment: Assignment, work: Path, confined: bo
     from manual_bp_reference.settings import Settings
 
     if not (work / check.file).is_file():
-        return _result(check, "missing", f"{check.file} is not in the submission")
+        return check_result(check, "missing", f"{check.file} is not in the submission")
     settings = Settings(
         max_examples=check.examples, seed=assignment.seed, timeout=assignment.timeout,
         memory_limit=assignment.memory_limit, folder=str(work), confine=confined, progress=False,
@@ -231,9 +231,10 @@ def run_check(check: CheckSpec, assignment: Assignment, work: Path, confined: bo
         return CheckResult(check.name, check.credit(verdict), check.points, verdict, feedback,
                            bug, str(mismatch), mismatch.html(), check.visibility)  # fmt: skip
     except (TypeError, ValueError) as error:  # the function is missing or takes other arguments
-        return _result(check, "error", str(error).replace(f"{work}/", ""))  # the student's path
+        # The student's relative path, not the temporary copy's.
+        return check_result(check, "error", str(error).replace(f"{work}/", ""))
     except Exception as error:  # the checker failed: recorded, scored 0, for the teacher to see
-        return _result(check, "grader error", f"the grader failed: {error!r}")
+        return check_result(check, "grader error", f"the grader failed: {error!r}")
     title = str(report).split("\n", 1)[0]
     return CheckResult(check.name, check.points, check.points, "pass", title, "", str(report),
                        report._repr_html_(), check.visibility)  # fmt: skip
@@ -285,7 +286,7 @@ def _bug_class(mismatch: Any) -> str:
     return lines[0] if lines and not lines[0].startswith("no ") else ""
 
 
-def _result(check: CheckSpec, verdict: str, feedback: str) -> CheckResult:
+def check_result(check: CheckSpec, verdict: str, feedback: str) -> CheckResult:
     """A check that gave no report: 0 points (or partial credit for its verdict)."""
     return CheckResult(check.name, check.credit(verdict), check.points, verdict, feedback, "",
                        feedback, "", check.visibility)  # fmt: skip
