@@ -453,6 +453,7 @@ def test_bad_arguments_name_the_argument(kwargs, error, argument):
 
 
 def test_every_layer_has_a_definition():
-    # affine, the activations, three loss heads, two normalizations, dropout
-    assert len(LAYERS) == len(set(LAYERS)) == 1 + len(ACTIVATIONS) + 3 + 2 + 1
+    # affine, the activations, three loss heads, two normalizations, dropout; then the shaped
+    # kinds: conv, two poolings, two spatial normalizations, four recurrent, three sequence
+    assert len(LAYERS) == len(set(LAYERS)) == 1 + len(ACTIVATIONS) + 3 + 2 + 1 + 12
     assert EPS == 1e-5  # the param dict passed to the user's forward says so

@@ -110,20 +110,13 @@ def loss_tolerances(loss: str, Z: Array, Y: Array, dtype: str) -> dict[str, Arra
     return {"loss": np.asarray(SAFETY * u * E_loss), "dx": SAFETY * u * EdZ}
 
 
-def normalization_tolerances(
-    kind: str, Z: Array, gamma: Array, beta: Array, dN: Array, dtype: str
-) -> dict[str, Array]:
-    """``out``, ``dx``, ``dgamma``, ``dbeta`` bounds of batch (``kind="batch"``) or
-    layer normalization (the module notes give the formulas)."""
-    u, tiny = _units(dtype)
+def _normalized(kind: str, Z: Array, u: float, tiny: float) -> tuple[Array, ...]:
+    """``D``, ``s``, ``Emu``, ``Es``, ``xhat``, ``Exhat`` of the module notes."""
     axis = AXIS[kind]
-    k, m = Z.shape[axis], Z.shape[1]
+    k = Z.shape[axis]
 
     def mean(V: Array) -> Array:
         return np.mean(V, axis=axis, keepdims=True)
-
-    def total(V: Array) -> Array:
-        return np.sum(V, axis=axis, keepdims=True)
 
     mu = mean(Z)
     D = Z - mu
@@ -135,6 +128,29 @@ def normalization_tolerances(
     Evar = 2 * mean(np.abs(D) * ED) + (k + 3) * u * mean(Z * Z) + 2 * np.abs(mu) * Emu + tiny
     Es = s * (Evar + u * (var + EPS)) / (2 * (var + EPS)) + 3 * u * s
     Exhat = s * ED + np.abs(D) * Es + u * np.abs(xhat) + tiny
+    return D, s, Emu, Es, xhat, Exhat
+
+
+def normalized_errors(kind: str, Z: Array, dtype: str) -> tuple[Array, Array]:
+    """``xhat`` and its error bound ``Exhat`` (the module notes; not times ``SAFETY``)."""
+    u, tiny = _units(dtype)
+    _, _, _, _, xhat, Exhat = _normalized(kind, Z, u, tiny)
+    return xhat, Exhat
+
+
+def normalization_tolerances(
+    kind: str, Z: Array, gamma: Array, beta: Array, dN: Array, dtype: str
+) -> dict[str, Array]:
+    """``out``, ``dx``, ``dgamma``, ``dbeta`` bounds of batch (``kind="batch"``) or
+    layer normalization (the module notes give the formulas)."""
+    u, tiny = _units(dtype)
+    axis = AXIS[kind]
+    k, m = Z.shape[axis], Z.shape[1]
+
+    def total(V: Array) -> Array:
+        return np.sum(V, axis=axis, keepdims=True)
+
+    D, s, Emu, Es, xhat, Exhat = _normalized(kind, Z, u, tiny)
     g = np.abs(gamma * dN)
     T1, T2, T3 = g, total(g) / k, np.abs(xhat) * total(g * np.abs(xhat)) / k
     Edx = (

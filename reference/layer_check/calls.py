@@ -23,33 +23,36 @@ def run_user(
     ``manual_bp_reference.isolation.UserFunction``s the forward's cache stays where the
     code runs and reaches the backward as it was returned."""
     kind = kind_of(case.layer)
-    inputs = {k: np.array(v) for k, v in case.inputs.items()}
     outputs: dict[str, object] = {}
     problems: dict[str, str] = {}
-    if kind.family == "loss":
-        result = backward(inputs["x"], inputs["y"])
-        returned = _unpack(result, kind.grads, "loss(x, y)", problems)
-        outputs.update(returned)
+    if kind.returns_loss:
+        if kind.shapes is not None:
+            args = case.forward_arguments()
+            call = f"loss({', '.join(kind.shapes.call)})"
+        else:
+            args = [np.array(case.inputs["x"]), np.array(case.inputs["y"])]
+            call = "loss(x, y)"
+        outputs.update(_unpack(backward(*args), kind.grads, call, problems))
         return outputs, problems
-    args: list[object] = [inputs[k] for k in kind.inputs]
-    param = case.forward_param()  # a fresh dict per call: a forward may store in it
-    if param is not None:
-        args.append(param)
+    args = case.forward_arguments()
+    names = kind.outputs
     if forward is None:
         assert kind.default_cache is not None  # check_layer asks for a forward otherwise
         cache: object = kind.default_cache(tuple(args))
     else:
         result = forward(*args)
-        if not (isinstance(result, tuple) and len(result) == 2):
-            problems["out"] = (
-                f"forward returned {type(result).__name__}, expected a pair (out, cache)"
-            )
+        if not (isinstance(result, tuple) and len(result) == len(names) + 1):
+            expected = f"({', '.join(names)}, cache)"
+            got = f"{len(result)} values" if isinstance(result, tuple) else type(result).__name__
+            problems[names[0]] = f"forward returned {got}, expected {expected}"
             return outputs, problems
-        outputs["out"], cache = result
+        outputs.update(zip(names, result[:-1], strict=True))
+        cache = result[-1]
         if isinstance(forward, UserFunction):
-            cache = forward.keep(1)
-    result = backward(np.array(case.dout), cache)
-    outputs.update(_unpack(result, kind.grads, "backward(dout, cache)", problems))
+            cache = forward.keep(len(names))
+    douts = [np.array(d) for d in case.douts]
+    call = f"backward({', '.join(f'd{name}' for name in names)}, cache)"
+    outputs.update(_unpack(backward(*douts, cache), kind.grads, call, problems))
     return outputs, problems
 
 

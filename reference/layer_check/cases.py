@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from manual_bp_reference.layer_check.specs import Array, kind_of, to_ours, to_user
+from manual_bp_reference.layer_kinds.shaped import Drawn, ProbeDraws
 from manual_bp_reference.strategies import matrices, targets
 
 
@@ -20,15 +21,35 @@ class LayerCase:
     ``inputs`` holds ``x``, ``w``, ``b`` / ``x`` / ``x``, ``y`` / ``x``, ``gamma``,
     ``beta``; ``dout`` is None for a loss head; ``param`` the forward's param
     dict when drawn per case (dropout's ``p``, ``mode``, ``seed``), else None
-    (the kind's own).  The repr is exact and pasteable.
+    (the kind's own).  A shaped kind's (``LayerKind.shapes``): its arrays,
+    constants included, one ``dout`` per output (a tuple when it has several),
+    and ``param`` its drawn scalars.  The repr is exact and pasteable.
     """
 
     layer: str
     layout: str
     inputs: Mapping[str, Array]
-    dout: Array | None
+    dout: Array | tuple[Array, ...] | None
     dtype: str
     param: Mapping[str, object] | None = None
+
+    @property
+    def douts(self) -> tuple[Array, ...]:
+        """The upstream gradients, one per output (none for a loss)."""
+        if self.dout is None:
+            return ()
+        return self.dout if isinstance(self.dout, tuple) else (self.dout,)
+
+    def forward_arguments(self) -> list[object]:
+        """Fresh copies of what the user's forward is called with, in order."""
+        kind = kind_of(self.layer)
+        args: list[object] = [np.array(self.inputs[k]) for k in kind.inputs]
+        if kind.shapes is not None:
+            rest = kind.shapes.arguments(self.param or {})
+            return [np.array(self.inputs[k]) if k in self.inputs else rest[k]
+                    for k in kind.shapes.call]  # fmt: skip
+        param = self.forward_param()  # a fresh dict per call: a forward may store in it
+        return args if param is None else [*args, param]
 
     def forward_param(self) -> dict[str, object] | None:
         """A fresh copy of the param dict the forward takes (None: it takes none)."""
@@ -48,8 +69,21 @@ class LayerCase:
         """The shape of ``x``."""
         return tuple(self.inputs["x"].shape)
 
-    def ours(self) -> tuple[dict[str, Array], Array | None]:
-        """The inputs and ``dout`` in our columns layout, float64; ``y`` one-hot ``(C, m)``."""
+    def ours(self) -> tuple[dict[str, Array], Array | tuple[Array, ...] | None]:
+        """The inputs and ``dout`` in our columns layout, float64; ``y`` one-hot ``(C, m)``.
+
+        A shaped kind's are the user's own, float64 but for its constants
+        (labels, masks), with its drawn scalars among the inputs."""
+        kind = kind_of(self.layer)
+        if kind.shapes is not None:
+            shaped: dict[str, object] = {
+                k: np.array(v) if k in kind.shapes.constants else np.asarray(v, dtype=np.float64)
+                for k, v in self.inputs.items()
+            }
+            shaped.update(self.param or {})
+            douts = tuple(np.asarray(d, dtype=np.float64) for d in self.douts)
+            dout = None if not douts else douts if len(douts) > 1 else douts[0]
+            return shaped, dout  # type: ignore[return-value]  # scalars among the arrays
         inputs = {
             k: to_ours(k, v, self.layout, layer=self.layer)
             for k, v in self.inputs.items()
@@ -58,7 +92,9 @@ class LayerCase:
         if "y" in self.inputs:
             inputs["y"] = _targets_to_ours(self, inputs["x"].shape)
         dout = (
-            None if self.dout is None else to_ours("out", self.dout, self.layout, layer=self.layer)
+            None
+            if self.dout is None
+            else to_ours("out", self.douts[0], self.layout, layer=self.layer)
         )
         return inputs, dout
 
@@ -70,7 +106,9 @@ class LayerCase:
             return f"np.array({value.tolist()!r}, dtype={value.dtype.name!r})"
 
         inputs = ",\n".join(f"        {k!r}: {literal(v)}" for k, v in self.inputs.items())
-        dout = "None" if self.dout is None else literal(self.dout)
+        dout = "None" if self.dout is None else literal(self.douts[0])
+        if isinstance(self.dout, tuple):
+            dout = "(" + ", ".join(literal(d) for d in self.dout) + ",)"
         param = "" if self.param is None else f"    param={dict(self.param)!r},\n"
         return (
             f"LayerCase(  # x shape {self.shape}, m={self.m}\n"
@@ -108,6 +146,9 @@ def layer_cases(
 ) -> LayerCase:
     """Cases of ``layer`` in ``layout``: shapes, inputs in ``[-bound, bound]``, ``dout``."""
     kind = kind_of(layer)
+    if kind.shapes is not None:
+        drawn = kind.shapes.draw(_HypothesisDraws(draw, dtype, max_batch, max_width, bound))
+        return _shaped_case(layer, drawn, dtype)
     m = draw(st.integers(kind.min_batch, max_batch))
     n = draw(st.integers(kind.min_width, max_width))
     if kind.width is not None:
@@ -149,6 +190,8 @@ def probe_case(layer: str, layout: str, dtype: str, *, targets_as: str = "labels
     two classic bugs give the same outputs."""
     rng = np.random.default_rng(0)
     kind = kind_of(layer)
+    if kind.shapes is not None:
+        return _shaped_case(layer, kind.shapes.draw(ProbeDraws(dtype, rng=rng)), dtype)
     n, m = kind.probe_shape
     n = kind.width or n
     ours = {"x": rng.normal(size=(n, m))}
@@ -167,3 +210,42 @@ def probe_case(layer: str, layout: str, dtype: str, *, targets_as: str = "labels
     else:
         dout = to_user("out", rng.normal(size=(rows, m)), layout, layer=layer).astype(dtype)
     return LayerCase(layer, layout, user, dout, dtype)
+
+
+def _shaped_case(layer: str, drawn: Drawn, dtype: str) -> LayerCase:
+    dout = None if not drawn.douts else drawn.douts if len(drawn.douts) > 1 else drawn.douts[0]
+    return LayerCase(layer, "rows", dict(drawn.arrays), dout, dtype, dict(drawn.statics))
+
+
+class _HypothesisDraws:
+    """A shaped kind's ``Draws`` in a check: Hypothesis draws every choice."""
+
+    def __init__(self, draw, dtype: str, max_batch: int, max_width: int, bound: float) -> None:
+        self._draw, self.dtype, self.bound = draw, dtype, bound
+        self.max_batch, self.max_width = max_batch, max_width
+
+    def integer(self, low: int, high: int, *, probe: int) -> int:
+        return int(self._draw(st.integers(low, max(low, high))))
+
+    def choice(self, options, *, probe: int = 0):
+        return self._draw(st.sampled_from(list(options)))
+
+    def values(self, shape: tuple[int, ...], *, ties: bool = False) -> Array:
+        value = _flushed(self._draw(matrices(shape, self.bound, self.dtype)), self.dtype)
+        if ties and self._draw(st.booleans()):  # a few integers: equal entries likely
+            step = self.bound / 3
+            value = (np.round(value / step) * step).astype(self.dtype)
+        return value
+
+    def labels(self, shape: tuple[int, ...], high: int) -> Array:
+        if self._draw(st.booleans()):  # one word everywhere: every index repeated
+            return np.full(shape, self._draw(st.integers(0, high - 1)), dtype=np.int64)
+        seed = self._draw(st.integers(0, 2**32 - 1))
+        return np.random.default_rng(seed).integers(0, high, size=shape).astype(np.int64)
+
+    def mask(self, shape: tuple[int, ...]) -> Array:
+        how = self._draw(st.sampled_from(("all", "none", "some")))
+        if how != "some":
+            return np.full(shape, how == "all")
+        seed = self._draw(st.integers(0, 2**32 - 1))
+        return np.random.default_rng(seed).random(size=shape) < 0.6

@@ -43,18 +43,24 @@ def _check_arguments(layer, forward, layout, targets_as) -> str:
     if layer not in layers():
         raise ValueError(f"layer: expected one of {list(layers())}, got {layer!r}")
     kind = kind_of(layer)
-    if kind.family == "loss" and forward is not None:
+    if kind.returns_loss and forward is not None:
+        call = ", ".join(kind.forward_arguments) if kind.shapes is not None else "x, y"
         raise ValueError(
-            f"forward: a loss head {layer!r} is one function loss(x, y) -> (loss, dx), "
+            f"forward: a loss head {layer!r} is one function loss({call}) -> (loss, dx), "
             "passed as backward; got a forward too"
         )
-    if kind.family != "loss" and kind.default_cache is None and forward is None:
+    if not kind.returns_loss and kind.default_cache is None and forward is None:
         raise ValueError(
             f"forward: {layer!r} needs your forward ({', '.join(kind.forward_arguments)}) -> "
             "(out, cache): its cache is what your backward reads"
         )
     if layout not in LAYOUTS:
         raise ValueError(f"layout: expected one of {list(LAYOUTS)}, got {layout!r}")
+    if kind.shapes is not None and layout != "rows":
+        raise ValueError(
+            f"layout: {layer!r} is checked in cs231n's layout, samples first ('rows'), "
+            f"got {layout!r}"
+        )
     if targets_as is None:
         return "labels"
     if layer not in ("cross_entropy", "binary_cross_entropy"):
@@ -107,7 +113,11 @@ def check_layer(
         )
     seed, limits = chosen.seed, chosen.isolation
     kind = kind_of(layer)
-    backward_args = ("x", "y") if kind.family == "loss" else ("dout", "cache")
+    backward_args = (
+        ("x", "y") if kind.family == "loss"
+        else kind.forward_arguments if kind.returns_loss
+        else (*(f"d{name}" for name in kind.outputs), "cache")
+    )  # fmt: skip
     functions = (
         {"backward": backward} if forward is None else {"forward": forward, "backward": backward}
     )
@@ -134,7 +144,7 @@ def check_layer(
                 else sandbox.function(
                     "forward",
                     kind.forward_arguments,
-                    may_write=("param",),  # bn_param's stats
+                    may_write=_param_dicts(kind),  # bn_param's stats
                 ),
             )
             try:
@@ -266,3 +276,10 @@ def last_output(function: object) -> Output:
     """What the last call of a ``UserFunction`` printed (nothing for a plain callable)."""
     last = getattr(function, "last", None)
     return last.output if last is not None else NO_OUTPUT
+
+
+def _param_dicts(kind) -> tuple[str, ...]:
+    """The forward's param dicts, which it may write into (bn_param's running statistics)."""
+    if kind.shapes is None:
+        return ("param",)
+    return tuple(name for name in kind.shapes.call if name.endswith("_param"))

@@ -73,7 +73,7 @@ class LayerComparison:
 
 def oracle_inputs(
     case: LayerCase, outputs: Mapping[str, object]
-) -> tuple[dict[str, Array], Array | None, list[str]]:
+) -> tuple[dict[str, Array], Array | tuple[Array, ...] | None, list[str]]:
     """The case's inputs and ``dout`` in our layout, with the kind's ``fixed``
     arrays (dropout's mask, chosen given the user's forward ``out``) among the
     inputs, and the notes on that choice."""
@@ -82,11 +82,12 @@ def oracle_inputs(
     if kind.fixed is None:
         return inputs, dout, []
     out = None
+    name = kind.outputs[0]  # out, or a loss's value
     try:
-        out = to_ours("out", np.asarray(outputs["out"]), case.layout, layer=case.layer)
+        out = to_ours(name, np.asarray(outputs[name]), case.layout, layer=case.layer)
     except (KeyError, TypeError, ValueError):  # no forward output to read: None
         pass
-    if out is not None and out.shape != inputs["x"].shape:
+    if out is not None and kind.shapes is None and out.shape != inputs["x"].shape:
         out = None
     param = case.forward_param()
     assert param is not None  # a kind with fixed arrays takes a param dict
@@ -103,10 +104,11 @@ def compare_layer(
     oracle = layer_oracle(case.layer, inputs, dout)
     tolerance = kind.tolerance(inputs, dout, case.dtype)
     expected = np.dtype(case.dtype)
+    # Every gradient; a forward's outputs when it ran (a missing forward's are not).
     names = [
         n
-        for n in ("out", *kind.grads)
-        if n in oracle and (n != "out" or n in outputs or n in problems)
+        for n in dict.fromkeys((*kind.outputs, *kind.grads))
+        if n in oracle and (n in kind.grads or n in outputs or n in problems)
     ]
     variables = {}
     for name in names:

@@ -20,6 +20,48 @@ def _vjp(kind: LayerKind, arrays: tuple, fixed: dict, dout: object) -> tuple:
     return out, vjp(dout)
 
 
+@functools.partial(jax.jit, static_argnames=("kind", "statics"))
+def _shaped_vjp(
+    kind: LayerKind, statics: tuple, arrays: tuple, constants: dict, douts: tuple
+) -> tuple:
+    def definition(*inputs):
+        return kind.definition(*inputs, **constants, **dict(statics))
+
+    if kind.returns_loss:
+        return jax.value_and_grad(definition, argnums=tuple(range(len(arrays))))(*arrays)
+    out, vjp = jax.vjp(definition, *arrays)
+    return out, vjp(douts if len(douts) > 1 else douts[0])
+
+
+def shaped_oracle(kind: LayerKind, inputs: Mapping[str, object], dout: object) -> dict[str, Array]:
+    """A shaped kind's outputs and gradients (see ``layer_oracle``): its exact
+    shapes compiled, its drawn scalars static."""
+    assert kind.shapes is not None
+    douts = dout if isinstance(dout, tuple) else () if dout is None else (dout,)
+    if kind.shapes.oracle is not None:
+        return kind.shapes.oracle(inputs, douts)
+    if kind.shapes.padded is not None:
+        padded = kind.shapes.padded(inputs, douts)
+        return padded.crop(_exact_oracle(kind, padded.inputs, padded.douts))
+    return _exact_oracle(kind, inputs, douts)
+
+
+def _exact_oracle(kind: LayerKind, inputs: Mapping[str, object], douts: tuple) -> dict[str, Array]:
+    """``jax.vjp`` of the definition at the case's shapes, compiled (constants,
+    such as word indices, labels and masks, traced: one compilation serves them all)."""
+    assert kind.shapes is not None
+    arrays = tuple(jnp.asarray(inputs[k]) for k in kind.inputs)
+    constants = {k: jnp.asarray(inputs[k]) for k in kind.shapes.constants}
+    statics = tuple(sorted((k, v) for k, v in inputs.items()
+                           if k not in kind.inputs and k not in kind.shapes.constants))  # fmt: skip
+    out, grads = _shaped_vjp(kind, statics, arrays, constants, tuple(map(jnp.asarray, douts)))
+    outs = out if isinstance(out, tuple) else (out,)
+    result = {name: np.asarray(o) for name, o in zip(kind.outputs, outs, strict=True)}
+    for k, g in zip(kind.inputs, grads, strict=True):
+        result[f"d{k}"] = np.asarray(g)
+    return result
+
+
 @functools.partial(jax.jit, static_argnames=("kind",))
 def _value_and_grad(kind: LayerKind, x: object, y: object) -> tuple:
     return jax.value_and_grad(kind.definition)(x, y)
@@ -36,7 +78,7 @@ def _padded(value: Array, rows: int, columns: int) -> Array:
     return out
 
 
-def layer_oracle(layer: str, inputs: Mapping[str, Array], dout: Array | None) -> dict[str, Array]:
+def layer_oracle(layer: str, inputs: Mapping[str, Array], dout: object) -> dict[str, Array]:
     """``out`` (or ``loss``) and the gradients of ``layer`` at ``inputs``, ``dout``
     (our layout, float64): ``jax.vjp`` of manual_bp's definition.  ``inputs``
     may also hold the kind's ``fixed`` arrays (dropout's mask), passed to the
@@ -50,6 +92,8 @@ def layer_oracle(layer: str, inputs: Mapping[str, Array], dout: Array | None) ->
     and whose mean is rescaled from the padded batch to the real one).
     """
     kind = kind_of(layer)
+    if kind.shapes is not None:
+        return shaped_oracle(kind, inputs, dout)
     x = inputs["x"]
     (n, m) = x.shape
     N = n if kind.mixes_features else _bucket(n)
@@ -59,7 +103,7 @@ def layer_oracle(layer: str, inputs: Mapping[str, Array], dout: Array | None) ->
         loss, dx = _value_and_grad(kind, jnp.asarray(_padded(x, N, M)), jnp.asarray(y))
         scale = M / m  # the padded mean divided by M, the definition by m
         return {"loss": np.asarray(loss) * scale, "dx": np.asarray(dx)[:n, :m] * scale}
-    assert dout is not None  # every layer but a loss head has one
+    assert isinstance(dout, np.ndarray)  # every layer but a loss head has one
     rows = dout.shape[0]  # the output's rows: n, or an affine layer's own
     # Output rows other than x's are padded too, unless the kind mixes features.
     R = N if rows == n else (rows if kind.mixes_features else _bucket(rows))

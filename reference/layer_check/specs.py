@@ -27,8 +27,10 @@ def _vectors(layer: str) -> set[str]:
 
 def to_user(name: str, value: Array, layout: str, *, layer: str) -> Array:
     """Our array ``name`` of ``layer`` (columns layout) in the user's ``layout``
-    (a fresh copy)."""
+    (a fresh copy).  A shaped kind's arrays are the user's already."""
     value = np.array(value)
+    if kind_of(layer).shapes is not None:
+        return value
     if name in _vectors(layer):
         return value.reshape(-1) if layout == "rows" else value.reshape(-1, 1)
     if layout == "rows" and value.ndim == 2:
@@ -39,6 +41,8 @@ def to_user(name: str, value: Array, layout: str, *, layer: str) -> Array:
 def to_ours(name: str, value: Array, layout: str, *, layer: str) -> Array:
     """The user's array ``name`` of ``layer`` in our columns layout, float64."""
     value = np.asarray(value, dtype=np.float64)
+    if kind_of(layer).shapes is not None:
+        return value
     if name in _vectors(layer):
         return value.reshape(-1, 1)
     return value.T if (layout == "rows" and value.ndim == 2) else value

@@ -34,9 +34,14 @@ affine batchnorm binary_cross_entropy
 from manual_bp_reference.layer_kinds import (
     activations,
     affine,
+    convolution,
     dropout,
     loss_heads,
     normalization,
+    pooling,
+    recurrent,
+    sequence,
+    spatial_normalization,
 )
 from manual_bp_reference.layer_kinds.kind import (
     FAMILIES,
@@ -50,6 +55,7 @@ from manual_bp_reference.layer_kinds.kind import (
 )
 
 __all__ = [
-    "FAMILIES", "LAYER_KINDS", "Bug", "LayerKind", "activations", "affine", "dropout", "kind_of",
-    "layers", "loss_heads", "normalization", "register", "unregister",
+    "FAMILIES", "LAYER_KINDS", "Bug", "LayerKind", "activations", "affine", "convolution",
+    "dropout", "kind_of", "layers", "loss_heads", "normalization", "pooling", "recurrent",
+    "register", "sequence", "spatial_normalization", "unregister",
 ]  # fmt: skip

@@ -18,7 +18,7 @@ def _activation(name: str) -> LayerKind:
         name, "activation", ("x",), ("dx",),
         definition=lambda x: ACTIVATIONS[name].forward(x, jnp),
         tolerance=lambda inputs, dout, dtype: activation_tolerances(
-            name, inputs["x"], dout, dtype  # type: ignore[arg-type]
+            name, inputs["x"], dout, dtype
         ),
         default_cache=lambda args: args[0],  # cs231n's cache: x
         mixes_features=name == "softmax",

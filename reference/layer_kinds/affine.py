@@ -49,7 +49,7 @@ AFFINE = register(
         "affine", "affine", ("x", "w", "b"), ("dx", "dw", "db"),
         definition=lambda x, w, b: w @ x + b,
         tolerance=lambda inputs, dout, dtype: affine_tolerances(
-            inputs["w"], inputs["x"], inputs["b"], dout, dtype  # type: ignore[arg-type]
+            inputs["w"], inputs["x"], inputs["b"], dout, dtype
         ),
         parameters=lambda n, rows: {"w": (rows, n), "b": (rows, 1)},
         rows=lambda n, draw: draw(1, None),  # None: up to the case's largest width

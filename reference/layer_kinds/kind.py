@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from hypothesis.strategies import SearchStrategy
+
+from manual_bp_reference.layer_kinds.shaped import Shapes
 
 Array = np.ndarray
 # fixed(inputs, param, layout, out) -> (arrays, notes): see LayerKind.
@@ -14,7 +17,10 @@ Fixed = Callable[
     [Mapping[str, Array], Mapping[str, object], str, "Array | None"],
     tuple[dict[str, Array], list[str]],
 ]
-FAMILIES = ("affine", "activation", "loss", "normalization", "other")
+FAMILIES = (
+    "affine", "activation", "loss", "normalization", "convolution", "recurrent", "sequence",
+    "other",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class Bug:
 
     name: str
     description: str
-    outputs: Callable[[Mapping[str, Array], Array | None], dict[str, Array]]
+    outputs: Callable[[Mapping[str, Array], Any], dict[str, Array]]
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,10 @@ class LayerKind:
     the inputs without differentiating them (dropout's mask), from the
     inputs and param (ours), the layout, and the user's forward output (ours,
     or None), with notes on how they were chosen; the definition, tolerance
-    and bugs then see them beside the inputs.
+    and bugs then see them beside the inputs.  ``shapes``: a kind whose arrays
+    keep their own N-D shapes (a convolution's ``(N, C, H, W)``), drawn and
+    called as ``manual_bp_reference.layer_kinds.shaped`` says; the 2-D fields
+    (``parameters``, ``rows``, ``vectors``, widths) are then unused.
     """
 
     name: str
@@ -58,7 +67,8 @@ class LayerKind:
     inputs: tuple[str, ...]
     grads: tuple[str, ...]
     definition: Callable[..., object]
-    tolerance: Callable[[Mapping[str, Array], Array | None, str], dict[str, Array]]
+    # tolerance(inputs, dout, dtype): dout a tuple for a shaped kind of several outputs
+    tolerance: Callable[[Mapping[str, Array], Any, str], dict[str, Array]]
     parameters: Callable[[int, int], dict[str, tuple[int, int]]] = field(default=lambda n, rows: {})
     rows: Callable[[int, Callable[[int, int | None], int]], int] = field(default=lambda n, draw: n)
     vectors: tuple[str, ...] = ()
@@ -74,14 +84,19 @@ class LayerKind:
     mixes_features: bool = False
     mixes_samples: bool = False
     bugs: tuple[Bug, ...] = ()
+    shapes: Shapes | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"family: expected one of {list(FAMILIES)}, got {self.family!r}")
-        if not self.inputs or self.inputs[0] != "x":
+        if self.shapes is None and (not self.inputs or self.inputs[0] != "x"):
             raise ValueError(f"inputs: expected ('x', ...), got {self.inputs!r}")
         # The oracle names the gradient of input k "dk": another name would go unchecked.
-        expected = ("loss", "dx") if self.family == "loss" else tuple(f"d{k}" for k in self.inputs)
+        expected = tuple(f"d{k}" for k in self.inputs)
+        if self.family == "loss":  # loss(x, y): y is a target, with no gradient
+            expected = ("loss", "dx")
+        elif self.returns_loss:
+            expected = ("loss", *expected)
         if self.grads != expected:
             raise ValueError(
                 f"grads: expected {expected} (the gradient of each input, in order), "
@@ -89,8 +104,22 @@ class LayerKind:
             )
 
     @property
+    def returns_loss(self) -> bool:
+        """The kind is one function ``loss(...) -> (loss, dx, ...)`` (a loss head)."""
+        return self.family == "loss" or (self.shapes is not None and self.shapes.loss)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """What the forward returns before its cache (a loss: ``("loss",)``)."""
+        if self.returns_loss:
+            return ("loss",)
+        return self.shapes.outputs if self.shapes is not None else ("out",)
+
+    @property
     def forward_arguments(self) -> tuple[str, ...]:
         """The names of a forward's arguments: its arrays, and its param dict."""
+        if self.shapes is not None:
+            return self.shapes.call
         return (*self.inputs, "param") if self.param is not None else self.inputs
 
 

@@ -37,7 +37,7 @@ def _normalization(name: str) -> LayerKind:
         name, "normalization", ("x", "gamma", "beta"), ("dx", "dgamma", "dbeta"),
         definition=lambda x, gamma, beta: normalize(x, gamma, beta, kind, jnp)["N"],
         tolerance=lambda inputs, dout, dtype: normalization_tolerances(
-            kind, inputs["x"], inputs["gamma"], inputs["beta"], dout, dtype  # type: ignore[arg-type]
+            kind, inputs["x"], inputs["gamma"], inputs["beta"], dout, dtype
         ),
         parameters=lambda n, rows: {"gamma": (n, 1), "beta": (n, 1)},
         vectors=("gamma", "beta"),

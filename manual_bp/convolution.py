@@ -1,0 +1,294 @@
+"""A 2-D convolution layer (cs231n's ``conv_forward``), forward and backward, by hand.
+
+Layout NCHW, as cs231n: a batch of ``N`` images of ``C`` channels, ``F`` filters
+of size ``HH x WW``, stride ``s``, zero padding ``p`` on every side::
+
+    x   (N, C, H, W)        w (F, C, HH, WW)       b (F,)
+    Ho = 1 + (H + 2p - HH) // s                    Wo = 1 + (W + 2p - WW) // s
+    out (N, F, Ho, Wo)
+
+Forward and backward, side by side (``xpad``: ``x`` with ``p`` zeros around
+each image, ``(N, C, H + 2p, W + 2p)``; ``k, l`` run over the kernel offsets)::
+
+    forward                                           backward, dout = dL/dout (N, F, Ho, Wo)
+    out[n,f,i,j] = b[f]                               db[f]       = sum_{n,i,j} dout[n,f,i,j]
+      + sum_{c,k,l} w[f,c,k,l] xpad[n,c,s i+k,s j+l]  dw[f,c,k,l] = sum_{n,i,j} dout[n,f,i,j]
+                                                                     xpad[n,c,s i+k,s j+l]
+                                                      dxpad[n,c,s i+k,s j+l] += sum_f
+                                                                     dout[n,f,i,j] w[f,c,k,l]
+                                                      dx = dxpad[:, :, p:p+H, p:p+W]
+
+It is a cross-correlation (the kernel is not flipped), as in cs231n and every
+framework.  The output size is the floor of the division (``output_size``):
+trailing rows and columns that no window reaches are ignored, and their
+gradient is 0.
+
+**The computation: im2col.**  The window of every output position is read at
+once: for each kernel offset ``(k, l)``, the strided slice
+``xpad[:, :, k : k + s (Ho-1) + 1 : s, l : ...]`` holds the input each output
+position sees through that offset.  Stacked, the slices are the columns
+``cols (N, C HH WW, Ho Wo)`` (``windows``), and the layer is one product::
+
+    out[n] = w.reshape(F, C HH WW) @ cols[n] + b       (F, Ho Wo) per sample
+    dw     = sum_n dout[n] @ cols[n]^T                 (F, C HH WW)
+    dcols  = w.reshape(F, C HH WW)^T @ dout[n]         (C HH WW, Ho Wo) per sample
+
+and ``dx`` is col2im (``add_windows``): each offset's slice of ``dcols`` is
+added back onto the strided slice of ``dxpad`` it was read from (one loop
+over the ``HH WW`` offsets: within one offset the positions are distinct, so a
+sliced ``+=`` adds every term; overlapping windows meet across offsets), and
+the padding is cropped.  The forward is written once over an array namespace
+``xp`` (strided slices, ``stack``, ``pad``, ``matmul``): ``xp=jax.numpy`` is
+the definition the oracle differentiates.
+
+The cache: ``x``, ``w`` and ``cols`` (arrays), ``stride`` and ``pad`` (ints).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+Array = np.ndarray
+Cache = dict[str, Any]
+
+FLOAT_DTYPES = ("float32", "float64")
+
+DERIVATION = """\
+Convolution (cross-correlation), layout NCHW, stride s, zero padding p.
+
+  x (N, C, H, W)   w (F, C, HH, WW)   b (F,)   out (N, F, Ho, Wo)
+  Ho = 1 + (H + 2p - HH) // s,  Wo = 1 + (W + 2p - WW) // s  (floor)
+  xpad = x with p zeros on each side of every image   (N, C, H + 2p, W + 2p)
+
+Forward:
+  out[n,f,i,j] = b[f] + sum_{c,k,l} w[f,c,k,l] * xpad[n,c, s*i + k, s*j + l]
+
+Each output entry is affine in b[f], in each w[f,c,k,l] and in each input entry
+it sees, so with dout = dL/dout (N, F, Ho, Wo) the chain rule sums over every
+output entry that used the variable:
+
+  db[f] = sum_{n,i,j} dout[n,f,i,j]                       d out[n,f,i,j]/d b[f] = 1
+
+  dw[f,c,k,l] = sum_{n,i,j} dout[n,f,i,j] * xpad[n,c, s*i + k, s*j + l]
+      (the same window product as the forward, summed over samples and positions)
+
+  dxpad[n,c,y,z] = sum over f and over the (i, j, k, l) with s*i + k = y and
+                   s*j + l = z of dout[n,f,i,j] * w[f,c,k,l]
+      (each input entry collects from every window that covered it: windows
+      overlap when s < HH, and entries no window reaches get 0)
+
+  dx = dxpad[:, :, p : p + H, p : p + W]        (the padding is not an input)
+
+im2col: cols[n, (c,k,l), (i,j)] = xpad[n,c, s*i + k, s*j + l]  (N, C*HH*WW, Ho*Wo)
+  out[n] = W2 @ cols[n] + b        W2 = w.reshape(F, C*HH*WW)
+  dw     = sum_n dout[n] @ cols[n]^T          db = dout summed over n, i, j
+  dcols  = W2^T @ dout[n], added back to the positions of xpad it was read from
+"""
+
+
+def output_size(size: int, window: int, stride: int, pad: int) -> int:
+    """``1 + (size + 2 pad - window) // stride``: the windows that fit (floor).
+
+    Trailing rows that do not fill a window are ignored (PyTorch's and
+    cs231n's integer division).  ``ValueError`` when not even one window fits.
+
+    >>> output_size(32, 3, 1, 1), output_size(7, 3, 2, 0), output_size(6, 3, 2, 0)
+    (32, 3, 2)
+    """
+    size = check_int(size, "size", 1)
+    window = check_int(window, "window", 1)
+    stride = check_int(stride, "stride", 1)
+    pad = check_int(pad, "pad", 0)
+    if size + 2 * pad < window:
+        raise ValueError(
+            f"window: expected at most size + 2 pad = {size} + 2*{pad} = {size + 2 * pad}, "
+            f"got {window} (the window does not fit in the padded input)"
+        )
+    return 1 + (size + 2 * pad - window) // stride
+
+
+def forward(
+    x: Array, w: Array, b: Array, *, stride: int = 1, pad: int = 0, xp: ModuleType = np
+) -> tuple[Array, Cache]:
+    """``(out, cache)``: ``out[n,f,i,j] = b[f] + sum w[f,c,k,l] xpad[n,c,s i+k,s j+l]``.
+
+    ``x (N, C, H, W)``, ``w (F, C, HH, WW)``, ``b (F,)`` of one float dtype
+    (float32 or float64, kept); ``out (N, F, Ho, Wo)``.  Written over ``xp``
+    (``numpy`` or ``jax.numpy``).
+
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> out, cache = forward(x, np.ones((1, 1, 2, 2)), np.zeros(1), stride=2)
+    >>> out
+    array([[[[10., 18.],
+             [42., 50.]]]])
+    """
+    stride = check_int(stride, "stride", 1)
+    pad = check_int(pad, "pad", 0)
+    dtype = check_images(x, "x")
+    check_array(w, "w", 4, dtype)
+    check_array(b, "b", 1, dtype)
+    N, C, H, W = x.shape
+    F, C_w, HH, WW = w.shape
+    if C_w != C:
+        raise ValueError(
+            f"w: expected {C} input channels (x's C) in w.shape[1], got shape {w.shape}"
+        )
+    if b.shape != (F,):
+        raise ValueError(f"b: expected shape ({F},) (one bias per filter of w), got {b.shape}")
+    Ho = _fitting(H, HH, stride, pad, "height", "HH")
+    Wo = _fitting(W, WW, stride, pad, "width", "WW")
+    x_padded = x if pad == 0 else xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    cols = windows(x_padded, HH, WW, stride, Ho, Wo, xp).reshape(N, C * HH * WW, Ho * Wo)
+    out = xp.matmul(w.reshape(F, C * HH * WW), cols) + b.reshape(F, 1)
+    cache: Cache = {"x": x, "w": w, "cols": cols, "stride": stride, "pad": pad}
+    return out.reshape(N, F, Ho, Wo), cache
+
+
+def backward(dout: Array, cache: Mapping[str, Any]) -> tuple[Array, Array, Array]:
+    """``(dx, dw, db)`` from ``dout (N, F, Ho, Wo)`` and the forward's cache.
+
+    ``db`` sums ``dout`` over ``n, i, j``; ``dw`` is one product with the
+    columns; ``dx`` is col2im of ``W2^T dout``, the padding cropped.
+    """
+    x, w, cols, stride, pad = read_cache(cache, ("x", "w", "cols", "stride", "pad"))
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    Ho = output_size(H, HH, stride, pad)
+    Wo = output_size(W, WW, stride, pad)
+    check_gradient(dout, (N, F, Ho, Wo), x.dtype)
+    dout_columns = dout.reshape(N, F, Ho * Wo)
+    db = dout.sum(axis=(0, 2, 3))
+    # per sample (F, Ho Wo) @ (Ho Wo, C HH WW), then summed over n: no transposed copies
+    # of the columns (tensordot over (n, position) makes two; 4x slower at N = 64, 32x32)
+    dw = np.matmul(dout_columns, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    dcols = np.matmul(w.reshape(F, C * HH * WW).T, dout_columns)
+    dx_padded = add_windows(
+        dcols.reshape(N, C, HH * WW, Ho, Wo), (N, C, H + 2 * pad, W + 2 * pad), HH, WW, stride
+    )
+    return dx_padded[:, :, pad : pad + H, pad : pad + W], dw, db
+
+
+def windows(
+    x_padded: Array,
+    height: int,
+    width: int,
+    stride: int,
+    out_height: int,
+    out_width: int,
+    xp: ModuleType = np,
+) -> Array:
+    """The input each window position sees, by kernel offset: ``(N, C, height width, Ho, Wo)``.
+
+    ``[n, c, k width + l, i, j] = x_padded[n, c, stride i + k, stride j + l]``: one
+    strided slice per offset ``(k, l)``, stacked (im2col over ``xp``).
+    """
+    row_span = stride * (out_height - 1) + 1
+    col_span = stride * (out_width - 1) + 1
+    return xp.stack(
+        [
+            x_padded[:, :, k : k + row_span : stride, l : l + col_span : stride]
+            for k in range(height)
+            for l in range(width)
+        ],
+        axis=2,
+    )
+
+
+def add_windows(
+    d_windows: Array, padded_shape: tuple[int, ...], height: int, width: int, stride: int
+) -> Array:
+    """col2im, the transpose of ``windows``: each offset's gradient added back where it was read.
+
+    ``d_windows (N, C, height width, Ho, Wo)`` into a new ``(N, C, Hp, Wp)``
+    array of zeros.  Within one offset ``(k, l)`` the positions
+    ``(stride i + k, stride j + l)`` are distinct, so the sliced ``+=`` adds
+    each term once; overlapping windows meet across offsets.
+    """
+    _, _, _, out_height, out_width = d_windows.shape
+    row_span = stride * (out_height - 1) + 1
+    col_span = stride * (out_width - 1) + 1
+    d_x_padded = np.zeros(padded_shape, dtype=d_windows.dtype)
+    for k in range(height):
+        for l in range(width):
+            d_x_padded[:, :, k : k + row_span : stride, l : l + col_span : stride] += d_windows[
+                :, :, k * width + l
+            ]
+    return d_x_padded
+
+
+# The checks, shared with manual_bp.pooling: validate before computing, name the argument.
+
+
+def check_array(value: object, name: str, ndim: int, dtype: np.dtype | None = None) -> np.dtype:
+    """``value`` is a float32/float64 array of ``ndim`` dimensions (of ``dtype`` if given)."""
+    value_dtype = getattr(value, "dtype", None)
+    shape = getattr(value, "shape", None)
+    if value_dtype is None or shape is None:
+        raise TypeError(f"{name}: expected an array, got {type(value).__name__}")
+    if np.dtype(value_dtype).name not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {value_dtype}")
+    if dtype is not None and value_dtype != dtype:
+        raise TypeError(
+            f"{name}: expected dtype {dtype} (that of x: no silent casting), got {value_dtype}"
+        )
+    if len(shape) != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {tuple(shape)}")
+    if 0 in shape:
+        raise ValueError(f"{name}: expected no empty dimension, got shape {tuple(shape)}")
+    return np.dtype(value_dtype)
+
+
+def check_images(x: object, name: str) -> np.dtype:
+    """``x`` is a float batch of images ``(N, C, H, W)``; returns its dtype."""
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) != 4:
+        raise ValueError(f"{name}: expected a 4-D array (N, C, H, W), got shape {tuple(shape)}")
+    return check_array(x, name, 4)
+
+
+def check_gradient(dout: object, expected: tuple[int, ...], dtype: np.dtype) -> None:
+    """``dout`` is a NumPy array of the forward output's shape and dtype."""
+    if not isinstance(dout, np.ndarray):
+        raise TypeError(f"dout: expected a numpy array, got {type(dout).__name__}")
+    if dout.shape != expected:
+        raise ValueError(f"dout: expected shape {expected} (the forward's out), got {dout.shape}")
+    if dout.dtype != dtype:
+        raise TypeError(f"dout: expected dtype {dtype} (that of the forward's x), got {dout.dtype}")
+
+
+def check_int(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name}: expected an int >= {minimum}, got {type(value).__name__} {value!r}"
+        )
+    if value < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name}: expected {kind}, got {value}")
+    return int(value)
+
+
+def _fitting(size: int, window: int, stride: int, pad: int, axis: str, window_name: str) -> int:
+    """``output_size`` along one axis, its error naming the layer's arguments."""
+    if size + 2 * pad < window:
+        raise ValueError(
+            f"{window_name}: the window ({window}) is larger than the padded input's "
+            f"{axis} ({size} + 2*{pad} = {size + 2 * pad})"
+        )
+    return output_size(size, window, stride, pad)
+
+
+def read_cache(cache: object, keys: tuple[str, ...]) -> list[Any]:
+    """The cache's entries in the order of ``keys`` (``ValueError`` naming a missing one)."""
+    if not isinstance(cache, Mapping):
+        raise TypeError(
+            f"cache: expected the dict the forward returned, got {type(cache).__name__}"
+        )
+    missing = [key for key in keys if key not in cache]
+    if missing:
+        raise ValueError(f"cache: expected the forward's keys {list(keys)}, missing {missing}")
+    return [cache[key] for key in keys]
