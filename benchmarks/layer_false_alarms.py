@@ -15,10 +15,24 @@ cross-entropy from the logits and through ``log(sigmoid)``, mse; batch and
 layer norm with the staged and the closed backward, the two-pass and the
 one-pass (``E[x^2] - mu^2``) variance, in rows and columns.
 
+The shaped kinds (issue 27: conv, max_pool, avg_pool, spatial_batchnorm,
+spatial_groupnorm, rnn_step, rnn, lstm_step, lstm, word_embedding,
+temporal_affine, temporal_softmax_loss): every correct student style of
+``benchmarks/layer_styles`` (``STYLES``) and manual_bp's own functions wrapped
+in cs231n's signatures (label ``<layer> manual_bp``), in cs231n's layout.
+
+A call whose code raises counts as a false alarm too (the code is correct).
+``--bound`` draws the values in ``[-bound, bound]`` (10 by default, as the
+checks do; 1e3 and more for adversarial magnitudes); ``--failures FILE``
+appends each false alarm's report and pasteable case to ``FILE``.
+
 Usage (from the repository root)::
 
     python -m benchmarks.layer_false_alarms                 # 2,000 calls per style and dtype
     python -m benchmarks.layer_false_alarms --calls 100     # a quick look
+    python -m benchmarks.layer_false_alarms --families recurrent --shaped \
+        --family-calls 10000                                # 10,000 calls over the family
+    python -m benchmarks.layer_false_alarms --layers conv,max_pool --bound 1e3
 """
 
 from __future__ import annotations
@@ -30,8 +44,15 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 
+from benchmarks.layer_styles import convolution as conv_styles
+from benchmarks.layer_styles import pooling as pool_styles
+from benchmarks.layer_styles import recurrent as recurrent_styles
+from benchmarks.layer_styles import spatial_normalization as spatial_styles
+from benchmarks.layer_styles import temporal as temporal_styles
+from manual_bp import convolution, embedding, pooling, recurrent, spatial_normalization, temporal
 from manual_bp.activations import ACTIVATIONS
 from manual_bp_reference.layer_check import compare_layer, layer_cases, run_user
+from manual_bp_reference.layer_check.specs import kind_of
 
 ROUND = 500  # examples per Hypothesis run
 
@@ -242,51 +263,211 @@ def styles() -> list[tuple[str, str, str, Callable, Callable | None]]:
     return found
 
 
-def run(calls: int, dtype: str, style) -> tuple[int, int, float, str]:
-    """``(calls, false alarms, worst ratio, worst report)`` of one style and dtype."""
-    _, layer, layout, backward, forward = style
+# --- shaped kinds (issue 27): manual_bp's own functions in cs231n's signatures -----------
+
+
+def conv_forward_manual_bp(x, w, b, conv_param):
+    return convolution.forward(x, w, b, stride=conv_param["stride"], pad=conv_param["pad"])
+
+
+def _pool_geometry(pool_param) -> dict[str, int]:
+    return {"height": pool_param["pool_height"], "width": pool_param["pool_width"],
+            "stride": pool_param["stride"]}  # fmt: skip
+
+
+def max_pool_forward_manual_bp(x, pool_param):
+    return pooling.max_forward(x, **_pool_geometry(pool_param))
+
+
+def avg_pool_forward_manual_bp(x, pool_param):
+    return pooling.average_forward(x, **_pool_geometry(pool_param))
+
+
+def spatial_batchnorm_forward_manual_bp(x, gamma, beta, bn_param):
+    # eps: manual_bp's EPS = 1e-5, the value check_layer passes in bn_param
+    return spatial_normalization.spatial_batchnorm_forward(x, gamma, beta)
+
+
+def spatial_groupnorm_forward_manual_bp(x, gamma, beta, G, gn_param):
+    return spatial_normalization.group_norm_forward(x, gamma, beta, G)
+
+
+def temporal_softmax_loss_manual_bp(x, y, mask):
+    return temporal.softmax_loss(x, y, mask)
+
+
+MANUAL_BP: dict[str, tuple[Callable, Callable] | Callable] = {
+    "conv": (conv_forward_manual_bp, convolution.backward),
+    "max_pool": (max_pool_forward_manual_bp, pooling.max_backward),
+    "avg_pool": (avg_pool_forward_manual_bp, pooling.average_backward),
+    "spatial_batchnorm": (
+        spatial_batchnorm_forward_manual_bp,
+        spatial_normalization.spatial_batchnorm_backward,
+    ),
+    "spatial_groupnorm": (
+        spatial_groupnorm_forward_manual_bp,
+        spatial_normalization.group_norm_backward,
+    ),
+    "rnn_step": (recurrent.rnn_step_forward, recurrent.rnn_step_backward),
+    "rnn": (recurrent.rnn_forward, recurrent.rnn_backward),
+    "lstm_step": (recurrent.lstm_step_forward, recurrent.lstm_step_backward),
+    "lstm": (recurrent.lstm_forward, recurrent.lstm_backward),
+    "word_embedding": (embedding.forward, embedding.backward),
+    "temporal_affine": (temporal.affine_forward, temporal.affine_backward),
+    "temporal_softmax_loss": temporal_softmax_loss_manual_bp,
+}
+
+STUDENT_STYLES = (conv_styles, pool_styles, spatial_styles, recurrent_styles, temporal_styles)
+
+Style = tuple[str, str, str, Callable, Callable | None]
+
+
+def shaped_styles() -> list[Style]:
+    """The shaped kinds' correct implementations: the students' ``STYLES``, then manual_bp's."""
+    found: list[Style] = []
+    layers: dict[str, dict[str, object]] = {}
+    for module in STUDENT_STYLES:
+        for layer, by_style in module.STYLES.items():
+            layers.setdefault(layer, {}).update(by_style)
+    for layer, by_style in layers.items():
+        for name, pair in [*by_style.items(), ("manual_bp", MANUAL_BP[layer])]:
+            if isinstance(pair, tuple):
+                forward, backward = pair
+                found.append((f"{layer} {name}", layer, "rows", backward, forward))
+            else:  # a loss: one function -> (loss, dx)
+                found.append((f"{layer} {name}", layer, "rows", pair, None))  # type: ignore[arg-type]
+    return found
+
+
+def run(
+    calls: int, dtype: str, style: Style, bound: float = 10.0, failures: str = ""
+) -> tuple[int, int, float, str]:
+    """``(calls, false alarms, worst ratio, worst report)`` of one style and dtype.
+
+    Code that raises is a false alarm (ratio inf).  ``failures``: a file each
+    false alarm's report and case are appended to (the first 5 per run)."""
+    label, layer, layout, backward, forward = style
     seen = {"calls": 0, "alarms": 0, "worst": 0.0, "report": ""}
+
+    def record(ratio: float, report: str) -> None:
+        if ratio > seen["worst"] or not seen["report"]:
+            seen["worst"], seen["report"] = ratio, report
+        if ratio > 1:
+            seen["alarms"] += 1
+            if failures and seen["alarms"] <= 5:
+                with open(failures, "a") as file:
+                    file.write(f"# {label} {dtype} bound {bound:g}: ratio {ratio:.6g}\n"
+                               f"{report}\n\n")  # fmt: skip
 
     @settings(
         max_examples=min(ROUND, calls), deadline=None, database=None,
         phases=[Phase.generate], suppress_health_check=list(HealthCheck),
     )  # fmt: skip
-    @given(layer_cases(layer, layout=layout, dtype=dtype))
+    @given(layer_cases(layer, layout=layout, dtype=dtype, bound=bound))
     def one(case) -> None:
         if seen["calls"] >= calls:
             return
-        with np.errstate(all="ignore"):
-            outputs, problems = run_user(backward, forward, case)
-        comparison = compare_layer(case, outputs, problems)
         seen["calls"] += 1
-        if comparison.worst_ratio > seen["worst"]:
-            seen["worst"], seen["report"] = comparison.worst_ratio, f"{comparison}\n{case!r}"
-        seen["alarms"] += not comparison.ok
+        try:
+            with np.errstate(all="ignore"):
+                outputs, problems = run_user(backward, forward, case)
+        except Exception as error:  # correct code that raises: a false alarm
+            record(np.inf, f"raised {type(error).__name__}: {error}\n{case!r}")
+            return
+        comparison = compare_layer(case, outputs, problems)
+        record(comparison.worst_ratio, f"{comparison}\n{case!r}")
 
     while seen["calls"] < calls:
         one()
     return seen["calls"], seen["alarms"], seen["worst"], seen["report"]
 
 
-def main() -> None:
+def _names(
+    parser: argparse.ArgumentParser, text: str, known: set[str], flag: str
+) -> set[str] | None:
+    """The comma-separated names of ``flag`` (None: all); an unknown one exits 2."""
+    if not text:
+        return None
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - known)
+    if unknown or not names:
+        parser.error(
+            f"{flag}: expected comma-separated names among {', '.join(sorted(known))}; got {text!r}"
+        )
+    return names
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        if not value > 0 or not np.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=2000, help="per style and dtype")
+    parser.add_argument("--calls", type=_positive(int), default=2000,
+                        help="per style and dtype (default 2000)")  # fmt: skip
+    parser.add_argument("--family-calls", type=_positive(int), default=None,
+                        help="instead of --calls: this many calls per family, split evenly "
+                             "over its styles and both dtypes (rounded up)")  # fmt: skip
     parser.add_argument("--layers", default="", help="comma-separated layers to run (default: all)")
-    args = parser.parse_args()
+    parser.add_argument("--families", default="",
+                        help="comma-separated kind families to run (convolution, normalization, "
+                             "recurrent, sequence, ...; default: all)")  # fmt: skip
+    parser.add_argument(
+        "--shaped",
+        action="store_true",
+        help="only the shaped kinds (issue 27), not the dense 2-D ones",
+    )
+    parser.add_argument("--dtypes", default="float64,float32", help="comma-separated dtypes")
+    parser.add_argument("--bound", type=_positive(float), default=10.0,
+                        help="values drawn in [-bound, bound] (default 10)")  # fmt: skip
+    parser.add_argument(
+        "--failures", default="", help="a file each false alarm's report and case is appended to"
+    )
+    args = parser.parse_args(argv)
+    every = [*styles(), *shaped_styles()]
+    shaped = {style[1] for style in shaped_styles()}
+    layers = _names(parser, args.layers, {style[1] for style in every}, "--layers")
+    families = _names(
+        parser, args.families, {kind_of(style[1]).family for style in every}, "--families"
+    )
+    dtypes = _names(parser, args.dtypes, {"float64", "float32"}, "--dtypes")
+    chosen = [
+        style for style in every
+        if (layers is None or style[1] in layers)
+        and (families is None or kind_of(style[1]).family in families)
+        and (not args.shaped or style[1] in shaped)
+    ]  # fmt: skip
+    runs = [dtype for dtype in ("float64", "float32") if dtypes is None or dtype in dtypes]
+    per_family: dict[str, int] = {}
+    for style in chosen:
+        family = kind_of(style[1]).family
+        per_family[family] = per_family.get(family, 0) + len(runs)
     started = time.perf_counter()
     total = alarms = 0
     worst = (0.0, "")
-    print("| implementation | dtype | calls | false alarms | worst ratio |")
-    print("|---|---|---|---|---|")
-    chosen = set(args.layers.split(",")) if args.layers else None
-    for style in styles():
-        if chosen is not None and style[1] not in chosen:
-            continue
-        for dtype in ("float64", "float32"):
-            n, a, ratio, report = run(args.calls, dtype, style)
+    print(f"bound {args.bound:g}")
+    print("| implementation | dtype | calls | false alarms | worst ratio | wall s |")
+    print("|---|---|---|---|---|---|")
+    for style in chosen:
+        calls = args.calls
+        if args.family_calls is not None:
+            calls = -(-args.family_calls // per_family[kind_of(style[1]).family])
+        for dtype in runs:
+            began = time.perf_counter()
+            n, a, ratio, report = run(calls, dtype, style, args.bound, args.failures)
             total, alarms = total + n, alarms + a
             worst = max(worst, (ratio, report), key=lambda pair: pair[0])
-            print(f"| {style[0]} | {dtype} | {n} | {a} | {ratio:.3g} |", flush=True)
+            print(f"| {style[0]} | {dtype} | {n} | {a} | {ratio:.3g} | "
+                  f"{time.perf_counter() - began:.0f} |", flush=True)  # fmt: skip
     wall = time.perf_counter() - started
     print(f"\n{total} calls, {alarms} false alarms ({wall:.0f} s wall)")
     if alarms:

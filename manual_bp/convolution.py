@@ -46,17 +46,22 @@ The cache: ``x``, ``w`` and ``cols`` (arrays), ``stride`` and ``pad`` (ints).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from manual_bp.validation import (
+    check_cache,
+    check_float_array,
+    check_positive_int,
+    check_same_dtype,
+    check_shape,
+)
+
 Array = np.ndarray
 Cache = dict[str, Any]
-
-FLOAT_DTYPES = ("float32", "float64")
 
 DERIVATION = """\
 Convolution (cross-correlation), layout NCHW, stride s, zero padding p.
@@ -100,10 +105,10 @@ def output_size(size: int, window: int, stride: int, pad: int) -> int:
     >>> output_size(32, 3, 1, 1), output_size(7, 3, 2, 0), output_size(6, 3, 2, 0)
     (32, 3, 2)
     """
-    size = check_int(size, "size", 1)
-    window = check_int(window, "window", 1)
-    stride = check_int(stride, "stride", 1)
-    pad = check_int(pad, "pad", 0)
+    size = check_positive_int(size, "size", too_small=POSITIVE)
+    window = check_positive_int(window, "window", too_small=POSITIVE)
+    stride = check_positive_int(stride, "stride", too_small=POSITIVE)
+    pad = check_positive_int(pad, "pad", 0)
     if size + 2 * pad < window:
         raise ValueError(
             f"window: expected at most size + 2 pad = {size} + 2*{pad} = {size + 2 * pad}, "
@@ -127,19 +132,18 @@ def forward(
     array([[[[10., 18.],
              [42., 50.]]]])
     """
-    stride = check_int(stride, "stride", 1)
-    pad = check_int(pad, "pad", 0)
-    dtype = check_images(x, "x")
-    check_array(w, "w", 4, dtype)
-    check_array(b, "b", 1, dtype)
+    stride = check_positive_int(stride, "stride", too_small=POSITIVE)
+    pad = check_positive_int(pad, "pad", 0)
+    dtype = check_images(x)
+    check_float_array(w, "w", "(F, C, HH, WW)", like=dtype, nonempty=True)
+    check_float_array(b, "b", "(F,)", like=dtype, nonempty=True)
     N, C, H, W = x.shape
     F, C_w, HH, WW = w.shape
     if C_w != C:
         raise ValueError(
             f"w: expected {C} input channels (x's C) in w.shape[1], got shape {w.shape}"
         )
-    if b.shape != (F,):
-        raise ValueError(f"b: expected shape ({F},) (one bias per filter of w), got {b.shape}")
+    check_shape(b, "b", (F,), why="(one bias per filter of w)")
     Ho = _fitting(H, HH, stride, pad, "height", "HH")
     Wo = _fitting(W, WW, stride, pad, "width", "WW")
     x_padded = x if pad == 0 else xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
@@ -221,55 +225,23 @@ def add_windows(
     return d_x_padded
 
 
-# The checks, shared with manual_bp.pooling: validate before computing, name the argument.
+# The checks, shared with manual_bp.pooling (the logic in manual_bp.validation):
+# validate before computing, name the argument.
+
+POSITIVE = "a positive int"  # how stride, window and size word their minimum
 
 
-def check_array(value: object, name: str, ndim: int, dtype: np.dtype | None = None) -> np.dtype:
-    """``value`` is a float32/float64 array of ``ndim`` dimensions (of ``dtype`` if given)."""
-    value_dtype = getattr(value, "dtype", None)
-    shape = getattr(value, "shape", None)
-    if value_dtype is None or shape is None:
-        raise TypeError(f"{name}: expected an array, got {type(value).__name__}")
-    if np.dtype(value_dtype).name not in FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected dtype float32 or float64, got {value_dtype}")
-    if dtype is not None and value_dtype != dtype:
-        raise TypeError(
-            f"{name}: expected dtype {dtype} (that of x: no silent casting), got {value_dtype}"
-        )
-    if len(shape) != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {tuple(shape)}")
-    if 0 in shape:
-        raise ValueError(f"{name}: expected no empty dimension, got shape {tuple(shape)}")
-    return np.dtype(value_dtype)
-
-
-def check_images(x: object, name: str) -> np.dtype:
-    """``x`` is a float batch of images ``(N, C, H, W)``; returns its dtype."""
-    shape = getattr(x, "shape", None)
-    if shape is not None and len(shape) != 4:
-        raise ValueError(f"{name}: expected a 4-D array (N, C, H, W), got shape {tuple(shape)}")
-    return check_array(x, name, 4)
+def check_images(x: object) -> np.dtype:
+    """``x`` is a float batch of images ``(N, C, H, W)``, none empty; returns its dtype."""
+    return check_float_array(x, "x", "(N, C, H, W)", nonempty=True)
 
 
 def check_gradient(dout: object, expected: tuple[int, ...], dtype: np.dtype) -> None:
     """``dout`` is a NumPy array of the forward output's shape and dtype."""
     if not isinstance(dout, np.ndarray):
         raise TypeError(f"dout: expected a numpy array, got {type(dout).__name__}")
-    if dout.shape != expected:
-        raise ValueError(f"dout: expected shape {expected} (the forward's out), got {dout.shape}")
-    if dout.dtype != dtype:
-        raise TypeError(f"dout: expected dtype {dtype} (that of the forward's x), got {dout.dtype}")
-
-
-def check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name}: expected an int >= {minimum}, got {type(value).__name__} {value!r}"
-        )
-    if value < minimum:
-        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{name}: expected {kind}, got {value}")
-    return int(value)
+    check_shape(dout, "dout", expected, why="(the forward's out)")
+    check_same_dtype(dout.dtype, "dout", dtype, "(that of the forward's x)")
 
 
 def _fitting(size: int, window: int, stride: int, pad: int, axis: str, window_name: str) -> int:
@@ -284,11 +256,5 @@ def _fitting(size: int, window: int, stride: int, pad: int, axis: str, window_na
 
 def read_cache(cache: object, keys: tuple[str, ...]) -> list[Any]:
     """The cache's entries in the order of ``keys`` (``ValueError`` naming a missing one)."""
-    if not isinstance(cache, Mapping):
-        raise TypeError(
-            f"cache: expected the dict the forward returned, got {type(cache).__name__}"
-        )
-    missing = [key for key in keys if key not in cache]
-    if missing:
-        raise ValueError(f"cache: expected the forward's keys {list(keys)}, missing {missing}")
-    return [cache[key] for key in keys]
+    checked = check_cache(cache, keys, "the forward", expected=f"the forward's keys {list(keys)}")
+    return [checked[key] for key in keys]

@@ -12,6 +12,10 @@ Each is called as ``dataset(m, noise, seed)`` and returns ``X`` of shape
 The classes are as balanced as ``m`` allows (``m // 2`` and ``m - m // 2``
 samples, or ``m // k`` or ``m // k + 1`` per class) except in ``xor``,
 whose corners are drawn at random.  The same ``seed`` gives the same data.
+
+``stripes`` makes small images instead, for a convolutional network in
+cs231n's layout: ``X`` of shape ``(m, 1, size, size)`` (NCHW, one channel) and
+integer class labels of shape ``(m,)``, four orientations of a short bar.
 """
 
 from __future__ import annotations
@@ -108,6 +112,57 @@ def blobs(
     X = centres[:, label] + _noise(noise) * rng.standard_normal((2, m))
     Y = (np.arange(classes)[:, None] == label[None, :]).astype(np.float64)
     return X, Y
+
+
+STRIPE_CLASSES = ("horizontal", "vertical", "diagonal", "anti-diagonal")
+
+
+def stripes(
+    m: int = 200, noise: float = 0.2, seed: int = 0, *, size: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images of one short bar each, in four orientations: ``(X, labels)`` for a small CNN.
+
+    ``X`` has shape ``(m, 1, size, size)`` (cs231n's NCHW, one channel),
+    float64: a background of 0 with a bar of ``length = (size + 1) // 2 + 1``
+    pixels of value 1 at a random position (the whole bar inside the image),
+    plus Gaussian noise of standard deviation ``noise`` on every pixel.
+    ``labels`` has shape ``(m,)``, int64: sample ``i`` is of class ``i % 4``,
+    ``STRIPE_CLASSES[label]``: 0 horizontal, 1 vertical, 2 diagonal (down to
+    the right), 3 anti-diagonal (down to the left).  ``size`` is at least 3.
+
+    >>> X, labels = stripes(4, noise=0.0, size=4)
+    >>> X.shape, labels.tolist()
+    ((4, 1, 4, 4), [0, 1, 2, 3])
+    >>> X[3, 0]  # an anti-diagonal bar of 3 pixels, where seed 0 put it
+    array([[0., 0., 0., 1.],
+           [0., 0., 1., 0.],
+           [0., 1., 0., 0.],
+           [0., 0., 0., 0.]])
+    """
+    m = check_positive_int(m, "m")
+    size = check_positive_int(size, "size", minimum=3)
+    noise = _noise(noise)
+    rng = _rng(seed)
+    length = (size + 1) // 2 + 1
+    labels = np.arange(m) % len(STRIPE_CLASSES)
+    # The bar's start along its length (so that it fits) and across it (anywhere).
+    along = rng.integers(0, size - length + 1, size=(m, 1))
+    across = rng.integers(0, size, size=(m, 1))
+    second = rng.integers(0, size - length + 1, size=(m, 1))  # a diagonal's column start
+    step = np.arange(length)[None, :]
+    label = labels[:, None]
+    rows = np.select(
+        [label == 0, label == 1], [np.broadcast_to(across, (m, length)), along + step], along + step
+    )
+    cols = np.select(
+        [label == 0, label == 1, label == 2],
+        [along + step, np.broadcast_to(across, (m, length)), second + step],
+        second + length - 1 - step,
+    )
+    X = np.zeros((m, 1, size, size))
+    X[np.arange(m)[:, None], 0, rows, cols] = 1.0
+    X += noise * rng.standard_normal(X.shape)
+    return X, labels.astype(np.int64)
 
 
 DATASETS = {"moons": two_moons, "circles": circles, "xor": xor, "spirals": spirals, "blobs": blobs}

@@ -48,14 +48,15 @@ from typing import Any
 import numpy as np
 
 from manual_bp.convolution import (
+    POSITIVE,
     add_windows,
     check_gradient,
     check_images,
-    check_int,
     output_size,
     read_cache,
     windows,
 )
+from manual_bp.validation import check_positive_int
 
 Array = np.ndarray
 Cache = dict[str, Any]
@@ -148,10 +149,10 @@ def _windows(
     x: Array, height: int, width: int, stride: int, xp: ModuleType
 ) -> tuple[Array, dict[str, int]]:
     """The checked windows ``(N, C, height width, Ho, Wo)`` and the geometry for the cache."""
-    height = check_int(height, "height", 1)
-    width = check_int(width, "width", 1)
-    stride = check_int(stride, "stride", 1)
-    check_images(x, "x")
+    height = check_positive_int(height, "height", too_small=POSITIVE)
+    width = check_positive_int(width, "width", too_small=POSITIVE)
+    stride = check_positive_int(stride, "stride", too_small=POSITIVE)
+    check_images(x)
     _, _, H, W = x.shape
     for name, window, size, axis in (("height", height, H, "H"), ("width", width, W, "W")):
         if window > size:

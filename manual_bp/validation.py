@@ -34,14 +34,19 @@ def check_dtype(dtype: object) -> np.dtype:
     return resolved
 
 
-def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    """Return ``value`` as an int if it is an integer >= ``minimum`` (bool is refused)."""
+def check_positive_int(
+    value: object, name: str, minimum: int = 1, *, too_small: str | None = None
+) -> int:
+    """Return ``value`` as an int if it is an integer >= ``minimum`` (bool is refused).
+
+    ``too_small`` words the ``ValueError``'s expectation (default ``an int >= minimum``).
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(
             f"{name}: expected an int >= {minimum}, got {type(value).__name__} {value!r}"
         )
     if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+        raise ValueError(f"{name}: expected {too_small or f'an int >= {minimum}'}, got {value}")
     return int(value)
 
 
@@ -126,11 +131,16 @@ def transpose_hint(name: str, shape: tuple[int, ...], expected: tuple[int, ...])
     return f"; did you mean {name}.T?" if fits else ""
 
 
-def check_shape(array: np.ndarray, name: str, expected: tuple[int, ...]) -> None:
-    if array.shape != expected:
+def check_shape(
+    array: np.ndarray, name: str, expected: tuple[int, ...], *, layout: str = "", why: str = ""
+) -> None:
+    """``array.shape == expected`` exactly; the message says ``layout = expected (why)``."""
+    shape = tuple(array.shape)
+    if shape != tuple(expected):
+        named = f"{layout} = {expected}" if layout else f"{expected}"
         raise ValueError(
-            f"{name}: expected shape {expected}, got {array.shape}"
-            + transpose_hint(name, array.shape, expected)
+            f"{name}: expected shape {named}{' ' + why if why else ''}, got {shape}"
+            + transpose_hint(name, shape, tuple(expected))
         )
 
 
@@ -207,3 +217,98 @@ def check_l2(value: object, name: str = "l2") -> float:
     if not (np.isfinite(number) and number >= 0):
         raise ValueError(f"{name}: expected a finite float >= 0, got {value}")
     return number
+
+
+# --- the layer modules' arguments ----------------------------------------------------
+#
+# convolution, pooling, spatial_normalization, recurrent, embedding and temporal take
+# NumPy's arrays or, under ``xp=jax.numpy``, jax's (a tracer included): these checks
+# read ``shape`` and ``dtype`` only and never convert.  What a layer's message says of
+# its own (a layout, whose dtype, which forward) is an argument; the logic is here once.
+
+
+def layout_ndim(layout: str) -> int:
+    """The axes a layout names: ``layout_ndim("(N, T, D)") == 3``, ``layout_ndim("(H,)") == 1``."""
+    return len([axis for axis in layout.strip("()").split(",") if axis.strip()])
+
+
+def check_ndim(shape: tuple[int, ...], name: str, layout: str) -> None:
+    """``shape`` has as many axes as ``layout`` (such as ``"(N, C, H, W)"``) names."""
+    ndim = layout_ndim(layout)
+    if len(shape) != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array {layout}, got shape {tuple(shape)}")
+
+
+def check_same_dtype(dtype: object, name: str, like: object, whose: str = "(x's)") -> None:
+    """No silent casting: ``dtype`` is ``like``'s (``whose`` says which array that is)."""
+    got, expected = np.dtype(cast(Any, dtype)), np.dtype(cast(Any, like))
+    if got != expected:
+        raise TypeError(f"{name}: expected dtype {expected} {whose}, got {got}")
+
+
+def check_float_array(
+    value: object,
+    name: str,
+    layout: str = "",
+    *,
+    like: object = None,
+    whose: str = "(x's)",
+    expected: str | None = None,
+    nonempty: bool = False,
+) -> np.dtype:
+    """``value``'s dtype, once it is known to be a float32 or float64 array.
+
+    ``TypeError`` for no array, another dtype (``expected`` words both, by default
+    ``an array`` and ``dtype float32 or float64``) or, with ``like``, a dtype that is
+    not ``like``'s; ``ValueError`` for another number of axes than ``layout`` names or,
+    with ``nonempty``, an empty axis.
+    """
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(f"{name}: expected {expected or 'an array'}, got {type(value).__name__}")
+    resolved = np.dtype(dtype)
+    if resolved.name not in SUPPORTED_DTYPES:
+        raise TypeError(
+            f"{name}: expected {expected or 'dtype float32 or float64'}, got dtype {resolved}"
+        )
+    if like is not None:
+        check_same_dtype(resolved, name, like, whose)
+    if layout:
+        check_ndim(tuple(shape), name, layout)
+    if nonempty and 0 in tuple(shape):
+        raise ValueError(f"{name}: expected no empty dimension, got shape {tuple(shape)}")
+    return resolved
+
+
+def check_integer_array(value: object, name: str, expected: str) -> np.ndarray:
+    """``value`` as a NumPy array of integers (bool is refused): indices or labels."""
+    array = np.asarray(value)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name}: expected {expected}, got dtype {array.dtype}")
+    return array
+
+
+def check_entries(bad: np.ndarray, values: np.ndarray, name: str, expected: str) -> None:
+    """``ValueError`` naming the first entry of ``values`` where ``bad`` holds, and where."""
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name}: expected {expected}, got {values[where]} at "
+            f"{name}[{', '.join(map(str, where))}]"
+        )
+
+
+def check_cache(
+    cache: object, keys: Sequence[str], made_by: str, *, expected: str | None = None
+) -> Mapping[str, Any]:
+    """The dict ``made_by`` returned, with every one of ``keys``.
+
+    ``expected`` words the missing keys' message (by default the dict and its keys).
+    """
+    if not isinstance(cache, Mapping):
+        raise TypeError(f"cache: expected the dict {made_by} returns, got {type(cache).__name__}")
+    missing = [key for key in keys if key not in cache]
+    if missing:
+        wanted = expected or f"the dict {made_by} returns, with keys {list(keys)}"
+        raise ValueError(f"cache: expected {wanted}; missing {missing}")
+    return cache

@@ -29,7 +29,7 @@ from manual_bp.normalization import EPS
 from manual_bp_reference.jax_setup import jnp
 from manual_bp_reference.layer_kinds.convolution import units
 from manual_bp_reference.layer_kinds.kind import Array, Bug, LayerKind, register
-from manual_bp_reference.layer_kinds.shaped import Drawn, Draws, Shapes
+from manual_bp_reference.layer_kinds.shaped import Drawn, Draws, Padded, Shapes, bucket, embedded
 from manual_bp_reference.layer_tolerance import normalization_tolerances, normalized_errors
 from manual_bp_reference.tolerance import SAFETY
 
@@ -87,6 +87,27 @@ def _tolerance(inputs: Mapping[str, Any], dout: Any, dtype: str) -> dict[str, Ar
     }
 
 
+def _padded(inputs: Mapping[str, Any], douts: tuple[Array, ...]) -> Padded:
+    """Padded with zeros where the statistics do not mix: batch norm's channels
+    (a zero channel normalizes to 0, apart from the others), group norm's
+    samples (each its own statistics)."""
+    x, (dout,) = np.asarray(inputs["x"]), douts
+    N, C, H, W = x.shape
+    big = (N, bucket(C)) if "G" not in inputs else (bucket(N), C)
+    shape = np.shape(inputs["gamma"])
+    vector = (big[1],) if len(shape) == 1 else (1, big[1], 1, 1)
+    padded = {**inputs, "x": embedded(x, (*big, H, W)), "gamma": embedded(inputs["gamma"], vector),
+              "beta": embedded(inputs["beta"], vector)}  # fmt: skip
+
+    def crop(result: dict[str, Array]) -> dict[str, Array]:
+        cropped = {k: result[k][:N, :C] for k in ("out", "dx")}
+        for k in ("dgamma", "dbeta"):
+            cropped[k] = result[k][:C] if len(shape) == 1 else result[k][:, :C]
+        return cropped
+
+    return Padded(padded, (embedded(dout, (*big, H, W)),), crop)
+
+
 def _bug(name: str, description: str, formula):
     """A bug whose outputs ``(out, dx, dgamma, dbeta)`` are ``formula(x, gamma, beta, dout, G)``."""
 
@@ -100,7 +121,9 @@ def _bug(name: str, description: str, formula):
 
 def _normalized(x: Array, axes: tuple[int, ...], ddof: int = 0) -> tuple[Array, Array]:
     mu = x.mean(axis=axes, keepdims=True)
-    var = x.var(axis=axes, keepdims=True, ddof=ddof) if x.size > ddof else np.zeros_like(mu)
+    k = int(np.prod([x.shape[a] for a in axes]))
+    with np.errstate(divide="ignore", invalid="ignore"):  # ddof = k: inf or nan, as numpy's
+        var = ((x - mu) ** 2).sum(axis=axes, keepdims=True) / (k - ddof)
     inv_std = 1 / np.sqrt(var + EPS)
     return (x - mu) * inv_std, inv_std
 
@@ -175,6 +198,7 @@ SPATIAL_BATCHNORM = register(
         shapes=Shapes(
             call=("x", "gamma", "beta", "bn_param"), draw=_draw(False),
             arguments=lambda statics: {"bn_param": {"mode": "train", "eps": EPS}},
+            padded=_padded,
         ),
         bugs=SPATIAL_BATCHNORM_BUGS,
     )
@@ -189,6 +213,7 @@ SPATIAL_GROUPNORM = register(
         shapes=Shapes(
             call=("x", "gamma", "beta", "G", "gn_param"), draw=_draw(True),
             arguments=lambda statics: {"G": statics["G"], "gn_param": {"eps": EPS}},
+            padded=_padded,
         ),
         bugs=SPATIAL_GROUPNORM_BUGS,
     )
