@@ -30,9 +30,10 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -79,10 +80,15 @@ def init_params(rng: np.random.Generator) -> Params:
 def forward(params: Params, X: Array, xp: ModuleType = np) -> tuple[Array, dict[str, Any]]:
     """The scores ``S (N, 4)`` and the cache the backward reads."""
     N = X.shape[0]
+    # 1. convolution, 4 filters 3x3, pad 1: (N, 1, 8, 8) -> (N, 4, 8, 8)
     Z1, conv_cache = convolution.forward(X, params["w1"], params["b1"], stride=1, pad=PAD, xp=xp)
+    # 2. ReLU, entry by entry
     A1 = activations.relu(Z1, xp)
+    # 3. max pooling, 2x2 windows, stride 2: (N, 4, 8, 8) -> (N, 4, 4, 4)
     P1, pool_cache = pooling.max_forward(A1, height=POOL, width=POOL, stride=POOL, xp=xp)
+    # 4. flatten: (N, 64), one sample per row
     H = P1.reshape(N, FEATURES)
+    # 5. affine: (N, 64) @ (64, 4) + (4,) -> the scores (N, 4)
     S = H @ params["W2"] + params["b2"]
     cache = {"conv": conv_cache, "Z1": Z1, "A1": A1, "pool": pool_cache, "H": H, "W2": params["W2"]}
     return S, cache
@@ -136,12 +142,25 @@ def accuracy(params: Params, X: Array, y: Array) -> float:
 # --- the check: jax.grad of the same forward ----------------------------------------------
 
 
-def gradient_check(params: Params, X: Array, y: Array) -> dict[str, float]:
-    """Per parameter: ``max |manual - jax.grad| / max |jax.grad|`` on the batch ``(X, y)``."""
+@functools.cache
+def jax_gradients() -> Callable[[Params, Array, Array], dict[str, Any]]:
+    """``jax.grad`` of the loss composed from the same ``forward`` with ``xp=jax.numpy``.
+
+    Compiled (``jax.jit``) once per batch shape: one compilation of the whole
+    pass instead of one per operation.
+    """
     from manual_bp_reference.jax_setup import jax, jnp
 
+    def loss(params: Params, X: Array, y: Array) -> Array:
+        return softmax_loss(forward(params, X, jnp)[0], y, jnp)[0]
+
+    return jax.jit(jax.grad(loss))
+
+
+def gradient_check(params: Params, X: Array, y: Array) -> dict[str, float]:
+    """Per parameter: ``max |manual - jax.grad| / max |jax.grad|`` on the batch ``(X, y)``."""
     manual = loss_and_gradients(params, X, y)[1]
-    oracle = jax.grad(lambda p: softmax_loss(forward(p, X, jnp)[0], y, jnp)[0])(params)
+    oracle = jax_gradients()(params, X, y)
     worst = {}
     for name, grad in manual.items():
         expected = np.asarray(oracle[name])
@@ -189,8 +208,7 @@ def train(epochs: int, seed: int, out: Path) -> Run:
             losses.append(loss)
         train_accuracy.append(accuracy(params, X, y))
         print(
-            f"epoch {epoch:2d}  loss {np.mean(losses):.4f}  "
-            f"train accuracy {train_accuracy[-1]:.3f}"
+            f"epoch {epoch:2d}  loss {np.mean(losses):.4f}  train accuracy {train_accuracy[-1]:.3f}"
         )
         if epoch % CHECK_EVERY == 0 or epoch == epochs:
             worst = gradient_check(params, X[:CHECK_SAMPLES], y[:CHECK_SAMPLES])
@@ -202,7 +220,8 @@ def train(epochs: int, seed: int, out: Path) -> Run:
     test_accuracy = accuracy(params, X_test, y_test)
     print(f"test accuracy {test_accuracy:.3f}")
     draw(params, X_test, y_test, out)
-    print(f"wrote {out}")
+    shown = out.resolve()
+    print(f"wrote {shown.relative_to(Path.cwd()) if shown.is_relative_to(Path.cwd()) else shown}")
     return Run(train_accuracy, test_accuracy, checks, out, time.perf_counter() - start)
 
 
@@ -211,10 +230,7 @@ def train(epochs: int, seed: int, out: Path) -> Run:
 
 def draw(params: Params, X: Array, y: Array, out: Path) -> None:
     """The learned filters (top row) and, per class, an input image and its 4 feature maps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global state, headless (Agg)
 
     samples = [int(np.flatnonzero(y == label)[0]) for label in range(CLASSES)]
     S, cache = forward(params, X[samples])
@@ -224,9 +240,8 @@ def draw(params: Params, X: Array, y: Array, out: Path) -> None:
     w_limit = float(np.max(np.abs(w1)))
     map_limit = float(np.max(maps))
 
-    fig, axes = plt.subplots(
-        CLASSES + 1, FILTERS + 1, figsize=(9.5, 10.5), gridspec_kw={"hspace": 0.45}
-    )
+    fig = Figure(figsize=(9.5, 10.5))
+    axes = fig.subplots(CLASSES + 1, FILTERS + 1, gridspec_kw={"hspace": 0.45})
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -267,7 +282,6 @@ def draw(params: Params, X: Array, y: Array, out: Path) -> None:
         y=0.95,
     )
     fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 # --- the command line ----------------------------------------------------------------------

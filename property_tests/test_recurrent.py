@@ -27,9 +27,9 @@ the few ulps per step that the two sides' summation orders and libms produce (th
 largest ratios seen are written down at ``BOUND``), far below any real mistake, which
 is of the size of the gradient itself.
 
-The oracle runs eagerly (no ``jax.jit``) on one bucket shape: every case is embedded
+The oracle is compiled (``jax.jit``) once, for one bucket shape: every case is embedded
 in ``(N, T, D, H) = (3, 4, 3, 3)`` with zeros (the LSTM's four gate blocks each padded
-to 3), so jax compiles each operation once.  Padding is exact: padded samples and
+to 3), so jax compiles it once.  Padding is exact: padded samples and
 units get a zero upstream gradient and padded hidden units stay 0 (their weights are
 0), so they add exact zeros to every real gradient; padded trailing time steps get
 ``dh = 0`` and send nothing back.
@@ -37,6 +37,7 @@ units get a zero upstream gradient and padded hidden units stay 0 (their weights
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -194,7 +195,25 @@ def forward_scale(case: Case, outputs: tuple[np.ndarray, ...], cache: dict) -> f
     return float(affine.max() + np.abs(cells).max())
 
 
-# --- the oracle: jax.vjp of the same forward, eager, on the bucket shape ------------
+# --- the oracle: jax.vjp of the same forward, compiled, on the bucket shape ---------
+
+
+@functools.cache
+def _compiled(kind: str) -> tuple[Callable[..., tuple], Callable[..., tuple]]:
+    """The kind's forward outputs and ``(outputs, vjp(cotangent))``, each one ``jax.jit``
+    (one bucket shape: one compilation each; op by op, each new shape compiled
+    every small operation anew, 2 to 3 times slower here)."""
+    layer = LAYERS[kind]
+
+    def forward(*arrays: Any) -> tuple:
+        *outputs, _cache = layer.forward(*arrays, xp=jnp)
+        return tuple(outputs)
+
+    def pulled(arrays: tuple, cotangent: tuple) -> tuple:
+        outputs, vjp = jax.vjp(forward, *arrays)
+        return outputs, vjp(cotangent)
+
+    return jax.jit(forward), jax.jit(pulled)
 
 
 def _split_gates(shape: tuple[int, ...], axes: str, gates: int) -> tuple[int, ...]:
@@ -229,10 +248,7 @@ def run_oracle(case: Case, with_gradients: bool = True) -> tuple[list, list]:
         for array, (_, axes) in zip(case.inputs, layer.inputs, strict=True)
     ]
 
-    def forward(*arrays: Any) -> tuple:
-        *outputs, _cache = layer.forward(*arrays, xp=jnp)
-        return tuple(outputs)
-
+    forward, pulled = _compiled(case.kind)
     if not with_gradients:
         outputs = [
             extract(np.asarray(out), axes, layer.gates, dout.shape)
@@ -240,12 +256,11 @@ def run_oracle(case: Case, with_gradients: bool = True) -> tuple[list, list]:
         ]
         return outputs, []
     else:
-        padded_outputs, vjp = jax.vjp(forward, *padded)
         cotangent = tuple(
             jnp.asarray(embed(dout, axes, layer.gates))
             for dout, axes in zip(case.upstream, layer.outputs, strict=True)
         )
-        padded_grads = vjp(cotangent)
+        padded_outputs, padded_grads = pulled(tuple(padded), cotangent)
     outputs = [
         extract(np.asarray(out), axes, layer.gates, dout.shape)
         for out, axes, dout in zip(padded_outputs, layer.outputs, case.upstream, strict=True)
