@@ -1,4 +1,5 @@
-"""The backward derivation of a network, generated from the code's own definitions.
+"""The backward derivation of a network, generated from the code's own definitions;
+and one layer function's, written by hand in its module (``layer_derivation``).
 
 Nothing here is written per activation or per loss.  Every line comes from:
 
@@ -48,12 +49,15 @@ and the mask ``Ml``, multiplies ``dAl`` by the same mask and scale, and
 
 from __future__ import annotations
 
+import difflib
 import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
+from manual_bp import convolution, embedding, pooling, recurrent, spatial_normalization, temporal
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import cache_keys, gradient_keys, param_shapes
 from manual_bp.dropout import resolve as resolve_dropout
@@ -657,3 +661,58 @@ def _output_summary(d: Derivation) -> str:
         f"{start}; a hidden layer l gets dAl from the layer above and steps back through "
         "its activation.  dWl, dBl and dA(l-1) have the same form in every layer."
     )
+
+
+# --- one layer function's derivation (``manual-bp explain --layer``) --------------------
+#
+# The layer functions of issue 27 carry their derivation as text, one ``DERIVATION`` per
+# module (a family: conv; max and average pooling; spatial batch and group norm; the RNN
+# and LSTM, step and sequence; word embedding; temporal affine and softmax loss).  A
+# layer is named as ``check_layer`` names its kind; the text is its module's, whole.
+
+_LAYER_FUNCTIONS: dict[str, tuple[ModuleType, tuple[str, ...]]] = {
+    "conv": (convolution, ("forward", "backward")),
+    "max_pool": (pooling, ("max_forward", "max_backward")),
+    "avg_pool": (pooling, ("average_forward", "average_backward")),
+    "spatial_batchnorm": (
+        spatial_normalization,
+        ("spatial_batchnorm_forward", "spatial_batchnorm_backward"),
+    ),
+    "spatial_groupnorm": (spatial_normalization, ("group_norm_forward", "group_norm_backward")),
+    "rnn_step": (recurrent, ("rnn_step_forward", "rnn_step_backward")),
+    "rnn": (recurrent, ("rnn_forward", "rnn_backward")),
+    "lstm_step": (recurrent, ("lstm_step_forward", "lstm_step_backward")),
+    "lstm": (recurrent, ("lstm_forward", "lstm_backward")),
+    "word_embedding": (embedding, ("forward", "backward")),
+    "temporal_affine": (temporal, ("affine_forward", "affine_backward")),
+    "temporal_softmax_loss": (temporal, ("softmax_loss",)),
+}
+LAYERS = tuple(_LAYER_FUNCTIONS)
+"""The layers ``layer_derivation`` explains, by their ``check_layer`` kind names."""
+
+
+def layer_derivation(layer: str) -> str:
+    """The derivation of one layer function, as ``manual-bp explain --layer`` prints it.
+
+    ``layer`` is a ``check_layer`` kind name (``LAYERS``).  The text is a line naming
+    manual_bp's functions, then their module's ``DERIVATION``: the whole family's, so
+    ``rnn`` prints the RNN's and the LSTM's, one step and a sequence.
+
+    >>> print(layer_derivation("max_pool").splitlines()[0])
+    max_pool: manual_bp.pooling.max_forward, manual_bp.pooling.max_backward
+    >>> layer_derivation("conv2d")
+    Traceback (most recent call last):
+    ...
+    ValueError: layer: expected one of conv, max_pool, ..., got 'conv2d'; did you mean conv?
+    """
+    if not isinstance(layer, str):
+        raise TypeError(f"layer: expected a layer name (a str), got {type(layer).__name__}")
+    if layer not in _LAYER_FUNCTIONS:
+        close = difflib.get_close_matches(layer, LAYERS, n=1, cutoff=0.6)
+        raise ValueError(
+            f"layer: expected one of {', '.join(LAYERS)}, got {layer!r}"
+            + (f"; did you mean {close[0]}?" if close else "")
+        )
+    module, functions = _LAYER_FUNCTIONS[layer]
+    named = ", ".join(f"{module.__name__}.{function}" for function in functions)
+    return f"{layer}: {named}\n\n{module.DERIVATION.rstrip()}"

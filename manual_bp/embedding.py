@@ -38,6 +38,14 @@ from typing import Any
 
 import numpy as np
 
+from manual_bp.validation import (
+    check_entries,
+    check_float_array,
+    check_integer_array,
+    check_same_dtype,
+    check_shape,
+)
+
 Array = np.ndarray
 
 DERIVATION = """\
@@ -68,7 +76,7 @@ def forward(x: Any, W: Any, *, xp: ModuleType = np) -> tuple[Any, dict[str, Any]
     Raises ``TypeError`` for a non-integer ``x`` or a non-float ``W`` and
     ``ValueError`` for a wrong shape or an index out of range, naming it.
     """
-    _check_float(W, "W", ndim=2, layout="(V, D)")
+    _check_float(W, "W", "(V, D)")
     V = W.shape[0]
     if xp is np or isinstance(x, np.ndarray | list | tuple):
         x = _check_indices(x, "x", V)
@@ -80,14 +88,9 @@ def backward(dout: Array, cache: dict[str, Any]) -> Array:
     """``dW`` (``(V, D)``, ``W``'s dtype) from ``dout`` ``(N, T, D)``: dW alone, as cs231n's."""
     x, W = cache["x"], cache["W"]
     V, D = W.shape
-    _check_float(dout, "dout", ndim=3, layout="(N, T, D)")
-    if dout.shape != (*x.shape, D):
-        raise ValueError(
-            f"dout: expected shape (N, T, D) = {(*x.shape, D)} (the forward's out), "
-            f"got {dout.shape}"
-        )
-    if dout.dtype != W.dtype:
-        raise TypeError(f"dout: expected dtype {W.dtype} (W's), got {dout.dtype}")
+    _check_float(dout, "dout", "(N, T, D)")
+    check_shape(dout, "dout", (*x.shape, D), layout="(N, T, D)", why="(the forward's out)")
+    check_same_dtype(dout.dtype, "dout", W.dtype, "(W's)")
     # Entry (v, d) of dW is entry v * D + d of the flat array bincount fills; in intp,
     # since a narrow index dtype (uint8, int32) would wrap v * D around.
     flat_index = (x.reshape(-1, 1).astype(np.intp) * D + np.arange(D)).ravel()
@@ -95,32 +98,22 @@ def backward(dout: Array, cache: dict[str, Any]) -> Array:
     return sums.reshape(V, D).astype(W.dtype, copy=False)
 
 
-def _check_float(value: Any, name: str, *, ndim: int, layout: str) -> None:
-    """A float array (NumPy's or jax's, a tracer included) of ``ndim`` axes."""
-    dtype = getattr(value, "dtype", None)
-    if dtype is None or not hasattr(value, "shape"):
-        raise TypeError(f"{name}: expected a float array {layout}, got {type(value).__name__}")
-    if not np.issubdtype(dtype, np.floating):
-        raise TypeError(f"{name}: expected a float array {layout}, got dtype {dtype}")
-    if len(value.shape) != ndim:
-        raise ValueError(f"{name}: expected shape {layout}, got {tuple(value.shape)}")
+def _check_float(value: Any, name: str, layout: str) -> None:
+    """A float array (NumPy's or jax's, a tracer included) of the axes ``layout`` names."""
+    check_float_array(value, name, layout, expected=f"a float array {layout}")
 
 
 def _check_indices(value: Any, name: str, size: int) -> Array:
     """``value`` as an integer NumPy array ``(N, T)`` with every entry in ``[0, size)``."""
-    indices = np.asarray(value)
-    if not np.issubdtype(indices.dtype, np.integer):
-        raise TypeError(
-            f"{name}: expected an integer array (N, T) of indices into W's {size} rows, "
-            f"got dtype {indices.dtype}"
-        )
+    indices = check_integer_array(
+        value, name, f"an integer array (N, T) of indices into W's {size} rows"
+    )
     if indices.ndim != 2:
         raise ValueError(f"{name}: expected shape (N, T), got {indices.shape}")
-    outside = (indices < 0) | (indices >= size)
-    if outside.any():
-        where = tuple(int(i) for i in np.argwhere(outside)[0])
-        raise ValueError(
-            f"{name}: expected indices in [0, {size}) (W has {size} rows), "
-            f"got {indices[where]} at {name}[{', '.join(map(str, where))}]"
-        )
+    check_entries(
+        (indices < 0) | (indices >= size),
+        indices,
+        name,
+        f"indices in [0, {size}) (W has {size} rows)",
+    )
     return indices

@@ -45,12 +45,17 @@ from typing import Any
 import numpy as np
 
 from manual_bp.activations import sigmoid
-from manual_bp.validation import transpose_hint
+from manual_bp.validation import (
+    check_cache,
+    check_float_array,
+    check_ndim,
+    check_same_dtype,
+    check_shape,
+)
 
 Array = Any  # a NumPy array, or a jax array when xp is jax.numpy
 Cache = dict[str, Array]
 
-SUPPORTED_DTYPES = ("float32", "float64")
 
 DERIVATION = """\
 Vanilla RNN, one step.  Rows are samples: x (N, D), prev_h (N, H), Wx (D, H),
@@ -109,6 +114,9 @@ LSTM, a sequence: x (N, T, D), h0 (N, H), c0 = 0, h (N, T, H).
 # --- input checks -----------------------------------------------------------------
 
 
+FLOAT_ARRAY = "a float32 or float64 array"  # how the inputs word their dtype
+
+
 def _as_float_array(value: object, name: str, xp: ModuleType) -> Array:
     """``value`` as an array of xp (a jax tracer passes as is), float32 or float64."""
     if not (hasattr(value, "shape") and hasattr(value, "dtype")):
@@ -118,37 +126,21 @@ def _as_float_array(value: object, name: str, xp: ModuleType) -> Array:
             raise TypeError(
                 f"{name}: expected an array, got {type(value).__name__}: {error}"
             ) from None
-    dtype = np.dtype(value.dtype)
-    if dtype.name not in SUPPORTED_DTYPES:
-        raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {dtype}")
+    check_float_array(value, name, expected=FLOAT_ARRAY)
     return value
 
 
-def _check_ndim(array: Array, name: str, layout: str) -> None:
-    """``array`` has as many axes as ``layout`` (such as ``"(N, T, D)"``) names."""
-    ndim = len([axis for axis in layout.strip("()").split(",") if axis.strip()])
-    if array.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-D array {layout}, got shape {array.shape}")
-
-
 def _check_shape(array: Array, name: str, layout: str, expected: tuple[int, ...]) -> None:
-    if tuple(array.shape) != expected:
-        shape = tuple(array.shape)
-        raise ValueError(
-            f"{name}: expected shape {layout} = {expected}, got {shape}"
-            + transpose_hint(name, shape, expected)
-        )
+    """``array`` has the axes ``layout`` names, of the sizes ``expected``."""
+    check_ndim(tuple(array.shape), name, layout)
+    check_shape(array, name, expected, layout=layout)
 
 
 def _check_same_dtype(arrays: Mapping[str, Array]) -> None:
     """Every array has the first one's dtype: float32 in, float32 out, never a silent mix."""
     (first_name, first), *others = arrays.items()
     for name, array in others:
-        if np.dtype(array.dtype) != np.dtype(first.dtype):
-            raise TypeError(
-                f"{name}: expected dtype {np.dtype(first.dtype)} like {first_name}, "
-                f"got {np.dtype(array.dtype)}"
-            )
+        check_same_dtype(array.dtype, name, first.dtype, f"like {first_name}")
 
 
 def _check_positive_sizes(sizes: Mapping[str, int], where: str) -> None:
@@ -161,11 +153,8 @@ def _check_weights(
     Wx: Array, Wh: Array, b: Array, D: int, H: int, gates: int
 ) -> None:  # gates: 1 for the RNN, 4 for the LSTM
     width = "H" if gates == 1 else "4H"
-    _check_ndim(Wx, "Wx", f"(D, {width})")
     _check_shape(Wx, "Wx", f"(D, {width})", (D, gates * H))
-    _check_ndim(Wh, "Wh", f"(H, {width})")
     _check_shape(Wh, "Wh", f"(H, {width})", (H, gates * H))
-    _check_ndim(b, "b", f"({width},)")
     _check_shape(b, "b", f"({width},)", (gates * H,))
 
 
@@ -173,13 +162,12 @@ def _check_step_inputs(arrays: dict[str, object], gates: int, xp: ModuleType) ->
     """``x`` (N, D), ``prev_h`` [``prev_c``] (N, H), then the weights: checked, as arrays."""
     checked = {name: _as_float_array(value, name, xp) for name, value in arrays.items()}
     x, prev_h = checked["x"], checked["prev_h"]
-    _check_ndim(x, "x", "(N, D)")
+    check_ndim(tuple(x.shape), "x", "(N, D)")
     N, D = x.shape
-    _check_ndim(prev_h, "prev_h", "(N, H)")
+    check_ndim(tuple(prev_h.shape), "prev_h", "(N, H)")
     H = prev_h.shape[1]
     _check_shape(prev_h, "prev_h", "(N, H)", (N, H))
     if "prev_c" in checked:
-        _check_ndim(checked["prev_c"], "prev_c", "(N, H)")
         _check_shape(checked["prev_c"], "prev_c", "(N, H)", (N, H))
     _check_positive_sizes({"N": N, "D": D, "H": H}, "x, prev_h")
     _check_weights(checked["Wx"], checked["Wh"], checked["b"], D, H, gates)
@@ -193,9 +181,9 @@ def _check_sequence_inputs(
     """``x`` (N, T, D), ``h0`` (N, H), then the weights: checked, as arrays."""
     checked = {name: _as_float_array(value, name, xp) for name, value in arrays.items()}
     x, h0 = checked["x"], checked["h0"]
-    _check_ndim(x, "x", "(N, T, D)")
+    check_ndim(tuple(x.shape), "x", "(N, T, D)")
     N, T, D = x.shape
-    _check_ndim(h0, "h0", "(N, H)")
+    check_ndim(tuple(h0.shape), "h0", "(N, H)")
     H = h0.shape[1]
     _check_shape(h0, "h0", "(N, H)", (N, H))
     _check_positive_sizes({"N": N, "T": T, "D": D, "H": H}, "x, h0")
@@ -204,30 +192,11 @@ def _check_sequence_inputs(
     return checked
 
 
-def _check_cache(cache: object, keys: tuple[str, ...], made_by: str) -> Mapping[str, Array]:
-    if not isinstance(cache, Mapping):
-        raise TypeError(f"cache: expected the dict {made_by} returns, got {type(cache).__name__}")
-    missing = [key for key in keys if key not in cache]
-    if missing:
-        raise ValueError(
-            f"cache: expected the dict {made_by} returns, with keys {keys}; missing {missing}"
-        )
-    return cache
-
-
 def _check_upstream(dout: object, name: str, like: Array) -> np.ndarray:
     """An upstream gradient: the shape and dtype of the output it belongs to."""
     array = _as_float_array(dout, name, np)
-    if tuple(array.shape) != tuple(like.shape):
-        raise ValueError(
-            f"{name}: expected shape {tuple(like.shape)} (the forward's output), "
-            f"got {tuple(array.shape)}"
-        )
-    if np.dtype(array.dtype) != np.dtype(like.dtype):
-        raise TypeError(
-            f"{name}: expected dtype {np.dtype(like.dtype)} (the forward's), "
-            f"got {np.dtype(array.dtype)}"
-        )
+    check_shape(array, name, tuple(like.shape), why="(the forward's output)")
+    check_same_dtype(array.dtype, name, like.dtype, "(the forward's)")
     return np.asarray(array)
 
 
@@ -273,7 +242,7 @@ def rnn_step_backward(
     dnext_h: Array, cache: Mapping[str, Array]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(dx, dprev_h, dWx, dWh, db)`` from ``dnext_h`` (N, H) and ``rnn_step_forward``'s cache."""
-    cache = _check_cache(cache, RNN_STEP_KEYS, "rnn_step_forward")
+    cache = check_cache(cache, RNN_STEP_KEYS, "rnn_step_forward")
     dnext_h = _check_upstream(dnext_h, "dnext_h", cache["next_h"])
     dx, dprev_h, dWx, dWh, db = _rnn_step_backward(dnext_h, cache)
     return dx, dprev_h, dWx, dWh, db
@@ -306,7 +275,7 @@ def rnn_backward(
     At step ``t`` the upstream gradient is ``dh[:, t]`` plus the ``dprev_h``
     that step ``t + 1`` sends back; the weights' gradients add up over the steps.
     """
-    cache = _check_cache(cache, RNN_KEYS, "rnn_forward")
+    cache = check_cache(cache, RNN_KEYS, "rnn_forward")
     h = cache["h"]
     dh = _check_upstream(dh, "dh", h)
     x, Wx, Wh = cache["x"], cache["Wx"], cache["Wh"]
@@ -406,7 +375,7 @@ def lstm_step_backward(
     dnext_h: Array, dnext_c: Array, cache: Mapping[str, Array]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(dx, dprev_h, dprev_c, dWx, dWh, db)`` from ``dnext_h``, ``dnext_c`` (N, H)."""
-    cache = _check_cache(cache, LSTM_STEP_KEYS, "lstm_step_forward")
+    cache = check_cache(cache, LSTM_STEP_KEYS, "lstm_step_forward")
     dnext_h = _check_upstream(dnext_h, "dnext_h", cache["tanh_c"])
     dnext_c = _check_upstream(dnext_c, "dnext_c", cache["tanh_c"])
     dx, dprev_h, dprev_c, dWx, dWh, db = _lstm_step_backward(dnext_h, dnext_c, cache)
@@ -446,7 +415,7 @@ def lstm_backward(
     ``dh[:, t]``, and ``dprev_c``, the step's ``dnext_c``.  ``c0`` is a
     constant, so its gradient is dropped.
     """
-    cache = _check_cache(cache, LSTM_KEYS, "lstm_forward")
+    cache = check_cache(cache, LSTM_KEYS, "lstm_forward")
     h, c = cache["h"], cache["c"]
     dh = _check_upstream(dh, "dh", h)
     x, Wx, Wh = cache["x"], cache["Wx"], cache["Wh"]

@@ -60,12 +60,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import ModuleType
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 
 from manual_bp import normalization
-from manual_bp.validation import SUPPORTED_DTYPES, check_positive_int
+from manual_bp.validation import (
+    check_cache,
+    check_float_array,
+    check_positive_int,
+    check_same_dtype,
+    check_shape,
+)
 
 Array = np.ndarray
 
@@ -109,28 +115,17 @@ def _check_array(value: object, name: str, shape: tuple[int, ...] | int) -> Arra
 
     ``shape`` an int: any shape of that many axes, none of them empty.
     """
-    got, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
-    if got is None or dtype is None:
-        raise TypeError(f"{name}: expected an array, got {type(value).__name__}")
-    got = tuple(got)
+    check_float_array(value, name)
+    array = cast(Array, value)
+    got = tuple(array.shape)
     if isinstance(shape, int):
         if len(got) != shape:
             raise ValueError(f"{name}: expected {shape} dimensions, got shape {got}")
         if 0 in got:
             raise ValueError(f"{name}: expected no empty axis, got shape {got}")
-    elif got != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {got}")
-    if np.dtype(dtype).name not in SUPPORTED_DTYPES:
-        raise TypeError(f"{name}: expected dtype float32 or float64, got {np.dtype(dtype).name}")
-    return cast(Array, value)
-
-
-def _check_same_dtype(array: Array, name: str, dtype: Any) -> None:
-    """No silent upcasting: every array of a layer in ``x``'s dtype."""
-    if np.dtype(array.dtype) != np.dtype(dtype):
-        raise TypeError(
-            f"{name}: expected dtype {np.dtype(dtype).name} (x's), got {np.dtype(array.dtype).name}"
-        )
+    else:
+        check_shape(array, name, shape)
+    return array
 
 
 def _check_parameters(x: object, gamma: object, beta: object, shape: str) -> Array:
@@ -139,17 +134,14 @@ def _check_parameters(x: object, gamma: object, beta: object, shape: str) -> Arr
     C = image.shape[1]
     expected = (C,) if shape == "(C,)" else (1, C, 1, 1)
     for value, name in ((gamma, "gamma"), (beta, "beta")):
-        _check_same_dtype(_check_array(value, name, expected), name, image.dtype)
+        check_same_dtype(_check_array(value, name, expected).dtype, name, image.dtype)
     return image
 
 
 def _check_backward(dout: object, cache: object, shape: str) -> tuple[Array, Mapping[str, Array]]:
     """``dout`` and the forward's cache, ``gamma`` shaped ``shape``: as the forward made them."""
-    if not isinstance(cache, Mapping):
-        raise TypeError(f"cache: expected the forward's dict, got {type(cache).__name__}")
-    missing = [key for key in ("xhat", "inv_std", "gamma") if key not in cache]
-    if missing:
-        raise ValueError(f"cache: expected the forward's xhat, inv_std, gamma; missing {missing}")
+    made_by = "spatial_batchnorm_forward" if shape == "(C,)" else "group_norm_forward"
+    cache = check_cache(cache, ("xhat", "inv_std", "gamma"), made_by)
     xhat = _check_array(cache["xhat"], "cache['xhat']", 4)
     N, C = xhat.shape[:2]
     if shape == "(C,)":
@@ -162,9 +154,9 @@ def _check_backward(dout: object, cache: object, shape: str) -> tuple[Array, Map
                 f"got {inv_std.shape}"
             )
     _check_parameters(xhat, cache["gamma"], cache["gamma"], shape)
-    _check_same_dtype(inv_std, "cache['inv_std']", xhat.dtype)
+    check_same_dtype(inv_std.dtype, "cache['inv_std']", xhat.dtype)
     array = _check_array(dout, "dout", tuple(xhat.shape))
-    _check_same_dtype(array, "dout", xhat.dtype)
+    check_same_dtype(array.dtype, "dout", xhat.dtype)
     return array, cache
 
 

@@ -57,6 +57,13 @@ from typing import Any
 
 import numpy as np
 
+from manual_bp.validation import (
+    check_entries,
+    check_float_array,
+    check_integer_array,
+    check_shape,
+)
+
 Array = np.ndarray
 
 NORMALIZATIONS = ("batch", "tokens")
@@ -101,15 +108,14 @@ def affine_forward(x: Any, w: Any, b: Any, *, xp: ModuleType = np) -> tuple[Any,
     dtype (NumPy's, or jax's under ``xp=jax.numpy``: only methods and
     operators both have are used, so ``xp`` itself is not called).
     """
-    _check_float(x, "x", ndim=3, layout="(N, T, D)")
-    _check_float(w, "w", ndim=2, layout="(D, M)", dtype=x.dtype)
-    _check_float(b, "b", ndim=1, layout="(M,)", dtype=x.dtype)
+    dtype = _check_float(x, "x", "(N, T, D)")
+    _check_float(w, "w", "(D, M)", like=dtype)
+    _check_float(b, "b", "(M,)", like=dtype)
     N, T, D = x.shape
     M = w.shape[1]
     if w.shape[0] != D:
         raise ValueError(f"w: expected shape (D, M) with D = {D} (x's last axis), got {w.shape}")
-    if b.shape != (M,):
-        raise ValueError(f"b: expected shape (M,) = ({M},) (w's columns), got {b.shape}")
+    check_shape(b, "b", (M,), layout="(M,)", why="(w's columns)")
     out = (x.reshape(N * T, D) @ w + b).reshape(N, T, M)
     return out, {"x": x, "w": w}
 
@@ -119,11 +125,8 @@ def affine_backward(dout: Array, cache: dict[str, Any]) -> tuple[Array, Array, A
     x, w = cache["x"], cache["w"]
     N, T, D = x.shape
     M = w.shape[1]
-    _check_float(dout, "dout", ndim=3, layout="(N, T, M)", dtype=x.dtype)
-    if dout.shape != (N, T, M):
-        raise ValueError(
-            f"dout: expected shape (N, T, M) = {(N, T, M)} (the forward's out), got {dout.shape}"
-        )
+    _check_float(dout, "dout", "(N, T, M)", like=x.dtype)
+    check_shape(dout, "dout", (N, T, M), layout="(N, T, M)", why="(the forward's out)")
     X = x.reshape(N * T, D)
     G = dout.reshape(N * T, M)
     dx = (G @ w.T).reshape(N, T, D)
@@ -204,25 +207,19 @@ def _check_loss_inputs(x: Any, y: Any, mask: Any, normalize: object) -> tuple[Ar
         raise TypeError(f"normalize: expected 'batch' or 'tokens', got {type(normalize).__name__}")
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize: expected 'batch' or 'tokens', got {normalize!r}")
-    _check_float(x, "x", ndim=3, layout="(N, T, V)")
+    _check_float(x, "x", "(N, T, V)")
     N, T, V = x.shape
     if N < 1 or V < 1:
         raise ValueError(f"x: expected N >= 1 samples and V >= 1 classes, got shape {x.shape}")
     unmasked = _check_mask(mask, (N, T))
-    labels = np.asarray(y)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"y: expected integer labels (N, T), got dtype {labels.dtype}")
-    if labels.shape != (N, T):
-        raise ValueError(
-            f"y: expected shape (N, T) = {(N, T)} (x's first two axes), got {labels.shape}"
-        )
-    outside = unmasked & ((labels < 0) | (labels >= V))
-    if outside.any():
-        where = tuple(int(i) for i in np.argwhere(outside)[0])
-        raise ValueError(
-            f"y: expected labels in [0, {V}) where mask is true (x scores {V} classes), "
-            f"got {labels[where]} at y[{', '.join(map(str, where))}]"
-        )
+    labels = check_integer_array(y, "y", "integer labels (N, T)")
+    check_shape(labels, "y", (N, T), layout="(N, T)", why="(x's first two axes)")
+    check_entries(
+        unmasked & ((labels < 0) | (labels >= V)),
+        labels,
+        "y",
+        f"labels in [0, {V}) where mask is true (x scores {V} classes)",
+    )
     K = N if normalize == "batch" else int(np.count_nonzero(unmasked))
     return np.where(unmasked, labels, 0), unmasked, K
 
@@ -234,32 +231,18 @@ def _check_mask(mask: Any, shape: tuple[int, int]) -> Array:
         np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
     ):
         raise TypeError(f"mask: expected bools or 0/1 numbers (N, T), got dtype {values.dtype}")
-    if values.shape != shape:
-        raise ValueError(
-            f"mask: expected shape (N, T) = {shape} (x's first two axes), got {values.shape}"
-        )
+    check_shape(values, "mask", shape, layout="(N, T)", why="(x's first two axes)")
     if values.dtype == np.bool_:
         return values
-    bad = (values != 0) & (values != 1)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"mask: expected bools or values exactly 0 or 1 (no token weights), "
-            f"got {values[where]} at mask[{', '.join(map(str, where))}]"
-        )
+    check_entries(
+        (values != 0) & (values != 1),
+        values,
+        "mask",
+        "bools or values exactly 0 or 1 (no token weights)",
+    )
     return values == 1
 
 
-def _check_float(
-    value: Any, name: str, *, ndim: int, layout: str, dtype: np.dtype | None = None
-) -> None:
-    """A float array (NumPy's or jax's, a tracer included) of ``ndim`` axes and ``dtype``."""
-    value_dtype = getattr(value, "dtype", None)
-    if value_dtype is None or not hasattr(value, "shape"):
-        raise TypeError(f"{name}: expected a float array {layout}, got {type(value).__name__}")
-    if not np.issubdtype(value_dtype, np.floating):
-        raise TypeError(f"{name}: expected a float array {layout}, got dtype {value_dtype}")
-    if dtype is not None and value_dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {dtype} (x's), got {value_dtype}")
-    if len(value.shape) != ndim:
-        raise ValueError(f"{name}: expected shape {layout}, got {tuple(value.shape)}")
+def _check_float(value: Any, name: str, layout: str, *, like: object = None) -> np.dtype:
+    """A float array (NumPy's or jax's, a tracer too) of ``layout``'s axes and ``like``'s dtype."""
+    return check_float_array(value, name, layout, like=like, expected=f"a float array {layout}")

@@ -16,10 +16,18 @@ import numpy as np
 import pytest
 from hypothesis import given
 
+from manual_bp import (
+    convolution,
+    embedding,
+    pooling,
+    recurrent,
+    spatial_normalization,
+    temporal,
+)
 from manual_bp.activations import ACTIVATIONS, sigmoid
 from manual_bp.architecture import gradient_keys
 from manual_bp.cli import main
-from manual_bp.derivation import Derivation, Step, at_layer, derive
+from manual_bp.derivation import LAYERS, Derivation, Step, at_layer, derive, layer_derivation
 from manual_bp.losses import LOSSES
 from manual_bp.network import backward, forward
 from manual_bp.normalization import EPS
@@ -367,3 +375,83 @@ def test_the_normalization_formulas_reproduce_both_backward_forms(case):
             np.testing.assert_allclose(result, expected, rtol=1e-9, atol=1e-12 * scale)
             result = expected
         values[f"d{step.key}"] = result
+
+
+# --- one layer function's derivation: layer_derivation, explain --layer -------------------
+
+LAYER_MODULES = {
+    "conv": convolution, "max_pool": pooling, "avg_pool": pooling,
+    "spatial_batchnorm": spatial_normalization, "spatial_groupnorm": spatial_normalization,
+    "rnn_step": recurrent, "rnn": recurrent, "lstm_step": recurrent, "lstm": recurrent,
+    "word_embedding": embedding, "temporal_affine": temporal, "temporal_softmax_loss": temporal,
+}  # fmt: skip
+
+
+def test_every_shaped_check_layer_kind_has_a_derivation():
+    from manual_bp_reference.layer_kinds import LAYER_KINDS
+
+    shaped = {name for name, kind in LAYER_KINDS.items() if kind.shapes is not None}
+    assert set(LAYERS) == shaped == set(LAYER_MODULES)
+
+
+@pytest.mark.parametrize("layer", sorted(LAYER_MODULES))
+def test_each_layer_prints_its_modules_derivation(capsys, tmp_path, layer):
+    module = LAYER_MODULES[layer]
+    text = layer_derivation(layer)
+    heading, blank, *body = text.splitlines()
+    assert blank == "" and "\n".join(body) == module.DERIVATION.rstrip()
+    named = heading.removeprefix(f"{layer}: ").split(", ")
+    assert all(name.startswith(f"{module.__name__}.") for name in named), heading
+    assert all(callable(getattr(module, name.rsplit(".", 1)[1])) for name in named), heading
+    assert main(["explain", "--layer", layer, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert printed == text + "\n" == (tmp_path / "explain.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("layer", "error", "words"),
+    [
+        ("conv2d", ValueError, ["layer: expected one of conv, max_pool", "'conv2d'", "mean conv?"]),
+        ("group_norm", ValueError, ["temporal_softmax_loss", "did you mean spatial_groupnorm?"]),
+        ("affine", ValueError, ["layer: expected one of", "got 'affine'"]),
+        ("", ValueError, ["layer: expected one of", "got ''"]),
+        (None, TypeError, ["layer: expected a layer name", "NoneType"]),
+        (convolution, TypeError, ["layer: expected a layer name", "module"]),
+    ],
+)
+def test_an_unknown_layer_is_refused_with_the_choices(layer, error, words):
+    with pytest.raises(error) as raised:
+        layer_derivation(layer)
+    assert all(word in str(raised.value) for word in words), str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--layer", "conv2d"], ["argument --layer: expected one of conv,", "did you mean conv?"]),
+        (["--layer", "LSTM"], ["argument --layer:", "got 'LSTM'"]),
+        (["--layer"], ["argument --layer: expected one argument"]),
+        (["--layer", "conv", "--layers", "2,3,1"], ["--layers: describes a network", "--layer"]),
+        (["--layer", "rnn", "--activations", "relu"], ["--activations: describes a network"]),
+        (["--layer", "rnn", "--loss", "mse"], ["--loss: describes a network"]),
+        (["--layer", "lstm", "--batch", "4"], ["--batch: describes a network"]),
+        (["--layer", "lstm", "--input-gradient"], ["--input-gradient: describes a network"]),
+        (["--layer", "conv", "--l2", "0.1"], ["--l2: describes a network"]),
+        (["--layer", "conv", "--dropout", "0.5"], ["--dropout: describes a network"]),
+        (["--layer", "conv", "--normalization", "batch"], ["--normalization: describes"]),
+        (["--layer", "conv", "--model", "net.npz"], ["--model: describes a network"]),
+    ],
+)
+def test_explain_layer_names_the_bad_flag_and_exits_2(capsys, tmp_path, argv, said):
+    assert exit_code(["explain", "--out", str(tmp_path), *argv]) == 2
+    captured = capsys.readouterr()
+    assert all(words in captured.err for words in said), captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not (tmp_path / "explain.txt").exists()
+
+
+def test_explain_help_lists_the_layers(capsys):
+    assert exit_code(["explain", "--help"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "--layer NAME" in printed and "manual-bp explain --layer conv" in printed
+    assert ", ".join(LAYERS) in printed

@@ -233,3 +233,16 @@ def test_the_html_report_of_a_shaped_mismatch_renders():
         check_layer(backward, "conv", forward=forward, settings=QUICK)
     page = raised.value._repr_html_()
     assert "flipped kernel" in page and "dx" in page
+
+
+def test_the_check_commands_help_names_every_layer_kind():
+    import subprocess
+    import sys
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "manual_bp", "check", "--help"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    flat = " ".join(shown.split())
+    for name in LAYER_KINDS:
+        assert name in flat, name

@@ -312,7 +312,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--layer", default=None, metavar="LAYER",
         help="check one layer function instead of a network: affine, "
         f"{', '.join(ACTIVATIONS)}, a loss head ({', '.join(LOSSES)}), batchnorm, "
-        "layernorm or dropout (default: none, a whole-network check)",
+        "layernorm, dropout, conv, max_pool, avg_pool, spatial_batchnorm, spatial_groupnorm, "
+        "rnn_step, rnn, lstm_step, lstm, word_embedding, temporal_affine or "
+        "temporal_softmax_loss (default: none, a whole-network check)",
     )  # fmt: skip
     parser.add_argument(
         "--forward", default=None, metavar="FUNCTION",
