@@ -39,6 +39,7 @@ EXPECTED = {
     ("max_pool", "whole_window"): "gradient to the whole window",
     ("max_pool", "assigned_not_added"): "gradient assigned, not added",
     ("max_pool", "stride_ignored"): "stride ignored in the backward",
+    ("max_pool", "unravelled_by_height"): "argmax unravelled with the window's height",
     ("avg_pool", "not_divided_by_window_size"): "dout not divided by the window size",
     ("spatial_batchnorm", "per_position"): "statistics per position",
     ("spatial_batchnorm", "no_mean_term"): "the mean and variance terms dropped",

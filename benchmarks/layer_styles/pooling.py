@@ -108,6 +108,28 @@ def max_pool_backward_argmax(dout, cache):
     return dx
 
 
+max_pool_forward_argmax__unravelled_by_height = max_pool_forward_argmax
+
+
+def max_pool_backward_argmax__unravelled_by_height(dout, cache):
+    """argmax's flat index split with the window's height: right for square windows only."""
+    x, pool_param = cache
+    N, C, H, W = x.shape
+    HH, WW, stride = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
+    _, _, H_out, W_out = dout.shape
+    dx = np.zeros_like(x)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x[n, c, i * stride : i * stride + HH, j * stride : j * stride + WW]
+                    idx = np.argmax(window)
+                    a, b = idx // HH, idx % HH
+                    if a < HH and b < WW:
+                        dx[n, c, i * stride + a, j * stride + b] += dout[n, c, i, j]
+    return dx
+
+
 # --------------------------------------------------------------------------------------
 # Average pooling
 
@@ -254,6 +276,10 @@ BUGS = {
         "stride_ignored": (
             max_pool_forward_naive__stride_ignored,
             max_pool_backward_naive__stride_ignored,
+        ),
+        "unravelled_by_height": (
+            max_pool_forward_argmax__unravelled_by_height,
+            max_pool_backward_argmax__unravelled_by_height,
         ),
     },
     "avg_pool": {

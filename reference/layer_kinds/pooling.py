@@ -145,8 +145,9 @@ def _padded(inputs: Mapping[str, Any], douts: tuple[Array, ...]) -> Padded:
 
 def _loops(inputs: Mapping[str, Any], dout: Array, *, stride: int, route: str) -> Array:
     """A max-pool backward written with loops over positions (a catalogue formula):
-    windows read at ``stride``, ``dout`` routed to each max (``"mask"``) or
-    assigned at the first one (``"assign"``)."""
+    windows read at ``stride``, ``dout`` routed to each max (``"mask"``),
+    assigned at the first one (``"assign"``), or added where the flat argmax
+    split by the window's height points (``"by height"``)."""
     x = np.asarray(inputs["x"])
     hp, wp = inputs["height"], inputs["width"]
     dx = np.zeros_like(x)
@@ -160,9 +161,13 @@ def _loops(inputs: Mapping[str, Any], dout: Array, *, stride: int, route: str) -
                     if route == "mask":
                         mask = window == window.max()
                         dx[n, c, r : r + hp, q : q + wp] += mask * dout[n, c, i, j]
-                    else:
+                    elif route == "assign":
                         a, b = np.unravel_index(np.argmax(window), window.shape)
                         dx[n, c, r + a, q + b] = dout[n, c, i, j]
+                    else:  # "by height": the flat index split with the window's height
+                        a, b = divmod(int(np.argmax(window)), hp)
+                        if a < hp and b < wp:
+                            dx[n, c, r + a, q + b] += dout[n, c, i, j]
     return dx
 
 
@@ -191,6 +196,11 @@ MAX_POOL_BUGS = (
     Bug("stride ignored in the backward", "reads the window of (i, j) at (i, j) instead of "
         "(stride i, stride j) in the backward",
         _max_bug(lambda i, d: _loops(i, d, stride=1, route="mask"))),
+    Bug("argmax unravelled with the window's height", "splits np.argmax's flat index as "
+        "(idx // pool_height, idx % pool_height): a window is pool_width wide, so the "
+        "gradient lands on the wrong entry of non-square windows (np.unravel_index(idx, "
+        "window.shape) is right)",
+        _max_bug(lambda i, d: _loops(i, d, stride=i["stride"], route="by height"))),
 )  # fmt: skip
 
 
