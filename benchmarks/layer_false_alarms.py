@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
@@ -270,17 +271,14 @@ def conv_forward_manual_bp(x, w, b, conv_param):
     return convolution.forward(x, w, b, stride=conv_param["stride"], pad=conv_param["pad"])
 
 
-def _pool_geometry(pool_param) -> dict[str, int]:
-    return {"height": pool_param["pool_height"], "width": pool_param["pool_width"],
-            "stride": pool_param["stride"]}  # fmt: skip
-
-
 def max_pool_forward_manual_bp(x, pool_param):
-    return pooling.max_forward(x, **_pool_geometry(pool_param))
+    height, width = pool_param["pool_height"], pool_param["pool_width"]
+    return pooling.max_forward(x, height=height, width=width, stride=pool_param["stride"])
 
 
 def avg_pool_forward_manual_bp(x, pool_param):
-    return pooling.average_forward(x, **_pool_geometry(pool_param))
+    height, width = pool_param["pool_height"], pool_param["pool_width"]
+    return pooling.average_forward(x, height=height, width=width, stride=pool_param["stride"])
 
 
 def spatial_batchnorm_forward_manual_bp(x, gamma, beta, bn_param):
@@ -347,14 +345,14 @@ def run(
     Code that raises is a false alarm (ratio inf).  ``failures``: a file each
     false alarm's report and case are appended to (the first 5 per run)."""
     label, layer, layout, backward, forward = style
-    seen = {"calls": 0, "alarms": 0, "worst": 0.0, "report": ""}
+    tally = _Tally()
 
     def record(ratio: float, report: str) -> None:
-        if ratio > seen["worst"] or not seen["report"]:
-            seen["worst"], seen["report"] = ratio, report
+        if ratio > tally.worst or not tally.report:
+            tally.worst, tally.report = ratio, report
         if ratio > 1:
-            seen["alarms"] += 1
-            if failures and seen["alarms"] <= 5:
+            tally.alarms += 1
+            if failures and tally.alarms <= 5:
                 with open(failures, "a") as file:
                     file.write(f"# {label} {dtype} bound {bound:g}: ratio {ratio:.6g}\n"
                                f"{report}\n\n")  # fmt: skip
@@ -365,9 +363,9 @@ def run(
     )  # fmt: skip
     @given(layer_cases(layer, layout=layout, dtype=dtype, bound=bound))
     def one(case) -> None:
-        if seen["calls"] >= calls:
+        if tally.calls >= calls:
             return
-        seen["calls"] += 1
+        tally.calls += 1
         try:
             with np.errstate(all="ignore"):
                 outputs, problems = run_user(backward, forward, case)
@@ -377,9 +375,17 @@ def run(
         comparison = compare_layer(case, outputs, problems)
         record(comparison.worst_ratio, f"{comparison}\n{case!r}")
 
-    while seen["calls"] < calls:
+    while tally.calls < calls:
         one()
-    return seen["calls"], seen["alarms"], seen["worst"], seen["report"]
+    return tally.calls, tally.alarms, tally.worst, tally.report
+
+
+@dataclass
+class _Tally:
+    calls: int = 0
+    alarms: int = 0
+    worst: float = 0.0
+    report: str = ""
 
 
 def _names(

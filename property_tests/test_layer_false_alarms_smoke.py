@@ -5,6 +5,9 @@ count can fail), and a bad flag exits 2 naming it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from benchmarks import layer_false_alarms as bench
@@ -39,13 +42,12 @@ def test_correct_implementations_raise_no_alarm(layer: str, dtype: str) -> None:
     ("layer", "pair"),
     [
         ("conv", conv_styles.BUGS["conv"]["stride_ignored"]),
-        ("lstm", recurrent_styles.BUGS["lstm"]["gate_order_ifgo"][:2]),
-        ("temporal_softmax_loss",
-         temporal_styles.BUGS["temporal_softmax_loss"]["mask_ignored_in_dx"]),
+        ("lstm", recurrent_styles.BUGS["lstm"]["gate_order_ifgo"]),
+        ("temporal_softmax_loss", temporal_styles.temporal_softmax_loss__mask_ignored_in_dx),
     ],
-)  # fmt: skip
-def test_a_bug_counts_as_alarms(layer: str, pair, tmp_path) -> None:
-    forward, backward = (None, pair) if callable(pair) else pair
+)
+def test_a_bug_counts_as_alarms(layer: str, pair: Any, tmp_path: Path) -> None:
+    forward, backward = (None, pair) if callable(pair) else pair[:2]  # a loss: one function
     failures = tmp_path / "failures.txt"
     style = (f"{layer} bug", layer, "rows", backward, forward)
     calls, alarms, worst, _ = bench.run(30, "float64", style, failures=str(failures))
@@ -73,7 +75,9 @@ def test_code_that_raises_is_an_alarm() -> None:
         (["--family-calls", "0"], "--family-calls"),
     ],
 )
-def test_a_bad_flag_exits_2_naming_it(argv: list[str], flag: str, capsys) -> None:
+def test_a_bad_flag_exits_2_naming_it(
+    argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as stop:
         bench.main(argv)
     assert stop.value.code == 2

@@ -21,6 +21,7 @@ from manual_bp_reference.layer_check.cases import LayerCase, layer_cases, probe_
 from manual_bp_reference.layer_check.oracle import _exact_oracle, layer_oracle
 from manual_bp_reference.layer_kinds import LAYER_KINDS
 from manual_bp_reference.settings import Settings
+from property_tests import layer_regressions
 
 MODULES = (convolution, pooling, spatial_normalization, recurrent, temporal)
 SHAPED = sorted(name for name, kind in LAYER_KINDS.items() if kind.shapes is not None)
@@ -247,3 +248,16 @@ def test_the_check_commands_help_names_every_layer_kind():
     flat = " ".join(shown.split())
     for name in LAYER_KINDS:
         assert name in flat, name
+
+
+@pytest.mark.parametrize("index", range(len(layer_regressions.CASES)))
+def test_past_false_alarms_pass(index):
+    """Each case once failed correct code (``layer_regressions.REASONS``); every
+    correct style of its kind passes it now."""
+    from manual_bp_reference.layer_check import compare_layer, run_user
+
+    case = layer_regressions.CASES[index]
+    styles = next(m.STYLES[case.layer] for m in MODULES if case.layer in m.STYLES)
+    for entry in styles.values():
+        comparison = compare_layer(case, *run_user(*_pair(entry), case))
+        assert comparison.ok, (layer_regressions.REASONS[index], comparison.report())

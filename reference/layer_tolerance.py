@@ -158,7 +158,9 @@ def normalization_tolerances(
         + Es * (T1 + T2 + 3 * T3)
         + s * (Exhat * total(g * np.abs(xhat)) + np.abs(xhat) * total(g * Exhat)) / k
         + s**3 * total(g * np.abs(D)) * Emu / k
-        + (k + 8) * tiny
+        # XLA flushes subnormal intermediates to 0 (gamma dout s^3 near 1e-310, with
+        # gamma near 1e-302): each lost tiny may come out scaled by s and D twice.
+        + (k + 8) * tiny * (1 + s) * (1 + np.max(np.abs(D), axis=axis, keepdims=True)) ** 2
     )
     absdN = np.abs(dN)
     return {

@@ -8,22 +8,26 @@ The definitions are ``manual_bp.recurrent``'s forwards over ``jax.numpy``
 (gates in cs231n's order i, f, o, g).  Drawn: one to three samples, inputs
 and hidden units, one to four steps (a length-1 sequence included).
 
-The rounding model, first order, both sides (``u`` the user's unit plus the
-oracle's).  Forward, per step, with ``E`` the error bound carried in ``h``
-(and ``c``)::
+The rounding model, both sides (``u`` the user's unit plus the oracle's).
+Forward, per step, with ``E`` the error bound carried in ``h`` (and ``c``)::
 
     a  = x Wx + h Wh + b     Ea = (D + H + 1) u (|x||Wx| + |h||Wh| + |b|) + Eh |Wh|
-    h' = tanh(a)             Eh' = (1 - h'^2) Ea + 4 u |h'|
-    LSTM: Eσ = σ(1 - σ) Ea + 4 u σ + u,  Eg = (1 - g^2) Ea + 4 u |g|
-          Ec' = |c| Ef + f Ec + |g| Ei + i Eg + 2 u (|f c| + |i g|)
-          Eh' = |tanh c'| Eo + o ((1 - tanh^2 c') Ec' + 4 u |tanh c'|) + u |h'|
+    h' = tanh(a)             Eh' = max |tanh(a ± Ea) - h'| + 4 u |h'|
+    LSTM: Eσ = max |σ(a ± Ea) - σ| + 4 u σ + u,  Eg as Eh'
+          Ec' = |c| Ef + f Ec + |g| Ei + i Eg + Ef Ec + Ei Eg + 2 u (|f c| + |i g|)
+          Eh' = |tanh c'| Eo + o Etc + Eo Etc + u |h'|
 
-(the ``+ u``: ``σ`` written ``(1 + tanh(a/2)) / 2``, a correct form, is off by up
-to ``u`` absolutely where ``σ`` is tiny), and backward through time, each
-product ``p = q r`` giving ``|q| Er + |r| Eq + u |p|``, each ``k``-term sum
-``k u`` of its magnitudes, and the derivatives read from values that carry
-their forward errors (``1 - h'^2`` off by ``2 |h'| Eh'``).
-The weights' gradients sum ``N T`` products.
+A value goes through tanh or σ by its interval's ends, not a first-order
+slope: ``a`` may be off by more than the scale on which a saturating tanh
+bends (float32 sums of terms near 1e12 that cancel).  The ``+ u``: ``σ``
+written ``(1 + tanh(a/2)) / 2``, a correct form, is off by up to ``u``
+absolutely where ``σ`` is tiny.  Backward through time, each product
+``p = q r`` gives ``|q| Er + |r| Eq + Eq Er + u |p|``, each ``k``-term sum
+``k u`` of its magnitudes, and a derivative read from a value that carries
+its forward error moves as far as that interval lets it (``1 - h'^2`` over
+``h' ± Eh'``): where ``dh`` and ``1 - h'^2`` both nearly vanish, that
+error-times-error term is all that is left.  The weights' gradients sum
+``N T`` products.
 """
 
 from __future__ import annotations
@@ -44,6 +48,27 @@ from manual_bp_reference.tolerance import SAFETY
 MAX_STEPS = 4
 
 
+def _through(f, a: Array, Ea: Array, value: Array, u: float) -> Array:
+    """The error of ``f(a)`` (``f`` monotone: tanh, σ) when ``a`` is off by ``Ea``:
+    the interval's ends, not a first-order slope (``a`` may be off by more
+    than the curvature's scale, a saturating tanh's), plus ``f``'s own 4 ulps."""
+    return np.maximum(np.abs(f(a + Ea) - value), np.abs(f(a - Ea) - value)) + 4 * u * np.abs(value)
+
+
+def _slope_error(slope_of, value: Array, E: Array) -> Array:
+    """How far ``slope_of(v)`` (``1 - v^2``, ``v (1 - v)``) may move when ``v`` is off by ``E``."""
+    return np.maximum(np.abs(slope_of(value + E) - slope_of(value)),
+                      np.abs(slope_of(value - E) - slope_of(value)))  # fmt: skip
+
+
+def _tanh_slope(v: Array) -> Array:
+    return 1 - v**2
+
+
+def _sigmoid_slope(v: Array) -> Array:
+    return v * (1 - v)
+
+
 def _forward_pass(inputs: Mapping[str, Any], lstm: bool, u: float) -> list[dict[str, Array]]:
     """Every step's values and their error bounds (the module notes), float64."""
     x, Wx, Wh, b = (np.asarray(inputs[k]) for k in ("x", "Wx", "Wh", "b"))
@@ -62,7 +87,7 @@ def _forward_pass(inputs: Mapping[str, Any], lstm: bool, u: float) -> list[dict[
         values = {"x": xt, "h": h, "Eh": Eh, "c": c, "Ec": Ec, "a": a, "Ea": Ea}
         if not lstm:
             h2 = np.tanh(a)
-            Eh2 = (1 - h2**2) * Ea + 4 * u * np.abs(h2)
+            Eh2 = _through(np.tanh, a, Ea, h2, u)
             values.update(h2=h2, Eh2=Eh2)
             h, Eh = h2, Eh2
         else:
@@ -70,16 +95,17 @@ def _forward_pass(inputs: Mapping[str, Any], lstm: bool, u: float) -> list[dict[
             g = np.tanh(a[:, 3 * H :])
             E = [Ea[:, k * H : (k + 1) * H] for k in range(4)]
             Ei, Ef, Eo = (
-                s * (1 - s) * e + 4 * u * s + u for s, e in zip((i, f, o), E[:3], strict=True)
+                _through(sigmoid, a[:, k * H : (k + 1) * H], E[k], s, u) + u
+                for k, s in enumerate((i, f, o))
             )
-            Eg = (1 - g**2) * E[3] + 4 * u * np.abs(g)
+            Eg = _through(np.tanh, a[:, 3 * H :], E[3], g, u)
             c2 = f * c + i * g
-            Ec2 = np.abs(c) * Ef + f * Ec + np.abs(g) * Ei + i * Eg
+            Ec2 = np.abs(c) * Ef + f * Ec + np.abs(g) * Ei + i * Eg + Ef * Ec + Ei * Eg
             Ec2 = Ec2 + 2 * u * (np.abs(f * c) + np.abs(i * g))
             tc = np.tanh(c2)
-            Etc = (1 - tc**2) * Ec2 + 4 * u * np.abs(tc)
+            Etc = _through(np.tanh, c2, Ec2, tc, u)
             h2 = o * tc
-            Eh2 = np.abs(tc) * Eo + o * Etc + u * np.abs(h2)
+            Eh2 = np.abs(tc) * Eo + o * Etc + Eo * Etc + u * np.abs(h2)
             values.update(i=i, f=f, o=o, g=g, Ei=Ei, Ef=Ef, Eo=Eo, Eg=Eg,
                           c2=c2, Ec2=Ec2, tc=tc, Etc=Etc, h2=h2, Eh2=Eh2)  # fmt: skip
             h, Eh, c, Ec = h2, Eh2, c2, Ec2
@@ -89,7 +115,7 @@ def _forward_pass(inputs: Mapping[str, Any], lstm: bool, u: float) -> list[dict[
 
 def _product(q: Array, Eq: Array, r: Array, Er: Array, u: float) -> tuple[Array, Array]:
     p = q * r
-    return p, np.abs(q) * Er + np.abs(r) * Eq + u * np.abs(p)
+    return p, np.abs(q) * Er + np.abs(r) * Eq + Eq * Er + u * np.abs(p)
 
 
 def _tolerance(lstm: bool):
@@ -114,14 +140,16 @@ def _tolerance(lstm: bool):
             EG = E_carry_h + u * np.abs(G)
             if not lstm:
                 d1 = 1 - s["h2"] ** 2
+                E1 = _slope_error(_tanh_slope, s["h2"], s["Eh2"])
                 dz = G * d1
-                Edz = EG * d1 + np.abs(G) * 2 * np.abs(s["h2"]) * s["Eh2"] + 2 * u * np.abs(dz)
+                Edz = EG * d1 + np.abs(G) * E1 + EG * E1 + 2 * u * np.abs(dz)
             else:
                 do, Edo = _product(G, EG, s["tc"], s["Etc"], u)
                 dtc, Edtc = _product(G, EG, s["o"], s["Eo"], u)
                 d1 = 1 - s["tc"] ** 2
+                E1 = _slope_error(_tanh_slope, s["tc"], s["Etc"])
                 dc = carry_c + dtc * d1
-                Edc = (E_carry_c + Edtc * d1 + np.abs(dtc) * 2 * np.abs(s["tc"]) * s["Etc"]
+                Edc = (E_carry_c + Edtc * d1 + np.abs(dtc) * E1 + Edtc * E1
                        + 3 * u * (np.abs(carry_c) + np.abs(dtc) * d1))  # fmt: skip
                 di, Edi = _product(dc, Edc, s["g"], s["Eg"], u)
                 df, Edf = _product(dc, Edc, s["c"], s["Ec"], u)
@@ -132,12 +160,14 @@ def _tolerance(lstm: bool):
                          (do, Edo, s["o"], s["Eo"]))  # fmt: skip
                 for dgate, Egate, gate, Eg_ in gates:
                     slope = gate * (1 - gate)
+                    Eslope = _slope_error(_sigmoid_slope, gate, Eg_)
                     parts.append(dgate * slope)
-                    Eparts.append(Egate * slope + np.abs(dgate) * np.abs(1 - 2 * gate) * Eg_
+                    Eparts.append(Egate * slope + np.abs(dgate) * Eslope + Egate * Eslope
                                   + 3 * u * np.abs(dgate * slope))  # fmt: skip
                 slope = 1 - s["g"] ** 2
+                Eslope = _slope_error(_tanh_slope, s["g"], s["Eg"])
                 parts.append(dg * slope)
-                Eparts.append(Edg * slope + np.abs(dg) * 2 * np.abs(s["g"]) * s["Eg"]
+                Eparts.append(Edg * slope + np.abs(dg) * Eslope + Edg * Eslope
                               + 2 * u * np.abs(dg * slope))  # fmt: skip
                 dz, Edz = np.concatenate(parts, axis=1), np.concatenate(Eparts, axis=1)
             k = dz.shape[1]
@@ -148,7 +178,7 @@ def _tolerance(lstm: bool):
             M["Wx"] = M["Wx"] + np.abs(s["x"]).T @ adz
             E["Wx"] = E["Wx"] + np.abs(s["x"]).T @ Edz
             M["Wh"] = M["Wh"] + np.abs(s["h"]).T @ adz
-            E["Wh"] = E["Wh"] + np.abs(s["h"]).T @ Edz + s["Eh"].T @ adz
+            E["Wh"] = E["Wh"] + np.abs(s["h"]).T @ Edz + s["Eh"].T @ (adz + Edz)
             M["b"] = M["b"] + adz.sum(axis=0)
             E["b"] = E["b"] + Edz.sum(axis=0)
         terms = N * T + 1
