@@ -62,7 +62,7 @@ def measure(dtype: str, number: int, repeats: int) -> dict[str, float]:
     dout = rng.normal(size=(N, F, H, W)).astype(dtype)
 
     def manual() -> object:
-        out, cache = convolution.forward(x, w, b, stride=1, pad=1)
+        _, cache = convolution.forward(x, w, b, stride=1, pad=1)
         return convolution.backward(dout, cache)
 
     args = tuple(jnp.asarray(a) for a in (x, w, b, dout))

@@ -496,10 +496,49 @@ def lstm_backward__tanh_prime_linear(dh, cache):
     return _lstm_bptt(dh, cache, lstm_step_backward__tanh_prime_linear)
 
 
+# --------------------------------------------------------------------------------------
+# tanh written by hand, as students do when they forget np.tanh (exact to u absolutely,
+# not relatively: 0 where |a| is below u)
+
+
+def rnn_step_forward_exp_tanh(x, prev_h, Wx, Wh, b):
+    h = x.dot(Wx) + prev_h.dot(Wh) + b
+    next_h = (np.exp(h) - np.exp(-h)) / (np.exp(h) + np.exp(-h))
+    cache = (next_h, Wx, Wh, x, prev_h)
+    return next_h, cache
+
+
+def rnn_step_backward_exp_tanh(dnext_h, cache):
+    next_h, Wx, Wh, x, prev_h = cache
+    dh = (1 - next_h**2) * dnext_h
+    return dh.dot(Wx.T), dh.dot(Wh.T), x.T.dot(dh), prev_h.T.dot(dh), np.sum(dh, axis=0)
+
+
+def lstm_step_forward_sigmoid_tanh(x, prev_h, prev_c, Wx, Wh, b):
+    H = prev_h.shape[1]
+    a = x.dot(Wx) + prev_h.dot(Wh) + b
+    tanh = lambda v: sigmoid(2 * v) - sigmoid(-2 * v)  # noqa: E731  # as students write it
+    i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H : 2 * H]), sigmoid(a[:, 2 * H : 3 * H])
+    g = tanh(a[:, 3 * H :])
+    next_c = prev_c * f + i * g
+    next_h = tanh(next_c) * o
+    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c)
+
+
+def lstm_step_backward_sigmoid_tanh(dnext_h, dnext_c, cache):
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c = cache
+    tanh_c = sigmoid(2 * next_c) - sigmoid(-2 * next_c)
+    dc = dnext_c + dnext_h * o * (1 - tanh_c**2)
+    da = np.hstack((dc * g * i * (1 - i), dc * prev_c * f * (1 - f),
+                    dnext_h * tanh_c * o * (1 - o), dc * i * (1 - g**2)))  # fmt: skip
+    return da.dot(Wx.T), da.dot(Wh.T), dc * f, x.T.dot(da), prev_h.T.dot(da), da.sum(axis=0)
+
+
 STYLES = {
     "rnn_step": {
         "cs231n": (rnn_step_forward, rnn_step_backward),
         "preactivation": (rnn_step_forward_preactivation, rnn_step_backward_preactivation),
+        "exp_tanh": (rnn_step_forward_exp_tanh, rnn_step_backward_exp_tanh),
     },
     "rnn": {
         "cs231n": (rnn_forward, rnn_backward),
@@ -508,6 +547,7 @@ STYLES = {
     "lstm_step": {
         "cs231n": (lstm_step_forward, lstm_step_backward),
         "preactivation": (lstm_step_forward_preactivation, lstm_step_backward_preactivation),
+        "sigmoid_tanh": (lstm_step_forward_sigmoid_tanh, lstm_step_backward_sigmoid_tanh),
     },
     "lstm": {
         "cs231n": (lstm_forward, lstm_backward),

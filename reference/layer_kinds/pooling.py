@@ -50,7 +50,8 @@ MAX_STRIDE = 3
 
 
 def _geometry(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    return {"height": inputs["height"], "width": inputs["width"], "stride": inputs["stride"]}
+    return {"height": inputs["pool_height"], "width": inputs["pool_width"],
+            "stride": inputs["stride"]}  # fmt: skip
 
 
 def _draw(ties: bool):
@@ -63,7 +64,7 @@ def _draw(ties: bool):
         width = d.integer(1, W, probe=3)
         stride = d.integer(1, MAX_STRIDE, probe=1)
         Ho, Wo = 1 + (H - height) // stride, 1 + (W - width) // stride
-        statics = {"height": height, "width": width, "stride": stride}
+        statics = {"pool_height": height, "pool_width": width, "stride": stride}
         return Drawn({"x": d.values((N, C, H, W), ties=ties)}, statics,
                      (d.values((N, C, Ho, Wo)),))  # fmt: skip
 
@@ -71,14 +72,14 @@ def _draw(ties: bool):
 
 
 def _pool_param(statics: Mapping[str, Any]) -> dict[str, Any]:
-    return {"pool_height": statics["height"], "pool_width": statics["width"],
-            "stride": statics["stride"]}  # fmt: skip
+    """cs231n's ``pool_param``: the drawn scalars, named as cs231n names them."""
+    return dict(statics)
 
 
 def _overlaps(inputs: Mapping[str, Any]) -> int:
     """``K``: the most windows one entry lies in."""
     s = inputs["stride"]
-    return -(-inputs["height"] // s) * -(-inputs["width"] // s)
+    return -(-inputs["pool_height"] // s) * -(-inputs["pool_width"] // s)
 
 
 def _max_tolerance(inputs: Mapping[str, Any], dout: Any, dtype: str) -> dict[str, Array]:
@@ -88,8 +89,8 @@ def _max_tolerance(inputs: Mapping[str, Any], dout: Any, dtype: str) -> dict[str
     magnitude = pooling.max_backward(np.abs(dout), cache)
     is_max = cache["windows"] == out[:, :, None]
     tied = is_max & (is_max.sum(axis=2) > 1)[:, :, None]
-    undecided = add_windows(tied * np.abs(dout)[:, :, None], x.shape, inputs["height"],
-                            inputs["width"], inputs["stride"])  # fmt: skip
+    undecided = add_windows(tied * np.abs(dout)[:, :, None], x.shape, inputs["pool_height"],
+                            inputs["pool_width"], inputs["stride"])  # fmt: skip
     K = _overlaps(inputs)
     return {
         "out": np.full(out.shape, SAFETY * tiny),
@@ -101,7 +102,7 @@ def _average_tolerance(inputs: Mapping[str, Any], dout: Any, dtype: str) -> dict
     u, tiny = units(dtype)
     out, cache = pooling.average_forward(np.abs(inputs["x"]), **_geometry(inputs))
     magnitude = pooling.average_backward(np.abs(dout), cache)
-    k, K = inputs["height"] * inputs["width"], _overlaps(inputs)
+    k, K = inputs["pool_height"] * inputs["pool_width"], _overlaps(inputs)
     return {
         "out": SAFETY * ((k + 2) * u * out + (k + 2) * tiny),
         "dx": SAFETY * ((K + 2) * u * magnitude + (K + 2) * tiny),
@@ -132,7 +133,7 @@ def _padded(inputs: Mapping[str, Any], douts: tuple[Array, ...]) -> Padded:
     N, C, H, W = x.shape
     Hb, Wb = bucket(H, least=8), bucket(W, least=8)
     s = inputs["stride"]
-    Ho, Wo = 1 + (Hb - inputs["height"]) // s, 1 + (Wb - inputs["width"]) // s
+    Ho, Wo = 1 + (Hb - inputs["pool_height"]) // s, 1 + (Wb - inputs["pool_width"]) // s
     big = (bucket(N), bucket(C))
     padded = {**inputs, "x": embedded(x, (*big, Hb, Wb))}
 
@@ -149,7 +150,7 @@ def _loops(inputs: Mapping[str, Any], dout: Array, *, stride: int, route: str) -
     assigned at the first one (``"assign"``), or added where the flat argmax
     split by the window's height points (``"by height"``)."""
     x = np.asarray(inputs["x"])
-    hp, wp = inputs["height"], inputs["width"]
+    hp, wp = inputs["pool_height"], inputs["pool_width"]
     dx = np.zeros_like(x)
     N, C = x.shape[:2]
     for n in range(N):
@@ -181,7 +182,7 @@ def _max_bug(dx):
 
 def _spread(inputs: Mapping[str, Any], dout: Array) -> Array:
     """``dout`` added to every entry of its window, undivided."""
-    hp, wp, s = inputs["height"], inputs["width"], inputs["stride"]
+    hp, wp, s = inputs["pool_height"], inputs["pool_width"], inputs["stride"]
     N, C, Ho, Wo = dout.shape
     spread = np.broadcast_to(dout[:, :, None], (N, C, hp * wp, Ho, Wo))
     return add_windows(spread, np.shape(inputs["x"]), hp, wp, s)
@@ -218,8 +219,8 @@ AVG_POOL_BUGS = (
 MAX_POOL = register(
     LayerKind(
         "max_pool", "convolution", ("x",), ("dx",),
-        definition=lambda x, *, height, width, stride: pooling.max_forward(
-            x, height=height, width=width, stride=stride, xp=jnp)[0],
+        definition=lambda x, *, pool_height, pool_width, stride: pooling.max_forward(
+            x, height=pool_height, width=pool_width, stride=stride, xp=jnp)[0],
         tolerance=_max_tolerance,
         fixed=_ties,
         shapes=Shapes(call=("x", "pool_param"), draw=_draw(ties=True),
@@ -232,8 +233,8 @@ MAX_POOL = register(
 AVG_POOL = register(
     LayerKind(
         "avg_pool", "convolution", ("x",), ("dx",),
-        definition=lambda x, *, height, width, stride: pooling.average_forward(
-            x, height=height, width=width, stride=stride, xp=jnp)[0],
+        definition=lambda x, *, pool_height, pool_width, stride: pooling.average_forward(
+            x, height=pool_height, width=pool_width, stride=stride, xp=jnp)[0],
         tolerance=_average_tolerance,
         shapes=Shapes(call=("x", "pool_param"), draw=_draw(ties=False),
                       arguments=lambda statics: {"pool_param": _pool_param(statics)},

@@ -12,22 +12,23 @@ The rounding model, both sides (``u`` the user's unit plus the oracle's).
 Forward, per step, with ``E`` the error bound carried in ``h`` (and ``c``)::
 
     a  = x Wx + h Wh + b     Ea = (D + H + 1) u (|x||Wx| + |h||Wh| + |b|) + Eh |Wh|
-    h' = tanh(a)             Eh' = max |tanh(a ± Ea) - h'| + 4 u |h'|
+    h' = tanh(a)             Eh' = max |tanh(a ± Ea) - h'| + 4 u |h'| + u
     LSTM: Eσ = max |σ(a ± Ea) - σ| + 4 u σ + u,  Eg as Eh'
           Ec' = |c| Ef + f Ec + |g| Ei + i Eg + Ef Ec + Ei Eg + 2 u (|f c| + |i g|)
           Eh' = |tanh c'| Eo + o Etc + Eo Etc + u |h'|
 
 A value goes through tanh or σ by its interval's ends, not a first-order
 slope: ``a`` may be off by more than the scale on which a saturating tanh
-bends (float32 sums of terms near 1e12 that cancel).  The ``+ u``: ``σ``
-written ``(1 + tanh(a/2)) / 2``, a correct form, is off by up to ``u``
-absolutely where ``σ`` is tiny.  Backward through time, each product
-``p = q r`` gives ``|q| Er + |r| Eq + Eq Er + u |p|``, each ``k``-term sum
-``k u`` of its magnitudes, and a derivative read from a value that carries
-its forward error moves as far as that interval lets it (``1 - h'^2`` over
-``h' ± Eh'``): where ``dh`` and ``1 - h'^2`` both nearly vanish, that
-error-times-error term is all that is left.  The weights' gradients sum
-``N T`` products.
+bends (float32 sums of terms near 1e12 that cancel).  The ``+ u``: tanh
+and σ are judged to ``u`` absolutely where their value is tiny, as correct
+forms students write are: ``(e^a - e^-a) / (e^a + e^-a)`` is 0 for ``|a|``
+below ``u``, ``(1 + tanh(a/2)) / 2`` off by up to ``u`` where ``σ`` is tiny.
+Backward through time, each product ``p = q r`` gives
+``|q| Er + |r| Eq + Eq Er + u |p|``, each ``k``-term sum ``k u`` of its
+magnitudes, and a derivative read from a value that carries its forward
+error moves as far as that interval lets it (``1 - h'^2`` over ``h' ± Eh'``):
+where ``dh`` and ``1 - h'^2`` both nearly vanish, that error-times-error term
+is all that is left.  The weights' gradients sum ``N T`` products.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _forward_pass(inputs: Mapping[str, Any], lstm: bool, u: float) -> list[dict[
         values = {"x": xt, "h": h, "Eh": Eh, "c": c, "Ec": Ec, "a": a, "Ea": Ea}
         if not lstm:
             h2 = np.tanh(a)
-            Eh2 = _through(np.tanh, a, Ea, h2, u)
+            Eh2 = _through(np.tanh, a, Ea, h2, u) + u
             values.update(h2=h2, Eh2=Eh2)
             h, Eh = h2, Eh2
         else:
@@ -98,12 +99,12 @@ def _forward_pass(inputs: Mapping[str, Any], lstm: bool, u: float) -> list[dict[
                 _through(sigmoid, a[:, k * H : (k + 1) * H], E[k], s, u) + u
                 for k, s in enumerate((i, f, o))
             )
-            Eg = _through(np.tanh, a[:, 3 * H :], E[3], g, u)
+            Eg = _through(np.tanh, a[:, 3 * H :], E[3], g, u) + u
             c2 = f * c + i * g
             Ec2 = np.abs(c) * Ef + f * Ec + np.abs(g) * Ei + i * Eg + Ef * Ec + Ei * Eg
             Ec2 = Ec2 + 2 * u * (np.abs(f * c) + np.abs(i * g))
             tc = np.tanh(c2)
-            Etc = _through(np.tanh, c2, Ec2, tc, u)
+            Etc = _through(np.tanh, c2, Ec2, tc, u) + u
             h2 = o * tc
             Eh2 = np.abs(tc) * Eo + o * Etc + Eo * Etc + u * np.abs(h2)
             values.update(i=i, f=f, o=o, g=g, Ei=Ei, Ef=Ef, Eo=Eo, Eg=Eg,
