@@ -89,6 +89,18 @@ class Activation:
         ``f(0) = 0`` exactly (and ``f(z) = 0`` only there or on relu's flat
         side): a unit with ``Z`` provably 0 gives ``A`` exactly 0
         (``manual_bp_reference.kinks``).
+    second_derivative : callable ``(Z, A) -> f''(Z)`` or None
+        The elementwise second derivative, a new array of ``Z``'s shape and
+        dtype, for the R-operator's term ``f''(Zl) ⊙ dAl ⊙ R(Zl)``
+        (``manual_bp.curvature``); ``None`` for ``softmax``, whose
+        second-order term ``manual_bp.curvature`` writes out itself.  At a
+        kink it is the kink side's piece, as jax differentiates the formula:
+        ``relu''(0) = leaky_relu''(0) = 0`` (both are 0 away from 0 and
+        undefined at 0), ``elu''(0) = 1`` (``elu`` is C1 but not C2 at 0:
+        ``f'' = 0`` for ``z > 0``, ``e^z`` for ``z <= 0``).  A check must
+        call entries with ``Z`` at such a point undecided.
+    second_formula : str
+        ``f''(Z)`` as text.
     """
 
     name: str
@@ -101,6 +113,8 @@ class Activation:
     kink_side: Callable[[Array], Array] | None = None
     init: str = "glorot"
     zero_at_zero: bool = False
+    second_derivative: Callable[[Array, Array], Array] | None = None
+    second_formula: str = ""
 
     def forward_into(self, Z: Array, out: Array | None) -> Array:
         """``f(Z)`` in NumPy, written into ``out`` (or a new array when it is
@@ -155,16 +169,20 @@ def _elementwise(
     *,
     init: str = "glorot",
     zero_at_zero: bool = False,
+    second_derivative: Callable[[Array, Array], Array] | None = None,
+    second_formula: str = "",
 ) -> Activation:
     """Build an elementwise activation, whose backward is ``dA * f'(Z)``.
 
     ``derivative_formula`` is ``f'(Z)`` as text; the backward formula is
-    ``dA ⊙ (f'(Z))``.
+    ``dA ⊙ (f'(Z))``.  ``second_derivative`` is ``f''`` (and
+    ``second_formula`` it as text).
     """
     backward = elementwise_backward(derivative)
     return Activation(
         name, forward, backward, derivative, formula, f"dA ⊙ {derivative_formula}", kernel,
-        kink_side, init=init, zero_at_zero=zero_at_zero,
+        kink_side, init=init, zero_at_zero=zero_at_zero, second_derivative=second_derivative,
+        second_formula=second_formula,
     )  # fmt: skip
 
 
@@ -432,6 +450,64 @@ def _softmax_backward(dA: Array, Z: Array, A: Array, out: Array | None = None) -
     return np.multiply(A, dA - np.sum(A * dA, axis=0, keepdims=True), out=out)
 
 
+# --- second derivatives: f''(Z) for the R-operator (manual_bp.curvature) -----------
+#
+# Each takes ``(Z, A)`` with ``A = f(Z)`` and returns a new array of Z's shape and
+# dtype.  At a kink the formula's own piece is taken (as jax differentiates it):
+# relu and leaky_relu are linear on both sides, so f'' = 0 there too; elu takes
+# its ``z <= 0`` piece at 0, f''(0) = 1.
+
+
+def zero_second_derivative(Z: Array, A: Array) -> Array:
+    """``f'' = 0``: identity, and relu and leaky_relu on either side of the kink.
+
+    One function for all three, so a caller can tell that the term
+    ``f''(Z) ⊙ dA ⊙ R(Z)`` vanishes and skip it (``manual_bp.curvature``).
+    """
+    return np.zeros_like(Z)
+
+
+def _sigmoid_second(Z: Array, A: Array) -> Array:
+    """``s'' = s (1 - s) (1 - 2 s)`` with ``s = A``."""
+    return (A * (1 - A) * (1 - 2 * A)).astype(Z.dtype, copy=False)
+
+
+def _tanh_second(Z: Array, A: Array) -> Array:
+    """``tanh'' = -2 t (1 - t^2)`` with ``t = A``."""
+    return (-2 * A * (1 - A * A)).astype(Z.dtype, copy=False)
+
+
+def _softplus_second(Z: Array, A: Array) -> Array:
+    """``softplus'' = sigmoid'(z) = s (1 - s)``, ``s = sigmoid(z)``."""
+    s = _sigmoid_kernel(Z, np.empty_like(Z))
+    return s * (1 - s)
+
+
+def _elu_second(Z: Array, A: Array) -> Array:
+    """``0`` for ``z > 0``, ``e^z = A + 1`` for ``z <= 0`` (so ``elu''(0) = 1``)."""
+    return _as_result(np.where(Z > 0, 0, A + 1), Z, None)
+
+
+def _silu_second(Z: Array, A: Array) -> Array:
+    """``s (1 - s) (2 + z (1 - 2 s))`` with ``s = sigmoid(z)``."""
+    s = _sigmoid_kernel(Z, np.empty_like(Z))
+    return s * (1 - s) * (2 + Z * (1 - 2 * s))
+
+
+def _gelu_second(Z: Array, A: Array) -> Array:
+    """``f = z c``, ``c = (1 + t) / 2``, ``t = tanh(u)``: ``f'' = 2 c' + z c''`` with
+    ``c' = (1 - t^2) u' / 2``, ``c'' = (1 - t^2) (u'' - 2 t u'^2) / 2``,
+    ``u' = √(2/π)(1 + 3·0.044715 z²)``, ``u'' = √(2/π)·6·0.044715 z``.  Past the
+    clip (``|z| > GELU_CLIP``) ``1 - t^2`` is exactly 0, and so is ``f''``, as jax
+    differentiates the clipped formula.
+    """
+    Zc, t = _gelu_inner(Z, np)
+    du = SQRT_2_OVER_PI * (1 + 3 * GELU_CUBIC * Zc * Zc)
+    d2u = SQRT_2_OVER_PI * (6 * GELU_CUBIC) * Zc
+    sech2 = 1 - t * t
+    return _as_result(sech2 * du + Z * (0.5 * sech2 * (d2u - 2 * t * du * du)), Z, None)
+
+
 ACTIVATIONS: dict[str, Activation] = {
     # Simplest first: Hypothesis shrinks a draw of them toward the first.
     "identity": Activation(
@@ -442,6 +518,8 @@ ACTIVATIONS: dict[str, Activation] = {
         "Z",
         "dA",
         zero_at_zero=True,
+        second_derivative=zero_second_derivative,
+        second_formula="0",
     ),
     "relu": _elementwise(
         "relu",
@@ -453,6 +531,8 @@ ACTIVATIONS: dict[str, Activation] = {
         _relu_side,
         init="he",
         zero_at_zero=True,
+        second_derivative=zero_second_derivative,
+        second_formula="0 (undefined at Z = 0; taken as 0)",
     ),
     "leaky_relu": _elementwise(
         "leaky_relu",
@@ -464,6 +544,8 @@ ACTIVATIONS: dict[str, Activation] = {
         _leaky_relu_side,
         init="he",
         zero_at_zero=True,
+        second_derivative=zero_second_derivative,
+        second_formula="0 (undefined at Z = 0; taken as 0)",
     ),
     "sigmoid": _elementwise(
         "sigmoid",
@@ -472,12 +554,28 @@ ACTIVATIONS: dict[str, Activation] = {
         "1 / (1 + exp(−Z))",
         "A ⊙ (1 − A)",
         _sigmoid_kernel,
+        second_derivative=_sigmoid_second,
+        second_formula="A ⊙ (1 − A) ⊙ (1 − 2A)",
     ),
     "tanh": _elementwise(
-        "tanh", tanh, _tanh_derivative, "tanh(Z)", "(1 − A ⊙ A)", _tanh_kernel, zero_at_zero=True
+        "tanh",
+        tanh,
+        _tanh_derivative,
+        "tanh(Z)",
+        "(1 − A ⊙ A)",
+        _tanh_kernel,
+        zero_at_zero=True,
+        second_derivative=_tanh_second,
+        second_formula="−2 A ⊙ (1 − A ⊙ A)",
     ),
     "softplus": _elementwise(
-        "softplus", softplus, _softplus_derivative, "log(1 + exp(Z))", "sigmoid(Z)"
+        "softplus",
+        softplus,
+        _softplus_derivative,
+        "log(1 + exp(Z))",
+        "sigmoid(Z)",
+        second_derivative=_softplus_second,
+        second_formula="s ⊙ (1 − s), s = sigmoid(Z)",
     ),
     "elu": _elementwise(
         "elu",
@@ -488,6 +586,8 @@ ACTIVATIONS: dict[str, Activation] = {
         _elu_kernel,
         init="he",
         zero_at_zero=True,
+        second_derivative=_elu_second,
+        second_formula="(0 if Z > 0 else A + 1)",
     ),
     "silu": _elementwise(
         "silu",
@@ -498,6 +598,8 @@ ACTIVATIONS: dict[str, Activation] = {
         _silu_kernel,
         init="he",
         zero_at_zero=True,
+        second_derivative=_silu_second,
+        second_formula="s ⊙ (1 − s) ⊙ (2 + Z ⊙ (1 − 2s)), s = sigmoid(Z)",
     ),
     "gelu": _elementwise(
         "gelu",
@@ -508,6 +610,9 @@ ACTIVATIONS: dict[str, Activation] = {
         "u = √(2/π)·(Z + 0.044715·Z³), u′ = √(2/π)·(1 + 3·0.044715·Z²)",
         init="he",
         zero_at_zero=True,
+        second_derivative=_gelu_second,
+        second_formula="(1 − tanh(u)²) ⊙ (u′ + Z ⊙ (u″ − 2 tanh(u) ⊙ u′²) / 2), "
+        "u″ = √(2/π)·6·0.044715·Z",
     ),
     "softmax": Activation(
         "softmax",
