@@ -267,3 +267,18 @@ def test_past_false_alarms_pass(index):
             continue
         comparison = compare_layer(case, *run_user(*_pair(entry), case))
         assert comparison.ok, (layer_regressions.REASONS[index], comparison.report())
+
+
+def test_right_values_in_the_wrong_shape_are_named_so():
+    """A student's keepdims: dgamma (1, C) where (C,) is expected (the values right)."""
+    forward, backward = spatial_normalization.STYLES["spatial_batchnorm"]["axes"]
+
+    def kept_dims(dout, cache):
+        dx, dgamma, dbeta = backward(dout, cache)
+        return dx, dgamma.reshape(1, -1), dbeta.reshape(1, -1)
+
+    with pytest.raises(LayerMismatch) as raised:
+        check_layer(kept_dims, "spatial_batchnorm", forward=forward, settings=QUICK)
+    (line,) = raised.value.diagnosis
+    assert line.startswith("likely: the right values in the wrong shape")
+    assert "dgamma is (1, " in line and "dbeta is (1, " in line

@@ -32,7 +32,12 @@ from manual_bp_reference.isolation import (
 from manual_bp_reference.layer_check.calls import run_user
 from manual_bp_reference.layer_check.cases import LayerCase, layer_cases
 from manual_bp_reference.layer_check.comparison import LayerComparison, compare_layer
-from manual_bp_reference.layer_check.diagnosis import diagnose, kink_note, larger_failure
+from manual_bp_reference.layer_check.diagnosis import (
+    diagnose,
+    kink_note,
+    larger_failure,
+    reshape_note,
+)
 from manual_bp_reference.layer_check.report import LayerMismatch, LayerReport
 from manual_bp_reference.layer_check.specs import LAYOUTS, TARGETS, kind_of, layers
 from manual_bp_reference.settings import Settings, from_old_keywords
@@ -262,8 +267,8 @@ def _run(
         mismatch.typical = typical
         raise mismatch.with_traceback(None) from None
     details = mismatch.details + kink_note(mismatch.case, mismatch.comparison)
-    diagnosis: list[str] = []
-    if kind_of(mismatch.case.layer).bugs:
+    diagnosis = reshape_note(backward, forward, mismatch.case)
+    if not diagnosis and kind_of(mismatch.case.layer).bugs:
         diagnosis = diagnose(backward, forward, mismatch.case)
     raise LayerMismatch(
         mismatch.comparison, mismatch.case, verdict=mismatch.verdict,

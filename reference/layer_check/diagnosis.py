@@ -18,7 +18,8 @@ from manual_bp_reference.layer_check.comparison import (
     compare_layer,
     oracle_inputs,
 )
-from manual_bp_reference.layer_check.specs import Array, kind_of, to_ours
+from manual_bp_reference.layer_check.oracle import layer_oracle
+from manual_bp_reference.layer_check.specs import Array, kind_of, to_ours, to_user
 
 BUG_ROUNDING = 64
 
@@ -95,6 +96,38 @@ def larger_failure(
     if comparison is not None and not comparison.ok:
         return comparison, probe
     return first[0] if first and first[0][1] is not case else None
+
+
+def reshape_note(backward, forward, case: LayerCase) -> list[str]:
+    """When every failing output has the right values in another shape of the
+    same size (``dgamma`` ``(1, C)`` where ``(C,)`` is expected), a sentence saying
+    so; else empty: the values are what to look at then."""
+    try:
+        outputs, problems = run_user(backward, forward, case)
+    except (Exception, UserCodeStopped):  # code that changed its mind: no note
+        return []
+    if problems:
+        return []
+    inputs, dout, _ = oracle_inputs(case, outputs)
+    expected = {k: to_user(k, v, case.layout, layer=case.layer) if np.ndim(v) else v
+                for k, v in layer_oracle(case.layer, inputs, dout).items()}  # fmt: skip
+    reshaped, moved = dict(outputs), []
+    for name, value in outputs.items():
+        try:
+            array = np.asarray(value)
+        except Exception:  # a ragged list: no shape to compare
+            return []
+        want = np.shape(expected.get(name, array))
+        if array.shape != want and array.size == int(np.prod(want)):
+            reshaped[name] = array.reshape(want)
+            moved.append(f"{name} is {array.shape}, expected {want}")
+    if not moved or not compare_layer(case, reshaped, {}).ok:
+        return []
+    return [
+        "likely: the right values in the wrong shape: your "
+        + "; ".join(moved)
+        + " (as the input it is the gradient of): reshape it, e.g. .reshape(x.shape)"
+    ]
 
 
 def diagnose(backward, forward, case: LayerCase) -> list[str]:
