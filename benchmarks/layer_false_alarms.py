@@ -318,6 +318,10 @@ MANUAL_BP: dict[str, tuple[Callable, Callable] | Callable] = {
 STUDENT_STYLES = (conv_styles, pool_styles, spatial_styles, recurrent_styles, temporal_styles)
 
 Style = tuple[str, str, str, Callable, Callable | None]
+# Correct maths whose exp overflows (|a| > 88 in float32): check_layer's verdict for
+# them is "correct maths, unstable numerics", from its rerun this benchmark does not
+# make; they witness that a hand-written tanh is judged to u absolutely (the tests).
+OVERFLOWING = {"exp_tanh"}
 
 
 def shaped_styles() -> list[Style]:
@@ -329,6 +333,8 @@ def shaped_styles() -> list[Style]:
             layers.setdefault(layer, {}).update(by_style)
     for layer, by_style in layers.items():
         for name, pair in [*by_style.items(), ("manual_bp", MANUAL_BP[layer])]:
+            if name in OVERFLOWING:
+                continue
             if isinstance(pair, tuple):
                 forward, backward = pair
                 found.append((f"{layer} {name}", layer, "rows", backward, forward))
