@@ -20,11 +20,14 @@ dx)``), side by side:
   against a failing user's, to name the one they match.
 
 The families built in (``affine``, the ten activations, the three loss heads,
-batch and layer norm, dropout) register themselves in the modules of this package; a
-new kind is one ``register(LayerKind(...))`` (``docs/adding-a-layer.md``).
+batch and layer norm, dropout; and the shaped ones, whose arrays keep their N-D
+shapes: convolution and pooling, spatial batch and group norm, the RNN and the
+LSTM, the embedding and the temporal layers, ``shaped``) register themselves in
+the modules of this package; a new kind is one ``register(LayerKind(...))``
+(``docs/adding-a-layer.md``).
 
 >>> print(*sorted(LAYER_KINDS)[:3])
-affine batchnorm binary_cross_entropy
+affine avg_pool batchnorm
 >>> LAYER_KINDS["affine"].inputs, LAYER_KINDS["affine"].grads
 (('x', 'w', 'b'), ('dx', 'dw', 'db'))
 """
