@@ -1,0 +1,913 @@
+"""``check_per_example``: property-check anyone's per-example gradients or their norms.
+
+Notation (the seed's: the batch as columns, ``manual_bp.network``)::
+
+    A0 = X (n0, m),   Zl = Wl A(l-1) + Bl (nl, m),   Al = f_l(Zl) (nl, m)
+    l_i = loss of column i alone (a batch of one)  +  l2/2 sum_l ||Wl||^2
+    g_i = dl_i/dθ:    g_i[Wl] (nl, n(l-1)),  g_i[Bl] (nl, 1)
+
+so that the batch gradient ``network.backward`` returns is ``(1/m) sum_i
+g_i``, decay included (``manual_bp.per_example``'s definition).  The user's
+``function(params, X, Y)`` takes our conventions (``params`` keyed ``W1``,
+``B1``, ...; ``X`` (n0, m); ``Y`` (nL, m)) and returns, for
+``quantity="gradients"``, a dict of ``(m, *param.shape)`` arrays (``W1`` of
+shape ``(m, n1, n0)``, ``B1`` of shape ``(m, n1, 1)``) and, for
+``quantity="norms"``, an ``(m,)`` array of ``||g_i||`` over every parameter
+together (weights and biases of every layer).
+
+The oracle (``per_example_oracle``) is ``jax.vmap(jax.grad(l_i))`` of
+manual_bp's own ``forward_xp`` over ``jax.numpy``, in float64: per network
+(``manual_bp_reference.oracle``'s ``_value_and_grads`` of one column, mapped
+over the columns of the batch padded to ``bucket(m, MIN_BATCH)``) inside
+``one_network()`` (what a check opens), or per padding bucket
+(``manual_bp_reference.padding``'s ``lax.scan`` forward: one compilation for
+every small network), as ``oracle_gradients`` chooses.
+
+The tolerance of example ``i``'s gradient, entry by entry, is the network
+tolerance of the case restricted to column ``i`` as a batch of one
+(``manual_bp_reference.tolerance.tolerances`` and the decay's
+``compare.with_objective``): any correct computation of ``g_i`` is one
+backward pass of a batch of one, in some summation order.  The norm's::
+
+    | ||ĝ_i|| - ||g_i|| |  <=  ||tol_i||_2                       (the entries' errors)
+                            +  SAFETY u (P + 2) ||g_i||           (the sum of P squares, the root)
+                            +  min(E_i / (2 ||g_i||), sqrt(E_i))  (an expanded square, below)
+
+``P`` the parameter count, ``u`` the unit roundoff of the case's dtype (and
+float64's).  The last term covers norms computed without forming ``g_i``
+(Goodfellow's ``||z a^T||^2 = ||z||^2 ||a||^2``, ``manual_bp.per_example``):
+with decay the expansion ``||z a^T + l2 W||^2 = ||z||^2 ||a||^2 + 2 l2 z^T W a
++ l2^2 ||W||^2`` can cancel, so the squared norm's rounding is relative to
+``S_i = sum_l ||(|z| + tol_z)(|a|^T, 1) + l2 (|Wl|, |Bl|)||^2`` (``z`` the
+example's ``dZl``, ``a`` its ``A(l-1)``), ``E_i = SAFETY (P + 2) (u S_i +
+tiny)`` (``tiny`` the dtype's smallest normal number: a square below it may
+underflow to 0, so a norm below about ``sqrt(P tiny)``, 1e-153 in float64 and
+1e-18 in float32, is not judged finer than that), and a square root moves by
+at most ``min(E / (2 sqrt s), sqrt E)`` when its argument moves by ``E``.
+
+Kinks: as ``check_gradients``, relu and leaky_relu pre-activations are kept
+farther from 0 than any summation order's rounding
+(``manual_bp_reference.kinks.away_from_kinks``; ``Settings(kinks="as drawn")``
+leaves them), and the oracle's own ``Zl`` locate the kinks for the tolerance.
+
+On a mismatch the diagnosis names the first bug of the catalogue
+(``BUGS``) whose formula, evaluated on the oracle's ``g_i``, the user's
+outputs match within that formula's own tolerance (the correct tolerance
+carried through the formula, 4 times, plus ``64 (P + m) u`` of its value):
+
+* per-example gradients divided by m: ``g_i / m`` (the batch mean's ``1/m``
+  kept, ``dZL = (AL - Y) / m``);
+* the batch-mean gradient repeated: ``(1/m) sum_j g_j`` for every ``i``; the
+  batch-sum gradient repeated: ``sum_j g_j``;
+* the decay missing: ``g_i - l2 Wl``; added m times: ``g_i + (m - 1) l2 Wl``;
+  divided by m (the course's ``lambd / m``): ``g_i - (1 - 1/m) l2 Wl``;
+* (norms only) the squared norm: ``||g_i||^2`` (the square root forgotten);
+  squared twice: ``||g_i||^4`` (the sum of squares squared again, e.g.
+  ``np.sum(g**2) ** 2`` or the squares of per-layer squared norms summed as
+  if norms: ``(sum_l ||g_l||^2)^2``); the bias gradients left out:
+  ``sqrt(sum_l ||g_i[Wl]||^2)``; the per-layer norms summed: ``sum_l
+  sqrt(||g_i[Wl]||^2 + ||g_i[Bl]||^2)``; the per-parameter norms summed:
+  ``sum_key ||g_i[key]||``.
+
+A formula that gives the right answer on the case (``m = 1`` for the ``1/m``
+bugs, ``l2 = 0`` for the decay's) is not named.
+
+>>> from manual_bp import Net
+>>> from manual_bp.per_example import per_example_norms
+>>> from manual_bp_reference.settings import Settings
+>>> net = Net.of([3, 4, 1], ["tanh", "sigmoid"], "binary_cross_entropy", l2=0.1)
+>>> def norms(params, X, Y):
+...     return per_example_norms(params, X, Y, net)
+>>> report = check_per_example(norms, net, quantity="norms",
+...                            settings=Settings(max_examples=5, isolate=False))
+>>> report.examples
+5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from manual_bp.architecture import param_shapes
+from manual_bp.net import Net
+from manual_bp_reference.cases import Case
+from manual_bp_reference.check import CheckReport, Mismatch, nonfinite, not_loaded
+from manual_bp_reference.check_run import (
+    check_function,
+    check_settings,
+    open_sandbox,
+    progress,
+    quiet_storage,
+    run_until_failure,
+    seeded,
+)
+from manual_bp_reference.compare import Comparison, compare_variable, with_objective
+from manual_bp_reference.conventions import describe_value
+from manual_bp_reference.isolation import (
+    NO_OUTPUT,
+    Output,
+    UserCodeError,
+    UserCodeLoadError,
+    UserCodeStopped,
+    UserFunction,
+)
+from manual_bp_reference.jax_setup import jax, jnp
+from manual_bp_reference.kinks import away_from_kinks
+from manual_bp_reference.oracle import (
+    OracleResult,
+    _value_and_grads,
+    choose_compiled,
+    one_network,
+)
+from manual_bp_reference.padding import (
+    MIN_BATCH,
+    _padded_forward,
+    _padded_loss,
+    bucket,
+    pad_case,
+    padded_inputs,
+)
+from manual_bp_reference.settings import Settings
+from manual_bp_reference.strategies import networks
+from manual_bp_reference.tolerance import SAFETY, tolerances
+from manual_bp_reference.tolerance.rounding import unit_roundoff
+
+Array = np.ndarray
+QUANTITIES = ("gradients", "norms")
+# The norms' row in the tables.
+NORMS = "norms"
+# A catalogued formula matches within this many of its own tolerances ...
+BUG_TOLERANCES = 4.0
+# ... plus this many units of rounding per parameter and sample of its value.
+BUG_ROUNDING = 64.0
+
+
+# --- the oracle ----------------------------------------------------------------------------
+
+
+@partial(jax.jit, static_argnames=("net",))
+def _network_per_example(params, X, Y, net):
+    """``jax.vmap`` over the columns of ``X``, ``Y`` of ``_value_and_grads`` of
+    that column alone (``forward_xp`` and the loss of a batch of one): every
+    example's loss, ``Zl`` and gradients w.r.t. ``(params, taps, x)``."""
+
+    def one(x, y):
+        return _value_and_grads(params, x[:, None], y[:, None], net)
+
+    return jax.vmap(one, in_axes=(1, 1))(X, Y)
+
+
+@jax.jit
+def _bucket_per_example(W, B, X, Y, codes, widths, loss_code, gamma, beta, norm_codes):
+    """The same over a padded case (``padding.pad_case``): one compilation for
+    every network of the bucket.  Each column is a batch of one (``m = 1``)."""
+
+    def one(x, y):
+        taps = jnp.zeros((2, W.shape[0], x.shape[0], 1))
+
+        def objective(W, B, taps):
+            norm = (gamma, beta, norm_codes, 1.0)
+            A_L, Z = _padded_forward(W, B, x[:, None], codes, widths, taps, norm)
+            return _padded_loss(Z[-1], A_L, y[:, None], loss_code, widths[-1], 1.0), Z
+
+        (value, Z), grads = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(
+            W, B, taps
+        )
+        return value, Z, grads
+
+    return jax.vmap(one, in_axes=(1, 1))(X, Y)
+
+
+def _one_column_results(case: Case, compiled: str) -> list[OracleResult]:
+    """Each example's ``OracleResult`` (loss without decay, grads ``Wl``,
+    ``Bl``, ``Zl``, ``Al``, oracle ``Zl``) as a batch of one."""
+    m, sizes, depth = case.m, case.layer_sizes, case.depth
+    results = []
+    if compiled == "bucket":
+        padded = pad_case(case)
+        Y = np.array(padded.Y)
+        Y[:, m:] = Y[:, :1]  # each padded column a copy of the first example
+        value, Z, (dW, dB, d_taps) = jax.device_get(
+            _bucket_per_example(
+                padded.W, padded.B, padded.X, Y, padded.codes, padded.widths,
+                padded.loss_code, padded.gamma, padded.beta, padded.norm_codes,
+            )
+        )  # fmt: skip
+        for i in range(m):
+            grads, Zs = {}, {}
+            for l in range(1, depth + 1):
+                k, n, n_prev = padded.offset + l - 1, sizes[l], sizes[l - 1]
+                grads[f"W{l}"] = dW[i, k, :n, :n_prev]
+                grads[f"B{l}"] = dB[i, k, :n]
+                grads[f"Z{l}"] = d_taps[i, 0, k, :n]
+                if l < depth:
+                    grads[f"A{l}"] = d_taps[i, 1, k, :n]
+                Zs[f"Z{l}"] = Z[i, k, :n]
+            results.append(OracleResult(float(value[i]), grads, Zs))
+        return results
+    net = dataclasses.replace(case.net, l2=0.0)
+    M = m if compiled == "exact" else bucket(m, MIN_BATCH)
+    X = padded_inputs(case.X, sizes[0], M)
+    Y = np.empty((sizes[-1], M))
+    Y[:, :m], Y[:, m:] = case.Y, np.asarray(case.Y, np.float64)[:, :1]
+    params = {key: np.asarray(value, np.float64) for key, value in case.params.items()}
+    value, Zs_all, (d_params, d_taps, _) = jax.device_get(_network_per_example(params, X, Y, net))
+    for i in range(m):
+        grads = {key: g[i] for key, g in d_params.items()}
+        grads.update({key: g[i] for key, g in d_taps.items()})
+        results.append(OracleResult(float(value[i]), grads, {k: z[i] for k, z in Zs_all.items()}))
+    return results
+
+
+@dataclass(frozen=True)
+class PerExampleOracle:
+    """The oracle's per-example gradients and norms of a case, with tolerances.
+
+    ``grads[key]`` ``(m, *shape)``: ``g_i`` in float64, decay included;
+    ``tolerances[key]`` the same shape: the per-entry bound of example ``i``
+    (the case's column ``i`` as a batch of one); ``norms`` ``(m,)``:
+    ``||g_i||``; ``norm_tolerances`` ``(m,)`` (the module's notes);
+    ``losses`` ``(m,)``: ``l_i`` without the decay; ``unit``: ``u``.
+    """
+
+    grads: dict[str, Array]
+    tolerances: dict[str, Array]
+    norms: Array
+    norm_tolerances: Array
+    losses: Array
+    unit: float
+
+    @property
+    def parameters(self) -> int:
+        """``P``: the number of parameters."""
+        return sum(int(np.prod(value.shape[1:])) for value in self.grads.values())
+
+
+def per_example_oracle(case: Case, *, compiled: str | None = None) -> PerExampleOracle:
+    """``jax.vmap(jax.grad(l_i))`` of ``case`` (a plain net; its ``l2`` is in
+    every ``l_i``), in float64, with each example's tolerances.
+
+    ``compiled``: ``"network"`` (the case's net, the batch padded),
+    ``"bucket"`` (``padding``'s bucket: one compile for many nets) or
+    ``"exact"`` (the case's own shapes); ``None`` chooses as
+    ``oracle.choose_compiled`` (the network inside ``one_network()``).
+    """
+    if not isinstance(case, Case):
+        raise TypeError(f"case: expected a manual_bp_reference Case, got {type(case).__name__}")
+    _check_plain(case.net, "case.net")
+    if compiled is None:
+        compiled = choose_compiled(case.net, case.m)
+    elif compiled not in ("network", "bucket", "exact"):
+        raise ValueError(
+            f"compiled: expected one of ['network', 'bucket', 'exact'] or None, got {compiled!r}"
+        )
+    l2, m = case.l2, case.m
+    results = _one_column_results(case, compiled)
+    keys = list(param_shapes(case.layer_sizes))
+    grads = {key: np.empty((m, *case.params[key].shape)) for key in keys}
+    bounds = {key: np.empty((m, *case.params[key].shape)) for key in keys}
+    plain = case.net.with_l2(0.0)
+    for i, result in enumerate(results):
+        column = Case(plain, case.params, case.X[:, i : i + 1], case.Y[:, i : i + 1])
+        _, cache = column.forward()
+        tol = tolerances(column, cache, result.grads, oracle_Z=result.Z)
+        with_decay, tol = with_objective(column, result, tol, reduction="mean", l2=l2)
+        for key in keys:
+            grads[key][i] = with_decay.grads[key]
+            bounds[key][i] = tol.grads[key]
+    u = unit_roundoff(case.dtype)
+    norms, norm_bounds = _norm_and_tolerance(case, grads, bounds, u)
+    losses = np.array([result.loss for result in results])
+    return PerExampleOracle(grads, bounds, norms, norm_bounds, losses, u)
+
+
+def _norm_and_tolerance(
+    case: Case, grads: Mapping[str, Array], bounds: Mapping[str, Array], u: float
+) -> tuple[Array, Array]:
+    """``||g_i||`` and its tolerance (the module's notes), both ``(m,)``."""
+    m = case.m
+    flat = np.concatenate([grads[key].reshape(m, -1) for key in grads], axis=1)
+    flat_tol = np.concatenate([bounds[key].reshape(m, -1) for key in bounds], axis=1)
+    P = flat.shape[1]
+    norms = _row_norms(flat)
+    entries = _row_norms(flat_tol)
+    _, cache = case.forward()
+    S = np.zeros(m)
+    for l in range(1, case.depth + 1):
+        z = np.abs(grads[f"B{l}"][:, :, 0]) + bounds[f"B{l}"][:, :, 0]  # (m, nl)
+        a = np.abs(np.asarray(cache[f"A{l - 1}"], np.float64)).T  # (m, n(l-1))
+        W = case.l2 * np.abs(np.asarray(case.params[f"W{l}"], np.float64))
+        B = case.l2 * np.abs(np.asarray(case.params[f"B{l}"], np.float64))[:, 0]
+        S += np.sum((z[:, :, None] * a[:, None, :] + W) ** 2, axis=(1, 2))
+        S += np.sum((z + B) ** 2, axis=1)
+    # The squares' rounding, and their underflow: a square below the smallest
+    # normal number may be flushed to 0 (each of the P + 2 terms loses < tiny).
+    tiny = float(np.finfo(np.dtype(case.dtype)).tiny)
+    E = SAFETY * (P + 2) * (u * S + tiny)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expanded = np.where(norms > 0, np.minimum(E / (2 * norms), np.sqrt(E)), np.sqrt(E))
+    return norms, entries + SAFETY * u * (P + 2) * norms + expanded
+
+
+def _row_norms(values: Array) -> Array:
+    """``||row||_2`` of every row of ``(m, k)`` ``values``, scaled by the row's
+    largest entry so that huge entries do not overflow (NaN and inf rows kept)."""
+    values = np.asarray(values, np.float64)
+    scale = np.max(np.abs(values), axis=1, initial=0.0)
+    norms = scale.copy()  # a row of zeros: 0; one with NaN or inf: NaN or inf
+    finite = (scale > 0) & np.isfinite(scale)
+    norms[finite] = scale[finite] * np.linalg.norm(values[finite] / scale[finite, None], axis=1)
+    return norms
+
+
+# --- comparing one case --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PerExampleRun:
+    """``compare_per_example``'s answer: the comparison, the failure details (a
+    return value that is no per-example quantity, NaN), the notes (dtypes,
+    extra keys) and the user's values as read (float arrays, or absent)."""
+
+    comparison: Comparison
+    details: list[str]
+    notes: set[str]
+    values: dict[str, Array]
+    oracle: PerExampleOracle
+
+
+def compare_per_example(
+    case: Case,
+    returned: object,
+    *,
+    quantity: str = "gradients",
+    oracle: PerExampleOracle | None = None,
+) -> PerExampleRun:
+    """Compare what a user's ``function(params, X, Y)`` returned on ``case``
+    with the oracle's per-example ``quantity``, entry by entry.
+
+    ``returned``: a dict ``{"W1": (m, n1, n0), "B1": (m, n1, 1), ...}``
+    (``"gradients"``) or an ``(m,)`` array (``"norms"``).  Float arrays of
+    another dtype than the case's are judged in the case's dtype, with a note.
+    """
+    quantity = _check_quantity(quantity)
+    if oracle is None:
+        oracle = per_example_oracle(case)
+    dtype = np.dtype(case.dtype)
+    notes: set[str] = set()
+    details: list[str] = []
+    values: dict[str, Array] = {}
+    if quantity == "gradients":
+        expected = {key: oracle.grads[key] for key in oracle.grads}
+        bounds = oracle.tolerances
+        if isinstance(returned, Mapping):
+            for key in expected:
+                if key in returned:
+                    values[key] = _as_float(returned[key], key, dtype, notes)
+            extra = sorted(str(key) for key in returned if key not in expected)
+            if extra:
+                notes.add(f"keys returned that are no parameter's, not checked: {extra}")
+        else:
+            shapes = ", ".join(f"{key}: {(case.m, *case.params[key].shape)}" for key in expected)
+            details.append(
+                f"function returned {describe_value(returned)}; expected a dict of per-example "
+                f"gradients ({shapes})"
+            )
+    else:
+        expected = {NORMS: oracle.norms}
+        bounds = {NORMS: oracle.norm_tolerances}
+        if isinstance(returned, Mapping) or returned is None:
+            details.append(
+                f"function returned {describe_value(returned)}; expected an array of shape "
+                f"({case.m},): each example's gradient norm"
+            )
+        else:
+            values[NORMS] = _as_float(returned, NORMS, dtype, notes)
+    variables = {
+        key: compare_variable(key, values.get(key), expected[key], bounds[key], dtype)
+        for key in expected
+    }
+    broken = nonfinite(values)
+    if broken:
+        where = "; ".join(f"{k}: {n} entries, first at {i}" for k, (n, i) in broken.items())
+        details.append(f"NaN/inf in your values where the oracle's are finite ({where})")
+    loss = float(np.mean(oracle.losses))
+    comparison = Comparison(
+        variables, loss, loss, 0.0, oracle.unit, loss_compared=False
+    )  # fmt: skip
+    return PerExampleRun(comparison, details, notes, values, oracle)
+
+
+def _as_float(value: object, key: str, dtype: np.dtype, notes: set[str]) -> Any:
+    """``value`` as an array; a float array of another dtype cast to ``dtype``
+    with a note (anything else is left for the comparison to name)."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return value
+    if array.dtype.kind == "f" and array.dtype != dtype:
+        notes.add(f"{key}: dtype {array.dtype} returned for a {dtype} net (judged in {dtype})")
+        return array.astype(dtype)
+    if array.dtype.kind in "iub" and array.size:
+        return array  # compare_variable names the dtype
+    return array
+
+
+# --- the bug catalogue ---------------------------------------------------------------------
+
+Grads = dict[str, Array]
+
+
+@dataclass(frozen=True)
+class PerExampleBug:
+    """One classic bug as a formula of the oracle's ``g_i``: ``gradients(g,
+    tol, case)`` gives the per-example gradients the bug computes and their
+    tolerances (None: the bug changes nothing the norm-only formulas read);
+    ``norm``, for a norms-only bug, the norm it computes from ``g_i``
+    (``(m, P)`` rows split by key) and its power."""
+
+    name: str
+    formula: str
+    gradients: Callable[[Grads, Grads, Case], tuple[Grads, Grads]] | None = None
+    norm: Callable[[Grads], Array] | None = None
+    power: int = 1
+
+
+def _scaled(factor: Callable[[int], float]) -> Callable[[Grads, Grads, Case], tuple[Grads, Grads]]:
+    def apply(g: Grads, tol: Grads, case: Case) -> tuple[Grads, Grads]:
+        c = factor(case.m)
+        return {k: c * v for k, v in g.items()}, {k: abs(c) * v for k, v in tol.items()}
+
+    return apply
+
+
+def _repeated(total: bool) -> Callable[[Grads, Grads, Case], tuple[Grads, Grads]]:
+    def apply(g: Grads, tol: Grads, case: Case) -> tuple[Grads, Grads]:
+        c = case.m if total else 1
+        out = {k: np.broadcast_to(c * v.mean(axis=0), v.shape) for k, v in g.items()}
+        return out, {k: np.broadcast_to(c * v.max(axis=0), v.shape) for k, v in tol.items()}
+
+    return apply
+
+
+def _decay(times: Callable[[int], float]) -> Callable[[Grads, Grads, Case], tuple[Grads, Grads]]:
+    """``l2 Wl`` replaced by ``times(m) l2 Wl``."""
+
+    def apply(g: Grads, tol: Grads, case: Case) -> tuple[Grads, Grads]:
+        out = dict(g)
+        change = times(case.m) - 1.0
+        for key in g:
+            if key[0] == "W":
+                penalty = case.l2 * np.asarray(case.params[key], np.float64)
+                out[key] = g[key] + change * penalty
+        return out, dict(tol)  # its rounding: BUG_ROUNDING of the value
+
+    return apply
+
+
+def _weights_only(g: Grads) -> Array:
+    m = next(iter(g.values())).shape[0]
+    return _row_norms(np.concatenate([v.reshape(m, -1) for k, v in g.items() if k[0] == "W"], 1))
+
+
+def _per_layer_summed(g: Grads) -> Array:
+    m = next(iter(g.values())).shape[0]
+    layers = sorted({int(k[1:]) for k in g})
+    return sum(
+        _row_norms(np.concatenate([g[f"W{l}"].reshape(m, -1), g[f"B{l}"].reshape(m, -1)], 1))
+        for l in layers
+    )  # type: ignore[return-value]
+
+
+def _per_key_summed(g: Grads) -> Array:
+    m = next(iter(g.values())).shape[0]
+    return sum(_row_norms(v.reshape(m, -1)) for v in g.values())  # type: ignore[return-value]
+
+
+def _full(g: Grads) -> Array:
+    m = next(iter(g.values())).shape[0]
+    return _row_norms(np.concatenate([v.reshape(m, -1) for v in g.values()], 1))
+
+
+BUGS: tuple[PerExampleBug, ...] = (
+    PerExampleBug(
+        "per-example gradients divided by m",
+        "g_i / m: the batch mean's 1/m kept (dZL = (AL - Y) / m, or dW / m)",
+        gradients=_scaled(lambda m: 1.0 / m),
+    ),
+    PerExampleBug(
+        "the batch-mean gradient repeated",
+        "(1/m) sum_j g_j for every example: the batch gradient, not each example's",
+        gradients=_repeated(total=False),
+    ),
+    PerExampleBug(
+        "the batch-sum gradient repeated",
+        "sum_j g_j for every example: the summed batch gradient, not each example's",
+        gradients=_repeated(total=True),
+    ),
+    PerExampleBug(
+        "the decay missing from each example",
+        "g_i - l2 Wl: each example's loss without l2/2 sum ||Wl||^2",
+        gradients=_decay(lambda m: 0.0),
+    ),
+    PerExampleBug(
+        "the decay added m times",
+        "g_i + (m - 1) l2 Wl: m l2 Wl in each example (the batch's decay summed over it)",
+        gradients=_decay(lambda m: float(m)),
+    ),
+    PerExampleBug(
+        "the decay divided by m",
+        "g_i - (1 - 1/m) l2 Wl: l2 Wl / m in each example (the course's lambd / m)",
+        gradients=_decay(lambda m: 1.0 / m),
+    ),
+    PerExampleBug(
+        "the squared norm",
+        "||g_i||^2: the sum of squares without its square root",
+        norm=_full,
+        power=2,
+    ),
+    PerExampleBug(
+        "norms squared twice",
+        "||g_i||^4: the sum of squares squared again (np.sum(g**2) ** 2)",
+        norm=_full,
+        power=4,
+    ),
+    PerExampleBug(
+        "the bias gradients left out of the norm",
+        "sqrt(sum_l ||g_i[Wl]||^2): the weights' gradients only",
+        norm=_weights_only,
+    ),
+    PerExampleBug(
+        "the per-layer norms summed",
+        "sum_l sqrt(||g_i[Wl]||^2 + ||g_i[Bl]||^2) instead of sqrt(sum_l ...)",
+        norm=_per_layer_summed,
+    ),
+    PerExampleBug(
+        "the per-parameter norms summed",
+        "sum_key ||g_i[key]|| (W1, B1, W2, ... each) instead of sqrt(sum_key ||g_i[key]||^2)",
+        norm=_per_key_summed,
+    ),
+)
+BUG_NAMES = tuple(bug.name for bug in BUGS)
+
+
+def bug_values(bug: PerExampleBug, case: Case, oracle: PerExampleOracle, quantity: str) -> tuple[
+    dict[str, Array], dict[str, Array]
+] | None:  # fmt: skip
+    """What ``bug`` computes on ``case`` (keyed as the comparison: ``Wl``,
+    ``Bl`` or ``norms``) and its tolerance, or None where it does not apply
+    (a norms-only bug for gradients)."""
+    m, u = case.m, oracle.unit
+    slack = BUG_ROUNDING * (oracle.parameters + m) * u
+    if bug.norm is not None:
+        if quantity != NORMS:
+            return None
+        n, t = bug.norm(oracle.grads), bug.norm(oracle.tolerances) + oracle.norm_tolerances
+        p = bug.power
+        value = n**p
+        bound = BUG_TOLERANCES * p * (n + t) ** (p - 1) * t + slack * value
+        return {NORMS: value}, {NORMS: bound}
+    assert bug.gradients is not None
+    g, tol = bug.gradients(oracle.grads, oracle.tolerances, case)
+    if quantity == NORMS:
+        n, t = _full(g), _full(tol) + oracle.norm_tolerances
+        return {NORMS: n}, {NORMS: BUG_TOLERANCES * t + slack * n}
+    return g, {key: BUG_TOLERANCES * tol[key] + slack * np.abs(g[key]) for key in g}
+
+
+def _ratio(values: Mapping[str, Array], expected: Mapping[str, Array], bound: Mapping[str, Array]):
+    """The largest ``|values - expected| / bound`` (inf for a key missing or misshapen)."""
+    worst = 0.0
+    for key, target in expected.items():
+        value = values.get(key)
+        if value is None or np.shape(value) != target.shape:
+            return np.inf
+        error = np.abs(np.asarray(value, np.float64) - target)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(error == 0, 0.0, error / bound[key])
+        worst = max(worst, float(np.max(np.where(np.isnan(ratio), np.inf, ratio), initial=0.0)))
+    return worst
+
+
+def diagnose_per_example(
+    case: Case,
+    values: Mapping[str, Array],
+    *,
+    quantity: str = "gradients",
+    oracle: PerExampleOracle | None = None,
+) -> list[PerExampleBug]:
+    """The catalogued bugs (``BUGS``) whose formula the user's ``values``
+    match on ``case``, best match first; a formula that gives the right
+    answer on this case is left out (nothing tells it from correct code)."""
+    quantity = _check_quantity(quantity)
+    if oracle is None:
+        oracle = per_example_oracle(case)
+    if quantity == NORMS:
+        correct = {NORMS: oracle.norms}
+    else:
+        correct = dict(oracle.grads)
+    found = []
+    for bug in BUGS:
+        computed = bug_values(bug, case, oracle, quantity)
+        if computed is None:
+            continue
+        expected, bound = computed
+        if _ratio(correct, expected, bound) <= 1.0:
+            continue  # the bug is invisible on this case
+        ratio = _ratio(values, expected, bound)
+        if ratio <= 1.0:
+            found.append((ratio, bug))
+    return [bug for _, bug in sorted(found, key=lambda pair: pair[0])]
+
+
+# --- the report and the mismatch -----------------------------------------------------------
+
+
+@dataclass
+class PerExampleReport(CheckReport):
+    """What a passing ``check_per_example`` ran (``CheckReport``'s fields) and
+    which ``quantity``."""
+
+    quantity: str = "gradients"
+
+    def __str__(self) -> str:
+        lines = super().__str__().split("\n")
+        lines[0] = lines[0].replace("PASS:", f"PASS (per-example {self.quantity}):", 1)
+        return "\n".join(lines)
+
+
+class PerExampleMismatch(Mismatch):
+    """A user's per-example gradients or norms disagree with the oracle (or the
+    function raised, timed out, or ended its process).
+
+    As ``manual_bp_reference.check.GradientMismatch``: ``.comparison`` and
+    ``.case`` the minimal failing case (each example's entries in the
+    comparison's ``(m, ...)`` arrays), ``.typical``, ``.verdict``,
+    ``.traceback``, ``.output``, ``.others``; and ``.quantity``, ``.values``
+    (what the function returned on the case, as read), ``.bugs`` (the
+    catalogued bugs it matches, best first: ``.bug`` names the first).
+    """
+
+    raised_on = "function raised on the minimal case:"
+
+    def __init__(
+        self,
+        comparison: Comparison | None,
+        case: Case | None,
+        *,
+        quantity: str = "gradients",
+        verdict: str = "wrong",
+        details: Sequence[str] = (),
+        typical: tuple[Comparison | None, Case] | None = None,
+        user_traceback: str = "",
+        output: Output = NO_OUTPUT,
+        others: Sequence[str] = (),
+        values: Mapping[str, Array] | None = None,
+    ) -> None:
+        self.comparison, self.case, self.verdict = comparison, case, verdict
+        self.details, self.typical, self.traceback = list(details), typical, user_traceback
+        self.output, self.others = output, tuple(others)
+        self.quantity, self.values = quantity, dict(values or {})
+        self.bugs: tuple[PerExampleBug, ...] = ()
+        # What the function returned on the typical case (set by the check).
+        self.typical_values: dict[str, Array] = {}
+        self.function = "function"
+        super().__init__(self._verdict_line())
+
+    @property
+    def bug(self) -> str | None:
+        """The name of the catalogued bug the values match best (None: none)."""
+        return self.bugs[0].name if self.bugs else None
+
+    def _verdict_line(self) -> str:
+        what = f"per-example {self.quantity}"
+        return f"verdict: {self.verdict} ({what})" if self.comparison is not None else (
+            f"verdict: {self.verdict}"
+        )  # fmt: skip
+
+    def _bug_lines(self) -> list[str]:
+        if self.comparison is None:
+            return []
+        if not self.bugs:
+            return ["likely bug: none of the catalogued per-example bugs matches"]
+        first, *rest = self.bugs
+        lines = [f"likely bug: {first.name}: your values match {first.formula}"]
+        if rest:
+            lines.append(f"  (also consistent with: {', '.join(b.name for b in rest)})")
+        return lines
+
+    def _explanation(self) -> list[str]:
+        return self._bug_lines() + self.details
+
+    def _likely_bug(self) -> list[str]:
+        return [f"{bug.name}: your values match {bug.formula}" for bug in self.bugs[:1]]
+
+    def _html_explanation(self) -> list[str]:
+        return self.details
+
+    def _as_the_user_calls_it(self) -> list[str]:
+        if self.case is None:
+            return []
+        return ["your function's call on it:",
+                f"{self.function}(dict(case.params), case.X, case.Y)"]  # fmt: skip
+
+    def diagnosed(self) -> PerExampleMismatch:
+        """The same mismatch with the catalogued bugs its values match on the
+        minimal case, best first."""
+        if self.comparison is None or self.case is None:
+            return self
+        bugs = diagnose_per_example(self.case, self.values, quantity=self.quantity)
+        if len(bugs) > 1 and self.typical is not None and self.typical_values:
+            # Formulas that coincide on a degenerate minimal case (zeros shrunk
+            # into it): the larger failing case tells them apart.
+            larger = diagnose_per_example(
+                self.typical[1], self.typical_values, quantity=self.quantity
+            )
+            bugs = [bug for bug in bugs if bug in larger] or bugs
+        self.bugs = tuple(bugs)
+        return self
+
+
+# --- the check -----------------------------------------------------------------------------
+
+
+def _check_quantity(quantity: object) -> str:
+    if not isinstance(quantity, str):
+        raise TypeError(f"quantity: expected 'gradients' or 'norms', got {quantity!r}")
+    if quantity not in QUANTITIES:
+        raise ValueError(f"quantity: expected 'gradients' or 'norms', got {quantity!r}")
+    return quantity
+
+
+def _check_plain(net: object, name: str = "net") -> Net:
+    if not isinstance(net, Net):
+        raise TypeError(f"{name}: expected a manual_bp.Net, got {type(net).__name__} {net!r}")
+    if net.normalized or net.dropped:
+        raise ValueError(
+            f"{name}: check_per_example checks plain dense networks (no normalization: its "
+            "batch statistics couple the examples; no dropout), got normalization "
+            f"{net.normalization} and dropout {net.dropout}"
+        )
+    return net
+
+
+def _resolved(settings: object) -> Any:
+    """``settings`` with ``check_gradients``' defaults (the same draws);
+    ``stability_check`` is not used here, and an error names this check."""
+    if settings is None:
+        settings = Settings()
+    if not isinstance(settings, Settings):
+        raise TypeError(f"settings: expected a Settings, got {settings!r}")
+    if settings.stability_check is not None:
+        raise ValueError(
+            "settings.stability_check: check_per_example does not rerun with bounded values; "
+            "leave it None"
+        )
+    try:
+        return settings.resolved("check_gradients")
+    except ValueError as error:
+        raise ValueError(
+            str(error)
+            .replace("check_gradients", "check_per_example", 1)
+            .replace(", stability_check", "", 1)
+        ) from None
+
+
+def _stopped(stopped: UserCodeStopped, line: str) -> PerExampleMismatch:
+    context: tuple[str, Case] = stopped.context  # type: ignore[assignment]  # by the property
+    quantity, case = context
+    return PerExampleMismatch(
+        None, case, quantity=quantity, verdict=stopped.verdict, output=stopped.record.output,
+        details=[line],
+    )  # fmt: skip
+
+
+def check_per_example(
+    function: Callable[..., object] | str,
+    net: Net,
+    *,
+    quantity: str = "gradients",
+    settings: Settings | None = None,
+) -> PerExampleReport:
+    """Property-check ``function(params, X, Y)``'s per-example gradients
+    (``quantity="gradients"``: a dict of ``(m, *param.shape)`` arrays) or
+    their norms (``"norms"``: an ``(m,)`` array of ``||g_i||`` over every
+    parameter) against ``jax.vmap(jax.grad)`` of each example's loss.
+
+    ``function``: a callable, or ``"FILE.py:NAME"`` / ``"MODULE:NAME"``,
+    run in a child process as ``check_gradients`` runs a backprop (a time
+    limit per call, output captured).  ``net``: a plain ``manual_bp.Net``
+    (no normalization, no dropout); its ``l2`` is in every example's loss
+    (``l_i = loss of column i + l2/2 sum ||Wl||^2``).  ``settings``: as for
+    ``check_gradients`` (examples, dtype, batch, bounds, kinks, shrinking,
+    seed, timeout, isolation); ``stability_check`` is not used.
+
+    Returns a ``PerExampleReport`` on a pass; raises ``PerExampleMismatch``
+    on the minimal failing case, naming the catalogued bug (``BUGS``) the
+    values match.  The same check gives the same verdict every run.
+    """
+    source = check_function(function, "function", "(params, X, Y) -> per-example values")
+    net = _check_plain(net)
+    quantity = _check_quantity(quantity)
+    chosen = _resolved(settings)
+    seed, limits = chosen.seed, chosen.isolation
+    plain = net.with_l2(0.0)
+    strategy = networks(
+        net=st.just(plain), dtypes=(chosen.dtype,), max_batch=chosen.max_batch,
+        param_bound=chosen.param_bound, input_bound=chosen.input_bound,
+    )  # fmt: skip
+    report = PerExampleReport(quantity=quantity, seed=seed, isolation=limits.describe())
+    with one_network(), quiet_storage():
+        try:
+            sandbox = open_sandbox({"function": source}, limits)
+        except (UserCodeLoadError, UserCodeStopped) as error:
+            raise PerExampleMismatch(
+                None, None, quantity=quantity, **not_loaded(error)
+            ).with_context(seed=seed, isolation=limits.describe()) from None
+        with sandbox:
+            user = sandbox.function("function", ("params", "X", "Y"))
+            mismatch = _run(user, strategy, net, quantity, chosen, report)
+            if mismatch is not None:
+                mismatch.function = _function_name(source)
+                raise mismatch.with_context(
+                    notes=sandbox.notes(), seed=seed, isolation=limits.describe()
+                ) from None
+            report.notes |= set(sandbox.notes())
+            report.output = sandbox.first_output()
+    return report
+
+
+def _run(
+    user: UserFunction,
+    strategy: st.SearchStrategy[Case],
+    net: Net,
+    quantity: str,
+    chosen: Any,
+    report: PerExampleReport,
+) -> PerExampleMismatch | None:
+    """The Hypothesis property over ``strategy``'s cases; the diagnosed
+    mismatch of the minimal failing case, or None on a pass."""
+    first_failure: list[tuple[Comparison | None, Case]] = []
+    first_values: list[dict[str, Array]] = []
+    bar = progress(chosen.max_examples, "check_per_example", chosen.progress)
+
+    @seeded(chosen.seed)
+    @check_settings(chosen.max_examples, chosen.shrink)
+    @given(strategy)
+    @bar.counted
+    def matches_the_oracle(drawn: Case) -> None:
+        if chosen.kinks == "avoid":
+            drawn = away_from_kinks(drawn)
+        case = Case(net, drawn.params, drawn.X, drawn.Y)  # the decay in every l_i
+        try:
+            returned = user(dict(case.params), np.array(case.X), np.array(case.Y))
+        except UserCodeError as error:
+            if not first_failure:
+                first_failure.append((None, case))
+            raise PerExampleMismatch(
+                None, case, quantity=quantity, verdict="raised",
+                user_traceback=error.record.traceback, output=error.record.output,
+            ) from None  # fmt: skip
+        except UserCodeStopped as stopped:
+            stopped.context = (quantity, case)
+            raise
+        run = compare_per_example(case, returned, quantity=quantity)
+        if run.comparison.ok and not run.details:
+            report.add(case, run.comparison)
+            report.notes |= run.notes
+            return
+        if not first_failure:
+            first_failure.append((run.comparison, case))
+            first_values.append(run.values)
+        typical = first_failure[0] if first_failure[0][1] is not case else None
+        output = user.last.output if user.last is not None else NO_OUTPUT
+        raise PerExampleMismatch(
+            run.comparison, case, quantity=quantity, details=run.details + sorted(run.notes),
+            typical=typical, output=output, values=run.values,
+        )  # fmt: skip
+
+    failure = run_until_failure(matches_the_oracle, PerExampleMismatch, _stopped, progress=bar)
+    if failure is None:
+        return None
+    mismatch, others = failure
+    mismatch.others = tuple(other.summary() for other in others)
+    if mismatch.typical is not None and first_values:
+        mismatch.typical_values = first_values[0]
+    return mismatch.diagnosed()
+
+
+def _function_name(source: object) -> str:
+    """``NAME`` of ``FILE.py:NAME``, else the callable's ``__name__``."""
+    if isinstance(source, str):
+        name = source.rpartition(":")[2].rpartition(".")[2]
+    else:
+        name = getattr(source, "__name__", "function")
+    return name if name.isidentifier() else "function"
