@@ -94,6 +94,69 @@ Array = np.ndarray
 __all__ = ["gradient_variance", "per_example_gradients", "per_example_norms"]
 
 
+DERIVATION = """\
+Per-example gradients, their norms (Goodfellow's trick) and their variance.
+
+Notation (the seed's): the batch is stored as columns, i = 1..m.
+
+  A0 = X                        (n0, m)
+  Zl = Wl · A(l-1) + Bl         (nl, m)    Wl (nl, n(l-1)),  Bl (nl, 1)
+  Al = f_l(Zl)                  (nl, m)
+  L  = (1/m) Σ_i l_i + (λ/2) Σ_l ‖Wl‖²     λ = net.l2
+
+The per-example loss l_i is the loss of column i alone (plus the whole decay), so
+the batch gradient is the MEAN of the per-example gradients g_i = dl_i/dθ:
+
+  dL/dθ = (1/m) Σ_i g_i
+
+Column i of Zl depends on example i alone, so one backward pass gives every
+example's dZl at once: run network.backward's pass without the 1/m.
+
+Output layer L:
+  dZL = m · (the loss's output gradient)    (nL, m)   canonical pair: AL − Y
+Hidden layers, l = L, ..., 1 (the same steps as the batch backward):
+  dA(l-1) = Wlᵀ · dZl                       (n(l-1), m)
+  dZ(l-1) = f_(l-1)'(Z(l-1)) ⊙ dA(l-1)      (n(l-1), m)   the activation's own step
+  column i of dZl is dl_i/dZl[:, i]
+
+The per-example gradients are outer products, one per column (broadcast over i,
+never a loop over the examples), where the batch backward would sum them:
+
+  dWl_i = dZl[:, i] · A(l-1)[:, i]ᵀ + λ · Wl     (m, nl, n(l-1))
+  dBl_i = dZl[:, i]                              (m, nl, 1)
+
+  (their mean over i is backward's dWl = dZl · A(l-1)ᵀ / m + λ · Wl)
+
+Norms without the per-example gradients (Goodfellow 2015)
+For one example, with z = dZl[:, i] (nl,) and a = A(l-1)[:, i] (n(l-1),):
+
+  ‖z · aᵀ‖_F²         = ‖z‖² ‖a‖²                          (a rank-one matrix)
+  ‖z · aᵀ + λ Wl‖_F²  = ‖z‖² ‖a‖² + 2 λ zᵀ (Wl · a) + λ² ‖Wl‖_F²
+  ‖dBl_i‖²            = ‖z‖²
+  ‖g_i‖²              = Σ_l (the two lines above)
+
+and Wl · a is column i of Zl − Bl, already in the cache: O(nl m) work per layer
+instead of the (m, nl, n(l-1)) array.  A cancellation of the decay's cross term
+that rounds below 0 is returned as 0.
+
+The variance over the batch (gradient_variance)
+Entry by entry, the biased (1/m) variance of g_i over the examples, in two
+passes (the deviations first, then their squares):
+
+  mean_θ = (1/m) Σ_i g_i[θ]
+  var_θ  = (1/m) Σ_i (g_i[θ] − mean_θ)²          the shape of θ
+
+The decay λ · Wl is the same in every g_i and drops out.  The one-pass form
+(1/m) (dZl ⊙ dZl) · (A(l-1) ⊙ A(l-1))ᵀ − mean² needs no per-example array but
+loses every digit when var is small against mean².
+
+Scope: plain dense networks; a normalized layer couples the examples of a batch
+and dropout needs masks, so both are refused.
+"""
+"""The derivation, as ``manual-bp explain --quantity`` prints it: plain text in the
+seed's notation, layer by layer."""
+
+
 def per_example_gradients(
     params: Mapping[str, Array], X: Array, Y: Array, net: Net
 ) -> dict[str, Array]:
@@ -110,12 +173,9 @@ def per_example_gradients(
     Returns
     -------
     dict with ``Wl`` of shape ``(m, nl, n(l-1))`` and ``Bl`` of shape
-    ``(m, nl, 1)``, in the params' dtype, keyed in the order ``W1, B1, W2, ...``::
-
-        grads["Wl"][i] = dZl[:, i] A(l-1)[:, i]^T + l2 Wl
-        grads["Bl"][i] = dZl[:, i]
-
-    where ``dZl`` is the unaveraged backward (see the module notes).  The mean
+    ``(m, nl, 1)``, in the params' dtype, keyed in the order ``W1, B1, W2, ...``:
+    ``grads["Wl"][i] = dZl[:, i] A(l-1)[:, i]^T + l2 Wl`` and
+    ``grads["Bl"][i] = dZl[:, i]``, where ``dZl`` is the unaveraged backward (see the module notes).  The mean
     over axis 0 is ``network.backward``'s ``dWl``, ``dBl`` (up to rounding).
     """
     params, X, Y, net = _checked(params, X, Y, net)
