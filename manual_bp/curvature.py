@@ -110,6 +110,86 @@ Matmul = Callable[..., Array]
 __all__ = ["ggn_diagonal", "ggn_vector_product", "hessian_vector_product"]
 
 
+DERIVATION = """\
+Second-order products by hand: H V (Pearlmutter's R-operator) and the GGN G V.
+
+Notation (the seed's): the batch is stored as columns.
+
+  A0 = X                        (n0, m)
+  Zl = Wl · A(l-1) + Bl         (nl, m)    Wl (nl, n(l-1)),  Bl (nl, 1)
+  Al = f_l(Zl)                  (nl, m)
+  L  = mean loss over the m columns + (λ/2) Σ_l ‖Wl‖²     λ = net.l2
+
+V is a direction in parameter space: VWl (nl, n(l-1)) and VBl (nl, 1) for every l.
+R(x) = d/dε x(θ + ε V) at ε = 0, for every variable x of the forward and the
+backward pass.  R(dWl) and R(dBl) are the Hessian-vector product H V.
+
+R forward pass, l = 1, ..., L, with R(A0) = 0:
+  R(Zl) = VWl · A(l-1) + Wl · R(A(l-1)) + VBl          (nl, m)
+  R(Al) = f_l'(Zl) ⊙ R(Zl)                             (nl, m)   elementwise f_l
+  R(Al) = Al ⊙ (R(Zl) − colsum(Al ⊙ R(Zl)))           softmax
+
+Output layer L (canonical pairs: identity + mse, sigmoid + binary_cross_entropy,
+softmax + cross_entropy):
+  dZL    = (AL − Y) / m                                (nL, m)
+  R(dZL) = R(AL) / m                                   (nL, m)
+  (mse after another activation: dAL = (AL − Y) / m, R(dAL) = R(AL) / m, then
+  the activation's step below)
+
+R backward pass, l = L, ..., 1 (each line next to the ordinary one it
+differentiates):
+  dWl        = dZl · A(l-1)ᵀ + λ Wl
+  R(dWl)     = R(dZl) · A(l-1)ᵀ + dZl · R(A(l-1))ᵀ + λ VWl     (nl, n(l-1))
+  dBl        = Σ_columns dZl
+  R(dBl)     = Σ_columns R(dZl)                                (nl, 1)
+  dA(l-1)    = Wlᵀ · dZl
+  R(dA(l-1)) = Wlᵀ · R(dZl) + VWlᵀ · dZl                       (n(l-1), m)
+  dZl        = f_l'(Zl) ⊙ dAl
+  R(dZl)     = f_l'(Zl) ⊙ R(dAl) + f_l''(Zl) ⊙ dAl ⊙ R(Zl)     (nl, m)
+
+The second-derivative term f_l''(Zl) ⊙ dAl ⊙ R(Zl) is what makes this H and not
+the Gauss-Newton matrix.  At a kink (relu, leaky_relu at 0; elu's f'' at 0) the
+Hessian does not exist: f'' is taken as jax takes it, and a check must not
+judge entries whose Z sits there.
+
+The generalised Gauss-Newton product G V = Jᵀ H_out J V
+J is the Jacobian of the network's output with respect to every Wl, Bl; the
+output is where the loss is convex: the logits ZL for a canonical pair, AL for
+mse after another activation.  H_out, per column (p = AL, s = colsum(Y)):
+
+  identity + mse                   I / m
+  sigmoid + binary_cross_entropy   diag(p ⊙ (1 − p)) / m
+  softmax + cross_entropy          s (diag(p) − p · pᵀ) / m
+  f + mse (f not identity)         I / m at AL, so J_fᵀ J_f / m at ZL
+
+  1. J V:      the R forward pass above, up to R(ZL)           (nL, m)
+  2. H_out:    U = H_out R(ZL)                                 (nL, m)
+  3. Jᵀ U:     the ordinary backward pass with dZL = U, no f'' term:
+               dWl = Dl · A(l-1)ᵀ + λ VWl,  dBl = Σ_columns Dl,
+               D(l-1) = f_(l-1)'(Z(l-1)) ⊙ (Wlᵀ · Dl),  DL = U
+
+G is H without every second-derivative term: positive semi-definite.
+
+The exact diagonal of G (ggn_diagonal)
+Factor each column's H_out = S Sᵀ with K = nL columns S_k:
+
+  identity + mse                   S_k = e_k / √m
+  sigmoid + binary_cross_entropy   S_k = e_k ⊙ √(p ⊙ (1 − p) / m)
+  softmax + cross_entropy          S_k = √(s / m) √p_k (e_k − p)
+  f + mse                          S_k = f_L'(ZL)ᵀ e_k / √m
+
+Backpropagate every S_k as a dZL, DL_k = S_k, all k at once (nl, K, m):
+
+  D(l-1)_k   = f_(l-1)'(Z(l-1)) ⊙ (Wlᵀ · Dl_k)
+  diag(G)_Wl = (Σ_k Dl_k ⊙ Dl_k) · (A(l-1) ⊙ A(l-1))ᵀ + λ      (nl, n(l-1))
+  diag(G)_Bl = Σ_columns Σ_k Dl_k ⊙ Dl_k                       (nl, 1)
+
+Scope: plain dense networks (no normalization, no dropout).
+"""
+"""The derivation, as ``manual-bp explain --quantity`` prints it: plain text in the
+seed's notation, layer by layer."""
+
+
 def hessian_vector_product(
     params: Params, X: Array, Y: Array, net: Net, V: Params
 ) -> dict[str, Array]:

@@ -1,5 +1,7 @@
 """The backward derivation of a network, generated from the code's own definitions;
-and one layer function's, written by hand in its module (``layer_derivation``).
+one layer function's, written by hand in its module (``layer_derivation``); and
+one research quantity's: per-example gradients, DP-SGD, the Hessian- and
+Gauss-Newton-vector products (``quantity_derivation``).
 
 Nothing here is written per activation or per loss.  Every line comes from:
 
@@ -57,7 +59,17 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from manual_bp import convolution, embedding, pooling, recurrent, spatial_normalization, temporal
+from manual_bp import (
+    convolution,
+    curvature,
+    dp_sgd,
+    embedding,
+    per_example,
+    pooling,
+    recurrent,
+    spatial_normalization,
+    temporal,
+)
 from manual_bp.activations import ACTIVATIONS
 from manual_bp.architecture import cache_keys, gradient_keys, param_shapes
 from manual_bp.dropout import resolve as resolve_dropout
@@ -716,3 +728,69 @@ def layer_derivation(layer: str) -> str:
     module, functions = _LAYER_FUNCTIONS[layer]
     named = ", ".join(f"{module.__name__}.{function}" for function in functions)
     return f"{layer}: {named}\n\n{module.DERIVATION.rstrip()}"
+
+
+# --- one research quantity's derivation (``manual-bp explain --quantity``) --------------
+#
+# Issue 28's quantities, named after the functions that compute them.  Each module
+# carries one ``DERIVATION`` for its family (per-example gradients, norms and variance;
+# DP-SGD; the Hessian- and Gauss-Newton-vector products and the GGN's diagonal), and a
+# quantity prints its module's text, whole, after a line naming its functions.
+
+_QUANTITIES: dict[str, tuple[ModuleType, tuple[str, ...]]] = {
+    "per_example_gradients": (per_example, ("per_example_gradients",)),
+    "per_example_norms": (per_example, ("per_example_norms",)),
+    "gradient_variance": (per_example, ("gradient_variance",)),
+    "dp_sgd": (dp_sgd, ("clipped_mean", "DPSGD")),
+    "hessian_vector_product": (curvature, ("hessian_vector_product",)),
+    "ggn_vector_product": (curvature, ("ggn_vector_product",)),
+    "ggn_diagonal": (curvature, ("ggn_diagonal",)),
+}
+QUANTITIES = tuple(_QUANTITIES)
+"""The quantities ``quantity_derivation`` explains, named after their functions."""
+
+# Common short names, for the did-you-mean only: each concept has one name.
+_SHORT_NAMES = {
+    "per_example": "per_example_gradients",
+    "norms": "per_example_norms",
+    "variance": "gradient_variance",
+    "dpsgd": "dp_sgd",
+    "hvp": "hessian_vector_product",
+    "hessian": "hessian_vector_product",
+    "ggn": "ggn_vector_product",
+    "gvp": "ggn_vector_product",
+    "gauss_newton": "ggn_vector_product",
+    "diag_ggn": "ggn_diagonal",
+}
+
+
+def quantity_derivation(quantity: str) -> str:
+    """The derivation of one research quantity, as ``manual-bp explain --quantity`` prints it.
+
+    ``quantity`` is one of ``QUANTITIES``, the name of the function that computes
+    it (``dp_sgd`` for ``clipped_mean`` and ``DPSGD``).  The text is a line naming
+    manual_bp's functions, then their module's ``DERIVATION``: the whole family's, so
+    ``per_example_norms`` prints the per-example gradients' too (the norms are
+    computed from the same backward pass), and ``ggn_diagonal`` the R-operator's.
+
+    >>> print(quantity_derivation("dp_sgd").splitlines()[0])
+    dp_sgd: manual_bp.dp_sgd.clipped_mean, manual_bp.dp_sgd.DPSGD
+    >>> quantity_derivation("hvp")
+    Traceback (most recent call last):
+    ...
+    ValueError: quantity: expected one of ..., got 'hvp'; did you mean hessian_vector_product?
+    """
+    if not isinstance(quantity, str):
+        raise TypeError(
+            f"quantity: expected a quantity name (a str), got {type(quantity).__name__}"
+        )
+    if quantity not in _QUANTITIES:
+        short = _SHORT_NAMES.get(quantity.strip().lower().replace("-", "_"))
+        close = [short] if short else difflib.get_close_matches(quantity, QUANTITIES, n=1)
+        raise ValueError(
+            f"quantity: expected one of {', '.join(QUANTITIES)}, got {quantity!r}"
+            + (f"; did you mean {close[0]}?" if close else "")
+        )
+    module, functions = _QUANTITIES[quantity]
+    named = ", ".join(f"{module.__name__}.{function}" for function in functions)
+    return f"{quantity}: {named}\n\n{module.DERIVATION.rstrip()}"

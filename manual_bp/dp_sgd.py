@@ -51,6 +51,40 @@ State = dict[str, Any]
 __all__ = ["DPSGD", "clipped_mean"]
 
 
+DERIVATION = """\
+DP-SGD (Abadi et al. 2016): clip each example's gradient, average, add noise.
+
+g_i is example i's gradient, every parameter together (per_example_gradients:
+dWl_i (m, nl, n(l-1)), dBl_i (m, nl, 1)); C > 0 is the clip norm and σ >= 0 the
+noise multiplier.
+
+1. Norm, over every parameter θ = W1, B1, ..., WL, BL:
+     ‖g_i‖ = √(Σ_θ ‖g_i[θ]‖_F²)
+
+2. Clip: scale the example's whole gradient so that its norm is at most C:
+     s_i = min(1, C / ‖g_i‖) = C / max(‖g_i‖, C)          (1 when g_i = 0)
+     ‖s_i g_i‖ <= C
+
+3. Mean over the batch (clipped_mean):
+     gbar[θ] = (1/m) Σ_i s_i g_i[θ]                        the shape of θ
+
+4. Noise (DPSGD.private_gradient), ξ ~ N(0, 1) per entry:
+     g~[θ] = gbar[θ] + (σ C / m) ξ[θ]
+
+   One example moves Σ_i s_i g_i by at most C, so gbar by at most C / m: the
+   noise's standard deviation σ C / m is σ times that sensitivity.
+
+5. Step (DPSGD.update): the wrapped optimizer's update with g~ for the mean
+   gradient:
+     θ, state ← optimizer.update(g~, state, θ)
+
+Without clipping (C ≥ every ‖g_i‖) and without noise (σ = 0), g~ is the mean
+gradient that network.backward returns.
+"""
+"""The derivation, as ``manual-bp explain --quantity`` prints it: plain text in the
+seed's notation, layer by layer."""
+
+
 def clipped_mean(per_example: Mapping[str, Array], clip: float) -> dict[str, Array]:
     """The mean over the batch of the per-example gradients, each clipped to norm ``clip``.
 

@@ -175,8 +175,9 @@ def per_example_gradients(
     dict with ``Wl`` of shape ``(m, nl, n(l-1))`` and ``Bl`` of shape
     ``(m, nl, 1)``, in the params' dtype, keyed in the order ``W1, B1, W2, ...``:
     ``grads["Wl"][i] = dZl[:, i] A(l-1)[:, i]^T + l2 Wl`` and
-    ``grads["Bl"][i] = dZl[:, i]``, where ``dZl`` is the unaveraged backward (see the module notes).  The mean
-    over axis 0 is ``network.backward``'s ``dWl``, ``dBl`` (up to rounding).
+    ``grads["Bl"][i] = dZl[:, i]``, where ``dZl`` is the unaveraged backward
+    (see the module notes).  The mean over axis 0 is ``network.backward``'s
+    ``dWl``, ``dBl`` (up to rounding).
     """
     params, X, Y, net = _checked(params, X, Y, net)
     cache, dZ = _unaveraged_backward(params, X, Y, net)

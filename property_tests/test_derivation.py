@@ -18,7 +18,10 @@ from hypothesis import given
 
 from manual_bp import (
     convolution,
+    curvature,
+    dp_sgd,
     embedding,
+    per_example,
     pooling,
     recurrent,
     spatial_normalization,
@@ -27,7 +30,16 @@ from manual_bp import (
 from manual_bp.activations import ACTIVATIONS, sigmoid
 from manual_bp.architecture import gradient_keys
 from manual_bp.cli import main
-from manual_bp.derivation import LAYERS, Derivation, Step, at_layer, derive, layer_derivation
+from manual_bp.derivation import (
+    LAYERS,
+    QUANTITIES,
+    Derivation,
+    Step,
+    at_layer,
+    derive,
+    layer_derivation,
+    quantity_derivation,
+)
 from manual_bp.losses import LOSSES
 from manual_bp.network import backward, forward
 from manual_bp.normalization import EPS
@@ -455,3 +467,122 @@ def test_explain_help_lists_the_layers(capsys):
     printed = " ".join(capsys.readouterr().out.split())
     assert "--layer NAME" in printed and "manual-bp explain --layer conv" in printed
     assert ", ".join(LAYERS) in printed
+
+
+# --- one research quantity's derivation: quantity_derivation, explain --quantity ----------
+
+QUANTITY_MODULES = {
+    "per_example_gradients": per_example, "per_example_norms": per_example,
+    "gradient_variance": per_example, "dp_sgd": dp_sgd,
+    "hessian_vector_product": curvature, "ggn_vector_product": curvature,
+    "ggn_diagonal": curvature,
+}  # fmt: skip
+# What a student must find in each family's text: the formulas the brief asks for.
+QUANTITY_WORDS = {
+    per_example: [
+        "dWl_i = dZl[:, i] · A(l-1)[:, i]ᵀ + λ · Wl", "dBl_i = dZl[:, i]",
+        "‖z · aᵀ‖_F²         = ‖z‖² ‖a‖²", "Goodfellow", "dA(l-1) = Wlᵀ · dZl",
+        "var_θ  = (1/m) Σ_i (g_i[θ] − mean_θ)²",
+    ],
+    curvature: [
+        "R(Zl) = VWl · A(l-1) + Wl · R(A(l-1)) + VBl", "R(Al) = f_l'(Zl) ⊙ R(Zl)",
+        "R(dZl)     = f_l'(Zl) ⊙ R(dAl) + f_l''(Zl) ⊙ dAl ⊙ R(Zl)",
+        "R(dA(l-1)) = Wlᵀ · R(dZl) + VWlᵀ · dZl", "G V = Jᵀ H_out J V",
+        "diag(G)_Wl = (Σ_k Dl_k ⊙ Dl_k) · (A(l-1) ⊙ A(l-1))ᵀ + λ",
+    ],
+    dp_sgd: [
+        "s_i = min(1, C / ‖g_i‖)", "gbar[θ] = (1/m) Σ_i s_i g_i[θ]",
+        "g~[θ] = gbar[θ] + (σ C / m) ξ[θ]", "optimizer.update(g~, state, θ)",
+    ],
+}  # fmt: skip
+
+
+def test_every_quantity_has_a_derivation():
+    assert set(QUANTITIES) == set(QUANTITY_MODULES)
+    for module in set(QUANTITY_MODULES.values()):
+        assert set(QUANTITIES) >= set(module.__all__) - {"DPSGD", "clipped_mean"}
+
+
+@pytest.mark.parametrize("module", sorted(QUANTITY_WORDS, key=lambda module: module.__name__))
+def test_each_quantity_module_carries_a_readable_derivation(module):
+    text = module.DERIVATION
+    assert text.endswith("\n") and text.strip()
+    too_long = [line for line in text.splitlines() if len(line) > 88]
+    assert not too_long, too_long
+    missing = [words for words in QUANTITY_WORDS[module] if words not in text]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("quantity", sorted(QUANTITY_MODULES))
+def test_each_quantity_prints_its_modules_derivation(capsys, tmp_path, quantity):
+    module = QUANTITY_MODULES[quantity]
+    text = quantity_derivation(quantity)
+    heading, blank, *body = text.splitlines()
+    assert blank == "" and "\n".join(body) == module.DERIVATION.rstrip()
+    named = heading.removeprefix(f"{quantity}: ").split(", ")
+    assert all(name.startswith(f"{module.__name__}.") for name in named), heading
+    assert all(callable(getattr(module, name.rsplit(".", 1)[1])) for name in named), heading
+    if quantity != "dp_sgd":
+        assert named == [f"{module.__name__}.{quantity}"]
+    assert main(["explain", "--quantity", quantity, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert printed == text + "\n" == (tmp_path / "explain.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("quantity", "error", "words"),
+    [
+        ("hvp", ValueError, ["quantity: expected one of per_example_gradients,", "got 'hvp'",
+                             "did you mean hessian_vector_product?"]),
+        ("ggn", ValueError, ["ggn_diagonal, got 'ggn'", "did you mean ggn_vector_product?"]),
+        ("per_example", ValueError, ["did you mean per_example_gradients?"]),
+        ("ggn_diag", ValueError, ["did you mean ggn_diagonal?"]),
+        ("dpsgd", ValueError, ["did you mean dp_sgd?"]),
+        ("gradients", ValueError, ["quantity: expected one of", "got 'gradients'"]),
+        ("conv", ValueError, ["quantity: expected one of", "got 'conv'"]),
+        ("", ValueError, ["quantity: expected one of", "got ''"]),
+        (None, TypeError, ["quantity: expected a quantity name", "NoneType"]),
+        (curvature, TypeError, ["quantity: expected a quantity name", "module"]),
+    ],
+)  # fmt: skip
+def test_an_unknown_quantity_is_refused_with_the_choices(quantity, error, words):
+    with pytest.raises(error) as raised:
+        quantity_derivation(quantity)
+    assert all(word in str(raised.value) for word in words), str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--quantity", "hvp"], ["argument --quantity: expected one of per_example_gradients,",
+                                 "did you mean hessian_vector_product?"]),
+        (["--quantity", "GGN_DIAGONAL"], ["argument --quantity:", "got 'GGN_DIAGONAL'"]),
+        (["--quantity"], ["argument --quantity: expected one argument"]),
+        (["--quantity", "dp_sgd", "--layer", "conv"], ["--quantity:", "drop --layer"]),
+        (["--layer", "conv", "--quantity", "ggn_diagonal"], ["--quantity:", "not a layer"]),
+        (["--quantity", "dp_sgd", "--layers", "2,3,1"], ["--layers: describes a network",
+                                                         "--quantity"]),
+        (["--quantity", "ggn_diagonal", "--activations", "relu"], ["--activations: describes"]),
+        (["--quantity", "ggn_diagonal", "--loss", "mse"], ["--loss: describes a network"]),
+        (["--quantity", "hessian_vector_product", "--batch", "4"], ["--batch: describes"]),
+        (["--quantity", "per_example_norms", "--input-gradient"], ["--input-gradient: desc"]),
+        (["--quantity", "per_example_norms", "--l2", "0.1"], ["--l2: describes a network"]),
+        (["--quantity", "gradient_variance", "--dropout", "0.5"], ["--dropout: describes"]),
+        (["--quantity", "dp_sgd", "--normalization", "batch"], ["--normalization: describes"]),
+        (["--quantity", "dp_sgd", "--model", "net.npz"], ["--model: describes a network"]),
+    ],
+)  # fmt: skip
+def test_explain_quantity_names_the_bad_flag_and_exits_2(capsys, tmp_path, argv, said):
+    assert exit_code(["explain", "--out", str(tmp_path), *argv]) == 2
+    captured = capsys.readouterr()
+    assert all(words in captured.err for words in said), captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not (tmp_path / "explain.txt").exists()
+
+
+def test_explain_help_lists_the_quantities(capsys):
+    assert exit_code(["explain", "--help"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "--quantity NAME" in printed
+    assert "manual-bp explain --quantity hessian_vector_product" in printed
+    assert ", ".join(QUANTITIES) in printed
