@@ -7,6 +7,12 @@ translated into optax's), and returns the new params and state in
 ``manual_bp``'s layout.  Every step is checked from the hand-written side's
 own inputs, so the comparison measures one step's rounding.
 
+The oracle shares no decision with the optimizer it checks: it reads the
+declared fields as plain values (``dataclasses.fields``; a switch must be
+True or False), never the optimizer's methods, and decides itself which keys
+AdamW decays (``decayed_keys``: all with ``decay_biases``, else all but the
+``B*`` biases), passed to optax as ``mask=``.
+
 The chains
 ----------
 ============================  ===============================================
@@ -45,6 +51,8 @@ Two conventions optax has no switch for are rebuilt from its parts:
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +60,7 @@ from typing import Any
 import numpy as np
 import optax
 
-from manual_bp.optimizers import AdamW, Optimizer
+from manual_bp.optimizers import SGD, Adam, AdamW, Momentum, Optimizer, RMSProp
 from manual_bp_reference.jax_setup import jax, jnp
 
 Array = np.ndarray
@@ -60,17 +68,87 @@ Array = np.ndarray
 _FIELDS = {"trace": "m", "mu": "m", "nu": "v", "count": "t"}
 
 
+# The declared conventions, as the oracle reads them.  Nothing here calls the
+# optimizer's methods (``decays``, ``decay_groups``, ``hyperparameters``,
+# ``counts_steps``): its kind comes from its class, its numbers and flags from
+# its dataclass fields read as plain values, and which keys are decayed, which
+# slots the state holds and whether it counts steps are decided below, from the
+# conventions documented in ``manual_bp.optimizers`` and ``docs/optimizers.md``.
+_KINDS: dict[type, str] = {
+    SGD: "sgd", Momentum: "momentum", RMSProp: "rmsprop", Adam: "adam", AdamW: "adamw",
+}  # fmt: skip
+_SLOTS: dict[str, tuple[str, ...]] = {
+    "sgd": (), "momentum": ("m",), "rmsprop": ("v",), "adam": ("m", "v"), "adamw": ("m", "v"),
+}  # fmt: skip
+_COUNTS = {"sgd": False, "momentum": False, "rmsprop": True, "adam": True, "adamw": True}
+# The convention keywords that are switches; every other field is a number.
+_SWITCHES = ("nesterov", "eps_in_sqrt", "bias_correction", "decay_biases", "decay_scaled_by_lr")
+
+
+def _declared(optimizer: Optimizer) -> tuple[str, dict[str, Any]]:
+    """``optimizer``'s kind and its fields as plain values, each switch a bool
+    and each number a real: a value of another type is refused, never read
+    as a truth value."""
+    kind = _KINDS.get(type(optimizer))
+    if kind is None:
+        raise TypeError(f"optimizer: expected one of {sorted(_KINDS.values())}, got {optimizer!r}")
+    values = {field.name: getattr(optimizer, field.name) for field in dataclasses.fields(optimizer)}
+    for name, value in values.items():
+        if name in _SWITCHES:
+            if not isinstance(value, bool):
+                raise TypeError(
+                    f"{kind}.{name}: the declared convention is True or False, "
+                    f"the optimizer holds {value!r}"
+                )
+        elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{kind}.{name}: expected a number, the optimizer holds {value!r}")
+    return kind, values
+
+
+def _is_bias(key: str) -> bool:
+    """A bias, by manual_bp's naming: ``B1``, ``B2``, ... (every key that starts
+    with ``B``).  ``gammal`` and ``betal`` are not biases."""
+    return key.startswith("B")
+
+
+def decayed_keys(optimizer: Optimizer, keys: list[str]) -> list[str]:
+    """The keys whose weights the declared conventions decay, by the oracle's own
+    rule: none unless AdamW with ``weight_decay > 0``; then every key with
+    ``decay_biases=True`` (optax's ``mask=None``), else every key but the
+    biases (``_is_bias``)."""
+    kind, values = _declared(optimizer)
+    if kind != "adamw" or not values["weight_decay"] > 0:
+        return []
+    return [key for key in keys if values["decay_biases"] or not _is_bias(key)]
+
+
+def _mask(optimizer: Optimizer, keys: list[str]) -> dict[str, bool] | None:
+    """optax's ``mask=`` for ``add_decayed_weights``: None (decay every leaf)
+    unless some key is kept, else ``{key: decayed}``."""
+    decayed = set(decayed_keys(optimizer, keys))
+    if decayed == set(keys):
+        return None
+    return {key: key in decayed for key in keys}
+
+
 def _structure(optimizer: Optimizer) -> tuple[str, tuple[tuple[str, bool], ...]]:
     """What decides the shape of the chain (not its numbers): the kind and the flags."""
+    kind, values = _declared(optimizer)
     flags = {
-        "nesterov": getattr(optimizer, "nesterov", False),
-        "damped": getattr(optimizer, "dampening", 0.0) > 0,
-        "eps_in_sqrt": getattr(optimizer, "eps_in_sqrt", False),
-        "bias_correction": getattr(optimizer, "bias_correction", False),
-        "decayed": getattr(optimizer, "weight_decay", 0.0) > 0,
-        "decay_scaled_by_lr": getattr(optimizer, "decay_scaled_by_lr", True),
+        "nesterov": values.get("nesterov", False),
+        "damped": values.get("dampening", 0.0) > 0,
+        "eps_in_sqrt": values.get("eps_in_sqrt", False),
+        "bias_correction": values.get("bias_correction", False),
+        "decayed": values.get("weight_decay", 0.0) > 0,
+        "decay_scaled_by_lr": values.get("decay_scaled_by_lr", True),
     }
-    return optimizer.name, tuple(sorted(flags.items()))
+    return kind, tuple(sorted(flags.items()))
+
+
+def _numbers(optimizer: Optimizer) -> dict[str, float]:
+    """The declared numbers (learning rate and hyperparameters), the switches left out."""
+    _, values = _declared(optimizer)
+    return {name: float(value) for name, value in values.items() if name not in _SWITCHES}
 
 
 def _chain(kind: str, flags: dict[str, bool], h: Mapping[str, Any], t: Any, mask: Any):
@@ -135,10 +213,7 @@ def optax_chain(optimizer: Optimizer, t: int, keys: list[str]) -> optax.Gradient
     'GradientTransformationExtraArgs'
     """
     kind, flags = _structure(optimizer)
-    mask = None
-    if isinstance(optimizer, AdamW) and not optimizer.decay_biases:
-        mask = {key: optimizer.decays(key) for key in keys}
-    return _chain(kind, dict(flags), optimizer.hyperparameters(), t, mask)
+    return _chain(kind, dict(flags), _numbers(optimizer), t, _mask(optimizer, keys))
 
 
 def _as64(arrays: Mapping[str, Array]) -> dict[str, Any]:
@@ -195,14 +270,15 @@ def tree_oracle_step(
     definition that ``oracle_step`` computes faster)."""
     t = int(state.get("t", 0)) + 1
     chain = optax_chain(optimizer, t, list(params))
-    slots = {slot: _as64(state[slot]) for slot in optimizer.SLOTS}
+    slots = {slot: _as64(state[slot]) for slot in _SLOTS[_declared(optimizer)[0]]}
     new_params, new_slots = _run(chain, _as64(grads), slots, _as64(params), t)
     return _ours(optimizer, t, jax.device_get(new_params), jax.device_get(new_slots))
 
 
 def _ours(optimizer: Optimizer, t: int, new_params: Mapping, new_slots: Mapping):
-    state: dict[str, Any] = {"t": t} if optimizer.counts_steps else {}
-    for slot in optimizer.SLOTS:
+    kind, _ = _declared(optimizer)
+    state: dict[str, Any] = {"t": t} if _COUNTS[kind] else {}
+    for slot in _SLOTS[kind]:
         state[slot] = {key: np.asarray(value) for key, value in new_slots[slot].items()}
     return {key: np.asarray(value) for key, value in new_params.items()}, state
 
@@ -271,21 +347,24 @@ def oracle_step(
     """
     keys = list(params)
     shapes = {key: np.shape(params[key]) for key in keys}
-    groups = optimizer.decay_groups(keys)
+    decayed = set(decayed_keys(optimizer, keys))
+    groups = {
+        "decayed": [key for key in keys if key in decayed],
+        "kept": [key for key in keys if key not in decayed],
+    }
     size = max(sum(int(np.prod(shapes[k])) for k in group) for group in groups.values())
     length = max(_MIN_LENGTH, 1 << max(size - 1, 0).bit_length())
     t = int(state.get("t", 0)) + 1
     kind, flags = _structure(optimizer)
-    h = {name: np.float64(value) for name, value in optimizer.hyperparameters().items()
-         if not isinstance(value, bool)}  # fmt: skip
-    slots = {slot: _flatten(state[slot], groups, length) for slot in optimizer.SLOTS}
+    h = {name: np.float64(value) for name, value in _numbers(optimizer).items()}
+    slots = {slot: _flatten(state[slot], groups, length) for slot in _SLOTS[kind]}
     new_params, new_slots = jax.device_get(
         _flat_step(
             kind, flags, h, np.int32(t),
             _flatten(grads, groups, length), slots, _flatten(params, groups, length),
         )
     )  # fmt: skip
-    unflat_slots = {slot: _unflatten(new_slots[slot], groups, shapes) for slot in optimizer.SLOTS}
+    unflat_slots = {slot: _unflatten(new_slots[slot], groups, shapes) for slot in _SLOTS[kind]}
     return _ours(optimizer, t, _unflatten(new_params, groups, shapes), unflat_slots)
 
 
@@ -309,6 +388,6 @@ class OptaxOptimizer:
         new_params, new_state = oracle_step(self.optimizer, grads, state, params)
         dtypes = {key: np.asarray(value).dtype for key, value in params.items()}
         new_params = {key: value.astype(dtypes[key]) for key, value in new_params.items()}
-        for slot in self.optimizer.SLOTS:
+        for slot in _SLOTS[_declared(self.optimizer)[0]]:
             new_state[slot] = {k: v.astype(dtypes[k]) for k, v in new_state[slot].items()}
         return new_params, new_state
