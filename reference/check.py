@@ -383,6 +383,69 @@ class Mismatch(AssertionError):  # noqa: N818  (it is an assertion, not an error
         return h.page(*parts)
 
 
+class CataloguedMismatch(Mismatch):
+    """A ``Mismatch`` of a check whose diagnosis is a catalogue of bug
+    formulas (``check_per_example``, ``check_dp_step``): ``.values`` what the
+    user's function returned on the minimal case, ``.bugs`` the catalogued
+    bugs they match, best first (``.bug`` the first's name), each with a
+    ``name`` and a ``formula``.  A subclass names its ``catalogue`` and says
+    how its verdict line and its cases read."""
+
+    raised_on = "function raised on the minimal case:"
+    catalogue = ""  # "per-example", "DP-SGD": what the "none matches" line says
+
+    def __init__(
+        self,
+        comparison: Any,
+        case: Any,
+        *,
+        verdict: str = "wrong",
+        details: Sequence[str] = (),
+        typical: tuple[Any, Any] | None = None,
+        user_traceback: str = "",
+        output: Output = NO_OUTPUT,
+        others: Sequence[str] = (),
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.comparison, self.case, self.verdict = comparison, case, verdict
+        self.details, self.typical, self.traceback = list(details), typical, user_traceback
+        self.output, self.others = output, tuple(others)
+        self.values = dict(values or {})
+        self.bugs: tuple[Any, ...] = ()
+        # What the function returned on the typical case (set by the check).
+        self.typical_values: dict[str, Any] = {}
+        self.function = "function"
+        super().__init__(self._verdict_line())
+
+    @property
+    def bug(self) -> str | None:
+        """The name of the catalogued bug the values match best (None: none)."""
+        return self.bugs[0].name if self.bugs else None
+
+    def _verdict_line(self) -> str:
+        raise NotImplementedError
+
+    def _bug_lines(self) -> list[str]:
+        if self.comparison is None:
+            return []
+        if not self.bugs:
+            return [f"likely bug: none of the catalogued {self.catalogue} bugs matches"]
+        first, *rest = self.bugs
+        lines = [f"likely bug: {first.name}: your values match {first.formula}"]
+        if rest:
+            lines.append(f"  (also consistent with: {', '.join(b.name for b in rest)})")
+        return lines
+
+    def _explanation(self) -> list[str]:
+        return self._bug_lines() + self.details
+
+    def _likely_bug(self) -> list[str]:
+        return [f"{bug.name}: your values match {bug.formula}" for bug in self.bugs[:1]]
+
+    def _html_explanation(self) -> list[str]:
+        return self.details
+
+
 class GradientMismatch(Mismatch):
     """A user's backprop disagrees with the oracle (or raised, timed out, or
     ended its process).

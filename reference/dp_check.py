@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +75,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp_reference.check import (
+    CataloguedMismatch,
     CheckReport,
-    Mismatch,
     batch_span,
     nonfinite,
     not_loaded,
@@ -98,7 +98,6 @@ from manual_bp_reference.compare import Comparison, compare_variable
 from manual_bp_reference.conventions import describe_value
 from manual_bp_reference.isolation import (
     NO_OUTPUT,
-    Output,
     UserCodeError,
     UserCodeLoadError,
     UserCodeStopped,
@@ -454,41 +453,15 @@ class DPStepReport(CheckReport):
         return "\n".join(lines)
 
 
-class DPStepMismatch(Mismatch):
+class DPStepMismatch(CataloguedMismatch):
     """A user's DP step disagrees with the oracle (or raised, timed out, or
     ended its process): ``.comparison`` and ``.case`` (a ``DPCase``) the
     minimal failing case, ``.values`` what the function returned on it,
     ``.bugs`` the catalogued bugs it matches, best first (``.bug`` the
     first's name); the rest as ``manual_bp_reference.check.Mismatch``."""
 
-    raised_on = "function raised on the minimal case:"
-
-    def __init__(
-        self,
-        comparison: Comparison | None,
-        case: DPCase | None,
-        *,
-        verdict: str = "wrong",
-        details: Sequence[str] = (),
-        typical: tuple[Comparison | None, DPCase] | None = None,
-        user_traceback: str = "",
-        output: Output = NO_OUTPUT,
-        others: Sequence[str] = (),
-        values: Mapping[str, Array] | None = None,
-    ) -> None:
-        self.comparison, self.case, self.verdict = comparison, case, verdict
-        self.details, self.typical, self.traceback = list(details), typical, user_traceback
-        self.output, self.others = output, tuple(others)
-        self.values = dict(values or {})
-        self.bugs: tuple[DPBug, ...] = ()
-        self.typical_values: dict[str, Array] = {}
-        self.function = "function"
-        super().__init__(self._verdict_line())
-
-    @property
-    def bug(self) -> str | None:
-        """The name of the catalogued bug the values match best (None: none)."""
-        return self.bugs[0].name if self.bugs else None
+    catalogue = "DP-SGD"
+    bugs: tuple[DPBug, ...]
 
     def _verdict_line(self) -> str:
         suffix = " (DP-SGD step)" if self.comparison is not None else ""
@@ -499,26 +472,6 @@ class DPStepMismatch(Mismatch):
 
     def _larger_case(self, case: Any) -> str:
         return f"{self._another(case)} failing case ({self._describe(case)}):"
-
-    def _bug_lines(self) -> list[str]:
-        if self.comparison is None:
-            return []
-        if not self.bugs:
-            return ["likely bug: none of the catalogued DP-SGD bugs matches"]
-        first, *rest = self.bugs
-        lines = [f"likely bug: {first.name}: your values match {first.formula}"]
-        if rest:
-            lines.append(f"  (also consistent with: {', '.join(b.name for b in rest)})")
-        return lines
-
-    def _explanation(self) -> list[str]:
-        return self._bug_lines() + self.details
-
-    def _likely_bug(self) -> list[str]:
-        return [f"{bug.name}: your values match {bug.formula}" for bug in self.bugs[:1]]
-
-    def _html_explanation(self) -> list[str]:
-        return self.details
 
     def _as_the_user_calls_it(self) -> list[str]:
         if self.case is None:

@@ -87,7 +87,7 @@ bugs, ``l2 = 0`` for the decay's) is not named.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -99,7 +99,12 @@ from hypothesis import strategies as st
 from manual_bp.architecture import param_shapes
 from manual_bp.net import Net
 from manual_bp_reference.cases import Case
-from manual_bp_reference.check import CheckReport, Mismatch, nonfinite, not_loaded
+from manual_bp_reference.check import (
+    CataloguedMismatch,
+    CheckReport,
+    nonfinite,
+    not_loaded,
+)
 from manual_bp_reference.check_run import (
     check_function,
     check_settings,
@@ -113,7 +118,6 @@ from manual_bp_reference.compare import Comparison, compare_variable, with_objec
 from manual_bp_reference.conventions import describe_value
 from manual_bp_reference.isolation import (
     NO_OUTPUT,
-    Output,
     UserCodeError,
     UserCodeLoadError,
     UserCodeStopped,
@@ -644,7 +648,7 @@ class PerExampleReport(CheckReport):
         return "\n".join(lines)
 
 
-class PerExampleMismatch(Mismatch):
+class PerExampleMismatch(CataloguedMismatch):
     """A user's per-example gradients or norms disagree with the oracle (or the
     function raised, timed out, or ended its process).
 
@@ -656,62 +660,19 @@ class PerExampleMismatch(Mismatch):
     catalogued bugs it matches, best first: ``.bug`` names the first).
     """
 
-    raised_on = "function raised on the minimal case:"
+    catalogue = "per-example"
+    bugs: tuple[PerExampleBug, ...]
 
-    def __init__(
-        self,
-        comparison: Comparison | None,
-        case: Case | None,
-        *,
-        quantity: str = "gradients",
-        verdict: str = "wrong",
-        details: Sequence[str] = (),
-        typical: tuple[Comparison | None, Case] | None = None,
-        user_traceback: str = "",
-        output: Output = NO_OUTPUT,
-        others: Sequence[str] = (),
-        values: Mapping[str, Array] | None = None,
-    ) -> None:
-        self.comparison, self.case, self.verdict = comparison, case, verdict
-        self.details, self.typical, self.traceback = list(details), typical, user_traceback
-        self.output, self.others = output, tuple(others)
-        self.quantity, self.values = quantity, dict(values or {})
-        self.bugs: tuple[PerExampleBug, ...] = ()
-        # What the function returned on the typical case (set by the check).
-        self.typical_values: dict[str, Array] = {}
-        self.function = "function"
-        super().__init__(self._verdict_line())
-
-    @property
-    def bug(self) -> str | None:
-        """The name of the catalogued bug the values match best (None: none)."""
-        return self.bugs[0].name if self.bugs else None
+    def __init__(self, comparison: Comparison | None, case: Case | None, *,
+                 quantity: str = "gradients", **rest: Any) -> None:  # fmt: skip
+        self.quantity = quantity  # the verdict line reads it
+        super().__init__(comparison, case, **rest)
 
     def _verdict_line(self) -> str:
         what = f"per-example {self.quantity}"
         return f"verdict: {self.verdict} ({what})" if self.comparison is not None else (
             f"verdict: {self.verdict}"
         )  # fmt: skip
-
-    def _bug_lines(self) -> list[str]:
-        if self.comparison is None:
-            return []
-        if not self.bugs:
-            return ["likely bug: none of the catalogued per-example bugs matches"]
-        first, *rest = self.bugs
-        lines = [f"likely bug: {first.name}: your values match {first.formula}"]
-        if rest:
-            lines.append(f"  (also consistent with: {', '.join(b.name for b in rest)})")
-        return lines
-
-    def _explanation(self) -> list[str]:
-        return self._bug_lines() + self.details
-
-    def _likely_bug(self) -> list[str]:
-        return [f"{bug.name}: your values match {bug.formula}" for bug in self.bugs[:1]]
-
-    def _html_explanation(self) -> list[str]:
-        return self.details
 
     def _as_the_user_calls_it(self) -> list[str]:
         if self.case is None:
