@@ -143,7 +143,14 @@ def test_clipped_mean_matches_the_reference_and_is_sigma_zero(case):
 
 
 @examples(0.3)
-@given(per_example_cases(), st.sampled_from((SGD(0.1), Momentum(0.05), Adam(0.01))))
+# Built per example, not at import: a mutant that makes a constructor raise must fail
+# this test, not its collection (docs/testing.md, "mutmut").
+@given(
+    per_example_cases(),
+    st.sampled_from((lambda: SGD(0.1), lambda: Momentum(0.05), lambda: Adam(0.01))).map(
+        lambda make: make()
+    ),
+)
 def test_update_is_the_wrapped_optimizer_on_the_private_gradient(case, optimizer):
     per_example, params, clip, sigma, seed = case
     dp = DPSGD(clip, sigma, optimizer)

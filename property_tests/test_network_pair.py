@@ -194,12 +194,13 @@ def backward_propagation_with_regularization(X, Y, cache, lambd):
     return {"dZ2": dZ2, "dW2": dW2, "db2": db2, "dA1": dA1, "dZ1": dZ1, "dW1": dW1, "db1": db1}
 
 
-DROPPED = Net(2, [Dense(5, "relu", dropout=0.14), Dense(3, "relu", dropout=0.14),
-                  Dense(1, "sigmoid")], "binary_cross_entropy")  # fmt: skip
+def dropped() -> Net:  # built when a test runs, not at import (docs/testing.md, "mutmut")
+    return Net(2, [Dense(5, "relu", dropout=0.14), Dense(3, "relu", dropout=0.14),
+                   Dense(1, "sigmoid")], "binary_cross_entropy")  # fmt: skip
 
 
 def test_the_course_dropout_pair_passes_with_its_own_masks():
-    report = check_gradients(backward_propagation_with_dropout, DROPPED,
+    report = check_gradients(backward_propagation_with_dropout, dropped(),
                              forward=forward_propagation_with_dropout, conventions=COURSE,
                              settings=FEW)  # fmt: skip
     assert report.examples == 25
@@ -208,7 +209,7 @@ def test_the_course_dropout_pair_passes_with_its_own_masks():
 
 def test_a_backward_that_forgets_keep_prob_is_wrong():
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(backward_no_keep_scaling, DROPPED,
+        check_gradients(backward_no_keep_scaling, dropped(),
                         forward=forward_propagation_with_dropout, conventions=COURSE)  # fmt: skip
     assert raised.value.verdict == "wrong"
     # The pasteable case calls the user's two functions as the check did.
@@ -269,7 +270,7 @@ def test_dropout_without_masks_in_the_cache_says_so():
         return {"dW1": 0}
 
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(backward, DROPPED, forward=forward, conventions=COURSE)
+        check_gradients(backward, dropped(), forward=forward, conventions=COURSE)
     assert "dropout: no mask of layer 1 (5 x m), 2 (3 x m) in the forward's cache" in str(
         raised.value
     )
@@ -337,7 +338,7 @@ def test_only_the_declared_layers_drop_and_a_missing_mask_is_not_a_missing_gradi
         return A3, (*cache[:6], cache[7], *cache[7:])  # D2 replaced by A2: no mask
 
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(backward_propagation_with_dropout, DROPPED, forward=forward,
+        check_gradients(backward_propagation_with_dropout, dropped(), forward=forward,
                         conventions=COURSE)  # fmt: skip
     text = str(raised.value)
     assert "dropout: no mask of layer 2 (3 x m)" in text
@@ -347,7 +348,7 @@ def test_only_the_declared_layers_drop_and_a_missing_mask_is_not_a_missing_gradi
 def test_the_dropout_bugs_of_a_backward_are_named():
     """Its 1/keep_prob forgotten (from a batch-size-1 probe, where dB = dZ)."""
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(backward_no_keep_scaling, DROPPED,
+        check_gradients(backward_no_keep_scaling, dropped(),
                         forward=forward_propagation_with_dropout, conventions=COURSE)  # fmt: skip
     diagnosis = raised.value.comparison.diagnosis
     assert diagnosis.bug_class == "dropout: 1/keep_prob missing", diagnosis
@@ -395,7 +396,7 @@ def test_a_backward_that_swaps_keep_and_drop_is_named():
     namespace = dict(globals())
     exec(swapped, namespace)  # the course's code with the one line changed
     with pytest.raises(GradientMismatch) as raised:
-        check_gradients(namespace["swapped_backward"], DROPPED,
+        check_gradients(namespace["swapped_backward"], dropped(),
                         forward=forward_propagation_with_dropout, settings=FEW)  # fmt: skip
     diagnosis = raised.value.comparison.diagnosis
     assert (diagnosis.bug_class, diagnosis.key) == ("dropout: keep and drop swapped", "Z2")
