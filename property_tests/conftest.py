@@ -57,3 +57,20 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _under_a_mutant() and _collection_failed and exitstatus == pytest.ExitCode.INTERRUPTED:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under mutmut's stats run, processes the tests start (the isolation's
+    children, the CLI run as a command) run the unmutated code.
+
+    mutmut marks the run with ``MUTANT_UNDER_TEST=stats`` in the environment
+    *and* in this process (``set_mutant_under_test``).  A child inherits the
+    variable, and the mutated package it imports then reads mutmut's
+    configuration from the child's working directory at its first call: a
+    child started in a test's temporary folder has none and exits with
+    ``FileNotFoundError`` ("Could not figure out where the code to mutate
+    is"), so the stats run failed.  What a child calls is not recorded anyway
+    (another process), and this process keeps its own copy of the mark.
+    """
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        del os.environ["MUTANT_UNDER_TEST"]
