@@ -15,6 +15,24 @@ shape ``(m, n1, n0)``, ``B1`` of shape ``(m, n1, 1)``) and, for
 ``quantity="norms"``, an ``(m,)`` array of ``||g_i||`` over every parameter
 together (weights and biases of every layer).
 
+``conventions=`` (``manual_bp_reference.conventions.Conventions``, as for
+``check_gradients``) declares another layout: with cs231n's
+``Conventions(layout="rows", names="W1/b1")`` the function takes ``X``
+``(m, n0)``, ``W1`` ``(n0, n1)``, a flat ``b1`` ``(n1,)`` and returns ``W1``
+of shape ``(m, n0, n1)`` and ``b1`` of shape ``(m, n1)``; the course's
+``dW1``, ``db1`` keys are read as ``W1``, ``b1`` (as ``check_gradients``
+reads them), and the targets, the container (a list, Nielsen's ``(nabla_b,
+nabla_w)``) and the L2 term (``l2``, ``l2_divided_by_m``: the decay in each
+example's loss is ``l2_for(m)``) are the conventions'.  The norms are the
+same in every layout, but the function still takes ``params``, ``X``, ``Y``
+in its own.  Conventions are declared, never inferred (``"auto"`` is
+refused: ``manual_bp_reference.inference`` probes a batch backprop, and
+with square weights a per-example gradient transposed by a bug would read as
+the other layout), and ``reduction="sum"`` and ``per_sample`` are
+refused: each example's gradient is its own, with no batch reduction, and
+the function takes the whole batch.  A mismatch's tables, names, shapes and
+pasteable call are the user's.
+
 The oracle (``per_example_oracle``) is ``jax.vmap(jax.grad(l_i))`` of
 manual_bp's own ``forward_xp`` over ``jax.numpy``, in float64: per network
 (``manual_bp_reference.oracle``'s ``_value_and_grads`` of one column, mapped
@@ -102,6 +120,7 @@ from manual_bp_reference.cases import Case
 from manual_bp_reference.check import (
     CataloguedMismatch,
     CheckReport,
+    convention_hints,
     nonfinite,
     not_loaded,
 )
@@ -114,8 +133,19 @@ from manual_bp_reference.check_run import (
     run_until_failure,
     seeded,
 )
-from manual_bp_reference.compare import Comparison, compare_variable, with_objective
-from manual_bp_reference.conventions import describe_value
+from manual_bp_reference.compare import (
+    Comparison,
+    VariableComparison,
+    compare_variable,
+    with_objective,
+)
+from manual_bp_reference.conventions import (
+    Conventions,
+    GradsTypeError,
+    _gradient_names,
+    describe_value,
+)
+from manual_bp_reference.inference import as_auto
 from manual_bp_reference.isolation import (
     NO_OUTPUT,
     UserCodeError,
@@ -354,37 +384,41 @@ def compare_per_example(
     *,
     quantity: str = "gradients",
     oracle: PerExampleOracle | None = None,
+    conventions: Conventions | None = None,
 ) -> PerExampleRun:
     """Compare what a user's ``function(params, X, Y)`` returned on ``case``
     with the oracle's per-example ``quantity``, entry by entry.
 
     ``returned``: a dict ``{"W1": (m, n1, n0), "B1": (m, n1, 1), ...}``
-    (``"gradients"``) or an ``(m,)`` array (``"norms"``).  Float arrays of
-    another dtype than the case's are judged in the case's dtype, with a note.
+    (``"gradients"``; in ``conventions``' layout, names, bias shape and
+    container when given: ``read_per_example``) or an ``(m,)`` array
+    (``"norms"``).  Float arrays of another dtype than the case's are judged
+    in the case's dtype, with a note.
     """
     quantity = _check_quantity(quantity)
     if oracle is None:
         oracle = per_example_oracle(case)
+    conventions = conventions or Conventions()
     dtype = np.dtype(case.dtype)
     notes: set[str] = set()
     details: list[str] = []
     values: dict[str, Array] = {}
+    problems: dict[str, str] = {}
     if quantity == "gradients":
         expected = {key: oracle.grads[key] for key in oracle.grads}
         bounds = oracle.tolerances
-        if isinstance(returned, Mapping):
-            for key in expected:
-                if key in returned:
-                    values[key] = _as_float(returned[key], key, dtype, notes)
-            extra = sorted(str(key) for key in returned if key not in expected)
+        try:
+            read, problems, extra, read_notes = read_per_example(returned, case, conventions)
+        except GradsTypeError as error:
+            details.append(str(error))
+            problems = {key: "not returned" for key in expected}
+        else:
+            notes.update(read_notes)
+            for key, value in read.items():
+                values[key] = _as_float(value, conventions.user_key(key), dtype, notes)
             if extra:
                 notes.add(f"keys returned that are no parameter's, not checked: {extra}")
-        else:
-            shapes = ", ".join(f"{key}: {(case.m, *case.params[key].shape)}" for key in expected)
-            details.append(
-                f"function returned {describe_value(returned)}; expected a dict of per-example "
-                f"gradients ({shapes})"
-            )
+            details += _layout_hint(problems, case, conventions)
     else:
         expected = {NORMS: oracle.norms}
         bounds = {NORMS: oracle.norm_tolerances}
@@ -399,6 +433,11 @@ def compare_per_example(
         key: compare_variable(key, values.get(key), expected[key], bounds[key], dtype)
         for key in expected
     }
+    for key, problem in problems.items():
+        shape = variables[key].shape if not problem.startswith("shape") else ()
+        variables[key] = VariableComparison(
+            key, shape, "-", np.inf, np.inf, 0, (), np.nan, np.nan, np.nan, problem
+        )
     broken = nonfinite(values)
     if broken:
         where = "; ".join(f"{k}: {n} entries, first at {i}" for k, (n, i) in broken.items())
@@ -408,6 +447,107 @@ def compare_per_example(
         variables, loss, loss, 0.0, oracle.unit, loss_compared=False
     )  # fmt: skip
     return PerExampleRun(comparison, details, notes, values, oracle)
+
+
+def read_per_example(
+    returned: object, case: Case, conventions: Conventions
+) -> tuple[dict[str, Array], dict[str, str], list[str], list[str]]:
+    """A user's per-example gradients in our convention: ``(values, problems,
+    extra, notes)``, as ``Conventions.from_user`` reads a batch gradient but
+    with the leading example axis: ``values[key]`` ``(m, *shape)`` in our
+    layout, ``problems[key]`` why one cannot be compared (missing, a shape,
+    in the user's names and shapes), ``extra`` the user's keys that are no
+    parameter's, ``notes`` how the value was read (``dW1`` keys).  Raises
+    ``GradsTypeError`` for what is no container of gradients at all."""
+    m, keys = case.m, list(param_shapes(case.layer_sizes))
+    notes: list[str] = []
+    extra: list[str] = []
+    if conventions.container in ("list", "nabla"):
+        items = conventions._from_nabla(returned, case.depth) if (
+            conventions.container == "nabla"
+        ) else returned  # fmt: skip
+        if isinstance(items, Mapping) or not isinstance(items, list | tuple):
+            names = [conventions.user_key(key) for key in keys]
+            raise GradsTypeError(
+                f"function returned {describe_value(returned)}; container="
+                f"{conventions.container!r} expects a list of per-example gradients in the "
+                f"order {names}"
+            )
+        extra = [f"item {i}" for i in range(len(keys), len(items))]
+        named = dict(zip(keys, items, strict=False))
+        wanted = {key: f"item {i}" for i, key in enumerate(keys)}
+    else:
+        if not isinstance(returned, Mapping):
+            shapes = ", ".join(
+                f"{conventions.user_key(key)}: "
+                f"{(m, *conventions.expected_user_shape(key, case.params[key].shape))}"
+                for key in keys
+            )
+            raise GradsTypeError(
+                f"function returned {describe_value(returned)}; expected a dict of per-example "
+                f"gradients ({shapes})"
+            )
+        wanted = {key: conventions.user_key(key) for key in keys}
+        renamed = _gradient_names(wanted, keys, returned)
+        if renamed:
+            wanted.update(renamed)
+            read = [f"{name!r} for {conventions.user_key(key)}" for key, name in renamed.items()]
+            notes.append(f"gradients read from {', '.join(read)}")
+        named = {key: returned[name] for key, name in wanted.items() if name in returned}
+        known = set(wanted.values())
+        extra = sorted(str(key) for key in returned if key not in known)
+    values: dict[str, Array] = {}
+    problems: dict[str, str] = {}
+    for key in keys:
+        if key not in named:
+            problems[key] = f"missing from the returned gradients (expected {wanted[key]!r})"
+            continue
+        converted = _from_user_array(key, named[key], case, conventions)
+        if isinstance(converted, str):
+            problems[key] = converted
+        else:
+            values[key] = converted
+    return values, problems, extra, notes
+
+
+def _from_user_array(key: str, value: object, case: Case, conventions: Conventions) -> Array | str:
+    """One per-example gradient ``(m, *user_shape)`` in our layout ``(m,
+    *shape)``, or the problem: the declared shape is the one (a bias in
+    another shape is named, not read)."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:  # a ragged list: say what it was
+        return f"not an array: {type(value).__name__} ({error})"
+    m, shape = case.m, tuple(case.params[key].shape)
+    declared = (m, *conventions.expected_user_shape(key, shape))
+    if array.shape != declared:
+        return f"shape {array.shape}, expected {declared}"
+    if key[0] == "B":
+        return array.reshape((m, *shape))
+    return np.swapaxes(array, 1, 2) if conventions.layout == "rows" else array
+
+
+def _layout_hint(problems: Mapping[str, str], case: Case, conventions: Conventions) -> list[str]:
+    """A line naming the other layout when every weight's wrong shape is that
+    layout's per-example shape (none when a weight is square)."""
+    flipped = "rows" if conventions.layout == "columns" else "columns"
+    other = Conventions(layout=flipped)
+    weights = [key for key in case.params if key[0] == "W"]
+    m = case.m
+    for key in weights:
+        shape = tuple(case.params[key].shape)
+        wanted = f"shape {(m, *other.expected_user_shape(key, shape))},"
+        if shape[0] == shape[1] or not problems.get(key, "").startswith(wanted):
+            return []
+    shape = tuple(case.params["W1"].shape)
+    name = conventions.user_key("W1")
+    return [
+        f"your per-example weight gradients have the shapes of samples as {flipped} ({name} "
+        f"{(m, *other.expected_user_shape('W1', shape))}) where layout={conventions.layout!r} "
+        f"declares {(m, *conventions.expected_user_shape('W1', shape))}: transpose each "
+        f"example's gradient, or, if your code takes samples as {flipped}, declare "
+        f"layout={flipped!r} (--layout {flipped})"
+    ]
 
 
 def _as_float(value: object, key: str, dtype: np.dtype, notes: set[str]) -> Any:
@@ -656,8 +796,10 @@ class PerExampleMismatch(CataloguedMismatch):
     ``.case`` the minimal failing case (each example's entries in the
     comparison's ``(m, ...)`` arrays), ``.typical``, ``.verdict``,
     ``.traceback``, ``.output``, ``.others``; and ``.quantity``, ``.values``
-    (what the function returned on the case, as read), ``.bugs`` (the
-    catalogued bugs it matches, best first: ``.bug`` names the first).
+    (what the function returned on the case, as read, in our layout),
+    ``.bugs`` (the catalogued bugs it matches, best first: ``.bug`` names the
+    first), ``.conventions`` (the declared ``Conventions``: the tables and
+    the pasteable call are in them).
     """
 
     catalogue = "per-example"
@@ -666,6 +808,7 @@ class PerExampleMismatch(CataloguedMismatch):
     def __init__(self, comparison: Comparison | None, case: Case | None, *,
                  quantity: str = "gradients", **rest: Any) -> None:  # fmt: skip
         self.quantity = quantity  # the verdict line reads it
+        self.conventions: Conventions | None = None  # set by check_per_example
         super().__init__(comparison, case, **rest)
 
     def _verdict_line(self) -> str:
@@ -674,11 +817,35 @@ class PerExampleMismatch(CataloguedMismatch):
             f"verdict: {self.verdict}"
         )  # fmt: skip
 
+    def _view(self) -> Any:
+        """Names, shapes and indices as the user's code has them (the leading
+        example axis kept), where the conventions differ from ours."""
+        conventions = self.conventions
+        if conventions is None or not conventions.reshapes() or self.quantity == NORMS:
+            return None
+
+        def view(key: str, shape: tuple[int, ...], index: tuple[int, ...] | None) -> tuple[
+            str, tuple[int, ...], tuple[int, ...] | None
+        ]:  # fmt: skip
+            if not shape:  # a problem, not an array: its name only
+                return conventions.view(key, shape, None)[0], shape, index
+            inner = None if index is None else tuple(index[1:])
+            name, user_shape, at = conventions.view(key, tuple(shape[1:]), inner)
+            where = None if index is None or at is None else (index[0], *at)
+            return name, (shape[0], *user_shape), where
+
+        return view
+
     def _as_the_user_calls_it(self) -> list[str]:
         if self.case is None:
             return []
-        return ["your function's call on it:",
-                f"{self.function}(dict(case.params), case.X, case.Y)"]  # fmt: skip
+        if self.conventions is None or self.conventions == Conventions():
+            return ["your function's call on it:",
+                    f"{self.function}(dict(case.params), case.X, case.Y)"]  # fmt: skip
+        result = "per_example" if self.quantity == "gradients" else "norms"
+        call = f"{result} = {self.function}(params, X, Y)"
+        pasteable = self.conventions.pasteable(self.case, function=self.function, call=call)
+        return ["in your conventions (paste it next to your function):", pasteable]
 
     def diagnosed(self) -> PerExampleMismatch:
         """The same mismatch with the catalogued bugs its values match on the
@@ -720,6 +887,40 @@ def _check_plain(net: object, name: str = "net") -> Net:
     return net
 
 
+def _check_conventions(conventions: object, net: Net) -> Conventions:
+    """The declared ``Conventions`` (None: ours), refusing what has no
+    per-example meaning: ``"auto"``, ``reduction="sum"``, ``per_sample``, and
+    a decay given both in the Net and in the conventions."""
+    if conventions is None:
+        return Conventions()
+    if isinstance(conventions, str) or as_auto(conventions) is not None:
+        raise ValueError(
+            f"conventions: check_per_example does not infer conventions (got {conventions!r}): "
+            "declare yours, e.g. Conventions(layout='rows', names='W1/b1') for cs231n-style "
+            "code (rows as samples, W1 (n0, n1), flat b1); the default, None, is ours "
+            "(columns, W1/B1, column biases)"
+        )
+    if not isinstance(conventions, Conventions):
+        raise TypeError(f"conventions: expected a Conventions or None, got {conventions!r}")
+    if conventions.per_sample:
+        raise ValueError(
+            "per_sample: check_per_example's function takes the whole batch and returns every "
+            "example's gradient; one sample at a time is check_gradients' convention"
+        )
+    if conventions.reduction != "mean":
+        raise ValueError(
+            f"reduction: each example's gradient is its own, with no reduction over the batch "
+            f"(got {conventions.reduction!r}); leave it 'mean'"
+        )
+    if conventions.l2 and net.l2:
+        raise ValueError(
+            f"l2: the Net says l2={net.l2!r} and the conventions l2={conventions.l2!r}; "
+            "give the decay in one of them"
+        )
+    conventions.check_targets(net.loss, net.layer_sizes[-1])
+    return conventions
+
+
 def _resolved(settings: object) -> Any:
     """``settings`` with ``check_gradients``' defaults (the same draws);
     ``stability_check`` is not used here, and an error names this check."""
@@ -756,6 +957,7 @@ def check_per_example(
     net: Net,
     *,
     quantity: str = "gradients",
+    conventions: Conventions | None = None,
     settings: Settings | None = None,
 ) -> PerExampleReport:
     """Property-check ``function(params, X, Y)``'s per-example gradients
@@ -770,6 +972,11 @@ def check_per_example(
     (``l_i = loss of column i + l2/2 sum ||Wl||^2``).  ``settings``: as for
     ``check_gradients`` (examples, dtype, batch, bounds, kinks, shrinking,
     seed, timeout, isolation); ``stability_check`` is not used.
+    ``conventions``: how the function lays out its arrays, a
+    ``manual_bp_reference.conventions.Conventions`` as for
+    ``check_gradients`` (layout, names, bias shape, container, targets, L2;
+    default None: ours); never inferred (``"auto"`` is refused), and
+    ``reduction="sum"`` and ``per_sample`` are refused (the module's notes).
 
     Returns a ``PerExampleReport`` on a pass; raises ``PerExampleMismatch``
     on the minimal failing case, naming the catalogued bug (``BUGS``) the
@@ -778,12 +985,14 @@ def check_per_example(
     source = check_function(function, "function", "(params, X, Y) -> per-example values")
     net = _check_plain(net)
     quantity = _check_quantity(quantity)
+    declared = _check_conventions(conventions, net)
     chosen = _resolved(settings)
     seed, limits = chosen.seed, chosen.isolation
     plain = net.with_l2(0.0)
     strategy = networks(
         net=st.just(plain), dtypes=(chosen.dtype,), max_batch=chosen.max_batch,
         param_bound=chosen.param_bound, input_bound=chosen.input_bound,
+        hard_targets=declared.targets != "soft",
     )  # fmt: skip
     report = PerExampleReport(quantity=quantity, seed=seed, isolation=limits.describe())
     with one_network(), quiet_storage():
@@ -795,13 +1004,16 @@ def check_per_example(
             ).with_context(seed=seed, isolation=limits.describe()) from None
         with sandbox:
             user = sandbox.function("function", ("params", "X", "Y"))
-            mismatch = _run(user, strategy, net, quantity, chosen, report)
+            mismatch = _run(user, strategy, (net, declared), quantity, chosen, report)
             if mismatch is not None:
                 mismatch.function = _function_name(source)
+                mismatch.conventions = declared
                 raise mismatch.with_context(
                     notes=sandbox.notes(), seed=seed, isolation=limits.describe()
                 ) from None
             report.notes |= set(sandbox.notes())
+            report.names = {key: declared.user_key(key) for key in report.worst
+                            if declared.user_key(key) != key}  # fmt: skip
             report.output = sandbox.first_output()
     return report
 
@@ -809,13 +1021,15 @@ def check_per_example(
 def _run(
     user: UserFunction,
     strategy: st.SearchStrategy[Case],
-    net: Net,
+    declared: tuple[Net, Conventions],
     quantity: str,
     chosen: Any,
     report: PerExampleReport,
 ) -> PerExampleMismatch | None:
-    """The Hypothesis property over ``strategy``'s cases; the diagnosed
-    mismatch of the minimal failing case, or None on a pass."""
+    """The Hypothesis property over ``strategy``'s cases (the Net and the
+    user's conventions ``declared``); the diagnosed mismatch of the minimal
+    failing case, or None on a pass."""
+    net, conventions = declared
     first_failure: list[tuple[Comparison | None, Case]] = []
     first_values: list[dict[str, Array]] = []
     bar = progress(chosen.max_examples, "check_per_example", chosen.progress)
@@ -827,20 +1041,22 @@ def _run(
     def matches_the_oracle(drawn: Case) -> None:
         if chosen.kinks == "avoid":
             drawn = away_from_kinks(drawn)
-        case = Case(net, drawn.params, drawn.X, drawn.Y)  # the decay in every l_i
+        # The decay in every l_i: the Net's, or the conventions' for this m.
+        case = conventions.judged(Case(net, drawn.params, drawn.X, drawn.Y))
         try:
-            returned = user(dict(case.params), np.array(case.X), np.array(case.Y))
+            returned = user(*conventions.to_user(case))
         except UserCodeError as error:
             if not first_failure:
                 first_failure.append((None, case))
             raise PerExampleMismatch(
                 None, case, quantity=quantity, verdict="raised",
                 user_traceback=error.record.traceback, output=error.record.output,
+                details=convention_hints(error.record.exception, conventions, case),
             ) from None  # fmt: skip
         except UserCodeStopped as stopped:
             stopped.context = (quantity, case)
             raise
-        run = compare_per_example(case, returned, quantity=quantity)
+        run = compare_per_example(case, returned, quantity=quantity, conventions=conventions)
         if run.comparison.ok and not run.details:
             report.add(case, run.comparison)
             report.notes |= run.notes

@@ -12,6 +12,14 @@ course writes them (arguments passed by name; ``--dropout`` for a forward
 that drops units, its masks read from its cache).  The user's code runs in a child process
 (``manual_bp_reference.isolation``): ``--timeout`` seconds per call, an optional
 ``--memory-limit``, its output captured; ``--no-isolation`` runs it here.
+``--quantity`` checks a research quantity instead of the batch gradient
+(``QUANTITIES``, one entry each: the check it runs and the options it takes):
+``per_example_gradients`` and ``per_example_norms``
+(``manual_bp_reference.per_example_check.check_per_example``: ``FUNCTION(params,
+X, Y)`` in the declared conventions) and ``dp_sgd``
+(``manual_bp_reference.dp_check.check_dp_step``: ``FUNCTION(per_example,
+noise)`` with ``--clip`` and ``--noise-multiplier``).  An option the chosen
+quantity does not take is refused, naming it: nothing is silently ignored.
 Exit 0 on a pass, 1 on any other verdict (wrong, raised, timed out, ended
 the process, correct maths but unstable numerics), 2 on bad arguments, 130
 on Ctrl-C.  ``--json`` prints the verdict as JSON and nothing else on stdout.
@@ -21,8 +29,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +70,11 @@ examples:
       batch norm, cs231n signatures; a classic bug is named
   manual-bp check layers.py:softmax_loss --layer cross_entropy
       a loss head loss(x, y) -> (loss, dx) with integer labels
+  manual-bp check per_example.py:grads --quantity per_example_gradients \\
+      --layers 3,5,4 --activations relu,softmax --layout rows --names W1/b1 --targets labels
+      each example's gradient, cs231n style: W1 (m, n0, n1), b1 (m, n1)
+  manual-bp check dp.py:step --quantity dp_sgd --clip 1.0 --noise-multiplier 1.1
+      a DP-SGD step(per_example, noise): clipped per-example mean plus noise
 """
 
 
@@ -75,6 +91,10 @@ _FLAGS = {
     "backward": "FUNCTION",
     "forward": "--forward",
     "layer": "--layer",
+    "function": "FUNCTION",
+    "clip": "--clip",
+    "noise_multiplier": "--noise-multiplier",
+    "conventions": "--conventions",
 }
 
 
@@ -127,6 +147,13 @@ def _settings(args: argparse.Namespace, **chosen: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    quantity = QUANTITIES[args.quantity]
+    _refuse_options(args, args.quantity, quantity)
+    return quantity.run(args)
+
+
+def run_gradients(args: argparse.Namespace) -> int:
+    """``--quantity gradients`` (the default): a backprop, or with ``--layer`` a layer."""
     if args.layer is not None:
         return run_layer(args)
     for name, default in NETWORK_DEFAULTS.items():
@@ -276,18 +303,189 @@ def run_layer(args: argparse.Namespace) -> int:
     return _passed(args, report)
 
 
+def run_per_example(args: argparse.Namespace) -> int:
+    """``--quantity per_example_gradients`` / ``per_example_norms``: ``check_per_example``
+    in the declared conventions."""
+    quantity = args.quantity.removeprefix("per_example_")
+    if args.conventions == "auto":
+        raise ValueError(
+            f"--conventions: auto is not available with --quantity {args.quantity}: a "
+            "per-example function's conventions are declared (--layout, --names, ...), never "
+            "inferred (default: declared)"
+        )
+    for name, default in NETWORK_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    net = network_from_arguments(args).net
+    function = _function(args.function, "FUNCTION")
+    conventions = conventions_from_arguments(args)
+    _start_ahead(args)
+    try:  # the flags' own errors before jax is imported
+        settings = _settings(args, param_bound=args.param_bound, input_bound=args.input_bound)
+    except (TypeError, ValueError) as error:
+        raise _as_flag(error) from None
+    check = require("oracle", "manual_bp_reference.per_example_check", "check --quantity")
+    _count_compiles(args)
+    try:
+        report = check.check_per_example(
+            function, net, quantity=quantity, conventions=conventions, settings=settings
+        )
+    except (TypeError, ValueError) as error:
+        raise _as_flag(error) from None
+    except check.PerExampleMismatch as mismatch:
+        return _failed(args, mismatch, _catalogued(args, mismatch))
+    return _passed(args, report, quantity=args.quantity)
+
+
+def run_dp_sgd(args: argparse.Namespace) -> int:
+    """``--quantity dp_sgd``: ``check_dp_step`` with ``--clip`` and ``--noise-multiplier``."""
+    function = _function(args.function, "FUNCTION")
+    _start_ahead(args)
+    try:  # the flags' own errors before jax is imported
+        settings = _settings(args)
+    except (TypeError, ValueError) as error:
+        raise _as_flag(error) from None
+    check = require("oracle", "manual_bp_reference.dp_check", "check --quantity dp_sgd")
+    _count_compiles(args)
+    try:
+        report = check.check_dp_step(
+            function, clip=args.clip, noise_multiplier=args.noise_multiplier, settings=settings
+        )
+    except (TypeError, ValueError) as error:
+        raise _as_flag(error) from None
+    except check.DPStepMismatch as mismatch:
+        return _failed(args, mismatch, _catalogued(args, mismatch))
+    return _passed(args, report, quantity=args.quantity)
+
+
+def _catalogued(args: argparse.Namespace, mismatch: Any) -> dict[str, object]:
+    """The JSON fields of a check diagnosed by a bug catalogue: the bugs matched."""
+    return {"quantity": args.quantity, "bug": mismatch.bug,
+            "bugs": [bug.name for bug in mismatch.bugs]}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One ``--quantity``: the check it runs, the options it takes beyond every
+    check's (``FUNCTION``, ``--dtype``, ``--examples``, ``--seed``, the
+    isolation flags, ``--json``, ``--quiet``), as argument names (``CONVENTIONS``:
+    every convention flag but those in ``without``), those it needs, and its
+    ``--help`` line."""
+
+    run: Callable[[argparse.Namespace], int]
+    options: tuple[str, ...]
+    help: str
+    required: tuple[str, ...] = ()
+    without: tuple[str, ...] = ()
+
+
+# Stands for every convention flag (``Conventions``' fields) in ``Quantity.options``.
+CONVENTIONS = "*conventions"
+_NETWORK = ("layers", "activations", "loss", "param_bound", "input_bound")
+# The conventions a per-example quantity has no use for: each example's gradient is
+# its own (no reduction over the batch), and the function takes the whole batch.
+_NOT_PER_EXAMPLE = ("reduction", "per_sample")
+# What --quantity may check, named as ``manual-bp explain --quantity`` names it:
+# a new quantity is one entry (its check's module imported by its ``run``).
+QUANTITIES: dict[str, Quantity] = {
+    "gradients": Quantity(
+        run_gradients,
+        (*_NETWORK, "conventions", CONVENTIONS, "layer", "forward", "dropout"),
+        "a backprop's batch gradient (or with --layer one layer function's)",
+    ),
+    "per_example_gradients": Quantity(
+        run_per_example,
+        (*_NETWORK, "conventions", CONVENTIONS),
+        "FUNCTION(params, X, Y) -> each example's gradient, {W1: (m, *W1.shape), ...} in "
+        "your layout (not --per-sample, which is one sample at a time for gradients)",
+        without=_NOT_PER_EXAMPLE,
+    ),
+    "per_example_norms": Quantity(
+        run_per_example,
+        (*_NETWORK, "conventions", CONVENTIONS),
+        "FUNCTION(params, X, Y) -> (m,) array of each example's gradient norm",
+        without=_NOT_PER_EXAMPLE,
+    ),
+    "dp_sgd": Quantity(
+        run_dp_sgd,
+        ("clip", "noise_multiplier"),
+        "a DP-SGD step FUNCTION(per_example, noise) -> the clipped mean plus noise, with "
+        "--clip and --noise-multiplier",
+        required=("clip", "noise_multiplier"),
+    ),
+}
+
+
+def _options(quantity: Quantity) -> list[str]:
+    """``quantity.options`` with ``CONVENTIONS`` expanded (``Conventions``' fields)."""
+    from manual_bp_reference.conventions import convention_fields
+
+    names = []
+    for name in quantity.options:
+        if name != CONVENTIONS:
+            names.append(name)
+        else:
+            names += [f.name for f in convention_fields() if f.name not in quantity.without]
+    return names
+
+
+def _refuse_options(args: argparse.Namespace, name: str, quantity: Quantity) -> None:
+    """``ValueError`` naming the first option given that ``quantity`` does not
+    take (every quantity's options default to None), or the first it needs
+    that is missing."""
+    from manual_bp_reference.conventions import convention_fields
+
+    every = dict.fromkeys(
+        [option for each in QUANTITIES.values() for option in _options(each)]
+        + [f.name for f in convention_fields()]
+    )
+    taken = _options(quantity)
+    for option in every:
+        if option not in taken and getattr(args, option, None) is not None:
+            others = [other for other, each in QUANTITIES.items() if option in _options(each)]
+            hint = f", or use --quantity {' or '.join(others)}" if others else ""
+            raise ValueError(f"{_flag(option)}: not an option of --quantity {name} (drop it{hint})")
+    for option in quantity.required:
+        if getattr(args, option, None) is None:
+            raise ValueError(f"{_flag(option)}: required with --quantity {name}")
+
+
+def quantity_name(text: str) -> str:
+    """``--quantity``'s value: one of ``QUANTITIES`` (an argparse ``type``), with
+    a did-you-mean (``per-example-norms``, ``dp-step``)."""
+    if text in QUANTITIES:
+        return text
+    spelled = text.strip().lower().replace("-", "_")
+    short = {"per_example": "per_example_gradients", "norms": "per_example_norms",
+             "dp_step": "dp_sgd", "dpsgd": "dp_sgd", "dp": "dp_sgd"}  # fmt: skip
+    close = [spelled] if spelled in QUANTITIES else [short[spelled]] if spelled in short else (
+        difflib.get_close_matches(spelled, QUANTITIES, n=1)
+    )  # fmt: skip
+    raise argparse.ArgumentTypeError(
+        f"expected one of {', '.join(QUANTITIES)}, got {text!r}"
+        + (f"; did you mean {close[0]}?" if close else "")
+    )
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "check",
         help="property-check your own backprop function",
         description="Check a hand-written backprop(params, X, Y) -> grads on many drawn "
-        "networks of one architecture against jax.grad, in the conventions it uses.",
+        "networks of one architecture against jax.grad, in the conventions it uses; with "
+        "--quantity, per-example gradients or norms, or a DP-SGD step.",
         epilog=EXAMPLES,
         formatter_class=help_formatter,
     )
     parser.add_argument(
         "function", metavar="FUNCTION", help="FILE.py:NAME or MODULE:NAME (required, no default)"
     )
+    parser.add_argument(
+        "--quantity", type=quantity_name, default="gradients", metavar="QUANTITY",
+        help="what FUNCTION computes: "
+        + "; ".join(f"{name}: {each.help}" for name, each in QUANTITIES.items())
+        + " (default: gradients)",
+    )  # fmt: skip
     add_network_arguments(parser)
     parser.add_argument(
         "--dtype", default="float64", choices=["float64", "float32"], help="default: float64"
@@ -332,6 +530,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--seed", type=non_negative_int, default=0,
         help="the seed of the drawn cases: the same seed, the same cases and verdict "
         "(default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--clip", type=float, default=None, metavar="C",
+        help="with --quantity dp_sgd: the clipping norm C > 0 (required there, no default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--noise-multiplier", type=float, default=None, metavar="SIGMA",
+        help="with --quantity dp_sgd: the noise multiplier σ >= 0, the noise's standard "
+        "deviation σ C (required there, no default)",
     )  # fmt: skip
     add_isolation_arguments(parser)
     parser.add_argument(
