@@ -499,3 +499,23 @@ def test_resolve_accepts_the_edges_and_refuses_a_bool():
     assert dropout_step.resolve(0, 3) == (0.0, 0.0, 0.0)
     with pytest.raises(TypeError, match="dropout: expected None, a drop probability"):
         dropout_step.resolve(True, 3)
+
+
+# --- what a disagreeing step is retried with ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("eps", "eps_root", "offered"),
+    [(1e-8, 0.0, True), (0.0, 0.0, False), (0.0, 1e-8, False), (1e-8, 1e-8, False)],
+)
+def test_adam_offers_the_eps_placement_only_for_eps_alone(eps, eps_root, offered):
+    """``optimizer_check`` retries a disagreeing step with eps moved inside the root
+    only when the optimizer has an ``eps`` outside and none inside: with both set,
+    "inside" would silently drop the user's ``eps_root``."""
+    options = Adam(1e-3, eps=eps, eps_root=eps_root).alternatives()
+    assert ("eps_placement" in options) is offered
+    if offered:
+        assert options["eps_placement"] == [
+            ("outside", {}),
+            ("inside", {"eps": 0.0, "eps_root": eps}),
+        ]
