@@ -34,13 +34,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
-from collections import defaultdict
 
 import numpy as np
 
 from benchmarks.environment import print_environment
+from benchmarks.false_alarm_tally import Tally, parser
 from benchmarks.hvp_styles import student_ggn, student_hvp
 from manual_bp.curvature import ggn_vector_product, hessian_vector_product
 from manual_bp_reference.cases import Case
@@ -72,20 +71,11 @@ def draw_case(seed: int, index: int, limits: Limits) -> tuple[HVPCase, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", type=int, default=2500, help="drawn cases (default 2500)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--width", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=8)
-    args = parser.parse_args(argv)
+    args = parser(__doc__.split("\n\n")[0], 2500).parse_args(argv)
     print_environment("Hessian- and GGN-vector products, false alarms")
     limits = Limits(depth=3, width=args.width, batch=args.batch)
-    calls: dict[tuple[str, str], int] = defaultdict(int)
-    alarms: dict[tuple[str, str], list[str]] = defaultdict(list)
-    worst: dict[tuple[str, str], float] = defaultdict(float)
-    # The worst over the cases with no Z within rounding of a kink.
-    clear: dict[tuple[str, str], float] = defaultdict(float)
-    undecided = 0
+    # The worst also over the cases with no Z within rounding of a kink.
+    tally = Tally(kinks=True)
     start = time.perf_counter()
     for index in range(args.cases):
         case, described = draw_case(args.seed, index, limits)
@@ -93,33 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         oracles = {product: hvp_oracle(case, product=product, compiled="bucket")
                    for product in ("hessian", "ggn")}  # fmt: skip
         for name, (product, function) in IMPLEMENTATIONS.items():
-            key = (name, inner.dtype)
             with np.errstate(all="ignore"):
                 returned = function(dict(inner.params), np.array(inner.X), np.array(inner.Y),
                                     dict(case.V), inner.net)  # fmt: skip
             run = compare_hvp(case, returned, product=product, oracle=oracles[product])
-            calls[key] += 1
-            ratio = run.comparison.worst_ratio
-            worst[key] = max(worst[key], ratio)
-            if not oracles[product].bounds.excused:
-                clear[key] = max(clear[key], ratio)
-            undecided += run.comparison.undecided > 0
-            if ratio > 1 or run.details:
-                alarms[key].append(f"{described}: {ratio:.3g} {run.details}")
-    seconds = time.perf_counter() - start
-    total_calls, total_alarms = sum(calls.values()), sum(len(a) for a in alarms.values())
-    for key in sorted(calls):
-        print(
-            f"{key[0]:12} {key[1]:8} {calls[key]:6} calls, {len(alarms[key])} false alarms, "
-            f"worst err/tol {worst[key]:.3g} ({clear[key]:.3g} off the kinks)"
-        )
-        for line in alarms[key][:5]:
-            print(f"    {line}")
-    print(
-        f"total: {args.cases} cases, {total_calls} calls, {total_alarms} false alarms, "
-        f"{undecided} calls with undecided entries, {seconds:.0f} s"
-    )
-    return 1 if total_alarms else 0
+            tally.add((name, inner.dtype), run, described,
+                      excused=oracles[product].bounds.excused)  # fmt: skip
+    return tally.report(args.cases, time.perf_counter() - start, name_width=12)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
-from collections import defaultdict
 
 import numpy as np
 
 from benchmarks.environment import print_environment
+from benchmarks.false_alarm_tally import Tally, parser
 from manual_bp import network
 from manual_bp.per_example import per_example_gradients, per_example_norms
 from manual_bp_reference.cases import Case
@@ -65,18 +64,10 @@ IMPLEMENTATIONS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", type=int, default=10_000, help="drawn cases (default 10000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--width", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=8)
-    args = parser.parse_args(argv)
+    args = parser(__doc__.split("\n\n")[0], 10_000).parse_args(argv)
     print_environment("per-example gradients and norms, false alarms")
     limits = Limits(depth=3, width=args.width, batch=args.batch)
-    calls: dict[tuple[str, str], int] = defaultdict(int)
-    alarms: dict[tuple[str, str], list[str]] = defaultdict(list)
-    worst: dict[tuple[str, str], float] = defaultdict(float)
-    undecided = 0
+    tally = Tally()
     start = time.perf_counter()
     for index in range(args.cases):
         example = draw_example(args.seed, index, limits=limits)
@@ -85,30 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         oracle = per_example_oracle(case, compiled="bucket")
         params, X, Y = dict(case.params), np.array(case.X), np.array(case.Y)
         for name, (quantity, function) in IMPLEMENTATIONS.items():
-            key = (name, case.dtype)
             with np.errstate(all="ignore"):
                 returned = function(params, X, Y, case.net)
             run = compare_per_example(case, returned, quantity=quantity, oracle=oracle)
-            calls[key] += 1
-            ratio = run.comparison.worst_ratio
-            worst[key] = max(worst[key], ratio)
-            undecided += run.comparison.undecided > 0
-            if ratio > 1 or run.details:
-                alarms[key].append(f"{example.describe()} l2={case.l2}: {ratio:.3g} {run.details}")
-    seconds = time.perf_counter() - start
-    total_calls, total_alarms = sum(calls.values()), sum(len(a) for a in alarms.values())
-    for key in sorted(calls):
-        print(
-            f"{key[0]:11} {key[1]:8} {calls[key]:6} calls, {len(alarms[key])} false alarms, "
-            f"worst err/tol {worst[key]:.3g}"
-        )
-        for line in alarms[key][:5]:
-            print(f"    {line}")
-    print(
-        f"total: {args.cases} cases, {total_calls} calls, {total_alarms} false alarms, "
-        f"{undecided} calls with undecided entries, {seconds:.0f} s"
-    )
-    return 1 if total_alarms else 0
+            tally.add((name, case.dtype), run, f"{example.describe()} l2={case.l2}")
+    return tally.report(args.cases, time.perf_counter() - start, name_width=11)
 
 
 if __name__ == "__main__":

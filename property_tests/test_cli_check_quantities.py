@@ -4,9 +4,11 @@ naming the bug, an option the quantity does not take (or one it needs,
 missing) exits 2 naming the flag; ``--json`` prints the verdict and the bug."""
 
 import json
+from pathlib import Path
 
 import pytest
 
+from benchmarks import hvp_styles
 from manual_bp.cli import main
 from manual_bp.cli.check import QUANTITIES
 
@@ -55,6 +57,43 @@ NET = ["--layers", "3,5,4", "--activations", "relu,softmax"]
 ROWS = ["--layout", "rows", "--names", "W1/b1", "--targets", "labels"]
 FEW = ["--examples", "6", "--no-isolation", "--quiet"]
 DP = ["--quantity", "dp_sgd", "--clip", "2.0", "--noise-multiplier", "1.1"]
+
+
+# A student's R-operator (benchmarks/hvp_styles.py, NumPy only) as a user's file:
+# the module's own text, and the functions the check calls by name.
+HVP_CODE = (
+    Path(hvp_styles.__file__).read_text()
+    + """
+
+from types import SimpleNamespace
+
+NET = SimpleNamespace(activations=("tanh", "sigmoid"), loss="binary_cross_entropy", l2=0.1)
+
+
+def hvp(params, X, Y, V):
+    return student_hvp(params, X, Y, V, NET)
+
+
+def ggn(params, X, Y, V):
+    return student_ggn(params, X, Y, V, NET)
+
+
+def no_second(params, X, Y, V):
+    return student_hvp(params, X, Y, V, NET, second=False)
+
+
+def decay_doubled(params, X, Y, V):
+    return student_ggn(params, X, Y, V, NET, decay=2.0)
+"""
+)
+CURVATURE = ["--layers", "3,4,1", "--activations", "tanh,sigmoid", "--l2", "0.1"]
+
+
+@pytest.fixture
+def hvp_file(tmp_path):
+    path = tmp_path / "curvature.py"
+    path.write_text(HVP_CODE)
+    return path
 
 
 @pytest.fixture
@@ -112,6 +151,27 @@ def test_a_dp_step_bug_exits_1_and_is_named(user_file, capsys):
     assert result["bug"] == "noise std σ instead of σ C" and result["quantity"] == "dp_sgd"
 
 
+@pytest.mark.parametrize(("quantity", "symbol"), [("hvp", "H V"), ("ggn", "G V")])
+def test_a_students_curvature_product_passes(hvp_file, quantity, symbol, capsys):
+    argv = ["check", f"{hvp_file}:{quantity}", "--quantity", quantity, *CURVATURE, *FEW]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith(f"PASS ({symbol}): 6 examples")
+
+
+@pytest.mark.parametrize(
+    ("name", "quantity", "bug"),
+    [("no_second", "hvp", "the second-derivative term missing"),
+     ("decay_doubled", "ggn", "the decay doubled")],
+)  # fmt: skip
+def test_a_curvature_bug_exits_1_and_is_named(hvp_file, name, quantity, bug, capsys):
+    argv = ["check", f"{hvp_file}:{name}", "--quantity", quantity, *CURVATURE, *FEW]
+    assert main(argv) == 1
+    assert f"likely bug: {bug}" in capsys.readouterr().out
+    assert main([*argv, "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["bug"] == bug and result["quantity"] == quantity
+
+
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [
@@ -131,6 +191,15 @@ def test_a_dp_step_bug_exits_1_and_is_named(user_file, capsys):
         (["--quantity", "per_example_gradients", "--layer", "affine"],
          "--layer: not an option of --quantity per_example_gradients"),
         (["--quantity", "per_example_gradients", "--conventions", "auto"], "--conventions: auto"),
+        # The curvature products take our conventions only (the decay is --l2).
+        (["--quantity", "hvp", "--layout", "rows"], "--layout: not an option of --quantity hvp"),
+        (["--quantity", "ggn", "--names", "W1/b1"], "--names: not an option of --quantity ggn"),
+        (["--quantity", "hvp", "--l2-divided-by-m", "--l2", "1"],
+         "--l2-divided-by-m: not an option of --quantity hvp"),
+        (["--quantity", "hvp", "--conventions", "declared"],
+         "--conventions: not an option of --quantity hvp"),
+        (["--quantity", "ggn", "--clip", "1"], "--clip: not an option of --quantity ggn"),
+        (["--quantity", "hvp", "--l2", "-1"], "--l2: "),
         # Missing where needed, or a bad value.
         (["--quantity", "dp_sgd", "--noise-multiplier", "1"], "--clip: required"),
         (["--quantity", "dp_sgd", "--clip", "1"], "--noise-multiplier: required"),

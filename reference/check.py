@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 from hypothesis import given
@@ -55,12 +55,14 @@ from manual_bp_reference import html_report
 from manual_bp_reference.cases import Case
 from manual_bp_reference.check_run import (
     DEFAULT_SEED,
+    CaseProperty,
     check_function,
     check_settings,
     in_notebook,
     open_sandbox,
     progress,
     quiet_storage,
+    run_property,
     run_until_failure,
     seeded,
     stopped_line,
@@ -175,6 +177,20 @@ class CheckReport:
         title = str(self).split("\n", 1)[0]
         run = run_line(self.seed, self.isolation)
         return html_report.passed(title, self.named_worst(), self._notes(), self.output, run)
+
+
+@dataclass
+class LabelledReport(CheckReport):
+    """A ``CheckReport`` whose PASS line says what was checked (``_label``:
+    ``check_per_example``'s quantity, ``check_hvp``'s product)."""
+
+    def _label(self) -> str:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        lines = super().__str__().split("\n")
+        lines[0] = lines[0].replace("PASS:", f"PASS ({self._label()}):", 1)
+        return "\n".join(lines)
 
 
 def printed_lines(output: Output, what: str) -> list[str]:
@@ -444,6 +460,58 @@ class CataloguedMismatch(Mismatch):
 
     def _html_explanation(self) -> list[str]:
         return self.details
+
+    def _diagnose(self, case: Any, values: Mapping[str, Any]) -> list[Any]:
+        """The catalogued bugs whose formula ``values`` match on ``case``, best first."""
+        raise NotImplementedError
+
+    def diagnosed(self) -> Self:
+        """The same mismatch with the catalogued bugs its values match on the
+        minimal case, best first."""
+        if self.comparison is None or self.case is None:
+            return self
+        bugs = self._diagnose(self.case, self.values)
+        if len(bugs) > 1 and self.typical is not None and self.typical_values:
+            # Formulas that coincide on a degenerate minimal case (zeros shrunk
+            # into it): the larger failing case tells them apart.
+            larger = self._diagnose(self.typical[1], self.typical_values)
+            bugs = [bug for bug in bugs if bug in larger] or bugs
+        self.bugs = tuple(bugs)
+        return self
+
+
+def run_catalogued(
+    source: Source,
+    arguments: tuple[str, ...],
+    strategy: st.SearchStrategy[Any],
+    chosen: Any,
+    spec: CaseProperty[Any],
+) -> Any:
+    """A catalogued check's run of the user's ``source`` (called with
+    ``arguments``, by these names) in a sandbox of ``chosen.isolation``, over
+    ``strategy``'s cases (``run_property`` under the resolved settings
+    ``chosen``): the mismatch to raise (a ``spec.kind``, its function named,
+    the check's notes, seed and isolation line in it), or None on a pass,
+    ``spec.report`` then holding the sandbox's notes and the first output.
+    Code that does not load raises its mismatch at once."""
+    seed, limits = chosen.seed, chosen.isolation
+    with quiet_storage():
+        try:
+            sandbox = open_sandbox({"function": source}, limits)
+        except (UserCodeLoadError, UserCodeStopped) as error:
+            raise spec.kind(None, None, **spec.keywords, **not_loaded(error)).with_context(
+                seed=seed, isolation=limits.describe()
+            ) from None
+        with sandbox:
+            mismatch = run_property(sandbox.function("function", arguments), strategy, chosen, spec)
+            if mismatch is not None:
+                mismatch.function = function_name(source, default="function")
+                return mismatch.with_context(
+                    notes=sandbox.notes(), seed=seed, isolation=limits.describe()
+                )
+            spec.report.notes |= set(sandbox.notes())
+            spec.report.output = sandbox.first_output()
+    return None
 
 
 class GradientMismatch(Mismatch):
@@ -869,7 +937,7 @@ def check_gradients(
             except GradientMismatch as mismatch:
                 notes = sandbox.notes() + ([inferred.note()] if inferred is not None else [])
                 mismatch.conventions = conventions
-                mismatch.function = _function_name(backprop)
+                mismatch.function = function_name(backprop)
                 if isinstance(runnable, ForwardBackward):
                     mismatch.call = runnable.call_text()
                 raise mismatch.with_context(
@@ -886,14 +954,15 @@ def check_gradients(
     return report
 
 
-def _function_name(source: Source) -> str:
+def function_name(source: Source, *, default: str = "backprop") -> str:
     """The name the user calls their function by: ``NAME`` of ``FILE.py:NAME``
-    (a method's own name when dotted), else the callable's ``__name__``."""
+    (a method's own name when dotted), else the callable's ``__name__``;
+    ``default`` where neither is an identifier (every check's pasteable call)."""
     if isinstance(source, str):
         name = source.rpartition(":")[2].rpartition(".")[2]
     else:
-        name = getattr(source, "__name__", "backprop")
-    return name if name.isidentifier() else "backprop"
+        name = getattr(source, "__name__", default)
+    return name if name.isidentifier() else default
 
 
 def _runnable(backprop: Source, conventions: Conventions, pair: tuple | None) -> Source:

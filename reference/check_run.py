@@ -12,7 +12,10 @@ the user's code in a ``manual_bp_reference.isolation.Sandbox``, and one failure 
 * ``one_failure(group)``: Hypothesis reports distinct failures as an
   exception group; a check raises one mismatch, the most informative, and
   names the others in it;
-* ``progress(...)``: a bar over the examples, in a notebook or on a terminal.
+* ``progress(...)``: a bar over the examples, in a notebook or on a terminal;
+* ``run_property(user, strategy, chosen, spec)``: the property loop of a check
+  with a catalogue of bugs (``check_per_example``, ``check_dp_step``,
+  ``check_hvp``), what differs between them a ``CaseProperty``.
 """
 
 from __future__ import annotations
@@ -22,21 +25,30 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
 
+from manual_bp.net import Net
 from manual_bp_reference.cache import cache_folder
 from manual_bp_reference.isolation import (
+    NO_OUTPUT,
     Isolation,
     Sandbox,
     Source,
+    UserCodeError,
     UserCodeLoadError,
     UserCodeStopped,
+    UserFunction,
     can_isolate,
 )
+
+if TYPE_CHECKING:  # the comparison's module imports jax: not at this module's import
+    from manual_bp_reference.compare import Comparison
 
 # The seed of a check unless one is given: a check is a function call whose
 # verdict must not change from run to run.
@@ -127,6 +139,34 @@ def check_seed(seed: object) -> int:
     if not 0 <= seed < SEED_BOUND:
         raise ValueError(f"seed: expected an int in [0, 2**32), got {seed!r}")
     return seed
+
+
+def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``, else a TypeError (not a str) or
+    ValueError naming ``name`` and the choices."""
+    expected = " or ".join(repr(choice) for choice in choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected {expected}, got {value!r}")
+    if value not in choices:
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return value
+
+
+def check_plain_net(net: object, check: str, *, name: str = "net", why: str = "") -> Net:
+    """``net`` if it is a plain dense ``Net`` (no normalization, no dropout),
+    else a TypeError or ValueError naming ``name`` and the ``check``, with
+    ``why`` (the normalization's reason) if given."""
+    if not isinstance(net, Net):
+        raise TypeError(f"{name}: expected a manual_bp.Net, got {type(net).__name__} {net!r}")
+    if net.normalized or net.dropped:
+        normalization = f"no normalization: {why}; no dropout" if why else (
+            "no normalization, no dropout"
+        )  # fmt: skip
+        raise ValueError(
+            f"{name}: {check} checks plain dense networks ({normalization}), got "
+            f"normalization {net.normalization} and dropout {net.dropout}"
+        )
+    return net
 
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -270,3 +310,110 @@ def one_failure(
     mismatches: Sequence[E] = found  # type: ignore[assignment]  # all of kind, checked above
     best = max(mismatches, key=rank)
     return best, [error for error in mismatches if error is not best]
+
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """A catalogued check's comparison of one case (``compare_hvp``,
+    ``compare_dp_step``, ``compare_per_example``): the ``Comparison``, the
+    failure details, the notes and the user's values as read."""
+
+    comparison: Comparison
+    details: list[str]
+    notes: set[str]
+    values: dict[str, Any]
+
+
+def _no_hints(exception: str, case: Any) -> list[str]:
+    return []
+
+
+def _as_drawn(drawn: Any) -> Any:
+    return drawn
+
+
+@dataclass(frozen=True)
+class CaseProperty(Generic[C]):
+    """What a catalogued check's property does with a drawn case, for
+    ``run_property``: ``description`` names the bar (the check); ``kind``
+    is its ``CataloguedMismatch``, made with ``keywords`` besides the
+    mismatch's own (``product=``, ``quantity=``); ``prepare`` turns a drawn
+    case into the one judged (kinks moved, a declared decay); ``arguments``
+    are what the user's function is called with on it; ``compare`` judges
+    what it returned (a ``CaseRun``); ``record(case, comparison)`` adds a
+    passing case to ``report``; ``hints(exception, case)`` are the details
+    of a call that raised."""
+
+    description: str
+    kind: type[Any]  # a CataloguedMismatch (check.py's, above this module)
+    arguments: Callable[[C], Sequence[object]]
+    compare: Callable[[C, object], CaseRun]
+    report: Any
+    record: Callable[[C, Any], None]
+    keywords: Mapping[str, Any] = field(default_factory=dict)
+    prepare: Callable[[Any], C] = _as_drawn
+    hints: Callable[[str, C], list[str]] = _no_hints
+
+
+def run_property(
+    user: UserFunction, strategy: st.SearchStrategy[Any], chosen: Any, spec: CaseProperty[C]
+) -> Any:
+    """The Hypothesis property of a catalogued check over ``strategy``'s
+    cases under the resolved settings ``chosen``: each case judged as
+    ``spec`` says, the user's function raising, timing out or ending its
+    process a verdict; the diagnosed mismatch (``spec.kind``) of the minimal
+    failing case, the first failure as its typical case, the other distinct
+    failures named, or None on a pass."""
+    kind, keywords = spec.kind, spec.keywords
+    first_failure: list[tuple[Any, C]] = []
+    first_values: list[dict[str, Any]] = []
+    bar = progress(chosen.max_examples, spec.description, chosen.progress)
+
+    @seeded(chosen.seed)
+    @check_settings(chosen.max_examples, chosen.shrink)
+    @given(strategy)
+    @bar.counted
+    def matches_the_oracle(drawn: Any) -> None:
+        case = spec.prepare(drawn)
+        try:
+            returned = user(*spec.arguments(case))
+        except UserCodeError as error:
+            if not first_failure:
+                first_failure.append((None, case))
+            raise kind(
+                None, case, **keywords, verdict="raised", user_traceback=error.record.traceback,
+                output=error.record.output, details=spec.hints(error.record.exception, case),
+            ) from None  # fmt: skip
+        except UserCodeStopped as stopped:
+            stopped.context = case
+            raise
+        run = spec.compare(case, returned)
+        if run.comparison.ok and not run.details:
+            spec.record(case, run.comparison)
+            spec.report.notes |= run.notes
+            return
+        if not first_failure:
+            first_failure.append((run.comparison, case))
+            first_values.append(run.values)
+        typical = first_failure[0] if first_failure[0][1] is not case else None
+        output = user.last.output if user.last is not None else NO_OUTPUT
+        raise kind(
+            run.comparison, case, **keywords, details=run.details + sorted(run.notes),
+            typical=typical, output=output, values=run.values,
+        )  # fmt: skip
+
+    def stopped(error: UserCodeStopped, line: str) -> Any:
+        return kind(None, error.context, **keywords, verdict=error.verdict,
+                    output=error.record.output, details=[line])  # fmt: skip
+
+    failure = run_until_failure(matches_the_oracle, kind, stopped, progress=bar)
+    if failure is None:
+        return None
+    mismatch = failure[0]
+    mismatch.others = tuple(other.summary() for other in failure[1])
+    if mismatch.typical is not None and first_values:
+        mismatch.typical_values = first_values[0]
+    return mismatch.diagnosed()

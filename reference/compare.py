@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -113,6 +114,36 @@ def _error_ratio(error: Array, tolerance: Array) -> Array:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where(error == 0, 0.0, error / tolerance)
     return np.where(np.isnan(ratio), np.inf, ratio)
+
+
+def bound_ratio(
+    values: Mapping[str, Any], expected: Mapping[str, Array], bound: Mapping[str, Array]
+) -> float:
+    """The largest ``|values - expected| / bound`` over ``expected``'s keys
+    (inf for a key missing or misshapen): how far a user's values lie from a
+    formula's, in that formula's bound (the catalogued checks' diagnoses)."""
+    worst = 0.0
+    for key, target in expected.items():
+        value = values.get(key)
+        if value is None or np.shape(value) != target.shape:
+            return np.inf
+        error = np.abs(np.asarray(value, np.float64) - target)
+        worst = max(worst, float(np.max(_error_ratio(error, bound[key]), initial=0.0)))
+    return worst
+
+
+def as_float(value: object, key: str, dtype: np.dtype, notes: set[str]) -> Any:
+    """A user's returned ``value`` as an array; a float array of another dtype
+    cast to ``dtype`` with a note (anything else is left for the comparison to
+    name)."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return value
+    if array.dtype.kind == "f" and array.dtype != dtype:
+        notes.add(f"{key}: dtype {array.dtype} returned for a {dtype} net (judged in {dtype})")
+        return array.astype(dtype)
+    return array
 
 
 def _max_abs(gradient: Array) -> float:

@@ -71,7 +71,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp_reference.check import (
@@ -79,30 +78,15 @@ from manual_bp_reference.check import (
     CheckReport,
     batch_span,
     nonfinite,
-    not_loaded,
     printed_lines,
     record_worst,
+    run_catalogued,
     run_line,
     worst_text,
 )
-from manual_bp_reference.check_run import (
-    check_function,
-    check_settings,
-    open_sandbox,
-    progress,
-    quiet_storage,
-    run_until_failure,
-    seeded,
-)
-from manual_bp_reference.compare import Comparison, compare_variable
+from manual_bp_reference.check_run import CaseProperty, CaseRun, check_function
+from manual_bp_reference.compare import Comparison, bound_ratio, compare_variable
 from manual_bp_reference.conventions import describe_value
-from manual_bp_reference.isolation import (
-    NO_OUTPUT,
-    UserCodeError,
-    UserCodeLoadError,
-    UserCodeStopped,
-    UserFunction,
-)
 from manual_bp_reference.jax_setup import jax, jnp
 from manual_bp_reference.settings import COMMON, Settings
 from manual_bp_reference.tolerance import SAFETY
@@ -341,19 +325,6 @@ BUGS: tuple[DPBug, ...] = (
 BUG_NAMES = tuple(bug.name for bug in BUGS)
 
 
-def _ratio(values: Mapping[str, Array], expected: Mapping[str, Array], bound: Mapping[str, Array]):
-    worst = 0.0
-    for key, target in expected.items():
-        value = values.get(key)
-        if value is None or np.shape(value) != target.shape:
-            return np.inf
-        error = np.abs(np.asarray(value, np.float64) - target)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(error == 0, 0.0, error / bound[key])
-        worst = max(worst, float(np.max(np.where(np.isnan(ratio), np.inf, ratio), initial=0.0)))
-    return worst
-
-
 def diagnose_dp_step(case: DPCase, values: Mapping[str, Array]) -> list[DPBug]:
     """The catalogued bugs whose formula ``values`` match on ``case``, best
     first; a formula that gives the right answer on the case is left out."""
@@ -363,9 +334,9 @@ def diagnose_dp_step(case: DPCase, values: Mapping[str, Array]) -> list[DPBug]:
     for bug in BUGS:
         expected, tol = _formula(case, clipping=bug.clipping, noise_std=bug.noise_std)
         bound = {k: BUG_TOLERANCES * tol[k] + slack * np.abs(expected[k]) for k in expected}
-        if _ratio(correct, expected, bound) <= 1.0:
+        if bound_ratio(correct, expected, bound) <= 1.0:
             continue  # invisible on this case
-        ratio = _ratio(values, expected, bound)
+        ratio = bound_ratio(values, expected, bound)
         if ratio <= 1.0:
             found.append((ratio, bug))
     return [bug for _, bug in sorted(found, key=lambda pair: pair[0])]
@@ -375,14 +346,9 @@ def diagnose_dp_step(case: DPCase, values: Mapping[str, Array]) -> list[DPBug]:
 
 
 @dataclass(frozen=True)
-class DPRun:
+class DPRun(CaseRun):
     """``compare_dp_step``'s answer: the comparison, the failure details, the
     notes and the user's values as read."""
-
-    comparison: Comparison
-    details: list[str]
-    notes: set[str]
-    values: dict[str, Array]
 
 
 def compare_dp_step(case: DPCase, returned: object) -> DPRun:
@@ -479,16 +445,8 @@ class DPStepMismatch(CataloguedMismatch):
         return ["your function's call on it:",
                 f"{self.function}(dict(case.per_example), dict(case.noise))"]  # fmt: skip
 
-    def diagnosed(self) -> DPStepMismatch:
-        """The same mismatch with the catalogued bugs its values match."""
-        if self.comparison is None or self.case is None:
-            return self
-        bugs = diagnose_dp_step(self.case, self.values)
-        if len(bugs) > 1 and self.typical is not None and self.typical_values:
-            larger = diagnose_dp_step(self.typical[1], self.typical_values)
-            bugs = [bug for bug in bugs if bug in larger] or bugs
-        self.bugs = tuple(bugs)
-        return self
+    def _diagnose(self, case: DPCase, values: Mapping[str, Array]) -> list[DPBug]:
+        return diagnose_dp_step(case, values)
 
 
 # --- the check -----------------------------------------------------------------------------
@@ -531,12 +489,6 @@ def _resolved(settings: object) -> Any:
     return settings.resolved("check_gradients")
 
 
-def _stopped(stopped: UserCodeStopped, line: str) -> DPStepMismatch:
-    case: DPCase = stopped.context  # type: ignore[assignment]  # set by the property
-    return DPStepMismatch(None, case, verdict=stopped.verdict, output=stopped.record.output,
-                          details=[line])  # fmt: skip
-
-
 def check_dp_step(
     function: Callable[..., object] | str,
     *,
@@ -562,85 +514,19 @@ def check_dp_step(
     source = check_function(function, "function", "(per_example, noise) -> mean gradient dict")
     C, sigma = _check_clip(clip), _check_sigma(noise_multiplier)
     chosen = _resolved(settings)
-    seed, limits = chosen.seed, chosen.isolation
     strategy = dp_cases(clip=C, noise_multiplier=sigma, dtype=chosen.dtype,
                         max_batch=chosen.max_batch)  # fmt: skip
-    report = DPStepReport(seed=seed, isolation=limits.describe(), clip=C, noise_multiplier=sigma)
-    with quiet_storage():
-        try:
-            sandbox = open_sandbox({"function": source}, limits)
-        except (UserCodeLoadError, UserCodeStopped) as error:
-            raise DPStepMismatch(None, None, **not_loaded(error)).with_context(
-                seed=seed, isolation=limits.describe()
-            ) from None
-        with sandbox:
-            user = sandbox.function("function", ("per_example", "noise"))
-            mismatch = _run(user, strategy, chosen, report)
-            if mismatch is not None:
-                mismatch.function = _function_name(source)
-                raise mismatch.with_context(
-                    notes=sandbox.notes(), seed=seed, isolation=limits.describe()
-                ) from None
-            report.notes |= set(sandbox.notes())
-            report.output = sandbox.first_output()
+    report = DPStepReport(seed=chosen.seed, isolation=chosen.isolation.describe(), clip=C,
+                          noise_multiplier=sigma)  # fmt: skip
+    spec = CaseProperty("check_dp_step", DPStepMismatch, _arguments, compare_dp_step,
+                        report=report, record=report.add_run)  # fmt: skip
+    mismatch = run_catalogued(source, ("per_example", "noise"), strategy, chosen, spec)
+    if mismatch is not None:
+        raise mismatch from None
     return report
 
 
-def _run(
-    user: UserFunction, strategy: st.SearchStrategy[DPCase], chosen: Any, report: DPStepReport
-) -> DPStepMismatch | None:
-    first_failure: list[tuple[Comparison | None, DPCase]] = []
-    first_values: list[dict[str, Array]] = []
-    bar = progress(chosen.max_examples, "check_dp_step", chosen.progress)
-
-    @seeded(chosen.seed)
-    @check_settings(chosen.max_examples, chosen.shrink)
-    @given(strategy)
-    @bar.counted
-    def matches_the_oracle(case: DPCase) -> None:
-        try:
-            returned = user(
-                {k: np.array(v) for k, v in case.per_example.items()},
-                {k: np.array(v) for k, v in case.noise.items()},
-            )
-        except UserCodeError as error:
-            if not first_failure:
-                first_failure.append((None, case))
-            raise DPStepMismatch(
-                None, case, verdict="raised", user_traceback=error.record.traceback,
-                output=error.record.output,
-            ) from None  # fmt: skip
-        except UserCodeStopped as stopped:
-            stopped.context = case
-            raise
-        run = compare_dp_step(case, returned)
-        if run.comparison.ok and not run.details:
-            report.add_run(case, run.comparison)
-            report.notes |= run.notes
-            return
-        if not first_failure:
-            first_failure.append((run.comparison, case))
-            first_values.append(run.values)
-        typical = first_failure[0] if first_failure[0][1] is not case else None
-        output = user.last.output if user.last is not None else NO_OUTPUT
-        raise DPStepMismatch(
-            run.comparison, case, details=run.details + sorted(run.notes), typical=typical,
-            output=output, values=run.values,
-        )  # fmt: skip
-
-    failure = run_until_failure(matches_the_oracle, DPStepMismatch, _stopped, progress=bar)
-    if failure is None:
-        return None
-    mismatch, others = failure
-    mismatch.others = tuple(other.summary() for other in others)
-    if mismatch.typical is not None and first_values:
-        mismatch.typical_values = first_values[0]
-    return mismatch.diagnosed()
-
-
-def _function_name(source: object) -> str:
-    if isinstance(source, str):
-        name = source.rpartition(":")[2].rpartition(".")[2]
-    else:
-        name = getattr(source, "__name__", "function")
-    return name if name.isidentifier() else "function"
+def _arguments(case: DPCase) -> tuple[object, ...]:
+    """What the user's step is called with on ``case``: copies of its arrays."""
+    return ({k: np.array(v) for k, v in case.per_example.items()},
+            {k: np.array(v) for k, v in case.noise.items()})  # fmt: skip

@@ -62,7 +62,6 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp.activations import ACTIVATIONS
@@ -72,29 +71,19 @@ from manual_bp.network import forward_xp
 from manual_bp_reference.cases import Case, array_literal
 from manual_bp_reference.check import (
     CataloguedMismatch,
-    CheckReport,
-    _function_name,
+    LabelledReport,
     nonfinite,
-    not_loaded,
+    run_catalogued,
 )
 from manual_bp_reference.check_run import (
+    CaseProperty,
+    CaseRun,
+    check_choice,
     check_function,
-    check_settings,
-    open_sandbox,
-    progress,
-    quiet_storage,
-    run_until_failure,
-    seeded,
+    check_plain_net,
 )
-from manual_bp_reference.compare import Comparison, compare_variable
+from manual_bp_reference.compare import Comparison, as_float, bound_ratio, compare_variable
 from manual_bp_reference.conventions import describe_value
-from manual_bp_reference.isolation import (
-    NO_OUTPUT,
-    UserCodeError,
-    UserCodeLoadError,
-    UserCodeStopped,
-    UserFunction,
-)
 from manual_bp_reference.jax_setup import jax, jnp
 from manual_bp_reference.kinks import away_from_kinks
 from manual_bp_reference.oracle import choose_compiled, one_network
@@ -110,7 +99,6 @@ from manual_bp_reference.padding import (
     padded_inputs,
     zero_padded,
 )
-from manual_bp_reference.per_example_check import _as_float, _ratio
 from manual_bp_reference.settings import Settings
 from manual_bp_reference.strategies import matrices, networks
 from manual_bp_reference.tolerance.curvature import (
@@ -273,7 +261,7 @@ def oracle_product(case: HVPCase, *, product: str = "hessian",
     """``H V`` or ``G V`` of ``case`` by jax (module notes), float64, keyed
     ``W1``, ``B1``, ...; ``compiled``: ``"network"`` or ``"bucket"`` (``None``:
     as ``oracle.choose_compiled``, ``"exact"`` meaning the network's)."""
-    product = _check_product(product)
+    product = check_choice(product, "product", PRODUCTS)
     inner, net = case.case, case.case.net
     m, sizes, depth = inner.m, inner.layer_sizes, inner.depth
     if compiled is None:
@@ -336,14 +324,10 @@ def hvp_oracle(case: HVPCase, *, product: str = "hessian",
 
 
 @dataclass(frozen=True)
-class HVPRun:
+class HVPRun(CaseRun):
     """``compare_hvp``'s answer: the comparison, the failure details, the
     notes and the user's values as read."""
 
-    comparison: Comparison
-    details: list[str]
-    notes: set[str]
-    values: dict[str, Array]
     oracle: HVPOracle
 
 
@@ -351,7 +335,7 @@ def compare_hvp(case: HVPCase, returned: object, *, product: str = "hessian",
                 oracle: HVPOracle | None = None) -> HVPRun:  # fmt: skip
     """Compare what ``function(params, X, Y, V)`` returned on ``case`` with
     the oracle's product, entry by entry within its tolerance."""
-    product = _check_product(product)
+    product = check_choice(product, "product", PRODUCTS)
     if oracle is None:
         oracle = hvp_oracle(case, product=product)
     dtype = np.dtype(case.dtype)
@@ -362,7 +346,7 @@ def compare_hvp(case: HVPCase, returned: object, *, product: str = "hessian",
     if isinstance(returned, Mapping):
         for key in expected:
             if key in returned:
-                values[key] = _as_float(returned[key], key, dtype, notes)
+                values[key] = as_float(returned[key], key, dtype, notes)
         extra = sorted(str(key) for key in returned if key not in expected)
         if extra:
             notes.add(f"keys returned that are no parameter's, not checked: {extra}")
@@ -456,7 +440,7 @@ def diagnose_hvp(case: HVPCase, values: Mapping[str, Array], *, product: str = "
                  oracle: HVPOracle | None = None) -> list[HVPBug]:  # fmt: skip
     """The catalogued bugs whose formula ``values`` match on ``case``, best
     first; a formula that gives the right answer on the case is left out."""
-    product = _check_product(product)
+    product = check_choice(product, "product", PRODUCTS)
     if oracle is None:
         oracle = hvp_oracle(case, product=product)
     found = []
@@ -465,9 +449,9 @@ def diagnose_hvp(case: HVPCase, values: Mapping[str, Array], *, product: str = "
         if computed is None:
             continue
         expected, bound = computed
-        if _ratio(oracle.values, expected, bound) <= 1.0:
+        if bound_ratio(oracle.values, expected, bound) <= 1.0:
             continue  # the bug is invisible on this case
-        ratio = _ratio(values, expected, bound)
+        ratio = bound_ratio(values, expected, bound)
         if ratio <= 1.0:
             found.append((ratio, bug))
     return [bug for _, bug in sorted(found, key=lambda pair: pair[0])]
@@ -479,15 +463,13 @@ _SYMBOLS = {"hessian": "H V", "ggn": "G V"}
 
 
 @dataclass
-class HVPReport(CheckReport):
+class HVPReport(LabelledReport):
     """What a passing ``check_hvp`` ran (``CheckReport``'s fields) and which ``product``."""
 
     product: str = "hessian"
 
-    def __str__(self) -> str:
-        lines = super().__str__().split("\n")
-        lines[0] = lines[0].replace("PASS:", f"PASS ({_SYMBOLS[self.product]}):", 1)
-        return "\n".join(lines)
+    def _label(self) -> str:
+        return _SYMBOLS[self.product]
 
 
 class HVPMismatch(CataloguedMismatch):
@@ -517,38 +499,11 @@ class HVPMismatch(CataloguedMismatch):
                 f"{self.function}(dict(case.case.params), case.case.X, case.case.Y, "
                 "dict(case.V))"]  # fmt: skip
 
-    def diagnosed(self) -> HVPMismatch:
-        """The same mismatch with the catalogued bugs its values match."""
-        if self.comparison is None or self.case is None:
-            return self
-        bugs = diagnose_hvp(self.case, self.values, product=self.product)
-        if len(bugs) > 1 and self.typical is not None and self.typical_values:
-            larger = diagnose_hvp(self.typical[1], self.typical_values, product=self.product)
-            bugs = [bug for bug in bugs if bug in larger] or bugs
-        self.bugs = tuple(bugs)
-        return self
+    def _diagnose(self, case: HVPCase, values: Mapping[str, Array]) -> list[HVPBug]:
+        return diagnose_hvp(case, values, product=self.product)
 
 
 # --- the check -----------------------------------------------------------------------------
-
-
-def _check_product(product: object) -> str:
-    if not isinstance(product, str):
-        raise TypeError(f"product: expected 'hessian' or 'ggn', got {product!r}")
-    if product not in PRODUCTS:
-        raise ValueError(f"product: expected 'hessian' or 'ggn', got {product!r}")
-    return product
-
-
-def _check_net(net: object) -> Net:
-    if not isinstance(net, Net):
-        raise TypeError(f"net: expected a manual_bp.Net, got {type(net).__name__} {net!r}")
-    if net.normalized or net.dropped:
-        raise ValueError(
-            "net: check_hvp checks plain dense networks (no normalization, no dropout), got "
-            f"normalization {net.normalization} and dropout {net.dropout}"
-        )
-    return net
 
 
 def _resolved(settings: object) -> Any:
@@ -565,13 +520,6 @@ def _resolved(settings: object) -> Any:
     except ValueError as error:
         message = str(error).replace("check_gradients", "check_hvp", 1)
         raise ValueError(message.replace(", stability_check", "", 1)) from None
-
-
-def _stopped(stopped: UserCodeStopped, line: str) -> HVPMismatch:
-    context: tuple[str, HVPCase] = stopped.context  # type: ignore[assignment]  # by the property
-    product, case = context
-    return HVPMismatch(None, case, product=product, verdict=stopped.verdict,
-                       output=stopped.record.output, details=[line])  # fmt: skip
 
 
 def check_hvp(
@@ -599,90 +547,37 @@ def check_hvp(
     same check gives the same verdict every run.
     """
     source = check_function(function, "function", "(params, X, Y, V) -> product dict")
-    net = _check_net(net)
-    product = _check_product(product)
+    net = check_plain_net(net, "check_hvp")
+    product = check_choice(product, "product", PRODUCTS)
     chosen = _resolved(settings)
-    seed, limits = chosen.seed, chosen.isolation
     strategy = hvp_cases(
         net, dtype=chosen.dtype, max_batch=chosen.max_batch, param_bound=chosen.param_bound,
         input_bound=chosen.input_bound,
     )  # fmt: skip
-    report = HVPReport(product=product, seed=seed, isolation=limits.describe())
-    with one_network(), quiet_storage():
-        try:
-            sandbox = open_sandbox({"function": source}, limits)
-        except (UserCodeLoadError, UserCodeStopped) as error:
-            raise HVPMismatch(None, None, product=product, **not_loaded(error)).with_context(
-                seed=seed, isolation=limits.describe()
-            ) from None
-        with sandbox:
-            user = sandbox.function("function", ("params", "X", "Y", "V"))
-            mismatch = _run(user, strategy, product, chosen, report)
-            if mismatch is not None:
-                mismatch.function = _function_name(source)
-                raise mismatch.with_context(
-                    notes=sandbox.notes(), seed=seed, isolation=limits.describe()
-                ) from None
-            report.notes |= set(sandbox.notes())
-            report.output = sandbox.first_output()
+    report = HVPReport(product=product, seed=chosen.seed, isolation=chosen.isolation.describe())
+    spec = _property(product, chosen, report)
+    with one_network():
+        mismatch = run_catalogued(source, ("params", "X", "Y", "V"), strategy, chosen, spec)
+    if mismatch is not None:
+        raise mismatch from None
     return report
 
 
-def _run(
-    user: UserFunction,
-    strategy: st.SearchStrategy[HVPCase],
-    product: str,
-    chosen: Any,
-    report: HVPReport,
-) -> HVPMismatch | None:
-    """The Hypothesis property over ``strategy``'s cases; the diagnosed
-    mismatch of the minimal failing case, or None on a pass."""
-    first_failure: list[tuple[Comparison | None, HVPCase]] = []
-    first_values: list[dict[str, Array]] = []
-    bar = progress(chosen.max_examples, "check_hvp", chosen.progress)
+def _property(product: str, chosen: Any, report: HVPReport) -> CaseProperty[HVPCase]:
+    """What the property does with a drawn case: kinks moved (unless ``chosen``
+    leaves them), the user's product compared, a pass added to ``report``."""
 
-    @seeded(chosen.seed)
-    @check_settings(chosen.max_examples, chosen.shrink)
-    @given(strategy)
-    @bar.counted
-    def matches_the_oracle(drawn: HVPCase) -> None:
-        case = drawn
+    def prepare(drawn: HVPCase) -> HVPCase:
         if chosen.kinks == "avoid":
-            case = HVPCase(away_from_kinks(drawn.case), drawn.V)
-        inner = case.case
-        try:
-            returned = user(dict(inner.params), np.array(inner.X), np.array(inner.Y),
-                            dict(case.V))  # fmt: skip
-        except UserCodeError as error:
-            if not first_failure:
-                first_failure.append((None, case))
-            raise HVPMismatch(
-                None, case, product=product, verdict="raised",
-                user_traceback=error.record.traceback, output=error.record.output,
-            ) from None  # fmt: skip
-        except UserCodeStopped as stopped:
-            stopped.context = (product, case)
-            raise
-        run = compare_hvp(case, returned, product=product)
-        if run.comparison.ok and not run.details:
-            report.add(inner, run.comparison)
-            report.notes |= run.notes
-            return
-        if not first_failure:
-            first_failure.append((run.comparison, case))
-            first_values.append(run.values)
-        typical = first_failure[0] if first_failure[0][1] is not case else None
-        output = user.last.output if user.last is not None else NO_OUTPUT
-        raise HVPMismatch(
-            run.comparison, case, product=product, details=run.details + sorted(run.notes),
-            typical=typical, output=output, values=run.values,
-        )  # fmt: skip
+            return HVPCase(away_from_kinks(drawn.case), drawn.V)
+        return drawn
 
-    failure = run_until_failure(matches_the_oracle, HVPMismatch, _stopped, progress=bar)
-    if failure is None:
-        return None
-    mismatch, others = failure
-    mismatch.others = tuple(other.summary() for other in others)
-    if mismatch.typical is not None and first_values:
-        mismatch.typical_values = first_values[0]
-    return mismatch.diagnosed()
+    def arguments(case: HVPCase) -> tuple[object, ...]:
+        inner = case.case
+        return dict(inner.params), np.array(inner.X), np.array(inner.Y), dict(case.V)
+
+    return CaseProperty(
+        "check_hvp", HVPMismatch, arguments, partial(compare_hvp, product=product),
+        report=report, record=lambda case, comparison: report.add(case.case, comparison),
+        keywords={"product": product}, prepare=prepare,
+    )  # fmt: skip

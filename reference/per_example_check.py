@@ -111,7 +111,6 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from hypothesis import given
 from hypothesis import strategies as st
 
 from manual_bp.architecture import param_shapes
@@ -119,23 +118,23 @@ from manual_bp.net import Net
 from manual_bp_reference.cases import Case
 from manual_bp_reference.check import (
     CataloguedMismatch,
-    CheckReport,
+    LabelledReport,
     convention_hints,
     nonfinite,
-    not_loaded,
+    run_catalogued,
 )
 from manual_bp_reference.check_run import (
+    CaseProperty,
+    CaseRun,
+    check_choice,
     check_function,
-    check_settings,
-    open_sandbox,
-    progress,
-    quiet_storage,
-    run_until_failure,
-    seeded,
+    check_plain_net,
 )
 from manual_bp_reference.compare import (
     Comparison,
     VariableComparison,
+    as_float,
+    bound_ratio,
     compare_variable,
     with_objective,
 )
@@ -146,13 +145,6 @@ from manual_bp_reference.conventions import (
     describe_value,
 )
 from manual_bp_reference.inference import as_auto
-from manual_bp_reference.isolation import (
-    NO_OUTPUT,
-    UserCodeError,
-    UserCodeLoadError,
-    UserCodeStopped,
-    UserFunction,
-)
 from manual_bp_reference.jax_setup import jax, jnp
 from manual_bp_reference.kinks import away_from_kinks
 from manual_bp_reference.oracle import (
@@ -366,15 +358,11 @@ def _row_norms(values: Array) -> Array:
 
 
 @dataclass(frozen=True)
-class PerExampleRun:
+class PerExampleRun(CaseRun):
     """``compare_per_example``'s answer: the comparison, the failure details (a
     return value that is no per-example quantity, NaN), the notes (dtypes,
     extra keys) and the user's values as read (float arrays, or absent)."""
 
-    comparison: Comparison
-    details: list[str]
-    notes: set[str]
-    values: dict[str, Array]
     oracle: PerExampleOracle
 
 
@@ -415,7 +403,7 @@ def compare_per_example(
         else:
             notes.update(read_notes)
             for key, value in read.items():
-                values[key] = _as_float(value, conventions.user_key(key), dtype, notes)
+                values[key] = as_float(value, conventions.user_key(key), dtype, notes)
             if extra:
                 notes.add(f"keys returned that are no parameter's, not checked: {extra}")
             details += _layout_hint(problems, case, conventions)
@@ -428,7 +416,7 @@ def compare_per_example(
                 f"({case.m},): each example's gradient norm"
             )
         else:
-            values[NORMS] = _as_float(returned, NORMS, dtype, notes)
+            values[NORMS] = as_float(returned, NORMS, dtype, notes)
     variables = {
         key: compare_variable(key, values.get(key), expected[key], bounds[key], dtype)
         for key in expected
@@ -548,21 +536,6 @@ def _layout_hint(problems: Mapping[str, str], case: Case, conventions: Conventio
         f"example's gradient, or, if your code takes samples as {flipped}, declare "
         f"layout={flipped!r} (--layout {flipped})"
     ]
-
-
-def _as_float(value: object, key: str, dtype: np.dtype, notes: set[str]) -> Any:
-    """``value`` as an array; a float array of another dtype cast to ``dtype``
-    with a note (anything else is left for the comparison to name)."""
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError):
-        return value
-    if array.dtype.kind == "f" and array.dtype != dtype:
-        notes.add(f"{key}: dtype {array.dtype} returned for a {dtype} net (judged in {dtype})")
-        return array.astype(dtype)
-    if array.dtype.kind in "iub" and array.size:
-        return array  # compare_variable names the dtype
-    return array
 
 
 # --- the bug catalogue ---------------------------------------------------------------------
@@ -727,20 +700,6 @@ def bug_values(bug: PerExampleBug, case: Case, oracle: PerExampleOracle, quantit
     return g, {key: BUG_TOLERANCES * tol[key] + slack * np.abs(g[key]) for key in g}
 
 
-def _ratio(values: Mapping[str, Array], expected: Mapping[str, Array], bound: Mapping[str, Array]):
-    """The largest ``|values - expected| / bound`` (inf for a key missing or misshapen)."""
-    worst = 0.0
-    for key, target in expected.items():
-        value = values.get(key)
-        if value is None or np.shape(value) != target.shape:
-            return np.inf
-        error = np.abs(np.asarray(value, np.float64) - target)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(error == 0, 0.0, error / bound[key])
-        worst = max(worst, float(np.max(np.where(np.isnan(ratio), np.inf, ratio), initial=0.0)))
-    return worst
-
-
 def diagnose_per_example(
     case: Case,
     values: Mapping[str, Array],
@@ -764,9 +723,9 @@ def diagnose_per_example(
         if computed is None:
             continue
         expected, bound = computed
-        if _ratio(correct, expected, bound) <= 1.0:
+        if bound_ratio(correct, expected, bound) <= 1.0:
             continue  # the bug is invisible on this case
-        ratio = _ratio(values, expected, bound)
+        ratio = bound_ratio(values, expected, bound)
         if ratio <= 1.0:
             found.append((ratio, bug))
     return [bug for _, bug in sorted(found, key=lambda pair: pair[0])]
@@ -776,16 +735,14 @@ def diagnose_per_example(
 
 
 @dataclass
-class PerExampleReport(CheckReport):
+class PerExampleReport(LabelledReport):
     """What a passing ``check_per_example`` ran (``CheckReport``'s fields) and
     which ``quantity``."""
 
     quantity: str = "gradients"
 
-    def __str__(self) -> str:
-        lines = super().__str__().split("\n")
-        lines[0] = lines[0].replace("PASS:", f"PASS (per-example {self.quantity}):", 1)
-        return "\n".join(lines)
+    def _label(self) -> str:
+        return f"per-example {self.quantity}"
 
 
 class PerExampleMismatch(CataloguedMismatch):
@@ -847,44 +804,20 @@ class PerExampleMismatch(CataloguedMismatch):
         pasteable = self.conventions.pasteable(self.case, function=self.function, call=call)
         return ["in your conventions (paste it next to your function):", pasteable]
 
-    def diagnosed(self) -> PerExampleMismatch:
-        """The same mismatch with the catalogued bugs its values match on the
-        minimal case, best first."""
-        if self.comparison is None or self.case is None:
-            return self
-        bugs = diagnose_per_example(self.case, self.values, quantity=self.quantity)
-        if len(bugs) > 1 and self.typical is not None and self.typical_values:
-            # Formulas that coincide on a degenerate minimal case (zeros shrunk
-            # into it): the larger failing case tells them apart.
-            larger = diagnose_per_example(
-                self.typical[1], self.typical_values, quantity=self.quantity
-            )
-            bugs = [bug for bug in bugs if bug in larger] or bugs
-        self.bugs = tuple(bugs)
-        return self
+    def _diagnose(self, case: Case, values: Mapping[str, Array]) -> list[PerExampleBug]:
+        return diagnose_per_example(case, values, quantity=self.quantity)
 
 
 # --- the check -----------------------------------------------------------------------------
 
 
 def _check_quantity(quantity: object) -> str:
-    if not isinstance(quantity, str):
-        raise TypeError(f"quantity: expected 'gradients' or 'norms', got {quantity!r}")
-    if quantity not in QUANTITIES:
-        raise ValueError(f"quantity: expected 'gradients' or 'norms', got {quantity!r}")
-    return quantity
+    return check_choice(quantity, "quantity", QUANTITIES)
 
 
 def _check_plain(net: object, name: str = "net") -> Net:
-    if not isinstance(net, Net):
-        raise TypeError(f"{name}: expected a manual_bp.Net, got {type(net).__name__} {net!r}")
-    if net.normalized or net.dropped:
-        raise ValueError(
-            f"{name}: check_per_example checks plain dense networks (no normalization: its "
-            "batch statistics couple the examples; no dropout), got normalization "
-            f"{net.normalization} and dropout {net.dropout}"
-        )
-    return net
+    return check_plain_net(net, "check_per_example", name=name,
+                           why="its batch statistics couple the examples")  # fmt: skip
 
 
 def _check_conventions(conventions: object, net: Net) -> Conventions:
@@ -943,15 +876,6 @@ def _resolved(settings: object) -> Any:
         ) from None
 
 
-def _stopped(stopped: UserCodeStopped, line: str) -> PerExampleMismatch:
-    context: tuple[str, Case] = stopped.context  # type: ignore[assignment]  # by the property
-    quantity, case = context
-    return PerExampleMismatch(
-        None, case, quantity=quantity, verdict=stopped.verdict, output=stopped.record.output,
-        details=[line],
-    )  # fmt: skip
-
-
 def check_per_example(
     function: Callable[..., object] | str,
     net: Net,
@@ -987,104 +911,43 @@ def check_per_example(
     quantity = _check_quantity(quantity)
     declared = _check_conventions(conventions, net)
     chosen = _resolved(settings)
-    seed, limits = chosen.seed, chosen.isolation
     plain = net.with_l2(0.0)
     strategy = networks(
         net=st.just(plain), dtypes=(chosen.dtype,), max_batch=chosen.max_batch,
         param_bound=chosen.param_bound, input_bound=chosen.input_bound,
         hard_targets=declared.targets != "soft",
     )  # fmt: skip
-    report = PerExampleReport(quantity=quantity, seed=seed, isolation=limits.describe())
-    with one_network(), quiet_storage():
-        try:
-            sandbox = open_sandbox({"function": source}, limits)
-        except (UserCodeLoadError, UserCodeStopped) as error:
-            raise PerExampleMismatch(
-                None, None, quantity=quantity, **not_loaded(error)
-            ).with_context(seed=seed, isolation=limits.describe()) from None
-        with sandbox:
-            user = sandbox.function("function", ("params", "X", "Y"))
-            mismatch = _run(user, strategy, (net, declared), quantity, chosen, report)
-            if mismatch is not None:
-                mismatch.function = _function_name(source)
-                mismatch.conventions = declared
-                raise mismatch.with_context(
-                    notes=sandbox.notes(), seed=seed, isolation=limits.describe()
-                ) from None
-            report.notes |= set(sandbox.notes())
-            report.names = {key: declared.user_key(key) for key in report.worst
-                            if declared.user_key(key) != key}  # fmt: skip
-            report.output = sandbox.first_output()
+    report = PerExampleReport(
+        quantity=quantity, seed=chosen.seed, isolation=chosen.isolation.describe()
+    )
+    spec = _property((net, declared), quantity, chosen, report)
+    with one_network():
+        mismatch = run_catalogued(source, ("params", "X", "Y"), strategy, chosen, spec)
+    if mismatch is not None:
+        mismatch.conventions = declared
+        raise mismatch from None
+    report.names = {key: declared.user_key(key) for key in report.worst
+                    if declared.user_key(key) != key}  # fmt: skip
     return report
 
 
-def _run(
-    user: UserFunction,
-    strategy: st.SearchStrategy[Case],
-    declared: tuple[Net, Conventions],
-    quantity: str,
-    chosen: Any,
-    report: PerExampleReport,
-) -> PerExampleMismatch | None:
-    """The Hypothesis property over ``strategy``'s cases (the Net and the
-    user's conventions ``declared``); the diagnosed mismatch of the minimal
-    failing case, or None on a pass."""
+def _property(
+    declared: tuple[Net, Conventions], quantity: str, chosen: Any, report: PerExampleReport
+) -> CaseProperty[Case]:
+    """What the property does with a drawn case (the Net and the user's
+    conventions ``declared``): kinks moved (unless ``chosen`` leaves them),
+    the decay judged, the user's values compared, a pass added to ``report``."""
     net, conventions = declared
-    first_failure: list[tuple[Comparison | None, Case]] = []
-    first_values: list[dict[str, Array]] = []
-    bar = progress(chosen.max_examples, "check_per_example", chosen.progress)
 
-    @seeded(chosen.seed)
-    @check_settings(chosen.max_examples, chosen.shrink)
-    @given(strategy)
-    @bar.counted
-    def matches_the_oracle(drawn: Case) -> None:
+    def prepare(drawn: Case) -> Case:
         if chosen.kinks == "avoid":
             drawn = away_from_kinks(drawn)
         # The decay in every l_i: the Net's, or the conventions' for this m.
-        case = conventions.judged(Case(net, drawn.params, drawn.X, drawn.Y))
-        try:
-            returned = user(*conventions.to_user(case))
-        except UserCodeError as error:
-            if not first_failure:
-                first_failure.append((None, case))
-            raise PerExampleMismatch(
-                None, case, quantity=quantity, verdict="raised",
-                user_traceback=error.record.traceback, output=error.record.output,
-                details=convention_hints(error.record.exception, conventions, case),
-            ) from None  # fmt: skip
-        except UserCodeStopped as stopped:
-            stopped.context = (quantity, case)
-            raise
-        run = compare_per_example(case, returned, quantity=quantity, conventions=conventions)
-        if run.comparison.ok and not run.details:
-            report.add(case, run.comparison)
-            report.notes |= run.notes
-            return
-        if not first_failure:
-            first_failure.append((run.comparison, case))
-            first_values.append(run.values)
-        typical = first_failure[0] if first_failure[0][1] is not case else None
-        output = user.last.output if user.last is not None else NO_OUTPUT
-        raise PerExampleMismatch(
-            run.comparison, case, quantity=quantity, details=run.details + sorted(run.notes),
-            typical=typical, output=output, values=run.values,
-        )  # fmt: skip
+        return conventions.judged(Case(net, drawn.params, drawn.X, drawn.Y))
 
-    failure = run_until_failure(matches_the_oracle, PerExampleMismatch, _stopped, progress=bar)
-    if failure is None:
-        return None
-    mismatch, others = failure
-    mismatch.others = tuple(other.summary() for other in others)
-    if mismatch.typical is not None and first_values:
-        mismatch.typical_values = first_values[0]
-    return mismatch.diagnosed()
-
-
-def _function_name(source: object) -> str:
-    """``NAME`` of ``FILE.py:NAME``, else the callable's ``__name__``."""
-    if isinstance(source, str):
-        name = source.rpartition(":")[2].rpartition(".")[2]
-    else:
-        name = getattr(source, "__name__", "function")
-    return name if name.isidentifier() else "function"
+    return CaseProperty(
+        "check_per_example", PerExampleMismatch, conventions.to_user,
+        partial(compare_per_example, quantity=quantity, conventions=conventions),
+        report=report, record=report.add, keywords={"quantity": quantity}, prepare=prepare,
+        hints=lambda exception, case: convention_hints(exception, conventions, case),
+    )  # fmt: skip

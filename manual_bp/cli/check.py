@@ -18,7 +18,9 @@ that drops units, its masks read from its cache).  The user's code runs in a chi
 (``manual_bp_reference.per_example_check.check_per_example``: ``FUNCTION(params,
 X, Y)`` in the declared conventions) and ``dp_sgd``
 (``manual_bp_reference.dp_check.check_dp_step``: ``FUNCTION(per_example,
-noise)`` with ``--clip`` and ``--noise-multiplier``).  An option the chosen
+noise)`` with ``--clip`` and ``--noise-multiplier``), ``hvp`` and ``ggn``
+(``manual_bp_reference.hvp_check.check_hvp``: ``FUNCTION(params, X, Y, V)``,
+``H V`` or ``G V``, in our conventions only, the decay ``--l2``).  An option the chosen
 quantity does not take is refused, naming it: nothing is silently ignored.
 Exit 0 on a pass, 1 on any other verdict (wrong, raised, timed out, ended
 the process, correct maths but unstable numerics), 2 on bad arguments, 130
@@ -75,6 +77,10 @@ examples:
       each example's gradient, cs231n style: W1 (m, n0, n1), b1 (m, n1)
   manual-bp check dp.py:step --quantity dp_sgd --clip 1.0 --noise-multiplier 1.1
       a DP-SGD step(per_example, noise): clipped per-example mean plus noise
+  manual-bp check curvature.py:hvp --quantity hvp --layers 3,4,1 --activations tanh,sigmoid \\
+      --l2 0.1
+      a Hessian-vector product hvp(params, X, Y, V) -> H V, our conventions (columns,
+      W1/B1); --quantity ggn for the Gauss-Newton product G V
 """
 
 
@@ -313,48 +319,76 @@ def run_per_example(args: argparse.Namespace) -> int:
             "per-example function's conventions are declared (--layout, --names, ...), never "
             "inferred (default: declared)"
         )
-    for name, default in NETWORK_DEFAULTS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
-    net = network_from_arguments(args).net
+    net = _plain_net(args)
     function = _function(args.function, "FUNCTION")
     conventions = conventions_from_arguments(args)
-    _start_ahead(args)
-    try:  # the flags' own errors before jax is imported
-        settings = _settings(args, param_bound=args.param_bound, input_bound=args.input_bound)
-    except (TypeError, ValueError) as error:
-        raise _as_flag(error) from None
-    check = require("oracle", "manual_bp_reference.per_example_check", "check --quantity")
-    _count_compiles(args)
-    try:
-        report = check.check_per_example(
+    return _run_catalogued(
+        args, "per_example_check", "PerExampleMismatch",
+        lambda check, settings: check.check_per_example(
             function, net, quantity=quantity, conventions=conventions, settings=settings
-        )
-    except (TypeError, ValueError) as error:
-        raise _as_flag(error) from None
-    except check.PerExampleMismatch as mismatch:
-        return _failed(args, mismatch, _catalogued(args, mismatch))
-    return _passed(args, report, quantity=args.quantity)
+        ),
+        param_bound=args.param_bound, input_bound=args.input_bound,
+    )  # fmt: skip
 
 
 def run_dp_sgd(args: argparse.Namespace) -> int:
     """``--quantity dp_sgd``: ``check_dp_step`` with ``--clip`` and ``--noise-multiplier``."""
     function = _function(args.function, "FUNCTION")
+    return _run_catalogued(
+        args, "dp_check", "DPStepMismatch",
+        lambda check, settings: check.check_dp_step(
+            function, clip=args.clip, noise_multiplier=args.noise_multiplier, settings=settings
+        ),
+    )  # fmt: skip
+
+
+def run_hvp(args: argparse.Namespace) -> int:
+    """``--quantity hvp`` / ``ggn``: ``check_hvp`` of ``FUNCTION(params, X, Y, V)`` in
+    our conventions, the network's decay ``--l2`` (its loss adds L/2 sum ||Wl||^2)."""
+    product = "hessian" if args.quantity == "hvp" else "ggn"
+    net = _plain_net(args, l2=args.l2 or 0.0)
+    function = _function(args.function, "FUNCTION")
+    return _run_catalogued(
+        args, "hvp_check", "HVPMismatch",
+        lambda check, settings: check.check_hvp(
+            function, net, product=product, settings=settings
+        ),
+        param_bound=args.param_bound, input_bound=args.input_bound,
+    )  # fmt: skip
+
+
+def _plain_net(args: argparse.Namespace, *, l2: float = 0.0) -> Any:
+    """The ``Net`` of the network flags (the seed's network where none is given)."""
+    for name, default in NETWORK_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    return network_from_arguments(args, l2=l2).net
+
+
+def _run_catalogued(
+    args: argparse.Namespace,
+    module: str,
+    mismatch: str,
+    check: Callable[[Any, Any], Any],
+    **chosen: Any,
+) -> int:
+    """Run a check diagnosed by a bug catalogue: ``check(module, settings)``,
+    ``module`` a ``manual_bp_reference`` module imported after the flags' own
+    errors (``chosen``: the settings this check adds), its ``mismatch``
+    printed with the bugs it matches."""
     _start_ahead(args)
     try:  # the flags' own errors before jax is imported
-        settings = _settings(args)
+        settings = _settings(args, **chosen)
     except (TypeError, ValueError) as error:
         raise _as_flag(error) from None
-    check = require("oracle", "manual_bp_reference.dp_check", "check --quantity dp_sgd")
+    checks = require("oracle", f"manual_bp_reference.{module}", f"check --quantity {args.quantity}")
     _count_compiles(args)
     try:
-        report = check.check_dp_step(
-            function, clip=args.clip, noise_multiplier=args.noise_multiplier, settings=settings
-        )
+        report = check(checks, settings)
     except (TypeError, ValueError) as error:
         raise _as_flag(error) from None
-    except check.DPStepMismatch as mismatch:
-        return _failed(args, mismatch, _catalogued(args, mismatch))
+    except getattr(checks, mismatch) as found:
+        return _failed(args, found, _catalogued(args, found))
     return _passed(args, report, quantity=args.quantity)
 
 
@@ -413,6 +447,19 @@ QUANTITIES: dict[str, Quantity] = {
         "--clip and --noise-multiplier",
         required=("clip", "noise_multiplier"),
     ),
+    "hvp": Quantity(
+        run_hvp,
+        (*_NETWORK, "l2"),
+        "FUNCTION(params, X, Y, V) -> H V, the Hessian of the mean loss plus L/2 sum "
+        "||Wl||^2 (--l2 L) times the direction V, a dict of the params' shapes; our "
+        "conventions only (columns, W1/B1)",
+    ),
+    "ggn": Quantity(
+        run_hvp,
+        (*_NETWORK, "l2"),
+        "FUNCTION(params, X, Y, V) -> G V, the Gauss-Newton matrix (J^T H_out J + L I on "
+        "the weights) times V, as hvp",
+    ),
 }
 
 
@@ -457,7 +504,8 @@ def quantity_name(text: str) -> str:
         return text
     spelled = text.strip().lower().replace("-", "_")
     short = {"per_example": "per_example_gradients", "norms": "per_example_norms",
-             "dp_step": "dp_sgd", "dpsgd": "dp_sgd", "dp": "dp_sgd"}  # fmt: skip
+             "dp_step": "dp_sgd", "dpsgd": "dp_sgd", "dp": "dp_sgd", "hessian": "hvp",
+             "gauss_newton": "ggn"}  # fmt: skip
     close = [spelled] if spelled in QUANTITIES else [short[spelled]] if spelled in short else (
         difflib.get_close_matches(spelled, QUANTITIES, n=1)
     )  # fmt: skip
@@ -473,7 +521,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="property-check your own backprop function",
         description="Check a hand-written backprop(params, X, Y) -> grads on many drawn "
         "networks of one architecture against jax.grad, in the conventions it uses; with "
-        "--quantity, per-example gradients or norms, or a DP-SGD step.",
+        "--quantity, per-example gradients or norms, a DP-SGD step, or a Hessian- or "
+        "Gauss-Newton-vector product.",
         epilog=EXAMPLES,
         formatter_class=help_formatter,
     )
