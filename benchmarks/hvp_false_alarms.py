@@ -21,11 +21,10 @@ and dtype (and over the cases with no ``Z`` within rounding of a kink), the
 calls with undecided entries (a kink, or a tolerance that reaches the
 product's scale), and the wall time.
 
-Measured (seed 0, 10,000 cases, 40,000 calls): 0 false alarms; worst err/tol
-0.5 (0.48 in float64, 0.13 in float32 off the kinks); 75 s.  Its first run
-found 9 (the student's elu ``exp(z) - 1``, outside the shared elu model:
-``tolerance.curvature._naive_value_error``, and the regression tests of
-``property_tests/test_hvp_check.py``).
+Measured figures are in ``benchmarks/RESULTS.md`` ("Issue 28: ``check_hvp``'s false
+alarms").  Its first run found 9 (the student's elu ``exp(z) - 1``, outside the
+shared elu model: ``tolerance.curvature._naive_value_error``, and the
+regression tests of ``property_tests/test_hvp_check.py``).
 
 Usage::
 
