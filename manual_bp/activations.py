@@ -403,8 +403,9 @@ def identity(Z: Array, xp: ModuleType = np) -> Array:
 
 
 def _identity_backward(dA: Array, Z: Array, A: Array, out: Array | None = None) -> Array:
-    if out is None:
-        return dA.copy()  # dZ is a gradient of its own, not an alias of dA
+    if out is None:  # a copy (dZ is a gradient of its own, not an alias of dA),
+        # in the dtype every backward takes: NumPy's promotion of dA's and A's
+        return dA.astype(np.result_type(dA, A))
     np.copyto(out, dA)
     return out
 

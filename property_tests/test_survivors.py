@@ -538,3 +538,29 @@ def test_init_params_draws_he_for_relu_like_layers_and_glorot_otherwise(name):
     W = init_params([fan_in, fan_out], [name], seed=3)["W1"]
     expected = np.sqrt(2 / fan_in) if name in HE else np.sqrt(2 / (fan_in + fan_out))
     assert W.std() == pytest.approx(expected, rel=0.01)
+
+
+# --- an activation's backward with mixed dtypes -----------------------------------------
+
+ELEMENTWISE = sorted(name for name, a in ACTIVATIONS.items() if a.derivative is not None)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+@pytest.mark.parametrize("wide", ["dA", "Z and A"])
+def test_a_mixed_dtype_backward_returns_numpys_promoted_dtype(name, wide):
+    """``backward(dA, Z, A)`` with one side float32 and the other float64
+    returns float64 (NumPy's ``result_type``), never the narrower dtype, and
+    the values of the float64 step up to float32's rounding of the narrow
+    side."""
+    activation = ACTIVATIONS[name]
+    Z = np.linspace(-3.0, 3.0, 12).reshape(3, 4) + 0.05
+    A = activation.forward(Z)
+    dA = np.cos(Z)
+    expected = activation.backward(dA, Z, A)
+    if wide == "dA":
+        Z, A = Z.astype(np.float32), A.astype(np.float32)
+    else:
+        dA = dA.astype(np.float32)
+    dZ = activation.backward(dA, Z, A)
+    assert dZ.dtype == np.float64
+    np.testing.assert_allclose(dZ, expected, rtol=1e-5, atol=1e-6)
