@@ -84,6 +84,24 @@ def no_second(params, X, Y, V):
 
 def decay_doubled(params, X, Y, V):
     return student_ggn(params, X, Y, V, NET, decay=2.0)
+
+
+ROWS_NET = SimpleNamespace(activations=("tanh", "softmax"), loss="cross_entropy", l2=0.0)
+
+
+def rows_hvp(params, X, y, V, **bug):
+    # cs231n's layout (X (m, n0), W1 (n0, n1), flat b1, labels) around the columns R-operator.
+    def columns(rows):
+        return {k.upper(): v.T if k[0] == "W" else v[:, None] for k, v in rows.items()}
+
+    Y = np.eye(params["W2"].shape[1])[y].T
+    product = student_hvp(columns(params), X.T, Y, columns(V), ROWS_NET, **bug)
+    return {k if k[0] == "W" else k.lower(): v.T if k[0] == "W" else v[:, 0]
+            for k, v in product.items()}
+
+
+def rows_no_second(params, X, y, V):
+    return rows_hvp(params, X, y, V, second=False)
 """
 )
 CURVATURE = ["--layers", "3,4,1", "--activations", "tanh,sigmoid", "--l2", "0.1"]
@@ -158,6 +176,19 @@ def test_a_students_curvature_product_passes(hvp_file, quantity, symbol, capsys)
     assert capsys.readouterr().out.startswith(f"PASS ({symbol}): 6 examples")
 
 
+def test_a_cs231n_style_hvp_passes_in_its_declared_conventions(hvp_file, capsys):
+    argv = ["check", f"{hvp_file}:rows_hvp", "--quantity", "hvp", "--layers", "3,5,4",
+            "--activations", "tanh,softmax", *ROWS, *FEW]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("PASS (H V): 6 examples") and "b1" in out  # the code's own names
+    bounded = ["--param-bound", "2", "--input-bound", "2"]  # tanh off saturation
+    argv = ["check", f"{hvp_file}:rows_no_second", *argv[2:], *bounded, "--json"]
+    assert main(argv) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["bug"] == "the second-derivative term missing"
+
+
 @pytest.mark.parametrize(
     ("name", "quantity", "bug"),
     [("no_second", "hvp", "the second-derivative term missing"),
@@ -191,13 +222,11 @@ def test_a_curvature_bug_exits_1_and_is_named(hvp_file, name, quantity, bug, cap
         (["--quantity", "per_example_gradients", "--layer", "affine"],
          "--layer: not an option of --quantity per_example_gradients"),
         (["--quantity", "per_example_gradients", "--conventions", "auto"], "--conventions: auto"),
-        # The curvature products take our conventions only (the decay is --l2).
-        (["--quantity", "hvp", "--layout", "rows"], "--layout: not an option of --quantity hvp"),
-        (["--quantity", "ggn", "--names", "W1/b1"], "--names: not an option of --quantity ggn"),
-        (["--quantity", "hvp", "--l2-divided-by-m", "--l2", "1"],
-         "--l2-divided-by-m: not an option of --quantity hvp"),
-        (["--quantity", "hvp", "--conventions", "declared"],
-         "--conventions: not an option of --quantity hvp"),
+        # The curvature products take the declared conventions of a whole batch's mean.
+        (["--quantity", "hvp", "--reduction", "sum"],
+         "--reduction: not an option of --quantity hvp"),
+        (["--quantity", "ggn", "--per-sample"], "--per-sample: not an option of --quantity ggn"),
+        (["--quantity", "hvp", "--conventions", "auto"], "--conventions: auto"),
         (["--quantity", "ggn", "--clip", "1"], "--clip: not an option of --quantity ggn"),
         (["--quantity", "hvp", "--l2", "-1"], "--l2: "),
         # Missing where needed, or a bad value.

@@ -20,6 +20,7 @@ a ``FILE.py:NAME``), with few examples, on a short list of nets.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from functools import partial
 
@@ -33,6 +34,7 @@ from manual_bp.losses import LOSSES
 from manual_bp.net import Net
 from manual_bp.network import forward_xp
 from manual_bp_reference.cases import Case
+from manual_bp_reference.conventions import Conventions
 from manual_bp_reference.hvp_check import (
     BUG_NAMES,
     BUGS,
@@ -349,11 +351,17 @@ def test_what_is_no_product_is_named():
     with pytest.raises(HVPMismatch, match="function returned"):
         check_hvp(lambda p, X, Y, V: [1.0, 2.0], net, settings=SETTINGS)
 
-    def squeezed_bias(params, X, Y, V):  # B1 as (n1,): a shape, named
+    def squeezed_bias(params, X, Y, V):  # B1 as (n1,): read as check_gradients reads it
         return {k: v[:, 0] if k[0] == "B" else v for k, v in correct(params, X, Y, V).items()}
 
-    with pytest.raises(HVPMismatch, match=r"B1: shape \(4,\), expected \(4, 1\)"):
-        check_hvp(squeezed_bias, net, settings=SETTINGS)
+    report = check_hvp(squeezed_bias, net, settings=SETTINGS)
+    assert any("B1: gradient returned with shape (4,)" in note for note in report.notes)
+
+    def transposed(params, X, Y, V):  # W1 as (n0, n1): a shape, named
+        return {k: v.T if k == "W1" else v for k, v in correct(params, X, Y, V).items()}
+
+    with pytest.raises(HVPMismatch, match=r"W1: shape \(3, 4\), expected \(4, 3\)"):
+        check_hvp(transposed, net, settings=SETTINGS)
 
     def missing(params, X, Y, V):
         out = correct(params, X, Y, V)
@@ -452,3 +460,143 @@ def test_the_slopes_bound_a_moved_argument(name):
         second = ACTIVATIONS[name].second_derivative(moved, A_moved)  # type: ignore[misc]
         assert (np.abs(slope - D.value) <= D.error).all()
         assert (np.abs(second - S.value) <= S.error).all()
+
+
+# --- in the user's declared conventions (issue 28) ---------------------------------------
+
+# cs231n: rows as samples, W1 (n0, n1), flat b1, integer labels, softmax cross-entropy.
+CS231N_NET = Net.of([3, 5, 4], ["tanh", "softmax"], "cross_entropy")
+CS231N = Conventions(layout="rows", names="W1/b1", targets="labels")
+
+
+def cs231n_hvp(params, X, y, V, *, second=True):
+    """H V as a cs231n student writes it: the R-forward, then the R-backward,
+    every array in rows (``X`` (m, n0), ``W1`` (n0, n1), ``b1`` (n1,))."""
+    W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+    m = X.shape[0]
+    h = np.tanh(X @ W1 + b1)
+    scores = h @ W2 + b2
+    p = np.exp(scores - scores.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    # R-forward
+    r_pre = X @ V["W1"] + V["b1"]
+    r_h = (1 - h**2) * r_pre
+    r_scores = r_h @ W2 + h @ V["W2"] + V["b2"]
+    # backward and R-backward
+    dscores = p.copy()
+    dscores[np.arange(m), y] -= 1
+    dscores /= m
+    r_dscores = (p * r_scores - p * np.sum(p * r_scores, axis=1, keepdims=True)) / m
+    dh = dscores @ W2.T
+    r_dh = r_dscores @ W2.T + dscores @ V["W2"].T
+    r_dpre = r_dh * (1 - h**2)
+    if second:  # tanh'' = -2 tanh (1 - tanh^2)
+        r_dpre += dh * (-2 * h * (1 - h**2)) * r_pre
+    return {
+        "W1": X.T @ r_dpre,
+        "b1": r_dpre.sum(axis=0),
+        "W2": r_h.T @ dscores + h.T @ r_dscores,
+        "b2": r_dscores.sum(axis=0),
+    }
+
+
+def cs231n_no_second(params, X, y, V):
+    return cs231n_hvp(params, X, y, V, second=False)
+
+
+# The course: columns, W1/b1 with column biases, the product keyed dW1/db1, lambd / m.
+COURSE_NET = Net.of([3, 4, 1], ["tanh", "sigmoid"], "binary_cross_entropy")
+LAMBD = 0.7
+COURSE = Conventions(names="W1/b1", l2=LAMBD, l2_divided_by_m=True)
+
+
+def course_hvp(parameters, X, Y, V, *, lambd=LAMBD):
+    """H V as the course writes it: columns, ``dW1``/``db1`` keys, ``lambd / m``."""
+    W1, b1, W2, b2 = (parameters[k] for k in ("W1", "b1", "W2", "b2"))
+    m = X.shape[1]
+    A1 = np.tanh(W1 @ X + b1)
+    A2 = 1 / (1 + np.exp(-(W2 @ A1 + b2)))
+    RZ1 = V["W1"] @ X + V["b1"]
+    RA1 = (1 - A1**2) * RZ1
+    RZ2 = V["W2"] @ A1 + W2 @ RA1 + V["b2"]
+    dZ2 = (A2 - Y) / m
+    RdZ2 = A2 * (1 - A2) * RZ2 / m
+    dA1 = W2.T @ dZ2
+    RdA1 = V["W2"].T @ dZ2 + W2.T @ RdZ2
+    RdZ1 = RdA1 * (1 - A1**2) - 2 * A1 * (1 - A1**2) * RZ1 * dA1
+    return {
+        "dW1": RdZ1 @ X.T + lambd / m * V["W1"],
+        "db1": np.sum(RdZ1, axis=1, keepdims=True),
+        "dW2": RdZ2 @ A1.T + dZ2 @ RA1.T + lambd / m * V["W2"],
+        "db2": np.sum(RdZ2, axis=1, keepdims=True),
+    }
+
+
+def test_a_cs231n_style_hvp_passes_in_rows():
+    report = check_hvp(cs231n_hvp, CS231N_NET, conventions=CS231N, settings=SETTINGS)
+    assert isinstance(report, HVPReport) and report.examples == 5
+    assert "b1" in str(report) and "B1" not in str(report)  # the code's own names
+
+
+def test_a_course_style_hvp_passes_with_its_d_keys_and_decay():
+    report = check_hvp(course_hvp, COURSE_NET, conventions=COURSE, settings=SETTINGS)
+    assert report.examples == 5
+    assert any("'dW1' for W1" in note for note in report.notes)
+
+
+def test_a_course_style_list_passes():
+    def as_list(parameters, X, Y, V):
+        names = ("W1", "b1", "W2", "b2")
+        product = course_hvp(dict(zip(names, parameters, strict=True)), X, Y,
+                             dict(zip(names, V, strict=True)))  # fmt: skip
+        return [product["d" + name] for name in names]
+
+    listed = Conventions(names="W1/b1", container="list", l2=LAMBD, l2_divided_by_m=True)
+    assert check_hvp(as_list, COURSE_NET, conventions=listed, settings=SETTINGS).examples == 5
+
+
+def test_a_bug_in_cs231n_style_code_is_named_in_its_names_and_shapes():
+    with pytest.raises(HVPMismatch) as caught:
+        check_hvp(cs231n_no_second, CS231N_NET, conventions=CS231N, settings=BUG_SETTINGS)
+    assert caught.value.bug == "the second-derivative term missing"
+    table, _, pasteable = str(caught.value).partition("the minimal case, pasteable:")
+    n0, n1 = CS231N_NET.layer_sizes[:2]
+    assert "names, shapes and indices as your code has them" in table and "B1" not in table
+    assert re.search(rf"^\s*W1\s+{n0}x{n1}\b", table, re.M)  # rows: (n0, n1)
+    assert re.search(rf"^\s*b1\s+{n1}\b", table, re.M)  # flat
+    call = pasteable.split("in your conventions (paste it next to your function):")[1]
+    assert re.search(r"'b1': np\.array\(\[[-0-9]", call) and "dtype='int64')" in call
+    assert "V = {" in call and "product = cs231n_no_second(params, X, Y, V)" in call
+
+
+def test_a_bug_in_course_style_code_is_named():
+    def decay_missing(parameters, X, Y, V):
+        return course_hvp(parameters, X, Y, V, lambd=0.0)
+
+    with pytest.raises(HVPMismatch) as caught:
+        check_hvp(decay_missing, COURSE_NET, conventions=COURSE, settings=BUG_SETTINGS)
+    assert caught.value.bug == "the decay missing"
+
+
+def test_what_the_conventions_cannot_say_is_refused():
+    with pytest.raises(ValueError, match="check_hvp does not infer conventions") as caught:
+        check_hvp(cs231n_hvp, CS231N_NET, conventions="auto")  # type: ignore[arg-type]
+    assert "Conventions(layout='rows', names='W1/b1')" in str(caught.value)
+    with pytest.raises(ValueError, match=r"^reduction: check_hvp judges"):
+        check_hvp(cs231n_hvp, CS231N_NET, conventions=Conventions(reduction="sum"))
+    with pytest.raises(ValueError, match=r"^per_sample: check_hvp's function"):
+        check_hvp(cs231n_hvp, CS231N_NET, conventions=Conventions(per_sample=True))
+    with pytest.raises(ValueError, match=r"^l2: the Net says"):
+        check_hvp(course_hvp, COURSE_NET.with_l2(0.1), conventions=Conventions(l2=0.1))
+    with pytest.raises(TypeError, match=r"^conventions: expected a Conventions"):
+        check_hvp(cs231n_hvp, CS231N_NET, conventions={"layout": "rows"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^targets: "):
+        mse = Net.of([2, 1], ["identity"], "mse")
+        check_hvp(cs231n_hvp, mse, conventions=Conventions(targets="labels"))
+
+
+def test_a_cs231n_style_hvp_declared_in_columns_is_hinted():
+    columns = Conventions(names="W1/b1", targets="labels")  # X @ W1 fails: a shape error
+    hint = r"verdict: raised(.|\n)*declare layout='rows' \(--layout rows\)"
+    with pytest.raises(HVPMismatch, match=hint):
+        check_hvp(cs231n_hvp, CS231N_NET, conventions=columns, settings=SETTINGS)

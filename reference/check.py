@@ -597,6 +597,20 @@ def nonfinite(values: Mapping[str, object]) -> dict[str, list]:
     return found
 
 
+def unreadable(
+    variables: Mapping[str, VariableComparison], problems: Mapping[str, str]
+) -> dict[str, VariableComparison]:
+    """``variables`` with each key of ``problems`` (why the user's array could
+    not be read: missing, a shape in the user's terms) a failed row that says so."""
+    out = dict(variables)
+    for key, problem in problems.items():
+        shape = out[key].shape if not problem.startswith("shape") else ()
+        out[key] = VariableComparison(
+            key, shape, "-", np.inf, np.inf, 0, (), np.nan, np.nan, np.nan, problem
+        )
+    return out
+
+
 def _likely_instability(case: Case) -> str:
     """Why a correct formula can give NaN/inf on ``case``."""
     _, cache = case.forward()
@@ -1015,6 +1029,42 @@ def _inferred(sandbox: Sandbox, auto: Auto, net: Net, *, pair: bool) -> Inferred
         return not unreadable, comparison.ok and not details and not unreadable
 
     return infer(attempt, lambda each: _runnable_name(each, pair), auto, net, pair=pair)
+
+
+def declared_conventions(
+    conventions: object, net: Net, *, check: str, returns: str, summed: str
+) -> Conventions:
+    """The ``Conventions`` declared to a check of a function that takes the
+    whole batch in one call (``check_per_example``, ``check_hvp``; None:
+    ours), refusing ``"auto"`` (such a check never infers), ``per_sample``
+    (the function ``returns`` a batch's quantity), ``reduction="sum"`` (why
+    not: ``summed``), a decay given both in the Net and in the conventions,
+    and targets the loss has none of."""
+    if conventions is None:
+        return Conventions()
+    if isinstance(conventions, str) or as_auto(conventions) is not None:
+        raise ValueError(
+            f"conventions: {check} does not infer conventions (got {conventions!r}): "
+            "declare yours, e.g. Conventions(layout='rows', names='W1/b1') for cs231n-style "
+            "code (rows as samples, W1 (n0, n1), flat b1); the default, None, is ours "
+            "(columns, W1/B1, column biases)"
+        )
+    if not isinstance(conventions, Conventions):
+        raise TypeError(f"conventions: expected a Conventions or None, got {conventions!r}")
+    if conventions.per_sample:
+        raise ValueError(
+            f"per_sample: {check}'s function takes the whole batch and returns {returns}; "
+            "one sample at a time is check_gradients' convention"
+        )
+    if conventions.reduction != "mean":
+        raise ValueError(f"reduction: {summed} (got {conventions.reduction!r}); leave it 'mean'")
+    if conventions.l2 and net.l2:
+        raise ValueError(
+            f"l2: the Net says l2={net.l2!r} and the conventions l2={conventions.l2!r}; "
+            "give the decay in one of them"
+        )
+    conventions.check_targets(net.loss, net.layer_sizes[-1])
+    return conventions
 
 
 def convention_hints(exception: str, conventions: Conventions, case: Case) -> list[str]:

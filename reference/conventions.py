@@ -253,38 +253,33 @@ class Conventions:
             return Y[0].astype(np.int64)
         return Y.T.copy() if self.layout == "rows" else Y
 
+    def params_to_user(self, params: Mapping[str, Array], layer_sizes: Sequence[int]) -> Any:
+        """Arrays keyed as ``params`` (``W1``, ``B1``, ...; a direction ``V``
+        too) in the user's layout, names, bias shape and container (fresh,
+        writable)."""
+        user = {
+            self.user_key(key): self._param_to_user(key, params[key])
+            for key in param_shapes(layer_sizes)
+        }
+        if self.container == "list":
+            return list(user.values())
+        if self.container == "nabla":  # Nielsen's (biases, weights)
+            values = list(user.values())
+            return (values[1::2], values[0::2])
+        return user
+
     def to_user(self, case: Case) -> tuple[dict[str, Array] | list[Array], Array, Array]:
         """``(params, X, Y)`` of ``case`` in the user's convention (fresh, writable)."""
-        params = {
-            self.user_key(key): self._param_to_user(key, case.params[key])
-            for key in param_shapes(case.layer_sizes)
-        }
         X = np.array(case.X.T if self.layout == "rows" else case.X)
-        user_params: Any = params
-        if self.container == "list":
-            user_params = list(params.values())
-        elif self.container == "nabla":  # Nielsen's (biases, weights)
-            values = list(params.values())
-            user_params = (values[1::2], values[0::2])
-        return user_params, X, self._targets_to_user(case)
+        params = self.params_to_user(case.params, case.layer_sizes)
+        return params, X, self._targets_to_user(case)
 
     def pasteable(self, case: Case, *, function: str = "backprop", call: str | None = None) -> str:
         """``case`` as the user's own call, exact and pasteable: ``params``,
         ``X``, ``Y`` in this convention, then ``grads = backprop(params, X, Y)``
         (or ``call``, the lines that call the user's functions on them)."""
         params, X, Y = self.to_user(case)
-
-        def listed(values: Sequence[Array]) -> str:
-            items = ",\n".join(f"    {array_literal(value)}" for value in values)
-            return f"[\n{items},\n]"
-
-        if isinstance(params, list):
-            params_text = listed(params)
-        elif isinstance(params, tuple):  # Nielsen's (biases, weights)
-            params_text = f"({listed(params[0])}, {listed(params[1])})"
-        else:
-            items = ",\n".join(f"    {key!r}: {array_literal(v)}" for key, v in params.items())
-            params_text = f"{{\n{items},\n}}"
+        params_text = params_literal(params)
         lines = f"grads = {function}(params, X, Y)"
         if self.per_sample:
             pick = (
@@ -497,6 +492,22 @@ class Conventions:
                 "gradients; container='nabla' expects one of each per layer"
             )
         return interleaved(list(nabla_b), list(nabla_w))
+
+
+def params_literal(params: Any) -> str:
+    """``Conventions.params_to_user``'s value as pasteable Python: a dict, a
+    list, or Nielsen's ``(biases, weights)`` pair of lists."""
+
+    def listed(values: Sequence[Array]) -> str:
+        items = ",\n".join(f"    {array_literal(value)}" for value in values)
+        return f"[\n{items},\n]"
+
+    if isinstance(params, list):
+        return listed(params)
+    if isinstance(params, tuple):  # Nielsen's (biases, weights)
+        return f"({listed(params[0])}, {listed(params[1])})"
+    items = ",\n".join(f"    {key!r}: {array_literal(v)}" for key, v in params.items())
+    return f"{{\n{items},\n}}"
 
 
 class UserGrads(NamedTuple):

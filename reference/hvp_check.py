@@ -13,6 +13,26 @@ V`` (``product="ggn"``: ``J^T H_out J V + l2 VWl``, the network's output at the
 logits ``ZL`` for a canonical pair and at ``AL`` for mse after another
 activation, as ``manual_bp.curvature`` defines it).
 
+``conventions=`` (``manual_bp_reference.conventions.Conventions``, as for
+``check_gradients`` and ``check_per_example``) declares another layout: with
+cs231n's ``Conventions(layout="rows", names="W1/b1", targets="labels")`` the
+function takes ``X`` ``(m, n0)``, integer labels ``y`` ``(m,)``, ``params``
+and ``V`` alike (``W1`` ``(n0, n1)``, a flat ``b1`` ``(n1,)``) and returns
+its product in that layout.  The product is read as ``check_gradients``
+reads gradients (``Conventions.from_user``: the course's ``dW1``, ``db1``
+keys, a list or Nielsen's ``(nabla_b, nabla_w)`` if the container says so, a
+bias in another of the three shapes, each with a note), then compared in
+ours; the L2 term is the conventions' (``l2_divided_by_m``, the course's
+``lambd / m``: the decay in ``L`` is ``l2_for(m)``).  Conventions are
+declared, never inferred (``"auto"`` is refused: a direction's product has
+the params' shapes, so a square weight transposed by a bug would read as the
+other layout); ``per_sample`` is refused (the function takes the whole
+batch), and so is ``reduction="sum"``: the summed loss's ``H V`` is ``m``
+times the loss part, which the oracle could scale, but the catalogue's
+``1/m`` bugs are formulas of the mean and would name the wrong one.  A
+mismatch's tables, names, shapes and pasteable call (``params``, ``X``,
+``Y`` and ``V``) are the user's.
+
 The oracle (``hvp_oracle``) differentiates manual_bp's own forward and loss
 with jax, in float64: ``H V`` is ``jax.jvp`` of ``jax.grad``; ``G V`` is
 ``jax.jvp`` of the network's output, the loss's Hessian at that output applied
@@ -72,8 +92,11 @@ from manual_bp_reference.cases import Case, array_literal
 from manual_bp_reference.check import (
     CataloguedMismatch,
     LabelledReport,
+    convention_hints,
+    declared_conventions,
     nonfinite,
     run_catalogued,
+    unreadable,
 )
 from manual_bp_reference.check_run import (
     CaseProperty,
@@ -83,7 +106,7 @@ from manual_bp_reference.check_run import (
     check_plain_net,
 )
 from manual_bp_reference.compare import Comparison, as_float, bound_ratio, compare_variable
-from manual_bp_reference.conventions import describe_value
+from manual_bp_reference.conventions import Conventions, GradsTypeError, params_literal
 from manual_bp_reference.jax_setup import jax, jnp
 from manual_bp_reference.kinks import away_from_kinks
 from manual_bp_reference.oracle import choose_compiled, one_network
@@ -163,12 +186,13 @@ class HVPCase:
 
 @st.composite
 def hvp_cases(draw: st.DrawFn, net: Net, *, dtype: str, max_batch: int, param_bound: float,
-              input_bound: float) -> HVPCase:  # fmt: skip
-    """A case of ``net`` (``networks``' draws of params, ``X``, ``Y``) and a
-    direction ``V`` with entries in ``[-DIRECTION_BOUND, DIRECTION_BOUND]``."""
+              input_bound: float, hard_targets: bool = False) -> HVPCase:  # fmt: skip
+    """A case of ``net`` (``networks``' draws of params, ``X``, ``Y``; one-hot
+    targets with ``hard_targets``) and a direction ``V`` with entries in
+    ``[-DIRECTION_BOUND, DIRECTION_BOUND]``."""
     drawn = draw(networks(
         net=st.just(net.with_l2(0.0)), dtypes=(dtype,), max_batch=max_batch,
-        param_bound=param_bound, input_bound=input_bound,
+        param_bound=param_bound, input_bound=input_bound, hard_targets=hard_targets,
     ))  # fmt: skip
     V = {key: draw(matrices(value.shape, DIRECTION_BOUND, dtype))
          for key, value in drawn.params.items()}  # fmt: skip
@@ -332,34 +356,42 @@ class HVPRun(CaseRun):
 
 
 def compare_hvp(case: HVPCase, returned: object, *, product: str = "hessian",
-                oracle: HVPOracle | None = None) -> HVPRun:  # fmt: skip
+                oracle: HVPOracle | None = None,
+                conventions: Conventions | None = None) -> HVPRun:  # fmt: skip
     """Compare what ``function(params, X, Y, V)`` returned on ``case`` with
-    the oracle's product, entry by entry within its tolerance."""
+    the oracle's product, entry by entry within its tolerance; ``returned``
+    is read in ``conventions`` (None: ours) as ``Conventions.from_user``
+    reads gradients."""
     product = check_choice(product, "product", PRODUCTS)
     if oracle is None:
         oracle = hvp_oracle(case, product=product)
+    conventions = conventions or Conventions()
     dtype = np.dtype(case.dtype)
     expected = oracle.values
     notes: set[str] = set()
     details: list[str] = []
     values: dict[str, Array] = {}
-    if isinstance(returned, Mapping):
-        for key in expected:
-            if key in returned:
-                values[key] = as_float(returned[key], key, dtype, notes)
-        extra = sorted(str(key) for key in returned if key not in expected)
-        if extra:
-            notes.add(f"keys returned that are no parameter's, not checked: {extra}")
+    problems: dict[str, str] = {}
+    try:
+        read = conventions.from_user(returned, case.case)
+    except GradsTypeError as error:  # no container of products at all
+        details.append(str(error).replace("backprop returned", "function returned", 1))
     else:
-        shapes = ", ".join(f"{key}: {value.shape}" for key, value in expected.items())
-        details.append(f"function returned {describe_value(returned)}; expected a dict of "
-                       f"the params' shapes ({shapes})")  # fmt: skip
+        notes.update(read.notes)
+        for key, value in read.grads.items():
+            if key in expected:
+                values[key] = as_float(value, conventions.user_key(key), dtype, notes)
+        problems = {key: problem for key, problem in read.problems.items() if key in expected}
+        extra = read.extra + [key for key in read.grads if key not in expected]
+        if extra:
+            notes.add(f"keys returned that are no parameter's, not checked: {sorted(extra)}")
     if oracle.bounds.excused:
         notes.add(KINK_NOTE)
     variables = {
         key: compare_variable(key, values.get(key), expected[key], oracle.tolerances[key], dtype)
         for key in expected
     }
+    variables = unreadable(variables, problems)
     broken = nonfinite(values)
     if broken:
         where = "; ".join(f"{k}: {n} entries, first at {i}" for k, (n, i) in broken.items())
@@ -477,8 +509,9 @@ class HVPMismatch(CataloguedMismatch):
     raised, timed out, or ended its process): ``.comparison`` and ``.case``
     (an ``HVPCase``) the minimal failing case, ``.values`` what the function
     returned on it, ``.bugs`` the catalogued bugs it matches, best first
-    (``.bug`` the first's name), ``.product``; the rest as
-    ``manual_bp_reference.check.Mismatch``."""
+    (``.bug`` the first's name), ``.product``, ``.conventions`` (the declared
+    ``Conventions``: the tables and the pasteable call are in them); the rest
+    as ``manual_bp_reference.check.Mismatch``."""
 
     catalogue = "second-order"
     bugs: tuple[HVPBug, ...]
@@ -486,18 +519,33 @@ class HVPMismatch(CataloguedMismatch):
     def __init__(self, comparison: Comparison | None, case: HVPCase | None, *,
                  product: str = "hessian", **rest: Any) -> None:  # fmt: skip
         self.product = product  # the verdict line reads it
+        self.conventions: Conventions | None = None  # set by check_hvp
         super().__init__(comparison, case, **rest)
 
     def _verdict_line(self) -> str:
         suffix = f" ({_SYMBOLS[self.product]})" if self.comparison is not None else ""
         return f"verdict: {self.verdict}{suffix}"
 
+    def _view(self) -> Any:
+        """Names, shapes and indices as the user's code has them, where the
+        conventions differ from ours."""
+        if self.conventions is None or not self.conventions.reshapes():
+            return None
+        return self.conventions.view
+
     def _as_the_user_calls_it(self) -> list[str]:
         if self.case is None:
             return []
-        return ["your function's call on it:",
-                f"{self.function}(dict(case.case.params), case.case.X, case.case.Y, "
-                "dict(case.V))"]  # fmt: skip
+        conventions = self.conventions
+        if conventions is None or conventions == Conventions():
+            return ["your function's call on it:",
+                    f"{self.function}(dict(case.case.params), case.case.X, case.case.Y, "
+                    "dict(case.V))"]  # fmt: skip
+        inner = self.case.case
+        V = params_literal(conventions.params_to_user(self.case.V, inner.layer_sizes))
+        call = f"V = {V}\nproduct = {self.function}(params, X, Y, V)"
+        pasteable = conventions.pasteable(inner, function=self.function, call=call)
+        return ["in your conventions (paste it next to your function):", pasteable]
 
     def _diagnose(self, case: HVPCase, values: Mapping[str, Array]) -> list[HVPBug]:
         return diagnose_hvp(case, values, product=self.product)
@@ -527,6 +575,7 @@ def check_hvp(
     net: Net,
     *,
     product: str = "hessian",
+    conventions: Conventions | None = None,
     settings: Settings | None = None,
 ) -> HVPReport:
     """Property-check ``function(params, X, Y, V)``'s Hessian-vector product
@@ -538,9 +587,15 @@ def check_hvp(
     in a child process as ``check_gradients`` runs a backprop; it returns a
     dict keyed like ``params`` (``W1``, ``B1``, ...) of the params' shapes.
     ``net``: a plain ``manual_bp.Net`` (no normalization, no dropout); its
-    ``l2`` is in the loss.  ``settings``: as for ``check_gradients``
-    (examples, dtype, batch, bounds, kinks, shrinking, seed, timeout,
-    isolation); ``stability_check`` is not used.
+    ``l2`` is in the loss.  ``conventions``: how the function lays out
+    ``params``, ``X``, ``Y``, ``V`` and its product, a
+    ``manual_bp_reference.conventions.Conventions`` as for
+    ``check_gradients`` (layout, names, bias shape, container, targets, L2;
+    default None: ours); never inferred (``"auto"`` is refused), and
+    ``reduction="sum"`` and ``per_sample`` are refused (the module's notes).
+    ``settings``: as for ``check_gradients`` (examples, dtype, batch, bounds,
+    kinks, shrinking, seed, timeout, isolation); ``stability_check`` is not
+    used.
 
     Returns an ``HVPReport`` on a pass; raises ``HVPMismatch`` on the minimal
     failing case, naming the catalogued bug (``BUGS``) its values match.  The
@@ -549,35 +604,50 @@ def check_hvp(
     source = check_function(function, "function", "(params, X, Y, V) -> product dict")
     net = check_plain_net(net, "check_hvp")
     product = check_choice(product, "product", PRODUCTS)
+    declared = declared_conventions(
+        conventions, net, check="check_hvp", returns="the batch's product",
+        summed="check_hvp judges the product of the batch-mean loss; a summed loss's (m "
+        "times its loss part) is not supported: divide your loss part by m",
+    )  # fmt: skip
     chosen = _resolved(settings)
     strategy = hvp_cases(
         net, dtype=chosen.dtype, max_batch=chosen.max_batch, param_bound=chosen.param_bound,
-        input_bound=chosen.input_bound,
+        input_bound=chosen.input_bound, hard_targets=declared.targets != "soft",
     )  # fmt: skip
     report = HVPReport(product=product, seed=chosen.seed, isolation=chosen.isolation.describe())
-    spec = _property(product, chosen, report)
+    spec = _property((product, declared), chosen, report)
     with one_network():
         mismatch = run_catalogued(source, ("params", "X", "Y", "V"), strategy, chosen, spec)
     if mismatch is not None:
+        mismatch.conventions = declared
         raise mismatch from None
+    report.names = {key: declared.user_key(key) for key in report.worst
+                    if declared.user_key(key) != key}  # fmt: skip
     return report
 
 
-def _property(product: str, chosen: Any, report: HVPReport) -> CaseProperty[HVPCase]:
-    """What the property does with a drawn case: kinks moved (unless ``chosen``
-    leaves them), the user's product compared, a pass added to ``report``."""
+def _property(
+    declared: tuple[str, Conventions], chosen: Any, report: HVPReport
+) -> CaseProperty[HVPCase]:
+    """What the property does with a drawn case (the ``product`` and the
+    user's conventions ``declared``): kinks moved (unless ``chosen`` leaves
+    them), the decay judged, the user's product compared, a pass added to
+    ``report``."""
+    product, conventions = declared
 
     def prepare(drawn: HVPCase) -> HVPCase:
-        if chosen.kinks == "avoid":
-            return HVPCase(away_from_kinks(drawn.case), drawn.V)
-        return drawn
+        inner = away_from_kinks(drawn.case) if chosen.kinks == "avoid" else drawn.case
+        # The decay in L: the Net's, or the conventions' for this m.
+        return HVPCase(conventions.judged(inner), drawn.V)
 
     def arguments(case: HVPCase) -> tuple[object, ...]:
         inner = case.case
-        return dict(inner.params), np.array(inner.X), np.array(inner.Y), dict(case.V)
+        return (*conventions.to_user(inner), conventions.params_to_user(case.V, inner.layer_sizes))
 
     return CaseProperty(
-        "check_hvp", HVPMismatch, arguments, partial(compare_hvp, product=product),
+        "check_hvp", HVPMismatch, arguments,
+        partial(compare_hvp, product=product, conventions=conventions),
         report=report, record=lambda case, comparison: report.add(case.case, comparison),
         keywords={"product": product}, prepare=prepare,
+        hints=lambda exception, case: convention_hints(exception, conventions, case.case),
     )  # fmt: skip

@@ -120,8 +120,10 @@ from manual_bp_reference.check import (
     CataloguedMismatch,
     LabelledReport,
     convention_hints,
+    declared_conventions,
     nonfinite,
     run_catalogued,
+    unreadable,
 )
 from manual_bp_reference.check_run import (
     CaseProperty,
@@ -132,7 +134,6 @@ from manual_bp_reference.check_run import (
 )
 from manual_bp_reference.compare import (
     Comparison,
-    VariableComparison,
     as_float,
     bound_ratio,
     compare_variable,
@@ -144,7 +145,6 @@ from manual_bp_reference.conventions import (
     _gradient_names,
     describe_value,
 )
-from manual_bp_reference.inference import as_auto
 from manual_bp_reference.jax_setup import jax, jnp
 from manual_bp_reference.kinks import away_from_kinks
 from manual_bp_reference.oracle import (
@@ -421,11 +421,7 @@ def compare_per_example(
         key: compare_variable(key, values.get(key), expected[key], bounds[key], dtype)
         for key in expected
     }
-    for key, problem in problems.items():
-        shape = variables[key].shape if not problem.startswith("shape") else ()
-        variables[key] = VariableComparison(
-            key, shape, "-", np.inf, np.inf, 0, (), np.nan, np.nan, np.nan, problem
-        )
+    variables = unreadable(variables, problems)
     broken = nonfinite(values)
     if broken:
         where = "; ".join(f"{k}: {n} entries, first at {i}" for k, (n, i) in broken.items())
@@ -820,40 +816,6 @@ def _check_plain(net: object, name: str = "net") -> Net:
                            why="its batch statistics couple the examples")  # fmt: skip
 
 
-def _check_conventions(conventions: object, net: Net) -> Conventions:
-    """The declared ``Conventions`` (None: ours), refusing what has no
-    per-example meaning: ``"auto"``, ``reduction="sum"``, ``per_sample``, and
-    a decay given both in the Net and in the conventions."""
-    if conventions is None:
-        return Conventions()
-    if isinstance(conventions, str) or as_auto(conventions) is not None:
-        raise ValueError(
-            f"conventions: check_per_example does not infer conventions (got {conventions!r}): "
-            "declare yours, e.g. Conventions(layout='rows', names='W1/b1') for cs231n-style "
-            "code (rows as samples, W1 (n0, n1), flat b1); the default, None, is ours "
-            "(columns, W1/B1, column biases)"
-        )
-    if not isinstance(conventions, Conventions):
-        raise TypeError(f"conventions: expected a Conventions or None, got {conventions!r}")
-    if conventions.per_sample:
-        raise ValueError(
-            "per_sample: check_per_example's function takes the whole batch and returns every "
-            "example's gradient; one sample at a time is check_gradients' convention"
-        )
-    if conventions.reduction != "mean":
-        raise ValueError(
-            f"reduction: each example's gradient is its own, with no reduction over the batch "
-            f"(got {conventions.reduction!r}); leave it 'mean'"
-        )
-    if conventions.l2 and net.l2:
-        raise ValueError(
-            f"l2: the Net says l2={net.l2!r} and the conventions l2={conventions.l2!r}; "
-            "give the decay in one of them"
-        )
-    conventions.check_targets(net.loss, net.layer_sizes[-1])
-    return conventions
-
-
 def _resolved(settings: object) -> Any:
     """``settings`` with ``check_gradients``' defaults (the same draws);
     ``stability_check`` is not used here, and an error names this check."""
@@ -909,7 +871,10 @@ def check_per_example(
     source = check_function(function, "function", "(params, X, Y) -> per-example values")
     net = _check_plain(net)
     quantity = _check_quantity(quantity)
-    declared = _check_conventions(conventions, net)
+    declared = declared_conventions(
+        conventions, net, check="check_per_example", returns="every example's gradient",
+        summed="each example's gradient is its own, with no reduction over the batch",
+    )  # fmt: skip
     chosen = _resolved(settings)
     plain = net.with_l2(0.0)
     strategy = networks(

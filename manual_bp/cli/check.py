@@ -20,7 +20,7 @@ X, Y)`` in the declared conventions) and ``dp_sgd``
 (``manual_bp_reference.dp_check.check_dp_step``: ``FUNCTION(per_example,
 noise)`` with ``--clip`` and ``--noise-multiplier``), ``hvp`` and ``ggn``
 (``manual_bp_reference.hvp_check.check_hvp``: ``FUNCTION(params, X, Y, V)``,
-``H V`` or ``G V``, in our conventions only, the decay ``--l2``).  An option the chosen
+``H V`` or ``G V``, in the declared conventions, the decay ``--l2``).  An option the chosen
 quantity does not take is refused, naming it: nothing is silently ignored.
 Exit 0 on a pass, 1 on any other verdict (wrong, raised, timed out, ended
 the process, correct maths but unstable numerics), 2 on bad arguments, 130
@@ -81,6 +81,9 @@ examples:
       --l2 0.1
       a Hessian-vector product hvp(params, X, Y, V) -> H V, our conventions (columns,
       W1/B1); --quantity ggn for the Gauss-Newton product G V
+  manual-bp check curvature.py:hvp --quantity hvp --layers 3,5,4 --activations tanh,softmax \\
+      --layout rows --names W1/b1 --targets labels
+      the same, cs231n style: V and H V shaped as the params, W1 (n0, n1), flat b1
 """
 
 
@@ -313,15 +316,9 @@ def run_per_example(args: argparse.Namespace) -> int:
     """``--quantity per_example_gradients`` / ``per_example_norms``: ``check_per_example``
     in the declared conventions."""
     quantity = args.quantity.removeprefix("per_example_")
-    if args.conventions == "auto":
-        raise ValueError(
-            f"--conventions: auto is not available with --quantity {args.quantity}: a "
-            "per-example function's conventions are declared (--layout, --names, ...), never "
-            "inferred (default: declared)"
-        )
+    conventions = _declared(args)
     net = _plain_net(args)
     function = _function(args.function, "FUNCTION")
-    conventions = conventions_from_arguments(args)
     return _run_catalogued(
         args, "per_example_check", "PerExampleMismatch",
         lambda check, settings: check.check_per_example(
@@ -344,25 +341,39 @@ def run_dp_sgd(args: argparse.Namespace) -> int:
 
 def run_hvp(args: argparse.Namespace) -> int:
     """``--quantity hvp`` / ``ggn``: ``check_hvp`` of ``FUNCTION(params, X, Y, V)`` in
-    our conventions, the network's decay ``--l2`` (its loss adds L/2 sum ||Wl||^2)."""
+    the declared conventions, the decay ``--l2`` (its loss adds L/2 sum ||Wl||^2, or
+    L/(2m) with ``--l2-divided-by-m``)."""
     product = "hessian" if args.quantity == "hvp" else "ggn"
-    net = _plain_net(args, l2=args.l2 or 0.0)
+    conventions = _declared(args)
+    net = _plain_net(args)
     function = _function(args.function, "FUNCTION")
     return _run_catalogued(
         args, "hvp_check", "HVPMismatch",
         lambda check, settings: check.check_hvp(
-            function, net, product=product, settings=settings
+            function, net, product=product, conventions=conventions, settings=settings
         ),
         param_bound=args.param_bound, input_bound=args.input_bound,
     )  # fmt: skip
 
 
-def _plain_net(args: argparse.Namespace, *, l2: float = 0.0) -> Any:
+def _declared(args: argparse.Namespace) -> Any:
+    """The conventions of the flags, for a quantity whose function's conventions
+    are declared, never inferred: ``--conventions auto`` refused."""
+    if args.conventions == "auto":
+        raise ValueError(
+            f"--conventions: auto is not available with --quantity {args.quantity}: its "
+            "function's conventions are declared (--layout, --names, ...), never inferred "
+            "(default: declared)"
+        )
+    return conventions_from_arguments(args)
+
+
+def _plain_net(args: argparse.Namespace) -> Any:
     """The ``Net`` of the network flags (the seed's network where none is given)."""
     for name, default in NETWORK_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
-    return network_from_arguments(args, l2=l2).net
+    return network_from_arguments(args).net
 
 
 def _run_catalogued(
@@ -416,9 +427,10 @@ class Quantity:
 # Stands for every convention flag (``Conventions``' fields) in ``Quantity.options``.
 CONVENTIONS = "*conventions"
 _NETWORK = ("layers", "activations", "loss", "param_bound", "input_bound")
-# The conventions a per-example quantity has no use for: each example's gradient is
-# its own (no reduction over the batch), and the function takes the whole batch.
-_NOT_PER_EXAMPLE = ("reduction", "per_sample")
+# The conventions a per-example or curvature quantity has no use for: each example's
+# gradient is its own (no reduction over the batch), a curvature product is the batch
+# mean's, and the function takes the whole batch.
+_WHOLE_BATCH = ("reduction", "per_sample")
 # What --quantity may check, named as ``manual-bp explain --quantity`` names it:
 # a new quantity is one entry (its check's module imported by its ``run``).
 QUANTITIES: dict[str, Quantity] = {
@@ -432,13 +444,13 @@ QUANTITIES: dict[str, Quantity] = {
         (*_NETWORK, "conventions", CONVENTIONS),
         "FUNCTION(params, X, Y) -> each example's gradient, {W1: (m, *W1.shape), ...} in "
         "your layout (not --per-sample, which is one sample at a time for gradients)",
-        without=_NOT_PER_EXAMPLE,
+        without=_WHOLE_BATCH,
     ),
     "per_example_norms": Quantity(
         run_per_example,
         (*_NETWORK, "conventions", CONVENTIONS),
         "FUNCTION(params, X, Y) -> (m,) array of each example's gradient norm",
-        without=_NOT_PER_EXAMPLE,
+        without=_WHOLE_BATCH,
     ),
     "dp_sgd": Quantity(
         run_dp_sgd,
@@ -449,16 +461,18 @@ QUANTITIES: dict[str, Quantity] = {
     ),
     "hvp": Quantity(
         run_hvp,
-        (*_NETWORK, "l2"),
+        (*_NETWORK, "conventions", CONVENTIONS),
         "FUNCTION(params, X, Y, V) -> H V, the Hessian of the mean loss plus L/2 sum "
-        "||Wl||^2 (--l2 L) times the direction V, a dict of the params' shapes; our "
-        "conventions only (columns, W1/B1)",
+        "||Wl||^2 (--l2 L) times the direction V, shaped as the params, all in your "
+        "declared conventions (--layout, --names, ...)",
+        without=_WHOLE_BATCH,
     ),
     "ggn": Quantity(
         run_hvp,
-        (*_NETWORK, "l2"),
+        (*_NETWORK, "conventions", CONVENTIONS),
         "FUNCTION(params, X, Y, V) -> G V, the Gauss-Newton matrix (J^T H_out J + L I on "
         "the weights) times V, as hvp",
+        without=_WHOLE_BATCH,
     ),
 }
 
