@@ -15,6 +15,7 @@ Each test pins one behaviour no other test looked at closely enough:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -564,3 +565,30 @@ def test_a_mixed_dtype_backward_returns_numpys_promoted_dtype(name, wide):
     dZ = activation.backward(dA, Z, A)
     assert dZ.dtype == np.float64
     np.testing.assert_allclose(dZ, expected, rtol=1e-5, atol=1e-6)
+
+
+# --- hyperparameters are stored as Python floats ---------------------------------------
+
+REAL_FIELDS = [
+    (cls, field.name)
+    for cls in (SGD, Momentum, RMSProp, Adam, AdamW)
+    for field in dataclasses.fields(cls)
+    if field.type in (float, "float")
+]
+
+
+@pytest.mark.parametrize(("cls", "name"), REAL_FIELDS, ids=lambda x: getattr(x, "__name__", x))
+@pytest.mark.parametrize("given", [np.float32, int])
+def test_a_hyperparameter_is_stored_as_a_python_float(cls, name, given):
+    """A float32 or int hyperparameter is stored as the float it is: a NumPy
+    float32 kept as given would run the step's scalar arithmetic (``1 - b1**t``)
+    in float32."""
+    # Valid for every field: 0.5 anywhere, an int 1 learning rate and an int 0 elsewhere.
+    value = np.float32(0.5) if given is np.float32 else int(name == "learning_rate")
+    if name == "learning_rate":
+        optimizer = cls(value)
+    else:
+        optimizer = cls(0.1, **{name: value})
+    stored = getattr(optimizer, name)
+    assert type(stored) is float
+    assert stored == float(value)
