@@ -67,7 +67,14 @@ from manual_bp_reference.check_run import (
     seeded,
     stopped_line,
 )
-from manual_bp_reference.compare import Comparison, VariableComparison, View, compare
+from manual_bp_reference.compare import (
+    Comparison,
+    VariableComparison,
+    View,
+    closeness,
+    compare,
+    decay_coefficient,
+)
 from manual_bp_reference.conventions import (
     NAMINGS,
     Conventions,
@@ -445,7 +452,8 @@ class CataloguedMismatch(Mismatch):
         if self.comparison is None:
             return []
         if not self.bugs:
-            return [f"likely bug: none of the catalogued {self.catalogue} bugs matches"]
+            return [f"likely bug: none of the catalogued {self.catalogue} bugs matches",
+                    *closeness(self.comparison, view=self._view())]  # fmt: skip
         first, *rest = self.bugs
         lines = [f"likely bug: {first.name}: your values match {first.formula}"]
         if rest:
@@ -1390,15 +1398,12 @@ def _decay_declarations(
     if conventions.l2 or any(key not in grads for key in keys):
         return []
     oracle = oracle_gradients(case).grads
-    W = [np.asarray(case.params[key], np.float64) for key in keys]
-    weight = sum(float(np.sum(w * w)) for w in W)
-    if weight == 0:
-        return []
+    W = [case.params[key] for key in keys]
     found = []
     for reduction in dict.fromkeys((conventions.reduction, "mean", "sum")):
         scale = case.m if reduction == "sum" else 1
         extra = [np.asarray(grads[key], np.float64) - scale * oracle[key] for key in keys]
-        c = sum(float(np.sum(e * w)) for e, w in zip(extra, W, strict=True)) / weight
+        c = decay_coefficient(extra, W)
         if not (np.isfinite(c) and c > 0):
             continue
         flags = "" if reduction == conventions.reduction else f" --reduction {reduction}"

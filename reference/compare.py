@@ -132,6 +132,93 @@ def bound_ratio(
     return worst
 
 
+def decay_coefficient(differences: Sequence[Array], weights: Sequence[Array]) -> float:
+    """The least-squares ``c`` of ``differences ≈ c weights``, pair by pair
+    (each weight broadcast to its difference's shape: one ``Wl`` for every
+    example), in float64; NaN where every weight is 0."""
+    dot = square = 0.0
+    for difference, weight in zip(differences, weights, strict=True):
+        difference = np.asarray(difference, np.float64)
+        weight = np.broadcast_to(np.asarray(weight, np.float64), difference.shape)
+        dot += float(np.sum(difference * weight))
+        square += float(np.sum(weight * weight))
+    return dot / square if square > 0 else np.nan
+
+
+@dataclass(frozen=True)
+class FittedDecay:
+    """A decay the user's values hold that the declared one is not: the
+    weights' part is ``(l2 + c) term`` where ``l2 term`` is right (a
+    catalogued checks' bug with a fitted parameter: ``name``, ``formula``)."""
+
+    name: str
+    formula: str
+    c: float
+    l2: float
+
+
+def _decay_named(c: float, l2: float, words: tuple[str, str]) -> FittedDecay | None:
+    """The words for a decay of ``l2 + c`` where ``l2`` is declared (None: a
+    negative undeclared decay, no decay's gradient)."""
+    symbol, term = words
+    if l2 == 0:
+        if c <= 0:
+            return None
+        return FittedDecay(
+            f"a decay of l2 = {c:.6g} the net does not declare",
+            f"{symbol} + {c:.6g} {term}, from a decay {c:.6g}/2 sum ||Wl||^2 in the loss: "
+            f"declare it, Net(..., l2={c:.6g}) or the conventions' l2 (--l2 {c:.6g}); cs231n's "
+            f"reg * sum(W**2) is l2 = 2 reg",
+            c, l2,
+        )  # fmt: skip
+    k = (l2 + c) / l2
+    halved = abs(k - 0.5) < 1e-6
+    return FittedDecay(
+        f"the decay scaled by {k:.6g}" + (" (halved)" if halved else ""),
+        f"{k:.6g} l2 {term} where the loss's l2/2 sum ||Wl||^2 gives l2 {term}"
+        + (": cs231n's reg * W for the loss reg * sum(W**2), whose gradient is 2 reg W"
+           if halved else ""),
+        c, l2,
+    )  # fmt: skip
+
+
+def fitted_decay(
+    values: Mapping[str, Any],
+    correct: Mapping[str, Array],
+    tolerance: Mapping[str, Array],
+    weights: Mapping[str, Array],
+    l2: float,
+    *,
+    slack: float,
+    words: tuple[str, str] = ("g", "Wl"),
+) -> FittedDecay | None:
+    """The decay ``values`` hold beyond the declared ``l2``, or None: when
+    ``values - correct`` is ``c weights[key]`` on every weight key (one ``c``,
+    least squares over them all) and 0 on the others, within ``tolerance``
+    plus ``slack`` of the formula's magnitude, where neither the formula nor
+    ``values`` are ``correct`` itself within that bound (a ``c`` of rounding
+    size is no bug: it would fit an error of a few tolerances).  ``words``:
+    the correct value's symbol and the decay's term, for the formula
+    (``("g_i", "Wl")``, ``("H V", "VWl")``)."""
+    keys = [key for key in correct if key in weights]
+    if not keys or any(np.shape(values.get(key, ())) != correct[key].shape for key in keys):
+        return None
+    c = decay_coefficient(
+        [np.asarray(values[key], np.float64) - correct[key] for key in keys],
+        [weights[key] for key in keys],
+    )
+    if not np.isfinite(c):
+        return None
+    expected = {key: correct[key] + c * np.asarray(weights[key], np.float64) if key in weights
+                else correct[key] for key in correct}  # fmt: skip
+    bound = {key: tolerance[key] + slack * np.abs(value) for key, value in expected.items()}
+    near = {key: tolerance[key] + slack * np.abs(value) for key, value in correct.items()}
+    if (bound_ratio(correct, expected, bound) <= 1.0 or bound_ratio(values, correct, near) <= 1.0
+            or bound_ratio(values, expected, bound) > 1.0):  # fmt: skip
+        return None
+    return _decay_named(c, l2, words)
+
+
 def as_float(value: object, key: str, dtype: np.dtype, notes: set[str]) -> Any:
     """A user's returned ``value`` as an array; a float array of another dtype
     cast to ``dtype`` with a note (anything else is left for the comparison to
@@ -345,6 +432,56 @@ class Comparison:
         if self.loss_ratio > 1:
             lines.append(f"loss: manual {self.loss_manual!r}, oracle {self.loss_oracle!r}")
         return lines
+
+
+# Below this largest relative error a wrong answer is "close": an approximation
+# or a nearly right formula, not a dropped term.  Central finite differences
+# err by about u^(2/3) at their best step (4e-11 in float64, 2.5e-5 in
+# float32) and sqrt(u) for a forward difference (1.5e-8, 3.5e-4), up to a few
+# hundred times that with a poorly chosen step; a dropped term or a wrong factor
+# moves the largest entry by a fraction of itself, rarely below 1e-3.
+CLOSE = {"float64": 1e-5, "float32": 1e-2}
+
+
+def relative_error(comparison: Comparison) -> tuple[float, str]:
+    """The largest ``max |values - oracle| / max |oracle|`` over the compared
+    variables (each relative to its own largest oracle entry: finite
+    differences err relative to the scale, not entry by entry) and its key;
+    NaN and ``""`` where nothing was compared or a value is not finite."""
+    worst, where = np.nan, ""
+    for v in comparison.variables.values():
+        if v.problem:
+            continue
+        if not np.isfinite(v.max_abs_diff):
+            return np.nan, ""
+        error = v.max_abs_diff / v.oracle_max if v.oracle_max > 0 else (
+            0.0 if v.max_abs_diff == 0 else np.inf
+        )  # fmt: skip
+        if np.isnan(worst) or error > worst:
+            worst, where = error, v.key
+    return float(worst), where
+
+
+def closeness(comparison: Comparison, *, view: View | None = None) -> list[str]:
+    """The largest relative error of a mismatch no catalogued bug names, and
+    when it is below ``CLOSE`` (by the comparison's unit roundoff: float64's
+    or float32's) the hint that the values approximate the right ones."""
+    error, key = relative_error(comparison)
+    if not np.isfinite(error):
+        return []
+    name = (view or _ours)(key, tuple(comparison.variables[key].shape), None)[0]
+    lines = [
+        f"largest relative error: {error:.2g} ({name}: max |yours - oracle| over its largest "
+        "oracle entry)"
+    ]
+    dtype = "float64" if comparison.unit < 1e-10 else "float32"
+    if error < CLOSE[dtype]:
+        lines.append(
+            f"your values agree with the oracle to about {error:.0e} relative: an "
+            "approximation (finite differences?) or a different formula that is nearly "
+            "right; the check is exact to rounding"
+        )
+    return lines
 
 
 def _assemble(

@@ -105,7 +105,14 @@ from manual_bp_reference.check_run import (
     check_function,
     check_plain_net,
 )
-from manual_bp_reference.compare import Comparison, as_float, bound_ratio, compare_variable
+from manual_bp_reference.compare import (
+    Comparison,
+    FittedDecay,
+    as_float,
+    bound_ratio,
+    compare_variable,
+    fitted_decay,
+)
 from manual_bp_reference.conventions import Conventions, GradsTypeError, params_literal
 from manual_bp_reference.jax_setup import jax, jnp
 from manual_bp_reference.kinks import away_from_kinks
@@ -469,9 +476,12 @@ def bug_values(bug: HVPBug, case: HVPCase, product: str) -> tuple[dict, dict] | 
 
 
 def diagnose_hvp(case: HVPCase, values: Mapping[str, Array], *, product: str = "hessian",
-                 oracle: HVPOracle | None = None) -> list[HVPBug]:  # fmt: skip
+                 oracle: HVPOracle | None = None) -> list[HVPBug | FittedDecay]:  # fmt: skip
     """The catalogued bugs whose formula ``values`` match on ``case``, best
-    first; a formula that gives the right answer on the case is left out."""
+    first; a formula that gives the right answer on the case is left out.
+    When none matches, a product that is ``H V + c VWl`` (one fitted ``c``:
+    ``compare.fitted_decay``) names a decay the net does not declare (``l2 =
+    c``) or the declared one scaled (by ``(l2 + c) / l2``)."""
     product = check_choice(product, "product", PRODUCTS)
     if oracle is None:
         oracle = hvp_oracle(case, product=product)
@@ -486,7 +496,17 @@ def diagnose_hvp(case: HVPCase, values: Mapping[str, Array], *, product: str = "
         ratio = bound_ratio(values, expected, bound)
         if ratio <= 1.0:
             found.append((ratio, bug))
-    return [bug for _, bug in sorted(found, key=lambda pair: pair[0])]
+    if found:
+        return [bug for _, bug in sorted(found, key=lambda pair: pair[0])]
+    # No catalogued bug: a decay the net does not declare, or the declared one
+    # scaled, fitted: H V + c VWl.
+    decay = fitted_decay(
+        values, oracle.values, {key: BUG_TOLERANCES * t for key, t in oracle.tolerances.items()},
+        {key: case.V[key] for key in oracle.values if key[0] == "W"}, case.case.l2,
+        slack=BUG_ROUNDING * (case.parameters + case.m) * oracle.bounds.unit,
+        words=(_SYMBOLS[product], "VWl"),
+    )  # fmt: skip
+    return [] if decay is None else [decay]
 
 
 # --- the report and the mismatch -----------------------------------------------------------
@@ -514,7 +534,7 @@ class HVPMismatch(CataloguedMismatch):
     as ``manual_bp_reference.check.Mismatch``."""
 
     catalogue = "second-order"
-    bugs: tuple[HVPBug, ...]
+    bugs: tuple[HVPBug | FittedDecay, ...]
 
     def __init__(self, comparison: Comparison | None, case: HVPCase | None, *,
                  product: str = "hessian", **rest: Any) -> None:  # fmt: skip
@@ -547,7 +567,7 @@ class HVPMismatch(CataloguedMismatch):
         pasteable = conventions.pasteable(inner, function=self.function, call=call)
         return ["in your conventions (paste it next to your function):", pasteable]
 
-    def _diagnose(self, case: HVPCase, values: Mapping[str, Array]) -> list[HVPBug]:
+    def _diagnose(self, case: HVPCase, values: Mapping[str, Array]) -> list[HVPBug | FittedDecay]:
         return diagnose_hvp(case, values, product=self.product)
 
 

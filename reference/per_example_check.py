@@ -134,9 +134,11 @@ from manual_bp_reference.check_run import (
 )
 from manual_bp_reference.compare import (
     Comparison,
+    FittedDecay,
     as_float,
     bound_ratio,
     compare_variable,
+    fitted_decay,
     with_objective,
 )
 from manual_bp_reference.conventions import (
@@ -702,10 +704,13 @@ def diagnose_per_example(
     *,
     quantity: str = "gradients",
     oracle: PerExampleOracle | None = None,
-) -> list[PerExampleBug]:
+) -> list[PerExampleBug | FittedDecay]:
     """The catalogued bugs (``BUGS``) whose formula the user's ``values``
     match on ``case``, best match first; a formula that gives the right
-    answer on this case is left out (nothing tells it from correct code)."""
+    answer on this case is left out (nothing tells it from correct code).
+    When none matches, per-example gradients that are ``g_i + c Wl`` (one
+    fitted ``c``: ``compare.fitted_decay``) name a decay the net does not
+    declare (``l2 = c``) or the declared one scaled (by ``(l2 + c) / l2``)."""
     quantity = _check_quantity(quantity)
     if oracle is None:
         oracle = per_example_oracle(case)
@@ -724,7 +729,16 @@ def diagnose_per_example(
         ratio = bound_ratio(values, expected, bound)
         if ratio <= 1.0:
             found.append((ratio, bug))
-    return [bug for _, bug in sorted(found, key=lambda pair: pair[0])]
+    if found or quantity == NORMS:
+        return [bug for _, bug in sorted(found, key=lambda pair: pair[0])]
+    # No catalogued bug: a decay the net does not declare, or the declared one
+    # scaled (cs231n's reg W for reg sum W^2), fitted: g_i + c Wl.
+    decay = fitted_decay(
+        values, correct, {key: BUG_TOLERANCES * t for key, t in oracle.tolerances.items()},
+        {key: case.params[key] for key in correct if key[0] == "W"}, case.l2,
+        slack=BUG_ROUNDING * (oracle.parameters + case.m) * oracle.unit, words=("g_i", "Wl"),
+    )  # fmt: skip
+    return [] if decay is None else [decay]
 
 
 # --- the report and the mismatch -----------------------------------------------------------
@@ -756,7 +770,7 @@ class PerExampleMismatch(CataloguedMismatch):
     """
 
     catalogue = "per-example"
-    bugs: tuple[PerExampleBug, ...]
+    bugs: tuple[PerExampleBug | FittedDecay, ...]
 
     def __init__(self, comparison: Comparison | None, case: Case | None, *,
                  quantity: str = "gradients", **rest: Any) -> None:  # fmt: skip
@@ -800,7 +814,9 @@ class PerExampleMismatch(CataloguedMismatch):
         pasteable = self.conventions.pasteable(self.case, function=self.function, call=call)
         return ["in your conventions (paste it next to your function):", pasteable]
 
-    def _diagnose(self, case: Case, values: Mapping[str, Array]) -> list[PerExampleBug]:
+    def _diagnose(
+        self, case: Case, values: Mapping[str, Array]
+    ) -> list[PerExampleBug | FittedDecay]:
         return diagnose_per_example(case, values, quantity=self.quantity)
 
 

@@ -12,9 +12,10 @@ with ``MUTANT_UNDER_TEST`` set *before* the import, from mutmut's
     .venv/bin/python tools/import_time_mutants.py [--tests PATH ...] NAME_OR_PATTERN ...
 
 (patterns as ``mutmut run`` takes them, e.g.
-``"manual_bp.activations.x__elementwise__mutmut_*"``).  It prints one line
-per mutant, ``killed`` (a test failed, exit 1) or its pytest exit status,
-and exits 1 if any mutant was not killed.
+``"manual_bp.activations.x__elementwise__mutmut_*"``).  It first runs the
+tests with no mutant and stops (exit 2) unless they pass; then it prints one
+line per mutant, ``killed`` (a test failed, exit 1) or its pytest exit
+status, and exits 1 if any mutant was not killed.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         parser.error(f"NAME_OR_PATTERN: no mutant matches {args.patterns}")
     options = tomllib.loads(Path("pyproject.toml").read_text())["tool"]["mutmut"]
+    clean = run("", mutants, args.tests, options.get("pytest_add_cli_args", []))
+    if clean != 0:  # a failing test would "kill" every mutant
+        print(f"the tests fail without a mutant (pytest exit {clean}): fix them first")
+        return 2
     survivors = 0
     for name in names:
         status = run(name, mutants, args.tests, options.get("pytest_add_cli_args", []))
