@@ -65,6 +65,10 @@ noise multiplier.
      s_i = min(1, C / ‖g_i‖) = C / max(‖g_i‖, C)          (1 when g_i = 0)
      ‖s_i g_i‖ <= C
 
+   Opacus adds ε = 1e-6 to the norm, s_i = min(1, C / (‖g_i‖ + ε)): a
+   convention, the bound still holds (manual-bp check --quantity dp_sgd
+   --clip-eps 1e-6 checks a step written that way).
+
 3. Mean over the batch (clipped_mean):
      gbar[θ] = (1/m) Σ_i s_i g_i[θ]                        the shape of θ
 

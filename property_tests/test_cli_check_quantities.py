@@ -52,6 +52,14 @@ def dp_step(per_example, noise, sigma_times_clip=True):
 
 def dp_step_without_clip_in_noise(per_example, noise):
     return dp_step(per_example, noise, sigma_times_clip=False)
+
+
+def dp_step_opacus(per_example, noise):
+    m = next(iter(per_example.values())).shape[0]
+    norms = np.sqrt(sum(np.sum(g.reshape(m, -1) ** 2, axis=1) for g in per_example.values()))
+    factor = np.minimum(1.0, C / (norms + 1e-6))  # Opacus's per_sample_clip_factor
+    return {k: np.tensordot(factor, g, axes=1) / m + SIGMA * C / m * noise[k]
+            for k, g in per_example.items()}
 """
 NET = ["--layers", "3,5,4", "--activations", "relu,softmax"]
 ROWS = ["--layout", "rows", "--names", "W1/b1", "--targets", "labels"]
@@ -162,6 +170,17 @@ def test_a_dp_step_passes(user_file, capsys):
     assert capsys.readouterr().out.startswith("PASS (DP step, C = 2, σ = 1.1): 6 examples")
 
 
+def test_an_opacus_step_passes_with_its_clip_eps_declared(user_file, capsys):
+    argv = ["check", f"{user_file}:dp_step_opacus", *DP, *FEW]
+    assert main([*argv, "--clip-eps", "1e-6"]) == 0
+    assert capsys.readouterr().out.startswith("PASS (DP step, C = 2, σ = 1.1, ε = 1e-6)")
+    assert main([*argv, "--json"]) == 1  # not declared: the convention is named
+    result = json.loads(capsys.readouterr().out)
+    assert result["bug"].startswith("ε in the clip denominator")
+    assert main(argv) == 1
+    assert "--clip-eps 1e-6" in capsys.readouterr().out
+
+
 def test_a_dp_step_bug_exits_1_and_is_named(user_file, capsys):
     argv = ["check", f"{user_file}:dp_step_without_clip_in_noise", *DP, *FEW, "--json"]
     assert main(argv) == 1
@@ -233,6 +252,13 @@ def test_a_curvature_bug_exits_1_and_is_named(hvp_file, name, quantity, bug, cap
         (["--quantity", "dp_sgd", "--noise-multiplier", "1"], "--clip: required"),
         (["--quantity", "dp_sgd", "--clip", "1"], "--noise-multiplier: required"),
         (["--quantity", "dp_sgd", "--clip", "-1", "--noise-multiplier", "1"], "--clip: "),
+        (["--quantity", "dp_sgd", "--clip", "1", "--noise-multiplier", "1", "--clip-eps", "-1"],
+         "--clip-eps: "),
+        (["--quantity", "dp_sgd", "--clip", "1", "--noise-multiplier", "1", "--clip-eps", "nan"],
+         "--clip-eps: "),
+        (["--clip-eps", "1e-6"], "--clip-eps: not an option of --quantity gradients"),
+        (["--quantity", "hvp", "--clip-eps", "1e-6"],
+         "--clip-eps: not an option of --quantity hvp"),
         (["--quantity", "per_example_gradients", "--targets", "labels", "--loss", "mse",
           "--layers", "2,1", "--activations", "identity"], "--targets: "),
     ],

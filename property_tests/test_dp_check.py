@@ -22,11 +22,15 @@ from hypothesis import strategies as st
 from manual_bp.dp_sgd import clipped_mean
 from manual_bp_reference.dp_check import (
     BUG_NAMES,
+    EPS_NAME,
+    NO_EPS_NAME,
+    DPCase,
     DPStepMismatch,
     DPStepReport,
     _formula,
     check_dp_step,
     compare_dp_step,
+    diagnose_dp_step,
     dp_cases,
     dp_oracle,
     dp_tolerance,
@@ -135,8 +139,40 @@ BUGGY = {
 }
 
 
+def opacus_step(clip, sigma, eps=1e-6):
+    """Opacus's clipping: ``min(1, C / (||g_i|| + 1e-6))``, on the flattened examples."""
+
+    def step(per_example, noise):
+        keys, m = list(per_example), _m(per_example)
+        flat = np.concatenate([per_example[k].reshape(m, -1) for k in keys], axis=1)
+        factor = np.minimum(1.0, clip / (np.linalg.norm(flat, axis=1) + eps))
+        summed = (flat * factor[:, None].astype(flat.dtype)).sum(axis=0)
+        out, start = {}, 0
+        for k in keys:
+            shape = per_example[k].shape[1:]
+            size = int(np.prod(shape))
+            out[k] = summed[start : start + size].reshape(shape) / m + sigma * clip / m * noise[k]
+            start += size
+        return out
+
+    return step
+
+
+def own_noise_step(per_example, noise):
+    """Right clipping, but noise drawn inside instead of the check's ``noise``."""
+    rng = np.random.default_rng(0)
+    mean = clipped_mean(per_example, C)
+    return {k: mean[k] + rng.normal(0, SIGMA * C / _m(per_example), mean[k].shape)
+            for k in mean}  # fmt: skip
+
+
+# The convention mismatches: the step and the clip_eps declared.
+CONVENTIONS = {EPS_NAME: (opacus_step(C, SIGMA), 0.0),
+               NO_EPS_NAME: (library_step(C, SIGMA), 1e-6)}  # fmt: skip
+
+
 def test_the_catalogue_is_tested():
-    assert set(BUGGY) == set(BUG_NAMES)
+    assert set(BUGGY) | set(CONVENTIONS) == set(BUG_NAMES)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -168,6 +204,66 @@ def test_each_bug_is_caught_and_named(name):
     assert "DPCase(per_example=" in str(caught.value)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("clip, sigma", [(C, SIGMA), (1.0, 0.0), (0.3, 4.0)])
+def test_an_opacus_step_passes_with_its_clip_eps_declared(dtype, clip, sigma):
+    settings = Settings(max_examples=20, isolate=False, dtype=dtype)
+    report = check_dp_step(opacus_step(clip, sigma), clip=clip, noise_multiplier=sigma,
+                           clip_eps=1e-6, settings=settings)  # fmt: skip
+    assert report.examples == 20 and max(report.worst.values()) <= 1.0
+    assert "ε = 1e-6" in str(report)
+
+
+@pytest.mark.parametrize("name", sorted(CONVENTIONS))
+def test_a_clip_eps_convention_mismatch_is_named_with_how_to_declare_it(name):
+    step, eps = CONVENTIONS[name]
+    with pytest.raises(DPStepMismatch) as caught:
+        check_dp_step(step, clip=C, noise_multiplier=SIGMA, clip_eps=eps, settings=SETTINGS)
+    assert caught.value.bug == name, str(caught.value)
+    declare = "clip_eps=1e-6 (--clip-eps 1e-6" if name == EPS_NAME else "clip_eps=0"
+    assert declare in str(caught.value)
+
+
+def test_a_bug_is_named_beside_a_declared_clip_eps():
+    """Each parameter clipped separately, written Opacus's way (``+ 1e-6``)."""
+
+    def per_tensor_eps(per_example, noise):
+        out = {}
+        for k, v in per_example.items():
+            m = v.shape[0]
+            factor = np.minimum(1.0, C / (np.linalg.norm(v.reshape(m, -1), axis=1) + 1e-6))
+            out[k] = np.tensordot(factor, v, axes=(0, 0)) / m + SIGMA * C / m * noise[k]
+        return out
+
+    with pytest.raises(DPStepMismatch) as caught:
+        check_dp_step(per_tensor_eps, clip=C, noise_multiplier=SIGMA, clip_eps=1e-6,
+                      settings=SETTINGS)  # fmt: skip
+    assert caught.value.bug == "each parameter clipped separately", str(caught.value)
+
+
+def test_a_bug_written_with_an_undeclared_eps_is_named_with_it():
+    """Per-parameter clipping with Opacus's ε, ε not declared: on a case where
+    both show (each key's norm above C), the bug is named and the ε with it."""
+    case = DPCase({"W1": np.full((1, 1, 2), 3.0), "B1": np.full((1, 1, 1), -4.0)},
+                  {"W1": np.array([[0.3, -1.2]]), "B1": np.array([[0.8]])}, C, SIGMA)  # fmt: skip
+    per_key = {k: np.linalg.norm(v.reshape(1, -1), axis=1) for k, v in case.per_example.items()}
+    values = {k: v[0] * min(1.0, C / (per_key[k][0] + 1e-6)) + SIGMA * C * case.noise[k]
+              for k, v in case.per_example.items()}  # fmt: skip
+    bugs = diagnose_dp_step(case, values)
+    assert [bug.name for bug in bugs] == ["each parameter clipped separately"]
+    assert "clip_eps=1e-6" in bugs[0].formula
+
+
+def test_a_step_drawing_its_own_noise_gets_a_hint():
+    with pytest.raises(DPStepMismatch) as caught:
+        check_dp_step(own_noise_step, clip=C, noise_multiplier=SIGMA, settings=SETTINGS)
+    assert caught.value.bug is None
+    assert "hint: your step seems to draw its own noise" in str(caught.value)
+    with pytest.raises(DPStepMismatch) as caught:  # a named bug gets no such hint
+        check_dp_step(noise_without_m, clip=C, noise_multiplier=SIGMA, settings=SETTINGS)
+    assert "draw its own noise" not in str(caught.value)
+
+
 def test_float32_bug_is_caught_too():
     settings = Settings(max_examples=25, isolate=False, dtype="float32")
     with pytest.raises(DPStepMismatch) as caught:
@@ -176,7 +272,9 @@ def test_float32_bug_is_caught_too():
 
 
 @examples(0.3)
-@given(dp_cases(clip=C, noise_multiplier=SIGMA, dtype="float64", max_batch=4))
+@given(st.sampled_from([0.0, 1e-6, 0.5]).flatmap(
+    lambda eps: dp_cases(clip=C, noise_multiplier=SIGMA, dtype="float64", max_batch=4,
+                         clip_eps=eps)))  # fmt: skip
 def test_the_oracle_is_the_numpy_formula_and_the_tolerance_is_tight(case):
     """jax's float64 oracle and the NumPy formula agree far within the
     tolerance, and the tolerance is a few hundred u of the entries' scale at
@@ -222,6 +320,11 @@ def test_a_function_that_writes_into_its_inputs_does_not_change_the_case():
         ({"clip": "1"}, TypeError, "clip"),
         ({"noise_multiplier": -0.1}, ValueError, "noise_multiplier"),
         ({"noise_multiplier": None}, TypeError, "noise_multiplier"),
+        ({"clip_eps": -1e-6}, ValueError, "clip_eps"),
+        ({"clip_eps": float("nan")}, ValueError, "clip_eps"),
+        ({"clip_eps": float("inf")}, ValueError, "clip_eps"),
+        ({"clip_eps": "1e-6"}, TypeError, "clip_eps"),
+        ({"clip_eps": True}, TypeError, "clip_eps"),
         ({"settings": Settings(param_bound=2.0)}, ValueError, "settings.param_bound"),
         ({"settings": 3}, TypeError, "settings"),
         ({"function": 3}, TypeError, "function"),

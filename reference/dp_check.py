@@ -12,8 +12,12 @@ and returns the privatised mean gradient, a dict of ``shape`` arrays
 ``σ = noise_multiplier``)::
 
     ||g_i||^2 = sum_θ ||g_i[θ]||_F^2                  every parameter together
-    s_i       = min(1, C / ||g_i||) = C / max(||g_i||, C)
+    s_i       = min(1, C / (||g_i|| + ε)) = C / max(||g_i|| + ε, C)
     g~[θ]     = (1/m) sum_i s_i g_i[θ]  +  (σ C / m) ξ_θ
+
+``ε = clip_eps`` is the clip denominator's stabiliser, 0 by default (then
+``s_i = C / max(||g_i||, C)`` exactly); Opacus writes ``C / (||g|| + 1e-6)``
+(declare ``clip_eps=1e-6``).  The clipped norm stays ``<= C`` either way.
 
 The oracle is the same formula in ``jax.numpy``, float64, compiled once per
 set of shapes.  Cases are drawn with Hypothesis: a few parameter layouts,
@@ -29,6 +33,8 @@ Tolerance, entry by entry, from a first-order rounding model (``u`` =
     the norm          (P + 2) u ||g_i||       (P squares summed, the root)
     the scale         (P + 8) u s_i           (the norm's error, the division, the min;
                                                a per-key then whole norm: a few u more)
+                      + 2 u s_i when ε > 0    (the sum ||g_i|| + ε rounded, ε rounded
+                                               to the dtype)
     the mean          (m + 1) u (1/m) sum_i s_i |g_i[θ]|  (the products, the sum, the 1/m)
     the noise term    4 u |σ C / m ξ_θ|       (σ C, / m, · ξ, C rounded to the dtype)
     the final sum     u |g~[θ]|
@@ -47,7 +53,13 @@ within ``BUG_TOLERANCES`` of that formula's own tolerance plus
 ``BUG_ROUNDING (P + m) u`` of its value; a formula that gives the right
 answer on the case (``σ = 0`` for the noise bugs, ``C = 1`` for ``σ``
 instead of ``σ C``, no example above ``C`` for the clipping bugs) is not
-named.
+named.  The formulas use the declared ``ε``; the convention entries ``ε in
+the clip denominator`` (one per conventional ``ε`` of ``CLIP_EPS_CANDIDATES``)
+and ``no ε in the clip denominator`` name an ``ε`` not declared or declared
+but absent, and when nothing matches, each bug is tried again with each
+conventional ``ε`` (a per-parameter clip written Opacus's way).  A step whose
+values differ from the noiseless clipped mean by noise of about ``σ C / m``,
+but not the check's ``ξ``, gets a hint: it draws its own noise.
 
 >>> import numpy as np
 >>> from manual_bp.dp_sgd import clipped_mean
@@ -66,7 +78,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +120,11 @@ MAX_BATCH = 6
 BUG_TOLERANCES = 4.0
 # ... plus this many units of rounding per parameter and example of its value.
 BUG_ROUNDING = 64.0
+# The ε people put in the clip denominator, most common first (Opacus: 1e-6).
+CLIP_EPS_CANDIDATES = (1e-6, 1e-8, 1e-5, 1e-7, 1e-10, 1e-12)
+# A residual this close to the noise's scale σ C / m (a factor, either way) is
+# taken for noise the step drew itself.
+OWN_NOISE_FACTOR = 3.0
 # The settings this check reads (the others are refused): Settings' common
 # fields and these.
 USED = ("max_examples", "max_batch", "shrink")
@@ -119,13 +136,14 @@ USED = ("max_examples", "max_batch", "shrink")
 @dataclass(frozen=True, repr=False)
 class DPCase:
     """One drawn call: ``per_example`` (``(m, *shape)`` arrays), ``noise``
-    (``shape`` arrays), the check's ``clip`` and ``noise_multiplier``; arrays
-    copied and read-only."""
+    (``shape`` arrays), the check's ``clip``, ``noise_multiplier`` and
+    ``clip_eps`` (``ε``); arrays copied and read-only."""
 
     per_example: dict[str, Array]
     noise: dict[str, Array]
     clip: float
     noise_multiplier: float
+    clip_eps: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("per_example", "noise"):
@@ -159,15 +177,22 @@ class DPCase:
                 for key, value in values.items()
             ) + "}"  # fmt: skip
 
+        eps = f", clip_eps={self.clip_eps!r}" if self.clip_eps else ""
         return (
             f"DPCase(per_example={arrays(self.per_example)}, noise={arrays(self.noise)}, "
-            f"clip={self.clip!r}, noise_multiplier={self.noise_multiplier!r})"
+            f"clip={self.clip!r}, noise_multiplier={self.noise_multiplier!r}{eps})"
         )
 
 
 @st.composite
 def dp_cases(
-    draw: st.DrawFn, *, clip: float, noise_multiplier: float, dtype: str, max_batch: int
+    draw: st.DrawFn,
+    *,
+    clip: float,
+    noise_multiplier: float,
+    dtype: str,
+    max_batch: int,
+    clip_eps: float = 0.0,
 ) -> DPCase:
     """A ``DPCase``: a layout of ``LAYOUTS``, ``m`` in ``1..max_batch``, each
     example's norm ``r C`` (``r`` from ``NORM_RATIOS`` or in ``[0, 1e3]``)
@@ -191,18 +216,19 @@ def dp_cases(
         start += size
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     noise = {key: rng.standard_normal(shape).astype(dtype) for key, shape in shapes.items()}
-    return DPCase(per_example, noise, clip, noise_multiplier)
+    return DPCase(per_example, noise, clip, noise_multiplier, clip_eps)
 
 
 # --- the oracle and the tolerance ----------------------------------------------------------
 
 
 @jax.jit
-def _oracle(per_example, noise, clip, sigma):
-    """``(1/m) sum_i s_i g_i + (σ C / m) ξ`` in ``jax.numpy`` (float64)."""
+def _oracle(per_example, noise, clip, sigma, eps):
+    """``(1/m) sum_i s_i g_i + (σ C / m) ξ`` in ``jax.numpy`` (float64),
+    ``s_i = C / max(||g_i|| + ε, C)`` (``min(1, C / (||g_i|| + ε))``)."""
     m = next(iter(per_example.values())).shape[0]
     squared = sum(jnp.sum(g.reshape(m, -1) ** 2, axis=1) for g in per_example.values())
-    scale = clip / jnp.maximum(jnp.sqrt(squared), clip)
+    scale = clip / jnp.maximum(jnp.sqrt(squared) + eps, clip)
     return {
         key: jnp.tensordot(scale, g, axes=(0, 0)) / m + sigma * clip / m * noise[key]
         for key, g in per_example.items()
@@ -213,7 +239,7 @@ def dp_oracle(case: DPCase) -> Grads:
     """The oracle's privatised mean of ``case``, float64 (``jax.numpy``)."""
     f64 = {k: np.asarray(v, np.float64) for k, v in case.per_example.items()}
     xi = {k: np.asarray(v, np.float64) for k, v in case.noise.items()}
-    out = jax.device_get(_oracle(f64, xi, case.clip, case.noise_multiplier))
+    out = jax.device_get(_oracle(f64, xi, case.clip, case.noise_multiplier, case.clip_eps))
     return {key: np.asarray(value, np.float64) for key, value in out.items()}
 
 
@@ -243,28 +269,31 @@ def _formula(
     *,
     clipping: str = "whole",
     noise_std: Callable[[float, float, int], float] = lambda sigma, C, m: sigma * C / m,
+    eps: float | None = None,
 ) -> tuple[Grads, Grads]:
     """A DP step's values in float64 NumPy and their tolerance: the correct
     one (the defaults) or a catalogued bug's (``clipping``: ``"whole"``,
     ``"per-tensor"``, ``"after mean"``, ``"no min"``, ``"squared norm"``;
-    ``noise_std(σ, C, m)``)."""
+    ``noise_std(σ, C, m)``; ``eps`` the clip denominator's ``ε``, None: the
+    case's ``clip_eps``)."""
     g = {k: np.asarray(v, np.float64) for k, v in case.per_example.items()}
     m, C, sigma = case.m, case.clip, case.noise_multiplier
+    e = case.clip_eps if eps is None else eps
     if clipping == "after mean":
         g = {k: v.mean(axis=0, keepdims=True) for k, v in g.items()}
     norms = _norms(g)
     with np.errstate(divide="ignore", invalid="ignore"):
         if clipping in ("whole", "after mean"):
-            s = C / np.maximum(norms, C)
+            s = C / np.maximum(norms + e, C)
         elif clipping == "squared norm":
-            s = C / np.maximum(norms**2, C)
+            s = C / np.maximum(norms**2 + e, C)
         elif clipping == "no min":
-            s = np.where(norms > 0, C / norms, 0.0)  # a zero gradient contributes 0 anyway
+            s = np.where(norms > 0, C / (norms + e), 0.0)  # a zero gradient contributes 0
         else:
             s = None
     if clipping == "per-tensor":
         scale = {
-            k: C / np.maximum(np.linalg.norm(v.reshape(m, -1), axis=1), C) for k, v in g.items()
+            k: C / np.maximum(np.linalg.norm(v.reshape(m, -1), axis=1) + e, C) for k, v in g.items()
         }
     else:
         assert s is not None
@@ -277,7 +306,9 @@ def _formula(
         values[k] = np.sum(sk * v, axis=0) / v.shape[0] + noise_term[k]
     u = unit_roundoff(case.dtype)
     tiny = float(np.finfo(case.dtype).tiny)
-    return values, _scaled_mean_bound(g, scale, noise_term, values, case.parameters, u, tiny)
+    # ε > 0: the sum ||g_i|| + ε rounded and ε rounded to the dtype, 2 u more in the scale.
+    terms = case.parameters + (2 if e > 0 else 0)
+    return values, _scaled_mean_bound(g, scale, noise_term, values, terms, u, tiny)
 
 
 def dp_tolerance(case: DPCase) -> Grads:
@@ -290,13 +321,36 @@ def dp_tolerance(case: DPCase) -> Grads:
 
 @dataclass(frozen=True)
 class DPBug:
-    """One classic DP-SGD bug: its name, its formula in words, and
-    ``_formula``'s keywords that compute it."""
+    """One classic DP-SGD bug (or convention mismatch): its name, its formula
+    in words, and ``_formula``'s keywords that compute it (``eps`` the clip
+    denominator's ``ε``, None: the declared one)."""
 
     name: str
     formula: str
     clipping: str = "whole"
     noise_std: Callable[[float, float, int], float] = lambda sigma, C, m: sigma * C / m
+    eps: float | None = None
+
+
+def _eps_text(eps: float) -> str:
+    """``1e-06`` written ``1e-6``, as people write it."""
+    return f"{eps:g}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def _declare(eps: float) -> str:
+    text = _eps_text(eps)
+    return f"declare it with clip_eps={text} (--clip-eps {text} on the command line)"
+
+
+def _with(eps: float) -> str:
+    """A bug's formula's ending when it matches with ``eps`` in the clip denominator."""
+    if eps == 0:
+        return "with no ε added to the norm (declare clip_eps=0, the default, if so)"
+    return f"with {_eps_text(eps)} added to the norm: {_declare(eps)}"
+
+
+EPS_NAME = "ε in the clip denominator (Opacus's C / (‖g‖ + 1e-6))"
+NO_EPS_NAME = "no ε in the clip denominator"
 
 
 BUGS: tuple[DPBug, ...] = (
@@ -321,25 +375,72 @@ BUGS: tuple[DPBug, ...] = (
     DPBug("noise std σ instead of σ C",
           "noise std σ / m: the clip norm left out of the noise",
           noise_std=lambda sigma, C, m: sigma / m),
+    *(DPBug(EPS_NAME,
+            f"s_i = min(1, C / (||g_i|| + {_eps_text(eps)})), a convention, not a bug: "
+            f"{_declare(eps)}", eps=eps)
+      for eps in CLIP_EPS_CANDIDATES),
+    DPBug(NO_EPS_NAME,
+          "s_i = min(1, C / ||g_i||): the declared clip_eps is not in your clip factor "
+          "(declare clip_eps=0, the default, if that is your convention)", eps=0.0),
 )  # fmt: skip
-BUG_NAMES = tuple(bug.name for bug in BUGS)
+BUG_NAMES = tuple(dict.fromkeys(bug.name for bug in BUGS))
 
 
 def diagnose_dp_step(case: DPCase, values: Mapping[str, Array]) -> list[DPBug]:
     """The catalogued bugs whose formula ``values`` match on ``case``, best
     first; a formula that gives the right answer on the case is left out."""
     correct = dp_oracle(case)
+    found = _matching(case, values, correct, BUGS)
+    if not found:  # a bug written with a conventional ε not declared (or declared, not used)
+        found = _matching(case, values, correct, [
+            dataclasses.replace(bug, eps=eps, formula=f"{bug.formula}, {_with(eps)}")
+            for eps in (*CLIP_EPS_CANDIDATES, 0.0) if eps != case.clip_eps
+            for bug in BUGS if bug.eps is None
+        ])  # fmt: skip
+    return [bug for _, bug in sorted(found, key=lambda pair: pair[0])]
+
+
+def _matching(
+    case: DPCase, values: Mapping[str, Array], correct: Grads, bugs: Sequence[DPBug]
+) -> list[tuple[float, DPBug]]:
+    """``(ratio, bug)`` for each of ``bugs`` whose formula ``values`` match on
+    ``case`` and ``correct`` (the oracle's values) does not."""
     slack = BUG_ROUNDING * (case.parameters + case.m) * unit_roundoff(case.dtype)
     found = []
-    for bug in BUGS:
-        expected, tol = _formula(case, clipping=bug.clipping, noise_std=bug.noise_std)
+    for bug in bugs:
+        expected, tol = _formula(case, clipping=bug.clipping, noise_std=bug.noise_std,
+                                 eps=bug.eps)  # fmt: skip
         bound = {k: BUG_TOLERANCES * tol[k] + slack * np.abs(expected[k]) for k in expected}
         if bound_ratio(correct, expected, bound) <= 1.0:
             continue  # invisible on this case
         ratio = bound_ratio(values, expected, bound)
         if ratio <= 1.0:
             found.append((ratio, bug))
-    return [bug for _, bug in sorted(found, key=lambda pair: pair[0])]
+    return found
+
+
+def own_noise(case: DPCase, values: Mapping[str, Array]) -> bool:
+    """Whether ``values`` look like the noiseless clipped mean plus noise the
+    step drew itself: ``σ > 0``, the residual lies at least half the norm of the
+    check's ``(σ C / m) ξ`` away from it, and its root mean square is within
+    ``OWN_NOISE_FACTOR`` of ``σ C / m``.  A hint, not a verdict."""
+    std = case.noise_multiplier * case.clip / case.m
+    if std <= 0 or any(
+        k not in values or np.shape(values[k]) != v.shape for k, v in case.noise.items()
+    ):
+        return False
+    noiseless = dataclasses.replace(case, noise_multiplier=0.0)
+    mean, _ = _formula(noiseless)
+    residual = np.concatenate([
+        (np.asarray(values[k], np.float64) - mean[k]).ravel() for k in mean
+    ])  # fmt: skip
+    if not np.all(np.isfinite(residual)):
+        return False
+    given = np.concatenate([std * np.asarray(case.noise[k], np.float64).ravel() for k in mean])
+    if np.linalg.norm(residual - given) < np.linalg.norm(given) / 2:
+        return False  # mostly the check's own noise: something else is wrong
+    rms = float(np.sqrt(np.mean(residual**2)))
+    return std / OWN_NOISE_FACTOR <= rms <= std * OWN_NOISE_FACTOR
 
 
 # --- comparing one case --------------------------------------------------------------------
@@ -396,10 +497,11 @@ def compare_dp_step(case: DPCase, returned: object) -> DPRun:
 @dataclass
 class DPStepReport(CheckReport):
     """What a passing ``check_dp_step`` ran: examples, batch sizes, worst
-    err/tol per key, and the ``clip`` and ``noise_multiplier`` checked."""
+    err/tol per key, and the ``clip``, ``noise_multiplier`` and ``clip_eps`` checked."""
 
     clip: float = 1.0
     noise_multiplier: float = 0.0
+    clip_eps: float = 0.0
 
     def add_run(self, case: DPCase, comparison: Comparison) -> None:
         self.examples += 1
@@ -407,8 +509,9 @@ class DPStepReport(CheckReport):
         record_worst(self.worst, comparison.variables)
 
     def __str__(self) -> str:
+        eps = f", ε = {_eps_text(self.clip_eps)}" if self.clip_eps else ""
         lines = [
-            f"PASS (DP step, C = {self.clip:g}, σ = {self.noise_multiplier:g}): "
+            f"PASS (DP step, C = {self.clip:g}, σ = {self.noise_multiplier:g}{eps}): "
             f"{self.examples} examples, batch sizes {batch_span(self.batch_sizes)} "
             f"({len(self.batch_sizes)} distinct)",
             f"worst error/tolerance per key: {worst_text(self.named_worst())}",
@@ -448,6 +551,16 @@ class DPStepMismatch(CataloguedMismatch):
     def _diagnose(self, case: DPCase, values: Mapping[str, Array]) -> list[DPBug]:
         return diagnose_dp_step(case, values)
 
+    def _bug_lines(self) -> list[str]:
+        lines = super()._bug_lines()
+        if self.comparison is not None and not self.bugs and self.case is not None:
+            if own_noise(self.case, self.values):
+                lines.append(
+                    "hint: your step seems to draw its own noise: use the `noise` argument "
+                    "the check passes (the same ξ every run), adding (σ C / m) · noise"
+                )
+        return lines
+
 
 # --- the check -----------------------------------------------------------------------------
 
@@ -468,6 +581,14 @@ def _check_sigma(sigma: object) -> float:
     if not (np.isfinite(float(sigma)) and float(sigma) >= 0):
         raise ValueError(f"noise_multiplier: expected a finite float >= 0, got {sigma}")
     return float(sigma)
+
+
+def _check_clip_eps(eps: object) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"clip_eps: expected a float >= 0, got {type(eps).__name__} {eps!r}")
+    if not (np.isfinite(float(eps)) and float(eps) >= 0):
+        raise ValueError(f"clip_eps: expected a finite float >= 0, got {eps}")
+    return float(eps)
 
 
 def _resolved(settings: object) -> Any:
@@ -494,17 +615,20 @@ def check_dp_step(
     *,
     clip: float,
     noise_multiplier: float,
+    clip_eps: float = 0.0,
     settings: Settings | None = None,
 ) -> DPStepReport:
     """Property-check ``function(per_example, noise) -> privatised mean``
-    against the DP-SGD step ``(1/m) sum_i min(1, C/||g_i||) g_i + (σ C/m) ξ``.
+    against the DP-SGD step ``(1/m) sum_i min(1, C/(||g_i|| + ε)) g_i + (σ C/m) ξ``.
 
     ``function``: a callable, or ``"FILE.py:NAME"`` / ``"MODULE:NAME"``, run
     in a child process as ``check_gradients`` runs a backprop; it takes
     ``per_example`` (a dict of ``(m, *shape)`` arrays) and ``noise`` (a dict
     of standard normal ``shape`` arrays, the same dtype) and returns a dict
     of ``shape`` arrays.  ``clip``: ``C > 0``; ``noise_multiplier``: ``σ >=
-    0``.  ``settings``: ``max_examples``, ``max_batch`` (default 6),
+    0``.  ``clip_eps``: ``ε >= 0`` added to each norm in the clip factor
+    (default 0: ``C / max(||g_i||, C)``; Opacus's ``C / (||g|| + 1e-6)`` is
+    ``clip_eps=1e-6``).  ``settings``: ``max_examples``, ``max_batch`` (default 6),
     ``shrink``, ``dtype``, ``seed`` and the isolation fields.
 
     Returns a ``DPStepReport`` on a pass; raises ``DPStepMismatch`` on the
@@ -513,11 +637,12 @@ def check_dp_step(
     """
     source = check_function(function, "function", "(per_example, noise) -> mean gradient dict")
     C, sigma = _check_clip(clip), _check_sigma(noise_multiplier)
+    eps = _check_clip_eps(clip_eps)
     chosen = _resolved(settings)
     strategy = dp_cases(clip=C, noise_multiplier=sigma, dtype=chosen.dtype,
-                        max_batch=chosen.max_batch)  # fmt: skip
+                        max_batch=chosen.max_batch, clip_eps=eps)  # fmt: skip
     report = DPStepReport(seed=chosen.seed, isolation=chosen.isolation.describe(), clip=C,
-                          noise_multiplier=sigma)  # fmt: skip
+                          noise_multiplier=sigma, clip_eps=eps)  # fmt: skip
     spec = CaseProperty("check_dp_step", DPStepMismatch, _arguments, compare_dp_step,
                         report=report, record=report.add_run)  # fmt: skip
     mismatch = run_catalogued(source, ("per_example", "noise"), strategy, chosen, spec)

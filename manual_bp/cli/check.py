@@ -18,7 +18,7 @@ that drops units, its masks read from its cache).  The user's code runs in a chi
 (``manual_bp_reference.per_example_check.check_per_example``: ``FUNCTION(params,
 X, Y)`` in the declared conventions) and ``dp_sgd``
 (``manual_bp_reference.dp_check.check_dp_step``: ``FUNCTION(per_example,
-noise)`` with ``--clip`` and ``--noise-multiplier``), ``hvp`` and ``ggn``
+noise)`` with ``--clip``, ``--noise-multiplier`` and ``--clip-eps``), ``hvp`` and ``ggn``
 (``manual_bp_reference.hvp_check.check_hvp``: ``FUNCTION(params, X, Y, V)``,
 ``H V`` or ``G V``, in the declared conventions, the decay ``--l2``).  An option the chosen
 quantity does not take is refused, naming it: nothing is silently ignored.
@@ -103,6 +103,7 @@ _FLAGS = {
     "function": "FUNCTION",
     "clip": "--clip",
     "noise_multiplier": "--noise-multiplier",
+    "clip_eps": "--clip-eps",
     "conventions": "--conventions",
 }
 
@@ -329,12 +330,15 @@ def run_per_example(args: argparse.Namespace) -> int:
 
 
 def run_dp_sgd(args: argparse.Namespace) -> int:
-    """``--quantity dp_sgd``: ``check_dp_step`` with ``--clip`` and ``--noise-multiplier``."""
+    """``--quantity dp_sgd``: ``check_dp_step`` with ``--clip``, ``--noise-multiplier``
+    and ``--clip-eps`` (default 0)."""
     function = _function(args.function, "FUNCTION")
+    eps = 0.0 if args.clip_eps is None else args.clip_eps
     return _run_catalogued(
         args, "dp_check", "DPStepMismatch",
         lambda check, settings: check.check_dp_step(
-            function, clip=args.clip, noise_multiplier=args.noise_multiplier, settings=settings
+            function, clip=args.clip, noise_multiplier=args.noise_multiplier, clip_eps=eps,
+            settings=settings,
         ),
     )  # fmt: skip
 
@@ -454,9 +458,9 @@ QUANTITIES: dict[str, Quantity] = {
     ),
     "dp_sgd": Quantity(
         run_dp_sgd,
-        ("clip", "noise_multiplier"),
+        ("clip", "noise_multiplier", "clip_eps"),
         "a DP-SGD step FUNCTION(per_example, noise) -> the clipped mean plus noise, with "
-        "--clip and --noise-multiplier",
+        "--clip and --noise-multiplier (and --clip-eps)",
         required=("clip", "noise_multiplier"),
     ),
     "hvp": Quantity(
@@ -602,6 +606,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--noise-multiplier", type=float, default=None, metavar="SIGMA",
         help="with --quantity dp_sgd: the noise multiplier σ >= 0, the noise's standard "
         "deviation σ C (required there, no default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--clip-eps", type=float, default=None, metavar="EPS",
+        help="with --quantity dp_sgd: ε >= 0 added to each norm in the clip factor "
+        "min(1, C / (norm + ε)), Opacus's 1e-6 (default: 0, C / max(norm, C))",
     )  # fmt: skip
     add_isolation_arguments(parser)
     parser.add_argument(
