@@ -592,3 +592,23 @@ def test_a_hyperparameter_is_stored_as_a_python_float(cls, name, given):
     stored = getattr(optimizer, name)
     assert type(stored) is float
     assert stored == float(value)
+
+
+# --- exact zeros through an activation with f(0) = 0 ----------------------------------
+
+
+def test_a_zero_through_tanh_keeps_the_next_relus_zero_provable():
+    """``Z1 = 0`` exactly (zero weights and biases), ``A1 = tanh(0) = 0`` exactly
+    (``Activation.zero_at_zero``), so the relu's ``Z2 = W2 A1 + 0`` is 0 in every
+    summation order: a provable zero, where the kink convention is tested, not
+    moved away (``kinks.away_from_kinks`` returns the case as is)."""
+    from manual_bp_reference.cases import Case
+    from manual_bp_reference.kinks import away_from_kinks
+
+    params = {"W1": np.zeros((3, 2)), "B1": np.zeros((3, 1)),
+              "W2": np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]]), "B2": np.zeros((2, 1)),
+              "W3": np.array([[1.0, -1.0]]), "B3": np.array([[0.1]])}  # fmt: skip
+    X = np.array([[0.3, -1.2, 2.0], [1.0, 0.5, -0.7]])
+    case = Case.of(params, X, np.array([[0.0, 1.0, 1.0]]), ("tanh", "relu", "sigmoid"),
+                   "binary_cross_entropy")  # fmt: skip
+    assert away_from_kinks(case) is case
