@@ -75,6 +75,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     is"), so the stats run failed.  What a child calls is not recorded anyway
     (another process), and this process keeps its own copy of the mark.
     """
+    global _collection_failed
+    _collection_failed = False  # a fork inherits the server's collection's flag
     if os.environ.get("MUTANT_UNDER_TEST") == "stats":
         del os.environ["MUTANT_UNDER_TEST"]
 

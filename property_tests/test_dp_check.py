@@ -367,3 +367,14 @@ def test_a_file_runs_isolated(tmp_path):
     report = check_dp_step(f"{source}:step", clip=C, noise_multiplier=SIGMA,
                            settings=Settings(max_examples=5))  # fmt: skip
     assert report.examples == 5
+
+
+def test_opacus_eps_undeclared_is_named_in_float32_at_a_small_clip():
+    """Found by review: in float32 at C = 0.1 the minimal case (one example whose
+    norm is exactly C) put the ε within the bugs' wide matching bound of the
+    correct values, so it was skipped as invisible and nothing was named
+    (and the report suggested finite differences)."""
+    with pytest.raises(DPStepMismatch) as caught:
+        check_dp_step(opacus_step(0.1, SIGMA), clip=0.1, noise_multiplier=SIGMA,
+                      settings=Settings(max_examples=50, dtype="float32"))  # fmt: skip
+    assert caught.value.bug == EPS_NAME, str(caught.value)

@@ -612,3 +612,61 @@ def test_a_zero_through_tanh_keeps_the_next_relus_zero_provable():
     case = Case.of(params, X, np.array([[0.0, 1.0, 1.0]]), ("tanh", "relu", "sigmoid"),
                    "binary_cross_entropy")  # fmt: skip
     assert away_from_kinks(case) is case
+
+
+# --- batch_loss: running statistics, taps, the decay under jax ------------------------
+
+
+def _batch_normalized_case():
+    from manual_bp.net import Dense, Net
+
+    net = Net(3, [Dense(4, "tanh", norm="batch"), Dense(2, "softmax")], "cross_entropy")
+    rng = np.random.default_rng(5)
+    params = init_params([3, 4, 2], ["tanh", "softmax"], seed=5)
+    params.update(normalization_step.init_normalization_params([3, 4, 2], ["batch", None], "f8"))
+    params["gamma1"] = params["gamma1"] + 0.5
+    X = rng.standard_normal((3, 6))
+    Y = np.eye(2)[:, rng.integers(0, 2, 6)]
+    running = {"running_mean1": rng.standard_normal((4, 1)), "running_var1": np.full((4, 1), 2.5)}
+    return net, params, X, Y, running
+
+
+def test_batch_loss_with_running_statistics_is_the_inference_loss():
+    """``batch_loss(..., running=)`` normalizes with the running statistics (the
+    loss at inference), not the batch's, and the cache names them as given."""
+    from manual_bp.network import batch_loss, forward, loss_from_cache
+
+    net, params, X, Y, running = _batch_normalized_case()
+    _, cache = forward(params, X, net, running=running)
+    np.testing.assert_array_equal(cache["running_mean1"], running["running_mean1"])
+    np.testing.assert_array_equal(cache["running_var1"], running["running_var1"])
+    expected = loss_from_cache(cache, Y, net.loss, net.depth)
+    assert batch_loss(params, X, Y, net, running=running) == pytest.approx(expected, rel=1e-15)
+    assert batch_loss(params, X, Y, net) != pytest.approx(expected, rel=1e-6)
+
+
+def test_batch_loss_taps_give_jax_the_gradient_of_every_Z_and_its_decay_traces():
+    """``jax.grad`` of ``batch_loss`` with respect to zero ``taps`` is ``dL/dZl``,
+    the hand-written backward's ``dZl``; with a decay, ``batch_loss`` over
+    ``jax.numpy`` traces (its penalty in ``xp`` too) and equals NumPy's value."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    from manual_bp.net import Dense, Net
+    from manual_bp.network import backward, batch_loss, forward
+
+    jax.config.update("jax_enable_x64", True)
+    net = Net(3, [Dense(4, "tanh"), Dense(2, "softmax")], "cross_entropy", l2=0.3)
+    params = init_params([3, 4, 2], ["tanh", "softmax"], seed=6)
+    rng = np.random.default_rng(6)
+    X, Y = rng.standard_normal((3, 5)), np.eye(2)[:, rng.integers(0, 2, 5)]
+    taps = {"Z1": np.zeros((4, 5)), "A1": np.zeros((4, 5)), "Z2": np.zeros((2, 5))}
+    tapped = jax.grad(lambda t: batch_loss(params, X, Y, net, jnp, t))(taps)
+    _, cache = forward(params, X, net)
+    grads = backward(cache, Y, net, params=params)
+    for key in ("Z1", "Z2"):
+        np.testing.assert_allclose(tapped[key], grads[key], rtol=1e-12, atol=1e-15)
+    through_jax = jax.grad(lambda p: batch_loss(p, X, Y, net, jnp))(params)
+    np.testing.assert_allclose(through_jax["W1"], grads["W1"], rtol=1e-12, atol=1e-15)
+    assert float(batch_loss(params, X, Y, net, jnp)) == pytest.approx(
+        batch_loss(params, X, Y, net), rel=1e-14
+    )

@@ -146,6 +146,7 @@ class DPCase:
     clip_eps: float = 0.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "clip_eps", _check_clip_eps(self.clip_eps))
         for name in ("per_example", "noise"):
             frozen = {}
             for key, value in getattr(self, name).items():
@@ -349,7 +350,7 @@ def _with(eps: float) -> str:
     return f"with {_eps_text(eps)} added to the norm: {_declare(eps)}"
 
 
-EPS_NAME = "ε in the clip denominator (Opacus's C / (‖g‖ + 1e-6))"
+EPS_NAME = "ε in the clip denominator (as Opacus's C / (‖g‖ + ε))"
 NO_EPS_NAME = "no ε in the clip denominator"
 
 
@@ -404,17 +405,24 @@ def _matching(
     case: DPCase, values: Mapping[str, Array], correct: Grads, bugs: Sequence[DPBug]
 ) -> list[tuple[float, DPBug]]:
     """``(ratio, bug)`` for each of ``bugs`` whose formula ``values`` match on
-    ``case`` and ``correct`` (the oracle's values) does not."""
+    ``case`` and ``correct`` (the oracle's values) does not.
+
+    A bug is invisible where its formula lies within the *verdict's*
+    tolerance of the correct values (not the wider bound its match is
+    judged by: in float32 that bound's slack alone hides a 1e-6 in the clip
+    denominator at a norm of exactly C, the case shrinking ends on); a
+    visible bug is named when ``values`` match its formula within that bound
+    and lie nearer to it than to the correct values."""
     slack = BUG_ROUNDING * (case.parameters + case.m) * unit_roundoff(case.dtype)
     found = []
     for bug in bugs:
         expected, tol = _formula(case, clipping=bug.clipping, noise_std=bug.noise_std,
                                  eps=bug.eps)  # fmt: skip
-        bound = {k: BUG_TOLERANCES * tol[k] + slack * np.abs(expected[k]) for k in expected}
-        if bound_ratio(correct, expected, bound) <= 1.0:
+        if bound_ratio(correct, expected, tol) <= 1.0:
             continue  # invisible on this case
+        bound = {k: BUG_TOLERANCES * tol[k] + slack * np.abs(expected[k]) for k in expected}
         ratio = bound_ratio(values, expected, bound)
-        if ratio <= 1.0:
+        if ratio <= 1.0 and bound_ratio(values, expected, tol) < bound_ratio(values, correct, tol):
             found.append((ratio, bug))
     return found
 

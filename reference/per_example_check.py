@@ -399,8 +399,8 @@ def compare_per_example(
         bounds = oracle.tolerances
         try:
             read, problems, extra, read_notes = read_per_example(returned, case, conventions)
-        except GradsTypeError as error:
-            details.append(str(error))
+        except GradsTypeError as error:  # worded for a backprop: this is the function
+            details.append(str(error).replace("backprop returned", "function returned", 1))
             problems = {key: "not returned" for key in expected}
         else:
             notes.update(read_notes)

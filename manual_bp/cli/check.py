@@ -435,8 +435,10 @@ _NETWORK = ("layers", "activations", "loss", "param_bound", "input_bound")
 # gradient is its own (no reduction over the batch), a curvature product is the batch
 # mean's, and the function takes the whole batch.
 _WHOLE_BATCH = ("reduction", "per_sample")
-# What --quantity may check, named as ``manual-bp explain --quantity`` names it:
-# a new quantity is one entry (its check's module imported by its ``run``).
+# What --quantity may check, named as ``manual-bp explain --quantity`` names it but
+# for the curvature products, whose checks are ``hvp`` and ``ggn`` (explain's
+# ``hessian_vector_product`` and ``ggn_vector_product`` get a did-you-mean): a new
+# quantity is one entry (its check's module imported by its ``run``).
 QUANTITIES: dict[str, Quantity] = {
     "gradients": Quantity(
         run_gradients,
@@ -523,7 +525,8 @@ def quantity_name(text: str) -> str:
     spelled = text.strip().lower().replace("-", "_")
     short = {"per_example": "per_example_gradients", "norms": "per_example_norms",
              "dp_step": "dp_sgd", "dpsgd": "dp_sgd", "dp": "dp_sgd", "hessian": "hvp",
-             "gauss_newton": "ggn"}  # fmt: skip
+             "gauss_newton": "ggn", "hessian_vector_product": "hvp",
+             "ggn_vector_product": "ggn"}  # fmt: skip
     close = [spelled] if spelled in QUANTITIES else [short[spelled]] if spelled in short else (
         difflib.get_close_matches(spelled, QUANTITIES, n=1)
     )  # fmt: skip
