@@ -649,12 +649,10 @@ def test_batch_loss_taps_give_jax_the_gradient_of_every_Z_and_its_decay_traces()
     """``jax.grad`` of ``batch_loss`` with respect to zero ``taps`` is ``dL/dZl``,
     the hand-written backward's ``dZl``; with a decay, ``batch_loss`` over
     ``jax.numpy`` traces (its penalty in ``xp`` too) and equals NumPy's value."""
-    jax = pytest.importorskip("jax")
-    jnp = jax.numpy
     from manual_bp.net import Dense, Net
     from manual_bp.network import backward, batch_loss, forward
+    from manual_bp_reference.jax_setup import jax, jnp
 
-    jax.config.update("jax_enable_x64", True)
     net = Net(3, [Dense(4, "tanh"), Dense(2, "softmax")], "cross_entropy", l2=0.3)
     params = init_params([3, 4, 2], ["tanh", "softmax"], seed=6)
     rng = np.random.default_rng(6)
