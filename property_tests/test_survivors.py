@@ -668,3 +668,34 @@ def test_batch_loss_taps_give_jax_the_gradient_of_every_Z_and_its_decay_traces()
     assert float(batch_loss(params, X, Y, net, jnp)) == pytest.approx(
         batch_loss(params, X, Y, net), rel=1e-14
     )
+
+
+# --- cross-entropy's targets: column sums off 1 within the validation's tolerance ----------
+
+
+def test_cross_entropy_dZ_multiplies_by_the_column_sums_of_Y():
+    """``dZ = (A ⊙ colsum(Y) − Y) / m``, the exact gradient for targets whose
+    columns sum to ``s`` (accepted within ``sqrt(eps)`` of 1): ``A / s`` would
+    differ by ``2 (s − 1) A``, here about 2e-9 relative."""
+    from manual_bp.losses import LOSSES
+
+    loss = LOSSES["cross_entropy"]
+    A = np.array([[0.2, 0.5, 0.1], [0.3, 0.25, 0.6], [0.5, 0.25, 0.3]])
+    Y = np.eye(3) * (1 + 1e-9)
+    loss.check_targets(Y)  # inside the domain
+    expected = (A * (1 + 1e-9) - Y) / 3
+    np.testing.assert_allclose(loss.fused_dZ(A, Y), expected, rtol=1e-13, atol=0)
+
+
+def test_float32_targets_normalised_in_float32_are_accepted():
+    """The column-sum tolerance is the targets' dtype's ``sqrt(eps)`` (3.5e-4 in
+    float32), not float64's 1.5e-8: float32 columns a float32 division
+    normalised sum to 1 only within float32's rounding."""
+    from manual_bp.losses import LOSSES
+
+    Y = np.array([[1.0, 2.0], [1.0, 3.0], [1.0, 4.0]], np.float32)
+    Y = Y / Y.sum(axis=0, keepdims=True)
+    Y[0] += np.float32(2e-7)  # still float32 rounding, far beyond float64's tolerance
+    LOSSES["cross_entropy"].check_targets(Y)
+    with pytest.raises(ValueError, match="Y"):
+        LOSSES["cross_entropy"].check_targets(Y.astype(np.float64))
