@@ -699,3 +699,19 @@ def test_float32_targets_normalised_in_float32_are_accepted():
     LOSSES["cross_entropy"].check_targets(Y)
     with pytest.raises(ValueError, match="Y"):
         LOSSES["cross_entropy"].check_targets(Y.astype(np.float64))
+
+
+def test_init_params_follows_each_layers_own_activation_and_defaults_to_seed_0():
+    """``W2`` after a relu layer and before a sigmoid output is Glorot (the
+    layer's own activation decides, not the previous one's), and no seed is
+    seed 0, as documented."""
+    W = init_params([200, 300, 200], ["relu", "sigmoid"], seed=3)
+    assert W["W1"].std() == pytest.approx(np.sqrt(2 / 200), rel=0.01)
+    assert W["W2"].std() == pytest.approx(np.sqrt(2 / 500), rel=0.01)
+    W = init_params([200, 300, 200], ["sigmoid", "relu"], seed=3)
+    assert W["W2"].std() == pytest.approx(np.sqrt(2 / 300), rel=0.01)
+    default, zero = (
+        init_params([3, 4, 2], ["tanh", "sigmoid"]),
+        init_params([3, 4, 2], ["tanh", "sigmoid"], seed=0),
+    )
+    assert all(np.array_equal(default[key], zero[key]) for key in zero)
