@@ -1395,10 +1395,14 @@ def _decay_declarations(
     squares), as ``l2=c`` and as the course's ``lambd / m`` (``l2=c m``,
     divided by m)."""
     keys = [f"W{l}" for l in range(1, case.depth + 1)]
-    if conventions.l2 or any(key not in grads for key in keys):
-        return []
-    oracle = oracle_gradients(case).grads
+    if conventions.l2 or any(
+        key not in grads or np.shape(grads[key]) != np.shape(case.params[key]) for key in keys
+    ):
+        return []  # a misshapen dWl is a shape problem, named as such, not a decay
     W = [case.params[key] for key in keys]
+    if not any(np.any(w) for w in W):
+        return []  # no weight to fit a decay to
+    oracle = oracle_gradients(case).grads
     found = []
     for reduction in dict.fromkeys((conventions.reduction, "mean", "sum")):
         scale = case.m if reduction == "sum" else 1
