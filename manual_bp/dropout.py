@@ -128,11 +128,20 @@ def draw_masks(
 
 
 def check_masks(
-    masks: Mapping[str, object] | None, layer_sizes: Sequence[int], m: int, dropout: Sequence[float]
+    masks: Mapping[str, object] | None,
+    layer_sizes: Sequence[int],
+    m: int,
+    dropout: Sequence[float],
+    *,
+    values: bool = True,
 ) -> dict[str, Array]:
     """The masks a forward pass with ``dropout`` needs: every ``Ml``, of shape
     ``(nl, m)``, zeros and ones only, and no other key (``ValueError`` naming
-    the mask otherwise)."""
+    the mask otherwise).
+
+    ``values=False`` checks the keys and the shapes only, and returns the
+    masks as given: jax's traced masks have a shape but no values to read.
+    """
     if dropout:
         check_rates(dropout, len(layer_sizes) - 1)
     expected = mask_shapes(layer_sizes, m, dropout)
@@ -145,11 +154,11 @@ def check_masks(
         )
     checked = {}
     for key, shape in expected.items():
-        values = np.asarray(given[key])
-        check_shape(values, f"masks[{key!r}]", shape)  # with a transposition hint
-        if not np.all((values == 0) | (values == 1)):
+        mask = np.asarray(given[key]) if values else given[key]
+        check_shape(mask, f"masks[{key!r}]", shape)  # with a transposition hint
+        if values and not np.all((mask == 0) | (mask == 1)):
             raise ValueError(f"masks[{key!r}]: expected zeros and ones only")
-        checked[key] = values
+        checked[key] = mask
     return checked
 
 

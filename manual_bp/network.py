@@ -147,13 +147,15 @@ def forward(
     With NumPy (and no taps, no normalization, no dropout) the NumPy path
     runs, which computes the same values as ``forward_xp`` in place (see the
     module notes); otherwise ``forward_xp``.  Parameters and returns are
-    those of ``forward_xp``; with NumPy the dropout ``masks`` are checked
-    first (``manual_bp.dropout.check_masks``).
+    those of ``forward_xp``; the dropout ``masks`` are checked first
+    (``manual_bp.dropout.check_masks``: with NumPy their values too).
     """
     net = _checked_net(net)
-    if xp is np and (masks or net.dropped):  # a mask without dropout is refused, not ignored
+    if masks or net.dropped:  # a mask without dropout is refused, not ignored
         sizes = _checked_sizes(params, X, net)
-        masks = check_masks(masks, sizes, np.shape(X)[1], net.dropout if net.dropped else ())
+        rates = net.dropout if net.dropped else ()
+        # Under another namespace (jax tracing) the keys and shapes only.
+        masks = check_masks(masks, sizes, np.shape(X)[1], rates, values=xp is np)
     if net.dropped or net.normalized or xp is not np or taps is not None:
         return forward_xp(params, X, net, xp, taps, running=running, masks=masks)
     _checked_sizes(params, X, net)

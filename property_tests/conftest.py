@@ -45,6 +45,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # under mutmut that session counts as failed (exit 1).  The clean run (no mutant)
 # still reports a collection error as one (docs/testing.md, "mutmut").
 _collection_failed = False
+_stats_run = False  # mutmut's stats run: every test, in collection order
 
 
 def _under_a_mutant() -> bool:
@@ -75,22 +76,37 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     is"), so the stats run failed.  What a child calls is not recorded anyway
     (another process), and this process keeps its own copy of the mark.
     """
-    global _collection_failed
+    global _collection_failed, _stats_run
     _collection_failed = False  # a fork inherits the server's collection's flag
     if os.environ.get("MUTANT_UNDER_TEST") == "stats":
         del os.environ["MUTANT_UNDER_TEST"]
+        _stats_run = True
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under a mutant, the fastest tests first.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under a mutant, the fastest tests first, and with
+    ``MANUAL_BP_MUTMUT_MAX_SECONDS`` set, only the quick ones.
 
     mutmut runs a mutant's tests with ``-x`` (the first failure kills it) in
     the order of a set; the duration of each test in its stats run
     (``mutants/mutmut-stats.json``) puts a quick test that kills the mutant
     before a minute-long property that would too.
+
+    A survivor runs every test that reaches its function, minutes of
+    properties for the network's own functions.  ``MANUAL_BP_MUTMUT_MAX_SECONDS=S``
+    deselects, in mutmut's clean and mutant runs, each test whose stats run
+    took more than ``S`` seconds: a quick first pass, whose kills are kills
+    and whose survivors still need the whole selection (docs/testing.md,
+    "mutmut").  A mutant left with no test at all is mutmut's "no tests".
     """
     stats = Path(__file__).resolve().parent.parent / "mutmut-stats.json"
-    if not _under_a_mutant() or not stats.is_file():
+    if _stats_run or not stats.is_file():
         return
     durations = json.loads(stats.read_text()).get("duration_by_test", {})
+    limit = os.environ.get("MANUAL_BP_MUTMUT_MAX_SECONDS")
+    if limit:
+        slow = [item for item in items if durations.get(item.nodeid, math.inf) > float(limit)]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if item not in slow]
     items.sort(key=lambda item: durations.get(item.nodeid, math.inf))

@@ -715,3 +715,50 @@ def test_init_params_follows_each_layers_own_activation_and_defaults_to_seed_0()
         init_params([3, 4, 2], ["tanh", "sigmoid"], seed=0),
     )
     assert all(np.array_equal(default[key], zero[key]) for key in zero)
+
+
+# --- the counts an error message states ------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5])
+def test_a_normalization_list_of_the_wrong_length_names_the_count_it_expected(depth):
+    """``L - 1`` entries, one per hidden layer: the message says how many,
+    and how many arrived (a user counts their list against it)."""
+    given = ["batch"] * depth
+    with pytest.raises(
+        ValueError, match=rf"one entry per hidden layer \({depth - 1}\), got {depth}:"
+    ):
+        normalization_step.resolve(given, depth)
+
+
+# --- dropout masks under jax: refused, not ignored --------------------------------------
+
+
+def test_masks_under_jax_are_checked_by_key_and_shape():
+    """``forward(..., xp=jnp)`` refuses a mask for a net without dropout, a
+    missing mask and a transposed one, as the NumPy path does (it cannot
+    read traced values, so it checks the keys and the shapes), and runs a
+    net with dropout under ``jax.grad`` with its masks."""
+    from manual_bp import Dense, Net
+    from manual_bp.network import batch_loss, forward, init_params
+    from manual_bp_reference.jax_setup import jax, jnp
+
+    X = np.linspace(-1.0, 1.0, 8).reshape(2, 4)
+    plain = Net(2, [Dense(3, "tanh"), Dense(1, "sigmoid")], "binary_cross_entropy")
+    params = init_params([2, 3, 1], ["tanh", "sigmoid"], seed=1)
+    mask = np.array([[1.0, 0.0, 1.0, 1.0]] * 3)
+    for xp in (np, jnp):
+        with pytest.raises(ValueError, match=r"masks: expected \[\]"):
+            forward(params, X, plain, xp, masks={"M1": mask})
+    dropped = Net(2, [Dense(3, "tanh", dropout=0.5), Dense(1, "sigmoid")], "binary_cross_entropy")
+    with pytest.raises(ValueError, match=r"masks: expected \['M1'\]"):
+        forward(params, X, dropped, jnp)
+    with pytest.raises(ValueError, match=r"masks\['M1'\]: expected shape \(3, 4\)"):
+        forward(params, X, dropped, jnp, masks={"M1": mask.T})
+    Y = np.array([[0.0, 1.0, 1.0, 0.0]])
+    grads = jax.grad(lambda p: batch_loss(p, X, Y, dropped, jnp, masks={"M1": mask}))(params)
+    assert np.asarray(grads["W1"]).shape == (3, 2) and np.all(np.isfinite(grads["W1"]))
+    value = batch_loss(params, X, Y, dropped, np, masks={"M1": mask})
+    assert float(batch_loss(params, X, Y, dropped, jnp, masks={"M1": mask})) == pytest.approx(
+        float(value), rel=1e-12
+    )
