@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from numbers import Real
+from typing import cast
 
 import numpy as np
 
@@ -154,7 +155,7 @@ def check_masks(
         )
     checked = {}
     for key, shape in expected.items():
-        mask = np.asarray(given[key]) if values else given[key]
+        mask = np.asarray(given[key]) if values else cast(Array, given[key])  # a jax array
         check_shape(mask, f"masks[{key!r}]", shape)  # with a transposition hint
         if values and not np.all((mask == 0) | (mask == 1)):
             raise ValueError(f"masks[{key!r}]: expected zeros and ones only")
