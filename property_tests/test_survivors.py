@@ -758,7 +758,24 @@ def test_masks_under_jax_are_checked_by_key_and_shape():
     Y = np.array([[0.0, 1.0, 1.0, 0.0]])
     grads = jax.grad(lambda p: batch_loss(p, X, Y, dropped, jnp, masks={"M1": mask}))(params)
     assert np.asarray(grads["W1"]).shape == (3, 2) and np.all(np.isfinite(grads["W1"]))
+    traced = jax.jit(lambda M: batch_loss(params, X, Y, dropped, jnp, masks={"M1": M}))(mask)
     value = batch_loss(params, X, Y, dropped, np, masks={"M1": mask})
+    assert float(traced) == pytest.approx(float(value), rel=1e-12)
     assert float(batch_loss(params, X, Y, dropped, jnp, masks={"M1": mask})) == pytest.approx(
         float(value), rel=1e-12
     )
+
+
+def test_check_masks_reads_values_by_default():
+    """The NumPy check (the default) takes nested lists as arrays and
+    refuses a mask that is not zeros and ones; ``values=False`` (jax's
+    traced masks) checks the keys and shapes only."""
+    from manual_bp.dropout import check_masks
+
+    listed = [[1, 0, 1], [0, 1, 1]]
+    checked = check_masks({"M1": listed}, [2, 2, 1], 3, (0.5, 0.0))
+    assert isinstance(checked["M1"], np.ndarray) and checked["M1"].tolist() == listed
+    halves = np.full((2, 3), 0.5)
+    with pytest.raises(ValueError, match=r"masks\['M1'\]: expected zeros and ones only"):
+        check_masks({"M1": halves}, [2, 2, 1], 3, (0.5, 0.0))
+    assert check_masks({"M1": halves}, [2, 2, 1], 3, (0.5, 0.0), values=False)["M1"] is halves
