@@ -108,8 +108,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     durations = json.loads(stats.read_text()).get("duration_by_test", {})
     limit = os.environ.get("MANUAL_BP_MUTMUT_MAX_SECONDS")
     if limit:
-        slow = [item for item in items if durations.get(item.nodeid, math.inf) > float(limit)]
+        seconds = float(limit)
+        slow = {item for item in items if durations.get(item.nodeid, math.inf) > seconds}
         if slow:
-            config.hook.pytest_deselected(items=slow)
+            config.hook.pytest_deselected(items=list(slow))
             items[:] = [item for item in items if item not in slow]
     items.sort(key=lambda item: durations.get(item.nodeid, math.inf))
