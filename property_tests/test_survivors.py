@@ -740,7 +740,7 @@ def test_masks_under_jax_are_checked_by_key_and_shape():
     read traced values, so it checks the keys and the shapes), and runs a
     net with dropout under ``jax.grad`` with its masks."""
     from manual_bp import Dense, Net
-    from manual_bp.network import batch_loss, forward, init_params
+    from manual_bp.network import backward, batch_loss, forward, init_params
     from manual_bp_reference.jax_setup import jax, jnp
 
     X = np.linspace(-1.0, 1.0, 8).reshape(2, 4)
@@ -757,7 +757,10 @@ def test_masks_under_jax_are_checked_by_key_and_shape():
         forward(params, X, dropped, jnp, masks={"M1": mask.T})
     Y = np.array([[0.0, 1.0, 1.0, 0.0]])
     grads = jax.grad(lambda p: batch_loss(p, X, Y, dropped, jnp, masks={"M1": mask}))(params)
-    assert np.asarray(grads["W1"]).shape == (3, 2) and np.all(np.isfinite(grads["W1"]))
+    _, cache = forward(params, X, dropped, masks={"M1": mask})
+    manual = backward(cache, Y, dropped)
+    for key in ("W1", "B1", "W2", "B2"):
+        np.testing.assert_allclose(np.asarray(grads[key]), manual[key], rtol=1e-12, atol=1e-14)
     traced = jax.jit(lambda M: batch_loss(params, X, Y, dropped, jnp, masks={"M1": M}))(mask)
     value = batch_loss(params, X, Y, dropped, np, masks={"M1": mask})
     assert float(traced) == pytest.approx(float(value), rel=1e-12)
