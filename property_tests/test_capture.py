@@ -1,7 +1,8 @@
 """What a user's code prints is kept bounded and exact: its first ``HEAD_CHARS``
 and last ``TAIL_CHARS`` characters, every character and line counted, whether
-it went through ``print``, ``sys.stderr`` or a kept reference to the stream,
-before or after the capture hands the streams to its C-buffered tail."""
+it went through ``print``, ``sys.stderr``, ``sys.stdout.buffer`` or a kept
+reference to the stream, before or after the capture hands the streams to its
+C-buffered tail."""
 
 import os
 import sys
@@ -31,7 +32,7 @@ WRITES = st.lists(
     st.tuples(
         st.text(st.characters(codec=None), max_size=40),
         st.integers(1, 400),
-        st.sampled_from(["print", "stderr", "kept", "end"]),
+        st.sampled_from(["print", "stderr", "kept", "end", "bytes"]),
     ),
     max_size=12,
 )
@@ -53,6 +54,10 @@ def test_the_capture_keeps_the_head_and_tail_and_counts_everything(writes):
                     elif how == "end":
                         print(text, end="")
                         printed.append(text)
+                    elif how == "bytes":  # flushed first, as at a pipe, for the order
+                        sys.stdout.flush()
+                        sys.stdout.buffer.write(text.encode("utf-8", "surrogatepass") + b"\xff")
+                        printed.append(text + "\ufffd")  # an invalid byte: replaced
                     elif how == "stderr":
                         sys.stderr.write(text)
                         printed.append(text)

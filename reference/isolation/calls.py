@@ -51,8 +51,9 @@ class Capture(io.TextIOBase):
     def __init__(self, mirror: int | None = None) -> None:
         self.mirror = mirror
         self.rest = io.TextIOWrapper(
-            _Tail(self), encoding="utf-8", errors="surrogatepass", newline=""
+            _Bytes(self.add_to_tail), encoding="utf-8", errors="surrogatepass", newline=""
         )
+        self.bytes = _Bytes(self.write)
         self.reset()
 
     def reset(self) -> None:
@@ -66,6 +67,10 @@ class Capture(io.TextIOBase):
     @property
     def name(self) -> str:
         return "<captured output>"
+
+    @property
+    def buffer(self) -> io.BufferedIOBase:  # ``sys.stdout.buffer.write(b"...")``
+        return self.bytes
 
     def writable(self) -> bool:
         return True
@@ -115,23 +120,36 @@ class Capture(io.TextIOBase):
         return result
 
 
-class _Tail(io.BufferedIOBase):
-    """Where ``Capture.rest`` flushes: bytes decoded and given to the capture."""
+class _Bytes(io.BufferedIOBase):
+    """``sys.stdout.buffer`` during a call: bytes decoded as UTF-8 (a lone
+    surrogate as ``rest`` encoded it, an invalid byte as U+FFFD) and handed to
+    ``text`` (``Capture.write``; ``Capture.add_to_tail`` under ``rest``)."""
 
-    def __init__(self, capture: Capture) -> None:
-        self.capture = capture
-        self.decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
+    def __init__(self, text: Callable[[str], object]) -> None:
+        self.text = text
+        self.decoder = codecs.getincrementaldecoder("utf-8")(_DECODING)
 
     @property
-    def name(self) -> str:  # ``sys.stdout.name`` during a call
+    def name(self) -> str:
         return "<captured output>"
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        self.capture.add_to_tail(self.decoder.decode(bytes(data)))
+        self.text(self.decoder.decode(bytes(data)))
         return len(data)
+
+
+def _surrogates_else_replace(error: UnicodeError) -> tuple[str | bytes, int]:
+    try:
+        return codecs.lookup_error("surrogatepass")(error)
+    except UnicodeDecodeError:  # not an encoded surrogate: bytes the user wrote
+        return codecs.replace_errors(error)
+
+
+_DECODING = "manual_bp_reference.capture"
+codecs.register_error(_DECODING, _surrogates_else_replace)
 
 
 class Runner:
