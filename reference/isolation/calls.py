@@ -12,12 +12,14 @@ import os
 import pickle
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -43,17 +45,19 @@ class Capture(io.TextIOBase):
     ``self.rest``: a ``TextIOWrapper`` that gathers writes in C and hands them
     over 8 KiB at a time, so a loop of a million prints runs about as fast as at
     a terminal rather than paying a Python call per write. ``captured`` puts the
-    streams back; ``taken`` flushes ``rest`` first.
+    streams back; ``taken`` flushes ``rest`` first.  Bytes written to
+    ``sys.stdout.buffer`` (``self.bytes``, before and after) come in order
+    through ``write``.  Nothing the user's code does closes either.
     """
 
     encoding = "utf-8"  # as ``rest``'s: one stream to the user's code
 
     def __init__(self, mirror: int | None = None) -> None:
         self.mirror = mirror
-        self.rest = io.TextIOWrapper(
-            _Bytes(self.add_to_tail), encoding="utf-8", errors="surrogatepass", newline=""
-        )
-        self.bytes = _Bytes(self.write)
+        self.lock = threading.Lock()
+        itself = weakref.ref(self)  # no cycle: a call's capture is freed with the call
+        self.bytes = _Bytes(itself, "write")
+        self.rest = _Rest(_Bytes(itself, "add_to_tail"), self.bytes)
         self.reset()
 
     def reset(self) -> None:
@@ -75,9 +79,14 @@ class Capture(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
+    def close(self) -> None:  # the user's ``sys.stdout.close()``: nothing to close
+        pass
+
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if type(text) is not str:  # a subclass's own slicing is not the text
+            text = str.__str__(text)
         if self.head_size >= HEAD_CHARS:  # a reference to this capture kept by the user
             return self.rest.write(text)
         part = text[: HEAD_CHARS - self.head_size]
@@ -90,24 +99,27 @@ class Capture(io.TextIOBase):
                 os.write(self.mirror, part.encode("utf-8", "replace"))
         if self.head_size >= HEAD_CHARS:
             for name in ("stdout", "stderr"):
-                if getattr(sys, name) is self:
+                if getattr(sys, name, None) is self:
                     setattr(sys, name, self.rest)
             self.rest.write(text[len(part) :])
         return len(text)
 
     def add_to_tail(self, text: str) -> None:
         """What ``rest`` hands over: counted, and its last ``TAIL_CHARS`` kept."""
-        self.chars += len(text)
-        self.line_breaks += text.count("\n")
-        self.tail.append(text)
-        self.tail_size += len(text)
-        if self.tail_size > 4 * TAIL_CHARS:  # trimmed now and then, not per write
-            while self.tail_size - len(self.tail[0]) >= TAIL_CHARS:
-                self.tail_size -= len(self.tail.popleft())
+        with self.lock:  # the user's threads print too
+            self.chars += len(text)
+            self.line_breaks += text.count("\n")
+            self.tail.append(text)
+            self.tail_size += len(text)
+            if self.tail_size > 4 * TAIL_CHARS:  # trimmed now and then, not per write
+                while self.tail_size - len(self.tail[0]) >= TAIL_CHARS:
+                    self.tail_size -= len(self.tail.popleft())
 
     def taken(self) -> tuple[str, int, int]:
         """``(text, chars, lines)`` so far, then empty."""
-        with contextlib.suppress(ValueError):  # the user closed the stream: flushed then
+        if unfinished := self.bytes.decoder.decode(b"", final=True):  # bytes cut mid-character
+            self.write(unfinished)
+        with contextlib.suppress(ValueError):  # a stream the user's code broke: what reached us
             self.rest.flush()
         text = "".join(self.head)
         if self.tail:
@@ -120,13 +132,37 @@ class Capture(io.TextIOBase):
         return result
 
 
-class _Bytes(io.BufferedIOBase):
-    """``sys.stdout.buffer`` during a call: bytes decoded as UTF-8 (a lone
-    surrogate as ``rest`` encoded it, an invalid byte as U+FFFD) and handed to
-    ``text`` (``Capture.write``; ``Capture.add_to_tail`` under ``rest``)."""
+class _Rest(io.TextIOWrapper):
+    """``sys.stdout`` past the head: ``write`` is ``TextIOWrapper``'s, in C; its
+    ``buffer`` is the capture's ``bytes`` (in order through ``Capture.write``),
+    and it cannot be detached by the user's code (nor closed: ``_Bytes.close``)."""
 
-    def __init__(self, text: Callable[[str], object]) -> None:
-        self.text = text
+    closed = False  # never closed; read per write by C for a subclass, so kept cheap
+
+    def __init__(self, sink: _Bytes, user_bytes: _Bytes) -> None:
+        super().__init__(sink, encoding="utf-8", errors="surrogatepass", newline="")
+        self.user_bytes = user_bytes
+
+    @property
+    def buffer(self) -> io.BufferedIOBase:  # type: ignore[override]  # the user's, not the sink
+        return self.user_bytes
+
+    @property
+    def name(self) -> str:
+        return "<captured output>"
+
+    def detach(self) -> NoReturn:
+        raise io.UnsupportedOperation("detach: the captured output cannot be detached")
+
+
+class _Bytes(io.BufferedIOBase):
+    """Bytes decoded as UTF-8 (a lone surrogate as ``rest`` encoded it, an
+    invalid byte as U+FFFD) and handed to the capture's ``into`` method:
+    ``write`` (``sys.stdout.buffer``) or ``add_to_tail`` (``rest``'s sink)."""
+
+    def __init__(self, capture: weakref.ref[Capture], into: str) -> None:
+        self.capture = capture
+        self.into = into
         self.decoder = codecs.getincrementaldecoder("utf-8")(_DECODING)
 
     @property
@@ -136,9 +172,15 @@ class _Bytes(io.BufferedIOBase):
     def writable(self) -> bool:
         return True
 
+    def close(self) -> None:  # a wrapper of the user's freed: nothing to close
+        pass
+
     def write(self, data: Any) -> int:
-        self.text(self.decoder.decode(bytes(data)))
-        return len(data)
+        view = memoryview(data)  # TypeError for what is not bytes-like, as a real buffer
+        capture = self.capture()
+        if capture is not None:
+            getattr(capture, self.into)(self.decoder.decode(view.tobytes()))
+        return view.nbytes
 
 
 def _surrogates_else_replace(error: UnicodeError) -> tuple[str | bytes, int]:
