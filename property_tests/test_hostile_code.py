@@ -543,6 +543,23 @@ def test_the_child_started_ahead_is_the_one_that_runs_the_code(monkeypatch):
         assert sandbox.function("f", ("x",))(7) == 7
 
 
+def test_a_sandbox_left_open_is_stopped_when_python_exits(tmp_path):
+    """A notebook or script that never closes its sandbox: at exit its child is
+    killed and its files closed (no ResourceWarning, no child left behind)."""
+    script = tmp_path / "left_open.py"
+    script.write_text(
+        "from manual_bp_reference.isolation import Isolation, Sandbox\n"
+        "sandbox = Sandbox({'f': abs}, Isolation())\n"
+        "sandbox.start()\n"
+        "print(sandbox._child.started.process.pid)\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "default", str(script)], capture_output=True,
+                          text=True, timeout=120, check=True)  # fmt: skip
+    assert "ResourceWarning" not in done.stderr, done.stderr
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left to notice
+        os.kill(int(done.stdout), 0)
+
+
 # --- what travels to the child, and how often hanging code is called -------------------
 
 
