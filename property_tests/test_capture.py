@@ -101,7 +101,8 @@ def test_the_tail_keeps_exactly_its_last_characters_whatever_the_chunks(sizes):
 
 
 def run_one(function, *, native=False):
-    """``Runner.run``'s reply for ``function()``: ``(kind, text, chars, lines)``."""
+    """``Runner.run``'s reply for ``function()``: ``(kind, exception or None,
+    text, chars, lines)``."""
     from manual_bp_reference.isolation.calls import Runner
 
     kind, payload, output, _, _ = Runner({"f": function}, interruptible=native).run(1, "f", (), ())
