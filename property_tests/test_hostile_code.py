@@ -544,13 +544,15 @@ def test_the_child_started_ahead_is_the_one_that_runs_the_code(monkeypatch):
 
 
 def test_a_sandbox_left_open_is_stopped_when_python_exits(tmp_path):
-    """A notebook or script that never closes its sandbox: at exit its child is
-    killed and its files closed (no ResourceWarning, no child left behind)."""
+    """A notebook or script that never closes its sandbox: at exit its child and
+    the spares are killed and their files closed (no ResourceWarning, no child
+    left behind)."""
     script = tmp_path / "left_open.py"
     script.write_text(
-        "from manual_bp_reference.isolation import Isolation, Sandbox\n"
+        "from manual_bp_reference.isolation import Isolation, Sandbox, processes\n"
         "sandbox = Sandbox({'f': abs}, Isolation())\n"
         "sandbox.start()\n"
+        "processes.keep_a_spare()  # and the spares\n"
         "print(sandbox._child.started.process.pid)\n"
     )
     done = subprocess.run([sys.executable, "-W", "default", str(script)], capture_output=True,

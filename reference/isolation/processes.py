@@ -181,6 +181,7 @@ def _stop_children() -> None:
     """At exit: the spares and every child a sandbox left running (one never
     closed), killed with their files closed, not left to find the parent gone."""
     with SPARE_LOCK:
+        children = [*SPARE, *LIVE]  # held here: a spare dropped unstopped would warn
         SPARE.clear()
-    for process in list(LIVE):
+    for process in dict.fromkeys(children):
         stop(process)
